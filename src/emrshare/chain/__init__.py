@@ -1,0 +1,1 @@
+"""Chain layer: contract bindings, deployment, event queries, signing and revert decoding."""

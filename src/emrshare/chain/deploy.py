@@ -1,0 +1,95 @@
+"""Deploy the emrshare contracts and read/write the deployment file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
+from web3.types import Nonce
+
+from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
+
+__all__ = ["Deployment", "deploy_contracts"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the contracts live: chain id, addresses by contract name, start block."""
+
+    chain_id: int
+    addresses: dict[str, str]
+    start_block: int
+    deployer: str
+
+    def write(self, path: Path) -> None:
+        """Write the deployment file atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> Deployment:
+        """Read a deployment file written by :meth:`write`."""
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                chain_id=int(data["chain_id"]),
+                addresses=dict(data["addresses"]),
+                start_block=int(data["start_block"]),
+                deployer=str(data["deployer"]),
+            )
+        except FileNotFoundError as exc:
+            raise ConfigurationError(
+                f"no deployment file at {path}; deploy the contracts first (`emrshare devnet up`)"
+            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"deployment file {path} is not valid: {exc}") from exc
+
+    def check(self, w3: Web3) -> None:
+        """Raise :class:`DeploymentError` unless the chain matches this deployment."""
+        if w3.eth.chain_id != self.chain_id:
+            raise DeploymentError(
+                f"deployment is for chain {self.chain_id} but the node is "
+                f"chain {w3.eth.chain_id}; point at the right endpoint"
+            )
+        for name, addr in self.addresses.items():
+            if not w3.eth.get_code(Web3.to_checksum_address(addr)):
+                raise DeploymentError(f"no {name} contract at {addr}; redeploy the contracts")
+
+
+def deploy_contracts(
+    w3: Web3,
+    private_key: bytes,
+    names: list[str] | None = None,
+    on_deployed: Callable[[str, str], None] | None = None,
+) -> Deployment:
+    """Deploy each named contract (all shipped ones by default) from ``private_key``."""
+    acct = Account.from_key(private_key)
+    start = w3.eth.block_number
+    addresses: dict[str, str] = {}
+    nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
+    for name in names or artifact_names():
+        art = load_artifact(name)
+        contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        tx = contract.constructor().build_transaction(
+            {"from": acct.address, "nonce": Nonce(nonce), "chainId": w3.eth.chain_id}
+        )
+        signed = acct.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1 or not receipt["contractAddress"]:
+            raise TransactionFailed(f"deploying {name} failed in tx {tx_hash.hex()}")
+        addresses[name] = str(receipt["contractAddress"])
+        nonce += 1
+        if on_deployed:
+            on_deployed(name, addresses[name])
+    return Deployment(
+        chain_id=w3.eth.chain_id, addresses=addresses, start_block=start, deployer=acct.address
+    )

@@ -1,0 +1,24 @@
+"""The example ``emrshare`` command line (thin: parses, calls the library, prints)."""
+
+from __future__ import annotations
+
+import typer
+
+from emrshare import __version__
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Share encrypted medical records across hospitals.",
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the emrshare version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

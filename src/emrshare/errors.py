@@ -1,0 +1,222 @@
+"""The emrshare error tree.
+
+Every error a caller can cause or meet is an :class:`EmrShareError`. Third-party errors
+are re-raised inside this tree with ``raise ... from exc``. Messages say what happened
+and what to do next; they never contain secret material.
+
+::
+
+    EmrShareError
+    ├── ConfigurationError          bad or missing configuration, profile, tool or file
+    ├── CryptoError
+    │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
+    │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
+    │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
+    ├── WireFormatError             bytes that do not parse as the named format
+    │   └── UnsupportedVersion      a known format with an unknown major version
+    ├── StorageError
+    │   ├── BlobNotFound            no blob/block under that CID
+    │   ├── IntegrityError          stored bytes do not match their CID
+    │   └── StoreUnavailable        a storage backend could not be reached
+    ├── ChainError
+    │   ├── ContractRevert          a call reverted; carries the decoded custom error
+    │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
+    │   └── DeploymentError         contracts missing or not matching the deployment file
+    ├── AccessDenied                the chain or the proxies say no
+    │   ├── GrantRevoked
+    │   ├── GrantExpired
+    │   └── NotGrantee
+    ├── Unavailable                 too few proxies answered to meet the threshold
+    └── JournalError                an interrupted write needs ``emrshare recover``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AccessDenied",
+    "BlobNotFound",
+    "ChainError",
+    "ConfigurationError",
+    "ContractRevert",
+    "CryptoError",
+    "DecryptionError",
+    "DeploymentError",
+    "EmrShareError",
+    "GrantExpired",
+    "GrantRevoked",
+    "IntegrityError",
+    "JournalError",
+    "KeystoreError",
+    "NotGrantee",
+    "StorageError",
+    "StoreUnavailable",
+    "TransactionFailed",
+    "Unavailable",
+    "UnsupportedVersion",
+    "VerificationError",
+    "WireFormatError",
+]
+
+
+class EmrShareError(Exception):
+    """Root of every error raised by emrshare."""
+
+
+class ConfigurationError(EmrShareError):
+    """Configuration, a profile, a required tool or a file is missing or invalid."""
+
+
+class CryptoError(EmrShareError):
+    """A cryptographic operation failed."""
+
+
+class VerificationError(CryptoError):
+    """A signature, key fragment, capsule fragment or policy binding did not verify."""
+
+
+class DecryptionError(CryptoError):
+    """Authenticated decryption failed.
+
+    The message never says which check failed (wrong key, tampering, truncation,
+    reordering): like Fernet's ``InvalidToken``, one error covers them all.
+    """
+
+    def __init__(
+        self,
+        message: str = "decryption failed: the data was tampered with, "
+        "truncated, or the key is wrong",
+    ) -> None:
+        super().__init__(message)
+
+
+class KeystoreError(CryptoError):
+    """A keystore could not be opened: wrong password, tampered or unreadable file."""
+
+
+class WireFormatError(EmrShareError):
+    """Bytes do not parse as the format they claim to be."""
+
+
+class UnsupportedVersion(WireFormatError):
+    """A known format carries a major version this release cannot read."""
+
+
+class StorageError(EmrShareError):
+    """A storage backend failed."""
+
+
+class BlobNotFound(StorageError):
+    """No blob or block is stored under the requested CID."""
+
+    def __init__(self, cid: str, message: str | None = None) -> None:
+        self.cid = cid
+        super().__init__(
+            message
+            or f"no blob stored under CID {cid}; check the CID or "
+            "fetch it from a replica that pinned it"
+        )
+
+
+class IntegrityError(StorageError):
+    """Stored bytes do not hash to their CID (corruption or tampering)."""
+
+    def __init__(self, cid: str, message: str | None = None) -> None:
+        self.cid = cid
+        super().__init__(
+            message
+            or f"block {cid} failed its integrity check; the store is "
+            "corrupted or was tampered with: restore it from a replica"
+        )
+
+
+class StoreUnavailable(StorageError):
+    """A storage backend could not be reached."""
+
+
+class ChainError(EmrShareError):
+    """An interaction with the chain failed."""
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted.
+
+    ``name`` is the decoded custom error (``"RecordIndex_NotAuthorized"``), ``args`` its
+    decoded arguments by name; ``name`` is ``"Error"`` for a ``require`` string and
+    ``"Panic"`` for an assertion/overflow, and ``"unknown"`` when the revert data could
+    not be decoded.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        message: str | None = None,
+        data: bytes = b"",
+    ) -> None:
+        self.name = name
+        self.args_by_name: dict[str, Any] = dict(args or {})
+        self.data = data
+        if message is None:
+            rendered = ", ".join(f"{k}={_short(v)}" for k, v in self.args_by_name.items())
+            message = f"contract reverted with {name}({rendered})"
+        super().__init__(message)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        h = bytes(value).hex()
+        return "0x" + (h if len(h) <= 16 else h[:16] + "…")
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class TransactionFailed(ChainError):
+    """A transaction was dropped, timed out waiting for a receipt, or failed."""
+
+
+class DeploymentError(ChainError):
+    """Contracts are missing, or the deployment file does not match the chain."""
+
+
+class AccessDenied(EmrShareError):
+    """The chain or the proxies refused access.
+
+    ``reasons`` maps a proxy (or ``"chain"``) to the machine-readable reason it gave.
+    """
+
+    def __init__(self, message: str, reasons: Mapping[str, str] | None = None) -> None:
+        self.reasons: dict[str, str] = dict(reasons or {})
+        super().__init__(message)
+
+
+class GrantRevoked(AccessDenied):
+    """The grant was revoked; ask the patient for a new one."""
+
+
+class GrantExpired(AccessDenied):
+    """The grant expired by chain time; ask the patient to renew it."""
+
+
+class NotGrantee(AccessDenied):
+    """The caller is not the grantee of that policy."""
+
+
+class Unavailable(EmrShareError):
+    """Too few proxies answered to meet the threshold.
+
+    ``failures`` maps each failed proxy to why it failed (down, timeout, bad fragment).
+    """
+
+    def __init__(
+        self, message: str, failures: Mapping[str, str] | None = None, needed: int = 0, got: int = 0
+    ) -> None:
+        self.failures: dict[str, str] = dict(failures or {})
+        self.needed = needed
+        self.got = got
+        super().__init__(message)
+
+
+class JournalError(EmrShareError):
+    """A journaled write was interrupted; run ``emrshare recover`` to finish it."""

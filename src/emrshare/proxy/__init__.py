@@ -1,0 +1,1 @@
+"""proxy layer (see docs/architecture.md)."""
