@@ -1,0 +1,683 @@
+"""Exactly-once record writes: a local SQLite journal of the steps of ``add_record``.
+
+Every write moves through these states, and each transition is committed to the journal
+(SQLite in WAL mode) *before* the next step starts::
+
+    pending ──encrypt──▶ encrypted ──store──▶ stored ──append──▶ append_sent ──▶ confirmed
+       │                     │                  │                    │
+       └───────────── rolled_back ◀─────────────┴────────────────────┘   (permanent failure)
+
+- ``pending``: the intent (record id, patient, category) is recorded; nothing durable yet.
+- ``encrypted``: the ciphertext is spooled in the journal (inline for small records, a
+  file in ``spool/`` for large ones) together with an opaque *secret* the caller's steps
+  protect (the data key sealed to the writer's own key). From here on the record can no
+  longer be lost, even if the caller's source is gone.
+- ``stored``: the ciphertext is pinned in storage under a CID.
+- ``append_sent``: the index append transaction was sent; its hash is recorded.
+- ``confirmed``: the entry is in the on-chain index; the spool is deleted.
+
+The journal never touches crypto, storage or the chain itself: the work is done by a
+:class:`WriteSteps` object (the facades build one from the crypto core, a ``BlobStore``
+and the chain bindings). Duplicates are impossible because, before every append, the steps
+are asked whether the record id is already in the index, and the index contract accepts a
+record id only once. A crash or a chain/storage failure leaves the job in its last
+committed state; :meth:`Journal.run` (called again by the next write) or
+:meth:`Journal.recover` (``emrshare recover``) resumes it. A permanent failure (the
+contract refuses the writer, say) rolls the job back and unpins its orphaned blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol
+
+from emrshare.errors import (
+    AccessDenied,
+    ConfigurationError,
+    ContractRevert,
+    CryptoError,
+    EmrShareError,
+    JournalError,
+    WireFormatError,
+)
+from emrshare.types import Cid, RecordId
+
+__all__ = [
+    "INLINE_MAX",
+    "Journal",
+    "JobState",
+    "ReceiptStatus",
+    "RecoveryReport",
+    "WriteJob",
+    "WriteSteps",
+    "is_permanent",
+]
+
+#: Ciphertexts up to this size are spooled inside the journal database; larger ones go to
+#: a file next to it (bulk imports of small records then cost one SQLite commit per batch).
+INLINE_MAX = 256 * 1024
+
+ReceiptStatus = Literal["confirmed", "failed", "unknown"]
+
+
+class JobState(StrEnum):
+    """Where a journaled write stands."""
+
+    PENDING = "pending"
+    ENCRYPTED = "encrypted"
+    STORED = "stored"
+    APPEND_SENT = "append_sent"
+    CONFIRMED = "confirmed"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.CONFIRMED, JobState.ROLLED_BACK)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteJob:
+    """One journaled write, as last committed."""
+
+    record_id: RecordId
+    patient: str
+    category: str
+    state: JobState
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+    cid: Cid | None = None
+    tx_hash: bytes | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    # The opaque secret (e.g. the data key sealed to the writer) never appears in a repr.
+    secret: bytes | None = field(default=None, repr=False)
+
+
+class WriteSteps(Protocol):
+    """The work behind each journal transition, supplied by the caller.
+
+    Every method must be safe to call again after a crash (storing the same ciphertext
+    twice yields the same CID; appends are guarded by :meth:`appended`).
+    """
+
+    def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
+        """Write the record's ciphertext to ``sink``; return the opaque secret to keep."""
+
+    def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
+        """Put and pin the ciphertext; return its CID."""
+
+    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+        """Build and seal the index entry for ``job`` (its blob is stored under ``cid``)."""
+
+    def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
+        """Which of these record ids are already in the on-chain index."""
+
+    def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
+        """Send one (batch) append transaction for ``jobs``; return its hash."""
+
+    def receipt(self, tx_hash: bytes) -> ReceiptStatus:
+        """Wait for the transaction: mined and successful, failed/dropped, or still unknown."""
+
+    def unpin(self, cid: Cid) -> None:
+        """Unpin an orphaned blob (its entry never reached the index)."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot help: the write must be rolled back and the error reported.
+
+    Contract reverts, refusals, crypto and format errors and bad configuration are
+    permanent; storage and chain outages, timeouts and crashes are not.
+    """
+    return isinstance(
+        exc, ContractRevert | AccessDenied | CryptoError | WireFormatError | ConfigurationError
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What :meth:`Journal.recover` did."""
+
+    confirmed: list[RecordId] = field(default_factory=list)
+    rolled_back: list[RecordId] = field(default_factory=list)
+    failed: dict[RecordId, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS writes (
+    record_id  BLOB PRIMARY KEY,
+    patient    TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    meta       TEXT NOT NULL DEFAULT '{}',
+    source     TEXT,
+    secret     BLOB,
+    ciphertext BLOB,
+    spool      TEXT,
+    cid        TEXT,
+    tx_hash    BLOB,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    owner      INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS writes_open ON writes(state) WHERE state NOT IN
+    ('confirmed', 'rolled_back');
+"""
+
+_COLUMNS = (
+    "record_id, patient, category, state, meta, source, secret, cid, tx_hash, attempts, "
+    "last_error, created_at, updated_at"
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Spool:
+    """A write sink that stays in memory up to ``INLINE_MAX`` and then rolls to a file."""
+
+    def __init__(self, path: Path, inline_max: int) -> None:
+        self._path = path
+        self._inline_max = inline_max
+        self._mem: io.BytesIO | None = io.BytesIO()
+        self._file: IO[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._mem is not None and self._mem.tell() + len(data) > self._inline_max:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("wb")
+            self._file.write(self._mem.getvalue())
+            self._mem = None
+        if self._file is not None:
+            return self._file.write(data)
+        assert self._mem is not None
+        return self._mem.write(data)
+
+    def finish(self) -> tuple[bytes | None, Path | None]:
+        """Close the sink: ``(inline bytes, None)`` or ``(None, durable file path)``."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            return None, self._path
+        assert self._mem is not None
+        return self._mem.getvalue(), None
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+
+
+class _SinkAdapter(io.RawIOBase):
+    """Presents a :class:`_Spool` as a writable binary file object."""
+
+    def __init__(self, spool: _Spool) -> None:
+        super().__init__()
+        self._spool = spool
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return self._spool.write(bytes(b))
+
+
+class Journal:
+    """The write journal of one writer identity, in ``directory`` (``journal.db`` + ``spool/``).
+
+    Several processes may open the same journal: a job is driven by one process at a time
+    (the owner's pid is recorded; a dead owner's jobs are taken over).
+
+    Example::
+
+        journal = Journal(data_dir / "journal")
+        job = journal.begin(record_id, patient, "lab")
+        journal.run([job], steps)          # → confirmed, or raises JournalError
+        journal.recover(steps)             # finishes whatever an earlier crash left
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        inline_max: int = INLINE_MAX,
+        now: Callable[[], float] = time.time,
+        retries: int = 2,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._spool_dir = self.directory / "spool"
+        self._inline_max = inline_max
+        self._now = now
+        self._retries = retries
+        self._pid = os.getpid()
+        self._db = sqlite3.connect(
+            self.directory / "journal.db", timeout=30.0, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed transition survives power loss, which is the point of a journal.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        with contextlib.suppress(OSError):
+            os.chmod(self.directory / "journal.db", 0o600)
+
+    def close(self) -> None:
+        """Close the database (jobs stay in their committed state)."""
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, record_id: RecordId) -> WriteJob:
+        """The committed state of one job."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM writes WHERE record_id = ?",  # noqa: S608 - fixed columns
+            (bytes(record_id),),
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"no journaled write for record 0x{bytes(record_id).hex()}")
+        return self._job(row)
+
+    def jobs(self, *, open_only: bool = False) -> list[WriteJob]:
+        """All jobs (or only unfinished ones), oldest first."""
+        where = "WHERE state NOT IN ('confirmed', 'rolled_back')" if open_only else ""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM writes {where} ORDER BY created_at, rowid"  # noqa: S608
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def pending(self) -> list[WriteJob]:
+        """Unfinished jobs not being driven by another live process."""
+        return [j for j in self.jobs(open_only=True) if self._claimable(j.record_id)]
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> WriteJob:
+        return WriteJob(
+            record_id=RecordId(bytes(row[0])),
+            patient=row[1],
+            category=row[2],
+            state=JobState(row[3]),
+            meta=json.loads(row[4]),
+            source=Path(row[5]) if row[5] else None,
+            secret=bytes(row[6]) if row[6] is not None else None,
+            cid=Cid(row[7]) if row[7] else None,
+            tx_hash=bytes(row[8]) if row[8] is not None else None,
+            attempts=int(row[9]),
+            last_error=row[10],
+            created_at=float(row[11]),
+            updated_at=float(row[12]),
+        )
+
+    # -- writing ----------------------------------------------------------------------
+
+    def begin(
+        self,
+        record_id: RecordId,
+        patient: str,
+        category: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        source: Path | None = None,
+    ) -> WriteJob:
+        """Record the intent to write ``record_id`` (state ``pending``).
+
+        ``source`` names a file the record can be re-read from if the process dies before
+        the ciphertext is spooled; without it such a write is rolled back on recovery
+        (the call never returned, so the caller still holds the content).
+        """
+        now = self._now()
+        try:
+            self._db.execute(
+                "INSERT INTO writes (record_id, patient, category, state, meta, source, owner,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    bytes(record_id),
+                    patient,
+                    category,
+                    JobState.PENDING.value,
+                    json.dumps(dict(meta or {}), sort_keys=True),
+                    str(source) if source is not None else None,
+                    self._pid,
+                    now,
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise JournalError(
+                f"record 0x{bytes(record_id).hex()} is already in the journal; "
+                "use a fresh record id, or `emrshare recover` to finish it"
+            ) from exc
+        return self.get(record_id)
+
+    def begin_many(
+        self, items: Iterable[tuple[RecordId, str, str, Mapping[str, Any]]]
+    ) -> list[WriteJob]:
+        """:meth:`begin` for many records in one transaction (bulk imports)."""
+        now = self._now()
+        ids: list[RecordId] = []
+        with self._tx():
+            for record_id, patient, category, meta in items:
+                self._db.execute(
+                    "INSERT INTO writes (record_id, patient, category, state, meta, owner,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        bytes(record_id),
+                        patient,
+                        category,
+                        JobState.PENDING.value,
+                        json.dumps(dict(meta), sort_keys=True),
+                        self._pid,
+                        now,
+                        now,
+                    ),
+                )
+                ids.append(record_id)
+        return [self.get(i) for i in ids]
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _update(self, record_id: RecordId, **values: Any) -> None:
+        values["updated_at"] = self._now()
+        cols = ", ".join(f"{k} = ?" for k in values)
+        self._db.execute(
+            f"UPDATE writes SET {cols} WHERE record_id = ?",  # noqa: S608 - fixed keys
+            (*values.values(), bytes(record_id)),
+        )
+
+    def _claimable(self, record_id: RecordId) -> bool:
+        row = self._db.execute(
+            "SELECT owner FROM writes WHERE record_id = ?", (bytes(record_id),)
+        ).fetchone()
+        owner = row[0] if row else None
+        return owner is None or owner == self._pid or not _pid_alive(int(owner))
+
+    def _claim(self, jobs: Sequence[WriteJob]) -> list[WriteJob]:
+        claimed: list[WriteJob] = []
+        with self._tx():
+            for job in jobs:
+                if self._claimable(job.record_id):
+                    self._db.execute(
+                        "UPDATE writes SET owner = ? WHERE record_id = ?",
+                        (self._pid, bytes(job.record_id)),
+                    )
+                    claimed.append(job)
+        return claimed
+
+    def _release(self, jobs: Sequence[WriteJob]) -> None:
+        with self._tx():
+            for job in jobs:
+                self._db.execute(
+                    "UPDATE writes SET owner = NULL WHERE record_id = ? AND owner = ?",
+                    (bytes(job.record_id), self._pid),
+                )
+
+    def _ciphertext(self, record_id: RecordId) -> IO[bytes]:
+        row = self._db.execute(
+            "SELECT ciphertext, spool FROM writes WHERE record_id = ?", (bytes(record_id),)
+        ).fetchone()
+        if row is None or (row[0] is None and row[1] is None):
+            raise JournalError(f"the spooled ciphertext of record 0x{record_id.hex()} is missing")
+        if row[0] is not None:
+            return io.BytesIO(bytes(row[0]))
+        try:
+            return Path(row[1]).open("rb")
+        except FileNotFoundError as exc:
+            raise JournalError(
+                f"the spool file {row[1]} of record 0x{record_id.hex()} is missing"
+            ) from exc
+
+    def _drop_spool(self, record_id: RecordId) -> None:
+        row = self._db.execute(
+            "SELECT spool FROM writes WHERE record_id = ?", (bytes(record_id),)
+        ).fetchone()
+        if row and row[0]:
+            with contextlib.suppress(FileNotFoundError):
+                Path(row[0]).unlink()
+        self._update(record_id, ciphertext=None, spool=None, secret=None)
+
+    # -- driving ----------------------------------------------------------------------
+
+    def run(self, jobs: Sequence[WriteJob], steps: WriteSteps, *, batch_size: int = 50) -> None:
+        """Drive ``jobs`` to ``confirmed``.
+
+        Transient failures (storage or chain down, a crash) leave every job at its last
+        committed state and raise :class:`JournalError`; run again or call
+        :meth:`recover`. A permanent failure (see :func:`is_permanent`) rolls the affected
+        jobs back (unpinning their blobs) and re-raises the original error.
+        """
+        claimed = self._claim([self.get(j.record_id) for j in jobs])
+        try:
+            self._drive(claimed, steps, batch_size)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._release(claimed)
+
+    def recover(
+        self, steps: WriteSteps, *, rollback: bool = False, batch_size: int = 50
+    ) -> RecoveryReport:
+        """Finish (or, with ``rollback=True``, undo) every interrupted write.
+
+        A write whose entry already reached the chain is always finished, never undone.
+        """
+        report = RecoveryReport()
+        for job in self.pending():
+            try:
+                if job.state is JobState.PENDING and job.source is None:
+                    # The writer died before the ciphertext was spooled: the call never
+                    # returned, so its caller still holds the content. Nothing to keep.
+                    self._rollback(job, steps, "interrupted before the ciphertext was spooled")
+                    report.rolled_back.append(job.record_id)
+                elif rollback:
+                    self._rollback_unless_appended(job, steps, report)
+                else:
+                    self.run([job], steps, batch_size=batch_size)
+                    final = self.get(job.record_id).state
+                    (
+                        report.confirmed if final is JobState.CONFIRMED else report.rolled_back
+                    ).append(job.record_id)
+            except EmrShareError as exc:
+                if self.get(job.record_id).state is JobState.ROLLED_BACK:
+                    report.rolled_back.append(job.record_id)
+                else:
+                    report.failed[job.record_id] = str(exc)
+        return report
+
+    def _rollback_unless_appended(
+        self, job: WriteJob, steps: WriteSteps, report: RecoveryReport
+    ) -> None:
+        claimed = self._claim([job])
+        try:
+            for j in claimed:
+                if j.state in (JobState.STORED, JobState.APPEND_SENT) and steps.appended([j]):
+                    self._set_state(j, JobState.CONFIRMED)
+                    self._drop_spool(j.record_id)
+                    report.confirmed.append(j.record_id)
+                else:
+                    self._rollback(j, steps, "rolled back by request")
+                    report.rolled_back.append(j.record_id)
+        finally:
+            self._release(claimed)
+
+    def _set_state(self, job: WriteJob, state: JobState, **values: Any) -> None:
+        self._update(job.record_id, state=state.value, last_error=None, **values)
+
+    def _fail(self, jobs: Sequence[WriteJob], exc: BaseException) -> None:
+        with self._tx():
+            for job in jobs:
+                self._db.execute(
+                    "UPDATE writes SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+                    " WHERE record_id = ?",
+                    (f"{type(exc).__name__}: {exc}", self._now(), bytes(job.record_id)),
+                )
+
+    def _rollback(self, job: WriteJob, steps: WriteSteps, reason: str) -> None:
+        current = self.get(job.record_id)
+        # Best effort: a store that is down now leaves an orphan that storage GC of
+        # unpinned blocks covers; the rollback itself must stand.
+        with contextlib.suppress(EmrShareError, OSError):
+            cid = current.cid
+            if cid is None and current.state is JobState.ENCRYPTED:
+                # We may have died right after the put: storing the spooled ciphertext
+                # again is idempotent and tells us the CID to unpin.
+                with self._ciphertext(job.record_id) as ciphertext:
+                    cid = steps.store(current, ciphertext)
+            if cid is not None:
+                steps.unpin(cid)
+        self._drop_spool(job.record_id)
+        self._update(job.record_id, state=JobState.ROLLED_BACK.value, last_error=reason[:500])
+
+    def _guarded(
+        self,
+        group: Sequence[WriteJob],
+        steps: WriteSteps,
+        action: Callable[[Sequence[WriteJob], WriteSteps], None],
+    ) -> None:
+        if not group:
+            return
+        try:
+            action(group, steps)
+        except Exception as exc:
+            if is_permanent(exc):
+                for j in group:
+                    if not self.get(j.record_id).state.finished:
+                        self._rollback(j, steps, f"{type(exc).__name__}: {exc}")
+                raise
+            self._fail(group, exc)
+            more = f" and {len(group) - 1} more" if len(group) > 1 else ""
+            raise JournalError(
+                f"the write of record 0x{group[0].record_id.hex()}{more} was interrupted "
+                f"({type(exc).__name__}: {exc}); it is safe in the journal: run "
+                "`emrshare recover` (or write again) to finish it"
+            ) from exc
+
+    def _drive(self, jobs: Sequence[WriteJob], steps: WriteSteps, batch_size: int) -> None:
+        ids = [j.record_id for j in jobs]
+
+        def current(*states: JobState) -> list[WriteJob]:
+            # Always act on the committed rows, never on the caller's stale copies.
+            return [j for j in (self.get(i) for i in ids) if j.state in states]
+
+        for job in current(JobState.PENDING):
+            self._guarded([job], steps, self._encrypt)
+        for job in current(JobState.ENCRYPTED):
+            self._guarded([job], steps, self._store)
+        for _ in range(self._retries + 1):
+            if not current(JobState.STORED, JobState.APPEND_SENT):
+                break
+            self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
+            stored = current(JobState.STORED)
+            for start in range(0, len(stored), batch_size):
+                self._guarded(stored[start : start + batch_size], steps, self._append)
+            self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
+        left = current(JobState.PENDING, JobState.ENCRYPTED, JobState.STORED, JobState.APPEND_SENT)
+        if left:
+            raise JournalError(
+                f"{len(left)} write(s) did not confirm after {self._retries + 1} attempts; "
+                "they are safe in the journal: run `emrshare recover` later"
+            )
+
+    def _encrypt(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
+        (job,) = group
+        spool = _Spool(self._spool_dir / f"{job.record_id.hex()}.bin", self._inline_max)
+        sink = io.BufferedWriter(_SinkAdapter(spool))
+        try:
+            secret = steps.encrypt(job, sink)
+            sink.flush()
+            inline, path = spool.finish()
+        except BaseException:
+            spool.discard()
+            raise
+        with self._tx():
+            self._set_state(
+                job,
+                JobState.ENCRYPTED,
+                secret=secret,
+                ciphertext=inline,
+                spool=str(path) if path is not None else None,
+            )
+
+    def _store(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
+        (job,) = group
+        with self._ciphertext(job.record_id) as ciphertext:
+            cid = steps.store(job, ciphertext)
+        self._set_state(job, JobState.STORED, cid=str(cid))
+
+    def _append(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
+        # The guard that makes appends exactly-once: an earlier attempt may have been mined
+        # after we lost track of it (crash between send and the journal commit).
+        done = steps.appended(group)
+        with self._tx():
+            for j in group:
+                if j.record_id in done:
+                    self._set_state(j, JobState.CONFIRMED)
+                    self._drop_spool(j.record_id)
+        todo = [j for j in group if j.record_id not in done]
+        if not todo:
+            return
+        sealed = []
+        for j in todo:
+            if j.cid is None or j.secret is None:
+                raise JournalError(f"record 0x{j.record_id.hex()} has no CID or secret")
+            sealed.append(steps.seal(j, j.cid, j.secret))
+        tx_hash = steps.send_append(todo, sealed)
+        with self._tx():
+            for j in todo:
+                self._set_state(j, JobState.APPEND_SENT, tx_hash=bytes(tx_hash))
+
+    def _confirm(self, sent: Sequence[WriteJob], steps: WriteSteps) -> None:
+        if not sent:
+            return
+        by_tx: dict[bytes, list[WriteJob]] = {}
+        for j in sent:
+            by_tx.setdefault(j.tx_hash or b"", []).append(j)
+        for tx_hash, group in by_tx.items():
+            status = steps.receipt(tx_hash) if tx_hash else "failed"
+            if status == "unknown":
+                raise JournalError(f"transaction 0x{tx_hash.hex()} is not mined yet")
+            done = steps.appended(group)
+            with self._tx():
+                for j in group:
+                    if j.record_id in done:
+                        self._set_state(j, JobState.CONFIRMED)
+                        self._drop_spool(j.record_id)
+                    else:
+                        # Failed or dropped and not in the index: send it again.
+                        self._set_state(j, JobState.STORED, tx_hash=None)

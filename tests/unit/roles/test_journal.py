@@ -1,0 +1,350 @@
+"""The write journal: a crash or failure at any step resumes to exactly one index entry.
+
+The steps here are a small in-memory ledger written for these tests: a content-addressed
+dict as the store and an append-only list as the index that, like the index contract,
+accepts a record id only once. The same journal is driven by the real crypto, storage and
+chain layers in ``tests/integration/roles``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from emrshare.errors import ContractRevert, JournalError, StoreUnavailable, TransactionFailed
+from emrshare.journal import JobState, Journal, ReceiptStatus, WriteJob
+from emrshare.types import Cid, RecordId
+
+
+class Crash(BaseException):
+    """Stands for the process dying: escapes every ``except Exception``."""
+
+
+@dataclass
+class Ledger:
+    """Store + index + mempool shared by successive 'processes' (journal instances)."""
+
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    pinned: set[str] = field(default_factory=set)
+    index: list[tuple[bytes, bytes]] = field(default_factory=list)
+    mempool: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    duplicate_attempts: int = 0
+    sends: int = 0
+
+    def mine(self) -> None:
+        for tx, entries in list(self.mempool.items()):
+            ids = {r for r, _ in self.index}
+            if any(r in ids for r, _ in entries):
+                self.duplicate_attempts += 1
+            else:
+                self.index.extend(entries)
+            del self.mempool[tx]
+
+
+@dataclass
+class Steps:
+    ledger: Ledger
+    sources: dict[bytes, bytes] = field(default_factory=dict)
+    crash_at: str | None = None
+    fail_at: str | None = None
+    fail_with: Exception = field(default_factory=lambda: StoreUnavailable("store is down"))
+    mine_on_send: bool = True
+    receipt_status: ReceiptStatus | None = None
+    calls: list[str] = field(default_factory=list)
+
+    def _hook(self, point: str) -> None:
+        self.calls.append(point)
+        if self.crash_at == point:
+            raise Crash(point)
+        if self.fail_at == point:
+            raise self.fail_with
+
+    def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
+        self._hook("encrypt:before")
+        data = self.sources[job.record_id]
+        for i in range(0, len(data), 1000):
+            sink.write(bytes(b ^ 0x5A for b in data[i : i + 1000]))
+        self._hook("encrypt:after")
+        return b"sealed-data-key"
+
+    def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
+        self._hook("store:before")
+        data = ciphertext.read()
+        cid = hashlib.sha256(data).hexdigest()
+        self.ledger.blobs[cid] = data
+        self.ledger.pinned.add(cid)
+        self._hook("store:after")
+        return Cid(cid)
+
+    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+        self._hook("seal")
+        assert secret == b"sealed-data-key"
+        return b"entry:" + cid.encode()
+
+    def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
+        self._hook("appended")
+        ids = {r for r, _ in self.ledger.index}
+        return {j.record_id for j in jobs if j.record_id in ids}
+
+    def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
+        self._hook("send:before")
+        self.ledger.sends += 1
+        tx = hashlib.sha256(b"tx%d" % self.ledger.sends).digest()
+        self.ledger.mempool[tx] = [(j.record_id, s) for j, s in zip(jobs, sealed, strict=True)]
+        if self.mine_on_send:
+            self.ledger.mine()
+        self._hook("send:after")
+        return tx
+
+    def receipt(self, tx_hash: bytes) -> ReceiptStatus:
+        self._hook("receipt:before")
+        if self.receipt_status is not None:
+            return self.receipt_status
+        self.ledger.mine()
+        self._hook("receipt:after")
+        return "confirmed"
+
+    def unpin(self, cid: Cid) -> None:
+        self._hook("unpin")
+        self.ledger.pinned.discard(cid)
+
+
+def rid(i: int) -> RecordId:
+    return RecordId(hashlib.sha256(b"record%d" % i).digest())
+
+
+def content(i: int, size: int = 3000) -> bytes:
+    return (b"record %d " % i) * (size // 10)
+
+
+def assert_exactly_once(ledger: Ledger, ids: Sequence[RecordId], sources: dict[bytes, bytes]):
+    assert ledger.duplicate_attempts == 0
+    indexed = [r for r, _ in ledger.index]
+    assert sorted(indexed) == sorted(ids), "exactly one index entry per record"
+    for r, entry in ledger.index:
+        cid = entry.removeprefix(b"entry:").decode()
+        assert cid in ledger.pinned
+        plain = bytes(b ^ 0x5A for b in ledger.blobs[cid])
+        assert plain == sources[r], "nothing lost: the stored blob decrypts to the record"
+    assert ledger.pinned == {e.removeprefix(b"entry:").decode() for _, e in ledger.index}
+
+
+def test_happy_path(tmp_path: Path) -> None:
+    ledger = Ledger()
+    steps = Steps(ledger, {rid(1): content(1)})
+    with Journal(tmp_path) as journal:
+        job = journal.begin(rid(1), "0xpatient", "lab", meta={"media_type": "text/plain"})
+        assert job.state is JobState.PENDING
+        journal.run([job], steps)
+        done = journal.get(rid(1))
+        assert done.state is JobState.CONFIRMED
+        assert done.meta == {"media_type": "text/plain"}
+        assert done.secret is None, "the secret is dropped once the entry is on chain"
+        assert "secret" not in repr(done).replace("secret=", "")
+        assert journal.pending() == []
+    assert_exactly_once(ledger, [rid(1)], steps.sources)
+
+
+CRASH_POINTS = [
+    "encrypt:before",
+    "encrypt:after",
+    "store:before",
+    "store:after",
+    "seal",
+    "appended",
+    "send:before",
+    "send:after",
+    "receipt:before",
+    "receipt:after",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.parametrize("with_source", [False, True])
+def test_crash_at_every_step_then_recover(tmp_path: Path, point: str, with_source: bool) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    src = tmp_path / "source.bin"
+    src.write_bytes(sources[rid(1)])
+    with Journal(tmp_path / "j") as journal:
+        job = journal.begin(rid(1), "0xp", "lab", source=src if with_source else None)
+        with pytest.raises(Crash):
+            journal.run([job], Steps(ledger, sources, crash_at=point))
+    # A new process opens the journal and recovers.
+    with Journal(tmp_path / "j") as journal:
+        report = journal.recover(Steps(ledger, sources))
+        assert report.ok
+        final = journal.get(rid(1))
+    if point.startswith("encrypt") and not with_source:
+        # Died before the ciphertext was spooled: the caller never got an answer and
+        # still holds the content; nothing half-written remains.
+        assert final.state is JobState.ROLLED_BACK
+        assert report.rolled_back == [rid(1)]
+        assert ledger.index == [] and ledger.pinned == set()
+    else:
+        assert final.state is JobState.CONFIRMED
+        assert_exactly_once(ledger, [rid(1)], sources)
+    assert (
+        not list((tmp_path / "j" / "spool").glob("*")) if (tmp_path / "j/spool").exists() else True
+    )
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_in_bulk_then_resume_by_next_run(tmp_path: Path, point: str) -> None:
+    ledger = Ledger()
+    sources = {rid(i): content(i, 500) for i in range(120)}
+    ids = list(sources)
+    with Journal(tmp_path) as journal:
+        jobs = journal.begin_many((RecordId(r), "0xp", "lab", {}) for r in ids)
+        with pytest.raises(Crash):
+            journal.run(jobs, Steps(ledger, sources, crash_at=point), batch_size=50)
+        # The same process keeps going: the next run resumes every job.
+        journal.run(jobs, Steps(ledger, sources), batch_size=50)
+        assert {j.state for j in journal.jobs()} == {JobState.CONFIRMED}
+    assert_exactly_once(ledger, [RecordId(i) for i in ids], sources)
+
+
+@pytest.mark.parametrize(
+    "point", ["store:before", "store:after", "appended", "send:before", "receipt:before"]
+)
+def test_transient_failure_keeps_the_job(tmp_path: Path, point: str) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    with Journal(tmp_path) as journal:
+        job = journal.begin(rid(1), "0xp", "lab")
+        failing = Steps(ledger, sources, fail_at=point, fail_with=TransactionFailed("node down"))
+        with pytest.raises(JournalError, match="emrshare recover") as info:
+            journal.run([job], failing)
+        assert isinstance(info.value.__cause__, TransactionFailed)
+        left = journal.get(rid(1))
+        assert not left.state.finished
+        assert left.attempts == 1 and "node down" in (left.last_error or "")
+        report = journal.recover(Steps(ledger, sources))
+        assert report.confirmed == [rid(1)]
+    assert_exactly_once(ledger, [rid(1)], sources)
+
+
+def test_permanent_failure_rolls_back_and_unpins(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    revert = ContractRevert("RecordIndex_NotAuthorized", {"writer": "0xabc"})
+    with Journal(tmp_path) as journal:
+        job = journal.begin(rid(1), "0xp", "lab")
+        with pytest.raises(ContractRevert):
+            journal.run([job], Steps(ledger, sources, fail_at="send:before", fail_with=revert))
+        gone = journal.get(rid(1))
+        assert gone.state is JobState.ROLLED_BACK
+        assert "RecordIndex_NotAuthorized" in (gone.last_error or "")
+    assert ledger.index == []
+    assert ledger.blobs and ledger.pinned == set(), "the orphaned blob was unpinned"
+
+
+def test_dropped_transaction_is_resent_once(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    with Journal(tmp_path, retries=0) as journal:
+        job = journal.begin(rid(1), "0xp", "lab")
+        # The node accepts the tx but never mines it, then reports it dropped.
+        steps = Steps(ledger, sources, mine_on_send=False, receipt_status="failed")
+        with pytest.raises(JournalError, match="did not confirm"):
+            journal.run([job], steps)
+        ledger.mempool.clear()  # dropped
+        assert journal.get(rid(1)).state is JobState.STORED
+        journal.run([job], Steps(ledger, sources))
+        assert journal.get(rid(1)).state is JobState.CONFIRMED
+    assert_exactly_once(ledger, [rid(1)], sources)
+
+
+def test_unmined_transaction_is_not_resent(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    with Journal(tmp_path) as journal:
+        job = journal.begin(rid(1), "0xp", "lab")
+        steps = Steps(ledger, sources, mine_on_send=False, receipt_status="unknown")
+        with pytest.raises(JournalError, match="not mined yet"):
+            journal.run([job], steps)
+        assert journal.get(rid(1)).state is JobState.APPEND_SENT
+        assert ledger.sends == 1
+        journal.recover(Steps(ledger, sources))
+        assert ledger.sends == 1, "the pending transaction was waited for, not duplicated"
+    assert_exactly_once(ledger, [rid(1)], sources)
+
+
+def test_large_records_spool_to_a_file(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(1): os.urandom(5000)}
+    with Journal(tmp_path, inline_max=1024) as journal:
+        job = journal.begin(rid(1), "0xp", "imaging")
+        with pytest.raises(Crash):
+            journal.run([job], Steps(ledger, sources, crash_at="store:before"))
+        spooled = list((tmp_path / "spool").glob("*.bin"))
+        assert len(spooled) == 1 and spooled[0].stat().st_size == 5000
+        journal.recover(Steps(ledger, sources))
+        assert not list((tmp_path / "spool").glob("*.bin"))
+    assert_exactly_once(ledger, [rid(1)], sources)
+
+
+def test_rollback_by_request_never_undoes_an_appended_record(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1), rid(2): content(2)}
+    with Journal(tmp_path) as journal:
+        a = journal.begin(rid(1), "0xp", "lab")
+        with pytest.raises(Crash):
+            journal.run([a], Steps(ledger, sources, crash_at="send:after"))
+        b = journal.begin(rid(2), "0xp", "lab")
+        with pytest.raises(Crash):
+            journal.run([b], Steps(ledger, sources, crash_at="store:after"))
+        report = journal.recover(Steps(ledger, sources), rollback=True)
+        assert report.confirmed == [rid(1)]
+        assert report.rolled_back == [rid(2)]
+    assert [r for r, _ in ledger.index] == [rid(1)]
+    assert len(ledger.pinned) == 1
+
+
+def test_begin_twice_is_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.begin(rid(1), "0xp", "lab")
+        with pytest.raises(JournalError, match="already in the journal"):
+            journal.begin(rid(1), "0xp", "lab")
+
+
+def test_jobs_of_a_live_other_process_are_left_alone(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.begin(rid(1), "0xp", "lab")
+        # Pretend pid 1 (always alive) is driving it.
+        journal._db.execute("UPDATE writes SET owner = 1")
+        assert journal.pending() == []
+        journal._db.execute("UPDATE writes SET owner = 2147483646")  # no such process
+        assert [j.record_id for j in journal.pending()] == [rid(1)]
+
+
+def test_journal_file_is_private(tmp_path: Path) -> None:
+    with Journal(tmp_path):
+        pass
+    assert (tmp_path / "journal.db").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_rollback_after_a_crash_at_every_step_leaves_nothing_orphaned(
+    tmp_path: Path, point: str
+) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+    with Journal(tmp_path) as journal:
+        job = journal.begin(rid(1), "0xp", "lab")
+        with pytest.raises(Crash):
+            journal.run([job], Steps(ledger, sources, crash_at=point))
+        report = journal.recover(Steps(ledger, sources), rollback=True)
+        assert report.ok
+        final = journal.get(rid(1)).state
+    if final is JobState.CONFIRMED:
+        assert_exactly_once(ledger, [rid(1)], sources)
+    else:
+        assert final is JobState.ROLLED_BACK
+        assert ledger.index == [] and ledger.pinned == set()
