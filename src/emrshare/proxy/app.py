@@ -1,0 +1,164 @@
+"""The proxy's HTTP API (FastAPI): ``POST /v1/reencrypt``, ``GET /v1/info``, ``GET /healthz``.
+
+The OpenAPI schema is served at ``/openapi.json``. A refusal is HTTP 403 with a
+machine-readable ``refused`` reason; a transient fault on the proxy's side (chain down,
+grant not processed yet) is HTTP 503 with the same body shape, so clients can tell "no"
+from "not now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from emrshare import __version__
+from emrshare.errors import WireFormatError
+from emrshare.proxy.audit import AuditFlusher
+from emrshare.proxy.request import RefusalReason, SignedRequest
+from emrshare.proxy.service import ProxyService, Served
+from emrshare.proxy.watcher import ChainWatcher
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("emrshare.proxy")
+
+
+class ReencryptBody(BaseModel):
+    """A signed re-encryption request (all byte strings 0x-hex)."""
+
+    chain_id: int
+    verifying_contract: str
+    proxy: str
+    policy_id: str = Field(description="bytes32, 0x-hex")
+    capsule_hashes: list[str] = Field(description="keccak256 of each capsule, 0x-hex")
+    nonce: str = Field(description="uint256 as a decimal string")
+    deadline: int = Field(description="chain time, unix seconds")
+    signature: str = Field(description="EIP-712 signature by the grantee, 0x-hex")
+    capsules: list[str] = Field(description="the Umbral capsules, 0x-hex, aligned with hashes")
+
+
+class ServedBody(BaseModel):
+    """The capsule fragments, aligned with the request's capsules."""
+
+    cfrags: list[str]
+    block: int = Field(description="the block the checks were evaluated at")
+
+
+class RefusalBody(BaseModel):
+    """Why the request was refused."""
+
+    refused: RefusalReason
+    message: str
+    block: int | None = None
+
+
+def create_app(
+    service: ProxyService,
+    watcher: ChainWatcher | None = None,
+    flusher: AuditFlusher | None = None,
+    *,
+    poll_interval: float = 0.5,
+    on_shutdown: Any = None,
+) -> FastAPI:
+    """The ASGI app. With a watcher and flusher, their loops run for the app's lifetime
+    and the audit journal is drained at shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = []
+        if watcher is not None:
+            # Catch up before accepting requests, so a restarted proxy answers from a
+            # complete index.
+            await asyncio.to_thread(_catch_up, watcher)
+            tasks.append(asyncio.create_task(watcher.run(poll_interval, stop)))
+        if flusher is not None:
+            tasks.append(asyncio.create_task(flusher.run(stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if flusher is not None and not await asyncio.to_thread(flusher.drain):
+                log.error("audit journal not fully logged at shutdown; it resumes on restart")
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(
+        title="emrshare re-encryption proxy",
+        version=__version__,
+        lifespan=lifespan,
+        description="Serves Umbral capsule fragments for active on-chain grants.",
+    )
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness and the figures an operator monitors."""
+        errors = {
+            "watcher": watcher.last_error if watcher else None,
+            "audit": flusher.last_error if flusher else None,
+        }
+        return {
+            "status": "ok" if not any(errors.values()) else "degraded",
+            "proxy": service.chain.proxy_address,
+            "cursor": service.store.cursor(),
+            "kfrags": service.store.kfrag_count(),
+            "audit_backlog": service.store.unbatched_count(),
+            "served_cfrags": service.served,
+            "refused": dict(service.refused),
+            "errors": errors,
+        }
+
+    @app.get("/v1/info")
+    def info() -> dict[str, Any]:
+        """Who this proxy is and which chain and grants contract it follows."""
+        return {
+            "proxy": service.chain.proxy_address,
+            "chain_id": service.chain.chain_id,
+            "grants_contract": service.chain.grants_contract,
+            "version": __version__,
+        }
+
+    @app.post(
+        "/v1/reencrypt",
+        response_model=ServedBody,
+        responses={
+            400: {"model": RefusalBody},
+            403: {"model": RefusalBody},
+            503: {"model": RefusalBody},
+        },
+    )
+    def reencrypt(body: ReencryptBody) -> Any:
+        """Re-encrypt a batch of capsules of one policy for its grantee."""
+        try:
+            signed = SignedRequest.from_json(body.model_dump())
+        except WireFormatError as exc:
+            return JSONResponse(
+                {"refused": RefusalReason.BAD_REQUEST.value, "message": str(exc), "block": None},
+                status_code=400,
+            )
+        result = service.handle(signed)
+        if isinstance(result, Served):
+            return result.to_json()
+        status = 403 if result.reason.denies_access else 503
+        if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
+            status = 400
+        return JSONResponse(result.to_json(), status_code=status)
+
+    return app
+
+
+def _catch_up(watcher: ChainWatcher) -> None:
+    try:
+        while watcher.step():
+            pass
+    except Exception as exc:  # the loop retries; start serving what we have
+        watcher.last_error = str(exc)
+        log.warning("initial catch-up failed: %s", exc)

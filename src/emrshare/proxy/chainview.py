@@ -1,0 +1,151 @@
+"""What the proxy needs from the chain, as one small protocol, and the events it follows.
+
+The proxy never trusts a cached answer for a policy decision: :meth:`ProxyChain.policy_status`
+reads the grants contract at the block the request is evaluated at. Events feed only the
+proxy's own indexes (which capsule belongs to which patient, tag and epoch; which kfrag
+belongs to which policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = [
+    "AuditItem",
+    "ChainEvent",
+    "EntryAppended",
+    "GrantCreated",
+    "GrantRevoked",
+    "PolicyStatus",
+    "ProxyChain",
+    "TagRevoked",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantCreated:
+    """A policy was created; ``sealed_kfrags`` is aligned with ``proxies``."""
+
+    block: int
+    log_index: int
+    policy_id: bytes
+    patient: str
+    grantee: str
+    tag: bytes
+    epoch: int
+    expiry: int
+    threshold: int
+    proxies: tuple[str, ...]
+    sealed_kfrags: tuple[bytes, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRevoked:
+    """A policy was revoked at ``block``."""
+
+    block: int
+    log_index: int
+    policy_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TagRevoked:
+    """Every grant of (patient, tag) was invalidated (revoke-all / epoch bump)."""
+
+    block: int
+    log_index: int
+    patient: str
+    tag: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAppended:
+    """An index entry was appended; ``capsule_hash`` = keccak256(bytes(capsule))."""
+
+    block: int
+    log_index: int
+    patient: str
+    tag: bytes
+    epoch: int
+    record_id: bytes
+    capsule_hash: bytes
+
+
+ChainEvent = GrantCreated | GrantRevoked | TagRevoked | EntryAppended
+
+
+class PolicyStatus(StrEnum):
+    """A policy's state at one block, read from the grants contract."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditItem:
+    """One served request as it is logged on chain."""
+
+    policy_id: bytes
+    requester: str
+    record_ids: tuple[bytes, ...]
+    block: int
+
+
+class ProxyChain(Protocol):
+    """The chain as a proxy sees it. Blocking calls; the service runs them off the loop."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def grants_contract(self) -> str: ...
+
+    @property
+    def proxy_address(self) -> str:
+        """The proxy's own Ethereum address (its member identity and audit sender)."""
+        ...
+
+    def head(self) -> int:
+        """The latest block number."""
+        ...
+
+    def block_timestamp(self, block: int) -> int:
+        """Chain time of ``block`` (unix seconds)."""
+        ...
+
+    def events(self, from_block: int, to_block: int) -> Sequence[ChainEvent]:
+        """The events the proxy follows in [from_block, to_block], in chain order."""
+        ...
+
+    def policy_status(self, policy_id: bytes, block: int) -> PolicyStatus:
+        """The policy's state evaluated at ``block`` (never a cached answer)."""
+        ...
+
+    def patient_verifying_key(self, patient: str, block: int) -> bytes:
+        """The patient's registered kfrag-verifying key (33 bytes)."""
+        ...
+
+    def receiving_key(self, member: str, block: int) -> bytes:
+        """A member's registered Umbral receiving key (33 bytes)."""
+        ...
+
+    def sign_audit_batch(self, items: Sequence[AuditItem], nonce: int) -> tuple[bytes, bytes]:
+        """Sign (not send) the audit-log transaction; returns (raw tx, tx hash)."""
+        ...
+
+    def account_nonce(self) -> int:
+        """The proxy account's transaction count at the latest block."""
+        ...
+
+    def broadcast(self, raw_tx: bytes) -> None:
+        """Send a signed transaction; a duplicate of a known one is not an error."""
+        ...
+
+    def receipt_block(self, tx_hash: bytes) -> int | None:
+        """The block a transaction was mined in (status 1), or None if not (yet) mined."""
+        ...

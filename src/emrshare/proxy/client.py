@@ -1,0 +1,329 @@
+"""The threshold client: asks the N proxies of a policy and keeps the first M verified answers.
+
+Example::
+
+    async with ThresholdClient(grantee_eth_key, chain_id=31337,
+                               grants_contract=deployment.addresses["Grants"]) as client:
+        result = await client.reencrypt(policy, [capsule], deadline=chain_now + 300)
+    cfrags = result.cfrags[0]          # M verified cfrags for the first capsule
+
+All N proxies are asked concurrently. The client stops as soon as M proxies returned
+fragments that verify for every capsule, and tolerates N−M proxies that are down, slow,
+refuse, or return bad fragments; each failure is reported with the proxy and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+import umbral_pre
+from eth_account import Account
+
+from emrshare.errors import (
+    AccessDenied,
+    GrantExpired,
+    GrantRevoked,
+    NotGrantee,
+    Unavailable,
+    VerificationError,
+)
+from emrshare.proxy import _crypto
+from emrshare.proxy.request import ReencryptRequest, RefusalReason, SignedRequest, capsule_hash
+
+__all__ = [
+    "FailureKind",
+    "PolicyKeys",
+    "ProxyEndpoint",
+    "ProxyFailure",
+    "ThresholdClient",
+    "ThresholdPolicy",
+    "ThresholdResult",
+]
+
+FailureKind = Literal["down", "timeout", "refused", "bad_fragment", "bad_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEndpoint:
+    """One proxy: its Ethereum address (as listed in the grant) and its base URL."""
+
+    address: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyKeys:
+    """The public keys a cfrag is verified against (from the grantee's sealed map).
+
+    ``verifying_pk``: the patient's kfrag-verifying key; ``delegating_pk``: the category
+    (epoch) public key; ``receiving_pk``: the grantee's Umbral receiving key.
+    """
+
+    verifying_pk: bytes
+    delegating_pk: bytes
+    receiving_pk: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdPolicy:
+    """What the client needs to know of a grant."""
+
+    policy_id: bytes
+    threshold: int
+    proxies: tuple[ProxyEndpoint, ...]
+    keys: PolicyKeys
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyFailure:
+    """Why one proxy did not contribute. ``reason`` is the refusal reason when refused."""
+
+    proxy: str
+    url: str
+    kind: FailureKind
+    reason: str
+    message: str = ""
+
+    def describe(self) -> str:
+        return f"{self.proxy} ({self.url}): {self.kind}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdResult:
+    """M verified cfrags per capsule (aligned with the capsules asked for)."""
+
+    cfrags: tuple[tuple[umbral_pre.VerifiedCapsuleFrag, ...], ...] = field(repr=False)
+    served_by: tuple[str, ...]
+    blocks: dict[str, int]
+    failures: tuple[ProxyFailure, ...]
+
+
+class _Failed(Exception):
+    def __init__(self, failure: ProxyFailure) -> None:
+        self.failure = failure
+
+
+class ThresholdClient:
+    """Async client for the proxies of one chain and grants contract.
+
+    ``timeout`` bounds each proxy's answer (seconds); ``connect_timeout`` bounds reaching
+    it. ``transport`` lets an embedding application pass its own httpx transport.
+    """
+
+    def __init__(
+        self,
+        grantee_key: bytes,
+        *,
+        chain_id: int,
+        grants_contract: str,
+        timeout: float = 10.0,
+        connect_timeout: float = 2.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._key = grantee_key
+        self.address = str(Account.from_key(grantee_key).address)
+        self.chain_id = chain_id
+        self.grants_contract = grants_contract
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            transport=transport,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    def __repr__(self) -> str:
+        return f"ThresholdClient(address={self.address!r}, chain_id={self.chain_id})"
+
+    async def __aenter__(self) -> ThresholdClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def reencrypt(
+        self,
+        policy: ThresholdPolicy,
+        capsules: Sequence[umbral_pre.Capsule],
+        *,
+        deadline: int,
+    ) -> ThresholdResult:
+        """Collect ``policy.threshold`` verified cfrags for every capsule.
+
+        ``deadline`` is chain time (unix seconds) after which proxies refuse the request.
+        Raises :class:`AccessDenied` (or :class:`GrantRevoked`, :class:`GrantExpired`,
+        :class:`NotGrantee` when the proxies agree on why) if proxies refused, and
+        :class:`Unavailable` if too few answered; both carry each proxy's reason.
+        """
+        if not capsules:
+            raise ValueError("reencrypt needs at least one capsule")
+        capsule_bytes = [bytes(c) for c in capsules]
+        hashes = [capsule_hash(b) for b in capsule_bytes]
+        tasks = {
+            asyncio.create_task(
+                self._ask(p, policy, list(capsules), capsule_bytes, hashes, deadline)
+            ): p
+            for p in policy.proxies
+        }
+        good: list[tuple[ProxyEndpoint, int, list[umbral_pre.VerifiedCapsuleFrag]]] = []
+        failures: list[ProxyFailure] = []
+        seen: set[bytes] = set()
+        try:
+            for fut in asyncio.as_completed(tasks):
+                try:
+                    proxy, block, cfrags = await fut
+                except _Failed as f:
+                    failures.append(f.failure)
+                    continue
+                # A proxy echoing another proxy's fragment adds nothing: combining needs
+                # M distinct fragments.
+                keys = {bytes(c) for c in cfrags}
+                if keys & seen:
+                    failures.append(
+                        ProxyFailure(proxy.address, proxy.url, "bad_fragment", "duplicate_fragment")
+                    )
+                    continue
+                seen |= keys
+                good.append((proxy, block, cfrags))
+                if len(good) >= policy.threshold:
+                    break
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if len(good) < policy.threshold:
+            raise _threshold_error(policy, len(good), failures)
+        good = good[: policy.threshold]
+        per_capsule = tuple(tuple(g[2][i] for g in good) for i in range(len(capsules)))
+        return ThresholdResult(
+            cfrags=per_capsule,
+            served_by=tuple(g[0].address for g in good),
+            blocks={g[0].address: g[1] for g in good},
+            failures=tuple(failures),
+        )
+
+    async def _ask(
+        self,
+        proxy: ProxyEndpoint,
+        policy: ThresholdPolicy,
+        capsules: list[umbral_pre.Capsule],
+        capsule_bytes: list[bytes],
+        hashes: list[bytes],
+        deadline: int,
+    ) -> tuple[ProxyEndpoint, int, list[umbral_pre.VerifiedCapsuleFrag]]:
+        req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
+        signed = SignedRequest(
+            request=req,
+            chain_id=self.chain_id,
+            verifying_contract=self.grants_contract,  # type: ignore[arg-type]
+            signature=req.sign(self._key, self.chain_id, self.grants_contract),
+            capsules=tuple(capsule_bytes),
+        )
+
+        def fail(kind: FailureKind, reason: str, message: str = "") -> _Failed:
+            return _Failed(ProxyFailure(proxy.address, proxy.url, kind, reason, message))
+
+        try:
+            resp = await self._http.post(
+                proxy.url.rstrip("/") + "/v1/reencrypt", json=signed.to_json()
+            )
+        except httpx.TimeoutException as exc:
+            raise fail("timeout", "timeout", type(exc).__name__) from exc
+        except httpx.HTTPError as exc:
+            raise fail("down", "unreachable", type(exc).__name__) from exc
+        try:
+            body: Any = resp.json()
+        except ValueError as exc:
+            raise fail("bad_response", f"http_{resp.status_code}", "not JSON") from exc
+        if resp.status_code != 200:
+            if isinstance(body, dict) and isinstance(body.get("refused"), str):
+                raise fail("refused", body["refused"], str(body.get("message", "")))
+            raise fail("bad_response", f"http_{resp.status_code}")
+        try:
+            raw = [bytes.fromhex(str(c).removeprefix("0x")) for c in body["cfrags"]]
+            block = int(body["block"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise fail("bad_response", "malformed_body") from exc
+        if len(raw) != len(capsules):
+            raise fail("bad_fragment", "wrong_count")
+        verified = []
+        for cfrag, capsule in zip(raw, capsules, strict=True):
+            try:
+                verified.append(
+                    _crypto.verify_cfrag(
+                        cfrag,
+                        capsule,
+                        verifying_pk=policy.keys.verifying_pk,
+                        delegating_pk=policy.keys.delegating_pk,
+                        receiving_pk=policy.keys.receiving_pk,
+                    )
+                )
+            except VerificationError as exc:
+                raise fail("bad_fragment", "cfrag_verification_failed") from exc
+        return proxy, block, verified
+
+    def reencrypt_sync(
+        self,
+        policy: ThresholdPolicy,
+        capsules: Sequence[umbral_pre.Capsule],
+        *,
+        deadline: int,
+    ) -> ThresholdResult:
+        """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop)."""
+
+        async def go() -> ThresholdResult:
+            try:
+                return await self.reencrypt(policy, capsules, deadline=deadline)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.aclose()
+
+        return asyncio.run(go())
+
+
+def _threshold_error(
+    policy: ThresholdPolicy, got: int, failures: list[ProxyFailure]
+) -> AccessDenied | Unavailable:
+    reasons = {f.proxy: f.reason for f in failures}
+    named = "; ".join(f.describe() for f in failures)
+    denials = [
+        f.reason
+        for f in failures
+        if f.kind == "refused"
+        and f.reason in RefusalReason.__members__.values()
+        and RefusalReason(f.reason).denies_access
+    ]
+    need = policy.threshold
+    if denials:
+        kinds = set(denials)
+        cls: type[AccessDenied] = AccessDenied
+        if kinds == {RefusalReason.POLICY_REVOKED.value}:
+            cls = GrantRevoked
+        elif kinds == {RefusalReason.POLICY_EXPIRED.value}:
+            cls = GrantExpired
+        elif kinds == {RefusalReason.NOT_GRANTEE.value}:
+            cls = NotGrantee
+        return cls(
+            f"access refused: {got} of {need} proxies served policy "
+            f"0x{policy.policy_id.hex()[:16]}…; {named}",
+            reasons,
+        )
+    return Unavailable(
+        f"only {got} of the {need} proxies needed answered for policy "
+        f"0x{policy.policy_id.hex()[:16]}…; {named}; retry later or ask the operators",
+        failures=reasons,
+        needed=need,
+        got=got,
+    )

@@ -1,0 +1,211 @@
+"""The proxy's decision and re-encryption logic, free of HTTP.
+
+:meth:`ProxyService.handle` runs every check of a re-encryption request in a fixed order
+and either refuses with a :class:`~emrshare.proxy.request.RefusalReason` or re-encrypts,
+journals the serve for the audit log, and returns the cfrags with the block it evaluated at.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import umbral_pre
+
+from emrshare.errors import EmrShareError, WireFormatError
+from emrshare.proxy import _crypto
+from emrshare.proxy.chainview import GrantCreated, PolicyStatus, ProxyChain
+from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
+from emrshare.proxy.store import ProxyStore, StoredKfrag
+
+__all__ = ["KfragOpener", "ProxyService", "Served"]
+
+log = logging.getLogger("emrshare.proxy")
+
+#: Unseal and verify this proxy's kfrag of a grant:
+#: (sealed kfrag, grant event, patient verifying key, grantee receiving key) → StoredKfrag.
+#: Raises :class:`~emrshare.errors.CryptoError` or :class:`WireFormatError` when it fails.
+KfragOpener = Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A successful answer: one cfrag per capsule, and the block the checks ran at."""
+
+    cfrags: tuple[bytes, ...]
+    block: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"cfrags": ["0x" + c.hex() for c in self.cfrags], "block": self.block}
+
+
+class ProxyService:
+    """Checks requests against the chain and the proxy's own indexes, then re-encrypts."""
+
+    def __init__(self, chain: ProxyChain, store: ProxyStore, open_kfrag: KfragOpener) -> None:
+        self.chain = chain
+        self.store = store
+        self.open_kfrag = open_kfrag
+        self._kfrags: dict[bytes, umbral_pre.VerifiedKeyFrag] = {}
+        self._lock = threading.Lock()
+        self.served = 0
+        self.refused: dict[str, int] = {}
+
+    def forget(self, policy_id: bytes) -> None:
+        """Drop a cached kfrag (after a revocation)."""
+        with self._lock:
+            self._kfrags.pop(policy_id, None)
+
+    def _kfrag(self, policy_id: bytes) -> umbral_pre.VerifiedKeyFrag | None:
+        with self._lock:
+            cached = self._kfrags.get(policy_id)
+        if cached is not None:
+            return cached
+        stored = self.store.kfrag(policy_id)
+        if stored is None:
+            return None
+        kfrag = _crypto.load_kfrag(stored)
+        with self._lock:
+            self._kfrags[policy_id] = kfrag
+        return kfrag
+
+    def _refuse(self, reason: RefusalReason, message: str, block: int | None = None) -> Refusal:
+        with self._lock:
+            self.refused[reason.value] = self.refused.get(reason.value, 0) + 1
+        return Refusal(reason, message, block)
+
+    def handle(self, signed: SignedRequest) -> Served | Refusal:
+        """Evaluate one request; never raises for a bad request, only for internal faults."""
+        req = signed.request
+        me = self.chain.proxy_address
+        if not signed.capsules:
+            return self._refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
+        if len(signed.capsules) > MAX_BATCH:
+            return self._refuse(
+                RefusalReason.BATCH_TOO_LARGE,
+                f"at most {MAX_BATCH} capsules per request; split the batch",
+            )
+        if signed.chain_id != self.chain.chain_id:
+            return self._refuse(
+                RefusalReason.WRONG_CHAIN,
+                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
+            )
+        if signed.verifying_contract.lower() != self.chain.grants_contract.lower():
+            return self._refuse(
+                RefusalReason.WRONG_CONTRACT,
+                f"this proxy follows the grants contract {self.chain.grants_contract}",
+            )
+        if req.proxy.lower() != me.lower():
+            return self._refuse(
+                RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}, not {me}"
+            )
+        if len(signed.capsules) != len(req.capsule_hashes) or any(
+            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
+        ):
+            return self._refuse(
+                RefusalReason.CAPSULE_HASH_MISMATCH,
+                "the capsules sent do not match the signed capsule hashes",
+            )
+        try:
+            capsules = [_crypto.parse_capsule(c) for c in signed.capsules]
+            signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
+        except WireFormatError as exc:
+            return self._refuse(RefusalReason.BAD_SIGNATURE, str(exc))
+        try:
+            block = self.chain.head()
+            now = self.chain.block_timestamp(block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if req.deadline < now:
+            return self._refuse(
+                RefusalReason.DEADLINE_PASSED,
+                f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
+                block,
+            )
+        pid = bytes(req.policy_id)
+        policy = self.store.policy(pid)
+        if policy is None:
+            return self._unknown_policy(pid, block)
+        if signer.lower() != policy.grantee.lower():
+            return self._refuse(
+                RefusalReason.NOT_GRANTEE,
+                f"the request was signed by {signer}, who is not the grantee of this policy",
+                block,
+            )
+        if not self.store.claim_nonce(signer, req.nonce, req.deadline):
+            return self._refuse(
+                RefusalReason.REPLAYED_NONCE, "this request nonce was already used", block
+            )
+        try:
+            status = self.chain.policy_status(pid, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if status is PolicyStatus.REVOKED:
+            return self._refuse(
+                RefusalReason.POLICY_REVOKED,
+                f"the policy is revoked at block {block}; ask the patient for a new grant",
+                block,
+            )
+        if status is PolicyStatus.EXPIRED:
+            return self._refuse(
+                RefusalReason.POLICY_EXPIRED,
+                f"the policy expired (chain time {now}); ask the patient to renew it",
+                block,
+            )
+        if status is PolicyStatus.UNKNOWN:
+            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+        if me.lower() not in (p.lower() for p in policy.proxies):
+            return self._refuse(
+                RefusalReason.NOT_A_PROXY_OF_POLICY,
+                f"{me} is not one of the proxies of this policy",
+                block,
+            )
+        entries = self.store.entries(req.capsule_hashes)
+        record_ids: list[bytes] = []
+        for h in req.capsule_hashes:
+            entry = entries.get(h)
+            if entry is None:
+                return self._refuse(
+                    RefusalReason.CAPSULE_NOT_IN_INDEX,
+                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
+                    block,
+                )
+            if (entry.patient.lower(), entry.tag, entry.epoch) != (
+                policy.patient.lower(),
+                policy.tag,
+                policy.epoch,
+            ):
+                return self._refuse(
+                    RefusalReason.CAPSULE_WRONG_CATEGORY,
+                    f"capsule 0x{h.hex()} belongs to another category or epoch than the policy",
+                    block,
+                )
+            record_ids.append(entry.record_id)
+        kfrag = self._kfrag(pid)
+        if kfrag is None:
+            return self._refuse(
+                RefusalReason.KFRAG_UNAVAILABLE,
+                "this proxy holds no valid key fragment for the policy",
+                block,
+            )
+        cfrags = tuple(_crypto.reencrypt(c, kfrag) for c in capsules)
+        # Journal before the response leaves: a crash now cannot lose the audit record.
+        self.store.journal(pid, signer, record_ids, block)
+        with self._lock:
+            self.served += len(cfrags)
+        return Served(cfrags, block)
+
+    def _unknown_policy(self, pid: bytes, block: int) -> Refusal:
+        try:
+            status = self.chain.policy_status(pid, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if status is PolicyStatus.UNKNOWN:
+            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+        return self._refuse(
+            RefusalReason.KFRAG_UNAVAILABLE,
+            "this proxy has not processed the grant yet (confirmation depth); retry shortly",
+            block,
+        )

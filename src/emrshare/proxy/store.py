@@ -1,0 +1,410 @@
+"""The proxy's SQLite state: chain cursor, policies, kfrags (encrypted at rest), the
+capsule index, seen nonces and the audit journal.
+
+One database file in the proxy's data dir, in WAL mode. Every chain batch the watcher
+applies is committed in one transaction together with the new cursor, so a restart
+resumes exactly where the last commit ended: nothing missed, nothing applied twice.
+
+Kfrags are kept sealed with a key derived from the proxy's own box secret (BLAKE2b,
+personalised): a copied database file alone does not yield them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.hash
+import nacl.secret
+import nacl.utils
+
+from emrshare.errors import ConfigurationError, DecryptionError
+
+__all__ = [
+    "EntryRecord",
+    "JournalEntry",
+    "PendingBatch",
+    "PolicyRecord",
+    "ProxyStore",
+    "StoredKfrag",
+]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS policies (
+    policy_id BLOB PRIMARY KEY,
+    patient TEXT NOT NULL,
+    grantee TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    expiry INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    proxies TEXT NOT NULL,
+    created_block INTEGER NOT NULL,
+    revoked_block INTEGER
+);
+CREATE INDEX IF NOT EXISTS policies_by_tag ON policies (patient, tag);
+CREATE TABLE IF NOT EXISTS kfrags (
+    policy_id BLOB PRIMARY KEY,
+    boxed BLOB NOT NULL,
+    verifying_pk BLOB NOT NULL,
+    delegating_pk BLOB NOT NULL,
+    receiving_pk BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    capsule_hash BLOB PRIMARY KEY,
+    patient TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    record_id BLOB NOT NULL,
+    block INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    signer TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    PRIMARY KEY (signer, nonce)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_id BLOB NOT NULL,
+    requester TEXT NOT NULL,
+    record_ids TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    batch_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS journal_unbatched ON journal (batch_id);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    raw_tx BLOB NOT NULL,
+    tx_hash BLOB NOT NULL,
+    sender_nonce INTEGER NOT NULL,
+    mined_block INTEGER
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """A grant as the proxy learnt it from chain events."""
+
+    policy_id: bytes
+    patient: str
+    grantee: str
+    tag: bytes
+    epoch: int
+    expiry: int
+    threshold: int
+    proxies: tuple[str, ...]
+    created_block: int
+    revoked_block: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKfrag:
+    """A kfrag that verified at ingest, and the public keys it verified against.
+
+    The keys are kept so that the kfrag is verified again whenever it is loaded.
+    """
+
+    kfrag: bytes = field(repr=False)
+    verifying_pk: bytes
+    delegating_pk: bytes
+    receiving_pk: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """An index entry, as far as the proxy needs it: whose, which tag and epoch."""
+
+    capsule_hash: bytes
+    patient: str
+    tag: bytes
+    epoch: int
+    record_id: bytes
+    block: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One served request, journaled before its response left."""
+
+    id: int
+    policy_id: bytes
+    requester: str
+    record_ids: tuple[bytes, ...]
+    block: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """An audit batch whose signed transaction was stored before it was broadcast."""
+
+    id: int
+    raw_tx: bytes
+    tx_hash: bytes
+    sender_nonce: int
+    entry_ids: tuple[int, ...]
+
+
+class ProxyStore:
+    """The proxy's database. Thread-safe: one connection behind a lock.
+
+    ``at_rest_secret`` is the proxy's own box secret key; the kfrag key is derived from it.
+    """
+
+    def __init__(self, path: Path, at_rest_secret: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the proxy database {path}: {exc}") from exc
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        key = nacl.hash.blake2b(
+            at_rest_secret,
+            digest_size=32,
+            person=b"emrshare-kfrags",
+            encoder=nacl.encoding.RawEncoder,
+        )
+        self._box = nacl.secret.SecretBox(key)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- cursor ------------------------------------------------------------------------
+
+    def cursor(self) -> int | None:
+        """The last block whose events were applied, or None before the first run."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='cursor'").fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def set_cursor(tx: sqlite3.Connection, block: int) -> None:
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('cursor', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(block),),
+        )
+
+    # -- policies and kfrags -----------------------------------------------------------
+
+    @staticmethod
+    def put_policy(tx: sqlite3.Connection, p: PolicyRecord) -> None:
+        tx.execute(
+            "INSERT OR IGNORE INTO policies VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                p.policy_id,
+                p.patient,
+                p.grantee,
+                p.tag,
+                p.epoch,
+                p.expiry,
+                p.threshold,
+                json.dumps(list(p.proxies)),
+                p.created_block,
+                p.revoked_block,
+            ),
+        )
+
+    def policy(self, policy_id: bytes) -> PolicyRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM policies WHERE policy_id = ?", (policy_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return PolicyRecord(
+            policy_id=row[0],
+            patient=row[1],
+            grantee=row[2],
+            tag=row[3],
+            epoch=row[4],
+            expiry=row[5],
+            threshold=row[6],
+            proxies=tuple(json.loads(row[7])),
+            created_block=row[8],
+            revoked_block=row[9],
+        )
+
+    def put_kfrag(self, tx: sqlite3.Connection, policy_id: bytes, stored: StoredKfrag) -> None:
+        """Store a verified kfrag, sealed under the at-rest key, with its (public) keys."""
+        boxed = bytes(self._box.encrypt(stored.kfrag, nacl.utils.random(24)))
+        tx.execute(
+            "INSERT OR REPLACE INTO kfrags VALUES (?, ?, ?, ?, ?)",
+            (policy_id, boxed, stored.verifying_pk, stored.delegating_pk, stored.receiving_pk),
+        )
+
+    def kfrag(self, policy_id: bytes) -> StoredKfrag | None:
+        """The stored kfrag, or None (revoked, never received, or not for us)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT boxed, verifying_pk, delegating_pk, receiving_pk FROM kfrags "
+                "WHERE policy_id = ?",
+                (policy_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            kfrag = bytes(self._box.decrypt(row[0]))
+        except nacl.exceptions.CryptoError as exc:
+            raise DecryptionError() from exc
+        return StoredKfrag(kfrag, bytes(row[1]), bytes(row[2]), bytes(row[3]))
+
+    @staticmethod
+    def revoke_policy(tx: sqlite3.Connection, policy_id: bytes, block: int) -> None:
+        tx.execute(
+            "UPDATE policies SET revoked_block = ? WHERE policy_id = ? AND revoked_block IS NULL",
+            (block, policy_id),
+        )
+        tx.execute("DELETE FROM kfrags WHERE policy_id = ?", (policy_id,))
+
+    @staticmethod
+    def revoke_tag(tx: sqlite3.Connection, patient: str, tag: bytes, block: int) -> list[bytes]:
+        """Revoke every policy of (patient, tag); returns their ids."""
+        ids = [
+            r[0]
+            for r in tx.execute(
+                "SELECT policy_id FROM policies WHERE patient = ? AND tag = ? "
+                "AND revoked_block IS NULL",
+                (patient, tag),
+            )
+        ]
+        for pid in ids:
+            ProxyStore.revoke_policy(tx, pid, block)
+        return ids
+
+    def kfrag_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM kfrags").fetchone()[0])
+
+    # -- index -------------------------------------------------------------------------
+
+    @staticmethod
+    def put_entry(tx: sqlite3.Connection, e: EntryRecord) -> None:
+        tx.execute(
+            "INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?)",
+            (e.capsule_hash, e.patient, e.tag, e.epoch, e.record_id, e.block),
+        )
+
+    def entries(self, capsule_hashes: Sequence[bytes]) -> dict[bytes, EntryRecord]:
+        out: dict[bytes, EntryRecord] = {}
+        with self._lock:
+            for h in capsule_hashes:
+                row = self._db.execute(
+                    "SELECT * FROM entries WHERE capsule_hash = ?", (h,)
+                ).fetchone()
+                if row is not None:
+                    out[h] = EntryRecord(*row)
+        return out
+
+    # -- nonces ------------------------------------------------------------------------
+
+    def claim_nonce(self, signer: str, nonce: int, deadline: int) -> bool:
+        """Record a nonce as used; False if that signer already used it."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (signer, str(nonce), deadline)
+            )
+            return cur.rowcount == 1
+
+    def prune_nonces(self, chain_time: int) -> int:
+        """Forget nonces whose deadline passed: the deadline check refuses them anyway."""
+        with self._lock:
+            return self._db.execute("DELETE FROM nonces WHERE deadline < ?", (chain_time,)).rowcount
+
+    # -- audit journal -----------------------------------------------------------------
+
+    def journal(
+        self, policy_id: bytes, requester: str, record_ids: Sequence[bytes], block: int
+    ) -> int:
+        """Durably record a serve (fsync'd commit) before its response is sent."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO journal (policy_id, requester, record_ids, block) VALUES (?,?,?,?)",
+                (policy_id, requester, json.dumps([r.hex() for r in record_ids]), block),
+            )
+            return int(cur.lastrowid or 0)
+
+    def unbatched(self, limit: int) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, policy_id, requester, record_ids, block FROM journal "
+                "WHERE batch_id IS NULL ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            JournalEntry(r[0], r[1], r[2], tuple(bytes.fromhex(x) for x in json.loads(r[3])), r[4])
+            for r in rows
+        ]
+
+    def unbatched_count(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM journal WHERE batch_id IS NULL")
+            return int(row.fetchone()[0])
+
+    def add_batch(
+        self, entry_ids: Sequence[int], raw_tx: bytes, tx_hash: bytes, sender_nonce: int
+    ) -> int:
+        """Store a signed audit transaction and bind the entries to it, before broadcast."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO batches (raw_tx, tx_hash, sender_nonce) VALUES (?,?,?)",
+                (raw_tx, tx_hash, sender_nonce),
+            )
+            batch_id = int(cur.lastrowid or 0)
+            tx.executemany(
+                "UPDATE journal SET batch_id = ? WHERE id = ? AND batch_id IS NULL",
+                [(batch_id, i) for i in entry_ids],
+            )
+            return batch_id
+
+    def pending_batches(self) -> list[PendingBatch]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, raw_tx, tx_hash, sender_nonce FROM batches "
+                "WHERE mined_block IS NULL ORDER BY id"
+            ).fetchall()
+            out = []
+            for r in rows:
+                ids = tuple(
+                    x[0]
+                    for x in self._db.execute(
+                        "SELECT id FROM journal WHERE batch_id = ? ORDER BY id", (r[0],)
+                    )
+                )
+                out.append(PendingBatch(r[0], r[1], r[2], r[3], ids))
+        return out
+
+    def batch_mined(self, batch_id: int, block: int) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE batches SET mined_block = ? WHERE id = ?", (block, batch_id))
+
+    def drop_batch(self, batch_id: int) -> None:
+        """Forget a batch whose transaction can never be mined; its entries go back."""
+        with self.transaction() as tx:
+            tx.execute("UPDATE journal SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
+            tx.execute("DELETE FROM batches WHERE id = ?", (batch_id,))

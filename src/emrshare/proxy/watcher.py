@@ -1,0 +1,140 @@
+"""The chain watcher: follows grants, revocations and index entries from a persisted cursor.
+
+Each step reads the events of a block range that is ``confirmations`` blocks behind the
+head, opens this proxy's kfrags of new grants, and applies everything together with the
+new cursor in one SQLite transaction. A crash before the commit leaves the cursor where
+it was, so the range is read again; a crash after it never reads the range twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from emrshare.errors import EmrShareError
+from emrshare.proxy.chainview import (
+    ChainEvent,
+    EntryAppended,
+    GrantCreated,
+    GrantRevoked,
+    ProxyChain,
+    TagRevoked,
+)
+from emrshare.proxy.service import KfragOpener, ProxyService
+from emrshare.proxy.store import EntryRecord, PolicyRecord, ProxyStore, StoredKfrag
+
+__all__ = ["ChainWatcher"]
+
+log = logging.getLogger("emrshare.proxy.watcher")
+
+
+class ChainWatcher:
+    """Applies chain events to the proxy store; :meth:`step` is one idempotent increment."""
+
+    def __init__(
+        self,
+        chain: ProxyChain,
+        store: ProxyStore,
+        service: ProxyService,
+        open_kfrag: KfragOpener,
+        *,
+        start_block: int,
+        confirmations: int = 0,
+        max_range: int = 2000,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.service = service
+        self.open_kfrag = open_kfrag
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.max_range = max_range
+        self.last_error: str | None = None
+
+    def step(self) -> int:
+        """Apply the next range of confirmed blocks; returns how many blocks it covered."""
+        head = self.chain.head()
+        safe = head - self.confirmations
+        cursor = self.store.cursor()
+        start = self.start_block if cursor is None else cursor + 1
+        if start > safe:
+            return 0
+        end = min(safe, start + self.max_range - 1)
+        events = self.chain.events(start, end)
+        kfrags = self._open_kfrags(events)
+        revoked: list[bytes] = []
+        with self.store.transaction() as tx:
+            for ev in events:
+                if isinstance(ev, GrantCreated):
+                    self.store.put_policy(
+                        tx,
+                        PolicyRecord(
+                            policy_id=ev.policy_id,
+                            patient=ev.patient,
+                            grantee=ev.grantee,
+                            tag=ev.tag,
+                            epoch=ev.epoch,
+                            expiry=ev.expiry,
+                            threshold=ev.threshold,
+                            proxies=ev.proxies,
+                            created_block=ev.block,
+                        ),
+                    )
+                    stored = kfrags.get(ev.policy_id)
+                    if stored is not None:
+                        self.store.put_kfrag(tx, ev.policy_id, stored)
+                elif isinstance(ev, GrantRevoked):
+                    self.store.revoke_policy(tx, ev.policy_id, ev.block)
+                    revoked.append(ev.policy_id)
+                elif isinstance(ev, TagRevoked):
+                    revoked += self.store.revoke_tag(tx, ev.patient, ev.tag, ev.block)
+                elif isinstance(ev, EntryAppended):
+                    self.store.put_entry(
+                        tx,
+                        EntryRecord(
+                            ev.capsule_hash, ev.patient, ev.tag, ev.epoch, ev.record_id, ev.block
+                        ),
+                    )
+            self.store.set_cursor(tx, end)
+        for pid in revoked:
+            self.service.forget(pid)
+        if events:
+            log.info("applied %d events from blocks %d..%d", len(events), start, end)
+        return end - start + 1
+
+    def _open_kfrags(self, events: Sequence[ChainEvent]) -> dict[bytes, StoredKfrag]:
+        me = self.chain.proxy_address.lower()
+        out: dict[bytes, StoredKfrag] = {}
+        for ev in events:
+            if not isinstance(ev, GrantCreated):
+                continue
+            mine = [i for i, p in enumerate(ev.proxies) if p.lower() == me]
+            if not mine or mine[0] >= len(ev.sealed_kfrags):
+                continue
+            try:
+                verifying_pk = self.chain.patient_verifying_key(ev.patient, ev.block)
+                receiving_pk = self.chain.receiving_key(ev.grantee, ev.block)
+                out[ev.policy_id] = self.open_kfrag(
+                    ev.sealed_kfrags[mine[0]], ev, verifying_pk, receiving_pk
+                )
+            except EmrShareError as exc:
+                # A kfrag that does not verify is never stored: this proxy will refuse
+                # the policy (kfrag_unavailable) and the patient sees it in monitoring.
+                log.warning("grant 0x%s: kfrag rejected: %s", ev.policy_id.hex()[:16], exc)
+        return out
+
+    async def run(self, poll_interval: float, stop: asyncio.Event) -> None:
+        """Step until ``stop`` is set; chain faults are logged and retried."""
+        while not stop.is_set():
+            try:
+                covered = await asyncio.to_thread(self.step)
+                self.last_error = None
+            except EmrShareError as exc:
+                self.last_error = str(exc)
+                log.warning("chain watcher: %s", exc)
+                covered = 0
+            if covered == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_interval)
