@@ -1,0 +1,364 @@
+"""Index entries: the encrypted pointer + data key a patient's on-chain index holds.
+
+An :class:`IndexEntry` is encoded canonically (header ``EMIE`` 1.0 + canonical CBOR array),
+then sealed with Umbral to the patient's (category, epoch) public key. The result, a
+:class:`SealedEntry` (header ``EMSE`` 1.0 + capsule + ciphertext), is what goes on chain.
+Anyone can parse a ``SealedEntry`` and hash its capsule; only the patient, or a grantee
+holding M verified capsule fragments, can open it.
+
+The entry's author signs (EIP-191 ``personal_sign`` over a 32-byte digest) a digest that
+binds the patient address, record id, category, epoch, CID and plaintext SHA-256, so a
+grantee can check who wrote the record and that it was written for this patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import umbral_pre
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils.crypto import keccak
+
+from emrshare.crypto._wire import (
+    cbor_decode_list,
+    cbor_encode,
+    expect_bytes,
+    expect_int,
+    expect_str,
+    header,
+    split_header,
+)
+from emrshare.crypto.envelope import DataKey
+from emrshare.crypto.keys import (
+    MAX_EPOCH,
+    PatientKeys,
+    _address_bytes,
+    _checksum,
+    validate_category,
+)
+from emrshare.errors import DecryptionError, Unavailable, VerificationError, WireFormatError
+from emrshare.types import Address, Cid, RecordId
+
+__all__ = [
+    "IndexEntry",
+    "SealedEntry",
+    "author_digest",
+    "open_entry",
+    "open_entry_reencrypted",
+    "seal_entry",
+]
+
+ENTRY_BRAND = b"EMIE"
+SEALED_BRAND = b"EMSE"
+_AUTHOR_DOMAIN = keccak(b"emrshare.IndexEntry.author.v1")
+
+
+def author_digest(
+    *,
+    patient: Address,
+    record_id: bytes,
+    category: str,
+    epoch: int,
+    cid: str,
+    plaintext_sha256: bytes,
+) -> bytes:
+    """The 32-byte digest an author signs::
+
+        keccak256(abi.encode(bytes32 domain, address patient, bytes32 record_id,
+                             bytes32 keccak256(category), uint32 epoch,
+                             bytes32 keccak256(cid), bytes32 plaintext_sha256))
+
+    with ``domain = keccak256("emrshare.IndexEntry.author.v1")``.
+    """
+    return bytes(
+        keccak(
+            abi_encode(
+                ["bytes32", "address", "bytes32", "bytes32", "uint32", "bytes32", "bytes32"],
+                [
+                    _AUTHOR_DOMAIN,
+                    patient,
+                    record_id,
+                    keccak(category.encode()),
+                    epoch,
+                    keccak(cid.encode()),
+                    plaintext_sha256,
+                ],
+            )
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One record's index entry (the plaintext inside a :class:`SealedEntry`).
+
+    Build with :meth:`create` (which signs); check the author with :meth:`verify_author`.
+    ``created_at`` is unix seconds; ``author_signature`` is 65 bytes (r, s, v).
+    """
+
+    record_id: RecordId
+    cid: Cid
+    data_key: DataKey
+    plaintext_sha256: bytes
+    size: int
+    media_type: str
+    category: str
+    epoch: int
+    created_at: int
+    author: Address
+    author_signature: bytes
+
+    def __post_init__(self) -> None:
+        expect_bytes(self.record_id, "record_id", 32)
+        expect_str(self.cid, "cid", 256)
+        expect_bytes(self.plaintext_sha256, "plaintext_sha256", 32)
+        expect_int(self.size, "size")
+        expect_str(self.media_type, "media_type", 255)
+        try:
+            validate_category(self.category)
+        except ValueError as exc:
+            raise WireFormatError(f"index entry: {exc}") from exc
+        expect_int(self.epoch, "epoch", 0, MAX_EPOCH)
+        expect_int(self.created_at, "created_at")
+        try:
+            _address_bytes(self.author)
+        except ValueError as exc:
+            raise WireFormatError(f"index entry author: {exc}") from exc
+        expect_bytes(self.author_signature, "author_signature", 65)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        patient: Address,
+        record_id: RecordId,
+        cid: Cid,
+        data_key: DataKey,
+        plaintext_sha256: bytes,
+        size: int,
+        media_type: str,
+        category: str,
+        epoch: int,
+        created_at: int,
+        author_key: bytes,
+    ) -> IndexEntry:
+        """Build an entry and sign it with the author's Ethereum private key."""
+        digest = author_digest(
+            patient=patient,
+            record_id=record_id,
+            category=category,
+            epoch=epoch,
+            cid=cid,
+            plaintext_sha256=plaintext_sha256,
+        )
+        signed = Account.sign_message(encode_defunct(primitive=digest), author_key)
+        author = Address(Account.from_key(author_key).address)
+        return cls(
+            record_id,
+            cid,
+            data_key,
+            plaintext_sha256,
+            size,
+            media_type,
+            category,
+            epoch,
+            created_at,
+            author,
+            bytes(signed.signature),
+        )
+
+    def author_digest(self, patient: Address) -> bytes:
+        """The digest the author signed, for ``patient``."""
+        return author_digest(
+            patient=patient,
+            record_id=self.record_id,
+            category=self.category,
+            epoch=self.epoch,
+            cid=self.cid,
+            plaintext_sha256=self.plaintext_sha256,
+        )
+
+    def verify_author(self, patient: Address) -> None:
+        """Check the author signature for ``patient``; raise :class:`VerificationError`."""
+        try:
+            signer = Account.recover_message(
+                encode_defunct(primitive=self.author_digest(patient)),
+                signature=self.author_signature,
+            )
+        except Exception as exc:  # eth-account raises several types for bad signatures
+            raise VerificationError(
+                "the index entry's author signature is malformed; do not trust this record"
+            ) from exc
+        if signer != self.author:
+            raise VerificationError(
+                f"the index entry claims author {self.author} but was not signed by it for "
+                f"patient {patient}; do not trust this record"
+            )
+
+    def __bytes__(self) -> bytes:
+        return header(ENTRY_BRAND, 1) + cbor_encode(
+            [
+                bytes(self.record_id),
+                self.cid,
+                self.data_key.key,
+                self.plaintext_sha256,
+                self.size,
+                self.media_type,
+                self.category,
+                self.epoch,
+                self.created_at,
+                _address_bytes(self.author),
+                self.author_signature,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IndexEntry:
+        """Parse the canonical encoding (does not check the author signature)."""
+        _, body = split_header(data, ENTRY_BRAND, 1, "index entry")
+        f = cbor_decode_list(body, "index entry", 11)
+        return cls(
+            RecordId(expect_bytes(f[0], "record_id", 32)),
+            Cid(expect_str(f[1], "cid", 256)),
+            DataKey(expect_bytes(f[2], "data_key", 32)),
+            f[3],
+            f[4],
+            f[5],
+            expect_str(f[6], "category", 64),
+            f[7],
+            f[8],
+            _checksum(expect_bytes(f[9], "author", 20)),
+            f[10],
+        )
+
+
+def _keccak(data: bytes) -> bytes:
+    return bytes(keccak(data))
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEntry:
+    """An index entry sealed to a category-epoch key, as stored on chain (unverified).
+
+    Encoding: header ``EMSE`` 1.0, u16be capsule length, Umbral capsule bytes, Umbral
+    ciphertext (the DEM ciphertext of the entry encoding).
+    """
+
+    capsule: umbral_pre.Capsule
+    ciphertext: bytes
+
+    @property
+    def capsule_bytes(self) -> bytes:
+        """``bytes(capsule)`` as umbral-pre serializes it."""
+        return bytes(self.capsule)
+
+    @property
+    def capsule_hash(self) -> bytes:
+        """keccak256 of the capsule bytes: what proxy requests sign and proxies check."""
+        return _keccak(bytes(self.capsule))
+
+    def __bytes__(self) -> bytes:
+        cap = bytes(self.capsule)
+        return header(SEALED_BRAND, 1) + len(cap).to_bytes(2, "big") + cap + self.ciphertext
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SealedEntry:
+        """Parse sealed-entry bytes (from chain). Raises :class:`WireFormatError`."""
+        _, body = split_header(data, SEALED_BRAND, 1, "sealed index entry")
+        if len(body) < 2:
+            raise WireFormatError("sealed index entry is truncated")
+        n = int.from_bytes(body[:2], "big")
+        if len(body) < 2 + n:
+            raise WireFormatError("sealed index entry is truncated")
+        try:
+            capsule = umbral_pre.Capsule.from_bytes(body[2 : 2 + n])
+        except Exception as exc:
+            raise WireFormatError("sealed index entry: the capsule does not parse") from exc
+        if bytes(capsule) != body[2 : 2 + n]:
+            raise WireFormatError("sealed index entry: the capsule is not canonical")
+        return cls(capsule, body[2 + n :])
+
+
+def seal_entry(entry: IndexEntry, category_public_key: umbral_pre.PublicKey) -> SealedEntry:
+    """Encrypt ``entry`` to a (category, epoch) public key with Umbral."""
+    capsule, ciphertext = umbral_pre.encrypt(category_public_key, bytes(entry))
+    return SealedEntry(capsule, bytes(ciphertext))
+
+
+def _check_scope(entry: IndexEntry, category: str, epoch: int) -> IndexEntry:
+    if entry.category != category or entry.epoch != epoch:
+        # The entry decrypted under this key but names another category/epoch: someone
+        # sealed a mislabelled entry. Treat it as a forgery.
+        raise VerificationError(
+            "the index entry names a different category or epoch than the key that "
+            "opened it; do not trust this record"
+        )
+    return entry
+
+
+def open_entry(sealed: SealedEntry, patient: PatientKeys, category: str, epoch: int) -> IndexEntry:
+    """Open an entry as the patient, with the (category, epoch) key the tag names.
+
+    Raises :class:`DecryptionError` if the entry was not sealed to that key or was tampered
+    with, :class:`VerificationError` if it names another category or epoch. The author
+    signature is not checked here: call :meth:`IndexEntry.verify_author`.
+    """
+    try:
+        plain = umbral_pre.decrypt_original(
+            patient.delegating_secret_key(category, epoch), sealed.capsule, sealed.ciphertext
+        )
+    except Exception as exc:
+        raise DecryptionError() from exc
+    return _check_scope(_parse_opened(plain), category, epoch)
+
+
+def _parse_opened(plain: bytes) -> IndexEntry:
+    try:
+        return IndexEntry.from_bytes(bytes(plain))
+    except WireFormatError as exc:
+        raise DecryptionError() from exc
+
+
+def open_entry_reencrypted(
+    sealed: SealedEntry,
+    receiving_secret_key: umbral_pre.SecretKey,
+    category_public_key: umbral_pre.PublicKey,
+    verified_cfrags: Iterable[umbral_pre.VerifiedCapsuleFrag],
+    *,
+    threshold: int,
+    category: str,
+    epoch: int,
+) -> IndexEntry:
+    """Open an entry from at least ``threshold`` distinct verified capsule fragments.
+
+    Duplicates count once; fewer than ``threshold`` distinct fragments raise
+    :class:`Unavailable`; a failed decryption raises :class:`DecryptionError`.
+    """
+    distinct: dict[bytes, umbral_pre.VerifiedCapsuleFrag] = {}
+    for cfrag in verified_cfrags:
+        if not isinstance(cfrag, umbral_pre.VerifiedCapsuleFrag):
+            raise TypeError("only VerifiedCapsuleFrag values can be combined; verify first")
+        distinct.setdefault(bytes(cfrag), cfrag)
+    if len(distinct) < threshold:
+        raise Unavailable(
+            f"need {threshold} distinct verified capsule fragments, got {len(distinct)}; "
+            "ask more proxies",
+            needed=threshold,
+            got=len(distinct),
+        )
+    try:
+        plain = umbral_pre.decrypt_reencrypted(
+            receiving_secret_key,
+            category_public_key,
+            sealed.capsule,
+            list(distinct.values())[:threshold],
+            sealed.ciphertext,
+        )
+    except Exception as exc:
+        raise DecryptionError() from exc
+    if plain is None:
+        raise DecryptionError()
+    return _check_scope(_parse_opened(plain), category, epoch)

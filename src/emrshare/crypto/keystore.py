@@ -1,0 +1,206 @@
+"""Password-protected key files for patients and members.
+
+A keystore is a versioned JSON document written atomically with mode 0600::
+
+    {"format": "emrshare-keystore", "version": 1, "kind": "patient" | "member",
+     "address": "0x…",
+     "kdf": {"name": "argon2id", "opslimit": 3, "memlimit": 268435456, "salt": "<hex 16>"},
+     "cipher": {"name": "xchacha20poly1305-ietf", "nonce": "<hex 24>"},
+     "ciphertext": "<hex>"}
+
+The key is argon2id(password, salt) with the stored limits; the plaintext is the canonical
+CBOR array ``[secret (32 bytes), ethereum key override (32 bytes) or null]``; the
+associated data is the canonical JSON (sorted keys, no spaces) of every field except
+``ciphertext``, so editing the address, the KDF limits or the kind is detected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings as sodium
+import nacl.exceptions
+from nacl.pwhash import argon2id
+
+from emrshare.crypto._wire import cbor_decode_list, cbor_encode
+from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.errors import KeystoreError, UnsupportedVersion, WireFormatError
+
+__all__ = [
+    "DEFAULT_MEMLIMIT",
+    "DEFAULT_OPSLIMIT",
+    "load_keystore",
+    "load_member_keystore",
+    "load_patient_keystore",
+    "save_keystore",
+]
+
+FORMAT = "emrshare-keystore"
+VERSION = 1
+#: Default argon2id cost: libsodium's MODERATE profile (~256 MiB, a second or so).
+DEFAULT_OPSLIMIT = argon2id.OPSLIMIT_MODERATE
+DEFAULT_MEMLIMIT = argon2id.MEMLIMIT_MODERATE
+# Refuse to run a KDF a tampered file asks for that would exhaust the machine.
+_MAX_MEMLIMIT = 4 * 1024**3
+_MAX_OPSLIMIT = 64
+
+
+def _password_bytes(password: str | bytes) -> bytes:
+    pw = password.encode() if isinstance(password, str) else bytes(password)
+    if not pw:
+        raise ValueError("the keystore password must not be empty")
+    return pw
+
+
+def _ad(doc: dict[str, Any]) -> bytes:
+    rest = {k: v for k, v in doc.items() if k != "ciphertext"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def save_keystore(
+    path: str | os.PathLike[str],
+    keys: PatientKeys | MemberKeys,
+    password: str | bytes,
+    *,
+    opslimit: int = DEFAULT_OPSLIMIT,
+    memlimit: int = DEFAULT_MEMLIMIT,
+) -> Path:
+    """Encrypt ``keys`` under ``password`` and write them to ``path`` (0600, atomically).
+
+    Lower ``opslimit``/``memlimit`` only in tests: they set the cost of guessing passwords.
+    """
+    if isinstance(keys, PatientKeys):
+        kind, secret = "patient", keys.master_secret
+    elif isinstance(keys, MemberKeys):
+        kind, secret = "member", keys.seed
+    else:
+        raise TypeError("save_keystore takes PatientKeys or MemberKeys")
+    override = keys.ethereum_key if keys.ethereum_key_overridden else None
+    salt = secrets.token_bytes(argon2id.SALTBYTES)
+    nonce = secrets.token_bytes(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "address": keys.address,
+        "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit, "salt": salt.hex()},
+        "cipher": {"name": "xchacha20poly1305-ietf", "nonce": nonce.hex()},
+    }
+    key = argon2id.kdf(32, _password_bytes(password), salt, opslimit=opslimit, memlimit=memlimit)
+    doc["ciphertext"] = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        cbor_encode([secret, override]), _ad(doc), nonce, key
+    ).hex()
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+def _field(doc: Any, *names: str) -> Any:
+    value = doc
+    for name in names:
+        if not isinstance(value, dict) or name not in value:
+            raise KeystoreError(
+                f"keystore is missing the field {'.'.join(names)}; the file is damaged"
+            )
+        value = value[name]
+    return value
+
+
+def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> PatientKeys | MemberKeys:
+    """Read and decrypt a keystore. Raises :class:`KeystoreError` for a wrong password, a
+    tampered or damaged file, and :class:`UnsupportedVersion` for a newer format.
+    """
+    target = Path(path)
+    try:
+        doc = json.loads(target.read_text())
+    except FileNotFoundError as exc:
+        raise KeystoreError(f"no keystore at {target}; check the path") from exc
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"{target} is not a readable keystore JSON file") from exc
+    if _field(doc, "format") != FORMAT:
+        raise KeystoreError(f"{target} is not an emrshare keystore")
+    if _field(doc, "version") != VERSION:
+        raise UnsupportedVersion(
+            f"keystore version {doc['version']!r} is not supported (this release reads "
+            f"{VERSION}); upgrade emrshare"
+        )
+    kind = _field(doc, "kind")
+    try:
+        if _field(doc, "kdf", "name") != "argon2id" or (
+            _field(doc, "cipher", "name") != "xchacha20poly1305-ietf"
+        ):
+            raise KeystoreError(f"{target} uses an unknown KDF or cipher")
+        opslimit = int(_field(doc, "kdf", "opslimit"))
+        memlimit = int(_field(doc, "kdf", "memlimit"))
+        salt = bytes.fromhex(_field(doc, "kdf", "salt"))
+        nonce = bytes.fromhex(_field(doc, "cipher", "nonce"))
+        ciphertext = bytes.fromhex(_field(doc, "ciphertext"))
+    except (TypeError, ValueError) as exc:
+        raise KeystoreError(
+            f"{target} has malformed KDF or cipher fields; the file is damaged"
+        ) from exc
+    if not (
+        argon2id.OPSLIMIT_MIN <= opslimit <= _MAX_OPSLIMIT
+        and argon2id.MEMLIMIT_MIN <= memlimit <= _MAX_MEMLIMIT
+        and len(salt) == argon2id.SALTBYTES
+    ):
+        raise KeystoreError(f"{target} has out-of-range KDF parameters; the file was tampered with")
+    wrong = KeystoreError(
+        f"cannot open {target}: wrong password, or the file was modified; try again or "
+        "restore the keystore from your mnemonic"
+    )
+    try:
+        key = argon2id.kdf(
+            32, _password_bytes(password), salt, opslimit=opslimit, memlimit=memlimit
+        )
+        plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, _ad(doc), nonce, key)
+        secret, override = cbor_decode_list(plain, "keystore secret", 2)
+        keys: PatientKeys | MemberKeys
+        if kind == "patient":
+            keys = PatientKeys(secret, ethereum_key=override)
+        elif kind == "member":
+            keys = MemberKeys(secret, ethereum_key=override)
+        else:
+            raise wrong
+    except (nacl.exceptions.CryptoError, WireFormatError, ValueError, TypeError) as exc:
+        raise wrong from exc
+    if keys.address != doc.get("address"):
+        raise wrong
+    return keys
+
+
+def load_patient_keystore(path: str | os.PathLike[str], password: str | bytes) -> PatientKeys:
+    """:func:`load_keystore` for a patient keystore (a member keystore is an error)."""
+    keys = load_keystore(path, password)
+    if not isinstance(keys, PatientKeys):
+        raise KeystoreError(f"{path} holds member keys, not patient keys")
+    return keys
+
+
+def load_member_keystore(path: str | os.PathLike[str], password: str | bytes) -> MemberKeys:
+    """:func:`load_keystore` for a member keystore (a patient keystore is an error)."""
+    keys = load_keystore(path, password)
+    if not isinstance(keys, MemberKeys):
+        raise KeystoreError(f"{path} holds patient keys, not member keys")
+    return keys

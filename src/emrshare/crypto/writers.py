@@ -1,0 +1,118 @@
+"""Writer authorizations: the patient tells a provider how to seal entries for a category.
+
+The payload (patient, writer, tag, category, epoch, category public key), signed by the
+patient's kfrag signer, is sealed to the writer's X25519 key (brand ``EMWA``) and carried
+in the chain's writer-authorized event. The category name is only inside the box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import umbral_pre
+
+from emrshare.crypto._wire import (
+    cbor_decode_list,
+    cbor_encode,
+    expect_bytes,
+    expect_int,
+    expect_str,
+)
+from emrshare.crypto.grants import _check_sig, _pk, _sign
+from emrshare.crypto.keys import (
+    MAX_EPOCH,
+    MemberKeys,
+    MemberPublicKeys,
+    PatientKeys,
+    _address_bytes,
+    _checksum,
+    validate_category,
+)
+from emrshare.crypto.sealing import open_sealed, seal
+from emrshare.errors import VerificationError, WireFormatError
+from emrshare.types import Address, CategoryTag
+
+__all__ = ["WriterAuthorization", "open_writer_authorization", "seal_writer_authorization"]
+
+WRITER_BRAND = b"EMWA"
+_SIG_DOMAIN = b"emrshare/writer-authorization/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class WriterAuthorization:
+    """A verified writer authorization (only from :func:`open_writer_authorization`)."""
+
+    patient: Address
+    writer: Address
+    tag: CategoryTag
+    category: str
+    epoch: int
+    category_public_key_bytes: bytes
+
+    @property
+    def category_public_key(self) -> umbral_pre.PublicKey:
+        """Seal this category-epoch's entries to this key."""
+        return umbral_pre.PublicKey.from_compressed_bytes(self.category_public_key_bytes)
+
+    def _fields(self) -> list[object]:
+        return [
+            _address_bytes(self.patient),
+            _address_bytes(self.writer),
+            bytes(self.tag),
+            self.category,
+            self.epoch,
+            self.category_public_key_bytes,
+        ]
+
+
+def seal_writer_authorization(
+    patient: PatientKeys, writer: MemberPublicKeys, category: str, epoch: int
+) -> bytes:
+    """Seal (category, epoch, category public key) to ``writer``'s box key, signed."""
+    auth = WriterAuthorization(
+        patient.address,
+        writer.address,
+        patient.tag(category, epoch),
+        validate_category(category),
+        epoch,
+        patient.category_public_key(category, epoch).to_compressed_bytes(),
+    )
+    fields = auth._fields()
+    sig = _sign(patient.signer(), _SIG_DOMAIN, cbor_encode(fields))
+    return seal(writer.box_key, WRITER_BRAND, cbor_encode([*fields, sig]))
+
+
+def open_writer_authorization(
+    sealed: bytes, writer: MemberKeys, *, patient_verifying_key: umbral_pre.PublicKey
+) -> WriterAuthorization:
+    """Unseal and verify an authorization; ``patient_verifying_key`` comes from the chain.
+
+    Raises :class:`DecryptionError` (not for this writer / tampered) or
+    :class:`VerificationError` (not signed by that patient or not for this writer).
+    """
+    body = open_sealed(writer.box_private_key, WRITER_BRAND, sealed, what="writer authorization")
+    f = cbor_decode_list(body, "writer authorization", 7)
+    try:
+        category = validate_category(expect_str(f[3], "category", 64))
+    except ValueError as exc:
+        raise WireFormatError(f"writer authorization: {exc}") from exc
+    auth = WriterAuthorization(
+        _checksum(expect_bytes(f[0], "patient", 20)),
+        _checksum(expect_bytes(f[1], "writer", 20)),
+        CategoryTag(expect_bytes(f[2], "tag", 32)),
+        category,
+        expect_int(f[4], "epoch", 0, MAX_EPOCH),
+        expect_bytes(f[5], "category public key", 33),
+    )
+    _pk(auth.category_public_key_bytes, "category public key")
+    sig = expect_bytes(f[6], "signature", 64)
+    if not _check_sig(patient_verifying_key, _SIG_DOMAIN, cbor_encode(auth._fields()), sig):
+        raise VerificationError(
+            f"the writer authorization from {auth.patient} is not signed by the patient's "
+            "registered verifying key; ignore it"
+        )
+    if auth.writer != writer.address:
+        raise VerificationError(
+            f"the writer authorization is for {auth.writer}, not {writer.address}; ignore it"
+        )
+    return auth
