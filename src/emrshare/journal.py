@@ -16,6 +16,12 @@ Every write moves through these states, and each transition is committed to the 
 - ``append_sent``: the index append transaction was sent; its hash is recorded.
 - ``confirmed``: the entry is in the on-chain index; the spool is deleted.
 
+Slots. The index contract numbers each writer's entries per (patient, tag) *stream* and
+accepts sequence ``n`` only right after ``n - 1``; the record id is derived from the slot.
+The journal hands out the slots (:meth:`Journal.begin`), so a record keeps its id across
+retries, "is it appended?" is "is the chain's next slot past it?", and appends go out in
+slot order, batched over consecutive slots.
+
 The journal never touches crypto, storage or the chain itself: the work is done by a
 :class:`WriteSteps` object (the facades build one from the crypto core, a ``BlobStore``
 and the chain bindings). Duplicates are impossible because, before every append, the steps
@@ -34,7 +40,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -89,6 +95,8 @@ class WriteJob:
     """One journaled write, as last committed."""
 
     record_id: RecordId
+    stream: str
+    sequence: int
     patient: str
     category: str
     state: JobState
@@ -160,6 +168,8 @@ class RecoveryReport:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS writes (
     record_id  BLOB PRIMARY KEY,
+    stream     TEXT NOT NULL,
+    sequence   INTEGER NOT NULL,
     patient    TEXT NOT NULL,
     category   TEXT NOT NULL,
     state      TEXT NOT NULL,
@@ -176,13 +186,14 @@ CREATE TABLE IF NOT EXISTS writes (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS writes_stream ON writes(stream, sequence);
 CREATE INDEX IF NOT EXISTS writes_open ON writes(state) WHERE state NOT IN
     ('confirmed', 'rolled_back');
 """
 
 _COLUMNS = (
-    "record_id, patient, category, state, meta, source, secret, cid, tx_hash, attempts, "
-    "last_error, created_at, updated_at"
+    "record_id, stream, sequence, patient, category, state, meta, source, secret, cid, "
+    "tx_hash, attempts, last_error, created_at, updated_at"
 )
 
 
@@ -312,7 +323,7 @@ class Journal:
         """All jobs (or only unfinished ones), oldest first."""
         where = "WHERE state NOT IN ('confirmed', 'rolled_back')" if open_only else ""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM writes {where} ORDER BY created_at, rowid"  # noqa: S608
+            f"SELECT {_COLUMNS} FROM writes {where} ORDER BY stream, sequence"  # noqa: S608
         ).fetchall()
         return [self._job(r) for r in rows]
 
@@ -324,83 +335,110 @@ class Journal:
     def _job(row: tuple[Any, ...]) -> WriteJob:
         return WriteJob(
             record_id=RecordId(bytes(row[0])),
-            patient=row[1],
-            category=row[2],
-            state=JobState(row[3]),
-            meta=json.loads(row[4]),
-            source=Path(row[5]) if row[5] else None,
-            secret=bytes(row[6]) if row[6] is not None else None,
-            cid=Cid(row[7]) if row[7] else None,
-            tx_hash=bytes(row[8]) if row[8] is not None else None,
-            attempts=int(row[9]),
-            last_error=row[10],
-            created_at=float(row[11]),
-            updated_at=float(row[12]),
+            stream=row[1],
+            sequence=int(row[2]),
+            patient=row[3],
+            category=row[4],
+            state=JobState(row[5]),
+            meta=json.loads(row[6]),
+            source=Path(row[7]) if row[7] else None,
+            secret=bytes(row[8]) if row[8] is not None else None,
+            cid=Cid(row[9]) if row[9] else None,
+            tx_hash=bytes(row[10]) if row[10] is not None else None,
+            attempts=int(row[11]),
+            last_error=row[12],
+            created_at=float(row[13]),
+            updated_at=float(row[14]),
         )
 
     # -- writing ----------------------------------------------------------------------
 
     def begin(
         self,
-        record_id: RecordId,
         patient: str,
         category: str,
         *,
+        stream: str,
+        next_sequence: int,
+        record_id_of: Callable[[int], RecordId],
         meta: Mapping[str, Any] | None = None,
         source: Path | None = None,
     ) -> WriteJob:
-        """Record the intent to write ``record_id`` (state ``pending``).
+        """Record the intent to write one record (state ``pending``) and return its job.
+
+        Records of one *stream* (one patient's index under one tag, written by one writer)
+        take consecutive sequence numbers: the index contract accepts exactly sequence
+        ``n`` after ``n - 1``, so a sequence number is a slot that can be filled once.
+        ``next_sequence`` is the chain's next free slot; the journal allocates
+        ``max(next_sequence, last slot it handed out + 1)`` and names the record
+        ``record_id_of(sequence)``.
 
         ``source`` names a file the record can be re-read from if the process dies before
         the ciphertext is spooled; without it such a write is rolled back on recovery
         (the call never returned, so the caller still holds the content).
         """
-        now = self._now()
-        try:
-            self._db.execute(
-                "INSERT INTO writes (record_id, patient, category, state, meta, source, owner,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    bytes(record_id),
-                    patient,
-                    category,
-                    JobState.PENDING.value,
-                    json.dumps(dict(meta or {}), sort_keys=True),
-                    str(source) if source is not None else None,
-                    self._pid,
-                    now,
-                    now,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise JournalError(
-                f"record 0x{bytes(record_id).hex()} is already in the journal; "
-                "use a fresh record id, or `emrshare recover` to finish it"
-            ) from exc
-        return self.get(record_id)
+        return self.begin_many(
+            patient,
+            category,
+            [dict(meta or {})],
+            stream=stream,
+            next_sequence=next_sequence,
+            record_id_of=record_id_of,
+            sources=[source],
+        )[0]
 
     def begin_many(
-        self, items: Iterable[tuple[RecordId, str, str, Mapping[str, Any]]]
+        self,
+        patient: str,
+        category: str,
+        metas: Sequence[Mapping[str, Any]],
+        *,
+        stream: str,
+        next_sequence: int,
+        record_id_of: Callable[[int], RecordId],
+        sources: Sequence[Path | None] | None = None,
     ) -> list[WriteJob]:
-        """:meth:`begin` for many records in one transaction (bulk imports)."""
+        """:meth:`begin` for ``len(metas)`` records with consecutive slots, in one transaction."""
         now = self._now()
         ids: list[RecordId] = []
         with self._tx():
-            for record_id, patient, category, meta in items:
+            (last,) = self._db.execute(
+                "SELECT MAX(sequence) FROM writes WHERE stream = ? AND state != 'rolled_back'",
+                (stream,),
+            ).fetchone()
+            first = max(next_sequence, last + 1 if last is not None else 0)
+            for i, meta in enumerate(metas):
+                record_id = record_id_of(first + i)
+                source = sources[i] if sources is not None else None
+                # A rolled-back write freed its slot; the new record takes it over.
                 self._db.execute(
-                    "INSERT INTO writes (record_id, patient, category, state, meta, owner,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        bytes(record_id),
-                        patient,
-                        category,
-                        JobState.PENDING.value,
-                        json.dumps(dict(meta), sort_keys=True),
-                        self._pid,
-                        now,
-                        now,
-                    ),
+                    "DELETE FROM writes WHERE record_id = ? AND state = 'rolled_back'",
+                    (bytes(record_id),),
                 )
+                try:
+                    self._db.execute(
+                        "INSERT INTO writes (record_id, stream, sequence, patient, category,"
+                        " state, meta, source, owner, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            bytes(record_id),
+                            stream,
+                            first + i,
+                            patient,
+                            category,
+                            JobState.PENDING.value,
+                            json.dumps(dict(meta), sort_keys=True),
+                            str(source) if source is not None else None,
+                            self._pid,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise JournalError(
+                        f"record 0x{bytes(record_id).hex()} is already in the journal; "
+                        "run `emrshare recover` to finish it"
+                    ) from exc
                 ids.append(record_id)
         return [self.get(i) for i in ids]
 
@@ -496,45 +534,49 @@ class Journal:
         """Finish (or, with ``rollback=True``, undo) every interrupted write.
 
         A write whose entry already reached the chain is always finished, never undone.
+        Writes whose ciphertext was never spooled (the writer died while encrypting, so
+        its caller got no answer and still holds the content) are rolled back.
         """
         report = RecoveryReport()
-        for job in self.pending():
-            try:
+        claimed = self._claim(self.pending())
+        try:
+            live: list[WriteJob] = []
+            for job in claimed:
                 if job.state is JobState.PENDING and job.source is None:
-                    # The writer died before the ciphertext was spooled: the call never
-                    # returned, so its caller still holds the content. Nothing to keep.
                     self._rollback(job, steps, "interrupted before the ciphertext was spooled")
-                    report.rolled_back.append(job.record_id)
-                elif rollback:
-                    self._rollback_unless_appended(job, steps, report)
                 else:
-                    self.run([job], steps, batch_size=batch_size)
-                    final = self.get(job.record_id).state
-                    (
-                        report.confirmed if final is JobState.CONFIRMED else report.rolled_back
-                    ).append(job.record_id)
+                    live.append(job)
+            error: str | None = None
+            try:
+                if rollback:
+                    self._rollback_unless_appended(live, steps)
+                else:
+                    self._drive(live, steps, batch_size)
             except EmrShareError as exc:
-                if self.get(job.record_id).state is JobState.ROLLED_BACK:
+                error = str(exc)
+            for job in claimed:
+                final = self.get(job.record_id)
+                if final.state is JobState.CONFIRMED:
+                    report.confirmed.append(job.record_id)
+                elif final.state is JobState.ROLLED_BACK:
                     report.rolled_back.append(job.record_id)
                 else:
-                    report.failed[job.record_id] = str(exc)
+                    report.failed[job.record_id] = final.last_error or error or "not finished"
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._release(claimed)
         return report
 
-    def _rollback_unless_appended(
-        self, job: WriteJob, steps: WriteSteps, report: RecoveryReport
-    ) -> None:
-        claimed = self._claim([job])
-        try:
-            for j in claimed:
-                if j.state in (JobState.STORED, JobState.APPEND_SENT) and steps.appended([j]):
-                    self._set_state(j, JobState.CONFIRMED)
-                    self._drop_spool(j.record_id)
-                    report.confirmed.append(j.record_id)
-                else:
-                    self._rollback(j, steps, "rolled back by request")
-                    report.rolled_back.append(j.record_id)
-        finally:
-            self._release(claimed)
+    def _rollback_unless_appended(self, jobs: Sequence[WriteJob], steps: WriteSteps) -> None:
+        maybe_sent = [j for j in jobs if j.state in (JobState.STORED, JobState.APPEND_SENT)]
+        done = steps.appended(maybe_sent) if maybe_sent else set()
+        # Newest slot first, so a stream never has a rolled-back slot below a live one.
+        for j in sorted(jobs, key=lambda j: (j.stream, -j.sequence)):
+            if j.record_id in done:
+                self._set_state(j, JobState.CONFIRMED)
+                self._drop_spool(j.record_id)
+            else:
+                self._rollback(j, steps, "rolled back by request")
 
     def _set_state(self, job: WriteJob, state: JobState, **values: Any) -> None:
         self._update(job.record_id, state=state.value, last_error=None, **values)
@@ -603,9 +645,9 @@ class Journal:
             if not current(JobState.STORED, JobState.APPEND_SENT):
                 break
             self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
-            stored = current(JobState.STORED)
-            for start in range(0, len(stored), batch_size):
-                self._guarded(stored[start : start + batch_size], steps, self._append)
+            unstored = current(JobState.PENDING, JobState.ENCRYPTED)
+            for group in _append_batches(current(JobState.STORED), unstored, batch_size):
+                self._guarded(group, steps, self._append)
             self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
         left = current(JobState.PENDING, JobState.ENCRYPTED, JobState.STORED, JobState.APPEND_SENT)
         if left:
@@ -681,3 +723,31 @@ class Journal:
                     else:
                         # Failed or dropped and not in the index: send it again.
                         self._set_state(j, JobState.STORED, tx_hash=None)
+
+
+def _append_batches(
+    stored: Sequence[WriteJob], unstored: Sequence[WriteJob], batch_size: int
+) -> list[list[WriteJob]]:
+    """Split stored jobs into appendable batches: one stream, consecutive slots, in order.
+
+    A stream's jobs after a slot that is not stored yet wait: the contract would refuse
+    them (slots are filled strictly in order).
+    """
+    blocked: dict[str, int] = {}
+    for job in unstored:
+        blocked[job.stream] = min(blocked.get(job.stream, job.sequence), job.sequence)
+    batches: list[list[WriteJob]] = []
+    for job in sorted(stored, key=lambda j: (j.stream, j.sequence)):
+        if job.sequence > blocked.get(job.stream, job.sequence):
+            continue
+        last = batches[-1] if batches else None
+        if (
+            last is not None
+            and last[-1].stream == job.stream
+            and last[-1].sequence + 1 == job.sequence
+            and len(last) < batch_size
+        ):
+            last.append(job)
+        else:
+            batches.append([job])
+    return batches

@@ -21,6 +21,8 @@ from emrshare.errors import ContractRevert, JournalError, StoreUnavailable, Tran
 from emrshare.journal import JobState, Journal, ReceiptStatus, WriteJob
 from emrshare.types import Cid, RecordId
 
+STREAM = "0xp/lab"
+
 
 class Crash(BaseException):
     """Stands for the process dying: escapes every ``except Exception``."""
@@ -28,23 +30,35 @@ class Crash(BaseException):
 
 @dataclass
 class Ledger:
-    """Store + index + mempool shared by successive 'processes' (journal instances)."""
+    """Store + index + mempool shared by successive 'processes' (journal instances).
+
+    Like the index contract, the index takes slot ``n`` of a stream only after ``n - 1``.
+    """
 
     blobs: dict[str, bytes] = field(default_factory=dict)
     pinned: set[str] = field(default_factory=set)
     index: list[tuple[bytes, bytes]] = field(default_factory=list)
-    mempool: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    # Slot 0 is taken by an earlier record, so the tests' first record is slot 1.
+    next_slot: dict[str, int] = field(default_factory=lambda: {STREAM: 1})
+    mempool: dict[bytes, list[tuple[str, int, bytes, bytes]]] = field(default_factory=dict)
     duplicate_attempts: int = 0
+    out_of_order: int = 0
     sends: int = 0
 
     def mine(self) -> None:
         for tx, entries in list(self.mempool.items()):
-            ids = {r for r, _ in self.index}
-            if any(r in ids for r, _ in entries):
-                self.duplicate_attempts += 1
-            else:
-                self.index.extend(entries)
             del self.mempool[tx]
+            stream, first = entries[0][0], entries[0][1]
+            expected = self.next_slot.get(stream, 0)
+            if first < expected:
+                self.duplicate_attempts += 1
+                continue
+            if first > expected:
+                self.out_of_order += 1
+                continue
+            for _, _, record_id, entry in entries:
+                self.index.append((record_id, entry))
+            self.next_slot[stream] = first + len(entries)
 
 
 @dataclass
@@ -89,14 +103,15 @@ class Steps:
 
     def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
         self._hook("appended")
-        ids = {r for r, _ in self.ledger.index}
-        return {j.record_id for j in jobs if j.record_id in ids}
+        return {j.record_id for j in jobs if j.sequence < self.ledger.next_slot.get(j.stream, 0)}
 
     def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
         self._hook("send:before")
         self.ledger.sends += 1
         tx = hashlib.sha256(b"tx%d" % self.ledger.sends).digest()
-        self.ledger.mempool[tx] = [(j.record_id, s) for j, s in zip(jobs, sealed, strict=True)]
+        self.ledger.mempool[tx] = [
+            (j.stream, j.sequence, j.record_id, s) for j, s in zip(jobs, sealed, strict=True)
+        ]
         if self.mine_on_send:
             self.ledger.mine()
         self._hook("send:after")
@@ -115,8 +130,14 @@ class Steps:
         self.ledger.pinned.discard(cid)
 
 
-def rid(i: int) -> RecordId:
-    return RecordId(hashlib.sha256(b"record%d" % i).digest())
+def rid(i: int, stream: str = STREAM) -> RecordId:
+    return RecordId(hashlib.sha256(b"%s/%d" % (stream.encode(), i)).digest())
+
+
+def begin(journal: Journal, *, next_sequence: int = 0, **kwargs: object) -> WriteJob:
+    return journal.begin(
+        "0xp", "lab", stream=STREAM, next_sequence=next_sequence, record_id_of=rid, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def content(i: int, size: int = 3000) -> bytes:
@@ -125,6 +146,7 @@ def content(i: int, size: int = 3000) -> bytes:
 
 def assert_exactly_once(ledger: Ledger, ids: Sequence[RecordId], sources: dict[bytes, bytes]):
     assert ledger.duplicate_attempts == 0
+    assert ledger.out_of_order == 0
     indexed = [r for r, _ in ledger.index]
     assert sorted(indexed) == sorted(ids), "exactly one index entry per record"
     for r, entry in ledger.index:
@@ -139,7 +161,8 @@ def test_happy_path(tmp_path: Path) -> None:
     ledger = Ledger()
     steps = Steps(ledger, {rid(1): content(1)})
     with Journal(tmp_path) as journal:
-        job = journal.begin(rid(1), "0xpatient", "lab", meta={"media_type": "text/plain"})
+        job = begin(journal, next_sequence=1, meta={"media_type": "text/plain"})
+        assert job.record_id == rid(1) and job.sequence == 1
         assert job.state is JobState.PENDING
         journal.run([job], steps)
         done = journal.get(rid(1))
@@ -173,7 +196,7 @@ def test_crash_at_every_step_then_recover(tmp_path: Path, point: str, with_sourc
     src = tmp_path / "source.bin"
     src.write_bytes(sources[rid(1)])
     with Journal(tmp_path / "j") as journal:
-        job = journal.begin(rid(1), "0xp", "lab", source=src if with_source else None)
+        job = begin(journal, next_sequence=1, source=src if with_source else None)
         with pytest.raises(Crash):
             journal.run([job], Steps(ledger, sources, crash_at=point))
     # A new process opens the journal and recovers.
@@ -198,10 +221,13 @@ def test_crash_at_every_step_then_recover(tmp_path: Path, point: str, with_sourc
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_in_bulk_then_resume_by_next_run(tmp_path: Path, point: str) -> None:
     ledger = Ledger()
-    sources = {rid(i): content(i, 500) for i in range(120)}
+    sources = {rid(i): content(i, 500) for i in range(1, 121)}
     ids = list(sources)
     with Journal(tmp_path) as journal:
-        jobs = journal.begin_many((RecordId(r), "0xp", "lab", {}) for r in ids)
+        jobs = journal.begin_many(
+            "0xp", "lab", [{}] * 120, stream=STREAM, next_sequence=1, record_id_of=rid
+        )
+        assert [j.record_id for j in jobs] == ids
         with pytest.raises(Crash):
             journal.run(jobs, Steps(ledger, sources, crash_at=point), batch_size=50)
         # The same process keeps going: the next run resumes every job.
@@ -217,7 +243,7 @@ def test_transient_failure_keeps_the_job(tmp_path: Path, point: str) -> None:
     ledger = Ledger()
     sources = {rid(1): content(1)}
     with Journal(tmp_path) as journal:
-        job = journal.begin(rid(1), "0xp", "lab")
+        job = begin(journal, next_sequence=1)
         failing = Steps(ledger, sources, fail_at=point, fail_with=TransactionFailed("node down"))
         with pytest.raises(JournalError, match="emrshare recover") as info:
             journal.run([job], failing)
@@ -235,7 +261,7 @@ def test_permanent_failure_rolls_back_and_unpins(tmp_path: Path) -> None:
     sources = {rid(1): content(1)}
     revert = ContractRevert("RecordIndex_NotAuthorized", {"writer": "0xabc"})
     with Journal(tmp_path) as journal:
-        job = journal.begin(rid(1), "0xp", "lab")
+        job = begin(journal, next_sequence=1)
         with pytest.raises(ContractRevert):
             journal.run([job], Steps(ledger, sources, fail_at="send:before", fail_with=revert))
         gone = journal.get(rid(1))
@@ -249,7 +275,7 @@ def test_dropped_transaction_is_resent_once(tmp_path: Path) -> None:
     ledger = Ledger()
     sources = {rid(1): content(1)}
     with Journal(tmp_path, retries=0) as journal:
-        job = journal.begin(rid(1), "0xp", "lab")
+        job = begin(journal, next_sequence=1)
         # The node accepts the tx but never mines it, then reports it dropped.
         steps = Steps(ledger, sources, mine_on_send=False, receipt_status="failed")
         with pytest.raises(JournalError, match="did not confirm"):
@@ -265,7 +291,7 @@ def test_unmined_transaction_is_not_resent(tmp_path: Path) -> None:
     ledger = Ledger()
     sources = {rid(1): content(1)}
     with Journal(tmp_path) as journal:
-        job = journal.begin(rid(1), "0xp", "lab")
+        job = begin(journal, next_sequence=1)
         steps = Steps(ledger, sources, mine_on_send=False, receipt_status="unknown")
         with pytest.raises(JournalError, match="not mined yet"):
             journal.run([job], steps)
@@ -280,7 +306,7 @@ def test_large_records_spool_to_a_file(tmp_path: Path) -> None:
     ledger = Ledger()
     sources = {rid(1): os.urandom(5000)}
     with Journal(tmp_path, inline_max=1024) as journal:
-        job = journal.begin(rid(1), "0xp", "imaging")
+        job = begin(journal, next_sequence=1)
         with pytest.raises(Crash):
             journal.run([job], Steps(ledger, sources, crash_at="store:before"))
         spooled = list((tmp_path / "spool").glob("*.bin"))
@@ -294,10 +320,11 @@ def test_rollback_by_request_never_undoes_an_appended_record(tmp_path: Path) -> 
     ledger = Ledger()
     sources = {rid(1): content(1), rid(2): content(2)}
     with Journal(tmp_path) as journal:
-        a = journal.begin(rid(1), "0xp", "lab")
+        a = begin(journal, next_sequence=1)
         with pytest.raises(Crash):
             journal.run([a], Steps(ledger, sources, crash_at="send:after"))
-        b = journal.begin(rid(2), "0xp", "lab")
+        b = begin(journal)
+        assert b.sequence == 2
         with pytest.raises(Crash):
             journal.run([b], Steps(ledger, sources, crash_at="store:after"))
         report = journal.recover(Steps(ledger, sources), rollback=True)
@@ -307,16 +334,25 @@ def test_rollback_by_request_never_undoes_an_appended_record(tmp_path: Path) -> 
     assert len(ledger.pinned) == 1
 
 
-def test_begin_twice_is_refused(tmp_path: Path) -> None:
+def test_slots_are_allocated_in_order_and_freed_by_rollback(tmp_path: Path) -> None:
+    ledger = Ledger()
     with Journal(tmp_path) as journal:
-        journal.begin(rid(1), "0xp", "lab")
+        assert begin(journal, next_sequence=3).sequence == 3
+        assert begin(journal, next_sequence=0).sequence == 4, "never below a live slot"
+        assert begin(journal, next_sequence=9).sequence == 9, "the chain is ahead"
+        report = journal.recover(Steps(ledger), rollback=True)
+        assert sorted(report.rolled_back) == sorted([rid(3), rid(4), rid(9)])
+        again = begin(journal, next_sequence=3)
+        assert again.sequence == 3 and again.state is JobState.PENDING
         with pytest.raises(JournalError, match="already in the journal"):
-            journal.begin(rid(1), "0xp", "lab")
+            journal.begin(
+                "0xp", "lab", stream="other", next_sequence=0, record_id_of=lambda n: rid(3)
+            )
 
 
 def test_jobs_of_a_live_other_process_are_left_alone(tmp_path: Path) -> None:
     with Journal(tmp_path) as journal:
-        journal.begin(rid(1), "0xp", "lab")
+        begin(journal, next_sequence=1)
         # Pretend pid 1 (always alive) is driving it.
         journal._db.execute("UPDATE writes SET owner = 1")
         assert journal.pending() == []
@@ -337,7 +373,7 @@ def test_rollback_after_a_crash_at_every_step_leaves_nothing_orphaned(
     ledger = Ledger()
     sources = {rid(1): content(1)}
     with Journal(tmp_path) as journal:
-        job = journal.begin(rid(1), "0xp", "lab")
+        job = begin(journal, next_sequence=1)
         with pytest.raises(Crash):
             journal.run([job], Steps(ledger, sources, crash_at=point))
         report = journal.recover(Steps(ledger, sources), rollback=True)
@@ -348,3 +384,29 @@ def test_rollback_after_a_crash_at_every_step_leaves_nothing_orphaned(
     else:
         assert final is JobState.ROLLED_BACK
         assert ledger.index == [] and ledger.pinned == set()
+
+
+def test_bulk_store_outage_midway_keeps_slot_order(tmp_path: Path) -> None:
+    ledger = Ledger()
+    sources = {rid(i): content(i, 200) for i in range(1, 61)}
+
+    class FlakyStore(Steps):
+        stores = 0
+
+        def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
+            self.stores += 1
+            if self.stores == 30:
+                raise StoreUnavailable("store went away")
+            return super().store(job, ciphertext)
+
+    with Journal(tmp_path) as journal:
+        jobs = journal.begin_many(
+            "0xp", "lab", [{}] * 60, stream=STREAM, next_sequence=1, record_id_of=rid
+        )
+        with pytest.raises(JournalError, match="emrshare recover"):
+            journal.run(jobs, FlakyStore(ledger, sources))
+        assert ledger.index == [], "nothing is appended past a slot that is not stored"
+        report = journal.recover(Steps(ledger, sources))
+        assert report.ok and len(report.confirmed) == 60
+    assert_exactly_once(ledger, list(sources), sources)
+    assert [r for r, _ in ledger.index] == list(sources), "slot order kept"
