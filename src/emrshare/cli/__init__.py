@@ -19,6 +19,11 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from emrshare.cli.proxy import app as _proxy_app  # noqa: E402
+
+app.add_typer(_proxy_app, name="proxy")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -7,12 +7,20 @@ returned cfrag). Nothing here implements cryptography.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import umbral_pre
+from eth_utils.address import to_checksum_address
 
+from emrshare.crypto import grants
+from emrshare.crypto.grants import ProxyKeyFrag, VerifiedProxyKeyFrag, open_sealed_kfrag
+from emrshare.crypto.keys import MemberKeys
 from emrshare.errors import VerificationError, WireFormatError
-from emrshare.proxy.store import StoredKfrag
+from emrshare.proxy.chainview import GrantCreated
+from emrshare.proxy.store import PolicyRecord, StoredKfrag
+from emrshare.types import Address, CategoryTag, PolicyId
 
-__all__ = ["load_kfrag", "parse_capsule", "reencrypt", "verify_cfrag"]
+__all__ = ["kfrag_opener", "load_kfrag", "parse_capsule", "reencrypt", "verify_cfrag"]
 
 # Present at run time, missing from umbral-pre's type stubs.
 _UmbralVerificationError: type[Exception] = umbral_pre.VerificationError  # type: ignore[attr-defined]
@@ -25,20 +33,48 @@ def _pk(data: bytes, what: str) -> umbral_pre.PublicKey:
         raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
 
 
-def load_kfrag(stored: StoredKfrag) -> umbral_pre.VerifiedKeyFrag:
-    """Parse and verify a stored kfrag against the keys it was accepted with."""
-    try:
-        kfrag = umbral_pre.KeyFrag.from_bytes(stored.kfrag)
-    except Exception as exc:
-        raise WireFormatError("stored kfrag does not parse") from exc
-    try:
-        return kfrag.verify(
-            _pk(stored.verifying_pk, "verifying key"),
-            _pk(stored.delegating_pk, "delegating key"),
-            _pk(stored.receiving_pk, "receiving key"),
+def kfrag_opener(
+    proxy_keys: MemberKeys,
+) -> Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]:
+    """The watcher's kfrag step: unseal with this proxy's box key, verify against the chain.
+
+    The patient's verifying key comes from the patient profile, the grantee's receiving
+    key from the registry, and every binding field from the grant event.
+    """
+
+    def open_kfrag(
+        sealed: bytes, ev: GrantCreated, verifying_pk: bytes, receiving_pk: bytes
+    ) -> StoredKfrag:
+        verified = open_sealed_kfrag(sealed, proxy_keys).verify(
+            patient_verifying_key=_pk(verifying_pk, "patient verifying key"),
+            policy_id=PolicyId(ev.policy_id),
+            patient=Address(to_checksum_address(ev.patient)),
+            grantee=Address(to_checksum_address(ev.grantee)),
+            tag=CategoryTag(ev.tag),
+            epoch=ev.epoch,
+            grantee_receiving_key=_pk(receiving_pk, "grantee receiving key"),
         )
-    except _UmbralVerificationError as exc:
-        raise VerificationError("stored kfrag failed verification") from exc
+        return StoredKfrag(
+            kfrag=bytes(verified),
+            verifying_pk=verifying_pk,
+            delegating_pk=verified.binding.category_public_key_bytes,
+            receiving_pk=receiving_pk,
+        )
+
+    return open_kfrag
+
+
+def load_kfrag(stored: StoredKfrag, policy: PolicyRecord) -> VerifiedProxyKeyFrag:
+    """Parse a stored kfrag and verify it again against the policy it was accepted for."""
+    return ProxyKeyFrag.from_bytes(stored.kfrag).verify(
+        patient_verifying_key=_pk(stored.verifying_pk, "patient verifying key"),
+        policy_id=PolicyId(policy.policy_id),
+        patient=Address(to_checksum_address(policy.patient)),
+        grantee=Address(to_checksum_address(policy.grantee)),
+        tag=CategoryTag(policy.tag),
+        epoch=policy.epoch,
+        grantee_receiving_key=_pk(stored.receiving_pk, "grantee receiving key"),
+    )
 
 
 def parse_capsule(data: bytes) -> umbral_pre.Capsule:
@@ -49,9 +85,9 @@ def parse_capsule(data: bytes) -> umbral_pre.Capsule:
         raise WireFormatError("capsule does not parse") from exc
 
 
-def reencrypt(capsule: umbral_pre.Capsule, kfrag: umbral_pre.VerifiedKeyFrag) -> bytes:
+def reencrypt(capsule: umbral_pre.Capsule, kfrag: VerifiedProxyKeyFrag) -> bytes:
     """Re-encrypt one capsule with a verified kfrag; returns the cfrag bytes."""
-    return bytes(umbral_pre.reencrypt(capsule, kfrag))
+    return bytes(grants.reencrypt(capsule, kfrag))
 
 
 def verify_cfrag(

@@ -18,7 +18,7 @@ import time
 
 from emrshare.errors import EmrShareError
 from emrshare.proxy.chainview import AuditItem, ProxyChain
-from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.store import JournalEntry, ProxyStore
 
 __all__ = ["AuditFlusher"]
 
@@ -68,20 +68,30 @@ class AuditFlusher:
         return waiting
 
     def flush_once(self) -> int:
-        """Settle earlier batches, then log up to ``max_entries`` new entries in one batch.
+        """Settle earlier batches, then log up to ``max_entries`` new entries.
 
-        Returns the number of entries put into the new batch.
+        The audit contract logs one policy per transaction, so the entries become one
+        batch (one transaction, one nonce) per policy. Returns how many were batched.
         """
         self.settle()
         entries = self.store.unbatched(self.max_entries)
         if not entries:
             return 0
+        by_policy: dict[bytes, list[JournalEntry]] = {}
+        for e in entries:
+            by_policy.setdefault(e.policy_id, []).append(e)
         pending = self.store.pending_batches()
         nonce = max([self.chain.account_nonce()] + [b.sender_nonce + 1 for b in pending])
-        items = [AuditItem(e.policy_id, e.requester, e.record_ids, e.block) for e in entries]
-        raw, tx_hash = self.chain.sign_audit_batch(items, nonce)
-        self.store.add_batch([e.id for e in entries], raw, tx_hash, nonce)
-        self.chain.broadcast(raw)
+        for pid, group in by_policy.items():
+            policy = self.store.policy(pid)
+            if policy is None:  # cannot happen: the serve needed the policy
+                log.error("journal names unknown policy 0x%s; kept for later", pid.hex())
+                continue
+            items = [AuditItem(e.requester, e.record_ids, e.block) for e in group]
+            raw, tx_hash = self.chain.sign_audit_batch(pid, policy.proxies, items, nonce)
+            self.store.add_batch([e.id for e in group], raw, tx_hash, nonce)
+            self.chain.broadcast(raw)
+            nonce += 1
         self._last_flush = time.monotonic()
         return len(entries)
 

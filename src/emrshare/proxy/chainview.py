@@ -90,7 +90,6 @@ class PolicyStatus(StrEnum):
 class AuditItem:
     """One served request as it is logged on chain."""
 
-    policy_id: bytes
     requester: str
     record_ids: tuple[bytes, ...]
     block: int
@@ -134,8 +133,14 @@ class ProxyChain(Protocol):
         """A member's registered Umbral receiving key (33 bytes)."""
         ...
 
-    def sign_audit_batch(self, items: Sequence[AuditItem], nonce: int) -> tuple[bytes, bytes]:
-        """Sign (not send) the audit-log transaction; returns (raw tx, tx hash)."""
+    def sign_audit_batch(
+        self, policy_id: bytes, proxies: Sequence[str], items: Sequence[AuditItem], nonce: int
+    ) -> tuple[bytes, bytes]:
+        """Sign (not send) the audit-log transaction of one policy's accesses.
+
+        ``proxies`` is the policy's proxy list (the contract checks it); returns
+        (raw transaction, transaction hash).
+        """
         ...
 
     def account_nonce(self) -> int:

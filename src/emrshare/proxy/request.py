@@ -1,8 +1,9 @@
 """The signed re-encryption request (EIP-712), its wire form and the refusal reasons.
 
 A grantee asks one proxy to re-encrypt a batch of capsules of one policy. The request is
-an EIP-712 typed message (domain: name ``emrshare-proxy``, version ``1``, the chain id and
-the grants contract as verifying contract) with the fields proxy address, policy id,
+an EIP-712 typed message ``ProxyRequest`` (domain: name ``emrshare-proxy``, version
+``1``, the chain id and the grants contract as verifying contract; the Grants contract's
+``hashProxyRequest`` computes the same digest) with the fields proxy address, policy id,
 capsule hashes (``keccak256(bytes(capsule))``), nonce and deadline (chain time, unix
 seconds). The grantee signs it with its Ethereum key; the proxy recovers the signer and
 compares it with the grantee recorded on chain.
@@ -41,7 +42,7 @@ DOMAIN_VERSION = "1"
 MAX_BATCH = 256
 
 _TYPES: dict[str, Any] = {
-    "ReencryptRequest": [
+    "ProxyRequest": [
         {"name": "proxy", "type": "address"},
         {"name": "policyId", "type": "bytes32"},
         {"name": "capsuleHashes", "type": "bytes32[]"},
@@ -153,7 +154,7 @@ class ReencryptRequest:
                 ],
                 **_TYPES,
             },
-            "primaryType": "ReencryptRequest",
+            "primaryType": "ProxyRequest",
             "message": {
                 "proxy": self.proxy,
                 "policyId": bytes(self.policy_id),

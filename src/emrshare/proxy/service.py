@@ -12,13 +12,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import umbral_pre
-
+from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import _crypto
 from emrshare.proxy.chainview import GrantCreated, PolicyStatus, ProxyChain
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
-from emrshare.proxy.store import ProxyStore, StoredKfrag
+from emrshare.proxy.store import PolicyRecord, ProxyStore, StoredKfrag
 
 __all__ = ["KfragOpener", "ProxyService", "Served"]
 
@@ -48,7 +47,7 @@ class ProxyService:
         self.chain = chain
         self.store = store
         self.open_kfrag = open_kfrag
-        self._kfrags: dict[bytes, umbral_pre.VerifiedKeyFrag] = {}
+        self._kfrags: dict[bytes, VerifiedProxyKeyFrag] = {}
         self._lock = threading.Lock()
         self.served = 0
         self.refused: dict[str, int] = {}
@@ -58,7 +57,8 @@ class ProxyService:
         with self._lock:
             self._kfrags.pop(policy_id, None)
 
-    def _kfrag(self, policy_id: bytes) -> umbral_pre.VerifiedKeyFrag | None:
+    def _kfrag(self, policy: PolicyRecord) -> VerifiedProxyKeyFrag | None:
+        policy_id = policy.policy_id
         with self._lock:
             cached = self._kfrags.get(policy_id)
         if cached is not None:
@@ -66,7 +66,11 @@ class ProxyService:
         stored = self.store.kfrag(policy_id)
         if stored is None:
             return None
-        kfrag = _crypto.load_kfrag(stored)
+        try:
+            kfrag = _crypto.load_kfrag(stored, policy)
+        except EmrShareError as exc:
+            log.error("stored kfrag of policy 0x%s is unusable: %s", policy_id.hex(), exc)
+            return None
         with self._lock:
             self._kfrags[policy_id] = kfrag
         return kfrag
@@ -183,7 +187,7 @@ class ProxyService:
                     block,
                 )
             record_ids.append(entry.record_id)
-        kfrag = self._kfrag(pid)
+        kfrag = self._kfrag(policy)
         if kfrag is None:
             return self._refuse(
                 RefusalReason.KFRAG_UNAVAILABLE,

@@ -1,0 +1,89 @@
+"""One proxy process: configuration → keys, chain, store, service, watcher, flusher, app.
+
+``emrshare proxy serve --config FILE`` calls :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from web3 import Web3
+
+from emrshare.chain.deploy import Deployment
+from emrshare.crypto.keys import MemberKeys
+from emrshare.crypto.keystore import load_member_keystore
+from emrshare.proxy._crypto import kfrag_opener
+from emrshare.proxy.app import create_app
+from emrshare.proxy.audit import AuditFlusher
+from emrshare.proxy.config import ProxyConfig
+from emrshare.proxy.service import ProxyService
+from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.watcher import ChainWatcher
+from emrshare.proxy.web3chain import Web3ProxyChain
+
+__all__ = ["ProxyNode", "serve"]
+
+
+class ProxyNode:
+    """The assembled proxy. Build with :meth:`from_config`; :meth:`app` is the ASGI app."""
+
+    def __init__(self, config: ProxyConfig, keys: MemberKeys) -> None:
+        self.config = config
+        self.keys = keys
+        deployment = Deployment.read(config.deployment)
+        w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}))
+        self.chain = Web3ProxyChain(w3, deployment, keys.ethereum_key)
+        self.store = ProxyStore(config.database, bytes(keys.box_private_key))
+        opener = kfrag_opener(keys)
+        self.service = ProxyService(self.chain, self.store, opener)
+        self.watcher = ChainWatcher(
+            self.chain,
+            self.store,
+            self.service,
+            opener,
+            start_block=deployment.start_block,
+            confirmations=config.confirmations,
+        )
+        self.flusher = AuditFlusher(
+            self.chain,
+            self.store,
+            interval=config.flush_interval,
+            max_entries=config.flush_entries,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ProxyNode(address={self.keys.address}, listen={self.config.host}:{self.config.port})"
+        )
+
+    @classmethod
+    def from_config(cls, config: ProxyConfig) -> ProxyNode:
+        """Open the keystore (password from the configured environment variable)."""
+        keys = load_member_keystore(config.keystore, config.password())
+        return cls(config, keys)
+
+    def app(self) -> FastAPI:
+        return create_app(
+            self.service,
+            self.watcher,
+            self.flusher,
+            poll_interval=self.config.poll_interval,
+            on_shutdown=self.store.close,
+        )
+
+
+def serve(config: ProxyConfig, *, log_level: str = "info") -> None:
+    """Run a proxy under uvicorn until SIGINT/SIGTERM (the audit journal drains first)."""
+    import uvicorn
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    node = ProxyNode.from_config(config)
+    uvicorn.run(
+        node.app(),
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,253 @@
+"""The proxy's view of the chain over JSON-RPC (web3.py), from a deployment file.
+
+Reads the Grants, RecordIndex, ConsortiumRegistry and PatientProfiles contracts and signs
+AuditLog transactions with the proxy's own Ethereum key. Every web3 or transport error is
+re-raised as :class:`~emrshare.errors.ChainError`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from eth_account import Account
+from eth_utils.crypto import keccak
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from emrshare.chain.artifacts import load_artifact
+from emrshare.chain.deploy import Deployment
+from emrshare.crypto.entry import SealedEntry
+from emrshare.errors import ChainError, EmrShareError
+from emrshare.proxy.chainview import (
+    AuditItem,
+    ChainEvent,
+    EntryAppended,
+    GrantCreated,
+    GrantRevoked,
+    PolicyStatus,
+    TagRevoked,
+)
+
+__all__ = ["Web3ProxyChain", "records_hash"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STATUS = {
+    0: PolicyStatus.UNKNOWN,
+    1: PolicyStatus.ACTIVE,
+    2: PolicyStatus.REVOKED,
+    3: PolicyStatus.EXPIRED,
+    4: PolicyStatus.REVOKED,  # TagRevoked: the whole category moved on
+}
+
+
+def records_hash(record_ids: Sequence[bytes]) -> bytes:
+    """What the audit log stores for a served batch: keccak256 of the concatenated ids."""
+    return bytes(keccak(b"".join(record_ids)))
+
+
+def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except EmrShareError:
+            raise
+        except Exception as exc:
+            raise ChainError(
+                f"chain call {fn.__name__} failed: {type(exc).__name__}: {exc}; "
+                "check the RPC endpoint"
+            ) from exc
+
+    return wrapper
+
+
+class Web3ProxyChain:
+    """A :class:`~emrshare.proxy.chainview.ProxyChain` over a web3 connection."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, account_key: bytes) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self._key = account_key
+        self._address = str(Account.from_key(account_key).address)
+
+        def contract(name: str) -> Any:
+            return w3.eth.contract(
+                address=Web3.to_checksum_address(deployment.address_of(name)),
+                abi=load_artifact(name).abi,
+            )
+
+        self.grants = contract("Grants")
+        self.index = contract("RecordIndex")
+        self.registry = contract("ConsortiumRegistry")
+        self.profiles = contract("PatientProfiles")
+        self.audit = contract("AuditLog")
+        self._events = {
+            bytes(e.topic): e
+            for e in (
+                self.grants.events.GrantCreated(),
+                self.grants.events.GrantRevoked(),
+                self.grants.events.TagRevoked(),
+                self.index.events.EntryAppended(),
+            )
+        }
+
+    def __repr__(self) -> str:
+        return f"Web3ProxyChain(proxy={self._address}, chain_id={self.chain_id})"
+
+    @property
+    def chain_id(self) -> int:
+        return self.deployment.chain_id
+
+    @property
+    def grants_contract(self) -> str:
+        return str(self.grants.address)
+
+    @property
+    def proxy_address(self) -> str:
+        return self._address
+
+    @_chain_errors
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    @_chain_errors
+    def block_timestamp(self, block: int) -> int:
+        return int(self.w3.eth.get_block(block)["timestamp"])
+
+    @_chain_errors
+    def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        logs = self.w3.eth.get_logs(
+            {
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "address": [self.grants.address, self.index.address],
+                "topics": [["0x" + t.hex() for t in self._events]],
+            }
+        )
+        out: list[ChainEvent] = []
+        for raw in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
+            ev = self._decode(raw)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _decode(self, raw: Any) -> ChainEvent | None:
+        topic = bytes(raw["topics"][0])
+        decoder = self._events.get(topic)
+        if decoder is None:
+            return None
+        log = decoder.process_log(raw)
+        a = log["args"]
+        block, index = int(log["blockNumber"]), int(log["logIndex"])
+        name = log["event"]
+        if name == "GrantCreated":
+            return GrantCreated(
+                block=block,
+                log_index=index,
+                policy_id=bytes(a["policyId"]),
+                patient=str(a["patient"]),
+                grantee=str(a["grantee"]),
+                tag=bytes(a["tag"]),
+                epoch=int(a["epoch"]),
+                expiry=int(a["expiry"]),
+                threshold=int(a["threshold"]),
+                proxies=tuple(str(p) for p in a["proxies"]),
+                sealed_kfrags=tuple(bytes(k) for k in a["sealedKfrags"]),
+            )
+        if name == "GrantRevoked":
+            return GrantRevoked(block, index, bytes(a["policyId"]))
+        if name == "TagRevoked":
+            return TagRevoked(block, index, str(a["patient"]), bytes(a["tag"]))
+        try:
+            capsule_hash = SealedEntry.from_bytes(bytes(a["entry"])).capsule_hash
+        except EmrShareError:
+            return None  # not a sealed entry: nothing a proxy could ever serve
+        return EntryAppended(
+            block=block,
+            log_index=index,
+            patient=str(a["patient"]),
+            tag=bytes(a["tag"]),
+            epoch=int(a["epoch"]),
+            record_id=bytes(a["recordId"]),
+            capsule_hash=capsule_hash,
+        )
+
+    @_chain_errors
+    def policy_status(self, policy_id: bytes, block: int) -> PolicyStatus:
+        code = int(self.grants.functions.statusOf(policy_id).call(block_identifier=block))
+        return _STATUS.get(code, PolicyStatus.UNKNOWN)
+
+    @_chain_errors
+    def patient_verifying_key(self, patient: str, block: int) -> bytes:
+        profile = self.profiles.functions.profileOf(Web3.to_checksum_address(patient)).call(
+            block_identifier=block
+        )
+        return bytes(profile[0])
+
+    @_chain_errors
+    def receiving_key(self, member: str, block: int) -> bytes:
+        m = self.registry.functions.memberOf(Web3.to_checksum_address(member)).call(
+            block_identifier=block
+        )
+        return bytes(m[2])
+
+    @_chain_errors
+    def sign_audit_batch(
+        self, policy_id: bytes, proxies: Sequence[str], items: Sequence[AuditItem], nonce: int
+    ) -> tuple[bytes, bytes]:
+        accesses = [
+            (
+                Web3.to_checksum_address(i.requester),
+                records_hash(i.record_ids),
+                len(i.record_ids),
+                i.block,
+            )
+            for i in items
+        ]
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        tip = 1_000_000_000
+        tx = self.audit.functions.logAccesses(
+            policy_id, [Web3.to_checksum_address(p) for p in proxies], accesses
+        ).build_transaction(
+            {
+                "from": self._address,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+                # Fixed, generous gas: the signed bytes are stored before broadcast and
+                # must stay valid without re-estimating.
+                "gas": 80_000 + 20_000 * len(accesses),
+                "maxPriorityFeePerGas": tip,
+                "maxFeePerGas": 4 * base_fee + tip,
+            }
+        )
+        signed = Account.sign_transaction(tx, self._key)
+        return bytes(signed.raw_transaction), bytes(signed.hash)
+
+    @_chain_errors
+    def account_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self._address, "latest"))  # type: ignore[arg-type]
+
+    @_chain_errors
+    def broadcast(self, raw_tx: bytes) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(raw_tx)
+        except Exception as exc:
+            text = str(exc).lower()
+            # Rebroadcasting a stored transaction: already pooled or already mined is fine.
+            if "known" in text or "nonce too low" in text or "already" in text:
+                return
+            raise
+
+    @_chain_errors
+    def receipt_block(self, tx_hash: bytes) -> int | None:
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        if receipt is None or int(receipt["status"]) != 1:
+            return None
+        return int(receipt["blockNumber"])
