@@ -17,11 +17,13 @@ and what to do next; they never contain secret material.
     ├── StorageError
     │   ├── BlobNotFound            no blob/block under that CID
     │   ├── IntegrityError          stored bytes do not match their CID
-    │   └── StoreUnavailable        a storage backend could not be reached
+    │   ├── StoreUnavailable        a storage backend could not be reached
+    │   └── ReplicationError        fewer replicas than required stored or pinned a blob
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
-    │   └── DeploymentError         contracts missing or not matching the deployment file
+    │   ├── DeploymentError         contracts missing or not matching the deployment file
+    │   └── IndexIntegrityError     index events do not form the patient's hash chain
     ├── AccessDenied                the chain or the proxies say no
     │   ├── GrantRevoked
     │   ├── GrantExpired
@@ -47,10 +49,12 @@ __all__ = [
     "EmrShareError",
     "GrantExpired",
     "GrantRevoked",
+    "IndexIntegrityError",
     "IntegrityError",
     "JournalError",
     "KeystoreError",
     "NotGrantee",
+    "ReplicationError",
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
@@ -136,6 +140,22 @@ class StoreUnavailable(StorageError):
     """A storage backend could not be reached."""
 
 
+class ReplicationError(StorageError):
+    """Fewer than the required number of replicas stored (or pinned) a blob.
+
+    ``failures`` maps each failed replica to why it failed; ``needed`` and ``got`` count
+    the replicas required and the ones that succeeded.
+    """
+
+    def __init__(
+        self, message: str, failures: Mapping[str, str] | None = None, needed: int = 0, got: int = 0
+    ) -> None:
+        self.failures: dict[str, str] = dict(failures or {})
+        self.needed = needed
+        self.got = got
+        super().__init__(message)
+
+
 class ChainError(EmrShareError):
     """An interaction with the chain failed."""
 
@@ -178,6 +198,13 @@ class TransactionFailed(ChainError):
 
 class DeploymentError(ChainError):
     """Contracts are missing, or the deployment file does not match the chain."""
+
+
+class IndexIntegrityError(ChainError):
+    """Index events read from a node do not form the patient's hash chain.
+
+    Events are missing, reordered or forged: query another node.
+    """
 
 
 class AccessDenied(EmrShareError):

@@ -1,0 +1,331 @@
+"""``KuboStore``: a Kubo daemon (or IPFS Cluster's Kubo-compatible proxy) over its HTTP RPC.
+
+Every Kubo RPC call is ``POST /api/v0/<command>?arg=…``; errors come back as HTTP 500
+with ``{"Message": …, "Code": …, "Type": "error"}``. ``ipfshttpclient`` 0.7 refuses
+Kubo ≥ 0.8, so this talks HTTP directly with httpx.
+
+Trust: the daemon is storage, not an authority. ``put`` recomputes the CID locally under
+the same profile and refuses a different answer; ``get`` fetches blocks one by one
+(``block/get``) and verifies each against its CID before yielding a byte.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import Any, BinaryIO
+
+import httpx
+
+from emrshare.errors import (
+    BlobNotFound,
+    ConfigurationError,
+    IntegrityError,
+    StorageError,
+    StoreUnavailable,
+)
+from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
+from emrshare.storage.cid import CidInfo
+from emrshare.storage.unixfs import (
+    DEFAULT_PROFILE,
+    DagBuilder,
+    Profile,
+    file_size_of_root,
+    iter_chunks,
+    iter_file,
+)
+from emrshare.types import Cid
+
+__all__ = ["KuboStore"]
+
+_NOT_FOUND_HINTS = ("not found", "could not find", "no link named", "failed to fetch")
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+class _HashingReader:
+    """A file-like view of the input that feeds each chunk to a local DAG builder.
+
+    httpx reads the multipart body through ``read``; the builder sees exactly the bytes
+    sent, so the CID Kubo answers can be checked against our own.
+    """
+
+    def __init__(self, data: BlobSource, profile: Profile) -> None:
+        self._chunks = iter_chunks(data, profile.chunk_size)
+        self.builder = DagBuilder(profile)
+        self._buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._buf:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self.builder.add_chunk(chunk)
+            self._buf = chunk
+        if n < 0 or n >= len(self._buf):
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+class KuboStore:
+    """Blob storage on a Kubo node through its RPC API (``http://127.0.0.1:5001``).
+
+    ``profile`` is sent as explicit ``cid-version`` / ``raw-leaves`` / ``chunker`` (and,
+    for non-default fan-out, ``max-file-links``) flags so the node builds the same DAG as
+    :class:`~emrshare.storage.local.LocalStore`. Connection failures are retried
+    ``retries`` times with exponential backoff; then :class:`StoreUnavailable`.
+
+    **Warning:** the RPC API is admin access to the node: keep it on loopback or behind
+    authentication; never expose it publicly.
+    """
+
+    def __init__(
+        self,
+        api_url: str = "http://127.0.0.1:5001",
+        *,
+        profile: Profile = DEFAULT_PROFILE,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+        client: httpx.Client | None = None,
+        on_retry: Callable[[int, Exception], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 0:
+            raise ConfigurationError("retries must be >= 0")
+        self.api_url = api_url.rstrip("/")
+        self.profile = profile
+        self._retries = retries
+        self._backoff = backoff
+        self._on_retry = on_retry
+        self._sleep = sleep
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
+        self._owns_client = client is None
+
+    def __repr__(self) -> str:
+        return f"KuboStore({self.api_url!r}, profile={self.profile.name!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (if this store created it)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> KuboStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ----------------------------------------------------------------------
+
+    def _request(
+        self,
+        command: str,
+        params: list[tuple[str, str]] | None = None,
+        *,
+        files: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        url = f"{self.api_url}/api/v0/{command}"
+        attempt = 0
+        while True:
+            try:
+                request = self._client.build_request(
+                    "POST", url, params=tuple(params or ()), files=files
+                )
+                response = self._client.send(request, stream=stream)
+            except _RETRYABLE as exc:
+                if attempt >= self._retries:
+                    raise StoreUnavailable(
+                        f"Kubo RPC at {self.api_url} is unreachable after {attempt + 1} "
+                        f"attempts ({exc.__class__.__name__}); is the daemon running?"
+                    ) from exc
+                if self._on_retry is not None:
+                    self._on_retry(attempt + 1, exc)
+                self._sleep(self._backoff * (2**attempt))
+                attempt += 1
+                continue
+            except httpx.TimeoutException as exc:
+                raise StoreUnavailable(
+                    f"Kubo RPC {command} at {self.api_url} timed out; raise the timeout "
+                    "or check the daemon's load"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise StoreUnavailable(f"Kubo RPC {command} failed: {exc}") from exc
+            if response.status_code == 200:
+                return response
+            if stream:
+                response.read()
+            response.close()
+            raise self._error(command, params, response)
+
+    def _error(
+        self, command: str, params: list[tuple[str, str]] | None, response: httpx.Response
+    ) -> StorageError | ConfigurationError:
+        arg = next((v for k, v in params or [] if k == "arg"), "")
+        try:
+            message = str(response.json().get("Message", ""))
+        except (ValueError, AttributeError):
+            message = response.text[:200]
+        if response.status_code in (404, 405):
+            return ConfigurationError(
+                f"{self.api_url} answered {response.status_code} to {command}: "
+                "not a Kubo RPC endpoint (expected http://host:5001)"
+            )
+        if response.status_code in (401, 403):
+            return StoreUnavailable(
+                f"Kubo RPC at {self.api_url} refused {command} ({response.status_code}); "
+                "check the API credentials or Access-Control settings"
+            )
+        if arg and any(h in message.lower() for h in _NOT_FOUND_HINTS):
+            return BlobNotFound(arg, f"Kubo has no block {arg} ({message}); pin it there first")
+        return StorageError(f"Kubo RPC {command} failed: {message or response.status_code}")
+
+    @staticmethod
+    def _ndjson(response: httpx.Response) -> list[dict[str, Any]]:
+        out = []
+        for line in response.text.splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    # -- BlobStore ----------------------------------------------------------------------
+
+    def add_params(self, pin: bool) -> list[tuple[str, str]]:
+        """The ``add`` query for this profile (explicit flags; never the node's defaults)."""
+        p = self.profile
+        params = [
+            ("cid-version", str(p.cid_version)),
+            ("raw-leaves", str(p.raw_leaves).lower()),
+            ("chunker", p.chunker),
+            ("pin", str(pin).lower()),
+            ("hash", "sha2-256"),
+            ("trickle", "false"),
+            ("inline", "false"),
+            ("progress", "false"),
+        ]
+        if p.max_links != DEFAULT_PROFILE.max_links:
+            params.append(("max-file-links", str(p.max_links)))  # Kubo >= 0.35
+        return params
+
+    def put(self, data: BlobSource, *, pin: bool = True) -> Cid:
+        """``add`` the data (streamed) and check Kubo's CID against a local computation."""
+        reader = _HashingReader(data, self.profile)
+        files = {"file": ("blob", reader, "application/octet-stream")}
+        response = self._request("add", self.add_params(pin), files=files)
+        try:
+            entries = self._ndjson(response)
+            answer = str(next(e["Hash"] for e in reversed(entries) if "Hash" in e))
+        except (ValueError, StopIteration, KeyError) as exc:
+            raise StorageError(f"Kubo add returned no CID: {response.text[:200]!r}") from exc
+        while reader.read(1 << 20):  # drain, in case the node stopped reading early
+            pass
+        expected = reader.builder.finish().cid
+        if answer != expected:
+            raise IntegrityError(
+                answer,
+                f"Kubo stored the data as {answer} but profile {self.profile.name} gives "
+                f"{expected}; the node ignored a DAG flag (max-file-links needs Kubo >= 0.35)",
+            )
+        return expected
+
+    def block_get(self, cid: CidInfo) -> bytes:
+        """One raw block (unverified; :meth:`get` verifies)."""
+        return self._request("block/get", [("arg", str(cid))]).content
+
+    def get(self, cid: Cid) -> Iterator[bytes]:
+        """Stream the blob block by block; each block is verified before use."""
+        return iter_file(CidInfo.parse(cid), self.block_get)
+
+    def has(self, cid: Cid) -> bool:
+        """``block/stat --offline``: whether the node holds the root block itself."""
+        info = CidInfo.parse(cid)
+        try:
+            self._request("block/stat", [("arg", str(info)), ("offline", "true")])
+        except BlobNotFound:
+            return False
+        return True
+
+    def pin(self, cid: Cid) -> None:
+        """``pin/add`` (recursive): the node fetches whatever blocks it lacks."""
+        self._request("pin/add", [("arg", str(CidInfo.parse(cid))), ("recursive", "true")])
+
+    def unpin(self, cid: Cid) -> None:
+        """``pin/rm``; a CID that was not pinned is not an error."""
+        try:
+            self._request("pin/rm", [("arg", str(CidInfo.parse(cid))), ("recursive", "true")])
+        except StorageError as exc:
+            if "not pinned" not in str(exc):
+                raise
+
+    def pins(self) -> list[Cid]:
+        """``pin/ls --type=recursive``."""
+        body = self._request("pin/ls", [("type", "recursive")]).json()
+        return sorted(Cid(c) for c in (body.get("Keys") or {}))
+
+    def stat(self, cid: Cid) -> BlobStat:
+        """File size from the verified root block; pin state from ``pin/ls``."""
+        info = CidInfo.parse(cid)
+        block = self.block_get(info)
+        info.verify(block)
+        try:
+            self._request("pin/ls", [("arg", str(info)), ("type", "recursive")])
+            pinned = True
+        except StorageError as exc:
+            if isinstance(exc, BlobNotFound) or "not pinned" in str(exc):
+                pinned = False
+            else:
+                raise
+        return BlobStat(Cid(cid), file_size_of_root(info, block), pinned)
+
+    def block_stat(self, cid: Cid) -> int:
+        """``block/stat``: the size of one block on the node."""
+        body = self._request("block/stat", [("arg", str(CidInfo.parse(cid)))]).json()
+        return int(body["Size"])
+
+    def gc(self) -> GcResult:
+        """``repo/gc``: the node deletes unpinned blocks (it does not report bytes freed)."""
+        entries = self._ndjson(self._request("repo/gc"))
+        errors = [e["Error"] for e in entries if e.get("Error")]
+        if errors:
+            raise StorageError(f"Kubo repo/gc reported errors: {errors[0]}")
+        return GcResult(sum(1 for e in entries if e.get("Key")), 0)
+
+    def unpin_orphans(
+        self, referenced: Collection[Cid], candidates: Iterable[Cid] | None = None
+    ) -> list[Cid]:
+        """Unpin pins that are not in ``referenced`` (see :class:`BlobStore`)."""
+        orphans = select_orphans(self.pins(), referenced, candidates)
+        for cid in orphans:
+            self.unpin(cid)
+        return orphans
+
+    # -- CAR ----------------------------------------------------------------------------
+
+    def export_car(self, cid: Cid, out: BinaryIO) -> int:
+        """``dag/export``: write the DAG under ``cid`` to ``out`` as CARv1 (streamed)."""
+        response = self._request("dag/export", [("arg", str(CidInfo.parse(cid)))], stream=True)
+        written = 0
+        try:
+            for piece in response.iter_bytes():
+                written += out.write(piece)
+        finally:
+            response.close()
+        return written
+
+    def import_car(self, car: BinaryIO, *, pin_roots: bool = True) -> list[Cid]:
+        """``dag/import``: the node verifies and stores the blocks; returns the roots."""
+        files = {"file": ("dag.car", car, "application/vnd.ipld.car")}
+        params = [("pin-roots", str(pin_roots).lower())]
+        roots: list[Cid] = []
+        for entry in self._ndjson(self._request("dag/import", params, files=files)):
+            root = entry.get("Root")
+            if root:
+                if root.get("PinErrorMsg"):
+                    raise StorageError(f"Kubo could not pin CAR root: {root['PinErrorMsg']}")
+                roots.append(Cid(root["Cid"]["/"]))
+        return roots
