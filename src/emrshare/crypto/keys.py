@@ -162,14 +162,24 @@ def bip39_mnemonic_to_entropy(words: str, language: str = "english") -> bytes:
     Raises :class:`WireFormatError` for an unknown word, a wrong word count or a bad
     checksum; the message never repeats the words.
     """
-    m = Mnemonic(language)
-    normalized = " ".join(unicodedata.normalize("NFKD", words).split())
-    if not m.check(normalized):
-        raise WireFormatError(
-            "the mnemonic is not valid BIP-39 (unknown word, wrong word count or bad "
-            "checksum); check each word against the backup"
-        )
-    return bytes(m.to_entropy(normalized))
+    # Decode by hand against the NFKD-normalized wordlist: BIP-39 compares words after
+    # NFKD, and some of the package's wordlists mix composed and decomposed forms.
+    wordlist = [unicodedata.normalize("NFKD", w) for w in Mnemonic(language).wordlist]
+    index = {w: i for i, w in enumerate(wordlist)}
+    given = unicodedata.normalize("NFKD", words).split()
+    invalid = WireFormatError(
+        "the mnemonic is not valid BIP-39 (unknown word, wrong word count or bad "
+        "checksum); check each word against the backup"
+    )
+    if len(given) not in (12, 15, 18, 21, 24) or any(w not in index for w in given):
+        raise invalid
+    bits = "".join(format(index[w], "011b") for w in given)
+    n_checksum = len(bits) // 33
+    entropy = int(bits[:-n_checksum], 2).to_bytes((len(bits) - n_checksum) // 8, "big")
+    digest_bits = format(int.from_bytes(hashlib.sha256(entropy).digest(), "big"), "0256b")
+    if bits[-n_checksum:] != digest_bits[:n_checksum]:
+        raise invalid
+    return entropy
 
 
 def bip39_seed(words: str, passphrase: str = "") -> bytes:

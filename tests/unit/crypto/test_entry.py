@@ -1,0 +1,110 @@
+"""Index entries: canonical encoding, author signatures, sealing and opening."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cbor2
+import pytest
+from eth_utils.crypto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emrshare.crypto import IndexEntry, SealedEntry, open_entry, seal_entry
+from emrshare.errors import (
+    DecryptionError,
+    EmrShareError,
+    UnsupportedVersion,
+    VerificationError,
+    WireFormatError,
+)
+
+from .conftest import World, make_entry, sealed_for
+
+
+def test_encoding_round_trip_and_is_canonical(world: World) -> None:
+    entry = make_entry(world)
+    raw = bytes(entry)
+    assert raw[:6] == b"EMIE\x01\x00"
+    assert IndexEntry.from_bytes(raw) == entry
+    assert bytes(make_entry(world)) == raw  # deterministic
+    # A non-canonical body (indefinite-length array) with the same values is refused.
+    items = cbor2.loads(raw[6:])
+    loose = b"\x9f" + b"".join(cbor2.dumps(i) for i in items) + b"\xff"
+    with pytest.raises(WireFormatError, match="canonical"):
+        IndexEntry.from_bytes(raw[:6] + loose)
+    with pytest.raises(UnsupportedVersion):
+        IndexEntry.from_bytes(b"EMIE\x02\x00" + raw[6:])
+
+
+def test_repr_hides_the_data_key(world: World) -> None:
+    entry = make_entry(world)
+    assert entry.data_key.key.hex() not in repr(entry)
+    assert repr(entry.data_key.key) not in repr(entry)
+
+
+def test_author_signature_binds_patient_and_fields(world: World) -> None:
+    entry = make_entry(world)
+    entry.verify_author(world.patient.address)
+    assert entry.author == world.writer.address
+    with pytest.raises(VerificationError):
+        entry.verify_author(world.grantee.address)  # another patient
+    for change in (
+        {"cid": "bafkreiother"},
+        {"plaintext_sha256": b"\x01" * 32},
+        {"category": "imaging"},
+        {"record_id": b"\x02" * 32},
+        {"epoch": 1},
+    ):
+        forged = dataclasses.replace(entry, **change)
+        with pytest.raises(VerificationError):
+            forged.verify_author(world.patient.address)
+    bad_sig = dataclasses.replace(entry, author_signature=b"\x00" * 65)
+    with pytest.raises(VerificationError):
+        bad_sig.verify_author(world.patient.address)
+
+
+def test_seal_and_open_as_patient(world: World) -> None:
+    entry = make_entry(world)
+    sealed = seal_entry(entry, world.patient.category_public_key("labs", 0))
+    raw = bytes(sealed)
+    assert raw[:6] == b"EMSE\x01\x00"
+    parsed = SealedEntry.from_bytes(raw)
+    assert bytes(parsed) == raw
+    assert parsed.capsule_hash == keccak(bytes(parsed.capsule))
+    assert open_entry(parsed, world.patient, "labs", 0) == entry
+    with pytest.raises(DecryptionError):
+        open_entry(parsed, world.patient, "labs", 1)
+    with pytest.raises(DecryptionError):
+        open_entry(parsed, world.patient, "imaging", 0)
+
+
+def test_mislabelled_entry_is_a_forgery(world: World) -> None:
+    # Sealed to the labs key but claiming to be imaging: refused.
+    entry = make_entry(world, category="imaging")
+    sealed = seal_entry(entry, world.patient.category_public_key("labs", 0))
+    with pytest.raises(VerificationError):
+        open_entry(sealed, world.patient, "labs", 0)
+
+
+@pytest.fixture(scope="module")
+def sealed_bytes(world: World) -> bytes:
+    return bytes(sealed_for(world))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_any_bit_flip_in_a_sealed_entry_is_rejected(
+    world: World, sealed_bytes: bytes, data: st.DataObject
+) -> None:
+    bit = data.draw(st.integers(0, len(sealed_bytes) * 8 - 1))
+    bad = bytearray(sealed_bytes)
+    bad[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(EmrShareError):
+        open_entry(SealedEntry.from_bytes(bytes(bad)), world.patient, "labs", 0)
+
+
+def test_garbage_is_a_wire_format_error() -> None:
+    for junk in (b"", b"EMSE", b"EMSE\x01\x00\x00", b"EMSE\x01\x00\x00\x10abc", b"nope" * 20):
+        with pytest.raises(WireFormatError):
+            SealedEntry.from_bytes(junk)
