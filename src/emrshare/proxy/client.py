@@ -25,6 +25,7 @@ import httpx
 import umbral_pre
 from eth_account import Account
 
+from emrshare.crypto.grants import GranteeMap
 from emrshare.errors import (
     AccessDenied,
     GrantExpired,
@@ -78,6 +79,26 @@ class ThresholdPolicy:
     threshold: int
     proxies: tuple[ProxyEndpoint, ...]
     keys: PolicyKeys
+
+    @classmethod
+    def from_grantee_map(
+        cls,
+        grantee_map: GranteeMap,
+        proxies: Sequence[ProxyEndpoint],
+        receiving_public_key: bytes,
+    ) -> ThresholdPolicy:
+        """From an opened grantee map, the grant's proxies (in grant order, with their
+        registered endpoints) and the grantee's own receiving key (33 bytes)."""
+        return cls(
+            policy_id=bytes(grantee_map.policy_id),
+            threshold=grantee_map.threshold,
+            proxies=tuple(proxies),
+            keys=PolicyKeys(
+                verifying_pk=grantee_map.patient_verifying_key_bytes,
+                delegating_pk=grantee_map.category_public_key_bytes,
+                receiving_pk=receiving_public_key,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ class Web3ProxyChain:
         self.profiles = contract("PatientProfiles")
         self.audit = contract("AuditLog")
         self._events = {
-            bytes(e.topic): e
+            bytes.fromhex(str(e.topic).removeprefix("0x")): e
             for e in (
                 self.grants.events.GrantCreated(),
                 self.grants.events.GrantRevoked(),

@@ -1,0 +1,331 @@
+"""Test support for the proxy integration tests: chain set-up and proxy processes.
+
+Chain set-up goes through the real contracts with web3 (anvil's development accounts are
+unlocked, so ``transact`` signs on the node); the grants and entries are made with the
+crypto layer's recipes. Proxies are real ``emrshare proxy serve`` processes on loopback,
+each in its own process group with a parent-death signal, always torn down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from web3 import Web3
+
+from emrshare.chain.artifacts import load_artifact
+from emrshare.chain.deploy import Deployment, deploy_contracts
+from emrshare.chain.devnode import DevNode, _set_pdeathsig, free_port
+from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
+from emrshare.crypto.envelope import DataKey
+from emrshare.crypto.grants import Grant, GranteeMap, make_grant, open_grantee_map
+from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.crypto.keystore import save_keystore
+from emrshare.proxy.client import ProxyEndpoint, ThresholdPolicy
+from emrshare.proxy.config import ProxyConfig
+from emrshare.types import Address, Cid, RecordId
+
+ROLE_PROVIDER = 1
+ROLE_PROXY = 2
+PASSWORD_ENV = "EMRSHARE_TEST_PROXY_PW"
+PASSWORD = "proxy-test-password"
+
+
+class Consortium:
+    """The deployed contracts and helpers to set up members, patients, entries, grants."""
+
+    def __init__(self, node: DevNode, admin_key: bytes) -> None:
+        self.node = node
+        self.w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        self.admin = self.w3.eth.account.from_key(admin_key).address
+        self.deployment = deploy_contracts(self.w3, admin_key, admins=[self.admin])
+        self.c = {
+            name: self.w3.eth.contract(
+                address=Web3.to_checksum_address(self.deployment.address_of(name)),
+                abi=load_artifact(name).abi,
+            )
+            for name in self.deployment.addresses
+        }
+
+    @property
+    def grants_address(self) -> str:
+        return str(self.c["Grants"].address)
+
+    def send(self, sender: str, call: Any, *, wait: bool = True) -> Any:
+        tx_hash = call.transact({"from": sender, "gas": 3_000_000})
+        if not wait:
+            return tx_hash
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        assert receipt["status"] == 1, f"transaction {tx_hash.hex()} reverted"
+        return receipt
+
+    def chain_time(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def admit(self, member: MemberKeys, role: int, endpoint: str = "") -> None:
+        reg = self.c["ConsortiumRegistry"]
+        pub = member.public_keys()
+        self.send(
+            member.address,
+            reg.functions.applyForMembership(pub.receiving_key_bytes, pub.box_key_bytes, endpoint),
+        )
+        proposal = reg.functions.proposalCount().call()
+        self.send(self.admin, reg.functions.propose(0, member.address, role, 0))
+        self.send(self.admin, reg.functions.execute(proposal))
+
+    def register_patient(self, patient: PatientKeys) -> None:
+        self.send(
+            patient.address,
+            self.c["PatientProfiles"].functions.register(
+                patient.verifying_key.to_compressed_bytes(), bytes(patient.box_public_key)
+            ),
+        )
+
+    def append(
+        self, patient: PatientKeys, category: str, epoch: int, count: int = 1
+    ) -> list[SealedEntry]:
+        """Append ``count`` entries (the patient writes its own index)."""
+        index = self.c["RecordIndex"]
+        tag = patient.tag(category, epoch)
+        out = []
+        for _ in range(count):
+            seq = index.functions.nextSequence(patient.address, tag, patient.address).call()
+            record_id = index.functions.recordIdOf(
+                patient.address, tag, patient.address, seq
+            ).call()
+            body = secrets.token_bytes(64)
+            entry = IndexEntry.create(
+                patient=patient.address,
+                record_id=RecordId(bytes(record_id)),
+                cid=Cid("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"),
+                data_key=DataKey.generate(),
+                plaintext_sha256=hashlib.sha256(body).digest(),
+                size=len(body),
+                media_type="application/fhir+json",
+                category=category,
+                epoch=epoch,
+                created_at=self.chain_time(),
+                author_key=patient.ethereum_key,
+            )
+            sealed = seal_entry(entry, patient.category_public_key(category, epoch))
+            self.send(
+                patient.address,
+                index.functions.append(patient.address, tag, epoch, seq, bytes(sealed)),
+            )
+            out.append(sealed)
+        return out
+
+    def grant(
+        self,
+        patient: PatientKeys,
+        category: str,
+        epoch: int,
+        grantee: MemberKeys,
+        proxies: list[MemberKeys],
+        threshold: int,
+        expiry: int,
+    ) -> Grant:
+        nonce = secrets.token_bytes(32)
+        policy_id = self.c["Grants"].functions.policyIdOf(patient.address, nonce).call()
+        g = make_grant(
+            patient,
+            category=category,
+            epoch=epoch,
+            policy_id=bytes(policy_id),  # type: ignore[arg-type]
+            grantee=grantee.public_keys(),
+            proxies=[p.public_keys() for p in proxies],
+            threshold=threshold,
+        )
+        params = (
+            nonce,
+            grantee.address,
+            bytes(g.binding.tag),
+            epoch,
+            expiry,
+            list(g.proxies),
+            threshold,
+            list(g.sealed_kfrags),
+            g.sealed_grantee_map,
+        )
+        self.send(patient.address, self.c["Grants"].functions.grant(params))
+        return g
+
+    def revoke(self, patient: PatientKeys, policy_id: bytes, *, wait: bool = True) -> Any:
+        return self.send(patient.address, self.c["Grants"].functions.revoke(policy_id), wait=wait)
+
+    def access_logs(self) -> list[dict[str, Any]]:
+        ev = self.c["AuditLog"].events.AccessLogged()
+        return [dict(e["args"]) for e in ev.get_logs(from_block=self.deployment.start_block)]
+
+
+@dataclass
+class ProxyProcess:
+    """One ``emrshare proxy serve`` process."""
+
+    keys: MemberKeys
+    config: ProxyConfig
+    config_path: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    @property
+    def endpoint(self) -> ProxyEndpoint:
+        return ProxyEndpoint(self.keys.address, self.url)
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = dict(os.environ, **{PASSWORD_ENV: PASSWORD})
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from emrshare.cli import main; main()",
+                    "proxy",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_set_pdeathsig,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"proxy exited during start-up:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"proxy did not start within {timeout}s:\n{self.log_tail()}")
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(self.url + "/healthz", timeout=5.0).json())
+
+    def wait_cursor(self, block: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cursor = self.health()["cursor"]
+            if cursor is not None and cursor >= block:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"proxy {self.keys.address} did not reach block {block}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Graceful stop (SIGTERM): the audit journal drains first."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill(self) -> None:
+        """Hard kill (SIGKILL): nothing runs on the way down."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def journal(self) -> list[tuple[bytes, str, list[str], int, int | None]]:
+        """The proxy's audit journal rows (policy, requester, record ids, block, batch)."""
+        db = sqlite3.connect(self.config.database)
+        try:
+            rows = db.execute(
+                "SELECT policy_id, requester, record_ids, block, batch_id FROM journal"
+            ).fetchall()
+        finally:
+            db.close()
+        return [(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+
+def make_proxy(
+    tmp: Path, keys: MemberKeys, node: DevNode, deployment: Deployment, **overrides: Any
+) -> ProxyProcess:
+    tmp.mkdir(parents=True, exist_ok=True)
+    keystore = tmp / "proxy.keystore"
+    save_keystore(keystore, keys, PASSWORD, opslimit=1, memlimit=8192)
+    deployment_path = tmp / "deployment.json"
+    deployment.write(deployment_path)
+    settings: dict[str, Any] = {
+        "keystore": keystore,
+        "password_env": PASSWORD_ENV,
+        "rpc_url": node.rpc_url,
+        "deployment": deployment_path,
+        "data_dir": tmp / "data",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "poll_interval": 0.1,
+        "flush_interval": 0.5,
+        "flush_entries": 8,
+    }
+    settings.update(overrides)
+    config = ProxyConfig(**settings)
+    path = tmp / "proxy.toml"
+    path.write_text(config.to_toml())
+    return ProxyProcess(keys, config, path, tmp / "proxy.log")
+
+
+def threshold_policy(
+    grant: Grant, grantee: MemberKeys, patient: PatientKeys, proxies: list[ProxyProcess]
+) -> tuple[ThresholdPolicy, GranteeMap]:
+    """What a grantee knows of a grant: the opened map and the proxies' endpoints."""
+    gmap = open_grantee_map(
+        grant.sealed_grantee_map, grantee, patient_verifying_key=patient.verifying_key
+    )
+    by_address = {p.keys.address: p for p in proxies}
+    policy = ThresholdPolicy.from_grantee_map(
+        gmap,
+        [by_address[a].endpoint for a in grant.proxies],
+        grantee.receiving_public_key.to_compressed_bytes(),
+    )
+    return policy, gmap
+
+
+__all__ = [
+    "PASSWORD",
+    "ROLE_PROVIDER",
+    "ROLE_PROXY",
+    "Address",
+    "Consortium",
+    "ProxyProcess",
+    "make_proxy",
+    "threshold_policy",
+]

@@ -1,0 +1,49 @@
+"""Reading through 2-of-3 real proxies: happy path, proxies down, malicious proxies."""
+
+from __future__ import annotations
+
+import pytest
+
+from emrshare.crypto.grants import open_entry_as_grantee
+from emrshare.errors import Unavailable
+
+from .conftest import CATEGORY, Net
+from .support import threshold_policy
+
+
+async def test_happy_path_opens_entries(net_up: Net) -> None:
+    net = net_up
+    entries = net.chain.append(net.patient, CATEGORY, 0, count=3)
+    grant, policy = net.grant()
+    _, gmap = threshold_policy(grant, net.grantee, net.patient, net.proxies)
+    async with net.client() as client:
+        result = await client.reencrypt(
+            policy, [e.capsule for e in entries], deadline=net.chain.chain_time() + 300
+        )
+    assert len(result.served_by) == 2
+    for sealed, cfrags in zip(entries, result.cfrags, strict=True):
+        entry = open_entry_as_grantee(sealed, net.grantee, gmap, cfrags)
+        assert entry.category == CATEGORY
+        entry.verify_author(net.patient.address)
+
+
+async def test_one_down_still_reads_two_down_names_them(net_up: Net) -> None:
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    grant, policy = net.grant()
+    _, gmap = threshold_policy(grant, net.grantee, net.patient, net.proxies)
+    net.proxies[0].kill()
+    async with net.client(timeout=5.0) as client:
+        result = await client.reencrypt(
+            policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+        )
+        assert set(result.served_by) == {net.proxies[1].keys.address, net.proxies[2].keys.address}
+        open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+        net.proxies[1].kill()
+        with pytest.raises(Unavailable) as info:
+            await client.reencrypt(policy, [sealed.capsule], deadline=net.chain.chain_time() + 300)
+    err = info.value
+    assert set(err.failures) == {net.proxies[0].keys.address, net.proxies[1].keys.address}
+    assert set(err.failures.values()) == {"unreachable"}
+    assert net.proxies[0].keys.address in str(err) and net.proxies[1].keys.address in str(err)
+    assert (err.needed, err.got) == (2, 1)
