@@ -1,8 +1,10 @@
 """Byte-format helpers shared by every crypto format: headers and canonical CBOR.
 
 Every serialized object starts with a 6-byte header: a 4-byte brand naming the format,
-then one byte each for the major and minor version. A reader accepts any minor version
-of a major version it knows (minor versions only add optional trailing data).
+then one byte each for the major and minor version. A minor bump is a compatible
+addition (a new reader still reads every older minor of its major); a major bump is
+incompatible. A reader refuses any version newer than it knows with
+:class:`UnsupportedVersion`, so every bit of a header matters.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ def header(brand: bytes, major: int, minor: int = 0) -> bytes:
     return brand + bytes([major, minor])
 
 
-def split_header(data: bytes, brand: bytes, major: int, what: str) -> tuple[int, bytes]:
+def split_header(
+    data: bytes, brand: bytes, major: int, what: str, *, max_minor: int = 0
+) -> tuple[int, bytes]:
     """Check the header of ``data`` and return ``(minor, body)``.
 
     Raises :class:`WireFormatError` for another brand or short data and
-    :class:`UnsupportedVersion` for an unknown major version.
+    :class:`UnsupportedVersion` for an unknown major or a newer minor version.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireFormatError(f"{what}: expected bytes, got {type(data).__name__}")
@@ -40,6 +44,11 @@ def split_header(data: bytes, brand: bytes, major: int, what: str) -> tuple[int,
         raise UnsupportedVersion(
             f"{what} has major version {data[4]}, this release reads version {major}; "
             "upgrade emrshare to read it"
+        )
+    if data[5] > max_minor:
+        raise UnsupportedVersion(
+            f"{what} has version {major}.{data[5]}, newer than this release reads "
+            f"({major}.{max_minor}); upgrade emrshare to read it"
         )
     return data[5], data[HEADER_SIZE:]
 

@@ -173,10 +173,10 @@ def _read_header(head: bytes) -> tuple[bytes, int, bytes]:
         )
     if len(head) < ENVELOPE_HEADER_SIZE:
         raise DecryptionError()
-    if head[4] != MAJOR:
+    if head[4] != MAJOR or head[5] != 0:
         raise UnsupportedVersion(
-            f"envelope major version {head[4]} is not supported (this release reads "
-            f"{MAJOR}); upgrade emrshare"
+            f"envelope version {head[4]}.{head[5]} is not supported (this release reads "
+            f"{MAJOR}.0); upgrade emrshare"
         )
     suite = head[6]
     if suite != SUITE_XCHACHA20POLY1305:

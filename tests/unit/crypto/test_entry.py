@@ -35,6 +35,9 @@ def test_encoding_round_trip_and_is_canonical(world: World) -> None:
         IndexEntry.from_bytes(raw[:6] + loose)
     with pytest.raises(UnsupportedVersion):
         IndexEntry.from_bytes(b"EMIE\x02\x00" + raw[6:])
+    # A newer minor version is refused too, so no header bit is malleable.
+    with pytest.raises(UnsupportedVersion):
+        IndexEntry.from_bytes(b"EMIE\x01\x01" + raw[6:])
 
 
 def test_repr_hides_the_data_key(world: World) -> None:

@@ -84,6 +84,7 @@ def test_header_flips_give_typed_errors() -> None:
     ct = encrypt_bytes(b"x" * 100, KEY, RID, chunk_size=CHUNK)
     assert isinstance(_expect_rejected(_flip(ct, 0)), WireFormatError)
     assert isinstance(_expect_rejected(_flip(ct, 4 * 8)), UnsupportedVersion)
+    assert isinstance(_expect_rejected(_flip(ct, 5 * 8)), UnsupportedVersion)  # minor
     assert isinstance(_expect_rejected(_flip(ct, 6 * 8)), UnsupportedVersion)  # suite
     assert isinstance(_expect_rejected(_flip(ct, 10 * 8)), DecryptionError)  # chunk size
 
