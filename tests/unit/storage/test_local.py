@@ -1,0 +1,211 @@
+"""LocalStore specifics: integrity on read, crash safety, shared use by processes, memory."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing
+import random
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emrshare.errors import (
+    BlobNotFound,
+    IntegrityError,
+    StorageError,
+    UnsupportedVersion,
+    WireFormatError,
+)
+from emrshare.storage import LocalStore, compute_cid, read_all
+from emrshare.storage.cid import CidInfo
+from emrshare.storage.unixfs import decode_dag_pb
+from emrshare.types import Cid
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def block_path(store: LocalStore, cid: CidInfo) -> Path:
+    return store._block_path(cid)
+
+
+def leaves(store: LocalStore, cid: Cid) -> list[CidInfo]:
+    root = CidInfo.parse(cid)
+    return [c for c, _ in decode_dag_pb(store.get_block(root)).links]
+
+
+def test_corrupt_leaf_raises_integrity_error_naming_it(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    data = random.Random(1).randbytes(3 * 262_144)
+    cid = store.put(data)
+    bad = leaves(store, cid)[1]
+    path = block_path(store, bad)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+    stream = store.get(cid)
+    delivered = next(stream)
+    with pytest.raises(IntegrityError) as err:
+        next(stream)
+    assert err.value.cid == str(bad)
+    assert str(bad) in str(err.value)
+    # Only the verified first chunk came out; nothing of the corrupt block.
+    assert delivered == data[:262_144]
+
+
+def test_corrupt_root_and_truncated_block(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    cid = store.put(b"small record")
+    path = block_path(store, CidInfo.parse(cid))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(IntegrityError, match=cid):
+        read_all(store, cid)
+    with pytest.raises(IntegrityError):
+        store.stat(cid)
+    with pytest.raises(IntegrityError):
+        store.pin(cid)
+
+
+def test_missing_inner_block(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    cid = store.put(random.Random(2).randbytes(600_000))
+    gone = leaves(store, cid)[2]
+    block_path(store, gone).unlink()
+    with pytest.raises(BlobNotFound) as err:
+        read_all(store, cid)
+    assert err.value.cid == str(gone)
+    with pytest.raises(BlobNotFound):
+        store.pin(cid)
+
+
+def test_put_block_checks_the_cid(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    info = CidInfo.for_block(b"abc", 0x55, 1)
+    with pytest.raises(IntegrityError):
+        store.put_block(info, b"abd")
+    assert not store.has_block(info)
+    store.put_block(info, b"abc")
+    assert store.get_block(info) == b"abc"
+
+
+def test_unknown_store_version_and_foreign_dir(tmp_path: Path) -> None:
+    LocalStore(tmp_path / "a")
+    (tmp_path / "a" / "emrshare-store.json").write_text(
+        json.dumps({"format": "emrshare-blockstore", "version": [2, 0]})
+    )
+    with pytest.raises(UnsupportedVersion):
+        LocalStore(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "emrshare-store.json").write_text("not json")
+    with pytest.raises(WireFormatError):
+        LocalStore(tmp_path / "b")
+
+
+def test_unwritable_store_is_a_storage_error(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    (tmp_path / "tmp").rmdir()
+    (tmp_path / "tmp").write_text("in the way")
+    with pytest.raises(StorageError, match="could not write"):
+        store.put(b"x" * 10)
+
+
+_CRASHER = textwrap.dedent(
+    """
+    import os, random, sys
+    from emrshare.storage import LocalStore
+
+    def chunks():
+        rng = random.Random(9)
+        for i in range(40):
+            if i == 25:
+                os._exit(3)  # the process dies in the middle of a put
+            yield rng.randbytes(100_000)
+
+    LocalStore(sys.argv[1]).put(chunks())
+    """
+)
+
+
+def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _CRASHER, str(tmp_path)], cwd=ROOT)
+    assert proc.returncode == 3
+    store = LocalStore(tmp_path)
+    assert store.pins() == []
+    files = list((tmp_path / "blocks").rglob("*.data"))
+    assert files  # some chunks made it to disk before the crash
+    for f in files:
+        # Every file on disk is a complete block whose name is the hash of its bytes.
+        mh = b"\x12\x20" + hashlib.sha256(f.read_bytes()).digest()
+        assert base64.b32encode(mh).decode().rstrip("=").lower() == f.name.removesuffix(".data")
+    assert store.gc().removed_blocks == len(files)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _worker(args: tuple[str, int]) -> list[str]:
+    path, seed = args
+    store = LocalStore(path)
+    cids = []
+    for i in range(6):
+        rng = random.Random(seed * 100 + i)
+        # Half the blobs are shared between workers: concurrent writes of the same blocks.
+        data = rng.randbytes(300_000) if i % 2 else random.Random(i).randbytes(400_000)
+        cids.append(store.put(data))
+        if seed == 0:
+            store.gc()  # one worker collects garbage while the others write
+    return cids
+
+
+def test_several_processes_share_one_store(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(_worker, [(str(tmp_path), s) for s in range(4)])
+    store = LocalStore(tmp_path)
+    store.gc()
+    for seed, cids in enumerate(results):
+        for i, cid in enumerate(cids):
+            rng = random.Random(seed * 100 + i)
+            data = rng.randbytes(300_000) if i % 2 else random.Random(i).randbytes(400_000)
+            assert cid == compute_cid(data)
+            assert read_all(store, cid) == data
+
+
+def _stream(total: int) -> Iterator[bytes]:
+    rng = random.Random(4)
+    for _ in range(total // 65_536):
+        yield rng.randbytes(65_536)
+
+
+def test_memory_is_bounded_both_ways(tmp_path: Path) -> None:
+    total = 64 * 1024 * 1024
+    store = LocalStore(tmp_path)
+    tracemalloc.start()
+    try:
+        cid = store.put(_stream(total))
+        _, peak_put = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        n = 0
+        for piece in store.get(cid):
+            n += len(piece)
+        _, peak_get = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == total
+    assert peak_put < 4 * 1024 * 1024, peak_put
+    assert peak_get < 4 * 1024 * 1024, peak_get
+
+
+def test_gc_keeps_pinned_shared_blocks(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    shared = random.Random(8).randbytes(262_144)
+    a = store.put(shared + b"a")
+    b = store.put(shared + b"b", pin=False)
+    store.gc()
+    assert read_all(store, a) == shared + b"a"
+    with pytest.raises(BlobNotFound):
+        read_all(store, b)
