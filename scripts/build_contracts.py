@@ -32,7 +32,7 @@ SOLC_VERSION = "0.8.30"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "shanghai",
-    "viaIR": False,
+    "viaIR": True,
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
     "outputSelection": {
         "*": {

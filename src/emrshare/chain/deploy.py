@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from web3 import Web3
@@ -15,7 +16,10 @@ from web3.types import Nonce
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
 
-__all__ = ["Deployment", "deploy_contracts"]
+__all__ = ["DEPLOY_ORDER", "Deployment", "deploy_contracts"]
+
+#: Contracts in dependency order: each one's constructor may name those before it.
+DEPLOY_ORDER = ("ConsortiumRegistry", "PatientProfiles", "RecordIndex", "Grants", "AuditLog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,16 @@ class Deployment:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"deployment file {path} is not valid: {exc}") from exc
 
+    def address_of(self, name: str) -> str:
+        """The address of contract ``name``; :class:`DeploymentError` if it was not deployed."""
+        try:
+            return self.addresses[name]
+        except KeyError:
+            raise DeploymentError(
+                f"the deployment has no {name} contract (it has "
+                f"{', '.join(sorted(self.addresses)) or 'none'}); redeploy with it"
+            ) from None
+
     def check(self, w3: Web3) -> None:
         """Raise :class:`DeploymentError` unless the chain matches this deployment."""
         if w3.eth.chain_id != self.chain_id:
@@ -64,32 +78,66 @@ class Deployment:
                 raise DeploymentError(f"no {name} contract at {addr}; redeploy the contracts")
 
 
+def _constructor_args(
+    name: str, addresses: dict[str, str], admins: Sequence[str], admin_threshold: int
+) -> list[Any]:
+    def need(dep: str) -> str:
+        if dep not in addresses:
+            raise DeploymentError(f"{name} needs {dep}: deploy {dep} first (or in the same call)")
+        return addresses[dep]
+
+    if name == "ConsortiumRegistry":
+        return [[Web3.to_checksum_address(a) for a in admins], admin_threshold]
+    if name == "Grants":
+        return [need("ConsortiumRegistry")]
+    if name == "AuditLog":
+        return [need("Grants")]
+    return []
+
+
 def deploy_contracts(
     w3: Web3,
     private_key: bytes,
     names: list[str] | None = None,
     on_deployed: Callable[[str, str], None] | None = None,
+    *,
+    admins: Sequence[str] | None = None,
+    admin_threshold: int = 1,
+    existing: dict[str, str] | None = None,
 ) -> Deployment:
-    """Deploy each named contract (all shipped ones by default) from ``private_key``."""
+    """Deploy each named contract (all shipped ones by default) from ``private_key``.
+
+    Contracts are deployed in :data:`DEPLOY_ORDER`; constructor arguments are wired up
+    from the contracts deployed before (or given in ``existing``). The consortium
+    registry starts with ``admins`` (default: the deployer alone) and an M-of-N approval
+    threshold of ``admin_threshold``.
+    """
     acct = Account.from_key(private_key)
     start = w3.eth.block_number
-    addresses: dict[str, str] = {}
+    chain_id = w3.eth.chain_id
+    wanted = list(names or artifact_names())
+    order = [n for n in DEPLOY_ORDER if n in wanted] + sorted(
+        n for n in wanted if n not in DEPLOY_ORDER
+    )
+    addresses: dict[str, str] = dict(existing or {})
+    deployed: dict[str, str] = {}
     nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
-    for name in names or artifact_names():
+    for name in order:
         art = load_artifact(name)
+        args = _constructor_args(name, addresses, admins or [acct.address], admin_threshold)
         contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        tx = contract.constructor().build_transaction(
-            {"from": acct.address, "nonce": Nonce(nonce), "chainId": w3.eth.chain_id}
+        tx = contract.constructor(*args).build_transaction(
+            {"from": acct.address, "nonce": Nonce(nonce), "chainId": chain_id}
         )
         signed = acct.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
             raise TransactionFailed(f"deploying {name} failed in tx {tx_hash.hex()}")
-        addresses[name] = str(receipt["contractAddress"])
+        addresses[name] = deployed[name] = str(receipt["contractAddress"])
         nonce += 1
         if on_deployed:
             on_deployed(name, addresses[name])
     return Deployment(
-        chain_id=w3.eth.chain_id, addresses=addresses, start_block=start, deployer=acct.address
+        chain_id=chain_id, addresses=deployed, start_block=start, deployer=acct.address
     )

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+
+/// @title ConsortiumRegistry
+/// @notice The consortium's members: their role, their public keys (Umbral receiving key,
+/// X25519 box key) and, for proxies, an endpoint URL. Admission, role change, removal and
+/// the approval threshold change only by M-of-N admin approval (propose / approve / execute).
+/// A candidate first publishes its keys with {applyForMembership}, so keys on chain are always sent by
+/// their owner; a member rotates its own keys.
+contract ConsortiumRegistry {
+    using EnumerableSet for EnumerableSet.AddressSet;
+
+    /// @notice A member's role. `None` means "not a member".
+    enum Role {
+        None,
+        Provider,
+        Proxy,
+        Regulator,
+        Insurer,
+        Pharmacy,
+        Admin
+    }
+
+    /// @notice What a proposal does when executed.
+    enum Action {
+        Admit,
+        ChangeRole,
+        Remove,
+        SetThreshold
+    }
+
+    struct Member {
+        Role role;
+        uint64 admittedAt; // block number; 0 while only applied
+        bytes umbralKey; // Umbral receiving public key (33-byte compressed point)
+        bytes32 boxKey; // X25519 public key
+        string endpoint; // proxies only: base URL of the re-encryption service
+    }
+
+    struct Proposal {
+        Action action;
+        Role role;
+        bool executed;
+        uint16 approvals;
+        uint32 adminEpoch; // admin set version the approvals were counted against
+        address target;
+        uint256 threshold;
+        address proposer;
+    }
+
+    mapping(address account => Member) private _members;
+    EnumerableSet.AddressSet private _memberSet;
+    uint256 private _adminCount;
+    uint256 private _threshold;
+    uint32 private _adminEpoch;
+    Proposal[] private _proposals;
+    mapping(uint256 proposalId => mapping(address admin => bool)) private _approved;
+
+    /// @notice The caller is not an admin.
+    error Registry_NotAdmin(address account);
+    /// @notice The caller is not a member.
+    error Registry_NotMember(address account);
+    /// @notice The account is already a member.
+    error Registry_AlreadyMember(address account);
+    /// @notice The account has not published its keys with {applyForMembership}.
+    error Registry_NotApplied(address account);
+    /// @notice A key had the wrong length (Umbral key: 33 bytes; box key: non-zero).
+    error Registry_InvalidKey(uint256 length);
+    /// @notice `None` is not a role a member can have.
+    error Registry_InvalidRole(uint8 role);
+    /// @notice The threshold must be between 1 and the number of admins.
+    error Registry_InvalidThreshold(uint256 threshold, uint256 adminCount);
+    /// @notice Only a proxy has an endpoint, and it must not be empty.
+    error Registry_InvalidEndpoint(address account);
+    /// @notice No proposal with that id.
+    error Registry_UnknownProposal(uint256 proposalId);
+    /// @notice The admin already approved the proposal.
+    error Registry_AlreadyApproved(uint256 proposalId, address admin);
+    /// @notice The proposal was already executed.
+    error Registry_AlreadyExecuted(uint256 proposalId);
+    /// @notice The proposal has fewer approvals than the threshold.
+    error Registry_NotEnoughApprovals(uint256 proposalId, uint256 approvals, uint256 threshold);
+    /// @notice The admin set changed after the proposal was made; propose it again.
+    error Registry_ProposalStale(uint256 proposalId);
+
+    /// @notice Emitted after a candidate publishes its keys.
+    event MemberApplied(address indexed account, bytes umbralKey, bytes32 boxKey, string endpoint);
+    /// @notice Emitted after an admin makes a proposal (which counts as its approval).
+    event ProposalCreated(
+        uint256 indexed proposalId,
+        address indexed proposer,
+        Action action,
+        address indexed target,
+        Role role,
+        uint256 threshold
+    );
+    /// @notice Emitted after an admin approves a proposal.
+    event ProposalApproved(uint256 indexed proposalId, address indexed admin, uint256 approvals);
+    /// @notice Emitted after a proposal is executed.
+    event ProposalExecuted(uint256 indexed proposalId, address indexed executor);
+    /// @notice Emitted after a member is admitted.
+    event MemberAdmitted(address indexed account, Role role);
+    /// @notice Emitted after a member's role changes.
+    event MemberRoleChanged(address indexed account, Role oldRole, Role newRole);
+    /// @notice Emitted after a member is removed.
+    event MemberRemoved(address indexed account);
+    /// @notice Emitted after the admin approval threshold changes.
+    event ThresholdChanged(uint256 oldThreshold, uint256 newThreshold);
+    /// @notice Emitted after a member rotates its keys.
+    event KeysRotated(address indexed account, bytes umbralKey, bytes32 boxKey);
+    /// @notice Emitted after a proxy changes its endpoint.
+    event EndpointChanged(address indexed account, string endpoint);
+
+    /// @notice Creates the registry with its first admins and approval threshold.
+    /// Requirements: `admins` are distinct and non-zero; 1 <= `threshold` <= admins.length.
+    /// Emits: {MemberAdmitted} per admin, {ThresholdChanged}.
+    constructor(address[] memory admins, uint256 threshold) {
+        for (uint256 i = 0; i < admins.length; ++i) {
+            address a = admins[i];
+            if (a == address(0) || !_memberSet.add(a)) revert Registry_AlreadyMember(a);
+            _members[a].role = Role.Admin;
+            _members[a].admittedAt = uint64(block.number);
+            emit MemberAdmitted(a, Role.Admin);
+        }
+        _adminCount = admins.length;
+        if (threshold == 0 || threshold > admins.length) {
+            revert Registry_InvalidThreshold(threshold, admins.length);
+        }
+        _threshold = threshold;
+        emit ThresholdChanged(0, threshold);
+    }
+
+    modifier onlyAdmin() {
+        if (_members[msg.sender].role != Role.Admin) revert Registry_NotAdmin(msg.sender);
+        _;
+    }
+
+    // ------------------------------------------------------------------ keys
+
+    /// @notice Publishes the caller's keys (and endpoint, for a future proxy) before admission.
+    /// Requirements: caller is not a member; `umbralKey` is 33 bytes; `boxKey` is non-zero.
+    /// Emits: {MemberApplied}.
+    function applyForMembership(bytes calldata umbralKey, bytes32 boxKey, string calldata endpoint) external {
+        if (_members[msg.sender].role != Role.None) revert Registry_AlreadyMember(msg.sender);
+        _checkKeys(umbralKey, boxKey);
+        Member storage m = _members[msg.sender];
+        m.umbralKey = umbralKey;
+        m.boxKey = boxKey;
+        m.endpoint = endpoint;
+        emit MemberApplied(msg.sender, umbralKey, boxKey, endpoint);
+    }
+
+    /// @notice Replaces the caller's keys.
+    /// Requirements: caller is a member; `umbralKey` is 33 bytes; `boxKey` is non-zero.
+    /// Emits: {KeysRotated}.
+    function rotateKeys(bytes calldata umbralKey, bytes32 boxKey) external {
+        if (_members[msg.sender].role == Role.None) revert Registry_NotMember(msg.sender);
+        _checkKeys(umbralKey, boxKey);
+        Member storage m = _members[msg.sender];
+        m.umbralKey = umbralKey;
+        m.boxKey = boxKey;
+        emit KeysRotated(msg.sender, umbralKey, boxKey);
+    }
+
+    /// @notice Sets the caller's proxy endpoint.
+    /// Requirements: caller is a proxy member; `endpoint` is not empty.
+    /// Emits: {EndpointChanged}.
+    function setEndpoint(string calldata endpoint) external {
+        if (_members[msg.sender].role != Role.Proxy || bytes(endpoint).length == 0) {
+            revert Registry_InvalidEndpoint(msg.sender);
+        }
+        _members[msg.sender].endpoint = endpoint;
+        emit EndpointChanged(msg.sender, endpoint);
+    }
+
+    // ------------------------------------------------------------- proposals
+
+    /// @notice Proposes an admission, role change, removal or threshold change; the proposer's
+    /// approval is counted. `role` is used by Admit/ChangeRole, `threshold` by SetThreshold.
+    /// Requirements: caller is an admin; the action is valid now (see {execute}).
+    /// Emits: {ProposalCreated}.
+    function propose(Action action, address target, Role role, uint256 threshold)
+        external
+        onlyAdmin
+        returns (uint256 proposalId)
+    {
+        _validate(action, target, role, threshold);
+        proposalId = _proposals.length;
+        _proposals.push(
+            Proposal(action, role, false, 1, _adminEpoch, target, threshold, msg.sender)
+        );
+        _approved[proposalId][msg.sender] = true;
+        emit ProposalCreated(proposalId, msg.sender, action, target, role, threshold);
+    }
+
+    /// @notice Approves a proposal.
+    /// Requirements: caller is an admin that has not approved it; not executed; not stale.
+    /// Emits: {ProposalApproved}.
+    function approve(uint256 proposalId) external onlyAdmin {
+        Proposal storage p = _openProposal(proposalId);
+        if (_approved[proposalId][msg.sender]) {
+            revert Registry_AlreadyApproved(proposalId, msg.sender);
+        }
+        _approved[proposalId][msg.sender] = true;
+        uint16 approvals = p.approvals + 1;
+        p.approvals = approvals;
+        emit ProposalApproved(proposalId, msg.sender, approvals);
+    }
+
+    /// @notice Executes a proposal that reached the threshold.
+    /// Requirements: caller is an admin; approvals >= threshold; not executed; not stale; the
+    /// action is still valid (Admit: target applied and is no member; ChangeRole/Remove:
+    /// target is a member and the admins left can still meet the threshold).
+    /// Emits: {ProposalExecuted} and one of {MemberAdmitted}, {MemberRoleChanged},
+    /// {MemberRemoved}, {ThresholdChanged}.
+    function execute(uint256 proposalId) external onlyAdmin {
+        Proposal storage p = _openProposal(proposalId);
+        if (p.approvals < _threshold) {
+            revert Registry_NotEnoughApprovals(proposalId, p.approvals, _threshold);
+        }
+        _validate(p.action, p.target, p.role, p.threshold);
+        p.executed = true;
+        address target = p.target;
+        if (p.action == Action.Admit) {
+            _memberSet.add(target);
+            _members[target].role = p.role;
+            _members[target].admittedAt = uint64(block.number);
+            if (p.role == Role.Admin) _adminSetChanged(1, true);
+            emit MemberAdmitted(target, p.role);
+        } else if (p.action == Action.ChangeRole) {
+            Role old = _members[target].role;
+            _members[target].role = p.role;
+            if (old == Role.Admin) _adminSetChanged(1, false);
+            if (p.role == Role.Admin) _adminSetChanged(1, true);
+            emit MemberRoleChanged(target, old, p.role);
+        } else if (p.action == Action.Remove) {
+            if (_members[target].role == Role.Admin) _adminSetChanged(1, false);
+            _memberSet.remove(target);
+            delete _members[target];
+            emit MemberRemoved(target);
+        } else {
+            uint256 old = _threshold;
+            _threshold = p.threshold;
+            ++_adminEpoch;
+            emit ThresholdChanged(old, p.threshold);
+        }
+        emit ProposalExecuted(proposalId, msg.sender);
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// @notice A member's (or applicant's) role, keys and endpoint.
+    /// Requirements: the account is a member or has applied.
+    function memberOf(address account) external view returns (Member memory) {
+        Member memory m = _members[account];
+        if (m.role == Role.None && m.umbralKey.length == 0) revert Registry_NotMember(account);
+        return m;
+    }
+
+    /// @notice The role of `account` (`None` if it is not a member).
+    function roleOf(address account) external view returns (Role) {
+        return _members[account].role;
+    }
+
+    /// @notice Whether `account` is a member with role `role`.
+    function hasRole(address account, Role role) external view returns (bool) {
+        return role != Role.None && _members[account].role == role;
+    }
+
+    /// @notice Number of members.
+    function memberCount() external view returns (uint256) {
+        return _memberSet.length();
+    }
+
+    /// @notice Members `offset` .. `offset + limit` (fewer at the end).
+    function members(uint256 offset, uint256 limit) external view returns (address[] memory page) {
+        uint256 n = _memberSet.length();
+        uint256 end = offset + limit < n ? offset + limit : n;
+        if (offset >= end) return new address[](0);
+        page = new address[](end - offset);
+        for (uint256 i = offset; i < end; ++i) page[i - offset] = _memberSet.at(i);
+    }
+
+    /// @notice Number of admins and the approval threshold M.
+    function adminConfig() external view returns (uint256 adminCount, uint256 threshold) {
+        return (_adminCount, _threshold);
+    }
+
+    /// @notice A proposal by id.
+    /// Requirements: the proposal exists.
+    function proposal(uint256 proposalId) external view returns (Proposal memory) {
+        if (proposalId >= _proposals.length) revert Registry_UnknownProposal(proposalId);
+        return _proposals[proposalId];
+    }
+
+    /// @notice Number of proposals ever made (ids are 0 .. count-1).
+    function proposalCount() external view returns (uint256) {
+        return _proposals.length;
+    }
+
+    // -------------------------------------------------------------- internal
+
+    function _checkKeys(bytes calldata umbralKey, bytes32 boxKey) private pure {
+        if (umbralKey.length != 33) revert Registry_InvalidKey(umbralKey.length);
+        if (boxKey == bytes32(0)) revert Registry_InvalidKey(0);
+    }
+
+    function _openProposal(uint256 proposalId) private view returns (Proposal storage p) {
+        if (proposalId >= _proposals.length) revert Registry_UnknownProposal(proposalId);
+        p = _proposals[proposalId];
+        if (p.executed) revert Registry_AlreadyExecuted(proposalId);
+        if (p.adminEpoch != _adminEpoch) revert Registry_ProposalStale(proposalId);
+    }
+
+    function _validate(Action action, address target, Role role, uint256 threshold) private view {
+        if (action == Action.SetThreshold) {
+            if (threshold == 0 || threshold > _adminCount) {
+                revert Registry_InvalidThreshold(threshold, _adminCount);
+            }
+            return;
+        }
+        Member storage m = _members[target];
+        if (action == Action.Admit) {
+            if (m.role != Role.None) revert Registry_AlreadyMember(target);
+            if (m.umbralKey.length == 0) revert Registry_NotApplied(target);
+            if (role == Role.None) revert Registry_InvalidRole(uint8(role));
+            if (role == Role.Proxy && bytes(m.endpoint).length == 0) {
+                revert Registry_InvalidEndpoint(target);
+            }
+            return;
+        }
+        if (m.role == Role.None) revert Registry_NotMember(target);
+        bool losesAdmin = m.role == Role.Admin
+            && (action == Action.Remove || role != Role.Admin);
+        if (action == Action.ChangeRole) {
+            if (role == Role.None) revert Registry_InvalidRole(uint8(role));
+            if (role == Role.Proxy && bytes(m.endpoint).length == 0) {
+                revert Registry_InvalidEndpoint(target);
+            }
+        }
+        if (losesAdmin && _adminCount - 1 < _threshold) {
+            revert Registry_InvalidThreshold(_threshold, _adminCount - 1);
+        }
+    }
+
+    /// @dev Any change of the admin set invalidates open proposals: approvals counted
+    /// against the old set (for example by a removed admin) must not carry over.
+    function _adminSetChanged(uint256 delta, bool added) private {
+        _adminCount = added ? _adminCount + delta : _adminCount - delta;
+        ++_adminEpoch;
+    }
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @title RecordIndex
+/// @notice Each patient's append-only index of sealed entries (opaque bytes: header, Umbral
+/// capsule, ciphertext), grouped by blinded category tag. Entries live in event data only;
+/// storage keeps what the rules need: writer authorizations with a per-(patient, tag, writer)
+/// next sequence number, and a per-patient hash-chain head and count.
+///
+/// Exactly-once: an append names the sequence number of its first entry, which must equal
+/// the stored next sequence of (patient, tag, sender). Record ids are derived from
+/// (patient, tag, writer, sequence), so a retried append either lands once or reverts with
+/// {RecordIndex_WrongSequence}, whose `expected` tells the writer how far it got.
+///
+/// Hash chain: `head' = keccak256(abi.encode(head, recordId, epoch, keccak256(entry)))`,
+/// starting from zero; every {EntryAppended} carries the new head, so a reader that
+/// recomputes the chain detects dropped, reordered or forged events, and compares the final
+/// head and count with {chainOf} to detect events dropped at the end.
+contract RecordIndex {
+    /// @notice Largest sealed entry accepted, in bytes.
+    uint256 public constant MAX_ENTRY_BYTES = 4096;
+
+    struct Writer {
+        uint64 nextSequence;
+        uint64 authorizedAt; // block number; 0 if never authorized
+        bool authorized;
+    }
+
+    struct Chain {
+        bytes32 head;
+        uint64 count;
+    }
+
+    mapping(address patient => mapping(bytes32 tag => mapping(address writer => Writer)))
+        private _writers;
+    mapping(address patient => bytes32) private _heads;
+    mapping(address patient => uint256) private _counts;
+
+    /// @notice The sender may not append to that patient's tag.
+    error RecordIndex_NotAuthorized(address patient, bytes32 tag, address writer);
+    /// @notice The append named the wrong first sequence number; `expected` is the next one.
+    error RecordIndex_WrongSequence(
+        address patient, bytes32 tag, address writer, uint64 expected, uint64 given
+    );
+    /// @notice An entry is empty or larger than {MAX_ENTRY_BYTES}.
+    error RecordIndex_InvalidEntry(uint256 index, uint256 length);
+    /// @notice A batch had no entries.
+    error RecordIndex_EmptyBatch();
+    /// @notice The writer address is zero or the patient itself.
+    error RecordIndex_InvalidWriter(address writer);
+    /// @notice The sealed payload for the writer is empty.
+    error RecordIndex_EmptyPayload();
+    /// @notice The writer is not authorized for that tag.
+    error RecordIndex_NotWriter(address patient, bytes32 tag, address writer);
+
+    /// @notice Emitted after an entry is appended. Its record id is
+    /// `keccak256(abi.encode(patient, tag, author, sequence))` ({recordIdOf}); it is not
+    /// repeated in the event because every byte of event data costs gas on every record.
+    event EntryAppended(
+        address indexed patient,
+        bytes32 indexed tag,
+        address indexed author,
+        uint64 sequence,
+        uint32 epoch,
+        bytes32 head,
+        bytes entry
+    );
+    /// @notice Emitted after a patient authorizes a writer for a tag. `sealedPayload` is
+    /// (category, epoch, category public key) sealed to the writer's X25519 key.
+    event WriterAuthorized(
+        address indexed patient, bytes32 indexed tag, address indexed writer, bytes sealedPayload
+    );
+    /// @notice Emitted after a patient revokes a writer's authorization for a tag.
+    event WriterRevoked(address indexed patient, bytes32 indexed tag, address indexed writer);
+
+    /// @notice Authorizes `writer` to append under the caller's `tag`.
+    /// Requirements: `writer` is neither zero nor the caller; `sealedPayload` is not empty.
+    /// Emits: {WriterAuthorized}.
+    function authorizeWriter(bytes32 tag, address writer, bytes calldata sealedPayload) external {
+        if (writer == address(0) || writer == msg.sender) revert RecordIndex_InvalidWriter(writer);
+        if (sealedPayload.length == 0) revert RecordIndex_EmptyPayload();
+        Writer storage w = _writers[msg.sender][tag][writer];
+        w.authorized = true;
+        w.authorizedAt = uint64(block.number);
+        emit WriterAuthorized(msg.sender, tag, writer, sealedPayload);
+    }
+
+    /// @notice Revokes `writer`'s authorization for the caller's `tag`; its sequence is kept.
+    /// Requirements: `writer` is authorized for that tag.
+    /// Emits: {WriterRevoked}.
+    function revokeWriter(bytes32 tag, address writer) external {
+        Writer storage w = _writers[msg.sender][tag][writer];
+        if (!w.authorized) revert RecordIndex_NotWriter(msg.sender, tag, writer);
+        w.authorized = false;
+        emit WriterRevoked(msg.sender, tag, writer);
+    }
+
+    /// @notice Appends one sealed entry to `patient`'s index under `tag`.
+    /// Requirements: the sender is the patient or an authorized writer for `tag`;
+    /// `sequence` equals {nextSequence}; the entry is 1..{MAX_ENTRY_BYTES} bytes.
+    /// Emits: {EntryAppended}.
+    function append(address patient, bytes32 tag, uint32 epoch, uint64 sequence, bytes calldata entry)
+        external
+        returns (bytes32 recordId)
+    {
+        Writer storage w = _checkedWriter(patient, tag, sequence);
+        w.nextSequence = sequence + 1;
+        bytes32 head;
+        (recordId, head) = _link(_heads[patient], patient, tag, sequence, epoch, entry, 0);
+        _heads[patient] = head;
+        ++_counts[patient];
+        emit EntryAppended(patient, tag, msg.sender, sequence, epoch, head, entry);
+    }
+
+    /// @notice Appends several sealed entries under one tag; entry `i` gets sequence
+    /// `firstSequence + i`.
+    /// Requirements: as {append} for every entry; `entries` is not empty.
+    /// Emits: {EntryAppended} per entry, in order.
+    function appendBatch(
+        address patient,
+        bytes32 tag,
+        uint32 epoch,
+        uint64 firstSequence,
+        bytes[] calldata entries
+    ) external returns (bytes32 lastRecordId) {
+        uint256 n = entries.length;
+        if (n == 0) revert RecordIndex_EmptyBatch();
+        Writer storage w = _checkedWriter(patient, tag, firstSequence);
+        w.nextSequence = firstSequence + uint64(n);
+        bytes32 head = _heads[patient];
+        for (uint256 i = 0; i < n; ++i) {
+            // Nothing allocated in one iteration is used by the next: rewinding the free
+            // memory pointer keeps memory (and its quadratic cost) from growing with n.
+            uint256 freeMemory;
+            assembly ("memory-safe") {
+                freeMemory := mload(0x40)
+            }
+            uint64 sequence = firstSequence + uint64(i);
+            (lastRecordId, head) = _link(head, patient, tag, sequence, epoch, entries[i], i);
+            emit EntryAppended(patient, tag, msg.sender, sequence, epoch, head, entries[i]);
+            assembly ("memory-safe") {
+                mstore(0x40, freeMemory)
+            }
+        }
+        _heads[patient] = head;
+        _counts[patient] += n;
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// @notice The sequence number the next append by `writer` under (`patient`, `tag`) must name.
+    function nextSequence(address patient, bytes32 tag, address writer)
+        external
+        view
+        returns (uint64)
+    {
+        return _writers[patient][tag][writer].nextSequence;
+    }
+
+    /// @notice Whether `writer` may append under (`patient`, `tag`).
+    function isWriter(address patient, bytes32 tag, address writer) external view returns (bool) {
+        return writer == patient || _writers[patient][tag][writer].authorized;
+    }
+
+    /// @notice The patient's hash-chain head and number of entries.
+    function chainOf(address patient) external view returns (Chain memory) {
+        return Chain(_heads[patient], uint64(_counts[patient]));
+    }
+
+    /// @notice The record id of the entry `writer` appends under (`patient`, `tag`) with `sequence`.
+    function recordIdOf(address patient, bytes32 tag, address writer, uint64 sequence)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(patient, tag, writer, sequence));
+    }
+
+    // -------------------------------------------------------------- internal
+
+    function _checkedWriter(address patient, bytes32 tag, uint64 sequence)
+        private
+        view
+        returns (Writer storage w)
+    {
+        w = _writers[patient][tag][msg.sender];
+        if (msg.sender != patient && !w.authorized) {
+            revert RecordIndex_NotAuthorized(patient, tag, msg.sender);
+        }
+        uint64 expected = w.nextSequence;
+        if (sequence != expected) {
+            revert RecordIndex_WrongSequence(patient, tag, msg.sender, expected, sequence);
+        }
+    }
+
+    function _link(
+        bytes32 head,
+        address patient,
+        bytes32 tag,
+        uint64 sequence,
+        uint32 epoch,
+        bytes calldata entry,
+        uint256 index
+    ) private view returns (bytes32 recordId, bytes32 newHead) {
+        if (entry.length == 0 || entry.length > MAX_ENTRY_BYTES) {
+            revert RecordIndex_InvalidEntry(index, entry.length);
+        }
+        recordId = keccak256(abi.encode(patient, tag, msg.sender, sequence));
+        newHead = keccak256(abi.encode(head, recordId, epoch, keccak256(entry)));
+    }
+}

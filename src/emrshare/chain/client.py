@@ -1,0 +1,396 @@
+"""Signing, sending and calling: the :class:`ChainClient` every contract binding uses.
+
+The client is given a :class:`~web3.Web3` (never looked up globally) and, for
+transactions, a private key. Transactions are signed locally with eth-account; a
+:class:`NonceManager` hands out nonces safely to concurrent threads; every revert is
+decoded into :class:`~emrshare.errors.ContractRevert` with the custom error's name and
+arguments, on anvil, ganache and geth-style nodes alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_account import Account
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.errors import ChainError, ConfigurationError, ContractRevert, TransactionFailed
+
+__all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_data_from_error"]
+
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of a mined, successful transaction.
+
+    ``events`` holds the decoded events of the contract that was called (event
+    dataclasses from :mod:`emrshare.chain.contracts`), in log order.
+    """
+
+    tx_hash: bytes
+    block_number: int
+    gas_used: int
+    logs: tuple[Mapping[str, Any], ...]
+    events: tuple[Any, ...] = ()
+
+    def events_of(self, cls: type[E]) -> list[E]:
+        """The decoded events of type ``cls``, in log order."""
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def event(self, cls: type[E]) -> E:
+        """The first decoded event of type ``cls``; :class:`ChainError` if there is none."""
+        found = self.events_of(cls)
+        if not found:
+            raise ChainError(f"transaction 0x{self.tx_hash.hex()} emitted no {cls.__name__} event")
+        return found[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorAbi:
+    name: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+@cache
+def _error_table() -> dict[bytes, _ErrorAbi]:
+    """Every custom error of every shipped contract (and Error/Panic), by selector."""
+    table: dict[bytes, _ErrorAbi] = {
+        bytes.fromhex("08c379a0"): _ErrorAbi("Error", ("string",), ("message",)),
+        bytes.fromhex("4e487b71"): _ErrorAbi("Panic", ("uint256",), ("code",)),
+    }
+    for name in artifact_names():
+        for item in load_artifact(name).abi:
+            if item.get("type") != "error":
+                continue
+            types = tuple(_abi_type(p) for p in item["inputs"])
+            sig = f"{item['name']}({','.join(types)})"
+            table[keccak(text=sig)[:4]] = _ErrorAbi(
+                item["name"], types, tuple(p["name"] for p in item["inputs"])
+            )
+    return table
+
+
+# What to do next, for the errors a caller most often meets. Filled with the arguments.
+_HINTS: dict[str, str] = {
+    "RecordIndex_WrongSequence": (
+        "append named sequence {given} but the next one for writer {writer} is {expected}: "
+        "entries before {expected} are already on chain; continue from {expected}"
+    ),
+    "RecordIndex_NotAuthorized": (
+        "{writer} may not append to patient {patient}'s tag {tag}; "
+        "ask the patient to authorize it for that category"
+    ),
+    "Grants_AlreadyRevoked": "grant {policyId} was already revoked at block {revokedAt}",
+    "Grants_ExpiryInPast": (
+        "grant expiry {expiry} is not after chain time {chainTime}; choose a later expiry"
+    ),
+    "Grants_PolicyExists": "a grant with id {policyId} exists; use a fresh random nonce",
+    "Grants_NotMember": "{account} is not a consortium member; ask the admins to admit it",
+    "AuditLog_NotPolicyProxy": "{caller} is not a proxy of grant {policyId} and may not log",
+    "Registry_NotEnoughApprovals": (
+        "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
+    ),
+    "Registry_ProposalStale": (
+        "the admin set changed since proposal {proposalId} was made; propose it again"
+    ),
+}
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+def decode_revert(data: bytes) -> ContractRevert:
+    """Decode revert data into :class:`ContractRevert` (name ``"unknown"`` if unrecognised)."""
+    if len(data) < 4:
+        return ContractRevert(
+            "unknown", {}, "contract reverted without an error (out of gas or bad call)", data
+        )
+    abi = _error_table().get(data[:4])
+    if abi is None:
+        return ContractRevert(
+            "unknown", {}, f"contract reverted with unknown error 0x{data[:4].hex()}", data
+        )
+    try:
+        values = abi_decode(list(abi.types), data[4:])
+    except Exception as exc:  # malformed revert data from a misbehaving node
+        return ContractRevert(abi.name, {}, f"contract reverted with {abi.name} ({exc})", data)
+    args = {
+        n or f"arg{i}": _normalize(v)
+        for i, (n, v) in enumerate(zip(abi.names, values, strict=True))
+    }
+    message: str | None = None
+    hint = _HINTS.get(abi.name)
+    if hint is not None:
+        message = f"{abi.name}: " + hint.format(**{k: _render(v) for k, v in args.items()})
+    elif abi.name == "Error":
+        message = f"contract reverted: {args['message']}"
+    return ContractRevert(abi.name, args, message, data)
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return Web3.to_checksum_address(value)
+    if isinstance(value, list | tuple):
+        return tuple(_normalize(v) for v in value)
+    return value
+
+
+def revert_data_from_error(error: Any) -> bytes | None:
+    """Find revert data in a JSON-RPC error object, whatever shape the node uses.
+
+    anvil and geth put a hex string in ``error.data``; ganache does so for ``eth_call``
+    but nests it as ``error.data.result`` for ``eth_estimateGas`` (and, in older
+    versions, as ``error.data[txhash].return``).
+    """
+    if isinstance(error, str):
+        if error.startswith("0x") and len(error) % 2 == 0:
+            try:
+                return bytes.fromhex(error[2:])
+            except ValueError:
+                return None
+        return None
+    if isinstance(error, Mapping):
+        for key in ("data", "result", "return"):
+            if key in error:
+                found = revert_data_from_error(error[key])
+                if found is not None:
+                    return found
+        for value in error.values():
+            if isinstance(value, Mapping):
+                found = revert_data_from_error(value)
+                if found is not None:
+                    return found
+    return None
+
+
+def _is_revert(error: Mapping[str, Any]) -> bool:
+    msg = str(error.get("message", "")).lower()
+    return "revert" in msg or error.get("code") == 3
+
+
+class NonceManager:
+    """Hands out consecutive nonces for one account, safely across threads.
+
+    Share one manager between every :class:`ChainClient` that signs with the same key.
+    The first nonce comes from the node's pending count; after a failed send the
+    manager re-reads it, so a rejected transaction does not leave a gap.
+    """
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self._w3 = w3
+        self._address = Web3.to_checksum_address(address)
+        self._lock = threading.Lock()
+        self._next: int | None = None
+
+    @contextlib.contextmanager
+    def allocate(self) -> Iterator[int]:
+        """Hold the next nonce while a transaction is signed and sent.
+
+        The nonce is consumed when the block exits normally and released (re-read from
+        the node next time) when it raises.
+        """
+        with self._lock:
+            if self._next is None:
+                self._next = int(self._w3.eth.get_transaction_count(self._address, "pending"))
+            nonce = self._next
+            try:
+                yield nonce
+            except BaseException:
+                self._next = None
+                raise
+            self._next = nonce + 1
+
+    def resync(self) -> None:
+        """Forget the local counter; the next allocation asks the node."""
+        with self._lock:
+            self._next = None
+
+
+class ChainClient:
+    """A connection to one EVM chain plus (optionally) a local signing key.
+
+    ``confirmations`` is how many blocks (including the transaction's own) must exist
+    before a transaction counts as done; 1 means "mined". Without ``private_key`` the
+    client can only read.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        private_key: bytes | None = None,
+        *,
+        confirmations: int = 1,
+        receipt_timeout: float = 120.0,
+        poll_interval: float = 0.05,
+        gas_multiplier: float = 1.25,
+        nonces: NonceManager | None = None,
+    ) -> None:
+        if confirmations < 1:
+            raise ConfigurationError("confirmations must be at least 1 (1 = mined)")
+        self.w3 = w3
+        self._account = Account.from_key(private_key) if private_key is not None else None
+        self.confirmations = confirmations
+        self.receipt_timeout = receipt_timeout
+        self.poll_interval = poll_interval
+        self.gas_multiplier = gas_multiplier
+        self._chain_id: int | None = None
+        self.nonces: NonceManager | None = None
+        if self._account is not None:
+            self.nonces = nonces or NonceManager(w3, self._account.address)
+
+    def __repr__(self) -> str:
+        return f"ChainClient(address={self.address!r}, confirmations={self.confirmations})"
+
+    @property
+    def address(self) -> str | None:
+        """The checksummed address of the signing key, ``None`` for a read-only client."""
+        return None if self._account is None else str(self._account.address)
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def with_key(self, private_key: bytes) -> ChainClient:
+        """A client on the same connection and settings, signing with another key."""
+        return ChainClient(
+            self.w3,
+            private_key,
+            confirmations=self.confirmations,
+            receipt_timeout=self.receipt_timeout,
+            poll_interval=self.poll_interval,
+            gas_multiplier=self.gas_multiplier,
+        )
+
+    # ------------------------------------------------------------------ RPC
+
+    def _rpc(self, method: str, params: Sequence[Any]) -> Any:
+        try:
+            resp = self.w3.provider.make_request(RPCEndpoint(method), list(params))
+        except Exception as exc:
+            raise ChainError(f"{method} failed: {exc}; is the node reachable?") from exc
+        error = resp.get("error")
+        if error is not None:
+            if isinstance(error, Mapping):
+                data = revert_data_from_error(error)
+                if data is not None and (len(data) >= 4 or _is_revert(error)):
+                    raise decode_revert(data)
+                if _is_revert(error):
+                    raise decode_revert(b"")
+            raise ChainError(f"{method} failed: {error}")
+        return resp.get("result")
+
+    def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        """``eth_call``; a revert raises :class:`ContractRevert`."""
+        tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+        if self.address is not None:
+            tx["from"] = self.address
+        blk = hex(block) if isinstance(block, int) else block
+        result = self._rpc("eth_call", [tx, blk])
+        return bytes.fromhex(str(result)[2:])
+
+    def send(self, to: str, data: bytes, *, gas: int | None = None) -> Receipt:
+        """Sign and send a transaction, wait for it, and return its :class:`Receipt`.
+
+        The gas is estimated first, so a transaction that would revert raises
+        :class:`ContractRevert` before anything is sent.
+        """
+        if self._account is None or self.nonces is None:
+            raise ConfigurationError("this ChainClient has no private key and cannot transact")
+        sender = self._account.address
+        base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
+        if gas is None:
+            estimate = int(str(self._rpc("eth_estimateGas", [base])), 16)
+            gas = int(estimate * self.gas_multiplier) + 5_000
+        gas_price = int(self.w3.eth.gas_price)
+        with self.nonces.allocate() as nonce:
+            tx = {
+                "to": to,
+                "data": base["data"],
+                "value": 0,
+                "gas": gas,
+                "gasPrice": gas_price,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
+            signed = self._account.sign_transaction(tx)
+            tx_hash = bytes(signed.hash)
+            self._rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+        receipt = self._wait(tx_hash)
+        if int(receipt["status"]) != 1:
+            # Replay at the block it failed in, to recover the custom error.
+            try:
+                self.call_raw(to, data, int(receipt["blockNumber"]) - 1)
+            except ContractRevert:
+                raise
+            except ChainError:
+                pass
+            raise TransactionFailed(
+                f"transaction 0x{tx_hash.hex()} failed in block {int(receipt['blockNumber'])} "
+                f"after using {int(receipt['gasUsed'])} gas; raise the gas limit or retry"
+            )
+        return Receipt(
+            tx_hash=tx_hash,
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            logs=tuple(receipt["logs"]),
+        )
+
+    def _wait(self, tx_hash: bytes) -> Mapping[str, Any]:
+        deadline = time.monotonic() + self.receipt_timeout
+        receipt: Mapping[str, Any] | None = None
+        while time.monotonic() < deadline:
+            raw = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
+            if raw is not None:
+                receipt = cast(
+                    Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                )
+                mined = int(receipt["blockNumber"])
+                if self.latest_block() - mined + 1 >= self.confirmations:
+                    return receipt
+            time.sleep(self.poll_interval)
+        what = "mined" if receipt is None else f"{self.confirmations} confirmations"
+        raise TransactionFailed(
+            f"transaction 0x{tx_hash.hex()} was not {what} within {self.receipt_timeout:.0f}s; "
+            "check the node, then look the hash up before resending"
+        )
+
+    def latest_block(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def safe_block(self) -> int:
+        """The newest block with the configured number of confirmations."""
+        return self.latest_block() - (self.confirmations - 1)
+
+    def chain_time(self) -> int:
+        """Timestamp of the latest block (contracts judge expiry by this, not the wall clock)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])

@@ -1,0 +1,122 @@
+"""Event queries: by indexed topics, paged over block ranges, with a persisted cursor."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+from web3 import Web3
+
+from emrshare.errors import ChainError, ConfigurationError
+
+__all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
+
+
+def event_topic(abi_item: Mapping[str, Any]) -> bytes:
+    """topic0 of an event: keccak256 of its canonical signature."""
+    types = ",".join(_canonical(p) for p in abi_item["inputs"])
+    return keccak(text=f"{abi_item['name']}({types})")
+
+
+def _canonical(param: Mapping[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + t[5:]
+    return t
+
+
+def topic_for(abi_type: str, value: Any) -> bytes:
+    """The 32-byte topic of an indexed value of a static ABI type."""
+    if abi_type == "address":
+        value = Web3.to_checksum_address(value)
+    return abi_encode([abi_type], [value])
+
+
+def get_logs_paged(
+    w3: Web3,
+    address: str,
+    topics: Sequence[bytes | Sequence[bytes] | None],
+    from_block: int,
+    to_block: int,
+    page_size: int = 2_000,
+) -> Iterator[Mapping[str, Any]]:
+    """``eth_getLogs`` over ``[from_block, to_block]`` in pages of ``page_size`` blocks.
+
+    Nodes cap the range (and result size) of one query; paging keeps each request small
+    and yields logs in chain order.
+    """
+    if page_size < 1:
+        raise ConfigurationError("page_size must be at least 1 block")
+    enc: list[Any] = []
+    for t in topics:
+        if t is None:
+            enc.append(None)
+        elif isinstance(t, bytes):
+            enc.append("0x" + t.hex())
+        else:
+            enc.append(["0x" + x.hex() for x in t])
+    while enc and enc[-1] is None:
+        enc.pop()
+    start = from_block
+    while start <= to_block:
+        end = min(start + page_size - 1, to_block)
+        try:
+            logs = w3.eth.get_logs(
+                {
+                    "address": Web3.to_checksum_address(address),
+                    "topics": enc,
+                    "fromBlock": start,
+                    "toBlock": end,
+                }
+            )
+        except Exception as exc:
+            raise ChainError(
+                f"eth_getLogs for blocks {start}..{end} failed: {exc}; "
+                "try a smaller page_size or check the node"
+            ) from exc
+        yield from logs
+        start = end + 1
+
+
+class EventCursor:
+    """Remembers, per named query, the next block to read; persisted to a JSON file.
+
+    A watcher reads ``next_block(key, default)``, processes the events up to some block
+    ``b`` and then calls ``advance(key, b + 1)``. The file is replaced atomically, so a
+    crash leaves either the old or the new position, never a torn one. Events may be seen
+    twice after a crash between processing and advancing: handlers must be idempotent.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._positions: dict[str, int] = {}
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text())
+                self._positions = {str(k): int(v) for k, v in data.items()}
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ConfigurationError(
+                    f"event cursor file {path} is not valid ({exc}); delete it to rescan"
+                ) from exc
+
+    def next_block(self, key: str, default: int) -> int:
+        with self._lock:
+            return self._positions.get(key, default)
+
+    def advance(self, key: str, next_block: int) -> None:
+        with self._lock:
+            if next_block <= self._positions.get(key, -1):
+                return
+            self._positions[key] = next_block
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+                tmp.write_text(json.dumps(self._positions, indent=1, sort_keys=True) + "\n")
+                os.replace(tmp, self.path)

@@ -1,0 +1,127 @@
+"""Identifiers and hashes the contracts derive, computed off chain (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+from web3 import Web3
+
+from emrshare.errors import IndexIntegrityError
+from emrshare.types import CategoryTag, PolicyId, RecordId
+
+__all__ = [
+    "FHIR_PURPOSES",
+    "ZERO_HEAD",
+    "next_head",
+    "policy_id",
+    "proxies_hash",
+    "purpose_code",
+    "record_id",
+    "verify_chain",
+]
+
+#: The head of an empty index hash chain.
+ZERO_HEAD = bytes(32)
+
+#: Common FHIR PurposeOfUse codes (v3-PurposeOfUse); the contract accepts any upper-case code.
+FHIR_PURPOSES = (
+    "TREAT",
+    "ETREAT",
+    "CAREMGT",
+    "HPAYMT",
+    "HRESCH",
+    "HOPERAT",
+    "PATRQT",
+    "FAMRQT",
+    "PUBHLTH",
+    "HMARKT",
+    "HLEGAL",
+    "COVERAGE",
+)
+
+
+def policy_id(patient: str, nonce: bytes) -> PolicyId:
+    """``keccak256(abi.encode(patient, nonce))``: the id the Grants contract derives."""
+    if len(nonce) != 32:
+        raise ValueError("a policy nonce is 32 random bytes")
+    return PolicyId(
+        keccak(abi_encode(["address", "bytes32"], [Web3.to_checksum_address(patient), nonce]))
+    )
+
+
+def record_id(patient: str, tag: CategoryTag, writer: str, sequence: int) -> RecordId:
+    """``keccak256(abi.encode(patient, tag, writer, sequence))``, as RecordIndex derives it."""
+    return RecordId(
+        keccak(
+            abi_encode(
+                ["address", "bytes32", "address", "uint64"],
+                [
+                    Web3.to_checksum_address(patient),
+                    tag,
+                    Web3.to_checksum_address(writer),
+                    sequence,
+                ],
+            )
+        )
+    )
+
+
+def proxies_hash(proxies: Sequence[str]) -> bytes:
+    """``keccak256(abi.encode(proxies))``, as a grant stores it."""
+    return keccak(abi_encode(["address[]"], [[Web3.to_checksum_address(p) for p in proxies]]))
+
+
+def next_head(head: bytes, rid: bytes, epoch: int, entry: bytes) -> bytes:
+    """One step of a patient's index hash chain."""
+    return keccak(
+        abi_encode(["bytes32", "bytes32", "uint32", "bytes32"], [head, rid, epoch, keccak(entry)])
+    )
+
+
+def purpose_code(code: str) -> bytes:
+    """A FHIR PurposeOfUse code ("TREAT") as the contract's left-aligned ``bytes32``."""
+    if not (1 <= len(code) <= 32) or not code.isascii() or not code.isalpha() or not code.isupper():
+        raise ValueError(f"{code!r} is not an upper-case FHIR PurposeOfUse code such as 'TREAT'")
+    return code.encode().ljust(32, b"\0")
+
+
+class _Entry(Protocol):  # what verify_chain reads from an EntryAppended event
+    @property
+    def patient(self) -> str: ...
+    @property
+    def tag(self) -> bytes: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def head(self) -> bytes: ...
+    @property
+    def entry(self) -> bytes: ...
+
+
+def verify_chain(entries: Iterable[_Entry], *, head: bytes = ZERO_HEAD) -> tuple[bytes, int]:
+    """Check that ``EntryAppended`` events form the patient's hash chain.
+
+    ``entries`` are one patient's events in chain order, following the entry whose head
+    is ``head`` (zero: the start of the index). Returns the final head and the number of
+    entries checked; compare them with ``RecordIndex.head(patient)`` to know nothing was
+    dropped at the end. Raises :class:`IndexIntegrityError` on a gap, a reordering or a
+    forged entry.
+    """
+    count = 0
+    for ev in entries:
+        rid = record_id(ev.patient, CategoryTag(ev.tag), ev.author, ev.sequence)
+        head = next_head(head, rid, ev.epoch, ev.entry)
+        if head != ev.head:
+            raise IndexIntegrityError(
+                f"index entry {count} (record 0x{rid.hex()}) does not extend the patient's "
+                "hash chain; an event was dropped, reordered or forged: query another node"
+            )
+        count += 1
+    return head, count
