@@ -207,13 +207,6 @@ class IndexIntegrityError(ChainError):
     """
 
 
-class IndexIntegrityError(ChainError):
-    """Index events read from a node do not form the patient's hash chain.
-
-    Events are missing, reordered or forged: query another node.
-    """
-
-
 class AccessDenied(EmrShareError):
     """The chain or the proxies refused access.
 
