@@ -112,6 +112,12 @@ def _check_record_id(record_id: bytes) -> bytes:
     return record_id
 
 
+def _check_params(record_id: bytes, chunk_size: int) -> None:
+    _check_record_id(record_id)
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
+
+
 def _pieces(source: Source, size: int) -> Iterator[bytes]:
     """Yield pieces of exactly ``size`` bytes, then one final shorter (maybe empty) piece."""
     read = getattr(source, "read", None)
@@ -128,6 +134,9 @@ def _pieces(source: Source, size: int) -> Iterator[bytes]:
     else:
         buf = bytearray()
         for part in source:  # type: ignore[union-attr]
+            if not buf and len(part) == size:
+                yield bytes(part)  # the common aligned case: no copy through the buffer
+                continue
             buf += part
             while len(buf) >= size:
                 yield bytes(buf[:size])
@@ -143,9 +152,14 @@ def encrypt_stream(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Iterator[bytes]:
     """Encrypt ``source`` and yield the envelope: the header, then one piece per chunk."""
-    _check_record_id(record_id)
-    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(f"chunk_size must be in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
+    _check_params(record_id, chunk_size)
+    return _encrypt_pieces(_pieces(source, chunk_size), key, record_id, chunk_size)
+
+
+def _encrypt_pieces(
+    pieces: Iterable[bytes], key: DataKey, record_id: bytes, chunk_size: int
+) -> Iterator[bytes]:
+    """Encrypt pieces as :func:`_pieces` yields them (full chunks, then one short one)."""
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     stream_header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key.key)
     head = (
@@ -157,7 +171,7 @@ def encrypt_stream(
     ad = head + record_id
     yield head
     push = sodium.crypto_secretstream_xchacha20poly1305_push
-    for piece in _pieces(source, chunk_size):
+    for piece in pieces:
         if len(piece) == chunk_size:
             yield push(state, piece, ad, _TAG_MESSAGE)
         else:
@@ -315,6 +329,7 @@ def encrypt_file(
     hash_plaintext: bool = True,
 ) -> EnvelopeInfo:
     """Encrypt ``src`` into ``dst``; optionally SHA-256 the plaintext in the same pass."""
+    _check_params(record_id, chunk_size)
     hasher = hashlib.sha256() if hash_plaintext else None
     plain_size = 0
     out_size = 0
@@ -327,7 +342,7 @@ def encrypt_file(
                 hasher.update(piece)
             yield piece
 
-    for part in encrypt_stream(counted(), key, record_id, chunk_size=chunk_size):
+    for part in _encrypt_pieces(counted(), key, record_id, chunk_size):
         dst.write(part)
         out_size += len(part)
     return EnvelopeInfo(plain_size, out_size, hasher.digest() if hasher is not None else None)
