@@ -1,0 +1,181 @@
+"""RecordIndex: authorized appends, exactly-once sequences, batches, hash chain, queries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from emrshare.chain import (
+    EntryAppended,
+    EventCursor,
+    WriterAuthorized,
+    WriterRevoked,
+    record_id,
+    verify_chain,
+)
+from emrshare.chain.ids import ZERO_HEAD
+from emrshare.types import CategoryTag
+
+from .conftest import HOSPITAL, INSURER, OUTSIDER, PATIENT, Net, reverts
+
+TAG = CategoryTag(b"\x22" * 32)
+OTHER = CategoryTag(b"\x33" * 32)
+
+
+def _authorize(net: Net, writer: int = HOSPITAL, tag: CategoryTag = TAG) -> bytes:
+    payload = os.urandom(120)
+    net.as_(PATIENT).index.authorize_writer(tag, net.addr(writer), payload)
+    return payload
+
+
+def test_patient_appends_to_own_index(net: Net) -> None:
+    p = net.addr(PATIENT)
+    entry = os.urandom(350)
+    r = net.as_(PATIENT).index.append(p, TAG, 4, 0, entry)
+    ev = r.event(EntryAppended)
+    assert (ev.patient, ev.tag, ev.author, ev.sequence, ev.epoch, ev.entry) == (
+        p,
+        TAG,
+        p,
+        0,
+        4,
+        entry,
+    )
+    assert ev.record_id == record_id(p, TAG, p, 0)
+    head = net.as_(OUTSIDER).index.head(p)
+    assert (head.head, head.count) == (ev.head, 1)
+    assert verify_chain([ev]) == (ev.head, 1)
+
+
+def test_writer_needs_authorization_for_the_tag(net: Net) -> None:
+    p, h = net.addr(PATIENT), net.addr(HOSPITAL)
+    hosp = net.as_(HOSPITAL).index
+    reverts(
+        lambda: hosp.append(p, TAG, 0, 0, b"x"),
+        "RecordIndex_NotAuthorized",
+        patient=p,
+        tag=TAG,
+        writer=h,
+    )
+    payload = _authorize(net)
+    assert hosp.is_writer(p, TAG, h) and not hosp.is_writer(p, OTHER, h)
+    (auth,) = list(net.as_(OUTSIDER).index.events(WriterAuthorized, writer=h))
+    assert (auth.patient, auth.tag, auth.sealed_payload) == (p, TAG, payload)
+    hosp.append(p, TAG, 0, 0, b"x")
+    reverts(
+        lambda: hosp.append(p, OTHER, 0, 0, b"x"),
+        "RecordIndex_NotAuthorized",
+        patient=p,
+        tag=OTHER,
+        writer=h,
+    )
+    assert net.as_(PATIENT).index.revoke_writer(TAG, h).event(WriterRevoked).writer == h
+    reverts(
+        lambda: hosp.append(p, TAG, 0, 1, b"x"),
+        "RecordIndex_NotAuthorized",
+        patient=p,
+        tag=TAG,
+        writer=h,
+    )
+
+
+def test_authorization_rules(net: Net) -> None:
+    idx = net.as_(PATIENT).index
+    p, zero, h = net.addr(PATIENT), "0x" + "00" * 20, net.addr(HOSPITAL)
+    reverts(lambda: idx.authorize_writer(TAG, p, b"k"), "RecordIndex_InvalidWriter", writer=p)
+    reverts(
+        lambda: idx.authorize_writer(TAG, zero, b"k"),
+        "RecordIndex_InvalidWriter",
+        writer=zero,
+    )
+    reverts(lambda: idx.authorize_writer(TAG, h, b""), "RecordIndex_EmptyPayload")
+    reverts(
+        lambda: idx.revoke_writer(TAG, h), "RecordIndex_NotWriter", patient=p, tag=TAG, writer=h
+    )
+
+
+def test_exactly_once_by_sequence(net: Net) -> None:
+    p, h = net.addr(PATIENT), net.addr(HOSPITAL)
+    _authorize(net)
+    hosp = net.as_(HOSPITAL).index
+    hosp.append(p, TAG, 0, 0, b"first")
+    # A retry of the same append (same sequence) cannot land twice.
+    err = reverts(
+        lambda: hosp.append(p, TAG, 0, 0, b"first"),
+        "RecordIndex_WrongSequence",
+        patient=p,
+        tag=TAG,
+        writer=h,
+        expected=1,
+        given=0,
+    )
+    assert "continue from 1" in str(err)
+    reverts(
+        lambda: hosp.append_batch(p, TAG, 0, 5, [b"a", b"b"]),
+        "RecordIndex_WrongSequence",
+        patient=p,
+        tag=TAG,
+        writer=h,
+        expected=1,
+        given=5,
+    )
+    assert hosp.next_sequence(p, TAG, h) == 1
+    # Sequences are per (patient, tag, writer): the patient's own start at 0.
+    net.as_(PATIENT).index.append(p, TAG, 0, 0, b"own")
+    assert hosp.head(p).count == 2
+
+
+def test_batch_append_and_chain(net: Net) -> None:
+    p, h = net.addr(PATIENT), net.addr(HOSPITAL)
+    _authorize(net)
+    _authorize(net, tag=OTHER)
+    hosp = net.as_(HOSPITAL).index
+    entries = [os.urandom(300 + i) for i in range(5)]
+    r = hosp.append_batch(p, TAG, 2, 0, entries)
+    evs = r.events_of(EntryAppended)
+    assert [e.entry for e in evs] == entries
+    assert [e.sequence for e in evs] == list(range(5))
+    assert [e.record_id for e in evs] == [record_id(p, TAG, h, i) for i in range(5)]
+    r2 = hosp.append_batch(p, OTHER, 0, 0, [b"o1", b"o2"])
+    assert hosp.next_sequence(p, TAG, h) == 5 and hosp.next_sequence(p, OTHER, h) == 2
+    everything = list(hosp.entries(p))
+    assert len(everything) == 7
+    head, count = verify_chain(everything)
+    assert (head, count) == (hosp.head(p).head, hosp.head(p).count)
+    # Resume from a known head: the last two entries follow the fifth one.
+    assert verify_chain(r2.events_of(EntryAppended), head=evs[-1].head)[1] == 2
+    only_other = list(hosp.entries(p, tag=OTHER))
+    assert [e.entry for e in only_other] == [b"o1", b"o2"]
+    assert verify_chain([]) == (ZERO_HEAD, 0)
+
+
+def test_entry_and_batch_limits(net: Net) -> None:
+    p = net.addr(PATIENT)
+    idx = net.as_(PATIENT).index
+    reverts(lambda: idx.append(p, TAG, 0, 0, b""), "RecordIndex_InvalidEntry", index=0, length=0)
+    reverts(
+        lambda: idx.append_batch(p, TAG, 0, 0, [b"ok", bytes(4097)]),
+        "RecordIndex_InvalidEntry",
+        index=1,
+        length=4097,
+    )
+    reverts(lambda: idx.append_batch(p, TAG, 0, 0, []), "RecordIndex_EmptyBatch")
+    idx.append(p, TAG, 0, 0, bytes(4096))
+
+
+def test_event_queries_page_and_resume_from_a_cursor(net: Net, tmp_path: Path) -> None:
+    p = net.addr(PATIENT)
+    idx = net.as_(PATIENT).index
+    for i in range(3):
+        idx.append(p, TAG, 0, i, bytes([i + 1]))
+    paged = list(net.as_(INSURER).index.entries(p, tag=TAG, page_size=1))
+    assert [e.entry for e in paged] == [b"\x01", b"\x02", b"\x03"]
+    assert list(idx.entries(p, tag=[OTHER])) == []
+    cursor_file = tmp_path / "cursor.json"
+    cursor = EventCursor(cursor_file)
+    first = idx.poll(EntryAppended, cursor, "mine", patient=p)
+    assert len(first) == 3
+    assert idx.poll(EntryAppended, EventCursor(cursor_file), "mine", patient=p) == []
+    idx.append(p, TAG, 0, 3, b"\x04")
+    again = idx.poll(EntryAppended, EventCursor(cursor_file), "mine", patient=p)
+    assert [e.entry for e in again] == [b"\x04"]
