@@ -111,6 +111,7 @@ def create_app(
             "cursor": service.store.cursor(),
             "kfrags": service.store.kfrag_count(),
             "audit_backlog": service.store.unbatched_count(),
+            "audit_pending_batches": len(service.store.pending_batches()),
             "served_cfrags": service.served,
             "refused": dict(service.refused),
             "errors": errors,

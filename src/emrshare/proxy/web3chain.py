@@ -18,6 +18,7 @@ from web3.exceptions import TransactionNotFound
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment
+from emrshare.chain.ids import record_id
 from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import ChainError, EmrShareError
 from emrshare.proxy.chainview import (
@@ -29,6 +30,7 @@ from emrshare.proxy.chainview import (
     PolicyStatus,
     TagRevoked,
 )
+from emrshare.types import CategoryTag
 
 __all__ = ["Web3ProxyChain", "records_hash"]
 
@@ -166,13 +168,14 @@ class Web3ProxyChain:
             capsule_hash = SealedEntry.from_bytes(bytes(a["entry"])).capsule_hash
         except EmrShareError:
             return None  # not a sealed entry: nothing a proxy could ever serve
+        patient, tag = str(a["patient"]), CategoryTag(bytes(a["tag"]))
         return EntryAppended(
             block=block,
             log_index=index,
-            patient=str(a["patient"]),
-            tag=bytes(a["tag"]),
+            patient=patient,
+            tag=tag,
             epoch=int(a["epoch"]),
-            record_id=bytes(a["recordId"]),
+            record_id=bytes(record_id(patient, tag, str(a["author"]), int(a["sequence"]))),
             capsule_hash=capsule_hash,
         )
 

@@ -63,8 +63,13 @@ class Consortium:
     def grants_address(self) -> str:
         return str(self.c["Grants"].address)
 
-    def send(self, sender: str, call: Any, *, wait: bool = True) -> Any:
-        tx_hash = call.transact({"from": sender, "gas": 3_000_000})
+    def send(self, sender: str, call: Any, *, wait: bool = True, max_fee: int | None = None) -> Any:
+        params: dict[str, Any] = {"from": sender, "gas": 3_000_000}
+        if max_fee is not None:
+            # anvil orders a block by max fee, then arrival: tests use it to pick an order.
+            params["maxPriorityFeePerGas"] = 0
+            params["maxFeePerGas"] = max_fee
+        tx_hash = call.transact(params)
         if not wait:
             return tx_hash
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
@@ -162,12 +167,30 @@ class Consortium:
         self.send(patient.address, self.c["Grants"].functions.grant(params))
         return g
 
-    def revoke(self, patient: PatientKeys, policy_id: bytes, *, wait: bool = True) -> Any:
-        return self.send(patient.address, self.c["Grants"].functions.revoke(policy_id), wait=wait)
+    def revoke(
+        self,
+        patient: PatientKeys,
+        policy_id: bytes,
+        *,
+        wait: bool = True,
+        max_fee: int | None = None,
+    ) -> Any:
+        return self.send(
+            patient.address,
+            self.c["Grants"].functions.revoke(policy_id),
+            wait=wait,
+            max_fee=max_fee,
+        )
+
+    def base_fee(self) -> int:
+        return int(self.w3.eth.get_block("latest")["baseFeePerGas"])
 
     def access_logs(self) -> list[dict[str, Any]]:
         ev = self.c["AuditLog"].events.AccessLogged()
-        return [dict(e["args"]) for e in ev.get_logs(from_block=self.deployment.start_block)]
+        return [
+            dict(e["args"], block=e["blockNumber"], tx_index=e["transactionIndex"])
+            for e in ev.get_logs(from_block=self.deployment.start_block)
+        ]
 
 
 @dataclass
@@ -188,21 +211,18 @@ class ProxyProcess:
     def endpoint(self) -> ProxyEndpoint:
         return ProxyEndpoint(self.keys.address, self.url)
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 90.0, *, evil: str | None = None) -> None:
+        """Start ``emrshare proxy serve``; ``evil`` starts the malicious variant instead."""
         env = dict(os.environ, **{PASSWORD_ENV: PASSWORD})
+        if evil is None:
+            argv = [sys.executable, "-c", "from emrshare.cli import main; main()", "proxy"]
+            argv += ["serve", "--config", str(self.config_path), "--log-level", "warning"]
+        else:
+            argv = [sys.executable, str(Path(__file__).with_name("evil_proxy.py"))]
+            argv += [str(self.config_path), evil]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from emrshare.cli import main; main()",
-                    "proxy",
-                    "serve",
-                    "--config",
-                    str(self.config_path),
-                    "--log-level",
-                    "warning",
-                ],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -221,6 +241,18 @@ class ProxyProcess:
 
     def health(self) -> dict[str, Any]:
         return dict(httpx.get(self.url + "/healthz", timeout=5.0).json())
+
+    def wait_audit_drained(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            h = self.health()
+            if h["audit_backlog"] == 0 and h["audit_pending_batches"] == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"proxy {self.keys.address} did not drain its audit journal")
+
+    def post(self, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(self.url + "/v1/reencrypt", json=body, timeout=10.0)
 
     def wait_cursor(self, block: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -47,3 +47,34 @@ async def test_one_down_still_reads_two_down_names_them(net_up: Net) -> None:
     assert set(err.failures.values()) == {"unreachable"}
     assert net.proxies[0].keys.address in str(err) and net.proxies[1].keys.address in str(err)
     assert (err.needed, err.got) == (2, 1)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "other-capsule"])
+async def test_malicious_proxy_is_detected(net_up: Net, mode: str) -> None:
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    grant, policy = net.grant()
+    _, gmap = threshold_policy(grant, net.grantee, net.patient, net.proxies)
+    evil = net.proxies[2]
+    evil.stop()
+    evil.start(evil=mode)
+    try:
+        async with net.client() as client:
+            # All three up: the read succeeds from the honest two; if the evil one
+            # answered first, its fragment was rejected.
+            result = await client.reencrypt(
+                policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+            )
+            assert evil.keys.address not in result.served_by
+            assert all(f.kind == "bad_fragment" for f in result.failures)
+            open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+            # With one honest proxy down the evil answer is needed: it must be named.
+            net.proxies[0].kill()
+            with pytest.raises(Unavailable) as info:
+                await client.reencrypt(
+                    policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+                )
+        assert info.value.failures[evil.keys.address] == "cfrag_verification_failed"
+        assert info.value.failures[net.proxies[0].keys.address] == "unreachable"
+    finally:
+        evil.stop()
