@@ -1,0 +1,342 @@
+"""One object that binds a chain endpoint, the deployment, a blob store and the proxies.
+
+``Network.from_config(path)`` connects to a real deployment described by a JSON file
+(``emrshare devnet up`` writes one); ``Network.local(path)`` runs everything in-process
+(py-evm chain, ``LocalStore``, proxies served from this process) for notebooks, examples
+and quick tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from web3 import Web3
+from web3.types import Wei
+
+from emrshare.chain import ChainClient, Contracts, Member, Role
+from emrshare.chain.deploy import Deployment
+from emrshare.errors import ConfigurationError
+from emrshare.storage import BlobStore, KuboStore, LocalStore
+
+__all__ = ["Network", "NetworkConfig", "StoreConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where blobs go: ``kind`` ``"local"`` (an embedded store at ``path``) or ``"kubo"``
+    (a Kubo / IPFS Cluster RPC endpoint at ``url``)."""
+
+    kind: str = "local"
+    path: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    """Everything a client needs to reach one emrshare network (a JSON file on disk).
+
+    ``threshold`` is the consortium's default M for new grants; the proxies themselves
+    are read from the on-chain registry.
+    """
+
+    rpc_url: str
+    deployment: Deployment
+    store: StoreConfig = field(default_factory=StoreConfig)
+    threshold: int = 2
+    confirmations: int = 1
+    name: str = "emrshare"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rpc_url": self.rpc_url,
+            "deployment": asdict(self.deployment),
+            "store": asdict(self.store),
+            "threshold": self.threshold,
+            "confirmations": self.confirmations,
+        }
+
+    def write(self, path: Path) -> None:
+        """Write the configuration atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> NetworkConfig:
+        """Read a configuration written by :meth:`write`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"no network configuration at {path}; start a local network with "
+                "`emrshare devnet up` or pass --data-dir pointing at one"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"network configuration {path} is unreadable: {exc}") from exc
+        try:
+            dep = data["deployment"]
+            store = data.get("store") or {}
+            return cls(
+                name=str(data.get("name", "emrshare")),
+                rpc_url=str(data["rpc_url"]),
+                deployment=Deployment(
+                    chain_id=int(dep["chain_id"]),
+                    addresses=dict(dep["addresses"]),
+                    start_block=int(dep["start_block"]),
+                    deployer=str(dep["deployer"]),
+                ),
+                store=StoreConfig(
+                    kind=str(store.get("kind", "local")),
+                    path=store.get("path"),
+                    url=store.get("url"),
+                ),
+                threshold=int(data.get("threshold", 2)),
+                confirmations=int(data.get("confirmations", 1)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"network configuration {path} is missing or has a bad field ({exc})"
+            ) from exc
+
+
+class Network:
+    """Chain + deployment + blob store + proxies: what every facade is built on.
+
+    Example::
+
+        net = Network.from_config(Path("~/.emrshare/network.json").expanduser())
+        hospital = Provider(net, keys)
+
+    ``proxy_transport`` routes proxy HTTP calls through a custom httpx transport (used by
+    :meth:`local` to serve the proxies in-process); ``None`` uses the network.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        store: BlobStore,
+        *,
+        threshold: int = 2,
+        confirmations: int = 1,
+        proxy_transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "emrshare",
+        read_key: bytes | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.store = store
+        self.threshold = threshold
+        self.confirmations = confirmations
+        self.proxy_transport = proxy_transport
+        self.name = name
+        # Reads need no key; ``read_key`` only names a sender for nodes that insist on a
+        # ``from`` in eth_call (the in-process py-evm chain does).
+        self.chain = ChainClient(w3, read_key, confirmations=confirmations)
+        self.contracts = Contracts.from_deployment(self.chain, deployment)
+        self._clients: dict[bytes, Contracts] = {}
+        self._closers: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"Network({self.name!r}, chain_id={self.deployment.chain_id})"
+
+    # -- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: NetworkConfig | Path | str) -> Network:
+        """Connect to the network a :class:`NetworkConfig` (or its JSON file) describes."""
+        if not isinstance(config, NetworkConfig):
+            config = NetworkConfig.read(Path(config))
+        w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 30}))
+        store: BlobStore
+        if config.store.kind == "local":
+            if not config.store.path:
+                raise ConfigurationError("a local store needs a path in the network config")
+            store = LocalStore(config.store.path)
+        elif config.store.kind == "kubo":
+            store = KuboStore(config.store.url or "http://127.0.0.1:5001")
+        else:
+            raise ConfigurationError(
+                f"unknown store kind {config.store.kind!r} in the network config: "
+                "use 'local' or 'kubo'"
+            )
+        return cls(
+            w3,
+            config.deployment,
+            store,
+            threshold=config.threshold,
+            confirmations=config.confirmations,
+            name=config.name,
+        )
+
+    @classmethod
+    def local(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
+        """Everything in this process: a py-evm chain, a ``LocalStore`` under ``path`` and
+        ``proxies`` re-encryption proxies served in-process (threshold ``threshold``).
+
+        For notebooks, examples and tests; the chain lives in memory and is gone when the
+        process exits.
+        """
+        return LocalNetwork.start(Path(path), proxies=proxies, threshold=threshold)
+
+    def close(self) -> None:
+        """Release what this network started (in-process proxies, connections)."""
+        while self._closers:
+            with contextlib.suppress(Exception):
+                self._closers.pop()()
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when the network is closed."""
+        self._closers.append(fn)
+
+    # -- shared helpers for the facades -----------------------------------------------------
+
+    def contracts_for(self, private_key: bytes) -> Contracts:
+        """The contracts, sending transactions signed with ``private_key``.
+
+        One client per key, so its nonce manager is shared by every facade of that key.
+        """
+        client = self._clients.get(private_key)
+        if client is None:
+            client = self.contracts.with_client(self.chain.with_key(private_key))
+            self._clients[private_key] = client
+        return client
+
+    def proxies(self) -> list[Member]:
+        """The consortium's proxies (role PROXY), as registered on chain."""
+        return self.contracts.registry.proxies()
+
+    def member(self, address: str) -> Member:
+        """A member's registry record (keys, role, endpoint)."""
+        return self.contracts.registry.member(address)
+
+    def is_member(self, address: str) -> bool:
+        return self.contracts.registry.role_of(address) is not Role.NONE
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: grants expire by chain time, not wall time."""
+        return self.chain.chain_time()
+
+    def settle(self) -> None:
+        """Let background work catch up (in-process proxies); a no-op for real networks,
+        whose proxies follow the chain on their own."""
+
+
+class _RoutingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that serves each proxy host from its in-process ASGI app."""
+
+    def __init__(self, apps: dict[str, Any]) -> None:
+        self._routes = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = self._routes.get(request.url.host)
+        if route is None:
+            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
+        return await route.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for r in self._routes.values():
+            await r.aclose()
+
+
+class LocalNetwork(Network):
+    """A :class:`Network` whose chain, store and proxies all live in this process.
+
+    ``admin_key`` is the consortium admin (a funded development key); ``dev_keys`` are
+    more funded keys for the members a notebook or test creates
+    (``MemberKeys.generate(ethereum_key=net.dev_keys[0])``).
+
+    **Warning:** for development only: the keys are the well-known development keys.
+    """
+
+    admin_key: bytes
+    dev_keys: list[bytes]
+    proxy_keys: list[Any]
+
+    @classmethod
+    def start(cls, path: Path, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
+        from eth_account import Account
+        from web3 import EthereumTesterProvider
+
+        from emrshare.chain.deploy import deploy_contracts
+        from emrshare.chain.devnode import dev_private_keys
+        from emrshare.crypto import MemberKeys
+        from emrshare.proxy._crypto import kfrag_opener
+        from emrshare.proxy.app import create_app
+        from emrshare.proxy.audit import AuditFlusher
+        from emrshare.proxy.service import ProxyService
+        from emrshare.proxy.store import ProxyStore
+        from emrshare.proxy.watcher import ChainWatcher
+        from emrshare.proxy.web3chain import Web3ProxyChain
+        from emrshare.roles.member import ConsortiumAdmin, Requester
+
+        path.mkdir(parents=True, exist_ok=True)
+        w3 = Web3(EthereumTesterProvider())
+        keys = dev_private_keys(10)
+        funder = w3.eth.accounts[0]
+        for k in keys:
+            w3.eth.send_transaction(
+                {"from": funder, "to": Account.from_key(k).address, "value": Wei(10**22)}
+            )
+        admin_key, proxy_eth, dev = keys[0], keys[1 : 1 + proxies], keys[1 + proxies :]
+        deployment = deploy_contracts(w3, admin_key)
+        net = cls(
+            w3,
+            deployment,
+            LocalStore(path / "store"),
+            threshold=threshold,
+            name="local",
+            read_key=keys[-1],
+        )
+        net.admin_key = admin_key
+        net.dev_keys = dev
+        admin = ConsortiumAdmin(net, admin_key)
+        apps: dict[str, Any] = {}
+        net._watchers = []
+        net._flushers = []
+        net.proxy_keys = []
+        for i, eth in enumerate(proxy_eth):
+            pk = MemberKeys(os.urandom(32), ethereum_key=eth)
+            net.proxy_keys.append(pk)
+            host = f"proxy-{i + 1}.local"
+            Requester(net, pk, state_dir=path / host).apply(endpoint=f"http://{host}")
+            admin.admit(pk.address, Role.PROXY)
+            chain = Web3ProxyChain(w3, deployment, pk.ethereum_key)
+            store = ProxyStore(path / host / "proxy.sqlite3", bytes(pk.box_private_key))
+            net.on_close(store.close)
+            opener = kfrag_opener(pk)
+            service = ProxyService(chain, store, opener)
+            net._watchers.append(
+                ChainWatcher(chain, store, service, opener, start_block=deployment.start_block)
+            )
+            net._flushers.append(AuditFlusher(chain, store, interval=0.0, max_entries=64))
+            apps[host] = create_app(service)
+        net.proxy_transport = _RoutingTransport(apps)
+        return net
+
+    _watchers: list[Any]
+    _flushers: list[Any]
+
+    def settle(self) -> None:
+        """Bring every in-process proxy up to the chain head and log served accesses."""
+        for flusher in self._flushers:
+            flusher.flush_once()
+            flusher.settle()
+        for watcher in self._watchers:
+            while watcher.step():
+                pass

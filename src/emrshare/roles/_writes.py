@@ -1,0 +1,310 @@
+"""The record write path shared by ``Provider`` and ``Patient``: journal steps over the
+crypto core, the blob store and the index contract (see :mod:`emrshare.journal`)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import umbral_pre
+from nacl.public import PrivateKey
+from web3.exceptions import TransactionNotFound
+
+from emrshare.chain import Contracts, record_id
+from emrshare.crypto import (
+    DataKey,
+    IndexEntry,
+    encrypt_file,
+    open_sealed,
+    seal,
+    seal_entry,
+)
+from emrshare.errors import (
+    ChainError,
+    ContractRevert,
+    JournalError,
+    TransactionFailed,
+)
+from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
+from emrshare.network import Network
+from emrshare.roles._common import Progress, checksum
+from emrshare.types import Address, CategoryTag, Cid, RecordId
+
+__all__ = ["RecordWriter", "WriteTarget"]
+
+# The journal keeps (data key, plaintext hash, size) between "encrypted" and "stored",
+# sealed to the writer's own box key so the journal file never holds a data key in clear.
+_SECRET_BRAND = b"EMJS"
+#: Source of one record: bytes, a binary file object, an iterable of byte strings, a path.
+RecordSource = bytes | IO[bytes] | Iterable[bytes] | Path
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTarget:
+    """Where a record goes: a patient's category at its current epoch."""
+
+    patient: Address
+    category: str
+    epoch: int
+    tag: CategoryTag
+    category_public_key: umbral_pre.PublicKey
+
+
+class _Counting:
+    """Wraps a source and reports bytes read to a progress callback."""
+
+    def __init__(self, source: Any, progress: Progress, total: int | None) -> None:
+        self._it = _chunks(source)
+        self._progress = progress
+        self._total = total
+        self.done = 0
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self) -> bytes:
+        piece: bytes = next(self._it)
+        self.done += len(piece)
+        self._progress(self.done, self._total)
+        return piece
+
+
+def _chunks(source: Any, size: int = 1 << 20) -> Any:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        yield from (data[i : i + size] for i in range(0, len(data), size)) if data else [b""]
+    elif hasattr(source, "read"):
+        while piece := source.read(size):
+            yield piece
+    else:
+        yield from source
+
+
+class RecordWriter:
+    """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        eth_key: bytes,
+        box_key: PrivateKey,
+        state_dir: Path,
+        resolve: Callable[[str, str], WriteTarget],
+        target_for_epoch: Callable[[str, str, int], WriteTarget],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.network = network
+        self._eth_key = eth_key
+        self._box = box_key
+        self._resolve = resolve
+        self._target_for_epoch = target_for_epoch
+        self._now = now
+        self.journal = Journal(Path(state_dir) / "journal")
+        self._contracts: Contracts = network.contracts_for(eth_key)
+        self.address = checksum(str(self._contracts.index.client.address))
+        self._sources: dict[bytes, tuple[Any, Progress | None, int | None]] = {}
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # -- public operations -----------------------------------------------------------------
+
+    def add(
+        self,
+        patient: str,
+        category: str,
+        source: RecordSource,
+        *,
+        media_type: str,
+        progress: Progress | None = None,
+        created_at: int | None = None,
+    ) -> RecordId:
+        """Write one record; returns its record id once its entry is on chain."""
+        self._resume()
+        target = self._resolve(patient, category)
+        path = source if isinstance(source, Path) else None
+        total = path.stat().st_size if path is not None else None
+        if isinstance(source, bytes | bytearray | memoryview):
+            total = len(source)
+        job = self.journal.begin(
+            target.patient,
+            target.category,
+            stream=self._stream(target),
+            next_sequence=self._next_sequence(target),
+            record_id_of=lambda n: record_id(target.patient, target.tag, self.address, n),
+            meta=self._meta(target, media_type, created_at),
+            source=path.resolve() if path is not None else None,
+        )
+        if path is None:
+            self._sources[job.record_id] = (source, progress, total)
+        else:
+            self._sources[job.record_id] = (path, progress, total)
+        try:
+            self.journal.run([job], self)
+        finally:
+            self._sources.pop(job.record_id, None)
+        return job.record_id
+
+    def add_many(
+        self,
+        patient: str,
+        category: str,
+        sources: Sequence[RecordSource],
+        *,
+        media_type: str,
+        batch_size: int = 50,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RecordId]:
+        """Write many records of one category; appends go out in batches of ``batch_size``."""
+        self._resume()
+        target = self._resolve(patient, category)
+        meta = self._meta(target, media_type, None)
+        jobs = self.journal.begin_many(
+            target.patient,
+            target.category,
+            [meta] * len(sources),
+            stream=self._stream(target),
+            next_sequence=self._next_sequence(target),
+            record_id_of=lambda n: record_id(target.patient, target.tag, self.address, n),
+        )
+        for job, src in zip(jobs, sources, strict=True):
+            self._sources[job.record_id] = (src, None, None)
+        try:
+            self.journal.run(jobs, self, batch_size=batch_size)
+        finally:
+            for job in jobs:
+                self._sources.pop(job.record_id, None)
+        if progress is not None:
+            progress(len(jobs), len(jobs))
+        return [j.record_id for j in jobs]
+
+    def recover(self, *, rollback: bool = False) -> RecoveryReport:
+        """Finish (or roll back) every write an earlier crash or outage interrupted."""
+        return self.journal.recover(self, rollback=rollback)
+
+    def _resume(self) -> None:
+        # "Resumed by the next call": an earlier interrupted write is finished first. If
+        # it still cannot finish (the outage goes on), the new write proceeds anyway.
+        if self.journal.pending():
+            with contextlib.suppress(JournalError, ChainError):
+                self.journal.recover(self)
+
+    def _stream(self, target: WriteTarget) -> str:
+        return f"{target.patient}/0x{bytes(target.tag).hex()}/{self.address}"
+
+    def _next_sequence(self, target: WriteTarget) -> int:
+        return self.network.contracts.index.next_sequence(target.patient, target.tag, self.address)
+
+    def _meta(self, target: WriteTarget, media_type: str, created_at: int | None) -> dict[str, Any]:
+        return {
+            "epoch": target.epoch,
+            "tag": "0x" + bytes(target.tag).hex(),
+            "media_type": media_type,
+            "created_at": int(created_at if created_at is not None else self._now()),
+        }
+
+    # -- WriteSteps ---------------------------------------------------------------------------
+
+    def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
+        entry = self._sources.get(job.record_id)
+        if entry is None:
+            if job.source is None:
+                raise JournalError(
+                    f"the content of record 0x{job.record_id.hex()} is no longer available"
+                )
+            entry = (job.source, None, None)
+        source, progress, total = entry
+        key = DataKey.generate()
+        opened: IO[bytes] | None = None
+        if isinstance(source, Path):
+            opened = source.open("rb")
+            source = opened
+        try:
+            src: Any = _Counting(source, progress, total) if progress is not None else source
+            if isinstance(src, bytes | bytearray | memoryview):
+                src = io.BytesIO(bytes(src))
+            info = encrypt_file(src, sink, key, job.record_id)
+        finally:
+            if opened is not None:
+                opened.close()
+        assert info.plaintext_sha256 is not None
+        payload = bytes(key) + info.plaintext_sha256 + info.plaintext_size.to_bytes(8, "big")
+        return bytes(seal(self._box.public_key, _SECRET_BRAND, payload))
+
+    def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
+        return self.network.store.put(ciphertext)
+
+    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+        payload = open_sealed(self._box, _SECRET_BRAND, secret, what="journal secret")
+        key, digest, size = payload[:32], payload[32:64], int.from_bytes(payload[64:72], "big")
+        target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
+        entry = IndexEntry.create(
+            patient=checksum(job.patient),
+            record_id=job.record_id,
+            cid=cid,
+            data_key=DataKey(key),
+            plaintext_sha256=digest,
+            size=size,
+            media_type=str(job.meta["media_type"]),
+            category=job.category,
+            epoch=target.epoch,
+            created_at=int(job.meta["created_at"]),
+            author_key=self._eth_key,
+        )
+        return bytes(seal_entry(entry, target.category_public_key))
+
+    def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
+        done: set[RecordId] = set()
+        nexts: dict[str, int] = {}
+        for job in jobs:
+            if job.stream not in nexts:
+                tag = CategoryTag(bytes.fromhex(str(job.meta["tag"])[2:]))
+                nexts[job.stream] = self.network.contracts.index.next_sequence(
+                    job.patient, tag, self.address
+                )
+            if job.sequence < nexts[job.stream]:
+                done.add(job.record_id)
+        return done
+
+    def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
+        first = jobs[0]
+        tag = CategoryTag(bytes.fromhex(str(first.meta["tag"])[2:]))
+        epoch = int(first.meta["epoch"])
+        index = self._contracts.index
+        try:
+            if len(jobs) == 1:
+                receipt = index.append(first.patient, tag, epoch, first.sequence, sealed[0])
+            else:
+                receipt = index.append_batch(first.patient, tag, epoch, first.sequence, sealed)
+        except ContractRevert as exc:
+            if exc.name == "RecordIndex_WrongSequence":
+                # Another write of this stream is ahead of or behind us; not a reason to
+                # give the record up: the journal retries after checking the chain.
+                raise TransactionFailed(
+                    f"slot {first.sequence} is not the index's next slot ({exc}); retrying"
+                ) from exc
+            raise
+        return receipt.tx_hash
+
+    def receipt(self, tx_hash: bytes) -> ReceiptStatus:
+        w3 = self.network.w3
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)  # type: ignore[arg-type]
+        except Exception:
+            try:
+                w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return "failed"  # dropped by the node (restart, replaced): send again
+            except Exception as exc:
+                raise ChainError(f"cannot look up transaction 0x{tx_hash.hex()}: {exc}") from exc
+            return "unknown"
+        return "confirmed" if int(receipt["status"]) == 1 else "failed"
+
+    def unpin(self, cid: Cid) -> None:
+        self.network.store.unpin(cid)

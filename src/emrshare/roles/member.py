@@ -1,0 +1,514 @@
+"""Consortium members: ``Requester`` (insurer, pharmacy, researcher: read what was granted),
+``Provider`` (a hospital EHR: also writes records), ``ConsortiumAdmin`` (admits members)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import umbral_pre
+from eth_utils.crypto import keccak
+
+from emrshare.chain import (
+    AccessRequested,
+    Action,
+    EntryAppended,
+    GrantCreated,
+    GrantStatus,
+    MemberApplied,
+    ProposalCreated,
+    RequestStatus,
+    Role,
+    WriterAuthorized,
+    purpose_code,
+)
+from emrshare.crypto import (
+    GranteeMap,
+    IndexEntry,
+    MemberKeys,
+    SealedEntry,
+    open_entry_as_grantee,
+    open_grantee_map,
+    open_writer_authorization,
+    validate_category,
+)
+from emrshare.errors import (
+    AccessDenied,
+    ConfigurationError,
+    EmrShareError,
+    GrantExpired,
+    GrantRevoked,
+)
+from emrshare.journal import RecoveryReport
+from emrshare.network import Network
+from emrshare.roles._common import (
+    AccessRequestInfo,
+    GrantInfo,
+    Progress,
+    RecordInfo,
+    category_ref,
+    check_entry,
+    checksum,
+    read_record,
+    read_record_to,
+)
+from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
+from emrshare.roles.profiles import default_data_dir
+from emrshare.types import Address, CategoryTag, PolicyId, RecordId
+
+__all__ = ["ConsortiumAdmin", "Provider", "Requester"]
+
+
+class Requester:
+    """A consortium member that reads what patients granted it (insurer, pharmacy, …).
+
+    Example::
+
+        insurer = Requester(net, MemberKeys.generate())
+        rid = insurer.request_access(patient, "lab", purpose="HPAYMT")
+        # … the patient approves …
+        data = insurer.read(patient, record_id)
+
+    Every read is fully verified: the proxies' capsule fragments, the entry against its
+    chain event, the author's signature, the CID, the AEAD and the plaintext SHA-256.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        keys: MemberKeys,
+        *,
+        state_dir: Path | None = None,
+        proxy_timeout: float = 10.0,
+    ) -> None:
+        self.network = network
+        self.keys = keys
+        self.address: Address = keys.address
+        self.state_dir = Path(state_dir or default_data_dir() / "state" / keys.address)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.proxy_timeout = proxy_timeout
+        self._contracts = network.contracts_for(keys.ethereum_key)
+        self._maps: dict[bytes, GranteeMap] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address})"
+
+    # -- membership ---------------------------------------------------------------------
+
+    def apply(self, endpoint: str = "") -> bool:
+        """Publish this member's keys to the registry (before admission); False if this
+        account is a member already."""
+        if self.network.contracts.registry.role_of(self.address) is not Role.NONE:
+            return False
+        pub = self.keys.public_keys()
+        self._contracts.registry.apply(pub.receiving_key_bytes, pub.box_key_bytes, endpoint)
+        return True
+
+    @property
+    def role(self) -> Role:
+        return self.network.contracts.registry.role_of(self.address)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request_access(
+        self, patient: str, category: str, *, purpose: str = "TREAT", reason: str = ""
+    ) -> int:
+        """Ask ``patient`` for ``category``, for a FHIR PurposeOfUse (TREAT, HPAYMT, …).
+
+        Returns the request id. Only a hash of ``reason`` goes on chain.
+        """
+        patient = checksum(patient)
+        receipt = self._contracts.grants.request_access(
+            patient,
+            category_ref(patient, validate_category(category)),
+            purpose_code(purpose),
+            bytes(keccak(reason.encode())),
+        )
+        return int(receipt.event(AccessRequested).request_id)
+
+    def my_requests(self) -> list[AccessRequestInfo]:
+        """The requests this member made, with their answers."""
+        grants = self.network.contracts.grants
+        out = []
+        for ev in grants.events(AccessRequested, requester=self.address):
+            req = grants.request(ev.request_id)
+            out.append(
+                AccessRequestInfo(
+                    request_id=ev.request_id,
+                    patient=checksum(ev.patient),
+                    requester=self.address,
+                    category=None,
+                    category_ref=bytes(ev.category),
+                    purpose=bytes(ev.purpose).rstrip(b"\0").decode(errors="replace"),
+                    status=req.status.name.lower(),
+                    policy_id=(
+                        PolicyId(bytes(req.policy_id))
+                        if req.status is RequestStatus.APPROVED
+                        else None
+                    ),
+                    block_number=ev.block_number,
+                )
+            )
+        return out
+
+    # -- grants -----------------------------------------------------------------------------
+
+    def _open_map(self, ev: GrantCreated) -> GranteeMap:
+        key = bytes(ev.policy_id)
+        if key not in self._maps:
+            profile = self.network.contracts.profiles.profile(ev.patient)
+            self._maps[key] = open_grantee_map(
+                bytes(ev.sealed_grantee_map),
+                self.keys,
+                patient_verifying_key=umbral_pre.PublicKey.from_compressed_bytes(
+                    bytes(profile.verifying_key)
+                ),
+            )
+        return self._maps[key]
+
+    def _grant_events(self, patient: str | None) -> list[tuple[GrantCreated, GranteeMap]]:
+        filters: dict[str, str] = {"grantee": self.address}
+        if patient is not None:
+            filters["patient"] = checksum(patient)
+        out = []
+        events = self.network.contracts.grants.events
+        for ev in events(GrantCreated, **filters):  # type: ignore[arg-type]
+            try:
+                out.append((ev, self._open_map(ev)))
+            except EmrShareError:
+                continue  # not a grant this member can use (forged or not for us)
+        return out
+
+    def grants(self, patient: str | None = None, *, active_only: bool = False) -> list[GrantInfo]:
+        """Grants made to this member (by ``patient``), with their status on chain time."""
+        status = self.network.contracts.grants.status
+        out = []
+        for ev, gmap in self._grant_events(patient):
+            st = status(ev.policy_id)
+            if active_only and st is not GrantStatus.ACTIVE:
+                continue
+            out.append(
+                GrantInfo(
+                    policy_id=PolicyId(bytes(ev.policy_id)),
+                    patient=checksum(ev.patient),
+                    grantee=self.address,
+                    category=gmap.category,
+                    epoch=gmap.epoch,
+                    tag=CategoryTag(bytes(ev.tag)),
+                    expiry=ev.expiry,
+                    threshold=ev.threshold,
+                    proxies=tuple(checksum(p) for p in ev.proxies),
+                    status=st.name.lower(),
+                    block_number=ev.block_number,
+                )
+            )
+        return out
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def records(self, patient: str, category: str | None = None) -> list[RecordInfo]:
+        """The patient's records this member holds a grant for (any status), by category."""
+        patient = checksum(patient)
+        named = {
+            bytes(ev.tag): (gmap.category, gmap.epoch) for ev, gmap in self._grant_events(patient)
+        }
+        if category is not None:
+            named = {t: v for t, v in named.items() if v[0] == category}
+        if not named:
+            return []
+        out = []
+        for ev in self.network.contracts.index.entries(patient, [CategoryTag(t) for t in named]):
+            cat = named[bytes(ev.tag)][0]
+            out.append(
+                RecordInfo(
+                    record_id=RecordId(bytes(ev.record_id)),
+                    patient=patient,
+                    author=checksum(ev.author),
+                    category=cat,
+                    epoch=ev.epoch,
+                    tag=CategoryTag(bytes(ev.tag)),
+                    block_number=ev.block_number,
+                )
+            )
+        return out
+
+    def _entry_event(self, patient: str, record: RecordId | bytes | str) -> EntryAppended:
+        rid = _id_bytes(record)
+        for ev in self.network.contracts.index.entries(patient):
+            if bytes(ev.record_id) == rid:
+                return ev
+        raise ConfigurationError(f"no record 0x{rid.hex()} in the index of patient {patient}")
+
+    def _open(self, patient: str, record: RecordId | bytes | str) -> IndexEntry:
+        from emrshare.proxy.client import ProxyEndpoint, ThresholdClient, ThresholdPolicy
+
+        patient = checksum(patient)
+        ev = self._entry_event(patient, record)
+        candidates = [
+            (g, m) for g, m in self._grant_events(patient) if bytes(g.tag) == bytes(ev.tag)
+        ]
+        if not candidates:
+            raise AccessDenied(
+                f"no grant covers record 0x{bytes(ev.record_id).hex()} (its category was "
+                f"never granted to {self.address}); request access from the patient",
+                {"chain": "no_grant"},
+            )
+        status = self.network.contracts.grants.status
+        active = [(g, m) for g, m in candidates if status(g.policy_id) is GrantStatus.ACTIVE]
+        # With no active grant we still ask the proxies with the newest one: they are the
+        # authority, and their refusal carries the reason (revoked, expired).
+        grant, gmap = (active or candidates)[-1]
+        registry = self.network.contracts.registry
+        endpoints = [ProxyEndpoint(p, registry.member(p).endpoint) for p in grant.proxies]
+        policy = ThresholdPolicy.from_grantee_map(
+            gmap, endpoints, self.keys.receiving_public_key.to_compressed_bytes()
+        )
+        sealed = SealedEntry.from_bytes(bytes(ev.entry))
+        self.network.settle()
+        client = ThresholdClient(
+            self.keys.ethereum_key,
+            chain_id=self.network.deployment.chain_id,
+            grants_contract=self.network.deployment.address_of("Grants"),
+            timeout=self.proxy_timeout,
+            transport=self.network.proxy_transport,
+        )
+        try:
+            result = client.reencrypt_sync(
+                policy, [sealed.capsule], deadline=self.network.chain_time() + 300
+            )
+        except AccessDenied as exc:
+            st = status(grant.policy_id)
+            if st is GrantStatus.REVOKED and not isinstance(exc, GrantRevoked):
+                raise GrantRevoked(str(exc), exc.reasons) from exc
+            if st is GrantStatus.EXPIRED and not isinstance(exc, GrantExpired):
+                raise GrantExpired(str(exc), exc.reasons) from exc
+            raise
+        entry = open_entry_as_grantee(sealed, self.keys, gmap, result.cfrags[0])
+        return check_entry(entry, ev, patient)
+
+    def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
+        """One granted record's plaintext, through M-of-N proxies, fully verified.
+
+        Raises :class:`AccessDenied` (or ``GrantRevoked`` / ``GrantExpired``) when the
+        proxies refuse and :class:`Unavailable` when too few answer.
+        """
+        return read_record(self.network.store, self._open(patient, record))
+
+    def read_to(self, patient: str, record: RecordId | bytes | str, path: Path) -> int:
+        """Write one granted record to ``path`` (renamed into place only once verified)."""
+        return read_record_to(self.network.store, self._open(patient, record), path)
+
+    def close(self) -> None:
+        """Nothing to release for a pure reader (kept for symmetry with ``Provider``)."""
+
+
+class Provider(Requester):
+    """A hospital EHR integration: writes records for patients that authorized it, and
+    reads what it was granted.
+
+    Example::
+
+        hospital = Provider(net, keys, state_dir=Path("/var/lib/ehr/emrshare"))
+        rid = hospital.add_record(patient, "lab", Path("cbc.pdf"), media_type="application/pdf")
+        ids = hospital.add_records(patient, "lab", [b"...", b"..."], media_type="text/plain")
+
+    Writes are journaled in ``state_dir``: a crash, a chain outage or a store outage at
+    any step is finished by the next call or by :meth:`recover`, with exactly one index
+    entry per record.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        keys: MemberKeys,
+        *,
+        state_dir: Path | None = None,
+        proxy_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(network, keys, state_dir=state_dir, proxy_timeout=proxy_timeout)
+        self._targets: dict[tuple[str, str, int], WriteTarget] = {}
+        self._writer: RecordWriter | None = None
+
+    @property
+    def writer(self) -> RecordWriter:
+        if self._writer is None:
+            self._writer = RecordWriter(
+                self.network,
+                eth_key=self.keys.ethereum_key,
+                box_key=self.keys.box_private_key,
+                state_dir=self.state_dir,
+                resolve=self._current_target,
+                target_for_epoch=self._target_for_epoch,
+            )
+        return self._writer
+
+    def _load_authorizations(self, patient: str) -> None:
+        index = self.network.contracts.index
+        verifying: umbral_pre.PublicKey | None = None
+        for ev in index.events(WriterAuthorized, patient=patient, writer=self.address):
+            if verifying is None:
+                profile = self.network.contracts.profiles.profile(patient)
+                verifying = umbral_pre.PublicKey.from_compressed_bytes(bytes(profile.verifying_key))
+            try:
+                auth = open_writer_authorization(
+                    bytes(ev.sealed_payload), self.keys, patient_verifying_key=verifying
+                )
+            except EmrShareError:
+                continue
+            if bytes(auth.tag) != bytes(ev.tag) or checksum(auth.patient) != patient:
+                continue  # a payload copied from another authorization
+            self._targets[(patient, auth.category, auth.epoch)] = WriteTarget(
+                checksum(patient), auth.category, auth.epoch, auth.tag, auth.category_public_key
+            )
+
+    def writable_categories(self, patient: str) -> dict[str, int]:
+        """Categories ``patient`` currently lets this member write, with their epochs."""
+        patient = checksum(patient)
+        self._load_authorizations(patient)
+        index = self.network.contracts.index
+        out: dict[str, int] = {}
+        for (p, cat, epoch), target in self._targets.items():
+            if (
+                p == patient
+                and epoch >= out.get(cat, -1)
+                and index.is_writer(patient, target.tag, self.address)
+            ):
+                out[cat] = epoch
+        return out
+
+    def _current_target(self, patient: str, category: str) -> WriteTarget:
+        patient = checksum(patient)
+        validate_category(category)
+        current = self.writable_categories(patient)
+        if category not in current:
+            raise AccessDenied(
+                f"patient {patient} has not authorized {self.address} to write {category!r} "
+                "records; ask the patient to authorize this provider",
+                {"chain": "not_authorized"},
+            )
+        return self._targets[(patient, category, current[category])]
+
+    def _target_for_epoch(self, patient: str, category: str, epoch: int) -> WriteTarget:
+        key = (checksum(patient), category, epoch)
+        if key not in self._targets:
+            self._load_authorizations(checksum(patient))
+        if key not in self._targets:
+            raise AccessDenied(
+                f"no authorization to write {category!r} (epoch {epoch}) for {patient}",
+                {"chain": "not_authorized"},
+            )
+        return self._targets[key]
+
+    def add_record(
+        self,
+        patient: str,
+        category: str,
+        content: RecordSource,
+        *,
+        media_type: str = "application/octet-stream",
+        progress: Progress | None = None,
+        created_at: int | None = None,
+    ) -> RecordId:
+        """Encrypt, store and index one record; returns its record id once on chain.
+
+        ``content`` is bytes, a binary file object, an iterable of byte strings or a
+        ``Path`` (streamed in constant memory; a path also lets a crash during encryption
+        be resumed). ``progress(done, total)`` is called as content is read.
+        """
+        return self.writer.add(
+            patient,
+            category,
+            content,
+            media_type=media_type,
+            progress=progress,
+            created_at=created_at,
+        )
+
+    def add_records(
+        self,
+        patient: str,
+        category: str,
+        contents: Sequence[RecordSource],
+        *,
+        media_type: str = "application/octet-stream",
+        batch_size: int = 50,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RecordId]:
+        """Bulk add: many records of one category, appended in batches of ``batch_size``."""
+        return self.writer.add_many(
+            patient,
+            category,
+            contents,
+            media_type=media_type,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    def recover(self, *, rollback: bool = False) -> RecoveryReport:
+        """Finish (or roll back) interrupted writes; never duplicates an index entry."""
+        return self.writer.recover(rollback=rollback)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ConsortiumAdmin:
+    """A consortium admin: admits members by M-of-N approval.
+
+    Example::
+
+        admin = ConsortiumAdmin(net, admin_eth_key)
+        admin.admit(hospital_address, Role.PROVIDER)   # the member applied first
+    """
+
+    def __init__(self, network: Network, eth_key: bytes) -> None:
+        self.network = network
+        self._contracts = network.contracts_for(eth_key)
+
+    def admit(self, account: str, role: Role) -> int:
+        """Propose admitting ``account`` with ``role`` (and execute if the threshold is met).
+
+        Returns the proposal id; with more than one approval needed, other admins call
+        :meth:`approve` and the last one executes.
+        """
+        account = checksum(account)
+        registry = self._contracts.registry
+        if not any(registry.events(MemberApplied, account=account)):
+            raise ConfigurationError(
+                f"{account} has not applied for membership yet; it must publish its keys "
+                "first (Requester.apply / `emrshare member add`)"
+            )
+        current = self.network.member(account)
+        if current.role is role:
+            return -1
+        action = Action.ADMIT if current.role is Role.NONE else Action.CHANGE_ROLE
+        receipt = registry.propose(action, account, role)
+        pid = int(receipt.event(ProposalCreated).proposal_id)
+        self._maybe_execute(pid)
+        return pid
+
+    def approve(self, proposal_id: int) -> None:
+        """Approve a proposal (and execute it once it has enough approvals)."""
+        self._contracts.registry.approve(proposal_id)
+        self._maybe_execute(proposal_id)
+
+    def _maybe_execute(self, proposal_id: int) -> None:
+        registry = self._contracts.registry
+        proposal = registry.proposal(proposal_id)
+        if not proposal.executed and proposal.approvals >= registry.admin_config().threshold:
+            registry.execute(proposal_id)
+
+
+def _id_bytes(value: bytes | str) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        text = value[2:] if value.startswith("0x") else value
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+    if len(raw) != 32:
+        raise ConfigurationError(f"{value!r} is not a 32-byte id (0x followed by 64 hex digits)")
+    return raw
