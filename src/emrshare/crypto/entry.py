@@ -20,6 +20,7 @@ import umbral_pre
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_keys.datatypes import PublicKey as EthPublicKey
 from eth_utils.crypto import keccak
 
 from emrshare.crypto._wire import (
@@ -183,15 +184,11 @@ class IndexEntry:
 
     def verify_author(self, patient: Address) -> None:
         """Check the author signature for ``patient``; raise :class:`VerificationError`."""
-        try:
-            signer = Account.recover_message(
-                encode_defunct(primitive=self.author_digest(patient)),
-                signature=self.author_signature,
-            )
-        except Exception as exc:  # eth-account raises several types for bad signatures
+        signer = _recover_signer(self.author_digest(patient), self.author_signature)
+        if signer is None:
             raise VerificationError(
                 "the index entry's author signature is malformed; do not trust this record"
-            ) from exc
+            )
         if signer != self.author:
             raise VerificationError(
                 f"the index entry claims author {self.author} but was not signed by it for "
@@ -233,6 +230,30 @@ class IndexEntry:
             _checksum(expect_bytes(f[9], "author", 20)),
             f[10],
         )
+
+
+def _recover_signer(digest: bytes, signature: bytes) -> Address | None:
+    """The address that EIP-191-signed ``digest``, or None for a malformed signature."""
+    # Fast path: secp256k1 recovery in umbral-pre's Rust code (eth-account's pure-Python
+    # recovery costs ~7 ms, this ~0.8 ms). Both do standard ECDSA public-key recovery;
+    # whatever the fast path cannot parse is left to eth-account to decide.
+    if len(signature) == 65 and signature[64] in (27, 28):
+        prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
+        try:
+            rec = umbral_pre.RecoverableSignature.from_be_bytes(
+                signature[:64] + bytes([signature[64] - 27])
+            )
+            point = umbral_pre.PublicKey.recover_from_prehash(prehash, rec)
+            full = EthPublicKey.from_compressed_bytes(point.to_compressed_bytes())
+            return Address(full.to_checksum_address())
+        except Exception:  # noqa: S110 - fall through to the authoritative slow path
+            pass
+    try:
+        return Address(
+            Account.recover_message(encode_defunct(primitive=digest), signature=signature)
+        )
+    except Exception:  # eth-account raises several types for malformed signatures
+        return None
 
 
 def _keccak(data: bytes) -> bytes:

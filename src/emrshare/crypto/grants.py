@@ -152,6 +152,9 @@ class ProxyKeyFrag:
     kfrag: umbral_pre.KeyFrag
     signature: bytes
 
+    def __repr__(self) -> str:
+        return f"ProxyKeyFrag(policy_id=0x{bytes(self.binding.policy_id).hex()}, unverified)"
+
     def _signed_part(self) -> bytes:
         return cbor_encode([*self.binding._fields(), bytes(self.kfrag)])
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import shamir_mnemonic
 import umbral_pre
 from eth_account import Account
+from eth_utils.address import is_checksum_address, to_canonical_address, to_checksum_address
 from mnemonic import Mnemonic
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.public import PublicKey as BoxPublicKey
@@ -132,16 +133,12 @@ def _address(eth_key: bytes) -> Address:
 
 
 def _address_bytes(address: str) -> bytes:
-    from eth_utils.address import is_checksum_address, to_canonical_address
-
     if not is_checksum_address(address):
         raise ValueError(f"{address!r} is not an EIP-55 checksummed address")
     return bytes(to_canonical_address(address))
 
 
 def _checksum(raw: bytes) -> Address:
-    from eth_utils.address import to_checksum_address
-
     return Address(to_checksum_address(raw))
 
 

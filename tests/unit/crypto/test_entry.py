@@ -111,3 +111,32 @@ def test_garbage_is_a_wire_format_error() -> None:
     for junk in (b"", b"EMSE", b"EMSE\x01\x00\x00", b"EMSE\x01\x00\x00\x10abc", b"nope" * 20):
         with pytest.raises(WireFormatError):
             SealedEntry.from_bytes(junk)
+
+
+def test_fast_signer_recovery_agrees_with_eth_account(world: World) -> None:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from emrshare.crypto.entry import _recover_signer
+
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    for i in range(8):
+        digest = keccak(b"digest %d" % i)
+        sig = bytes(
+            Account.sign_message(
+                encode_defunct(primitive=digest), world.writer.ethereum_key
+            ).signature
+        )
+        assert _recover_signer(digest, sig) == world.writer.address
+        # The malleable twin (s -> n - s, v flipped) is the same key on both paths.
+        s_ = int.from_bytes(sig[32:64], "big")
+        twin = sig[:32] + (n - s_).to_bytes(32, "big") + bytes([55 - sig[64]])
+        slow = Account.recover_message(encode_defunct(primitive=digest), signature=twin)
+        assert _recover_signer(digest, twin) == slow
+        # v in {0, 1} takes the slow path and agrees.
+        assert _recover_signer(digest, sig[:64] + bytes([sig[64] - 27])) == (
+            Account.recover_message(
+                encode_defunct(primitive=digest), signature=sig[:64] + bytes([sig[64] - 27])
+            )
+        )
+    assert _recover_signer(keccak(b"x"), b"\x00" * 65) is None
