@@ -141,9 +141,10 @@ def import_car(store: LocalStore, stream: BinaryIO, *, pin_roots: bool = True) -
     :class:`~emrshare.errors.BlobNotFound` naming the first missing block.
     """
     reader = CarReader(stream)
-    with store.writing() as dirs:
+    with store.writing() as writer:
         for cid, block in reader.blocks():
-            store.put_block(cid, block, dirs)
+            store.put_block(cid, block, writer)
+        writer.flush()
         if pin_roots:  # inside the writer lock, so gc cannot take the new blocks first
             for root in reader.roots:
                 store.pin_unlocked(root)

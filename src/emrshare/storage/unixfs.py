@@ -18,7 +18,7 @@ that in a single streaming pass keeping one pending link list per level (bounded
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -80,8 +80,9 @@ UNIXFS_V1_2025 = Profile("unixfs-v1-2025", 1, True, 1024 * 1024, 1024)
 #: Profiles by name.
 PROFILES = {p.name: p for p in (DEFAULT_PROFILE, UNIXFS_V1_2025)}
 
-#: Receives each finished block: its CID and its bytes.
-BlockSink = Callable[[CidInfo, bytes], None]
+#: Receives each finished block: its CID and its bytes as consecutive parts (a leaf is a
+#: small protobuf header followed by the chunk, kept apart to avoid copying the chunk).
+BlockSink = Callable[[CidInfo, Sequence[bytes]], None]
 
 
 def _field_bytes(field: int, value: bytes) -> bytes:
@@ -114,21 +115,30 @@ class DagBuilder:
         self._first: _Link | None = None
         self.size = 0
 
-    def _emit(self, block: bytes, codec: int) -> CidInfo:
-        cid = CidInfo(self._p.cid_version, codec, hashlib.sha256(block).digest())
+    def _emit(self, parts: Sequence[bytes], codec: int) -> CidInfo:
+        h = hashlib.sha256()
+        for part in parts:
+            h.update(part)
+        cid = CidInfo(self._p.cid_version, codec, h.digest())
         if self._sink is not None:
-            self._sink(cid, block)
+            self._sink(cid, parts)
         return cid
 
     def _leaf(self, data: bytes) -> _Link:
         if self._p.raw_leaves:
-            return _Link(self._emit(data, RAW), len(data), len(data))
-        unixfs = _field_varint(1, _FILE)
-        if data:
-            unixfs += _field_bytes(2, data)
-        unixfs += _field_varint(3, len(data))
-        block = _field_bytes(1, unixfs)
-        return _Link(self._emit(block, DAG_PB), len(block), len(data))
+            return _Link(self._emit((data,), RAW), len(data), len(data))
+        n = len(data)
+        if not n:
+            block = _field_bytes(1, _field_varint(1, _FILE) + _field_varint(3, 0))
+            return _Link(self._emit((block,), DAG_PB), len(block), 0)
+        # PBNode{Data: UnixFS{Type: File, Data: chunk, filesize: n}}, written as a header,
+        # the chunk itself, and the trailing filesize field.
+        tail = _field_varint(3, n)
+        inner_head = _field_varint(1, _FILE) + b"\x12" + encode_varint(n)
+        inner_len = len(inner_head) + n + len(tail)
+        head = b"\x0a" + encode_varint(inner_len) + inner_head
+        size = len(head) + n + len(tail)
+        return _Link(self._emit((head, data, tail), DAG_PB), size, n)
 
     def _node(self, links: list[_Link]) -> _Link:
         filesize = sum(link.filesize for link in links)
@@ -140,7 +150,7 @@ class DagBuilder:
             unixfs += _field_varint(4, link.filesize)
         parts += _field_bytes(1, bytes(unixfs))
         block = bytes(parts)
-        cid = self._emit(block, DAG_PB)
+        cid = self._emit((block,), DAG_PB)
         return _Link(cid, len(block) + sum(link.tsize for link in links), filesize)
 
     def _push(self, level: int, link: _Link) -> None:
@@ -189,21 +199,6 @@ def iter_chunks(data: bytes | BinaryIO | Iterable[bytes], size: int) -> Iterator
         for off in range(0, len(view), size):
             yield bytes(view[off : off + size])
         return
-    read = getattr(data, "readinto", None)
-    if read is not None:
-        while True:
-            buf = bytearray(size)
-            n = 0
-            while n < size:
-                got = read(memoryview(buf)[n:])
-                if not got:
-                    break
-                n += got
-            if n == 0:
-                return
-            yield bytes(buf) if n == size else bytes(buf[:n])
-            if n < size:
-                return
     reader = getattr(data, "read", None)
     if reader is not None:
         while True:

@@ -118,7 +118,10 @@ def test_unwritable_store_is_a_storage_error(tmp_path: Path) -> None:
 _CRASHER = textwrap.dedent(
     """
     import os, random, sys
+    import emrshare.storage.local as local
     from emrshare.storage import LocalStore
+
+    local._BATCH_BYTES = 1_000_000  # flush often, so the crash lands between batches
 
     def chunks():
         rng = random.Random(9)
@@ -138,7 +141,8 @@ def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     assert store.pins() == []
     files = list((tmp_path / "blocks").rglob("*.data"))
-    assert files  # some chunks made it to disk before the crash
+    assert files  # whole batches reached their names before the crash
+    assert list((tmp_path / "tmp").iterdir())  # the interrupted batch stayed in tmp/
     for f in files:
         # Every file on disk is a complete block whose name is the hash of its bytes.
         mh = b"\x12\x20" + hashlib.sha256(f.read_bytes()).digest()
