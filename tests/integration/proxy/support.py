@@ -35,6 +35,7 @@ from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.crypto.keystore import save_keystore
 from emrshare.proxy.client import ProxyEndpoint, ThresholdPolicy
 from emrshare.proxy.config import ProxyConfig
+from emrshare.proxy.web3chain import records_hash
 from emrshare.types import Address, Cid, RecordId
 
 ROLE_PROVIDER = 1
@@ -182,6 +183,14 @@ class Consortium:
             max_fee=max_fee,
         )
 
+    def revoke_tag(self, patient: PatientKeys, category: str, epoch: int) -> Any:
+        tag = patient.tag(category, epoch)
+        return self.send(patient.address, self.c["Grants"].functions.revokeTag(tag))
+
+    def event_count(self, contract: str, event: str) -> int:
+        ev = getattr(self.c[contract].events, event)()
+        return len(ev.get_logs(from_block=self.deployment.start_block))
+
     def base_fee(self) -> int:
         return int(self.w3.eth.get_block("latest")["baseFeePerGas"])
 
@@ -296,16 +305,21 @@ class ProxyProcess:
         except OSError:
             return ""
 
-    def journal(self) -> list[tuple[bytes, str, list[str], int, int | None]]:
-        """The proxy's audit journal rows (policy, requester, record ids, block, batch)."""
+    def journal(self) -> list[tuple[bytes, str, bytes, int]]:
+        """The proxy's audit journal as (policy, requester, records hash, block) rows."""
+        rows = self.query("SELECT policy_id, requester, record_ids, block FROM journal")
+        return [
+            (r[0], r[1], records_hash([bytes.fromhex(x) for x in json.loads(r[2])]), r[3])
+            for r in rows
+        ]
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read the proxy's own database (WAL: safe while the proxy runs)."""
         db = sqlite3.connect(self.config.database)
         try:
-            rows = db.execute(
-                "SELECT policy_id, requester, record_ids, block, batch_id FROM journal"
-            ).fetchall()
+            return list(db.execute(sql).fetchall())
         finally:
             db.close()
-        return [(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
 
 
 def make_proxy(
