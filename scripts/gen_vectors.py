@@ -1,6 +1,6 @@
 """Regenerate the crypto known-answer vectors in tests/vectors/*.json from fixed seeds.
 
-    .venv/bin/python scripts/gen_vectors.py
+    .venv/bin/python scripts/gen_vectors.py [NAME ...]   # e.g. "envelope"; default: all
 
 Deterministic values (keys, tags, encodings, signatures) are recomputed and compared by
 tests/unit/crypto/test_vectors.py on every run; randomized artifacts (envelope headers,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from emrshare.crypto import (
     seal_entry,
     seal_writer_authorization,
 )
+from emrshare.crypto.envelope import SUITE_AES256GCM, SUITE_XCHACHA20POLY1305
 from emrshare.types import Cid, PolicyId, RecordId
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors"
@@ -93,6 +95,7 @@ def entry_for(p: PatientKeys, author: MemberKeys, category: str, epoch: int) -> 
 
 
 def main() -> None:
+    only = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     patient = PatientKeys(seed("patient"))
     grantee = MemberKeys(seed("grantee"))
@@ -113,12 +116,14 @@ def main() -> None:
         "record_id": rid.hex(),
         "cases": [
             {
+                "suite": suite,
                 "chunk_size": chunk,
                 "plaintext": bytes(i % 251 for i in range(size)).hex(),
                 "ciphertext": encrypt_bytes(
-                    bytes(i % 251 for i in range(size)), key, rid, chunk_size=chunk
+                    bytes(i % 251 for i in range(size)), key, rid, chunk_size=chunk, suite=suite
                 ).hex(),
             }
+            for suite in (SUITE_XCHACHA20POLY1305, SUITE_AES256GCM)
             for chunk, size in ((64, 0), (64, 1), (64, 63), (64, 64), (64, 65), (16, 200))
         ],
     }
@@ -176,6 +181,8 @@ def main() -> None:
         ("index_entry", index_entry),
         ("grant", grants),
     ):
+        if only and name not in only:
+            continue
         path = OUT / f"{name}.json"
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {path.relative_to(OUT.parents[1])}")

@@ -4,8 +4,8 @@ Content is encrypted under a fresh random 32-byte data key with libsodium secret
 (XChaCha20-Poly1305) in fixed-size chunks, so memory stays bounded by the chunk size
 whatever the content size. Format (all integers big-endian)::
 
-    header  = "EMRE" | major=1 | minor=0 | suite (1 byte) | chunk_size (u32) | stream header (24)
-    chunk_i = secretstream_push(plaintext_i, ad = header || record_id, tag)
+    header  = "EMRE" | major=1 | minor=0 | suite (1 byte) | chunk_size (u32) | stream field (24)
+    chunk_i = seal_i(plaintext_i, ad = header || record_id, final = (i is the last chunk))
 
 Every chunk but the last holds exactly ``chunk_size`` plaintext bytes and carries tag
 MESSAGE; the last holds fewer (possibly zero) bytes and carries tag FINAL. Binding the
@@ -14,20 +14,28 @@ header edited in place, fails; secretstream's internal counter catches reordered
 duplicated chunks; the FINAL tag catches truncation. All of these raise one
 :class:`~emrshare.errors.DecryptionError`.
 
-Cipher suite 1 is XChaCha20-Poly1305 secretstream; the suite byte leaves room for
-AES-256-GCM (FIPS sites), which is not implemented yet.
+Suite 1 (default): libsodium secretstream XChaCha20-Poly1305; the stream field is the
+secretstream header; chunks carry 17 bytes of overhead (tag byte + MAC).
+
+Suite 2 (for sites that require FIPS-approved ciphers): AES-256-GCM in the STREAM
+construction (Hoang et al., 2015). The stream field is a random 24-byte salt; the chunk
+key is HMAC-SHA256(data key, "emrshare/envelope/aes-256-gcm/v1" || salt) and chunk i uses
+the 12-byte nonce ``u88be(i) || final`` (final = 1 for the last chunk, else 0); chunks carry
+the 16-byte GCM tag. A fresh key per envelope makes the counter nonces safe.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from Crypto.Cipher import AES
 
 from emrshare.crypto._wire import header as _header
 from emrshare.crypto.keys import Rng
@@ -36,6 +44,7 @@ from emrshare.errors import DecryptionError, UnsupportedVersion, WireFormatError
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ENVELOPE_HEADER_SIZE",
+    "SUITE_AES256GCM",
     "SUITE_XCHACHA20POLY1305",
     "DataKey",
     "EnvelopeInfo",
@@ -52,6 +61,8 @@ BRAND = b"EMRE"
 MAJOR = 1
 #: Cipher suite 1: libsodium secretstream XChaCha20-Poly1305.
 SUITE_XCHACHA20POLY1305 = 1
+#: Cipher suite 2: AES-256-GCM, STREAM construction (FIPS-approved primitives).
+SUITE_AES256GCM = 2
 #: Default plaintext bytes per chunk.
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MIN_CHUNK_SIZE = 16
@@ -62,6 +73,89 @@ _STREAM_HEADER = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES  # 24
 ENVELOPE_HEADER_SIZE = 6 + 1 + 4 + _STREAM_HEADER
 _TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+_OVERHEAD = {SUITE_XCHACHA20POLY1305: _ABYTES, SUITE_AES256GCM: 16}
+_GCM_LABEL = b"emrshare/envelope/aes-256-gcm/v1"
+
+
+class _StreamCipher:
+    """One direction of one envelope's chunk cipher (seal or open, per suite).
+
+    ``field`` is the 24-byte stream field of the header (made when sealing, given when
+    opening); ``ad`` is set once the header is known.
+    """
+
+    field: bytes
+    ad: bytes
+
+    def __init__(self, key: bytes, field: bytes | None) -> None:
+        raise NotImplementedError
+
+    def seal(self, piece: bytes, final: bool) -> bytes:
+        raise NotImplementedError
+
+    def open(self, piece: bytes, final: bool) -> bytes:
+        """Authenticate and decrypt one chunk; raise DecryptionError on any mismatch."""
+        raise NotImplementedError
+
+
+class _SecretStream(_StreamCipher):
+    def __init__(self, key: bytes, field: bytes | None) -> None:
+        self.state = sodium.crypto_secretstream_xchacha20poly1305_state()
+        if field is None:
+            self.field = sodium.crypto_secretstream_xchacha20poly1305_init_push(self.state, key)
+        else:
+            self.field = field
+            try:
+                sodium.crypto_secretstream_xchacha20poly1305_init_pull(self.state, field, key)
+            except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+                raise DecryptionError() from exc
+        self.ad = b""
+
+    def seal(self, piece: bytes, final: bool) -> bytes:
+        tag = _TAG_FINAL if final else _TAG_MESSAGE
+        return sodium.crypto_secretstream_xchacha20poly1305_push(self.state, piece, self.ad, tag)
+
+    def open(self, piece: bytes, final: bool) -> bytes:
+        try:
+            plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(
+                self.state, piece, self.ad
+            )
+        except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+            raise DecryptionError() from exc
+        if tag != (_TAG_FINAL if final else _TAG_MESSAGE):
+            raise DecryptionError()
+        return plain
+
+
+class _AesGcmStream(_StreamCipher):
+    def __init__(self, key: bytes, field: bytes | None) -> None:
+        self.field = secrets.token_bytes(_STREAM_HEADER) if field is None else field
+        self.key = hmac.new(key, _GCM_LABEL + self.field, hashlib.sha256).digest()
+        self.counter = 0
+        self.ad = b""
+
+    def _cipher(self, final: bool) -> Any:
+        nonce = self.counter.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
+        self.counter += 1
+        cipher = AES.new(self.key, AES.MODE_GCM, nonce=nonce, mac_len=16)
+        cipher.update(self.ad)
+        return cipher
+
+    def seal(self, piece: bytes, final: bool) -> bytes:
+        ct, mac = self._cipher(final).encrypt_and_digest(piece)
+        return bytes(ct) + bytes(mac)
+
+    def open(self, piece: bytes, final: bool) -> bytes:
+        try:
+            return bytes(self._cipher(final).decrypt_and_verify(piece[:-16], piece[-16:]))
+        except (ValueError, KeyError) as exc:
+            raise DecryptionError() from exc
+
+
+_SUITES: dict[int, type[_StreamCipher]] = {
+    SUITE_XCHACHA20POLY1305: _SecretStream,
+    SUITE_AES256GCM: _AesGcmStream,
+}
 
 
 class _Readable(Protocol):
@@ -100,10 +194,15 @@ class EnvelopeInfo:
     plaintext_sha256: bytes | None = None
 
 
-def ciphertext_size(plaintext_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+def ciphertext_size(
+    plaintext_size: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    suite: int = SUITE_XCHACHA20POLY1305,
+) -> int:
     """The exact envelope size for ``plaintext_size`` bytes of content."""
+    over = _OVERHEAD[suite]
     full, rest = divmod(plaintext_size, chunk_size)
-    return ENVELOPE_HEADER_SIZE + full * (chunk_size + _ABYTES) + rest + _ABYTES
+    return ENVELOPE_HEADER_SIZE + full * (chunk_size + over) + rest + over
 
 
 def _check_record_id(record_id: bytes) -> bytes:
@@ -112,8 +211,12 @@ def _check_record_id(record_id: bytes) -> bytes:
     return record_id
 
 
-def _check_params(record_id: bytes, chunk_size: int) -> None:
+def _check_params(record_id: bytes, chunk_size: int, suite: int) -> None:
     _check_record_id(record_id)
+    if suite not in _SUITES:
+        raise ValueError(
+            f"unknown cipher suite {suite}; use SUITE_XCHACHA20POLY1305 or SUITE_AES256GCM"
+        )
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(f"chunk_size must be in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
 
@@ -150,36 +253,31 @@ def encrypt_stream(
     record_id: bytes,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    suite: int = SUITE_XCHACHA20POLY1305,
 ) -> Iterator[bytes]:
     """Encrypt ``source`` and yield the envelope: the header, then one piece per chunk."""
-    _check_params(record_id, chunk_size)
-    return _encrypt_pieces(_pieces(source, chunk_size), key, record_id, chunk_size)
+    _check_params(record_id, chunk_size, suite)
+    return _encrypt_pieces(_pieces(source, chunk_size), key, record_id, chunk_size, suite)
 
 
 def _encrypt_pieces(
-    pieces: Iterable[bytes], key: DataKey, record_id: bytes, chunk_size: int
+    pieces: Iterable[bytes], key: DataKey, record_id: bytes, chunk_size: int, suite: int
 ) -> Iterator[bytes]:
     """Encrypt pieces as :func:`_pieces` yields them (full chunks, then one short one)."""
-    state = sodium.crypto_secretstream_xchacha20poly1305_state()
-    stream_header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key.key)
-    head = (
-        _header(BRAND, MAJOR)
-        + bytes([SUITE_XCHACHA20POLY1305])
-        + chunk_size.to_bytes(4, "big")
-        + stream_header
-    )
-    ad = head + record_id
+    cipher = _SUITES[suite](key.key, None)
+    head = _header(BRAND, MAJOR) + bytes([suite]) + chunk_size.to_bytes(4, "big") + cipher.field
+    cipher.ad = head + record_id
     yield head
-    push = sodium.crypto_secretstream_xchacha20poly1305_push
+    seal = cipher.seal
     for piece in pieces:
         if len(piece) == chunk_size:
-            yield push(state, piece, ad, _TAG_MESSAGE)
+            yield seal(piece, False)
         else:
-            yield push(state, piece, ad, _TAG_FINAL)
+            yield seal(piece, True)
             return
 
 
-def _read_header(head: bytes) -> tuple[bytes, int, bytes]:
+def _read_header(head: bytes) -> tuple[bytes, int, int, bytes]:
     if len(head) < 4 or head[:4] != BRAND:
         raise WireFormatError(
             "not an emrshare envelope: missing the EMRE header; check that the blob is a "
@@ -193,14 +291,14 @@ def _read_header(head: bytes) -> tuple[bytes, int, bytes]:
             f"{MAJOR}.0); upgrade emrshare"
         )
     suite = head[6]
-    if suite != SUITE_XCHACHA20POLY1305:
+    if suite not in _SUITES:
         raise UnsupportedVersion(
             f"envelope cipher suite {suite} is not supported by this release; upgrade emrshare"
         )
     chunk_size = int.from_bytes(head[7:11], "big")
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise DecryptionError()
-    return head, chunk_size, head[11:ENVELOPE_HEADER_SIZE]
+    return head, suite, chunk_size, head[11:ENVELOPE_HEADER_SIZE]
 
 
 class _HeaderThenChunks:
@@ -253,35 +351,30 @@ def decrypt_stream(source: Source, key: DataKey, record_id: bytes) -> Iterator[b
     """
     _check_record_id(record_id)
     reader = _HeaderThenChunks(source)
-    head, chunk_size, stream_header = _read_header(reader.header())
-    state = sodium.crypto_secretstream_xchacha20poly1305_state()
-    try:
-        sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, stream_header, key.key)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
-        raise DecryptionError() from exc
-    ad = head + record_id
-    pull = sodium.crypto_secretstream_xchacha20poly1305_pull
-    full = chunk_size + _ABYTES
+    head, suite, chunk_size, field = _read_header(reader.header())
+    cipher = _SUITES[suite](key.key, field)
+    cipher.ad = head + record_id
+    overhead = _OVERHEAD[suite]
+    full = chunk_size + overhead
     for piece in reader.chunks(full):
-        if len(piece) < _ABYTES:
+        if len(piece) < overhead:
             raise DecryptionError()
-        try:
-            plain, tag = pull(state, piece, ad)
-        except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
-            raise DecryptionError() from exc
-        # A full-size chunk must be a MESSAGE and a short one the FINAL: anything else is
-        # truncation or splicing. The piece reader only yields a short piece at EOF, so
-        # nothing can follow the FINAL chunk.
-        if tag != (_TAG_MESSAGE if len(piece) == full else _TAG_FINAL):
-            raise DecryptionError()
-        yield plain
+        # A full-size chunk must be a non-final one and a short one the final one:
+        # anything else is truncation or splicing. The piece reader only yields a short
+        # piece at EOF, so nothing can follow the final chunk.
+        yield cipher.open(piece, len(piece) < full)
 
 
 def encrypt_bytes(
-    plaintext: bytes, key: DataKey, record_id: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    plaintext: bytes,
+    key: DataKey,
+    record_id: bytes,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    suite: int = SUITE_XCHACHA20POLY1305,
 ) -> bytes:
     """Encrypt an in-memory value (see :func:`encrypt_stream`)."""
-    return b"".join(encrypt_stream([plaintext], key, record_id, chunk_size=chunk_size))
+    return b"".join(encrypt_stream([plaintext], key, record_id, chunk_size=chunk_size, suite=suite))
 
 
 def decrypt_bytes(ciphertext: bytes, key: DataKey, record_id: bytes) -> bytes:
@@ -327,9 +420,10 @@ def encrypt_file(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     hash_plaintext: bool = True,
+    suite: int = SUITE_XCHACHA20POLY1305,
 ) -> EnvelopeInfo:
     """Encrypt ``src`` into ``dst``; optionally SHA-256 the plaintext in the same pass."""
-    _check_params(record_id, chunk_size)
+    _check_params(record_id, chunk_size, suite)
     hasher = hashlib.sha256() if hash_plaintext else None
     plain_size = 0
     out_size = 0
@@ -342,7 +436,7 @@ def encrypt_file(
                 hasher.update(piece)
             yield piece
 
-    for part in _encrypt_pieces(counted(), key, record_id, chunk_size):
+    for part in _encrypt_pieces(counted(), key, record_id, chunk_size, suite):
         dst.write(part)
         out_size += len(part)
     return EnvelopeInfo(plain_size, out_size, hasher.digest() if hasher is not None else None)

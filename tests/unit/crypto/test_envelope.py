@@ -20,7 +20,11 @@ from emrshare.crypto import (
     encrypt_file,
     encrypt_stream,
 )
-from emrshare.crypto.envelope import ENVELOPE_HEADER_SIZE
+from emrshare.crypto.envelope import (
+    ENVELOPE_HEADER_SIZE,
+    SUITE_AES256GCM,
+    SUITE_XCHACHA20POLY1305,
+)
 from emrshare.errors import DecryptionError, EmrShareError, UnsupportedVersion, WireFormatError
 
 from .conftest import seed
@@ -29,6 +33,10 @@ KEY = DataKey(seed("envelope-key"))
 RID = seed("record-id")
 CHUNK = 64
 ABYTES = 17
+SUITES = pytest.mark.parametrize(
+    "suite", [SUITE_XCHACHA20POLY1305, SUITE_AES256GCM], ids=["xchacha", "aesgcm"]
+)
+OVERHEAD = {SUITE_XCHACHA20POLY1305: 17, SUITE_AES256GCM: 16}
 
 
 def _flip(data: bytes, bit: int) -> bytes:
@@ -37,11 +45,13 @@ def _flip(data: bytes, bit: int) -> bytes:
     return bytes(out)
 
 
+@SUITES
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 7 * CHUNK, 7 * CHUNK + 5])
-def test_round_trip_boundary_sizes(size: int) -> None:
+def test_round_trip_boundary_sizes(size: int, suite: int) -> None:
     plain = bytes(i % 251 for i in range(size))
-    ct = encrypt_bytes(plain, KEY, RID, chunk_size=CHUNK)
-    assert len(ct) == ciphertext_size(size, CHUNK)
+    ct = encrypt_bytes(plain, KEY, RID, chunk_size=CHUNK, suite=suite)
+    assert ct[6] == suite
+    assert len(ct) == ciphertext_size(size, CHUNK, suite)
     assert decrypt_bytes(ct, KEY, RID) == plain
 
 
@@ -50,16 +60,19 @@ def test_round_trip_boundary_sizes(size: int) -> None:
     plain=st.binary(max_size=2000),
     chunk=st.integers(16, 300),
     split=st.lists(st.integers(1, 500), max_size=8),
+    suite=st.sampled_from([SUITE_XCHACHA20POLY1305, SUITE_AES256GCM]),
 )
-def test_round_trip_any_size_and_input_shape(plain: bytes, chunk: int, split: list[int]) -> None:
+def test_round_trip_any_size_and_input_shape(
+    plain: bytes, chunk: int, split: list[int], suite: int
+) -> None:
     # The input arrives as arbitrarily sized pieces; the output must not depend on that.
     pieces, rest = [], plain
     for n in split:
         pieces.append(rest[:n])
         rest = rest[n:]
     pieces.append(rest)
-    ct = b"".join(encrypt_stream(iter(pieces), KEY, RID, chunk_size=chunk))
-    assert len(ct) == ciphertext_size(len(plain), chunk)
+    ct = b"".join(encrypt_stream(iter(pieces), KEY, RID, chunk_size=chunk, suite=suite))
+    assert len(ct) == ciphertext_size(len(plain), chunk, suite)
     assert b"".join(decrypt_stream(io.BytesIO(ct), KEY, RID)) == plain
     # ...and the ciphertext can also arrive in odd pieces.
     odd = [ct[i : i + 7] for i in range(0, len(ct), 7)]
@@ -72,8 +85,9 @@ def _expect_rejected(ct: bytes, key: DataKey = KEY, rid: bytes = RID) -> EmrShar
     return info.value
 
 
-def test_every_single_bit_flip_is_rejected() -> None:
-    ct = encrypt_bytes(bytes(range(150)), KEY, RID, chunk_size=CHUNK)  # 3 chunks
+@SUITES
+def test_every_single_bit_flip_is_rejected(suite: int) -> None:
+    ct = encrypt_bytes(bytes(range(150)), KEY, RID, chunk_size=CHUNK, suite=suite)  # 3 chunks
     for bit in range(len(ct) * 8):
         err = _expect_rejected(_flip(ct, bit))
         if bit >= 11 * 8:  # past brand, version, suite, chunk size: pure AEAD failure
@@ -89,16 +103,17 @@ def test_header_flips_give_typed_errors() -> None:
     assert isinstance(_expect_rejected(_flip(ct, 10 * 8)), DecryptionError)  # chunk size
 
 
-def _chunks(ct: bytes) -> tuple[bytes, list[bytes]]:
+def _chunks(ct: bytes, suite: int) -> tuple[bytes, list[bytes]]:
     head, body = ct[:ENVELOPE_HEADER_SIZE], ct[ENVELOPE_HEADER_SIZE:]
-    step = CHUNK + ABYTES
+    step = CHUNK + OVERHEAD[suite]
     return head, [body[i : i + step] for i in range(0, len(body), step)]
 
 
+@SUITES
 @pytest.mark.parametrize("size", [CHUNK * 3, CHUNK * 3 + 10])
-def test_truncation_reordering_duplication_trailing_all_fail_alike(size: int) -> None:
-    ct = encrypt_bytes(bytes(size), KEY, RID, chunk_size=CHUNK)
-    head, chunks = _chunks(ct)
+def test_truncation_reordering_duplication_trailing_all_fail_alike(size: int, suite: int) -> None:
+    ct = encrypt_bytes(bytes(size), KEY, RID, chunk_size=CHUNK, suite=suite)
+    head, chunks = _chunks(ct, suite)
     assert len(chunks) == 4
     variants = {
         "drop final": head + b"".join(chunks[:-1]),
@@ -120,8 +135,9 @@ def test_truncation_reordering_duplication_trailing_all_fail_alike(size: int) ->
     assert len(messages) == 1  # the message never says which check failed
 
 
-def test_wrong_key_and_wrong_record_id_fail() -> None:
-    ct = encrypt_bytes(b"secret", KEY, RID, chunk_size=CHUNK)
+@SUITES
+def test_wrong_key_and_wrong_record_id_fail(suite: int) -> None:
+    ct = encrypt_bytes(b"secret", KEY, RID, chunk_size=CHUNK, suite=suite)
     with pytest.raises(DecryptionError):
         decrypt_bytes(ct, DataKey(seed("other")), RID)
     with pytest.raises(DecryptionError):
@@ -159,5 +175,16 @@ def test_parameters_are_checked() -> None:
         encrypt_bytes(b"", KEY, RID, chunk_size=8)
     with pytest.raises(ValueError):
         DataKey(b"short")
+    with pytest.raises(ValueError, match="suite"):
+        encrypt_bytes(b"", KEY, RID, suite=9)
     assert "key" not in repr(KEY).replace("DataKey", "")
     assert seed("envelope-key").hex() not in repr(KEY)
+
+
+def test_suites_are_not_interchangeable() -> None:
+    # Relabelling a ChaCha envelope as AES-GCM (or back) fails authentication.
+    for suite, other in ((SUITE_XCHACHA20POLY1305, SUITE_AES256GCM), (SUITE_AES256GCM, 1)):
+        ct = bytearray(encrypt_bytes(b"x" * 100, KEY, RID, chunk_size=CHUNK, suite=suite))
+        ct[6] = other
+        with pytest.raises(DecryptionError):
+            decrypt_bytes(bytes(ct), KEY, RID)

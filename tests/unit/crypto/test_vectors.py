@@ -82,9 +82,11 @@ def test_member_keys() -> None:
 
 def test_envelopes() -> None:
     v = load("envelope")
+    assert {c["suite"] for c in v["cases"]} == {1, 2}
     key, rid = DataKey(bytes.fromhex(v["key"])), bytes.fromhex(v["record_id"])
     for case in v["cases"]:
         ct = bytes.fromhex(case["ciphertext"])
+        assert ct[6] == case["suite"]
         assert int.from_bytes(ct[7:11], "big") == case["chunk_size"]
         assert decrypt_bytes(ct, key, rid).hex() == case["plaintext"]
 
