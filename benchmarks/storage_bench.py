@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import resource
 import shutil
@@ -54,6 +55,16 @@ def child(phase: str, path: str, store_dir: str, cid: str) -> None:
         with open(path, "rb") as fh:
             while piece := fh.read(256 * 1024):
                 h.update(piece)
+    elif phase == "write":
+        # The disk's ceiling for this workload: same bytes, one file per 256 KiB, one sync.
+        out = Path(store_dir + "-raw")
+        out.mkdir()
+        with open(path, "rb") as fh:
+            i = 0
+            while piece := fh.read(256 * 1024):
+                (out / str(i)).write_bytes(piece)
+                i += 1
+        os.sync()
     elif phase == "put":
         with open(path, "rb") as fh:
             out_cid = LocalStore(store_dir).put(fh)
@@ -98,7 +109,12 @@ def main() -> None:
         make_input(path, size)
         mib = size / MiB
         print(f"storage_bench: {mib:.0f} MiB random input in {tmp}, default profile (Kubo's)")
-        sha = run_child("sha256", path, store)
+        # Best of two: the first run also warms the page cache for every later phase.
+        sha = min(
+            (run_child("sha256", path, store) for _ in range(2)),
+            key=lambda r: float(r["seconds"]),  # type: ignore[arg-type]
+        )
+        raw = run_child("write", path, store)
         put = run_child("put", path, store)
         get = run_child("get", path, store, str(put["cid"]))
         cid = run_child("cid", path, store)
@@ -114,6 +130,7 @@ def main() -> None:
             print(f"  {label:<34}: {rate(r):8.1f} MiB/s   peak RSS {rss(r):6.1f} MiB{extra}")
 
         line("raw SHA-256 (file, 256 KiB reads)", sha)
+        line("raw file writes + sync (no hash)", raw)
         ratio = 100 * rate(put) / rate(sha)
         line("LocalStore.put (durable)", put, f"   = {ratio:.0f} % of SHA-256 (goal >= 50 %)")
         line("LocalStore.get (verified stream)", get)
