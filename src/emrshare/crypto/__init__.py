@@ -18,7 +18,8 @@ Keys (:mod:`.keys`, :mod:`.keystore`)
     ``load_member_keystore(path, password)``.
 
 Record envelope (:mod:`.envelope`)
-    ``DataKey.generate()``; ``encrypt_stream(source, key, record_id, chunk_size=)`` and
+    ``DataKey.generate()``; ``encrypt_stream(source, key, record_id, chunk_size=, suite=)``
+    (suite 1 XChaCha20-Poly1305 by default, ``SUITE_AES256GCM`` for FIPS sites) and
     ``decrypt_stream(source, key, record_id)`` yield bytes from a file object or an
     iterable of bytes; ``encrypt_file(src, dst, ...)``/``decrypt_file`` return
     ``EnvelopeInfo(plaintext_size, ciphertext_size, plaintext_sha256)``;
@@ -60,6 +61,8 @@ from emrshare.crypto.entry import (
 )
 from emrshare.crypto.envelope import (
     DEFAULT_CHUNK_SIZE,
+    SUITE_AES256GCM,
+    SUITE_XCHACHA20POLY1305,
     DataKey,
     EnvelopeInfo,
     ciphertext_size,
@@ -107,6 +110,8 @@ from emrshare.crypto.writers import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "SUITE_AES256GCM",
+    "SUITE_XCHACHA20POLY1305",
     "CfragCheck",
     "DataKey",
     "EnvelopeInfo",
