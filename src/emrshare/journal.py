@@ -402,17 +402,22 @@ class Journal:
         now = self._now()
         ids: list[RecordId] = []
         with self._tx():
+            # Confirmed slots are already counted in the chain's ``next_sequence``; only
+            # slots handed to unfinished writes are ahead of it.
             (last,) = self._db.execute(
-                "SELECT MAX(sequence) FROM writes WHERE stream = ? AND state != 'rolled_back'",
+                "SELECT MAX(sequence) FROM writes WHERE stream = ?"
+                " AND state NOT IN ('rolled_back', 'confirmed')",
                 (stream,),
             ).fetchone()
             first = max(next_sequence, last + 1 if last is not None else 0)
             for i, meta in enumerate(metas):
                 record_id = record_id_of(first + i)
                 source = sources[i] if sources is not None else None
-                # A rolled-back write freed its slot; the new record takes it over.
+                # A rolled-back write freed its slot; the new record takes it over. (A
+                # confirmed row for a free slot means the chain was reset: a devnet.)
                 self._db.execute(
-                    "DELETE FROM writes WHERE record_id = ? AND state = 'rolled_back'",
+                    "DELETE FROM writes WHERE record_id = ?"
+                    " AND state IN ('rolled_back', 'confirmed')",
                     (bytes(record_id),),
                 )
                 try:

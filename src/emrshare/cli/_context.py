@@ -1,0 +1,199 @@
+"""What every command shares: global options, lazy loading of identity and network, output.
+
+Library errors become one line on stderr and exit code 1 (:class:`ErrorHandlingGroup`);
+nothing here holds logic that a library user would need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from emrshare.errors import EmrShareError, KeystoreError
+
+if TYPE_CHECKING:
+    from emrshare.crypto import MemberKeys, PatientKeys
+    from emrshare.network import Network
+    from emrshare.roles import Patient, Provider
+    from emrshare.roles.profiles import Profile, Profiles
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """Turns library errors and bad input into one clear line and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EmrShareError as exc:
+            _fail(str(exc))
+        except ValueError as exc:  # input validation in the crypto core (category names…)
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> None:
+    # One line: a user mistake is not a crash, so no traceback.
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(1)
+
+
+@dataclass
+class State:
+    """The global options and everything loaded from them (lazily, once)."""
+
+    data_dir: Path
+    profile_name: str
+    json: bool = False
+    password_file: Path | None = None
+    _keys: PatientKeys | MemberKeys | None = field(default=None, repr=False)
+    _network: Network | None = field(default=None, repr=False)
+
+    @property
+    def profiles(self) -> Profiles:
+        from emrshare.roles.profiles import Profiles
+
+        return Profiles(self.data_dir)
+
+    def profile(self) -> Profile:
+        return self.profiles.get(self.profile_name)
+
+    def password(self, *, confirm: bool = False) -> str:
+        if self.password_file is not None:
+            return self.password_file.read_text().rstrip("\n")
+        env = os.environ.get("EMRSHARE_PASSWORD")
+        if env:
+            return env
+        if not sys.stdin.isatty():
+            raise KeystoreError(
+                "a keystore password is needed: set EMRSHARE_PASSWORD, pass "
+                "--password-file, or run in a terminal"
+            )
+        value: str = typer.prompt(
+            f"password for profile {self.profile_name!r}",
+            hide_input=True,
+            confirmation_prompt=confirm,
+        )
+        return value
+
+    def keys(self) -> PatientKeys | MemberKeys:
+        if self._keys is None:
+            self._keys = self.profiles.unlock(self.profile_name, self.password())
+        return self._keys
+
+    def network(self) -> Network:
+        if self._network is None:
+            from emrshare.network import Network
+
+            self._network = Network.from_config(self.profiles.network_path)
+        return self._network
+
+    def patient(self) -> Patient:
+        from emrshare.crypto import PatientKeys
+        from emrshare.errors import ConfigurationError
+        from emrshare.roles import Patient
+
+        keys = self.keys()
+        if not isinstance(keys, PatientKeys):
+            raise ConfigurationError(
+                f"profile {self.profile_name!r} is a member, not a patient; "
+                "use --profile with a patient profile"
+            )
+        return Patient(self.network(), keys, state_dir=self.profile().state_dir)
+
+    def provider(self) -> Provider:
+        from emrshare.crypto import MemberKeys
+        from emrshare.errors import ConfigurationError
+        from emrshare.roles import Provider
+
+        keys = self.keys()
+        if not isinstance(keys, MemberKeys):
+            raise ConfigurationError(
+                f"profile {self.profile_name!r} is a patient, not a member (hospital, "
+                "insurer, …); use --profile with a member profile"
+            )
+        return Provider(self.network(), keys, state_dir=self.profile().state_dir)
+
+    def close(self) -> None:
+        if self._network is not None:
+            self._network.close()
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def want_json(ctx: typer.Context, local: bool) -> bool:
+    return local or state(ctx).json
+
+
+def emit_json(value: Any) -> None:
+    out.print_json(json.dumps(value, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(_cell(v) for v in r))
+    out.print(t)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if v is None:
+        return "-"
+    return str(v)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar for large transfers; yields ``advance(nbytes)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.update(task, completed=n)

@@ -1,0 +1,378 @@
+"""A local development network that outlives the command that started it.
+
+``up`` starts anvil with persisted state, deploys the contracts (once; a restart reloads
+them from the state file), starts the proxy processes (3, threshold 2 by default), sets up
+an embedded store, admits demo members and writes profiles plus ``network.json`` into the
+data directory. ``down`` stops every process recorded in ``devnet/pids.json``; ``status``
+reports. Used by ``emrshare devnet`` and ``make demo``.
+
+**Warning:** development only. The accounts are the well-known development keys and the
+demo keystores use a cheap KDF and a known password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from web3 import Web3
+
+from emrshare.chain import Role
+from emrshare.chain.deploy import Deployment, deploy_contracts
+from emrshare.chain.devnode import DevNode, dev_private_keys, free_port
+from emrshare.errors import ChainError, ConfigurationError, EmrShareError
+from emrshare.network import Network, NetworkConfig, StoreConfig
+from emrshare.roles.profiles import Kind, Profiles
+
+__all__ = [
+    "DEMO_PROFILES",
+    "DEVNET_PASSWORD",
+    "DevnetStatus",
+    "ProcessStatus",
+    "devnet_down",
+    "devnet_status",
+    "devnet_up",
+]
+
+#: Password of the demo keystores unless ``$EMRSHARE_PASSWORD`` says otherwise.
+DEVNET_PASSWORD = "devnet"  # noqa: S105 - development keystores only, documented
+_PROXY_PASSWORD_ENV = "EMRSHARE_DEVNET_PROXY_PASSWORD"  # noqa: S105 - a variable name
+
+#: Demo profiles: name → (kind, role, index of the development key that funds it).
+DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
+    "admin": ("member", "admin", 0),
+    "hospital-a": ("member", "provider", 4),
+    "hospital-b": ("member", "provider", 5),
+    "insurer": ("member", "insurer", 6),
+    "patient": ("patient", None, 7),
+}
+_PROXY_KEYS = (1, 2, 3)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStatus:
+    """One devnet process: its pid, whether it runs, and whether it answers."""
+
+    name: str
+    pid: int
+    alive: bool
+    healthy: bool
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetStatus:
+    """The devnet as ``emrshare devnet status`` reports it."""
+
+    running: bool
+    rpc_url: str | None
+    chain_id: int | None
+    block: int | None
+    processes: list[ProcessStatus] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+
+
+def _dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "devnet"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie of ours is not alive.
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pids(dev: Path) -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads((dev / "pids.json").read_text())
+        return dict(data)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_pids(dev: Path, pids: dict[str, dict[str, object]]) -> None:
+    tmp = dev / "pids.json.tmp"
+    tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
+    os.replace(tmp, dev / "pids.json")
+
+
+def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    log = log_path.open("ab")
+    try:
+        # A new session: the process outlives this command and is stopped by `down`
+        # through its process group.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    finally:
+        log.close()
+    return proc.pid
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+    raise ChainError(f"{what} did not come up within {timeout:.0f}s; see {log_path}:\n{tail}")
+
+
+def devnet_up(
+    data_dir: Path,
+    *,
+    password: str | None = None,
+    proxies: int = 3,
+    threshold: int = 2,
+    log: Log = lambda _: None,
+) -> DevnetStatus:
+    """Start (or restart from persisted state) the devnet in ``data_dir``."""
+    from emrshare.crypto import MemberKeys, load_member_keystore, save_keystore
+    from emrshare.roles import ConsortiumAdmin, Patient, Requester
+
+    if not 1 <= threshold <= proxies <= len(_PROXY_KEYS):
+        raise ConfigurationError(f"the devnet runs 1 to {len(_PROXY_KEYS)} proxies, threshold ≤ N")
+    password = password or os.environ.get("EMRSHARE_PASSWORD") or DEVNET_PASSWORD
+    data_dir = Path(data_dir).expanduser().resolve()
+    dev = _dir(data_dir)
+    dev.mkdir(parents=True, exist_ok=True)
+    pids = _read_pids(dev)
+    if any(_alive(int(str(p["pid"]))) for p in pids.values()):
+        raise ConfigurationError(
+            f"a devnet is already running from {data_dir}; see `emrshare devnet status` "
+            "or stop it with `emrshare devnet down`"
+        )
+    settings_path = dev / "settings.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    port = int(settings.get("port") or free_port())
+    proxy_ports = list(settings.get("proxy_ports") or [free_port() for _ in range(proxies)])
+    proxy_ports = (proxy_ports + [free_port() for _ in range(proxies)])[:proxies]
+    settings_path.write_text(json.dumps({"port": port, "proxy_ports": proxy_ports}))
+
+    # 1. anvil, with its state persisted across `down` / `up`.
+    node = DevNode(
+        kind="anvil",
+        port=port,
+        chain_id=31337,
+        log_path=dev / "anvil.log",
+        state_path=dev / "anvil-state.json",
+    )
+    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path)
+    pids = {"anvil": {"pid": pid, "url": node.rpc_url}}
+    _write_pids(dev, pids)
+    try:
+        _wait(lambda: _chain_ready(node), "anvil", 60, node.log_path)
+        log(f"anvil       {node.rpc_url} (pid {pid})")
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        keys = dev_private_keys(10)
+
+        # 2. contracts: reuse the persisted deployment if the chain still has it.
+        dep_path = dev / "deployment.json"
+        deployment: Deployment | None = None
+        if dep_path.exists():
+            with contextlib.suppress(EmrShareError):
+                deployment = Deployment.read(dep_path)
+                deployment.check(w3)
+                log(f"contracts   reloaded from state ({len(deployment.addresses)} contracts)")
+        if deployment is None:
+            deployment = deploy_contracts(w3, keys[0])
+            deployment.write(dep_path)
+            log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
+        store_dir = dev / "store"
+        config = NetworkConfig(
+            rpc_url=node.rpc_url,
+            deployment=deployment,
+            store=StoreConfig(kind="local", path=str(store_dir)),
+            threshold=threshold,
+            confirmations=1,
+            name="devnet",
+        )
+        profiles = Profiles(data_dir)
+        config.write(profiles.network_path)
+        net = Network.from_config(config)
+        admin = ConsortiumAdmin(net, keys[0])
+
+        # 3. proxies: keys in the devnet dir, registered with their endpoints, admitted.
+        env = dict(os.environ, **{_PROXY_PASSWORD_ENV: password})
+        for i in range(proxies):
+            name = f"proxy-{i + 1}"
+            pdir = dev / "proxies" / name
+            pdir.mkdir(parents=True, exist_ok=True)
+            keystore = pdir / "keystore.json"
+            if keystore.exists():
+                pkeys = load_member_keystore(keystore, password)
+            else:
+                pkeys = MemberKeys(os.urandom(32), ethereum_key=keys[_PROXY_KEYS[i]])
+                save_keystore(keystore, pkeys, password, opslimit=2, memlimit=64 * 1024 * 1024)
+            url = f"http://127.0.0.1:{proxy_ports[i]}"
+            member = Requester(net, pkeys, state_dir=pdir / "state")
+            if member.apply(endpoint=url):
+                admin.admit(pkeys.address, Role.PROXY)
+            elif net.member(pkeys.address).endpoint != url:
+                net.contracts_for(pkeys.ethereum_key).registry.set_endpoint(url)
+            cfg = pdir / "proxy.toml"
+            cfg.write_text(
+                "[proxy]\n"
+                f'listen = "127.0.0.1:{proxy_ports[i]}"\n'
+                f'data_dir = "{pdir / "data"}"\n'
+                f'keystore = "{keystore}"\n'
+                f'password_env = "{_PROXY_PASSWORD_ENV}"\n\n'
+                "[chain]\n"
+                f'rpc_url = "{node.rpc_url}"\n'
+                f'deployment = "{dep_path}"\n'
+                "confirmations = 0\npoll_interval = 0.2\n\n"
+                "[audit]\nflush_interval = 1.0\nflush_entries = 64\n"
+            )
+            ppid = _spawn(
+                [sys.executable, "-m", "emrshare.cli", "proxy", "serve", "--config", str(cfg)],
+                pdir / "proxy.log",
+                env,
+            )
+            pids[name] = {"pid": ppid, "url": url}
+            _write_pids(dev, pids)
+        for i in range(proxies):
+            name = f"proxy-{i + 1}"
+            url = str(pids[name]["url"])
+            _wait(
+                lambda url=url: _http_ok(url + "/healthz"),  # type: ignore[misc]
+                name,
+                90,
+                dev / "proxies" / name / "proxy.log",
+            )
+            log(f"{name:<11} {url} (pid {pids[name]['pid']})")
+
+        # 4. demo members and the patient, as profiles in the data dir.
+        for name, (kind, role, key_index) in DEMO_PROFILES.items():
+            eth = keys[key_index]
+            if not profiles.exists(name):
+                profiles.create(
+                    name,
+                    kind,
+                    password,
+                    role=role,
+                    ethereum_key=eth,
+                    fast_kdf=True,
+                )
+            opened = profiles.unlock(name, password)
+            state = profiles.get(name).state_dir
+            if kind == "patient":
+                from emrshare.crypto import PatientKeys
+
+                assert isinstance(opened, PatientKeys)
+                Patient(net, opened, state_dir=state).register()
+            elif role != "admin":
+                assert isinstance(opened, MemberKeys)
+                if Requester(net, opened, state_dir=state).apply() or (
+                    net.contracts.registry.role_of(opened.address) is Role.NONE
+                ):
+                    from emrshare.roles import parse_role
+
+                    admin.admit(opened.address, parse_role(str(role)))
+            log(f"profile     {name:<11} {opened.address} ({role or kind})")
+        net.close()
+    except BaseException:
+        devnet_down(data_dir)
+        raise
+    return devnet_status(data_dir)
+
+
+def _chain_ready(node: DevNode) -> bool:
+    try:
+        return int(str(node.rpc("eth_chainId", timeout=1.0)), 16) == node.chain_id
+    except (OSError, ValueError, ChainError):
+        return False
+
+
+def devnet_down(data_dir: Path, *, wipe: bool = False, timeout: float = 15.0) -> list[str]:
+    """Stop every devnet process (proxies first, so they drain their audit logs, then
+    anvil, which saves its state). With ``wipe``, delete the chain state too."""
+    dev = _dir(Path(data_dir).expanduser().resolve())
+    pids = _read_pids(dev)
+    order = sorted(pids, key=lambda n: n == "anvil")
+    stopped = []
+    for name in order:
+        pid = int(str(pids[name]["pid"]))
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            stopped.append(name)
+    with contextlib.suppress(FileNotFoundError):
+        (dev / "pids.json").unlink()
+    if wipe and dev.exists():
+        shutil.rmtree(dev)
+        with contextlib.suppress(FileNotFoundError):
+            Profiles(Path(data_dir)).network_path.unlink()
+    return stopped
+
+
+def devnet_status(data_dir: Path) -> DevnetStatus:
+    """Which devnet processes run and answer, the chain head, the profiles."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    dev = _dir(data_dir)
+    pids = _read_pids(dev)
+    procs = []
+    rpc_url: str | None = None
+    chain_id = block = None
+    for name, info in sorted(pids.items()):
+        pid, url = int(str(info["pid"])), str(info["url"])
+        alive = _alive(pid)
+        healthy = False
+        if alive and name == "anvil":
+            rpc_url = url
+            try:
+                w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
+                chain_id, block = int(w3.eth.chain_id), int(w3.eth.block_number)
+                healthy = True
+            except Exception:
+                healthy = False
+        elif alive:
+            healthy = _http_ok(url + "/healthz")
+        procs.append(ProcessStatus(name, pid, alive, healthy, url))
+    names = [p.name for p in Profiles(data_dir).list()] if data_dir.exists() else []
+    running = bool(procs) and all(p.alive and p.healthy for p in procs)
+    return DevnetStatus(running, rpc_url, chain_id, block, procs, names)
