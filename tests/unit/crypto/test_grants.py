@@ -315,3 +315,29 @@ def test_grant_parameters_are_checked(world: World) -> None:
         make_grant(world.patient, proxies=proxies, threshold=0, **common)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         make_grant(world.patient, proxies=[proxies[0], proxies[0]], threshold=1, **common)  # type: ignore[arg-type]
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_opening_needs_exactly_m_distinct_fragments(world: World, data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 5), label="n")
+    m = data.draw(st.integers(1, n), label="m")
+    g = grant_for(world, m=m, n=n)
+    sealed = sealed_for(world, n=3)
+    check = verify_cfrags(
+        sealed.capsule,
+        _cfrags(g, sealed.capsule, world),
+        g.gmap,
+        world.grantee.receiving_public_key,
+    )
+    frags = list(check.verified.values())
+    chosen = data.draw(st.lists(st.sampled_from(range(n)), max_size=2 * n), label="picks")
+    distinct = len(set(chosen))
+    picked = [frags[i] for i in chosen]
+    if distinct >= m:
+        assert open_entry_as_grantee(sealed, world.grantee, g.gmap, picked) == make_entry(
+            world, n=3
+        )
+    else:
+        with pytest.raises(Unavailable):
+            open_entry_as_grantee(sealed, world.grantee, g.gmap, picked)
