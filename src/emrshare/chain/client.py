@@ -328,11 +328,14 @@ class ChainClient:
             raise ConfigurationError("this ChainClient has no private key and cannot transact")
         sender = self._account.address
         base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
-        if gas is None:
-            estimate = int(str(self._rpc("eth_estimateGas", [base])), 16)
-            gas = int(estimate * self.gas_multiplier) + 5_000
-        gas_price = int(self.w3.eth.gas_price)
+        # Estimation happens under the account's nonce lock: it then sees the state after
+        # this account's earlier transactions were sent (and ganache 7 has been seen to
+        # stall on estimates racing its own automining).
         with self.nonces.allocate() as nonce:
+            if gas is None:
+                estimate = int(str(self._rpc("eth_estimateGas", [base])), 16)
+                gas = int(estimate * self.gas_multiplier) + 5_000
+            gas_price = int(self.w3.eth.gas_price)
             tx = {
                 "to": to,
                 "data": base["data"],

@@ -1,0 +1,91 @@
+"""Off-chain derivations match the contracts' (checked on chain in the integration tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
+
+from emrshare.chain import (
+    FHIR_PURPOSES,
+    ZERO_HEAD,
+    next_head,
+    policy_id,
+    proxies_hash,
+    purpose_code,
+    record_id,
+    verify_chain,
+)
+from emrshare.errors import IndexIntegrityError
+from emrshare.types import CategoryTag
+
+PATIENT = "0x" + "aa" * 20
+WRITER = "0x" + "bb" * 20
+TAG = CategoryTag(b"\x01" * 32)
+
+
+def test_policy_id_is_abi_encode_not_packed() -> None:
+    nonce = b"\x05" * 32
+    expected = keccak(bytes(12) + bytes.fromhex("aa" * 20) + nonce)
+    assert policy_id(PATIENT, nonce) == expected
+    with pytest.raises(ValueError, match="32 random bytes"):
+        policy_id(PATIENT, b"short")
+
+
+def test_record_id_and_proxies_hash() -> None:
+    assert record_id(PATIENT, TAG, WRITER, 9) == keccak(
+        encode(["address", "bytes32", "address", "uint64"], [PATIENT, TAG, WRITER, 9])
+    )
+    assert proxies_hash([WRITER]) == keccak(encode(["address[]"], [[WRITER]]))
+
+
+def test_purpose_codes() -> None:
+    assert purpose_code("TREAT") == b"TREAT" + bytes(27)
+    assert all(len(purpose_code(c)) == 32 for c in FHIR_PURPOSES)
+    for bad in ("", "treat", "TRE AT", "X" * 33, "TRÉAT"):
+        with pytest.raises(ValueError, match="PurposeOfUse"):
+            purpose_code(bad)
+
+
+@dataclass(frozen=True)
+class _Ev:
+    patient: str
+    tag: bytes
+    author: str
+    sequence: int
+    epoch: int
+    head: bytes
+    entry: bytes
+
+
+def _chain(n: int) -> list[_Ev]:
+    out, head = [], ZERO_HEAD
+    for i in range(n):
+        entry = bytes([i]) * 10
+        head = next_head(head, record_id(PATIENT, TAG, WRITER, i), 1, entry)
+        out.append(_Ev(PATIENT, TAG, WRITER, i, 1, head, entry))
+    return out
+
+
+def test_verify_chain_accepts_the_real_chain() -> None:
+    evs = _chain(4)
+    assert verify_chain(evs) == (evs[-1].head, 4)
+    assert verify_chain(evs[2:], head=evs[1].head) == (evs[-1].head, 2)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda evs: evs[:1] + evs[2:],  # dropped
+        lambda evs: [evs[1], evs[0], *evs[2:]],  # reordered
+        lambda evs: [evs[0], replace(evs[1], entry=b"forged"), *evs[2:]],  # forged entry
+        lambda evs: [evs[0], replace(evs[1], epoch=2), *evs[2:]],  # forged epoch
+        lambda evs: [evs[0], replace(evs[1], author=PATIENT), *evs[2:]],  # forged author
+    ],
+)
+def test_verify_chain_detects_tampering(tamper: object) -> None:
+    evs = _chain(4)
+    with pytest.raises(IndexIntegrityError, match="query another node"):
+        verify_chain(tamper(evs))  # type: ignore[operator]
