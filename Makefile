@@ -60,7 +60,7 @@ test: setup lint typecheck check-artifacts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python examples/deploy_contracts.py
+	$(BIN)/python scripts/demo.py
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,226 @@
+"""The end-to-end demo, through the `emrshare` CLI (each step is a separate process).
+
+A devnet comes up (anvil, the contracts, 3 proxy processes at threshold 2, an embedded
+store, demo profiles). Hospital A writes a lab result and an imaging report for a
+patient; hospital B requests lab access; the patient approves it for 30 days; B reads the
+lab result (bytes equal to the original) but is refused the imaging report; the patient
+revokes; B is refused; the audit trail shows B's reads; the devnet goes down.
+
+    python scripts/demo.py [--data-dir DIR] [--keep]
+
+Exits non-zero as soon as an expectation fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BOLD, GREEN, RED, DIM, RESET = "\033[1m", "\033[32m", "\033[31m", "\033[2m", "\033[0m"
+if not sys.stdout.isatty():
+    BOLD = GREEN = RED = DIM = RESET = ""
+
+
+class DemoFailed(Exception):
+    pass
+
+
+class Demo:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.env = dict(
+            os.environ,
+            EMRSHARE_DATA_DIR=str(data_dir),
+            EMRSHARE_PASSWORD=os.environ.get("EMRSHARE_PASSWORD", "devnet"),
+            COLUMNS="120",
+        )
+        self.step_no = 0
+
+    def step(self, text: str) -> None:
+        self.step_no += 1
+        print(f"\n{BOLD}[{self.step_no}] {text}{RESET}", flush=True)
+
+    def run(
+        self, *args: str, profile: str | None = None, expect_ok: bool = True, quiet: bool = False
+    ) -> str:
+        cmd = [sys.executable, "-m", "emrshare.cli"]
+        if profile:
+            cmd += ["--profile", profile]
+        cmd += list(args)
+        print(f"{DIM}$ emrshare {' '.join(cmd[3:])}{RESET}", flush=True)
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
+        output = proc.stdout.rstrip()
+        if output and not quiet:
+            print(output)
+        if proc.stderr.strip():
+            print(proc.stderr.rstrip())
+        if expect_ok and proc.returncode != 0:
+            raise DemoFailed(f"`emrshare {' '.join(args)}` failed (exit {proc.returncode})")
+        if not expect_ok and proc.returncode == 0:
+            raise DemoFailed(f"`emrshare {' '.join(args)}` succeeded but should be refused")
+        if not expect_ok:
+            print(f"{GREEN}  refused, as expected{RESET}")
+        return proc.stdout
+
+    def json(self, *args: str, profile: str | None = None) -> Any:
+        value = json.loads(self.run("--json", *args, profile=profile, quiet=True))
+        summary = json.dumps(value)
+        print(f"{DIM}  → {summary if len(summary) < 160 else summary[:157] + '…'}{RESET}")
+        return value
+
+    def expect(self, ok: bool, what: str) -> None:
+        if not ok:
+            raise DemoFailed(what)
+        print(f"{GREEN}  ✓ {what}{RESET}")
+
+
+def scenario(d: Demo, files: Path) -> None:
+    lab = files / "lab-result.txt"
+    lab.write_text("Complete blood count, 2026-11-23\nHb 14.1 g/dL\nWBC 6.2 x10^9/L\n")
+    imaging = files / "mri-report.bin"
+    imaging.write_bytes(os.urandom(2 * 1024 * 1024))
+
+    d.step("Bring up the devnet: anvil, contracts, 3 proxies (2-of-3), store, demo members")
+    d.run("devnet", "up")
+    d.run("devnet", "status")
+
+    d.step("The patient authorizes hospital A to write lab and imaging records")
+    d.run("writer", "add", "hospital-a", "--category", "lab", profile="patient")
+    d.run("writer", "add", "hospital-a", "--category", "imaging", profile="patient")
+
+    d.step("Hospital A writes a lab result and an imaging report for the patient")
+    lab_id = d.json(
+        "record",
+        "add",
+        str(lab),
+        "--patient",
+        "patient",
+        "--category",
+        "lab",
+        "--media-type",
+        "text/plain",
+        profile="hospital-a",
+    )["record_id"]
+    img_id = d.json(
+        "record",
+        "add",
+        str(imaging),
+        "--patient",
+        "patient",
+        "--category",
+        "imaging",
+        "--media-type",
+        "application/octet-stream",
+        profile="hospital-a",
+    )["record_id"]
+    own = d.json("record", "list", profile="patient")
+    d.expect({r["record_id"] for r in own} >= {lab_id, img_id}, "both records are in the index")
+
+    d.step("Hospital B requests access to the patient's lab results")
+    req = d.json(
+        "request",
+        "add",
+        "--patient",
+        "patient",
+        "--category",
+        "lab",
+        "--purpose",
+        "TREAT",
+        "--reason",
+        "referral for follow-up",
+        profile="hospital-b",
+    )["request_id"]
+    d.run("request", "list", "--pending", profile="patient")
+
+    d.step("The patient approves the request for 30 days")
+    grant = d.json("request", "approve", str(req), "--expires", "30d", profile="patient")
+    d.expect(grant["category"] == "lab" and grant["status"] == "active", "lab grant is active")
+
+    d.step("Hospital B reads the lab result through 2-of-3 proxies")
+    got = files / "lab-as-read-by-b.txt"
+    d.run("record", "get", lab_id, "--patient", "patient", "-o", str(got), profile="hospital-b")
+    d.expect(got.read_bytes() == lab.read_bytes(), "the bytes equal the original lab result")
+
+    d.step("Hospital B tries the imaging report: refused (never granted)")
+    d.run(
+        "record",
+        "get",
+        img_id,
+        "--patient",
+        "patient",
+        "-o",
+        str(files / "no.bin"),
+        profile="hospital-b",
+        expect_ok=False,
+    )
+    d.expect(not (files / "no.bin").exists(), "nothing was written")
+
+    d.step("The patient revokes hospital B's grant (the lab category moves to a new epoch)")
+    d.run("grant", "revoke", grant["policy_id"], profile="patient")
+
+    d.step("Hospital B tries the lab result again: refused by the proxies")
+    d.run(
+        "record",
+        "get",
+        lab_id,
+        "--patient",
+        "patient",
+        "-o",
+        str(files / "no2.txt"),
+        profile="hospital-b",
+        expect_ok=False,
+    )
+
+    d.step("The patient's audit trail shows hospital B's read")
+    b_address = d.json("whoami", profile="hospital-b")["address"]
+    trail: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # proxies log their served batches every second
+        trail = d.json("audit", profile="patient")
+        if any(e["requester"] == b_address and e["records"] == [lab_id] for e in trail):
+            break
+        time.sleep(1)
+    d.run("audit", profile="patient")
+    d.expect(
+        any(e["requester"] == b_address and e["records"] == [lab_id] for e in trail),
+        "hospital B's read of the lab result is on chain",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
+    parser.add_argument("--keep", action="store_true", help="leave the devnet running")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="emrshare-demo-"))
+    data_dir = (args.data_dir or tmp / "data").resolve()
+    d = Demo(data_dir)
+    failed = False
+    try:
+        scenario(d, tmp)
+    except (DemoFailed, subprocess.TimeoutExpired) as exc:
+        print(f"\n{RED}{BOLD}DEMO FAILED: {exc}{RESET}")
+        failed = True
+    finally:
+        if not args.keep:
+            d.step("Bring the devnet down")
+            down = subprocess.run(
+                [sys.executable, "-m", "emrshare.cli", "devnet", "down"], env=d.env, check=False
+            )
+            failed = failed or down.returncode != 0
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not failed:
+        print(f"\n{GREEN}{BOLD}demo passed: every expectation held{RESET}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
