@@ -34,11 +34,34 @@ from emrshare.errors import (
 
 __version__ = "0.1.0"
 
+# The facades pull in web3, umbral and the proxy client: import them on first use, so
+# `import emrshare` (and `emrshare.errors`) stays light for the layers below.
+_LAZY = {
+    "ConsortiumAdmin": "emrshare.roles",
+    "Network": "emrshare.network",
+    "Patient": "emrshare.roles",
+    "Provider": "emrshare.roles",
+    "Requester": "emrshare.roles",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emrshare' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "AccessDenied",
     "BlobNotFound",
     "ChainError",
     "ConfigurationError",
+    "ConsortiumAdmin",
     "ContractRevert",
     "CryptoError",
     "DecryptionError",
@@ -50,8 +73,12 @@ __all__ = [
     "IntegrityError",
     "JournalError",
     "KeystoreError",
+    "Network",
     "NotGrantee",
+    "Patient",
+    "Provider",
     "ReplicationError",
+    "Requester",
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
