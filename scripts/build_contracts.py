@@ -30,7 +30,7 @@ SOLC_VERSION = "0.8.30"
 # check hashes them. Shanghai because ganache 7.9.2 (and many consortium chains)
 # reject Cancun opcodes such as MCOPY.
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 200},
+    "optimizer": {"enabled": True, "runs": 10000},
     "evmVersion": "shanghai",
     "viaIR": True,
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
