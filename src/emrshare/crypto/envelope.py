@@ -211,6 +211,13 @@ def _check_record_id(record_id: bytes) -> bytes:
     return record_id
 
 
+def _as_source(source: Source) -> Source:
+    # Iterating over a bytes object yields ints: treat a bare bytes value as one piece.
+    if isinstance(source, bytes | bytearray | memoryview):
+        return [bytes(source)]
+    return source
+
+
 def _check_params(record_id: bytes, chunk_size: int, suite: int) -> None:
     _check_record_id(record_id)
     if suite not in _SUITES:
@@ -223,6 +230,7 @@ def _check_params(record_id: bytes, chunk_size: int, suite: int) -> None:
 
 def _pieces(source: Source, size: int) -> Iterator[bytes]:
     """Yield pieces of exactly ``size`` bytes, then one final shorter (maybe empty) piece."""
+    source = _as_source(source)
     read = getattr(source, "read", None)
     if read is not None:
         while True:
@@ -305,6 +313,7 @@ class _HeaderThenChunks:
     """Reads the fixed-size header first, then ciphertext chunks of a size the header names."""
 
     def __init__(self, source: Source) -> None:
+        source = _as_source(source)
         self._source = source
         self._iter: Iterator[bytes] | None = None
         self._buf = bytearray()
@@ -386,6 +395,7 @@ class _Counting:
     """A reader that counts the bytes it hands out."""
 
     def __init__(self, source: Source) -> None:
+        source = _as_source(source)
         read = getattr(source, "read", None)
         self._read = read
         self._iter = None if read is not None else iter(source)  # type: ignore[arg-type]

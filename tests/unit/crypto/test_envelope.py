@@ -188,3 +188,11 @@ def test_suites_are_not_interchangeable() -> None:
         ct[6] = other
         with pytest.raises(DecryptionError):
             decrypt_bytes(bytes(ct), KEY, RID)
+
+
+def test_a_bare_bytes_value_is_one_piece() -> None:
+    ct = b"".join(encrypt_stream(b"abc" * 50, KEY, RID, chunk_size=CHUNK))
+    assert b"".join(decrypt_stream(ct, KEY, RID)) == b"abc" * 50
+    out = io.BytesIO()
+    decrypt_file(ct, out, KEY, RID)
+    assert out.getvalue() == b"abc" * 50
