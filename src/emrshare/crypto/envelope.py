@@ -1,17 +1,17 @@
 """The record envelope: streaming authenticated encryption of record content.
 
-Content is encrypted under a fresh random 32-byte data key with libsodium secretstream
-(XChaCha20-Poly1305) in fixed-size chunks, so memory stays bounded by the chunk size
+Content is encrypted under a fresh random 32-byte data key in fixed-size chunks (libsodium
+secretstream XChaCha20-Poly1305 by default), so memory stays bounded by the chunk size
 whatever the content size. Format (all integers big-endian)::
 
     header  = "EMRE" | major=1 | minor=0 | suite (1 byte) | chunk_size (u32) | stream field (24)
     chunk_i = seal_i(plaintext_i, ad = header || record_id, final = (i is the last chunk))
 
-Every chunk but the last holds exactly ``chunk_size`` plaintext bytes and carries tag
-MESSAGE; the last holds fewer (possibly zero) bytes and carries tag FINAL. Binding the
+Every chunk but the last holds exactly ``chunk_size`` plaintext bytes and is sealed as
+non-final; the last holds fewer (possibly zero) bytes and is sealed as final. Binding the
 header and record id as associated data means a ciphertext moved to another record, or a
-header edited in place, fails; secretstream's internal counter catches reordered or
-duplicated chunks; the FINAL tag catches truncation. All of these raise one
+header edited in place, fails; the per-chunk counter (secretstream's state, GCM's nonce)
+catches reordered or duplicated chunks; the final flag catches truncation. All of these raise one
 :class:`~emrshare.errors.DecryptionError`.
 
 Suite 1 (default): libsodium secretstream XChaCha20-Poly1305; the stream field is the
