@@ -23,6 +23,7 @@ from emrshare.chain.client import ChainClient, Receipt, _abi_type
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.events import EventCursor, event_topic, get_logs_paged, topic_for
 from emrshare.chain.ids import record_id
+from emrshare.errors import ConfigurationError, ContractRevert
 from emrshare.types import CategoryTag, PolicyId, RecordId
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "AccessRequested",
     "Action",
     "AdminConfig",
+    "Appended",
     "AuditLog",
     "ChainEvent",
     "ConsortiumRegistry",
@@ -750,6 +752,57 @@ class RecordIndex(_Binding):
             first_sequence,
             list(entries),
         )
+
+    def append_once(
+        self,
+        patient: str,
+        tag: CategoryTag,
+        epoch: int,
+        first_sequence: int,
+        entries: Sequence[bytes],
+    ) -> Appended:
+        """Append ``entries`` at ``first_sequence`` exactly once, safe to call again.
+
+        A writer records ``first_sequence`` (its :meth:`next_sequence`) before sending, and
+        after a crash or timeout simply calls this again with the same arguments: if the
+        earlier transaction landed, the contract answers ``RecordIndex_WrongSequence`` with
+        ``expected`` past this batch and the result says ``already=True``. Any other
+        sequence mismatch is re-raised (another process is writing as the same writer).
+        """
+        sender = self.client.address
+        if sender is None:
+            raise ConfigurationError("a read-only ChainClient cannot append")
+        ids = tuple(
+            record_id(patient, tag, sender, first_sequence + i) for i in range(len(entries))
+        )
+        try:
+            if len(entries) == 1:
+                receipt = self.append(patient, tag, epoch, first_sequence, entries[0])
+            else:
+                receipt = self.append_batch(patient, tag, epoch, first_sequence, entries)
+        except ContractRevert as exc:
+            expected = exc.args_by_name.get("expected")
+            if (
+                exc.name == "RecordIndex_WrongSequence"
+                and isinstance(expected, int)
+                and expected >= first_sequence + len(entries)
+                and first_sequence == exc.args_by_name.get("given")
+            ):
+                return Appended(ids, None, already=True)
+            raise
+        return Appended(ids, receipt, already=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Result of :meth:`RecordIndex.append_once`.
+
+    ``already`` is true when an earlier attempt had landed (``receipt`` is then None).
+    """
+
+    record_ids: tuple[RecordId, ...]
+    receipt: Receipt | None
+    already: bool
 
 
 class Grants(_Binding):

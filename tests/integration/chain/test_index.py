@@ -179,3 +179,29 @@ def test_event_queries_page_and_resume_from_a_cursor(net: Net, tmp_path: Path) -
     idx.append(p, TAG, 0, 3, b"\x04")
     again = idx.poll(EntryAppended, EventCursor(cursor_file), "mine", patient=p)
     assert [e.entry for e in again] == [b"\x04"]
+
+
+def test_append_once_survives_a_retry(net: Net) -> None:
+    p, h = net.addr(PATIENT), net.addr(HOSPITAL)
+    _authorize(net)
+    hosp = net.as_(HOSPITAL).index
+    entries = [b"e0", b"e1", b"e2"]
+    first = hosp.append_once(p, TAG, 0, 0, entries)
+    assert not first.already and first.receipt is not None
+    assert first.record_ids == tuple(record_id(p, TAG, h, i) for i in range(3))
+    # The writer lost the receipt and retries the same call: nothing is appended twice.
+    again = hosp.append_once(p, TAG, 0, 0, entries)
+    assert again.already and again.receipt is None and again.record_ids == first.record_ids
+    assert hosp.head(p).count == 3
+    single = hosp.append_once(p, TAG, 0, 3, [b"e3"])
+    assert single.record_ids == (record_id(p, TAG, h, 3),) and not single.already
+    # A gap is not "already appended": it is re-raised.
+    reverts(
+        lambda: hosp.append_once(p, TAG, 0, 9, [b"x"]),
+        "RecordIndex_WrongSequence",
+        patient=p,
+        tag=TAG,
+        writer=h,
+        expected=4,
+        given=9,
+    )
