@@ -388,6 +388,7 @@ class ChainClient:
         )
 
     def latest_block(self) -> int:
+        """The node's newest block number."""
         return int(self.w3.eth.block_number)
 
     def safe_block(self) -> int:

@@ -188,6 +188,7 @@ class GrantParams:
     sealed_grantee_map: bytes
 
     def as_abi(self) -> tuple[Any, ...]:
+        """The ABI tuple of ``Grants.GrantParams``."""
         return (
             self.nonce,
             Web3.to_checksum_address(self.grantee),
@@ -235,6 +236,7 @@ class AccessEntry:
     evaluated_at: int  # block at which the proxy evaluated the grant
 
     def as_abi(self) -> tuple[Any, ...]:
+        """The ABI tuple ``(requester, recordsHash, count, evaluatedAt)``."""
         return (
             Web3.to_checksum_address(self.requester),
             self.records_hash,
@@ -257,6 +259,8 @@ class ChainEvent:
 
 @dataclass(frozen=True, slots=True)
 class MemberApplied(ChainEvent):
+    """A candidate published its keys (and endpoint) before admission."""
+
     account: str
     umbral_key: bytes
     box_key: bytes
@@ -265,6 +269,8 @@ class MemberApplied(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class ProposalCreated(ChainEvent):
+    """An admin proposed a registry action (its approval is counted)."""
+
     proposal_id: int
     proposer: str
     action: Action
@@ -275,6 +281,8 @@ class ProposalCreated(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class ProposalApproved(ChainEvent):
+    """An admin approved a proposal; ``approvals`` is the new count."""
+
     proposal_id: int
     admin: str
     approvals: int
@@ -282,18 +290,24 @@ class ProposalApproved(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class ProposalExecuted(ChainEvent):
+    """A proposal that reached the threshold was executed."""
+
     proposal_id: int
     executor: str
 
 
 @dataclass(frozen=True, slots=True)
 class MemberAdmitted(ChainEvent):
+    """A member was admitted with ``role``."""
+
     account: str
     role: Role
 
 
 @dataclass(frozen=True, slots=True)
 class MemberRoleChanged(ChainEvent):
+    """A member's role changed."""
+
     account: str
     old_role: Role
     new_role: Role
@@ -301,17 +315,23 @@ class MemberRoleChanged(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class MemberRemoved(ChainEvent):
+    """A member was removed."""
+
     account: str
 
 
 @dataclass(frozen=True, slots=True)
 class ThresholdChanged(ChainEvent):
+    """The admin approval threshold M changed."""
+
     old_threshold: int
     new_threshold: int
 
 
 @dataclass(frozen=True, slots=True)
 class KeysRotated(ChainEvent):
+    """A member replaced its Umbral and X25519 keys."""
+
     account: str
     umbral_key: bytes
     box_key: bytes
@@ -319,12 +339,16 @@ class KeysRotated(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class EndpointChanged(ChainEvent):
+    """A proxy changed its endpoint URL."""
+
     account: str
     endpoint: str
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileRegistered(ChainEvent):
+    """A patient registered (or replaced) its profile keys."""
+
     patient: str
     verifying_key: bytes
     box_key: bytes
@@ -349,6 +373,8 @@ class EntryAppended(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class WriterAuthorized(ChainEvent):
+    """A patient authorized ``writer`` to append under ``tag``."""
+
     patient: str
     tag: CategoryTag
     writer: str
@@ -357,6 +383,8 @@ class WriterAuthorized(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class WriterRevoked(ChainEvent):
+    """A patient revoked ``writer``'s authorization for ``tag``."""
+
     patient: str
     tag: CategoryTag
     writer: str
@@ -364,6 +392,8 @@ class WriterRevoked(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class GrantCreated(ChainEvent):
+    """A grant was created; each proxy finds its sealed kfrag here."""
+
     policy_id: PolicyId
     patient: str
     grantee: str
@@ -379,6 +409,8 @@ class GrantCreated(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class GrantRevoked(ChainEvent):
+    """A grant was revoked at block ``revoked_at``."""
+
     policy_id: PolicyId
     patient: str
     revoked_at: int  # block
@@ -386,6 +418,8 @@ class GrantRevoked(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class TagRevoked(ChainEvent):
+    """Every grant of the patient's ``tag`` older than ``generation`` was revoked."""
+
     patient: str
     tag: CategoryTag
     generation: int
@@ -393,6 +427,8 @@ class TagRevoked(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class AccessRequested(ChainEvent):
+    """A member asked a patient for access to a category."""
+
     request_id: int
     patient: str
     requester: str
@@ -403,6 +439,8 @@ class AccessRequested(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class AccessRequestApproved(ChainEvent):
+    """A patient approved a request; ``policy_id`` is the new grant."""
+
     request_id: int
     patient: str
     requester: str
@@ -411,6 +449,8 @@ class AccessRequestApproved(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class AccessRequestDenied(ChainEvent):
+    """A patient denied a request."""
+
     request_id: int
     patient: str
     requester: str
@@ -418,6 +458,8 @@ class AccessRequestDenied(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class AccessLogged(ChainEvent):
+    """A proxy logged one served access under a grant."""
+
     policy_id: PolicyId
     proxy: str
     requester: str
@@ -605,12 +647,15 @@ class ConsortiumRegistry(_Binding):
         return Member(Web3.to_checksum_address(account), Role(m[0]), m[1], m[2], m[3], m[4])
 
     def role_of(self, account: str) -> Role:
+        """The account's role (``Role.NONE`` if it is not a member)."""
         return Role(self._call("roleOf", Web3.to_checksum_address(account))[0])
 
     def has_role(self, account: str, role: Role) -> bool:
+        """Whether the account is a member with ``role``."""
         return bool(self._call("hasRole", Web3.to_checksum_address(account), int(role))[0])
 
     def member_count(self) -> int:
+        """Number of members."""
         return int(self._call("memberCount")[0])
 
     def members(self, offset: int = 0, limit: int = 100) -> list[str]:
@@ -633,16 +678,19 @@ class ConsortiumRegistry(_Binding):
         return [m for m in self.all_members() if m.role is Role.PROXY]
 
     def admin_config(self) -> AdminConfig:
+        """Number of admins N and approval threshold M."""
         n, m = self._call("adminConfig")
         return AdminConfig(int(n), int(m))
 
     def proposal(self, proposal_id: int) -> Proposal:
+        """A proposal by id (``Registry_UnknownProposal`` if there is none)."""
         (p,) = self._call("proposal", proposal_id)
         return Proposal(
             proposal_id, Action(p[0]), Role(p[1]), p[2], p[3], p[4], _py(p[5]), p[6], _py(p[7])
         )
 
     def proposal_count(self) -> int:
+        """Number of proposals ever made (ids 0 .. count-1)."""
         return int(self._call("proposalCount")[0])
 
     # transactions
@@ -651,9 +699,11 @@ class ConsortiumRegistry(_Binding):
         return self._send("applyForMembership", umbral_key, box_key, endpoint)
 
     def rotate_keys(self, umbral_key: bytes, box_key: bytes) -> Receipt:
+        """Replace the sender's (a member's) Umbral and X25519 keys."""
         return self._send("rotateKeys", umbral_key, box_key)
 
     def set_endpoint(self, endpoint: str) -> Receipt:
+        """Set the sender's (a proxy's) endpoint URL."""
         return self._send("setEndpoint", endpoint)
 
     def propose(
@@ -665,9 +715,11 @@ class ConsortiumRegistry(_Binding):
         )
 
     def approve(self, proposal_id: int) -> Receipt:
+        """Approve a proposal as an admin."""
         return self._send("approve", proposal_id)
 
     def execute(self, proposal_id: int) -> Receipt:
+        """Execute a proposal that has reached the threshold."""
         return self._send("execute", proposal_id)
 
 
@@ -683,6 +735,7 @@ class PatientProfiles(_Binding):
         return Profile(Web3.to_checksum_address(patient), p[0], p[1], p[2])
 
     def register(self, verifying_key: bytes, box_key: bytes) -> Receipt:
+        """Register or replace the sender's profile keys."""
         return self._send("register", verifying_key, box_key)
 
 
@@ -705,6 +758,7 @@ class RecordIndex(_Binding):
         )
 
     def is_writer(self, patient: str, tag: CategoryTag, writer: str) -> bool:
+        """Whether ``writer`` may append under (patient, tag)."""
         return bool(
             self._call(
                 "isWriter", Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)
@@ -724,9 +778,11 @@ class RecordIndex(_Binding):
 
     # transactions
     def authorize_writer(self, tag: CategoryTag, writer: str, sealed_payload: bytes) -> Receipt:
+        """Let ``writer`` append under the sender's ``tag``; the payload is sealed to it."""
         return self._send("authorizeWriter", tag, Web3.to_checksum_address(writer), sealed_payload)
 
     def revoke_writer(self, tag: CategoryTag, writer: str) -> Receipt:
+        """Withdraw ``writer``'s authorization for the sender's ``tag``."""
         return self._send("revokeWriter", tag, Web3.to_checksum_address(writer))
 
     def append(
@@ -824,6 +880,7 @@ class Grants(_Binding):
         return bool(self._call("isActive", policy_id)[0])
 
     def status(self, policy_id: PolicyId) -> GrantStatus:
+        """The grant's :class:`GrantStatus` on chain time."""
         return GrantStatus(self._call("statusOf", policy_id)[0])
 
     def policy(self, policy_id: PolicyId) -> Policy:
@@ -832,12 +889,15 @@ class Grants(_Binding):
         return Policy(policy_id, _py(p[0]), p[1], p[2], p[3], p[4], p[5])
 
     def proxies_hash(self, policy_id: PolicyId) -> bytes:
+        """The stored hash of the grant's proxy list (zero if there is no grant)."""
         return bytes(self._call("proxiesHashOf", policy_id)[0])
 
     def generation(self, patient: str, tag: CategoryTag) -> int:
+        """The current generation of a patient's tag (bumped by ``revoke_tag``)."""
         return int(self._call("generationOf", Web3.to_checksum_address(patient), tag)[0])
 
     def policy_count(self, patient: str) -> int:
+        """Number of grants the patient ever created."""
         return int(self._call("policyCount", Web3.to_checksum_address(patient))[0])
 
     def policies(self, patient: str, offset: int = 0, limit: int = 100) -> list[PolicyId]:
@@ -846,10 +906,12 @@ class Grants(_Binding):
         return [PolicyId(bytes(p)) for p in page]
 
     def request(self, request_id: int) -> AccessRequest:
+        """An access request by id (``Grants_UnknownRequest`` if there is none)."""
         (r,) = self._call("requestOf", request_id)
         return AccessRequest(request_id, _py(r[0]), RequestStatus(r[1]), _py(r[2]), r[3])
 
     def request_count(self) -> int:
+        """Number of access requests ever made (ids 1 .. count)."""
         return int(self._call("requestCount")[0])
 
     def hash_proxy_request(
@@ -878,6 +940,7 @@ class Grants(_Binding):
         return self._send("grant", params.as_abi())
 
     def revoke(self, policy_id: PolicyId) -> Receipt:
+        """Revoke one of the sender's grants; ``GrantRevoked.revoked_at`` is the block."""
         return self._send("revoke", policy_id)
 
     def revoke_tag(self, tag: CategoryTag) -> Receipt:
@@ -893,9 +956,11 @@ class Grants(_Binding):
         )
 
     def approve_request(self, request_id: int, params: GrantParams) -> Receipt:
+        """Approve a pending request by creating the grant ``params`` for the requester."""
         return self._send("approveRequest", request_id, params.as_abi())
 
     def deny_request(self, request_id: int) -> Receipt:
+        """Deny a pending request addressed to the sender."""
         return self._send("denyRequest", request_id)
 
 

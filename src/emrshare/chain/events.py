@@ -107,10 +107,12 @@ class EventCursor:
                 ) from exc
 
     def next_block(self, key: str, default: int) -> int:
+        """The next block to read for ``key`` (``default`` if never advanced)."""
         with self._lock:
             return self._positions.get(key, default)
 
     def advance(self, key: str, next_block: int) -> None:
+        """Record that blocks before ``next_block`` were processed; never moves back."""
         with self._lock:
             if next_block <= self._positions.get(key, -1):
                 return
