@@ -113,8 +113,8 @@ class ProxyChain(Protocol):
         """The latest block number."""
         ...
 
-    def block_timestamp(self, block: int) -> int:
-        """Chain time of ``block`` (unix seconds)."""
+    def latest(self) -> tuple[int, int]:
+        """The latest block's number and chain time (unix seconds), read together."""
         ...
 
     def events(self, from_block: int, to_block: int) -> Sequence[ChainEvent]:

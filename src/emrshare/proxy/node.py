@@ -13,6 +13,7 @@ from web3 import Web3
 from emrshare.chain.deploy import Deployment
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import load_member_keystore
+from emrshare.errors import ChainError, EmrShareError
 from emrshare.proxy._crypto import kfrag_opener
 from emrshare.proxy.app import create_app
 from emrshare.proxy.audit import AuditFlusher
@@ -33,6 +34,14 @@ class ProxyNode:
         self.keys = keys
         deployment = Deployment.read(config.deployment)
         w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}))
+        try:
+            deployment.check(w3)  # right chain id, contracts present: once, at start-up
+        except EmrShareError:
+            raise
+        except Exception as exc:
+            raise ChainError(
+                f"cannot reach the chain at {config.rpc_url}: {exc}; check [chain] rpc_url"
+            ) from exc
         self.chain = Web3ProxyChain(w3, deployment, keys.ethereum_key)
         self.store = ProxyStore(config.database, bytes(keys.box_private_key))
         opener = kfrag_opener(keys)

@@ -12,12 +12,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import umbral_pre
+
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import _crypto
 from emrshare.proxy.chainview import GrantCreated, PolicyStatus, ProxyChain
+from emrshare.proxy.journal import GroupCommit
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
-from emrshare.proxy.store import PolicyRecord, ProxyStore, StoredKfrag
+from emrshare.proxy.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
 
 __all__ = ["KfragOpener", "ProxyService", "Served"]
 
@@ -49,6 +52,8 @@ class ProxyService:
         self.open_kfrag = open_kfrag
         self._kfrags: dict[bytes, VerifiedProxyKeyFrag] = {}
         self._lock = threading.Lock()
+        self._inflight: set[tuple[str, int]] = set()
+        self.journal = GroupCommit(store)
         self.served = 0
         self.refused: dict[str, int] = {}
 
@@ -118,8 +123,7 @@ class ProxyService:
         except WireFormatError as exc:
             return self._refuse(RefusalReason.BAD_SIGNATURE, str(exc))
         try:
-            block = self.chain.head()
-            now = self.chain.block_timestamp(block)
+            block, now = self.chain.latest()
         except EmrShareError as exc:
             return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if req.deadline < now:
@@ -138,10 +142,36 @@ class ProxyService:
                 f"the request was signed by {signer}, who is not the grantee of this policy",
                 block,
             )
-        if not self.store.claim_nonce(signer, req.nonce, req.deadline):
+        nonce_key = (signer.lower(), req.nonce)
+        with self._lock:
+            replayed = nonce_key in self._inflight
+            self._inflight.add(nonce_key)
+        if replayed:
             return self._refuse(
-                RefusalReason.REPLAYED_NONCE, "this request nonce was already used", block
+                RefusalReason.REPLAYED_NONCE, "this request nonce is already in use", block
             )
+        try:
+            if self.store.nonce_used(signer, req.nonce):
+                return self._refuse(
+                    RefusalReason.REPLAYED_NONCE, "this request nonce was already used", block
+                )
+            return self._serve(signed, signer, policy, capsules, block, now)
+        finally:
+            with self._lock:
+                self._inflight.discard(nonce_key)
+
+    def _serve(
+        self,
+        signed: SignedRequest,
+        signer: str,
+        policy: PolicyRecord,
+        capsules: list[umbral_pre.Capsule],
+        block: int,
+        now: int,
+    ) -> Served | Refusal:
+        req = signed.request
+        pid = policy.policy_id
+        me = self.chain.proxy_address
         try:
             status = self.chain.policy_status(pid, block)
         except EmrShareError as exc:
@@ -195,8 +225,9 @@ class ProxyService:
                 block,
             )
         cfrags = tuple(_crypto.reencrypt(c, kfrag) for c in capsules)
-        # Journal before the response leaves: a crash now cannot lose the audit record.
-        self.store.journal(pid, signer, record_ids, block)
+        # Journal (with the nonce) before the response leaves: a crash now cannot lose
+        # the audit record, and the nonce is spent only by a serve.
+        self.journal.record(Serve(pid, signer, tuple(record_ids), block, req.nonce, req.deadline))
         with self._lock:
             self.served += len(cfrags)
         return Served(cfrags, block)

@@ -143,6 +143,18 @@ class JournalEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Serve:
+    """A serve to journal, with the request nonce it consumes."""
+
+    policy_id: bytes
+    requester: str
+    record_ids: tuple[bytes, ...]
+    block: int
+    nonce: int | None = None
+    deadline: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PendingBatch:
     """An audit batch whose signed transaction was stored before it was broadcast."""
 
@@ -338,16 +350,35 @@ class ProxyStore:
 
     # -- audit journal -----------------------------------------------------------------
 
+    def nonce_used(self, signer: str, nonce: int) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM nonces WHERE signer = ? AND nonce = ?", (signer, str(nonce))
+            ).fetchone()
+        return row is not None
+
     def journal(
         self, policy_id: bytes, requester: str, record_ids: Sequence[bytes], block: int
     ) -> int:
-        """Durably record a serve (fsync'd commit) before its response is sent."""
+        """Durably record one serve (fsync'd commit); returns its journal id."""
+        self.journal_many([Serve(policy_id, requester, tuple(record_ids), block)])
+        with self._lock:
+            return int(self._db.execute("SELECT max(id) FROM journal").fetchone()[0])
+
+    def journal_many(self, serves: Sequence[Serve]) -> None:
+        """Durably record serves and their nonces in one fsync'd commit."""
         with self.transaction() as tx:
-            cur = tx.execute(
-                "INSERT INTO journal (policy_id, requester, record_ids, block) VALUES (?,?,?,?)",
-                (policy_id, requester, json.dumps([r.hex() for r in record_ids]), block),
+            tx.executemany(
+                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)",
+                [(s.requester, str(s.nonce), s.deadline) for s in serves if s.nonce is not None],
             )
-            return int(cur.lastrowid or 0)
+            tx.executemany(
+                "INSERT INTO journal (policy_id, requester, record_ids, block) VALUES (?,?,?,?)",
+                [
+                    (s.policy_id, s.requester, json.dumps([r.hex() for r in s.record_ids]), s.block)
+                    for s in serves
+                ],
+            )
 
     def unbatched(self, limit: int) -> list[JournalEntry]:
         with self._lock:

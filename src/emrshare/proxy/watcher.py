@@ -100,6 +100,8 @@ class ChainWatcher:
             self.store.set_cursor(tx, end)
         for pid in revoked:
             self.service.forget(pid)
+        # Nonces whose deadline passed are refused by the deadline check anyway.
+        self.store.prune_nonces(self.chain.latest()[1])
         if events:
             log.info("applied %d events from blocks %d..%d", len(events), start, end)
         return end - start + 1

@@ -7,6 +7,7 @@ re-raised as :class:`~emrshare.errors.ChainError`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -46,6 +47,9 @@ _STATUS = {
 }
 
 
+_STATUS_OF = bytes(keccak(b"statusOf(bytes32)"))[:4]
+
+
 def records_hash(record_ids: Sequence[bytes]) -> bytes:
     """What the audit log stores for a served batch: keccak256 of the concatenated ids."""
     return bytes(keccak(b"".join(record_ids)))
@@ -72,6 +76,10 @@ class Web3ProxyChain:
 
     def __init__(self, w3: Web3, deployment: Deployment, account_key: bytes) -> None:
         self.w3 = w3
+        # The validation middleware asks eth_chainId before every call: one extra round
+        # trip per request on the hot path. The chain id is checked once, at start-up.
+        with contextlib.suppress(ValueError):
+            w3.middleware_onion.remove("validation")
         self.deployment = deployment
         self._key = account_key
         self._address = str(Account.from_key(account_key).address)
@@ -117,8 +125,9 @@ class Web3ProxyChain:
         return int(self.w3.eth.block_number)
 
     @_chain_errors
-    def block_timestamp(self, block: int) -> int:
-        return int(self.w3.eth.get_block(block)["timestamp"])
+    def latest(self) -> tuple[int, int]:
+        block = self.w3.eth.get_block("latest")
+        return int(block["number"]), int(block["timestamp"])
 
     @_chain_errors
     def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
@@ -181,8 +190,12 @@ class Web3ProxyChain:
 
     @_chain_errors
     def policy_status(self, policy_id: bytes, block: int) -> PolicyStatus:
-        code = int(self.grants.functions.statusOf(policy_id).call(block_identifier=block))
-        return _STATUS.get(code, PolicyStatus.UNKNOWN)
+        # statusOf(bytes32) encoded by hand: this runs for every request.
+        raw = self.w3.eth.call(
+            {"to": self.grants.address, "data": _STATUS_OF + bytes(policy_id)},
+            block_identifier=block,
+        )
+        return _STATUS.get(int.from_bytes(bytes(raw)[-32:], "big"), PolicyStatus.UNKNOWN)
 
     @_chain_errors
     def patient_verifying_key(self, patient: str, block: int) -> bytes:

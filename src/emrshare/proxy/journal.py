@@ -1,0 +1,63 @@
+"""Group commit for the audit journal: many concurrent serves, one fsync.
+
+Every serve must be durable before its response leaves. With one fsync per request the
+disk, not the CPU, bounds the proxy; so concurrent requests hand their serve to
+:meth:`GroupCommit.record`, the first one in becomes the leader and commits everything
+queued in one transaction, and the others wait until the commit that holds theirs is
+durable (the classic leader/follower group commit of databases).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from emrshare.proxy.store import ProxyStore, Serve
+
+__all__ = ["GroupCommit"]
+
+
+class GroupCommit:
+    """Batches :meth:`ProxyStore.journal_many` calls across threads."""
+
+    def __init__(self, store: ProxyStore) -> None:
+        self._store = store
+        self._cv = threading.Condition()
+        self._pending: list[tuple[int, Serve]] = []
+        self._next = 1
+        self._durable = 0
+        self._committing = False
+        self._failed: dict[int, BaseException] = {}
+        self.commits = 0
+
+    def record(self, serve: Serve) -> None:
+        """Return once ``serve`` is durably journaled; re-raise the commit's error if not."""
+        with self._cv:
+            ticket = self._next
+            self._next += 1
+            self._pending.append((ticket, serve))
+            while self._durable < ticket:
+                if self._committing:
+                    self._cv.wait()
+                    continue
+                self._committing = True
+                batch, self._pending = self._pending, []
+                self._cv.release()
+                error: BaseException | None = None
+                try:
+                    self._store.journal_many([s for _, s in batch])
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    self._cv.acquire()
+                    self._committing = False
+                    self.commits += 1
+                    if error is not None:
+                        for t, _ in batch:
+                            self._failed[t] = error
+                    # Tickets are handed out in order and every earlier one was in this
+                    # or an earlier batch, so everything up to the batch's last is settled.
+                    self._durable = max(self._durable, batch[-1][0])
+                    self._cv.notify_all()
+            error = self._failed.pop(ticket, None)
+        if error is not None:
+            raise error
