@@ -73,6 +73,8 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 #: Bytes written to temp files before they are flushed and renamed into place.
 _BATCH_BYTES = 64 * 1024 * 1024
+#: Batches of at most this many blocks are flushed file by file instead of with syncfs.
+_SMALL_BATCH = 16
 
 
 class _BlockWriter:
@@ -112,28 +114,36 @@ class _BlockWriter:
         if self._bytes >= _BATCH_BYTES:
             self.flush()
 
-    def _sync(self, dirs: Iterable[Path]) -> None:
-        if _SYNCFS is not None:
-            fd = os.open(self._store._tmp, os.O_RDONLY)
-            try:
-                if _SYNCFS(fd) != 0:
-                    raise OSError(ctypes.get_errno(), "syncfs failed")
-            finally:
-                os.close(fd)
-        else:
-            for d in dirs:
-                _fsync_path(d)
+    def _syncfs(self) -> None:
+        assert _SYNCFS is not None
+        fd = os.open(self._store._tmp, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(fd)
 
     def flush(self) -> None:
         if not self._pending:
             return
-        self._sync([])  # the temp files' bytes are durable
+        # syncfs flushes the whole file system, other processes' dirty pages too: worth it
+        # for a big batch, while a small record is cheaper with an fsync per file.
+        whole_fs = _SYNCFS is not None and len(self._pending) > _SMALL_BATCH
+        if whole_fs:
+            self._syncfs()  # the temp files' bytes are durable
+        elif _SYNCFS is not None:
+            for tmp, _ in self._pending.values():
+                _fsync_path(tmp)
         dirs: set[Path] = set()
         for tmp, final in self._pending.values():
             self._store._ensure_dir(final.parent)
             os.replace(tmp, final)
             dirs.add(final.parent)
-        self._sync(dirs)  # and so are their names
+        if whole_fs:
+            self._syncfs()  # and so are their names
+        else:
+            for d in dirs:
+                _fsync_path(d)
         self._pending.clear()
         self._bytes = 0
 
@@ -171,11 +181,6 @@ class LocalStore:
     def _check_format(self) -> None:
         marker = self.path / "emrshare-store.json"
         if not marker.exists():
-            # A new store: create the 1024 shard directories now, not during the first puts.
-            alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-            for a in alphabet:
-                for b in alphabet:
-                    (self._blocks / (a + b)).mkdir(mode=0o700, exist_ok=True)
             self._atomic_write(
                 marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
             )
