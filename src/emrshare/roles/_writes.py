@@ -290,6 +290,13 @@ class RecordWriter:
                     f"slot {first.sequence} is not the index's next slot ({exc}); retrying"
                 ) from exc
             raise
+        except ChainError as exc:
+            if "nonce" in str(exc).lower() and index.client.nonces is not None:
+                # Another process sent with this key (a crashed writer, the CLI): our
+                # cached nonce is stale. Re-read it; the journal retries the append.
+                index.client.nonces.resync()
+                raise TransactionFailed(f"stale nonce, resynchronized: {exc}") from exc
+            raise
         return receipt.tx_hash
 
     def receipt(self, tx_hash: bytes) -> ReceiptStatus:

@@ -1,0 +1,212 @@
+"""Exactly-once writes against real anvil and a real LocalStore.
+
+The writer process is killed (SIGKILL) right after each journal step; the chain node or
+the store goes away mid-write. After recovery there is exactly one index entry per record
+and every record reads back byte for byte; rolled-back writes leave nothing pinned.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from emrshare.chain.devnode import DevNode
+from emrshare.errors import JournalError
+from emrshare.journal import JobState
+from emrshare.network import Network
+from emrshare.roles import Provider
+from tests.integration.roles.conftest import Stack, entries_by_record, make_stack
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from emrshare.crypto import MemberKeys
+    from emrshare.network import Network
+    from emrshare.roles import Provider
+
+    config, state, seed, eth, patient, step, source = sys.argv[1:8]
+    net = Network.from_config(Path(config))
+    hospital = Provider(
+        net, MemberKeys(bytes.fromhex(seed), ethereum_key=bytes.fromhex(eth)),
+        state_dir=Path(state),
+    )
+    writer = hospital.writer
+    real = getattr(writer, step)
+
+    def die_after(*args, **kwargs):
+        result = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)  # the process dies: no cleanup runs
+        return result
+
+    setattr(writer, step, die_after)
+    content = Path(source) if source.endswith(".path") else Path(source).read_bytes()
+    hospital.add_record(patient, "lab", content, media_type="text/plain")
+    sys.exit(3)  # not reached
+    """
+)
+
+
+def _run_child(stack: Stack, step: str, source: Path) -> None:
+    script = stack.tmp / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(stack.config_path),
+            str(stack.tmp / "hosp"),
+            stack.hospital_seed.hex(),
+            stack.hospital_eth.hex(),
+            stack.patient.address,
+            step,
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+
+
+# encrypt → (state encrypted) → store → (stored) → seal → send_append (mined, journal
+# not yet told) → receipt → (confirmed)
+STEPS = ["encrypt", "store", "seal", "send_append", "receipt"]
+
+
+@pytest.mark.parametrize("from_path", [True, False], ids=["path", "bytes"])
+@pytest.mark.parametrize("step", STEPS)
+def test_writer_killed_after_each_step(stack: Stack, step: str, from_path: bool) -> None:
+    content = os.urandom(40_000)
+    source = stack.tmp / ("record.path" if from_path else "record.bin")
+    source.write_bytes(content)
+    stack.hospital.close()  # the child process is the writer now
+    _run_child(stack, step, source)
+
+    # A new process (here: a fresh network client and Provider on the same state dir)
+    # recovers.
+    net = Network.from_config(stack.config_path)
+    hospital = Provider(net, stack.hospital.keys, state_dir=stack.tmp / "hosp")
+    try:
+        report = hospital.recover()
+        assert report.ok, report.failed
+        jobs = hospital.writer.journal.jobs()
+        assert len(jobs) == 1
+        job = jobs[0]
+        counts = entries_by_record(stack)
+        if step == "encrypt" and not from_path:
+            # Died before the ciphertext was journaled and the caller's bytes are gone with
+            # the process: the write never happened, and nothing is left behind.
+            assert job.state is JobState.ROLLED_BACK
+            assert counts == {}
+            assert stack.net.store.pins() == []
+        else:
+            assert job.state is JobState.CONFIRMED
+            assert counts == {bytes(job.record_id): 1}, "exactly one index entry"
+            assert stack.patient.read(job.record_id) == content, "nothing lost"
+        # The stream continues at the next slot.
+        rid = hospital.add_record(stack.patient.address, "lab", b"next", media_type="text/plain")
+        assert entries_by_record(stack)[bytes(rid)] == 1
+        assert all(n == 1 for n in entries_by_record(stack).values())
+    finally:
+        hospital.close()
+        net.close()
+
+
+def test_store_outage_mid_write_is_finished_by_the_next_call(stack: Stack) -> None:
+    hospital = stack.hospital
+    store_dir = Path(str(stack.net.store.path))  # type: ignore[attr-defined]
+    real_encrypt = hospital.writer.encrypt
+    moved = stack.tmp / "store-away"
+
+    def encrypt_then_lose_store(*args: object, **kwargs: object) -> bytes:
+        result = real_encrypt(*args, **kwargs)  # type: ignore[arg-type]
+        shutil.move(store_dir, moved)  # the store disappears mid-write
+        return result
+
+    hospital.writer.encrypt = encrypt_then_lose_store  # type: ignore[method-assign]
+    with pytest.raises(JournalError, match="emrshare recover"):
+        hospital.add_record(stack.patient.address, "lab", b"first", media_type="text/plain")
+    hospital.writer.encrypt = real_encrypt  # type: ignore[method-assign]
+    (job,) = hospital.writer.journal.jobs()
+    assert job.state is JobState.ENCRYPTED
+    assert entries_by_record(stack) == {}
+
+    shutil.move(moved, store_dir)  # the store is back
+    second = hospital.add_record(stack.patient.address, "lab", b"second", media_type="text/plain")
+    assert hospital.writer.journal.get(job.record_id).state is JobState.CONFIRMED
+    assert entries_by_record(stack) == {bytes(job.record_id): 1, bytes(second): 1}
+    assert stack.patient.read(job.record_id) == b"first"
+    assert stack.patient.read(second) == b"second"
+
+
+def test_chain_node_down_mid_write_then_recover(dev_keys: list[bytes], tmp_path: Path) -> None:
+    state = tmp_path / "anvil-state.json"
+    node = DevNode.start("anvil", log_dir=tmp_path, state_path=state)
+    port = node.port
+    stack = make_stack(node, dev_keys, tmp_path)
+    try:
+        hospital = stack.hospital
+        real_store = hospital.writer.store
+
+        def store_then_chain_dies(*args: object, **kwargs: object) -> object:
+            cid = real_store(*args, **kwargs)  # type: ignore[arg-type]
+            node.stop()  # anvil saves its state on the way down
+            return cid
+
+        hospital.writer.store = store_then_chain_dies  # type: ignore[method-assign]
+        with pytest.raises(JournalError):
+            hospital.add_record(stack.patient.address, "lab", b"lab v1", media_type="text/plain")
+        hospital.writer.store = real_store  # type: ignore[method-assign]
+        (job,) = hospital.writer.journal.jobs()
+        assert job.state is JobState.STORED
+
+        node = DevNode.start("anvil", port=port, log_dir=tmp_path, state_path=state)
+        report = hospital.recover()
+        assert report.confirmed == [job.record_id]
+        assert entries_by_record(stack) == {bytes(job.record_id): 1}
+        assert stack.patient.read(job.record_id) == b"lab v1"
+        # A second recovery finds nothing to do and never appends again.
+        assert hospital.recover().confirmed == []
+        assert entries_by_record(stack) == {bytes(job.record_id): 1}
+    finally:
+        stack.hospital.close()
+        stack.net.close()
+        node.stop()
+
+
+def test_rollback_unpins_the_orphan(stack: Stack) -> None:
+    hospital = stack.hospital
+    real_seal = hospital.writer.seal
+
+    def seal_then_fail(*args: object, **kwargs: object) -> bytes:
+        raise TimeoutError("simulated outage before the append")
+
+    hospital.writer.seal = seal_then_fail  # type: ignore[method-assign]
+    with pytest.raises(JournalError):
+        hospital.add_record(stack.patient.address, "lab", b"never", media_type="text/plain")
+    hospital.writer.seal = real_seal  # type: ignore[method-assign]
+    (job,) = hospital.writer.journal.jobs()
+    assert job.cid is not None and job.cid in stack.net.store.pins()
+    report = hospital.recover(rollback=True)
+    assert report.rolled_back == [job.record_id]
+    assert job.cid not in stack.net.store.pins()
+    assert entries_by_record(stack) == {}
+
+
+def test_bulk_add_is_batched_and_exactly_once(stack: Stack) -> None:
+    contents = [os.urandom(2048) for _ in range(120)]
+    ids = stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=50)
+    counts = entries_by_record(stack)
+    assert counts == {bytes(r): 1 for r in ids}
+    blocks = {ev.block_number for ev in stack.net.contracts.index.entries(stack.patient.address)}
+    assert len(blocks) == 3, "120 records in 3 batched appends"
+    for i in (0, 57, 119):
+        assert stack.patient.read(ids[i]) == contents[i]
