@@ -193,3 +193,22 @@ async def test_expiry_follows_chain_time(net_up: Net) -> None:
     assert set(info.value.reasons.values()) == {"policy_expired"}
     assert isinstance(info.value, AccessDenied)
     _all_refuse(net, grant, sealed.capsule_bytes, "policy_expired")
+
+
+def test_request_digest_matches_the_grants_contract(net_up: Net) -> None:
+    """The proxy's EIP-712 digest is the one the Grants contract computes on chain."""
+    net = net_up
+    req = ReencryptRequest.new(
+        net.proxies[0].keys.address,
+        b"\x07" * 32,
+        [capsule_hash(b"a"), capsule_hash(b"b")],
+        1_900_000_000,
+    )
+    on_chain = (
+        net.chain.c["Grants"]
+        .functions.hashProxyRequest(
+            req.proxy, bytes(req.policy_id), list(req.capsule_hashes), req.nonce, req.deadline
+        )
+        .call()
+    )
+    assert bytes(on_chain) == req.digest(net.chain.deployment.chain_id, net.chain.grants_address)
