@@ -9,6 +9,7 @@ arguments, on anvil, ganache and geth-style nodes alike.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import threading
 import time
@@ -191,6 +192,29 @@ def revert_data_from_error(error: Any) -> bytes | None:
     return None
 
 
+def _revert_data_from_exception(exc: Exception) -> bytes | None:
+    """Revert data of an in-process chain (eth-tester raises instead of answering).
+
+    eth-tester's ``TransactionFailed`` carries ``"execution reverted: b'...'"``.
+    """
+    if type(exc).__name__ != "TransactionFailed" or not exc.args:
+        return None
+    arg = exc.args[0]
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str) and arg.startswith("execution reverted: b"):
+        try:
+            value = ast.literal_eval(arg[len("execution reverted: ") :])
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) else None
+    return None
+
+
+def _is_eth_tester(w3: Web3) -> bool:
+    return type(w3.provider).__name__ == "EthereumTesterProvider"
+
+
 def _is_revert(error: Mapping[str, Any]) -> bool:
     msg = str(error.get("message", "")).lower()
     return "revert" in msg or error.get("code") == 3
@@ -297,6 +321,9 @@ class ChainClient:
         try:
             resp = self.w3.provider.make_request(RPCEndpoint(method), list(params))
         except Exception as exc:
+            data = _revert_data_from_exception(exc)
+            if data is not None:
+                raise decode_revert(data) from exc
             raise ChainError(f"{method} failed: {exc}; is the node reachable?") from exc
         error = resp.get("error")
         if error is not None:
@@ -311,9 +338,21 @@ class ChainClient:
 
     def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
         """``eth_call``; a revert raises :class:`ContractRevert`."""
-        tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
-        if self.address is not None:
-            tx["from"] = self.address
+        # Some nodes (eth-tester) require a sender even for calls; the zero address is neutral.
+        # Gas price 0: a call spends nothing, and a read-only caller (the zero address
+        # stands in for it) may hold no funds.
+        tx: dict[str, Any] = {
+            "from": self.address or "0x" + "00" * 20,
+            "to": to,
+            "data": "0x" + data.hex(),
+        }
+        if _is_eth_tester(self.w3):
+            # eth-tester charges calls as transactions: a read-only caller borrows its
+            # funded first account.
+            if self.address is None:
+                tx["from"] = self.w3.eth.accounts[0]
+        else:
+            tx["gasPrice"] = "0x0"
         blk = hex(block) if isinstance(block, int) else block
         result = self._rpc("eth_call", [tx, blk])
         return bytes.fromhex(str(result)[2:])

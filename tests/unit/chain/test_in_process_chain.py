@@ -1,0 +1,38 @@
+"""The bindings work on the in-process py-evm chain too (Network.local() uses it)."""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+
+from emrshare.chain import ChainClient, Contracts, EntryAppended, deploy_contracts, verify_chain
+from emrshare.chain.devnode import dev_private_keys
+from emrshare.errors import ContractRevert
+from emrshare.types import CategoryTag
+
+TAG = CategoryTag(b"\x01" * 32)
+
+
+def test_bindings_and_reverts_on_py_evm(evm_w3: Web3) -> None:
+    keys = dev_private_keys(2)
+    for k in keys:
+        me = evm_w3.eth.account.from_key(k).address
+        evm_w3.eth.send_transaction({"from": evm_w3.eth.accounts[0], "to": me, "value": 10**21})
+    dep = deploy_contracts(evm_w3, keys[0])
+    c = Contracts.from_deployment(ChainClient(evm_w3, keys[1]), dep)
+    p = c.index.client.address
+    assert p is not None
+    r = c.index.append_batch(p, TAG, 0, 0, [b"a", b"b"])
+    assert len(r.events_of(EntryAppended)) == 2
+    assert verify_chain(c.index.entries(p)) == (c.index.head(p).head, 2)
+    with pytest.raises(ContractRevert) as info:
+        c.index.append(p, TAG, 0, 0, b"again")
+    assert info.value.name == "RecordIndex_WrongSequence"
+    assert (info.value.args_by_name["expected"], info.value.args_by_name["given"]) == (2, 0)
+    ro = Contracts.from_deployment(ChainClient(evm_w3), dep)
+    with pytest.raises(ContractRevert) as info:
+        ro.profiles.profile(p)
+    assert (info.value.name, info.value.args_by_name) == (
+        "PatientProfiles_NotRegistered",
+        {"patient": p},
+    )
