@@ -127,7 +127,7 @@ def main() -> int:
             .gas_used
         )
 
-    print(f"emrshare gas on anvil {node.kind} (shanghai), entry {ENTRY_BYTES} B, 3 proxies M=2")
+    print(f"emrshare gas on {node.kind} (shanghai), entry {ENTRY_BYTES} B, 3 proxies M=2")
     print()
     print(f"| {'operation':<42} | {'gas':>9} | {'budget':>9} | ok |")
     print(f"|{'-' * 44}|{'-' * 11}|{'-' * 11}|----|")
@@ -147,6 +147,11 @@ def main() -> int:
     print(f"|{'-' * 36}|{'-' * 12}|{'-' * 13}|{'-' * 13}|")
     rows = [
         ("add one record", add, PEERS["add record"]),
+        (
+            "add 100 records (one batch)",
+            figures["batch append of 100 (total)"],
+            tuple(100 * g for g in PEERS["add record"]),
+        ),
         (
             "share 100 records (one grant)",
             grant,
