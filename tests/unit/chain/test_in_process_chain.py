@@ -7,7 +7,7 @@ from web3 import Web3
 
 from emrshare.chain import ChainClient, Contracts, EntryAppended, deploy_contracts, verify_chain
 from emrshare.chain.devnode import dev_private_keys
-from emrshare.errors import ContractRevert
+from emrshare.errors import ContractRevert, DeploymentError
 from emrshare.types import CategoryTag
 
 TAG = CategoryTag(b"\x01" * 32)
@@ -35,4 +35,21 @@ def test_bindings_and_reverts_on_py_evm(evm_w3: Web3) -> None:
     assert (info.value.name, info.value.args_by_name) == (
         "PatientProfiles_NotRegistered",
         {"patient": p},
+    )
+
+
+def test_partial_deployment_wires_existing_addresses(evm_w3: Web3) -> None:
+    key = dev_private_keys(1)[0]
+    me = evm_w3.eth.account.from_key(key).address
+    evm_w3.eth.send_transaction({"from": evm_w3.eth.accounts[0], "to": me, "value": 10**21})
+    with pytest.raises(DeploymentError, match="needs ConsortiumRegistry"):
+        deploy_contracts(evm_w3, key, names=["Grants"])
+    reg = deploy_contracts(evm_w3, key, names=["ConsortiumRegistry"])
+    rest = deploy_contracts(evm_w3, key, names=["Grants", "AuditLog"], existing=reg.addresses)
+    assert set(rest.addresses) == {"Grants", "AuditLog"}
+    from emrshare.chain import Grants
+
+    grants = Grants(ChainClient(evm_w3, key), rest.addresses["Grants"])
+    assert (
+        Web3.to_checksum_address(grants._call("registry")[0]) == reg.addresses["ConsortiumRegistry"]
     )
