@@ -217,6 +217,16 @@ def main() -> None:
                 f"  {r['requests']:8d}  {r['p50_ms']:6.1f}  {r['p99_ms']:6.1f}  {r['errors']:6d}"
                 + (f"  {r['error_kinds']}" if r["errors"] else "")
             )
+        # Let the audit flusher catch up so the read phase measures reads, not the backlog.
+        t0 = time.perf_counter()
+        target.wait_audit_drained(timeout=600)
+        drained = time.perf_counter() - t0
+        served = sum(r["requests"] for _, r in rows)
+        logged = sum(1 for e in chain.access_logs() if e["proxy"] == target.keys.address)
+        print(
+            f"audit: {served} served requests, {logged} AccessLogged on chain "
+            f"(backlog drained {drained:.1f}s after the load)"
+        )
         policy, _ = threshold_policy(grant, grantee, patient, proxies)
         read = asyncio.run(read_latency(chain, grantee, policy, entries[0].capsule, args.reads))
         print()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import requests
 from fastapi import FastAPI
 from web3 import Web3
 
@@ -33,7 +34,15 @@ class ProxyNode:
         self.config = config
         self.keys = keys
         deployment = Deployment.read(config.deployment)
-        w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}))
+        session = requests.Session()
+        # requests re-reads the proxy environment variables on every call otherwise
+        # (~2 ms per re-encryption request); the chain endpoint is configured explicitly.
+        session.trust_env = False
+        w3 = Web3(
+            Web3.HTTPProvider(
+                config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}, session=session
+            )
+        )
         try:
             deployment.check(w3)  # right chain id, contracts present: once, at start-up
         except EmrShareError:

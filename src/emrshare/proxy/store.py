@@ -323,15 +323,14 @@ class ProxyStore:
         )
 
     def entries(self, capsule_hashes: Sequence[bytes]) -> dict[bytes, EntryRecord]:
-        out: dict[bytes, EntryRecord] = {}
+        hashes = list(capsule_hashes)
+        marks = ",".join("?" * len(hashes))
         with self._lock:
-            for h in capsule_hashes:
-                row = self._db.execute(
-                    "SELECT * FROM entries WHERE capsule_hash = ?", (h,)
-                ).fetchone()
-                if row is not None:
-                    out[h] = EntryRecord(*row)
-        return out
+            rows = self._db.execute(
+                f"SELECT * FROM entries WHERE capsule_hash IN ({marks})",  # noqa: S608 - only ?s
+                hashes,
+            ).fetchall()
+        return {bytes(r[0]): EntryRecord(*r) for r in rows}
 
     # -- nonces ------------------------------------------------------------------------
 
