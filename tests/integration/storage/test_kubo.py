@@ -244,3 +244,13 @@ def test_real_kubo_daemon(tmp_path: Path, profile: object) -> None:
         local = LocalStore(tmp_path / "from-kubo")
         assert import_car(local, car) == [cid]
         kubo.unpin(cid)
+
+
+def test_block_stat_and_gc_over_rpc(double: tuple[KuboDouble, Served]) -> None:
+    app, served = double
+    with KuboStore(served.url) as store:
+        cid = store.put(b"x" * 300_000, pin=False)
+        assert store.block_stat(cid) == len(app.store.get_block(CidInfo.parse(cid)))
+        assert store.gc().removed_blocks == 3  # root + two leaves
+        assert not store.has(cid)
+    assert [r.command for r in app.requests][-2:] == ["repo/gc", "block/stat"]

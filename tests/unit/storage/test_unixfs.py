@@ -6,6 +6,8 @@ defaults; it runs as a subprocess (no sockets).
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import math
 import random
@@ -14,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, LocalStore, Profile, compute_cid
 from emrshare.storage.cid import DAG_PB, RAW, CidInfo
@@ -157,3 +161,16 @@ def test_default_profile_constants() -> None:
     assert DEFAULT_PROFILE.chunker == "size-262144"
     assert (UNIXFS_V1_2025.cid_version, UNIXFS_V1_2025.raw_leaves) == (1, True)
     assert (UNIXFS_V1_2025.chunk_size, UNIXFS_V1_2025.max_links) == (1 << 20, 1024)
+
+
+@given(
+    data=st.binary(min_size=0, max_size=40_000),
+    cuts=st.lists(st.integers(min_value=0, max_value=40_000), max_size=12),
+)
+@settings(max_examples=60, deadline=None)
+def test_cid_does_not_depend_on_how_input_arrives(data: bytes, cuts: list[int]) -> None:
+    profile = Profile("small", 1, True, 1000, 4)
+    points = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    pieces = [data[a:b] for a, b in itertools.pairwise(points)]
+    assert compute_cid(iter(pieces), profile) == compute_cid(data, profile)
+    assert compute_cid(io.BytesIO(data), profile) == compute_cid(data, profile)

@@ -1,0 +1,114 @@
+"""The demo scenario through the CLI: every step a separate `emrshare` process, on a real
+devnet (anvil, three proxy processes, an embedded store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
+    return subprocess.run(
+        [sys.executable, "-m", "emrshare.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_make_demo_scenario(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "demo passed" in result.stdout
+    for line in (
+        "the bytes equal the original lab result",
+        "hospital B's read of the lab result is on chain",
+    ):
+        assert line in result.stdout
+    assert result.stdout.count("refused, as expected") == 2
+    # The devnet went down: no process of it is left.
+    pids = (
+        json.loads((data_dir / "devnet" / "pids.json").read_text())
+        if (data_dir / "devnet" / "pids.json").exists()
+        else {}
+    )
+    assert pids == {}
+    status = _cli(data_dir, "--json", "devnet", "status")
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["running"] is False
+
+
+def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    try:
+        up = _cli(data_dir, "devnet", "up", "--proxies", "2", "--threshold", "2")
+        assert up.returncode == 0, up.stdout + up.stderr
+        pids = json.loads((data_dir / "devnet" / "pids.json").read_text())
+        assert set(pids) == {"anvil", "proxy-1", "proxy-2"}
+        again = _cli(data_dir, "devnet", "up")
+        assert again.returncode == 1 and "already running" in again.stderr
+        assert "Traceback" not in again.stdout + again.stderr
+
+        note = tmp_path / "note.txt"
+        note.write_text("home blood pressure 120/80")
+        added = _cli(
+            data_dir,
+            "--profile",
+            "patient",
+            "--json",
+            "record",
+            "add",
+            str(note),
+            "--category",
+            "vitals",
+        )
+        assert added.returncode == 0, added.stderr
+        rid = json.loads(added.stdout)["record_id"]
+
+        denied = _cli(
+            data_dir,
+            "--profile",
+            "hospital-b",
+            "record",
+            "add",
+            str(note),
+            "--patient",
+            "patient",
+            "--category",
+            "vitals",
+        )
+        assert denied.returncode == 1
+        assert denied.stderr.startswith("error: ") and "has not authorized" in denied.stderr
+        assert len(denied.stderr.strip().splitlines()) == 1
+
+        down = _cli(data_dir, "devnet", "down")
+        assert down.returncode == 0
+        for info in pids.values():
+            assert not psutil.pid_exists(int(info["pid"])) or (
+                psutil.Process(int(info["pid"])).status() == psutil.STATUS_ZOMBIE
+            )
+
+        assert _cli(data_dir, "devnet", "up", "--proxies", "2").returncode == 0
+        listed = _cli(data_dir, "--profile", "patient", "--json", "record", "list")
+        assert [r["record_id"] for r in json.loads(listed.stdout)] == [rid]
+        got = tmp_path / "got.txt"
+        read = _cli(data_dir, "--profile", "patient", "record", "get", rid, "-o", str(got))
+        assert read.returncode == 0 and got.read_text() == "home blood pressure 120/80"
+    finally:
+        _cli(data_dir, "devnet", "down")
