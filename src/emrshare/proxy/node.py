@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import requests
@@ -43,6 +44,10 @@ class ProxyNode:
                 config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}, session=session
             )
         )
+        # The validation middleware asks eth_chainId before every call: one extra round
+        # trip per re-encryption request. The chain id is checked once, here, instead.
+        with contextlib.suppress(ValueError):
+            w3.middleware_onion.remove("validation")
         try:
             deployment.check(w3)  # right chain id, contracts present: once, at start-up
         except EmrShareError:

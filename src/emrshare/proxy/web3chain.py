@@ -7,7 +7,6 @@ re-raised as :class:`~emrshare.errors.ChainError`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -72,14 +71,14 @@ def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class Web3ProxyChain:
-    """A :class:`~emrshare.proxy.chainview.ProxyChain` over a web3 connection."""
+    """A :class:`~emrshare.proxy.chainview.ProxyChain` over a web3 connection.
+
+    The connection is used as given; :class:`~emrshare.proxy.node.ProxyNode` builds a
+    lean one for the hot path (see there).
+    """
 
     def __init__(self, w3: Web3, deployment: Deployment, account_key: bytes) -> None:
         self.w3 = w3
-        # The validation middleware asks eth_chainId before every call: one extra round
-        # trip per request on the hot path. The chain id is checked once, at start-up.
-        with contextlib.suppress(ValueError):
-            w3.middleware_onion.remove("validation")
         self.deployment = deployment
         self._key = account_key
         self._address = str(Account.from_key(account_key).address)
