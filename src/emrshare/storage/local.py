@@ -365,7 +365,11 @@ class LocalStore:
         )
 
     def gc(self) -> GcResult:
-        """Delete blocks no pin reaches; waits for writers in any process to finish."""
+        """Delete blocks no pin reaches; waits for writers in any process to finish.
+
+        A corrupt node in a pinned DAG raises :class:`IntegrityError` before anything is
+        deleted: restore the block (from a replica or a CAR) and run gc again.
+        """
         with self._locked(exclusive=True):
             live: set[str] = set()
             for cid in self.pins():
@@ -389,24 +393,17 @@ class LocalStore:
         return GcResult(removed, freed)
 
     def _links_only(self, cid: CidInfo) -> list[CidInfo]:
-        # dag-pb writes links before data, so a leaf starts with the Data tag (0x0a):
-        # peek at the first byte to avoid reading every chunk during the mark phase.
+        # Raw leaves have no links and are never read. dag-pb blocks are read and
+        # verified: trusting a corrupt node's links could sweep away the blocks under
+        # it, so a corrupt pinned DAG stops gc with IntegrityError instead.
         if cid.codec != DAG_PB:
             return []
-        path = self._block_path(cid)
         try:
-            with open(path, "rb") as fh:
-                if fh.read(1) != b"\x12":
-                    return []
-                fh.seek(0)
-                block = fh.read()
+            block = self._block_path(cid).read_bytes()
         except FileNotFoundError:
             return []  # a pinned DAG missing a block: gc keeps what exists
-        try:
-            cid.verify(block)
-            return child_links(cid, block)
-        except (StorageError, WireFormatError):
-            return []
+        cid.verify(block)
+        return child_links(cid, block)
 
     def unpin_orphans(
         self, referenced: Collection[Cid], candidates: Iterable[Cid] | None = None

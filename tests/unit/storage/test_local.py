@@ -184,3 +184,18 @@ def test_gc_keeps_pinned_shared_blocks(tmp_path: Path) -> None:
     assert read_all(store, a) == shared + b"a"
     with pytest.raises(BlobNotFound):
         read_all(store, b)
+
+
+def test_gc_refuses_to_run_over_a_corrupt_pinned_node(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    cid = store.put(random.Random(12).randbytes(600_000))
+    store.put(b"garbage", pin=False)
+    root = CidInfo.parse(cid)
+    path = block_path(store, root)
+    good = path.read_bytes()
+    path.write_bytes(b"\x0a" + good[1:])  # looks like a leaf now: its links must not vanish
+    with pytest.raises(IntegrityError, match=cid):
+        store.gc()
+    path.write_bytes(good)
+    assert store.gc().removed_blocks == 1
+    assert len(read_all(store, cid)) == 600_000
