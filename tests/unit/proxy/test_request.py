@@ -138,3 +138,37 @@ def test_refusal_reasons_are_stable_strings() -> None:
     assert not RefusalReason.CHAIN_UNAVAILABLE.denies_access
     assert MAX_BATCH >= 32
     assert OTHER != KEY
+
+
+def test_threshold_errors_tell_no_from_not_now() -> None:
+    from emrshare.errors import AccessDenied, GrantRevoked, Unavailable
+    from emrshare.proxy.client import (
+        PolicyKeys,
+        ProxyEndpoint,
+        ProxyFailure,
+        ThresholdPolicy,
+        _threshold_error,
+    )
+
+    policy = ThresholdPolicy(
+        b"\x01" * 32,
+        2,
+        tuple(ProxyEndpoint(f"0xP{i}", f"http://p{i}") for i in range(3)),
+        PolicyKeys(b"", b"", b""),
+    )
+    down = ProxyFailure("0xP0", "http://p0", "down", "unreachable")
+    bad = ProxyFailure("0xP1", "http://p1", "bad_fragment", "cfrag_verification_failed")
+    revoked = ProxyFailure("0xP2", "http://p2", "refused", "policy_revoked")
+    busy = ProxyFailure("0xP2", "http://p2", "refused", "chain_unavailable")
+    err = _threshold_error(policy, 1, [down, bad])
+    assert isinstance(err, Unavailable) and err.failures == {
+        "0xP0": "unreachable",
+        "0xP1": "cfrag_verification_failed",
+    }
+    assert isinstance(_threshold_error(policy, 0, [down, bad, busy]), Unavailable)
+    err = _threshold_error(policy, 0, [down, bad, revoked])
+    assert isinstance(err, GrantRevoked) and err.reasons["0xP2"] == "policy_revoked"
+    other = ProxyFailure("0xP1", "http://p1", "refused", "not_grantee")
+    err = _threshold_error(policy, 0, [other, revoked])
+    assert type(err) is AccessDenied
+    assert "0xP1" in str(err) and "0xP2" in str(err)
