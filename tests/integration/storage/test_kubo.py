@@ -171,7 +171,12 @@ def test_connection_refused_is_retried_then_unavailable() -> None:
 def test_retry_reaches_a_node_that_comes_up(tmp_path: Path) -> None:
     port = free_port()
     served = Served(KuboDouble(tmp_path / "late"), port=port)
-    store = KuboStore(served.url, retries=2, backoff=0.0, on_retry=lambda n, e: served.start())
+    store = KuboStore(
+        served.url,
+        retries=2,
+        backoff=0.0,
+        on_retry=lambda n, e: served.start() if n == 1 else None,
+    )
     try:
         with store:
             cid = store.put(b"hello after retry")
