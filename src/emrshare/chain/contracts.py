@@ -187,6 +187,14 @@ class GrantParams:
     sealed_kfrags: Sequence[bytes]  # aligned with proxies
     sealed_grantee_map: bytes
 
+    def __post_init__(self) -> None:
+        if len(self.nonce) != 32 or len(self.tag) != 32:
+            raise ValueError("a grant's nonce and tag are 32 bytes each")
+        if not 0 <= self.expiry < 2**40:
+            raise ValueError(f"expiry {self.expiry} is not a unix time in seconds (uint40)")
+        if not 0 <= self.threshold < 256 or not 0 <= self.epoch < 2**32:
+            raise ValueError("threshold is a uint8 and epoch a uint32")
+
     def as_abi(self) -> tuple[Any, ...]:
         """The ABI tuple of ``Grants.GrantParams``."""
         return (

@@ -89,3 +89,23 @@ def test_verify_chain_detects_tampering(tamper: object) -> None:
     evs = _chain(4)
     with pytest.raises(IndexIntegrityError, match="query another node"):
         verify_chain(tamper(evs))  # type: ignore[operator]
+
+
+def test_grant_params_are_checked_before_encoding() -> None:
+    from emrshare.chain import GrantParams
+
+    ok = {
+        "nonce": b"\x01" * 32,
+        "grantee": WRITER,
+        "tag": TAG,
+        "epoch": 0,
+        "expiry": 2**40 - 1,
+        "proxies": [WRITER],
+        "threshold": 1,
+        "sealed_kfrags": [b"k"],
+        "sealed_grantee_map": b"m",
+    }
+    assert GrantParams(**ok).as_abi()[4] == 2**40 - 1
+    for bad in ({"expiry": 2**40}, {"nonce": b"short"}, {"threshold": 256}, {"epoch": -1}):
+        with pytest.raises(ValueError):
+            GrantParams(**{**ok, **bad})  # type: ignore[arg-type]
