@@ -242,6 +242,7 @@ def test_real_kubo_daemon(tmp_path: Path, profile: object) -> None:
         cid = kubo.put(data)  # put() itself checks Kubo's CID against ours
         assert cid == compute_cid(data, profile)  # type: ignore[arg-type]
         assert read_all(kubo, cid, max_size=len(data)) == data
+        assert b"".join(kubo.cat(cid)) == data
         assert kubo.stat(cid).size == len(data)
         car = io.BytesIO()
         kubo.export_car(cid, car)
