@@ -88,6 +88,11 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
 class RecordWriter:
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
+    #: ``send_append`` waits for the receipt and raises unless the append succeeded.
+    confirms_on_send = True
+    #: Bulk writes put this many blobs at once (the store's fsyncs overlap).
+    store_concurrency = 8
+
     def __init__(
         self,
         network: Network,

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import umbral_pre
 from eth_utils.crypto import keccak
@@ -20,6 +22,7 @@ from emrshare.chain import (
     RequestStatus,
     Role,
     WriterAuthorized,
+    WriterRevoked,
     purpose_code,
 )
 from emrshare.crypto import (
@@ -38,6 +41,7 @@ from emrshare.errors import (
     EmrShareError,
     GrantExpired,
     GrantRevoked,
+    Unavailable,
 )
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
@@ -80,9 +84,11 @@ class Requester:
         *,
         state_dir: Path | None = None,
         proxy_timeout: float = 10.0,
+        retry_for: float = 5.0,
     ) -> None:
         self.network = network
         self.keys = keys
+        self.retry_for = retry_for
         self.address: Address = keys.address
         self.state_dir = Path(state_dir or default_data_dir() / "state" / keys.address)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -273,9 +279,7 @@ class Requester:
             transport=self.network.proxy_transport,
         )
         try:
-            result = client.reencrypt_sync(
-                policy, [sealed.capsule], deadline=self.network.chain_time() + 300
-            )
+            result = self._reencrypt(client, policy, sealed)
         except AccessDenied as exc:
             st = status(grant.policy_id)
             if st is GrantStatus.REVOKED and not isinstance(exc, GrantRevoked):
@@ -285,6 +289,21 @@ class Requester:
             raise
         entry = open_entry_as_grantee(sealed, self.keys, gmap, result.cfrags[0])
         return check_entry(entry, ev, patient)
+
+    def _reencrypt(self, client: Any, policy: Any, sealed: SealedEntry) -> Any:
+        # "Not now" answers (a proxy has not seen a fresh grant yet, or is down) are
+        # retried for a short while; refusals ("no") are not.
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                return client.reencrypt_sync(
+                    policy, [sealed.capsule], deadline=self.network.chain_time() + 300
+                )
+            except Unavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+                self.network.settle()
 
     def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
         """One granted record's plaintext, through M-of-N proxies, fully verified.
@@ -324,9 +343,14 @@ class Provider(Requester):
         *,
         state_dir: Path | None = None,
         proxy_timeout: float = 10.0,
+        retry_for: float = 5.0,
     ) -> None:
-        super().__init__(network, keys, state_dir=state_dir, proxy_timeout=proxy_timeout)
+        super().__init__(
+            network, keys, state_dir=state_dir, proxy_timeout=proxy_timeout, retry_for=retry_for
+        )
         self._targets: dict[tuple[str, str, int], WriteTarget] = {}
+        self._revoked: set[tuple[str, bytes]] = set()
+        self._scanned: dict[str, int] = {}
         self._writer: RecordWriter | None = None
 
     @property
@@ -343,9 +367,35 @@ class Provider(Requester):
         return self._writer
 
     def _load_authorizations(self, patient: str) -> None:
+        """Follow this writer's authorizations for ``patient`` from the chain (only the
+        blocks not seen yet), so a write costs no full event scan."""
         index = self.network.contracts.index
+        start = self._scanned.get(patient, index.start_block)
+        end = self.network.chain.safe_block()
+        if end < start:
+            return
+        found: list[WriterAuthorized | WriterRevoked] = [
+            *index.events(
+                WriterAuthorized,
+                from_block=start,
+                to_block=end,
+                patient=patient,
+                writer=self.address,
+            ),
+            *index.events(
+                WriterRevoked,
+                from_block=start,
+                to_block=end,
+                patient=patient,
+                writer=self.address,
+            ),
+        ]
+        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
         verifying: umbral_pre.PublicKey | None = None
-        for ev in index.events(WriterAuthorized, patient=patient, writer=self.address):
+        for ev in found:
+            if isinstance(ev, WriterRevoked):
+                self._revoked.add((patient, bytes(ev.tag)))
+                continue
             if verifying is None:
                 profile = self.network.contracts.profiles.profile(patient)
                 verifying = umbral_pre.PublicKey.from_compressed_bytes(bytes(profile.verifying_key))
@@ -357,21 +407,22 @@ class Provider(Requester):
                 continue
             if bytes(auth.tag) != bytes(ev.tag) or checksum(auth.patient) != patient:
                 continue  # a payload copied from another authorization
+            self._revoked.discard((patient, bytes(auth.tag)))
             self._targets[(patient, auth.category, auth.epoch)] = WriteTarget(
                 checksum(patient), auth.category, auth.epoch, auth.tag, auth.category_public_key
             )
+        self._scanned[patient] = end + 1
 
     def writable_categories(self, patient: str) -> dict[str, int]:
         """Categories ``patient`` currently lets this member write, with their epochs."""
         patient = checksum(patient)
         self._load_authorizations(patient)
-        index = self.network.contracts.index
         out: dict[str, int] = {}
         for (p, cat, epoch), target in self._targets.items():
             if (
                 p == patient
                 and epoch >= out.get(cat, -1)
-                and index.is_writer(patient, target.tag, self.address)
+                and (patient, bytes(target.tag)) not in self._revoked
             ):
                 out[cat] = epoch
         return out

@@ -410,3 +410,32 @@ def test_bulk_store_outage_midway_keeps_slot_order(tmp_path: Path) -> None:
         assert report.ok and len(report.confirmed) == 60
     assert_exactly_once(ledger, list(sources), sources)
     assert [r for r, _ in ledger.index] == list(sources), "slot order kept"
+
+
+@pytest.mark.parametrize("point", ["store:before", "store:after", None])
+def test_parallel_stores_in_bulk(tmp_path: Path, point: str | None) -> None:
+    ledger = Ledger()
+    sources = {rid(i): content(i, 300 if i % 2 else 3000) for i in range(1, 101)}
+
+    class Parallel(Steps):
+        store_concurrency = 4
+        stores = 0
+
+        def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
+            type(self).stores += 1
+            if point is not None and type(self).stores == 37:
+                self.crash_at = point
+            return super().store(job, ciphertext)
+
+    with Journal(tmp_path, inline_max=1000) as journal:  # some inline, some spooled
+        jobs = journal.begin_many(
+            "0xp", "lab", [{}] * 100, stream=STREAM, next_sequence=1, record_id_of=rid
+        )
+        if point is None:
+            journal.run(jobs, Parallel(ledger, sources))
+        else:
+            with pytest.raises(Crash):
+                journal.run(jobs, Parallel(ledger, sources))
+            journal.recover(Steps(ledger, sources))
+        assert {j.state for j in journal.jobs()} == {JobState.CONFIRMED}
+    assert_exactly_once(ledger, list(sources), sources)
