@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+import umbral_pre
+
 __all__ = [
     "AuditItem",
     "ChainEvent",
@@ -72,6 +74,8 @@ class EntryAppended:
     epoch: int
     record_id: bytes
     capsule_hash: bytes
+    #: The parsed capsule, when the source already parsed it (saves parsing it per request).
+    capsule: umbral_pre.Capsule | None = field(default=None, repr=False, compare=False)
 
 
 ChainEvent = GrantCreated | GrantRevoked | TagRevoked | EntryAppended

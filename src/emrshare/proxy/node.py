@@ -39,6 +39,11 @@ class ProxyNode:
         # requests re-reads the proxy environment variables on every call otherwise
         # (~2 ms per re-encryption request); the chain endpoint is configured explicitly.
         session.trust_env = False
+        # One pooled connection per request thread (the default pool of 10 makes the
+        # 40 request threads open and drop connections to the node).
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         w3 = Web3(
             Web3.HTTPProvider(
                 config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}, session=session
@@ -109,4 +114,7 @@ def serve(config: ProxyConfig, *, log_level: str = "info") -> None:
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+        # Longer than clients keep idle connections (httpx: 5 s), so a client never
+        # sends on a connection the server is closing at that moment.
+        timeout_keep_alive=75,
     )

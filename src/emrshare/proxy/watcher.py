@@ -100,6 +100,9 @@ class ChainWatcher:
             self.store.set_cursor(tx, end)
         for pid in revoked:
             self.service.forget(pid)
+        for ev in events:
+            if isinstance(ev, EntryAppended) and ev.capsule is not None:
+                self.service.remember_capsule(ev.capsule_hash, ev.capsule)
         # Nonces whose deadline passed are refused by the deadline check anyway.
         self.store.prune_nonces(self.chain.latest()[1])
         if events:

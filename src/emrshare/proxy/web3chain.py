@@ -13,8 +13,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from eth_account import Account
 from eth_utils.crypto import keccak
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound
+from web3.types import RPCEndpoint
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment
@@ -49,6 +50,16 @@ _STATUS = {
 _STATUS_OF = bytes(keccak(b"statusOf(bytes32)"))[:4]
 
 
+def _int(value: Any) -> int:
+    """A JSON-RPC quantity or data word (hex string; some providers give ints or bytes)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big")
+    text = str(value)
+    return int(text, 16) if text.startswith("0x") else int(text)
+
+
 def records_hash(record_ids: Sequence[bytes]) -> bytes:
     """What the audit log stores for a served batch: keccak256 of the concatenated ids."""
     return bytes(keccak(b"".join(record_ids)))
@@ -79,6 +90,9 @@ class Web3ProxyChain:
 
     def __init__(self, w3: Web3, deployment: Deployment, account_key: bytes) -> None:
         self.w3 = w3
+        # Plain JSON-RPC on the hot path only over HTTP (in-process test providers speak
+        # their own dialect of it).
+        self._raw_rpc = isinstance(w3.provider, HTTPProvider)
         self.deployment = deployment
         self._key = account_key
         self._address = str(Account.from_key(account_key).address)
@@ -119,14 +133,30 @@ class Web3ProxyChain:
     def proxy_address(self) -> str:
         return self._address
 
+    def _raw(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call straight through the provider.
+
+        The request path reads the chain twice per request; web3's middleware and result
+        formatters cost more CPU than the calls themselves, so the hot path skips them.
+        """
+        reply = self.w3.provider.make_request(RPCEndpoint(method), params)
+        if "error" in reply:
+            raise ChainError(f"{method} failed: {reply['error']}")
+        return reply["result"]
+
     @_chain_errors
     def head(self) -> int:
-        return int(self.w3.eth.block_number)
+        if not self._raw_rpc:
+            return int(self.w3.eth.block_number)
+        return _int(self._raw("eth_blockNumber", []))
 
     @_chain_errors
     def latest(self) -> tuple[int, int]:
-        block = self.w3.eth.get_block("latest")
-        return int(block["number"]), int(block["timestamp"])
+        if not self._raw_rpc:
+            block = self.w3.eth.get_block("latest")
+            return int(block["number"]), int(block["timestamp"])
+        raw = self._raw("eth_getBlockByNumber", ["latest", False])
+        return _int(raw["number"]), _int(raw["timestamp"])
 
     @_chain_errors
     def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
@@ -173,7 +203,7 @@ class Web3ProxyChain:
         if name == "TagRevoked":
             return TagRevoked(block, index, str(a["patient"]), bytes(a["tag"]))
         try:
-            capsule_hash = SealedEntry.from_bytes(bytes(a["entry"])).capsule_hash
+            sealed = SealedEntry.from_bytes(bytes(a["entry"]))
         except EmrShareError:
             return None  # not a sealed entry: nothing a proxy could ever serve
         patient, tag = str(a["patient"]), CategoryTag(bytes(a["tag"]))
@@ -184,17 +214,20 @@ class Web3ProxyChain:
             tag=tag,
             epoch=int(a["epoch"]),
             record_id=bytes(record_id(patient, tag, str(a["author"]), int(a["sequence"]))),
-            capsule_hash=capsule_hash,
+            capsule_hash=sealed.capsule_hash,
+            capsule=sealed.capsule,
         )
 
     @_chain_errors
     def policy_status(self, policy_id: bytes, block: int) -> PolicyStatus:
         # statusOf(bytes32) encoded by hand: this runs for every request.
-        raw = self.w3.eth.call(
-            {"to": self.grants.address, "data": _STATUS_OF + bytes(policy_id)},
-            block_identifier=block,
-        )
-        return _STATUS.get(int.from_bytes(bytes(raw)[-32:], "big"), PolicyStatus.UNKNOWN)
+        data = _STATUS_OF + bytes(policy_id)
+        if not self._raw_rpc:
+            out = self.w3.eth.call({"to": self.grants.address, "data": data}, block)
+            return _STATUS.get(_int(bytes(out)), PolicyStatus.UNKNOWN)
+        call = {"to": self.grants.address, "data": "0x" + data.hex()}
+        raw = self._raw("eth_call", [call, hex(block)])
+        return _STATUS.get(_int(raw), PolicyStatus.UNKNOWN)
 
     @_chain_errors
     def patient_verifying_key(self, patient: str, block: int) -> bytes:
