@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import umbral_pre
 from eth_utils.crypto import keccak
 
@@ -95,6 +97,12 @@ class Requester:
         self.proxy_timeout = proxy_timeout
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._maps: dict[bytes, GranteeMap] = {}
+        self._grants_seen: list[tuple[GrantCreated, GranteeMap]] = []
+        self._grants_scanned = network.contracts.grants.start_block
+        self._entries: dict[str, dict[bytes, EntryAppended]] = {}
+        self._entries_scanned: dict[str, int] = {}
+        self._endpoints: dict[str, str] = {}
+        self._tls: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
@@ -173,17 +181,22 @@ class Requester:
         return self._maps[key]
 
     def _grant_events(self, patient: str | None) -> list[tuple[GrantCreated, GranteeMap]]:
-        filters: dict[str, str] = {"grantee": self.address}
-        if patient is not None:
-            filters["patient"] = checksum(patient)
-        out = []
-        events = self.network.contracts.grants.events
-        for ev in events(GrantCreated, **filters):  # type: ignore[arg-type]
-            try:
-                out.append((ev, self._open_map(ev)))
-            except EmrShareError:
-                continue  # not a grant this member can use (forged or not for us)
-        return out
+        # Grants to this member, followed incrementally: a read costs no full event scan.
+        grants = self.network.contracts.grants
+        end = self.network.chain.safe_block()
+        if end >= self._grants_scanned:
+            for ev in grants.events(
+                GrantCreated, from_block=self._grants_scanned, to_block=end, grantee=self.address
+            ):
+                try:
+                    self._grants_seen.append((ev, self._open_map(ev)))
+                except EmrShareError:
+                    continue  # not a grant this member can use (forged or not for us)
+            self._grants_scanned = end + 1
+        if patient is None:
+            return list(self._grants_seen)
+        patient = checksum(patient)
+        return [(ev, m) for ev, m in self._grants_seen if checksum(ev.patient) == patient]
 
     def grants(self, patient: str | None = None, *, active_only: bool = False) -> list[GrantInfo]:
         """Grants made to this member (by ``patient``), with their status on chain time."""
@@ -240,10 +253,30 @@ class Requester:
 
     def _entry_event(self, patient: str, record: RecordId | bytes | str) -> EntryAppended:
         rid = _id_bytes(record)
-        for ev in self.network.contracts.index.entries(patient):
-            if bytes(ev.record_id) == rid:
-                return ev
-        raise ConfigurationError(f"no record 0x{rid.hex()} in the index of patient {patient}")
+        index = self.network.contracts.index
+        seen = self._entries.setdefault(patient, {})
+        if rid not in seen:
+            start = self._entries_scanned.get(patient, index.start_block)
+            end = self.network.chain.safe_block()
+            if end >= start:
+                for ev in index.entries(patient, from_block=start, to_block=end):
+                    seen[bytes(ev.record_id)] = ev
+                self._entries_scanned[patient] = end + 1
+        if rid not in seen:
+            raise ConfigurationError(f"no record 0x{rid.hex()} in the index of patient {patient}")
+        return seen[rid]
+
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        # A fresh transport per read (each read runs its own event loop) but one TLS
+        # context: building it loads the CA bundle, ~50 ms, more than the read itself.
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return httpx.AsyncHTTPTransport(verify=self._tls)
+
+    def _endpoint(self, proxy: str, refresh: bool = False) -> str:
+        if refresh or proxy not in self._endpoints:
+            self._endpoints[proxy] = self.network.contracts.registry.member(proxy).endpoint
+        return self._endpoints[proxy]
 
     def _open(self, patient: str, record: RecordId | bytes | str) -> IndexEntry:
         from emrshare.proxy.client import ProxyEndpoint, ThresholdClient, ThresholdPolicy
@@ -264,8 +297,7 @@ class Requester:
         # With no active grant we still ask the proxies with the newest one: they are the
         # authority, and their refusal carries the reason (revoked, expired).
         grant, gmap = (active or candidates)[-1]
-        registry = self.network.contracts.registry
-        endpoints = [ProxyEndpoint(p, registry.member(p).endpoint) for p in grant.proxies]
+        endpoints = [ProxyEndpoint(p, self._endpoint(p)) for p in grant.proxies]
         policy = ThresholdPolicy.from_grantee_map(
             gmap, endpoints, self.keys.receiving_public_key.to_compressed_bytes()
         )
@@ -276,7 +308,7 @@ class Requester:
             chain_id=self.network.deployment.chain_id,
             grants_contract=self.network.deployment.address_of("Grants"),
             timeout=self.proxy_timeout,
-            transport=self.network.proxy_transport,
+            transport=self.network.proxy_transport or self._transport(),
         )
         try:
             result = self._reencrypt(client, policy, sealed)
