@@ -176,7 +176,7 @@ def main() -> None:
     proxies: list[ProxyProcess] = []
     try:
         keys = dev_private_keys(10)
-        chain = Consortium(node, keys[0])
+        chain = Consortium.on(node, keys[0])
         patient = PatientKeys(secrets.token_bytes(32), ethereum_key=keys[1])
         grantee = MemberKeys.generate(ethereum_key=keys[2])
         chain.register_patient(patient)

@@ -76,7 +76,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     proxies: list[ProxyProcess] = []
     try:
         keys = dev_private_keys(10)
-        chain = Consortium(node, keys[0])
+        chain = Consortium.on(node, keys[0])
         patient = PatientKeys(secrets.token_bytes(32), ethereum_key=keys[1])
         grantee = MemberKeys.generate(ethereum_key=keys[2])
         outsider = MemberKeys.generate(ethereum_key=keys[3])

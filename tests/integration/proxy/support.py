@@ -45,11 +45,19 @@ PASSWORD = "proxy-test-password"
 
 
 class Consortium:
-    """The deployed contracts and helpers to set up members, patients, entries, grants."""
+    """The deployed contracts and helpers to set up members, patients, entries, grants.
 
-    def __init__(self, node: DevNode, admin_key: bytes) -> None:
-        self.node = node
-        self.w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+    Transactions are sent with ``transact`` from unlocked accounts: anvil unlocks its
+    development accounts; on eth-tester, :func:`unlock_on_eth_tester` adds them.
+    """
+
+    @classmethod
+    def on(cls, node: DevNode, admin_key: bytes) -> Consortium:
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        return cls(w3, admin_key)
+
+    def __init__(self, w3: Web3, admin_key: bytes) -> None:
+        self.w3 = w3
         self.admin = self.w3.eth.account.from_key(admin_key).address
         self.deployment = deploy_contracts(self.w3, admin_key, admins=[self.admin])
         self.c = {
@@ -200,6 +208,15 @@ class Consortium:
             dict(e["args"], block=e["blockNumber"], tx_index=e["transactionIndex"])
             for e in ev.get_logs(from_block=self.deployment.start_block)
         ]
+
+
+def unlock_on_eth_tester(w3: Web3, keys: list[bytes]) -> None:
+    """Make ``keys`` unlocked, funded accounts of an in-process eth-tester chain."""
+    tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    funder = w3.eth.accounts[0]
+    for key in keys:
+        address = tester.add_account("0x" + key.hex())
+        w3.eth.send_transaction({"from": funder, "to": address, "value": 10**21})
 
 
 @dataclass

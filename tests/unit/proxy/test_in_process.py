@@ -1,0 +1,149 @@
+"""The whole proxy stack in one process, on the in-process py-evm chain (no sockets):
+watcher → store → service → ASGI app ← threshold client over an ASGI transport."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from web3 import Web3
+
+from emrshare.chain.devnode import dev_private_keys
+from emrshare.crypto.grants import open_entry_as_grantee
+from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.errors import GrantRevoked, Unavailable
+from emrshare.proxy._crypto import kfrag_opener
+from emrshare.proxy.app import create_app
+from emrshare.proxy.audit import AuditFlusher
+from emrshare.proxy.client import ProxyEndpoint, ThresholdClient
+from emrshare.proxy.service import ProxyService
+from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.watcher import ChainWatcher
+from emrshare.proxy.web3chain import Web3ProxyChain
+from tests.integration.proxy.support import (
+    ROLE_PROVIDER,
+    ROLE_PROXY,
+    Consortium,
+    threshold_policy,
+    unlock_on_eth_tester,
+)
+
+
+class Routes(httpx.AsyncBaseTransport):
+    """Each proxy host answered by its in-process app; unknown or stopped hosts are down."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, httpx.ASGITransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = self.apps.get(request.url.host)
+        if route is None:
+            raise httpx.ConnectError(f"{request.url.host} is down")
+        return await route.handle_async_request(request)
+
+
+class InProcessProxy:
+    def __init__(self, w3: Web3, chain: Consortium, keys: MemberKeys, tmp: Path) -> None:
+        self.keys = keys
+        self.url = f"http://{keys.address.lower()}.proxy"
+        self.endpoint_host = f"{keys.address.lower()}.proxy"
+        self.chain = Web3ProxyChain(w3, chain.deployment, keys.ethereum_key)
+        self.store = ProxyStore(tmp / keys.address / "proxy.sqlite3", bytes(keys.box_private_key))
+        opener = kfrag_opener(keys)
+        self.service = ProxyService(self.chain, self.store, opener)
+        self.watcher = ChainWatcher(
+            self.chain,
+            self.store,
+            self.service,
+            opener,
+            start_block=chain.deployment.start_block,
+        )
+        self.flusher = AuditFlusher(self.chain, self.store, interval=0.0, max_entries=8)
+        self.app = create_app(self.service)
+
+    @property
+    def endpoint(self) -> ProxyEndpoint:
+        return ProxyEndpoint(self.keys.address, self.url)
+
+
+@pytest.fixture
+def world(evm_w3: Web3, tmp_path: Path) -> dict[str, Any]:
+    keys = dev_private_keys(7)
+    unlock_on_eth_tester(evm_w3, keys)
+    chain = Consortium(evm_w3, keys[0])
+    patient = PatientKeys(secrets.token_bytes(32), ethereum_key=keys[1])
+    grantee = MemberKeys.generate(ethereum_key=keys[2])
+    chain.register_patient(patient)
+    chain.admit(grantee, ROLE_PROVIDER)
+    proxies = []
+    routes = Routes()
+    for i in range(3):
+        member = MemberKeys.generate(ethereum_key=keys[4 + i])
+        p = InProcessProxy(evm_w3, chain, member, tmp_path)
+        chain.admit(member, ROLE_PROXY, p.url)
+        routes.apps[p.endpoint_host] = httpx.ASGITransport(app=p.app)
+        proxies.append(p)
+    return {
+        "chain": chain,
+        "patient": patient,
+        "grantee": grantee,
+        "proxies": proxies,
+        "routes": routes,
+    }
+
+
+def _settle(proxies: list[InProcessProxy]) -> None:
+    for p in proxies:
+        while p.watcher.step():
+            pass
+
+
+async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    entries = chain.append(patient, "lab", 0, count=2)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    assert all(p.store.kfrag_count() == 1 for p in proxies)
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
+    client = ThresholdClient(
+        grantee.ethereum_key,
+        chain_id=chain.deployment.chain_id,
+        grants_contract=chain.grants_address,
+        transport=world["routes"],
+    )
+    async with client:
+        result = await client.reencrypt(
+            policy, [e.capsule for e in entries], deadline=chain.chain_time() + 60
+        )
+        for sealed, cfrags in zip(entries, result.cfrags, strict=True):
+            open_entry_as_grantee(sealed, grantee, gmap, cfrags)
+        # Two proxies down: named, typed.
+        down = [p.endpoint_host for p in proxies[:2]]
+        saved = {h: world["routes"].apps.pop(h) for h in down}
+        with pytest.raises(Unavailable) as info:
+            await client.reencrypt(policy, [entries[0].capsule], deadline=chain.chain_time() + 60)
+        assert set(info.value.failures) == {p.keys.address for p in proxies[:2]}
+        world["routes"].apps.update(saved)
+        # Revoked: every proxy refuses at once, before its watcher has seen the event.
+        chain.revoke(patient, bytes(grant.binding.policy_id))
+        with pytest.raises(GrantRevoked):
+            await client.reencrypt(policy, [entries[0].capsule], deadline=chain.chain_time() + 60)
+    _settle(proxies)
+    assert all(p.store.kfrag_count() == 0 for p in proxies)
+    # Every serve is logged on chain exactly once, even when flushed twice.
+    journaled = 0
+    for p in proxies:
+        journaled += p.store.unbatched_count()
+        p.flusher.flush_once()
+        p.flusher.settle()
+        p.flusher.flush_once()
+        assert p.store.unbatched_count() == 0 and not p.store.pending_batches()
+    assert journaled >= 2
+    assert len(chain.access_logs()) == journaled
