@@ -97,6 +97,19 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         assert denied.stderr.startswith("error: ") and "has not authorized" in denied.stderr
         assert len(denied.stderr.strip().splitlines()) == 1
 
+        added_member = _cli(
+            data_dir, "--profile", "admin", "member", "add", "pharmacy-x", "--role", "pharmacy"
+        )
+        assert added_member.returncode == 0, added_member.stdout + added_member.stderr
+        members = json.loads(
+            _cli(data_dir, "--json", "--profile", "admin", "member", "list").stdout
+        )
+        assert {"pharmacy", "provider", "insurer", "proxy"} <= {m["role"] for m in members}
+        who = json.loads(_cli(data_dir, "--json", "--profile", "pharmacy-x", "whoami").stdout)
+        assert who["kind"] == "member"
+        recovered = _cli(data_dir, "--profile", "hospital-a", "recover")
+        assert recovered.returncode == 0 and "finished 0" in recovered.stdout
+
         down = _cli(data_dir, "devnet", "down")
         assert down.returncode == 0
         for info in pids.values():
