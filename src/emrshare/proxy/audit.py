@@ -41,7 +41,9 @@ class AuditFlusher:
         self.interval = interval
         self.max_entries = max_entries
         self.last_error: str | None = None
+        self.rebroadcast_after = 5.0
         self._last_flush = time.monotonic()
+        self._broadcast_at: dict[int, float] = {}
 
     def settle(self) -> int:
         """Check broadcast batches: mark mined ones, rebroadcast or re-queue the rest.
@@ -57,13 +59,19 @@ class AuditFlusher:
             status = self.chain.receipt_block(batch.tx_hash)
             if status is not None:
                 self.store.batch_mined(batch.id, status)
+                self._broadcast_at.pop(batch.id, None)
             elif batch.sender_nonce < account_nonce:
                 # The nonce was spent by a transaction that is not ours-and-successful
                 # (a revert, or a replacement): the entries are not on chain; log them again.
                 log.warning("audit batch %d was not mined successfully; re-queued", batch.id)
                 self.store.drop_batch(batch.id)
             else:
-                self.chain.broadcast(batch.raw_tx)
+                # Not mined yet: broadcast again now and then (it may have been dropped
+                # from the pool, or sent by a process that crashed before it could).
+                now = time.monotonic()
+                if now - self._broadcast_at.get(batch.id, -1e9) >= self.rebroadcast_after:
+                    self.chain.broadcast(batch.raw_tx)
+                    self._broadcast_at[batch.id] = now
                 waiting += 1
         return waiting
 
@@ -89,8 +97,9 @@ class AuditFlusher:
                 continue
             items = [AuditItem(e.requester, e.record_ids, e.block) for e in group]
             raw, tx_hash = self.chain.sign_audit_batch(pid, policy.proxies, items, nonce)
-            self.store.add_batch([e.id for e in group], raw, tx_hash, nonce)
+            batch_id = self.store.add_batch([e.id for e in group], raw, tx_hash, nonce)
             self.chain.broadcast(raw)
+            self._broadcast_at[batch_id] = time.monotonic()
             nonce += 1
         self._last_flush = time.monotonic()
         return len(entries)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from emrshare.errors import EmrShareError
+from emrshare.errors import ContractRevert, CryptoError, EmrShareError, WireFormatError
 from emrshare.proxy.chainview import (
     ChainEvent,
     EntryAppended,
@@ -124,9 +124,11 @@ class ChainWatcher:
                 out[ev.policy_id] = self.open_kfrag(
                     ev.sealed_kfrags[mine[0]], ev, verifying_pk, receiving_pk
                 )
-            except EmrShareError as exc:
-                # A kfrag that does not verify is never stored: this proxy will refuse
-                # the policy (kfrag_unavailable) and the patient sees it in monitoring.
+            except (CryptoError, WireFormatError, ContractRevert) as exc:
+                # A kfrag that does not verify (or a patient/grantee without registered
+                # keys) is never stored: this proxy refuses the policy (kfrag_unavailable)
+                # and the operator sees it in the log. Any other chain error aborts the
+                # step, so the range is read again: a grant is never skipped by an outage.
                 log.warning("grant 0x%s: kfrag rejected: %s", ev.policy_id.hex()[:16], exc)
         return out
 

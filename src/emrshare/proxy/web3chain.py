@@ -14,14 +14,14 @@ from typing import Any, ParamSpec, TypeVar
 from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import RPCEndpoint
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.ids import record_id
 from emrshare.crypto.entry import SealedEntry
-from emrshare.errors import ChainError, EmrShareError
+from emrshare.errors import ChainError, ContractRevert, EmrShareError
 from emrshare.proxy.chainview import (
     AuditItem,
     ChainEvent,
@@ -72,6 +72,11 @@ def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except EmrShareError:
             raise
+        except ContractLogicError as exc:
+            # A revert is an answer (e.g. "no such profile"), not an outage.
+            raise ContractRevert(
+                "unknown", message=f"chain call {fn.__name__} reverted: {exc}"
+            ) from exc
         except Exception as exc:
             raise ChainError(
                 f"chain call {fn.__name__} failed: {type(exc).__name__}: {exc}; "
