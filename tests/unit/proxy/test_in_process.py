@@ -147,3 +147,43 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
         assert p.store.unbatched_count() == 0 and not p.store.pending_batches()
     assert journaled >= 2
     assert len(chain.access_logs()) == journaled
+
+
+def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> None:
+    """A crash after the signed batch was stored (before or after its broadcast) is
+    finished by the next flusher, and the batch lands on chain exactly once."""
+    from emrshare.proxy.chainview import AuditItem
+
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (entry,) = chain.append(patient, "lab", 0)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    p = proxies[0]
+    pid = bytes(grant.binding.policy_id)
+    record = p.store.entries([entry.capsule_hash])[entry.capsule_hash].record_id
+    for crash_after_broadcast in (False, True):
+        entry_id = p.store.journal(pid, grantee.address, [record], chain.w3.eth.block_number)
+        (journaled,) = p.store.unbatched(10)
+        assert journaled.id == entry_id
+        nonce = p.chain.account_nonce()
+        raw, tx_hash = p.chain.sign_audit_batch(
+            pid,
+            [q.keys.address for q in proxies],
+            [AuditItem(journaled.requester, journaled.record_ids, journaled.block)],
+            nonce,
+        )
+        p.store.add_batch([entry_id], raw, tx_hash, nonce)
+        if crash_after_broadcast:
+            p.chain.broadcast(raw)
+        # "Restart": a fresh flusher over the same store finishes the batch.
+        restarted = AuditFlusher(p.chain, p.store, interval=0.0, max_entries=8)
+        restarted.settle()
+        restarted.settle()
+        restarted.flush_once()
+        assert not p.store.pending_batches() and p.store.unbatched_count() == 0
+    logs = [e for e in chain.access_logs() if e["proxy"] == p.keys.address]
+    assert len(logs) == 2
