@@ -147,7 +147,8 @@ def create_app(
             )
         result = service.handle(signed)
         if isinstance(result, Served):
-            return result.to_json()
+            # Already plain JSON: skip FastAPI's re-encoding and response validation.
+            return JSONResponse(result.to_json())
         status = 403 if result.reason.denies_access else 503
         if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
             status = 400
