@@ -187,3 +187,22 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
         assert not p.store.pending_batches() and p.store.unbatched_count() == 0
     logs = [e for e in chain.access_logs() if e["proxy"] == p.keys.address]
     assert len(logs) == 2
+
+
+async def test_openapi_health_and_info(world: dict[str, Any]) -> None:
+    p: InProcessProxy = world["proxies"][0]
+    _settle([p])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=p.app), base_url=p.url) as h:
+        schema = (await h.get("/openapi.json")).json()
+        health = (await h.get("/healthz")).json()
+        info = (await h.get("/v1/info")).json()
+        bad = await h.post("/v1/reencrypt", json={"nonsense": True})
+    assert "/v1/reencrypt" in schema["paths"]
+    reasons = schema["components"]["schemas"]["RefusalReason"]["enum"]
+    assert {"not_grantee", "replayed_nonce", "policy_revoked", "capsule_not_in_index"} <= set(
+        reasons
+    )
+    assert health["status"] == "ok" and health["proxy"] == p.keys.address
+    assert health["cursor"] == world["chain"].w3.eth.block_number
+    assert info["grants_contract"] == world["chain"].grants_address
+    assert bad.status_code == 422
