@@ -287,13 +287,13 @@ class LocalNetwork(Network):
 
         path.mkdir(parents=True, exist_ok=True)
         w3 = Web3(EthereumTesterProvider())
-        keys = dev_private_keys(10)
+        keys = dev_private_keys(24)
         funder = w3.eth.accounts[0]
         for k in keys:
             w3.eth.send_transaction(
                 {"from": funder, "to": Account.from_key(k).address, "value": Wei(10**22)}
             )
-        admin_key, proxy_eth, dev = keys[0], keys[1 : 1 + proxies], keys[1 + proxies :]
+        admin_key, proxy_eth, dev = keys[0], keys[1 : 1 + proxies], keys[1 + proxies : -1]
         deployment = deploy_contracts(w3, admin_key)
         net = cls(
             w3,

@@ -13,6 +13,7 @@ import pytest
 from emrshare import (
     AccessDenied,
     ConsortiumAdmin,
+    GrantExpired,
     GrantRevoked,
     Network,
     Patient,
@@ -135,3 +136,27 @@ def test_unauthorized_writer_is_refused_and_leaves_nothing(
         c.add_record(patient.address, "lab", b"y")
     assert [r.record_id for r in patient.records()] == [rid]
     assert c.writer.journal.pending() == []
+
+
+def test_grant_expires_by_chain_time(net: LocalNetwork, tmp_path: Path) -> None:
+    admin = ConsortiumAdmin(net, net.admin_key)
+    a = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[7]), state_dir=tmp_path / "a")
+    b = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[8]), state_dir=tmp_path / "b")
+    for m in (a, b):
+        m.apply()
+        admin.admit(m.address, Role.PROVIDER)
+    patient = Patient(
+        net, PatientKeys(os.urandom(32), ethereum_key=net.dev_keys[9]), state_dir=tmp_path / "p"
+    )
+    patient.register()
+    patient.authorize_writer(a.address, "lab")
+    rid = a.add_record(patient.address, "lab", b"ferritin 80 ng/mL")
+    grant = patient.grant(b.address, "lab", expires=timedelta(minutes=10))
+    assert b.read(patient.address, rid) == b"ferritin 80 ng/mL"
+    # Chain time moves on (the proxies judge expiry by it, not by their wall clocks).
+    net.w3.testing.timeTravel(net.chain_time() + 3600)
+    net.w3.testing.mine()
+    with pytest.raises(GrantExpired) as refused:
+        b.read(patient.address, rid)
+    assert set(refused.value.reasons.values()) == {"policy_expired"}
+    assert {g.policy_id: g.status for g in patient.grants()}[grant.policy_id] == "expired"
