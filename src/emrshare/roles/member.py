@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import umbral_pre
@@ -32,6 +32,7 @@ from emrshare.crypto import (
     IndexEntry,
     MemberKeys,
     SealedEntry,
+    load_member_keystore,
     open_entry_as_grantee,
     open_grantee_map,
     open_writer_authorization,
@@ -106,6 +107,11 @@ class Requester:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
+
+    @classmethod
+    def from_keystore(cls, network: Network, keystore: Path, password: str, **kwargs: Any) -> Self:
+        """Open a member keystore (``KeystoreError`` on a wrong password)."""
+        return cls(network, load_member_keystore(keystore, password), **kwargs)
 
     # -- membership ---------------------------------------------------------------------
 

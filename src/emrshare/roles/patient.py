@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from emrshare.chain import (
     AccessLogged,
@@ -27,8 +28,10 @@ from emrshare.crypto import (
     MemberPublicKeys,
     PatientKeys,
     SealedEntry,
+    load_patient_keystore,
     make_grant,
     open_entry,
+    save_keystore,
     seal_writer_authorization,
     validate_category,
 )
@@ -114,6 +117,30 @@ class Patient:
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
+
+    @classmethod
+    def create(
+        cls, network: Network, keystore: Path, password: str, **kwargs: Any
+    ) -> tuple[Patient, str]:
+        """A new patient identity: fresh keys saved to ``keystore`` (0600, argon2id).
+
+        Returns the patient and the 24-word mnemonic that restores it; show it once.
+        """
+        keys = PatientKeys.generate()
+        save_keystore(keystore, keys, password)
+        return cls(network, keys, **kwargs), keys.to_mnemonic()
+
+    @classmethod
+    def restore(cls, network: Network, mnemonic: str, **kwargs: Any) -> Patient:
+        """The patient whose keys the 24-word ``mnemonic`` holds."""
+        return cls(network, PatientKeys.from_mnemonic(mnemonic), **kwargs)
+
+    @classmethod
+    def from_keystore(
+        cls, network: Network, keystore: Path, password: str, **kwargs: Any
+    ) -> Patient:
+        """Open a patient keystore (``KeystoreError`` on a wrong password)."""
+        return cls(network, load_patient_keystore(keystore, password), **kwargs)
 
     # -- state ---------------------------------------------------------------------------
 
