@@ -312,6 +312,15 @@ class ProxyProcess:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its socket but answers nothing (a hung proxy)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -78,3 +78,34 @@ async def test_malicious_proxy_is_detected(net_up: Net, mode: str) -> None:
         assert info.value.failures[net.proxies[0].keys.address] == "unreachable"
     finally:
         evil.stop()
+
+
+async def test_hung_proxies_time_out_and_are_named(net_up: Net) -> None:
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    grant, policy = net.grant()
+    _, gmap = threshold_policy(grant, net.grantee, net.patient, net.proxies)
+    slow = net.proxies[2]
+    slow.pause()
+    try:
+        async with net.client(timeout=2.0) as client:
+            # Two answer: the read does not wait for the hung one.
+            result = await client.reencrypt(
+                policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+            )
+            assert slow.keys.address not in result.served_by
+            open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+            net.proxies[1].pause()
+            try:
+                with pytest.raises(Unavailable) as info:
+                    await client.reencrypt(
+                        policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+                    )
+            finally:
+                net.proxies[1].resume()
+    finally:
+        slow.resume()
+    assert info.value.failures == {
+        net.proxies[1].keys.address: "timeout",
+        slow.keys.address: "timeout",
+    }

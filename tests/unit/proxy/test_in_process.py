@@ -206,3 +206,40 @@ async def test_openapi_health_and_info(world: dict[str, Any]) -> None:
     assert health["cursor"] == world["chain"].w3.eth.block_number
     assert info["grants_contract"] == world["chain"].grants_address
     assert bad.status_code == 422
+
+
+def test_confirmation_depth_and_resume(world: dict[str, Any], evm_w3: Web3) -> None:
+    """The watcher reads only blocks ``confirmations`` deep; a new watcher over the same
+    store resumes at the cursor: nothing missed, nothing applied twice."""
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    p: InProcessProxy = world["proxies"][0]
+    deep = ChainWatcher(
+        p.chain,
+        p.store,
+        p.service,
+        kfrag_opener(p.keys),
+        start_block=chain.deployment.start_block,
+        confirmations=2,
+    )
+    chain.append(patient, "lab", 0, count=2)
+    grant = chain.grant(patient, "lab", 0, grantee, [q.keys for q in world["proxies"]], 2, 2**39)
+    while deep.step():
+        pass
+    head = evm_w3.eth.block_number
+    assert p.store.cursor() == head - 2
+    assert p.store.policy(bytes(grant.binding.policy_id)) is None
+    evm_w3.provider.ethereum_tester.mine_blocks(2)  # type: ignore[attr-defined]
+    resumed = ChainWatcher(
+        p.chain,
+        p.store,
+        p.service,
+        kfrag_opener(p.keys),
+        start_block=chain.deployment.start_block,
+        confirmations=2,
+    )
+    while resumed.step():
+        pass
+    assert p.store.cursor() == head
+    assert p.store.policy(bytes(grant.binding.policy_id)) is not None
+    assert p.store.kfrag_count() == 1
