@@ -34,6 +34,22 @@ __all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_da
 E = TypeVar("E")
 
 
+@contextlib.contextmanager
+def _node_errors(what: str) -> Iterator[None]:
+    """Re-raise a web3/transport failure while doing ``what`` as :class:`ChainError`.
+
+    web3.py raises requests', aiohttp's and its own exception types for an unreachable or
+    misbehaving node; callers (the journal, the proxy) tell outages from reverts by the
+    ``EmrShareError`` tree, so nothing untyped may escape a public method.
+    """
+    try:
+        yield
+    except ChainError:
+        raise
+    except Exception as exc:
+        raise ChainError(f"{what} failed: {exc}; is the node reachable?") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """The outcome of a mined, successful transaction.
@@ -243,7 +259,8 @@ class NonceManager:
         """
         with self._lock:
             if self._next is None:
-                self._next = int(self._w3.eth.get_transaction_count(self._address, "pending"))
+                with _node_errors("reading the account nonce"):
+                    self._next = int(self._w3.eth.get_transaction_count(self._address, "pending"))
             nonce = self._next
             try:
                 yield nonce
@@ -300,8 +317,10 @@ class ChainClient:
 
     @property
     def chain_id(self) -> int:
+        """The node's chain id (asked once, then cached)."""
         if self._chain_id is None:
-            self._chain_id = int(self.w3.eth.chain_id)
+            with _node_errors("eth_chainId"):
+                self._chain_id = int(self.w3.eth.chain_id)
         return self._chain_id
 
     def with_key(self, private_key: bytes) -> ChainClient:
@@ -350,7 +369,8 @@ class ChainClient:
             # eth-tester charges calls as transactions: a read-only caller borrows its
             # funded first account.
             if self.address is None:
-                tx["from"] = self.w3.eth.accounts[0]
+                with _node_errors("eth_accounts"):
+                    tx["from"] = self.w3.eth.accounts[0]
         else:
             tx["gasPrice"] = "0x0"
         blk = hex(block) if isinstance(block, int) else block
@@ -374,7 +394,8 @@ class ChainClient:
             if gas is None:
                 estimate = int(str(self._rpc("eth_estimateGas", [base])), 16)
                 gas = int(estimate * self.gas_multiplier) + 5_000
-            gas_price = int(self.w3.eth.gas_price)
+            with _node_errors("eth_gasPrice"):
+                gas_price = int(self.w3.eth.gas_price)
             tx = {
                 "to": to,
                 "data": base["data"],
@@ -413,9 +434,10 @@ class ChainClient:
         while time.monotonic() < deadline:
             raw = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
             if raw is not None:
-                receipt = cast(
-                    Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                )
+                with _node_errors("eth_getTransactionReceipt"):
+                    receipt = cast(
+                        Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                    )
                 mined = int(receipt["blockNumber"])
                 if self.latest_block() - mined + 1 >= self.confirmations:
                     return receipt
@@ -428,7 +450,8 @@ class ChainClient:
 
     def latest_block(self) -> int:
         """The node's newest block number."""
-        return int(self.w3.eth.block_number)
+        with _node_errors("eth_blockNumber"):
+            return int(self.w3.eth.block_number)
 
     def safe_block(self) -> int:
         """The newest block with the configured number of confirmations."""
@@ -436,4 +459,5 @@ class ChainClient:
 
     def chain_time(self) -> int:
         """Timestamp of the latest block (contracts judge expiry by this, not the wall clock)."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        with _node_errors("eth_getBlockByNumber"):
+            return int(self.w3.eth.get_block("latest")["timestamp"])

@@ -13,7 +13,13 @@ from web3 import Web3
 
 from emrshare.chain import ChainClient, Contracts, Deployment, TagRevoked
 from emrshare.chain.devnode import DevNode
-from emrshare.errors import ConfigurationError, ContractRevert, DeploymentError, TransactionFailed
+from emrshare.errors import (
+    ChainError,
+    ConfigurationError,
+    ContractRevert,
+    DeploymentError,
+    TransactionFailed,
+)
 from emrshare.types import CategoryTag
 
 from .conftest import OUTSIDER, PATIENT, Net, reverts
@@ -129,3 +135,16 @@ def test_web3_is_passed_in(net: Net) -> None:
     c = ChainClient(other, net.keys[PATIENT])
     assert c.w3 is other and c.chain_id == net.w3.eth.chain_id
     assert "private" not in repr(c) and net.keys[PATIENT].hex() not in repr(c)
+
+
+def test_unreachable_node_is_a_typed_chain_error() -> None:
+    # Port 9 (discard) on loopback has no JSON-RPC node: every call must fail as
+    # ChainError (an outage the journal retries), never as a raw requests error.
+    w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2}))
+    reader = ChainClient(w3)
+    for call in (reader.latest_block, reader.chain_time, lambda: reader.chain_id):
+        with pytest.raises(ChainError, match="is the node reachable"):
+            call()
+    writer = ChainClient(w3, b"\x01" * 32)
+    with pytest.raises(ChainError):
+        writer.send("0x" + "11" * 20, b"")
