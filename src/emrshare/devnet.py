@@ -42,6 +42,7 @@ __all__ = [
     "devnet_down",
     "devnet_status",
     "devnet_up",
+    "fund_account",
 ]
 
 #: Password of the demo keystores unless ``$EMRSHARE_PASSWORD`` says otherwise.
@@ -313,6 +314,29 @@ def devnet_up(
         devnet_down(data_dir)
         raise
     return devnet_status(data_dir)
+
+
+def fund_account(net: Network, funder_key: bytes, to: str, wei: int = 10**18) -> None:
+    """Send ``wei`` from ``funder_key`` to ``to`` (new devnet members need gas)."""
+    from eth_account import Account
+
+    w3 = net.w3
+    acct = Account.from_key(funder_key)
+    signed = acct.sign_transaction(
+        {
+            "to": Web3.to_checksum_address(to),
+            "value": wei,
+            "gas": 21_000,
+            "gasPrice": w3.eth.gas_price,
+            "nonce": w3.eth.get_transaction_count(acct.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+    )
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+    )
+    if int(receipt["status"]) != 1:
+        raise ChainError(f"funding {to} failed in block {receipt['blockNumber']}")
 
 
 def _chain_ready(node: DevNode) -> bool:

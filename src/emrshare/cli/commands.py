@@ -511,6 +511,7 @@ def member_add(
     Run as the admin profile (``--profile admin`` on a devnet).
     """
     from emrshare.crypto import MemberKeys
+    from emrshare.devnet import fund_account
     from emrshare.roles import ConsortiumAdmin, Requester, parse_role
 
     st = state(ctx)
@@ -521,7 +522,7 @@ def member_add(
     if not profiles.exists(name):
         # A new member needs gas to publish its keys: the devnet admin funds it.
         profile, words = profiles.create(name, "member", password, role=role, fast_kdf=True)
-        _fund(net, admin_keys.ethereum_key, profile.address)
+        fund_account(net, admin_keys.ethereum_key, profile.address)
         err.print(f"created member profile {name} ({profile.address}); its mnemonic:")
         err.print(f"  {words}", markup=False)
     keys = profiles.unlock(name, password)
@@ -530,23 +531,6 @@ def member_add(
     ConsortiumAdmin(net, admin_keys.ethereum_key).admit(keys.address, parse_role(role))
     profiles.set_role(name, role)
     out.print(f"admitted {name} ({keys.address}) as {role}")
-
-
-def _fund(net: Any, funder_key: bytes, to: str) -> None:
-    from eth_account import Account
-
-    w3 = net.w3
-    acct = Account.from_key(funder_key)
-    tx = {
-        "to": to,
-        "value": 10**18,
-        "gas": 21_000,
-        "gasPrice": w3.eth.gas_price,
-        "nonce": w3.eth.get_transaction_count(acct.address, "pending"),
-        "chainId": w3.eth.chain_id,
-    }
-    signed = acct.sign_transaction(tx)
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
 
 
 @member_app.command("list")

@@ -16,7 +16,13 @@ from typing import IO, Any
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from emrshare.chain import EntryAppended, GrantStatus, Role
+from emrshare.chain import (
+    ConsortiumRegistry,
+    EntryAppended,
+    GrantStatus,
+    MemberAdmitted,
+    Role,
+)
 from emrshare.crypto import IndexEntry, decrypt_stream
 from emrshare.errors import ConfigurationError, DecryptionError, VerificationError
 from emrshare.storage import BlobStore
@@ -152,8 +158,11 @@ def checksum(address: str) -> Address:
     return Address(Web3.to_checksum_address(address))
 
 
-def check_entry(entry: IndexEntry, event: EntryAppended, patient: str) -> IndexEntry:
-    """An opened entry must be the one the chain event says it is, signed by its author."""
+def check_entry(
+    entry: IndexEntry, event: EntryAppended, patient: str, registry: ConsortiumRegistry
+) -> IndexEntry:
+    """An opened entry must be the one the chain event says it is, signed by its author,
+    and the author must be the patient or a consortium member in the registry."""
     if (
         bytes(entry.record_id) != bytes(event.record_id)
         or entry.epoch != event.epoch
@@ -164,6 +173,17 @@ def check_entry(entry: IndexEntry, event: EntryAppended, patient: str) -> IndexE
             "(record id, epoch or author differ); do not trust this record"
         )
     entry.verify_author(checksum(patient))
+    author = checksum(entry.author)
+    if (
+        author != checksum(patient)
+        and registry.role_of(author) is Role.NONE
+        # A member removed since keeps its past records valid: it was admitted once.
+        and not any(registry.events(MemberAdmitted, account=author))
+    ):
+        raise VerificationError(
+            f"record 0x{bytes(event.record_id).hex()} was written by {author}, which was "
+            "never a consortium member; do not trust this record"
+        )
     return entry
 
 

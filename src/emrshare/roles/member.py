@@ -326,7 +326,7 @@ class Requester:
                 raise GrantExpired(str(exc), exc.reasons) from exc
             raise
         entry = open_entry_as_grantee(sealed, self.keys, gmap, result.cfrags[0])
-        return check_entry(entry, ev, patient)
+        return check_entry(entry, ev, patient, self.network.contracts.registry)
 
     def _reencrypt(self, client: Any, policy: Any, sealed: SealedEntry) -> Any:
         # "Not now" answers (a proxy has not seen a fresh grant yet, or is down) are

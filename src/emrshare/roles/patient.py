@@ -497,7 +497,7 @@ class Patient:
 
     def _open(self, ev: EntryAppended, named: tuple[str, int]):  # type: ignore[no-untyped-def]
         entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), self.keys, *named)
-        return check_entry(entry, ev, self.address)
+        return check_entry(entry, ev, self.address, self.network.contracts.registry)
 
     def _find(self, record: RecordId | bytes | str) -> tuple[EntryAppended, tuple[str, int]]:
         rid = _policy_bytes(record)
