@@ -11,11 +11,13 @@ the same profile and refuses a different answer; ``get`` fetches blocks one by o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -42,6 +44,16 @@ __all__ = ["KuboStore"]
 
 _NOT_FOUND_HINTS = ("not found", "could not find", "no link named", "failed to fetch")
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+def _redacted(url: str) -> str:
+    """``url`` without a password, for reprs and messages (Cluster proxies use basic auth)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _HashingReader:
@@ -97,6 +109,7 @@ class KuboStore:
         if retries < 0:
             raise ConfigurationError("retries must be >= 0")
         self.api_url = api_url.rstrip("/")
+        self._shown_url = _redacted(self.api_url)
         self.profile = profile
         self._retries = retries
         self._backoff = backoff
@@ -108,7 +121,7 @@ class KuboStore:
         self._owns_client = client is None
 
     def __repr__(self) -> str:
-        return f"KuboStore({self.api_url!r}, profile={self.profile.name!r})"
+        return f"KuboStore({self._shown_url!r}, profile={self.profile.name!r})"
 
     def close(self) -> None:
         """Close the HTTP connection pool (if this store created it)."""
@@ -142,7 +155,7 @@ class KuboStore:
             except _RETRYABLE as exc:
                 if attempt >= self._retries:
                     raise StoreUnavailable(
-                        f"Kubo RPC at {self.api_url} is unreachable after {attempt + 1} "
+                        f"Kubo RPC at {self._shown_url} is unreachable after {attempt + 1} "
                         f"attempts ({exc.__class__.__name__}); is the daemon running?"
                     ) from exc
                 if self._on_retry is not None:
@@ -152,7 +165,7 @@ class KuboStore:
                 continue
             except httpx.TimeoutException as exc:
                 raise StoreUnavailable(
-                    f"Kubo RPC {command} at {self.api_url} timed out; raise the timeout "
+                    f"Kubo RPC {command} at {self._shown_url} timed out; raise the timeout "
                     "or check the daemon's load"
                 ) from exc
             except httpx.HTTPError as exc:
@@ -174,24 +187,38 @@ class KuboStore:
             message = response.text[:200]
         if response.status_code in (404, 405):
             return ConfigurationError(
-                f"{self.api_url} answered {response.status_code} to {command}: "
+                f"{self._shown_url} answered {response.status_code} to {command}: "
                 "not a Kubo RPC endpoint (expected http://host:5001)"
             )
         if response.status_code in (401, 403):
             return StoreUnavailable(
-                f"Kubo RPC at {self.api_url} refused {command} ({response.status_code}); "
+                f"Kubo RPC at {self._shown_url} refused {command} ({response.status_code}); "
                 "check the API credentials or Access-Control settings"
             )
         if arg and any(h in message.lower() for h in _NOT_FOUND_HINTS):
             return BlobNotFound(arg, f"Kubo has no block {arg} ({message}); pin it there first")
         return StorageError(f"Kubo RPC {command} failed: {message or response.status_code}")
 
+    @contextlib.contextmanager
+    def _answer(self, command: str) -> Iterator[None]:
+        """Turn a malformed answer (bad JSON, a missing field) into :class:`StorageError`."""
+        try:
+            yield
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StorageError(
+                f"Kubo RPC {command} at {self._shown_url} gave an answer that is not Kubo's "
+                f"({exc.__class__.__name__}); check that the endpoint is a Kubo RPC API"
+            ) from exc
+
     @staticmethod
     def _ndjson(response: httpx.Response) -> list[dict[str, Any]]:
         out = []
         for line in response.text.splitlines():
             if line.strip():
-                out.append(json.loads(line))
+                entry = json.loads(line)
+                if not isinstance(entry, dict):
+                    raise ValueError("expected one JSON object per line")
+                out.append(entry)
         return out
 
     # -- BlobStore ----------------------------------------------------------------------
@@ -295,8 +322,9 @@ class KuboStore:
 
     def pins(self) -> list[Cid]:
         """``pin/ls --type=recursive``."""
-        body = self._request("pin/ls", [("type", "recursive")]).json()
-        return sorted(Cid(c) for c in (body.get("Keys") or {}))
+        response = self._request("pin/ls", [("type", "recursive")])
+        with self._answer("pin/ls"):
+            return sorted(Cid(str(c)) for c in (response.json().get("Keys") or {}))
 
     def stat(self, cid: Cid) -> BlobStat:
         """File size from the verified root block; pin state from ``pin/ls``."""
@@ -315,12 +343,15 @@ class KuboStore:
 
     def block_stat(self, cid: Cid) -> int:
         """``block/stat``: the size of one block on the node."""
-        body = self._request("block/stat", [("arg", str(CidInfo.parse(cid)))]).json()
-        return int(body["Size"])
+        response = self._request("block/stat", [("arg", str(CidInfo.parse(cid)))])
+        with self._answer("block/stat"):
+            return int(response.json()["Size"])
 
     def gc(self) -> GcResult:
         """``repo/gc``: the node deletes unpinned blocks (it does not report bytes freed)."""
-        entries = self._ndjson(self._request("repo/gc"))
+        response = self._request("repo/gc")
+        with self._answer("repo/gc"):
+            entries = self._ndjson(response)
         errors = [e["Error"] for e in entries if e.get("Error")]
         if errors:
             raise StorageError(f"Kubo repo/gc reported errors: {errors[0]}")
@@ -344,6 +375,8 @@ class KuboStore:
         try:
             for piece in response.iter_bytes():
                 written += out.write(piece)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"Kubo dag/export {cid} broke off: {exc}") from exc
         finally:
             response.close()
         return written
@@ -353,10 +386,12 @@ class KuboStore:
         files = {"file": ("dag.car", car, "application/vnd.ipld.car")}
         params = [("pin-roots", str(pin_roots).lower())]
         roots: list[Cid] = []
-        for entry in self._ndjson(self._request("dag/import", params, files=files)):
-            root = entry.get("Root")
-            if root:
-                if root.get("PinErrorMsg"):
-                    raise StorageError(f"Kubo could not pin CAR root: {root['PinErrorMsg']}")
-                roots.append(Cid(root["Cid"]["/"]))
+        response = self._request("dag/import", params, files=files)
+        with self._answer("dag/import"):
+            for entry in self._ndjson(response):
+                root = entry.get("Root")
+                if root:
+                    if root.get("PinErrorMsg"):
+                        raise StorageError(f"Kubo could not pin CAR root: {root['PinErrorMsg']}")
+                    roots.append(Cid(str(root["Cid"]["/"])))
         return roots

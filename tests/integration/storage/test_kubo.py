@@ -11,6 +11,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from emrshare.errors import (
     BlobNotFound,
     ConfigurationError,
     IntegrityError,
+    StorageError,
     StoreUnavailable,
 )
 from emrshare.storage import (
@@ -284,3 +286,35 @@ def test_cat_is_verified_before_release(double: tuple[KuboDouble, Served]) -> No
             b"".join(store.cat(cid))
         assert err.value.cid == str(leaf)
         assert [r.command for r in app.requests][:2] == ["cat", "block/get"]
+
+
+async def _not_kubo(scope: Any, receive: Any, send: Any) -> None:
+    """An HTTP server that answers 200 with HTML to everything: reachable, but not Kubo."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"<html>hello</html>"})
+
+
+def test_an_answer_that_is_not_kubo_is_a_storage_error() -> None:
+    served = Served(_not_kubo).start()
+    try:
+        with KuboStore(served.url) as store:
+            cid = compute_cid(b"x")
+            for call in (store.pins, lambda: store.block_stat(cid), store.gc):
+                with pytest.raises(StorageError, match="not Kubo's"):
+                    call()
+            with pytest.raises(StorageError, match="not Kubo's"):
+                store.import_car(io.BytesIO(b""))
+    finally:
+        served.stop()
+
+
+def test_repr_and_messages_hide_the_api_password() -> None:
+    store = KuboStore(f"http://alice:s3cret@127.0.0.1:{free_port()}", retries=0)
+    with store:
+        assert "s3cret" not in repr(store)
+        with pytest.raises(StoreUnavailable) as info:
+            store.pins()
+    assert "s3cret" not in str(info.value)
+    assert "alice:***@127.0.0.1" in str(info.value)
