@@ -72,7 +72,8 @@ def save_keystore(
 ) -> Path:
     """Encrypt ``keys`` under ``password`` and write them to ``path`` (0600, atomically).
 
-    Lower ``opslimit``/``memlimit`` only in tests: they set the cost of guessing passwords.
+    Raises :class:`KeystoreError` if the file cannot be written. Lower ``opslimit`` and
+    ``memlimit`` only in tests: they set the cost of guessing passwords.
     """
     if isinstance(keys, PatientKeys):
         kind, secret = "patient", keys.master_secret
@@ -96,6 +97,19 @@ def save_keystore(
         cbor_encode([secret, override]), _ad(doc), nonce, key
     ).hex()
     target = Path(path)
+    try:
+        _write_atomically(target, doc)
+    except OSError as exc:
+        raise KeystoreError(
+            f"cannot write the keystore to {target} ({exc.strerror or exc}); check that the "
+            "directory exists and is writable"
+        ) from exc
+    return target
+
+
+def _write_atomically(target: Path, doc: dict[str, Any]) -> None:
+    # Temp file (created 0600 by mkstemp) + fsync + rename + directory fsync: a crash
+    # leaves the old keystore or the new one, never a torn file.
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -113,7 +127,6 @@ def save_keystore(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return target
 
 
 def _field(doc: Any, *names: str) -> Any:

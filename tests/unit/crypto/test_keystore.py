@@ -109,3 +109,9 @@ def test_damaged_or_newer_files(tmp_path: Path, world: World) -> None:
         load_keystore(tmp_path / "missing.json", "pw")
     with pytest.raises(ValueError):
         save_keystore(tmp_path / "x.json", PatientKeys(seed("x")), "", **CHEAP)
+
+
+def test_unwritable_location_is_a_keystore_error(tmp_path: Path, world: World) -> None:
+    with pytest.raises(KeystoreError, match="directory exists and is writable"):
+        save_keystore(tmp_path / "missing" / "p.json", world.patient, "pw", **CHEAP)
+    assert not (tmp_path / "missing").exists()
