@@ -356,7 +356,8 @@ def decrypt_stream(source: Source, key: DataKey, record_id: bytes) -> Iterator[b
     **Warning:** plaintext is yielded before the end of the stream is authenticated; a
     truncated or tampered stream raises :class:`DecryptionError` part way. Write to a
     temporary place and keep the result only once the iterator finished without error
-    (:func:`decrypt_file` and :func:`decrypt_bytes` do that bookkeeping for you).
+    (:func:`decrypt_bytes` does that for you; :func:`decrypt_file` does not: its caller
+    must discard ``dst`` on error).
     """
     _check_record_id(record_id)
     reader = _HeaderThenChunks(source)
