@@ -231,6 +231,27 @@ def _umbral_pk(raw: bytes, what: str) -> umbral_pre.PublicKey:
         raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
 
 
+# Both public bundles share one layout: header, address (20), Umbral key (33), box key (32).
+
+
+def _check_bundle(address: str, umbral_key: bytes, what: str, box_key: bytes) -> None:
+    _address_bytes(address)
+    _umbral_pk(umbral_key, what)
+    if len(box_key) != 32:
+        raise WireFormatError("box key must be 32 bytes")
+
+
+def _bundle_bytes(brand: bytes, address: str, umbral_key: bytes, box_key: bytes) -> bytes:
+    return header(brand, 1) + _address_bytes(address) + umbral_key + box_key
+
+
+def _parse_bundle(data: bytes, brand: bytes, what: str) -> tuple[Address, bytes, bytes]:
+    _, body = split_header(data, brand, 1, what)
+    if len(body) != 85:
+        raise WireFormatError(f"{what}: expected 85 bytes after the header")
+    return _checksum(body[:20]), body[20:53], body[53:85]
+
+
 @dataclass(frozen=True, slots=True)
 class PatientPublicKeys:
     """What a patient publishes: Ethereum address, kfrag verifying key, X25519 box key.
@@ -246,10 +267,7 @@ class PatientPublicKeys:
     BRAND = b"EMPP"
 
     def __post_init__(self) -> None:
-        _address_bytes(self.address)
-        _umbral_pk(self.verifying_key_bytes, "verifying key")
-        if len(self.box_key_bytes) != 32:
-            raise WireFormatError("box key must be 32 bytes")
+        _check_bundle(self.address, self.verifying_key_bytes, "verifying key", self.box_key_bytes)
 
     @property
     def verifying_key(self) -> umbral_pre.PublicKey:
@@ -262,20 +280,12 @@ class PatientPublicKeys:
         return BoxPublicKey(self.box_key_bytes)
 
     def __bytes__(self) -> bytes:
-        return (
-            header(self.BRAND, 1)
-            + _address_bytes(self.address)
-            + self.verifying_key_bytes
-            + self.box_key_bytes
-        )
+        return _bundle_bytes(self.BRAND, self.address, self.verifying_key_bytes, self.box_key_bytes)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PatientPublicKeys:
         """Parse the encoding produced by ``bytes(x)``."""
-        _, body = split_header(data, cls.BRAND, 1, "patient public keys")
-        if len(body) != 85:
-            raise WireFormatError("patient public keys: expected 85 bytes after the header")
-        return cls(_checksum(body[:20]), body[20:53], body[53:85])
+        return cls(*_parse_bundle(data, cls.BRAND, "patient public keys"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +303,7 @@ class MemberPublicKeys:
     BRAND = b"EMMP"
 
     def __post_init__(self) -> None:
-        _address_bytes(self.address)
-        _umbral_pk(self.receiving_key_bytes, "receiving key")
-        if len(self.box_key_bytes) != 32:
-            raise WireFormatError("box key must be 32 bytes")
+        _check_bundle(self.address, self.receiving_key_bytes, "receiving key", self.box_key_bytes)
 
     @property
     def receiving_key(self) -> umbral_pre.PublicKey:
@@ -309,20 +316,12 @@ class MemberPublicKeys:
         return BoxPublicKey(self.box_key_bytes)
 
     def __bytes__(self) -> bytes:
-        return (
-            header(self.BRAND, 1)
-            + _address_bytes(self.address)
-            + self.receiving_key_bytes
-            + self.box_key_bytes
-        )
+        return _bundle_bytes(self.BRAND, self.address, self.receiving_key_bytes, self.box_key_bytes)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MemberPublicKeys:
         """Parse the encoding produced by ``bytes(x)``."""
-        _, body = split_header(data, cls.BRAND, 1, "member public keys")
-        if len(body) != 85:
-            raise WireFormatError("member public keys: expected 85 bytes after the header")
-        return cls(_checksum(body[:20]), body[20:53], body[53:85])
+        return cls(*_parse_bundle(data, cls.BRAND, "member public keys"))
 
 
 # --- secret key holders --------------------------------------------------------------
