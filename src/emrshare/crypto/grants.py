@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import umbral_pre
 
+from emrshare.crypto._signed import check_sig, open_signed, seal_signed, sign, wire_category
 from emrshare.crypto._wire import (
     cbor_decode_list,
     cbor_encode,
     expect_bytes,
     expect_int,
-    expect_str,
     header,
     split_header,
 )
@@ -41,7 +41,7 @@ from emrshare.crypto.keys import (
     PatientKeys,
     _address_bytes,
     _checksum,
-    validate_category,
+    _umbral_pk,
 )
 from emrshare.crypto.sealing import open_sealed, seal
 from emrshare.errors import VerificationError, WireFormatError
@@ -69,24 +69,6 @@ _KFRAG_SIG_DOMAIN = b"emrshare/kfrag-binding/v1"
 _MAP_SIG_DOMAIN = b"emrshare/grantee-map/v1"
 
 
-def _pk(raw: bytes, what: str) -> umbral_pre.PublicKey:
-    try:
-        return umbral_pre.PublicKey.from_compressed_bytes(raw)
-    except Exception as exc:
-        raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
-
-
-def _sign(signer: umbral_pre.Signer, domain: bytes, message: bytes) -> bytes:
-    return bytes(signer.sign(domain + message).to_be_bytes())
-
-
-def _check_sig(key: umbral_pre.PublicKey, domain: bytes, message: bytes, sig: bytes) -> bool:
-    try:
-        return bool(umbral_pre.Signature.from_be_bytes(sig).verify(key, domain + message))
-    except Exception:
-        return False
-
-
 @dataclass(frozen=True, slots=True)
 class PolicyBinding:
     """What one kfrag is for. The proxy compares every field with the chain."""
@@ -103,8 +85,8 @@ class PolicyBinding:
         expect_bytes(self.policy_id, "policy_id", 32)
         expect_bytes(self.tag, "tag", 32)
         expect_int(self.epoch, "epoch", 0, MAX_EPOCH)
-        _pk(self.category_public_key_bytes, "category public key")
-        _pk(self.grantee_receiving_key_bytes, "grantee receiving key")
+        _umbral_pk(self.category_public_key_bytes, "category public key")
+        _umbral_pk(self.grantee_receiving_key_bytes, "grantee receiving key")
 
     @property
     def category_public_key(self) -> umbral_pre.PublicKey:
@@ -191,7 +173,7 @@ class ProxyKeyFrag:
         (every keyword but the first comes from the grant event and the member registry),
         and the kfrag itself. Raises :class:`VerificationError`.
         """
-        if not _check_sig(
+        if not check_sig(
             patient_verifying_key, _KFRAG_SIG_DOMAIN, self._signed_part(), self.signature
         ):
             raise VerificationError(
@@ -316,12 +298,10 @@ def open_grantee_map(
     Raises :class:`DecryptionError` (not for this grantee / tampered) or
     :class:`VerificationError` (not signed by that patient).
     """
-    body = open_sealed(grantee.box_private_key, GRANTEE_MAP_BRAND, sealed, what="grantee map")
-    f = cbor_decode_list(body, "grantee map", 9)
-    try:
-        category = validate_category(expect_str(f[3], "category", 64))
-    except ValueError as exc:
-        raise WireFormatError(f"grantee map: {exc}") from exc
+    f = open_signed(
+        grantee.box_private_key, GRANTEE_MAP_BRAND, sealed, what="grantee map", length=8
+    )
+    category = wire_category(f[3], "grantee map")
     gmap = GranteeMap(
         PolicyId(expect_bytes(f[0], "policy_id", 32)),
         _checksum(expect_bytes(f[1], "patient", 20)),
@@ -332,9 +312,9 @@ def open_grantee_map(
         expect_bytes(f[6], "patient verifying key", 33),
         expect_int(f[7], "threshold", 1, 255),
     )
-    _pk(gmap.category_public_key_bytes, "category public key")
+    _umbral_pk(gmap.category_public_key_bytes, "category public key")
     if gmap.patient_verifying_key_bytes != patient_verifying_key.to_compressed_bytes() or (
-        not _check_sig(
+        not check_sig(
             patient_verifying_key,
             _MAP_SIG_DOMAIN,
             cbor_encode(gmap._fields()),
@@ -409,7 +389,7 @@ def make_grant(
     for proxy, vkfrag in zip(proxies, kfrags, strict=True):
         kfrag = vkfrag.unverify()
         signed = cbor_encode([*binding._fields(), bytes(kfrag)])
-        pkf = ProxyKeyFrag(binding, kfrag, _sign(signer, _KFRAG_SIG_DOMAIN, signed))
+        pkf = ProxyKeyFrag(binding, kfrag, sign(signer, _KFRAG_SIG_DOMAIN, signed))
         sealed.append(seal(proxy.box_key, SEALED_KFRAG_BRAND, bytes(pkf)))
     gmap = GranteeMap(
         policy_id,
@@ -421,14 +401,12 @@ def make_grant(
         patient.verifying_key.to_compressed_bytes(),
         threshold,
     )
-    fields = gmap._fields()
-    map_body = cbor_encode([*fields, _sign(signer, _MAP_SIG_DOMAIN, cbor_encode(fields))])
     return Grant(
         binding,
         threshold,
         tuple(p.address for p in proxies),
         tuple(sealed),
-        seal(grantee.box_key, GRANTEE_MAP_BRAND, map_body),
+        seal_signed(grantee.box_key, GRANTEE_MAP_BRAND, signer, _MAP_SIG_DOMAIN, gmap._fields()),
     )
 
 

@@ -11,14 +11,8 @@ from dataclasses import dataclass
 
 import umbral_pre
 
-from emrshare.crypto._wire import (
-    cbor_decode_list,
-    cbor_encode,
-    expect_bytes,
-    expect_int,
-    expect_str,
-)
-from emrshare.crypto.grants import _check_sig, _pk, _sign
+from emrshare.crypto._signed import check_sig, open_signed, seal_signed, wire_category
+from emrshare.crypto._wire import cbor_encode, expect_bytes, expect_int
 from emrshare.crypto.keys import (
     MAX_EPOCH,
     MemberKeys,
@@ -26,10 +20,10 @@ from emrshare.crypto.keys import (
     PatientKeys,
     _address_bytes,
     _checksum,
+    _umbral_pk,
     validate_category,
 )
-from emrshare.crypto.sealing import open_sealed, seal
-from emrshare.errors import VerificationError, WireFormatError
+from emrshare.errors import VerificationError
 from emrshare.types import Address, CategoryTag
 
 __all__ = ["WriterAuthorization", "open_writer_authorization", "seal_writer_authorization"]
@@ -77,9 +71,7 @@ def seal_writer_authorization(
         epoch,
         patient.category_public_key(category, epoch).to_compressed_bytes(),
     )
-    fields = auth._fields()
-    sig = _sign(patient.signer(), _SIG_DOMAIN, cbor_encode(fields))
-    return seal(writer.box_key, WRITER_BRAND, cbor_encode([*fields, sig]))
+    return seal_signed(writer.box_key, WRITER_BRAND, patient.signer(), _SIG_DOMAIN, auth._fields())
 
 
 def open_writer_authorization(
@@ -90,12 +82,10 @@ def open_writer_authorization(
     Raises :class:`DecryptionError` (not for this writer / tampered) or
     :class:`VerificationError` (not signed by that patient or not for this writer).
     """
-    body = open_sealed(writer.box_private_key, WRITER_BRAND, sealed, what="writer authorization")
-    f = cbor_decode_list(body, "writer authorization", 7)
-    try:
-        category = validate_category(expect_str(f[3], "category", 64))
-    except ValueError as exc:
-        raise WireFormatError(f"writer authorization: {exc}") from exc
+    f = open_signed(
+        writer.box_private_key, WRITER_BRAND, sealed, what="writer authorization", length=6
+    )
+    category = wire_category(f[3], "writer authorization")
     auth = WriterAuthorization(
         _checksum(expect_bytes(f[0], "patient", 20)),
         _checksum(expect_bytes(f[1], "writer", 20)),
@@ -104,9 +94,9 @@ def open_writer_authorization(
         expect_int(f[4], "epoch", 0, MAX_EPOCH),
         expect_bytes(f[5], "category public key", 33),
     )
-    _pk(auth.category_public_key_bytes, "category public key")
+    _umbral_pk(auth.category_public_key_bytes, "category public key")
     sig = expect_bytes(f[6], "signature", 64)
-    if not _check_sig(patient_verifying_key, _SIG_DOMAIN, cbor_encode(auth._fields()), sig):
+    if not check_sig(patient_verifying_key, _SIG_DOMAIN, cbor_encode(auth._fields()), sig):
         raise VerificationError(
             f"the writer authorization from {auth.patient} is not signed by the patient's "
             "registered verifying key; ignore it"
