@@ -1002,6 +1002,7 @@ class Contracts:
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
+        """Bind every contract of ``deployment`` to ``client``; queries start at its start block."""
         s = deployment.start_block
         return cls(
             registry=ConsortiumRegistry(

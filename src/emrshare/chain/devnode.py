@@ -94,9 +94,11 @@ class DevNode:
 
     @property
     def rpc_url(self) -> str:
+        """The node's JSON-RPC endpoint on loopback."""
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        """The argv that starts this node (anvil or ganache, deterministic dev accounts)."""
         if self.kind == "anvil":
             cmd = [
                 _binary("anvil"),
@@ -220,6 +222,7 @@ class DevNode:
         )
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the node's log ("" if it cannot be read)."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -227,6 +230,7 @@ class DevNode:
 
     @property
     def running(self) -> bool:
+        """Whether the node process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
