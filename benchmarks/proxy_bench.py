@@ -183,7 +183,16 @@ def main() -> None:
         chain.admit(grantee, ROLE_PROVIDER)
         for i in range(3):
             member = MemberKeys.generate(ethereum_key=keys[4 + i])
-            proxy = make_proxy(tmp / f"proxy{i}", member, node, chain.deployment, flush_entries=64)
+            # ProxyConfig's defaults (the test harness polls and flushes faster).
+            proxy = make_proxy(
+                tmp / f"proxy{i}",
+                member,
+                node,
+                chain.deployment,
+                poll_interval=0.5,
+                flush_interval=2.0,
+                flush_entries=64,
+            )
             chain.admit(member, ROLE_PROXY, proxy.url)
             proxies.append(proxy)
         for p in proxies:

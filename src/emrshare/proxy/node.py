@@ -113,6 +113,7 @@ def serve(config: ProxyConfig, *, log_level: str = "info") -> None:
         port=config.port,
         log_level=log_level,
         access_log=False,
+        http="auto",  # httptools (a dependency) when importable, else h11
         timeout_graceful_shutdown=30,
         # Longer than clients keep idle connections (httpx: 5 s), so a client never
         # sends on a connection the server is closing at that moment.
