@@ -1,9 +1,10 @@
 """Gas per emrshare contract operation vs the issue's budgets and vs published peer designs.
 
 Starts its own anvil (``running_node``), deploys the contracts and measures real
-transactions with realistic sizes: a 350-byte sealed index entry, grants to 3 proxies with
-threshold 2 carrying 3 sealed kfrags (a 310-byte Umbral kfrag sealed: 366 bytes each) and
-a 130-byte sealed grantee map.
+transactions: a 350-byte sealed index entry (the issue's fixed size), and grants to 3
+proxies with threshold 2 carrying the sealed kfrags and grantee map that
+``emrshare.crypto.make_grant`` really makes (~627 and ~300 bytes), bound to the on-chain
+policy id; writer authorizations carry a real sealed payload.
 
     .venv/bin/python benchmarks/gas_report.py
 """
@@ -24,13 +25,14 @@ from emrshare.chain import (
     GrantParams,
     Role,
     deploy_contracts,
+    policy_id,
 )
 from emrshare.chain.devnode import dev_private_keys, running_node
-from emrshare.types import CategoryTag
+from emrshare.crypto.grants import make_grant
+from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.crypto.writers import seal_writer_authorization
 
 ENTRY_BYTES = 350
-KFRAG_BYTES = 366
-MAP_BYTES = 130
 BATCH = 50
 
 BUDGETS = {
@@ -64,13 +66,24 @@ def main() -> int:
         p_addr = patient.grants.client.address
         h_addr = hospital.grants.client.address
         assert p_addr and h_addr
-        for pc in proxies:
+        patient_keys = PatientKeys(os.urandom(32), ethereum_key=patient_key)
+        hospital_keys = MemberKeys.generate(ethereum_key=hospital_key)
+        proxy_members = [MemberKeys.generate(ethereum_key=k) for k in proxy_keys]
+        for pc, pm in zip(proxies, proxy_members, strict=True):
             pr = c.with_client(pc).registry
-            pr.apply(os.urandom(33), os.urandom(32), f"http://{pc.address}.proxy")
+            pr.apply(
+                pm.receiving_public_key.to_compressed_bytes(),
+                bytes(pm.box_public_key),
+                f"http://{pc.address}.proxy",
+            )
             pid = c.registry.propose(Action.ADMIT, str(pc.address), Role.PROXY).events[0]
             c.registry.execute(pid.proposal_id)
-        tag = CategoryTag(os.urandom(32))
-        other = CategoryTag(os.urandom(32))
+        tag = patient_keys.tag("lab-results", 0)
+        other = patient_keys.tag("imaging", 0)
+
+        def writer_payload(category: str) -> bytes:
+            return seal_writer_authorization(patient_keys, hospital_keys.public_keys(), category, 0)
+
         figures: dict[str, int] = {}
 
         def entry() -> bytes:
@@ -78,9 +91,9 @@ def main() -> int:
 
         # The patient authorizes the hospital; the first append of a (patient, writer, tag)
         # and of a patient pays for fresh slots, so steady state is measured after a warm-up.
-        patient.index.authorize_writer(tag, h_addr, os.urandom(160))
+        patient.index.authorize_writer(tag, h_addr, writer_payload("lab-results"))
         figures["authorize writer"] = patient.index.authorize_writer(
-            other, h_addr, os.urandom(160)
+            other, h_addr, writer_payload("imaging")
         ).gas_used
         figures["first append (fresh patient)"] = hospital.index.append(
             p_addr, tag, 0, 0, entry()
@@ -93,17 +106,31 @@ def main() -> int:
         figures["batch append of 100 (total)"] = r100.gas_used
 
         def params(grantee: str) -> GrantParams:
+            assert grantee == h_addr
+            nonce = os.urandom(32)
+            made = make_grant(
+                patient_keys,
+                category="lab-results",
+                epoch=0,
+                policy_id=policy_id(p_addr, nonce),
+                grantee=hospital_keys.public_keys(),
+                proxies=[pm.public_keys() for pm in proxy_members],
+                threshold=2,
+            )
+            sizes.update(kfrag=len(made.sealed_kfrags[0]), map=len(made.sealed_grantee_map))
             return GrantParams(
-                nonce=os.urandom(32),
+                nonce=nonce,
                 grantee=grantee,
                 tag=tag,
                 epoch=0,
                 expiry=w3.eth.get_block("latest")["timestamp"] + 365 * 86400,
                 proxies=[str(p.address) for p in proxies],
                 threshold=2,
-                sealed_kfrags=[os.urandom(KFRAG_BYTES) for _ in proxies],
-                sealed_grantee_map=os.urandom(MAP_BYTES),
+                sealed_kfrags=list(made.sealed_kfrags),
+                sealed_grantee_map=made.sealed_grantee_map,
             )
+
+        sizes: dict[str, int] = {}
 
         first = patient.grants.grant(params(h_addr))
         figures["first grant of a patient"] = first.gas_used
@@ -127,7 +154,10 @@ def main() -> int:
             .gas_used
         )
 
-    print(f"emrshare gas on {node.kind} (shanghai), entry {ENTRY_BYTES} B, 3 proxies M=2")
+    print(
+        f"emrshare gas on {node.kind} (shanghai), entry {ENTRY_BYTES} B, 3 proxies M=2, "
+        f"sealed kfrag {sizes['kfrag']} B, grantee map {sizes['map']} B"
+    )
     print()
     print(f"| {'operation':<42} | {'gas':>9} | {'budget':>9} | ok |")
     print(f"|{'-' * 44}|{'-' * 11}|{'-' * 11}|----|")

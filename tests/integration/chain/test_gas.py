@@ -5,24 +5,49 @@ from __future__ import annotations
 import os
 
 from emrshare.chain import AccessEntry, GrantCreated
-from emrshare.types import CategoryTag
+from emrshare.crypto.grants import make_grant
+from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.crypto.writers import seal_writer_authorization
+from emrshare.types import CategoryTag, PolicyId
 
 from .conftest import HOSPITAL, PATIENT, PROXY_A, Net
 
 ENTRY = 350
 
 
+def _real_grant_sizes() -> tuple[int, int, int]:
+    """Sizes of a sealed kfrag, grantee map and writer payload as emrshare.crypto makes them."""
+    patient, grantee = PatientKeys.generate(), MemberKeys.generate()
+    proxies = [MemberKeys.generate().public_keys() for _ in range(3)]
+    made = make_grant(
+        patient,
+        category="lab-results",
+        epoch=0,
+        policy_id=PolicyId(b"\x01" * 32),
+        grantee=grantee.public_keys(),
+        proxies=proxies,
+        threshold=2,
+    )
+    payload = seal_writer_authorization(patient, grantee.public_keys(), "lab-results", 0)
+    return len(made.sealed_kfrags[0]), len(made.sealed_grantee_map), len(payload)
+
+
 def test_budgets(net: Net) -> None:
     p, h = net.addr(PATIENT), net.addr(HOSPITAL)
     tag = CategoryTag(b"\x77" * 32)
-    net.as_(PATIENT).index.authorize_writer(tag, h, os.urandom(160))
+    kfrag, gmap, payload = _real_grant_sizes()
+    net.as_(PATIENT).index.authorize_writer(tag, h, os.urandom(payload))
     hosp = net.as_(HOSPITAL).index
     hosp.append(p, tag, 0, 0, os.urandom(ENTRY))  # first append of this writer and patient
     single = hosp.append(p, tag, 0, 1, os.urandom(ENTRY)).gas_used
     batch = hosp.append_batch(p, tag, 0, 2, [os.urandom(ENTRY) for _ in range(50)]).gas_used
     pg = net.as_(PATIENT).grants
-    pg.grant(net.grant_params(tag=tag))  # the patient's first grant creates its list
-    g = pg.grant(net.grant_params(tag=tag))
+    sized = {
+        "sealed_kfrags": [os.urandom(kfrag) for _ in net.proxies],
+        "sealed_grantee_map": os.urandom(gmap),
+    }
+    pg.grant(net.grant_params(tag=tag, **sized))  # the patient's first grant creates its list
+    g = pg.grant(net.grant_params(tag=tag, **sized))
     pid = g.event(GrantCreated).policy_id
     entry = AccessEntry(h, os.urandom(32), 100, net.w3.eth.block_number)
     audit = net.as_(PROXY_A).audit.log_accesses(pid, net.proxies, [entry]).gas_used
