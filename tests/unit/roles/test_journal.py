@@ -439,3 +439,26 @@ def test_parallel_stores_in_bulk(tmp_path: Path, point: str | None) -> None:
             journal.recover(Steps(ledger, sources))
         assert {j.state for j in journal.jobs()} == {JobState.CONFIRMED}
     assert_exactly_once(ledger, list(sources), sources)
+
+
+@pytest.mark.parametrize("point", [None, "send:after", "send:before"])
+def test_steps_that_confirm_on_send_skip_the_receipt(tmp_path: Path, point: str | None) -> None:
+    ledger = Ledger()
+    sources = {rid(1): content(1)}
+
+    class Confirming(Steps):
+        confirms_on_send = True
+
+    with Journal(tmp_path) as journal:
+        job = begin(journal, next_sequence=1)
+        steps = Confirming(ledger, sources, crash_at=point)
+        if point is None:
+            journal.run([job], steps)
+            assert "receipt:before" not in steps.calls
+            assert "appended" not in steps.calls, "a fresh write needs no chain check"
+        else:
+            with pytest.raises(Crash):
+                journal.run([job], steps)
+            journal.recover(Confirming(ledger, sources))
+        assert journal.get(rid(1)).state is JobState.CONFIRMED
+    assert_exactly_once(ledger, [rid(1)], sources)
