@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -215,10 +216,14 @@ def combine_shamir_shares(shares: Sequence[str], *, passphrase: bytes = b"") -> 
     try:
         return bytes(shamir_mnemonic.combine_mnemonics(list(shares), passphrase))
     except shamir_mnemonic.MnemonicError as exc:
+        # shamir-mnemonic quotes share words in its messages ('Invalid mnemonic word
+        # "…"', 'checksum for "w1 w2 w3 w4 ..."'): keep the reason, drop the words, and
+        # do not chain the original (its message would put them in tracebacks and logs).
+        reason = re.sub(r"\"[^\"]*\"|'[^']*'", "(words withheld)", str(exc))
         raise WireFormatError(
-            f"the SLIP-39 shares cannot be combined: {exc}; check the words and that "
+            f"the SLIP-39 shares cannot be combined: {reason}; check the words and that "
             "enough shares of the same set were given"
-        ) from exc
+        ) from None
 
 
 # --- public key bundles --------------------------------------------------------------

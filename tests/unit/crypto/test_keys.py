@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys, PatientPublicKeys
@@ -109,3 +111,17 @@ def test_repr_hides_secrets(world: World) -> None:
         assert world.patient.master_secret.hex() not in text
         assert obj.ethereum_key.hex() not in text
         assert obj.address in text
+
+
+def test_bad_shamir_shares_never_repeat_their_words(world: World) -> None:
+    shares = world.patient.to_shamir_shares(2, 3)
+    words = shares[0].split()
+    misspelt = " ".join([*words[:-1], words[-1] + "x"])
+    swapped = " ".join([words[1], words[0], *words[2:]])
+    for bad in ([misspelt, shares[1]], [swapped, shares[1]], shares[:1]):
+        with pytest.raises(WireFormatError) as info:
+            PatientKeys.from_shamir_shares(bad)
+        message = str(info.value)
+        # shamir-mnemonic quotes the offending words; none may survive into our message.
+        assert not re.search(r"[\"'][a-z]", message), message
+        assert info.value.__cause__ is None and info.value.__suppress_context__
