@@ -48,6 +48,18 @@ _MAJOR, _MINOR = 1, 0
 _counter = itertools.count()
 
 
+@contextlib.contextmanager
+def _disk_errors(path: Path, what: str) -> Iterator[None]:
+    """Re-raise an OS error while doing ``what`` in the store at ``path`` as StorageError."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"could not {what} in the store at {path} ({exc.strerror or exc}); "
+            "check free space, permissions and that nothing else is in the way"
+        ) from exc
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -167,11 +179,12 @@ class LocalStore:
         self._pins = self.path / "pins"
         self._tmp = self.path / "tmp"
         self._dirs: set[Path] = set()
-        for d in (self.path, self._blocks, self._pins, self._tmp):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._check_format()
         self._lock_path = self.path / "store.lock"
-        self._lock_path.touch(exist_ok=True)
+        with _disk_errors(self.path, "open or create the directories"):
+            for d in (self.path, self._blocks, self._pins, self._tmp):
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._check_format()
+            self._lock_path.touch(exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, profile={self.profile.name!r})"
@@ -250,6 +263,11 @@ class LocalStore:
                 f"block {cid} is not in the store at {self.path}; "
                 "fetch it from a replica or import a CAR that holds it",
             ) from None
+        except OSError as exc:
+            raise StorageError(
+                f"could not read block {cid} in the store at {self.path} "
+                f"({exc.strerror or exc}); check the file's permissions"
+            ) from exc
 
     def get_block(self, cid: CidInfo) -> bytes:
         """A block's bytes, verified against its CID."""
@@ -331,7 +349,7 @@ class LocalStore:
 
     def pin(self, cid: Cid) -> None:
         """Pin after checking the whole DAG is present and intact."""
-        with self._locked(exclusive=False):
+        with _disk_errors(self.path, f"pin {cid}"), self._locked(exclusive=False):
             self.pin_unlocked(CidInfo.parse(cid))
 
     def pin_unlocked(self, info: CidInfo) -> None:
@@ -342,15 +360,17 @@ class LocalStore:
 
     def unpin(self, cid: Cid) -> None:
         """Remove the pin (no error if it was not pinned)."""
-        with contextlib.suppress(FileNotFoundError):
-            self._pin_path(CidInfo.parse(cid)).unlink()
+        info = CidInfo.parse(cid)
+        with _disk_errors(self.path, f"unpin {cid}"), contextlib.suppress(FileNotFoundError):
+            self._pin_path(info).unlink()
 
     def pins(self) -> list[Cid]:
         """The pinned roots, as they were pinned."""
         out: list[Cid] = []
-        for p in sorted(self._pins.iterdir()):
-            with contextlib.suppress(FileNotFoundError):
-                out.append(Cid(p.read_text().strip()))
+        with _disk_errors(self.path, "list the pins"):
+            for p in sorted(self._pins.iterdir()):
+                with contextlib.suppress(FileNotFoundError):
+                    out.append(Cid(p.read_text().strip()))
         return out
 
     def is_pinned(self, cid: Cid) -> bool:
@@ -370,7 +390,7 @@ class LocalStore:
         A corrupt node in a pinned DAG raises :class:`IntegrityError` before anything is
         deleted: restore the block (from a replica or a CAR) and run gc again.
         """
-        with self._locked(exclusive=True):
+        with _disk_errors(self.path, "collect garbage"), self._locked(exclusive=True):
             live: set[str] = set()
             for cid in self.pins():
                 stack = [CidInfo.parse(cid)]

@@ -199,3 +199,24 @@ def test_gc_refuses_to_run_over_a_corrupt_pinned_node(tmp_path: Path) -> None:
     path.write_bytes(good)
     assert store.gc().removed_blocks == 1
     assert len(read_all(store, cid)) == 600_000
+
+
+def test_disk_errors_are_storage_errors(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(StorageError, match="in the way"):
+        LocalStore(tmp_path / "a-file")
+    store = LocalStore(tmp_path / "s")
+    cid = store.put(b"y" * 10)
+    block = next((tmp_path / "s" / "blocks").glob("*/*.data"))
+    block.unlink()
+    block.mkdir()  # something that cannot be read as a block
+    with pytest.raises(StorageError, match="could not read block"):
+        b"".join(store.get(cid))
+    other = store.put(b"z" * 10, pin=False)
+    (tmp_path / "s" / "pins").rename(tmp_path / "s" / "pins.old")
+    (tmp_path / "s" / "pins").write_text("in the way")
+    with pytest.raises(StorageError, match="could not pin"):
+        store.pin(other)
+    for call in (store.pins, store.gc, lambda: store.unpin(cid)):
+        with pytest.raises(StorageError, match="in the store at"):
+            call()
