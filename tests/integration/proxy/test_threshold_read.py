@@ -88,7 +88,7 @@ async def test_hung_proxies_time_out_and_are_named(net_up: Net) -> None:
     slow = net.proxies[2]
     slow.pause()
     try:
-        async with net.client(timeout=2.0) as client:
+        async with net.client(timeout=5.0) as client:
             # Two answer: the read does not wait for the hung one.
             result = await client.reencrypt(
                 policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
