@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from web3 import Web3
 from web3.types import Nonce
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.chain.events import write_file_atomically
 from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
 
 __all__ = ["DEPLOY_ORDER", "Deployment", "deploy_contracts"]
@@ -32,11 +32,14 @@ class Deployment:
     deployer: str
 
     def write(self, path: Path) -> None:
-        """Write the deployment file atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        """Write the deployment file atomically; :class:`ConfigurationError` if it cannot be."""
+        try:
+            write_file_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the deployment file {path} ({exc.strerror or exc}); "
+                "check the directory's permissions"
+            ) from exc
 
     @classmethod
     def read(cls, path: Path) -> Deployment:
