@@ -102,9 +102,16 @@ class State:
 
     def network(self) -> Network:
         if self._network is None:
+            from emrshare.errors import ChainError
             from emrshare.network import Network
 
-            self._network = Network.from_config(self.profiles.network_path)
+            net = Network.from_config(self.profiles.network_path)
+            if not net.w3.is_connected():
+                raise ChainError(
+                    f"cannot reach the chain node of {self.profiles.network_path}; start it "
+                    "(`emrshare devnet up`) or fix rpc_url in that file"
+                )
+            self._network = net
         return self._network
 
     def patient(self) -> Patient:
