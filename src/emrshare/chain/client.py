@@ -26,7 +26,13 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.errors import ChainError, ConfigurationError, ContractRevert, TransactionFailed
+from emrshare.errors import (
+    ChainError,
+    ConfigurationError,
+    ContractRevert,
+    EmrShareError,
+    TransactionFailed,
+)
 
 __all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_data_from_error"]
 
@@ -44,7 +50,7 @@ def _node_errors(what: str) -> Iterator[None]:
     """
     try:
         yield
-    except ChainError:
+    except EmrShareError:
         raise
     except Exception as exc:
         raise ChainError(f"{what} failed: {exc}; is the node reachable?") from exc

@@ -13,6 +13,7 @@ from web3 import Web3
 from web3.types import Nonce
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.chain.client import _node_errors
 from emrshare.chain.events import write_file_atomically
 from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
 
@@ -71,13 +72,18 @@ class Deployment:
 
     def check(self, w3: Web3) -> None:
         """Raise :class:`DeploymentError` unless the chain matches this deployment."""
-        if w3.eth.chain_id != self.chain_id:
+        with _node_errors("checking the deployment"):
+            node_chain = int(w3.eth.chain_id)
+            codes = {
+                a: w3.eth.get_code(Web3.to_checksum_address(a)) for a in self.addresses.values()
+            }
+        if node_chain != self.chain_id:
             raise DeploymentError(
                 f"deployment is for chain {self.chain_id} but the node is "
-                f"chain {w3.eth.chain_id}; point at the right endpoint"
+                f"chain {node_chain}; point at the right endpoint"
             )
         for name, addr in self.addresses.items():
-            if not w3.eth.get_code(Web3.to_checksum_address(addr)):
+            if not codes[addr]:
                 raise DeploymentError(f"no {name} contract at {addr}; redeploy the contracts")
 
 
@@ -116,25 +122,28 @@ def deploy_contracts(
     threshold of ``admin_threshold``.
     """
     acct = Account.from_key(private_key)
-    start = w3.eth.block_number
-    chain_id = w3.eth.chain_id
+    with _node_errors("reading the chain head"):
+        start = w3.eth.block_number
+        chain_id = w3.eth.chain_id
     wanted = list(names or artifact_names())
     order = [n for n in DEPLOY_ORDER if n in wanted] + sorted(
         n for n in wanted if n not in DEPLOY_ORDER
     )
     addresses: dict[str, str] = dict(existing or {})
     deployed: dict[str, str] = {}
-    nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
+    with _node_errors("reading the deployer's nonce"):
+        nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
     for name in order:
         art = load_artifact(name)
         args = _constructor_args(name, addresses, admins or [acct.address], admin_threshold)
-        contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        tx = contract.constructor(*args).build_transaction(
-            {"from": acct.address, "nonce": Nonce(nonce), "chainId": chain_id}
-        )
-        signed = acct.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        with _node_errors(f"deploying {name}"):
+            contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+            tx = contract.constructor(*args).build_transaction(
+                {"from": acct.address, "nonce": Nonce(nonce), "chainId": chain_id}
+            )
+            signed = acct.sign_transaction(tx)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
             raise TransactionFailed(f"deploying {name} failed in tx {tx_hash.hex()}")
         addresses[name] = deployed[name] = str(receipt["contractAddress"])

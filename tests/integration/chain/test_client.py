@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from emrshare.chain import ChainClient, Contracts, Deployment, TagRevoked
+from emrshare.chain import ChainClient, Contracts, Deployment, TagRevoked, deploy_contracts
 from emrshare.chain.devnode import DevNode
 from emrshare.errors import (
     ChainError,
@@ -148,3 +148,7 @@ def test_unreachable_node_is_a_typed_chain_error() -> None:
     writer = ChainClient(w3, b"\x01" * 32)
     with pytest.raises(ChainError):
         writer.send("0x" + "11" * 20, b"")
+    with pytest.raises(ChainError, match="is the node reachable"):
+        deploy_contracts(w3, b"\x01" * 32)
+    with pytest.raises(ChainError, match="is the node reachable"):
+        Deployment(1, {"Grants": "0x" + "11" * 20}, 0, "0x" + "22" * 20).check(w3)
