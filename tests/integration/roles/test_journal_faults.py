@@ -211,3 +211,18 @@ def test_bulk_add_is_batched_and_exactly_once(stack: Stack) -> None:
     assert len(blocks) == 3, "120 records in 3 batched appends"
     for i in (0, 57, 119):
         assert stack.patient.read(ids[i]) == contents[i]
+
+
+def test_write_and_read_back_on_ganache_too(
+    ganache: DevNode, dev_keys: list[bytes], tmp_path: Path
+) -> None:
+    stack = make_stack(ganache, dev_keys, tmp_path)
+    try:
+        one = stack.hospital.add_record(stack.patient.address, "lab", b"single")
+        many = stack.hospital.add_records(stack.patient.address, "lab", [b"a", b"b", b"c"])
+        assert entries_by_record(stack) == {bytes(r): 1 for r in [one, *many]}
+        assert [stack.patient.read(r) for r in many] == [b"a", b"b", b"c"]
+        assert stack.hospital.recover().confirmed == []
+    finally:
+        stack.hospital.close()
+        stack.net.close()
