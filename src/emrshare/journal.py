@@ -117,6 +117,10 @@ class WriteSteps(Protocol):
 
     Every method must be safe to call again after a crash (storing the same ciphertext
     twice yields the same CID; appends are guarded by :meth:`appended`).
+
+    Optional attributes: ``confirms_on_send`` (see :meth:`send_append`) and
+    ``store_concurrency`` (bulk runs call :meth:`store` from that many threads at once;
+    the store must be thread-safe).
     """
 
     def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
