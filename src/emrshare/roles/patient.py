@@ -362,19 +362,22 @@ class Patient:
             return  # an old epoch's grant: the current epoch is already beyond it
         old_tag = self.keys.tag(category, ev.epoch)
         writers = self.writers(category)
-        remaining = [
-            e
-            for e in events.values()
-            if bytes(e.tag) == bytes(old_tag)
-            and bytes(e.policy_id) != pid
-            and grants.status(e.policy_id) is GrantStatus.ACTIVE
-            and checksum(e.grantee) != checksum(ev.grantee)
-        ]
+        # One re-issued grant per remaining grantee: the one that lasts longest.
+        remaining: dict[str, GrantCreated] = {}
+        for e in events.values():
+            grantee = checksum(e.grantee)
+            if (
+                bytes(e.tag) == bytes(old_tag)
+                and grantee != checksum(ev.grantee)
+                and grants.status(e.policy_id) is GrantStatus.ACTIVE
+                and (grantee not in remaining or e.expiry > remaining[grantee].expiry)
+            ):
+                remaining[grantee] = e
         self._epochs[category] = ev.epoch + 1
         self._save_state()
         for w in writers:
             self.authorize_writer(w, category)
-        for e in remaining:
+        for e in remaining.values():
             params = self._grant_params(
                 e.grantee, category, ev.epoch + 1, e.expiry, list(e.proxies), e.threshold
             )
