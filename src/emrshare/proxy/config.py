@@ -89,6 +89,7 @@ class ProxyConfig:
         audit = data.get("audit", {})
         try:
             host, _, port = str(proxy.get("listen", "127.0.0.1:7701")).rpartition(":")
+            host = host.removeprefix("[").removesuffix("]")  # "[::]:7701" → "::"
             return cls(
                 keystore=_path(base, proxy["keystore"]),
                 password_env=str(proxy.get("password_env", "EMRSHARE_PROXY_PASSWORD")),
@@ -108,11 +109,15 @@ class ProxyConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"proxy config has an invalid value: {exc}") from exc
 
+    def _listen(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
     def to_toml(self) -> str:
         """Render as TOML (used by test fixtures and ``devnet up``)."""
         return (
             "[proxy]\n"
-            f'listen = "{self.host}:{self.port}"\n'
+            f'listen = "{self._listen()}"\n'
             f'data_dir = "{self.data_dir}"\n'
             f'keystore = "{self.keystore}"\n'
             f'password_env = "{self.password_env}"\n\n'

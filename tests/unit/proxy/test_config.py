@@ -85,3 +85,13 @@ def test_bad_configs(tmp_path: Path, text: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         ProxyConfig.load(tmp_path / "nope.toml")
+
+
+def test_ipv6_listen(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.toml"
+    path.write_text(TOML.replace("127.0.0.1:7777", "[::]:7777"))
+    cfg = ProxyConfig.load(path)
+    assert (cfg.host, cfg.port) == ("::", 7777)
+    again = tmp_path / "again.toml"
+    again.write_text(cfg.to_toml())
+    assert ProxyConfig.load(again) == cfg
