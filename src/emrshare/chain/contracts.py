@@ -23,7 +23,7 @@ from emrshare.chain.client import ChainClient, Receipt, _abi_type
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.events import EventCursor, event_topic, get_logs_paged, topic_for
 from emrshare.chain.ids import record_id
-from emrshare.errors import ConfigurationError, ContractRevert
+from emrshare.errors import ChainError, ConfigurationError, ContractRevert
 from emrshare.types import CategoryTag, PolicyId, RecordId
 
 __all__ = [
@@ -527,7 +527,15 @@ class _Binding:
     def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
         out = self.client.call_raw(self.address, self._encode(fn, args))
         types = [_abi_type(p) for p in self._functions[fn]["outputs"]]
-        return tuple(abi_decode(types, out))
+        try:
+            return tuple(abi_decode(types, out))
+        except Exception as exc:  # eth-abi raises several decoding error types
+            # Typically empty output: no contract (or another one) at this address.
+            raise ChainError(
+                f"{self.NAME}.{fn} at {self.address} answered {len(out)} bytes that do not "
+                f"decode as its outputs; check that the deployment matches this chain "
+                "(Deployment.check)"
+            ) from exc
 
     def _send(self, fn: str, *args: Any, gas: int | None = None) -> Receipt:
         r = self.client.send(self.address, self._encode(fn, args), gas=gas)
@@ -541,10 +549,23 @@ class _Binding:
         return Receipt(r.tx_hash, r.block_number, r.gas_used, r.logs, events)
 
     def decode_log(self, log: Mapping[str, Any]) -> ChainEvent | None:
-        """Decode one raw log of this contract into its event dataclass (None if unknown)."""
+        """Decode one raw log of this contract into its event dataclass (None if unknown).
+
+        A log with a known topic that does not decode raises :class:`ChainError`.
+        """
         topics = [bytes(t) for t in log["topics"]]
         if not topics or topics[0] not in self._by_topic:
             return None
+        try:
+            return self._decode_known(log, topics)
+        except Exception as exc:  # eth-abi, a wrong topic count, a malformed field
+            raise ChainError(
+                f"a {self._by_topic[topics[0]][0].__name__} log of {self.address} in block "
+                f"{log.get('blockNumber')} does not decode; the node returned a malformed "
+                "log or the ABI does not match the deployed contract"
+            ) from exc
+
+    def _decode_known(self, log: Mapping[str, Any], topics: list[bytes]) -> ChainEvent:
         cls, abi = self._by_topic[topics[0]]
         indexed = [p for p in abi["inputs"] if p["indexed"]]
         plain = [p for p in abi["inputs"] if not p["indexed"]]
@@ -619,7 +640,12 @@ class _Binding:
     def poll(
         self, cls: type[E], cursor: EventCursor, key: str, *, page_size: int = 2_000, **filters: Any
     ) -> list[E]:
-        """New events since ``cursor``'s position for ``key``; advances and saves the cursor."""
+        """New events since ``cursor``'s position for ``key``; advances and saves the cursor.
+
+        **Warning:** the cursor is saved before the caller handles the events, so a crash
+        in between skips them (at most once). For at least once, read with :meth:`events`
+        and call ``cursor.advance(key, last_block + 1)`` after handling.
+        """
         start = cursor.next_block(key, self.start_block)
         end = self.client.safe_block()
         if end < start:

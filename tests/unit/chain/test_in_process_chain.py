@@ -53,3 +53,25 @@ def test_partial_deployment_wires_existing_addresses(evm_w3: Web3) -> None:
     assert (
         Web3.to_checksum_address(grants._call("registry")[0]) == reg.addresses["ConsortiumRegistry"]
     )
+
+
+def test_binding_at_an_address_without_the_contract_is_a_chain_error(evm_w3: Web3) -> None:
+    from emrshare.chain import RecordIndex
+    from emrshare.errors import ChainError
+
+    # No code at this address: eth_call answers nothing, which must not surface as an
+    # eth-abi decoding error.
+    index = RecordIndex(ChainClient(evm_w3), "0x" + "42" * 20)
+    with pytest.raises(ChainError, match=r"RecordIndex\.chainOf .*Deployment\.check"):
+        index.head(evm_w3.eth.accounts[0])
+    # A log whose topic is EntryAppended's but whose data is garbage.
+    topic = next(t for t, (cls, _) in index._by_topic.items() if cls is EntryAppended)
+    log = {
+        "topics": [topic, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32],
+        "data": b"\x01\x02",
+        "blockNumber": 5,
+        "transactionHash": b"\x00" * 32,
+        "logIndex": 0,
+    }
+    with pytest.raises(ChainError, match=r"EntryAppended log .* does not decode"):
+        index.decode_log(log)
