@@ -369,7 +369,11 @@ class KuboStore:
     # -- CAR ----------------------------------------------------------------------------
 
     def export_car(self, cid: Cid, out: BinaryIO) -> int:
-        """``dag/export``: write the DAG under ``cid`` to ``out`` as CARv1 (streamed)."""
+        """``dag/export``: write the DAG under ``cid`` to ``out`` as CARv1 (streamed).
+
+        **Warning:** these are the node's bytes, not verified here; read the file with
+        :func:`~emrshare.storage.import_car`, which checks every block against its CID.
+        """
         response = self._request("dag/export", [("arg", str(CidInfo.parse(cid)))], stream=True)
         written = 0
         try:
