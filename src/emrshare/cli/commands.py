@@ -199,6 +199,31 @@ def record_add(
         out.print(f"added record {_hex(rid)} ({category}, {size} bytes)")
 
 
+@record_app.command("import")
+def record_import(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    category: Annotated[str, typer.Option(help="category name, e.g. lab")],
+    patient: Annotated[str, typer.Option(help="patient address or profile name")],
+    media_type: Annotated[str, typer.Option(help="MIME type")] = "application/octet-stream",
+    batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bulk import: many files of one category, appended in batches (journaled)."""
+    st = state(ctx)
+    ids = st.provider().add_records(
+        st.profiles.resolve(patient),
+        category,
+        files,
+        media_type=media_type,
+        batch_size=batch_size,
+    )
+    if want_json(ctx, json_out):
+        emit_json([{"file": str(f), "record_id": _hex(r)} for f, r in zip(files, ids, strict=True)])
+    else:
+        out.print(f"imported {len(ids)} {category} records")
+
+
 @record_app.command("list")
 def record_list(
     ctx: typer.Context,

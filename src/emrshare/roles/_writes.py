@@ -180,6 +180,8 @@ class RecordWriter:
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
             record_id_of=lambda n: record_id(target.patient, target.tag, self.address, n),
+            # Files can be re-read if the process dies before their ciphertext is spooled.
+            sources=[s.resolve() if isinstance(s, Path) else None for s in sources],
         )
         for job, src in zip(jobs, sources, strict=True):
             self._sources[job.record_id] = (src, None, None)

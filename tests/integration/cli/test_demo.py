@@ -123,5 +123,40 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         got = tmp_path / "got.txt"
         read = _cli(data_dir, "--profile", "patient", "record", "get", rid, "-o", str(got))
         assert read.returncode == 0 and got.read_text() == "home blood pressure 120/80"
+
+        files = []
+        for i in range(3):
+            files.append(tmp_path / f"bp-{i}.txt")
+            files[-1].write_text(f"blood pressure {120 + i}/80")
+        assert (
+            _cli(
+                data_dir,
+                "--profile",
+                "patient",
+                "writer",
+                "add",
+                "hospital-a",
+                "--category",
+                "vitals",
+            ).returncode
+            == 0
+        )
+        imported = _cli(
+            data_dir,
+            "--profile",
+            "hospital-a",
+            "--json",
+            "record",
+            "import",
+            *map(str, files),
+            "--patient",
+            "patient",
+            "--category",
+            "vitals",
+        )
+        assert imported.returncode == 0, imported.stderr
+        assert len(json.loads(imported.stdout)) == 3
+        listed = _cli(data_dir, "--profile", "patient", "--json", "record", "list")
+        assert len(json.loads(listed.stdout)) == 4
     finally:
         _cli(data_dir, "devnet", "down")
