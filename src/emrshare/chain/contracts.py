@@ -496,6 +496,14 @@ def _py(value: Any) -> Any:
     return value
 
 
+def _checksummed(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
+    if abi_type == "address[]":
+        return [Web3.to_checksum_address(v) for v in value]
+    return value
+
+
 # ----------------------------------------------------------------- bindings
 
 
@@ -522,7 +530,11 @@ class _Binding:
         return f"{type(self).__name__}({self.address})"
 
     def _encode(self, fn: str, args: Sequence[Any]) -> bytes:
-        return bytes.fromhex(self._contract.encode_abi(fn, list(args))[2:])
+        # web3 accepts only EIP-55 addresses: checksum every address argument here, once,
+        # instead of at each call site (an invalid address still raises ValueError).
+        inputs = self._functions[fn]["inputs"]
+        fixed = [_checksummed(p["type"], a) for p, a in zip(inputs, args, strict=True)]
+        return bytes.fromhex(self._contract.encode_abi(fn, fixed)[2:])
 
     def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
         out = self.client.call_raw(self.address, self._encode(fn, args))
@@ -677,16 +689,16 @@ class ConsortiumRegistry(_Binding):
     # reads
     def member(self, account: str) -> Member:
         """A member's or applicant's record (reverts with ``Registry_NotMember`` otherwise)."""
-        (m,) = self._call("memberOf", Web3.to_checksum_address(account))
+        (m,) = self._call("memberOf", account)
         return Member(Web3.to_checksum_address(account), Role(m[0]), m[1], m[2], m[3], m[4])
 
     def role_of(self, account: str) -> Role:
         """The account's role (``Role.NONE`` if it is not a member)."""
-        return Role(self._call("roleOf", Web3.to_checksum_address(account))[0])
+        return Role(self._call("roleOf", account)[0])
 
     def has_role(self, account: str, role: Role) -> bool:
         """Whether the account is a member with ``role``."""
-        return bool(self._call("hasRole", Web3.to_checksum_address(account), int(role))[0])
+        return bool(self._call("hasRole", account, int(role))[0])
 
     def member_count(self) -> int:
         """Number of members."""
@@ -744,9 +756,7 @@ class ConsortiumRegistry(_Binding):
         self, action: Action, target: str, role: Role = Role.NONE, threshold: int = 0
     ) -> Receipt:
         """Propose (and approve) an action; ``receipt.event(ProposalCreated).proposal_id``."""
-        return self._send(
-            "propose", int(action), Web3.to_checksum_address(target), int(role), threshold
-        )
+        return self._send("propose", int(action), target, int(role), threshold)
 
     def approve(self, proposal_id: int) -> Receipt:
         """Approve a proposal as an admin."""
@@ -765,7 +775,7 @@ class PatientProfiles(_Binding):
 
     def profile(self, patient: str) -> Profile:
         """The profile (reverts with ``PatientProfiles_NotRegistered`` if there is none)."""
-        (p,) = self._call("profileOf", Web3.to_checksum_address(patient))
+        (p,) = self._call("profileOf", patient)
         return Profile(Web3.to_checksum_address(patient), p[0], p[1], p[2])
 
     def register(self, verifying_key: bytes, box_key: bytes) -> Receipt:
@@ -785,23 +795,19 @@ class RecordIndex(_Binding):
         return int(
             self._call(
                 "nextSequence",
-                Web3.to_checksum_address(patient),
+                patient,
                 tag,
-                Web3.to_checksum_address(writer),
+                writer,
             )[0]
         )
 
     def is_writer(self, patient: str, tag: CategoryTag, writer: str) -> bool:
         """Whether ``writer`` may append under (patient, tag)."""
-        return bool(
-            self._call(
-                "isWriter", Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)
-            )[0]
-        )
+        return bool(self._call("isWriter", patient, tag, writer)[0])
 
     def head(self, patient: str) -> IndexHead:
         """The patient's hash-chain head and entry count."""
-        (c,) = self._call("chainOf", Web3.to_checksum_address(patient))
+        (c,) = self._call("chainOf", patient)
         return IndexHead(c[0], c[1])
 
     def entries(
@@ -813,17 +819,17 @@ class RecordIndex(_Binding):
     # transactions
     def authorize_writer(self, tag: CategoryTag, writer: str, sealed_payload: bytes) -> Receipt:
         """Let ``writer`` append under the sender's ``tag``; the payload is sealed to it."""
-        return self._send("authorizeWriter", tag, Web3.to_checksum_address(writer), sealed_payload)
+        return self._send("authorizeWriter", tag, writer, sealed_payload)
 
     def revoke_writer(self, tag: CategoryTag, writer: str) -> Receipt:
         """Withdraw ``writer``'s authorization for the sender's ``tag``."""
-        return self._send("revokeWriter", tag, Web3.to_checksum_address(writer))
+        return self._send("revokeWriter", tag, writer)
 
     def append(
         self, patient: str, tag: CategoryTag, epoch: int, sequence: int, entry: bytes
     ) -> Receipt:
         """Append one entry; ``sequence`` must equal :meth:`next_sequence` (exactly-once)."""
-        return self._send("append", Web3.to_checksum_address(patient), tag, epoch, sequence, entry)
+        return self._send("append", patient, tag, epoch, sequence, entry)
 
     def append_batch(
         self,
@@ -836,7 +842,7 @@ class RecordIndex(_Binding):
         """Append entries under one tag; entry ``i`` gets ``first_sequence + i``."""
         return self._send(
             "appendBatch",
-            Web3.to_checksum_address(patient),
+            patient,
             tag,
             epoch,
             first_sequence,
@@ -928,15 +934,15 @@ class Grants(_Binding):
 
     def generation(self, patient: str, tag: CategoryTag) -> int:
         """The current generation of a patient's tag (bumped by ``revoke_tag``)."""
-        return int(self._call("generationOf", Web3.to_checksum_address(patient), tag)[0])
+        return int(self._call("generationOf", patient, tag)[0])
 
     def policy_count(self, patient: str) -> int:
         """Number of grants the patient ever created."""
-        return int(self._call("policyCount", Web3.to_checksum_address(patient))[0])
+        return int(self._call("policyCount", patient)[0])
 
     def policies(self, patient: str, offset: int = 0, limit: int = 100) -> list[PolicyId]:
         """One page of the patient's policy ids, oldest first."""
-        page = self._call("policiesOf", Web3.to_checksum_address(patient), offset, limit)[0]
+        page = self._call("policiesOf", patient, offset, limit)[0]
         return [PolicyId(bytes(p)) for p in page]
 
     def request(self, request_id: int) -> AccessRequest:
@@ -960,7 +966,7 @@ class Grants(_Binding):
         return bytes(
             self._call(
                 "hashProxyRequest",
-                Web3.to_checksum_address(proxy),
+                proxy,
                 policy_id,
                 list(capsule_hashes),
                 nonce,
@@ -985,9 +991,7 @@ class Grants(_Binding):
         self, patient: str, category: bytes, purpose: bytes, reason_hash: bytes
     ) -> Receipt:
         """Ask a patient for access; ``receipt.event(AccessRequested).request_id``."""
-        return self._send(
-            "requestAccess", Web3.to_checksum_address(patient), category, purpose, reason_hash
-        )
+        return self._send("requestAccess", patient, category, purpose, reason_hash)
 
     def approve_request(self, request_id: int, params: GrantParams) -> Receipt:
         """Approve a pending request by creating the grant ``params`` for the requester."""
@@ -1011,7 +1015,7 @@ class AuditLog(_Binding):
         return self._send(
             "logAccesses",
             policy_id,
-            [Web3.to_checksum_address(p) for p in proxies],
+            list(proxies),
             [a.as_abi() for a in accesses],
         )
 
