@@ -215,26 +215,24 @@ class ProxyService:
                 block,
             )
         entries = self.store.entries(req.capsule_hashes)
+        scope = (policy.patient.lower(), policy.tag, policy.epoch)
         record_ids: list[bytes] = []
         for h in req.capsule_hashes:
-            entry = entries.get(h)
-            if entry is None:
+            found = entries.get(h)
+            if not found:
                 return self._refuse(
                     RefusalReason.CAPSULE_NOT_IN_INDEX,
                     f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
                     block,
                 )
-            if (entry.patient.lower(), entry.tag, entry.epoch) != (
-                policy.patient.lower(),
-                policy.tag,
-                policy.epoch,
-            ):
+            match = [e for e in found if (e.patient.lower(), e.tag, e.epoch) == scope]
+            if not match:
                 return self._refuse(
                     RefusalReason.CAPSULE_WRONG_CATEGORY,
                     f"capsule 0x{h.hex()} belongs to another category or epoch than the policy",
                     block,
                 )
-            record_ids.append(entry.record_id)
+            record_ids.append(match[0].record_id)
         kfrag = self._kfrag(policy)
         if kfrag is None:
             return self._refuse(

@@ -58,12 +58,15 @@ CREATE TABLE IF NOT EXISTS kfrags (
     receiving_pk BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS entries (
-    capsule_hash BLOB PRIMARY KEY,
+    capsule_hash BLOB NOT NULL,
     patient TEXT NOT NULL,
     tag BLOB NOT NULL,
     epoch INTEGER NOT NULL,
     record_id BLOB NOT NULL,
-    block INTEGER NOT NULL
+    block INTEGER NOT NULL,
+    -- The same capsule may be appended under several tags (by anyone authorized for
+    -- them); each appearance counts only for its own (patient, tag, epoch).
+    PRIMARY KEY (capsule_hash, patient, tag, epoch)
 );
 CREATE TABLE IF NOT EXISTS nonces (
     signer TEXT NOT NULL,
@@ -322,15 +325,20 @@ class ProxyStore:
             (e.capsule_hash, e.patient, e.tag, e.epoch, e.record_id, e.block),
         )
 
-    def entries(self, capsule_hashes: Sequence[bytes]) -> dict[bytes, EntryRecord]:
+    def entries(self, capsule_hashes: Sequence[bytes]) -> dict[bytes, list[EntryRecord]]:
+        """Every indexed appearance of each capsule (usually one)."""
         hashes = list(capsule_hashes)
         marks = ",".join("?" * len(hashes))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM entries WHERE capsule_hash IN ({marks})",  # noqa: S608 - only ?s
+                f"SELECT * FROM entries WHERE capsule_hash IN ({marks}) "  # noqa: S608 - only ?s
+                "ORDER BY block",
                 hashes,
             ).fetchall()
-        return {bytes(r[0]): EntryRecord(*r) for r in rows}
+        out: dict[bytes, list[EntryRecord]] = {}
+        for r in rows:
+            out.setdefault(bytes(r[0]), []).append(EntryRecord(*r))
+        return out
 
     # -- nonces ------------------------------------------------------------------------
 

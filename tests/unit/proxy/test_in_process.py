@@ -14,7 +14,7 @@ from web3 import Web3
 from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.crypto.keys import MemberKeys, PatientKeys
-from emrshare.errors import GrantRevoked, Unavailable
+from emrshare.errors import CryptoError, GrantRevoked, Unavailable
 from emrshare.proxy._crypto import kfrag_opener
 from emrshare.proxy.app import create_app
 from emrshare.proxy.audit import AuditFlusher
@@ -164,7 +164,7 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
     _settle(proxies)
     p = proxies[0]
     pid = bytes(grant.binding.policy_id)
-    record = p.store.entries([entry.capsule_hash])[entry.capsule_hash].record_id
+    record = p.store.entries([entry.capsule_hash])[entry.capsule_hash][0].record_id
     for crash_after_broadcast in (False, True):
         entry_id = p.store.journal(pid, grantee.address, [record], chain.w3.eth.block_number)
         (journaled,) = p.store.unbatched(10)
@@ -243,3 +243,45 @@ def test_confirmation_depth_and_resume(world: dict[str, Any], evm_w3: Web3) -> N
     assert p.store.cursor() == head
     assert p.store.policy(bytes(grant.binding.policy_id)) is not None
     assert p.store.kfrag_count() == 1
+
+
+async def test_capsule_copied_under_another_tag_does_not_hijack_it(
+    world: dict[str, Any],
+) -> None:
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (sealed,) = chain.append(patient, "imaging", 0)
+    # The same sealed bytes appended again, first under another tag, then under its own.
+    index = chain.c["RecordIndex"]
+    for category in ("lab", "imaging"):
+        tag = patient.tag(category, 0)
+        seq = index.functions.nextSequence(patient.address, tag, patient.address).call()
+        chain.send(
+            patient.address,
+            index.functions.append(patient.address, tag, 0, seq, bytes(sealed)),
+        )
+    lab = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    imaging = chain.grant(
+        patient, "imaging", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    async with ThresholdClient(
+        grantee.ethereum_key,
+        chain_id=chain.deployment.chain_id,
+        grants_contract=chain.grants_address,
+        transport=world["routes"],
+    ) as client:
+        policy, gmap = threshold_policy(imaging, grantee, patient, proxies)  # type: ignore[arg-type]
+        result = await client.reencrypt(policy, [sealed.capsule], deadline=chain.chain_time() + 60)
+        assert open_entry_as_grantee(sealed, grantee, gmap, result.cfrags[0]).category == "imaging"
+        # Under the lab grant the proxies do serve (the capsule is indexed under lab too),
+        # but with the lab key's fragments, which cannot open an imaging entry.
+        lab_policy, lab_map = threshold_policy(lab, grantee, patient, proxies)  # type: ignore[arg-type]
+        result = await client.reencrypt(
+            lab_policy, [sealed.capsule], deadline=chain.chain_time() + 60
+        )
+        with pytest.raises(CryptoError):
+            open_entry_as_grantee(sealed, grantee, lab_map, result.cfrags[0])

@@ -94,7 +94,12 @@ def test_entries_lookup(tmp_path: Path) -> None:
     with s.transaction() as tx:
         s.put_entry(tx, e)
         s.put_entry(tx, e)  # replayed event: idempotent
-    assert s.entries([b"\x09" * 32, b"\x08" * 32]) == {b"\x09" * 32: e}
+    assert s.entries([b"\x09" * 32, b"\x08" * 32]) == {b"\x09" * 32: [e]}
+    # The same capsule appended under another tag is a second appearance, not a clash.
+    other = EntryRecord(b"\x09" * 32, "0xPatient", b"\xbb" * 32, 0, b"rec2", 4)
+    with s.transaction() as tx:
+        s.put_entry(tx, other)
+    assert s.entries([b"\x09" * 32]) == {b"\x09" * 32: [e, other]}
 
 
 def test_journal_batches_and_requeue(tmp_path: Path) -> None:
