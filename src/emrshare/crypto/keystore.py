@@ -150,9 +150,12 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
     except FileNotFoundError as exc:
         raise KeystoreError(f"no keystore at {target}; check the path") from exc
     except (OSError, ValueError) as exc:
-        raise KeystoreError(f"{target} is not a readable keystore JSON file") from exc
+        raise KeystoreError(
+            f"{target} is not a readable keystore JSON file; check the path, or restore the "
+            "keystore from your mnemonic"
+        ) from exc
     if _field(doc, "format") != FORMAT:
-        raise KeystoreError(f"{target} is not an emrshare keystore")
+        raise KeystoreError(f"{target} is not an emrshare keystore; check the path")
     if _field(doc, "version") != VERSION:
         raise UnsupportedVersion(
             f"keystore version {doc['version']!r} is not supported (this release reads "
@@ -163,7 +166,10 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
         if _field(doc, "kdf", "name") != "argon2id" or (
             _field(doc, "cipher", "name") != "xchacha20poly1305-ietf"
         ):
-            raise KeystoreError(f"{target} uses an unknown KDF or cipher")
+            raise KeystoreError(
+                f"{target} uses an unknown KDF or cipher; open it with the emrshare release "
+                "that wrote it, or restore the keystore from your mnemonic"
+            )
         opslimit = int(_field(doc, "kdf", "opslimit"))
         memlimit = int(_field(doc, "kdf", "memlimit"))
         salt = bytes.fromhex(_field(doc, "kdf", "salt"))
@@ -178,7 +184,10 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
         and argon2id.MEMLIMIT_MIN <= memlimit <= _MAX_MEMLIMIT
         and len(salt) == argon2id.SALTBYTES
     ):
-        raise KeystoreError(f"{target} has out-of-range KDF parameters; the file was tampered with")
+        raise KeystoreError(
+            f"{target} has out-of-range KDF parameters; the file was tampered with: restore "
+            "the keystore from your mnemonic"
+        )
     wrong = KeystoreError(
         f"cannot open {target}: wrong password, or the file was modified; try again or "
         "restore the keystore from your mnemonic"
@@ -207,7 +216,7 @@ def load_patient_keystore(path: str | os.PathLike[str], password: str | bytes) -
     """:func:`load_keystore` for a patient keystore (a member keystore is an error)."""
     keys = load_keystore(path, password)
     if not isinstance(keys, PatientKeys):
-        raise KeystoreError(f"{path} holds member keys, not patient keys")
+        raise KeystoreError(f"{path} holds member keys, not patient keys; pass a patient keystore")
     return keys
 
 
@@ -215,5 +224,5 @@ def load_member_keystore(path: str | os.PathLike[str], password: str | bytes) ->
     """:func:`load_keystore` for a member keystore (a patient keystore is an error)."""
     keys = load_keystore(path, password)
     if not isinstance(keys, MemberKeys):
-        raise KeystoreError(f"{path} holds patient keys, not member keys")
+        raise KeystoreError(f"{path} holds patient keys, not member keys; pass a member keystore")
     return keys
