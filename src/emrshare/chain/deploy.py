@@ -12,9 +12,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.types import Nonce
 
+from emrshare._files import write_atomically
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.chain.client import _node_errors
-from emrshare.chain.events import write_file_atomically
 from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
 
 __all__ = ["DEPLOY_ORDER", "Deployment", "deploy_contracts"]
@@ -35,7 +35,8 @@ class Deployment:
     def write(self, path: Path) -> None:
         """Write the deployment file atomically; :class:`ConfigurationError` if it cannot be."""
         try:
-            write_file_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot write the deployment file {path} ({exc.strerror or exc}); "

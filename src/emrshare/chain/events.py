@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,33 +12,10 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from emrshare._files import write_atomically
 from emrshare.errors import ChainError, ConfigurationError
 
 __all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
-
-
-def write_file_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: a unique temp file, fsync, rename, fsync of the dir.
-
-    A crash (even a power loss) leaves the old content or the new one, and two processes
-    writing at once cannot interleave inside one temp file. OS errors propagate.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def event_topic(abi_item: Mapping[str, Any]) -> bytes:
@@ -145,7 +120,8 @@ class EventCursor:
             if self.path is not None:
                 text = json.dumps(self._positions, indent=1, sort_keys=True) + "\n"
                 try:
-                    write_file_atomically(self.path, text)
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomically(self.path, text)
                 except OSError as exc:
                     raise ConfigurationError(
                         f"cannot save the event cursor to {self.path} "

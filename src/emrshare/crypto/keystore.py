@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 from nacl.pwhash import argon2id
 
+from emrshare._files import write_atomically
 from emrshare.crypto._wire import cbor_decode_list, cbor_encode
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.errors import KeystoreError, UnsupportedVersion, WireFormatError
@@ -98,35 +98,13 @@ def save_keystore(
     ).hex()
     target = Path(path)
     try:
-        _write_atomically(target, doc)
+        write_atomically(target, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     except OSError as exc:
         raise KeystoreError(
             f"cannot write the keystore to {target} ({exc.strerror or exc}); check that the "
             "directory exists and is writable"
         ) from exc
     return target
-
-
-def _write_atomically(target: Path, doc: dict[str, Any]) -> None:
-    # Temp file (created 0600 by mkstemp) + fsync + rename + directory fsync: a crash
-    # leaves the old keystore or the new one, never a torn file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _field(doc: Any, *names: str) -> Any:
