@@ -13,6 +13,7 @@ demo keystores use a cheap KDF and a known password.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -274,7 +275,7 @@ def devnet_up(
             name = f"proxy-{i + 1}"
             url = str(pids[name]["url"])
             _wait(
-                lambda url=url: _http_ok(url + "/healthz"),  # type: ignore[misc]
+                functools.partial(_http_ok, url + "/healthz"),
                 name,
                 90,
                 dev / "proxies" / name / "proxy.log",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import umbral_pre
+from hexbytes import HexBytes
 from nacl.public import PrivateKey
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -318,10 +319,10 @@ class RecordWriter:
     def receipt(self, tx_hash: bytes) -> ReceiptStatus:
         w3 = self.network.w3
         try:
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)  # type: ignore[arg-type]
+            receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=10)
         except Exception:
             try:
-                w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+                w3.eth.get_transaction(HexBytes(tx_hash))
             except TransactionNotFound:
                 return "failed"  # dropped by the node (restart, replaced): send again
             except Exception as exc:

@@ -25,6 +25,7 @@ from emrshare.chain import (
     verify_chain,
 )
 from emrshare.crypto import (
+    IndexEntry,
     MemberPublicKeys,
     PatientKeys,
     SealedEntry,
@@ -498,7 +499,7 @@ class Patient:
             )
         return out
 
-    def _open(self, ev: EntryAppended, named: tuple[str, int]):  # type: ignore[no-untyped-def]
+    def _open(self, ev: EntryAppended, named: tuple[str, int]) -> IndexEntry:
         entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), self.keys, *named)
         return check_entry(entry, ev, self.address, self.network.contracts.registry)
 
