@@ -346,12 +346,22 @@ def iter_file(cid: CidInfo, get_block: Callable[[CidInfo], bytes]) -> Iterator[b
     against the CID that links to them, so nothing unverified is ever yielded. A DAG
     whose sizes do not add up raises :class:`IntegrityError`.
     """
-    yield from _walk(cid, get_block, None)
+    yield from _walk(cid, get_block, None, 0)
+
+
+#: Deepest file DAG read. Balanced layouts need 4 levels for petabytes; a deeper DAG is
+#: hostile (it would exhaust Python's recursion limit, an untyped crash, in every reader).
+MAX_DAG_DEPTH = 64
 
 
 def _walk(
-    cid: CidInfo, get_block: Callable[[CidInfo], bytes], expected: int | None
+    cid: CidInfo, get_block: Callable[[CidInfo], bytes], expected: int | None, depth: int
 ) -> Iterator[bytes]:
+    if depth > MAX_DAG_DEPTH:
+        raise WireFormatError(
+            f"the DAG under {cid} is deeper than {MAX_DAG_DEPTH} levels; emrshare and Kubo "
+            "never write such files: do not trust this record"
+        )
     block = get_block(cid)
     cid.verify(block)
     if cid.codec == RAW:
@@ -380,7 +390,7 @@ def _walk(
     if payload:
         yield payload
     for (child, _tsize), size in zip(node.links, blocksizes, strict=True):
-        yield from _walk(child, get_block, size)
+        yield from _walk(child, get_block, size, depth + 1)
 
 
 def child_links(cid: CidInfo, block: bytes) -> list[CidInfo]:

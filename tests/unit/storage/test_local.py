@@ -220,3 +220,25 @@ def test_disk_errors_are_storage_errors(tmp_path: Path) -> None:
     for call in (store.pins, store.gc, lambda: store.unpin(cid)):
         with pytest.raises(StorageError, match="in the store at"):
             call()
+
+
+def test_a_hostile_deep_dag_is_refused_with_a_typed_error(tmp_path: Path) -> None:
+    from emrshare.errors import WireFormatError
+    from emrshare.storage.unixfs import MAX_DAG_DEPTH, DagBuilder
+
+    store = LocalStore(tmp_path)
+
+    def sink(cid: CidInfo, parts: object) -> None:
+        store.put_block(cid, b"".join(parts))  # type: ignore[call-overload]
+
+    # A chain of one-link file nodes (valid hashes, sizes that add up), far deeper than
+    # any layout writes: without a cap, reading it overflows Python's recursion limit.
+    builder = DagBuilder(sink=sink)
+    link = builder._leaf(b"deep")
+    assert MAX_DAG_DEPTH < 1_100
+    for _ in range(1_100):
+        link = builder._node([link])
+    with pytest.raises(WireFormatError, match="deeper than"):
+        b"".join(store.get(link.cid.cid))
+    shallow = builder._node([builder._leaf(b"fine")])
+    assert b"".join(store.get(shallow.cid.cid)) == b"fine"
