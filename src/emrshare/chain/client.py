@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +41,17 @@ __all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_da
 E = TypeVar("E")
 
 
+_URL_PATH = re.compile(r"(url: )\S+|(://)[^/\s@]*@")
+
+
+def _scrub(exc: BaseException) -> str:
+    """``str(exc)`` without URL paths or credentials: RPC URLs often carry an API key
+    (``…/v3/<key>``) and requests repeats the path in its messages."""
+    return _URL_PATH.sub(
+        lambda m: (m.group(1) or m.group(2)) + "…" + ("@" if m.group(2) else ""), str(exc)
+    )
+
+
 @contextlib.contextmanager
 def _node_errors(what: str) -> Iterator[None]:
     """Re-raise a web3/transport failure while doing ``what`` as :class:`ChainError`.
@@ -53,7 +65,7 @@ def _node_errors(what: str) -> Iterator[None]:
     except EmrShareError:
         raise
     except Exception as exc:
-        raise ChainError(f"{what} failed: {exc}; is the node reachable?") from exc
+        raise ChainError(f"{what} failed: {_scrub(exc)}; is the node reachable?") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +361,7 @@ class ChainClient:
             data = _revert_data_from_exception(exc)
             if data is not None:
                 raise decode_revert(data) from exc
-            raise ChainError(f"{method} failed: {exc}; is the node reachable?") from exc
+            raise ChainError(f"{method} failed: {_scrub(exc)}; is the node reachable?") from exc
         error = resp.get("error")
         if error is not None:
             if isinstance(error, Mapping):

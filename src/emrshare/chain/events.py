@@ -13,6 +13,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare._files import write_atomically
+from emrshare.chain.client import _scrub
 from emrshare.errors import ChainError, ConfigurationError
 
 __all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
@@ -77,7 +78,7 @@ def get_logs_paged(
             )
         except Exception as exc:
             raise ChainError(
-                f"eth_getLogs for blocks {start}..{end} failed: {exc}; "
+                f"eth_getLogs for blocks {start}..{end} failed: {_scrub(exc)}; "
                 "try a smaller page_size or check the node"
             ) from exc
         yield from logs

@@ -140,11 +140,14 @@ def test_web3_is_passed_in(net: Net) -> None:
 def test_unreachable_node_is_a_typed_chain_error() -> None:
     # Port 9 (discard) on loopback has no JSON-RPC node: every call must fail as
     # ChainError (an outage the journal retries), never as a raw requests error.
-    w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2}))
+    url = "http://user:pw@127.0.0.1:9/v3/SECRET-API-KEY"
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
     reader = ChainClient(w3)
     for call in (reader.latest_block, reader.chain_time, lambda: reader.chain_id):
-        with pytest.raises(ChainError, match="is the node reachable"):
+        with pytest.raises(ChainError, match="is the node reachable") as info:
             call()
+        # RPC URLs carry API keys in their path or credentials: never in messages.
+        assert "SECRET-API-KEY" not in str(info.value) and "pw@" not in str(info.value)
     writer = ChainClient(w3, b"\x01" * 32)
     with pytest.raises(ChainError):
         writer.send("0x" + "11" * 20, b"")
