@@ -17,8 +17,8 @@ $(STAMPS)/apt:
 	@if ! command -v ipfs_cid >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian package ipfs-cid"; \
-	    (apt-get install -y -qq ipfs-cid >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq ipfs-cid >/dev/null)); \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipfs-cid >/dev/null 2>&1 || \
+	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipfs-cid >/dev/null)); \
 	  else echo "warning: ipfs-cid is not installed and we are not root; CID oracle tests will fail"; fi; \
 	fi
 	@touch $@
