@@ -20,9 +20,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
+
+# Typer vendors its own click; its usage errors are these classes, not `click`'s.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from emrshare.errors import EmrShareError, KeystoreError
+from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
 
 if TYPE_CHECKING:
     from emrshare.crypto import MemberKeys, PatientKeys
@@ -37,24 +40,41 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ErrorHandlingGroup(TyperGroup):
-    """Turns library errors and bad input into one clear line and exit code 1."""
+    """Turns library errors and bad input into one clear line and exit code 1 (2 for usage)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        # The top-level options are parsed here, before invoke().
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        try:
+        with _one_line_errors():
             return super().invoke(ctx)
-        except EmrShareError as exc:
-            _fail(str(exc))
-        except ValueError as exc:  # input validation in the crypto core (category names…)
-            _fail(str(exc))
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
 
 
-def _fail(message: str) -> None:
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except EmrShareError as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # input validation in the crypto core (category names…)
+        _fail(str(exc))
+    except NoArgsIsHelpError:
+        raise  # `emrshare record` alone prints the group's help, as it should
+    except UsageError as exc:
+        # click draws a usage block and a box; a mistyped option is still one line.
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint, code=exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str, code: int = 1) -> None:
     # One line: a user mistake is not a crash, so no traceback.
     err.print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 @dataclass
@@ -79,7 +99,13 @@ class State:
 
     def password(self, *, confirm: bool = False) -> str:
         if self.password_file is not None:
-            return self.password_file.read_text().rstrip("\n")
+            try:
+                return self.password_file.read_text().rstrip("\n")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read the password file {self.password_file}: {exc.strerror}; "
+                    "fix --password-file"
+                ) from exc
         env = os.environ.get("EMRSHARE_PASSWORD")
         if env:
             return env

@@ -280,13 +280,20 @@ def record_list(
 def record_get(
     ctx: typer.Context,
     record_id: Annotated[str, typer.Argument(help="0x… record id")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the record")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", dir_okay=False, help="where to write the record"),
+    ],
     patient: Annotated[
         str | None, typer.Option(help="patient address or profile (members only)")
     ] = None,
 ) -> None:
     """Read one record, fully verified, into a file (written only once verified)."""
     st = state(ctx)
+    if not output.parent.is_dir():
+        raise typer.BadParameter(
+            f"the directory {output.parent} does not exist; create it first", param_hint="-o"
+        )
     if st.profile().kind == "patient":
         size = st.patient().read_to(record_id, output)
     else:

@@ -132,3 +132,43 @@ def test_cli_record_list_without_network(tmp_path: Path) -> None:
     code, _, err = _cli(tmp_path, "--profile", "alice", "record", "list")
     assert code == 1
     assert "no network configuration" in err and "devnet up" in err
+
+
+def _one_line(code: int, out: str, err: str, expected_code: int, needle: str) -> None:
+    assert code == expected_code, (out, err)
+    assert "Traceback" not in out + err and "╭" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ") and needle in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--bogus", "whoami"], "No such option: --bogus"),
+        (["recordz"], "No such command 'recordz'"),
+        (["record", "add", "--bogus"], "No such option: --bogus"),
+        (["record", "add", "/no/such/file", "--category", "lab"], "does not exist"),
+        (["grant", "add", "--category", "lab"], "Missing option '--to'"),
+        (["record", "get", "0x00", "-o", "/no/such/dir/out.bin"], "does not exist"),
+    ],
+)
+def test_cli_usage_mistakes_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    _one_line(*_cli(tmp_path, *args), expected_code=2, needle=needle)
+
+
+def test_cli_group_alone_still_prints_help(tmp_path: Path) -> None:
+    code, out, _ = _cli(tmp_path, "record")
+    assert code == 2 and "Commands" in out
+
+
+def test_cli_missing_password_file_is_one_line(tmp_path: Path) -> None:
+    Profiles(tmp_path).create("alice", "patient", "pw", **FAST)
+    result = runner.invoke(
+        app,
+        [
+            *("--data-dir", str(tmp_path), "--profile", "alice"),
+            *("--password-file", str(tmp_path / "nope"), "grant", "list"),
+        ],
+        env={"EMRSHARE_PASSWORD": ""},
+    )
+    _one_line(result.exit_code, result.stdout, result.stderr, 1, "cannot read the password file")
