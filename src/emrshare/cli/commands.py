@@ -542,13 +542,21 @@ def member_add(
 
     Run as the admin profile (``--profile admin`` on a devnet).
     """
+    from emrshare.chain.contracts import Role
     from emrshare.crypto import MemberKeys
     from emrshare.devnet import fund_account
+    from emrshare.errors import AccessDenied
     from emrshare.roles import ConsortiumAdmin, Requester, parse_role
 
     st = state(ctx)
     admin_keys = st.keys()
     net = st.network()
+    if not net.contracts.registry.has_role(admin_keys.address, Role.ADMIN):
+        # Checked first: otherwise a new profile is created and funded, then refused.
+        raise AccessDenied(
+            f"profile {st.profile_name!r} ({admin_keys.address}) is not a consortium admin; "
+            "run `member add` with --profile admin"
+        )
     profiles = st.profiles
     password = st.password()
     if not profiles.exists(name):
