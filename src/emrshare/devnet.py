@@ -33,6 +33,7 @@ from emrshare.chain.deploy import Deployment, deploy_contracts
 from emrshare.chain.devnode import DevNode, dev_private_keys, free_port
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
+from emrshare.proxy.config import ProxyConfig
 from emrshare.roles.profiles import Kind, Profiles
 
 __all__ = [
@@ -253,16 +254,16 @@ def devnet_up(
                 net.contracts_for(pkeys.ethereum_key).registry.set_endpoint(url)
             cfg = pdir / "proxy.toml"
             cfg.write_text(
-                "[proxy]\n"
-                f'listen = "127.0.0.1:{proxy_ports[i]}"\n'
-                f'data_dir = "{pdir / "data"}"\n'
-                f'keystore = "{keystore}"\n'
-                f'password_env = "{_PROXY_PASSWORD_ENV}"\n\n'
-                "[chain]\n"
-                f'rpc_url = "{node.rpc_url}"\n'
-                f'deployment = "{dep_path}"\n'
-                "confirmations = 0\npoll_interval = 0.2\n\n"
-                "[audit]\nflush_interval = 1.0\nflush_entries = 64\n"
+                ProxyConfig(
+                    keystore=keystore,
+                    password_env=_PROXY_PASSWORD_ENV,
+                    rpc_url=node.rpc_url,
+                    deployment=dep_path,
+                    data_dir=pdir / "data",
+                    port=proxy_ports[i],
+                    poll_interval=0.2,
+                    flush_interval=1.0,
+                ).to_toml()
             )
             ppid = _spawn(
                 [sys.executable, "-m", "emrshare.cli", "proxy", "serve", "--config", str(cfg)],

@@ -115,15 +115,17 @@ class ProxyConfig:
 
     def to_toml(self) -> str:
         """Render as TOML (used by test fixtures and ``devnet up``)."""
+        # json.dumps quotes and escapes a string the way a TOML basic string wants it.
+        q = json.dumps
         return (
             "[proxy]\n"
-            f'listen = "{self._listen()}"\n'
-            f'data_dir = "{self.data_dir}"\n'
-            f'keystore = "{self.keystore}"\n'
-            f'password_env = "{self.password_env}"\n\n'
+            f"listen = {q(self._listen())}\n"
+            f"data_dir = {q(str(self.data_dir))}\n"
+            f"keystore = {q(str(self.keystore))}\n"
+            f"password_env = {q(self.password_env)}\n\n"
             "[chain]\n"
-            f'rpc_url = "{self.rpc_url}"\n'
-            f'deployment = "{self.deployment}"\n'
+            f"rpc_url = {q(self.rpc_url)}\n"
+            f"deployment = {q(str(self.deployment))}\n"
             f"confirmations = {self.confirmations}\n"
             f"poll_interval = {self.poll_interval}\n"
             f"rpc_timeout = {self.rpc_timeout}\n\n"

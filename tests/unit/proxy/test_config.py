@@ -95,3 +95,17 @@ def test_ipv6_listen(tmp_path: Path) -> None:
     again = tmp_path / "again.toml"
     again.write_text(cfg.to_toml())
     assert ProxyConfig.load(again) == cfg
+
+
+def test_to_toml_quotes_awkward_paths(tmp_path: Path) -> None:
+    odd = tmp_path / 'dir with "quotes" and \\ backslash'
+    cfg = ProxyConfig(
+        keystore=odd / "k.json",
+        password_env="PW",
+        rpc_url="http://127.0.0.1:8545",
+        deployment=odd / "d.json",
+        data_dir=odd / "data",
+    )
+    path = tmp_path / "proxy.toml"
+    path.write_text(cfg.to_toml())
+    assert ProxyConfig.load(path) == cfg
