@@ -12,6 +12,7 @@ personalised): a copied database file alone does not yield them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -175,12 +176,15 @@ class ProxyStore:
     """
 
     def __init__(self, path: Path, at_rest_secret: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
         try:
+            # Owner-only: the file holds sealed kfrags, the audit journal and who read what.
+            # SQLite gives the -wal and -shm files the database file's mode.
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the proxy database {path}: {exc}") from exc
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

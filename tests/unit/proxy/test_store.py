@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,15 @@ def test_wal_mode(tmp_path: Path) -> None:
     _store(tmp_path).close()
     db = sqlite3.connect(tmp_path / "proxy.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_database_files_are_owner_only(tmp_path: Path) -> None:
+    s = ProxyStore(tmp_path / "data" / "proxy.sqlite3", SECRET)
+    with s.transaction() as tx:
+        s.set_cursor(tx, 1)
+    files = sorted((tmp_path / "data").iterdir())
+    assert {f.name for f in files} >= {"proxy.sqlite3", "proxy.sqlite3-wal"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    s.close()
