@@ -118,9 +118,11 @@ class WriteSteps(Protocol):
     Every method must be safe to call again after a crash (storing the same ciphertext
     twice yields the same CID; appends are guarded by :meth:`appended`).
 
-    Optional attributes: ``confirms_on_send`` (see :meth:`send_append`) and
+    Optional attributes: ``confirms_on_send`` (see :meth:`send_append`),
     ``store_concurrency`` (bulk runs call :meth:`store` from that many threads at once;
-    the store must be thread-safe).
+    the store must be thread-safe) and ``store_many(jobs, ciphertexts) -> list[Cid]``
+    (bulk runs store groups of blobs at once; it returns only when they are all durable,
+    and it is preferred over ``store_concurrency``).
     """
 
     def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
@@ -204,6 +206,14 @@ _COLUMNS = (
     "record_id, stream, sequence, patient, category, state, meta, source, secret, cid, "
     "tx_hash, attempts, last_error, created_at, updated_at"
 )
+
+
+#: Ids per ``IN (...)`` query (well under SQLite's bound-parameter limit).
+_QUERY_CHUNK = 500
+#: Encrypted jobs committed to the journal per SQLite transaction in a bulk write.
+_ENCRYPT_GROUP = 64
+#: Blobs per ``store_many`` call in a bulk write (one durability round each).
+_STORE_GROUP = 256
 
 
 def _pid_alive(pid: int) -> bool:
@@ -461,7 +471,23 @@ class Journal:
                     ) from exc
                 ids.append(record_id)
         self._unsent.update(bytes(i) for i in ids)
-        return [self.get(i) for i in ids]
+        return self._get_many(ids)
+
+    def _get_many(self, record_ids: Sequence[RecordId]) -> list[WriteJob]:
+        """:meth:`get` for many ids, a few queries instead of one per id (same order)."""
+        found: dict[bytes, WriteJob] = {}
+        for start in range(0, len(record_ids), _QUERY_CHUNK):
+            chunk = [bytes(r) for r in record_ids[start : start + _QUERY_CHUNK]]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT {_COLUMNS} FROM writes WHERE record_id IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                found[bytes(row[0])] = self._job(row)
+        missing = [r for r in record_ids if bytes(r) not in found]
+        if missing:
+            raise JournalError(f"no journaled write for record 0x{bytes(missing[0]).hex()}")
+        return [found[bytes(r)] for r in record_ids]
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
@@ -656,13 +682,14 @@ class Journal:
 
         def current(*states: JobState) -> list[WriteJob]:
             # Always act on the committed rows, never on the caller's stale copies.
-            return [j for j in (self.get(i) for i in ids) if j.state in states]
+            return [j for j in self._get_many(ids) if j.state in states]
 
-        for job in current(JobState.PENDING):
-            self._guarded([job], steps, self._encrypt)
+        self._encrypt_all(current(JobState.PENDING), steps)
         encrypted = current(JobState.ENCRYPTED)
         workers = int(getattr(steps, "store_concurrency", 1))
-        if workers > 1 and len(encrypted) > 1:
+        if len(encrypted) > 1 and callable(getattr(steps, "store_many", None)):
+            self._store_grouped(encrypted, steps)
+        elif workers > 1 and len(encrypted) > 1:
             self._store_parallel(encrypted, steps, workers)
         for job in current(JobState.ENCRYPTED):
             self._guarded([job], steps, self._store)
@@ -681,8 +708,29 @@ class Journal:
                 "they are safe in the journal: run `emrshare recover` later"
             )
 
-    def _encrypt(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
-        (job,) = group
+    def _encrypt_all(self, jobs: Sequence[WriteJob], steps: WriteSteps) -> None:
+        """Encrypt ``jobs`` one by one, committing them as ``encrypted`` in groups.
+
+        A job counts as encrypted only once its group is committed, and every group is
+        committed before this returns or raises, so nothing is stored before its
+        ciphertext is safe in the journal.
+        """
+        done: list[tuple[WriteJob, bytes, bytes | None, Path | None]] = []
+
+        def one(group: Sequence[WriteJob], steps: WriteSteps) -> None:
+            done.append(self._encrypt_one(group[0], steps))
+
+        try:
+            for job in jobs:
+                self._guarded([job], steps, one)
+                if len(done) >= _ENCRYPT_GROUP:
+                    self._commit_encrypted(done)
+        finally:
+            self._commit_encrypted(done)
+
+    def _encrypt_one(
+        self, job: WriteJob, steps: WriteSteps
+    ) -> tuple[WriteJob, bytes, bytes | None, Path | None]:
         spool = _Spool(self._spool_dir / f"{job.record_id.hex()}.bin", self._inline_max)
         sink = io.BufferedWriter(_SinkAdapter(spool))
         try:
@@ -692,14 +740,27 @@ class Journal:
         except BaseException:
             spool.discard()
             raise
+        return job, secret, inline, path
+
+    def _commit_encrypted(
+        self, done: list[tuple[WriteJob, bytes, bytes | None, Path | None]]
+    ) -> None:
+        if not done:
+            return
         with self._tx():
-            self._set_state(
-                job,
-                JobState.ENCRYPTED,
-                secret=secret,
-                ciphertext=inline,
-                spool=str(path) if path is not None else None,
-            )
+            for job, secret, inline, path in done:
+                self._set_state(
+                    job,
+                    JobState.ENCRYPTED,
+                    secret=secret,
+                    ciphertext=inline,
+                    spool=str(path) if path is not None else None,
+                )
+        done.clear()
+
+    def _encrypt(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
+        done = [self._encrypt_one(group[0], steps)]
+        self._commit_encrypted(done)
 
     def _store(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
         (job,) = group
@@ -730,6 +791,43 @@ class Journal:
                         except Exception:  # noqa: S112 - retried and reported below
                             continue
                         self._set_state(job, JobState.STORED, cid=str(cid))
+
+    def _store_grouped(self, jobs: Sequence[WriteJob], steps: Any) -> None:
+        """Store blobs in groups through the steps' optional ``store_many`` (one
+        durability round per group). A group is marked ``stored`` only after
+        ``store_many`` returned, i.e. once its blobs are durable. Failures are left for
+        the sequential pass, which retries and reports them."""
+        for start in range(0, len(jobs), _STORE_GROUP):
+            group = jobs[start : start + _STORE_GROUP]
+            inline = self._inline_many([j.record_id for j in group])
+            with contextlib.ExitStack() as files:
+                sources: list[IO[bytes]] = []
+                for job in group:
+                    data = inline.get(bytes(job.record_id))
+                    if data is not None:
+                        sources.append(io.BytesIO(data))
+                    else:
+                        sources.append(files.enter_context(self._ciphertext(job.record_id)))
+                try:
+                    cids = list(steps.store_many(group, sources))
+                except Exception:  # noqa: S112 - retried and reported below
+                    continue
+            with self._tx():
+                for job, cid in zip(group, cids, strict=True):
+                    self._set_state(job, JobState.STORED, cid=str(cid))
+
+    def _inline_many(self, record_ids: Sequence[RecordId]) -> dict[bytes, bytes]:
+        out: dict[bytes, bytes] = {}
+        for start in range(0, len(record_ids), _QUERY_CHUNK):
+            chunk = [bytes(r) for r in record_ids[start : start + _QUERY_CHUNK]]
+            marks = ", ".join("?" * len(chunk))
+            for rid, data in self._db.execute(
+                f"SELECT record_id, ciphertext FROM writes WHERE record_id IN ({marks})"  # noqa: S608
+                " AND ciphertext IS NOT NULL",
+                chunk,
+            ):
+                out[bytes(rid)] = bytes(data)
+        return out
 
     def _inline(self, record_id: RecordId) -> bytes | None:
         row = self._db.execute(

@@ -24,6 +24,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
@@ -395,11 +396,15 @@ class ChainClient:
         result = self._rpc("eth_call", [tx, blk])
         return bytes.fromhex(str(result)[2:])
 
-    def send(self, to: str, data: bytes, *, gas: int | None = None) -> Receipt:
+    def send(
+        self, to: str, data: bytes, *, gas: int | None = None, with_logs: bool = True
+    ) -> Receipt:
         """Sign and send a transaction, wait for it, and return its :class:`Receipt`.
 
         The gas is estimated first, so a transaction that would revert raises
-        :class:`ContractRevert` before anything is sent.
+        :class:`ContractRevert` before anything is sent. ``with_logs=False`` returns a
+        receipt without logs (a bulk append does not need its hundreds of events, and
+        formatting them costs more than the round trip).
         """
         if self._account is None or self.nonces is None:
             raise ConfigurationError("this ChainClient has no private key and cannot transact")
@@ -426,7 +431,7 @@ class ChainClient:
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
             self._rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
-        receipt = self._wait(tx_hash)
+        receipt = self._wait(tx_hash, with_logs)
         if int(receipt["status"]) != 1:
             # Replay at the block it failed in, to recover the custom error.
             try:
@@ -443,28 +448,52 @@ class ChainClient:
             tx_hash=tx_hash,
             block_number=int(receipt["blockNumber"]),
             gas_used=int(receipt["gasUsed"]),
-            logs=tuple(receipt["logs"]),
+            logs=tuple(receipt["logs"]) if with_logs else (),
         )
 
-    def _wait(self, tx_hash: bytes) -> Mapping[str, Any]:
+    def _wait(self, tx_hash: bytes, with_logs: bool = True) -> Mapping[str, Any]:
         deadline = time.monotonic() + self.receipt_timeout
         receipt: Mapping[str, Any] | None = None
+        # Automining dev nodes answer within milliseconds: poll fast at first, then back
+        # off to ``poll_interval`` (a fixed 50 ms sleep was most of a single write).
+        pause = min(0.002, self.poll_interval)
         while time.monotonic() < deadline:
-            raw = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
-            if raw is not None:
-                with _node_errors("eth_getTransactionReceipt"):
-                    receipt = cast(
-                        Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                    )
+            receipt = self._receipt(tx_hash, with_logs)
+            if receipt is not None:
                 mined = int(receipt["blockNumber"])
-                if self.latest_block() - mined + 1 >= self.confirmations:
+                # One confirmation is the block the receipt names: it exists, no need
+                # to ask for the head.
+                if self.confirmations == 1 or self.latest_block() - mined + 1 >= self.confirmations:
                     return receipt
-            time.sleep(self.poll_interval)
+            time.sleep(pause)
+            pause = min(pause * 2, self.poll_interval)
         what = "mined" if receipt is None else f"{self.confirmations} confirmations"
         raise TransactionFailed(
             f"transaction 0x{tx_hash.hex()} was not {what} within {self.receipt_timeout:.0f}s; "
             "check the node, then look the hash up before resending"
         )
+
+    def _receipt(self, tx_hash: bytes, with_logs: bool) -> Mapping[str, Any] | None:
+        """The receipt, or None while the transaction is not mined (one round trip)."""
+        if with_logs or _is_eth_tester(self.w3):
+            # web3's formatting (HexBytes, checksummed addresses) is what the bindings
+            # decode events from.
+            with _node_errors("eth_getTransactionReceipt"):
+                try:
+                    return cast(
+                        Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                    )
+                except TransactionNotFound:
+                    return None
+        # JSON-RPC nodes answer in hex; skip web3's formatting of (many) logs.
+        raw = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
+        if raw is None:
+            return None
+        return {
+            "status": int(str(raw["status"]), 16),
+            "blockNumber": int(str(raw["blockNumber"]), 16),
+            "gasUsed": int(str(raw["gasUsed"]), 16),
+        }
 
     def latest_block(self) -> int:
         """The node's newest block number."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import coincurve
 import umbral_pre
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
@@ -155,8 +156,7 @@ class IndexEntry:
             cid=cid,
             plaintext_sha256=plaintext_sha256,
         )
-        signed = Account.sign_message(encode_defunct(primitive=digest), author_key)
-        author = Address(Account.from_key(author_key).address)
+        signature, author = _sign_eip191(digest, author_key)
         return cls(
             record_id,
             cid,
@@ -168,7 +168,7 @@ class IndexEntry:
             epoch,
             created_at,
             author,
-            bytes(signed.signature),
+            signature,
         )
 
     def author_digest(self, patient: Address) -> bytes:
@@ -258,6 +258,28 @@ def _recover_signer(digest: bytes, signature: bytes) -> Address | None:
 
 def _keccak(data: bytes) -> bytes:
     return bytes(keccak(data))
+
+
+def _sign_eip191(digest: bytes, key: bytes) -> tuple[bytes, Address]:
+    """EIP-191 ``personal_sign`` of a 32-byte digest: 65 bytes (r, s, v = 27/28), and
+    the signer's address.
+
+    The same signature eth-account's ``sign_message`` makes (its coincurve backend signs
+    with libsecp256k1's deterministic RFC 6979 nonces and low s), without its per-call
+    key parsing and object layers, which dominated bulk writes.
+    """
+    prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
+    try:
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise ValueError("not a 32-byte key")
+        private = coincurve.PrivateKey(key)
+    except Exception:
+        # Not a valid key: let eth-account raise its usual error.
+        signed = Account.sign_message(encode_defunct(primitive=digest), key)
+        return bytes(signed.signature), Address(Account.from_key(key).address)
+    raw = private.sign_recoverable(prehash, hasher=None)
+    address = _checksum(_keccak(private.public_key.format(compressed=False)[1:])[-20:])
+    return raw[:64] + bytes([raw[64] + 27]), address
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ an Ethereum key, derived the same way from a 32-byte seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -133,12 +134,16 @@ def _address(eth_key: bytes) -> Address:
     return Address(Account.from_key(eth_key).address)
 
 
+# Cached: EIP-55 checks hash the address, and a bulk write checks the same few addresses
+# (patient, author) thousands of times. Failures raise and are never cached.
+@functools.lru_cache(maxsize=1024)
 def _address_bytes(address: str) -> bytes:
     if not is_checksum_address(address):
         raise ValueError(f"{address!r} is not an EIP-55 checksummed address")
     return bytes(to_canonical_address(address))
 
 
+@functools.lru_cache(maxsize=1024)
 def _checksum(raw: bytes) -> Address:
     return Address(to_checksum_address(raw))
 

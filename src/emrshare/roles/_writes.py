@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import umbral_pre
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from nacl.public import PrivateKey
 from web3 import Web3
@@ -88,6 +90,28 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
         yield from source
 
 
+def _record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
+    """``sequence -> record_id(patient, tag, writer, sequence)`` for one stream.
+
+    The ABI encoding of the three fixed arguments is computed once (a bulk write names
+    thousands of slots of one stream); the first id is checked against
+    :func:`emrshare.chain.record_id`, which stays the definition.
+    """
+    prefix = abi_encode(
+        ["address", "bytes32", "address"],
+        [Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)],
+    )
+
+    def of(sequence: int) -> RecordId:
+        if not 0 <= sequence < 2**64:
+            return record_id(patient, tag, writer, sequence)  # raises like the contract
+        return RecordId(keccak(prefix + sequence.to_bytes(32, "big")))
+
+    if of(0) != record_id(patient, tag, writer, 0):
+        raise AssertionError("record id encoding diverged from emrshare.chain.record_id")
+    return of
+
+
 class RecordWriter:
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
@@ -146,7 +170,7 @@ class RecordWriter:
             target.category,
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=lambda n: record_id(target.patient, target.tag, self.address, n),
+            record_id_of=_record_ids(target.patient, target.tag, self.address),
             meta=self._meta(target, media_type, created_at),
             source=path.resolve() if path is not None else None,
         )
@@ -180,7 +204,7 @@ class RecordWriter:
             [meta] * len(sources),
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=lambda n: record_id(target.patient, target.tag, self.address, n),
+            record_id_of=_record_ids(target.patient, target.tag, self.address),
             # Files can be re-read if the process dies before their ciphertext is spooled.
             sources=[s.resolve() if isinstance(s, Path) else None for s in sources],
         )
@@ -251,6 +275,22 @@ class RecordWriter:
     def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
         return self.network.store.put(ciphertext)
 
+    @property
+    def store_many(self) -> Callable[[Sequence[WriteJob], Sequence[IO[bytes]]], list[Cid]] | None:
+        """Bulk store through the store's optional ``put_many`` (one durability round per
+        group; ``LocalStore`` has it); ``None`` lets the journal fall back to ``store``."""
+        put_many = getattr(self.network.store, "put_many", None)
+        if not callable(put_many):
+            return None
+
+        def store_many(jobs: Sequence[WriteJob], ciphertexts: Sequence[IO[bytes]]) -> list[Cid]:
+            cids = list(put_many(ciphertexts))
+            if len(cids) != len(jobs):
+                raise JournalError(f"the store returned {len(cids)} CIDs for {len(jobs)} blobs")
+            return cids
+
+        return store_many
+
     def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
         payload = open_sealed(self._box, _SECRET_BRAND, secret, what="journal secret")
         key, digest, size = payload[:32], payload[32:64], int.from_bytes(payload[64:72], "big")
@@ -298,7 +338,7 @@ class RecordWriter:
         try:
             # Sent through the client directly: the binding would decode every
             # EntryAppended event of the receipt, which a bulk write does not need.
-            receipt = index.client.send(index.address, bytes.fromhex(data[2:]))
+            receipt = index.client.send(index.address, bytes.fromhex(data[2:]), with_logs=False)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
                 # Another write of this stream is ahead of or behind us; not a reason to

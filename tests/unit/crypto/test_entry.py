@@ -140,3 +140,24 @@ def test_fast_signer_recovery_agrees_with_eth_account(world: World) -> None:
             )
         )
     assert _recover_signer(keccak(b"x"), b"\x00" * 65) is None
+
+
+def test_fast_author_signature_is_eth_accounts() -> None:
+    # IndexEntry.create signs through coincurve directly; the signature and author must
+    # be exactly what eth-account's EIP-191 sign_message gives.
+    import os as _os
+
+    from eth_account import Account as _Account
+    from eth_account.messages import encode_defunct as _encode_defunct
+
+    from emrshare.crypto.entry import _sign_eip191
+
+    for _ in range(200):
+        key, digest = _os.urandom(32), _os.urandom(32)
+        expected = _Account.sign_message(_encode_defunct(primitive=digest), key)
+        signature, author = _sign_eip191(digest, key)
+        assert signature == bytes(expected.signature)
+        assert author == _Account.from_key(key).address
+    for bad in (b"\x00" * 32, b"\xff" * 32, b"abc"):
+        with pytest.raises(ValueError):
+            _sign_eip191(_os.urandom(32), bad)
