@@ -15,7 +15,6 @@ refuse, or return bad fragments; each failure is reported with the proxy and the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -151,11 +150,12 @@ class ThresholdClient:
         self.address = str(Account.from_key(grantee_key).address)
         self.chain_id = chain_id
         self.grants_contract = grants_contract
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            transport=transport,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
+        self._http_options: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout, connect=connect_timeout),
+            "transport": transport,
+            "limits": httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        }
+        self._http = httpx.AsyncClient(**self._http_options)
 
     def __repr__(self) -> str:
         return f"ThresholdClient(address={self.address!r}, chain_id={self.chain_id})"
@@ -188,13 +188,22 @@ class ThresholdClient:
         :class:`NotGrantee` when the proxies agree on why) if proxies refused, and
         :class:`Unavailable` if too few answered; both carry each proxy's reason.
         """
+        return await self._reencrypt(self._http, policy, capsules, deadline)
+
+    async def _reencrypt(
+        self,
+        http: httpx.AsyncClient,
+        policy: ThresholdPolicy,
+        capsules: Sequence[umbral_pre.Capsule],
+        deadline: int,
+    ) -> ThresholdResult:
         if not capsules:
             raise ValueError("reencrypt needs at least one capsule")
         capsule_bytes = [bytes(c) for c in capsules]
         hashes = [capsule_hash(b) for b in capsule_bytes]
         tasks = {
             asyncio.create_task(
-                self._ask(p, policy, list(capsules), capsule_bytes, hashes, deadline)
+                self._ask(http, p, policy, list(capsules), capsule_bytes, hashes, deadline)
             ): p
             for p in policy.proxies
         }
@@ -237,6 +246,7 @@ class ThresholdClient:
 
     async def _ask(
         self,
+        http: httpx.AsyncClient,
         proxy: ProxyEndpoint,
         policy: ThresholdPolicy,
         capsules: list[umbral_pre.Capsule],
@@ -257,9 +267,7 @@ class ThresholdClient:
             return _Failed(ProxyFailure(proxy.address, proxy.url, kind, reason, message))
 
         try:
-            resp = await self._http.post(
-                proxy.url.rstrip("/") + "/v1/reencrypt", json=signed.to_json()
-            )
+            resp = await http.post(proxy.url.rstrip("/") + "/v1/reencrypt", json=signed.to_json())
         except httpx.TimeoutException as exc:
             raise fail("timeout", "timeout", type(exc).__name__) from exc
         except httpx.HTTPError as exc:
@@ -302,14 +310,21 @@ class ThresholdClient:
         *,
         deadline: int,
     ) -> ThresholdResult:
-        """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop)."""
+        """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop).
+
+        May be called any number of times (a caller retries after :class:`Unavailable`):
+        each call runs its own event loop, so it uses its own HTTP connections.
+        """
 
         async def go() -> ThresholdResult:
+            http = httpx.AsyncClient(**self._http_options)
             try:
-                return await self.reencrypt(policy, capsules, deadline=deadline)
+                return await self._reencrypt(http, policy, capsules, deadline)
             finally:
-                with contextlib.suppress(Exception):
-                    await self.aclose()
+                # Close only our own connection pool; a transport passed in is the
+                # caller's and is used again by the next call.
+                if self._http_options["transport"] is None:
+                    await http.aclose()
 
         return asyncio.run(go())
 

@@ -285,3 +285,29 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
         )
         with pytest.raises(CryptoError):
             open_entry_as_grantee(sealed, grantee, lab_map, result.cfrags[0])
+
+
+def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) -> None:
+    """A caller retries ``reencrypt_sync`` after ``Unavailable`` (a grant the proxies have
+    not processed yet); the retry must work, not find its client closed."""
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    entries = chain.append(patient, "lab", 0, count=1)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
+    client = ThresholdClient(
+        grantee.ethereum_key,
+        chain_id=chain.deployment.chain_id,
+        grants_contract=chain.grants_address,
+        transport=world["routes"],
+    )
+    deadline = chain.chain_time() + 60
+    with pytest.raises(Unavailable):
+        client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
+    _settle(proxies)
+    result = client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
+    open_entry_as_grantee(entries[0], grantee, gmap, result.cfrags[0])
+    assert len(result.served_by) == 2
