@@ -313,7 +313,7 @@ class ThresholdClient:
         """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop).
 
         May be called any number of times (a caller retries after :class:`Unavailable`):
-        each call runs its own event loop, so it uses its own HTTP connections.
+        each call runs its own event loop, so it opens and closes its own connections.
         """
 
         async def go() -> ThresholdResult:
@@ -321,10 +321,10 @@ class ThresholdClient:
             try:
                 return await self._reencrypt(http, policy, capsules, deadline)
             finally:
-                # Close only our own connection pool; a transport passed in is the
-                # caller's and is used again by the next call.
-                if self._http_options["transport"] is None:
-                    await http.aclose()
+                # Connections belong to this call's event loop, so they close with it. A
+                # transport passed in serves the next call with new connections (httpx
+                # pools open new ones after aclose); a closed AsyncClient would not.
+                await http.aclose()
 
         return asyncio.run(go())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from emrshare.crypto.grants import open_entry_as_grantee
@@ -109,3 +110,19 @@ async def test_hung_proxies_time_out_and_are_named(net_up: Net) -> None:
         net.proxies[1].keys.address: "timeout",
         slow.keys.address: "timeout",
     }
+
+
+def test_sync_reads_reuse_a_passed_transport(net_up: Net) -> None:
+    """Blocking callers (the roles layer) call ``reencrypt_sync`` again and again with one
+    transport; each call runs its own event loop, so pooled connections must not leak from
+    one call into the next."""
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    grant, policy = net.grant()
+    _, gmap = threshold_policy(grant, net.grantee, net.patient, net.proxies)
+    client = net.client(transport=httpx.AsyncHTTPTransport())
+    for _ in range(3):
+        result = client.reencrypt_sync(
+            policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
+        )
+        open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
