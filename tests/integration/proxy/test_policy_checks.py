@@ -82,6 +82,33 @@ def test_every_refusal_reason(net_up: Net) -> None:
     assert refused["not_grantee"] >= 1 and refused["replayed_nonce"] >= 1
 
 
+def test_forged_domain_signature_and_other_epoch_are_refused(net_up: Net) -> None:
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    (next_epoch,) = net.chain.append(net.patient, CATEGORY, 1)
+    grant, _ = net.grant()
+    pid = bytes(grant.binding.policy_id)
+    p = net.proxies[0]
+    cap = sealed.capsule_bytes
+
+    other_contract = body(net, p, pid, [cap])
+    other_contract["verifying_contract"] = net.chain.c["AuditLog"].address
+    assert refusal(p.post(other_contract)) == "wrong_contract"
+    malformed = body(net, p, pid, [cap])
+    malformed["signature"] = "0x" + "11" * 65
+    assert refusal(p.post(malformed)) == "bad_signature"
+    # A well-formed signature over other fields recovers some other address.
+    swapped = body(net, p, pid, [cap])
+    swapped["deadline"] = int(swapped["deadline"]) + 1
+    assert refusal(p.post(swapped)) == "not_grantee"
+    # The same category at another epoch is another tag: not this policy's capsule.
+    assert refusal(p.post(body(net, p, pid, [next_epoch.capsule_bytes]))) == (
+        "capsule_wrong_category"
+    )
+    # None of these spent anything: the grantee's honest request is served.
+    assert p.post(body(net, p, pid, [cap])).status_code == 200
+
+
 async def test_non_grantee_through_the_client(net_up: Net) -> None:
     net = net_up
     (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
