@@ -1,4 +1,4 @@
-"""The code blocks of docs/integration.md run as written, in order, on a real devnet.
+"""The code of docs/integration.md (on a real devnet) and docs/quickstart.md runs as written.
 
 The guide's paths are mapped into this test's directory (``/etc/emrshare`` holds the
 devnet's ``network.json`` and hospital A's keystore; ``/var/lib/emrshare`` is a fresh
@@ -77,3 +77,14 @@ def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.Monke
             ns["net"].close()
         patient.close()
         patient_net.close()
+
+
+def test_quickstart_python_runs(tmp_path: Path) -> None:
+    """docs/quickstart.md's in-process script, with its /tmp paths moved into tmp_path."""
+    quickstart = GUIDE.with_name("quickstart.md")
+    (block,) = re.findall(r"```python\n(.*?)```", quickstart.read_text(), flags=re.DOTALL)
+    ns: dict[str, Any] = {}
+    exec(compile(block.replace("/tmp/", f"{tmp_path}/"), str(quickstart), "exec"), ns)
+    audit = ns["patient"].audit()
+    assert ns["b"].address in {e.requester for e in audit}
+    ns["net"].close()
