@@ -35,6 +35,7 @@ contract refuses the writer, say) rolls the job back and unpins its orphaned blo
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -122,7 +123,9 @@ class WriteSteps(Protocol):
     ``store_concurrency`` (bulk runs call :meth:`store` from that many threads at once;
     the store must be thread-safe) and ``store_many(jobs, ciphertexts) -> list[Cid]``
     (bulk runs store groups of blobs at once; it returns only when they are all durable,
-    and it is preferred over ``store_concurrency``).
+    and it is preferred over ``store_concurrency``) and ``seal_many(jobs) ->
+    Iterator[bytes | None]`` (bulk runs seal entries ahead of their appends; ``None``
+    for a job makes the journal call :meth:`seal` for it).
     """
 
     def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
@@ -473,6 +476,22 @@ class Journal:
         self._unsent.update(bytes(i) for i in ids)
         return self._get_many(ids)
 
+    def _states(self, record_ids: Sequence[RecordId]) -> list[tuple[RecordId, str]]:
+        """The committed state of each id, in order (cheaper than whole rows)."""
+        found: dict[bytes, str] = {}
+        for start in range(0, len(record_ids), _QUERY_CHUNK):
+            chunk = [bytes(r) for r in record_ids[start : start + _QUERY_CHUNK]]
+            marks = ", ".join("?" * len(chunk))
+            for rid, state in self._db.execute(
+                f"SELECT record_id, state FROM writes WHERE record_id IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                found[bytes(rid)] = state
+        missing = [r for r in record_ids if bytes(r) not in found]
+        if missing:
+            raise JournalError(f"no journaled write for record 0x{bytes(missing[0]).hex()}")
+        return [(r, found[bytes(r)]) for r in record_ids]
+
     def _get_many(self, record_ids: Sequence[RecordId]) -> list[WriteJob]:
         """:meth:`get` for many ids, a few queries instead of one per id (same order)."""
         found: dict[bytes, WriteJob] = {}
@@ -682,7 +701,8 @@ class Journal:
 
         def current(*states: JobState) -> list[WriteJob]:
             # Always act on the committed rows, never on the caller's stale copies.
-            return [j for j in self._get_many(ids) if j.state in states]
+            wanted = {s.value for s in states}
+            return self._get_many([i for i, state in self._states(ids) if state in wanted])
 
         self._encrypt_all(current(JobState.PENDING), steps)
         encrypted = current(JobState.ENCRYPTED)
@@ -698,8 +718,17 @@ class Journal:
                 break
             self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
             unstored = current(JobState.PENDING, JobState.ENCRYPTED)
-            for group in _append_batches(current(JobState.STORED), unstored, batch_size):
-                self._guarded(group, steps, self._append)
+            batches = _append_batches(current(JobState.STORED), unstored, batch_size)
+            presealed = _Presealed(
+                steps, [j for b in batches for j in b] if len(batches) > 1 else []
+            )
+            try:
+                for group in batches:
+                    self._guarded(
+                        group, steps, functools.partial(self._append, presealed=presealed)
+                    )
+            finally:
+                presealed.close()
             self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
         left = current(JobState.PENDING, JobState.ENCRYPTED, JobState.STORED, JobState.APPEND_SENT)
         if left:
@@ -839,7 +868,13 @@ class Journal:
         path = self._spool_dir / f"{record_id.hex()}.bin"
         return path.open("rb")
 
-    def _append(self, group: Sequence[WriteJob], steps: WriteSteps) -> None:
+    def _append(
+        self,
+        group: Sequence[WriteJob],
+        steps: WriteSteps,
+        *,
+        presealed: _Presealed | None = None,
+    ) -> None:
         # The guard that makes appends exactly-once: an earlier attempt may have been mined
         # after we lost track of it (crash between send and the journal commit).
         maybe_sent = [j for j in group if bytes(j.record_id) not in self._unsent]
@@ -856,7 +891,8 @@ class Journal:
         for j in todo:
             if j.cid is None or j.secret is None:
                 raise JournalError(f"record 0x{j.record_id.hex()} has no CID or secret")
-            sealed.append(steps.seal(j, j.cid, j.secret))
+            ahead = presealed.take(j) if presealed is not None else None
+            sealed.append(ahead if ahead is not None else steps.seal(j, j.cid, j.secret))
         self._unsent.difference_update(bytes(j.record_id) for j in todo)
         tx_hash = steps.send_append(todo, sealed)
         # Steps whose send waits for a successful receipt let us skip the confirm round.
@@ -887,6 +923,47 @@ class Journal:
                     else:
                         # Failed or dropped and not in the index: send it again.
                         self._set_state(j, JobState.STORED, tx_hash=None)
+
+
+class _Presealed:
+    """Index entries sealed ahead of their appends by the steps' optional
+    ``seal_many(jobs) -> Iterator[bytes | None]`` (in job order, e.g. on other cores
+    while this thread sends the previous batch).
+
+    :meth:`take` answers ``None`` whenever no sealed entry is ready for a job (no
+    ``seal_many``, a job it skipped or failed on, the iterator ended): the caller then
+    seals that job itself with ``steps.seal``, so errors surface exactly as without it.
+    """
+
+    def __init__(self, steps: WriteSteps, jobs: Sequence[WriteJob]) -> None:
+        seal_many = getattr(steps, "seal_many", None)
+        ready = [j for j in jobs if j.cid is not None and j.secret is not None]
+        self._ids = iter([bytes(j.record_id) for j in ready])
+        self._it: Iterator[bytes | None] | None = (
+            iter(seal_many(ready)) if callable(seal_many) and ready else None
+        )
+
+    def take(self, job: WriteJob) -> bytes | None:
+        want = bytes(job.record_id)
+        while self._it is not None:
+            rid = next(self._ids, None)
+            try:
+                sealed = next(self._it) if rid is not None else None
+            except Exception:  # the caller's own seal reports it
+                sealed = None
+                rid = None
+            if rid is None:
+                self.close()
+                return None
+            if rid == want:
+                return sealed
+        return None
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 def _append_batches(

@@ -246,6 +246,11 @@ def _revert_data_from_exception(exc: Exception) -> bytes | None:
     return None
 
 
+def _quantity(value: Any) -> int:
+    """A JSON-RPC quantity (hex string; some in-process providers answer ints)."""
+    return value if isinstance(value, int) else int(str(value), 16)
+
+
 def _is_eth_tester(w3: Web3) -> bool:
     return type(w3.provider).__name__ == "EthereumTesterProvider"
 
@@ -363,6 +368,27 @@ class ChainClient:
             if data is not None:
                 raise decode_revert(data) from exc
             raise ChainError(f"{method} failed: {_scrub(exc)}; is the node reachable?") from exc
+        return self._result(method, resp)
+
+    def _rpc_pair(
+        self, first: tuple[str, Sequence[Any]], second: tuple[str, Sequence[Any]]
+    ) -> tuple[Any, Any]:
+        """Two calls in one JSON-RPC batch (one round trip) where the provider can; each
+        answer is checked exactly as :meth:`_rpc` checks it, the first one first."""
+        batch = getattr(self.w3.provider, "make_batch_request", None)
+        if batch is None or _is_eth_tester(self.w3):
+            return self._rpc(*first), self._rpc(*second)
+        calls = [(RPCEndpoint(m), list(p)) for m, p in (first, second)]
+        try:
+            resps = batch(calls)
+        except Exception as exc:
+            raise ChainError(f"{first[0]} failed: {_scrub(exc)}; is the node reachable?") from exc
+        if not isinstance(resps, list) or len(resps) != 2:
+            # A node without batch support answers with one error: ask one by one.
+            return self._rpc(*first), self._rpc(*second)
+        return self._result(first[0], resps[0]), self._result(second[0], resps[1])
+
+    def _result(self, method: str, resp: Mapping[str, Any]) -> Any:
         error = resp.get("error")
         if error is not None:
             if isinstance(error, Mapping):
@@ -415,10 +441,13 @@ class ChainClient:
         # stall on estimates racing its own automining).
         with self.nonces.allocate() as nonce:
             if gas is None:
-                estimate = int(str(self._rpc("eth_estimateGas", [base])), 16)
-                gas = int(estimate * self.gas_multiplier) + 5_000
-            with _node_errors("eth_gasPrice"):
-                gas_price = int(self.w3.eth.gas_price)
+                # Estimate and gas price in one round trip.
+                estimated, price = self._rpc_pair(("eth_estimateGas", [base]), ("eth_gasPrice", []))
+                gas = int(_quantity(estimated) * self.gas_multiplier) + 5_000
+                gas_price = _quantity(price)
+            else:
+                with _node_errors("eth_gasPrice"):
+                    gas_price = int(self.w3.eth.gas_price)
             tx = {
                 "to": to,
                 "data": base["data"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -154,6 +155,9 @@ def parse_role(text: str) -> Role:
     return role
 
 
+# Cached: the EIP-55 hash is costly and a bulk write checksums the same addresses for
+# every record. Invalid input raises and is never cached.
+@functools.lru_cache(maxsize=4096)
 def checksum(address: str) -> Address:
     return Address(Web3.to_checksum_address(address))
 

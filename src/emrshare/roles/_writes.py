@@ -4,9 +4,11 @@ crypto core, the blob store and the index contract (see :mod:`emrshare.journal`)
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +92,50 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
         yield from source
 
 
+#: Entries per task sent to a sealing worker process.
+_SEAL_CHUNK = 25
+_worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
+
+
+def _seal_chunk(eth_key: bytes, items: Sequence[tuple[Any, ...] | None]) -> list[bytes | None]:
+    """Worker process: build, sign and seal index entries (``None`` where one fails)."""
+    out: list[bytes | None] = []
+    for item in items:
+        if item is None:
+            out.append(None)
+            continue
+        try:
+            (patient, rid, cid, key, digest, size, media, category, epoch, created, pk) = item
+            public = _worker_keys.get(pk)
+            if public is None:
+                public = _worker_keys[pk] = umbral_pre.PublicKey.from_compressed_bytes(pk)
+            entry = IndexEntry.create(
+                patient=patient,
+                record_id=rid,
+                cid=cid,
+                data_key=DataKey(key),
+                plaintext_sha256=digest,
+                size=size,
+                media_type=media,
+                category=category,
+                epoch=epoch,
+                created_at=created,
+                author_key=eth_key,
+            )
+            out.append(bytes(seal_entry(entry, public)))
+        except Exception:
+            out.append(None)
+    return out
+
+
+@functools.cache
+def _abi_of(fn: str) -> tuple[bytes, list[str]]:
+    """Selector and argument types of a RecordIndex function, from the shipped ABI."""
+    (item,) = [i for i in load_artifact("RecordIndex").abi if i.get("name") == fn]
+    types = [str(p["type"]) for p in item["inputs"]]
+    return keccak(text=f"{fn}({','.join(types)})")[:4], types
+
+
 def _record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
     """``sequence -> record_id(patient, tag, writer, sequence)`` for one stream.
 
@@ -119,6 +165,10 @@ class RecordWriter:
     confirms_on_send = True
     #: Bulk writes put this many blobs at once (the store's fsyncs overlap).
     store_concurrency = 8
+    #: Bulk writes of at least ``seal_processes_from`` records seal their index entries
+    #: on this many worker processes (capped at the CPU count; < 2 disables it).
+    seal_processes = 2
+    seal_processes_from = 200
 
     def __init__(
         self,
@@ -141,7 +191,6 @@ class RecordWriter:
         self._contracts: Contracts = network.contracts_for(eth_key)
         self.address = checksum(str(self._contracts.index.client.address))
         self._sources: dict[bytes, tuple[Any, Progress | None, int | None]] = {}
-        self._abi = network.w3.eth.contract(abi=load_artifact("RecordIndex").abi)
 
     def close(self) -> None:
         self.journal.close()
@@ -310,6 +359,66 @@ class RecordWriter:
         )
         return bytes(seal_entry(entry, target.category_public_key))
 
+    def seal_many(self, jobs: Sequence[WriteJob]) -> Iterator[bytes | None]:
+        """Seal the entries of a bulk write ahead of their appends, in job order, on
+        ``seal_processes`` worker processes (signing and Umbral encryption are most of a
+        bulk write's CPU). ``None`` for a job whose input could not be prepared or whose
+        sealing failed: the journal then calls :meth:`seal`, which raises the real error.
+        """
+        workers = min(self.seal_processes, os.cpu_count() or 1)
+        if workers < 2 or len(jobs) < self.seal_processes_from:
+            return
+        import multiprocessing
+        from concurrent.futures import Future, ProcessPoolExecutor
+
+        def prepare(job: WriteJob) -> tuple[Any, ...] | None:
+            try:
+                assert job.cid is not None and job.secret is not None
+                payload = open_sealed(self._box, _SECRET_BRAND, job.secret, what="journal secret")
+                target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
+                return (
+                    checksum(job.patient),
+                    job.record_id,
+                    job.cid,
+                    payload[:32],
+                    payload[32:64],
+                    int.from_bytes(payload[64:72], "big"),
+                    str(job.meta["media_type"]),
+                    job.category,
+                    target.epoch,
+                    int(job.meta["created_at"]),
+                    target.category_public_key.to_compressed_bytes(),
+                )
+            except Exception:
+                return None  # seal() raises it properly
+
+        chunks = [jobs[i : i + _SEAL_CHUNK] for i in range(0, len(jobs), _SEAL_CHUNK)]
+        # fork: workers start in milliseconds and inherit the loaded modules.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        try:
+            inflight: list[Future[list[bytes | None]]] = []
+            todo = iter(chunks)
+            for chunk in todo:
+                inflight.append(
+                    pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in chunk])
+                )
+                if len(inflight) >= 2 * workers:
+                    break
+            while inflight:
+                done = inflight.pop(0)
+                nxt = next(todo, None)
+                if nxt is not None:
+                    inflight.append(
+                        pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt])
+                    )
+                try:
+                    results = done.result()
+                except Exception:  # a broken pool: the journal seals the rest itself
+                    return
+                yield from results
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
         done: set[RecordId] = set()
         nexts: dict[str, int] = {}
@@ -329,16 +438,18 @@ class RecordWriter:
         epoch = int(first.meta["epoch"])
         index = self._contracts.index
         patient = Web3.to_checksum_address(first.patient)
+        # eth-abi directly: web3's encode_abi walks every entry through its ABI mappers,
+        # which cost more than the rest of a bulk append's Python.
         if len(jobs) == 1:
-            data = self._abi.encode_abi("append", [patient, tag, epoch, first.sequence, sealed[0]])
+            selector, types = _abi_of("append")
+            data = selector + abi_encode(types, [patient, tag, epoch, first.sequence, sealed[0]])
         else:
-            data = self._abi.encode_abi(
-                "appendBatch", [patient, tag, epoch, first.sequence, list(sealed)]
-            )
+            selector, types = _abi_of("appendBatch")
+            data = selector + abi_encode(types, [patient, tag, epoch, first.sequence, list(sealed)])
         try:
             # Sent through the client directly: the binding would decode every
             # EntryAppended event of the receipt, which a bulk write does not need.
-            receipt = index.client.send(index.address, bytes.fromhex(data[2:]), with_logs=False)
+            receipt = index.client.send(index.address, data, with_logs=False)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
                 # Another write of this stream is ahead of or behind us; not a reason to

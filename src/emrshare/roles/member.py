@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from emrshare.chain import (
     WriterRevoked,
     purpose_code,
 )
+from emrshare.chain.artifacts import load_artifact
+from emrshare.chain.events import event_topic, get_logs_paged, topic_for
 from emrshare.crypto import (
     GranteeMap,
     IndexEntry,
@@ -412,22 +415,19 @@ class Provider(Requester):
         end = self.network.chain.safe_block()
         if end < start:
             return
-        found: list[WriterAuthorized | WriterRevoked] = [
-            *index.events(
-                WriterAuthorized,
-                from_block=start,
-                to_block=end,
-                patient=patient,
-                writer=self.address,
-            ),
-            *index.events(
-                WriterRevoked,
-                from_block=start,
-                to_block=end,
-                patient=patient,
-                writer=self.address,
-            ),
+        # Both event kinds in one eth_getLogs (topic0 is either; patient and writer are
+        # the same indexed positions in both), which every write does once.
+        topics = [
+            [_event_topic("WriterAuthorized"), _event_topic("WriterRevoked")],
+            topic_for("address", patient),
+            None,
+            topic_for("address", self.address),
         ]
+        found: list[WriterAuthorized | WriterRevoked] = []
+        for log in get_logs_paged(index.client.w3, index.address, topics, start, end):
+            ev = index.decode_log(log)
+            if isinstance(ev, WriterAuthorized | WriterRevoked):
+                found.append(ev)
         found.sort(key=lambda ev: (ev.block_number, ev.log_index))
         verifying: umbral_pre.PublicKey | None = None
         for ev in found:
@@ -587,6 +587,16 @@ class ConsortiumAdmin:
         proposal = registry.proposal(proposal_id)
         if not proposal.executed and proposal.approvals >= registry.admin_config().threshold:
             registry.execute(proposal_id)
+
+
+@functools.cache
+def _event_topic(name: str) -> bytes:
+    (item,) = [
+        i
+        for i in load_artifact("RecordIndex").abi
+        if i.get("type") == "event" and i.get("name") == name
+    ]
+    return event_topic(item)
 
 
 def _id_bytes(value: bytes | str) -> bytes:

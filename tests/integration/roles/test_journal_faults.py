@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -226,3 +227,26 @@ def test_write_and_read_back_on_ganache_too(
     finally:
         stack.hospital.close()
         stack.net.close()
+
+
+def test_bulk_add_sealed_by_worker_processes(stack: Stack) -> None:
+    # Bulk writes seal their entries on worker processes (from a threshold the test
+    # lowers); the entries must be exactly what the sequential path writes: readable by
+    # the patient, author-verified, once each.
+    writer = stack.hospital.writer
+    writer.seal_processes_from = 10
+    in_process: list[bytes] = []
+    real_seal = writer.seal
+
+    def counting_seal(job: Any, cid: Any, secret: bytes) -> bytes:
+        in_process.append(bytes(job.record_id))
+        return real_seal(job, cid, secret)
+
+    writer.seal = counting_seal  # type: ignore[method-assign]
+    contents = [os.urandom(300) for _ in range(110)]
+    ids = stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=25)
+    assert in_process == [], "every entry was sealed by a worker process"
+    assert entries_by_record(stack) == {bytes(r): 1 for r in ids}
+    for i in (0, 24, 25, 109):
+        assert stack.patient.read(ids[i]) == contents[i]
+    assert all(j.state is JobState.CONFIRMED for j in writer.journal.jobs())
