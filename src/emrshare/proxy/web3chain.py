@@ -17,9 +17,10 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import RPCEndpoint
 
+from emrshare.chain import contracts as chain
 from emrshare.chain.artifacts import load_artifact
+from emrshare.chain.client import ChainClient
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.ids import record_id
 from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import ChainError, ContractRevert, EmrShareError
 from emrshare.proxy.chainview import (
@@ -31,7 +32,6 @@ from emrshare.proxy.chainview import (
     PolicyStatus,
     TagRevoked,
 )
-from emrshare.types import CategoryTag
 
 __all__ = ["Web3ProxyChain", "records_hash"]
 
@@ -113,15 +113,22 @@ class Web3ProxyChain:
         self.registry = contract("ConsortiumRegistry")
         self.profiles = contract("PatientProfiles")
         self.audit = contract("AuditLog")
-        self._events = {
-            bytes.fromhex(str(e.topic).removeprefix("0x")): e
+        # Logs are decoded by the typed bindings (one decoder for the whole code base);
+        # they read only at the latest block, so the reads below stay raw web3.
+        reader = ChainClient(w3)
+        self._decoders = {
+            str(self.grants.address): chain.Grants(reader, self.grants.address),
+            str(self.index.address): chain.RecordIndex(reader, self.index.address),
+        }
+        self._topics = [
+            "0x" + str(e.topic).removeprefix("0x")
             for e in (
                 self.grants.events.GrantCreated(),
                 self.grants.events.GrantRevoked(),
                 self.grants.events.TagRevoked(),
                 self.index.events.EntryAppended(),
             )
-        }
+        ]
 
     def __repr__(self) -> str:
         return f"Web3ProxyChain(proxy={self._address}, chain_id={self.chain_id})"
@@ -170,7 +177,7 @@ class Web3ProxyChain:
                 "fromBlock": from_block,
                 "toBlock": to_block,
                 "address": [self.grants.address, self.index.address],
-                "topics": [["0x" + t.hex() for t in self._events]],
+                "topics": [self._topics],
             }
         )
         out: list[ChainEvent] = []
@@ -181,44 +188,39 @@ class Web3ProxyChain:
         return out
 
     def _decode(self, raw: Any) -> ChainEvent | None:
-        topic = bytes(raw["topics"][0])
-        decoder = self._events.get(topic)
-        if decoder is None:
-            return None
-        log = decoder.process_log(raw)
-        a = log["args"]
-        block, index = int(log["blockNumber"]), int(log["logIndex"])
-        name = log["event"]
-        if name == "GrantCreated":
+        decoder = self._decoders.get(Web3.to_checksum_address(raw["address"]))
+        ev = decoder.decode_log(raw) if decoder is not None else None
+        if isinstance(ev, chain.GrantCreated):
             return GrantCreated(
-                block=block,
-                log_index=index,
-                policy_id=bytes(a["policyId"]),
-                patient=str(a["patient"]),
-                grantee=str(a["grantee"]),
-                tag=bytes(a["tag"]),
-                epoch=int(a["epoch"]),
-                expiry=int(a["expiry"]),
-                threshold=int(a["threshold"]),
-                proxies=tuple(str(p) for p in a["proxies"]),
-                sealed_kfrags=tuple(bytes(k) for k in a["sealedKfrags"]),
+                block=ev.block_number,
+                log_index=ev.log_index,
+                policy_id=bytes(ev.policy_id),
+                patient=ev.patient,
+                grantee=ev.grantee,
+                tag=bytes(ev.tag),
+                epoch=ev.epoch,
+                expiry=ev.expiry,
+                threshold=ev.threshold,
+                proxies=ev.proxies,
+                sealed_kfrags=ev.sealed_kfrags,
             )
-        if name == "GrantRevoked":
-            return GrantRevoked(block, index, bytes(a["policyId"]))
-        if name == "TagRevoked":
-            return TagRevoked(block, index, str(a["patient"]), bytes(a["tag"]))
+        if isinstance(ev, chain.GrantRevoked):
+            return GrantRevoked(ev.block_number, ev.log_index, bytes(ev.policy_id))
+        if isinstance(ev, chain.TagRevoked):
+            return TagRevoked(ev.block_number, ev.log_index, ev.patient, bytes(ev.tag))
+        if not isinstance(ev, chain.EntryAppended):
+            return None
         try:
-            sealed = SealedEntry.from_bytes(bytes(a["entry"]))
+            sealed = SealedEntry.from_bytes(ev.entry)
         except EmrShareError:
             return None  # not a sealed entry: nothing a proxy could ever serve
-        patient, tag = str(a["patient"]), CategoryTag(bytes(a["tag"]))
         return EntryAppended(
-            block=block,
-            log_index=index,
-            patient=patient,
-            tag=tag,
-            epoch=int(a["epoch"]),
-            record_id=bytes(record_id(patient, tag, str(a["author"]), int(a["sequence"]))),
+            block=ev.block_number,
+            log_index=ev.log_index,
+            patient=ev.patient,
+            tag=bytes(ev.tag),
+            epoch=ev.epoch,
+            record_id=bytes(ev.record_id),
             capsule_hash=sealed.capsule_hash,
             capsule=sealed.capsule,
         )
