@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from fastapi import FastAPI
@@ -19,13 +21,51 @@ from emrshare.errors import ChainError, EmrShareError
 from emrshare.proxy._crypto import kfrag_opener
 from emrshare.proxy.app import create_app
 from emrshare.proxy.audit import AuditFlusher
+from emrshare.proxy.chainview import ProxyChain
 from emrshare.proxy.config import ProxyConfig
 from emrshare.proxy.service import ProxyService
 from emrshare.proxy.store import ProxyStore
 from emrshare.proxy.watcher import ChainWatcher
 from emrshare.proxy.web3chain import Web3ProxyChain
 
-__all__ = ["ProxyNode", "serve"]
+__all__ = ["ProxyNode", "ProxyParts", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyParts:
+    """One proxy's pieces over a chain view: its store, checks, watcher and audit flusher.
+
+    A proxy process (:class:`ProxyNode`) and in-process proxies (``Network.local()``,
+    tests) are assembled the same way, here.
+    """
+
+    chain: ProxyChain
+    store: ProxyStore
+    service: ProxyService
+    watcher: ChainWatcher
+    flusher: AuditFlusher
+
+    @classmethod
+    def assemble(
+        cls,
+        chain: ProxyChain,
+        keys: MemberKeys,
+        database: Path,
+        *,
+        start_block: int,
+        confirmations: int = 0,
+        flush_interval: float = 2.0,
+        flush_entries: int = 64,
+    ) -> ProxyParts:
+        """Open the store (kfrags sealed under ``keys``' box key) and wire the rest to it."""
+        store = ProxyStore(database, bytes(keys.box_private_key))
+        opener = kfrag_opener(keys)
+        service = ProxyService(chain, store, opener)
+        watcher = ChainWatcher(
+            chain, store, service, opener, start_block=start_block, confirmations=confirmations
+        )
+        flusher = AuditFlusher(chain, store, interval=flush_interval, max_entries=flush_entries)
+        return cls(chain, store, service, watcher, flusher)
 
 
 class ProxyNode:
@@ -61,24 +101,17 @@ class ProxyNode:
             raise ChainError(
                 f"cannot reach the chain at {config.rpc_url}: {exc}; check [chain] rpc_url"
             ) from exc
-        self.chain = Web3ProxyChain(w3, deployment, keys.ethereum_key)
-        self.store = ProxyStore(config.database, bytes(keys.box_private_key))
-        opener = kfrag_opener(keys)
-        self.service = ProxyService(self.chain, self.store, opener)
-        self.watcher = ChainWatcher(
-            self.chain,
-            self.store,
-            self.service,
-            opener,
+        parts = ProxyParts.assemble(
+            Web3ProxyChain(w3, deployment, keys.ethereum_key),
+            keys,
+            config.database,
             start_block=deployment.start_block,
             confirmations=config.confirmations,
+            flush_interval=config.flush_interval,
+            flush_entries=config.flush_entries,
         )
-        self.flusher = AuditFlusher(
-            self.chain,
-            self.store,
-            interval=config.flush_interval,
-            max_entries=config.flush_entries,
-        )
+        self.chain, self.store, self.service = parts.chain, parts.store, parts.service
+        self.watcher, self.flusher = parts.watcher, parts.flusher
 
     def __repr__(self) -> str:
         return (

@@ -19,8 +19,7 @@ from emrshare.proxy._crypto import kfrag_opener
 from emrshare.proxy.app import create_app
 from emrshare.proxy.audit import AuditFlusher
 from emrshare.proxy.client import ProxyEndpoint, ThresholdClient
-from emrshare.proxy.service import ProxyService
-from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.node import ProxyParts
 from emrshare.proxy.watcher import ChainWatcher
 from emrshare.proxy.web3chain import Web3ProxyChain
 from tests.integration.proxy.support import (
@@ -50,18 +49,16 @@ class InProcessProxy:
         self.keys = keys
         self.url = f"http://{keys.address.lower()}.proxy"
         self.endpoint_host = f"{keys.address.lower()}.proxy"
-        self.chain = Web3ProxyChain(w3, chain.deployment, keys.ethereum_key)
-        self.store = ProxyStore(tmp / keys.address / "proxy.sqlite3", bytes(keys.box_private_key))
-        opener = kfrag_opener(keys)
-        self.service = ProxyService(self.chain, self.store, opener)
-        self.watcher = ChainWatcher(
-            self.chain,
-            self.store,
-            self.service,
-            opener,
+        parts = ProxyParts.assemble(
+            Web3ProxyChain(w3, chain.deployment, keys.ethereum_key),
+            keys,
+            tmp / keys.address / "proxy.sqlite3",
             start_block=chain.deployment.start_block,
+            flush_interval=0.0,
+            flush_entries=8,
         )
-        self.flusher = AuditFlusher(self.chain, self.store, interval=0.0, max_entries=8)
+        self.chain, self.store, self.service = parts.chain, parts.store, parts.service
+        self.watcher, self.flusher = parts.watcher, parts.flusher
         self.app = create_app(self.service)
 
     @property
