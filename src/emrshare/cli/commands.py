@@ -64,7 +64,9 @@ def init(
         mnemonic=words_in,
     )
     if st.json:
-        emit_json({"profile": profile.name, "kind": profile.kind, "address": profile.address})
+        info = {"profile": profile.name, "kind": profile.kind, "address": profile.address}
+        # Scripts get the new mnemonic here or never: this is its one showing.
+        emit_json(info if restore else {**info, "mnemonic": words})
         return
     out.print(f"created {profile.kind} profile [bold]{profile.name}[/] → {profile.address}")
     if not restore:

@@ -104,6 +104,11 @@ def test_cli_init_and_whoami(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert info["kind"] == "patient" and info["address"].startswith("0x")
     code, out, err = _cli(tmp_path, "--profile", "alice", "init")
     assert code == 1 and "already exists" in err and "Traceback" not in out + err
+    # With --json the mnemonic is in the JSON: a script's only chance to back it up.
+    code, out, _ = _cli(tmp_path, "--profile", "bob", "--json", "init")
+    assert code == 0
+    created = json.loads(out)
+    assert PatientKeys.from_mnemonic(created["mnemonic"]).address == created["address"]
 
 
 def test_cli_user_mistakes_are_one_line(tmp_path: Path) -> None:
