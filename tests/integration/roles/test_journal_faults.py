@@ -250,3 +250,19 @@ def test_bulk_add_sealed_by_worker_processes(stack: Stack) -> None:
     for i in (0, 24, 25, 109):
         assert stack.patient.read(ids[i]) == contents[i]
     assert all(j.state is JobState.CONFIRMED for j in writer.journal.jobs())
+
+
+def test_batch_sent_without_estimate_still_reports_the_revert(stack: Stack) -> None:
+    # Later batches of a bulk write reuse the first batch's gas instead of estimating;
+    # a batch the contract refuses must still fail with the decoded revert.
+    from emrshare.errors import TransactionFailed
+
+    writer = stack.hospital.writer
+    contents = [os.urandom(200) for _ in range(50)]
+    stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=25)
+    assert writer._batch_gas, "the batch gas was recorded"
+    first_batch = sorted(writer.journal.jobs(), key=lambda j: j.sequence)[:25]
+    sealed = [b"\x00" * 100] * 25  # shorter than real entries: the recorded gas is used
+    with pytest.raises(TransactionFailed, match="is not the index's next slot"):
+        writer.send_append(first_batch, sealed)  # slots already taken: WrongSequence
+    assert entries_by_record(stack) == {bytes(j.record_id): 1 for j in writer.journal.jobs()}
