@@ -9,11 +9,13 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from fastapi import FastAPI
 from web3 import Web3
 
+from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.chain.deploy import Deployment
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import load_member_keystore
@@ -98,8 +100,10 @@ class ProxyNode:
         except EmrShareError:
             raise
         except Exception as exc:
+            where = urlsplit(config.rpc_url)  # not the path or credentials: API keys
             raise ChainError(
-                f"cannot reach the chain at {config.rpc_url}: {exc}; check [chain] rpc_url"
+                f"cannot reach the chain at {where.scheme}://{where.hostname}:{where.port}: "
+                f"{scrub(exc)}; check [chain] rpc_url"
             ) from exc
         parts = ProxyParts.assemble(
             Web3ProxyChain(w3, deployment, keys.ethereum_key),

@@ -20,6 +20,7 @@ from web3.types import RPCEndpoint
 from emrshare.chain import contracts as chain
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.client import ChainClient
+from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.chain.deploy import Deployment
 from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import ChainError, ContractRevert, EmrShareError
@@ -78,8 +79,9 @@ def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
                 "unknown", message=f"chain call {fn.__name__} reverted: {exc}"
             ) from exc
         except Exception as exc:
+            # Scrubbed: the message reaches logs and GET /healthz, and RPC URLs carry keys.
             raise ChainError(
-                f"chain call {fn.__name__} failed: {type(exc).__name__}: {exc}; "
+                f"chain call {fn.__name__} failed: {type(exc).__name__}: {scrub(exc)}; "
                 "check the RPC endpoint"
             ) from exc
 

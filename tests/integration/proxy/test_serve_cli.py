@@ -23,7 +23,8 @@ def test_unreachable_chain_is_a_one_line_error(tmp_path: Path) -> None:
     config = ProxyConfig(
         keystore=keystore,
         password_env="EMRSHARE_TEST_PW",
-        rpc_url=f"http://127.0.0.1:{port}",
+        # An RPC URL with credentials and an API key in its path, as providers hand out.
+        rpc_url=f"http://user:hunter2@127.0.0.1:{port}/v3/SECRETAPIKEY",
         deployment=deployment,
         data_dir=tmp_path / "data",
         rpc_timeout=2.0,
@@ -41,3 +42,4 @@ def test_unreachable_chain_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert str(port) in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert "SECRETAPIKEY" not in result.stderr and "hunter2" not in result.stderr

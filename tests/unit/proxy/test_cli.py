@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from emrshare.cli import app
@@ -25,3 +26,23 @@ def test_missing_password_is_a_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(cfg)])
     assert result.exit_code == 1
     assert "EMRSHARE_TEST_UNSET_PW" in result.output
+
+
+def test_chain_errors_do_not_repeat_rpc_url_secrets() -> None:
+    """Chain errors reach the log and GET /healthz; an RPC URL's key must not."""
+    import requests
+
+    from emrshare.errors import ChainError
+    from emrshare.proxy.web3chain import _chain_errors
+
+    @_chain_errors
+    def head() -> int:
+        raise requests.ConnectionError(
+            "HTTPSConnectionPool(host='rpc.example', port=443): Max retries exceeded with "
+            "url: /v3/SECRETAPIKEY (Caused by NewConnectionError('refused'))"
+        )
+
+    with pytest.raises(ChainError) as info:
+        head()
+    assert "SECRETAPIKEY" not in str(info.value)
+    assert "rpc.example" in str(info.value) and "check the RPC endpoint" in str(info.value)
