@@ -341,7 +341,7 @@ def grant_add(
     to: Annotated[str, typer.Option("--to", help="grantee address or profile name")],
     category: Annotated[str, typer.Option(help="category name")],
     expires: Annotated[str, typer.Option(help="how long: 30d, 12h, 2w, …")] = "30d",
-    threshold: Annotated[int | None, typer.Option(help="M of the N proxies")] = None,
+    threshold: Annotated[int | None, typer.Option(min=1, help="M of the N proxies")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Grant a member read access to one category until it expires."""

@@ -155,6 +155,7 @@ def _one_line(code: int, out: str, err: str, expected_code: int, needle: str) ->
         (["record", "add", "/no/such/file", "--category", "lab"], "does not exist"),
         (["grant", "add", "--category", "lab"], "Missing option '--to'"),
         (["record", "get", "0x00", "-o", "/no/such/dir/out.bin"], "does not exist"),
+        (["grant", "add", "--to", "x", "--category", "lab", "--threshold", "0"], "threshold"),
     ],
 )
 def test_cli_usage_mistakes_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
