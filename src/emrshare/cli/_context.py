@@ -216,8 +216,8 @@ def _cell(v: Any) -> str:
 
 @contextmanager
 def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar for large transfers; yields ``advance(nbytes)``."""
-    if not enabled:
+    """A rich progress bar for large transfers, on a terminal; yields ``advance(nbytes)``."""
+    if not enabled or not err.is_terminal:  # scripts reading stderr get no bar residue
         yield lambda n: None
         return
     with Progress(
