@@ -98,6 +98,17 @@ def _settle(proxies: list[InProcessProxy]) -> None:
             pass
 
 
+def _grantee_client(world: dict[str, Any]) -> ThresholdClient:
+    """The grantee's threshold client, routed to the in-process proxies."""
+    chain: Consortium = world["chain"]
+    return ThresholdClient(
+        world["grantee"].ethereum_key,
+        chain_id=chain.deployment.chain_id,
+        grants_contract=chain.grants_address,
+        transport=world["routes"],
+    )
+
+
 async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
     chain: Consortium = world["chain"]
     patient, grantee = world["patient"], world["grantee"]
@@ -109,12 +120,7 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
     _settle(proxies)
     assert all(p.store.kfrag_count() == 1 for p in proxies)
     policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
-    client = ThresholdClient(
-        grantee.ethereum_key,
-        chain_id=chain.deployment.chain_id,
-        grants_contract=chain.grants_address,
-        transport=world["routes"],
-    )
+    client = _grantee_client(world)
     async with client:
         result = await client.reencrypt(
             policy, [e.capsule for e in entries], deadline=chain.chain_time() + 60
@@ -265,12 +271,7 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
         patient, "imaging", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
     )
     _settle(proxies)
-    async with ThresholdClient(
-        grantee.ethereum_key,
-        chain_id=chain.deployment.chain_id,
-        grants_contract=chain.grants_address,
-        transport=world["routes"],
-    ) as client:
+    async with _grantee_client(world) as client:
         policy, gmap = threshold_policy(imaging, grantee, patient, proxies)  # type: ignore[arg-type]
         result = await client.reencrypt(policy, [sealed.capsule], deadline=chain.chain_time() + 60)
         assert open_entry_as_grantee(sealed, grantee, gmap, result.cfrags[0]).category == "imaging"
@@ -295,12 +296,7 @@ def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) ->
         patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
     )
     policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
-    client = ThresholdClient(
-        grantee.ethereum_key,
-        chain_id=chain.deployment.chain_id,
-        grants_contract=chain.grants_address,
-        transport=world["routes"],
-    )
+    client = _grantee_client(world)
     deadline = chain.chain_time() + 60
     with pytest.raises(Unavailable):
         client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
