@@ -86,6 +86,10 @@ def main() -> int:
         rate = args.bulk / bulk_s
 
         print()
+        # The figures swing with the machine's load (a shared 2-core VM: anvil, three
+        # proxies and this process compete for it); print it next to them.
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average (1, 5, 15 min): {load}; cores: {os.cpu_count()}")
         print(f"{'measure':<44} {'p50':>9} {'p90':>9} {'goal':>12}")
         print(
             f"{'add one 10 KB record, end to end (ms)':<44} {statistics.median(add_ms):>9.1f} "
