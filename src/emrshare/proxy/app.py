@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 from emrshare import __version__
 from emrshare.errors import WireFormatError
 from emrshare.proxy.audit import AuditFlusher
-from emrshare.proxy.request import RefusalReason, SignedRequest
+from emrshare.proxy.request import Refusal, RefusalReason, SignedRequest
 from emrshare.proxy.service import ProxyService, Served
 from emrshare.proxy.watcher import ChainWatcher
 
@@ -57,6 +58,65 @@ class RefusalBody(BaseModel):
     refused: RefusalReason
     message: str
     block: int | None = None
+
+
+#: Bodies larger than this are refused before they are read into memory and parsed; a
+#: full batch of 256 capsules is about 100 KB of JSON.
+MAX_BODY = 1 << 20
+
+
+class _BodyLimit:
+    """Pure ASGI middleware: refuse a body over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        refused = False
+
+        async def limited() -> Any:
+            nonlocal seen, refused
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit and not refused:  # a chunked body declares no length
+                # Answer now and tell the app the client left: it stops reading, and
+                # whatever it answers to that is dropped below.
+                refused = True
+                await self._refuse(send)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, guarded_send)
+
+    async def _refuse(self, send: Any) -> None:
+        refusal = Refusal(
+            RefusalReason.BATCH_TOO_LARGE, f"request body over {self.limit} bytes; split the batch"
+        )
+        body = json.dumps(refusal.to_json()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -97,6 +157,7 @@ def create_app(
         lifespan=lifespan,
         description="Serves Umbral capsule fragments for active on-chain grants.",
     )
+    app.add_middleware(_BodyLimit, limit=MAX_BODY)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

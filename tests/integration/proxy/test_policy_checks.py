@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 import umbral_pre
 
@@ -239,3 +240,11 @@ def test_request_digest_matches_the_grants_contract(net_up: Net) -> None:
         .call()
     )
     assert bytes(on_chain) == req.digest(net.chain.deployment.chain_id, net.chain.grants_address)
+
+
+def test_oversized_body_is_refused_by_a_real_proxy(net_up: Net) -> None:
+    p = net_up.proxies[0]
+    huge = b'{"capsules": ["' + b"00" * (1 << 20) + b'"]}'
+    resp = httpx.post(p.url + "/v1/reencrypt", content=huge, timeout=10.0)
+    assert resp.status_code == 413 and resp.json()["refused"] == "batch_too_large"
+    assert p.health()["status"] == "ok"

@@ -4,6 +4,7 @@ watcher → store → service → ASGI app ← threshold client over an ASGI tra
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.errors import CryptoError, GrantRevoked, Unavailable
 from emrshare.proxy._crypto import kfrag_opener
-from emrshare.proxy.app import create_app
+from emrshare.proxy.app import MAX_BODY, create_app
 from emrshare.proxy.audit import AuditFlusher
 from emrshare.proxy.client import ProxyEndpoint, ThresholdClient
 from emrshare.proxy.node import ProxyParts
@@ -209,6 +210,24 @@ async def test_openapi_health_and_info(world: dict[str, Any]) -> None:
     assert health["cursor"] == world["chain"].w3.eth.block_number
     assert info["grants_contract"] == world["chain"].grants_address
     assert bad.status_code == 422
+
+
+async def test_oversized_bodies_are_refused_before_parsing(world: dict[str, Any]) -> None:
+    p: InProcessProxy = world["proxies"][0]
+    huge = b'{"capsules": ["' + b"00" * MAX_BODY + b'"]}'
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to go by
+        for i in range(0, len(huge), 65536):
+            yield huge[i : i + 65536]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=p.app), base_url=p.url) as h:
+        declared = await h.post("/v1/reencrypt", content=huge)
+        streamed = await h.post("/v1/reencrypt", content=chunked())
+        small = await h.post("/v1/reencrypt", json={"nonsense": True})
+    for resp in (declared, streamed):
+        assert resp.status_code == 413
+        assert resp.json()["refused"] == "batch_too_large"
+    assert small.status_code == 422  # ordinary bodies still reach the app
 
 
 def test_confirmation_depth_and_resume(world: dict[str, Any], evm_w3: Web3) -> None:
