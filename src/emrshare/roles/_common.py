@@ -216,14 +216,46 @@ def read_record(store: BlobStore, entry: IndexEntry) -> bytes:
     return buf.getvalue()
 
 
-def read_record_to(store: BlobStore, entry: IndexEntry, path: Path) -> int:
-    """Decrypt into a temporary file next to ``path`` and rename it only when verified."""
+def check_output_path(path: Path) -> Path:
+    """``path`` as a file a record can be written to, or a :class:`ConfigurationError`.
+
+    Checked before any work is done, so a bad path does not cost a proxy round trip.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    if path.is_dir():
+        raise ConfigurationError(
+            f"{path} is a directory; give a file path to write the record to, "
+            f"e.g. {path / 'record.bin'}"
+        )
+    if not path.parent.is_dir():
+        raise ConfigurationError(
+            f"cannot write {path}: the directory {path.parent} does not exist; create it first"
+        )
+    return path
+
+
+def read_record_to(store: BlobStore, entry: IndexEntry, path: Path) -> int:
+    """Decrypt into a temporary file next to ``path`` and rename it only when verified.
+
+    A path that cannot be written (a directory, a missing or unwritable directory) is a
+    :class:`ConfigurationError`; no partial file is left behind on any failure.
+    """
+    path = check_output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write into {path.parent} ({exc.strerror}); choose a writable directory"
+        ) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             size = stream_record(store, entry, fh)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write {path} ({exc.strerror}); choose another file path"
+            ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -58,6 +58,7 @@ from emrshare.roles._common import (
     RecordInfo,
     category_ref,
     check_entry,
+    check_output_path,
     checksum,
     read_record,
     read_record_to,
@@ -356,6 +357,7 @@ class Requester:
 
     def read_to(self, patient: str, record: RecordId | bytes | str, path: Path) -> int:
         """Write one granted record to ``path`` (renamed into place only once verified)."""
+        path = check_output_path(path)
         return read_record_to(self.network.store, self._open(patient, record), path)
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ from emrshare.roles._common import (
     RecordInfo,
     category_ref,
     check_entry,
+    check_output_path,
     checksum,
     read_record,
     read_record_to,
@@ -524,6 +525,7 @@ class Patient:
 
     def read_to(self, record: RecordId | bytes | str, path: Path) -> int:
         """Write one record to ``path`` (only once verified); returns its size."""
+        path = check_output_path(path)
         ev, named = self._find(record)
         return read_record_to(self.network.store, self._open(ev, named), path)
 

@@ -1,0 +1,74 @@
+"""The facades refuse bad input with typed errors that say what to do (on an in-process
+network: py-evm chain, LocalStore, three proxies at threshold 2)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from emrshare import ConfigurationError, ConsortiumAdmin, Network, Patient, Provider, Requester
+from emrshare.chain import Role
+from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.network import LocalNetwork
+from emrshare.types import RecordId
+
+
+@dataclass
+class World:
+    net: LocalNetwork
+    patient: Patient
+    hospital: Provider
+    reader: Requester
+    record: RecordId
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("facades")
+    net = Network.local(tmp / "net")
+    admin = ConsortiumAdmin(net, net.admin_key)
+    hospital = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[0]), state_dir=tmp / "h")
+    reader = Requester(net, MemberKeys.generate(ethereum_key=net.dev_keys[1]), state_dir=tmp / "r")
+    for member, role in ((hospital, Role.PROVIDER), (reader, Role.INSURER)):
+        member.apply()
+        admin.admit(member.address, role)
+    patient = Patient(
+        net, PatientKeys(os.urandom(32), ethereum_key=net.dev_keys[2]), state_dir=tmp / "p"
+    )
+    patient.register()
+    patient.authorize_writer(hospital.address, "lab")
+    record = hospital.add_record(patient.address, "lab", b"Hb 14.1 g/dL", media_type="text/plain")
+    patient.grant(reader.address, "lab", expires=timedelta(days=30))
+    try:
+        yield World(net, patient, hospital, reader, record)
+    finally:
+        for m in (hospital, reader, patient):
+            m.close()
+        net.close()
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.mark.parametrize("who", ["patient", "requester"])
+def test_read_to_a_directory_or_missing_directory_is_a_typed_error(
+    world: World, tmp_path: Path, who: str
+) -> None:
+    def read_to(path: Path) -> int:
+        if who == "patient":
+            return world.patient.read_to(world.record, path)
+        return world.reader.read_to(world.patient.address, world.record, path)
+
+    with pytest.raises(ConfigurationError, match="is a directory; give a file path"):
+        read_to(tmp_path)
+    with pytest.raises(ConfigurationError, match="does not exist; create it first"):
+        read_to(tmp_path / "missing" / "lab.txt")
+    assert _names(tmp_path) == [], "nothing half-written is left behind"
+    assert read_to(tmp_path / "lab.txt") == len(b"Hb 14.1 g/dL")
+    assert _names(tmp_path) == ["lab.txt"]
