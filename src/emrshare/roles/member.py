@@ -44,6 +44,7 @@ from emrshare.crypto import (
 from emrshare.errors import (
     AccessDenied,
     ConfigurationError,
+    ContractRevert,
     EmrShareError,
     GrantExpired,
     GrantRevoked,
@@ -139,16 +140,31 @@ class Requester:
     ) -> int:
         """Ask ``patient`` for ``category``, for a FHIR PurposeOfUse (TREAT, HPAYMT, …).
 
-        Returns the request id. Only a hash of ``reason`` goes on chain.
+        Returns the request id. Only a hash of ``reason`` goes on chain. An address with
+        no patient profile on chain is refused with a :class:`ConfigurationError` before
+        any transaction is sent.
         """
         patient = checksum(patient)
+        category = validate_category(category)
+        self._require_patient(patient)
         receipt = self._contracts.grants.request_access(
             patient,
-            category_ref(patient, validate_category(category)),
+            category_ref(patient, category),
             purpose_code(purpose),
             bytes(keccak(reason.encode())),
         )
         return int(receipt.event(AccessRequested).request_id)
+
+    def _require_patient(self, patient: Address) -> None:
+        try:
+            self.network.contracts.profiles.profile(patient)
+        except ContractRevert as exc:
+            if exc.name != "PatientProfiles_NotRegistered":
+                raise
+            raise ConfigurationError(
+                f"{patient} is not a registered patient (no patient profile on chain); "
+                "check the address, or ask the patient to register first"
+            ) from exc
 
     def my_requests(self) -> list[AccessRequestInfo]:
         """The requests this member made, with their answers."""

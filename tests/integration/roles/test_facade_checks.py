@@ -72,3 +72,13 @@ def test_read_to_a_directory_or_missing_directory_is_a_typed_error(
     assert _names(tmp_path) == [], "nothing half-written is left behind"
     assert read_to(tmp_path / "lab.txt") == len(b"Hb 14.1 g/dL")
     assert _names(tmp_path) == ["lab.txt"]
+
+
+def test_request_access_to_an_address_that_is_not_a_patient_is_refused(world: World) -> None:
+    w3 = world.net.w3
+    sent = w3.eth.get_transaction_count(world.reader.address)
+    for not_a_patient in (world.hospital.address, "0x" + "ab" * 20):
+        with pytest.raises(ConfigurationError, match="is not a registered patient"):
+            world.reader.request_access(not_a_patient, "lab", purpose="HPAYMT")
+    assert w3.eth.get_transaction_count(world.reader.address) == sent, "no transaction sent"
+    assert world.reader.my_requests() == []
