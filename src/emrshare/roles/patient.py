@@ -257,7 +257,14 @@ class Patient:
         members = [self.network.member(p) for p in proxies] if proxies else self.network.proxies()
         if not members:
             raise ConfigurationError("the consortium has no proxies registered; admit some first")
-        m = threshold or min(self.network.threshold, len(members))
+        default = min(self.network.threshold, len(members))
+        # ``None`` means the default; 0 is a caller's mistake, not a request for the default.
+        if threshold is not None and not 1 <= threshold <= len(members):
+            raise ConfigurationError(
+                f"threshold {threshold} is out of range: use 1 to {len(members)} (the number "
+                f"of proxies), or leave it unset for the consortium's ({default})"
+            )
+        m = default if threshold is None else threshold
         nonce = secrets.token_bytes(32)
         pid = policy_id(self.address, nonce)
         grant = make_grant(
@@ -294,7 +301,8 @@ class Patient:
         """Grant ``grantee`` read access to ``category`` until ``expires``.
 
         ``expires`` is a duration from now (chain time), a datetime or unix seconds.
-        Proxies default to every registered proxy, the threshold to the consortium's.
+        Proxies default to every registered proxy, the threshold to the consortium's; a
+        threshold below 1 or above the number of proxies is a :class:`ConfigurationError`.
         With ``all_epochs`` (default) earlier epochs of the category are granted too, so
         the grantee reads the whole history; the returned grant is the current epoch's.
         """

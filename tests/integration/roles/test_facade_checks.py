@@ -82,3 +82,25 @@ def test_request_access_to_an_address_that_is_not_a_patient_is_refused(world: Wo
             world.reader.request_access(not_a_patient, "lab", purpose="HPAYMT")
     assert w3.eth.get_transaction_count(world.reader.address) == sent, "no transaction sent"
     assert world.reader.my_requests() == []
+
+
+@pytest.mark.parametrize("threshold", [0, -1, 4])
+def test_grant_threshold_out_of_range_is_refused(world: World, threshold: int) -> None:
+    w3 = world.net.w3
+    sent = w3.eth.get_transaction_count(world.patient.address)
+    before = world.patient.grants()
+    with pytest.raises(
+        ConfigurationError, match=f"threshold {threshold} is out of range: use 1 to 3"
+    ):
+        world.patient.grant(
+            world.reader.address, "lab", expires=timedelta(days=1), threshold=threshold
+        )
+    assert w3.eth.get_transaction_count(world.patient.address) == sent, "no transaction sent"
+    assert world.patient.grants() == before
+
+
+def test_grant_threshold_none_is_the_default_and_in_range_is_kept(world: World) -> None:
+    patient, reader = world.patient, world.reader
+    assert patient.grant(reader.address, "lab", expires=timedelta(days=1)).threshold == 2
+    grant = patient.grant(reader.address, "lab", expires=timedelta(days=1), threshold=3)
+    assert grant.threshold == 3 and len(grant.proxies) == 3
