@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -462,3 +462,44 @@ def test_steps_that_confirm_on_send_skip_the_receipt(tmp_path: Path, point: str 
             journal.recover(Confirming(ledger, sources))
         assert journal.get(rid(1)).state is JobState.CONFIRMED
     assert_exactly_once(ledger, [rid(1)], sources)
+
+
+@pytest.mark.parametrize("point", [None, "store:before", "send:before"])
+def test_grouped_stores_and_presealed_entries_in_bulk(tmp_path: Path, point: str | None) -> None:
+    # The optional bulk capabilities: store_many (groups, durable when it returns) and
+    # seal_many (entries sealed ahead; None means "seal it yourself"). Exactly once and in
+    # slot order, with crashes midway.
+    ledger = Ledger()
+    sources = {rid(i): content(i, 300 if i % 2 else 3000) for i in range(1, 121)}
+    sealed_ahead: list[bytes] = []
+
+    class Bulk(Steps):
+        def store_many(self, jobs: Sequence[WriteJob], files: Sequence[IO[bytes]]) -> list[Cid]:
+            return [self.store(j, f) for j, f in zip(jobs, files, strict=True)]
+
+        def seal_many(self, jobs: Sequence[WriteJob]) -> Iterator[bytes | None]:
+            for j in jobs:
+                if j.sequence % 7 == 0:
+                    yield None  # the journal must seal this one itself
+                else:
+                    sealed_ahead.append(bytes(j.record_id))
+                    assert j.cid is not None
+                    yield b"entry:" + j.cid.encode()
+
+    with Journal(tmp_path, inline_max=1000) as journal:
+        jobs = journal.begin_many(
+            "0xp", "lab", [{}] * 120, stream=STREAM, next_sequence=1, record_id_of=rid
+        )
+        steps = Bulk(ledger, sources, crash_at=point)
+        if point is None:
+            journal.run(jobs, steps, batch_size=25)
+            seals = steps.calls.count("seal")
+            assert seals == len([j for j in jobs if j.sequence % 7 == 0])
+            assert len(sealed_ahead) == 120 - seals
+        else:
+            with pytest.raises(Crash):
+                journal.run(jobs, steps, batch_size=25)
+            journal.recover(Bulk(ledger, sources))
+        assert {j.state for j in journal.jobs()} == {JobState.CONFIRMED}
+    assert_exactly_once(ledger, list(sources), sources)
+    assert [r for r, _ in ledger.index] == list(sources), "slot order kept"
