@@ -36,7 +36,7 @@ from emrshare.crypto import (
     seal_writer_authorization,
     validate_category,
 )
-from emrshare.errors import ConfigurationError
+from emrshare.errors import ConfigurationError, GrantRevoked
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import (
@@ -352,6 +352,8 @@ class Patient:
         colluding proxies; every remaining active grantee of the category and every
         authorized writer is re-issued a grant / authorization for the new epoch.
 
+        A grant that was already revoked raises :class:`GrantRevoked` and changes nothing.
+
         **Warning:** revocation stops future re-encryption by honest proxies. It cannot
         take back what the grantee already read.
         """
@@ -363,6 +365,14 @@ class Patient:
                 f"0x{pid.hex()} is not a grant of this patient; list them with `grant list`"
             )
         grants = self.network.contracts.grants
+        revoked_at = grants.policy(PolicyId(pid)).revoked_at
+        if revoked_at:
+            # Revoking again must not move the category to yet another epoch.
+            raise GrantRevoked(
+                f"grant 0x{pid.hex()} was already revoked at block {revoked_at}; nothing "
+                "to do (see `grant list` for the grants still active)",
+                {"chain": "policy_revoked"},
+            )
         if grants.status(PolicyId(pid)) is GrantStatus.ACTIVE:
             self._contracts.grants.revoke(PolicyId(pid))
         if not new_epoch:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from emrshare import ConfigurationError, ConsortiumAdmin, Network, Patient, Provider, Requester
+from emrshare import (
+    ConfigurationError,
+    ConsortiumAdmin,
+    GrantRevoked,
+    Network,
+    Patient,
+    Provider,
+    Requester,
+)
+from emrshare.chain import GrantRevoked as GrantRevokedEvent
 from emrshare.chain import Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.network import LocalNetwork
@@ -104,3 +113,20 @@ def test_grant_threshold_none_is_the_default_and_in_range_is_kept(world: World) 
     assert patient.grant(reader.address, "lab", expires=timedelta(days=1)).threshold == 2
     grant = patient.grant(reader.address, "lab", expires=timedelta(days=1), threshold=3)
     assert grant.threshold == 3 and len(grant.proxies) == 3
+
+
+def test_revoking_a_revoked_grant_is_a_typed_error_and_keeps_the_epoch(world: World) -> None:
+    patient, reader = world.patient, world.reader
+    grant = patient.grant(reader.address, "notes", expires=timedelta(days=1))
+    patient.revoke(grant.policy_id)
+    assert patient.epoch("notes") == 1
+    (revoked,) = world.net.contracts.grants.events(GrantRevokedEvent, policy_id=grant.policy_id)
+    sent = world.net.w3.eth.get_transaction_count(patient.address)
+    with pytest.raises(
+        GrantRevoked,
+        match=f"grant 0x{bytes(grant.policy_id).hex()} was already revoked at block "
+        f"{revoked.revoked_at}",
+    ):
+        patient.revoke(grant.policy_id)
+    assert patient.epoch("notes") == 1, "no second epoch bump"
+    assert world.net.w3.eth.get_transaction_count(patient.address) == sent
