@@ -36,7 +36,7 @@ from emrshare.crypto import (
     seal_writer_authorization,
     validate_category,
 )
-from emrshare.errors import ConfigurationError, GrantRevoked
+from emrshare.errors import ConfigurationError, ContractRevert, GrantRevoked
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import (
@@ -443,6 +443,12 @@ class Patient:
             "list them with `request list`"
         )
 
+    def _pending_request(self, request_id: int) -> AccessRequestInfo:
+        req = self._request(request_id)
+        if req.status != RequestStatus.PENDING.name.lower():
+            raise _request_closed(req)
+        return req
+
     def approve(
         self,
         request_id: int,
@@ -454,9 +460,10 @@ class Patient:
         """Approve an access request: creates the grant (current epoch) in the same transaction.
 
         Earlier epochs of the category are granted in further transactions, so the
-        requester sees the whole history.
+        requester sees the whole history. A request that was already approved or denied
+        is a :class:`ConfigurationError`.
         """
-        req = self._request(request_id)
+        req = self._pending_request(request_id)
         name = category or req.category
         if name is None:
             raise ConfigurationError(
@@ -466,7 +473,13 @@ class Patient:
         epoch = self._remember(name)
         expiry = self._expiry(expires)
         params = self._grant_params(req.requester, name, epoch, expiry, None, threshold)
-        receipt = self._contracts.grants.approve_request(request_id, params)
+        try:
+            receipt = self._contracts.grants.approve_request(request_id, params)
+        except ContractRevert as exc:
+            # Answered in between (another device of this patient): say so, not the revert.
+            if exc.name != "Grants_RequestClosed":
+                raise
+            raise _request_closed(self._request(request_id)) from exc
         info = self._info(receipt.event(GrantCreated))
         for e in range(epoch):
             older = self._grant_params(req.requester, name, e, expiry, None, threshold)
@@ -474,9 +487,14 @@ class Patient:
         return info
 
     def deny(self, request_id: int) -> None:
-        """Deny an access request."""
-        self._request(request_id)
-        self._contracts.grants.deny_request(request_id)
+        """Deny an access request (one already approved or denied is a ConfigurationError)."""
+        self._pending_request(request_id)
+        try:
+            self._contracts.grants.deny_request(request_id)
+        except ContractRevert as exc:
+            if exc.name != "Grants_RequestClosed":
+                raise
+            raise _request_closed(self._request(request_id)) from exc
 
     # -- own records ----------------------------------------------------------------------
 
@@ -633,6 +651,20 @@ class Patient:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def _request_closed(req: AccessRequestInfo) -> ConfigurationError:
+    if req.policy_id is not None:
+        what = (
+            f"approved (grant 0x{bytes(req.policy_id).hex()}); to change that access, "
+            "revoke the grant with `grant revoke`"
+        )
+    else:
+        what = (
+            f"{req.status}; nothing to do (the requester can send a new request, or grant "
+            "access directly with `grant add`)"
+        )
+    return ConfigurationError(f"access request #{req.request_id} was already {what}")
 
 
 def _policy_bytes(value: bytes | str) -> bytes:

@@ -130,3 +130,27 @@ def test_revoking_a_revoked_grant_is_a_typed_error_and_keeps_the_epoch(world: Wo
         patient.revoke(grant.policy_id)
     assert patient.epoch("notes") == 1, "no second epoch bump"
     assert world.net.w3.eth.get_transaction_count(patient.address) == sent
+
+
+def test_approve_or_deny_of_a_closed_request_says_it_was_answered(world: World) -> None:
+    patient, reader = world.patient, world.reader
+    w3 = world.net.w3
+    approved = reader.request_access(patient.address, "lab", purpose="HPAYMT")
+    grant = patient.approve(approved, expires=timedelta(days=1))
+    denied = reader.request_access(patient.address, "lab", purpose="HPAYMT")
+    patient.deny(denied)
+    sent = w3.eth.get_transaction_count(patient.address)
+    was_approved = (
+        f"access request #{approved} was already approved "
+        f"\\(grant 0x{bytes(grant.policy_id).hex()}\\); to change that access, revoke"
+    )
+    with pytest.raises(ConfigurationError, match=was_approved):
+        patient.approve(approved, expires=timedelta(days=1))
+    with pytest.raises(ConfigurationError, match=was_approved):
+        patient.deny(approved)
+    was_denied = f"access request #{denied} was already denied; nothing to do"
+    with pytest.raises(ConfigurationError, match=was_denied):
+        patient.approve(denied, expires=timedelta(days=1))
+    with pytest.raises(ConfigurationError, match=was_denied):
+        patient.deny(denied)
+    assert w3.eth.get_transaction_count(patient.address) == sent, "no transaction sent"
