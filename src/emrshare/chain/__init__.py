@@ -63,6 +63,7 @@ from emrshare.chain.ids import (
     proxies_hash,
     purpose_code,
     record_id,
+    records_hash,
     verify_chain,
 )
 
@@ -124,5 +125,6 @@ __all__ = [
     "proxies_hash",
     "purpose_code",
     "record_id",
+    "records_hash",
     "verify_chain",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "proxies_hash",
     "purpose_code",
     "record_id",
+    "records_hash",
     "verify_chain",
 ]
 
@@ -72,6 +73,16 @@ def record_id(patient: str, tag: CategoryTag, writer: str, sequence: int) -> Rec
 def proxies_hash(proxies: Sequence[str]) -> bytes:
     """``keccak256(abi.encode(proxies))``, as a grant stores it."""
     return keccak(abi_encode(["address[]"], [[Web3.to_checksum_address(p) for p in proxies]]))
+
+
+def records_hash(record_ids: Iterable[bytes]) -> bytes:
+    """``keccak256(id_1 || id_2 || …)``: what a proxy logs in ``AuditLog`` for a served batch.
+
+    The record ids (32 bytes each) are concatenated in the order they were served, with no
+    ABI encoding. The patient recomputes it (for one record at a time) to name the records
+    in its audit trail, so the proxies and the patient must agree on it byte for byte.
+    """
+    return bytes(keccak(b"".join(bytes(r) for r in record_ids)))
 
 
 def next_head(head: bytes, rid: bytes, epoch: int, entry: bytes) -> bytes:

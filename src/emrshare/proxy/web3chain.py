@@ -22,6 +22,7 @@ from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.client import ChainClient
 from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.chain.deploy import Deployment
+from emrshare.chain.ids import records_hash
 from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import ChainError, ContractRevert, EmrShareError
 from emrshare.proxy.chainview import (
@@ -59,11 +60,6 @@ def _int(value: Any) -> int:
         return int.from_bytes(value, "big")
     text = str(value)
     return int(text, 16) if text.startswith("0x") else int(text)
-
-
-def records_hash(record_ids: Sequence[bytes]) -> bytes:
-    """What the audit log stores for a served batch: keccak256 of the concatenated ids."""
-    return bytes(keccak(b"".join(record_ids)))
 
 
 def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:

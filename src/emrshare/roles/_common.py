@@ -262,11 +262,6 @@ def read_record_to(store: BlobStore, entry: IndexEntry, path: Path) -> int:
     return size
 
 
-def records_hash(record_ids: list[bytes]) -> bytes:
-    """What a proxy logs for a served batch: keccak256 of the concatenated record ids."""
-    return bytes(keccak(b"".join(record_ids)))
-
-
 def category_ref(patient: str, category: str) -> bytes:
     """The opaque 32-byte category reference an access request carries.
 

@@ -22,6 +22,7 @@ from emrshare.chain import (
     RequestStatus,
     Role,
     policy_id,
+    records_hash,
     verify_chain,
 )
 from emrshare.crypto import (
@@ -51,7 +52,6 @@ from emrshare.roles._common import (
     checksum,
     read_record,
     read_record_to,
-    records_hash,
 )
 from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.profiles import default_data_dir

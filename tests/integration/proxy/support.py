@@ -28,6 +28,7 @@ from web3 import Web3
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment, deploy_contracts
 from emrshare.chain.devnode import DevNode, _set_pdeathsig, free_port
+from emrshare.chain.ids import records_hash
 from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import Grant, GranteeMap, make_grant, open_grantee_map
@@ -35,7 +36,6 @@ from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.crypto.keystore import save_keystore
 from emrshare.proxy.client import ProxyEndpoint, ThresholdPolicy
 from emrshare.proxy.config import ProxyConfig
-from emrshare.proxy.web3chain import records_hash
 from emrshare.types import Address, Cid, RecordId
 
 ROLE_PROVIDER = 1

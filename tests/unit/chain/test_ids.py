@@ -109,3 +109,29 @@ def test_grant_params_are_checked_before_encoding() -> None:
     for bad in ({"expiry": 2**40}, {"nonce": b"short"}, {"threshold": 256}, {"epoch": -1}):
         with pytest.raises(ValueError):
             GrantParams(**{**ok, **bad})  # type: ignore[arg-type]
+
+
+def test_records_hash_is_keccak_of_the_concatenated_ids_pinned() -> None:
+    from emrshare.chain.ids import records_hash
+
+    first, second = bytes(range(32)), b"\xff" * 32
+    assert records_hash([first, second]) == keccak(first + second)
+    # Pinned: proxies write it to AuditLog and patients recompute it to name their records.
+    assert records_hash([first, second]).hex() == (
+        "973959d8d1d6ab6150fac25d82988abe90f2a7e1d4f6b306c061e8c789ef6d63"
+    )
+    assert records_hash([]).hex() == (
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    )
+    assert records_hash([first, second]) != records_hash([second, first]), "order matters"
+
+
+def test_records_hash_has_one_definition() -> None:
+    from emrshare import chain
+    from emrshare.chain import ids
+    from emrshare.proxy import web3chain
+    from emrshare.roles import patient
+
+    assert web3chain.records_hash is ids.records_hash
+    assert patient.records_hash is ids.records_hash
+    assert chain.records_hash is ids.records_hash
