@@ -17,8 +17,6 @@ import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -30,7 +28,14 @@ from web3 import Web3
 
 from emrshare.chain import Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import DevNode, dev_private_keys, free_port
+from emrshare.chain.devnode import (
+    DevNode,
+    dev_private_keys,
+    free_port,
+    pid_alive,
+    spawn,
+    stop_group,
+)
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.config import ProxyConfig
@@ -91,25 +96,6 @@ def _dir(data_dir: Path) -> Path:
     return Path(data_dir) / "devnet"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie of ours is not alive.
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _read_pids(dev: Path) -> dict[str, dict[str, object]]:
     try:
         data = json.loads((dev / "pids.json").read_text())
@@ -125,21 +111,9 @@ def _write_pids(dev: Path, pids: dict[str, dict[str, object]]) -> None:
 
 
 def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
-    log = log_path.open("ab")
-    try:
-        # A new session: the process outlives this command and is stopped by `down`
-        # through its process group.
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-    finally:
-        log.close()
-    return proc.pid
+    # Detached: the process outlives this command and is stopped by `down` through its
+    # process group.
+    return spawn(cmd, log_path, detach=True, env=env).pid
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -179,7 +153,7 @@ def devnet_up(
     dev = _dir(data_dir)
     dev.mkdir(parents=True, exist_ok=True)
     pids = _read_pids(dev)
-    if any(_alive(int(str(p["pid"]))) for p in pids.values()):
+    if any(pid_alive(int(str(p["pid"]))) for p in pids.values()):
         raise ConfigurationError(
             f"a devnet is already running from {data_dir}; see `emrshare devnet status` "
             "or stop it with `emrshare devnet down`"
@@ -356,16 +330,7 @@ def devnet_down(data_dir: Path, *, wipe: bool = False, timeout: float = 15.0) ->
     order = sorted(pids, key=lambda n: n == "anvil")
     stopped = []
     for name in order:
-        pid = int(str(pids[name]["pid"]))
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+        if stop_group(int(str(pids[name]["pid"])), timeout):
             stopped.append(name)
     with contextlib.suppress(FileNotFoundError):
         (dev / "pids.json").unlink()
@@ -386,7 +351,7 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
     chain_id = block = None
     for name, info in sorted(pids.items()):
         pid, url = int(str(info["pid"])), str(info["url"])
-        alive = _alive(pid)
+        alive = pid_alive(pid)
         healthy = False
         if alive and name == "anvil":
             rpc_url = url

@@ -5,7 +5,9 @@ npm toolchain in ``tools/node_modules`` (``make setup``); ``EMRSHARE_ANVIL`` and
 ``EMRSHARE_GANACHE`` point elsewhere, and a binary on ``PATH`` is the last resort.
 
 Every node is started in its own process group with a parent-death signal, so a killed
-test run or CLI never leaves a node behind.
+test run or CLI never leaves a node behind. :func:`spawn`, :func:`stop_group` and
+:func:`pid_alive` are the process helpers shared with ``emrshare devnet`` (whose processes
+are detached on purpose, to outlive the CLI) and the test harnesses.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from emrshare.errors import ChainError, ConfigurationError
 
-__all__ = ["DEV_MNEMONIC", "DevNode", "NodeKind", "dev_private_keys", "free_port", "running_node"]
+__all__ = [
+    "DEV_MNEMONIC",
+    "DevNode",
+    "NodeKind",
+    "dev_private_keys",
+    "free_port",
+    "pid_alive",
+    "running_node",
+    "spawn",
+    "stop_group",
+]
 
 NodeKind = Literal["anvil", "ganache"]
 
@@ -78,6 +90,91 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child before exe
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(
+    cmd: list[str],
+    log_path: Path,
+    *,
+    detach: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in a new process group, stdout and stderr appended to ``log_path``.
+
+    By default the child also gets a parent-death signal (SIGTERM when this process dies),
+    so a killed test run leaves nothing behind. ``detach=True`` leaves that out: the
+    process outlives its parent (``emrshare devnet up``) and is stopped later through its
+    process group with :func:`stop_group`.
+    """
+    with Path(log_path).open("ab") as log:
+        if detach:
+            return subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_set_pdeathsig,
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (reaping it if it is our child)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _killpg(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def stop_group(proc: subprocess.Popen[bytes] | int, timeout: float = 10.0) -> bool:
+    """SIGTERM the process group led by ``proc`` (a child or the pid of one started
+    earlier, e.g. by another CLI run), wait up to ``timeout`` seconds, then SIGKILL it.
+
+    Returns whether the process was running. Safe to call on a stopped process.
+    """
+    if isinstance(proc, int):
+        if not pid_alive(proc):
+            return False
+        _killpg(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(proc):
+            _killpg(proc, signal.SIGKILL)
+        return True
+    if proc.poll() is not None:
+        return False
+    _killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return True
 
 
 @dataclass
@@ -170,17 +267,7 @@ class DevNode:
             state_path=state_path,
             block_time=block_time,
         )
-        log = node.log_path.open("ab")
-        try:
-            node._proc = subprocess.Popen(
-                node.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_set_pdeathsig,
-            )
-        finally:
-            log.close()
+        node._proc = spawn(node.command(), node.log_path)
         try:
             node._wait_ready(timeout)
         except BaseException:
@@ -236,16 +323,8 @@ class DevNode:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the node and its process group; safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_group(proc, timeout)
 
 
 @contextlib.contextmanager

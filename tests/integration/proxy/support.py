@@ -27,7 +27,7 @@ from web3 import Web3
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import DevNode, _set_pdeathsig, free_port
+from emrshare.chain.devnode import DevNode, free_port, spawn, stop_group
 from emrshare.chain.ids import records_hash
 from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
@@ -246,15 +246,7 @@ class ProxyProcess:
         else:
             argv = [sys.executable, str(Path(__file__).with_name("evil_proxy.py"))]
             argv += [str(self.config_path), evil]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                preexec_fn=_set_pdeathsig,
-            )
+        self.proc = spawn(argv, self.log_path, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -292,16 +284,8 @@ class ProxyProcess:
     def stop(self, timeout: float = 60.0) -> None:
         """Graceful stop (SIGTERM): the audit journal drains first."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_group(proc, timeout)
 
     def kill(self) -> None:
         """Hard kill (SIGKILL): nothing runs on the way down."""
