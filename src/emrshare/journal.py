@@ -47,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+from emrshare.chain.devnode import pid_alive
 from emrshare.errors import (
     AccessDenied,
     ConfigurationError,
@@ -217,16 +218,6 @@ _QUERY_CHUNK = 500
 _ENCRYPT_GROUP = 64
 #: Blobs per ``store_many`` call in a bulk write (one durability round each).
 _STORE_GROUP = 256
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Spool:
@@ -531,7 +522,7 @@ class Journal:
             "SELECT owner FROM writes WHERE record_id = ?", (bytes(record_id),)
         ).fetchone()
         owner = row[0] if row else None
-        return owner is None or owner == self._pid or not _pid_alive(int(owner))
+        return owner is None or owner == self._pid or not pid_alive(int(owner))
 
     def _claim(self, jobs: Sequence[WriteJob]) -> list[WriteJob]:
         claimed: list[WriteJob] = []
