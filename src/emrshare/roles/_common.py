@@ -280,3 +280,18 @@ def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
     with Path(path).open("rb") as fh:
         while piece := fh.read(chunk):
             yield piece
+
+
+def id32(value: bytes | str) -> bytes:
+    """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked."""
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        text = value[2:] if value.startswith("0x") else value
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+    if len(raw) != 32:
+        raise ConfigurationError(f"{value!r} is not a 32-byte id (0x followed by 64 hex digits)")
+    return raw

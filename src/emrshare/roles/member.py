@@ -61,6 +61,7 @@ from emrshare.roles._common import (
     check_entry,
     check_output_path,
     checksum,
+    id32,
     read_record,
     read_record_to,
 )
@@ -278,7 +279,7 @@ class Requester:
         return out
 
     def _entry_event(self, patient: str, record: RecordId | bytes | str) -> EntryAppended:
-        rid = _id_bytes(record)
+        rid = id32(record)
         index = self.network.contracts.index
         seen = self._entries.setdefault(patient, {})
         if rid not in seen:
@@ -615,17 +616,3 @@ def _event_topic(name: str) -> bytes:
         if i.get("type") == "event" and i.get("name") == name
     ]
     return event_topic(item)
-
-
-def _id_bytes(value: bytes | str) -> bytes:
-    if isinstance(value, bytes):
-        raw = value
-    else:
-        text = value[2:] if value.startswith("0x") else value
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raw = b""
-    if len(raw) != 32:
-        raise ConfigurationError(f"{value!r} is not a 32-byte id (0x followed by 64 hex digits)")
-    return raw

@@ -50,6 +50,7 @@ from emrshare.roles._common import (
     check_entry,
     check_output_path,
     checksum,
+    id32,
     read_record,
     read_record_to,
 )
@@ -357,7 +358,7 @@ class Patient:
         **Warning:** revocation stops future re-encryption by honest proxies. It cannot
         take back what the grantee already read.
         """
-        pid = _policy_bytes(policy)
+        pid = id32(policy)
         events = {bytes(ev.policy_id): ev for ev in self._grant_events()}
         ev = events.get(pid)
         if ev is None:
@@ -541,7 +542,7 @@ class Patient:
         return check_entry(entry, ev, self.address, self.network.contracts.registry)
 
     def _find(self, record: RecordId | bytes | str) -> tuple[EntryAppended, tuple[str, int]]:
-        rid = _policy_bytes(record)
+        rid = id32(record)
         tags = self._tags()
         for ev in self._entries():
             if bytes(ev.record_id) == rid:
@@ -665,17 +666,3 @@ def _request_closed(req: AccessRequestInfo) -> ConfigurationError:
             "access directly with `grant add`)"
         )
     return ConfigurationError(f"access request #{req.request_id} was already {what}")
-
-
-def _policy_bytes(value: bytes | str) -> bytes:
-    if isinstance(value, bytes):
-        raw = value
-    else:
-        text = value[2:] if value.startswith("0x") else value
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raw = b""
-    if len(raw) != 32:
-        raise ConfigurationError(f"{value!r} is not a 32-byte id (0x followed by 64 hex digits)")
-    return raw
