@@ -459,7 +459,16 @@ class RecordWriter:
         try:
             # Sent through the client directly: the binding would decode every
             # EntryAppended event of the receipt, which a bulk write does not need.
-            receipt = index.client.send(index.address, data, gas=gas, with_logs=False)
+            try:
+                receipt = index.client.send(index.address, data, gas=gas, with_logs=False)
+            except TransactionFailed as exc:
+                if gas is None or "failed in block" not in str(exc):
+                    raise
+                # Mined and failed without a decodable revert: the reused figure was too
+                # low for this batch (out of gas). Nothing was appended and the nonce was
+                # consumed; send once more with a fresh estimate (a real revert raises).
+                known = None
+                receipt = index.client.send(index.address, data, with_logs=False)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
                 # Another write of this stream is ahead of or behind us; not a reason to

@@ -266,3 +266,25 @@ def test_batch_sent_without_estimate_still_reports_the_revert(stack: Stack) -> N
     with pytest.raises(TransactionFailed, match="is not the index's next slot"):
         writer.send_append(first_batch, sealed)  # slots already taken: WrongSequence
     assert entries_by_record(stack) == {bytes(j.record_id): 1 for j in writer.journal.jobs()}
+
+
+def test_reused_batch_gas_too_low_is_retried_with_a_fresh_estimate(stack: Stack) -> None:
+    # A reused gas figure can fall short of a later batch (the first batch was cheaper):
+    # the transaction is mined and fails out of gas. The writer must estimate afresh and
+    # finish the bulk add, not abort it; every record lands exactly once and the nonce
+    # manager stays in step (the failed transaction consumed its nonce).
+    writer = stack.hospital.writer
+    stack.hospital.add_records(
+        stack.patient.address, "lab", [os.urandom(200) for _ in range(50)], batch_size=25
+    )
+    ((shape, (size, gas)),) = writer._batch_gas.items()
+    used = int((gas - 5_000) / stack.hospital.writer._contracts.index.client.gas_multiplier)
+    writer._batch_gas[shape] = (size, int(used * 0.85))  # above intrinsic, below need
+    ids = stack.hospital.add_records(
+        stack.patient.address, "lab", [os.urandom(200) for _ in range(50)], batch_size=25
+    )
+    assert len(ids) == 50
+    assert all(j.state is JobState.CONFIRMED for j in writer.journal.jobs())
+    assert entries_by_record(stack) == {bytes(j.record_id): 1 for j in writer.journal.jobs()}
+    more = stack.hospital.add_records(stack.patient.address, "lab", [b"after"], batch_size=25)
+    assert stack.patient.read(more[0]) == b"after"
