@@ -26,6 +26,7 @@ from emrshare.chain.artifacts import load_artifact
 from emrshare.crypto import (
     DataKey,
     IndexEntry,
+    SealedEntry,
     encrypt_file,
     open_sealed,
     seal,
@@ -36,6 +37,7 @@ from emrshare.errors import (
     ContractRevert,
     JournalError,
     TransactionFailed,
+    WireFormatError,
 )
 from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
 from emrshare.network import Network
@@ -97,9 +99,13 @@ _SEAL_CHUNK = 25
 _worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
 
 
-def _seal_chunk(eth_key: bytes, items: Sequence[tuple[Any, ...] | None]) -> list[bytes | None]:
-    """Worker process: build, sign and seal index entries (``None`` where one fails)."""
-    out: list[bytes | None] = []
+def _seal_chunk(
+    eth_key: bytes, items: Sequence[tuple[Any, ...] | None]
+) -> list[tuple[bytes, bytes] | None]:
+    """Worker process: build, sign and seal index entries, each answered as
+    ``(record id, sealed entry)`` so the parent can check what it is for (``None`` where
+    one fails)."""
+    out: list[tuple[bytes, bytes] | None] = []
     for item in items:
         if item is None:
             out.append(None)
@@ -122,10 +128,23 @@ def _seal_chunk(eth_key: bytes, items: Sequence[tuple[Any, ...] | None]) -> list
                 created_at=created,
                 author_key=eth_key,
             )
-            out.append(bytes(seal_entry(entry, public)))
+            out.append((bytes(rid), bytes(seal_entry(entry, public))))
         except Exception:
             out.append(None)
     return out
+
+
+def _checked(job: WriteJob, got: Any) -> bytes | None:
+    """A worker's sealed entry for ``job``, or ``None`` (the journal then seals it
+    in-process) unless it names the job's record and parses as a sealed entry: a
+    misplaced answer would put one record's entry in another's slot for good."""
+    if not isinstance(got, tuple) or len(got) != 2 or got[0] != bytes(job.record_id):
+        return None
+    try:
+        SealedEntry.from_bytes(got[1])
+    except WireFormatError:
+        return None
+    return bytes(got[1])
 
 
 @functools.cache
@@ -398,26 +417,28 @@ class RecordWriter:
         # fork: workers start in milliseconds and inherit the loaded modules.
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         try:
-            inflight: list[Future[list[bytes | None]]] = []
+            inflight: list[tuple[Sequence[WriteJob], Future[list[Any]]]] = []
             todo = iter(chunks)
             for chunk in todo:
                 inflight.append(
-                    pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in chunk])
+                    (chunk, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in chunk]))
                 )
                 if len(inflight) >= 2 * workers:
                     break
             while inflight:
-                done = inflight.pop(0)
+                chunk, done = inflight.pop(0)
                 nxt = next(todo, None)
                 if nxt is not None:
                     inflight.append(
-                        pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt])
+                        (nxt, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt]))
                     )
                 try:
                     results = done.result()
                 except Exception:  # a broken pool: the journal seals the rest itself
                     return
-                yield from results
+                if not isinstance(results, list) or len(results) != len(chunk):
+                    return  # not an answer for this chunk: the journal seals the rest
+                yield from (_checked(job, got) for job, got in zip(chunk, results, strict=True))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

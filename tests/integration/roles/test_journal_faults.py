@@ -22,7 +22,7 @@ from emrshare.chain.devnode import DevNode
 from emrshare.errors import JournalError
 from emrshare.journal import JobState
 from emrshare.network import Network
-from emrshare.roles import Provider
+from emrshare.roles import Provider, _writes
 from tests.integration.roles.conftest import Stack, entries_by_record, make_stack
 
 CHILD = textwrap.dedent(
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from emrshare.crypto import MemberKeys
     from emrshare.network import Network
-    from emrshare.roles import Provider
+    from emrshare.roles import Provider, _writes
 
     config, state, seed, eth, patient, step, source = sys.argv[1:8]
     net = Network.from_config(Path(config))
@@ -288,3 +288,37 @@ def test_reused_batch_gas_too_low_is_retried_with_a_fresh_estimate(stack: Stack)
     assert entries_by_record(stack) == {bytes(j.record_id): 1 for j in writer.journal.jobs()}
     more = stack.hospital.add_records(stack.patient.address, "lab", [b"after"], batch_size=25)
     assert stack.patient.read(more[0]) == b"after"
+
+
+def test_misbound_worker_results_are_not_appended(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker whose answers come back out of order (a bug, a mixed-up chunk) must not
+    # put one record's entry in another's slot: every worker result is checked against
+    # the job it is for, and a mismatch is sealed in-process instead.
+    monkeypatch.setattr(_writes, "_seal_chunk", _rotated_seal_chunk)
+    writer = stack.hospital.writer
+    writer.seal_processes_from = 10
+    in_process: list[bytes] = []
+    real_seal = writer.seal
+
+    def counting_seal(job: Any, cid: Any, secret: bytes) -> bytes:
+        in_process.append(bytes(job.record_id))
+        return real_seal(job, cid, secret)
+
+    writer.seal = counting_seal  # type: ignore[method-assign]
+    contents = [os.urandom(300) for _ in range(60)]
+    ids = stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=25)
+    assert entries_by_record(stack) == {bytes(r): 1 for r in ids}
+    for i, rid in enumerate(ids):
+        assert stack.patient.read(rid) == contents[i]
+    assert len(in_process) == len(ids), "every misbound result was sealed again in-process"
+
+
+_real_seal_chunk = _writes._seal_chunk
+
+
+def _rotated_seal_chunk(*args: Any) -> list[Any]:
+    # Module level: the worker pool pickles the function it runs by name.
+    out = _real_seal_chunk(*args)
+    return out[1:] + out[:1]
