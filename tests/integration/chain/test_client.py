@@ -68,6 +68,36 @@ def test_out_of_gas_is_a_transaction_failure(net: Net) -> None:
         grants.client.send(grants.address, data, gas=25_000)
 
 
+def test_receipts_without_logs_still_check_the_status(net: Net) -> None:
+    """``with_logs=False`` (bulk appends) reads the receipt another way; a mined revert
+    must still be decoded, an out-of-gas failure still raise, an estimate's revert still
+    come first, and the nonce sequence stay in step after mined failures."""
+    grants = net.as_(PATIENT).grants
+    client = grants.client
+    unknown = b"\x09" * 32
+    data = bytes.fromhex(grants._contract.encode_abi("revoke", [unknown])[2:])
+    reverts(
+        lambda: client.send(grants.address, data, gas=200_000, with_logs=False),
+        "Grants_UnknownPolicy",
+        policyId=unknown,
+    )
+    reverts(
+        lambda: client.send(grants.address, data, with_logs=False),
+        "Grants_UnknownPolicy",
+        policyId=unknown,
+    )
+    tag = bytes.fromhex(grants._contract.encode_abi("revokeTag", [b"\x03" * 32])[2:])
+    with pytest.raises(TransactionFailed, match="raise the gas limit"):
+        client.send(grants.address, tag, gas=25_000, with_logs=False)
+    ok = client.send(grants.address, tag, with_logs=False)
+    assert ok.logs == ()
+    assert ok.block_number == net.w3.eth.get_transaction_receipt(ok.tx_hash)["blockNumber"]
+    assert (
+        net.w3.eth.get_transaction(ok.tx_hash)["nonce"]
+        == net.w3.eth.get_transaction_count(net.addr(PATIENT)) - 1
+    )
+
+
 def test_read_only_client(net: Net) -> None:
     ro = Contracts.from_deployment(ChainClient(net.w3), net.deployment)
     assert ro.grants.client.address is None
