@@ -4,9 +4,11 @@ crypto core, the blob store and the index contract (see :mod:`emrshare.journal`)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import io
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -96,7 +98,22 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
 
 #: Entries per task sent to a sealing worker process.
 _SEAL_CHUNK = 25
+#: prctl option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 _worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
+
+
+def _seal_worker_init(parent: int) -> None:
+    """Worker process start: die with the writer. A worker holds the writer's Ethereum
+    key and data keys, and a killed writer (SIGKILL, OOM) runs no cleanup: without a
+    parent-death signal its workers lived on as orphans, blocked on their task queue.
+    (The signal follows the thread that forked: the one driving the bulk write, which
+    outlives the pool.)"""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the writer died before the signal was armed
+        os._exit(1)
 
 
 def _seal_chunk(
@@ -415,7 +432,12 @@ class RecordWriter:
 
         chunks = [jobs[i : i + _SEAL_CHUNK] for i in range(0, len(jobs), _SEAL_CHUNK)]
         # fork: workers start in milliseconds and inherit the loaded modules.
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_seal_worker_init,
+            initargs=(os.getpid(),),
+        )
         try:
             inflight: list[tuple[Sequence[WriteJob], Future[list[Any]]]] = []
             todo = iter(chunks)

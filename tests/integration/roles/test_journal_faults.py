@@ -322,3 +322,104 @@ def _rotated_seal_chunk(*args: Any) -> list[Any]:
     # Module level: the worker pool pickles the function it runs by name.
     out = _real_seal_chunk(*args)
     return out[1:] + out[:1]
+
+
+BULK_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from emrshare.crypto import MemberKeys
+    from emrshare.network import Network
+    from emrshare.roles import Provider
+
+    config, state, seed, eth, patient, step, nth, source = sys.argv[1:9]
+    net = Network.from_config(Path(config))
+    hospital = Provider(
+        net, MemberKeys(bytes.fromhex(seed), ethereum_key=bytes.fromhex(eth)),
+        state_dir=Path(state),
+    )
+    writer = hospital.writer
+    writer.seal_processes_from = 10  # worker processes are running when it dies
+    target = net.store if step == "put_many" else writer
+    real = getattr(target, step)
+    calls = []
+
+    def die_after(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)  # the process dies: no cleanup runs
+        return result
+
+    setattr(target, step, die_after)
+    blob = Path(source).read_bytes()
+    contents = [blob[i * 500 : (i + 1) * 500] for i in range(80)]
+    hospital.add_records(patient, "lab", contents, batch_size=20)
+    sys.exit(3)  # not reached
+    """
+)
+
+
+@pytest.mark.parametrize(("step", "nth"), [("put_many", 1), ("send_append", 2)])
+def test_bulk_writer_killed_mid_add_then_recovered(stack: Stack, step: str, nth: int) -> None:
+    # A bulk add (grouped stores, entries sealed on worker processes, reused batch gas)
+    # killed mid-way: after recovery every record has exactly one index entry and reads
+    # back, and the killed writer's worker processes did not outlive it.
+    blob = os.urandom(80 * 500)
+    source = stack.tmp / "bulk.bin"
+    source.write_bytes(blob)
+    stack.hospital.close()
+    script = stack.tmp / "bulk_child.py"
+    script.write_text(BULK_CHILD)
+    args = [str(stack.config_path), str(stack.tmp / "hosp"), stack.hospital_seed.hex()]
+    args += [stack.hospital_eth.hex(), stack.patient.address, step, str(nth), str(source)]
+    # The output goes to a file: orphaned workers holding a pipe would hang a capture.
+    with (stack.tmp / "bulk_child.log").open("w") as log:
+        proc = subprocess.run(
+            [sys.executable, str(script), *args], stdout=log, stderr=log, timeout=300
+        )
+    assert proc.returncode == -signal.SIGKILL, (stack.tmp / "bulk_child.log").read_text()
+    # Worker processes are forks of the child (same command line) and hold its keys.
+    left = _processes_running(str(script))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "the killed writer's sealing workers outlived it"
+
+    net = Network.from_config(stack.config_path)
+    hospital = Provider(net, stack.hospital.keys, state_dir=stack.tmp / "hosp")
+    try:
+        report = hospital.recover()
+        assert report.ok, report.failed
+        jobs = hospital.writer.journal.jobs()
+        assert len(jobs) == 80
+        assert all(j.state is JobState.CONFIRMED for j in jobs)
+        assert entries_by_record(stack) == {bytes(j.record_id): 1 for j in jobs}
+        for j in sorted(jobs, key=lambda j: j.sequence)[::13]:
+            want = blob[j.sequence * 500 : (j.sequence + 1) * 500]
+            assert stack.patient.read(j.record_id) == want
+    finally:
+        hospital.close()
+        net.close()
+
+
+def _processes_running(needle: str, settle: float = 5.0) -> list[int]:
+    """Pids whose command line contains ``needle``, after giving dying ones ``settle``
+    seconds to go (a parent-death signal is delivered asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + settle
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if needle in cmd and state != "Z":
+                found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
