@@ -98,6 +98,10 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
 
 #: Entries per task sent to a sealing worker process.
 _SEAL_CHUNK = 25
+#: Seconds to wait for one chunk from a sealing worker before giving the workers up (a
+#: chunk takes well under a second; a forked worker can deadlock on a lock that another
+#: thread of the writer held at fork time, and must not hang the bulk write).
+_SEAL_WAIT = 60.0
 #: prctl option: the signal a process gets when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
 _worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
@@ -455,8 +459,11 @@ class RecordWriter:
                         (nxt, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt]))
                     )
                 try:
-                    results = done.result()
-                except Exception:  # a broken pool: the journal seals the rest itself
+                    results = done.result(timeout=_SEAL_WAIT)
+                except Exception:  # a broken or stuck pool: the journal seals the rest
+                    # Stuck workers would also block shutdown(wait=True): end them first.
+                    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                        proc.kill()
                     return
                 if not isinstance(results, list) or len(results) != len(chunk):
                     return  # not an answer for this chunk: the journal seals the rest

@@ -423,3 +423,28 @@ def _processes_running(needle: str, settle: float = 5.0) -> list[int]:
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
+
+
+def test_stuck_sealing_workers_do_not_hang_the_bulk_add(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A forked worker can deadlock (a lock another thread held at fork time): the bulk
+    # add must give the workers up, end them, and seal in-process.
+    monkeypatch.setattr(_writes, "_seal_chunk", _stuck_seal_chunk)
+    monkeypatch.setattr(_writes, "_SEAL_WAIT", 1.0)
+    writer = stack.hospital.writer
+    writer.seal_processes_from = 10
+    contents = [os.urandom(300) for _ in range(30)]
+    ids = stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=15)
+    assert entries_by_record(stack) == {bytes(r): 1 for r in ids}
+    assert stack.patient.read(ids[-1]) == contents[-1]
+    import multiprocessing
+
+    assert multiprocessing.active_children() == [], "the stuck workers were ended"
+
+
+def _stuck_seal_chunk(*args: Any) -> list[Any]:
+    import time
+
+    time.sleep(3600)
+    return []
