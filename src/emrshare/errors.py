@@ -22,6 +22,7 @@ and what to do next; they never contain secret material.
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
+    │   │   └── TransactionMinedFailed  mined with status 0 and no decodable revert
     │   ├── DeploymentError         contracts missing or not matching the deployment file
     │   └── IndexIntegrityError     index events do not form the patient's hash chain
     ├── AccessDenied                the chain or the proxies say no
@@ -58,6 +59,7 @@ __all__ = [
     "StorageError",
     "StoreUnavailable",
     "TransactionFailed",
+    "TransactionMinedFailed",
     "Unavailable",
     "UnsupportedVersion",
     "VerificationError",
@@ -194,6 +196,20 @@ def _short(value: Any) -> str:
 
 class TransactionFailed(ChainError):
     """A transaction was dropped, timed out waiting for a receipt, or failed."""
+
+
+class TransactionMinedFailed(TransactionFailed):
+    """A transaction was mined with status 0 and its revert could not be decoded.
+
+    Typically it ran out of gas: nothing it would have written was written, and its nonce
+    is spent. ``tx_hash``, ``block_number`` and ``gas_used`` say which and where.
+    """
+
+    def __init__(self, message: str, *, tx_hash: bytes, block_number: int, gas_used: int) -> None:
+        self.tx_hash = tx_hash
+        self.block_number = block_number
+        self.gas_used = gas_used
+        super().__init__(message)
 
 
 class DeploymentError(ChainError):

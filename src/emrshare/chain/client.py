@@ -34,6 +34,7 @@ from emrshare.errors import (
     ContractRevert,
     EmrShareError,
     TransactionFailed,
+    TransactionMinedFailed,
 )
 
 __all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_data_from_error"]
@@ -469,9 +470,12 @@ class ChainClient:
                 raise
             except ChainError:
                 pass
-            raise TransactionFailed(
+            raise TransactionMinedFailed(
                 f"transaction 0x{tx_hash.hex()} failed in block {int(receipt['blockNumber'])} "
-                f"after using {int(receipt['gasUsed'])} gas; raise the gas limit or retry"
+                f"after using {int(receipt['gasUsed'])} gas; raise the gas limit or retry",
+                tx_hash=tx_hash,
+                block_number=int(receipt["blockNumber"]),
+                gas_used=int(receipt["gasUsed"]),
             )
         return Receipt(
             tx_hash=tx_hash,

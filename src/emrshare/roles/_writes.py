@@ -39,6 +39,7 @@ from emrshare.errors import (
     ContractRevert,
     JournalError,
     TransactionFailed,
+    TransactionMinedFailed,
     WireFormatError,
 )
 from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
@@ -511,8 +512,8 @@ class RecordWriter:
             # EntryAppended event of the receipt, which a bulk write does not need.
             try:
                 receipt = index.client.send(index.address, data, gas=gas, with_logs=False)
-            except TransactionFailed as exc:
-                if gas is None or "failed in block" not in str(exc):
+            except TransactionMinedFailed:
+                if gas is None:
                     raise
                 # Mined and failed without a decodable revert: the reused figure was too
                 # low for this batch (out of gas). Nothing was appended and the nonce was

@@ -19,6 +19,7 @@ from emrshare.errors import (
     ContractRevert,
     DeploymentError,
     TransactionFailed,
+    TransactionMinedFailed,
 )
 from emrshare.types import CategoryTag
 
@@ -64,8 +65,13 @@ def test_revert_of_a_mined_transaction_is_decoded(net: Net) -> None:
 def test_out_of_gas_is_a_transaction_failure(net: Net) -> None:
     grants = net.as_(PATIENT).grants
     data = bytes.fromhex(grants._contract.encode_abi("revokeTag", [b"\x02" * 32])[2:])
-    with pytest.raises(TransactionFailed, match="raise the gas limit"):
+    with pytest.raises(TransactionMinedFailed, match="raise the gas limit") as info:
         grants.client.send(grants.address, data, gas=25_000)
+    assert isinstance(info.value, TransactionFailed)
+    assert info.value.gas_used == 25_000
+    assert info.value.block_number == net.w3.eth.block_number
+    receipt = net.w3.eth.get_transaction_receipt(info.value.tx_hash)
+    assert receipt["status"] == 0
 
 
 def test_receipts_without_logs_still_check_the_status(net: Net) -> None:
@@ -87,7 +93,7 @@ def test_receipts_without_logs_still_check_the_status(net: Net) -> None:
         policyId=unknown,
     )
     tag = bytes.fromhex(grants._contract.encode_abi("revokeTag", [b"\x03" * 32])[2:])
-    with pytest.raises(TransactionFailed, match="raise the gas limit"):
+    with pytest.raises(TransactionMinedFailed, match="raise the gas limit"):
         client.send(grants.address, tag, gas=25_000, with_logs=False)
     ok = client.send(grants.address, tag, with_logs=False)
     assert ok.logs == ()
