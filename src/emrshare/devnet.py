@@ -26,11 +26,14 @@ from pathlib import Path
 
 from web3 import Web3
 
+from emrshare._devnet_files import read_pids, read_settings
+from emrshare._files import private_dir, write_atomically
 from emrshare.chain import Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
 from emrshare.chain.devnode import (
     DevNode,
     dev_private_keys,
+    dev_secrets,
     free_port,
     pid_alive,
     spawn,
@@ -97,23 +100,22 @@ def _dir(data_dir: Path) -> Path:
 
 
 def _read_pids(dev: Path) -> dict[str, dict[str, object]]:
-    try:
-        data = json.loads((dev / "pids.json").read_text())
-        return dict(data)
-    except (FileNotFoundError, ValueError):
-        return {}
+    return read_pids(dev / "pids.json")
 
 
 def _write_pids(dev: Path, pids: dict[str, dict[str, object]]) -> None:
-    tmp = dev / "pids.json.tmp"
-    tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
-    os.replace(tmp, dev / "pids.json")
+    write_atomically(dev / "pids.json", json.dumps(pids, indent=2, sort_keys=True))
 
 
-def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+def _spawn(
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    redact: tuple[str, ...] | None = None,
+) -> int:
     # Detached: the process outlives this command and is stopped by `down` through its
     # process group.
-    return spawn(cmd, log_path, detach=True, env=env).pid
+    return spawn(cmd, log_path, detach=True, env=env, redact=redact).pid
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -151,7 +153,7 @@ def devnet_up(
     password = password or os.environ.get("EMRSHARE_PASSWORD") or DEVNET_PASSWORD
     data_dir = Path(data_dir).expanduser().resolve()
     dev = _dir(data_dir)
-    dev.mkdir(parents=True, exist_ok=True)
+    private_dir(dev)
     pids = _read_pids(dev)
     if any(pid_alive(int(str(p["pid"]))) for p in pids.values()):
         raise ConfigurationError(
@@ -159,11 +161,10 @@ def devnet_up(
             "or stop it with `emrshare devnet down`"
         )
     settings_path = dev / "settings.json"
-    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
-    port = int(settings.get("port") or free_port())
-    proxy_ports = list(settings.get("proxy_ports") or [free_port() for _ in range(proxies)])
+    port, proxy_ports = read_settings(settings_path)
+    port = port or free_port()
     proxy_ports = (proxy_ports + [free_port() for _ in range(proxies)])[:proxies]
-    settings_path.write_text(json.dumps({"port": port, "proxy_ports": proxy_ports}))
+    write_atomically(settings_path, json.dumps({"port": port, "proxy_ports": proxy_ports}))
 
     # 1. anvil, with its state persisted across `down` / `up`.
     node = DevNode(
@@ -173,7 +174,7 @@ def devnet_up(
         log_path=dev / "anvil.log",
         state_path=dev / "anvil-state.json",
     )
-    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path)
+    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path, redact=dev_secrets())
     pids = {"anvil": {"pid": pid, "url": node.rpc_url}}
     _write_pids(dev, pids)
     try:
@@ -186,10 +187,13 @@ def devnet_up(
         dep_path = dev / "deployment.json"
         deployment: Deployment | None = None
         if dep_path.exists():
-            with contextlib.suppress(EmrShareError):
-                deployment = Deployment.read(dep_path)
+            # A damaged file is an error (LocalStateError), not silently replaced.
+            deployment = Deployment.read(dep_path)
+            try:
                 deployment.check(w3)
                 log(f"contracts   reloaded from state ({len(deployment.addresses)} contracts)")
+            except EmrShareError:
+                deployment = None
         if deployment is None:
             deployment = deploy_contracts(w3, keys[0])
             deployment.write(dep_path)
@@ -213,7 +217,7 @@ def devnet_up(
         for i in range(proxies):
             name = f"proxy-{i + 1}"
             pdir = dev / "proxies" / name
-            pdir.mkdir(parents=True, exist_ok=True)
+            private_dir(pdir)
             keystore = pdir / "keystore.json"
             if keystore.exists():
                 pkeys = load_member_keystore(keystore, password)
@@ -227,7 +231,8 @@ def devnet_up(
             elif net.member(pkeys.address).endpoint != url:
                 net.contracts_for(pkeys.ethereum_key).registry.set_endpoint(url)
             cfg = pdir / "proxy.toml"
-            cfg.write_text(
+            write_atomically(
+                cfg,
                 ProxyConfig(
                     keystore=keystore,
                     password_env=_PROXY_PASSWORD_ENV,
@@ -237,7 +242,7 @@ def devnet_up(
                     port=proxy_ports[i],
                     poll_interval=0.2,
                     flush_interval=1.0,
-                ).to_toml()
+                ).to_toml(),
             )
             ppid = _spawn(
                 [sys.executable, "-m", "emrshare.cli", "proxy", "serve", "--config", str(cfg)],

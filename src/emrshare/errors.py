@@ -8,6 +8,7 @@ and what to do next; they never contain secret material.
 
     EmrShareError
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
+    │   └── LocalStateError         a file or database in a data dir is damaged or unsafe
     ├── CryptoError
     │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
@@ -54,6 +55,7 @@ __all__ = [
     "IntegrityError",
     "JournalError",
     "KeystoreError",
+    "LocalStateError",
     "NotGrantee",
     "ReplicationError",
     "StorageError",
@@ -73,6 +75,19 @@ class EmrShareError(Exception):
 
 class ConfigurationError(EmrShareError):
     """Configuration, a profile, a required tool or a file is missing or invalid."""
+
+
+class LocalStateError(ConfigurationError):
+    """A local file or database (profile, patient state, journal, proxy database, devnet
+    state) is damaged, of the wrong shape, unreadable, or not a plain file we own.
+
+    ``path`` is the file. Nothing was written to it: restore it from a backup or move it
+    aside (emrshare then starts afresh or re-derives what it can from the chain).
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        super().__init__(message)
 
 
 class CryptoError(EmrShareError):

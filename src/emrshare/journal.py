@@ -47,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+from emrshare._files import connect_sqlite, open_private_write, private_dir
 from emrshare.chain.devnode import pid_alive
 from emrshare.errors import (
     AccessDenied,
@@ -231,8 +232,8 @@ class _Spool:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._mem is not None and self._mem.tell() + len(data) > self._inline_max:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("wb")
+            private_dir(self._path.parent)
+            self._file = os.fdopen(open_private_write(self._path), "wb")
             self._file.write(self._mem.getvalue())
             self._mem = None
         if self._file is not None:
@@ -294,7 +295,7 @@ class Journal:
         retries: int = 2,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._spool_dir = self.directory / "spool"
         self._inline_max = inline_max
         self._now = now
@@ -303,8 +304,12 @@ class Journal:
         # Writes begun by this object and never handed to ``send_append``: nobody can have
         # appended them, so the chain need not be asked before their first send.
         self._unsent: set[bytes] = set()
-        self._db = sqlite3.connect(
-            self.directory / "journal.db", timeout=30.0, isolation_level=None
+        self._db = connect_sqlite(
+            self.directory / "journal.db",
+            "write journal",
+            _SCHEMA,
+            timeout=30.0,
+            isolation_level=None,
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: every commit survives the process being killed; a power cut
@@ -313,8 +318,6 @@ class Journal:
         # fsync per transition, five per record.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        with contextlib.suppress(OSError):
-            os.chmod(self.directory / "journal.db", 0o600)
 
     def close(self) -> None:
         """Close the database (jobs stay in their committed state)."""

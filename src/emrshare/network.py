@@ -20,9 +20,10 @@ import httpx
 from web3 import Web3
 from web3.types import Wei
 
+from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import ChainClient, Contracts, Member, Role
 from emrshare.chain.deploy import Deployment
-from emrshare.errors import ConfigurationError
+from emrshare.errors import ConfigurationError, LocalStateError
 from emrshare.storage import BlobStore, KuboStore, LocalStore
 
 __all__ = ["Network", "NetworkConfig", "StoreConfig"]
@@ -65,23 +66,19 @@ class NetworkConfig:
 
     def write(self, path: Path) -> None:
         """Write the configuration atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        private_dir(path.parent)
+        write_atomically(path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> NetworkConfig:
         """Read a configuration written by :meth:`write`."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = read_json_object(Path(path), "network configuration")
         except FileNotFoundError:
             raise ConfigurationError(
                 f"no network configuration at {path}; start a local network with "
                 "`emrshare devnet up` or pass --data-dir pointing at one"
             ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"network configuration {path} is unreadable: {exc}") from exc
         try:
             dep = data["deployment"]
             store = data.get("store") or {}
@@ -102,9 +99,11 @@ class NetworkConfig:
                 threshold=int(data.get("threshold", 2)),
                 confirmations=int(data.get("confirmations", 1)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"network configuration {path} is missing or has a bad field ({exc})"
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LocalStateError(
+                path,
+                f"network configuration {path} is missing or has a bad field ({exc!r:.80}); "
+                "restore it from a backup or move it aside (`devnet up` writes a new one)",
             ) from exc
 
 

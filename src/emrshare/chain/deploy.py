@@ -12,10 +12,15 @@ from eth_account import Account
 from web3 import Web3
 from web3.types import Nonce
 
-from emrshare._files import write_atomically
+from emrshare._files import read_json_object, write_atomically
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.chain.client import _node_errors
-from emrshare.errors import ConfigurationError, DeploymentError, TransactionFailed
+from emrshare.errors import (
+    ConfigurationError,
+    DeploymentError,
+    LocalStateError,
+    TransactionFailed,
+)
 
 __all__ = ["DEPLOY_ORDER", "Deployment", "deploy_contracts"]
 
@@ -47,7 +52,7 @@ class Deployment:
     def read(cls, path: Path) -> Deployment:
         """Read a deployment file written by :meth:`write`."""
         try:
-            data = json.loads(path.read_text())
+            data = read_json_object(path, "deployment file")
             return cls(
                 chain_id=int(data["chain_id"]),
                 addresses=dict(data["addresses"]),
@@ -59,7 +64,11 @@ class Deployment:
                 f"no deployment file at {path}; deploy the contracts first (`emrshare devnet up`)"
             ) from exc
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(f"deployment file {path} is not valid: {exc}") from exc
+            raise LocalStateError(
+                path,
+                f"deployment file {path} is not valid ({exc!r:.80}); restore it from a backup "
+                "or move it aside and deploy again",
+            ) from exc
 
     def address_of(self, name: str) -> str:
         """The address of contract ``name``; :class:`DeploymentError` if it was not deployed."""

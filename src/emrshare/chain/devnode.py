@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from emrshare._files import open_private_append
 from emrshare.errors import ChainError, ConfigurationError
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "DevNode",
     "NodeKind",
     "dev_private_keys",
+    "dev_secrets",
     "free_port",
     "pid_alive",
     "running_node",
@@ -98,32 +102,82 @@ def spawn(
     *,
     detach: bool = False,
     env: Mapping[str, str] | None = None,
+    redact: Sequence[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in a new process group, stdout and stderr appended to ``log_path``.
 
-    By default the child also gets a parent-death signal (SIGTERM when this process dies),
-    so a killed test run leaves nothing behind. ``detach=True`` leaves that out: the
-    process outlives its parent (``emrshare devnet up``) and is stopped later through its
-    process group with :func:`stop_group`.
+    The log is created 0600 (one left 0644 by release 1 is tightened) and the child runs
+    with umask 077, so what it writes (anvil's state file) is private too. With
+    ``redact`` (a node's secrets), the output goes through a filter process that leaves
+    out every line holding a private key, the mnemonic or one of ``redact``: the banner
+    anvil and ganache print is never written. By default the child also gets a
+    parent-death signal (SIGTERM when this process dies), so a killed test run leaves
+    nothing behind. ``detach=True`` leaves that out: the process outlives its parent
+    (``emrshare devnet up``) and is stopped later through its process group with
+    :func:`stop_group`.
     """
-    with Path(log_path).open("ab") as log:
-        if detach:
+    log_fd = open_private_append(Path(log_path))
+    try:
+        out = log_fd if redact is None else _start_filter(log_fd, redact)
+        try:
+            if detach:
+                return subprocess.Popen(
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    umask=0o077,
+                    start_new_session=True,
+                )
             return subprocess.Popen(
                 cmd,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                umask=0o077,
+                preexec_fn=_set_pdeathsig,
             )
-        return subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            preexec_fn=_set_pdeathsig,
+        finally:
+            if out != log_fd:
+                os.close(out)
+    finally:
+        os.close(log_fd)
+
+
+_FILTERS: list[subprocess.Popen[bytes]] = []
+
+
+def _start_filter(log_fd: int, redact: Sequence[str]) -> int:
+    """Start the log filter reading a new pipe and writing ``log_fd``; the pipe's write end."""
+    global _FILTERS
+    _FILTERS = [f for f in _FILTERS if f.poll() is None]  # reap the finished ones
+    read_end, write_end = os.pipe()
+    try:
+        _FILTERS.append(
+            subprocess.Popen(
+                [sys.executable, "-I", str(Path(__file__).with_name("_logfilter.py"))],
+                stdin=read_end,
+                stdout=log_fd,
+                stderr=subprocess.DEVNULL,
+                env={"EMRSHARE_LOG_REDACT": "\n".join(redact), "PATH": os.defpath},
+                start_new_session=True,  # outlives a detached node's parent; ends at EOF
+            )
         )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end
+
+
+@functools.cache
+def dev_secrets() -> tuple[str, ...]:
+    """What a development node's output must never leave in a file: the mnemonic and the
+    private keys of its accounts (hex)."""
+    return (DEV_MNEMONIC, *("0x" + k.hex() for k in dev_private_keys(10)))
 
 
 def pid_alive(pid: int) -> bool:
@@ -267,7 +321,7 @@ class DevNode:
             state_path=state_path,
             block_time=block_time,
         )
-        node._proc = spawn(node.command(), node.log_path)
+        node._proc = spawn(node.command(), node.log_path, redact=dev_secrets())
         try:
             node._wait_ready(timeout)
         except BaseException:

@@ -12,7 +12,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from emrshare._files import write_atomically
+from emrshare._files import read_json_object, write_atomically
 from emrshare.chain.client import _scrub
 from emrshare.errors import ChainError, ConfigurationError
 
@@ -100,7 +100,7 @@ class EventCursor:
         self._positions: dict[str, int] = {}
         if path is not None and path.exists():
             try:
-                data = json.loads(path.read_text())
+                data = read_json_object(path, "event cursor file")
                 self._positions = {str(k): int(v) for k, v in data.items()}
             except (ValueError, TypeError, AttributeError) as exc:
                 raise ConfigurationError(

@@ -127,7 +127,7 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
         doc = json.loads(target.read_text())
     except FileNotFoundError as exc:
         raise KeystoreError(f"no keystore at {target}; check the path") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise KeystoreError(
             f"{target} is not a readable keystore JSON file; check the path, or restore the "
             "keystore from your mnemonic"
@@ -153,7 +153,7 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
         salt = bytes.fromhex(_field(doc, "kdf", "salt"))
         nonce = bytes.fromhex(_field(doc, "cipher", "nonce"))
         ciphertext = bytes.fromhex(_field(doc, "ciphertext"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise KeystoreError(
             f"{target} has malformed KDF or cipher fields; the file is damaged"
         ) from exc

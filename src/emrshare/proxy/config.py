@@ -73,41 +73,56 @@ class ProxyConfig:
         """Read a ``.toml`` or ``.json`` config file."""
         try:
             text = path.read_text()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read proxy config {path}: {exc}") from exc
         try:
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
+        except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:
             raise ConfigurationError(f"proxy config {path} does not parse: {exc}") from exc
-        return cls.from_dict(data, base=path.resolve().parent)
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"proxy config {path} holds a JSON {type(data).__name__}, not an object "
+                "with [proxy] and [chain] sections; fix the file"
+            )
+        return cls.from_dict(data, base=path.resolve().parent, source=f"proxy config {path}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: Path) -> ProxyConfig:
-        """Build from the parsed sections; relative paths are taken from ``base``."""
+    def from_dict(
+        cls, data: dict[str, Any], base: Path, *, source: str = "proxy config"
+    ) -> ProxyConfig:
+        """Build from the parsed sections; relative paths are taken from ``base``.
+
+        Every value is type-checked: a number where a path belongs, a boolean where a
+        number belongs or an out-of-range port is a :class:`ConfigurationError` naming
+        the key, never taken as something else.
+        """
         proxy = _section(data, "proxy")
         chain = _section(data, "chain")
         audit = data.get("audit", {})
-        try:
-            host, _, port = str(proxy.get("listen", "127.0.0.1:7701")).rpartition(":")
-            host = host.removeprefix("[").removesuffix("]")  # "[::]:7701" → "::"
-            return cls(
-                keystore=_path(base, proxy["keystore"]),
-                password_env=str(proxy.get("password_env", "EMRSHARE_PROXY_PASSWORD")),
-                rpc_url=str(chain["rpc_url"]),
-                deployment=_path(base, chain["deployment"]),
-                data_dir=_path(base, proxy.get("data_dir", "data")),
-                host=host or "127.0.0.1",
-                port=int(port),
-                confirmations=int(chain.get("confirmations", 0)),
-                poll_interval=float(chain.get("poll_interval", 0.5)),
-                rpc_timeout=float(chain.get("rpc_timeout", 10.0)),
-                flush_interval=float(audit.get("flush_interval", 2.0)),
-                flush_entries=int(audit.get("flush_entries", 64)),
+        if not isinstance(audit, dict):
+            raise ConfigurationError(f"{source}: [audit] must be a section; fix the file")
+        f = _Fields(source)
+        listen = f.text(proxy, "proxy", "listen", "127.0.0.1:7701")
+        host, _, port = listen.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")  # "[::]:7701" → "::"
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigurationError(
+                f"{source}: [proxy] listen {listen!r} is not HOST:PORT (port 1-65535); fix it"
             )
-        except KeyError as exc:
-            raise ConfigurationError(f"proxy config is missing the key {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"proxy config has an invalid value: {exc}") from exc
+        return cls(
+            keystore=_path(base, f.text(proxy, "proxy", "keystore")),
+            password_env=f.text(proxy, "proxy", "password_env", "EMRSHARE_PROXY_PASSWORD"),
+            rpc_url=f.text(chain, "chain", "rpc_url"),
+            deployment=_path(base, f.text(chain, "chain", "deployment")),
+            data_dir=_path(base, f.text(proxy, "proxy", "data_dir", "data")),
+            host=host or "127.0.0.1",
+            port=int(port),
+            confirmations=f.integer(chain, "chain", "confirmations", 0, low=0),
+            poll_interval=f.number(chain, "chain", "poll_interval", 0.5),
+            rpc_timeout=f.number(chain, "chain", "rpc_timeout", 10.0),
+            flush_interval=f.number(audit, "audit", "flush_interval", 2.0),
+            flush_entries=f.integer(audit, "audit", "flush_entries", 64, low=1),
+        )
 
     def _listen(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -142,6 +157,53 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
-def _path(base: Path, value: Any) -> Path:
-    p = Path(str(value)).expanduser()
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Typed reads of config values; errors name the file, section and key."""
+
+    source: str
+
+    def _get(self, section: dict[str, Any], name: str, key: str, default: Any) -> Any:
+        if key in section:
+            return section[key]
+        if default is _REQUIRED:
+            raise ConfigurationError(f"{self.source} is missing [{name}] {key}; add it")
+        return default
+
+    def _bad(self, name: str, key: str, want: str, value: Any) -> ConfigurationError:
+        shown = repr(value) if isinstance(value, str | int | float | bool) else type(value).__name__
+        return ConfigurationError(
+            f"{self.source}: [{name}] {key} must be {want}, not {shown[:40]}; fix the file"
+        )
+
+    def text(self, section: dict[str, Any], name: str, key: str, default: Any = _REQUIRED) -> str:
+        value = self._get(section, name, key, default)
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise self._bad(name, key, "a non-empty string", value)
+        return value
+
+    def integer(
+        self, section: dict[str, Any], name: str, key: str, default: int, *, low: int
+    ) -> int:
+        value = self._get(section, name, key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise self._bad(name, key, f"an integer ≥ {low}", value)
+        return value
+
+    def number(self, section: dict[str, Any], name: str, key: str, default: float) -> float:
+        value = self._get(section, name, key, default)
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0 < value < 86400 * 365
+        ):
+            raise self._bad(name, key, "a positive number of seconds", value)
+        return float(value)
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
     return p if p.is_absolute() else base / p

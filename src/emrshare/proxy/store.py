@@ -12,7 +12,6 @@ personalised): a copied database file alone does not yield them.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ import nacl.hash
 import nacl.secret
 import nacl.utils
 
+from emrshare._files import connect_sqlite
 from emrshare.errors import ConfigurationError, DecryptionError
 
 __all__ = [
@@ -180,10 +180,10 @@ class ProxyStore:
         self._lock = threading.RLock()
         try:
             # Owner-only: the file holds sealed kfrags, the audit journal and who read what.
-            # SQLite gives the -wal and -shm files the database file's mode.
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            # A damaged file is a LocalStateError (a ConfigurationError) left untouched.
+            self._db = connect_sqlite(
+                path, "proxy database", _SCHEMA, check_same_thread=False, isolation_level=None
+            )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the proxy database {path}: {exc}") from exc
         self._db.execute("PRAGMA journal_mode=WAL")

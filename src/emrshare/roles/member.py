@@ -14,6 +14,7 @@ import httpx
 import umbral_pre
 from eth_utils.crypto import keccak
 
+from emrshare._files import private_dir
 from emrshare.chain import (
     AccessRequested,
     Action,
@@ -100,7 +101,7 @@ class Requester:
         self.retry_for = retry_for
         self.address: Address = keys.address
         self.state_dir = Path(state_dir or default_data_dir() / "state" / keys.address)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)
         self.proxy_timeout = proxy_timeout
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._maps: dict[bytes, GranteeMap] = {}

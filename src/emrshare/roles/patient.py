@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from emrshare._files import private_dir
 from emrshare.chain import (
     AccessLogged,
     AccessRequested,
@@ -54,6 +53,7 @@ from emrshare.roles._common import (
     read_record,
     read_record_to,
 )
+from emrshare.roles._state import load_epochs, save_epochs
 from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.profiles import default_data_dir
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
@@ -110,7 +110,7 @@ class Patient:
         self.keys = keys
         self.address: Address = keys.address
         self.state_dir = Path(state_dir or default_data_dir() / "state" / keys.address)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._state_path = self.state_dir / "patient.json"
         self._epochs: dict[str, int] = self._load_state()
@@ -148,20 +148,10 @@ class Patient:
     # -- state ---------------------------------------------------------------------------
 
     def _load_state(self) -> dict[str, int]:
-        try:
-            data = json.loads(self._state_path.read_text())
-            return {str(k): int(v) for k, v in data.get("epochs", {}).items()}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(
-                f"patient state {self._state_path} is unreadable: {exc}"
-            ) from exc
+        return load_epochs(self._state_path)
 
     def _save_state(self) -> None:
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"epochs": self._epochs}, indent=2, sort_keys=True))
-        os.replace(tmp, self._state_path)
+        save_epochs(self._state_path, self._epochs)
 
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""

@@ -24,9 +24,11 @@ from typing import Literal
 
 from nacl.pwhash import argon2id
 
+from emrshare._files import private_dir, read_json_object, tighten_data_dir, write_atomically
 from emrshare.crypto import MemberKeys, PatientKeys, load_keystore, save_keystore
 from emrshare.crypto.keys import bip39_entropy_to_mnemonic, bip39_mnemonic_to_entropy
 from emrshare.errors import ConfigurationError
+from emrshare.roles._state import check_profile_doc
 from emrshare.types import Address
 
 __all__ = [
@@ -79,6 +81,8 @@ class Profiles:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
+        # A data directory release 1 left group/world-readable is tightened, all of it.
+        tighten_data_dir(self.data_dir)
 
     @property
     def network_path(self) -> Path:
@@ -133,8 +137,7 @@ class Profiles:
             words = bip39_entropy_to_mnemonic(keys.seed)
         else:
             raise ConfigurationError(f"unknown profile kind {kind!r}: use patient or member")
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+        private_dir(directory)
         limits = (
             {"opslimit": argon2id.OPSLIMIT_INTERACTIVE, "memlimit": argon2id.MEMLIMIT_INTERACTIVE}
             if fast_kdf
@@ -143,31 +146,25 @@ class Profiles:
         save_keystore(directory / "keystore.json", keys, password, **limits)
         profile = Profile(name, kind, keys.address, directory, role)
         doc = {"name": name, "kind": kind, "address": keys.address, "role": role}
-        tmp = directory / "profile.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, directory / "profile.json")
+        write_atomically(
+            directory / "profile.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        )
         return profile, words
 
     def get(self, name: str) -> Profile:
         """The profile called ``name``."""
         directory = self._dir(name)
         try:
-            doc = json.loads((directory / "profile.json").read_text())
+            doc = read_json_object(directory / "profile.json", f"profile {name!r}")
         except FileNotFoundError:
             known = ", ".join(p.name for p in self.list()) or "none"
             raise ConfigurationError(
                 f"no profile {name!r} in {self.data_dir} (known: {known}); create it with "
                 f"`emrshare --profile {name} init` or pick another with --profile"
             ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"profile {name!r} is unreadable: {exc}") from exc
-        return Profile(
-            name=name,
-            kind=doc["kind"],
-            address=Address(doc["address"]),
-            directory=directory,
-            role=doc.get("role"),
-        )
+        kind, address, role = check_profile_doc(directory / "profile.json", doc)
+        private_dir(directory)  # release 1 left profile directories 0755
+        return Profile(name=name, kind=kind, address=address, directory=directory, role=role)
 
     def list(self) -> list[Profile]:
         """Every profile in the data directory, by name."""
@@ -180,7 +177,9 @@ class Profiles:
         """Record the consortium role a member profile was admitted with."""
         profile = self.get(name)
         doc = {"name": name, "kind": profile.kind, "address": profile.address, "role": role}
-        (profile.directory / "profile.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+        write_atomically(
+            profile.directory / "profile.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        )
         return self.get(name)
 
     def unlock(self, name: str, password: str) -> PatientKeys | MemberKeys:
