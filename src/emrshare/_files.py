@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import tempfile
@@ -158,12 +159,40 @@ def _why(path: Path, exc: OSError) -> str:
     return f"cannot be read ({exc.strerror or exc})"
 
 
+#: Our JSON nests a few levels; py_ecc raises the recursion limit to 100000, so the C JSON
+#: scanner would overflow the stack (a segfault, not an exception) on ``[[[[…``.
+MAX_JSON_DEPTH = 64
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep brackets and braces nest in ``text``, outside JSON strings (an upper
+    bound for TOML, where ``'`` strings are not skipped)."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that raises ``ValueError`` for input nested deeper than
+    :data:`MAX_JSON_DEPTH` instead of crashing the interpreter."""
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
+
+
 def read_json_object(path: Path, what: str) -> dict[str, Any]:
     """The JSON object in ``path`` (see :func:`read_private`); any other JSON value, bad
     UTF-8 or bad JSON is a :class:`LocalStateError`."""
     raw = read_private(path, what)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = loads_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise LocalStateError(
             path, f"{what} {path} is not valid JSON (truncated or damaged); {_ASIDE}"

@@ -12,7 +12,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.types import Nonce
 
-from emrshare._files import read_json_object, write_atomically
+from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.chain.client import _node_errors
 from emrshare.errors import (
@@ -40,7 +40,7 @@ class Deployment:
     def write(self, path: Path) -> None:
         """Write the deployment file atomically; :class:`ConfigurationError` if it cannot be."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             write_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         except OSError as exc:
             raise ConfigurationError(

@@ -12,7 +12,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from emrshare._files import read_json_object, write_atomically
+from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain.client import _scrub
 from emrshare.errors import ChainError, ConfigurationError
 
@@ -121,7 +121,7 @@ class EventCursor:
             if self.path is not None:
                 text = json.dumps(self._positions, indent=1, sort_keys=True) + "\n"
                 try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    private_dir(self.path.parent)
                     write_atomically(self.path, text)
                 except OSError as exc:
                     raise ConfigurationError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -61,5 +62,10 @@ _register(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Everything the command (and the nodes and proxies it starts) creates is owner-only:
+    a belt to the library's braces, which creates its files 0600 whatever the umask.
+    """
+    os.umask(0o077)
     app()

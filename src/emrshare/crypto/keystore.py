@@ -26,7 +26,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 from nacl.pwhash import argon2id
 
-from emrshare._files import write_atomically
+from emrshare._files import loads_json, write_atomically
 from emrshare.crypto._wire import cbor_decode_list, cbor_encode
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.errors import KeystoreError, UnsupportedVersion, WireFormatError
@@ -124,7 +124,7 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
     """
     target = Path(path)
     try:
-        doc = json.loads(target.read_text())
+        doc = loads_json(target.read_text())
     except FileNotFoundError as exc:
         raise KeystoreError(f"no keystore at {target}; check the path") from exc
     except (OSError, ValueError, RecursionError) as exc:

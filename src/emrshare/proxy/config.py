@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emrshare._files import MAX_JSON_DEPTH, nesting_depth
 from emrshare.errors import ConfigurationError
 
 __all__ = ["ProxyConfig"]
@@ -76,6 +77,8 @@ class ProxyConfig:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read proxy config {path}: {exc}") from exc
         try:
+            if nesting_depth(text) > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:
             raise ConfigurationError(f"proxy config {path} does not parse: {exc}") from exc
