@@ -66,8 +66,9 @@ def write_atomically(path: Path, text: str | bytes) -> None:
 def private_dir(path: Path) -> Path:
     """Make ``path`` (and missing parents) a directory, each one it creates 0700.
 
-    An existing directory with group or other bits (release 1 made them 0755) is
-    tightened to 0700 if this user owns it. Returns ``path``.
+    Any failure is a :class:`LocalStateError`. An existing directory with group or other
+    bits (release 1 made them 0755) is tightened to 0700 if this user owns it. Returns
+    ``path``.
     """
     path = Path(path)
     missing: list[Path] = []
@@ -76,8 +77,16 @@ def private_dir(path: Path) -> Path:
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(d, PRIVATE_DIR)  # the umask can only remove bits from 0700
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise LocalStateError(
+                d,
+                f"cannot create the directory {d} ({exc.strerror or exc}); check the "
+                "permissions of its parent",
+            ) from exc
     if not path.is_dir():
         raise LocalStateError(
             path, f"{path} should be a directory but is not; move it aside and retry"

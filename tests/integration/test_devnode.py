@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import stat
+import time
+from pathlib import Path
+
 import pytest
 from eth_abi import decode
 from web3 import Web3
@@ -9,7 +13,13 @@ from web3.exceptions import ContractCustomError
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import DevNode
+from emrshare.chain.devnode import (
+    DEV_MNEMONIC,
+    DevNode,
+    NodeKind,
+    dev_private_keys,
+    running_node,
+)
 
 
 def test_node_answers(chain: DevNode, w3: Web3) -> None:
@@ -58,3 +68,24 @@ def test_snapshot_isolation(chain: DevNode, w3: Web3) -> None:
     before = w3.eth.block_number
     chain.rpc("evm_mine")
     assert w3.eth.block_number == before + 1
+
+
+FIRST_DEV_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@pytest.mark.parametrize("kind", ["anvil", "ganache"])
+def test_attack_dev_keys_in_node_log(tmp_path: Path, kind: NodeKind) -> None:
+    """anvil and ganache print every dev account's private key and the mnemonic; the log
+    (0600) keeps the rest of their output but never those lines."""
+    with running_node(kind, log_dir=tmp_path) as node:
+        node.rpc("eth_blockNumber")
+    log = tmp_path / f"{kind}.log"
+    deadline = time.monotonic() + 10
+    while "Listening" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the filter process drains the pipe
+    text = log.read_text()
+    assert "Available Accounts" in text and "Listening" in text
+    assert FIRST_DEV_KEY not in text.lower()
+    assert DEV_MNEMONIC not in text and "test test test" not in text
+    assert all(k.hex() not in text.lower() for k in dev_private_keys(10))
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600

@@ -42,10 +42,10 @@ class Deployment:
         try:
             private_dir(path.parent)
             write_atomically(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        except OSError as exc:
+        except (OSError, LocalStateError) as exc:
             raise ConfigurationError(
-                f"cannot write the deployment file {path} ({exc.strerror or exc}); "
-                "check the directory's permissions"
+                f"cannot write the deployment file {path} "
+                f"({getattr(exc, 'strerror', None) or exc}); check the directory's permissions"
             ) from exc
 
     @classmethod

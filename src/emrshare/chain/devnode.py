@@ -146,23 +146,35 @@ def spawn(
         os.close(log_fd)
 
 
-_FILTERS: list[subprocess.Popen[bytes]] = []
+_FILTERS: list[int] = []
 
 
 def _start_filter(log_fd: int, redact: Sequence[str]) -> int:
-    """Start the log filter reading a new pipe and writing ``log_fd``; the pipe's write end."""
-    global _FILTERS
-    _FILTERS = [f for f in _FILTERS if f.poll() is None]  # reap the finished ones
+    """Start the log filter reading a new pipe and writing ``log_fd``; the pipe's write end.
+
+    ``posix_spawn`` rather than ``Popen``: the filter outlives a detached node's parent
+    and ends by itself at EOF, so there is no object to keep alive; the pids are reaped
+    when the next filter starts.
+    """
+    for pid in list(_FILTERS):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        _FILTERS.remove(pid)
     read_end, write_end = os.pipe()
     try:
+        script = str(Path(__file__).with_name("_logfilter.py"))
         _FILTERS.append(
-            subprocess.Popen(
-                [sys.executable, "-I", str(Path(__file__).with_name("_logfilter.py"))],
-                stdin=read_end,
-                stdout=log_fd,
-                stderr=subprocess.DEVNULL,
-                env={"EMRSHARE_LOG_REDACT": "\n".join(redact), "PATH": os.defpath},
-                start_new_session=True,  # outlives a detached node's parent; ends at EOF
+            os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", script],
+                {"EMRSHARE_LOG_REDACT": "\n".join(redact), "PATH": os.defpath},
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_end, 0),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,
             )
         )
     except BaseException:

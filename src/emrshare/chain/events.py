@@ -14,7 +14,7 @@ from web3 import Web3
 
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain.client import _scrub
-from emrshare.errors import ChainError, ConfigurationError
+from emrshare.errors import ChainError, ConfigurationError, LocalStateError
 
 __all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
 
@@ -102,9 +102,9 @@ class EventCursor:
             try:
                 data = read_json_object(path, "event cursor file")
                 self._positions = {str(k): int(v) for k, v in data.items()}
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise ConfigurationError(
-                    f"event cursor file {path} is not valid ({exc}); delete it to rescan"
+            except (LocalStateError, ValueError, TypeError, AttributeError) as exc:
+                raise LocalStateError(
+                    path, f"event cursor file {path} is not valid; delete it to rescan"
                 ) from exc
 
     def next_block(self, key: str, default: int) -> int:
@@ -123,8 +123,9 @@ class EventCursor:
                 try:
                     private_dir(self.path.parent)
                     write_atomically(self.path, text)
-                except OSError as exc:
+                except (OSError, LocalStateError) as exc:
                     raise ConfigurationError(
                         f"cannot save the event cursor to {self.path} "
-                        f"({exc.strerror or exc}); check the directory's permissions"
+                        f"({getattr(exc, 'strerror', None) or exc}); check the directory's "
+                        "permissions"
                     ) from exc

@@ -27,7 +27,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from emrshare._files import private_dir
 from emrshare.errors import BlobNotFound, StorageError, UnsupportedVersion, WireFormatError
 from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
 from emrshare.storage.cid import DAG_PB, CidInfo
@@ -189,9 +188,8 @@ class LocalStore:
         self._dirs: set[Path] = set()
         self._lock_path = self.path / "store.lock"
         with _disk_errors(self.path, "open or create the directories"):
-            private_dir(self.path)
-            for d in (self._blocks, self._pins, self._tmp):
-                d.mkdir(mode=0o700, exist_ok=True)
+            for d in (self.path, self._blocks, self._pins, self._tmp):
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._check_format()
             self._lock_path.touch(mode=0o600, exist_ok=True)
 
