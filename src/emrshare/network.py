@@ -103,7 +103,7 @@ class NetworkConfig:
             raise LocalStateError(
                 path,
                 f"network configuration {path} is missing or has a bad field ({exc!r:.80}); "
-                "restore it from a backup or move it aside (`devnet up` writes a new one)",
+                "restore it from a backup or move it aside",
             ) from exc
 
 
