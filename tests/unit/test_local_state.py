@@ -503,9 +503,11 @@ def test_spawned_log_is_private_and_tightened(tmp_path: Path) -> None:
     log = tmp_path / "proxy.log"
     log.write_text("release 1\n")
     log.chmod(0o644)
-    proc = spawn([sys.executable, "-c", "open('child-file', 'w').write('x')"], log)
+    child_file = tmp_path / "child-file"
+    proc = spawn([sys.executable, "-c", f"open({str(child_file)!r}, 'w').write('x')"], log)
     assert proc.wait(30) == 0
     assert _mode(log) == 0o600
+    assert _mode(child_file) == 0o600  # the child runs with umask 077
 
 
 # -- node banners ---------------------------------------------------------------------------
