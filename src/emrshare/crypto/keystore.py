@@ -48,6 +48,7 @@ DEFAULT_MEMLIMIT = argon2id.MEMLIMIT_MODERATE
 # Refuse to run a KDF a tampered file asks for that would exhaust the machine.
 _MAX_MEMLIMIT = 4 * 1024**3
 _MAX_OPSLIMIT = 64
+_MAX_CONTAINERS = 16
 
 
 def _password_bytes(password: str | bytes) -> bytes:
@@ -124,10 +125,15 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
     """
     target = Path(path)
     try:
-        doc = json.loads(target.read_text())
+        text = target.read_text()
+        # A keystore has three objects. Deep nesting would overflow the C stack of the
+        # JSON decoder (py_ecc raises the recursion limit to 100,000 on import).
+        if text.count("[") + text.count("{") > _MAX_CONTAINERS:
+            raise ValueError("too many nested JSON values for a keystore")
+        doc = json.loads(text)
     except FileNotFoundError as exc:
         raise KeystoreError(f"no keystore at {target}; check the path") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise KeystoreError(
             f"{target} is not a readable keystore JSON file; check the path, or restore the "
             "keystore from your mnemonic"
@@ -153,7 +159,7 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
         salt = bytes.fromhex(_field(doc, "kdf", "salt"))
         nonce = bytes.fromhex(_field(doc, "cipher", "nonce"))
         ciphertext = bytes.fromhex(_field(doc, "ciphertext"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # int(Infinity) overflows
         raise KeystoreError(
             f"{target} has malformed KDF or cipher fields; the file is damaged"
         ) from exc
