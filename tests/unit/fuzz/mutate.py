@@ -181,26 +181,48 @@ def _delete_at(doc: Any, path: tuple[Any, ...]) -> None:
     del target[path[-1]]
 
 
-def json_mutations(doc: Any) -> Iterator[tuple[str, Any]]:
-    """Every structural mutation of a JSON document: each field replaced by each hostile
-    value, each field deleted, an unknown field added, the document replaced by each
-    non-object top level."""
-    paths = list(_fields(doc))
-    for path in paths:
+def json_edits(doc: Any) -> Iterator[tuple[str, Callable[[Any], Any]]]:
+    """Every structural mutation of a JSON document, as an edit that applies it to any
+    document of the same shape: each field replaced by each hostile value, each field
+    deleted, an unknown field added, the document replaced by each non-object top level."""
+
+    def replace(path: tuple[Any, ...], value: Any) -> Callable[[Any], Any]:
+        def edit(d: Any) -> Any:
+            mutated = copy.deepcopy(d)
+            _set(mutated, path, copy.deepcopy(value))
+            return mutated
+
+        return edit
+
+    def delete(path: tuple[Any, ...]) -> Callable[[Any], Any]:
+        def edit(d: Any) -> Any:
+            mutated = copy.deepcopy(d)
+            _delete_at(mutated, path)
+            return mutated
+
+        return edit
+
+    def extra(d: Any) -> Any:
+        return {**d, "unexpected": 1}
+
+    for path in list(_fields(doc)):
         where = ".".join(str(p) for p in path)
         for name, value in HOSTILE_VALUES:
-            mutated = copy.deepcopy(doc)
-            _set(mutated, path, copy.deepcopy(value))
-            yield f"json:{name}@{where}", mutated
-        mutated = copy.deepcopy(doc)
-        _delete_at(mutated, path)
-        yield f"json:delete@{where}", mutated
+            yield f"json:{name}@{where}", replace(path, value)
+        yield f"json:delete@{where}", delete(path)
     if isinstance(doc, dict):
-        mutated = copy.deepcopy(doc)
-        mutated["unexpected"] = 1
-        yield "json:extra-field", mutated
-    for name, value in (("array", [doc]), ("string", "x"), ("number", 1), ("null", None)):
-        yield f"json:top-level-{name}", value
+        yield "json:extra-field", extra
+    for name, value in (("array", None), ("string", "x"), ("number", 1), ("null", None)):
+        if name == "array":
+            yield "json:top-level-array", lambda d: [d]
+        else:
+            yield f"json:top-level-{name}", lambda d, v=value: v
+
+
+def json_mutations(doc: Any) -> Iterator[tuple[str, Any]]:
+    """:func:`json_edits` applied to ``doc``."""
+    for label, edit in json_edits(doc):
+        yield label, edit(doc)
 
 
 _CBOR_VALUES: list[tuple[str, Any]] = [

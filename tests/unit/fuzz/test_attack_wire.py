@@ -18,22 +18,12 @@ from emrshare.proxy.request import (
     parse_json_body,
 )
 
+from .bodies import FIELDS
 from .mutate import HOSTILE_VALUES, json_mutations, raw_json_variants
 
 KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 GRANTS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 PROXY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-FIELDS = [
-    "chain_id",
-    "verifying_contract",
-    "proxy",
-    "policy_id",
-    "capsule_hashes",
-    "nonce",
-    "deadline",
-    "signature",
-    "capsules",
-]
 
 
 def valid_body(**kw: Any) -> dict[str, Any]:
