@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from emrshare.proxy.request import ReencryptRequest, RefusalReason, SignedRequest, capsule_hash
+from tests.unit.fuzz.bodies import FIELDS
+from tests.unit.fuzz.mutate import raw_json_variants
 from tests.unit.proxy.test_in_process import InProcessProxy, world  # noqa: F401 - fixture
-
-from .mutate import raw_json_variants
-from .test_attack_wire import FIELDS
 
 REASONS = {r.value for r in RefusalReason}
 
