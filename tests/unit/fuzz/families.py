@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from emrshare.crypto.entry import IndexEntry, SealedEntry, open_entry, seal_entry
-from emrshare.crypto.envelope import DataKey, decrypt_bytes, encrypt_bytes
+from emrshare.crypto.envelope import SUITE_AES256GCM, DataKey, decrypt_bytes, encrypt_bytes
 from emrshare.crypto.grants import (
     ProxyKeyFrag,
     make_grant,
@@ -167,6 +167,8 @@ def _families(world: World, rng: random.Random) -> list[Family]:
     # Record envelopes: several chunks, so chunk framing is exercised too.
     envelope = encrypt_bytes(w.body * 3, w.data_key, w.record_id, chunk_size=128)
     out.append(Family("envelope", envelope, lambda d: decrypt_bytes(d, w.data_key, w.record_id)))
+    aes = encrypt_bytes(w.body * 3, w.data_key, w.record_id, chunk_size=128, suite=SUITE_AES256GCM)
+    out.append(Family("envelope-aes", aes, lambda d: decrypt_bytes(d, w.data_key, w.record_id)))
 
     def open_sealed_entry(d: bytes) -> bytes:
         entry = open_entry(SealedEntry.from_bytes(d), w.patient, CATEGORY, 0)
@@ -408,6 +410,7 @@ def build(seed: int, tmp: Path) -> list[Family]:
 
 FAMILIES = (
     "envelope",
+    "envelope-aes",
     "index-entry",
     "index-entry-plain",
     "capsule",
