@@ -56,6 +56,8 @@ __all__ = [
 ENTRY_BRAND = b"EMIE"
 SEALED_BRAND = b"EMSE"
 _AUTHOR_DOMAIN = keccak(b"emrshare.IndexEntry.author.v1")
+#: Half the secp256k1 group order: the largest ``s`` of a canonical (low-s) signature.
+_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 
 def author_digest(
@@ -237,17 +239,25 @@ def _recover_signer(digest: bytes, signature: bytes) -> Address | None:
     # Fast path: secp256k1 recovery in umbral-pre's Rust code (eth-account's pure-Python
     # recovery costs ~7 ms, this ~0.8 ms). Both do standard ECDSA public-key recovery;
     # whatever the fast path cannot parse is left to eth-account to decide.
-    if len(signature) == 65 and signature[64] in (27, 28):
-        prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
-        try:
-            rec = umbral_pre.RecoverableSignature.from_be_bytes(
-                signature[:64] + bytes([signature[64] - 27])
-            )
-            point = umbral_pre.PublicKey.recover_from_prehash(prehash, rec)
-            full = EthPublicKey.from_compressed_bytes(point.to_compressed_bytes())
-            return Address(full.to_checksum_address())
-        except Exception:  # noqa: S110 - fall through to the authoritative slow path
-            pass
+    if (
+        len(signature) != 65
+        or signature[64] not in (27, 28)
+        or int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N
+    ):
+        # eth-account also reads v as 0/1 or EIP-155 (>= 35), and (r, n - s) with the
+        # other v is the same signature: one signature would have many encodings.
+        # Authors always write low s and v = 27/28 (see _sign_eip191, EIP-2).
+        return None
+    prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
+    try:
+        rec = umbral_pre.RecoverableSignature.from_be_bytes(
+            signature[:64] + bytes([signature[64] - 27])
+        )
+        point = umbral_pre.PublicKey.recover_from_prehash(prehash, rec)
+        full = EthPublicKey.from_compressed_bytes(point.to_compressed_bytes())
+        return Address(full.to_checksum_address())
+    except Exception:  # noqa: S110 - fall through to the authoritative slow path
+        pass
     try:
         return Address(
             Account.recover_message(encode_defunct(primitive=digest), signature=signature)

@@ -156,6 +156,8 @@ class ProxyKeyFrag:
             kfrag = umbral_pre.KeyFrag.from_bytes(raw)
         except Exception as exc:
             raise WireFormatError("proxy kfrag: the kfrag does not parse") from exc
+        if bytes(kfrag) != raw:  # umbral-pre ignores trailing bytes; one kfrag, one encoding
+            raise WireFormatError("proxy kfrag: the kfrag is not canonical")
         return cls(binding, kfrag, expect_bytes(f[8], "signature", 64))
 
     def verify(
@@ -438,6 +440,10 @@ def verify_cfrags(
                 else (umbral_pre.CapsuleFrag.from_bytes(bytes(raw)))
             )
         except Exception:
+            failed[proxy] = "malformed capsule fragment"
+            continue
+        if not isinstance(raw, umbral_pre.CapsuleFrag) and bytes(cfrag) != bytes(raw):
+            # umbral-pre ignores trailing bytes: refuse them, one cfrag has one encoding.
             failed[proxy] = "malformed capsule fragment"
             continue
         try:

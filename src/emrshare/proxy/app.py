@@ -2,8 +2,10 @@
 
 The OpenAPI schema is served at ``/openapi.json``. A refusal is HTTP 403 with a
 machine-readable ``refused`` reason; a transient fault on the proxy's side (chain down,
-grant not processed yet) is HTTP 503 with the same body shape, so clients can tell "no"
-from "not now".
+grant not processed yet, an internal error) is HTTP 503 with the same body shape, so
+clients can tell "no" from "not now". A malformed body is HTTP 400 (415 for another
+content type, 413 for an oversized one) with reason ``bad_request``: never a 500, and the
+keep-alive connection stays usable.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from emrshare import __version__
 from emrshare.errors import WireFormatError
 from emrshare.proxy.audit import AuditFlusher
-from emrshare.proxy.request import Refusal, RefusalReason, SignedRequest
+from emrshare.proxy.request import Refusal, RefusalReason, SignedRequest, parse_json_body
 from emrshare.proxy.service import ProxyService, Served
 from emrshare.proxy.watcher import ChainWatcher
 
@@ -43,6 +48,12 @@ class ReencryptBody(BaseModel):
     deadline: int = Field(description="chain time, unix seconds")
     signature: str = Field(description="EIP-712 signature by the grantee, 0x-hex")
     capsules: list[str] = Field(description="the Umbral capsules, 0x-hex, aligned with hashes")
+
+
+#: The documented request schema (the body is parsed by :func:`parse_json_body` and
+#: :meth:`SignedRequest.from_json`, stricter than a pydantic model: no float, no NaN, no
+#: duplicate key, no number where a string is due or the reverse).
+_REQUEST_SCHEMA = ReencryptBody.model_json_schema()
 
 
 class ServedBody(BaseModel):
@@ -119,6 +130,79 @@ class _BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+class _InternalErrors:
+    """Pure ASGI middleware: an unexpected exception becomes HTTP 503 ``internal_error``.
+
+    Without it Starlette answers a plain-text 500 and uvicorn closes the keep-alive
+    connection. The log line names the exception type and where it was raised, never its
+    arguments or local variables (they could hold key material).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1:]
+            place = f"{where[0].filename}:{where[0].lineno}" if where else "?"
+            log.error(
+                "internal error answering %s %s: %s at %s",
+                scope.get("method"),
+                scope.get("path"),
+                type(exc).__name__,
+                place,
+            )
+            if started:  # too late for an answer; the server closes the connection
+                raise
+            refusal = Refusal(
+                RefusalReason.INTERNAL_ERROR,
+                "the proxy failed internally; retry, or ask its operator to check its log",
+            )
+            body = json.dumps(refusal.to_json()).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json``, with at most a UTF-8 charset parameter."""
+    if content_type is None:
+        return False
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
+
+
+def _refusal(status: int, reason: RefusalReason, message: str) -> JSONResponse:
+    return JSONResponse(Refusal(reason, message).to_json(), status_code=status)
+
+
 def create_app(
     service: ProxyService,
     watcher: ChainWatcher | None = None,
@@ -158,6 +242,8 @@ def create_app(
         description="Serves Umbral capsule fragments for active on-chain grants.",
     )
     app.add_middleware(_BodyLimit, limit=MAX_BODY)
+    # Added last, so it is the outermost of ours: it also catches the body limit's faults.
+    app.add_middleware(_InternalErrors)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -194,19 +280,28 @@ def create_app(
         responses={
             400: {"model": RefusalBody},
             403: {"model": RefusalBody},
+            413: {"model": RefusalBody},
+            415: {"model": RefusalBody},
             503: {"model": RefusalBody},
         },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _REQUEST_SCHEMA}},
+            }
+        },
     )
-    def reencrypt(body: ReencryptBody) -> Any:
+    async def reencrypt(request: Request) -> Any:
         """Re-encrypt a batch of capsules of one policy for its grantee."""
         try:
-            signed = SignedRequest.from_json(body.model_dump())
-        except WireFormatError as exc:
-            return JSONResponse(
-                {"refused": RefusalReason.BAD_REQUEST.value, "message": str(exc), "block": None},
-                status_code=400,
+            body = await request.body()
+        except ClientDisconnect:  # the client left, or the body limit already answered 413
+            return Response(status_code=400)
+        if not _is_json(request.headers.get("content-type")):
+            return _refusal(
+                415, RefusalReason.BAD_REQUEST, "the request body must be application/json"
             )
-        result = service.handle(signed)
+        result = await run_in_threadpool(_answer, body)
         if isinstance(result, Served):
             # Already plain JSON: skip FastAPI's re-encoding and response validation.
             return JSONResponse(result.to_json())
@@ -214,6 +309,14 @@ def create_app(
         if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
             status = 400
         return JSONResponse(result.to_json(), status_code=status)
+
+    def _answer(body: bytes) -> Served | Refusal:
+        # In the thread pool: parsing a large body must not stall the event loop.
+        try:
+            signed = SignedRequest.from_json(parse_json_body(body))
+        except WireFormatError as exc:
+            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
+        return service.handle(signed)
 
     return app
 

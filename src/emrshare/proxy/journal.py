@@ -5,6 +5,10 @@ disk, not the CPU, bounds the proxy; so concurrent requests hand their serve to
 :meth:`GroupCommit.record`, the first one in becomes the leader and commits everything
 queued in one transaction, and the others wait until the commit that holds theirs is
 durable (the classic leader/follower group commit of databases).
+
+One serve's fault must not fail the others of its group: when a group's commit fails
+(it is one transaction, so nothing of it was written), the leader commits each serve of
+the group alone, and only the serves that fail alone see the error.
 """
 
 from __future__ import annotations
@@ -42,18 +46,15 @@ class GroupCommit:
                 self._committing = True
                 batch, self._pending = self._pending, []
                 self._cv.release()
-                error: BaseException | None = None
+                failed: dict[int, BaseException] = {}
                 try:
-                    self._store.journal_many([s for _, s in batch])
-                except BaseException as exc:
-                    error = exc
+                    failed = self._commit(batch)
+                except BaseException as exc:  # interrupted: report the whole batch as failed
+                    failed = {t: exc for t, _ in batch}
                 finally:
                     self._cv.acquire()
                     self._committing = False
-                    self.commits += 1
-                    if error is not None:
-                        for t, _ in batch:
-                            self._failed[t] = error
+                    self._failed.update(failed)
                     # Tickets are handed out in order and every earlier one was in this
                     # or an earlier batch, so everything up to the batch's last is settled.
                     self._durable = max(self._durable, batch[-1][0])
@@ -61,3 +62,21 @@ class GroupCommit:
             error = self._failed.pop(ticket, None)
         if error is not None:
             raise error
+
+    def _commit(self, batch: list[tuple[int, Serve]]) -> dict[int, BaseException]:
+        """Commit ``batch``; return the tickets that could not be journaled, with why."""
+        try:
+            self._store.journal_many([s for _, s in batch])
+            self.commits += 1
+            return {}
+        except Exception as exc:
+            if len(batch) == 1:
+                return {batch[0][0]: exc}
+        failed: dict[int, BaseException] = {}
+        for ticket, serve in batch:
+            try:
+                self._store.journal_many([serve])
+                self.commits += 1
+            except Exception as exc:
+                failed[ticket] = exc
+        return failed

@@ -12,6 +12,8 @@ compares it with the grantee recorded on chain.
 from __future__ import annotations
 
 import functools
+import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,11 +33,16 @@ __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
     "MAX_BATCH",
+    "MAX_CAPSULE",
+    "MAX_CHAIN_ID",
+    "MAX_DEADLINE",
+    "MAX_NONCE",
     "Refusal",
     "RefusalReason",
     "ReencryptRequest",
     "SignedRequest",
     "capsule_hash",
+    "parse_json_body",
 ]
 
 DOMAIN_NAME = "emrshare-proxy"
@@ -100,6 +107,7 @@ class RefusalReason(StrEnum):
     CAPSULE_NOT_IN_INDEX = "capsule_not_in_index"
     CAPSULE_WRONG_CATEGORY = "capsule_wrong_category"
     CHAIN_UNAVAILABLE = "chain_unavailable"
+    INTERNAL_ERROR = "internal_error"
 
     @property
     def denies_access(self) -> bool:
@@ -108,7 +116,11 @@ class RefusalReason(StrEnum):
         The threshold client raises :class:`~emrshare.errors.AccessDenied` when access was
         refused and :class:`~emrshare.errors.Unavailable` when proxies were merely absent.
         """
-        return self not in (RefusalReason.CHAIN_UNAVAILABLE, RefusalReason.KFRAG_UNAVAILABLE)
+        return self not in (
+            RefusalReason.CHAIN_UNAVAILABLE,
+            RefusalReason.KFRAG_UNAVAILABLE,
+            RefusalReason.INTERNAL_ERROR,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,31 +275,222 @@ class SignedRequest:
 
     @classmethod
     def from_json(cls, data: Any) -> SignedRequest:
-        """Parse the wire form; raises :class:`WireFormatError` on anything malformed."""
-        try:
-            req = ReencryptRequest.new(
-                proxy=str(data["proxy"]),
-                policy_id=_hex(data["policy_id"]),
-                capsule_hashes=[_hex(h) for h in data["capsule_hashes"]],
-                deadline=int(data["deadline"]),
-                nonce=int(str(data["nonce"])),
+        """Parse the wire form; raises :class:`WireFormatError` on anything malformed.
+
+        Strict: exactly the fields of :meth:`to_json`, each of its JSON type (a JSON
+        integer is never a string, a nonce string never a number, booleans and floats are
+        never integers), ``0x``-hex of the expected size, and every integer within what
+        the EIP-712 type, the proxy's journal (SQLite, signed 64-bit) and the chain can
+        hold, so a valid-looking request can never fail later inside the proxy.
+        """
+        if not isinstance(data, dict):
+            raise WireFormatError(
+                f"malformed re-encryption request: expected a JSON object, got {_kind(data)}"
             )
-            if not 0 <= req.nonce < 2**256 or not 0 <= req.deadline < 2**256:
-                raise ValueError("nonce or deadline out of range")
-            return cls(
-                request=req,
-                chain_id=int(data["chain_id"]),
-                verifying_contract=Address(to_checksum_address(str(data["verifying_contract"]))),
-                signature=_hex(data["signature"]),
-                capsules=tuple(_hex(c) for c in data["capsules"]),
+        missing = sorted(_FIELDS - data.keys())
+        unknown = sorted(str(k) for k in data.keys() - _FIELDS)
+        if missing or unknown:
+            raise WireFormatError(
+                "malformed re-encryption request: "
+                + "; ".join(
+                    ([f"missing {', '.join(missing)}"] if missing else [])
+                    + ([f"unknown field {_names(unknown)}"] if unknown else [])
+                )
             )
-        except WireFormatError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WireFormatError(f"malformed re-encryption request: {exc}") from exc
+        hashes = _hex_list(data["capsule_hashes"], "capsule_hashes", 32)
+        capsules = _hex_list(data["capsules"], "capsules", None)
+        req = ReencryptRequest(
+            proxy=_address(data["proxy"], "proxy"),
+            policy_id=PolicyId(_hex(data["policy_id"], "policy_id", 32)),
+            capsule_hashes=tuple(hashes),
+            nonce=_decimal(data["nonce"], "nonce", MAX_NONCE),
+            deadline=_int(data["deadline"], "deadline", MAX_DEADLINE),
+        )
+        return cls(
+            request=req,
+            chain_id=_int(data["chain_id"], "chain_id", MAX_CHAIN_ID),
+            verifying_contract=_address(data["verifying_contract"], "verifying_contract"),
+            signature=_hex(data["signature"], "signature", 65),
+            capsules=tuple(capsules),
+        )
 
 
-def _hex(value: Any) -> bytes:
+#: Bounds of the integer fields. The nonce is a uint256 (stored as text); the deadline a
+#: uint256 that the proxy journals as a SQLite INTEGER (signed 64-bit); the chain id is
+#: bounded as EIP-2294 proposes for the chain (and fits the same signed 64 bits).
+MAX_NONCE = 2**256 - 1
+MAX_DEADLINE = 2**63 - 1
+MAX_CHAIN_ID = 2**63 - 1
+#: The largest capsule accepted on the wire (an Umbral capsule is 98 bytes).
+MAX_CAPSULE = 1024
+
+_FIELDS = frozenset(
+    (
+        "chain_id",
+        "verifying_contract",
+        "proxy",
+        "policy_id",
+        "capsule_hashes",
+        "nonce",
+        "deadline",
+        "signature",
+        "capsules",
+    )
+)
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,77}")
+
+
+def _names(keys: list[str]) -> str:
+    # ascii(): a key may hold lone surrogates, which the JSON response could not encode.
+    return ", ".join(ascii(k)[:40] for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of a parsed value, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _bad(what: str, expected: str, value: Any) -> WireFormatError:
+    return WireFormatError(
+        f"malformed re-encryption request: {what} must be {expected}, got {_kind(value)}"
+    )
+
+
+def _int(value: Any, what: str, hi: int) -> int:
+    """A JSON integer in ``[0, hi]`` (not a boolean, float or string)."""
+    if type(value) is not int:
+        raise _bad(what, "a JSON integer", value)
+    if not 0 <= value <= hi:
+        raise WireFormatError(f"malformed re-encryption request: {what} must be in [0, {hi}]")
+    return value
+
+
+def _decimal(value: Any, what: str, hi: int) -> int:
+    """A string of ASCII decimal digits without sign, padding or leading zeros, ``<= hi``.
+
+    Python's ``int()`` also reads ``" 7"``, ``"+7"``, ``"7_0"`` and Unicode digits such as
+    ``"١٢٣"``; none of those is the canonical form a client writes.
+    """
     if not isinstance(value, str):
-        raise TypeError("expected a hex string")
-    return bytes.fromhex(value.removeprefix("0x"))
+        raise _bad(what, "a string of decimal digits", value)
+    if not _DECIMAL.fullmatch(value):
+        raise WireFormatError(
+            f"malformed re-encryption request: {what} must be ASCII decimal digits "
+            "without sign, spaces or leading zeros"
+        )
+    number = int(value)
+    if number > hi:
+        raise WireFormatError(f"malformed re-encryption request: {what} must be at most {hi}")
+    return number
+
+
+def _hex(value: Any, what: str, size: int | None, max_size: int = MAX_CAPSULE) -> bytes:
+    """``0x``-prefixed hex of whole bytes: exactly ``size`` bytes, or at most ``max_size``."""
+    if not isinstance(value, str):
+        raise _bad(what, "a 0x-hex string", value)
+    if not _HEX.fullmatch(value):
+        raise WireFormatError(
+            f"malformed re-encryption request: {what} must be 0x followed by an even "
+            "number of hex digits"
+        )
+    n = (len(value) - 2) // 2
+    if (size is not None and n != size) or n > max_size:
+        want = f"{size} bytes" if size is not None else f"at most {max_size} bytes"
+        raise WireFormatError(
+            f"malformed re-encryption request: {what} must be {want}, got {n} bytes"
+        )
+    return bytes.fromhex(value[2:])
+
+
+def _hex_list(value: Any, what: str, size: int | None) -> list[bytes]:
+    if not isinstance(value, list):
+        raise _bad(what, "an array of 0x-hex strings", value)
+    return [_hex(v, f"{what}[{i}]", size) for i, v in enumerate(value)]
+
+
+def _address(value: Any, what: str) -> Address:
+    if not isinstance(value, str):
+        raise _bad(what, "a 0x-hex address", value)
+    if not _ADDRESS.fullmatch(value):
+        raise WireFormatError(
+            f"malformed re-encryption request: {what} must be a 0x-prefixed 20-byte address"
+        )
+    return Address(to_checksum_address(value))
+
+
+#: Longest integer literal read from a JSON body (a uint256 has 78 digits); longer ones
+#: are refused before Python converts them (that conversion is quadratic).
+_MAX_INT_DIGITS = 80
+#: Most arrays and objects a body may hold (a request has three).
+_MAX_CONTAINERS = 64
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError("a JSON number with a fraction or exponent; every number here is an integer")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"a JSON integer of more than {_MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        # Parsers disagree on which duplicate wins; a signed request has one meaning.
+        raise ValueError("an object has a duplicate key")
+    return out
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Parse a request body as strict JSON (RFC 8259); raise :class:`WireFormatError`.
+
+    Refused: more than 64 arrays and objects (counted as ``[`` and ``{`` bytes, so also
+    inside strings), bytes that are not UTF-8 (no UTF-16/32 guessing, no byte-order
+    mark), ``NaN``/``Infinity``, numbers with a fraction or exponent (``1e400`` would be
+    a float infinity), integer literals of more than 80 digits and duplicate keys.
+    """
+    # Count before parsing: the C decoder recurses once per nesting level, and with the
+    # recursion limit py_ecc sets on import (100,000) a body of 100,000 "[" overflows the
+    # C stack and kills the process instead of raising RecursionError. A request has one
+    # object and two arrays; no string of it may hold a bracket.
+    if body.count(b"[") + body.count(b"{") > _MAX_CONTAINERS:
+        raise WireFormatError(
+            f"the request body has more than {_MAX_CONTAINERS} JSON arrays and objects"
+        )
+    try:
+        text = body.decode("utf-8")
+        return json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_no_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnicodeDecodeError as exc:
+        raise WireFormatError(
+            f"the request body is not UTF-8 (invalid byte at offset {exc.start})"
+        ) from exc
+    except RecursionError as exc:
+        raise WireFormatError("the request body nests JSON too deeply") from exc
+    except ValueError as exc:
+        raise WireFormatError(f"the request body is not strict JSON: {exc}") from exc
