@@ -59,9 +59,9 @@ def test_custom_error_with_arguments() -> None:
 
 def test_error_without_hint_renders_arguments() -> None:
     pid = b"\xab" * 32
-    err = decode_revert(_selector("AuditLog_ProxiesMismatch(bytes32)") + pid)
-    assert err.name == "AuditLog_ProxiesMismatch" and err.args_by_name == {"policyId": pid}
-    assert "AuditLog_ProxiesMismatch(policyId=0xabab" in str(err)
+    err = decode_revert(_selector("AuditLog_BindingMismatch(bytes32)") + pid)
+    assert err.name == "AuditLog_BindingMismatch" and err.args_by_name == {"policyId": pid}
+    assert "AuditLog_BindingMismatch(policyId=0xabab" in str(err)
 
 
 def test_require_string_panic_and_unknown() -> None:
