@@ -297,6 +297,11 @@ def test_attack_revoke_leaves_writer_on_old_tag(world: TrustWorld) -> None:
     patient = world.new_patient("rekey")
     hospital = world.hospital
     patient.authorize_writer(hospital.address, "allergies")
+    # A second writer the consortium removed since: it cannot be re-keyed, but its old
+    # authorization must not survive either (it would write again if re-admitted).
+    gone: Provider = world.new_member("rekey-removed", Role.PROVIDER)
+    patient.authorize_writer(gone.address, "allergies")
+    _remove(world, gone.address)
     hospital.add_record(patient.address, "allergies", b"penicillin")
     grant = patient.grant(world.insurer.address, "allergies", expires=timedelta(days=1))
     old_tag = patient.keys.tag("allergies", 0)
@@ -304,6 +309,8 @@ def test_attack_revoke_leaves_writer_on_old_tag(world: TrustWorld) -> None:
     assert patient.epoch("allergies") == 1
     index = world.net.contracts.index
     assert not index.is_authorized(patient.address, old_tag, hospital.address)
+    assert not index.is_authorized(patient.address, old_tag, gone.address)
+    assert not index.is_authorized(patient.address, patient.keys.tag("allergies", 1), gone.address)
     seq = index.next_sequence(patient.address, old_tag, hospital.address)
     with pytest.raises(ContractRevert) as exc:
         hospital._contracts.index.append(patient.address, old_tag, seq, b"\x01" * 100)
