@@ -196,11 +196,20 @@ def test_attack_proxy_forged_audit_not_shown(world: TrustWorld) -> None:
     client = ChainClient(world.net.w3, proxy.keys.ethereum_key)
     sender = Contracts.from_deployment(client, world.deployment).audit
     sender.log_accesses(grant.policy_id, grant.grantee, grant.proxies, [forged])
+    # And it logs a read it really served a second time, unchanged.
+    sender.log_accesses(
+        grant.policy_id,
+        grant.grantee,
+        grant.proxies,
+        [dataclasses.replace(forged, evaluated_time=int(row[5]))],
+    )
     shown = patient.audit()
     assert len(shown) == len(honest)
     assert all(e.evaluated_time != forged.evaluated_time for e in shown)
-    (anomaly,) = patient.audit_anomalies()
-    assert anomaly.evaluated_time == forged.evaluated_time and "not the time" in anomaly.anomaly
+    timed, repeated = patient.audit_anomalies()
+    assert timed.evaluated_time == forged.evaluated_time and "not the time" in timed.anomaly
+    assert timed.record_ids is None
+    assert repeated.evaluated_time == int(row[5]) and "repeat" in repeated.anomaly
 
 
 def _remove(world: TrustWorld, account: str) -> None:
