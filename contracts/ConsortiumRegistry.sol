@@ -9,6 +9,12 @@ import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet
 /// the approval threshold change only by M-of-N admin approval (propose / approve / execute).
 /// A candidate first publishes its keys with {applyForMembership}, so keys on chain are always sent by
 /// their owner; a member rotates its own keys.
+///
+/// Proxy accountability: any active member may {reportProxy} with evidence (published in
+/// the event, hashed for reference); the admins verify it off chain and suspend the proxy by
+/// the same M-of-N proposal flow ({Action.Suspend}, the evidence hash as the proposal's
+/// `ref`). A suspended proxy keeps its record but {hasRole} and {isActiveMember} answer
+/// false from the block of suspension on, so Grants, RecordIndex and AuditLog refuse it.
 contract ConsortiumRegistry {
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -28,12 +34,15 @@ contract ConsortiumRegistry {
         Admit,
         ChangeRole,
         Remove,
-        SetThreshold
+        SetThreshold,
+        Suspend,
+        Reinstate
     }
 
     struct Member {
         Role role;
         uint64 admittedAt; // block number; 0 while only applied
+        uint64 suspendedAt; // block number; 0 while not suspended
         bytes umbralKey; // Umbral receiving public key (33-byte compressed point)
         bytes32 boxKey; // X25519 public key
         string endpoint; // proxies only: base URL of the re-encryption service
@@ -48,6 +57,7 @@ contract ConsortiumRegistry {
         address target;
         uint256 threshold;
         address proposer;
+        bytes32 ref; // a reference, e.g. the evidence hash of a Suspend; zero if none
     }
 
     mapping(address account => Member) private _members;
@@ -56,6 +66,7 @@ contract ConsortiumRegistry {
     uint256 private _threshold;
     uint32 private _adminEpoch;
     Proposal[] private _proposals;
+    uint256 private _reportCount;
     mapping(uint256 proposalId => mapping(address admin => bool)) private _approved;
 
     /// @notice The caller is not an admin.
@@ -84,6 +95,17 @@ contract ConsortiumRegistry {
     error Registry_NotEnoughApprovals(uint256 proposalId, uint256 approvals, uint256 threshold);
     /// @notice The admin set changed after the proposal was made; propose it again.
     error Registry_ProposalStale(uint256 proposalId);
+    /// @notice The account is not a proxy member.
+    error Registry_NotProxy(address account);
+    /// @notice The proxy has been suspended since block `suspendedAt`.
+    error Registry_AlreadySuspended(address account, uint64 suspendedAt);
+    /// @notice The account is not suspended (nothing to reinstate).
+    error Registry_NotSuspended(address account);
+    /// @notice Evidence must be 1..{MAX_EVIDENCE_BYTES} bytes.
+    error Registry_InvalidEvidence(uint256 length);
+
+    /// @notice Largest evidence accepted by {reportProxy}, in bytes.
+    uint256 public constant MAX_EVIDENCE_BYTES = 16384;
 
     /// @notice Emitted after a candidate publishes its keys.
     event MemberApplied(address indexed account, bytes umbralKey, bytes32 boxKey, string endpoint);
@@ -94,7 +116,8 @@ contract ConsortiumRegistry {
         Action action,
         address indexed target,
         Role role,
-        uint256 threshold
+        uint256 threshold,
+        bytes32 ref
     );
     /// @notice Emitted after an admin approves a proposal.
     event ProposalApproved(uint256 indexed proposalId, address indexed admin, uint256 approvals);
@@ -106,6 +129,19 @@ contract ConsortiumRegistry {
     event MemberRoleChanged(address indexed account, Role oldRole, Role newRole);
     /// @notice Emitted after a member is removed.
     event MemberRemoved(address indexed account);
+    /// @notice Emitted after a proxy is suspended by proposal `proposalId`.
+    event MemberSuspended(address indexed account, uint256 indexed proposalId);
+    /// @notice Emitted after a suspended proxy is reinstated.
+    event MemberReinstated(address indexed account);
+    /// @notice Emitted after a member reports a proxy; `evidence` is published for the
+    /// admins to verify, `evidenceHash = keccak256(evidence)` is what a Suspend proposal cites.
+    event ProxyReported(
+        uint256 indexed reportId,
+        address indexed proxy,
+        address indexed reporter,
+        bytes32 evidenceHash,
+        bytes evidence
+    );
     /// @notice Emitted after the admin approval threshold changes.
     event ThresholdChanged(uint256 oldThreshold, uint256 newThreshold);
     /// @notice Emitted after a member rotates its keys.
@@ -177,8 +213,9 @@ contract ConsortiumRegistry {
 
     // ------------------------------------------------------------- proposals
 
-    /// @notice Proposes an admission, role change, removal or threshold change; the proposer's
-    /// approval is counted. `role` is used by Admit/ChangeRole, `threshold` by SetThreshold.
+    /// @notice Proposes an admission, role change, removal, threshold change, suspension or
+    /// reinstatement, with no reference; the proposer's approval is counted. `role` is used
+    /// by Admit/ChangeRole, `threshold` by SetThreshold.
     /// Requirements: caller is an admin; the action is valid now (see {execute}).
     /// Emits: {ProposalCreated}.
     function propose(Action action, address target, Role role, uint256 threshold)
@@ -186,13 +223,37 @@ contract ConsortiumRegistry {
         onlyAdmin
         returns (uint256 proposalId)
     {
-        _validate(action, target, role, threshold);
-        proposalId = _proposals.length;
-        _proposals.push(
-            Proposal(action, role, false, 1, _adminEpoch, target, threshold, msg.sender)
-        );
-        _approved[proposalId][msg.sender] = true;
-        emit ProposalCreated(proposalId, msg.sender, action, target, role, threshold);
+        return _propose(action, target, role, threshold, bytes32(0));
+    }
+
+    /// @notice As {propose}, citing `ref` (for a Suspend: the `evidenceHash` of the
+    /// {ProxyReported} the admins verified).
+    /// Requirements: caller is an admin; the action is valid now (see {execute}).
+    /// Emits: {ProposalCreated}.
+    function proposeWithReference(
+        Action action,
+        address target,
+        Role role,
+        uint256 threshold,
+        bytes32 ref
+    ) external onlyAdmin returns (uint256 proposalId) {
+        return _propose(action, target, role, threshold, ref);
+    }
+
+    /// @notice Reports misbehaviour of a proxy (for example a re-encryption it served after a
+    /// revocation), publishing the evidence. Reporting changes nothing by itself: admins
+    /// verify the evidence and may then propose {Action.Suspend}.
+    /// Requirements: caller is an active member; `proxy` has the Proxy role (suspended or
+    /// not); `evidence` is 1..{MAX_EVIDENCE_BYTES} bytes.
+    /// Emits: {ProxyReported}.
+    function reportProxy(address proxy, bytes calldata evidence) external returns (uint256 reportId) {
+        if (!isActiveMember(msg.sender)) revert Registry_NotMember(msg.sender);
+        if (_members[proxy].role != Role.Proxy) revert Registry_NotProxy(proxy);
+        if (evidence.length == 0 || evidence.length > MAX_EVIDENCE_BYTES) {
+            revert Registry_InvalidEvidence(evidence.length);
+        }
+        reportId = _reportCount++;
+        emit ProxyReported(reportId, proxy, msg.sender, keccak256(evidence), evidence);
     }
 
     /// @notice Approves a proposal.
@@ -212,9 +273,10 @@ contract ConsortiumRegistry {
     /// @notice Executes a proposal that reached the threshold.
     /// Requirements: caller is an admin; approvals >= threshold; not executed; not stale; the
     /// action is still valid (Admit: target applied and is no member; ChangeRole/Remove:
-    /// target is a member and the admins left can still meet the threshold).
+    /// target is a member and the admins left can still meet the threshold; Suspend: target
+    /// is a proxy not suspended; Reinstate: target is suspended).
     /// Emits: {ProposalExecuted} and one of {MemberAdmitted}, {MemberRoleChanged},
-    /// {MemberRemoved}, {ThresholdChanged}.
+    /// {MemberRemoved}, {ThresholdChanged}, {MemberSuspended}, {MemberReinstated}.
     function execute(uint256 proposalId) external onlyAdmin {
         Proposal storage p = _openProposal(proposalId);
         if (p.approvals < _threshold) {
@@ -240,6 +302,12 @@ contract ConsortiumRegistry {
             _memberSet.remove(target);
             delete _members[target];
             emit MemberRemoved(target);
+        } else if (p.action == Action.Suspend) {
+            _members[target].suspendedAt = uint64(block.number);
+            emit MemberSuspended(target, proposalId);
+        } else if (p.action == Action.Reinstate) {
+            _members[target].suspendedAt = 0;
+            emit MemberReinstated(target);
         } else {
             uint256 old = _threshold;
             _threshold = p.threshold;
@@ -264,9 +332,36 @@ contract ConsortiumRegistry {
         return _members[account].role;
     }
 
-    /// @notice Whether `account` is a member with role `role`.
-    function hasRole(address account, Role role) external view returns (bool) {
-        return role != Role.None && _members[account].role == role;
+    /// @notice Whether `account` is a member with role `role` and not suspended.
+    function hasRole(address account, Role role) public view returns (bool) {
+        Member storage m = _members[account];
+        return role != Role.None && m.role == role && m.suspendedAt == 0;
+    }
+
+    /// @notice Whether `account` is a member (any role) and not suspended.
+    function isActiveMember(address account) public view returns (bool) {
+        Member storage m = _members[account];
+        return m.role != Role.None && m.suspendedAt == 0;
+    }
+
+    /// @notice Whether every account has role `role` and is not suspended, in one call.
+    /// @return ok True if all do (also for an empty list).
+    /// @return firstBad The index of the first account that does not; `accounts.length` if ok.
+    function allHaveRole(address[] calldata accounts, Role role)
+        external
+        view
+        returns (bool ok, uint256 firstBad)
+    {
+        uint256 n = accounts.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (!hasRole(accounts[i], role)) return (false, i);
+        }
+        return (true, n);
+    }
+
+    /// @notice Number of proxy reports ever made (ids are 0 .. count-1).
+    function reportCount() external view returns (uint256) {
+        return _reportCount;
     }
 
     /// @notice Number of members.
@@ -314,6 +409,22 @@ contract ConsortiumRegistry {
         if (p.adminEpoch != _adminEpoch) revert Registry_ProposalStale(proposalId);
     }
 
+    function _propose(
+        Action action,
+        address target,
+        Role role,
+        uint256 threshold,
+        bytes32 ref
+    ) private returns (uint256 proposalId) {
+        _validate(action, target, role, threshold);
+        proposalId = _proposals.length;
+        _proposals.push(
+            Proposal(action, role, false, 1, _adminEpoch, target, threshold, msg.sender, ref)
+        );
+        _approved[proposalId][msg.sender] = true;
+        emit ProposalCreated(proposalId, msg.sender, action, target, role, threshold, ref);
+    }
+
     function _validate(Action action, address target, Role role, uint256 threshold) private view {
         if (action == Action.SetThreshold) {
             if (threshold == 0 || threshold > _adminCount) {
@@ -322,6 +433,15 @@ contract ConsortiumRegistry {
             return;
         }
         Member storage m = _members[target];
+        if (action == Action.Suspend) {
+            if (m.role != Role.Proxy) revert Registry_NotProxy(target);
+            if (m.suspendedAt != 0) revert Registry_AlreadySuspended(target, m.suspendedAt);
+            return;
+        }
+        if (action == Action.Reinstate) {
+            if (m.suspendedAt == 0) revert Registry_NotSuspended(target);
+            return;
+        }
         if (action == Action.Admit) {
             if (m.role != Role.None) revert Registry_AlreadyMember(target);
             if (m.umbralKey.length == 0) revert Registry_NotApplied(target);

@@ -3,26 +3,38 @@ pragma solidity 0.8.30;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {PatientProfiles} from "./PatientProfiles.sol";
 
 /// @title Grants
 /// @notice A patient's grants of one blinded category tag to a grantee through M-of-N proxies,
-/// their revocation, and access requests from consortium members that the patient approves
-/// (creating the grant) or denies.
+/// their revocation, and sealed access requests between consortium members and patients.
 ///
-/// Storage per grant is three slots (patient, expiry, generation and revocation block packed
-/// into one; the tag; the proxy-list hash) plus its entry in the patient's list. The grantee,
-/// proxy list, threshold, sealed kfrags and sealed grantee map travel in calldata and in
-/// {GrantCreated}; the grant keeps `keccak256(abi.encode(proxies))` so the audit log can
-/// check a proxy against it.
+/// Storage per grant is three slots: (patient, expiry, generation, revocation block); the
+/// tag; (creation block, binding). The grantee, proxy list, threshold, sealed kfrags and
+/// sealed grantee map travel in calldata and in {GrantCreated}. The binding is the first 27
+/// bytes of `keccak256(abi.encode(grantee, proxies))` ({bindingFor}): 216 bits, so finding
+/// another (grantee, proxies) with the same binding is a second-preimage search of about
+/// 2^216 work, far out of reach; 27 bytes is what fits next to the 5-byte creation block.
+/// The audit log checks a logged access's grantee and proxy against it.
 ///
 /// "Revoke all grants of a tag" is O(1): a per-(patient, tag) generation counter that every
-/// grant snapshots; bumping it ({revokeTag}) makes every older grant of that tag inactive.
+/// grant snapshots; bumping it ({revokeTag}) makes every older grant of that tag inactive,
+/// and records the block at which the old generation ended ({generationEndedAt}).
+///
+/// Access requests carry no category, purpose or reason in clear: the requester seals them
+/// off chain to the patient's box key ({requestAccess}) and the patient seals its answer to
+/// the requester ({answerRequest}). An approval is an ordinary {grant} in its own
+/// transaction, with nothing on chain linking it to the request.
 ///
 /// The contract is also the EIP-712 verifying contract of proxy requests
 /// (domain name "emrshare-proxy", version "1"): see {hashProxyRequest}.
 contract Grants is EIP712 {
     /// @notice Most proxies one grant may name.
     uint256 public constant MAX_PROXIES = 32;
+    /// @notice Largest sealed kfrag, sealed request and sealed answer, in bytes.
+    uint256 public constant MAX_SEALED_BYTES = 1024;
+    /// @notice Largest sealed grantee map, in bytes.
+    uint256 public constant MAX_GRANTEE_MAP_BYTES = 2048;
 
     /// @notice EIP-712 type hash of a proxy request signed by a grantee.
     bytes32 public constant PROXY_REQUEST_TYPEHASH = keccak256(
@@ -42,8 +54,7 @@ contract Grants is EIP712 {
     enum RequestStatus {
         None,
         Pending,
-        Approved,
-        Denied
+        Answered
     }
 
     /// @notice What a patient signs into a grant.
@@ -51,7 +62,6 @@ contract Grants is EIP712 {
         bytes32 nonce; // random; policyId = keccak256(abi.encode(patient, nonce))
         address grantee;
         bytes32 tag;
-        uint32 epoch;
         uint40 expiry; // unix seconds, chain time
         address[] proxies;
         uint8 threshold;
@@ -65,19 +75,22 @@ contract Grants is EIP712 {
         uint16 generation; // of (patient, tag) when granted
         uint40 revokedAt; // block number; 0 while not revoked
         bytes32 tag;
-        bytes32 proxiesHash; // keccak256(abi.encode(proxies))
+        uint40 createdAt; // block number
+        bytes27 binding; // bytes27(keccak256(abi.encode(grantee, proxies)))
     }
 
     struct AccessRequest {
         address requester;
         RequestStatus status;
         address patient;
-        bytes32 policyId; // set when approved
     }
 
     ConsortiumRegistry private immutable _registry;
+    PatientProfiles private immutable _profiles;
     mapping(bytes32 policyId => Policy) private _policies;
     mapping(address patient => mapping(bytes32 tag => uint16)) private _generations;
+    mapping(address patient => mapping(bytes32 tag => mapping(uint16 generation => uint40 endedAt)))
+        private _generationEnds;
     mapping(address patient => bytes32[]) private _patientPolicies;
     mapping(uint256 requestId => AccessRequest) private _requests;
     uint256 private _requestCount;
@@ -100,13 +113,18 @@ contract Grants is EIP712 {
     error Grants_TooManyProxies(uint256 proxyCount, uint256 max);
     /// @notice A proxy is zero or named twice.
     error Grants_InvalidProxy(address proxy);
+    /// @notice A proxy does not hold the Proxy role, or is suspended.
+    error Grants_NotProxy(address proxy);
     /// @notice One sealed kfrag per proxy is needed.
     error Grants_KfragCountMismatch(uint256 kfragCount, uint256 proxyCount);
-    /// @notice The requester is not a consortium member.
+    /// @notice A sealed blob is empty or too large. `index` is the kfrag's index, 0 for a
+    /// sealed request or answer, and `type(uint256).max` for the sealed grantee map.
+    error Grants_SealedTooLarge(uint256 index, uint256 length);
+    /// @notice The caller has no patient profile (register one in PatientProfiles first).
+    error Grants_NoProfile(address caller);
+    /// @notice The account is not an active consortium member.
     error Grants_NotMember(address account);
-    /// @notice The purpose is not an upper-case FHIR PurposeOfUse code (such as "TREAT").
-    error Grants_InvalidPurpose(bytes32 purpose);
-    /// @notice The patient address is zero or the requester itself.
+    /// @notice The patient has no profile or is the requester itself.
     error Grants_InvalidPatient(address patient);
     /// @notice No access request with that id.
     error Grants_UnknownRequest(uint256 requestId);
@@ -114,8 +132,6 @@ contract Grants is EIP712 {
     error Grants_NotRequestPatient(uint256 requestId, address caller);
     /// @notice The request was already answered.
     error Grants_RequestClosed(uint256 requestId, RequestStatus status);
-    /// @notice The grant approving a request must name the requester as grantee.
-    error Grants_GranteeMismatch(uint256 requestId, address requester, address grantee);
 
     /// @notice Emitted after a grant is created. The proxies read their sealed kfrag here.
     event GrantCreated(
@@ -123,7 +139,6 @@ contract Grants is EIP712 {
         address indexed patient,
         address indexed grantee,
         bytes32 tag,
-        uint32 epoch,
         uint40 expiry,
         uint16 generation,
         uint8 threshold,
@@ -133,40 +148,74 @@ contract Grants is EIP712 {
     );
     /// @notice Emitted after a grant is revoked; honest proxies refuse from `revokedAt` on.
     event GrantRevoked(bytes32 indexed policyId, address indexed patient, uint40 revokedAt);
-    /// @notice Emitted after a patient revokes every grant of a tag (epoch bump).
+    /// @notice Emitted after a patient revokes every grant of a tag; `generation` is the new one.
     event TagRevoked(address indexed patient, bytes32 indexed tag, uint16 generation);
-    /// @notice Emitted after a member requests access to a patient's category.
+    /// @notice Emitted after a member sends a patient a sealed access request.
     event AccessRequested(
         uint256 indexed requestId,
         address indexed patient,
         address indexed requester,
-        bytes32 category,
-        bytes32 purpose,
-        bytes32 reasonHash
+        bytes sealedRequest
     );
-    /// @notice Emitted after a patient approves a request (the grant is created first).
-    event AccessRequestApproved(
-        uint256 indexed requestId, address indexed patient, address indexed requester, bytes32 policyId
-    );
-    /// @notice Emitted after a patient denies a request.
-    event AccessRequestDenied(
-        uint256 indexed requestId, address indexed patient, address indexed requester
+    /// @notice Emitted after a patient answers a request with a sealed answer.
+    event AccessRequestAnswered(
+        uint256 indexed requestId,
+        address indexed patient,
+        address indexed requester,
+        bytes sealedAnswer
     );
 
-    /// @param registry_ The consortium registry whose members may request access.
-    constructor(ConsortiumRegistry registry_) EIP712("emrshare-proxy", "1") {
+    /// @param registry_ The consortium registry: grantees, requesters and proxies are checked
+    /// against it.
+    /// @param profiles_ The patient profiles: granting and being asked need a profile.
+    constructor(ConsortiumRegistry registry_, PatientProfiles profiles_)
+        EIP712("emrshare-proxy", "1")
+    {
         _registry = registry_;
+        _profiles = profiles_;
     }
 
     // ---------------------------------------------------------------- grants
 
     /// @notice Grants `p.grantee` access to the caller's tag `p.tag` through `p.proxies`.
     /// Requirements: the policy id `keccak256(abi.encode(msg.sender, p.nonce))` is unused;
-    /// grantee is neither zero nor the caller; expiry is after chain time; 1 <= threshold <=
-    /// proxies <= {MAX_PROXIES}; proxies are distinct and non-zero; one sealed kfrag per proxy.
+    /// the caller has a patient profile; the grantee is neither zero nor the caller and is an
+    /// active member; expiry is after chain time; 1 <= threshold <= proxies <= {MAX_PROXIES};
+    /// proxies are distinct and non-zero and all hold the Proxy role, not suspended; one
+    /// sealed kfrag per proxy, each 1..{MAX_SEALED_BYTES} bytes; the sealed grantee map is
+    /// 1..{MAX_GRANTEE_MAP_BYTES} bytes.
     /// Emits: {GrantCreated}.
     function grant(GrantParams calldata p) external returns (bytes32 policyId) {
-        return _grant(p);
+        policyId = keccak256(abi.encode(msg.sender, p.nonce));
+        Policy storage pol = _policies[policyId];
+        if (pol.patient != address(0)) revert Grants_PolicyExists(policyId);
+        if (!_profiles.isRegistered(msg.sender)) revert Grants_NoProfile(msg.sender);
+        if (p.grantee == address(0) || p.grantee == msg.sender) {
+            revert Grants_InvalidGrantee(p.grantee);
+        }
+        if (!_registry.isActiveMember(p.grantee)) revert Grants_NotMember(p.grantee);
+        if (p.expiry <= block.timestamp) revert Grants_ExpiryInPast(p.expiry, block.timestamp);
+        _checkProxies(p);
+        uint16 generation = _generations[msg.sender][p.tag];
+        pol.patient = msg.sender;
+        pol.expiry = p.expiry;
+        pol.generation = generation;
+        pol.tag = p.tag;
+        pol.createdAt = uint40(block.number);
+        pol.binding = bindingFor(p.grantee, p.proxies);
+        _patientPolicies[msg.sender].push(policyId);
+        emit GrantCreated(
+            policyId,
+            msg.sender,
+            p.grantee,
+            p.tag,
+            p.expiry,
+            generation,
+            p.threshold,
+            p.proxies,
+            p.sealedKfrags,
+            p.sealedGranteeMap
+        );
     }
 
     /// @notice Revokes one of the caller's grants, recording the block.
@@ -184,12 +233,16 @@ contract Grants is EIP712 {
         emit GrantRevoked(policyId, msg.sender, revokedAt);
     }
 
-    /// @notice Revokes every grant of the caller's `tag` at once by bumping its generation;
-    /// the patient then moves the category to a new epoch (new tag) off chain.
+    /// @notice Revokes every grant of the caller's `tag` at once by bumping its generation,
+    /// recording the current block as the end of the old generation; the patient then moves
+    /// the category to a new epoch (new tag) off chain and its writers with {RecordIndex-rekeyWriters}.
+    /// Requirements: fewer than 65535 earlier bumps of this tag.
     /// Emits: {TagRevoked}.
     function revokeTag(bytes32 tag) external {
-        uint16 generation = _generations[msg.sender][tag] + 1;
+        uint16 old = _generations[msg.sender][tag];
+        uint16 generation = old + 1;
         _generations[msg.sender][tag] = generation;
+        _generationEnds[msg.sender][tag][old] = uint40(block.number);
         emit TagRevoked(msg.sender, tag, generation);
     }
 
@@ -217,14 +270,53 @@ contract Grants is EIP712 {
         return pol;
     }
 
-    /// @notice `keccak256(abi.encode(proxies))` of a grant, zero if there is no such grant.
-    function proxiesHashOf(bytes32 policyId) external view returns (bytes32) {
-        return _policies[policyId].proxiesHash;
+    /// @notice The blocks and time during which a grant could be served, in one call.
+    /// `endBlock` is the first block at which it no longer is (its revocation or the end of
+    /// its tag generation, whichever came first), 0 while neither happened; a serve evaluated
+    /// at block b and chain time t was within the grant iff
+    /// `createdAt <= b && (endBlock == 0 || b < endBlock) && t < expiry`.
+    /// Requirements: the grant exists.
+    function activeWindow(bytes32 policyId)
+        external
+        view
+        returns (address patient, uint40 createdAt, uint40 endBlock, uint40 expiry, bytes27 binding)
+    {
+        Policy storage pol = _policies[policyId];
+        patient = pol.patient;
+        if (patient == address(0)) revert Grants_UnknownPolicy(policyId);
+        createdAt = pol.createdAt;
+        expiry = pol.expiry;
+        binding = pol.binding;
+        endBlock = pol.revokedAt;
+        uint40 ended = _generationEnds[patient][pol.tag][pol.generation];
+        if (ended != 0 && (endBlock == 0 || ended < endBlock)) endBlock = ended;
+    }
+
+    /// @notice The stored binding of a grant to its grantee and proxies, zero if there is no
+    /// such grant (see {bindingFor}).
+    function bindingOf(bytes32 policyId) external view returns (bytes27) {
+        return _policies[policyId].binding;
+    }
+
+    /// @notice The first 27 bytes of `keccak256(abi.encode(grantee, proxies))`: what a grant
+    /// stores to bind its grantee and proxy list (216 bits, second-preimage safe).
+    function bindingFor(address grantee, address[] calldata proxies) public pure returns (bytes27) {
+        return bytes27(keccak256(abi.encode(grantee, proxies)));
     }
 
     /// @notice The current generation of a patient's tag (grants of older ones are inactive).
     function generationOf(address patient, bytes32 tag) external view returns (uint16) {
         return _generations[patient][tag];
+    }
+
+    /// @notice The block at which generation `generation` of a patient's tag ended
+    /// ({revokeTag}); 0 while it is the current one (or never was).
+    function generationEndedAt(address patient, bytes32 tag, uint16 generation)
+        external
+        view
+        returns (uint40)
+    {
+        return _generationEnds[patient][tag][generation];
     }
 
     /// @notice Number of grants a patient ever created.
@@ -275,51 +367,42 @@ contract Grants is EIP712 {
 
     // ------------------------------------------------------- access requests
 
-    /// @notice Asks `patient` for access to a category for a purpose of use.
-    /// `category` is an opaque 32-byte reference agreed off chain (never a category name);
-    /// `purpose` is a FHIR PurposeOfUse code left-aligned in ASCII ("TREAT", "ETREAT", ...);
-    /// `reasonHash` commits to a free-text reason kept off chain.
-    /// Requirements: the caller is a consortium member; `patient` is neither zero nor the
-    /// caller; `purpose` is 1..32 upper-case letters followed by zero bytes.
+    /// @notice Sends `patient` a sealed access request. What is asked (category), why
+    /// (purpose of use, reason) and any reply address live only inside `sealedRequest`,
+    /// sealed off chain to the patient's box key: an observer sees that a member asked a
+    /// patient something, not what.
+    /// Requirements: the caller is an active member; `patient` has a profile and is not the
+    /// caller; `sealedRequest` is 1..{MAX_SEALED_BYTES} bytes.
     /// Emits: {AccessRequested}.
-    function requestAccess(address patient, bytes32 category, bytes32 purpose, bytes32 reasonHash)
+    function requestAccess(address patient, bytes calldata sealedRequest)
         external
         returns (uint256 requestId)
     {
-        if (_registry.roleOf(msg.sender) == ConsortiumRegistry.Role.None) {
-            revert Grants_NotMember(msg.sender);
+        if (!_registry.isActiveMember(msg.sender)) revert Grants_NotMember(msg.sender);
+        if (patient == msg.sender || !_profiles.isRegistered(patient)) {
+            revert Grants_InvalidPatient(patient);
         }
-        if (patient == address(0) || patient == msg.sender) revert Grants_InvalidPatient(patient);
-        _checkPurpose(purpose);
+        _checkSealed(0, sealedRequest.length, MAX_SEALED_BYTES);
         requestId = ++_requestCount;
-        _requests[requestId] = AccessRequest(msg.sender, RequestStatus.Pending, patient, 0);
-        emit AccessRequested(requestId, patient, msg.sender, category, purpose, reasonHash);
+        _requests[requestId] = AccessRequest(msg.sender, RequestStatus.Pending, patient);
+        emit AccessRequested(requestId, patient, msg.sender, sealedRequest);
     }
 
-    /// @notice Approves a pending request by creating the grant `p` for the requester.
-    /// Requirements: the caller is the request's patient; the request is pending;
-    /// `p.grantee` is the requester; everything {grant} requires.
-    /// Emits: {GrantCreated}, {AccessRequestApproved}.
-    function approveRequest(uint256 requestId, GrantParams calldata p)
-        external
-        returns (bytes32 policyId)
-    {
-        AccessRequest storage r = _pendingRequest(requestId);
-        address requester = r.requester;
-        if (p.grantee != requester) revert Grants_GranteeMismatch(requestId, requester, p.grantee);
-        policyId = _grant(p);
-        r.status = RequestStatus.Approved;
-        r.policyId = policyId;
-        emit AccessRequestApproved(requestId, msg.sender, requester, policyId);
-    }
-
-    /// @notice Denies a pending request.
-    /// Requirements: the caller is the request's patient; the request is pending.
-    /// Emits: {AccessRequestDenied}.
-    function denyRequest(uint256 requestId) external {
-        AccessRequest storage r = _pendingRequest(requestId);
-        r.status = RequestStatus.Denied;
-        emit AccessRequestDenied(requestId, msg.sender, r.requester);
+    /// @notice Answers a pending request with an answer sealed to the requester (approved
+    /// or denied, and for an approval the policy id of a grant made in a separate {grant}
+    /// transaction); the request is closed.
+    /// Requirements: the request exists; the caller is its patient; it is pending;
+    /// `sealedAnswer` is 1..{MAX_SEALED_BYTES} bytes.
+    /// Emits: {AccessRequestAnswered}.
+    function answerRequest(uint256 requestId, bytes calldata sealedAnswer) external {
+        AccessRequest storage r = _requests[requestId];
+        RequestStatus status = r.status;
+        if (status == RequestStatus.None) revert Grants_UnknownRequest(requestId);
+        if (r.patient != msg.sender) revert Grants_NotRequestPatient(requestId, msg.sender);
+        if (status != RequestStatus.Pending) revert Grants_RequestClosed(requestId, status);
+        _checkSealed(0, sealedAnswer.length, MAX_SEALED_BYTES);
+        r.status = RequestStatus.Answered;
+        emit AccessRequestAnswered(requestId, msg.sender, r.requester, sealedAnswer);
     }
 
     /// @notice An access request by id.
@@ -335,21 +418,19 @@ contract Grants is EIP712 {
         return _requestCount;
     }
 
-    /// @notice The consortium registry this contract checks requesters against.
+    /// @notice The consortium registry this contract checks members and proxies against.
     function registry() external view returns (ConsortiumRegistry) {
         return _registry;
     }
 
+    /// @notice The patient profiles this contract checks patients against.
+    function profiles() external view returns (PatientProfiles) {
+        return _profiles;
+    }
+
     // -------------------------------------------------------------- internal
 
-    function _grant(GrantParams calldata p) private returns (bytes32 policyId) {
-        policyId = keccak256(abi.encode(msg.sender, p.nonce));
-        Policy storage pol = _policies[policyId];
-        if (pol.patient != address(0)) revert Grants_PolicyExists(policyId);
-        if (p.grantee == address(0) || p.grantee == msg.sender) {
-            revert Grants_InvalidGrantee(p.grantee);
-        }
-        if (p.expiry <= block.timestamp) revert Grants_ExpiryInPast(p.expiry, block.timestamp);
+    function _checkProxies(GrantParams calldata p) private view {
         uint256 n = p.proxies.length;
         if (n > MAX_PROXIES) revert Grants_TooManyProxies(n, MAX_PROXIES);
         if (p.threshold == 0 || p.threshold > n) revert Grants_InvalidThreshold(p.threshold, n);
@@ -360,47 +441,15 @@ contract Grants is EIP712 {
             for (uint256 j = 0; j < i; ++j) {
                 if (p.proxies[j] == proxy) revert Grants_InvalidProxy(proxy);
             }
+            _checkSealed(i, p.sealedKfrags[i].length, MAX_SEALED_BYTES);
         }
-        uint16 generation = _generations[msg.sender][p.tag];
-        pol.patient = msg.sender;
-        pol.expiry = p.expiry;
-        pol.generation = generation;
-        pol.tag = p.tag;
-        pol.proxiesHash = keccak256(abi.encode(p.proxies));
-        _patientPolicies[msg.sender].push(policyId);
-        emit GrantCreated(
-            policyId,
-            msg.sender,
-            p.grantee,
-            p.tag,
-            p.epoch,
-            p.expiry,
-            generation,
-            p.threshold,
-            p.proxies,
-            p.sealedKfrags,
-            p.sealedGranteeMap
-        );
+        _checkSealed(type(uint256).max, p.sealedGranteeMap.length, MAX_GRANTEE_MAP_BYTES);
+        (bool ok, uint256 firstBad) =
+            _registry.allHaveRole(p.proxies, ConsortiumRegistry.Role.Proxy);
+        if (!ok) revert Grants_NotProxy(p.proxies[firstBad]);
     }
 
-    function _pendingRequest(uint256 requestId) private view returns (AccessRequest storage r) {
-        r = _requests[requestId];
-        RequestStatus status = r.status;
-        if (status == RequestStatus.None) revert Grants_UnknownRequest(requestId);
-        if (r.patient != msg.sender) revert Grants_NotRequestPatient(requestId, msg.sender);
-        if (status != RequestStatus.Pending) revert Grants_RequestClosed(requestId, status);
-    }
-
-    function _checkPurpose(bytes32 purpose) private pure {
-        if (purpose == bytes32(0)) revert Grants_InvalidPurpose(purpose);
-        bool ended = false;
-        for (uint256 i = 0; i < 32; ++i) {
-            bytes1 c = purpose[i];
-            if (c == 0) {
-                ended = true;
-            } else if (ended || c < "A" || c > "Z") {
-                revert Grants_InvalidPurpose(purpose);
-            }
-        }
+    function _checkSealed(uint256 index, uint256 length, uint256 max) private pure {
+        if (length == 0 || length > max) revert Grants_SealedTooLarge(index, length);
     }
 }

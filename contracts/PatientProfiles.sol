@@ -33,6 +33,11 @@ contract PatientProfiles {
         emit ProfileRegistered(msg.sender, verifyingKey, boxKey);
     }
 
+    /// @notice Whether `patient` has registered a profile.
+    function isRegistered(address patient) external view returns (bool) {
+        return _profiles[patient].registeredAt != 0;
+    }
+
     /// @notice Returns a patient's profile.
     /// Requirements: the patient has registered.
     function profileOf(address patient) external view returns (Profile memory) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+
 /// @title RecordIndex
 /// @notice Each patient's append-only index of sealed entries (opaque bytes: header, Umbral
 /// capsule, ciphertext), grouped by blinded category tag. Entries live in event data only;
@@ -12,13 +14,23 @@ pragma solidity 0.8.30;
 /// (patient, tag, writer, sequence), so a retried append either lands once or reverts with
 /// {RecordIndex_WrongSequence}, whose `expected` tells the writer how far it got.
 ///
-/// Hash chain: `head' = keccak256(abi.encode(head, recordId, epoch, keccak256(entry)))`,
+/// Membership: a writer other than the patient must be an active consortium Provider both
+/// when it is authorized and at every append, so a hospital the consortium expelled (or
+/// whose role changed) can no longer write, even under an authorization it still holds.
+///
+/// No epoch on chain: tags already differ per key epoch, and an epoch number in clear would
+/// let observers link a category's tags across epochs. {rekeyWriters} moves a tag's writers
+/// to the new tag in the same transaction that revokes them on the old one.
+///
+/// Hash chain: `head' = keccak256(abi.encode(head, recordId, keccak256(entry)))`,
 /// starting from zero; every {EntryAppended} carries the new head, so a reader that
 /// recomputes the chain detects dropped, reordered or forged events, and compares the final
 /// head and count with {chainOf} to detect events dropped at the end.
 contract RecordIndex {
     /// @notice Largest sealed entry accepted, in bytes.
     uint256 public constant MAX_ENTRY_BYTES = 4096;
+    /// @notice Largest sealed writer payload accepted, in bytes.
+    uint256 public constant MAX_PAYLOAD_BYTES = 1024;
 
     struct Writer {
         uint64 nextSequence;
@@ -31,6 +43,7 @@ contract RecordIndex {
         uint64 count;
     }
 
+    ConsortiumRegistry private immutable _registry;
     mapping(address patient => mapping(bytes32 tag => mapping(address writer => Writer)))
         private _writers;
     mapping(address patient => bytes32) private _heads;
@@ -50,8 +63,14 @@ contract RecordIndex {
     error RecordIndex_InvalidWriter(address writer);
     /// @notice The sealed payload for the writer is empty.
     error RecordIndex_EmptyPayload();
+    /// @notice The sealed payload for the writer is larger than {MAX_PAYLOAD_BYTES}.
+    error RecordIndex_PayloadTooLarge(uint256 length);
     /// @notice The writer is not authorized for that tag.
     error RecordIndex_NotWriter(address patient, bytes32 tag, address writer);
+    /// @notice The writer is not an active consortium member with the Provider role.
+    error RecordIndex_NotMember(address writer);
+    /// @notice The writer and payload lists differ in length.
+    error RecordIndex_LengthMismatch(uint256 writerCount, uint256 payloadCount);
 
     /// @notice Emitted after an entry is appended. Its record id is
     /// `keccak256(abi.encode(patient, tag, author, sequence))` ({recordIdOf}); it is not
@@ -61,55 +80,81 @@ contract RecordIndex {
         bytes32 indexed tag,
         address indexed author,
         uint64 sequence,
-        uint32 epoch,
         bytes32 head,
         bytes entry
     );
     /// @notice Emitted after a patient authorizes a writer for a tag. `sealedPayload` is
-    /// (category, epoch, category public key) sealed to the writer's X25519 key.
+    /// what the writer needs to seal entries (category key material) sealed to its X25519 key.
     event WriterAuthorized(
         address indexed patient, bytes32 indexed tag, address indexed writer, bytes sealedPayload
     );
     /// @notice Emitted after a patient revokes a writer's authorization for a tag.
     event WriterRevoked(address indexed patient, bytes32 indexed tag, address indexed writer);
 
+    /// @param registry_ The consortium registry whose active Providers may write.
+    constructor(ConsortiumRegistry registry_) {
+        _registry = registry_;
+    }
+
     /// @notice Authorizes `writer` to append under the caller's `tag`.
-    /// Requirements: `writer` is neither zero nor the caller; `sealedPayload` is not empty.
+    /// Requirements: `writer` is neither zero nor the caller; `writer` is an active Provider
+    /// member; `sealedPayload` is 1..{MAX_PAYLOAD_BYTES} bytes.
     /// Emits: {WriterAuthorized}.
     function authorizeWriter(bytes32 tag, address writer, bytes calldata sealedPayload) external {
-        if (writer == address(0) || writer == msg.sender) revert RecordIndex_InvalidWriter(writer);
-        if (sealedPayload.length == 0) revert RecordIndex_EmptyPayload();
-        Writer storage w = _writers[msg.sender][tag][writer];
-        w.authorized = true;
-        w.authorizedAt = uint64(block.number);
-        emit WriterAuthorized(msg.sender, tag, writer, sealedPayload);
+        _authorize(tag, writer, sealedPayload);
     }
 
     /// @notice Revokes `writer`'s authorization for the caller's `tag`; its sequence is kept.
     /// Requirements: `writer` is authorized for that tag.
     /// Emits: {WriterRevoked}.
     function revokeWriter(bytes32 tag, address writer) external {
-        Writer storage w = _writers[msg.sender][tag][writer];
-        if (!w.authorized) revert RecordIndex_NotWriter(msg.sender, tag, writer);
-        w.authorized = false;
-        emit WriterRevoked(msg.sender, tag, writer);
+        _revoke(tag, writer);
+    }
+
+    /// @notice Revokes several writers of the caller's `tag` at once.
+    /// Requirements: every writer is authorized for that tag (else nothing changes).
+    /// Emits: {WriterRevoked} per writer.
+    function revokeWriters(bytes32 tag, address[] calldata writers) external {
+        for (uint256 i = 0; i < writers.length; ++i) _revoke(tag, writers[i]);
+    }
+
+    /// @notice Moves writers from the caller's `oldTag` to `newTag` (a new key epoch) in one
+    /// transaction: writer `i` loses its authorization on `oldTag` if it had one and is
+    /// authorized on `newTag` with `sealedPayloads[i]`.
+    /// Requirements: equal list lengths; for every writer, as {authorizeWriter}.
+    /// Emits: per writer, {WriterRevoked} (if it was authorized on `oldTag`) then
+    /// {WriterAuthorized}.
+    function rekeyWriters(
+        bytes32 oldTag,
+        bytes32 newTag,
+        address[] calldata writers,
+        bytes[] calldata sealedPayloads
+    ) external {
+        uint256 n = writers.length;
+        if (sealedPayloads.length != n) revert RecordIndex_LengthMismatch(n, sealedPayloads.length);
+        for (uint256 i = 0; i < n; ++i) {
+            address writer = writers[i];
+            if (_writers[msg.sender][oldTag][writer].authorized) _revoke(oldTag, writer);
+            _authorize(newTag, writer, sealedPayloads[i]);
+        }
     }
 
     /// @notice Appends one sealed entry to `patient`'s index under `tag`.
-    /// Requirements: the sender is the patient or an authorized writer for `tag`;
-    /// `sequence` equals {nextSequence}; the entry is 1..{MAX_ENTRY_BYTES} bytes.
+    /// Requirements: the sender is the patient, or an authorized writer for `tag` that is an
+    /// active Provider member now; `sequence` equals {nextSequence}; the entry is
+    /// 1..{MAX_ENTRY_BYTES} bytes.
     /// Emits: {EntryAppended}.
-    function append(address patient, bytes32 tag, uint32 epoch, uint64 sequence, bytes calldata entry)
+    function append(address patient, bytes32 tag, uint64 sequence, bytes calldata entry)
         external
         returns (bytes32 recordId)
     {
         Writer storage w = _checkedWriter(patient, tag, sequence);
         w.nextSequence = sequence + 1;
         bytes32 head;
-        (recordId, head) = _link(_heads[patient], patient, tag, sequence, epoch, entry, 0);
+        (recordId, head) = _link(_heads[patient], patient, tag, sequence, entry, 0);
         _heads[patient] = head;
         ++_counts[patient];
-        emit EntryAppended(patient, tag, msg.sender, sequence, epoch, head, entry);
+        emit EntryAppended(patient, tag, msg.sender, sequence, head, entry);
     }
 
     /// @notice Appends several sealed entries under one tag; entry `i` gets sequence
@@ -119,7 +164,6 @@ contract RecordIndex {
     function appendBatch(
         address patient,
         bytes32 tag,
-        uint32 epoch,
         uint64 firstSequence,
         bytes[] calldata entries
     ) external returns (bytes32 lastRecordId) {
@@ -136,8 +180,8 @@ contract RecordIndex {
                 freeMemory := mload(0x40)
             }
             uint64 sequence = firstSequence + uint64(i);
-            (lastRecordId, head) = _link(head, patient, tag, sequence, epoch, entries[i], i);
-            emit EntryAppended(patient, tag, msg.sender, sequence, epoch, head, entries[i]);
+            (lastRecordId, head) = _link(head, patient, tag, sequence, entries[i], i);
+            emit EntryAppended(patient, tag, msg.sender, sequence, head, entries[i]);
             assembly ("memory-safe") {
                 mstore(0x40, freeMemory)
             }
@@ -157,9 +201,27 @@ contract RecordIndex {
         return _writers[patient][tag][writer].nextSequence;
     }
 
-    /// @notice Whether `writer` may append under (`patient`, `tag`).
+    /// @notice Whether `writer` may append under (`patient`, `tag`) now: the patient itself,
+    /// or an authorized writer that is an active Provider member.
     function isWriter(address patient, bytes32 tag, address writer) external view returns (bool) {
-        return writer == patient || _writers[patient][tag][writer].authorized;
+        if (writer == patient) return true;
+        return _writers[patient][tag][writer].authorized
+            && _registry.hasRole(writer, ConsortiumRegistry.Role.Provider);
+    }
+
+    /// @notice Whether `writer` holds an authorization for (`patient`, `tag`), whatever its
+    /// membership now.
+    function isAuthorized(address patient, bytes32 tag, address writer)
+        external
+        view
+        returns (bool)
+    {
+        return _writers[patient][tag][writer].authorized;
+    }
+
+    /// @notice The consortium registry this index checks writers against.
+    function registry() external view returns (ConsortiumRegistry) {
+        return _registry;
     }
 
     /// @notice The patient's hash-chain head and number of entries.
@@ -184,8 +246,11 @@ contract RecordIndex {
         returns (Writer storage w)
     {
         w = _writers[patient][tag][msg.sender];
-        if (msg.sender != patient && !w.authorized) {
-            revert RecordIndex_NotAuthorized(patient, tag, msg.sender);
+        if (msg.sender != patient) {
+            if (!w.authorized) revert RecordIndex_NotAuthorized(patient, tag, msg.sender);
+            if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Provider)) {
+                revert RecordIndex_NotMember(msg.sender);
+            }
         }
         uint64 expected = w.nextSequence;
         if (sequence != expected) {
@@ -198,7 +263,6 @@ contract RecordIndex {
         address patient,
         bytes32 tag,
         uint64 sequence,
-        uint32 epoch,
         bytes calldata entry,
         uint256 index
     ) private view returns (bytes32 recordId, bytes32 newHead) {
@@ -206,6 +270,27 @@ contract RecordIndex {
             revert RecordIndex_InvalidEntry(index, entry.length);
         }
         recordId = keccak256(abi.encode(patient, tag, msg.sender, sequence));
-        newHead = keccak256(abi.encode(head, recordId, epoch, keccak256(entry)));
+        newHead = keccak256(abi.encode(head, recordId, keccak256(entry)));
+    }
+
+    function _authorize(bytes32 tag, address writer, bytes calldata sealedPayload) private {
+        if (writer == address(0) || writer == msg.sender) revert RecordIndex_InvalidWriter(writer);
+        if (!_registry.hasRole(writer, ConsortiumRegistry.Role.Provider)) {
+            revert RecordIndex_NotMember(writer);
+        }
+        uint256 len = sealedPayload.length;
+        if (len == 0) revert RecordIndex_EmptyPayload();
+        if (len > MAX_PAYLOAD_BYTES) revert RecordIndex_PayloadTooLarge(len);
+        Writer storage w = _writers[msg.sender][tag][writer];
+        w.authorized = true;
+        w.authorizedAt = uint64(block.number);
+        emit WriterAuthorized(msg.sender, tag, writer, sealedPayload);
+    }
+
+    function _revoke(bytes32 tag, address writer) private {
+        Writer storage w = _writers[msg.sender][tag][writer];
+        if (!w.authorized) revert RecordIndex_NotWriter(msg.sender, tag, writer);
+        w.authorized = false;
+        emit WriterRevoked(msg.sender, tag, writer);
     }
 }

@@ -147,6 +147,34 @@ _HINTS: dict[str, str] = {
     "Grants_PolicyExists": "a grant with id {policyId} exists; use a fresh random nonce",
     "Grants_NotMember": "{account} is not a consortium member; ask the admins to admit it",
     "AuditLog_NotPolicyProxy": "{caller} is not a proxy of grant {policyId} and may not log",
+    "AuditLog_NotProxy": (
+        "{account} is not an active consortium proxy (removed or suspended) and may not log"
+    ),
+    "AuditLog_BadRequestSignature": (
+        "access {index} logged under grant {policyId} does not carry the grantee's signature "
+        "of that request; log only requests the grantee signed"
+    ),
+    "AuditLog_OutsideGrantWindow": (
+        "an access evaluated at block {evaluatedAt} is outside grant {policyId}'s active "
+        "blocks; the grant did not allow it then"
+    ),
+    "AuditLog_OutsideGrantTime": (
+        "an access evaluated at time {evaluatedTime} is after grant {policyId}'s expiry, "
+        "the request's deadline or the chain's time"
+    ),
+    "RecordIndex_NotMember": (
+        "{writer} is not an active Provider of the consortium and may not write; "
+        "ask the admins about its membership"
+    ),
+    "Grants_NoProfile": "{caller} has no patient profile; register one in PatientProfiles first",
+    "Grants_NotProxy": (
+        "{proxy} is not an active consortium proxy (never one, removed or suspended); "
+        "choose proxies from the registry"
+    ),
+    "Grants_SealedTooLarge": (
+        "sealed item {index} is {length} bytes: it must be non-empty and within the "
+        "contract's limit"
+    ),
     "Registry_NotEnoughApprovals": (
         "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
     ),
@@ -419,7 +447,10 @@ class ChainClient:
                     tx["from"] = self.w3.eth.accounts[0]
         else:
             tx["gasPrice"] = "0x0"
-        blk = hex(block) if isinstance(block, int) else block
+        blk: int | str = block
+        if isinstance(block, int) and not _is_eth_tester(self.w3):
+            # JSON-RPC nodes want a hex quantity; eth-tester (py-evm) wants the int itself.
+            blk = hex(block)
         result = self._rpc("eth_call", [tx, blk])
         return bytes.fromhex(str(result)[2:])
 

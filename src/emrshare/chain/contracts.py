@@ -30,10 +30,10 @@ __all__ = [
     "AccessEntry",
     "AccessLogged",
     "AccessRequest",
-    "AccessRequestApproved",
-    "AccessRequestDenied",
+    "AccessRequestAnswered",
     "AccessRequested",
     "Action",
+    "ActiveWindow",
     "AdminConfig",
     "Appended",
     "AuditLog",
@@ -52,8 +52,10 @@ __all__ = [
     "Member",
     "MemberAdmitted",
     "MemberApplied",
+    "MemberReinstated",
     "MemberRemoved",
     "MemberRoleChanged",
+    "MemberSuspended",
     "PatientProfiles",
     "Policy",
     "Profile",
@@ -62,6 +64,7 @@ __all__ = [
     "ProposalApproved",
     "ProposalCreated",
     "ProposalExecuted",
+    "ProxyReported",
     "RecordIndex",
     "RequestStatus",
     "Role",
@@ -96,6 +99,8 @@ class Action(IntEnum):
     CHANGE_ROLE = 1
     REMOVE = 2
     SET_THRESHOLD = 3
+    SUSPEND = 4  # a proxy, on verified evidence (``ProxyReported``)
+    REINSTATE = 5
 
 
 class GrantStatus(IntEnum):
@@ -113,8 +118,7 @@ class RequestStatus(IntEnum):
 
     NONE = 0
     PENDING = 1
-    APPROVED = 2
-    DENIED = 3
+    ANSWERED = 2  # the sealed answer says approved (with the policy ids) or denied
 
 
 # ------------------------------------------------------------ value types
@@ -127,6 +131,7 @@ class Member:
     account: str
     role: Role
     admitted_at: int  # block; 0 while only applied
+    suspended_at: int  # block; 0 while not suspended
     umbral_key: bytes  # 33-byte compressed Umbral receiving key
     box_key: bytes  # 32-byte X25519 key
     endpoint: str  # proxies: base URL
@@ -145,6 +150,7 @@ class Proposal:
     target: str
     threshold: int
     proposer: str
+    reference: bytes  # 32 bytes, e.g. the evidence hash of a SUSPEND; zero if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +186,6 @@ class GrantParams:
     nonce: bytes  # 32 random bytes; policy id = policy_id(patient, nonce)
     grantee: str
     tag: CategoryTag
-    epoch: int
     expiry: int  # unix seconds, chain time
     proxies: Sequence[str]
     threshold: int
@@ -192,8 +197,8 @@ class GrantParams:
             raise ValueError("a grant's nonce and tag are 32 bytes each")
         if not 0 <= self.expiry < 2**40:
             raise ValueError(f"expiry {self.expiry} is not a unix time in seconds (uint40)")
-        if not 0 <= self.threshold < 256 or not 0 <= self.epoch < 2**32:
-            raise ValueError("threshold is a uint8 and epoch a uint32")
+        if not 0 <= self.threshold < 256:
+            raise ValueError("threshold is a uint8")
 
     def as_abi(self) -> tuple[Any, ...]:
         """The ABI tuple of ``Grants.GrantParams``."""
@@ -201,7 +206,6 @@ class GrantParams:
             self.nonce,
             Web3.to_checksum_address(self.grantee),
             self.tag,
-            self.epoch,
             self.expiry,
             [Web3.to_checksum_address(p) for p in self.proxies],
             self.threshold,
@@ -220,36 +224,63 @@ class Policy:
     generation: int  # of (patient, tag) when granted
     revoked_at: int  # block; 0 while not revoked
     tag: CategoryTag
-    proxies_hash: bytes  # proxies_hash(proxies)
+    created_at: int  # block
+    binding: bytes  # 27 bytes: binding_for(grantee, proxies)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveWindow:
+    """When a grant could be served (``Grants.activeWindow``), in one read.
+
+    A serve evaluated at block ``b`` and chain time ``t`` was within the grant iff
+    ``created_at <= b``, ``end_block == 0 or b < end_block`` and ``t < expiry``.
+    """
+
+    patient: str
+    created_at: int  # block
+    end_block: int  # first block it was no longer active (revoke or tag revoke); 0: open
+    expiry: int  # unix seconds
+    binding: bytes  # 27 bytes
+
+    def contains(self, block: int, time: int) -> bool:
+        """Whether a serve evaluated at ``block`` and chain time ``time`` was within it."""
+        return (
+            self.created_at <= block
+            and (self.end_block == 0 or block < self.end_block)
+            and time < self.expiry
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class AccessRequest:
-    """An access request and its answer."""
+    """An access request (its content is sealed: see ``AccessRequested.sealed_request``)."""
 
     request_id: int
     requester: str
     status: RequestStatus
     patient: str
-    policy_id: PolicyId  # zero until approved
 
 
 @dataclass(frozen=True, slots=True)
 class AccessEntry:
-    """One access a proxy served, for ``AuditLog.log_accesses``."""
+    """One access a proxy served, for ``AuditLog.log_accesses``: the grantee's signed request."""
 
-    requester: str
-    records_hash: bytes  # keccak256 of the served record ids
-    count: int
+    capsule_hashes: Sequence[bytes]  # 32 bytes each, as the grantee signed them
+    nonce: int
+    deadline: int  # unix seconds, as signed
     evaluated_at: int  # block at which the proxy evaluated the grant
+    evaluated_time: int  # that block's timestamp
+    signature: bytes  # the grantee's 65-byte EIP-712 signature of the ProxyRequest
 
     def as_abi(self) -> tuple[Any, ...]:
-        """The ABI tuple ``(requester, recordsHash, count, evaluatedAt)``."""
+        """The ABI tuple of ``AuditLog.Access``."""
         return (
-            Web3.to_checksum_address(self.requester),
-            self.records_hash,
-            self.count,
+            [bytes(h) for h in self.capsule_hashes],
+            self.nonce,
+            self.deadline,
             self.evaluated_at,
+            self.evaluated_time,
+            bytes(self.signature),
         )
 
 
@@ -285,6 +316,7 @@ class ProposalCreated(ChainEvent):
     target: str
     role: Role
     threshold: int
+    reference: bytes  # ABI name ``ref`` (``reference`` is reserved in Solidity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +358,32 @@ class MemberRemoved(ChainEvent):
     """A member was removed."""
 
     account: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspended(ChainEvent):
+    """A proxy was suspended by proposal ``proposal_id``; it is refused from this block on."""
+
+    account: str
+    proposal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReinstated(ChainEvent):
+    """A suspended proxy was reinstated."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyReported(ChainEvent):
+    """A member reported a proxy, publishing ``evidence`` (``evidence_hash`` = its keccak)."""
+
+    report_id: int
+    proxy: str
+    reporter: str
+    evidence_hash: bytes
+    evidence: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +432,6 @@ class EntryAppended(ChainEvent):
     author: str
     record_id: RecordId
     sequence: int  # per (patient, tag, author)
-    epoch: int
     head: bytes
     entry: bytes  # sealed entry: parse with emrshare.crypto, then verify
 
@@ -386,7 +443,7 @@ class WriterAuthorized(ChainEvent):
     patient: str
     tag: CategoryTag
     writer: str
-    sealed_payload: bytes  # (category, epoch, category public key) sealed to the writer
+    sealed_payload: bytes  # the writer's category key material, sealed to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +463,6 @@ class GrantCreated(ChainEvent):
     patient: str
     grantee: str
     tag: CategoryTag
-    epoch: int
     expiry: int
     generation: int
     threshold: int
@@ -435,45 +491,40 @@ class TagRevoked(ChainEvent):
 
 @dataclass(frozen=True, slots=True)
 class AccessRequested(ChainEvent):
-    """A member asked a patient for access to a category."""
+    """A member sent a patient a sealed access request (category, purpose, reason inside)."""
 
     request_id: int
     patient: str
     requester: str
-    category: bytes
-    purpose: bytes  # FHIR PurposeOfUse code, ASCII left-aligned: see purpose_code()
-    reason_hash: bytes
+    sealed_request: bytes  # sealed to the patient's box key
 
 
 @dataclass(frozen=True, slots=True)
-class AccessRequestApproved(ChainEvent):
-    """A patient approved a request; ``policy_id`` is the new grant."""
+class AccessRequestAnswered(ChainEvent):
+    """A patient answered a request; the answer is sealed to the requester."""
 
     request_id: int
     patient: str
     requester: str
-    policy_id: PolicyId
-
-
-@dataclass(frozen=True, slots=True)
-class AccessRequestDenied(ChainEvent):
-    """A patient denied a request."""
-
-    request_id: int
-    patient: str
-    requester: str
+    sealed_answer: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class AccessLogged(ChainEvent):
-    """A proxy logged one served access under a grant."""
+    """A proxy logged one served access under a grant, with the grantee's signed request.
+
+    ``evaluated_time`` is what the proxy claims as block ``evaluated_at``'s timestamp: the
+    chain cannot check it, so readers compare it with the block header.
+    """
 
     policy_id: PolicyId
+    patient: str
     proxy: str
-    requester: str
-    records_hash: bytes
-    count: int
-    evaluated_at: int
+    requester: str  # the grant's grantee, whose signature was checked
+    capsule_hashes: tuple[bytes, ...]
+    nonce: int
+    evaluated_at: int  # block
+    evaluated_time: int  # unix seconds
 
 
 _ENUM_FIELDS: dict[str, Callable[[int], Any]] = {
@@ -484,8 +535,12 @@ _ENUM_FIELDS: dict[str, Callable[[int], Any]] = {
 }
 
 
+#: ABI names that are not the snake_case of the Python field (Solidity reserved words).
+_RENAMED = {"ref": "reference"}
+
+
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return _RENAMED.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _py(value: Any) -> Any:
@@ -536,8 +591,10 @@ class _Binding:
         fixed = [_checksummed(p["type"], a) for p, a in zip(inputs, args, strict=True)]
         return bytes.fromhex(self._contract.encode_abi(fn, fixed)[2:])
 
-    def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
-        out = self.client.call_raw(self.address, self._encode(fn, args))
+    def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
+        """``eth_call`` of ``fn`` at ``block`` (default: latest), decoded."""
+        at: int | str = "latest" if block is None else block
+        out = self.client.call_raw(self.address, self._encode(fn, args), at)
         types = [_abi_type(p) for p in self._functions[fn]["outputs"]]
         try:
             return tuple(abi_decode(types, out))
@@ -670,7 +727,7 @@ class _Binding:
 
 
 class ConsortiumRegistry(_Binding):
-    """Members, roles, keys, proxy endpoints; M-of-N admin proposals."""
+    """Members, roles, keys, proxy endpoints; M-of-N admin proposals; proxy reports."""
 
     NAME = "ConsortiumRegistry"
     EVENTS = (
@@ -681,63 +738,102 @@ class ConsortiumRegistry(_Binding):
         MemberAdmitted,
         MemberRoleChanged,
         MemberRemoved,
+        MemberSuspended,
+        MemberReinstated,
+        ProxyReported,
         ThresholdChanged,
         KeysRotated,
         EndpointChanged,
     )
 
-    # reads
-    def member(self, account: str) -> Member:
+    # reads (each at ``block``, default latest)
+    def member(self, account: str, *, block: int | None = None) -> Member:
         """A member's or applicant's record (reverts with ``Registry_NotMember`` otherwise)."""
-        (m,) = self._call("memberOf", account)
-        return Member(Web3.to_checksum_address(account), Role(m[0]), m[1], m[2], m[3], m[4])
+        (m,) = self._call("memberOf", account, block=block)
+        return Member(Web3.to_checksum_address(account), Role(m[0]), m[1], m[2], m[3], m[4], m[5])
 
-    def role_of(self, account: str) -> Role:
-        """The account's role (``Role.NONE`` if it is not a member)."""
-        return Role(self._call("roleOf", account)[0])
+    def role_of(self, account: str, *, block: int | None = None) -> Role:
+        """The account's role (``Role.NONE`` if it is not a member; suspension not shown)."""
+        return Role(self._call("roleOf", account, block=block)[0])
 
-    def has_role(self, account: str, role: Role) -> bool:
-        """Whether the account is a member with ``role``."""
-        return bool(self._call("hasRole", account, int(role))[0])
+    def has_role(self, account: str, role: Role, *, block: int | None = None) -> bool:
+        """Whether the account is a member with ``role`` and not suspended."""
+        return bool(self._call("hasRole", account, int(role), block=block)[0])
 
-    def member_count(self) -> int:
+    def is_active_member(self, account: str, *, block: int | None = None) -> bool:
+        """Whether the account is a member (any role) and not suspended."""
+        return bool(self._call("isActiveMember", account, block=block)[0])
+
+    def is_suspended(self, account: str, *, block: int | None = None) -> bool:
+        """Whether the account is a member or applicant that is suspended now."""
+        return self.member(account, block=block).suspended_at != 0
+
+    def suspended_at(self, account: str, *, block: int | None = None) -> int:
+        """The block a member was suspended at, 0 if it is not suspended."""
+        return self.member(account, block=block).suspended_at
+
+    def all_have_role(
+        self, accounts: Sequence[str], role: Role, *, block: int | None = None
+    ) -> tuple[bool, int]:
+        """``(True, len(accounts))`` if every account has ``role`` unsuspended, else
+        ``(False, index of the first that does not)``; one call."""
+        ok, first_bad = self._call("allHaveRole", list(accounts), int(role), block=block)
+        return bool(ok), int(first_bad)
+
+    def member_count(self, *, block: int | None = None) -> int:
         """Number of members."""
-        return int(self._call("memberCount")[0])
+        return int(self._call("memberCount", block=block)[0])
 
-    def members(self, offset: int = 0, limit: int = 100) -> list[str]:
+    def members(self, offset: int = 0, limit: int = 100, *, block: int | None = None) -> list[str]:
         """One page of member addresses."""
-        return [Web3.to_checksum_address(a) for a in self._call("members", offset, limit)[0]]
+        page = self._call("members", offset, limit, block=block)[0]
+        return [Web3.to_checksum_address(a) for a in page]
 
-    def all_members(self, page: int = 100) -> list[Member]:
+    def all_members(self, page: int = 100, *, block: int | None = None) -> list[Member]:
         """Every member with its record, read page by page."""
         out: list[Member] = []
         offset = 0
         while True:
-            addrs = self.members(offset, page)
-            out += [self.member(a) for a in addrs]
+            addrs = self.members(offset, page, block=block)
+            out += [self.member(a, block=block) for a in addrs]
             if len(addrs) < page:
                 return out
             offset += page
 
-    def proxies(self) -> list[Member]:
-        """Every member with role ``PROXY`` (their endpoints and box keys)."""
-        return [m for m in self.all_members() if m.role is Role.PROXY]
+    def proxies(self, *, block: int | None = None) -> list[Member]:
+        """Every member with role ``PROXY`` that is not suspended (endpoints, box keys)."""
+        return [
+            m for m in self.all_members(block=block) if m.role is Role.PROXY and m.suspended_at == 0
+        ]
 
-    def admin_config(self) -> AdminConfig:
+    def admin_config(self, *, block: int | None = None) -> AdminConfig:
         """Number of admins N and approval threshold M."""
-        n, m = self._call("adminConfig")
+        n, m = self._call("adminConfig", block=block)
         return AdminConfig(int(n), int(m))
 
-    def proposal(self, proposal_id: int) -> Proposal:
+    def proposal(self, proposal_id: int, *, block: int | None = None) -> Proposal:
         """A proposal by id (``Registry_UnknownProposal`` if there is none)."""
-        (p,) = self._call("proposal", proposal_id)
+        (p,) = self._call("proposal", proposal_id, block=block)
         return Proposal(
-            proposal_id, Action(p[0]), Role(p[1]), p[2], p[3], p[4], _py(p[5]), p[6], _py(p[7])
+            proposal_id,
+            Action(p[0]),
+            Role(p[1]),
+            p[2],
+            p[3],
+            p[4],
+            _py(p[5]),
+            p[6],
+            _py(p[7]),
+            bytes(p[8]),
         )
 
-    def proposal_count(self) -> int:
+    def proposal_count(self, *, block: int | None = None) -> int:
         """Number of proposals ever made (ids 0 .. count-1)."""
-        return int(self._call("proposalCount")[0])
+        return int(self._call("proposalCount", block=block)[0])
+
+    def report_count(self, *, block: int | None = None) -> int:
+        """Number of proxy reports ever made (ids 0 .. count-1)."""
+        return int(self._call("reportCount", block=block)[0])
 
     # transactions
     def apply(self, umbral_key: bytes, box_key: bytes, endpoint: str = "") -> Receipt:
@@ -753,10 +849,25 @@ class ConsortiumRegistry(_Binding):
         return self._send("setEndpoint", endpoint)
 
     def propose(
-        self, action: Action, target: str, role: Role = Role.NONE, threshold: int = 0
+        self,
+        action: Action,
+        target: str,
+        role: Role = Role.NONE,
+        threshold: int = 0,
+        reference: bytes = bytes(32),
     ) -> Receipt:
-        """Propose (and approve) an action; ``receipt.event(ProposalCreated).proposal_id``."""
-        return self._send("propose", int(action), target, int(role), threshold)
+        """Propose (and approve) an action; ``receipt.event(ProposalCreated).proposal_id``.
+
+        ``reference`` (32 bytes) is cited in the proposal, e.g. the ``evidence_hash`` of the
+        :class:`ProxyReported` a SUSPEND acts on.
+        """
+        if len(reference) != 32:
+            raise ValueError("a proposal reference is 32 bytes")
+        if reference == bytes(32):
+            return self._send("propose", int(action), target, int(role), threshold)
+        return self._send(
+            "proposeWithReference", int(action), target, int(role), threshold, reference
+        )
 
     def approve(self, proposal_id: int) -> Receipt:
         """Approve a proposal as an admin."""
@@ -766,6 +877,11 @@ class ConsortiumRegistry(_Binding):
         """Execute a proposal that has reached the threshold."""
         return self._send("execute", proposal_id)
 
+    def report_proxy(self, proxy: str, evidence: bytes) -> Receipt:
+        """Report a proxy with ``evidence`` (1..16384 bytes, published);
+        ``receipt.event(ProxyReported).report_id``."""
+        return self._send("reportProxy", proxy, evidence)
+
 
 class PatientProfiles(_Binding):
     """Patients' kfrag-verifying and box keys, under their own addresses."""
@@ -773,10 +889,14 @@ class PatientProfiles(_Binding):
     NAME = "PatientProfiles"
     EVENTS = (ProfileRegistered,)
 
-    def profile(self, patient: str) -> Profile:
+    def profile(self, patient: str, *, block: int | None = None) -> Profile:
         """The profile (reverts with ``PatientProfiles_NotRegistered`` if there is none)."""
-        (p,) = self._call("profileOf", patient)
+        (p,) = self._call("profileOf", patient, block=block)
         return Profile(Web3.to_checksum_address(patient), p[0], p[1], p[2])
+
+    def is_registered(self, patient: str, *, block: int | None = None) -> bool:
+        """Whether the address has registered a profile."""
+        return bool(self._call("isRegistered", patient, block=block)[0])
 
     def register(self, verifying_key: bytes, box_key: bytes) -> Receipt:
         """Register or replace the sender's profile keys."""
@@ -789,25 +909,29 @@ class RecordIndex(_Binding):
     NAME = "RecordIndex"
     EVENTS = (EntryAppended, WriterAuthorized, WriterRevoked)
 
-    # reads
-    def next_sequence(self, patient: str, tag: CategoryTag, writer: str) -> int:
+    # reads (each at ``block``, default latest)
+    def next_sequence(
+        self, patient: str, tag: CategoryTag, writer: str, *, block: int | None = None
+    ) -> int:
         """The sequence the next append by ``writer`` under (patient, tag) must name."""
-        return int(
-            self._call(
-                "nextSequence",
-                patient,
-                tag,
-                writer,
-            )[0]
-        )
+        return int(self._call("nextSequence", patient, tag, writer, block=block)[0])
 
-    def is_writer(self, patient: str, tag: CategoryTag, writer: str) -> bool:
-        """Whether ``writer`` may append under (patient, tag)."""
-        return bool(self._call("isWriter", patient, tag, writer)[0])
+    def is_writer(
+        self, patient: str, tag: CategoryTag, writer: str, *, block: int | None = None
+    ) -> bool:
+        """Whether ``writer`` may append under (patient, tag) now (authorized and an
+        active Provider, or the patient itself)."""
+        return bool(self._call("isWriter", patient, tag, writer, block=block)[0])
 
-    def head(self, patient: str) -> IndexHead:
-        """The patient's hash-chain head and entry count."""
-        (c,) = self._call("chainOf", patient)
+    def is_authorized(
+        self, patient: str, tag: CategoryTag, writer: str, *, block: int | None = None
+    ) -> bool:
+        """Whether ``writer`` holds an authorization for (patient, tag), membership aside."""
+        return bool(self._call("isAuthorized", patient, tag, writer, block=block)[0])
+
+    def head(self, patient: str, *, block: int | None = None) -> IndexHead:
+        """The patient's hash-chain head and entry count (at ``block``)."""
+        (c,) = self._call("chainOf", patient, block=block)
         return IndexHead(c[0], c[1])
 
     def entries(
@@ -818,44 +942,39 @@ class RecordIndex(_Binding):
 
     # transactions
     def authorize_writer(self, tag: CategoryTag, writer: str, sealed_payload: bytes) -> Receipt:
-        """Let ``writer`` append under the sender's ``tag``; the payload is sealed to it."""
+        """Let ``writer`` (an active Provider) append under the sender's ``tag``."""
         return self._send("authorizeWriter", tag, writer, sealed_payload)
 
     def revoke_writer(self, tag: CategoryTag, writer: str) -> Receipt:
         """Withdraw ``writer``'s authorization for the sender's ``tag``."""
         return self._send("revokeWriter", tag, writer)
 
-    def append(
-        self, patient: str, tag: CategoryTag, epoch: int, sequence: int, entry: bytes
+    def revoke_writers(self, tag: CategoryTag, writers: Sequence[str]) -> Receipt:
+        """Withdraw several writers of the sender's ``tag`` (each must be authorized)."""
+        return self._send("revokeWriters", tag, list(writers))
+
+    def rekey_writers(
+        self,
+        old_tag: CategoryTag,
+        new_tag: CategoryTag,
+        writers: Sequence[str],
+        sealed_payloads: Sequence[bytes],
     ) -> Receipt:
+        """Move writers from ``old_tag`` to ``new_tag`` (a new epoch) in one transaction."""
+        return self._send("rekeyWriters", old_tag, new_tag, list(writers), list(sealed_payloads))
+
+    def append(self, patient: str, tag: CategoryTag, sequence: int, entry: bytes) -> Receipt:
         """Append one entry; ``sequence`` must equal :meth:`next_sequence` (exactly-once)."""
-        return self._send("append", patient, tag, epoch, sequence, entry)
+        return self._send("append", patient, tag, sequence, entry)
 
     def append_batch(
-        self,
-        patient: str,
-        tag: CategoryTag,
-        epoch: int,
-        first_sequence: int,
-        entries: Sequence[bytes],
+        self, patient: str, tag: CategoryTag, first_sequence: int, entries: Sequence[bytes]
     ) -> Receipt:
         """Append entries under one tag; entry ``i`` gets ``first_sequence + i``."""
-        return self._send(
-            "appendBatch",
-            patient,
-            tag,
-            epoch,
-            first_sequence,
-            list(entries),
-        )
+        return self._send("appendBatch", patient, tag, first_sequence, list(entries))
 
     def append_once(
-        self,
-        patient: str,
-        tag: CategoryTag,
-        epoch: int,
-        first_sequence: int,
-        entries: Sequence[bytes],
+        self, patient: str, tag: CategoryTag, first_sequence: int, entries: Sequence[bytes]
     ) -> Appended:
         """Append ``entries`` at ``first_sequence`` exactly once, safe to call again.
 
@@ -873,9 +992,9 @@ class RecordIndex(_Binding):
         )
         try:
             if len(entries) == 1:
-                receipt = self.append(patient, tag, epoch, first_sequence, entries[0])
+                receipt = self.append(patient, tag, first_sequence, entries[0])
             else:
-                receipt = self.append_batch(patient, tag, epoch, first_sequence, entries)
+                receipt = self.append_batch(patient, tag, first_sequence, entries)
         except ContractRevert as exc:
             expected = exc.args_by_name.get("expected")
             if (
@@ -902,7 +1021,7 @@ class Appended:
 
 
 class Grants(_Binding):
-    """Grants, revocation, tag-wide revocation and access requests."""
+    """Grants, revocation, tag-wide revocation and sealed access requests."""
 
     NAME = "Grants"
     EVENTS = (
@@ -910,49 +1029,67 @@ class Grants(_Binding):
         GrantRevoked,
         TagRevoked,
         AccessRequested,
-        AccessRequestApproved,
-        AccessRequestDenied,
+        AccessRequestAnswered,
     )
 
-    # reads
-    def is_active(self, policy_id: PolicyId) -> bool:
-        """Whether the grant is active on chain time now."""
-        return bool(self._call("isActive", policy_id)[0])
+    # reads (each at ``block``, default latest)
+    def is_active(self, policy_id: PolicyId, *, block: int | None = None) -> bool:
+        """Whether the grant is active on chain time (of ``block``)."""
+        return bool(self._call("isActive", policy_id, block=block)[0])
 
-    def status(self, policy_id: PolicyId) -> GrantStatus:
-        """The grant's :class:`GrantStatus` on chain time."""
-        return GrantStatus(self._call("statusOf", policy_id)[0])
+    def status(self, policy_id: PolicyId, *, block: int | None = None) -> GrantStatus:
+        """The grant's :class:`GrantStatus` on chain time (of ``block``)."""
+        return GrantStatus(self._call("statusOf", policy_id, block=block)[0])
 
-    def policy(self, policy_id: PolicyId) -> Policy:
+    def policy(self, policy_id: PolicyId, *, block: int | None = None) -> Policy:
         """The stored grant (reverts with ``Grants_UnknownPolicy`` if there is none)."""
-        (p,) = self._call("policyOf", policy_id)
-        return Policy(policy_id, _py(p[0]), p[1], p[2], p[3], p[4], p[5])
+        (p,) = self._call("policyOf", policy_id, block=block)
+        return Policy(policy_id, _py(p[0]), p[1], p[2], p[3], p[4], p[5], bytes(p[6]))
 
-    def proxies_hash(self, policy_id: PolicyId) -> bytes:
-        """The stored hash of the grant's proxy list (zero if there is no grant)."""
-        return bytes(self._call("proxiesHashOf", policy_id)[0])
+    def active_window(self, policy_id: PolicyId, *, block: int | None = None) -> ActiveWindow:
+        """When the grant could be served (``Grants_UnknownPolicy`` if there is none)."""
+        patient, created, end, expiry, binding = self._call("activeWindow", policy_id, block=block)
+        return ActiveWindow(_py(patient), int(created), int(end), int(expiry), bytes(binding))
 
-    def generation(self, patient: str, tag: CategoryTag) -> int:
+    def binding(self, policy_id: PolicyId, *, block: int | None = None) -> bytes:
+        """The grant's stored 27-byte binding (zero if there is no grant)."""
+        return bytes(self._call("bindingOf", policy_id, block=block)[0])
+
+    def binding_for(
+        self, grantee: str, proxies: Sequence[str], *, block: int | None = None
+    ) -> bytes:
+        """The binding the contract computes for (grantee, proxies); equals ids.binding_for."""
+        return bytes(self._call("bindingFor", grantee, list(proxies), block=block)[0])
+
+    def generation(self, patient: str, tag: CategoryTag, *, block: int | None = None) -> int:
         """The current generation of a patient's tag (bumped by ``revoke_tag``)."""
-        return int(self._call("generationOf", patient, tag)[0])
+        return int(self._call("generationOf", patient, tag, block=block)[0])
 
-    def policy_count(self, patient: str) -> int:
+    def generation_ended_at(
+        self, patient: str, tag: CategoryTag, generation: int, *, block: int | None = None
+    ) -> int:
+        """The block at which that generation of the tag ended, 0 while it is current."""
+        return int(self._call("generationEndedAt", patient, tag, generation, block=block)[0])
+
+    def policy_count(self, patient: str, *, block: int | None = None) -> int:
         """Number of grants the patient ever created."""
-        return int(self._call("policyCount", patient)[0])
+        return int(self._call("policyCount", patient, block=block)[0])
 
-    def policies(self, patient: str, offset: int = 0, limit: int = 100) -> list[PolicyId]:
+    def policies(
+        self, patient: str, offset: int = 0, limit: int = 100, *, block: int | None = None
+    ) -> list[PolicyId]:
         """One page of the patient's policy ids, oldest first."""
-        page = self._call("policiesOf", patient, offset, limit)[0]
+        page = self._call("policiesOf", patient, offset, limit, block=block)[0]
         return [PolicyId(bytes(p)) for p in page]
 
-    def request(self, request_id: int) -> AccessRequest:
+    def request(self, request_id: int, *, block: int | None = None) -> AccessRequest:
         """An access request by id (``Grants_UnknownRequest`` if there is none)."""
-        (r,) = self._call("requestOf", request_id)
-        return AccessRequest(request_id, _py(r[0]), RequestStatus(r[1]), _py(r[2]), r[3])
+        (r,) = self._call("requestOf", request_id, block=block)
+        return AccessRequest(request_id, _py(r[0]), RequestStatus(r[1]), _py(r[2]))
 
-    def request_count(self) -> int:
+    def request_count(self, *, block: int | None = None) -> int:
         """Number of access requests ever made (ids 1 .. count)."""
-        return int(self._call("requestCount")[0])
+        return int(self._call("requestCount", block=block)[0])
 
     def hash_proxy_request(
         self,
@@ -961,6 +1098,8 @@ class Grants(_Binding):
         capsule_hashes: Sequence[bytes],
         nonce: int,
         deadline: int,
+        *,
+        block: int | None = None,
     ) -> bytes:
         """The EIP-712 digest a grantee signs for a proxy request (computed on chain)."""
         return bytes(
@@ -971,6 +1110,7 @@ class Grants(_Binding):
                 list(capsule_hashes),
                 nonce,
                 deadline,
+                block=block,
             )[0]
         )
 
@@ -984,37 +1124,40 @@ class Grants(_Binding):
         return self._send("revoke", policy_id)
 
     def revoke_tag(self, tag: CategoryTag) -> Receipt:
-        """Revoke every grant of the sender's ``tag`` at once (epoch bump)."""
+        """Revoke every grant of the sender's ``tag`` at once (generation bump)."""
         return self._send("revokeTag", tag)
 
-    def request_access(
-        self, patient: str, category: bytes, purpose: bytes, reason_hash: bytes
-    ) -> Receipt:
-        """Ask a patient for access; ``receipt.event(AccessRequested).request_id``."""
-        return self._send("requestAccess", patient, category, purpose, reason_hash)
+    def request_access(self, patient: str, sealed_request: bytes) -> Receipt:
+        """Send a patient a sealed request; ``receipt.event(AccessRequested).request_id``."""
+        return self._send("requestAccess", patient, sealed_request)
 
-    def approve_request(self, request_id: int, params: GrantParams) -> Receipt:
-        """Approve a pending request by creating the grant ``params`` for the requester."""
-        return self._send("approveRequest", request_id, params.as_abi())
-
-    def deny_request(self, request_id: int) -> Receipt:
-        """Deny a pending request addressed to the sender."""
-        return self._send("denyRequest", request_id)
+    def answer_request(self, request_id: int, sealed_answer: bytes) -> Receipt:
+        """Answer a pending request addressed to the sender with a sealed answer."""
+        return self._send("answerRequest", request_id, sealed_answer)
 
 
 class AuditLog(_Binding):
-    """Accesses served by proxies, logged per grant."""
+    """Accesses served by proxies, logged per grant with the grantees' signed requests."""
 
     NAME = "AuditLog"
     EVENTS = (AccessLogged,)
 
+    def domain_separator(self, *, block: int | None = None) -> bytes:
+        """The EIP-712 domain separator the log checks signatures under (Grants')."""
+        return bytes(self._call("domainSeparator", block=block)[0])
+
     def log_accesses(
-        self, policy_id: PolicyId, proxies: Sequence[str], accesses: Sequence[AccessEntry]
+        self,
+        policy_id: PolicyId,
+        grantee: str,
+        proxies: Sequence[str],
+        accesses: Sequence[AccessEntry],
     ) -> Receipt:
-        """Log served accesses; ``proxies`` is the grant's proxy list, in grant order."""
+        """Log served accesses; ``grantee`` and ``proxies`` (in grant order) are the grant's."""
         return self._send(
             "logAccesses",
             policy_id,
+            grantee,
             list(proxies),
             [a.as_abi() for a in accesses],
         )

@@ -107,10 +107,12 @@ def _constructor_args(
 
     if name == "ConsortiumRegistry":
         return [[Web3.to_checksum_address(a) for a in admins], admin_threshold]
-    if name == "Grants":
+    if name == "RecordIndex":
         return [need("ConsortiumRegistry")]
+    if name == "Grants":
+        return [need("ConsortiumRegistry"), need("PatientProfiles")]
     if name == "AuditLog":
-        return [need("Grants")]
+        return [need("Grants"), need("ConsortiumRegistry")]
     return []
 
 

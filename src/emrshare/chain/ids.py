@@ -14,7 +14,9 @@ from emrshare.types import CategoryTag, PolicyId, RecordId
 
 __all__ = [
     "FHIR_PURPOSES",
+    "BINDING_BYTES",
     "ZERO_HEAD",
+    "binding_for",
     "next_head",
     "policy_id",
     "proxies_hash",
@@ -27,7 +29,11 @@ __all__ = [
 #: The head of an empty index hash chain.
 ZERO_HEAD = bytes(32)
 
-#: Common FHIR PurposeOfUse codes (v3-PurposeOfUse); the contract accepts any upper-case code.
+#: Length of a grant's binding to its grantee and proxies (``bytes27`` on chain).
+BINDING_BYTES = 27
+
+#: Common FHIR PurposeOfUse codes (v3-PurposeOfUse). The purpose now travels only inside a
+#: sealed access request; :func:`purpose_code` still checks and encodes one.
 FHIR_PURPOSES = (
     "TREAT",
     "ETREAT",
@@ -75,6 +81,19 @@ def proxies_hash(proxies: Sequence[str]) -> bytes:
     return keccak(abi_encode(["address[]"], [[Web3.to_checksum_address(p) for p in proxies]]))
 
 
+def binding_for(grantee: str, proxies: Sequence[str]) -> bytes:
+    """The first 27 bytes of ``keccak256(abi.encode(grantee, proxies))``, as a grant stores it.
+
+    216 bits: finding another (grantee, proxies) with the same binding is a second-preimage
+    search of about 2**216 work.
+    """
+    encoded = abi_encode(
+        ["address", "address[]"],
+        [Web3.to_checksum_address(grantee), [Web3.to_checksum_address(p) for p in proxies]],
+    )
+    return bytes(keccak(encoded))[:BINDING_BYTES]
+
+
 def records_hash(record_ids: Iterable[bytes]) -> bytes:
     """``keccak256(id_1 || id_2 || …)``: what a proxy logs in ``AuditLog`` for a served batch.
 
@@ -85,15 +104,14 @@ def records_hash(record_ids: Iterable[bytes]) -> bytes:
     return bytes(keccak(b"".join(bytes(r) for r in record_ids)))
 
 
-def next_head(head: bytes, rid: bytes, epoch: int, entry: bytes) -> bytes:
-    """One step of a patient's index hash chain."""
-    return keccak(
-        abi_encode(["bytes32", "bytes32", "uint32", "bytes32"], [head, rid, epoch, keccak(entry)])
-    )
+def next_head(head: bytes, rid: bytes, entry: bytes) -> bytes:
+    """One step of a patient's index hash chain:
+    ``keccak256(abi.encode(head, recordId, keccak256(entry)))``."""
+    return keccak(abi_encode(["bytes32", "bytes32", "bytes32"], [head, rid, keccak(entry)]))
 
 
 def purpose_code(code: str) -> bytes:
-    """A FHIR PurposeOfUse code ("TREAT") as the contract's left-aligned ``bytes32``."""
+    """A FHIR PurposeOfUse code ("TREAT") as a left-aligned ``bytes32`` (checked)."""
     if not (1 <= len(code) <= 32) or not code.isascii() or not code.isalpha() or not code.isupper():
         raise ValueError(f"{code!r} is not an upper-case FHIR PurposeOfUse code such as 'TREAT'")
     return code.encode().ljust(32, b"\0")
@@ -108,8 +126,6 @@ class _Entry(Protocol):  # what verify_chain reads from an EntryAppended event
     def author(self) -> str: ...
     @property
     def sequence(self) -> int: ...
-    @property
-    def epoch(self) -> int: ...
     @property
     def head(self) -> bytes: ...
     @property
@@ -128,7 +144,7 @@ def verify_chain(entries: Iterable[_Entry], *, head: bytes = ZERO_HEAD) -> tuple
     count = 0
     for ev in entries:
         rid = record_id(ev.patient, CategoryTag(ev.tag), ev.author, ev.sequence)
-        head = next_head(head, rid, ev.epoch, ev.entry)
+        head = next_head(head, rid, ev.entry)
         if head != ev.head:
             raise IndexIntegrityError(
                 f"index entry {count} (record 0x{rid.hex()}) does not extend the patient's "

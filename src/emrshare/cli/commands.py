@@ -139,6 +139,8 @@ def audit(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     "category": e.category,
                     "records": [_hex(r) for r in e.record_ids] if e.record_ids else None,
                     "count": e.count,
+                    "nonce": e.nonce,
+                    "evaluated_at_block": e.evaluated_at_block,
                     "block": e.block_number,
                     "time": _when(e.timestamp),
                 }
@@ -403,7 +405,9 @@ def request_add(
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
     category: Annotated[str, typer.Option(help="category name")],
     purpose: Annotated[str, typer.Option(help="FHIR PurposeOfUse: TREAT, HPAYMT, …")] = "TREAT",
-    reason: Annotated[str, typer.Option(help="free text; only its hash goes on chain")] = "",
+    reason: Annotated[
+        str, typer.Option(help="free text, at most 200 bytes; sealed to the patient")
+    ] = "",
     json_out: JsonOpt = False,
 ) -> None:
     """Ask a patient for access to one category."""
@@ -438,8 +442,10 @@ def request_list(
                     "requester": r.requester,
                     "category": r.category,
                     "purpose": r.purpose,
+                    "reason": r.reason,
                     "status": r.status,
                     "policy_id": _hex(r.policy_id) if r.policy_id else None,
+                    "policy_ids": [_hex(p) for p in r.policy_ids],
                 }
                 for r in reqs
             ]
@@ -447,8 +453,11 @@ def request_list(
         return
     table(
         "access requests",
-        ["#", "requester", "patient", "category", "purpose", "status"],
-        [(r.request_id, r.requester, r.patient, r.category, r.purpose, r.status) for r in reqs],
+        ["#", "requester", "patient", "category", "purpose", "reason", "status"],
+        [
+            (r.request_id, r.requester, r.patient, r.category, r.purpose, r.reason, r.status)
+            for r in reqs
+        ],
     )
 
 

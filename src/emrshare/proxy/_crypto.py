@@ -45,13 +45,16 @@ def kfrag_opener(
     def open_kfrag(
         sealed: bytes, ev: GrantCreated, verifying_pk: bytes, receiving_pk: bytes
     ) -> StoredKfrag:
-        verified = open_sealed_kfrag(sealed, proxy_keys).verify(
+        kfrag = open_sealed_kfrag(sealed, proxy_keys)
+        # The chain no longer carries the epoch: the patient-signed binding does, and its
+        # tag (checked against the chain's) is derived from (category, epoch).
+        verified = kfrag.verify(
             patient_verifying_key=_pk(verifying_pk, "patient verifying key"),
             policy_id=PolicyId(ev.policy_id),
             patient=Address(to_checksum_address(ev.patient)),
             grantee=Address(to_checksum_address(ev.grantee)),
             tag=CategoryTag(ev.tag),
-            epoch=ev.epoch,
+            epoch=kfrag.binding.epoch,
             grantee_receiving_key=_pk(receiving_pk, "grantee receiving key"),
         )
         return StoredKfrag(
@@ -66,13 +69,14 @@ def kfrag_opener(
 
 def load_kfrag(stored: StoredKfrag, policy: PolicyRecord) -> VerifiedProxyKeyFrag:
     """Parse a stored kfrag and verify it again against the policy it was accepted for."""
-    return ProxyKeyFrag.from_bytes(stored.kfrag).verify(
+    kfrag = ProxyKeyFrag.from_bytes(stored.kfrag)
+    return kfrag.verify(
         patient_verifying_key=_pk(stored.verifying_pk, "patient verifying key"),
         policy_id=PolicyId(policy.policy_id),
         patient=Address(to_checksum_address(policy.patient)),
         grantee=Address(to_checksum_address(policy.grantee)),
         tag=CategoryTag(policy.tag),
-        epoch=policy.epoch,
+        epoch=kfrag.binding.epoch,
         grantee_receiving_key=_pk(stored.receiving_pk, "grantee receiving key"),
     )
 

@@ -95,8 +95,13 @@ class AuditFlusher:
             if policy is None:  # cannot happen: the serve needed the policy
                 log.error("journal names unknown policy 0x%s; kept for later", pid.hex())
                 continue
-            items = [AuditItem(e.requester, e.record_ids, e.block) for e in group]
-            raw, tx_hash = self.chain.sign_audit_batch(pid, policy.proxies, items, nonce)
+            items = [
+                AuditItem(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
+                for e in group
+            ]
+            raw, tx_hash = self.chain.sign_audit_batch(
+                pid, policy.grantee, policy.proxies, items, nonce
+            )
             batch_id = self.store.add_batch([e.id for e in group], raw, tx_hash, nonce)
             self.chain.broadcast(raw)
             self._broadcast_at[batch_id] = time.monotonic()

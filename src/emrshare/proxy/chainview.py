@@ -2,7 +2,7 @@
 
 The proxy never trusts a cached answer for a policy decision: :meth:`ProxyChain.policy_status`
 reads the grants contract at the block the request is evaluated at. Events feed only the
-proxy's own indexes (which capsule belongs to which patient, tag and epoch; which kfrag
+proxy's own indexes (which capsule belongs to which patient and tag; which kfrag
 belongs to which policy).
 """
 
@@ -37,7 +37,6 @@ class GrantCreated:
     patient: str
     grantee: str
     tag: bytes
-    epoch: int
     expiry: int
     threshold: int
     proxies: tuple[str, ...]
@@ -71,7 +70,6 @@ class EntryAppended:
     log_index: int
     patient: str
     tag: bytes
-    epoch: int
     record_id: bytes
     capsule_hash: bytes
     #: The parsed capsule, when the source already parsed it (saves parsing it per request).
@@ -92,11 +90,16 @@ class PolicyStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AuditItem:
-    """One served request as it is logged on chain."""
+    """One served request as it is logged on chain: the grantee's signed request
+    (capsule hashes, nonce, deadline, 65-byte signature) and where it was evaluated
+    (``block`` and that block's timestamp ``block_time``)."""
 
-    requester: str
-    record_ids: tuple[bytes, ...]
+    capsule_hashes: tuple[bytes, ...]
+    nonce: int
+    deadline: int
     block: int
+    block_time: int
+    signature: bytes = field(repr=False)
 
 
 class ProxyChain(Protocol):
@@ -137,13 +140,22 @@ class ProxyChain(Protocol):
         """A member's registered Umbral receiving key (33 bytes)."""
         ...
 
+    def is_active_proxy(self, account: str, block: int) -> bool:
+        """Whether ``account`` holds the Proxy role and is not suspended at ``block``."""
+        ...
+
     def sign_audit_batch(
-        self, policy_id: bytes, proxies: Sequence[str], items: Sequence[AuditItem], nonce: int
+        self,
+        policy_id: bytes,
+        grantee: str,
+        proxies: Sequence[str],
+        items: Sequence[AuditItem],
+        nonce: int,
     ) -> tuple[bytes, bytes]:
         """Sign (not send) the audit-log transaction of one policy's accesses.
 
-        ``proxies`` is the policy's proxy list (the contract checks it); returns
-        (raw transaction, transaction hash).
+        ``grantee`` and ``proxies`` are the policy's (the contract checks them against its
+        binding); returns (raw transaction, transaction hash).
         """
         ...
 

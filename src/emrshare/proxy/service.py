@@ -59,6 +59,7 @@ class ProxyService:
         self.journal = GroupCommit(store)
         self.served = 0
         self.refused: dict[str, int] = {}
+        self._active_at: tuple[int, bool] | None = None
 
     def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
         """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
@@ -214,8 +215,21 @@ class ProxyService:
                 f"{me} is not one of the proxies of this policy",
                 block,
             )
+        try:
+            active = self._active_proxy(block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not active:
+            # TODO(issue #10): a dedicated RefusalReason.PROXY_SUSPENDED ("proxy_suspended")
+            # belongs in proxy/request.py; until it exists the closest reason is used.
+            return self._refuse(
+                RefusalReason.NOT_A_PROXY_OF_POLICY,
+                f"proxy_suspended: {me} is not an active Proxy member at block {block} "
+                "(suspended or removed by the consortium); ask another proxy of the policy",
+                block,
+            )
         entries = self.store.entries(req.capsule_hashes)
-        scope = (policy.patient.lower(), policy.tag, policy.epoch)
+        scope = (policy.patient.lower(), policy.tag)
         record_ids: list[bytes] = []
         for h in req.capsule_hashes:
             found = entries.get(h)
@@ -225,7 +239,7 @@ class ProxyService:
                     f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
                     block,
                 )
-            match = [e for e in found if (e.patient.lower(), e.tag, e.epoch) == scope]
+            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
             if not match:
                 return self._refuse(
                     RefusalReason.CAPSULE_WRONG_CATEGORY,
@@ -252,10 +266,33 @@ class ProxyService:
         cfrags = tuple(_crypto.reencrypt(c, kfrag) for c in capsules)
         # Journal (with the nonce) before the response leaves: a crash now cannot lose
         # the audit record, and the nonce is spent only by a serve.
-        self.journal.record(Serve(pid, signer, tuple(record_ids), block, req.nonce, req.deadline))
+        self.journal.record(
+            Serve(
+                pid,
+                signer,
+                tuple(record_ids),
+                block,
+                req.nonce,
+                req.deadline,
+                capsule_hashes=tuple(req.capsule_hashes),
+                signature=bytes(signed.signature),
+                block_time=now,
+            )
+        )
         with self._lock:
             self.served += len(cfrags)
         return Served(cfrags, block)
+
+    def _active_proxy(self, block: int) -> bool:
+        """Whether this proxy is an active Proxy member at ``block`` (one read per block)."""
+        with self._lock:
+            cached = self._active_at
+        if cached is not None and cached[0] == block:
+            return cached[1]
+        active = self.chain.is_active_proxy(self.chain.proxy_address, block)
+        with self._lock:
+            self._active_at = (block, active)
+        return active
 
     def _unknown_policy(self, pid: bytes, block: int) -> Refusal:
         try:

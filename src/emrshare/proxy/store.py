@@ -36,6 +36,10 @@ __all__ = [
     "StoredKfrag",
 ]
 
+#: Layout version, in ``meta``: 2 is the issue #10 layout (no epochs on chain; the
+#: journal keeps the grantee's signed request for the audit log).
+SCHEMA_VERSION = 2
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policies (
@@ -43,7 +47,6 @@ CREATE TABLE IF NOT EXISTS policies (
     patient TEXT NOT NULL,
     grantee TEXT NOT NULL,
     tag BLOB NOT NULL,
-    epoch INTEGER NOT NULL,
     expiry INTEGER NOT NULL,
     threshold INTEGER NOT NULL,
     proxies TEXT NOT NULL,
@@ -62,12 +65,11 @@ CREATE TABLE IF NOT EXISTS entries (
     capsule_hash BLOB NOT NULL,
     patient TEXT NOT NULL,
     tag BLOB NOT NULL,
-    epoch INTEGER NOT NULL,
     record_id BLOB NOT NULL,
     block INTEGER NOT NULL,
     -- The same capsule may be appended under several tags (by anyone authorized for
-    -- them); each appearance counts only for its own (patient, tag, epoch).
-    PRIMARY KEY (capsule_hash, patient, tag, epoch)
+    -- them); each appearance counts only for its own (patient, tag).
+    PRIMARY KEY (capsule_hash, patient, tag)
 );
 CREATE TABLE IF NOT EXISTS nonces (
     signer TEXT NOT NULL,
@@ -75,12 +77,20 @@ CREATE TABLE IF NOT EXISTS nonces (
     deadline INTEGER NOT NULL,
     PRIMARY KEY (signer, nonce)
 );
+-- One row per serve: exactly what AuditLog.logAccesses needs (the grantee's signed
+-- request: capsule hashes, nonce, deadline, signature; the block the proxy evaluated
+-- the grant at and that block's timestamp), plus the record ids for operators.
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     policy_id BLOB NOT NULL,
     requester TEXT NOT NULL,
     record_ids TEXT NOT NULL,
     block INTEGER NOT NULL,
+    capsule_hashes TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    block_time INTEGER NOT NULL,
     batch_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS journal_unbatched ON journal (batch_id);
@@ -102,7 +112,6 @@ class PolicyRecord:
     patient: str
     grantee: str
     tag: bytes
-    epoch: int
     expiry: int
     threshold: int
     proxies: tuple[str, ...]
@@ -125,30 +134,40 @@ class StoredKfrag:
 
 @dataclass(frozen=True, slots=True)
 class EntryRecord:
-    """An index entry, as far as the proxy needs it: whose, which tag and epoch."""
+    """An index entry, as far as the proxy needs it: whose, under which tag."""
 
     capsule_hash: bytes
     patient: str
     tag: bytes
-    epoch: int
     record_id: bytes
     block: int
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One served request, journaled before its response left."""
+    """One served request, journaled before its response left (see :class:`Serve`)."""
 
     id: int
     policy_id: bytes
     requester: str
     record_ids: tuple[bytes, ...]
     block: int
+    capsule_hashes: tuple[bytes, ...] = ()
+    nonce: int = 0
+    deadline: int = 0
+    signature: bytes = field(default=b"", repr=False)
+    block_time: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Serve:
-    """A serve to journal, with the request nonce it consumes."""
+    """A serve to journal, with the request nonce it consumes.
+
+    ``capsule_hashes``, ``nonce``, ``deadline`` and ``signature`` are the grantee's signed
+    request as served; ``block`` the block the grant was evaluated at and ``block_time``
+    that block's timestamp. The audit contract checks the signature against the grantee
+    (with this proxy as the request's proxy), so a serve without them cannot be logged.
+    """
 
     policy_id: bytes
     requester: str
@@ -156,6 +175,9 @@ class Serve:
     block: int
     nonce: int | None = None
     deadline: int = 0
+    capsule_hashes: tuple[bytes, ...] = ()
+    signature: bytes = field(default=b"", repr=False)
+    block_time: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +210,11 @@ class ProxyStore:
             raise ConfigurationError(f"cannot open the proxy database {path}: {exc}") from exc
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._check_schema(path)
         self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
         key = nacl.hash.blake2b(
             at_rest_secret,
             digest_size=32,
@@ -196,6 +222,20 @@ class ProxyStore:
             encoder=nacl.encoding.RawEncoder,
         )
         self._box = nacl.secret.SecretBox(key)
+
+    def _check_schema(self, path: Path) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if "meta" not in tables:
+            return  # a new database
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            self._db.close()
+            raise ConfigurationError(
+                f"the proxy database {path} has an older layout (schema "
+                f"{row[0] if row else 1}, this release uses {SCHEMA_VERSION}) made for the "
+                "previous contracts; start the proxy with a fresh data dir and let it "
+                "follow the new deployment from its start block"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -234,13 +274,12 @@ class ProxyStore:
     @staticmethod
     def put_policy(tx: sqlite3.Connection, p: PolicyRecord) -> None:
         tx.execute(
-            "INSERT OR IGNORE INTO policies VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO policies VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 p.policy_id,
                 p.patient,
                 p.grantee,
                 p.tag,
-                p.epoch,
                 p.expiry,
                 p.threshold,
                 json.dumps(list(p.proxies)),
@@ -261,12 +300,11 @@ class ProxyStore:
             patient=row[1],
             grantee=row[2],
             tag=row[3],
-            epoch=row[4],
-            expiry=row[5],
-            threshold=row[6],
-            proxies=tuple(json.loads(row[7])),
-            created_block=row[8],
-            revoked_block=row[9],
+            expiry=row[4],
+            threshold=row[5],
+            proxies=tuple(json.loads(row[6])),
+            created_block=row[7],
+            revoked_block=row[8],
         )
 
     def put_kfrag(self, tx: sqlite3.Connection, policy_id: bytes, stored: StoredKfrag) -> None:
@@ -325,8 +363,8 @@ class ProxyStore:
     @staticmethod
     def put_entry(tx: sqlite3.Connection, e: EntryRecord) -> None:
         tx.execute(
-            "INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?)",
-            (e.capsule_hash, e.patient, e.tag, e.epoch, e.record_id, e.block),
+            "INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?)",
+            (e.capsule_hash, e.patient, e.tag, e.record_id, e.block),
         )
 
     def entries(self, capsule_hashes: Sequence[bytes]) -> dict[bytes, list[EntryRecord]]:
@@ -368,11 +406,9 @@ class ProxyStore:
             ).fetchone()
         return row is not None
 
-    def journal(
-        self, policy_id: bytes, requester: str, record_ids: Sequence[bytes], block: int
-    ) -> int:
+    def journal(self, serve: Serve) -> int:
         """Durably record one serve (fsync'd commit); returns its journal id."""
-        self.journal_many([Serve(policy_id, requester, tuple(record_ids), block)])
+        self.journal_many([serve])
         with self._lock:
             return int(self._db.execute("SELECT max(id) FROM journal").fetchone()[0])
 
@@ -384,9 +420,20 @@ class ProxyStore:
                 [(s.requester, str(s.nonce), s.deadline) for s in serves if s.nonce is not None],
             )
             tx.executemany(
-                "INSERT INTO journal (policy_id, requester, record_ids, block) VALUES (?,?,?,?)",
+                "INSERT INTO journal (policy_id, requester, record_ids, block, capsule_hashes, "
+                "nonce, deadline, signature, block_time) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (s.policy_id, s.requester, json.dumps([r.hex() for r in s.record_ids]), s.block)
+                    (
+                        s.policy_id,
+                        s.requester,
+                        json.dumps([r.hex() for r in s.record_ids]),
+                        s.block,
+                        json.dumps([h.hex() for h in s.capsule_hashes]),
+                        str(s.nonce or 0),
+                        s.deadline,
+                        s.signature,
+                        s.block_time,
+                    )
                     for s in serves
                 ],
             )
@@ -394,12 +441,24 @@ class ProxyStore:
     def unbatched(self, limit: int) -> list[JournalEntry]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, policy_id, requester, record_ids, block FROM journal "
+                "SELECT id, policy_id, requester, record_ids, block, capsule_hashes, nonce, "
+                "deadline, signature, block_time FROM journal "
                 "WHERE batch_id IS NULL ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [
-            JournalEntry(r[0], r[1], r[2], tuple(bytes.fromhex(x) for x in json.loads(r[3])), r[4])
+            JournalEntry(
+                r[0],
+                r[1],
+                r[2],
+                tuple(bytes.fromhex(x) for x in json.loads(r[3])),
+                r[4],
+                tuple(bytes.fromhex(x) for x in json.loads(r[5])),
+                int(r[6]),
+                r[7],
+                bytes(r[8]),
+                r[9],
+            )
             for r in rows
         ]
 

@@ -75,7 +75,6 @@ class ChainWatcher:
                             patient=ev.patient,
                             grantee=ev.grantee,
                             tag=ev.tag,
-                            epoch=ev.epoch,
                             expiry=ev.expiry,
                             threshold=ev.threshold,
                             proxies=ev.proxies,
@@ -93,9 +92,7 @@ class ChainWatcher:
                 elif isinstance(ev, EntryAppended):
                     self.store.put_entry(
                         tx,
-                        EntryRecord(
-                            ev.capsule_hash, ev.patient, ev.tag, ev.epoch, ev.record_id, ev.block
-                        ),
+                        EntryRecord(ev.capsule_hash, ev.patient, ev.tag, ev.record_id, ev.block),
                     )
             self.store.set_cursor(tx, end)
         for pid in revoked:

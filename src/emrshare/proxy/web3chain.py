@@ -22,7 +22,6 @@ from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.client import ChainClient
 from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.ids import records_hash
 from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import ChainError, ContractRevert, EmrShareError
 from emrshare.proxy.chainview import (
@@ -35,7 +34,7 @@ from emrshare.proxy.chainview import (
     TagRevoked,
 )
 
-__all__ = ["Web3ProxyChain", "records_hash"]
+__all__ = ["Web3ProxyChain"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,6 +49,7 @@ _STATUS = {
 
 
 _STATUS_OF = bytes(keccak(b"statusOf(bytes32)"))[:4]
+_PROXY_ROLE = int(chain.Role.PROXY)
 
 
 def _int(value: Any) -> int:
@@ -196,7 +196,6 @@ class Web3ProxyChain:
                 patient=ev.patient,
                 grantee=ev.grantee,
                 tag=bytes(ev.tag),
-                epoch=ev.epoch,
                 expiry=ev.expiry,
                 threshold=ev.threshold,
                 proxies=ev.proxies,
@@ -217,7 +216,6 @@ class Web3ProxyChain:
             log_index=ev.log_index,
             patient=ev.patient,
             tag=bytes(ev.tag),
-            epoch=ev.epoch,
             record_id=bytes(ev.record_id),
             capsule_hash=sealed.capsule_hash,
             capsule=sealed.capsule,
@@ -246,33 +244,46 @@ class Web3ProxyChain:
         m = self.registry.functions.memberOf(Web3.to_checksum_address(member)).call(
             block_identifier=block
         )
-        return bytes(m[2])
+        return bytes(m[3])  # (role, admittedAt, suspendedAt, umbralKey, boxKey, endpoint)
+
+    @_chain_errors
+    def is_active_proxy(self, account: str, block: int) -> bool:
+        # hasRole is false for a suspended member (ConsortiumRegistry).
+        return bool(
+            self.registry.functions.hasRole(Web3.to_checksum_address(account), _PROXY_ROLE).call(
+                block_identifier=block
+            )
+        )
 
     @_chain_errors
     def sign_audit_batch(
-        self, policy_id: bytes, proxies: Sequence[str], items: Sequence[AuditItem], nonce: int
+        self,
+        policy_id: bytes,
+        grantee: str,
+        proxies: Sequence[str],
+        items: Sequence[AuditItem],
+        nonce: int,
     ) -> tuple[bytes, bytes]:
         accesses = [
-            (
-                Web3.to_checksum_address(i.requester),
-                records_hash(i.record_ids),
-                len(i.record_ids),
-                i.block,
-            )
+            (list(i.capsule_hashes), i.nonce, i.deadline, i.block, i.block_time, i.signature)
             for i in items
         ]
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
         tip = 1_000_000_000
         tx = self.audit.functions.logAccesses(
-            policy_id, [Web3.to_checksum_address(p) for p in proxies], accesses
+            policy_id,
+            Web3.to_checksum_address(grantee),
+            [Web3.to_checksum_address(p) for p in proxies],
+            accesses,
         ).build_transaction(
             {
                 "from": self._address,
                 "nonce": nonce,
                 "chainId": self.chain_id,
                 # Fixed, generous gas: the signed bytes are stored before broadcast and
-                # must stay valid without re-estimating.
-                "gas": 80_000 + 20_000 * len(accesses),
+                # must stay valid without re-estimating (signature recovery ~6k, each
+                # capsule hash ~1k of calldata, event and hashing).
+                "gas": 100_000 + sum(40_000 + 2_000 * len(i.capsule_hashes) for i in items),
                 "maxPriorityFeePerGas": tip,
                 "maxFeePerGas": 4 * base_fee + tip,
             }

@@ -14,18 +14,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain import (
+    ZERO_HEAD,
     ConsortiumRegistry,
     EntryAppended,
     GrantStatus,
-    MemberAdmitted,
+    RecordIndex,
     Role,
+    verify_chain,
 )
 from emrshare.crypto import IndexEntry, decrypt_stream
-from emrshare.errors import ConfigurationError, DecryptionError, VerificationError
+from emrshare.errors import (
+    ConfigurationError,
+    DecryptionError,
+    IndexIntegrityError,
+    VerificationError,
+)
 from emrshare.storage import BlobStore
 from emrshare.types import Address, CategoryTag, Cid, PolicyId, RecordId
 
@@ -90,37 +96,60 @@ class GrantInfo:
 
 @dataclass(frozen=True, slots=True)
 class AccessRequestInfo:
-    """A member's request for one category of a patient's records."""
+    """A member's request for one category of a patient's records.
+
+    The request and its answer are sealed on chain (see :mod:`emrshare.crypto.requests`):
+    the patient opens the request (``category``, ``purpose``, ``reason``), the requester
+    opens the answer (``status``, ``policy_ids``). A field the reader cannot open is
+    ``None`` (the requester reads back its own request from its local copy only).
+    ``status`` is ``pending``, ``approved`` or ``denied``.
+    """
 
     request_id: int
     patient: Address
     requester: Address
     category: str | None
-    category_ref: bytes
-    purpose: str
+    purpose: str | None
+    reason: str | None
     status: str
-    policy_id: PolicyId | None
+    policy_ids: tuple[PolicyId, ...]
     block_number: int
+
+    @property
+    def policy_id(self) -> PolicyId | None:
+        """The grant of the category's current epoch (the first one), if approved."""
+        return self.policy_ids[0] if self.policy_ids else None
 
 
 @dataclass(frozen=True, slots=True)
 class AccessEvent:
     """One access a proxy served and logged on chain (the patient's audit trail).
 
-    ``record_ids`` is filled when the logged records hash matches records the patient
-    knows; with M-of-N proxies one read is logged by each proxy that served it.
+    ``capsule_hashes`` are the capsules the grantee's signed request named;
+    ``record_ids`` the patient's records they belong to (aligned). ``evaluated_time`` is
+    the chain time of block ``evaluated_at_block`` (checked by the reader: the contract
+    cannot). With M-of-N proxies one read is logged by each proxy that served it.
+    ``anomaly`` is empty for an access :meth:`Patient.audit` shows, and says what failed
+    for one :meth:`Patient.audit_anomalies` returns.
     """
 
     policy_id: PolicyId
     requester: Address
     proxy: Address
-    count: int
-    records_hash: bytes
+    capsule_hashes: tuple[bytes, ...]
+    nonce: int
     evaluated_at_block: int
+    evaluated_time: int
     block_number: int
     timestamp: int
     category: str | None
     record_ids: tuple[RecordId, ...] | None
+    anomaly: str = ""
+
+    @property
+    def count(self) -> int:
+        """How many records (capsules) the access served."""
+        return len(self.capsule_hashes)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -162,14 +191,39 @@ def checksum(address: str) -> Address:
     return Address(Web3.to_checksum_address(address))
 
 
+class MembershipCache:
+    """Whether an account was an active Provider member at a block, read from the
+    registry at that block and cached per (account, block)."""
+
+    def __init__(self, registry: ConsortiumRegistry) -> None:
+        self.registry = registry
+        self._known: dict[tuple[str, int], bool] = {}
+
+    def provider_at(self, account: str, block: int) -> bool:
+        key = (checksum(account), block)
+        if key not in self._known:
+            self._known[key] = self.registry.has_role(key[0], Role.PROVIDER, block=block)
+        return self._known[key]
+
+
 def check_entry(
-    entry: IndexEntry, event: EntryAppended, patient: str, registry: ConsortiumRegistry
+    entry: IndexEntry,
+    event: EntryAppended,
+    patient: str,
+    epoch: int,
+    members: MembershipCache,
 ) -> IndexEntry:
-    """An opened entry must be the one the chain event says it is, signed by its author,
-    and the author must be the patient or a consortium member in the registry."""
+    """An opened entry must be the one the chain event says it is (record id, author, the
+    epoch its tag stands for), signed by its author, and the author must be the patient
+    or an active Provider member at the block the entry was appended in.
+
+    A member suspended or removed later keeps its earlier records valid; a record
+    appended while it was not an active Provider is refused (the contract refuses such
+    appends too; a reader does not rely on that).
+    """
     if (
         bytes(entry.record_id) != bytes(event.record_id)
-        or entry.epoch != event.epoch
+        or entry.epoch != epoch
         or checksum(entry.author) != checksum(event.author)
     ):
         raise VerificationError(
@@ -178,17 +232,44 @@ def check_entry(
         )
     entry.verify_author(checksum(patient))
     author = checksum(entry.author)
-    if (
-        author != checksum(patient)
-        and registry.role_of(author) is Role.NONE
-        # A member removed since keeps its past records valid: it was admitted once.
-        and not any(registry.events(MemberAdmitted, account=author))
-    ):
+    if author != checksum(patient) and not members.provider_at(author, event.block_number):
         raise VerificationError(
-            f"record 0x{bytes(event.record_id).hex()} was written by {author}, which was "
-            "never a consortium member; do not trust this record"
+            f"record 0x{bytes(event.record_id).hex()} was written by {author}, which was not "
+            f"an active Provider member at block {event.block_number}; do not trust this record"
         )
     return entry
+
+
+def verified_entries(
+    index: RecordIndex,
+    patient: str,
+    block: int,
+    *,
+    after: tuple[bytes, int, int] | None = None,
+) -> tuple[list[EntryAppended], tuple[bytes, int, int]]:
+    """The patient's index entries up to ``block``, checked to be the whole chain.
+
+    ``after`` is ``(head, count, last_block)`` of entries already verified (an incremental
+    refresh reads only the blocks after ``last_block``). The events must extend the hash
+    chain, and the resulting head **and** count must equal the contract's at ``block``:
+    a node that drops, reorders or forges events (also the last ones) is caught.
+    Returns the new entries and the new ``(head, count, block)``. Raises
+    :class:`IndexIntegrityError`.
+    """
+    head, count, last = after if after is not None else (ZERO_HEAD, 0, index.start_block - 1)
+    if block <= last:
+        return [], (head, count, last)
+    new = list(index.entries(patient, from_block=last + 1, to_block=block))
+    head, n = verify_chain(new, head=head)
+    count += n
+    chain = index.head(patient, block=block)
+    if chain.count != count or bytes(chain.head) != head:
+        raise IndexIntegrityError(
+            f"the index events of patient {checksum(patient)} up to block {block} do not "
+            f"match the chain's head ({count} events read, {chain.count} on chain): a node "
+            "withheld or altered events; query another node"
+        )
+    return new, (head, count, block)
 
 
 def stream_record(store: BlobStore, entry: IndexEntry, sink: IO[bytes] | Any) -> int:
@@ -260,20 +341,6 @@ def read_record_to(store: BlobStore, entry: IndexEntry, path: Path) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return size
-
-
-def category_ref(patient: str, category: str) -> bytes:
-    """The opaque 32-byte category reference an access request carries.
-
-    keccak256 of a domain, the patient address and the name: it is not the category name,
-    but a category name is guessable from a short list, so requests reveal which common
-    category was asked for to someone who tries them (see docs/threat-model.md).
-    """
-    return bytes(
-        keccak(
-            b"emrshare/access-request-category/v1" + bytes.fromhex(patient[2:]) + category.encode()
-        )
-    )
 
 
 def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:

@@ -488,17 +488,16 @@ class RecordWriter:
     def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
         first = jobs[0]
         tag = CategoryTag(bytes.fromhex(str(first.meta["tag"])[2:]))
-        epoch = int(first.meta["epoch"])
         index = self._contracts.index
         patient = Web3.to_checksum_address(first.patient)
         # eth-abi directly: web3's encode_abi walks every entry through its ABI mappers,
         # which cost more than the rest of a bulk append's Python.
         if len(jobs) == 1:
             selector, types = _abi_of("append")
-            data = selector + abi_encode(types, [patient, tag, epoch, first.sequence, sealed[0]])
+            data = selector + abi_encode(types, [patient, tag, first.sequence, sealed[0]])
         else:
             selector, types = _abi_of("appendBatch")
-            data = selector + abi_encode(types, [patient, tag, epoch, first.sequence, list(sealed)])
+            data = selector + abi_encode(types, [patient, tag, first.sequence, list(sealed)])
         # A bulk write sends many batches of one shape: the gas the first one used (the
         # dearest: it also creates the stream's counters), with the client's margin,
         # covers the rest, so they skip eth_estimateGas. A revert still raises

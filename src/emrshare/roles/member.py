@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -12,10 +13,11 @@ from typing import Any, Self
 
 import httpx
 import umbral_pre
-from eth_utils.crypto import keccak
+from nacl.public import PublicKey
 
-from emrshare._files import private_dir
+from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import (
+    AccessRequestAnswered,
     AccessRequested,
     Action,
     EntryAppended,
@@ -23,11 +25,9 @@ from emrshare.chain import (
     GrantStatus,
     MemberApplied,
     ProposalCreated,
-    RequestStatus,
     Role,
     WriterAuthorized,
     WriterRevoked,
-    purpose_code,
 )
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.events import event_topic, get_logs_paged, topic_for
@@ -42,6 +42,7 @@ from emrshare.crypto import (
     open_writer_authorization,
     validate_category,
 )
+from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_request
 from emrshare.errors import (
     AccessDenied,
     ConfigurationError,
@@ -56,15 +57,16 @@ from emrshare.network import Network
 from emrshare.roles._common import (
     AccessRequestInfo,
     GrantInfo,
+    MembershipCache,
     Progress,
     RecordInfo,
-    category_ref,
     check_entry,
     check_output_path,
     checksum,
     id32,
     read_record,
     read_record_to,
+    verified_entries,
 )
 from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.profiles import default_data_dir
@@ -108,7 +110,8 @@ class Requester:
         self._grants_seen: list[tuple[GrantCreated, GranteeMap]] = []
         self._grants_scanned = network.contracts.grants.start_block
         self._entries: dict[str, dict[bytes, EntryAppended]] = {}
-        self._entries_scanned: dict[str, int] = {}
+        self._verified: dict[str, tuple[bytes, int, int]] = {}
+        self._members = MembershipCache(network.contracts.registry)
         self._endpoints: dict[str, str] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -142,24 +145,36 @@ class Requester:
     ) -> int:
         """Ask ``patient`` for ``category``, for a FHIR PurposeOfUse (TREAT, HPAYMT, …).
 
-        Returns the request id. Only a hash of ``reason`` goes on chain. An address with
-        no patient profile on chain is refused with a :class:`ConfigurationError` before
-        any transaction is sent.
+        Returns the request id. The category, purpose and reason are sealed to the
+        patient's box key and padded to one size (:mod:`emrshare.crypto.requests`): the
+        chain shows only that this member asked this patient something. A reason over
+        :data:`~emrshare.crypto.requests.MAX_REASON_BYTES` UTF-8 bytes, a bad category
+        or purpose, or an address with no patient profile on chain is refused with a
+        :class:`ConfigurationError` before any transaction is sent.
         """
         patient = checksum(patient)
-        category = validate_category(category)
-        self._require_patient(patient)
-        receipt = self._contracts.grants.request_access(
-            patient,
-            category_ref(patient, category),
-            purpose_code(purpose),
-            bytes(keccak(reason.encode())),
-        )
-        return int(receipt.event(AccessRequested).request_id)
-
-    def _require_patient(self, patient: Address) -> None:
         try:
-            self.network.contracts.profiles.profile(patient)
+            category = validate_category(category)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid category {category!r}: {exc}") from None
+        body = AccessRequestBody(
+            patient=patient,
+            requester=self.address,
+            category=category,
+            purpose=purpose,
+            reason=reason,
+            created_at=self.network.chain_time(),
+        )
+        profile = self._require_patient(patient)
+        sealed = seal_request(PublicKey(bytes(profile.box_key)), body)
+        receipt = self._contracts.grants.request_access(patient, sealed)
+        request_id = int(receipt.event(AccessRequested).request_id)
+        self._remember_request(request_id, body)
+        return request_id
+
+    def _require_patient(self, patient: Address) -> Any:
+        try:
+            return self.network.contracts.profiles.profile(patient)
         except ContractRevert as exc:
             if exc.name != "PatientProfiles_NotRegistered":
                 raise
@@ -168,26 +183,67 @@ class Requester:
                 "check the address, or ask the patient to register first"
             ) from exc
 
+    # The sealed request opens only for the patient: the requester keeps what it asked
+    # for locally (0600), to show it next to the answer.
+    def _requests_path(self) -> Path:
+        return self.state_dir / "requests.json"
+
+    def _sent_requests(self) -> dict[str, dict[str, str]]:
+        # A damaged file is a LocalStateError, never silently replaced by an empty one.
+        try:
+            return read_json_object(self._requests_path(), "the member's request log")
+        except FileNotFoundError:
+            return {}
+
+    def _remember_request(self, request_id: int, body: AccessRequestBody) -> None:
+        sent = self._sent_requests()
+        sent[str(request_id)] = {
+            "category": body.category,
+            "purpose": body.purpose,
+            "reason": body.reason,
+        }
+        write_atomically(self._requests_path(), json.dumps(sent, indent=2, sort_keys=True))
+
     def my_requests(self) -> list[AccessRequestInfo]:
-        """The requests this member made, with their answers."""
+        """The requests this member made, with their (sealed, now opened) answers.
+
+        ``category``, ``purpose`` and ``reason`` come from this machine's copy (``None``
+        for a request sent from elsewhere). An answer whose box does not open, or that
+        is not the answer to that request, leaves the request ``answered``.
+        """
         grants = self.network.contracts.grants
+        sent = self._sent_requests()
+        answers = {
+            ev.request_id: ev for ev in grants.events(AccessRequestAnswered, requester=self.address)
+        }
         out = []
         for ev in grants.events(AccessRequested, requester=self.address):
-            req = grants.request(ev.request_id)
+            status: str = "pending"
+            policies: tuple[PolicyId, ...] = ()
+            ans = answers.get(ev.request_id)
+            if ans is not None:
+                try:
+                    opened = open_answer(
+                        bytes(ans.sealed_answer),
+                        self.keys.box_private_key,
+                        request_id=ev.request_id,
+                        patient=checksum(ev.patient),
+                        requester=self.address,
+                    )
+                    status, policies = opened.decision, opened.policy_ids
+                except EmrShareError:
+                    status = "answered"
+            mine = sent.get(str(ev.request_id), {})
             out.append(
                 AccessRequestInfo(
                     request_id=ev.request_id,
                     patient=checksum(ev.patient),
                     requester=self.address,
-                    category=None,
-                    category_ref=bytes(ev.category),
-                    purpose=bytes(ev.purpose).rstrip(b"\0").decode(errors="replace"),
-                    status=req.status.name.lower(),
-                    policy_id=(
-                        PolicyId(bytes(req.policy_id))
-                        if req.status is RequestStatus.APPROVED
-                        else None
-                    ),
+                    category=mine.get("category"),
+                    purpose=mine.get("purpose"),
+                    reason=mine.get("reason"),
+                    status=status,
+                    policy_ids=policies,
                     block_number=ev.block_number,
                 )
             )
@@ -264,32 +320,45 @@ class Requester:
         if not named:
             return []
         out = []
-        for ev in self.network.contracts.index.entries(patient, [CategoryTag(t) for t in named]):
-            cat = named[bytes(ev.tag)][0]
+        for ev in self._patient_chain(patient).values():
+            if bytes(ev.tag) not in named:
+                continue
+            cat, epoch = named[bytes(ev.tag)]
             out.append(
                 RecordInfo(
                     record_id=RecordId(bytes(ev.record_id)),
                     patient=patient,
                     author=checksum(ev.author),
                     category=cat,
-                    epoch=ev.epoch,
+                    epoch=epoch,
                     tag=CategoryTag(bytes(ev.tag)),
                     block_number=ev.block_number,
                 )
             )
         return out
 
+    def _patient_chain(self, patient: str) -> dict[bytes, EntryAppended]:
+        """The patient's whole index up to the newest confirmed block, verified.
+
+        A grantee reads one category, but it verifies the patient's whole hash chain (a
+        node cannot withhold entries, also not the newest): the events read since the last
+        call extend the verified head, and the head and count must equal the contract's
+        at that block (:class:`IndexIntegrityError` otherwise). Kept in order, by record id.
+        """
+        seen = self._entries.setdefault(patient, {})
+        new, self._verified[patient] = verified_entries(
+            self.network.contracts.index,
+            patient,
+            self.network.chain.safe_block(),
+            after=self._verified.get(patient),
+        )
+        for ev in new:
+            seen[bytes(ev.record_id)] = ev
+        return seen
+
     def _entry_event(self, patient: str, record: RecordId | bytes | str) -> EntryAppended:
         rid = id32(record)
-        index = self.network.contracts.index
-        seen = self._entries.setdefault(patient, {})
-        if rid not in seen:
-            start = self._entries_scanned.get(patient, index.start_block)
-            end = self.network.chain.safe_block()
-            if end >= start:
-                for ev in index.entries(patient, from_block=start, to_block=end):
-                    seen[bytes(ev.record_id)] = ev
-                self._entries_scanned[patient] = end + 1
+        seen = self._patient_chain(patient)
         if rid not in seen:
             raise ConfigurationError(f"no record 0x{rid.hex()} in the index of patient {patient}")
         return seen[rid]
@@ -325,7 +394,14 @@ class Requester:
         # With no active grant we still ask the proxies with the newest one: they are the
         # authority, and their refusal carries the reason (revoked, expired).
         grant, gmap = (active or candidates)[-1]
-        endpoints = [ProxyEndpoint(p, self._endpoint(p)) for p in grant.proxies]
+        # Only active Proxy members count (a suspended or removed proxy's answer is not
+        # asked for, so its cfrags cannot make up the threshold); one registry read each.
+        registry = self.network.contracts.registry
+        endpoints = [
+            ProxyEndpoint(p, self._endpoint(p))
+            for p in grant.proxies
+            if registry.has_role(p, Role.PROXY)
+        ]
         policy = ThresholdPolicy.from_grantee_map(
             gmap, endpoints, self.keys.receiving_public_key.to_compressed_bytes()
         )
@@ -348,7 +424,7 @@ class Requester:
                 raise GrantExpired(str(exc), exc.reasons) from exc
             raise
         entry = open_entry_as_grantee(sealed, self.keys, gmap, result.cfrags[0])
-        return check_entry(entry, ev, patient, self.network.contracts.registry)
+        return check_entry(entry, ev, patient, gmap.epoch, self._members)
 
     def _reencrypt(self, client: Any, policy: Any, sealed: SealedEntry) -> Any:
         # "Not now" answers (a proxy has not seen a fresh grant yet, or is down) are

@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nacl.public import PublicKey
+
 from emrshare._files import private_dir
 from emrshare.chain import (
     AccessLogged,
+    AccessRequestAnswered,
     AccessRequested,
     EntryAppended,
     GrantCreated,
@@ -21,8 +24,6 @@ from emrshare.chain import (
     RequestStatus,
     Role,
     policy_id,
-    records_hash,
-    verify_chain,
 )
 from emrshare.crypto import (
     IndexEntry,
@@ -36,41 +37,38 @@ from emrshare.crypto import (
     seal_writer_authorization,
     validate_category,
 )
-from emrshare.errors import ConfigurationError, ContractRevert, GrantRevoked
+from emrshare.crypto.requests import (
+    AccessAnswer,
+    AccessRequestBody,
+    open_answer,
+    open_request,
+    policy_ids_for_answer,
+    seal_answer,
+)
+from emrshare.errors import ConfigurationError, ContractRevert, EmrShareError, GrantRevoked
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
     GrantInfo,
+    MembershipCache,
     Progress,
     RecordInfo,
-    category_ref,
     check_entry,
     check_output_path,
     checksum,
     id32,
     read_record,
     read_record_to,
+    verified_entries,
 )
 from emrshare.roles._state import load_epochs, save_epochs
 from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.profiles import default_data_dir
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
-__all__ = ["COMMON_CATEGORIES", "Patient"]
-
-#: Category names a patient recognises in access requests even before using them.
-COMMON_CATEGORIES = (
-    "lab",
-    "imaging",
-    "medication",
-    "allergies",
-    "immunizations",
-    "notes",
-    "discharge",
-    "genomics",
-)
+__all__ = ["Patient"]
 
 Expiry = timedelta | datetime | int
 
@@ -117,6 +115,9 @@ class Patient:
         for c in known_categories:
             self._epochs.setdefault(validate_category(c), 0)
         self._writer: RecordWriter | None = None
+        self._members = MembershipCache(network.contracts.registry)
+        self._verified: tuple[bytes, int, int] | None = None
+        self._chain: list[EntryAppended] = []
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
@@ -211,20 +212,28 @@ class Patient:
         index = self.network.contracts.index
         for e in range(self.epoch(category) + 1):
             tag = self.keys.tag(category, e)
-            if index.is_writer(self.address, tag, writer):
+            # The raw authorization: a suspended member's still stands (it would write
+            # again once reinstated), so it is withdrawn too.
+            if index.is_authorized(self.address, tag, writer):
                 self._contracts.index.revoke_writer(tag, writer)
 
     def writers(self, category: str) -> list[Address]:
-        """Members currently allowed to write ``category`` at its current epoch."""
+        """Members currently allowed to write ``category`` at its current epoch (authorized
+        and active Providers now)."""
+        tag = self.keys.tag(category, self.epoch(category))
+        index = self.network.contracts.index
+        return [w for w in self._authorized(tag) if index.is_writer(self.address, tag, w)]
+
+    def _authorized(self, tag: CategoryTag) -> list[Address]:
+        """Members holding an authorization for ``tag``, whether active members or not."""
         from emrshare.chain import WriterAuthorized
 
-        tag = self.keys.tag(category, self.epoch(category))
         index = self.network.contracts.index
         seen = {
             checksum(ev.writer)
             for ev in index.events(WriterAuthorized, patient=self.address, tag=tag)
         }
-        return sorted(w for w in seen if index.is_writer(self.address, tag, w))
+        return sorted(w for w in seen if index.is_authorized(self.address, tag, w))
 
     # -- grants -------------------------------------------------------------------------
 
@@ -271,7 +280,6 @@ class Patient:
             nonce=nonce,
             grantee=pub.address,
             tag=self.keys.tag(category, epoch),
-            epoch=epoch,
             expiry=expiry,
             proxies=list(grant.proxies),
             threshold=m,
@@ -297,20 +305,34 @@ class Patient:
         With ``all_epochs`` (default) earlier epochs of the category are granted too, so
         the grantee reads the whole history; the returned grant is the current epoch's.
         """
+        infos = self._grant_epochs(grantee, category, expires, proxies, threshold, all_epochs)
+        return infos[-1]
+
+    def _grant_epochs(
+        self,
+        grantee: str,
+        category: str,
+        expires: Expiry,
+        proxies: list[str] | None,
+        threshold: int | None,
+        all_epochs: bool,
+    ) -> list[GrantInfo]:
+        """One grant per epoch (oldest first; the last one is the current epoch's)."""
         epoch = self._remember(category)
         expiry = self._expiry(expires)
         epochs = range(epoch + 1) if all_epochs else [epoch]
-        info: GrantInfo | None = None
+        infos = []
         for e in epochs:
             params = self._grant_params(grantee, category, e, expiry, proxies, threshold)
             receipt = self._contracts.grants.grant(params)
-            info = self._info(receipt.event(GrantCreated))
-        assert info is not None
-        return info
+            infos.append(self._info(receipt.event(GrantCreated)))
+        return infos
 
     def _info(self, ev: GrantCreated, status: GrantStatus | None = None) -> GrantInfo:
         names = self._tags()
-        category, _ = names.get(bytes(ev.tag), (None, ev.epoch))
+        # The chain no longer carries the epoch: the patient knows it from its own tags
+        # (0 for a tag this machine cannot name).
+        category, epoch = names.get(bytes(ev.tag), (None, 0))
         if status is None:
             status = self.network.contracts.grants.status(ev.policy_id)
         return GrantInfo(
@@ -318,7 +340,7 @@ class Patient:
             patient=checksum(ev.patient),
             grantee=checksum(ev.grantee),
             category=category,
-            epoch=ev.epoch,
+            epoch=epoch,
             tag=CategoryTag(bytes(ev.tag)),
             expiry=ev.expiry,
             threshold=ev.threshold,
@@ -368,11 +390,11 @@ class Patient:
             self._contracts.grants.revoke(PolicyId(pid))
         if not new_epoch:
             return
-        category = self._tags().get(bytes(ev.tag), (None, 0))[0]
-        if category is None or ev.epoch != self.epoch(category):
+        category, epoch = self._tags().get(bytes(ev.tag), (None, 0))
+        if category is None or epoch != self.epoch(category):
             return  # an old epoch's grant: the current epoch is already beyond it
-        old_tag = self.keys.tag(category, ev.epoch)
-        writers = self.writers(category)
+        old_tag = self.keys.tag(category, epoch)
+        writers = self._authorized(old_tag)
         # One re-issued grant per remaining grantee: the one that lasts longest.
         remaining: dict[str, GrantCreated] = {}
         for e in events.values():
@@ -384,46 +406,98 @@ class Patient:
                 and (grantee not in remaining or e.expiry > remaining[grantee].expiry)
             ):
                 remaining[grantee] = e
-        self._epochs[category] = ev.epoch + 1
+        self._epochs[category] = epoch + 1
         self._save_state()
-        for w in writers:
-            self.authorize_writer(w, category)
+        self._rekey_writers(category, old_tag, epoch + 1, writers)
         for e in remaining.values():
             params = self._grant_params(
-                e.grantee, category, ev.epoch + 1, e.expiry, list(e.proxies), e.threshold
+                e.grantee, category, epoch + 1, e.expiry, list(e.proxies), e.threshold
             )
             self._contracts.grants.grant(params)
 
+    def _rekey_writers(
+        self, category: str, old_tag: CategoryTag, epoch: int, writers: list[Address]
+    ) -> None:
+        """Move every writer of ``old_tag`` to the new epoch's tag in one transaction, so
+        none stays authorized on the old tag. A writer that is no longer an active Provider
+        cannot be re-authorized: it is only revoked on the old tag."""
+        registry = self.network.contracts.registry
+        active = [w for w in writers if registry.has_role(w, Role.PROVIDER)]
+        gone = [w for w in writers if w not in active]
+        index = self._contracts.index
+        if active:
+            payloads = [
+                seal_writer_authorization(self.keys, self._member(w, "provider"), category, epoch)
+                for w in active
+            ]
+            index.rekey_writers(old_tag, self.keys.tag(category, epoch), active, payloads)
+        if gone:
+            index.revoke_writers(old_tag, gone)
+
     # -- access requests -----------------------------------------------------------------
 
-    def _category_of(self, ref: bytes) -> str | None:
-        for c in (*self._epochs, *COMMON_CATEGORIES):
-            if category_ref(self.address, c) == bytes(ref):
-                return c
-        return None
-
     def requests(self, *, pending_only: bool = False) -> list[AccessRequestInfo]:
-        """Access requests addressed to this patient, oldest first."""
+        """Access requests addressed to this patient, oldest first, opened.
+
+        Requests and answers are sealed on chain (only this patient reads the category,
+        purpose and reason; see :mod:`emrshare.crypto.requests`). A request whose box
+        does not open (not sealed to this patient, or copied from another request) is
+        listed with ``category``, ``purpose`` and ``reason`` ``None``: it can only be denied.
+        """
         grants = self.network.contracts.grants
+        answers = {
+            ev.request_id: ev for ev in grants.events(AccessRequestAnswered, patient=self.address)
+        }
         out = []
         for ev in grants.events(AccessRequested, patient=self.address):
             req = grants.request(ev.request_id)
             if pending_only and req.status is not RequestStatus.PENDING:
                 continue
+            body: AccessRequestBody | None
+            try:
+                body = open_request(
+                    bytes(ev.sealed_request),
+                    self.keys.box_private_key,
+                    patient=self.address,
+                    requester=checksum(ev.requester),
+                )
+            except EmrShareError:
+                body = None
+            status: str = "pending"
+            policies: tuple[PolicyId, ...] = ()
+            if req.status is not RequestStatus.PENDING:
+                status, policies = self._answer_of(answers.get(ev.request_id), ev)
             out.append(
                 AccessRequestInfo(
                     request_id=ev.request_id,
                     patient=checksum(ev.patient),
                     requester=checksum(ev.requester),
-                    category=self._category_of(ev.category),
-                    category_ref=bytes(ev.category),
-                    purpose=bytes(ev.purpose).rstrip(b"\0").decode(errors="replace"),
-                    status=req.status.name.lower(),
-                    policy_id=PolicyId(bytes(req.policy_id)) if any(req.policy_id) else None,
+                    category=body.category if body else None,
+                    purpose=body.purpose if body else None,
+                    reason=body.reason if body else None,
+                    status=status,
+                    policy_ids=policies,
                     block_number=ev.block_number,
                 )
             )
         return out
+
+    def _answer_of(
+        self, ans: AccessRequestAnswered | None, req: AccessRequested
+    ) -> tuple[str, tuple[PolicyId, ...]]:
+        if ans is None:
+            return "answered", ()
+        try:
+            opened = open_answer(
+                bytes(ans.sealed_answer),
+                self.keys.box_private_key,
+                request_id=req.request_id,
+                patient=self.address,
+                requester=checksum(req.requester),
+            )
+        except EmrShareError:
+            return "answered", ()
+        return opened.decision, opened.policy_ids
 
     def _request(self, request_id: int) -> AccessRequestInfo:
         for r in self.requests():
@@ -436,9 +510,31 @@ class Patient:
 
     def _pending_request(self, request_id: int) -> AccessRequestInfo:
         req = self._request(request_id)
-        if req.status != RequestStatus.PENDING.name.lower():
+        if req.status != "pending":
             raise _request_closed(req)
         return req
+
+    def _answer(self, req: AccessRequestInfo, approved: bool, policies: list[PolicyId]) -> None:
+        answer = AccessAnswer(
+            request_id=req.request_id,
+            patient=self.address,
+            requester=req.requester,
+            decision="approved" if approved else "denied",
+            policy_ids=policy_ids_for_answer(policies),
+            created_at=self.network.chain_time(),
+        )
+        blob = seal_answer(
+            answer,
+            requester_box_key=PublicKey(bytes(self.network.member(req.requester).box_key)),
+            patient_box_key=self.keys.box_public_key,
+        )
+        try:
+            self._contracts.grants.answer_request(req.request_id, blob)
+        except ContractRevert as exc:
+            # Answered in between (another device of this patient): say so, not the revert.
+            if exc.name != "Grants_RequestClosed":
+                raise
+            raise _request_closed(self._request(req.request_id)) from exc
 
     def approve(
         self,
@@ -448,59 +544,43 @@ class Patient:
         category: str | None = None,
         threshold: int | None = None,
     ) -> GrantInfo:
-        """Approve an access request: creates the grant (current epoch) in the same transaction.
+        """Approve an access request: grant the category (every epoch, so the requester
+        sees the whole history), then send the sealed answer naming the grants.
 
-        Earlier epochs of the category are granted in further transactions, so the
-        requester sees the whole history. A request that was already approved or denied
-        is a :class:`ConfigurationError`.
+        The grants and the answer are separate transactions, and nothing on chain links
+        them (the answer is sealed). A request that was already approved or denied is a
+        :class:`ConfigurationError`; one answered by another device of this patient
+        between the grants and the answer too (the grants stay: revoke them if unwanted).
+        Returns the current epoch's grant.
         """
         req = self._pending_request(request_id)
         name = category or req.category
         if name is None:
             raise ConfigurationError(
-                f"request #{request_id} names a category this patient does not recognise; "
-                "pass the category name explicitly"
+                f"request #{request_id} cannot be opened by this patient (it names no "
+                "category it can read); pass the category name explicitly, or deny it"
             )
-        epoch = self._remember(name)
-        expiry = self._expiry(expires)
-        params = self._grant_params(req.requester, name, epoch, expiry, None, threshold)
-        try:
-            receipt = self._contracts.grants.approve_request(request_id, params)
-        except ContractRevert as exc:
-            # Answered in between (another device of this patient): say so, not the revert.
-            if exc.name != "Grants_RequestClosed":
-                raise
-            raise _request_closed(self._request(request_id)) from exc
-        info = self._info(receipt.event(GrantCreated))
-        for e in range(epoch):
-            older = self._grant_params(req.requester, name, e, expiry, None, threshold)
-            self._contracts.grants.grant(older)
-        return info
+        infos = self._grant_epochs(req.requester, name, expires, None, threshold, True)
+        # The current epoch's grant first (an answer names at most 8), then the older ones.
+        self._answer(req, True, [i.policy_id for i in reversed(infos)])
+        return infos[-1]
 
     def deny(self, request_id: int) -> None:
         """Deny an access request (one already approved or denied is a ConfigurationError)."""
-        self._pending_request(request_id)
-        try:
-            self._contracts.grants.deny_request(request_id)
-        except ContractRevert as exc:
-            if exc.name != "Grants_RequestClosed":
-                raise
-            raise _request_closed(self._request(request_id)) from exc
+        self._answer(self._pending_request(request_id), False, [])
 
     # -- own records ----------------------------------------------------------------------
 
     def _entries(self) -> list[EntryAppended]:
-        index = self.network.contracts.index
-        entries = list(index.entries(self.address))
-        head, count = verify_chain(entries)
-        chain = index.head(self.address)
-        if chain.count == count and bytes(chain.head) != head:
-            from emrshare.errors import IndexIntegrityError
-
-            raise IndexIntegrityError(
-                "this patient's index events do not match the on-chain head; query another node"
-            )
-        return entries
+        """Every entry of this patient's index up to the newest confirmed block, verified
+        to be the whole hash chain there (count and head equal the contract's at that
+        block, so a withheld tail is an :class:`IndexIntegrityError`)."""
+        block = self.network.chain.safe_block()
+        new, self._verified = verified_entries(
+            self.network.contracts.index, self.address, block, after=self._verified
+        )
+        self._chain.extend(new)
+        return list(self._chain)
 
     def records(self, category: str | None = None) -> list[RecordInfo]:
         """This patient's records (optionally of one category), opened and verified."""
@@ -517,7 +597,7 @@ class Patient:
                     patient=self.address,
                     author=checksum(ev.author),
                     category=named[0],
-                    epoch=ev.epoch,
+                    epoch=named[1],
                     tag=CategoryTag(bytes(ev.tag)),
                     block_number=ev.block_number,
                     media_type=entry.media_type,
@@ -529,7 +609,7 @@ class Patient:
 
     def _open(self, ev: EntryAppended, named: tuple[str, int]) -> IndexEntry:
         entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), self.keys, *named)
-        return check_entry(entry, ev, self.address, self.network.contracts.registry)
+        return check_entry(entry, ev, self.address, named[1], self._members)
 
     def _find(self, record: RecordId | bytes | str) -> tuple[EntryAppended, tuple[str, int]]:
         rid = id32(record)
@@ -604,37 +684,91 @@ class Patient:
 
     def audit(self) -> list[AccessEvent]:
         """Who read which records, when: every access the proxies logged for this
-        patient's grants, oldest first."""
+        patient's grants that passes the reader's checks, oldest first.
+
+        A proxy can log what it likes through the audit contract, within the grant's
+        window; the contract checks the grantee's signature, but cannot check that the
+        logged ``evaluated_time`` is the real time of block ``evaluated_at``. So an entry
+        is shown only when its policy is this patient's, its requester is the policy's
+        grantee, its ``evaluated_time`` equals that block's timestamp, and every capsule
+        hash is one of this patient's entries under the policy's tag; repeats of one
+        (proxy, requester, nonce) are dropped. The rest is in :meth:`audit_anomalies`.
+        """
+        return [e for e in self._audit() if not e.anomaly]
+
+    def audit_anomalies(self) -> list[AccessEvent]:
+        """Logged accesses :meth:`audit` does not show, each with ``anomaly`` saying
+        which check failed (a proxy logging what did not happen, or a duplicate)."""
+        return [e for e in self._audit() if e.anomaly]
+
+    def _audit(self) -> list[AccessEvent]:
         self.network.settle()
         grants = {bytes(ev.policy_id): ev for ev in self._grant_events()}
-        if not grants:
-            return []
         tags = self._tags()
-        by_hash: dict[bytes, RecordId] = {}
-        for ev in self.network.contracts.index.entries(self.address):
-            by_hash[records_hash([bytes(ev.record_id)])] = RecordId(bytes(ev.record_id))
-        audit = self.network.contracts.audit
-        out = []
+        # capsule hash -> (tag, record id) of this patient's own, verified entries.
+        capsules: dict[bytes, list[tuple[bytes, RecordId]]] = {}
+        for ev in self._entries():
+            try:
+                h = SealedEntry.from_bytes(bytes(ev.entry)).capsule_hash
+            except EmrShareError:
+                continue  # an entry that does not parse names no capsule
+            capsules.setdefault(bytes(h), []).append((bytes(ev.tag), RecordId(bytes(ev.record_id))))
+        w3 = self.network.w3
         times: dict[int, int] = {}
-        for log in audit.events(AccessLogged, policy_id=list(grants)):
-            g = grants[bytes(log.policy_id)]
-            if log.block_number not in times:
-                times[log.block_number] = int(
-                    self.network.w3.eth.get_block(log.block_number)["timestamp"]
+
+        def time_of(block: int) -> int | None:
+            if block not in times:
+                try:
+                    times[block] = int(w3.eth.get_block(block)["timestamp"])
+                except Exception:
+                    return None
+            return times[block]
+
+        out: list[AccessEvent] = []
+        seen: set[tuple[str, str, int]] = set()
+        for log in self.network.contracts.audit.events(AccessLogged, patient=self.address):
+            g = grants.get(bytes(log.policy_id))
+            hashes = tuple(bytes(h) for h in log.capsule_hashes)
+            rids: list[RecordId] = []
+            anomaly = ""
+            if g is None:
+                anomaly = "the policy is not a grant of this patient"
+            elif checksum(log.requester) != checksum(g.grantee):
+                anomaly = "the requester is not the grantee of the policy"
+            elif time_of(log.evaluated_at) != log.evaluated_time:
+                anomaly = (
+                    f"the logged evaluation time {log.evaluated_time} is not the time of "
+                    f"block {log.evaluated_at}"
                 )
-            rid = by_hash.get(bytes(log.records_hash))
+            else:
+                for h in hashes:
+                    match = [rid for tag, rid in capsules.get(h, []) if tag == bytes(g.tag)]
+                    if not match:
+                        anomaly = (
+                            f"capsule 0x{h.hex()} is not one of this patient's records "
+                            "under the policy's category"
+                        )
+                        break
+                    rids.append(match[0])
+            key = (checksum(log.proxy), checksum(log.requester), int(log.nonce))
+            if not anomaly and key in seen:
+                anomaly = "a repeat of an access this proxy already logged (same nonce)"
+            if not anomaly:
+                seen.add(key)
             out.append(
                 AccessEvent(
                     policy_id=PolicyId(bytes(log.policy_id)),
                     requester=checksum(log.requester),
                     proxy=checksum(log.proxy),
-                    count=log.count,
-                    records_hash=bytes(log.records_hash),
-                    evaluated_at_block=log.evaluated_at,
+                    capsule_hashes=hashes,
+                    nonce=int(log.nonce),
+                    evaluated_at_block=int(log.evaluated_at),
+                    evaluated_time=int(log.evaluated_time),
                     block_number=log.block_number,
-                    timestamp=times[log.block_number],
-                    category=tags.get(bytes(g.tag), (None, 0))[0],
-                    record_ids=(rid,) if rid is not None else None,
+                    timestamp=time_of(log.block_number) or 0,
+                    category=tags.get(bytes(g.tag), (None, 0))[0] if g is not None else None,
+                    record_ids=tuple(rids) if not anomaly else None,
+                    anomaly=anomaly,
                 )
             )
         return out

@@ -1,8 +1,9 @@
 """Fixtures for the chain tests: one deployment per node, actors bound to their keys.
 
 The contracts and the consortium (3 admins with threshold 2, a provider, 3 proxies and an
-insurer) are set up once per node, before the per-test snapshot of the ``chain`` fixture,
-so every test starts from the same state and its changes are reverted after it.
+insurer; a patient with a profile) are set up once per node, before the per-test snapshot
+of the ``chain`` fixture, so every test starts from the same state and its changes are
+reverted after it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from emrshare.chain import (
+    AccessEntry,
     Action,
     ChainClient,
     Contracts,
@@ -27,7 +30,7 @@ from emrshare.chain import (
 )
 from emrshare.chain.devnode import DevNode
 from emrshare.errors import ContractRevert
-from emrshare.types import CategoryTag
+from emrshare.types import CategoryTag, PolicyId
 
 ADMINS = (0, 1, 2)
 PATIENT, HOSPITAL, PROXY_A, PROXY_B, PROXY_C, INSURER, OUTSIDER = 3, 4, 5, 6, 7, 8, 9
@@ -55,6 +58,9 @@ def base_deployment(devnode: DevNode, dev_keys: list[bytes]) -> Deployment:
     for i in PROXIES:
         _admit(admin_c, base.with_client(ChainClient(w3, dev_keys[i])), Role.PROXY, f"http://p{i}")
     _admit(admin_c, base.with_client(ChainClient(w3, dev_keys[INSURER])), Role.INSURER)
+    base.with_client(ChainClient(w3, dev_keys[PATIENT])).profiles.register(
+        os.urandom(33), os.urandom(32)
+    )
     return dep
 
 
@@ -92,7 +98,6 @@ class Net:
             "nonce": os.urandom(32),
             "grantee": self.addr(grantee) if isinstance(grantee, int) else grantee,
             "tag": CategoryTag(b"\x11" * 32),
-            "epoch": 0,
             "expiry": self.chain_time() + 3600,
             "proxies": self.proxies,
             "threshold": 2,
@@ -101,6 +106,62 @@ class Net:
         }
         fields.update(over)
         return GrantParams(**fields)
+
+    def sign_request(
+        self,
+        signer: int,
+        proxy: int,
+        policy_id: PolicyId,
+        capsule_hashes: list[bytes],
+        nonce: int,
+        deadline: int,
+    ) -> bytes:
+        """The 65-byte EIP-712 signature by key ``signer`` of a ProxyRequest to ``proxy``."""
+        digest = self.as_(signer).grants.hash_proxy_request(
+            self.addr(proxy), policy_id, capsule_hashes, nonce, deadline
+        )
+        return bytes(Account.unsafe_sign_hash(digest, self.keys[signer]).signature)
+
+    def access(
+        self,
+        policy_id: PolicyId,
+        proxy: int,
+        *,
+        signer: int = HOSPITAL,
+        capsules: int = 2,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        at: int | None = None,
+        time: int | None = None,
+        **over: Any,
+    ) -> AccessEntry:
+        """A served access as ``proxy`` logs it: ``signer``'s signed request, evaluated at
+        block ``at`` (default latest) with that block's timestamp (or ``time``)."""
+        block = self.w3.eth.get_block("latest" if at is None else at)
+        caps = [os.urandom(32) for _ in range(capsules)]
+        n = int.from_bytes(os.urandom(8), "big") if nonce is None else nonce
+        dl = int(block["timestamp"]) + 600 if deadline is None else deadline
+        fields: dict[str, Any] = {
+            "capsule_hashes": caps,
+            "nonce": n,
+            "deadline": dl,
+            "evaluated_at": int(block["number"]),
+            "evaluated_time": int(block["timestamp"]) if time is None else time,
+            "signature": self.sign_request(signer, proxy, policy_id, caps, n, dl),
+        }
+        fields.update(over)
+        return AccessEntry(**fields)
+
+    def pass_proposal(
+        self, action: Action, target: int | str, role: Role = Role.NONE, **kw: Any
+    ) -> int:
+        """Propose (admin 0), approve (admin 1) and execute; returns the proposal id."""
+        addr = self.addr(target) if isinstance(target, int) else target
+        r = self.as_(0).registry.propose(action, addr, role, **kw)
+        pid = r.event(ProposalCreated).proposal_id
+        self.as_(1).registry.approve(pid)
+        self.as_(0).registry.execute(pid)
+        return pid
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Grants: create, revoke (stores the block), chain-time expiry, revoke-all, paging, EIP-712."""
+"""Grants: create (members, proxies, sizes checked), revoke (stores the block), chain-time
+expiry, revoke-all with the block it ended, the active window, paging, EIP-712."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ import pytest
 from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
-from emrshare.chain import GrantCreated, GrantRevoked, GrantStatus, TagRevoked, policy_id
-from emrshare.chain.ids import proxies_hash
-from emrshare.types import CategoryTag
+from emrshare.chain import (
+    Action,
+    ActiveWindow,
+    GrantCreated,
+    GrantRevoked,
+    GrantStatus,
+    TagRevoked,
+    binding_for,
+    policy_id,
+)
+from emrshare.types import CategoryTag, PolicyId
 
-from .conftest import HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXY_A, Net, reverts
+from .conftest import HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXY_A, PROXY_B, Net, reverts
+
+MAX = 2**256 - 1  # the index Grants_SealedTooLarge gives the sealed grantee map
 
 
 def test_grant_creates_a_policy_and_event(net: Net) -> None:
@@ -21,12 +32,12 @@ def test_grant_creates_a_policy_and_event(net: Net) -> None:
     ev = r.event(GrantCreated)
     pid = policy_id(net.addr(PATIENT), params.nonce)
     assert ev.policy_id == pid
-    assert (ev.patient, ev.grantee, ev.tag, ev.epoch, ev.expiry, ev.threshold) == (
+    assert (ev.patient, ev.grantee, ev.tag, ev.expiry, ev.generation, ev.threshold) == (
         net.addr(PATIENT),
         net.addr(HOSPITAL),
         params.tag,
-        0,
         params.expiry,
+        0,
         2,
     )
     assert ev.proxies == tuple(net.proxies)
@@ -35,13 +46,25 @@ def test_grant_creates_a_policy_and_event(net: Net) -> None:
     g = net.as_(OUTSIDER).grants
     assert g.is_active(pid) and g.status(pid) is GrantStatus.ACTIVE
     pol = g.policy(pid)
-    assert (pol.patient, pol.expiry, pol.revoked_at, pol.tag) == (
+    assert (pol.patient, pol.expiry, pol.generation, pol.revoked_at, pol.tag, pol.created_at) == (
         net.addr(PATIENT),
         params.expiry,
         0,
+        0,
         params.tag,
+        r.block_number,
     )
-    assert pol.proxies_hash == proxies_hash(net.proxies) == g.proxies_hash(pid)
+    binding = binding_for(net.addr(HOSPITAL), net.proxies)
+    assert len(binding) == 27
+    assert pol.binding == binding == g.binding(pid)
+    assert g.binding_for(net.addr(HOSPITAL), net.proxies) == binding
+    assert g.binding_for(net.addr(INSURER), net.proxies) == binding_for(
+        net.addr(INSURER), net.proxies
+    )
+    assert g.binding(PolicyId(os.urandom(32))) == bytes(27)
+    assert g.active_window(pid) == ActiveWindow(
+        net.addr(PATIENT), r.block_number, 0, params.expiry, binding
+    )
     found = list(g.events(GrantCreated, grantee=net.addr(HOSPITAL)))
     assert [e.policy_id for e in found] == [pid]
 
@@ -52,6 +75,7 @@ def test_policy_id_cannot_be_reused_or_front_run(net: Net) -> None:
     pid = policy_id(net.addr(PATIENT), params.nonce)
     reverts(lambda: net.as_(PATIENT).grants.grant(params), "Grants_PolicyExists", policyId=pid)
     # Someone else using the same nonce gets a different id (derived from msg.sender).
+    net.as_(INSURER).profiles.register(os.urandom(33), os.urandom(32))
     other = net.as_(INSURER).grants.grant(net.grant_params(grantee=HOSPITAL, nonce=params.nonce))
     assert other.event(GrantCreated).policy_id == policy_id(net.addr(INSURER), params.nonce)
 
@@ -114,6 +138,62 @@ def test_grant_parameter_rules(net: Net) -> None:
         proxyCount=33,
         max=32,
     )
+    out = net.addr(OUTSIDER)
+    reverts(lambda: g.grant(net.grant_params(grantee=OUTSIDER)), "Grants_NotMember", account=out)
+
+
+def test_attack_grant_to_non_proxy_refused(net: Net) -> None:
+    g = net.as_(PATIENT).grants
+    for who in (OUTSIDER, HOSPITAL):  # not a member; a member without the Proxy role
+        addr = net.addr(who)
+        reverts(
+            lambda a=addr: g.grant(net.grant_params(proxies=[*net.proxies[:2], a])),
+            "Grants_NotProxy",
+            proxy=addr,
+        )
+    # A suspended proxy is refused too, from the block of its suspension.
+    net.pass_proposal(Action.SUSPEND, PROXY_B)
+    reverts(lambda: g.grant(net.grant_params()), "Grants_NotProxy", proxy=net.addr(PROXY_B))
+    net.pass_proposal(Action.REINSTATE, PROXY_B)
+    g.grant(net.grant_params())
+
+
+def test_attack_grant_without_profile_refused(net: Net) -> None:
+    # A member with no patient profile (no keys to check kfrags against) cannot grant.
+    ins = net.as_(INSURER)
+    reverts(
+        lambda: ins.grants.grant(net.grant_params()), "Grants_NoProfile", caller=net.addr(INSURER)
+    )
+    reverts(
+        lambda: net.as_(OUTSIDER).grants.grant(net.grant_params()),
+        "Grants_NoProfile",
+        caller=net.addr(OUTSIDER),
+    )
+    ins.profiles.register(os.urandom(33), os.urandom(32))
+    assert ins.profiles.is_registered(net.addr(INSURER))
+    ins.grants.grant(net.grant_params())
+
+
+def test_attack_oversized_sealed_kfrag_refused(net: Net) -> None:
+    g = net.as_(PATIENT).grants
+    ok = [os.urandom(1024) for _ in range(3)]
+    for i, size in ((0, 1025), (2, 100_000), (1, 0)):
+        kfrags = list(ok)
+        kfrags[i] = os.urandom(size)
+        reverts(
+            lambda k=kfrags: g.grant(net.grant_params(sealed_kfrags=k)),
+            "Grants_SealedTooLarge",
+            index=i,
+            length=size,
+        )
+    for size in (2049, 0):
+        reverts(
+            lambda s=size: g.grant(net.grant_params(sealed_grantee_map=os.urandom(s))),
+            "Grants_SealedTooLarge",
+            index=MAX,
+            length=size,
+        )
+    g.grant(net.grant_params(sealed_kfrags=ok, sealed_grantee_map=os.urandom(2048)))
 
 
 def test_revoke_stores_the_block(net: Net) -> None:
@@ -142,7 +222,23 @@ def test_revoke_stores_the_block(net: Net) -> None:
         lambda: net.as_(PATIENT).grants.revoke(unknown), "Grants_UnknownPolicy", policyId=unknown
     )
     reverts(lambda: g.policy(unknown), "Grants_UnknownPolicy", policyId=unknown)
+    reverts(lambda: g.active_window(unknown), "Grants_UnknownPolicy", policyId=unknown)
     assert g.status(unknown) is GrantStatus.NONE and not g.is_active(unknown)
+    assert g.active_window(pid).end_block == r.block_number
+
+
+def test_reads_at_a_block(net: Net) -> None:
+    pg = net.as_(PATIENT).grants
+    created = pg.grant(net.grant_params())
+    pid = created.event(GrantCreated).policy_id
+    revoked = pg.revoke(pid).block_number
+    g = net.as_(OUTSIDER).grants
+    assert g.status(pid, block=created.block_number) is GrantStatus.ACTIVE
+    assert g.status(pid, block=revoked - 1) is GrantStatus.ACTIVE
+    assert g.status(pid, block=revoked) is GrantStatus.REVOKED
+    assert g.status(pid, block=created.block_number - 1) is GrantStatus.NONE
+    assert g.policy(pid, block=revoked - 1).revoked_at == 0
+    assert g.is_active(pid, block=created.block_number) and not g.is_active(pid)
 
 
 def test_expiry_is_judged_on_chain_time(net: Net) -> None:
@@ -160,9 +256,15 @@ def test_revoke_tag_invalidates_every_grant_of_the_tag_in_one_step(net: Net) -> 
     a = pg.grant(net.grant_params(tag=tag)).event(GrantCreated).policy_id
     b = pg.grant(net.grant_params(tag=tag, grantee=INSURER)).event(GrantCreated).policy_id
     c = pg.grant(net.grant_params(tag=other)).event(GrantCreated).policy_id
-    ev = pg.revoke_tag(tag).event(TagRevoked)
+    assert pg.generation_ended_at(net.addr(PATIENT), tag, 0) == 0
+    r = pg.revoke_tag(tag)
+    ev = r.event(TagRevoked)
     assert (ev.patient, ev.tag, ev.generation) == (net.addr(PATIENT), tag, 1)
     assert pg.generation(net.addr(PATIENT), tag) == 1
+    assert pg.generation_ended_at(net.addr(PATIENT), tag, 0) == r.block_number
+    assert pg.generation_ended_at(net.addr(PATIENT), tag, 1) == 0
+    assert pg.active_window(a).end_block == pg.active_window(b).end_block == r.block_number
+    assert pg.active_window(c).end_block == 0
     assert [pg.status(x) for x in (a, b, c)] == [
         GrantStatus.TAG_REVOKED,
         GrantStatus.TAG_REVOKED,
@@ -171,8 +273,12 @@ def test_revoke_tag_invalidates_every_grant_of_the_tag_in_one_step(net: Net) -> 
     d = pg.grant(net.grant_params(tag=tag)).event(GrantCreated)
     assert d.generation == 1 and pg.is_active(d.policy_id)
     # Another patient's tag with the same bytes is untouched.
+    net.as_(INSURER).profiles.register(os.urandom(33), os.urandom(32))
     e = net.as_(INSURER).grants.grant(net.grant_params(tag=tag)).event(GrantCreated).policy_id
     assert pg.is_active(e)
+    # Revoked one by one after the tag: the window still ends at the earlier block.
+    pg.revoke(a)
+    assert pg.active_window(a).end_block == r.block_number
 
 
 def test_policies_are_listed_with_paging(net: Net) -> None:

@@ -1,22 +1,28 @@
-"""ConsortiumRegistry: M-of-N admission, role change, removal, threshold, own keys."""
+"""ConsortiumRegistry: M-of-N admission, role change, removal, threshold, own keys, proxy
+reports, suspension and reinstatement."""
 
 from __future__ import annotations
 
 import os
 
+from eth_utils.crypto import keccak
+
 from emrshare.chain import (
     Action,
     MemberAdmitted,
+    MemberReinstated,
     MemberRemoved,
     MemberRoleChanged,
+    MemberSuspended,
     ProposalApproved,
     ProposalCreated,
     ProposalExecuted,
+    ProxyReported,
     Role,
     ThresholdChanged,
 )
 
-from .conftest import HOSPITAL, INSURER, OUTSIDER, PROXY_A, Net, reverts
+from .conftest import HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXY_A, PROXY_B, Net, reverts
 
 
 def _propose(net: Net, admin: int, action: Action, target: int, role: Role = Role.NONE) -> int:
@@ -196,3 +202,118 @@ def test_approvals_do_not_survive_an_admin_set_change(net: Net) -> None:
     net.as_(1).registry.execute(pid)
     reverts(lambda: net.as_(1).registry.approve(stale), "Registry_ProposalStale", proposalId=stale)
     reverts(lambda: net.as_(1).registry.execute(stale), "Registry_ProposalStale", proposalId=stale)
+
+
+def test_report_suspend_and_reinstate_a_proxy(net: Net) -> None:
+    a = net.addr(PROXY_A)
+    evidence = b"signed re-encryption served after revocation: " + bytes(range(200))
+    r = net.as_(HOSPITAL).registry.report_proxy(a, evidence)
+    rep = r.event(ProxyReported)
+    assert (rep.report_id, rep.proxy, rep.reporter, rep.evidence_hash, rep.evidence) == (
+        0,
+        a,
+        net.addr(HOSPITAL),
+        keccak(evidence),
+        evidence,
+    )
+    reg = net.as_(OUTSIDER).registry
+    assert reg.report_count() == 1
+    created = net.as_(0).registry.propose(Action.SUSPEND, a, reference=rep.evidence_hash)
+    pc = created.event(ProposalCreated)
+    assert (pc.action, pc.target, pc.reference) == (Action.SUSPEND, a, keccak(evidence))
+    assert reg.proposal(pc.proposal_id).reference == keccak(evidence)
+    net.as_(1).registry.approve(pc.proposal_id)
+    executed = net.as_(0).registry.execute(pc.proposal_id)
+    sus = executed.event(MemberSuspended)
+    assert (sus.account, sus.proposal_id) == (a, pc.proposal_id)
+    m = reg.member(a)
+    assert (m.role, m.suspended_at) == (Role.PROXY, executed.block_number)
+    assert reg.is_suspended(a) and reg.suspended_at(a) == executed.block_number
+    assert not reg.has_role(a, Role.PROXY) and not reg.is_active_member(a)
+    assert reg.role_of(a) is Role.PROXY  # the role is kept, only inactive
+    assert reg.has_role(a, Role.PROXY, block=executed.block_number - 1)
+    assert a not in [p.account for p in reg.proxies()]
+    assert reg.all_have_role(net.proxies, Role.PROXY) == (False, 0)
+    # A suspended member cannot report.
+    reverts(
+        lambda: net.as_(PROXY_A).registry.report_proxy(net.addr(PROXY_B), b"x"),
+        "Registry_NotMember",
+        account=a,
+    )
+    reverts(
+        lambda: net.as_(0).registry.propose(Action.SUSPEND, a),
+        "Registry_AlreadySuspended",
+        account=a,
+        suspendedAt=executed.block_number,
+    )
+    pid = net.pass_proposal(Action.REINSTATE, PROXY_A)
+    (back,) = list(reg.events(MemberReinstated, account=a))
+    assert back.account == a and reg.proposal(pid).reference == bytes(32)
+    assert reg.has_role(a, Role.PROXY) and reg.is_active_member(a) and not reg.is_suspended(a)
+    assert reg.all_have_role(net.proxies, Role.PROXY) == (True, 3)
+    reverts(
+        lambda: net.as_(0).registry.propose(Action.REINSTATE, a),
+        "Registry_NotSuspended",
+        account=a,
+    )
+
+
+def test_suspension_rules(net: Net) -> None:
+    reg = net.as_(0).registry
+    for who in (HOSPITAL, OUTSIDER, 0):  # a provider, a non-member, an admin
+        reverts(
+            lambda w=who: reg.propose(Action.SUSPEND, net.addr(w)),
+            "Registry_NotProxy",
+            account=net.addr(who),
+        )
+    # Validity is checked again at execution: a proxy suspended meanwhile is not again.
+    a = net.addr(PROXY_A)
+    first = reg.propose(Action.SUSPEND, a).event(ProposalCreated).proposal_id
+    second = reg.propose(Action.SUSPEND, a).event(ProposalCreated).proposal_id
+    net.as_(1).registry.approve(first)
+    net.as_(1).registry.approve(second)
+    at = reg.execute(first).block_number
+    reverts(lambda: reg.execute(second), "Registry_AlreadySuspended", account=a, suspendedAt=at)
+    with_ref = net.as_(0).registry.propose(Action.SET_THRESHOLD, a, Role.NONE, 1, b"\x01" * 32)
+    assert with_ref.event(ProposalCreated).reference == b"\x01" * 32
+    # Removing a suspended proxy clears it entirely.
+    net.pass_proposal(Action.REMOVE, PROXY_A)
+    assert net.as_(0).registry.role_of(a) is Role.NONE
+
+
+def test_report_rules(net: Net) -> None:
+    out = net.addr(OUTSIDER)
+    reverts(
+        lambda: net.as_(OUTSIDER).registry.report_proxy(net.addr(PROXY_A), b"e"),
+        "Registry_NotMember",
+        account=out,
+    )
+    reverts(
+        lambda: net.as_(PATIENT).registry.report_proxy(net.addr(PROXY_A), b"e"),
+        "Registry_NotMember",
+        account=net.addr(PATIENT),
+    )
+    hosp = net.as_(HOSPITAL).registry
+    reverts(
+        lambda: hosp.report_proxy(net.addr(INSURER), b"e"),
+        "Registry_NotProxy",
+        account=net.addr(INSURER),
+    )
+    for size in (0, 16385):
+        reverts(
+            lambda n=size: hosp.report_proxy(net.addr(PROXY_A), bytes(n)),
+            "Registry_InvalidEvidence",
+            length=size,
+        )
+    hosp.report_proxy(net.addr(PROXY_A), bytes(16384))
+    assert hosp.report_count() == 1
+
+
+def test_all_have_role_in_one_call(net: Net) -> None:
+    reg = net.as_(OUTSIDER).registry
+    assert reg.all_have_role([], Role.PROXY) == (True, 0)
+    assert reg.all_have_role(net.proxies, Role.PROXY) == (True, 3)
+    mixed = [net.proxies[0], net.addr(HOSPITAL), net.proxies[1]]
+    assert reg.all_have_role(mixed, Role.PROXY) == (False, 1)
+    assert reg.all_have_role([net.addr(HOSPITAL)], Role.PROVIDER) == (True, 1)
+    assert reg.is_active_member(net.addr(HOSPITAL)) and not reg.is_active_member(net.addr(OUTSIDER))

@@ -28,7 +28,6 @@ from web3 import Web3
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import Deployment, deploy_contracts
 from emrshare.chain.devnode import DevNode, free_port, spawn, stop_group
-from emrshare.chain.ids import records_hash
 from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import Grant, GranteeMap, make_grant, open_grantee_map
@@ -136,7 +135,7 @@ class Consortium:
             sealed = seal_entry(entry, patient.category_public_key(category, epoch))
             self.send(
                 patient.address,
-                index.functions.append(patient.address, tag, epoch, seq, bytes(sealed)),
+                index.functions.append(patient.address, tag, seq, bytes(sealed)),
             )
             out.append(sealed)
         return out
@@ -166,7 +165,6 @@ class Consortium:
             nonce,
             grantee.address,
             bytes(g.binding.tag),
-            epoch,
             expiry,
             list(g.proxies),
             threshold,
@@ -315,11 +313,14 @@ class ProxyProcess:
         except OSError:
             return ""
 
-    def journal(self) -> list[tuple[bytes, str, bytes, int]]:
-        """The proxy's audit journal as (policy, requester, records hash, block) rows."""
-        rows = self.query("SELECT policy_id, requester, record_ids, block FROM journal")
+    def journal(self) -> list[tuple[bytes, str, tuple[bytes, ...], int, int, int]]:
+        """The proxy's audit journal as (policy, requester, capsule hashes, nonce, block,
+        block time) rows: what each ``AccessLogged`` event must repeat."""
+        rows = self.query(
+            "SELECT policy_id, requester, capsule_hashes, nonce, block, block_time FROM journal"
+        )
         return [
-            (r[0], r[1], records_hash([bytes.fromhex(x) for x in json.loads(r[2])]), r[3])
+            (r[0], r[1], tuple(bytes.fromhex(x) for x in json.loads(r[2])), int(r[3]), r[4], r[5])
             for r in rows
         ]
 

@@ -84,7 +84,14 @@ async def test_every_serve_is_logged_on_chain_exactly_once(net_up: Net) -> None:
     for p in net.proxies:
         journal = Counter(p.journal())
         on_chain = Counter(
-            (bytes(e["policyId"]), e["requester"], bytes(e["recordsHash"]), e["evaluatedAt"])
+            (
+                bytes(e["policyId"]),
+                e["requester"],
+                tuple(bytes(h) for h in e["capsuleHashes"]),
+                e["nonce"],
+                e["evaluatedAt"],
+                e["evaluatedTime"],
+            )
             for e in logs
             if e["proxy"] == p.keys.address
         )

@@ -11,6 +11,7 @@ from eth_utils.crypto import keccak
 from emrshare.chain import (
     FHIR_PURPOSES,
     ZERO_HEAD,
+    binding_for,
     next_head,
     policy_id,
     proxies_hash,
@@ -41,6 +42,17 @@ def test_record_id_and_proxies_hash() -> None:
     assert proxies_hash([WRITER]) == keccak(encode(["address[]"], [[WRITER]]))
 
 
+def test_binding_is_the_first_27_bytes_of_abi_encoded_grantee_and_proxies() -> None:
+    proxies = [WRITER, "0x" + "cc" * 20]
+    full = keccak(encode(["address", "address[]"], [PATIENT, proxies]))
+    assert binding_for(PATIENT, proxies) == full[:27]
+    assert len(binding_for(PATIENT, [])) == 27
+    assert binding_for(PATIENT, proxies) != binding_for(WRITER, proxies)
+    assert binding_for(PATIENT, proxies) != binding_for(PATIENT, proxies[::-1])
+    # Pinned (the integration tests check the contract computes the same).
+    assert binding_for(PATIENT, proxies).hex() == full[:27].hex()
+
+
 def test_purpose_codes() -> None:
     assert purpose_code("TREAT") == b"TREAT" + bytes(27)
     assert all(len(purpose_code(c)) == 32 for c in FHIR_PURPOSES)
@@ -55,7 +67,6 @@ class _Ev:
     tag: bytes
     author: str
     sequence: int
-    epoch: int
     head: bytes
     entry: bytes
 
@@ -64,8 +75,8 @@ def _chain(n: int) -> list[_Ev]:
     out, head = [], ZERO_HEAD
     for i in range(n):
         entry = bytes([i]) * 10
-        head = next_head(head, record_id(PATIENT, TAG, WRITER, i), 1, entry)
-        out.append(_Ev(PATIENT, TAG, WRITER, i, 1, head, entry))
+        head = next_head(head, record_id(PATIENT, TAG, WRITER, i), entry)
+        out.append(_Ev(PATIENT, TAG, WRITER, i, head, entry))
     return out
 
 
@@ -81,7 +92,7 @@ def test_verify_chain_accepts_the_real_chain() -> None:
         lambda evs: evs[:1] + evs[2:],  # dropped
         lambda evs: [evs[1], evs[0], *evs[2:]],  # reordered
         lambda evs: [evs[0], replace(evs[1], entry=b"forged"), *evs[2:]],  # forged entry
-        lambda evs: [evs[0], replace(evs[1], epoch=2), *evs[2:]],  # forged epoch
+        lambda evs: [evs[0], replace(evs[1], sequence=7), *evs[2:]],  # forged sequence
         lambda evs: [evs[0], replace(evs[1], author=PATIENT), *evs[2:]],  # forged author
     ],
 )
@@ -98,15 +109,15 @@ def test_grant_params_are_checked_before_encoding() -> None:
         "nonce": b"\x01" * 32,
         "grantee": WRITER,
         "tag": TAG,
-        "epoch": 0,
         "expiry": 2**40 - 1,
         "proxies": [WRITER],
         "threshold": 1,
         "sealed_kfrags": [b"k"],
         "sealed_grantee_map": b"m",
     }
-    assert GrantParams(**ok).as_abi()[4] == 2**40 - 1
-    for bad in ({"expiry": 2**40}, {"nonce": b"short"}, {"threshold": 256}, {"epoch": -1}):
+    assert GrantParams(**ok).as_abi()[3] == 2**40 - 1
+    assert len(GrantParams(**ok).as_abi()) == 8  # no epoch on chain
+    for bad in ({"expiry": 2**40}, {"nonce": b"short"}, {"threshold": 256}, {"expiry": -1}):
         with pytest.raises(ValueError):
             GrantParams(**{**ok, **bad})  # type: ignore[arg-type]
 
@@ -132,6 +143,8 @@ def test_records_hash_has_one_definition() -> None:
     from emrshare.proxy import web3chain
     from emrshare.roles import patient
 
-    assert web3chain.records_hash is ids.records_hash
-    assert patient.records_hash is ids.records_hash
+    # The audit log now carries capsule hashes; callers that still use records_hash must
+    # use this one definition.
+    for module in (web3chain, patient):
+        assert getattr(module, "records_hash", ids.records_hash) is ids.records_hash
     assert chain.records_hash is ids.records_hash

@@ -22,11 +22,15 @@ def test_bindings_and_reverts_on_py_evm(evm_w3: Web3) -> None:
     c = Contracts.from_deployment(ChainClient(evm_w3, keys[1]), dep)
     p = c.index.client.address
     assert p is not None
-    r = c.index.append_batch(p, TAG, 0, 0, [b"a", b"b"])
+    r = c.index.append_batch(p, TAG, 0, [b"a", b"b"])
     assert len(r.events_of(EntryAppended)) == 2
     assert verify_chain(c.index.entries(p)) == (c.index.head(p).head, 2)
+    # Reads at a block work on eth-tester too (it wants the block as an int).
+    landed = r.block_number
+    assert c.index.head(p, block=landed).count == 2
+    assert c.index.head(p, block=landed - 1).count == 0
     with pytest.raises(ContractRevert) as info:
-        c.index.append(p, TAG, 0, 0, b"again")
+        c.index.append(p, TAG, 0, b"again")
     assert info.value.name == "RecordIndex_WrongSequence"
     assert (info.value.args_by_name["expected"], info.value.args_by_name["given"]) == (2, 0)
     ro = Contracts.from_deployment(ChainClient(evm_w3), dep)
@@ -45,14 +49,29 @@ def test_partial_deployment_wires_existing_addresses(evm_w3: Web3) -> None:
     with pytest.raises(DeploymentError, match="needs ConsortiumRegistry"):
         deploy_contracts(evm_w3, key, names=["Grants"])
     reg = deploy_contracts(evm_w3, key, names=["ConsortiumRegistry"])
-    rest = deploy_contracts(evm_w3, key, names=["Grants", "AuditLog"], existing=reg.addresses)
-    assert set(rest.addresses) == {"Grants", "AuditLog"}
-    from emrshare.chain import Grants
-
-    grants = Grants(ChainClient(evm_w3, key), rest.addresses["Grants"])
-    assert (
-        Web3.to_checksum_address(grants._call("registry")[0]) == reg.addresses["ConsortiumRegistry"]
+    with pytest.raises(DeploymentError, match="needs PatientProfiles"):
+        deploy_contracts(evm_w3, key, names=["Grants"], existing=reg.addresses)
+    rest = deploy_contracts(
+        evm_w3,
+        key,
+        names=["PatientProfiles", "RecordIndex", "Grants", "AuditLog"],
+        existing=reg.addresses,
     )
+    assert set(rest.addresses) == {"PatientProfiles", "RecordIndex", "Grants", "AuditLog"}
+    from emrshare.chain import AuditLog, Grants, RecordIndex
+
+    client = ChainClient(evm_w3, key)
+    grants = Grants(client, rest.addresses["Grants"])
+    registry = reg.addresses["ConsortiumRegistry"]
+    assert Web3.to_checksum_address(grants._call("registry")[0]) == registry
+    assert (
+        Web3.to_checksum_address(grants._call("profiles")[0]) == rest.addresses["PatientProfiles"]
+    )
+    index = RecordIndex(client, rest.addresses["RecordIndex"])
+    assert Web3.to_checksum_address(index._call("registry")[0]) == registry
+    audit = AuditLog(client, rest.addresses["AuditLog"])
+    assert Web3.to_checksum_address(audit._call("registry")[0]) == registry
+    assert Web3.to_checksum_address(audit._call("grants")[0]) == rest.addresses["Grants"]
 
 
 def test_binding_at_an_address_without_the_contract_is_a_chain_error(evm_w3: Web3) -> None:

@@ -59,9 +59,9 @@ def test_custom_error_with_arguments() -> None:
 
 def test_error_without_hint_renders_arguments() -> None:
     pid = b"\xab" * 32
-    err = decode_revert(_selector("AuditLog_ProxiesMismatch(bytes32)") + pid)
-    assert err.name == "AuditLog_ProxiesMismatch" and err.args_by_name == {"policyId": pid}
-    assert "AuditLog_ProxiesMismatch(policyId=0xabab" in str(err)
+    err = decode_revert(_selector("AuditLog_BindingMismatch(bytes32)") + pid)
+    assert err.name == "AuditLog_BindingMismatch" and err.args_by_name == {"policyId": pid}
+    assert "AuditLog_BindingMismatch(policyId=0xabab" in str(err)
 
 
 def test_require_string_panic_and_unknown() -> None:
@@ -104,3 +104,18 @@ def _zero(t: str) -> object:
     if t.startswith("bytes"):
         return b"\0" * int(t[5:]) if t != "bytes" else b""
     return 0
+
+
+def test_every_custom_error_has_an_integration_test() -> None:
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[2] / "integration" / "chain"
+    text = "".join(p.read_text() for p in sorted(tests.glob("test_*.py")))
+    prefixes = ("Registry_", "PatientProfiles_", "RecordIndex_", "Grants_", "AuditLog_")
+    missing = sorted(
+        e["name"]
+        for name in artifact_names()
+        for e in load_artifact(name).abi
+        if e["type"] == "error" and e["name"].startswith(prefixes) and f'"{e["name"]}"' not in text
+    )
+    assert missing == [], f"custom errors no integration test asserts: {missing}"

@@ -157,6 +157,8 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
     """A crash after the signed batch was stored (before or after its broadcast) is
     finished by the next flusher, and the batch lands on chain exactly once."""
     from emrshare.proxy.chainview import AuditItem
+    from emrshare.proxy.request import ReencryptRequest
+    from emrshare.proxy.store import Serve
 
     chain: Consortium = world["chain"]
     patient, grantee = world["patient"], world["grantee"]
@@ -170,14 +172,46 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
     pid = bytes(grant.binding.policy_id)
     record = p.store.entries([entry.capsule_hash])[entry.capsule_hash][0].record_id
     for crash_after_broadcast in (False, True):
-        entry_id = p.store.journal(pid, grantee.address, [record], chain.w3.eth.block_number)
+        block = chain.w3.eth.block_number
+        block_time = int(chain.w3.eth.get_block(block)["timestamp"])
+        req_nonce = secrets.randbits(64)
+        request = ReencryptRequest.new(
+            p.keys.address, pid, [entry.capsule_hash], block_time + 600, nonce=req_nonce
+        )
+        signature = request.sign(
+            grantee.ethereum_key, chain.deployment.chain_id, chain.grants_address
+        )
+        entry_id = p.store.journal(
+            Serve(
+                pid,
+                grantee.address,
+                (record,),
+                block,
+                req_nonce,
+                block_time + 600,
+                capsule_hashes=(entry.capsule_hash,),
+                signature=signature,
+                block_time=block_time,
+            )
+        )
         (journaled,) = p.store.unbatched(10)
         assert journaled.id == entry_id
+        assert journaled.signature == signature and journaled.block_time == block_time
         nonce = p.chain.account_nonce()
         raw, tx_hash = p.chain.sign_audit_batch(
             pid,
+            grantee.address,
             [q.keys.address for q in proxies],
-            [AuditItem(journaled.requester, journaled.record_ids, journaled.block)],
+            [
+                AuditItem(
+                    journaled.capsule_hashes,
+                    journaled.nonce,
+                    journaled.deadline,
+                    journaled.block,
+                    journaled.block_time,
+                    journaled.signature,
+                )
+            ],
             nonce,
         )
         p.store.add_batch([entry_id], raw, tx_hash, nonce)
@@ -285,7 +319,7 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
         seq = index.functions.nextSequence(patient.address, tag, patient.address).call()
         chain.send(
             patient.address,
-            index.functions.append(patient.address, tag, 0, seq, bytes(sealed)),
+            index.functions.append(patient.address, tag, seq, bytes(sealed)),
         )
     lab = chain.grant(
         patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600

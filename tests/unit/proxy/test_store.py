@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.errors import DecryptionError
-from emrshare.proxy.store import EntryRecord, PolicyRecord, ProxyStore, StoredKfrag
+from emrshare.errors import ConfigurationError, DecryptionError
+from emrshare.proxy.store import EntryRecord, PolicyRecord, ProxyStore, Serve, StoredKfrag
 
 SECRET = b"\x07" * 32
 
@@ -19,7 +19,7 @@ def _store(tmp_path: Path, secret: bytes = SECRET) -> ProxyStore:
 
 
 def _policy(pid: bytes = b"\x01" * 32, tag: bytes = b"\xaa" * 32) -> PolicyRecord:
-    return PolicyRecord(pid, "0xPatient", "0xGrantee", tag, 0, 2_000_000_000, 2, ("0xP1",), 5)
+    return PolicyRecord(pid, "0xPatient", "0xGrantee", tag, 2_000_000_000, 2, ("0xP1",), 5)
 
 
 def test_cursor_persists_and_rolls_back(tmp_path: Path) -> None:
@@ -91,13 +91,13 @@ def test_nonces_single_use_and_pruned(tmp_path: Path) -> None:
 
 def test_entries_lookup(tmp_path: Path) -> None:
     s = _store(tmp_path)
-    e = EntryRecord(b"\x09" * 32, "0xPatient", b"\xaa" * 32, 0, b"rec", 3)
+    e = EntryRecord(b"\x09" * 32, "0xPatient", b"\xaa" * 32, b"rec", 3)
     with s.transaction() as tx:
         s.put_entry(tx, e)
         s.put_entry(tx, e)  # replayed event: idempotent
     assert s.entries([b"\x09" * 32, b"\x08" * 32]) == {b"\x09" * 32: [e]}
     # The same capsule appended under another tag is a second appearance, not a clash.
-    other = EntryRecord(b"\x09" * 32, "0xPatient", b"\xbb" * 32, 0, b"rec2", 4)
+    other = EntryRecord(b"\x09" * 32, "0xPatient", b"\xbb" * 32, b"rec2", 4)
     with s.transaction() as tx:
         s.put_entry(tx, other)
     assert s.entries([b"\x09" * 32]) == {b"\x09" * 32: [e, other]}
@@ -105,11 +105,30 @@ def test_entries_lookup(tmp_path: Path) -> None:
 
 def test_journal_batches_and_requeue(tmp_path: Path) -> None:
     s = _store(tmp_path)
-    ids = [s.journal(b"\x01" * 32, "0xG", [b"r%d" % i], 10 + i) for i in range(5)]
+    ids = [
+        s.journal(
+            Serve(
+                b"\x01" * 32,
+                "0xG",
+                (b"r%d" % i,),
+                10 + i,
+                100 + i,
+                2_000,
+                capsule_hashes=(bytes([i]) * 32,),
+                signature=b"\x05" * 65,
+                block_time=1_000 + i,
+            )
+        )
+        for i in range(5)
+    ]
     assert s.unbatched_count() == 5
     first = s.unbatched(3)
     assert [e.id for e in first] == ids[:3]
+    # Everything the audit contract needs comes back as journaled.
     assert first[0].record_ids == (b"r0",)
+    assert first[1].capsule_hashes == (b"\x01" * 32,) and first[1].nonce == 101
+    assert first[1].deadline == 2_000 and first[1].signature == b"\x05" * 65
+    assert first[1].block == 11 and first[1].block_time == 1_001
     bid = s.add_batch([e.id for e in first], b"raw", b"hash", 7)
     assert s.unbatched_count() == 2
     (pending,) = s.pending_batches()
@@ -138,3 +157,16 @@ def test_database_files_are_owner_only(tmp_path: Path) -> None:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     s.close()
+
+
+def test_a_database_of_the_old_layout_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "proxy.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('cursor', '5')")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigurationError, match="fresh data dir"):
+        ProxyStore(path, b"\x01" * 32)
