@@ -204,7 +204,12 @@ class ProxyStore:
             # Owner-only: the file holds sealed kfrags, the audit journal and who read what.
             # A damaged file is a LocalStateError (a ConfigurationError) left untouched.
             self._db = connect_sqlite(
-                path, "proxy database", _SCHEMA, check_same_thread=False, isolation_level=None
+                path,
+                "proxy database",
+                # A new file is born with its layout version (an old one has none).
+                _SCHEMA + f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');",
+                check_same_thread=False,
+                isolation_level=None,
             )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the proxy database {path}: {exc}") from exc
