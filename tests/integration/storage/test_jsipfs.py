@@ -7,8 +7,10 @@ import json
 import os
 import random
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -146,3 +148,32 @@ def test_jsipfs_restart_keeps_pins_and_stop_ends_the_group(tmp_path: Path) -> No
     finally:
         daemon.stop()
     assert "received SIGTERM, stopping" in daemon.log_tail()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from emrshare.ipfsd import running_daemon
+with running_daemon(Path(sys.argv[1]), log_path=Path(sys.argv[2])) as daemon:
+    print(daemon.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_ctrl_c_stops_the_daemon_and_its_group(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path / "repo"), str(tmp_path / "log")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        pid = int(holder.stdout.readline())
+        os.killpg(pid, 0)  # the daemon leads its own process group
+        holder.send_signal(signal.SIGINT)
+        holder.wait(30)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+    finally:
+        holder.kill()
+        holder.wait()
