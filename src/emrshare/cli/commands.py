@@ -611,6 +611,9 @@ def devnet_up_cmd(
     ctx: typer.Context,
     proxies: Annotated[int, typer.Option(help="number of proxy processes (N)")] = 3,
     threshold: Annotated[int, typer.Option(help="M of N")] = 2,
+    store: Annotated[
+        str, typer.Option(help="blob store: 'local' (embedded) or 'ipfs' (a js-ipfs daemon)")
+    ] = "local",
 ) -> None:
     """Start anvil (persisted state), the contracts, the proxies, a store, demo profiles."""
     from emrshare.devnet import DEVNET_PASSWORD, devnet_up
@@ -620,6 +623,7 @@ def devnet_up_cmd(
         st.data_dir,
         proxies=proxies,
         threshold=threshold,
+        store=store,
         log=lambda line: out.print(line, markup=False),
     )
     out.print(

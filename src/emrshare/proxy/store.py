@@ -102,6 +102,10 @@ CREATE TABLE IF NOT EXISTS batches (
     mined_block INTEGER
 );
 """
+#: What a new database file is created with: the tables and its layout version (a
+#: release-1 file has no version row).
+_CREATE = _SCHEMA + "INSERT INTO meta (key, value) VALUES ('schema', '2');"  # noqa: S608 - constant
+assert f"'{SCHEMA_VERSION}'" in _CREATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +210,7 @@ class ProxyStore:
             self._db = connect_sqlite(
                 path,
                 "proxy database",
-                # A new file is born with its layout version (an old one has none).
-                _SCHEMA + f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');",
+                _CREATE,
                 check_same_thread=False,
                 isolation_level=None,
             )
