@@ -10,6 +10,7 @@ and what to do next; they never contain secret material.
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
     ├── CryptoError
     │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
+    │   │   └── InvalidEvidence     a proxy report does not prove misbehaviour
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
     │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
     ├── WireFormatError             bytes that do not parse as the named format
@@ -52,6 +53,7 @@ __all__ = [
     "GrantRevoked",
     "IndexIntegrityError",
     "IntegrityError",
+    "InvalidEvidence",
     "JournalError",
     "KeystoreError",
     "NotGrantee",
@@ -81,6 +83,11 @@ class CryptoError(EmrShareError):
 
 class VerificationError(CryptoError):
     """A signature, key fragment, capsule fragment or policy binding did not verify."""
+
+
+class InvalidEvidence(VerificationError):
+    """Evidence against a proxy does not prove it misbehaved (malformed, not signed by
+    the proxy or the grantee, keys other than the grant's, or the cfrag verifies)."""
 
 
 class DecryptionError(CryptoError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -100,6 +100,8 @@ class RefusalReason(StrEnum):
     CAPSULE_NOT_IN_INDEX = "capsule_not_in_index"
     CAPSULE_WRONG_CATEGORY = "capsule_wrong_category"
     CHAIN_UNAVAILABLE = "chain_unavailable"
+    #: This proxy is suspended (or removed) by the consortium: ask the others.
+    PROXY_SUSPENDED = "proxy_suspended"
 
     @property
     def denies_access(self) -> bool:
@@ -108,19 +110,35 @@ class RefusalReason(StrEnum):
         The threshold client raises :class:`~emrshare.errors.AccessDenied` when access was
         refused and :class:`~emrshare.errors.Unavailable` when proxies were merely absent.
         """
-        return self not in (RefusalReason.CHAIN_UNAVAILABLE, RefusalReason.KFRAG_UNAVAILABLE)
+        return self not in (
+            RefusalReason.CHAIN_UNAVAILABLE,
+            RefusalReason.KFRAG_UNAVAILABLE,
+            RefusalReason.PROXY_SUSPENDED,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A refusal: the reason, a human message and the block the proxy evaluated at."""
+    """A refusal: the reason, a human message and the block the proxy evaluated at.
+
+    ``signature`` is the proxy's signature over the request digest, the reason and the
+    block (:mod:`emrshare.proxy.response`); empty for a body that did not parse.
+    """
 
     reason: RefusalReason
     message: str
     block: int | None = None
+    signature: bytes = field(default=b"", repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"refused": self.reason.value, "message": self.message, "block": self.block}
+        out: dict[str, Any] = {
+            "refused": self.reason.value,
+            "message": self.message,
+            "block": self.block,
+        }
+        if self.signature:
+            out["signature"] = "0x" + self.signature.hex()
+        return out
 
 
 def capsule_hash(capsule_bytes: bytes) -> bytes:
