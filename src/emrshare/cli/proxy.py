@@ -40,9 +40,9 @@ def report(
     from emrshare.cli._context import emit_json, out, state, want_json
     from emrshare.proxy.evidence import Evidence
 
+    proxy = Evidence.read(evidence).proxy  # refused here, before any chain access
     st = state(ctx)
     report_id = st.provider().report_proxy(evidence)
-    proxy = Evidence.from_bytes(evidence.read_bytes()).proxy
     if want_json(ctx, False):
         emit_json({"report_id": report_id, "proxy": proxy})
         return

@@ -30,6 +30,7 @@ big-endian, lists of 32-byte hashes). At most 16384 bytes (the registry's limit)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import umbral_pre
@@ -44,7 +45,7 @@ from emrshare.crypto._wire import (
     header,
     split_header,
 )
-from emrshare.errors import EmrShareError, InvalidEvidence, VerificationError
+from emrshare.errors import EmrShareError, InvalidEvidence, VerificationError, WireFormatError
 from emrshare.proxy import _crypto, response
 from emrshare.proxy.request import ReencryptRequest, SignedRequest
 from emrshare.types import Address, PolicyId
@@ -158,6 +159,18 @@ class Evidence:
     def evidence_hash(self) -> bytes:
         """``keccak256`` of the encoding: what the registry's report and a suspension cite."""
         return keccak(bytes(self))
+
+    @classmethod
+    def read(cls, path: Path) -> Evidence:
+        """An evidence file, parsed (:class:`InvalidEvidence` if it is none)."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidEvidence(f"cannot read the evidence file {path}: {exc.strerror}") from exc
+        try:
+            return cls.from_bytes(data)
+        except WireFormatError as exc:
+            raise InvalidEvidence(f"{path} is not proxy evidence: {exc}") from exc
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Evidence:

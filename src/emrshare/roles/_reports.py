@@ -49,14 +49,7 @@ def keep_evidence(state_dir: Path, evidence: Sequence[Evidence]) -> list[Path]:
 
 def read_evidence(path: Path) -> Evidence:
     """An evidence file, parsed (:class:`InvalidEvidence` if it is none)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidEvidence(f"cannot read the evidence file {path}: {exc.strerror}") from exc
-    try:
-        return Evidence.from_bytes(data)
-    except WireFormatError as exc:
-        raise InvalidEvidence(f"{path} is not proxy evidence: {exc}") from exc
+    return Evidence.read(path)
 
 
 def report(network: Network, report_id: int) -> ProxyReported:
