@@ -1,47 +1,59 @@
 """Gas per emrshare contract operation vs the issue's budgets and vs published peer designs.
 
 Starts its own anvil (``running_node``), deploys the contracts and measures real
-transactions: a 350-byte sealed index entry (the issue's fixed size), and grants to 3
-proxies with threshold 2 carrying the sealed kfrags and grantee map that
-``emrshare.crypto.make_grant`` really makes (~627 and ~300 bytes), bound to the on-chain
-policy id; writer authorizations carry a real sealed payload.
+transactions: index entries sealed by ``emrshare.crypto`` (``IndexEntry.create`` +
+``seal_entry``: the real size, ~440-455 bytes; ``--entry-bytes N`` pads or cuts random
+bytes to N instead), grants to 3 proxies with threshold 2 carrying the sealed kfrags and
+grantee map that ``emrshare.crypto.make_grant`` really makes, bound to the on-chain policy
+id; writer authorizations carry a real sealed payload; access requests and answers are
+really sealed (``seal_request``, ``seal_answer``); audit entries carry the grantee's real
+EIP-712 signature of the ProxyRequest the proxy served.
 
-    .venv/bin/python benchmarks/gas_report.py [--entry-bytes 450]
+    .venv/bin/python benchmarks/gas_report.py [--entry-bytes 350]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
+import time
 
+from eth_account import Account
 from web3 import Web3
 
 from emrshare.chain import (
     AccessEntry,
+    AccessRequested,
     Action,
     ChainClient,
     Contracts,
     GrantCreated,
     GrantParams,
+    ProposalCreated,
     Role,
     deploy_contracts,
     policy_id,
 )
 from emrshare.chain.devnode import dev_private_keys, running_node
+from emrshare.crypto.entry import IndexEntry, seal_entry
+from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import make_grant
 from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.crypto.requests import AccessAnswer, AccessRequestBody, seal_answer, seal_request
 from emrshare.crypto.writers import seal_writer_authorization
+from emrshare.types import Cid, PolicyId, RecordId
 
-ENTRY_BYTES = 350
 BATCH = 50
+CID = Cid("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
 
 BUDGETS = {
     "single append": 60_000,
     "batch append of 50, per record": 15_000,
     "grant (3 proxies, M=2)": 200_000,
     "revoke": 40_000,
-    "audit log of one served batch": 40_000,
+    "audit log of one served access": 40_000,
 }
 
 # Two public EHR-sharing designs, as quoted in the issue (anvil 1.7.1, solc 0.8.30).
@@ -58,64 +70,96 @@ def main() -> int:
     parser.add_argument(
         "--entry-bytes",
         type=int,
-        default=ENTRY_BYTES,
-        help="sealed entry size (the issue fixes 350; emrshare.crypto makes ~440-455)",
+        default=0,
+        help="random entries of this size instead of real sealed ones (the issue fixed 350)",
     )
     entry_bytes = parser.parse_args().entry_bytes
-    keys = dev_private_keys(6)
-    deployer, patient_key, hospital_key = keys[0], keys[1], keys[2]
-    proxy_keys = keys[3:6]
+    keys = dev_private_keys(8)
+    deployer, patient_key, hospital_key, clinic_key = keys[0], keys[1], keys[2], keys[3]
+    proxy_keys = keys[4:7]
+    insurer_key = keys[7]
     with running_node("anvil") as node:
         w3 = Web3(Web3.HTTPProvider(node.rpc_url))
         dep = deploy_contracts(w3, deployer)
         c = Contracts.from_deployment(ChainClient(w3, deployer), dep)
         patient = c.with_client(ChainClient(w3, patient_key))
         hospital = c.with_client(ChainClient(w3, hospital_key))
+        clinic = c.with_client(ChainClient(w3, clinic_key))
+        insurer = c.with_client(ChainClient(w3, insurer_key))
         proxies = [ChainClient(w3, k) for k in proxy_keys]
         p_addr = patient.grants.client.address
         h_addr = hospital.grants.client.address
-        assert p_addr and h_addr
+        assert p_addr and h_addr and clinic.grants.client.address
         patient_keys = PatientKeys(os.urandom(32), ethereum_key=patient_key)
         hospital_keys = MemberKeys.generate(ethereum_key=hospital_key)
+        clinic_keys = MemberKeys.generate(ethereum_key=clinic_key)
+        insurer_keys = MemberKeys.generate(ethereum_key=insurer_key)
         proxy_members = [MemberKeys.generate(ethereum_key=k) for k in proxy_keys]
-        for pc, pm in zip(proxies, proxy_members, strict=True):
-            pr = c.with_client(pc).registry
-            pr.apply(
-                pm.receiving_public_key.to_compressed_bytes(),
-                bytes(pm.box_public_key),
-                f"http://{pc.address}.proxy",
+
+        def admit(client: ChainClient, member: MemberKeys, role: Role, endpoint: str = "") -> None:
+            c.with_client(client).registry.apply(
+                member.receiving_public_key.to_compressed_bytes(),
+                bytes(member.box_public_key),
+                endpoint,
             )
-            pid = c.registry.propose(Action.ADMIT, str(pc.address), Role.PROXY).events[0]
-            c.registry.execute(pid.proposal_id)
+            r = c.registry.propose(Action.ADMIT, str(client.address), role)
+            c.registry.execute(r.event(ProposalCreated).proposal_id)
+
+        for pc, pm in zip(proxies, proxy_members, strict=True):
+            admit(pc, pm, Role.PROXY, f"http://{pc.address}.proxy")
+        admit(hospital.grants.client, hospital_keys, Role.PROVIDER)
+        admit(clinic.grants.client, clinic_keys, Role.PROVIDER)
+        admit(insurer.grants.client, insurer_keys, Role.INSURER)
+        pub = patient_keys.public_keys()
+        patient.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes)
         tag = patient_keys.tag("lab-results", 0)
         other = patient_keys.tag("imaging", 0)
 
-        def writer_payload(category: str) -> bytes:
-            return seal_writer_authorization(patient_keys, hospital_keys.public_keys(), category, 0)
+        def writer_payload(member: MemberKeys, category: str, epoch: int = 0) -> bytes:
+            return seal_writer_authorization(patient_keys, member.public_keys(), category, epoch)
 
         figures: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        serial = iter(range(1_000_000))
 
-        def entry() -> bytes:
-            return os.urandom(entry_bytes)
+        def entry(category: str = "lab-results") -> bytes:
+            if entry_bytes:
+                return os.urandom(entry_bytes)
+            body = os.urandom(64)
+            made = IndexEntry.create(
+                patient=p_addr,
+                record_id=RecordId(hashlib.sha256(b"%d" % next(serial)).digest()),
+                cid=CID,
+                data_key=DataKey.generate(),
+                plaintext_sha256=hashlib.sha256(body).digest(),
+                size=48_213,
+                media_type="application/fhir+json",
+                category=category,
+                epoch=0,
+                created_at=int(time.time()),
+                author_key=hospital_key,
+            )
+            sealed = bytes(seal_entry(made, patient_keys.category_public_key(category, 0)))
+            sizes["entry"] = len(sealed)
+            return sealed
 
         # The patient authorizes the hospital; the first append of a (patient, writer, tag)
         # and of a patient pays for fresh slots, so steady state is measured after a warm-up.
-        patient.index.authorize_writer(tag, h_addr, writer_payload("lab-results"))
+        patient.index.authorize_writer(tag, h_addr, writer_payload(hospital_keys, "lab-results"))
         figures["authorize writer"] = patient.index.authorize_writer(
-            other, h_addr, writer_payload("imaging")
+            other, h_addr, writer_payload(hospital_keys, "imaging")
         ).gas_used
         figures["first append (fresh patient)"] = hospital.index.append(
-            p_addr, tag, 0, 0, entry()
+            p_addr, tag, 0, entry()
         ).gas_used
-        figures["single append"] = hospital.index.append(p_addr, tag, 0, 1, entry()).gas_used
-        r = hospital.index.append_batch(p_addr, tag, 0, 2, [entry() for _ in range(BATCH)])
+        figures["single append"] = hospital.index.append(p_addr, tag, 1, entry()).gas_used
+        r = hospital.index.append_batch(p_addr, tag, 2, [entry() for _ in range(BATCH)])
         figures["batch append of 50 (total)"] = r.gas_used
         figures["batch append of 50, per record"] = r.gas_used // BATCH
-        r100 = hospital.index.append_batch(p_addr, other, 0, 0, [entry() for _ in range(100)])
+        r100 = hospital.index.append_batch(p_addr, other, 0, [entry("imaging") for _ in range(100)])
         figures["batch append of 100 (total)"] = r100.gas_used
 
-        def params(grantee: str) -> GrantParams:
-            assert grantee == h_addr
+        def params(grantee: str, grant_tag: bytes = tag) -> GrantParams:
             nonce = os.urandom(32)
             made = make_grant(
                 patient_keys,
@@ -130,8 +174,7 @@ def main() -> int:
             return GrantParams(
                 nonce=nonce,
                 grantee=grantee,
-                tag=tag,
-                epoch=0,
+                tag=grant_tag,
                 expiry=w3.eth.get_block("latest")["timestamp"] + 365 * 86400,
                 proxies=[str(p.address) for p in proxies],
                 threshold=2,
@@ -139,33 +182,70 @@ def main() -> int:
                 sealed_grantee_map=made.sealed_grantee_map,
             )
 
-        sizes: dict[str, int] = {}
-
         first = patient.grants.grant(params(h_addr))
         figures["first grant of a patient"] = first.gas_used
         g = patient.grants.grant(params(h_addr))
         figures["grant (3 proxies, M=2)"] = g.gas_used
         policy = g.event(GrantCreated).policy_id
         figures["revoke"] = patient.grants.revoke(policy).gas_used
-        figures["revoke all grants of a tag (epoch bump)"] = patient.grants.revoke_tag(tag).gas_used
-        live = patient.grants.grant(params(h_addr)).event(GrantCreated).policy_id
-        log = c.with_client(proxies[0]).audit.log_accesses(
-            live,
-            [str(p.address) for p in proxies],
-            [AccessEntry(h_addr, os.urandom(32), 100, w3.eth.block_number)],
+        figures["revoke all grants of a tag (revokeTag)"] = patient.grants.revoke_tag(tag).gas_used
+        # A new epoch: both writers move to the new tag in one transaction.
+        patient.index.authorize_writer(
+            tag, str(clinic.grants.client.address), writer_payload(clinic_keys, "lab-results")
         )
-        figures["audit log of one served batch"] = log.gas_used
-        figures["request access"] = (
-            c.with_client(proxies[1])
-            .grants.request_access(
-                p_addr, os.urandom(32), b"TREAT".ljust(32, b"\0"), os.urandom(32)
-            )
-            .gas_used
-        )
+        new_tag = patient_keys.tag("lab-results", 1)
+        figures["rekeyWriters (2 writers)"] = patient.index.rekey_writers(
+            tag,
+            new_tag,
+            [h_addr, str(clinic.grants.client.address)],
+            [
+                writer_payload(hospital_keys, "lab-results", 1),
+                writer_payload(clinic_keys, "lab-results", 1),
+            ],
+        ).gas_used
+        live = patient.grants.grant(params(h_addr, new_tag)).event(GrantCreated).policy_id
 
+        def served(proxy: ChainClient, pid: PolicyId) -> AccessEntry:
+            block = w3.eth.get_block("latest")
+            caps = [os.urandom(32)]
+            nonce, deadline = int.from_bytes(os.urandom(8), "big"), block["timestamp"] + 300
+            digest = hospital.grants.hash_proxy_request(
+                str(proxy.address), pid, caps, nonce, deadline
+            )
+            signature = bytes(Account.unsafe_sign_hash(digest, hospital_key).signature)
+            return AccessEntry(
+                caps, nonce, deadline, block["number"], block["timestamp"], signature
+            )
+
+        plist = [str(p.address) for p in proxies]
+        audit = c.with_client(proxies[0]).audit
+        one = audit.log_accesses(live, h_addr, plist, [served(proxies[0], live)])
+        figures["audit log of one served access"] = one.gas_used
+        ten = audit.log_accesses(live, h_addr, plist, [served(proxies[0], live) for _ in range(10)])
+        figures["audit log of 10 served accesses (total)"] = ten.gas_used
+        figures["audit log of 10, per access"] = ten.gas_used // 10
+        i_addr = str(insurer.grants.client.address)
+        body = AccessRequestBody(p_addr, i_addr, "lab-results", "HPAYMT", "claim 2291", 0)
+        req = insurer.grants.request_access(p_addr, seal_request(pub.box_key, body))
+        figures["requestAccess (sealed)"] = req.gas_used
+        answer = AccessAnswer(
+            req.event(AccessRequested).request_id, p_addr, i_addr, "denied", (), 0
+        )
+        blob = seal_answer(
+            answer,
+            requester_box_key=insurer_keys.public_keys().box_key,
+            patient_box_key=pub.box_key,
+        )
+        sizes["request"], sizes["answer"] = len(seal_request(pub.box_key, body)), len(blob)
+        figures["answerRequest (sealed)"] = patient.grants.answer_request(
+            answer.request_id, blob
+        ).gas_used
+
+    kind = "random" if entry_bytes else "real sealed"
     print(
-        f"emrshare gas on {node.kind} (shanghai), entry {entry_bytes} B, 3 proxies M=2, "
-        f"sealed kfrag {sizes['kfrag']} B, grantee map {sizes['map']} B"
+        f"emrshare gas on {node.kind} (shanghai), {kind} entry {sizes.get('entry', entry_bytes)}"
+        f" B, 3 proxies M=2, sealed kfrag {sizes['kfrag']} B, grantee map {sizes['map']} B, "
+        f"sealed request {sizes['request']} B, sealed answer {sizes['answer']} B"
     )
     print()
     print(f"| {'operation':<42} | {'gas':>9} | {'budget':>9} | ok |")
@@ -179,7 +259,7 @@ def main() -> int:
     grant = figures["grant (3 proxies, M=2)"]
     revoke = figures["revoke"]
     add = figures["single append"]
-    log_gas = figures["audit log of one served batch"]
+    log_gas = figures["audit log of one served access"]
     print("Share 100 records of one category with one hospital, and revoke it:")
     print()
     print(f"| {'scenario':<34} | {'emrshare':>10} | {'peer A':>11} | {'peer B':>11} |")

@@ -3,8 +3,9 @@
 Two hospitals, an insurer and a patient on ``Network.local()`` (a py-evm chain, an
 embedded IPFS-compatible store and three re-encryption proxies at threshold 2, all in this
 process). Hospital A writes lab results for the patient (one record, then a bulk import);
-the patient grants hospital B the lab category for 30 days; B reads a record, verified end
-to end; the patient revokes; B is refused; the audit trail shows B's read.
+the patient approves hospital B's (sealed) request for the lab category for 30 days; B
+reads a record, verified end to end; the patient revokes; B is refused; the audit trail
+shows B's read.
 
     python examples/hospital_integration.py
 """
@@ -57,8 +58,17 @@ def main() -> int:
         ids = hospital_a.add_records(patient.address, "lab", bulk, media_type="text/plain")
         print(f"hospital A bulk-imported {len(ids)} records")
 
-        # The patient grants hospital B the lab category for 30 days.
-        grant = patient.grant(hospital_b.address, "lab", expires=timedelta(days=30))
+        # Hospital B asks for the lab results; the request is sealed to the patient (the
+        # chain shows only that B asked this patient something).
+        request_id = hospital_b.request_access(
+            patient.address, "lab", purpose="TREAT", reason="referral for anaemia work-up"
+        )
+        (req,) = patient.requests(pending_only=True)
+        print(f"patient opened request #{req.request_id}: {req.category} for {req.purpose}")
+        # Approving grants the category for 30 days, then sends a sealed answer.
+        grant = patient.approve(request_id, expires=timedelta(days=30))
+        (answer,) = hospital_b.my_requests()
+        assert answer.status == "approved" and grant.policy_id in answer.policy_ids
         print(f"patient granted lab to hospital B until {grant.expires_at:%Y-%m-%d}")
 
         # Hospital B reads through 2-of-3 proxies; every layer is verified.

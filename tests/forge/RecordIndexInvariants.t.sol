@@ -4,13 +4,19 @@ pragma solidity 0.8.30;
 import {RecordIndex} from "../../contracts/RecordIndex.sol";
 import {Grants} from "../../contracts/Grants.sol";
 import {ConsortiumRegistry} from "../../contracts/ConsortiumRegistry.sol";
+import {PatientProfiles} from "../../contracts/PatientProfiles.sol";
 
 /// A writer the patient (the handler) authorizes; appends through it have it as msg.sender.
 contract Writer {
+    /// Publishes keys so the handler (the registry's admin) can admit this contract.
+    function applyTo(ConsortiumRegistry registry) external {
+        registry.applyForMembership(abi.encodePacked(bytes1(0x02), bytes32(uint256(1))), bytes32(uint256(1)), "http://w");
+    }
+
     function append(RecordIndex index, address patient, bytes32 tag, uint64 seq, bytes calldata e)
         external
     {
-        index.append(patient, tag, 0, seq, e);
+        index.append(patient, tag, seq, e);
     }
 
     function appendBatch(
@@ -20,7 +26,7 @@ contract Writer {
         uint64 seq,
         bytes[] calldata es
     ) external {
-        index.appendBatch(patient, tag, 0, seq, es);
+        index.appendBatch(patient, tag, seq, es);
     }
 }
 
@@ -28,7 +34,10 @@ contract Writer {
 contract IndexHandler {
     RecordIndex public immutable index;
     Grants public immutable grants;
+    ConsortiumRegistry public immutable registry;
     Writer[2] public writers;
+    Writer public immutable proxy;
+    Writer public immutable grantee;
     bytes32[2] public tags = [bytes32(uint256(1)), bytes32(uint256(2))];
 
     bytes32 public ghostHead;
@@ -39,13 +48,27 @@ contract IndexHandler {
     bytes32[] public revokedPolicies;
     uint256 private _nonce;
 
-    constructor(RecordIndex index_, Grants grants_) {
-        index = index_;
-        grants = grants_;
+    constructor() {
+        address[] memory admins = new address[](1);
+        admins[0] = address(this);
+        registry = new ConsortiumRegistry(admins, 1);
+        PatientProfiles profiles = new PatientProfiles();
+        index = new RecordIndex(registry);
+        grants = new Grants(registry, profiles);
+        profiles.register(abi.encodePacked(bytes1(0x02), bytes32(uint256(7))), bytes32(uint256(7)));
+        proxy = _member(ConsortiumRegistry.Role.Proxy);
+        grantee = _member(ConsortiumRegistry.Role.Insurer);
         for (uint256 i = 0; i < 2; ++i) {
-            writers[i] = new Writer();
+            writers[i] = _member(ConsortiumRegistry.Role.Provider);
             for (uint256 t = 0; t < 2; ++t) index.authorizeWriter(tags[t], address(writers[i]), hex"01");
         }
+    }
+
+    function _member(ConsortiumRegistry.Role role) private returns (Writer w) {
+        w = new Writer();
+        w.applyTo(registry);
+        uint256 id = registry.propose(ConsortiumRegistry.Action.Admit, address(w), role, 0);
+        registry.execute(id);
     }
 
     function _entry(uint256 seed) private pure returns (bytes memory e) {
@@ -54,7 +77,7 @@ contract IndexHandler {
 
     function _model(address writer, bytes32 tag, uint64 seq, bytes memory e) private {
         bytes32 rid = keccak256(abi.encode(address(this), tag, writer, seq));
-        ghostHead = keccak256(abi.encode(ghostHead, rid, uint32(0), keccak256(e)));
+        ghostHead = keccak256(abi.encode(ghostHead, rid, keccak256(e)));
         ++ghostCount;
         ghostSeq[writer][tag] = seq + 1;
     }
@@ -83,7 +106,7 @@ contract IndexHandler {
         bytes32 tag = tags[t % 2];
         uint64 seq = ghostSeq[address(this)][tag];
         bytes memory e = _entry(seed);
-        index.append(address(this), tag, 0, seq, e);
+        index.append(address(this), tag, seq, e);
         _model(address(this), tag, seq, e);
     }
 
@@ -101,13 +124,13 @@ contract IndexHandler {
 
     function grantAndRevoke(uint256 seed, bool byTag) external {
         address[] memory proxies = new address[](1);
-        proxies[0] = address(uint160(seed | 1));
+        proxies[0] = address(proxy);
         bytes[] memory kfrags = new bytes[](1);
         kfrags[0] = hex"02";
         bytes32 tag = tags[seed % 2];
         bytes32 pid = grants.grant(
             Grants.GrantParams(
-                bytes32(++_nonce), address(0xBEEF), tag, 0, uint40(block.timestamp + 1 days),
+                bytes32(++_nonce), address(grantee), tag, uint40(block.timestamp + 1 days),
                 proxies, 1, kfrags, hex"03"
             )
         );
@@ -126,9 +149,8 @@ contract RecordIndexInvariants {
     IndexHandler private _handler;
 
     function setUp() public {
-        _index = new RecordIndex();
-        Grants grants = new Grants(ConsortiumRegistry(address(0)));
-        _handler = new IndexHandler(_index, grants);
+        _handler = new IndexHandler();
+        _index = _handler.index();
     }
 
     /// Only the handler is called by the fuzzer.

@@ -71,6 +71,7 @@ __all__ = [
     "Decision",
     "open_answer",
     "open_request",
+    "policy_ids_for_answer",
     "seal_answer",
     "seal_request",
     "validate_purpose",

@@ -222,20 +222,28 @@ class Patient:
         index = self.network.contracts.index
         for e in range(self.epoch(category) + 1):
             tag = self.keys.tag(category, e)
-            if index.is_writer(self.address, tag, writer):
+            # The raw authorization: a suspended member's still stands (it would write
+            # again once reinstated), so it is withdrawn too.
+            if index.is_authorized(self.address, tag, writer):
                 self._contracts.index.revoke_writer(tag, writer)
 
     def writers(self, category: str) -> list[Address]:
-        """Members currently allowed to write ``category`` at its current epoch."""
+        """Members currently allowed to write ``category`` at its current epoch (authorized
+        and active Providers now)."""
+        tag = self.keys.tag(category, self.epoch(category))
+        index = self.network.contracts.index
+        return [w for w in self._authorized(tag) if index.is_writer(self.address, tag, w)]
+
+    def _authorized(self, tag: CategoryTag) -> list[Address]:
+        """Members holding an authorization for ``tag``, whether active members or not."""
         from emrshare.chain import WriterAuthorized
 
-        tag = self.keys.tag(category, self.epoch(category))
         index = self.network.contracts.index
         seen = {
             checksum(ev.writer)
             for ev in index.events(WriterAuthorized, patient=self.address, tag=tag)
         }
-        return sorted(w for w in seen if index.is_writer(self.address, tag, w))
+        return sorted(w for w in seen if index.is_authorized(self.address, tag, w))
 
     # -- grants -------------------------------------------------------------------------
 
@@ -396,7 +404,7 @@ class Patient:
         if category is None or epoch != self.epoch(category):
             return  # an old epoch's grant: the current epoch is already beyond it
         old_tag = self.keys.tag(category, epoch)
-        writers = self.writers(category)
+        writers = self._authorized(old_tag)
         # One re-issued grant per remaining grantee: the one that lasts longest.
         remaining: dict[str, GrantCreated] = {}
         for e in events.values():

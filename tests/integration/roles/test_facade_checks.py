@@ -20,8 +20,8 @@ from emrshare import (
     Provider,
     Requester,
 )
+from emrshare.chain import AccessRequested, Role
 from emrshare.chain import GrantRevoked as GrantRevokedEvent
-from emrshare.chain import Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.network import LocalNetwork
 from emrshare.types import RecordId
@@ -154,3 +154,30 @@ def test_approve_or_deny_of_a_closed_request_says_it_was_answered(world: World) 
     with pytest.raises(ConfigurationError, match=was_denied):
         patient.deny(denied)
     assert w3.eth.get_transaction_count(patient.address) == sent, "no transaction sent"
+
+
+def test_a_request_the_patient_cannot_open_can_only_be_denied(world: World) -> None:
+    """A sealed request copied from another requester (or garbage) names no category: it
+    is listed with category, purpose and reason None, approving it needs an explicit
+    category, and it can be denied."""
+    patient, reader, hospital = world.patient, world.reader, world.hospital
+    genuine = reader.request_access(patient.address, "lab", purpose="HPAYMT", reason="claim 9")
+    (ev,) = [
+        e
+        for e in world.net.contracts.grants.events(AccessRequested, patient=patient.address)
+        if e.request_id == genuine
+    ]
+    copied = world.net.contracts_for(hospital.keys.ethereum_key).grants.request_access(
+        patient.address, bytes(ev.sealed_request)
+    )
+    rid = int(copied.event(AccessRequested).request_id)
+    opened = {r.request_id: r for r in patient.requests(pending_only=True)}
+    assert (opened[genuine].category, opened[genuine].reason) == ("lab", "claim 9")
+    assert (opened[rid].category, opened[rid].purpose, opened[rid].reason) == (None, None, None)
+    with pytest.raises(ConfigurationError, match="pass the category name explicitly"):
+        patient.approve(rid, expires=timedelta(days=1))
+    patient.deny(rid)
+    patient.deny(genuine)
+    (mine,) = [r for r in hospital.my_requests() if r.request_id == rid]
+    assert mine.status == "denied" and mine.policy_ids == ()
+    assert [r.status for r in reader.my_requests() if r.request_id == genuine] == ["denied"]

@@ -29,6 +29,7 @@ from emrshare.chain import (
 from emrshare.crypto import SealedEntry, open_entry
 from emrshare.crypto.requests import SEALED_REQUEST_SIZE
 from emrshare.errors import ContractRevert, IndexIntegrityError, VerificationError
+from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
 from emrshare.roles import Patient, Provider, Requester
 from emrshare.roles._common import MembershipCache, check_entry
 from tests.integration.roles.trust_world import TrustWorld, start_world
@@ -195,11 +196,20 @@ def test_attack_proxy_forged_audit_not_shown(world: TrustWorld) -> None:
     client = ChainClient(world.net.w3, proxy.keys.ethereum_key)
     sender = Contracts.from_deployment(client, world.deployment).audit
     sender.log_accesses(grant.policy_id, grant.grantee, grant.proxies, [forged])
+    # And it logs a read it really served a second time, unchanged.
+    sender.log_accesses(
+        grant.policy_id,
+        grant.grantee,
+        grant.proxies,
+        [dataclasses.replace(forged, evaluated_time=int(row[5]))],
+    )
     shown = patient.audit()
     assert len(shown) == len(honest)
     assert all(e.evaluated_time != forged.evaluated_time for e in shown)
-    (anomaly,) = patient.audit_anomalies()
-    assert anomaly.evaluated_time == forged.evaluated_time and "not the time" in anomaly.anomaly
+    timed, repeated = patient.audit_anomalies()
+    assert timed.evaluated_time == forged.evaluated_time and "not the time" in timed.anomaly
+    assert timed.record_ids is None
+    assert repeated.evaluated_time == int(row[5]) and "repeat" in repeated.anomaly
 
 
 def _remove(world: TrustWorld, account: str) -> None:
@@ -296,6 +306,11 @@ def test_attack_revoke_leaves_writer_on_old_tag(world: TrustWorld) -> None:
     patient = world.new_patient("rekey")
     hospital = world.hospital
     patient.authorize_writer(hospital.address, "allergies")
+    # A second writer the consortium removed since: it cannot be re-keyed, but its old
+    # authorization must not survive either (it would write again if re-admitted).
+    gone: Provider = world.new_member("rekey-removed", Role.PROVIDER)
+    patient.authorize_writer(gone.address, "allergies")
+    _remove(world, gone.address)
     hospital.add_record(patient.address, "allergies", b"penicillin")
     grant = patient.grant(world.insurer.address, "allergies", expires=timedelta(days=1))
     old_tag = patient.keys.tag("allergies", 0)
@@ -303,6 +318,8 @@ def test_attack_revoke_leaves_writer_on_old_tag(world: TrustWorld) -> None:
     assert patient.epoch("allergies") == 1
     index = world.net.contracts.index
     assert not index.is_authorized(patient.address, old_tag, hospital.address)
+    assert not index.is_authorized(patient.address, old_tag, gone.address)
+    assert not index.is_authorized(patient.address, patient.keys.tag("allergies", 1), gone.address)
     seq = index.next_sequence(patient.address, old_tag, hospital.address)
     with pytest.raises(ContractRevert) as exc:
         hospital._contracts.index.append(patient.address, old_tag, seq, b"\x01" * 100)
@@ -316,3 +333,53 @@ def test_attack_revoke_leaves_writer_on_old_tag(world: TrustWorld) -> None:
     assert hospital.writable_categories(patient.address) == {"allergies": 1}
     new = hospital.add_record(patient.address, "allergies", b"latex")
     assert patient.read(new) == b"latex"
+
+
+def test_attack_suspended_proxy_keeps_serving(world: TrustWorld) -> None:
+    """A proxy the consortium suspended refuses to serve, and a grantee's read does not
+    count on it (runs last: it reinstates the proxy afterwards)."""
+    patient = world.new_patient("suspended")
+    patient.authorize_writer(world.hospital.address, "lab")
+    record = world.hospital.add_record(patient.address, "lab", b"K 4.1", media_type="text/plain")
+    grant = patient.grant(world.insurer.address, "lab", expires=timedelta(days=1))
+    world.sync_proxies()
+    proxy = world.proxies[0]
+    admin = world.net.contracts_for(world.admin_key).registry
+    pid = admin.propose(Action.SUSPEND, proxy.keys.address).event(ProposalCreated).proposal_id
+    if not admin.proposal(pid).executed:
+        admin.execute(pid)
+    try:
+        assert not world.net.contracts.registry.has_role(proxy.keys.address, Role.PROXY)
+        (ev,) = [
+            e
+            for e in world.net.contracts.index.entries(patient.address)
+            if bytes(e.record_id) == bytes(record)
+        ]
+        capsule = SealedEntry.from_bytes(bytes(ev.entry)).capsule_bytes
+        chain_id = world.deployment.chain_id
+        grants = world.deployment.address_of("Grants")
+        req = ReencryptRequest.new(
+            proxy.keys.address,
+            grant.policy_id,
+            [capsule_hash(capsule)],
+            world.net.chain_time() + 300,
+        )
+        signed = SignedRequest(
+            request=req,
+            chain_id=chain_id,
+            verifying_contract=grants,  # type: ignore[arg-type]
+            signature=req.sign(world.insurer.keys.ethereum_key, chain_id, grants),
+            capsules=(capsule,),
+        )
+        resp = proxy.post(signed.to_json())
+        assert resp.status_code == 403, resp.text
+        assert resp.json()["refused"] == "not_a_proxy_of_policy"
+        assert "proxy_suspended" in resp.json()["message"]
+        # The two active proxies still meet the threshold; the suspended one is not asked.
+        before = proxy.query("SELECT count(*) FROM journal")[0][0]
+        assert world.insurer.read(patient.address, record) == b"K 4.1"
+        assert proxy.query("SELECT count(*) FROM journal")[0][0] == before
+    finally:
+        pid = admin.propose(Action.REINSTATE, proxy.keys.address).event(ProposalCreated)
+        if not admin.proposal(pid.proposal_id).executed:
+            admin.execute(pid.proposal_id)

@@ -104,3 +104,18 @@ def _zero(t: str) -> object:
     if t.startswith("bytes"):
         return b"\0" * int(t[5:]) if t != "bytes" else b""
     return 0
+
+
+def test_every_custom_error_has_an_integration_test() -> None:
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[2] / "integration" / "chain"
+    text = "".join(p.read_text() for p in sorted(tests.glob("test_*.py")))
+    prefixes = ("Registry_", "PatientProfiles_", "RecordIndex_", "Grants_", "AuditLog_")
+    missing = sorted(
+        e["name"]
+        for name in artifact_names()
+        for e in load_artifact(name).abi
+        if e["type"] == "error" and e["name"].startswith(prefixes) and f'"{e["name"]}"' not in text
+    )
+    assert missing == [], f"custom errors no integration test asserts: {missing}"
