@@ -217,13 +217,15 @@ class ProxyService:
         # in flight waits for it, and then is a repeat of a served one.
         nonce_key = (signer.lower(), req.nonce)
         with self._nonce_cv:
-            if not self._nonce_cv.wait_for(lambda: nonce_key not in self._inflight, 10.0):
-                return self._refuse(
-                    RefusalReason.CHAIN_UNAVAILABLE,
-                    "the same request is still being served; retry shortly",
-                    block,
-                )
-            self._inflight.add(nonce_key)
+            free = self._nonce_cv.wait_for(lambda: nonce_key not in self._inflight, 10.0)
+            if free:
+                self._inflight.add(nonce_key)
+        if not free:  # (refused outside the lock: _refuse takes it)
+            return self._refuse(
+                RefusalReason.CHAIN_UNAVAILABLE,
+                "the same request is still being served; retry shortly",
+                block,
+            )
         try:
             digest = req.digest(signed.chain_id, signed.verifying_contract)
             used = self.store.nonce_digest(signer, req.nonce)
