@@ -24,6 +24,7 @@ import httpx
 import umbral_pre
 from eth_account import Account
 
+from emrshare._files import loads_json
 from emrshare.crypto.grants import GranteeMap
 from emrshare.errors import (
     AccessDenied,
@@ -313,7 +314,7 @@ class ThresholdClient:
         except httpx.HTTPError as exc:
             raise fail("down", "unreachable", type(exc).__name__) from exc
         try:
-            body: Any = resp.json()
+            body: Any = loads_json(resp.text)
         except ValueError as exc:
             raise fail("bad_response", f"http_{resp.status_code}", "not JSON") from exc
         if resp.status_code != 200:
@@ -333,7 +334,7 @@ class ThresholdClient:
             block = int(body["block"])
             delegating_pk = bytes.fromhex(str(body["delegating_pk"]).removeprefix("0x"))
             signature_hex = body["signature"]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise fail("bad_response", "malformed_body") from exc
         digest = response.served_digest(
             common,

@@ -12,7 +12,6 @@ the same profile and refuses a different answer; ``get`` fetches blocks one by o
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from emrshare._files import loads_json
 from emrshare.errors import (
     BlobNotFound,
     ConfigurationError,
@@ -63,6 +63,12 @@ def _redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _json(response: httpx.Response) -> Any:
+    """An RPC answer as JSON; ``ValueError`` for bad or deeply nested JSON (the decoder
+    would overflow the C stack under the recursion limit py_ecc sets on import)."""
+    return loads_json(response.text)
 
 
 class _HashingReader:
@@ -207,7 +213,7 @@ class KuboStore:
     ) -> StorageError | ConfigurationError:
         arg = next((v for k, v in params or [] if k == "arg"), "")
         try:
-            message = str(response.json().get("Message", ""))
+            message = str(_json(response).get("Message", ""))
         except (ValueError, AttributeError):
             message = response.text[:200]
         if response.status_code in (404, 405):
@@ -229,7 +235,7 @@ class KuboStore:
         """Turn a malformed answer (bad JSON, a missing field) into :class:`StorageError`."""
         try:
             yield
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise StorageError(
                 f"Kubo RPC {command} at {self._shown_url} gave an answer that is not Kubo's "
                 f"({exc.__class__.__name__}); check that the endpoint is a Kubo RPC API"
@@ -240,7 +246,7 @@ class KuboStore:
         out = []
         for line in response.text.splitlines():
             if line.strip():
-                entry = json.loads(line)
+                entry = loads_json(line)
                 if not isinstance(entry, dict):
                     raise ValueError("expected one JSON object per line")
                 out.append(entry)
@@ -353,7 +359,7 @@ class KuboStore:
         """``pin/ls --type=recursive``."""
         response = self._request("pin/ls", [("type", "recursive")])
         with self._answer("pin/ls"):
-            keys = response.json().get("Keys") or {}
+            keys = _json(response).get("Keys") or {}
         # Spelled the way put() spells CIDs (js-ipfs lists v1 CIDs in base58btc, "z…");
         # pins this library cannot parse (another codec: not a blob) are kept verbatim.
         return sorted(_canonical(str(c)) for c in keys)
@@ -377,7 +383,7 @@ class KuboStore:
         """``block/stat``: the size of one block on the node."""
         response = self._request("block/stat", [("arg", str(CidInfo.parse(cid)))])
         with self._answer("block/stat"):
-            return int(response.json()["Size"])
+            return int(_json(response)["Size"])
 
     def gc(self) -> GcResult:
         """``repo/gc``: the node deletes unpinned blocks (it does not report bytes freed)."""
