@@ -8,6 +8,7 @@ Typical use::
     pid = receipt.event(GrantCreated).policy_id
 """
 
+from emrshare._recursion import cap_recursion_limit
 from emrshare.chain.client import ChainClient, NonceManager, Receipt, decode_revert
 from emrshare.chain.contracts import (
     AccessEntry,
@@ -71,6 +72,10 @@ from emrshare.chain.ids import (
     records_hash,
     verify_chain,
 )
+
+# web3 is imported by now, and py_ecc with it: undo its recursion limit before anything
+# decodes JSON from a node (see emrshare._recursion).
+cap_recursion_limit()
 
 __all__ = [
     "BINDING_BYTES",

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
+from emrshare._files import loads_json
 from emrshare.errors import BlobNotFound, StorageError, UnsupportedVersion, WireFormatError
 from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
 from emrshare.storage.cid import DAG_PB, CidInfo
@@ -206,9 +207,9 @@ class LocalStore:
             )
             return
         try:
-            meta = json.loads(marker.read_text())
+            meta = loads_json(marker.read_text())
             fmt, (major, _minor) = meta["format"], meta["version"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise WireFormatError(
                 f"{marker} is not an emrshare store marker; is this the right directory?"
             ) from exc

@@ -242,3 +242,23 @@ def test_a_hostile_deep_dag_is_refused_with_a_typed_error(tmp_path: Path) -> Non
         b"".join(store.get(link.cid.cid))
     shallow = builder._node([builder._leaf(b"fine")])
     assert b"".join(store.get(shallow.cid.cid)) == b"fine"
+
+
+def test_attack_deeply_nested_store_marker(tmp_path: Path) -> None:
+    """A damaged marker nested 200,000 deep is a typed error, not a RecursionError or a
+    segfault (py_ecc raises the recursion limit when web3 is imported)."""
+    import emrshare.chain  # noqa: F401 - the import that used to raise the limit
+
+    LocalStore(tmp_path / "s")
+    (tmp_path / "s" / "emrshare-store.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(WireFormatError):
+        LocalStore(tmp_path / "s")
+
+
+def test_recursion_limit_is_capped_after_web3() -> None:
+    import sys
+
+    import emrshare.chain  # noqa: F401
+    from emrshare._recursion import SAFE_RECURSION_LIMIT
+
+    assert sys.getrecursionlimit() <= SAFE_RECURSION_LIMIT
