@@ -44,6 +44,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._campaign.accountability import accountability  # noqa: E402
+from benchmarks._campaign.concurrent import concurrent  # noqa: E402
+from benchmarks._campaign.faults import faults  # noqa: E402
+from benchmarks._campaign.invariants import invariants  # noqa: E402
+from benchmarks._campaign.privacy import privacy  # noqa: E402
+from benchmarks._campaign.races import races  # noqa: E402
 from tests.integration.proxy.rawhttp import ConnectionLost, KeepAlive  # noqa: E402
 from tests.unit.fuzz.bodies import body_edits, judge, mutant_at  # noqa: E402
 from tests.unit.fuzz.families import Counts, build, run_family  # noqa: E402
@@ -230,6 +236,19 @@ def _post_valid(conn: KeepAlive, body: dict[str, Any]) -> bool:
 
 # -- report ----------------------------------------------------------------------------
 
+
+def _network(section: Section) -> Section:
+    """A section that needs node and proxy processes: empty under ``--no-network``."""
+
+    def run(opts: Options) -> tuple[dict[str, int], list[list[str]], list[str]]:
+        if not opts.network:
+            return {}, [], ["skipped: --no-network"]
+        return section(opts)
+
+    run.__name__ = section.__name__
+    return run
+
+
 Section = Callable[[Options], tuple[dict[str, int], list[list[str]], list[str]]]
 #: Section name -> (function, table header).
 SECTIONS: dict[str, tuple[Section, list[str]]] = {
@@ -237,6 +256,36 @@ SECTIONS: dict[str, tuple[Section, list[str]]] = {
         malformed,
         ["family", "tried", "rejected", "accepted", "crashed", "excluded", "seconds"],
     ),
+    "faults": (_network(faults), ["fault", "injected", "lost", "duplicated"]),
+    "races": (
+        _network(races),
+        [
+            "node: order",
+            "trials",
+            "served before",
+            "logged",
+            "same block",
+            "log first",
+            "served after revoke",
+        ],
+    ),
+    "privacy": (_network(privacy), ["check", "tried", "hits"]),
+    "accountability": (_network(accountability), ["check", "tried", "honoured / accepted"]),
+    "concurrent": (
+        _network(concurrent),
+        [
+            "readers",
+            "reads",
+            "ok",
+            "wrong",
+            "failed",
+            "proxy restarts",
+            "p50 ms",
+            "p99 ms",
+            "seconds",
+        ],
+    ),
+    "invariants": (invariants, ["invariant", "runs", "calls", "reverts"]),
 }
 
 
