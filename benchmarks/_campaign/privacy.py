@@ -274,6 +274,14 @@ def _observer(w: World, patients: list[Any]) -> list[str]:
     reqs = {(e.patient, e.requester) for p in patients
             for e in c.grants.events(AccessRequested, patient=p.address)}  # fmt: skip
     logged = {(e.patient, e.proxy, e.requester) for e in c.audit.events(AccessLogged)}
+    answers = [
+        a for p in patients for a in c.grants.events(AccessRequestAnswered, patient=p.address)
+    ]
+    near = sum(
+        1 for a in answers
+        if any(g.patient == a.patient and g.grantee == a.requester
+               and abs(g.block_number - a.block_number) <= K for g in grants)
+    )  # fmt: skip
     return [
         f"observer: {len(entries)} entries under {len(per_tag)} tags; entries per tag "
         f"{sorted(per_tag.values())} (counts per tag are public)",
@@ -284,6 +292,9 @@ def _observer(w: World, patients: list[Any]) -> list[str]:
         f"observer: grant graph: {len(edges)} patient-grantee edges from {len(grants)} "
         f"grants, {len(reqs)} patient-requester edges, {len(logged)} patient-proxy-reader "
         f"triples from AccessLogged",
+        f"observer: {near} of {len(answers)} answered requests have a grant to the "
+        f"requester within {K} blocks (approval and its tag inferred by timing, "
+        f"{100 * near // max(1, len(answers))}%)",
         "observer: timing: every entry, grant, request, answer and access log carries its "
         "block number and time",
     ]
