@@ -28,19 +28,23 @@ def read_pids(path: Path) -> dict[str, dict[str, object]]:
     return data
 
 
-def read_settings(path: Path) -> tuple[int | None, list[int]]:
-    """``(chain port, proxy ports)`` from ``settings.json`` (``(None, [])`` if none)."""
+def read_settings(path: Path) -> tuple[int | None, list[int], list[int]]:
+    """``(chain port, proxy ports, ipfs ports)`` from ``settings.json``
+    (``(None, [], [])`` if there is none)."""
     try:
         data = read_json_object(path, "devnet settings")
     except FileNotFoundError:
-        return None, []
+        return None, [], []
     port = data.get("port")
-    ports = data.get("proxy_ports", [])
     if not (port is None or _port_like(port, 1, 65535)):
         raise damaged(path, "devnet settings", "'port' is not a TCP port")
-    if not isinstance(ports, list) or not all(_port_like(p, 1, 65535) for p in ports):
-        raise damaged(path, "devnet settings", "'proxy_ports' is not a list of TCP ports")
-    return port, list(ports)
+    lists = []
+    for key in ("proxy_ports", "ipfs_ports"):
+        ports = data.get(key, [])
+        if not isinstance(ports, list) or not all(_port_like(p, 1, 65535) for p in ports):
+            raise damaged(path, "devnet settings", f"{key!r} is not a list of TCP ports")
+        lists.append(list(ports))
+    return port, lists[0], lists[1]
 
 
 def _port_like(value: object, low: int, high: int) -> bool:

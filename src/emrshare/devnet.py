@@ -2,9 +2,10 @@
 
 ``up`` starts anvil with persisted state, deploys the contracts (once; a restart reloads
 them from the state file), starts the proxy processes (3, threshold 2 by default), sets up
-an embedded store, admits demo members and writes profiles plus ``network.json`` into the
-data directory. ``down`` stops every process recorded in ``devnet/pids.json``; ``status``
-reports. Used by ``emrshare devnet`` and ``make demo``.
+an embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs daemon whose RPC
+API becomes the network's BlobStore), admits demo members and writes profiles plus
+``network.json`` into the data directory. ``down`` stops every process recorded in
+``devnet/pids.json``; ``status`` reports. Used by ``emrshare devnet`` and ``make demo``.
 
 **Warning:** development only. The accounts are the well-known development keys and the
 demo keystores use a cheap KDF and a known password.
@@ -40,6 +41,7 @@ from emrshare.chain.devnode import (
     stop_group,
 )
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
+from emrshare.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.config import ProxyConfig
 from emrshare.roles.profiles import Kind, Profiles
@@ -142,12 +144,18 @@ def devnet_up(
     password: str | None = None,
     proxies: int = 3,
     threshold: int = 2,
+    store: str = "local",
     log: Log = lambda _: None,
 ) -> DevnetStatus:
-    """Start (or restart from persisted state) the devnet in ``data_dir``."""
+    """Start (or restart from persisted state) the devnet in ``data_dir``.
+
+    ``store`` is ``"local"`` (an embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs
+    daemon, repo ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
     from emrshare.crypto import MemberKeys, load_member_keystore, save_keystore
     from emrshare.roles import ConsortiumAdmin, Patient, Requester
 
+    if store not in ("local", "ipfs"):
+        raise ConfigurationError(f"unknown devnet store {store!r}; use 'local' or 'ipfs'")
     if not 1 <= threshold <= proxies <= len(_PROXY_KEYS):
         raise ConfigurationError(f"the devnet runs 1 to {len(_PROXY_KEYS)} proxies, threshold ≤ N")
     password = password or os.environ.get("EMRSHARE_PASSWORD") or DEVNET_PASSWORD
@@ -161,10 +169,14 @@ def devnet_up(
             "or stop it with `emrshare devnet down`"
         )
     settings_path = dev / "settings.json"
-    port, proxy_ports = read_settings(settings_path)
+    port, proxy_ports, ipfs_ports = read_settings(settings_path)
     port = port or free_port()
     proxy_ports = (proxy_ports + [free_port() for _ in range(proxies)])[:proxies]
-    write_atomically(settings_path, json.dumps({"port": port, "proxy_ports": proxy_ports}))
+    ipfs_ports = (ipfs_ports + [free_port() for _ in range(3)])[:3]
+    write_atomically(
+        settings_path,
+        json.dumps({"port": port, "proxy_ports": proxy_ports, "ipfs_ports": ipfs_ports}),
+    )
 
     # 1. anvil, with its state persisted across `down` / `up`.
     node = DevNode(
@@ -198,11 +210,26 @@ def devnet_up(
             deployment = deploy_contracts(w3, keys[0])
             deployment.write(dep_path)
             log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
-        store_dir = dev / "store"
+        store_config = StoreConfig(kind="local", path=str(dev / "store"))
+        if store == "ipfs":
+            ipfs = IpfsDaemon.start(
+                dev / "ipfs",
+                api_port=ipfs_ports[0],
+                gateway_port=ipfs_ports[1],
+                swarm_port=ipfs_ports[2],
+                log_path=dev / "ipfs.log",
+                detach=True,
+                wait=False,
+            )
+            pids["ipfs"] = {"pid": ipfs.pid, "url": ipfs.api_url}
+            _write_pids(dev, pids)
+            ipfs.wait_ready(90)
+            log(f"ipfs        {ipfs.api_url} (js-ipfs, offline; pid {ipfs.pid})")
+            store_config = StoreConfig(kind="kubo", url=ipfs.api_url)
         config = NetworkConfig(
             rpc_url=node.rpc_url,
             deployment=deployment,
-            store=StoreConfig(kind="local", path=str(store_dir)),
+            store=store_config,
             threshold=threshold,
             confirmations=1,
             name="devnet",
@@ -329,10 +356,11 @@ def _chain_ready(node: DevNode) -> bool:
 
 def devnet_down(data_dir: Path, *, wipe: bool = False, timeout: float = 15.0) -> list[str]:
     """Stop every devnet process (proxies first, so they drain their audit logs, then
-    anvil, which saves its state). With ``wipe``, delete the chain state too."""
+    the IPFS daemon, then anvil, which saves its state). With ``wipe``, delete the chain
+    state (and the IPFS repo) too."""
     dev = _dir(Path(data_dir).expanduser().resolve())
     pids = _read_pids(dev)
-    order = sorted(pids, key=lambda n: n == "anvil")
+    order = sorted(pids, key=lambda n: (n == "anvil", n == "ipfs"))
     stopped = []
     for name in order:
         if stop_group(int(str(pids[name]["pid"])), timeout):
@@ -366,6 +394,8 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
                 healthy = True
             except Exception:
                 healthy = False
+        elif alive and name == "ipfs":
+            healthy = daemon_answers(url)
         elif alive:
             healthy = _http_ok(url + "/healthz")
         procs.append(ProcessStatus(name, pid, alive, healthy, url))

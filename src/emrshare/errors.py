@@ -11,6 +11,7 @@ and what to do next; they never contain secret material.
     │   └── LocalStateError         a file or database in a data dir is damaged or unsafe
     ├── CryptoError
     │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
+    │   │   └── InvalidEvidence     a proxy report does not prove misbehaviour
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
     │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
     ├── WireFormatError             bytes that do not parse as the named format
@@ -53,6 +54,7 @@ __all__ = [
     "GrantRevoked",
     "IndexIntegrityError",
     "IntegrityError",
+    "InvalidEvidence",
     "JournalError",
     "KeystoreError",
     "LocalStateError",
@@ -96,6 +98,11 @@ class CryptoError(EmrShareError):
 
 class VerificationError(CryptoError):
     """A signature, key fragment, capsule fragment or policy binding did not verify."""
+
+
+class InvalidEvidence(VerificationError):
+    """Evidence against a proxy does not prove it misbehaved (malformed, not signed by
+    the proxy or the grantee, keys other than the grant's, or the cfrag verifies)."""
 
 
 class DecryptionError(CryptoError):

@@ -319,7 +319,7 @@ class LocalNetwork(Network):
             store = ProxyStore(path / host / "proxy.sqlite3", bytes(pk.box_private_key))
             net.on_close(store.close)
             opener = kfrag_opener(pk)
-            service = ProxyService(chain, store, opener)
+            service = ProxyService(chain, store, opener, response_key=pk.ethereum_key)
             net._watchers.append(
                 ChainWatcher(chain, store, service, opener, start_block=deployment.start_block)
             )

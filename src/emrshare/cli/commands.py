@@ -603,6 +603,58 @@ def member_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     )
 
 
+@member_app.command("suspend")
+def member_suspend(
+    ctx: typer.Context,
+    proxy: Annotated[str, typer.Argument(help="the reported proxy's address")],
+    report: Annotated[int, typer.Option("--report", help="the proxy report id to act on")],
+) -> None:
+    """Propose suspending a proxy on a report (admin): its evidence is verified here first."""
+    from emrshare.roles import ConsortiumAdmin
+
+    st = state(ctx)
+    admin = ConsortiumAdmin(st.network(), st.keys().ethereum_key)
+    pid = admin.suspend(proxy, report)
+    suspended = st.network().contracts.registry.member(proxy).suspended_at != 0
+    if want_json(ctx, False):
+        emit_json({"proposal": pid, "suspended": suspended})
+        return
+    done = "suspended" if suspended else "proposed; other admins run `member approve`"
+    out.print(f"report {report} verified; proposal {pid}: {proxy} {done}")
+
+
+@member_app.command("approve")
+def member_approve(
+    ctx: typer.Context,
+    proposal: Annotated[int, typer.Argument(help="the proposal id")],
+) -> None:
+    """Approve a registry proposal (admin); a suspension's evidence is verified here first."""
+    from emrshare.roles import ConsortiumAdmin
+
+    st = state(ctx)
+    ConsortiumAdmin(st.network(), st.keys().ethereum_key).approve(proposal)
+    executed = st.network().contracts.registry.proposal(proposal).executed
+    if want_json(ctx, False):
+        emit_json({"proposal": proposal, "executed": executed})
+        return
+    out.print(f"approved proposal {proposal}" + (" (executed)" if executed else ""))
+
+
+@member_app.command("verify-report")
+def member_verify_report(
+    ctx: typer.Context, report: Annotated[int, typer.Argument(help="the proxy report id")]
+) -> None:
+    """Check a proxy report against the chain (anyone): does its evidence prove misbehaviour?"""
+    from emrshare.roles import ConsortiumAdmin
+
+    st = state(ctx)
+    v = ConsortiumAdmin(st.network(), st.keys().ethereum_key).verify_report(report)
+    if want_json(ctx, False):
+        emit_json({"report": report, "proxy": v.proxy, "evidence_hash": _hex(v.evidence_hash)})
+        return
+    out.print(f"report {report} proves that {v.proxy} signed a capsule fragment that fails")
+
+
 # -- devnet -----------------------------------------------------------------------------------
 
 
@@ -611,6 +663,9 @@ def devnet_up_cmd(
     ctx: typer.Context,
     proxies: Annotated[int, typer.Option(help="number of proxy processes (N)")] = 3,
     threshold: Annotated[int, typer.Option(help="M of N")] = 2,
+    store: Annotated[
+        str, typer.Option(help="blob store: 'local' (embedded) or 'ipfs' (a js-ipfs daemon)")
+    ] = "local",
 ) -> None:
     """Start anvil (persisted state), the contracts, the proxies, a store, demo profiles."""
     from emrshare.devnet import DEVNET_PASSWORD, devnet_up
@@ -620,6 +675,7 @@ def devnet_up_cmd(
         st.data_dir,
         proxies=proxies,
         threshold=threshold,
+        store=store,
         log=lambda line: out.print(line, markup=False),
     )
     out.print(

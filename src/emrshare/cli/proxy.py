@@ -9,7 +9,7 @@ import typer
 
 from emrshare.errors import EmrShareError
 
-app = typer.Typer(no_args_is_help=True, help="Run a re-encryption proxy node.")
+app = typer.Typer(no_args_is_help=True, help="Run a re-encryption proxy node; report one.")
 
 
 @app.command()
@@ -28,3 +28,25 @@ def serve(
     except EmrShareError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    evidence: Annotated[Path, typer.Argument(help="an evidence file (.emev) a read wrote")],
+) -> None:
+    """Report the proxy an evidence file proves misbehaved (published on chain for the
+    admins to verify; as a member profile)."""
+    from emrshare.cli._context import emit_json, out, state, want_json
+    from emrshare.proxy.evidence import Evidence
+
+    proxy = Evidence.read(evidence).proxy  # refused here, before any chain access
+    st = state(ctx)
+    report_id = st.provider().report_proxy(evidence)
+    if want_json(ctx, False):
+        emit_json({"report_id": report_id, "proxy": proxy})
+        return
+    out.print(
+        f"reported {proxy} as report {report_id}; admins verify it before suspending "
+        f"(`emrshare member suspend {proxy} --report {report_id}`)"
+    )

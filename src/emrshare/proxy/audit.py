@@ -51,6 +51,7 @@ class AuditFlusher:
         Returns how many batches are still waiting to be mined.
         """
         waiting = 0
+        self._recheck_mined()
         pending = self.store.pending_batches()
         if not pending:
             return 0
@@ -74,6 +75,26 @@ class AuditFlusher:
                     self._broadcast_at[batch.id] = now
                 waiting += 1
         return waiting
+
+    def _recheck_mined(self) -> None:
+        """A batch mined in a block the watcher has not hash-checked yet may be orphaned
+        by a reorg: its receipt is gone (pending again: rebroadcast, or re-queued once its
+        nonce is spent otherwise) or in another block. Behind the cursor, the watcher's
+        rollback un-marks batches of orphaned blocks."""
+        cursor = self.store.cursor()
+        for batch_id, tx_hash, mined in self.store.mined_batches_after(cursor or 0):
+            now = self.chain.receipt_block(tx_hash)
+            if now is None:
+                log.warning("audit batch %d: block %d was orphaned; sent again", batch_id, mined)
+                self.store.batch_unmined(batch_id)
+                self._broadcast_at.pop(batch_id, None)
+            elif now != mined:
+                self.store.batch_mined(batch_id, now)
+
+    def unsettled(self) -> bool:
+        """Batches waiting to be mined, or mined in blocks a reorg may still orphan."""
+        cursor = self.store.cursor()
+        return bool(self.store.pending_batches() or self.store.mined_batches_after(cursor or 0))
 
     def flush_once(self) -> int:
         """Settle earlier batches, then log up to ``max_entries`` new entries.
@@ -137,7 +158,7 @@ class AuditFlusher:
             try:
                 if await asyncio.to_thread(self.due):
                     await asyncio.to_thread(self.flush_once)
-                elif self.store.pending_batches():
+                elif await asyncio.to_thread(self.unsettled):
                     await asyncio.to_thread(self.settle)
                 self.last_error = None
             except EmrShareError as exc:

@@ -120,6 +120,10 @@ class ProxyChain(Protocol):
         """The latest block number."""
         ...
 
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block ``number`` on the node's current chain (None if it has none)."""
+        ...
+
     def latest(self) -> tuple[int, int]:
         """The latest block's number and chain time (unix seconds), read together."""
         ...

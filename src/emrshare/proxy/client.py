@@ -32,8 +32,10 @@ from emrshare.errors import (
     NotGrantee,
     Unavailable,
     VerificationError,
+    WireFormatError,
 )
-from emrshare.proxy import _crypto
+from emrshare.proxy import _crypto, response
+from emrshare.proxy.evidence import Evidence
 from emrshare.proxy.request import ReencryptRequest, RefusalReason, SignedRequest, capsule_hash
 
 __all__ = [
@@ -116,17 +118,23 @@ class ProxyFailure:
 
 @dataclass(frozen=True, slots=True)
 class ThresholdResult:
-    """M verified cfrags per capsule (aligned with the capsules asked for)."""
+    """M verified cfrags per capsule (aligned with the capsules asked for).
+
+    ``evidence``: proof against each proxy whose signed cfrag failed verification
+    (:class:`~emrshare.proxy.evidence.Evidence`), to report to the consortium.
+    """
 
     cfrags: tuple[tuple[umbral_pre.VerifiedCapsuleFrag, ...], ...] = field(repr=False)
     served_by: tuple[str, ...]
     blocks: dict[str, int]
     failures: tuple[ProxyFailure, ...]
+    evidence: tuple[Evidence, ...] = ()
 
 
 class _Failed(Exception):
-    def __init__(self, failure: ProxyFailure) -> None:
+    def __init__(self, failure: ProxyFailure, evidence: Evidence | None = None) -> None:
         self.failure = failure
+        self.evidence = evidence
 
 
 class ThresholdClient:
@@ -156,6 +164,12 @@ class ThresholdClient:
             "limits": httpx.Limits(max_connections=200, max_keepalive_connections=50),
         }
         self._http = httpx.AsyncClient(**self._http_options)
+        # One signed request per (proxy, policy, capsules, deadline): a retry within one
+        # read sends the same request (same nonce), which a proxy answers again without
+        # logging a second access.
+        self._signed: dict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest] = {}
+        #: Evidence gathered by every call so far (also on calls that raised).
+        self.evidence: list[Evidence] = []
 
     def __repr__(self) -> str:
         return f"ThresholdClient(address={self.address!r}, chain_id={self.chain_id})"
@@ -209,13 +223,23 @@ class ThresholdClient:
         }
         good: list[tuple[ProxyEndpoint, int, list[umbral_pre.VerifiedCapsuleFrag]]] = []
         failures: list[ProxyFailure] = []
+        evidence: list[Evidence] = []
         seen: set[bytes] = set()
+        answered = 0
         try:
             for fut in asyncio.as_completed(tasks):
+                answered += 1
                 try:
                     proxy, block, cfrags = await fut
                 except _Failed as f:
                     failures.append(f.failure)
+                    if f.evidence is not None:
+                        evidence.append(f.evidence)
+                        self.evidence.append(f.evidence)
+                    if f.failure.kind == "refused" and (
+                        len(good) + len(tasks) - answered < policy.threshold
+                    ):
+                        break  # refusals put the threshold out of reach: stop asking
                     continue
                 # A proxy echoing another proxy's fragment adds nothing: combining needs
                 # M distinct fragments.
@@ -234,7 +258,7 @@ class ThresholdClient:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if len(good) < policy.threshold:
-            raise _threshold_error(policy, len(good), failures)
+            raise _threshold_error(policy, len(good), failures, len(tasks) - answered)
         good = good[: policy.threshold]
         per_capsule = tuple(tuple(g[2][i] for g in good) for i in range(len(capsules)))
         return ThresholdResult(
@@ -242,6 +266,7 @@ class ThresholdClient:
             served_by=tuple(g[0].address for g in good),
             blocks={g[0].address: g[1] for g in good},
             failures=tuple(failures),
+            evidence=tuple(evidence),
         )
 
     async def _ask(
@@ -254,18 +279,33 @@ class ThresholdClient:
         hashes: list[bytes],
         deadline: int,
     ) -> tuple[ProxyEndpoint, int, list[umbral_pre.VerifiedCapsuleFrag]]:
-        req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
-        signed = SignedRequest(
-            request=req,
-            chain_id=self.chain_id,
-            verifying_contract=self.grants_contract,  # type: ignore[arg-type]
-            signature=req.sign(self._key, self.chain_id, self.grants_contract),
-            capsules=tuple(capsule_bytes),
-        )
+        key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
+        signed = self._signed.get(key)
+        if signed is None:
+            req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
+            signed = SignedRequest(
+                request=req,
+                chain_id=self.chain_id,
+                verifying_contract=self.grants_contract,  # type: ignore[arg-type]
+                signature=req.sign(self._key, self.chain_id, self.grants_contract),
+                capsules=tuple(capsule_bytes),
+            )
+            self._signed[key] = signed
+        request_digest = signed.request.digest(self.chain_id, self.grants_contract)
 
-        def fail(kind: FailureKind, reason: str, message: str = "") -> _Failed:
-            return _Failed(ProxyFailure(proxy.address, proxy.url, kind, reason, message))
+        def fail(
+            kind: FailureKind, reason: str, message: str = "", evidence: Evidence | None = None
+        ) -> _Failed:
+            return _Failed(ProxyFailure(proxy.address, proxy.url, kind, reason, message), evidence)
 
+        def signed_by_proxy(digest: bytes, signature: Any) -> bool:
+            try:
+                sig = bytes.fromhex(str(signature).removeprefix("0x"))
+                return response.recover_response(digest, sig).lower() == proxy.address.lower()
+            except (ValueError, VerificationError):
+                return False
+
+        common = response.Bound(self.chain_id, self.grants_contract, proxy.address, request_digest)
         try:
             resp = await http.post(proxy.url.rstrip("/") + "/v1/reencrypt", json=signed.to_json())
         except httpx.TimeoutException as exc:
@@ -278,29 +318,61 @@ class ThresholdClient:
             raise fail("bad_response", f"http_{resp.status_code}", "not JSON") from exc
         if resp.status_code != 200:
             if isinstance(body, dict) and isinstance(body.get("refused"), str):
-                raise fail("refused", body["refused"], str(body.get("message", "")))
+                reason = body["refused"]
+                block_raw = body.get("block")
+                digest = response.refused_digest(
+                    common, reason=reason, block=block_raw if isinstance(block_raw, int) else 0
+                )
+                # An unsigned refusal is no one's word: it counts as no answer.
+                if not signed_by_proxy(digest, body.get("signature")):
+                    raise fail("bad_response", "unsigned_refusal", reason)
+                raise fail("refused", reason, str(body.get("message", "")))
             raise fail("bad_response", f"http_{resp.status_code}")
         try:
-            raw = [bytes.fromhex(str(c).removeprefix("0x")) for c in body["cfrags"]]
+            raw = tuple(bytes.fromhex(str(c).removeprefix("0x")) for c in body["cfrags"])
             block = int(body["block"])
+            delegating_pk = bytes.fromhex(str(body["delegating_pk"]).removeprefix("0x"))
+            signature_hex = body["signature"]
         except (KeyError, TypeError, ValueError) as exc:
             raise fail("bad_response", "malformed_body") from exc
+        digest = response.served_digest(
+            common,
+            cfrag_hashes=[capsule_hash(c) for c in raw],
+            block=block,
+            delegating_pk=delegating_pk,
+        )
+        if not signed_by_proxy(digest, signature_hex):
+            raise fail("bad_response", "bad_response_signature")
         if len(raw) != len(capsules):
             raise fail("bad_fragment", "wrong_count")
         verified = []
-        for cfrag, capsule in zip(raw, capsules, strict=True):
+        for i, (cfrag, capsule) in enumerate(zip(raw, capsules, strict=True)):
             try:
                 verified.append(
                     _crypto.verify_cfrag(
                         cfrag,
                         capsule,
                         verifying_pk=policy.keys.verifying_pk,
-                        delegating_pk=policy.keys.delegating_pk,
+                        delegating_pk=delegating_pk,
                         receiving_pk=policy.keys.receiving_pk,
                     )
                 )
-            except VerificationError as exc:
-                raise fail("bad_fragment", "cfrag_verification_failed") from exc
+            except (VerificationError, WireFormatError) as exc:
+                # Signed by the proxy and wrong for the keys it signed: proof.
+                proof = Evidence.build(
+                    signed,
+                    block=block,
+                    delegating_pk=delegating_pk,
+                    cfrags=raw,
+                    response_signature=bytes.fromhex(str(signature_hex).removeprefix("0x")),
+                    index=i,
+                    verifying_pk=policy.keys.verifying_pk,
+                    receiving_pk=policy.keys.receiving_pk,
+                )
+                raise fail("bad_fragment", "cfrag_verification_failed", evidence=proof) from exc
+        if delegating_pk != policy.keys.delegating_pk:
+            # Verifies, but for another delegating key than the grant's: not usable.
+            raise fail("bad_fragment", "wrong_delegating_key")
         return proxy, block, verified
 
     def reencrypt_sync(
@@ -330,10 +402,12 @@ class ThresholdClient:
 
 
 def _threshold_error(
-    policy: ThresholdPolicy, got: int, failures: list[ProxyFailure]
+    policy: ThresholdPolicy, got: int, failures: list[ProxyFailure], unasked: int = 0
 ) -> AccessDenied | Unavailable:
     reasons = {f.proxy: f.reason for f in failures}
     named = "; ".join(f.describe() for f in failures)
+    if unasked:
+        named += f"; {unasked} more not waited for (the threshold was out of reach)"
     denials = [
         f.reason
         for f in failures

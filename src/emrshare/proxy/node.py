@@ -62,7 +62,7 @@ class ProxyParts:
         """Open the store (kfrags sealed under ``keys``' box key) and wire the rest to it."""
         store = ProxyStore(database, bytes(keys.box_private_key))
         opener = kfrag_opener(keys)
-        service = ProxyService(chain, store, opener)
+        service = ProxyService(chain, store, opener, response_key=keys.ethereum_key)
         watcher = ChainWatcher(
             chain, store, service, opener, start_block=start_block, confirmations=confirmations
         )

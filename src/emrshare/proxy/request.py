@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -108,6 +108,8 @@ class RefusalReason(StrEnum):
     CAPSULE_WRONG_CATEGORY = "capsule_wrong_category"
     CHAIN_UNAVAILABLE = "chain_unavailable"
     INTERNAL_ERROR = "internal_error"
+    #: This proxy is suspended (or removed) by the consortium: ask the others.
+    PROXY_SUSPENDED = "proxy_suspended"
 
     @property
     def denies_access(self) -> bool:
@@ -120,19 +122,32 @@ class RefusalReason(StrEnum):
             RefusalReason.CHAIN_UNAVAILABLE,
             RefusalReason.KFRAG_UNAVAILABLE,
             RefusalReason.INTERNAL_ERROR,
+            RefusalReason.PROXY_SUSPENDED,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A refusal: the reason, a human message and the block the proxy evaluated at."""
+    """A refusal: the reason, a human message and the block the proxy evaluated at.
+
+    ``signature`` is the proxy's signature over the request digest, the reason and the
+    block (:mod:`emrshare.proxy.response`); empty for a body that did not parse.
+    """
 
     reason: RefusalReason
     message: str
     block: int | None = None
+    signature: bytes = field(default=b"", repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"refused": self.reason.value, "message": self.message, "block": self.block}
+        out: dict[str, Any] = {
+            "refused": self.reason.value,
+            "message": self.message,
+            "block": self.block,
+        }
+        if self.signature:
+            out["signature"] = "0x" + self.signature.hex()
+        return out
 
 
 def capsule_hash(capsule_bytes: bytes) -> bytes:

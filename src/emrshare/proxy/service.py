@@ -11,13 +11,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import umbral_pre
+from eth_account import Account
 
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
-from emrshare.proxy import _crypto
+from emrshare.proxy import _crypto, response
 from emrshare.proxy.chainview import GrantCreated, PolicyStatus, ProxyChain
 from emrshare.proxy.journal import GroupCommit
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
@@ -35,29 +36,53 @@ KfragOpener = Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A successful answer: one cfrag per capsule, and the block the checks ran at."""
+    """A successful answer: one cfrag per capsule, the block the checks ran at, the
+    delegating public key of the kfrag binding used, and the proxy's signature over all
+    of it bound to the request (:mod:`emrshare.proxy.response`)."""
 
     cfrags: tuple[bytes, ...]
     block: int
+    delegating_pk: bytes = b""
+    signature: bytes = field(default=b"", repr=False)
 
     def to_json(self) -> dict[str, object]:
-        return {"cfrags": ["0x" + c.hex() for c in self.cfrags], "block": self.block}
+        return {
+            "cfrags": ["0x" + c.hex() for c in self.cfrags],
+            "block": self.block,
+            "delegating_pk": "0x" + self.delegating_pk.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
 
 
 class ProxyService:
     """Checks requests against the chain and the proxy's own indexes, then re-encrypts."""
 
-    def __init__(self, chain: ProxyChain, store: ProxyStore, open_kfrag: KfragOpener) -> None:
+    def __init__(
+        self,
+        chain: ProxyChain,
+        store: ProxyStore,
+        open_kfrag: KfragOpener,
+        *,
+        response_key: bytes,
+    ) -> None:
+        """``response_key`` is the proxy's Ethereum key (its registry account, the same
+        account as ``chain.proxy_address``): every answer is signed with it."""
+        if str(Account.from_key(response_key).address).lower() != chain.proxy_address.lower():
+            raise ValueError("the response key is not the key of the proxy's chain account")
         self.chain = chain
         self.store = store
         self.open_kfrag = open_kfrag
+        self._response_key = response_key
         self._kfrags: dict[bytes, VerifiedProxyKeyFrag] = {}
         self._lock = threading.Lock()
+        self._nonce_cv = threading.Condition(self._lock)
         self._inflight: set[tuple[str, int]] = set()
         self._capsules: OrderedDict[bytes, umbral_pre.Capsule] = OrderedDict()
         self.capsule_cache_size = 100_000
         self.journal = GroupCommit(store)
         self.served = 0
+        #: Repeats of an identical request answered again without journaling.
+        self.repeats = 0
         self.refused: dict[str, int] = {}
         self._active_at: tuple[int, bool] | None = None
 
@@ -107,7 +132,33 @@ class ProxyService:
         return Refusal(reason, message, block)
 
     def handle(self, signed: SignedRequest) -> Served | Refusal:
-        """Evaluate one request; never raises for a bad request, only for internal faults."""
+        """Evaluate one request and sign the answer; never raises for a bad request, only
+        for internal faults."""
+        result = self._decide(signed)
+        return self.sign(signed, result)
+
+    def sign(self, signed: SignedRequest, result: Served | Refusal) -> Served | Refusal:
+        """``result`` with the proxy's signature, bound to ``signed``'s request digest."""
+        req = signed.request
+        request_digest = req.digest(signed.chain_id, signed.verifying_contract)
+        common = response.Bound(
+            self.chain.chain_id,
+            self.chain.grants_contract,
+            self.chain.proxy_address,
+            request_digest,
+        )
+        if isinstance(result, Served):
+            digest = response.served_digest(
+                common,
+                cfrag_hashes=[capsule_hash(c) for c in result.cfrags],
+                block=result.block,
+                delegating_pk=result.delegating_pk,
+            )
+        else:
+            digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
+        return replace(result, signature=response.sign_digest(digest, self._response_key))
+
+    def _decide(self, signed: SignedRequest) -> Served | Refusal:
         req = signed.request
         me = self.chain.proxy_address
         if not signed.capsules:
@@ -162,23 +213,36 @@ class ProxyService:
                 f"the request was signed by {signer}, who is not the grantee of this policy",
                 block,
             )
+        # One request per (signer, nonce) is evaluated at a time: a repeat of a request
+        # in flight waits for it, and then is a repeat of a served one.
         nonce_key = (signer.lower(), req.nonce)
-        with self._lock:
-            replayed = nonce_key in self._inflight
-            self._inflight.add(nonce_key)
-        if replayed:
+        with self._nonce_cv:
+            free = self._nonce_cv.wait_for(lambda: nonce_key not in self._inflight, 10.0)
+            if free:
+                self._inflight.add(nonce_key)
+        if not free:  # (refused outside the lock: _refuse takes it)
             return self._refuse(
-                RefusalReason.REPLAYED_NONCE, "this request nonce is already in use", block
+                RefusalReason.CHAIN_UNAVAILABLE,
+                "the same request is still being served; retry shortly",
+                block,
             )
         try:
-            if self.store.nonce_used(signer, req.nonce):
+            digest = req.digest(signed.chain_id, signed.verifying_contract)
+            used = self.store.nonce_digest(signer, req.nonce)
+            if used is not None and used != digest:
                 return self._refuse(
-                    RefusalReason.REPLAYED_NONCE, "this request nonce was already used", block
+                    RefusalReason.REPLAYED_NONCE,
+                    "another request already used this nonce; sign a new request",
+                    block,
                 )
-            return self._serve(signed, signer, policy, block, now)
+            # A repeat of the identical request (same signer, nonce and digest, deadline
+            # not passed) is evaluated again and answered again, but journaled once: the
+            # audit trail records what was served, once per request.
+            return self._serve(signed, signer, policy, block, now, digest, first=used is None)
         finally:
-            with self._lock:
+            with self._nonce_cv:
                 self._inflight.discard(nonce_key)
+                self._nonce_cv.notify_all()
 
     def _serve(
         self,
@@ -187,6 +251,9 @@ class ProxyService:
         policy: PolicyRecord,
         block: int,
         now: int,
+        digest: bytes,
+        *,
+        first: bool,
     ) -> Served | Refusal:
         req = signed.request
         pid = policy.policy_id
@@ -220,11 +287,9 @@ class ProxyService:
         except EmrShareError as exc:
             return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not active:
-            # TODO(issue #10): a dedicated RefusalReason.PROXY_SUSPENDED ("proxy_suspended")
-            # belongs in proxy/request.py; until it exists the closest reason is used.
             return self._refuse(
-                RefusalReason.NOT_A_PROXY_OF_POLICY,
-                f"proxy_suspended: {me} is not an active Proxy member at block {block} "
+                RefusalReason.PROXY_SUSPENDED,
+                f"{me} is not an active Proxy member at block {block} "
                 "(suspended or removed by the consortium); ask another proxy of the policy",
                 block,
             )
@@ -264,24 +329,28 @@ class ProxyService:
         except WireFormatError as exc:
             return self._refuse(RefusalReason.BAD_REQUEST, str(exc), block)
         cfrags = tuple(_crypto.reencrypt(c, kfrag) for c in capsules)
-        # Journal (with the nonce) before the response leaves: a crash now cannot lose
-        # the audit record, and the nonce is spent only by a serve.
-        self.journal.record(
-            Serve(
-                pid,
-                signer,
-                tuple(record_ids),
-                block,
-                req.nonce,
-                req.deadline,
-                capsule_hashes=tuple(req.capsule_hashes),
-                signature=bytes(signed.signature),
-                block_time=now,
+        # Journal (with the nonce and the request digest) before the response leaves: a
+        # crash now cannot lose the audit record, and the nonce is spent only by a serve.
+        if first:
+            self.journal.record(
+                Serve(
+                    pid,
+                    signer,
+                    tuple(record_ids),
+                    block,
+                    req.nonce,
+                    req.deadline,
+                    capsule_hashes=tuple(req.capsule_hashes),
+                    signature=bytes(signed.signature),
+                    block_time=now,
+                    digest=digest,
+                )
             )
-        )
         with self._lock:
             self.served += len(cfrags)
-        return Served(cfrags, block)
+            if not first:
+                self.repeats += 1
+        return Served(cfrags, block, kfrag.binding.category_public_key_bytes)
 
     def _active_proxy(self, block: int) -> bool:
         """Whether this proxy is an active Proxy member at ``block`` (one read per block)."""

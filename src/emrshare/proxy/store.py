@@ -33,12 +33,18 @@ __all__ = [
     "PendingBatch",
     "PolicyRecord",
     "ProxyStore",
+    "Rollback",
     "StoredKfrag",
 ]
 
 #: Layout version, in ``meta``: 2 is the issue #10 layout (no epochs on chain; the
-#: journal keeps the grantee's signed request for the audit log).
-SCHEMA_VERSION = 2
+#: journal keeps the grantee's signed request for the audit log); 3 adds the request
+#: digest to each spent nonce (a repeat of the identical request is answered again, not
+#: journaled again) and the hashes of recently applied blocks (reorg detection). A
+#: layout 2 database is upgraded in place.
+SCHEMA_VERSION = 3
+#: How many applied blocks' hashes are kept: a reorg deeper than this is refused.
+BLOCK_WINDOW = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,8 +81,12 @@ CREATE TABLE IF NOT EXISTS nonces (
     signer TEXT NOT NULL,
     nonce TEXT NOT NULL,
     deadline INTEGER NOT NULL,
+    digest BLOB,
     PRIMARY KEY (signer, nonce)
 );
+-- The hash of every block the watcher's cursor stood at (the last BLOCK_WINDOW): each
+-- step checks the chain still has them, and a reorg rolls back to the newest it has.
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 -- One row per serve: exactly what AuditLog.logAccesses needs (the grantee's signed
 -- request: capsule hashes, nonce, deadline, signature; the block the proxy evaluated
 -- the grant at and that block's timestamp), plus the record ids for operators.
@@ -102,6 +112,9 @@ CREATE TABLE IF NOT EXISTS batches (
     mined_block INTEGER
 );
 """
+#: What a new database file is created with: the tables and its layout version (a
+#: release-1 file has no version row).
+_CREATE = _SCHEMA + "INSERT INTO meta (key, value) VALUES ('schema', '3');"  # noqa: S608 - constant
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +191,19 @@ class Serve:
     capsule_hashes: tuple[bytes, ...] = ()
     signature: bytes = field(default=b"", repr=False)
     block_time: int = 0
+    #: The request's EIP-712 digest: a later request with this nonce must repeat it.
+    digest: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """What a reorg rollback undid (:meth:`ProxyStore.rollback`)."""
+
+    fork: int
+    dropped_policies: tuple[bytes, ...]
+    unrevoked_policies: tuple[bytes, ...]
+    dropped_entries: int
+    unmined_batches: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +232,7 @@ class ProxyStore:
             self._db = connect_sqlite(
                 path,
                 "proxy database",
-                # A new file is born with its layout version (an old one has none).
-                _SCHEMA + f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}');",
+                _CREATE,
                 check_same_thread=False,
                 isolation_level=None,
             )
@@ -217,6 +242,7 @@ class ProxyStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._check_schema(path)
         self._db.executescript(_SCHEMA)
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
@@ -233,6 +259,11 @@ class ProxyStore:
         if "meta" not in tables:
             return  # a new database
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and int(row[0]) == 2:
+            # 2 -> 3: nonces spent before the upgrade keep no digest (a repeat of one of
+            # them is refused as replayed, as before); the block table is new.
+            self._db.execute("ALTER TABLE nonces ADD COLUMN digest BLOB")
+            return
         if row is None or int(row[0]) != SCHEMA_VERSION:
             self._db.close()
             raise ConfigurationError(
@@ -273,6 +304,54 @@ class ProxyStore:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(block),),
         )
+
+    # -- applied blocks (reorg detection) ---------------------------------------------
+
+    @staticmethod
+    def record_block(tx: sqlite3.Connection, number: int, block_hash: bytes) -> None:
+        """Remember the hash of a block the cursor moved to; keep the last BLOCK_WINDOW."""
+        tx.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?)", (number, block_hash))
+        tx.execute("DELETE FROM blocks WHERE number <= ?", (number - BLOCK_WINDOW,))
+
+    def recent_blocks(self) -> list[tuple[int, bytes]]:
+        """The remembered (number, hash) pairs, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC")
+            return [(int(r[0]), bytes(r[1])) for r in rows.fetchall()]
+
+    def rollback(self, fork: int) -> Rollback:
+        """Undo everything derived from blocks after ``fork`` (orphaned by a reorg).
+
+        Policies created after it are dropped with their kfrags, index entries after it
+        are dropped, revocations after it are undone (the kfrag a revocation deleted
+        stays deleted: the proxy fails closed, see docs/proxy-operations.md), audit
+        batches mined after it go back to pending (the flusher re-checks their receipt),
+        and the cursor moves back to ``fork``. One transaction.
+        """
+        with self.transaction() as tx:
+            dropped = [
+                bytes(r[0])
+                for r in tx.execute(
+                    "SELECT policy_id FROM policies WHERE created_block > ?", (fork,)
+                ).fetchall()
+            ]
+            unrevoked = [
+                bytes(r[0])
+                for r in tx.execute(
+                    "SELECT policy_id FROM policies WHERE revoked_block > ? AND created_block <= ?",
+                    (fork, fork),
+                ).fetchall()
+            ]
+            tx.executemany("DELETE FROM kfrags WHERE policy_id = ?", [(p,) for p in dropped])
+            tx.execute("DELETE FROM policies WHERE created_block > ?", (fork,))
+            tx.execute("UPDATE policies SET revoked_block = NULL WHERE revoked_block > ?", (fork,))
+            entries = tx.execute("DELETE FROM entries WHERE block > ?", (fork,)).rowcount
+            batches = tx.execute(
+                "UPDATE batches SET mined_block = NULL WHERE mined_block > ?", (fork,)
+            ).rowcount
+            tx.execute("DELETE FROM blocks WHERE number > ?", (fork,))
+            self.set_cursor(tx, fork)
+        return Rollback(fork, tuple(dropped), tuple(unrevoked), entries, batches)
 
     # -- policies and kfrags -----------------------------------------------------------
 
@@ -393,7 +472,8 @@ class ProxyStore:
         """Record a nonce as used; False if that signer already used it."""
         with self._lock:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (signer, str(nonce), deadline)
+                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?, NULL)",
+                (signer, str(nonce), deadline),
             )
             return cur.rowcount == 1
 
@@ -411,6 +491,15 @@ class ProxyStore:
             ).fetchone()
         return row is not None
 
+    def nonce_digest(self, signer: str, nonce: int) -> bytes | None:
+        """The digest of the request that spent ``nonce`` (``b""`` if not recorded), or
+        None while the nonce is unspent."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT digest FROM nonces WHERE signer = ? AND nonce = ?", (signer, str(nonce))
+            ).fetchone()
+        return None if row is None else bytes(row[0] or b"")
+
     def journal(self, serve: Serve) -> int:
         """Durably record one serve (fsync'd commit); returns its journal id."""
         self.journal_many([serve])
@@ -421,8 +510,12 @@ class ProxyStore:
         """Durably record serves and their nonces in one fsync'd commit."""
         with self.transaction() as tx:
             tx.executemany(
-                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)",
-                [(s.requester, str(s.nonce), s.deadline) for s in serves if s.nonce is not None],
+                "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?, ?)",
+                [
+                    (s.requester, str(s.nonce), s.deadline, s.digest or None)
+                    for s in serves
+                    if s.nonce is not None
+                ],
             )
             tx.executemany(
                 "INSERT INTO journal (policy_id, requester, record_ids, block, capsule_hashes, "
@@ -504,6 +597,21 @@ class ProxyStore:
                 )
                 out.append(PendingBatch(r[0], r[1], r[2], r[3], ids))
         return out
+
+    def mined_batches_after(self, block: int) -> list[tuple[int, bytes, int]]:
+        """(id, tx hash, mined block) of batches marked mined after ``block``: not yet
+        behind the watcher's hash-checked cursor, so a reorg may still orphan them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, tx_hash, mined_block FROM batches WHERE mined_block > ? ORDER BY id",
+                (block,),
+            ).fetchall()
+        return [(int(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def batch_unmined(self, batch_id: int) -> None:
+        """A batch marked mined whose block was orphaned: pending again."""
+        with self.transaction() as tx:
+            tx.execute("UPDATE batches SET mined_block = NULL WHERE id = ?", (batch_id,))
 
     def batch_mined(self, batch_id: int, block: int) -> None:
         with self.transaction() as tx:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from emrshare.errors import ContractRevert, CryptoError, EmrShareError, WireFormatError
+from emrshare.errors import ChainError, ContractRevert, CryptoError, EmrShareError, WireFormatError
 from emrshare.proxy.chainview import (
     ChainEvent,
     EntryAppended,
@@ -52,17 +52,30 @@ class ChainWatcher:
         self.confirmations = confirmations
         self.max_range = max_range
         self.last_error: str | None = None
+        #: Reorgs detected (each rolled back and re-applied).
+        self.reorgs = 0
 
     def step(self) -> int:
-        """Apply the next range of confirmed blocks; returns how many blocks it covered."""
+        """Apply the next range of confirmed blocks; returns how many blocks it covered.
+
+        First checks that the block the cursor stands at is still on the chain; if a
+        reorg replaced it, rolls back to the newest remembered block the chain still has
+        (:meth:`ProxyStore.rollback`) and returns 1, so the next step re-applies from there.
+        """
+        cursor = self.store.cursor()
+        if cursor is not None and self._rolled_back():
+            return 1
         head = self.chain.head()
         safe = head - self.confirmations
-        cursor = self.store.cursor()
         start = self.start_block if cursor is None else cursor + 1
         if start > safe:
             return 0
         end = min(safe, start + self.max_range - 1)
+        end_hash = self.chain.block_hash(end)
         events = self.chain.events(start, end)
+        # Events and hashes are separate reads: if the chain moved under them, read again.
+        if end_hash is None or self.chain.block_hash(end) != end_hash or not self._on_chain():
+            return 0
         kfrags = self._open_kfrags(events)
         revoked: list[bytes] = []
         with self.store.transaction() as tx:
@@ -95,6 +108,7 @@ class ChainWatcher:
                         EntryRecord(ev.capsule_hash, ev.patient, ev.tag, ev.record_id, ev.block),
                     )
             self.store.set_cursor(tx, end)
+            self.store.record_block(tx, end, end_hash)
         for pid in revoked:
             self.service.forget(pid)
         for ev in events:
@@ -105,6 +119,46 @@ class ChainWatcher:
         if events:
             log.info("applied %d events from blocks %d..%d", len(events), start, end)
         return end - start + 1
+
+    def _on_chain(self) -> bool:
+        """Whether the newest remembered block is still on the node's chain."""
+        recent = self.store.recent_blocks()
+        return not recent or self.chain.block_hash(recent[0][0]) == recent[0][1]
+
+    def _rolled_back(self) -> bool:
+        """Detect a reorg below the cursor and undo what orphaned blocks brought."""
+        recent = self.store.recent_blocks()
+        if not recent or self.chain.block_hash(recent[0][0]) == recent[0][1]:
+            return False
+        fork: int | None = None
+        for number, block_hash in recent[1:]:
+            if self.chain.block_hash(number) == block_hash:
+                fork = number
+                break
+        if fork is None:
+            oldest = recent[-1][0]
+            if oldest <= self.start_block:
+                fork = self.start_block - 1  # everything remembered was orphaned
+            else:
+                raise ChainError(
+                    f"the chain reorganised below block {oldest}, deeper than the "
+                    f"{len(recent)} blocks this proxy remembers; start it with a fresh "
+                    "data dir to follow the deployment again"
+                )
+        undone = self.store.rollback(fork)
+        for pid in undone.dropped_policies + undone.unrevoked_policies:
+            self.service.forget(pid)
+        self.reorgs += 1
+        log.warning(
+            "reorg: rolled back to block %d (%d grants, %d entries dropped, %d revocations "
+            "undone, %d audit batches to re-check)",
+            fork,
+            len(undone.dropped_policies),
+            undone.dropped_entries,
+            len(undone.unrevoked_policies),
+            undone.unmined_batches,
+        )
+        return True
 
     def _open_kfrags(self, events: Sequence[ChainEvent]) -> dict[bytes, StoredKfrag]:
         me = self.chain.proxy_address.lower()

@@ -161,6 +161,16 @@ class Web3ProxyChain:
         return _int(self._raw("eth_blockNumber", []))
 
     @_chain_errors
+    def block_hash(self, number: int) -> bytes | None:
+        if not self._raw_rpc:
+            try:
+                return bytes(self.w3.eth.get_block(number)["hash"])
+            except Exception:  # eth-tester: BlockNotFound
+                return None
+        raw = self._raw("eth_getBlockByNumber", [hex(number), False])
+        return None if raw is None else bytes.fromhex(str(raw["hash"]).removeprefix("0x"))
+
+    @_chain_errors
     def latest(self) -> tuple[int, int]:
         if not self._raw_rpc:
             block = self.w3.eth.get_block("latest")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from emrshare.chain import (
     GrantStatus,
     MemberApplied,
     ProposalCreated,
+    ProxyReported,
     Role,
     WriterAuthorized,
     WriterRevoked,
@@ -50,6 +52,7 @@ from emrshare.errors import (
     EmrShareError,
     GrantExpired,
     GrantRevoked,
+    InvalidEvidence,
     Unavailable,
 )
 from emrshare.journal import RecoveryReport
@@ -68,11 +71,14 @@ from emrshare.roles._common import (
     read_record_to,
     verified_entries,
 )
+from emrshare.roles._reports import VerifiedReport, keep_evidence, read_evidence, verify_report
 from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.profiles import default_data_dir
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 __all__ = ["ConsortiumAdmin", "Provider", "Requester"]
+
+log = logging.getLogger("emrshare.roles")
 
 
 class Requester:
@@ -114,6 +120,8 @@ class Requester:
         self._members = MembershipCache(network.contracts.registry)
         self._endpoints: dict[str, str] = {}
         self._tls: ssl.SSLContext | None = None
+        #: Evidence files written by the last read (a proxy signed a bad cfrag).
+        self.last_evidence: list[Path] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
@@ -417,24 +425,49 @@ class Requester:
         try:
             result = self._reencrypt(client, policy, sealed)
         except AccessDenied as exc:
+            self._name_evidence(exc, client.evidence)
             st = status(grant.policy_id)
             if st is GrantStatus.REVOKED and not isinstance(exc, GrantRevoked):
                 raise GrantRevoked(str(exc), exc.reasons) from exc
             if st is GrantStatus.EXPIRED and not isinstance(exc, GrantExpired):
                 raise GrantExpired(str(exc), exc.reasons) from exc
             raise
+        except Unavailable as exc:
+            self._name_evidence(exc, client.evidence)
+            raise
+        self.last_evidence = keep_evidence(self.state_dir, client.evidence)
+        for path in self.last_evidence:
+            log.warning("a proxy signed a bad capsule fragment; evidence written to %s", path)
         entry = open_entry_as_grantee(sealed, self.keys, gmap, result.cfrags[0])
         return check_entry(entry, ev, patient, gmap.epoch, self._members)
 
+    def _name_evidence(self, exc: Exception, evidence: Sequence[Any]) -> None:
+        """Write the read's evidence and name the files in ``exc``'s message."""
+        self.last_evidence = keep_evidence(self.state_dir, evidence)
+        if self.last_evidence:
+            named = ", ".join(str(p) for p in self.last_evidence)
+            exc.args = (
+                f"{exc}; a proxy signed a bad capsule fragment: evidence written to {named} "
+                "(report it to the consortium)",
+            )
+
+    def report_proxy(self, evidence_path: Path) -> int:
+        """Publish an evidence file against its proxy (``ConsortiumRegistry.reportProxy``);
+        returns the report id. The evidence is parsed first (:class:`InvalidEvidence`)."""
+        evidence = read_evidence(Path(evidence_path))
+        receipt = self._contracts.registry.report_proxy(evidence.proxy, bytes(evidence))
+        return int(receipt.event(ProxyReported).report_id)
+
     def _reencrypt(self, client: Any, policy: Any, sealed: SealedEntry) -> Any:
         # "Not now" answers (a proxy has not seen a fresh grant yet, or is down) are
-        # retried for a short while; refusals ("no") are not.
+        # retried for a short while; refusals ("no") are not. One chain deadline for the
+        # whole read: every retry sends each proxy the same signed request (same nonce),
+        # which it answers again without logging a second access.
         deadline = time.monotonic() + self.retry_for
+        chain_deadline = self.network.chain_time() + 300
         while True:
             try:
-                return client.reencrypt_sync(
-                    policy, [sealed.capsule], deadline=self.network.chain_time() + 300
-                )
+                return client.reencrypt_sync(policy, [sealed.capsule], deadline=chain_deadline)
             except Unavailable:
                 if time.monotonic() >= deadline:
                     raise
@@ -639,7 +672,7 @@ class Provider(Requester):
 
 
 class ConsortiumAdmin:
-    """A consortium admin: admits members by M-of-N approval.
+    """A consortium admin: admits members and suspends proxies by M-of-N approval.
 
     Example::
 
@@ -674,9 +707,54 @@ class ConsortiumAdmin:
         return pid
 
     def approve(self, proposal_id: int) -> None:
-        """Approve a proposal (and execute it once it has enough approvals)."""
+        """Approve a proposal (and execute it once it has enough approvals).
+
+        A suspension is approved only after its evidence is verified locally: the report
+        whose evidence hash the proposal cites must prove that the target misbehaved
+        (:meth:`verify_report`; :class:`InvalidEvidence` otherwise).
+        """
+        proposal = self._contracts.registry.proposal(proposal_id)
+        if proposal.action is Action.SUSPEND:
+            self._verify_cited(proposal.target, bytes(proposal.reference), proposal_id)
         self._contracts.registry.approve(proposal_id)
         self._maybe_execute(proposal_id)
+
+    def verify_report(self, report_id: int) -> VerifiedReport:
+        """Check proxy report ``report_id`` against the chain before acting on it.
+
+        Raises :class:`InvalidEvidence` when the evidence does not prove misbehaviour
+        (malformed, not signed by the proxy or the grantee, other keys than the grant's,
+        or the cfrag verifies).
+        """
+        return verify_report(self.network, report_id)
+
+    def suspend(self, proxy: str, report_id: int) -> int:
+        """Propose suspending ``proxy`` on report ``report_id`` (verified locally first;
+        the proposal cites its evidence hash), and execute if the threshold is met.
+
+        Returns the proposal id; other admins :meth:`approve` it, each verifying again.
+        """
+        verified = self.verify_report(report_id)
+        if verified.proxy != checksum(proxy):
+            raise InvalidEvidence(
+                f"report {report_id} is about {verified.proxy}, not {checksum(proxy)}"
+            )
+        receipt = self._contracts.registry.propose(
+            Action.SUSPEND, verified.proxy, reference=verified.evidence_hash
+        )
+        pid = int(receipt.event(ProposalCreated).proposal_id)
+        self._maybe_execute(pid)
+        return pid
+
+    def _verify_cited(self, target: str, reference: bytes, proposal_id: int) -> None:
+        registry = self.network.contracts.registry
+        for ev in registry.events(ProxyReported, proxy=checksum(target)):
+            if bytes(ev.evidence_hash) == reference:
+                self.verify_report(ev.report_id)
+                return
+        raise InvalidEvidence(
+            f"suspension proposal {proposal_id} cites no report against {target}; do not approve it"
+        )
 
     def _maybe_execute(self, proposal_id: int) -> None:
         registry = self._contracts.registry

@@ -27,6 +27,7 @@ from emrshare.errors import (
     IntegrityError,
     StorageError,
     StoreUnavailable,
+    WireFormatError,
 )
 from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
 from emrshare.storage.cid import CidInfo
@@ -42,7 +43,15 @@ from emrshare.types import Cid
 
 __all__ = ["KuboStore"]
 
-_NOT_FOUND_HINTS = ("not found", "could not find", "no link named", "failed to fetch")
+# Kubo: "block was not found locally (offline)", "ipld: could not find …"; js-ipfs, whose
+# flatfs blockstore has no such file: "ENOENT: no such file or directory, open …".
+_NOT_FOUND_HINTS = (
+    "not found",
+    "could not find",
+    "no link named",
+    "failed to fetch",
+    "no such file or directory",
+)
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
@@ -80,6 +89,22 @@ class _HashingReader:
         else:
             out, self._buf = self._buf[:n], self._buf[n:]
         return out
+
+
+def _same_cid(answer: str, expected: Cid) -> bool:
+    """Whether the node's ``answer`` names ``expected`` (same version, codec and multihash,
+    in whatever multibase the node prints)."""
+    try:
+        return CidInfo.parse(answer) == CidInfo.parse(expected)
+    except WireFormatError:
+        return False
+
+
+def _canonical(cid: str) -> Cid:
+    try:
+        return CidInfo.parse(cid).cid
+    except WireFormatError:
+        return Cid(cid)
 
 
 class KuboStore:
@@ -236,6 +261,9 @@ class KuboStore:
             ("inline", "false"),
             ("progress", "false"),
         ]
+        if p.cid_version == 1:
+            # Kubo prints v1 CIDs in base32 by default; js-ipfs in base58btc ("z…").
+            params.append(("cid-base", "base32"))
         if p.max_links != DEFAULT_PROFILE.max_links:
             params.append(("max-file-links", str(p.max_links)))  # Kubo >= 0.35
         return params
@@ -253,11 +281,12 @@ class KuboStore:
         while reader.read(1 << 20):  # drain, in case the node stopped reading early
             pass
         expected = reader.builder.finish().cid
-        if answer != expected:
+        if not _same_cid(answer, expected):
             raise IntegrityError(
                 answer,
                 f"Kubo stored the data as {answer} but profile {self.profile.name} gives "
-                f"{expected}; the node ignored a DAG flag (max-file-links needs Kubo >= 0.35)",
+                f"{expected}; the node ignored a DAG flag (max-file-links needs Kubo >= 0.35; "
+                "js-ipfs ignores it and keeps 174 links per node)",
             )
         return expected
 
@@ -324,7 +353,10 @@ class KuboStore:
         """``pin/ls --type=recursive``."""
         response = self._request("pin/ls", [("type", "recursive")])
         with self._answer("pin/ls"):
-            return sorted(Cid(str(c)) for c in (response.json().get("Keys") or {}))
+            keys = response.json().get("Keys") or {}
+        # Spelled the way put() spells CIDs (js-ipfs lists v1 CIDs in base58btc, "z…");
+        # pins this library cannot parse (another codec: not a blob) are kept verbatim.
+        return sorted(_canonical(str(c)) for c in keys)
 
     def stat(self, cid: Cid) -> BlobStat:
         """File size from the verified root block; pin state from ``pin/ls``."""

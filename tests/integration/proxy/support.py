@@ -226,6 +226,8 @@ class ProxyProcess:
     config_path: Path
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: The test-double mode the running process was started in (None: a real proxy).
+    evil: str | None = None
 
     @property
     def url(self) -> str:
@@ -238,6 +240,7 @@ class ProxyProcess:
     def start(self, timeout: float = 90.0, *, evil: str | None = None) -> None:
         """Start ``emrshare proxy serve``; ``evil`` starts the malicious variant instead."""
         env = dict(os.environ, **{PASSWORD_ENV: PASSWORD})
+        self.evil = evil
         if evil is None:
             argv = [sys.executable, "-c", "from emrshare.cli import main; main()", "proxy"]
             argv += ["serve", "--config", str(self.config_path), "--log-level", "warning"]

@@ -372,9 +372,10 @@ def test_attack_suspended_proxy_keeps_serving(world: TrustWorld) -> None:
             capsules=(capsule,),
         )
         resp = proxy.post(signed.to_json())
-        assert resp.status_code == 403, resp.text
-        assert resp.json()["refused"] == "not_a_proxy_of_policy"
-        assert "proxy_suspended" in resp.json()["message"]
+        # The dedicated reason (issue #10): "not now, ask the others", signed.
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["refused"] == "proxy_suspended"
+        assert resp.json()["signature"].startswith("0x")
         # The two active proxies still meet the threshold; the suspended one is not asked.
         before = proxy.query("SELECT count(*) FROM journal")[0][0]
         assert world.insurer.read(patient.address, record) == b"K 4.1"

@@ -1,12 +1,15 @@
-"""KuboStore over real HTTP on loopback, against the labelled Kubo RPC TEST DOUBLE.
+"""KuboStore over real HTTP on loopback, against a real IPFS RPC daemon: js-ipfs.
 
-The double (kubo_double.py) is not Kubo: it answers as the Kubo RPC reference documents.
-``test_real_kubo_daemon`` runs against a real daemon when EMRSHARE_KUBO_API is set.
+The daemon (conftest.py, emrshare.ipfsd) is js-ipfs 0.66.1 run offline; the whole shared
+BlobStore suite runs against it. Faults (corrupt blocks, wrong CIDs, slow answers) are
+injected by ``FaultProxy`` (kubo_double.py), which forwards to the same daemon. With
+EMRSHARE_KUBO_API set, ``test_real_daemon`` also runs against that (a real Kubo).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -23,12 +26,14 @@ from emrshare.errors import (
     StorageError,
     StoreUnavailable,
 )
+from emrshare.ipfsd import IpfsDaemon
 from emrshare.storage import (
     DEFAULT_PROFILE,
     UNIXFS_V1_2025,
     BlobStore,
     KuboStore,
     LocalStore,
+    Profile,
     ReplicatedStore,
     compute_cid,
     export_car,
@@ -36,14 +41,13 @@ from emrshare.storage import (
     read_all,
 )
 from emrshare.storage.cid import CidInfo
-from emrshare.storage.unixfs import decode_dag_pb
-from tests.integration.storage.kubo_double import KuboDouble, Served, free_port
+from tests.integration.storage.kubo_double import FaultProxy, Params, Served, free_port
 from tests.unit.storage.contract import BlobStoreContract
 
 
 @pytest.fixture
-def double(tmp_path: Path) -> Iterator[tuple[KuboDouble, Served]]:
-    app = KuboDouble(tmp_path / "kubo-double")
+def proxy(jsipfs: IpfsDaemon) -> Iterator[tuple[FaultProxy, Served]]:
+    app = FaultProxy(jsipfs.api_url)
     served = Served(app).start()
     try:
         yield app, served
@@ -53,29 +57,49 @@ def double(tmp_path: Path) -> Iterator[tuple[KuboDouble, Served]]:
 
 class TestKuboStoreDefault(BlobStoreContract):
     @pytest.fixture
-    def store(self, double: tuple[KuboDouble, Served]) -> Iterator[BlobStore]:
-        with KuboStore(double[1].url, profile=DEFAULT_PROFILE) as store:
+    def store(self, jsipfs: IpfsDaemon) -> Iterator[BlobStore]:
+        with KuboStore(jsipfs.api_url, profile=DEFAULT_PROFILE) as store:
             yield store
 
 
 class TestKuboStoreV1_2025(BlobStoreContract):
     @pytest.fixture
-    def store(self, double: tuple[KuboDouble, Served]) -> Iterator[BlobStore]:
-        with KuboStore(double[1].url, profile=UNIXFS_V1_2025) as store:
+    def store(self, jsipfs: IpfsDaemon) -> Iterator[BlobStore]:
+        with KuboStore(jsipfs.api_url, profile=UNIXFS_V1_2025) as store:
             yield store
 
 
 class TestReplicatedLocalAndKubo(BlobStoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path, double: tuple[KuboDouble, Served]) -> Iterator[BlobStore]:
-        with KuboStore(double[1].url) as kubo:
+    def store(self, tmp_path: Path, jsipfs: IpfsDaemon) -> Iterator[BlobStore]:
+        with KuboStore(jsipfs.api_url) as kubo:
             yield ReplicatedStore([LocalStore(tmp_path / "local"), kubo], min_pins=2)
 
 
+def _refs(api_url: str, cid: str) -> list[str]:
+    """The node's own list of the direct children of ``cid`` (js-ipfs ``refs``)."""
+    answer = httpx.post(f"{api_url}/api/v0/refs", params={"arg": cid}).raise_for_status()
+    return [json.loads(line)["Ref"] for line in answer.text.splitlines() if line.strip()]
+
+
+def _corrupt(target: str, at: int | None = None) -> Any:
+    """A rewrite that flips one byte of the answer for CID ``target`` (any spelling)."""
+    want = CidInfo.parse(target)
+
+    def rewrite(params: Params, body: bytes) -> bytes:
+        if CidInfo.parse(dict(params)["arg"]) != want:
+            return body
+        raw = bytearray(body)
+        raw[len(raw) // 2 if at is None else at] ^= 0xFF
+        return bytes(raw)
+
+    return rewrite
+
+
 def test_every_call_is_a_post_with_explicit_profile_flags(
-    double: tuple[KuboDouble, Served],
+    proxy: tuple[FaultProxy, Served],
 ) -> None:
-    app, served = double
+    app, served = proxy
     with KuboStore(served.url, profile=UNIXFS_V1_2025) as store:
         cid = store.put(random.Random(1).randbytes(3 << 20))
         store.stat(cid)
@@ -89,6 +113,7 @@ def test_every_call_is_a_post_with_explicit_profile_flags(
     assert params["chunker"] == "size-1048576"
     assert params["max-file-links"] == "1024"
     assert params["pin"] == "true"
+    assert params["cid-base"] == "base32"  # js-ipfs would answer base58btc otherwise
     commands = [r.command for r in app.requests]
     assert commands[:2] == ["add", "block/get"]
     assert "pin/add" in commands
@@ -102,55 +127,73 @@ def test_every_call_is_a_post_with_explicit_profile_flags(
         "size-262144",
     )
     assert "max-file-links" not in params
+    assert "cid-base" not in params  # v0 CIDs have one spelling; js-ipfs refuses others
 
 
-def test_double_rejects_get_like_kubo(double: tuple[KuboDouble, Served]) -> None:
-    response = httpx.get(f"{double[1].url}/api/v0/pin/ls")
+def test_daemon_rejects_get_like_kubo(jsipfs: IpfsDaemon) -> None:
+    response = httpx.get(f"{jsipfs.api_url}/api/v0/pin/ls")
     assert response.status_code == 405
 
 
-def test_corrupt_block_on_node_is_detected(double: tuple[KuboDouble, Served]) -> None:
-    app, served = double
+def test_corrupt_block_on_node_is_detected(proxy: tuple[FaultProxy, Served]) -> None:
+    app, served = proxy
     with KuboStore(served.url) as store:
         data = random.Random(2).randbytes(4 * 262_144)
         cid = store.put(data)
-        leaf = decode_dag_pb(app.store.get_block(CidInfo.parse(cid))).links[3][0]
-        path = app.store._block_path(leaf)
-        path.write_bytes(b"evil" + path.read_bytes()[4:])
+        leaf = _refs(app.upstream, cid)[3]
+        app.rewrite["block/get"] = _corrupt(leaf, at=4)
         with pytest.raises(IntegrityError) as err:
             read_all(store, cid)
-        assert err.value.cid == str(leaf)
+        assert CidInfo.parse(err.value.cid) == CidInfo.parse(leaf)
 
 
-def test_node_answering_a_wrong_cid_is_refused(double: tuple[KuboDouble, Served]) -> None:
-    app, served = double
-    # A node that ignores max-file-links (Kubo < 0.35) builds a different DAG.
-    from emrshare.storage import Profile
-
+def test_node_ignoring_max_file_links_is_refused(proxy: tuple[FaultProxy, Served]) -> None:
+    """js-ipfs, like Kubo < 0.35, ignores max-file-links and keeps 174 links per node: the
+    DAG differs, and put() says so instead of returning a CID of the wrong profile."""
+    app, served = proxy
     wide = Profile("wide", 1, True, 1024, 200)
+    data = random.Random(3).randbytes(1024 * 300)  # 300 chunks: 200 + 100 links, not 174 + 126
+    with (
+        KuboStore(served.url, profile=wide) as store,
+        pytest.raises(IntegrityError, match="wide") as err,
+    ):
+        store.put(data)
+    assert "max-file-links needs Kubo >= 0.35" in str(err.value)
+    assert dict(app.requests[0].params)["max-file-links"] == "200"  # it was sent
+    # Up to 174 chunks both DAGs are one node: unixfs-v1-2025 works on js-ipfs to 174 MiB.
     with KuboStore(served.url, profile=wide) as store:
-        app.requests.clear()
-        store.put(random.Random(3).randbytes(1024 * 300))  # honoured: fine
-        wide_params = dict(app.requests[0].params)
-        assert wide_params["max-file-links"] == "200"
-    real_store_for = app._store_for
-    app._store_for = lambda p: real_store_for({k: v for k, v in p.items() if k != "max-file-links"})  # type: ignore[method-assign]
-    with KuboStore(served.url, profile=wide) as store, pytest.raises(IntegrityError, match="wide"):
-        store.put(random.Random(3).randbytes(1024 * 300))
+        small = random.Random(4).randbytes(1024 * 174)
+        assert store.put(small) == compute_cid(small, wide)
 
 
-def test_not_found_and_not_pinned(double: tuple[KuboDouble, Served]) -> None:
-    with KuboStore(double[1].url) as store:
+def test_node_answering_a_wrong_cid_is_refused(proxy: tuple[FaultProxy, Served]) -> None:
+    app, served = proxy
+    other = compute_cid(b"something else")
+
+    def wrong_hash(params: Params, body: bytes) -> bytes:
+        line = json.loads(body.splitlines()[-1])
+        return json.dumps({**line, "Hash": other}).encode() + b"\n"
+
+    app.rewrite["add"] = wrong_hash
+    with KuboStore(served.url) as store, pytest.raises(IntegrityError) as err:
+        store.put(b"the real record")
+    assert err.value.cid == other
+
+
+def test_not_found_and_not_pinned(jsipfs: IpfsDaemon) -> None:
+    with KuboStore(jsipfs.api_url) as store:
         ghost = CidInfo.for_block(b"ghost", 0x70, 0).cid
         with pytest.raises(BlobNotFound) as err:
             read_all(store, ghost)
         assert err.value.cid == ghost
+        with pytest.raises(BlobNotFound):
+            b"".join(store.cat(ghost))
         store.unpin(ghost)  # not pinned: fine
         assert store.has(ghost) is False
 
 
-def test_wrong_endpoint_is_a_configuration_error(double: tuple[KuboDouble, Served]) -> None:
-    with KuboStore(double[1].url + "/not-kubo") as store, pytest.raises(ConfigurationError):
+def test_wrong_endpoint_is_a_configuration_error(jsipfs: IpfsDaemon) -> None:
+    with KuboStore(jsipfs.api_url + "/not-kubo") as store, pytest.raises(ConfigurationError):
         store.put(b"x")
 
 
@@ -170,9 +213,9 @@ def test_connection_refused_is_retried_then_unavailable() -> None:
     assert sleeps == [0.01, 0.02, 0.04]  # exponential backoff
 
 
-def test_retry_reaches_a_node_that_comes_up(tmp_path: Path) -> None:
+def test_retry_reaches_a_node_that_comes_up(jsipfs: IpfsDaemon) -> None:
     port = free_port()
-    served = Served(KuboDouble(tmp_path / "late"), port=port)
+    served = Served(FaultProxy(jsipfs.api_url), port=port)
     store = KuboStore(
         served.url,
         retries=2,
@@ -187,8 +230,8 @@ def test_retry_reaches_a_node_that_comes_up(tmp_path: Path) -> None:
         served.stop()
 
 
-def test_timeout_is_store_unavailable(double: tuple[KuboDouble, Served]) -> None:
-    app, served = double
+def test_timeout_is_store_unavailable(proxy: tuple[FaultProxy, Served]) -> None:
+    app, served = proxy
     app.delay = 2.0
     with (
         KuboStore(served.url, timeout=0.3) as store,
@@ -197,15 +240,13 @@ def test_timeout_is_store_unavailable(double: tuple[KuboDouble, Served]) -> None
         store.pins()
 
 
-def test_car_moves_between_local_store_and_kubo(
-    tmp_path: Path, double: tuple[KuboDouble, Served]
-) -> None:
+def test_car_moves_between_local_store_and_kubo(tmp_path: Path, jsipfs: IpfsDaemon) -> None:
     local = LocalStore(tmp_path / "local")
     data = random.Random(5).randbytes(900_000)
     cid = local.put(data)
     car = io.BytesIO()
     export_car(local, [cid], car)
-    with KuboStore(double[1].url) as kubo:
+    with KuboStore(jsipfs.api_url) as kubo:
         car.seek(0)
         assert kubo.import_car(car) == [cid]
         assert kubo.stat(cid).pinned
@@ -218,9 +259,9 @@ def test_car_moves_between_local_store_and_kubo(
     assert read_all(other, cid) == data
 
 
-def test_replicated_survives_a_dead_kubo(tmp_path: Path, double: tuple[KuboDouble, Served]) -> None:
+def test_replicated_survives_a_dead_kubo(tmp_path: Path, jsipfs: IpfsDaemon) -> None:
     dead = KuboStore(f"http://127.0.0.1:{free_port()}", retries=0)
-    with KuboStore(double[1].url) as live, dead:
+    with KuboStore(jsipfs.api_url) as live, dead:
         rep = ReplicatedStore(
             [LocalStore(tmp_path / "l"), dead, live], min_pins=2, names=["local", "dead", "kubo"]
         )
@@ -233,16 +274,23 @@ def test_replicated_survives_a_dead_kubo(tmp_path: Path, double: tuple[KuboDoubl
 KUBO_API = os.environ.get("EMRSHARE_KUBO_API")
 
 
-@pytest.mark.skipif(
-    not KUBO_API, reason="set EMRSHARE_KUBO_API=http://127.0.0.1:5001 to test a real Kubo"
-)
+@pytest.fixture(params=["js-ipfs", "kubo"])
+def real_api(request: pytest.FixtureRequest) -> str:
+    """The js-ipfs daemon, and a real Kubo when EMRSHARE_KUBO_API names one."""
+    if request.param == "kubo":
+        if not KUBO_API:
+            pytest.skip("set EMRSHARE_KUBO_API=http://127.0.0.1:5001 to test a real Kubo")
+        return KUBO_API
+    daemon: IpfsDaemon = request.getfixturevalue("jsipfs")
+    return daemon.api_url
+
+
 @pytest.mark.parametrize("profile", [DEFAULT_PROFILE, UNIXFS_V1_2025], ids=lambda p: p.name)
-def test_real_kubo_daemon(tmp_path: Path, profile: object) -> None:
-    assert KUBO_API is not None
-    data = random.Random(6).randbytes(175 * 262_144 + 99)
-    with KuboStore(KUBO_API, profile=profile) as kubo:  # type: ignore[arg-type]
+def test_real_daemon(tmp_path: Path, real_api: str, profile: Profile) -> None:
+    data = random.Random(6).randbytes(175 * 262_144 + 99)  # 176 chunks of 256 KiB, 44 of 1 MiB
+    with KuboStore(real_api, profile=profile) as kubo:
         cid = kubo.put(data)  # put() itself checks Kubo's CID against ours
-        assert cid == compute_cid(data, profile)  # type: ignore[arg-type]
+        assert cid == compute_cid(data, profile)
         assert read_all(kubo, cid, max_size=len(data)) == data
         assert b"".join(kubo.cat(cid)) == data
         assert kubo.stat(cid).size == len(data)
@@ -254,37 +302,36 @@ def test_real_kubo_daemon(tmp_path: Path, profile: object) -> None:
         kubo.unpin(cid)
 
 
-def test_block_stat_and_gc_over_rpc(double: tuple[KuboDouble, Served]) -> None:
-    app, served = double
+def test_block_stat_and_gc_over_rpc(proxy: tuple[FaultProxy, Served]) -> None:
+    app, served = proxy
     with KuboStore(served.url) as store:
         cid = store.put(b"x" * 300_000, pin=False)
-        assert store.block_stat(cid) == len(app.store.get_block(CidInfo.parse(cid)))
+        assert store.block_stat(cid) == len(store.block_get(CidInfo.parse(cid)))
         assert store.gc().removed_blocks == 3  # root + two leaves
         assert not store.has(cid)
     assert [r.command for r in app.requests][-2:] == ["repo/gc", "block/stat"]
 
 
-def test_cat_is_verified_before_release(double: tuple[KuboDouble, Served]) -> None:
-    app, served = double
+def test_cat_is_verified_before_release(proxy: tuple[FaultProxy, Served]) -> None:
+    app, served = proxy
     data = random.Random(9).randbytes(3 * 262_144 + 5)
     with KuboStore(served.url) as store:
         cid = store.put(data)
         assert b"".join(store.cat(cid)) == data
         assert [r.command for r in app.requests][-1] == "cat"
         # A DAG from another profile cannot be recomputed: cat falls back to block reads.
-        other = LocalStore(app.root, UNIXFS_V1_2025).put(data)
+        with KuboStore(served.url, profile=UNIXFS_V1_2025) as v1_store:
+            other = v1_store.put(data)
         assert b"".join(store.cat(other)) == data
         assert [r.command for r in app.requests][-1] == "block/get"
         # A node that serves corrupt content: cat yields nothing of it.
-        leaf = decode_dag_pb(app.store.get_block(CidInfo.parse(cid))).links[1][0]
-        path = app.store._block_path(leaf)
-        raw = bytearray(path.read_bytes())
-        raw[len(raw) // 2] ^= 0xFF  # inside the chunk: still parses, no longer matches
-        path.write_bytes(bytes(raw))
+        leaf = _refs(app.upstream, cid)[1]
+        app.rewrite["cat"] = _corrupt(cid, at=262_144 + 1000)  # a byte of the second chunk
+        app.rewrite["block/get"] = _corrupt(leaf)  # inside the chunk: parses, mismatches
         app.requests.clear()
         with pytest.raises(IntegrityError) as err:
             b"".join(store.cat(cid))
-        assert err.value.cid == str(leaf)
+        assert CidInfo.parse(err.value.cid) == CidInfo.parse(leaf)
         assert [r.command for r in app.requests][:2] == ["cat", "block/get"]
 
 

@@ -18,12 +18,19 @@ from tests.unit.proxy.test_in_process import InProcessProxy, world  # noqa: F401
 REASONS = {r.value for r in RefusalReason}
 
 
-def assert_refusal(resp: httpx.Response, status: int | None = None) -> dict[str, Any]:
+def assert_refusal(
+    resp: httpx.Response, status: int | None = None, *, signed: bool = False
+) -> dict[str, Any]:
+    """A machine-readable refusal; ``signed`` for a request that parsed (the proxy signs
+    its answer to it), unsigned for a body that did not parse (nothing to bind it to)."""
     assert 400 <= resp.status_code < 500 or resp.status_code == 503, resp.text
     if status is not None:
         assert resp.status_code == status, resp.text
     body = resp.json()
-    assert set(body) == {"refused", "message", "block"} and body["refused"] in REASONS
+    fields = {"refused", "message", "block"} | ({"signature"} if signed else set())
+    assert set(body) == fields and body["refused"] in REASONS
+    if signed:
+        assert len(bytes.fromhex(body["signature"].removeprefix("0x"))) == 65
     assert isinstance(body["message"], str)
     return dict(body)
 
@@ -55,7 +62,7 @@ async def test_attack_malformed_bodies_over_asgi(world: dict[str, Any]) -> None:
                 content=variant.encode("utf-8", errors="surrogatepass"),
                 headers={"content-type": "application/json"},
             )
-            assert_refusal(resp, 400)["refused"] == "bad_request", label
+            assert assert_refusal(resp, 400)["refused"] == "bad_request", label
         for ctype in (None, "text/plain", "application/json; charset=latin-1", "multipart/x"):
             headers = {} if ctype is None else {"content-type": ctype}
             resp = await h.post("/v1/reencrypt", content=text.encode(), headers=headers)
@@ -66,7 +73,7 @@ async def test_attack_malformed_bodies_over_asgi(world: dict[str, Any]) -> None:
             headers={"content-type": "application/json; charset=UTF-8"},
         )
     # Well formed: the service decides (no such policy on this chain).
-    assert assert_refusal(ok, 403)["refused"] == "policy_unknown"
+    assert assert_refusal(ok, 403, signed=True)["refused"] == "policy_unknown"
 
 
 async def test_attack_internal_error_gives_500(

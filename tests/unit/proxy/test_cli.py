@@ -46,3 +46,16 @@ def test_chain_errors_do_not_repeat_rpc_url_secrets() -> None:
         head()
     assert "SECRETAPIKEY" not in str(info.value)
     assert "rpc.example" in str(info.value) and "check the RPC endpoint" in str(info.value)
+
+
+def test_report_of_a_file_that_is_no_evidence_is_a_one_line_error(tmp_path: Path) -> None:
+    """``emrshare proxy report`` refuses a file that is not evidence before it touches the
+    chain (here: no profile or network exists at all)."""
+    bogus = tmp_path / "x.emev"
+    bogus.write_bytes(b"EMEV\x01\x00not cbor")
+    result = CliRunner().invoke(
+        app, ["--data-dir", str(tmp_path / "data"), "proxy", "report", str(bogus)]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "is not proxy evidence" in result.output
+    assert "Traceback" not in result.output

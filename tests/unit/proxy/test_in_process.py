@@ -361,3 +361,52 @@ def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) ->
     result = client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
     open_entry_as_grantee(entries[0], grantee, gmap, result.cfrags[0])
     assert len(result.served_by) == 2
+
+
+def test_concurrent_repeats_of_one_request_are_served_and_journaled_once(
+    world: dict[str, Any],
+) -> None:
+    """The same signed request sent at once from several threads (a retry racing the
+    first try): each is answered, with a signed serve, and one serve is journaled."""
+    import threading
+
+    from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
+    from emrshare.proxy.service import Served
+
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (sealed,) = chain.append(patient, "lab", 0)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    proxy = proxies[0]
+    cap = sealed.capsule_bytes
+    req = ReencryptRequest.new(
+        proxy.keys.address,
+        bytes(grant.binding.policy_id),
+        [capsule_hash(cap)],
+        chain.chain_time() + 300,
+    )
+    chain_id = chain.deployment.chain_id
+    signed = SignedRequest(
+        request=req,
+        chain_id=chain_id,
+        verifying_contract=chain.grants_address,  # type: ignore[arg-type]
+        signature=req.sign(grantee.ethereum_key, chain_id, chain.grants_address),
+        capsules=(cap,),
+    )
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(proxy.service.handle(signed)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 4
+    assert all(isinstance(r, Served) and r.signature for r in results), results
+    assert proxy.store.unbatched_count() == 1
+    assert proxy.service.repeats == 3

@@ -170,3 +170,15 @@ def test_a_database_of_the_old_layout_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigurationError, match="fresh data dir"):
         ProxyStore(path, b"\x01" * 32)
+
+
+def test_new_database_is_born_with_the_current_layout(tmp_path: Path) -> None:
+    from emrshare.proxy.store import _CREATE, SCHEMA_VERSION
+
+    assert f"('schema', '{SCHEMA_VERSION}')" in _CREATE
+    store = ProxyStore(tmp_path / "p" / "proxy.sqlite3", b"k" * 32)
+    row = store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    store.close()
+    assert row == (str(SCHEMA_VERSION),)
+    # Opening it again is not mistaken for an older layout.
+    ProxyStore(tmp_path / "p" / "proxy.sqlite3", b"k" * 32).close()

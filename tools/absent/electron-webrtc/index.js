@@ -1,0 +1,3 @@
+'use strict'
+// See package.json: js-ipfs catches this and runs without WebRTC transports.
+throw new Error('electron-webrtc is not installed (emrshare runs js-ipfs offline, without WebRTC)')
