@@ -30,6 +30,7 @@ Other sections (faults, races, privacy) are added by later work of the same issu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import secrets
@@ -50,6 +51,7 @@ from benchmarks._campaign.faults import faults  # noqa: E402
 from benchmarks._campaign.invariants import invariants  # noqa: E402
 from benchmarks._campaign.privacy import privacy  # noqa: E402
 from benchmarks._campaign.races import races  # noqa: E402
+from benchmarks._campaign.world import shared_world  # noqa: E402
 from tests.integration.proxy.rawhttp import ConnectionLost, KeepAlive  # noqa: E402
 from tests.unit.fuzz.bodies import body_edits, judge, mutant_at  # noqa: E402
 from tests.unit.fuzz.families import Counts, build, run_family  # noqa: E402
@@ -314,6 +316,18 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
     args = parser.parse_args(argv)
     opts = Options(args.seed, args.quick, not args.no_network)
     result: dict[str, int] = {"seed": args.seed}
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.quick and opts.network and args.only not in ("malformed", "invariants"):
+            stack.enter_context(shared_world())  # one world for every section
+        _run_sections(args, opts, result)
+    result["campaign_seconds"] = round(time.perf_counter() - started)
+    assert all(isinstance(v, int) for v in result.values())
+    print(json.dumps(result, sort_keys=True))
+    return result
+
+
+def _run_sections(args: argparse.Namespace, opts: Options, result: dict[str, int]) -> None:
     for name, (section, header) in SECTIONS.items():
         if args.only and name != args.only:
             continue
@@ -324,9 +338,6 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
             print(note)
         print()
         result.update(counters)
-    assert all(isinstance(v, int) for v in result.values())
-    print(json.dumps(result, sort_keys=True))
-    return result
 
 
 if __name__ == "__main__":

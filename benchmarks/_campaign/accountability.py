@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from emrshare.chain import AccessEntry, AccessLogged, Action, ChainClient, Contracts, Role
@@ -25,10 +23,10 @@ from emrshare.crypto import MemberKeys
 from emrshare.errors import ContractRevert, EmrShareError
 
 from .requests import capsules_of, signed_body
-from .world import World, world
+from .world import World, section_world
 
 Result = tuple[dict[str, int], list[list[str]], list[str]]
-ROUNDS = (12, 2)
+ROUNDS = (8, 1)
 
 
 def _journal_rows(proxy: Any, nonce: int) -> int:
@@ -46,10 +44,7 @@ def _logged(w: World, policy_id: bytes) -> list[AccessLogged]:
 def accountability(opts: Any) -> Result:
     """Sections ``replays`` and ``audit`` on one world: (counters, rows, notes)."""
     rounds = ROUNDS[1] if opts.quick else ROUNDS[0]
-    with (
-        tempfile.TemporaryDirectory(prefix="emrshare-accountability-") as tmp,
-        world(Path(tmp)) as w,
-    ):
+    with section_world("emrshare-accountability-") as w:
         c1, r1, n1 = _replays(w, rounds)
         c2, r2, n2 = _audit(w, rounds)
     return c1 | c2, r1 + r2, n1 + n2

@@ -9,7 +9,6 @@ and counted apart (``concurrent_failed_reads``); latency is per successful read.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,20 +19,20 @@ from emrshare.errors import EmrShareError
 from emrshare.network import Network
 from emrshare.roles import Requester
 
-from .world import World, world
+from .world import World, section_world
 
 Result = tuple[dict[str, int], list[list[str]], list[str]]
 READERS = 50
 #: Reads per reader and proxy restarts at most: (full, quick).
-READS = (6, 1)
+READS = (4, 1)
 FLAPS = (8, 2)
 
 
 def concurrent(opts: Any) -> Result:
     reads = READS[1] if opts.quick else READS[0]
     max_flaps = FLAPS[1] if opts.quick else FLAPS[0]
-    with tempfile.TemporaryDirectory(prefix="emrshare-concurrent-") as tmp, world(Path(tmp)) as w:
-        return run_concurrent(w, Path(tmp), READERS, reads, max_flaps)
+    with section_world("emrshare-concurrent-") as w:
+        return run_concurrent(w, w.tmp / "concurrent", READERS, reads, max_flaps)
 
 
 def run_concurrent(w: World, tmp: Path, readers: int, reads: int, max_flaps: int) -> Result:

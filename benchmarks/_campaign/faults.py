@@ -37,18 +37,18 @@ from emrshare.network import Network
 from emrshare.roles import Provider
 
 from .requests import capsules_of, signed_body
-from .world import World, world
+from .world import World, section_world
 
 Result = tuple[dict[str, int], list[list[str]], list[str]]
 STEPS = ("encrypt", "store", "seal", "send_append")
 #: Rounds per fault kind: (full, quick).
 ROUNDS = {
-    "writer": (3, 1),
-    "store": (5, 1),
-    "chain": (4, 1),
+    "writer": (2, 1),
+    "store": (8, 1),
+    "chain": (5, 1),
     "proxies": (4, 1),
-    "reorg": (5, 1),
-    "proxy-log": (5, 1),
+    "reorg": (8, 1),
+    "proxy-log": (6, 1),
 }
 
 CHILD = textwrap.dedent(
@@ -104,7 +104,7 @@ def faults(opts: Any) -> Result:
     FINDINGS.clear()
     with tempfile.TemporaryDirectory(prefix="emrshare-faults-") as tmp:
         _writer_faults(Path(tmp) / "writer", tally, n, opts.quick)
-        with world(Path(tmp) / "world", flush_interval=2.0, flush_entries=64) as w:
+        with section_world("emrshare-faults-", flush_interval=2.0, flush_entries=64) as w:
             _proxy_faults(w, tally, n("proxies"))
             _reorgs(w, tally, n("reorg"))
             _killed_before_logging(w, tally, n("proxy-log"))

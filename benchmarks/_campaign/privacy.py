@@ -15,10 +15,8 @@ still learns are printed as notes (docs/threat-model.md quotes them).
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -35,7 +33,7 @@ from emrshare.chain import (
 from emrshare.crypto import SealedEntry, open_entry
 from emrshare.storage.cid import CidInfo, _b58encode
 
-from .world import World, world
+from .world import World, section_world
 
 Result = tuple[dict[str, int], list[list[str]], list[str]]
 SENSITIVE = ("hiv", "psychiatry", "substance-use")
@@ -158,7 +156,7 @@ def _scenario(w: World, patients: int) -> tuple[list[Any], dict[str, bytes], lis
 
 
 def privacy(opts: Any) -> Result:
-    with tempfile.TemporaryDirectory(prefix="emrshare-privacy-") as tmp, world(Path(tmp)) as w:
+    with section_world("emrshare-privacy-") as w:
         return run_privacy(w, 1 if opts.quick else 3)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,3 +156,36 @@ def world(
             with contextlib.suppress(Exception):
                 p.kill()
         node.stop()
+
+
+#: The world ``--quick`` shares between sections (None: each section starts its own).
+_shared: World | None = None
+
+
+@contextlib.contextmanager
+def section_world(prefix: str, kind: NodeKind = "anvil", **proxy_opts: Any) -> Iterator[World]:
+    """The shared world when one is open (``--quick``), else a fresh one for the section."""
+    if _shared is not None and _shared.kind == kind:
+        yield _shared
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        world(Path(tmp), kind, **proxy_opts) as w,
+    ):
+        yield w
+
+
+@contextlib.contextmanager
+def shared_world() -> Iterator[World]:
+    """One anvil world for every section until closed (audit flushes every 2 s, which the
+    ``faults`` section needs to kill a proxy between serving and logging)."""
+    global _shared
+    with (
+        tempfile.TemporaryDirectory(prefix="emrshare-campaign-") as tmp,
+        world(Path(tmp), flush_interval=2.0, flush_entries=64) as w,
+    ):
+        _shared = w
+        try:
+            yield w
+        finally:
+            _shared = None
