@@ -64,7 +64,7 @@ def run_concurrent(w: World, tmp: Path, readers: int, reads: int, max_flaps: int
                     out.append(("ok" if got == body else "wrong", time.perf_counter() - t0))
                 except EmrShareError as exc:
                     out.append(("failed", time.perf_counter() - t0))
-                    errors.append(f"{type(exc).__name__}: {str(exc)[:150]}")
+                    errors.append(f"{type(exc).__name__}: {str(exc)[:400]}")
             r.close()
         finally:
             net.close()

@@ -271,7 +271,10 @@ def _observer(w: World, patients: list[Any]) -> list[str]:
     edges = {(g.patient, g.grantee) for g in grants}
     reqs = {(e.patient, e.requester) for p in patients
             for e in c.grants.events(AccessRequested, patient=p.address)}  # fmt: skip
-    logged = {(e.patient, e.proxy, e.requester) for e in c.audit.events(AccessLogged)}
+    mine = {p.address for p in patients}
+    logged = {
+        (e.patient, e.proxy, e.requester) for e in c.audit.events(AccessLogged) if e.patient in mine
+    }
     answers = [
         a for p in patients for a in c.grants.events(AccessRequestAnswered, patient=p.address)
     ]
