@@ -30,6 +30,7 @@ Other sections (faults, races, privacy) are added by later work of the same issu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import secrets
@@ -44,6 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._campaign.accountability import accountability  # noqa: E402
+from benchmarks._campaign.concurrent import concurrent  # noqa: E402
+from benchmarks._campaign.faults import faults  # noqa: E402
+from benchmarks._campaign.invariants import invariants  # noqa: E402
+from benchmarks._campaign.privacy import privacy  # noqa: E402
+from benchmarks._campaign.races import races  # noqa: E402
+from benchmarks._campaign.world import shared_world  # noqa: E402
 from tests.integration.proxy.rawhttp import ConnectionLost, KeepAlive  # noqa: E402
 from tests.unit.fuzz.bodies import body_edits, judge, mutant_at  # noqa: E402
 from tests.unit.fuzz.families import Counts, build, run_family  # noqa: E402
@@ -230,6 +238,19 @@ def _post_valid(conn: KeepAlive, body: dict[str, Any]) -> bool:
 
 # -- report ----------------------------------------------------------------------------
 
+
+def _network(section: Section) -> Section:
+    """A section that needs node and proxy processes: empty under ``--no-network``."""
+
+    def run(opts: Options) -> tuple[dict[str, int], list[list[str]], list[str]]:
+        if not opts.network:
+            return {}, [], ["skipped: --no-network"]
+        return section(opts)
+
+    run.__name__ = section.__name__
+    return run
+
+
 Section = Callable[[Options], tuple[dict[str, int], list[list[str]], list[str]]]
 #: Section name -> (function, table header).
 SECTIONS: dict[str, tuple[Section, list[str]]] = {
@@ -237,6 +258,36 @@ SECTIONS: dict[str, tuple[Section, list[str]]] = {
         malformed,
         ["family", "tried", "rejected", "accepted", "crashed", "excluded", "seconds"],
     ),
+    "faults": (_network(faults), ["fault", "injected", "lost", "duplicated"]),
+    "races": (
+        _network(races),
+        [
+            "node: order",
+            "trials",
+            "served before",
+            "logged",
+            "same block",
+            "log first",
+            "served after revoke",
+        ],
+    ),
+    "privacy": (_network(privacy), ["check", "tried", "hits"]),
+    "accountability": (_network(accountability), ["check", "tried", "honoured / accepted"]),
+    "concurrent": (
+        _network(concurrent),
+        [
+            "readers",
+            "reads",
+            "ok",
+            "wrong",
+            "failed",
+            "proxy restarts",
+            "p50 ms",
+            "p99 ms",
+            "seconds",
+        ],
+    ),
+    "invariants": (invariants, ["invariant", "runs", "calls", "reverts"]),
 }
 
 
@@ -265,6 +316,18 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
     args = parser.parse_args(argv)
     opts = Options(args.seed, args.quick, not args.no_network)
     result: dict[str, int] = {"seed": args.seed}
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.quick and opts.network and args.only not in ("malformed", "invariants"):
+            stack.enter_context(shared_world())  # one world for every section
+        _run_sections(args, opts, result)
+    result["campaign_seconds"] = round(time.perf_counter() - started)
+    assert all(isinstance(v, int) for v in result.values())
+    print(json.dumps(result, sort_keys=True))
+    return result
+
+
+def _run_sections(args: argparse.Namespace, opts: Options, result: dict[str, int]) -> None:
     for name, (section, header) in SECTIONS.items():
         if args.only and name != args.only:
             continue
@@ -275,9 +338,6 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
             print(note)
         print()
         result.update(counters)
-    assert all(isinstance(v, int) for v in result.values())
-    print(json.dumps(result, sort_keys=True))
-    return result
 
 
 if __name__ == "__main__":

@@ -114,6 +114,16 @@ def _same_request(original: dict[str, Any], body: bytes) -> bool:
         return False
 
 
+def _is_signature(value: object) -> bool:
+    """A refusal of a request that parsed is signed (issue #10): 65 bytes as 0x-hex."""
+    return (
+        isinstance(value, str)
+        and value.startswith("0x")
+        and len(value) == 132
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
+    )
+
+
 def judge(
     original: dict[str, Any], mutant: Mutant, status: int | None, answer: bytes
 ) -> tuple[str, str]:
@@ -141,8 +151,9 @@ def judge(
         return "crashed", f"HTTP {status} without a JSON refusal"
     if (
         not isinstance(refusal, dict)
-        or set(refusal) != {"refused", "message", "block"}
+        or set(refusal) - {"signature"} != {"refused", "message", "block"}
         or refusal["refused"] not in _REASONS
+        or ("signature" in refusal and not _is_signature(refusal["signature"]))
     ):
         return "crashed", f"HTTP {status} with a refusal of another shape"
     if same:
