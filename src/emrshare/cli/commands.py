@@ -136,6 +136,8 @@ def recover(
                 f"finished interrupted {o.kind} {o.op_id[:8]}: {o.sent} of {o.steps} "
                 "steps sent now, the rest was already on chain"
             )
+            for note in o.notes:
+                err.print(f"  {note}", markup=False)
         for rid, why in report.failed.items():
             err.print(f"  {_hex(rid)}: {why}", markup=False)
     if report.failed:

@@ -304,7 +304,8 @@ class Operations:
     def _run(self, op: Operation, resumed: bool, progress: Progress | None) -> OperationResult:
         """Every step of ``op`` (each sends only what the chain does not show done), then
         drop it from the log; ``progress(steps_done, steps_total)`` after each step. An
-        error leaves it in the log for the next call."""
+        error leaves it in the log for the next call; there, a step the chain reverts (or
+        that its state rules out) is skipped with a note: retrying could never succeed."""
         steps = {
             "grant": self._grant,
             "revoke": self._revoke,
@@ -320,7 +321,16 @@ class Operations:
         sent = 0
         notes: list[str] = []
         for i, step in enumerate(op.steps):
-            sent += steps[step["do"]](op, i, step, notes)
+            try:
+                sent += steps[step["do"]](op, i, step, notes)
+            except (ContractRevert, ConfigurationError) as exc:
+                # The chain refuses this step for good, or the chain state rules it out
+                # before sending (the grantee left the consortium, the expiry passed): the
+                # caller of a new operation sees the error; a resumed one skips the step,
+                # says so, and does the rest.
+                if not resumed:
+                    raise
+                notes.append(f"step {i + 1} ({step['do']}) was refused: {exc}")
             if progress is not None:
                 progress(i + 1, len(op.steps))
         self.log.done(op)
@@ -405,9 +415,15 @@ class Operations:
 
     def _answer(self, op: Operation, i: int, s: Step, notes: list[str]) -> int:
         rid, decision = int(s["request"]), str(s["decision"])
-        policies = list(reversed(op.grant_ids(self.keys)))  # the current epoch's first
+        grants = self.network.contracts.grants
+        policies = [  # the current epoch's first; a grant the chain refused is not named
+            p for p in reversed(op.grant_ids(self.keys)) if grants.binding(p) != bytes(27)
+        ]
+        if decision == "approved" and not policies:
+            notes.append(f"no grant of request #{rid} was made: it stays pending")
+            return 0
         closed = f"access request #{rid} was answered by another device of this patient"
-        if self.network.contracts.grants.request(rid).status is not RequestStatus.PENDING:
+        if grants.request(rid).status is not RequestStatus.PENDING:
             if not self._answered_as(rid, decision, policies):
                 notes.append(closed)
             return 0

@@ -229,12 +229,18 @@ class Patient:
             return grant_steps(grantee, category, epochs, self._expiry(expires), chosen, m)
 
         result = self._ops.run("grant", args, plan, progress)
-        return self._grant_info(result.policy_ids[-1])
+        return self._grant_info(result)
 
-    def _grant_info(self, pid: PolicyId) -> GrantInfo:
-        grants = self.network.contracts.grants
+    def _grant_info(self, result: OperationResult) -> GrantInfo:
+        """The current epoch's grant of a finished grant or approve operation."""
         end = self.network.w3.eth.block_number
-        (ev,) = grants.events(GrantCreated, policy_id=pid, to_block=end)
+        pid = result.policy_ids[-1]
+        found = list(
+            self.network.contracts.grants.events(GrantCreated, policy_id=pid, to_block=end)
+        )
+        if not found:
+            raise ConfigurationError(f"the grant was not made: {'; '.join(result.notes)}")
+        ev = found[0]
         return self._info(ev)
 
     def _info(self, ev: GrantCreated, status: GrantStatus | None = None) -> GrantInfo:
@@ -383,9 +389,9 @@ class Patient:
             return [*steps, {**answer, "decision": "approved"}]
 
         result = self._ops.run("approve", args, plan, progress)
-        if result.notes:
+        if any("another device" in n for n in result.notes):
             raise request_closed(self._request(request_id))
-        return self._grant_info(result.policy_ids[-1])
+        return self._grant_info(result)
 
     def deny(self, request_id: int) -> None:
         """Deny an access request (one already approved or denied is a ConfigurationError)."""

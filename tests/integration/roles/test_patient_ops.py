@@ -25,7 +25,14 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from emrshare.chain import AccessRequestAnswered, GrantCreated, Role, WriterAuthorized
+from emrshare.chain import (
+    AccessRequestAnswered,
+    Action,
+    GrantCreated,
+    ProposalCreated,
+    Role,
+    WriterAuthorized,
+)
 from emrshare.chain.deploy import deploy_contracts
 from emrshare.chain.devnode import DevNode
 from emrshare.crypto import MemberKeys, PatientKeys
@@ -88,6 +95,7 @@ class OpsWorld:
     lab_grants: dict[str, bytes]
     request_id: int
     expiry: int
+    admin_key: bytes
     snapshot: str = ""
 
     def reset(self, name: str) -> Path:
@@ -124,9 +132,13 @@ class OpsWorld:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    def patient(self, state: Path) -> Patient:
+    def patient(self, state: Path, net: Network | None = None) -> Patient:
         keys = PatientKeys(MASTER, ethereum_key=self.eth)
-        return Patient(self.net, keys, state_dir=state)
+        return Patient(net or self.net, keys, state_dir=state)
+
+    def fresh_network(self) -> Network:
+        """A new connection: no nonce cached from before a revert to the snapshot."""
+        return Network.from_config(self.config)
 
     def chain_state(self, state: Path) -> dict[str, Any]:
         """Everything the operations change, without ids that differ between runs."""
@@ -181,11 +193,8 @@ class OpsWorld:
         return out
 
 
-@pytest.fixture(scope="module")
-def world(
-    anvil: DevNode, dev_keys: list[bytes], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OpsWorld]:
-    tmp = tmp_path_factory.mktemp("ops")
+def _build_world(node: DevNode, dev_keys: list[bytes], tmp: Path) -> Iterator[OpsWorld]:
+    anvil = node
     start = anvil.rpc("evm_snapshot")
     w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 30}))
     config = NetworkConfig(
@@ -231,12 +240,19 @@ def world(
     for a in actors.values():
         a.close()
     world = OpsWorld(anvil, net, tmp / "network.json", tmp / "base", tmp, patient_eth, members,
-                     lab, rid, expiry, anvil.rpc("evm_snapshot"))  # fmt: skip
+                     lab, rid, expiry, dev_keys[0], anvil.rpc("evm_snapshot"))  # fmt: skip
     try:
         yield world
     finally:
         net.close()
         anvil.rpc("evm_revert", [start])
+
+
+@pytest.fixture(scope="module")
+def world(
+    anvil: DevNode, dev_keys: list[bytes], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpsWorld]:
+    yield from _build_world(anvil, dev_keys, tmp_path_factory.mktemp("ops"))
 
 
 def _killed_between_every_pair(world: OpsWorld, call: dict[str, Any], steps: int) -> None:
@@ -298,7 +314,7 @@ def test_attack_approve_killed_between_transactions(world: OpsWorld) -> None:
     state = world.reset("check")
     world.child(state, "run", call)
     after = world.chain_state(state)
-    assert after["request"] == "APPROVED"
+    assert after["request"] == "ANSWERED"  # the decision is sealed
     ((_, decision, named),) = after["answers"]
     assert decision == "approved"
     assert [g[1] for g in named] == ["imaging@2", "imaging@1", "imaging@0"]
@@ -334,7 +350,8 @@ def test_finished_operation_run_again_does_nothing(world: OpsWorld) -> None:
 
 def test_revoke_and_approve_twice_send_nothing_the_second_time(world: OpsWorld) -> None:
     state = world.reset("twice-direct")
-    patient = world.patient(state)
+    net = world.fresh_network()
+    patient = world.patient(state, net)
     try:
         patient.revoke(world.lab_grants["insurer"])
         patient.approve(world.request_id, expires=world.expiry)
@@ -349,6 +366,34 @@ def test_revoke_and_approve_twice_send_nothing_the_second_time(world: OpsWorld) 
         assert patient.resume() == []
     finally:
         patient.close()
+        net.close()
+
+
+def test_resumed_step_the_chain_refuses_is_skipped_and_reported(world: OpsWorld) -> None:
+    # Killed after the grant of epoch 0; then the researcher leaves the consortium, so the
+    # other two grants can never be made. Retrying them forever would block every write:
+    # the resume skips them, says why, and closes the operation.
+    state = world.reset("refused")
+    call = {"kind": "grant", "args": {"grantee": world.members["researcher"],
+                                      "category": "imaging", "expires": world.expiry}}  # fmt: skip
+    world.child(state, "run", call, kill_at=1)
+    net = world.fresh_network()
+    registry = net.contracts_for(world.admin_key).registry
+    proposal = registry.propose(Action.REMOVE, world.members["researcher"])
+    pid = int(proposal.event(ProposalCreated).proposal_id)
+    if not registry.proposal(pid).executed:
+        registry.execute(pid)
+    patient = world.patient(state, net)
+    try:
+        (done,) = patient.resume()
+        assert done.resumed and done.sent == 0 and len(done.notes) == 2
+        assert all("was refused" in n and "not an admitted" in n for n in done.notes)
+        assert patient.pending_operations() == []
+        patient.authorize_writer(world.members["hospital"], "notes")  # writes work again
+        assert patient.resumed == []
+    finally:
+        patient.close()
+        net.close()
 
 
 def test_operation_log_is_private(world: OpsWorld) -> None:
@@ -365,3 +410,18 @@ def test_operation_log_is_private(world: OpsWorld) -> None:
     # No nonce, key or sealed material in the log: nonces are derived when a step runs.
     assert "nonce" not in op.read_text() and MASTER.hex() not in op.read_text()
     assert (state / "patient.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_revoke_killed_mid_way_on_ganache_too(
+    ganache: DevNode, dev_keys: list[bytes], tmp_path: Path
+) -> None:
+    for world in _build_world(ganache, dev_keys, tmp_path):
+        call = {"kind": "revoke", "args": {"policy": world.lab_grants["insurer"].hex()}}
+        state = world.reset("reference")
+        world.child(state, "run", call)
+        reference = world.chain_state(state)
+        state = world.reset("killed")
+        world.child(state, "run", call, kill_at=3)  # after revokeWriters, before the grants
+        (finished,) = world.child(state, "resume", {})
+        assert finished["sent"] == 2 and finished["resumed"]
+        assert world.chain_state(state) == reference
