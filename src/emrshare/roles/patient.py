@@ -65,9 +65,9 @@ class Patient:
         grant = patient.grant(hospital_b, "lab", expires=timedelta(days=30))
         patient.revoke(grant.policy_id)
 
-    ``state_dir`` keeps the write journal and the category epochs (default
-    ``~/.emrshare/state/<address>``); ``known_categories`` adds names to recognise on a
-    machine that lost that state.
+    ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
+    operations (default ``~/.emrshare/state/<address>``); ``known_categories`` adds names
+    to recognise on a machine that lost that state.
     """
 
     def __init__(
