@@ -15,9 +15,10 @@ import sys
 
 __all__ = ["SAFE_RECURSION_LIMIT", "cap_recursion_limit"]
 
-#: Deep enough for everything emrshare runs, shallow enough that a nested-JSON bomb
-#: raises ``RecursionError`` in any thread instead of overflowing the C stack.
-SAFE_RECURSION_LIMIT = 10_000
+#: Deep enough for everything emrshare runs (py-evm, behind ``Network.local()``, asks for
+#: 1024 × 12 to reach 1024 EVM call frames), shallow enough that a nested-JSON bomb raises
+#: ``RecursionError`` in any thread instead of overflowing the C stack (checked to 20,000).
+SAFE_RECURSION_LIMIT = 1024 * 12
 
 #: What py_ecc sets; a limit at or above it is py_ecc's, not the application's.
 _PY_ECC_LIMIT = 100_000

@@ -103,16 +103,27 @@ def recover(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Finish (or roll back) writes a crash or an outage interrupted."""
+    """Finish (or roll back) writes a crash or an outage interrupted; a patient's
+    interrupted grants, approvals and revocations are always finished."""
     st = state(ctx)
-    actor = st.patient() if st.profile().kind == "patient" else st.provider()
-    report = actor.recover(rollback=rollback)
+    ops: list[Any] = []
+    if st.profile().kind == "patient":
+        patient = st.patient()
+        # Chain transactions cannot be undone: a patient's operations are finished, never
+        # rolled back; an error leaves them logged (and is printed as one line).
+        ops = patient.resume()
+        report = patient.recover(rollback=rollback)
+    else:
+        report = st.provider().recover(rollback=rollback)
     if want_json(ctx, json_out):
         emit_json(
             {
                 "confirmed": [_hex(r) for r in report.confirmed],
                 "rolled_back": [_hex(r) for r in report.rolled_back],
                 "failed": {_hex(k): v for k, v in report.failed.items()},
+                "operations": [
+                    {"id": o.op_id, "kind": o.kind, "steps": o.steps, "sent": o.sent} for o in ops
+                ],
             }
         )
     else:
@@ -120,6 +131,13 @@ def recover(
             f"finished {len(report.confirmed)}, rolled back {len(report.rolled_back)}, "
             f"still failing {len(report.failed)}"
         )
+        for o in ops:
+            out.print(
+                f"finished interrupted {o.kind} {o.op_id[:8]}: {o.sent} of {o.steps} "
+                "steps sent now, the rest was already on chain"
+            )
+            for note in o.notes:
+                err.print(f"  {note}", markup=False)
         for rid, why in report.failed.items():
             err.print(f"  {_hex(rid)}: {why}", markup=False)
     if report.failed:

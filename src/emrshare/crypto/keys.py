@@ -348,7 +348,16 @@ class PatientKeys:
     The repr never shows secret material.
     """
 
-    __slots__ = ("_addr", "_blinding", "_box", "_eth", "_factory", "_master", "_signing_sk")
+    __slots__ = (
+        "_addr",
+        "_blinding",
+        "_box",
+        "_eth",
+        "_factory",
+        "_master",
+        "_operations",
+        "_signing_sk",
+    )
 
     def __init__(self, master_secret: bytes, *, ethereum_key: bytes | None = None) -> None:
         self._master = _check_secret(master_secret, "master secret")
@@ -361,6 +370,7 @@ class PatientKeys:
         self._signing_sk = signing_factory.make_key(b"kfrag-signer")
         self._box = BoxPrivateKey(_derive(master_secret, b"patient/x25519-box"))
         self._blinding = _derive(master_secret, b"patient/category-tag-blinding")
+        self._operations = _derive(master_secret, b"patient/operation-nonces")
         self._eth = (
             _check_eth_key(ethereum_key)
             if ethereum_key is not None
@@ -432,6 +442,19 @@ class PatientKeys:
         return CategoryTag(
             hmac.new(self._blinding, category_label(category, epoch), hashlib.sha256).digest()
         )
+
+    def operation_nonce(self, operation_id: bytes, step: int) -> bytes:
+        """The 32-byte grant nonce of step ``step`` of a logged operation:
+        HMAC-SHA256(operation key, "grant-nonce" || operation id || step as 4 bytes).
+
+        A resumed operation derives the same nonce, hence the same policy id, and sees on
+        chain that its grant exists instead of granting twice. Without the master secret the
+        nonce looks random, so it links nothing on chain.
+        """
+        if not 1 <= len(operation_id) <= 64 or not 0 <= step < 2**32:
+            raise ValueError("an operation id is 1..64 bytes and a step a uint32")
+        msg = b"grant-nonce" + bytes([len(operation_id)]) + operation_id + step.to_bytes(4, "big")
+        return hmac.new(self._operations, msg, hashlib.sha256).digest()
 
     # signing, box, ethereum
 

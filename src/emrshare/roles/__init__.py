@@ -16,6 +16,7 @@ from emrshare.roles._common import (
     parse_duration,
     parse_role,
 )
+from emrshare.roles._oplog import Operation, OperationResult
 from emrshare.roles.member import ConsortiumAdmin, Provider, Requester
 from emrshare.roles.patient import Patient
 from emrshare.roles.profiles import Profile, Profiles, default_data_dir
@@ -25,6 +26,8 @@ __all__ = [
     "AccessRequestInfo",
     "ConsortiumAdmin",
     "GrantInfo",
+    "Operation",
+    "OperationResult",
     "Patient",
     "Profile",
     "Profiles",

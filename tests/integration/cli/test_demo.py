@@ -109,6 +109,9 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         assert who["kind"] == "member"
         recovered = _cli(data_dir, "--profile", "hospital-a", "recover")
         assert recovered.returncode == 0 and "finished 0" in recovered.stdout
+        recovered = _cli(data_dir, "--json", "--profile", "patient", "recover")
+        assert recovered.returncode == 0, recovered.stderr
+        assert json.loads(recovered.stdout)["operations"] == []
 
         down = _cli(data_dir, "devnet", "down")
         assert down.returncode == 0

@@ -125,3 +125,24 @@ def test_bad_shamir_shares_never_repeat_their_words(world: World) -> None:
         # shamir-mnemonic quotes the offending words; none may survive into our message.
         assert not re.search(r"[\"'][a-z]", message), message
         assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_operation_nonces_are_derived_and_separated(world: World) -> None:
+    p = world.patient
+    again = PatientKeys(seed("patient"))
+    op = bytes(range(16))
+    assert p.operation_nonce(op, 0) == again.operation_nonce(op, 0)
+    assert len(p.operation_nonce(op, 0)) == 32
+    nonces = {
+        p.operation_nonce(op, 0),
+        p.operation_nonce(op, 1),
+        p.operation_nonce(op[:-1] + b"\x01", 0),
+        PatientKeys(seed("other")).operation_nonce(op, 0),
+    }
+    assert len(nonces) == 4
+    # Not the tag key, not a plain hash of the inputs.
+    assert p.operation_nonce(op, 0) not in {bytes(p.tag("labs", 0)), op}
+    with pytest.raises(ValueError):
+        p.operation_nonce(b"", 0)
+    with pytest.raises(ValueError):
+        p.operation_nonce(op, -1)

@@ -1,0 +1,93 @@
+"""The patient's audit trail: logged accesses checked against the patient's own grants,
+tags and verified index entries (split from the patient facade)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from emrshare.chain import AccessLogged, EntryAppended, GrantCreated
+from emrshare.crypto import SealedEntry
+from emrshare.errors import EmrShareError
+from emrshare.network import Network
+from emrshare.roles._common import AccessEvent, checksum
+from emrshare.types import Address, PolicyId, RecordId
+
+__all__ = ["audit_trail"]
+
+
+def audit_trail(
+    network: Network,
+    address: Address,
+    grants: Mapping[bytes, GrantCreated],
+    tags: Mapping[bytes, tuple[str, int]],
+    entries: Sequence[EntryAppended],
+) -> list[AccessEvent]:
+    """Every access logged for ``address``'s grants, each with ``anomaly`` set when a check
+    fails (see :meth:`Patient.audit`)."""
+    # capsule hash -> (tag, record id) of this patient's own, verified entries.
+    capsules: dict[bytes, list[tuple[bytes, RecordId]]] = {}
+    for ev in entries:
+        try:
+            h = SealedEntry.from_bytes(bytes(ev.entry)).capsule_hash
+        except EmrShareError:
+            continue  # an entry that does not parse names no capsule
+        capsules.setdefault(bytes(h), []).append((bytes(ev.tag), RecordId(bytes(ev.record_id))))
+    w3 = network.w3
+    times: dict[int, int] = {}
+
+    def time_of(block: int) -> int | None:
+        if block not in times:
+            try:
+                times[block] = int(w3.eth.get_block(block)["timestamp"])
+            except Exception:
+                return None
+        return times[block]
+
+    out: list[AccessEvent] = []
+    seen: set[tuple[str, str, int]] = set()
+    for log in network.contracts.audit.events(AccessLogged, patient=address):
+        g = grants.get(bytes(log.policy_id))
+        hashes = tuple(bytes(h) for h in log.capsule_hashes)
+        rids: list[RecordId] = []
+        anomaly = ""
+        if g is None:
+            anomaly = "the policy is not a grant of this patient"
+        elif checksum(log.requester) != checksum(g.grantee):
+            anomaly = "the requester is not the grantee of the policy"
+        elif time_of(log.evaluated_at) != log.evaluated_time:
+            anomaly = (
+                f"the logged evaluation time {log.evaluated_time} is not the time of "
+                f"block {log.evaluated_at}"
+            )
+        else:
+            for h in hashes:
+                match = [rid for tag, rid in capsules.get(h, []) if tag == bytes(g.tag)]
+                if not match:
+                    anomaly = (
+                        f"capsule 0x{h.hex()} is not one of this patient's records "
+                        "under the policy's category"
+                    )
+                    break
+                rids.append(match[0])
+        key = (checksum(log.proxy), checksum(log.requester), int(log.nonce))
+        if not anomaly and key in seen:
+            anomaly = "a repeat of an access this proxy already logged (same nonce)"
+        if not anomaly:
+            seen.add(key)
+        out.append(
+            AccessEvent(
+                policy_id=PolicyId(bytes(log.policy_id)),
+                requester=checksum(log.requester),
+                proxy=checksum(log.proxy),
+                capsule_hashes=hashes,
+                nonce=int(log.nonce),
+                evaluated_at_block=int(log.evaluated_at),
+                evaluated_time=int(log.evaluated_time),
+                block_number=log.block_number,
+                timestamp=time_of(log.block_number) or 0,
+                category=tags.get(bytes(g.tag), (None, 0))[0] if g is not None else None,
+                record_ids=tuple(rids) if not anomaly else None,
+                anomaly=anomaly,
+            )
+        )
+    return out

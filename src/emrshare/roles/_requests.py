@@ -1,0 +1,122 @@
+"""A patient's sealed access requests and answers (split from the patient facade)."""
+
+from __future__ import annotations
+
+from nacl.public import PublicKey
+
+from emrshare.chain import AccessRequestAnswered, AccessRequested, RequestStatus
+from emrshare.crypto import PatientKeys
+from emrshare.crypto.requests import (
+    AccessAnswer,
+    AccessRequestBody,
+    open_answer,
+    open_request,
+    policy_ids_for_answer,
+    seal_answer,
+)
+from emrshare.errors import ConfigurationError, EmrShareError
+from emrshare.network import Network
+from emrshare.roles._common import AccessRequestInfo, checksum
+from emrshare.types import PolicyId
+
+__all__ = ["list_requests", "request_closed", "sealed_answer"]
+
+
+def list_requests(
+    network: Network, keys: PatientKeys, *, pending_only: bool = False
+) -> list[AccessRequestInfo]:
+    """Access requests addressed to the patient of ``keys``, oldest first, opened (see
+    :meth:`Patient.requests`)."""
+    address = keys.address
+    grants = network.contracts.grants
+    answers = {ev.request_id: ev for ev in grants.events(AccessRequestAnswered, patient=address)}
+    out = []
+    for ev in grants.events(AccessRequested, patient=address):
+        req = grants.request(ev.request_id)
+        if pending_only and req.status is not RequestStatus.PENDING:
+            continue
+        body: AccessRequestBody | None
+        try:
+            body = open_request(
+                bytes(ev.sealed_request),
+                keys.box_private_key,
+                patient=address,
+                requester=checksum(ev.requester),
+            )
+        except EmrShareError:
+            body = None
+        status: str = "pending"
+        policies: tuple[PolicyId, ...] = ()
+        if req.status is not RequestStatus.PENDING:
+            status, policies = _answer_of(keys, answers.get(ev.request_id), ev)
+        out.append(
+            AccessRequestInfo(
+                request_id=ev.request_id,
+                patient=checksum(ev.patient),
+                requester=checksum(ev.requester),
+                category=body.category if body else None,
+                purpose=body.purpose if body else None,
+                reason=body.reason if body else None,
+                status=status,
+                policy_ids=policies,
+                block_number=ev.block_number,
+            )
+        )
+    return out
+
+
+def _answer_of(
+    keys: PatientKeys, ans: AccessRequestAnswered | None, req: AccessRequested
+) -> tuple[str, tuple[PolicyId, ...]]:
+    if ans is None:
+        return "answered", ()
+    try:
+        opened = open_answer(
+            bytes(ans.sealed_answer),
+            keys.box_private_key,
+            request_id=req.request_id,
+            patient=keys.address,
+            requester=checksum(req.requester),
+        )
+    except EmrShareError:
+        return "answered", ()
+    return opened.decision, opened.policy_ids
+
+
+def sealed_answer(
+    network: Network,
+    keys: PatientKeys,
+    request_id: int,
+    requester: str,
+    decision: str,
+    policies: list[PolicyId],
+) -> bytes:
+    """The sealed answer to one request (to the requester and the patient)."""
+    answer = AccessAnswer(
+        request_id=request_id,
+        patient=keys.address,
+        requester=checksum(requester),
+        decision=decision,  # type: ignore[arg-type]
+        policy_ids=policy_ids_for_answer(policies),
+        created_at=network.chain_time(),
+    )
+    return seal_answer(
+        answer,
+        requester_box_key=PublicKey(bytes(network.member(requester).box_key)),
+        patient_box_key=keys.box_public_key,
+    )
+
+
+def request_closed(req: AccessRequestInfo) -> ConfigurationError:
+    """The error for a request that is no longer pending."""
+    if req.policy_id is not None:
+        what = (
+            f"approved (grant 0x{bytes(req.policy_id).hex()}); to change that access, "
+            "revoke the grant with `grant revoke`"
+        )
+    else:
+        what = (
+            f"{req.status}; nothing to do (the requester can send a new request, or grant "
+            "access directly with `grant add`)"
+        )
+    return ConfigurationError(f"access request #{req.request_id} was already {what}")
