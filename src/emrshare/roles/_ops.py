@@ -200,6 +200,19 @@ def plan_revoke(
         )
     steps: list[Step] = [{"do": "revoke", "policy": pid.hex()}]
     category, epoch = tags.get(bytes(ev.tag), (None, 0))
+    # The grantee's grants of the category's other epochs go too: a grant or an approval
+    # made one per epoch, and revoking only the id the caller holds left the older epochs
+    # readable (found by the adversarial review of issue #10).
+    revoked = checksum(ev.grantee)
+    for other in events.values():
+        if (
+            category is not None
+            and bytes(other.policy_id) != pid
+            and checksum(other.grantee) == revoked
+            and tags.get(bytes(other.tag), (None, 0))[0] == category
+            and grants.status(other.policy_id) is GrantStatus.ACTIVE
+        ):
+            steps.append({"do": "revoke", "policy": bytes(other.policy_id).hex()})
     if (
         not new_epoch
         or category is None
