@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
 
 from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.keys import MemberKeys
 from emrshare.proxy.chainview import AuditItem, audit_gas
+from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.web3chain import Web3ProxyChain
 
 from .conftest import CATEGORY, FAR, Net
 from .support import ROLE_PROVIDER, ROLE_PROXY, ProxyProcess, make_proxy
@@ -146,3 +153,95 @@ def test_attack_expelled_grantee_keeps_reading(net_up: Net) -> None:
     p.wait_audit_drained()
     assert len(p.journal()) == journaled
     assert _on_chain(net, p) == logged
+
+
+def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
+    net_up: Net,
+) -> None:
+    """A stored batch no block can hold (signed before the split existed, or the limit
+    dropped) is rejected by anvil ("intrinsic gas too high"): the flusher drops it and
+    logs its entry again with the freed nonce, and the batch stored after it is still
+    sent and mined; every entry reaches the chain exactly once."""
+    net = net_up
+    key = dev_private_keys(10)[9]
+    member = MemberKeys.generate(ethereum_key=key)
+    proxy = make_proxy(
+        net.tmp / "stuckproxy",
+        member,
+        net.node,
+        net.chain.deployment,
+        flush_interval=3600.0,
+        flush_entries=1000,
+    )
+    net.chain.admit(member, ROLE_PROXY, proxy.url)
+    proxy.start()
+    try:
+        (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+        grant = net.chain.grant(
+            net.patient, CATEGORY, 0, net.grantee, [member], 1, net.chain.chain_time() + FAR
+        )
+        pid = bytes(grant.binding.policy_id)
+        proxy.wait_cursor(net.chain.w3.eth.block_number)
+        for _ in range(2):
+            resp = proxy.post(body(net, proxy, pid, [sealed.capsule_bytes]))
+            assert resp.status_code == 200, resp.text
+        proxy.kill()  # nothing flushed (T is an hour): two journaled, unbatched serves
+        web3chain = Web3ProxyChain(net.chain.w3, net.chain.deployment, key)
+        store = ProxyStore(Path(proxy.config.database), bytes(member.box_private_key))
+        try:
+            first, second = store.unbatched(10)
+            nonce = web3chain.account_nonce()
+            gas_limit = web3chain.block_gas_limit()
+            tx = web3chain.audit.functions.logAccesses(
+                pid,
+                Web3.to_checksum_address(net.grantee.address),
+                [Web3.to_checksum_address(member.address)],
+                [
+                    (
+                        list(first.capsule_hashes),
+                        first.nonce,
+                        first.deadline,
+                        first.block,
+                        first.block_time,
+                        first.signature,
+                    )
+                ],
+            ).build_transaction(
+                {
+                    "from": member.address,
+                    "nonce": nonce,
+                    "chainId": net.chain.deployment.chain_id,
+                    "gas": gas_limit + 1,
+                    "maxPriorityFeePerGas": 10**9,
+                    "maxFeePerGas": 4 * net.chain.base_fee() + 10**9,
+                }
+            )
+            signed = Account.sign_transaction(tx, key)
+            store.add_batch([first.id], bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+            item = AuditItem(
+                second.capsule_hashes,
+                second.nonce,
+                second.deadline,
+                second.block,
+                second.block_time,
+                second.signature,
+            )
+            raw, tx_hash = web3chain.sign_audit_batch(
+                pid, net.grantee.address, [member.address], [item], nonce + 1
+            )
+            store.add_batch([second.id], raw, tx_hash, nonce + 1)
+        finally:
+            store.close()
+        # Restarted with a short flush interval: it settles both stored batches, and the
+        # re-queued entry is flushed at the next interval.
+        proxy.config = replace(proxy.config, flush_interval=0.5)
+        proxy.config_path.write_text(proxy.config.to_toml())
+        proxy.start()
+        proxy.wait_audit_drained(timeout=60.0)
+        journal = Counter(proxy.journal())
+        assert sum(journal.values()) == 2
+        assert _on_chain(net, proxy) == journal
+        assert signed.hash not in {bytes(r[0]) for r in proxy.query("SELECT tx_hash FROM batches")}
+        assert "intrinsic gas too high" in proxy.log_tail().lower()
+    finally:
+        proxy.stop()
