@@ -6,7 +6,8 @@ unlogged journal entries into a batch every ``interval`` seconds or as soon as
 and their nonce together with the batch, and only then broadcasts. After a crash the
 stored transaction is broadcast again: the same nonce and hash can be mined at most once,
 so each entry reaches the chain exactly once. A batch whose transaction failed on chain
-goes back to the journal and is logged again.
+goes back to the journal and is logged again, and so does one the node rejects as never
+minable; batches are cut so each one's gas stays within half the block gas limit.
 """
 
 from __future__ import annotations
@@ -15,14 +16,54 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Sequence
 
-from emrshare.errors import EmrShareError
-from emrshare.proxy.chainview import AuditItem, ProxyChain
-from emrshare.proxy.store import JournalEntry, ProxyStore
+from emrshare.errors import EmrShareError, TransactionFailed
+from emrshare.proxy.chainview import AuditItem, ProxyChain, audit_gas
+from emrshare.proxy.store import JournalEntry, PendingBatch, ProxyStore
 
-__all__ = ["AuditFlusher"]
+__all__ = ["AuditFlusher", "split_by_gas"]
 
 log = logging.getLogger("emrshare.proxy.audit")
+
+#: What a node says of a transaction that no block can ever hold.
+_NEVER_MINABLE = ("intrinsic gas too high", "exceeds block gas limit", "gas limit reached")
+
+
+def _never_minable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in _NEVER_MINABLE)
+
+
+def _item(e: JournalEntry) -> AuditItem:
+    return AuditItem(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
+
+
+def _free_nonces(start: int, taken: set[int]) -> Iterator[int]:
+    n = start
+    while True:
+        if n not in taken:
+            yield n
+        n += 1
+
+
+def split_by_gas(entries: Sequence[JournalEntry], budget: int) -> list[list[JournalEntry]]:
+    """``entries`` in order, cut into batches whose :func:`audit_gas` stays within
+    ``budget`` (an entry too large on its own still gets a batch of its own)."""
+    base = audit_gas([])
+    out: list[list[JournalEntry]] = []
+    current: list[JournalEntry] = []
+    gas = base
+    for e in entries:
+        cost = audit_gas([_item(e)]) - base
+        if current and gas + cost > budget:
+            out.append(current)
+            current, gas = [], base
+        current.append(e)
+        gas += cost
+    if current:
+        out.append(current)
+    return out
 
 
 class AuditFlusher:
@@ -48,7 +89,10 @@ class AuditFlusher:
     def settle(self) -> int:
         """Check broadcast batches: mark mined ones, rebroadcast or re-queue the rest.
 
-        Returns how many batches are still waiting to be mined.
+        One batch's failure never keeps the others from being handled: a batch the node
+        rejects as never minable (over the block gas limit) is dropped and its entries go
+        back to the journal, where the next flush splits them. Returns how many batches
+        are still waiting to be mined.
         """
         waiting = 0
         self._recheck_mined()
@@ -56,25 +100,49 @@ class AuditFlusher:
         if not pending:
             return 0
         account_nonce = self.chain.account_nonce()
+        failure: EmrShareError | None = None
         for batch in pending:
-            status = self.chain.receipt_block(batch.tx_hash)
-            if status is not None:
-                self.store.batch_mined(batch.id, status)
-                self._broadcast_at.pop(batch.id, None)
-            elif batch.sender_nonce < account_nonce:
-                # The nonce was spent by a transaction that is not ours-and-successful
-                # (a revert, or a replacement): the entries are not on chain; log them again.
-                log.warning("audit batch %d was not mined successfully; re-queued", batch.id)
-                self.store.drop_batch(batch.id)
-            else:
-                # Not mined yet: broadcast again now and then (it may have been dropped
-                # from the pool, or sent by a process that crashed before it could).
-                now = time.monotonic()
-                if now - self._broadcast_at.get(batch.id, -1e9) >= self.rebroadcast_after:
-                    self.chain.broadcast(batch.raw_tx)
-                    self._broadcast_at[batch.id] = now
+            try:
+                waiting += self._settle_one(batch, account_nonce)
+            except EmrShareError as exc:
+                log.warning("audit batch %d: %s", batch.id, exc)
+                failure = exc
                 waiting += 1
+        if failure is not None:
+            self.last_error = str(failure)
         return waiting
+
+    def _settle_one(self, batch: PendingBatch, account_nonce: int) -> int:
+        """Handle one pending batch; 1 if it is still waiting to be mined, else 0."""
+        status = self.chain.receipt_block(batch.tx_hash)
+        if status is not None:
+            self.store.batch_mined(batch.id, status)
+            self._broadcast_at.pop(batch.id, None)
+            return 0
+        if batch.sender_nonce < account_nonce:
+            # The nonce was spent by a transaction that is not ours-and-successful
+            # (a revert, or a replacement): the entries are not on chain; log them again.
+            log.warning("audit batch %d was not mined successfully; re-queued", batch.id)
+            self._drop(batch.id)
+            return 0
+        # Not mined yet: broadcast again now and then (it may have been dropped from the
+        # pool, or sent by a process that crashed before it could).
+        now = time.monotonic()
+        if now - self._broadcast_at.get(batch.id, -1e9) >= self.rebroadcast_after:
+            try:
+                self.chain.broadcast(batch.raw_tx)
+            except TransactionFailed as exc:
+                if not _never_minable(exc):
+                    raise
+                log.warning("audit batch %d can never be mined (%s); re-queued", batch.id, exc)
+                self._drop(batch.id)
+                return 0
+            self._broadcast_at[batch.id] = now
+        return 1
+
+    def _drop(self, batch_id: int) -> None:
+        self.store.drop_batch(batch_id)
+        self._broadcast_at.pop(batch_id, None)
 
     def _recheck_mined(self) -> None:
         """A batch mined in a block the watcher has not hash-checked yet may be orphaned
@@ -99,8 +167,10 @@ class AuditFlusher:
     def flush_once(self) -> int:
         """Settle earlier batches, then log up to ``max_entries`` new entries.
 
-        The audit contract logs one policy per transaction, so the entries become one
-        batch (one transaction, one nonce) per policy. Returns how many were batched.
+        The audit contract logs one policy per transaction, so the entries become at
+        least one batch (one transaction, one nonce) per policy, each batch's gas at most
+        half the block gas limit. A batch the node rejects goes back to the journal.
+        Returns how many entries were batched and sent.
         """
         self.settle()
         entries = self.store.unbatched(self.max_entries)
@@ -109,26 +179,38 @@ class AuditFlusher:
         by_policy: dict[bytes, list[JournalEntry]] = {}
         for e in entries:
             by_policy.setdefault(e.policy_id, []).append(e)
+        budget = self.chain.block_gas_limit() // 2
         pending = self.store.pending_batches()
-        nonce = max([self.chain.account_nonce()] + [b.sender_nonce + 1 for b in pending])
+        # The lowest nonces no pending batch holds: a dropped batch's nonce is reused, so
+        # no gap ever stalls the later batches in the pool.
+        taken = {b.sender_nonce for b in pending}
+        free = _free_nonces(self.chain.account_nonce(), taken)
+        sent = 0
         for pid, group in by_policy.items():
             policy = self.store.policy(pid)
             if policy is None:  # cannot happen: the serve needed the policy
                 log.error("journal names unknown policy 0x%s; kept for later", pid.hex())
                 continue
-            items = [
-                AuditItem(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
-                for e in group
-            ]
-            raw, tx_hash = self.chain.sign_audit_batch(
-                pid, policy.grantee, policy.proxies, items, nonce
-            )
-            batch_id = self.store.add_batch([e.id for e in group], raw, tx_hash, nonce)
-            self.chain.broadcast(raw)
-            self._broadcast_at[batch_id] = time.monotonic()
-            nonce += 1
+            for part in split_by_gas(group, budget):
+                items = [_item(e) for e in part]
+                nonce = next(free)
+                raw, tx_hash = self.chain.sign_audit_batch(
+                    pid, policy.grantee, policy.proxies, items, nonce
+                )
+                batch_id = self.store.add_batch([e.id for e in part], raw, tx_hash, nonce)
+                try:
+                    self.chain.broadcast(raw)
+                except TransactionFailed as exc:
+                    # Rejected on first sight: never in the pool, so never mined.
+                    log.warning("audit batch %d rejected (%s); re-queued", batch_id, exc)
+                    self._drop(batch_id)
+                    self.last_error = str(exc)
+                    free = _free_nonces(nonce, taken)  # the nonce is free again
+                    continue
+                self._broadcast_at[batch_id] = time.monotonic()
+                sent += len(part)
         self._last_flush = time.monotonic()
-        return len(entries)
+        return sent
 
     def due(self) -> bool:
         """True when a flush should run now (K entries waiting, or T seconds passed)."""

@@ -102,6 +102,16 @@ class AuditItem:
     signature: bytes = field(repr=False)
 
 
+def audit_gas(items: Sequence[AuditItem]) -> int:
+    """The fixed gas an audit-log transaction of ``items`` is signed with.
+
+    Fixed, generous: the signed bytes are stored before broadcast and must stay valid
+    without re-estimating (signature recovery ~6k, each capsule hash ~1k of calldata,
+    event and hashing). The flusher keeps each batch's total under the block gas limit.
+    """
+    return 100_000 + sum(40_000 + 2_000 * len(i.capsule_hashes) for i in items)
+
+
 class ProxyChain(Protocol):
     """The chain as a proxy sees it. Blocking calls; the service runs them off the loop."""
 
@@ -146,6 +156,14 @@ class ProxyChain(Protocol):
 
     def is_active_proxy(self, account: str, block: int) -> bool:
         """Whether ``account`` holds the Proxy role and is not suspended at ``block``."""
+        ...
+
+    def is_active_member(self, account: str, block: int) -> bool:
+        """Whether ``account`` is a consortium member, not removed or suspended, at ``block``."""
+        ...
+
+    def block_gas_limit(self) -> int:
+        """The latest block's gas limit (no transaction above it can ever be mined)."""
         ...
 
     def sign_audit_batch(

@@ -110,6 +110,8 @@ class RefusalReason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     #: This proxy is suspended (or removed) by the consortium: ask the others.
     PROXY_SUSPENDED = "proxy_suspended"
+    #: The grantee is no longer an active consortium member (removed or suspended).
+    GRANTEE_NOT_MEMBER = "grantee_not_member"
 
     @property
     def denies_access(self) -> bool:

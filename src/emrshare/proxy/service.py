@@ -85,6 +85,7 @@ class ProxyService:
         self.repeats = 0
         self.refused: dict[str, int] = {}
         self._active_at: tuple[int, bool] | None = None
+        self._members_at: tuple[int, dict[str, bool]] = (-1, {})
 
     def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
         """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
@@ -167,6 +168,12 @@ class ProxyService:
             return self._refuse(
                 RefusalReason.BATCH_TOO_LARGE,
                 f"at most {MAX_BATCH} capsules per request; split the batch",
+            )
+        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
+            # Each repeat would cost the audit transaction gas for nothing.
+            return self._refuse(
+                RefusalReason.BAD_REQUEST,
+                "the request names the same capsule hash more than once; send each once",
             )
         if signed.chain_id != self.chain.chain_id:
             return self._refuse(
@@ -293,6 +300,17 @@ class ProxyService:
                 "(suspended or removed by the consortium); ask another proxy of the policy",
                 block,
             )
+        try:
+            member = self._active_member(policy.grantee, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not member:
+            return self._refuse(
+                RefusalReason.GRANTEE_NOT_MEMBER,
+                f"the grantee {policy.grantee} is not an active consortium member at block "
+                f"{block} (removed or suspended); access ends with membership",
+                block,
+            )
         entries = self.store.entries(req.capsule_hashes)
         scope = (policy.patient.lower(), policy.tag)
         record_ids: list[bytes] = []
@@ -361,6 +379,22 @@ class ProxyService:
         active = self.chain.is_active_proxy(self.chain.proxy_address, block)
         with self._lock:
             self._active_at = (block, active)
+        return active
+
+    def _active_member(self, account: str, block: int) -> bool:
+        """Whether ``account`` is an active consortium member at ``block`` (one read per
+        account and block)."""
+        key = account.lower()
+        with self._lock:
+            if self._members_at[0] != block:
+                self._members_at = (block, {})
+            cached = self._members_at[1].get(key)
+        if cached is not None:
+            return cached
+        active = self.chain.is_active_member(account, block)
+        with self._lock:
+            if self._members_at[0] == block:
+                self._members_at[1][key] = active
         return active
 
     def _unknown_policy(self, pid: bytes, block: int) -> Refusal:

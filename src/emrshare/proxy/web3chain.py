@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
 
 from emrshare.chain import contracts as chain
@@ -23,7 +23,7 @@ from emrshare.chain.client import ChainClient
 from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.chain.deploy import Deployment
 from emrshare.crypto.entry import SealedEntry
-from emrshare.errors import ChainError, ContractRevert, EmrShareError
+from emrshare.errors import ChainError, ContractRevert, EmrShareError, TransactionFailed
 from emrshare.proxy.chainview import (
     AuditItem,
     ChainEvent,
@@ -32,6 +32,7 @@ from emrshare.proxy.chainview import (
     GrantRevoked,
     PolicyStatus,
     TagRevoked,
+    audit_gas,
 )
 
 __all__ = ["Web3ProxyChain"]
@@ -266,6 +267,21 @@ class Web3ProxyChain:
         )
 
     @_chain_errors
+    def is_active_member(self, account: str, block: int) -> bool:
+        # False for an unknown, removed or suspended account (ConsortiumRegistry).
+        return bool(
+            self.registry.functions.isActiveMember(Web3.to_checksum_address(account)).call(
+                block_identifier=block
+            )
+        )
+
+    @_chain_errors
+    def block_gas_limit(self) -> int:
+        if not self._raw_rpc:
+            return int(self.w3.eth.get_block("latest")["gasLimit"])
+        return _int(self._raw("eth_getBlockByNumber", ["latest", False])["gasLimit"])
+
+    @_chain_errors
     def sign_audit_batch(
         self,
         policy_id: bytes,
@@ -290,10 +306,7 @@ class Web3ProxyChain:
                 "from": self._address,
                 "nonce": nonce,
                 "chainId": self.chain_id,
-                # Fixed, generous gas: the signed bytes are stored before broadcast and
-                # must stay valid without re-estimating (signature recovery ~6k, each
-                # capsule hash ~1k of calldata, event and hashing).
-                "gas": 100_000 + sum(40_000 + 2_000 * len(i.capsule_hashes) for i in items),
+                "gas": audit_gas(items),
                 "maxPriorityFeePerGas": tip,
                 "maxFeePerGas": 4 * base_fee + tip,
             }
@@ -314,6 +327,13 @@ class Web3ProxyChain:
             # Rebroadcasting a stored transaction: already pooled or already mined is fine.
             if "known" in text or "nonce too low" in text or "already" in text:
                 return
+            if isinstance(exc, Web3RPCError | ValueError):
+                # The node answered and refused it (e.g. intrinsic gas too high): the caller
+                # tells a transaction that can never be mined from an outage by this type.
+                raise TransactionFailed(
+                    f"the node rejected the transaction: {scrub(exc)}; "
+                    "its entries are logged again in a new one"
+                ) from exc
             raise
 
     @_chain_errors
