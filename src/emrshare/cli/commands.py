@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emrshare.cli._context import emit_json, err, out, progress_bar, state, table, want_json
+from emrshare.cli._context import emit_json, err, out, progress_bar, safe, state, table, want_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
@@ -121,7 +121,7 @@ def recover(
             f"still failing {len(report.failed)}"
         )
         for rid, why in report.failed.items():
-            err.print(f"  {_hex(rid)}: {why}", markup=False)
+            err.print(f"  {_hex(rid)}: {safe(why)}", markup=False)
     if report.failed:
         raise typer.Exit(1)
 
@@ -534,7 +534,7 @@ def writer_list(
         emit_json(writers)
     else:
         for w in writers:
-            out.print(w)
+            out.print(safe(w), markup=False)
 
 
 # -- membership -----------------------------------------------------------------------------
