@@ -8,7 +8,10 @@ and what to do next; they never contain secret material.
 
     EmrShareError
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
-    │   └── LocalStateError         a file or database in a data dir is damaged or unsafe
+    │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
+    │   ├── InvalidCategory         not a usable category name (also a ValueError)
+    │   ├── InvalidMediaType        not a usable media type (also a ValueError)
+    │   └── InvalidText             free text (a request reason) with control characters
     ├── CryptoError
     │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
     │   │   └── InvalidEvidence     a proxy report does not prove misbehaviour
@@ -54,7 +57,10 @@ __all__ = [
     "GrantRevoked",
     "IndexIntegrityError",
     "IntegrityError",
+    "InvalidCategory",
     "InvalidEvidence",
+    "InvalidMediaType",
+    "InvalidText",
     "JournalError",
     "KeystoreError",
     "LocalStateError",
@@ -90,6 +96,21 @@ class LocalStateError(ConfigurationError):
     def __init__(self, path: object, message: str) -> None:
         self.path = str(path)
         super().__init__(message)
+
+
+class InvalidCategory(ConfigurationError, ValueError):
+    """A category name is empty, not NFC, longer than 64 UTF-8 bytes or holds control,
+    format (bidi, zero-width) or separator characters. Choose a plain name such as
+    ``lab-results``."""
+
+
+class InvalidMediaType(ConfigurationError, ValueError):
+    """A media type is empty, longer than 127 bytes or not printable ASCII."""
+
+
+class InvalidText(ConfigurationError, ValueError):
+    """Free text (an access request's reason) holds control, format or separator
+    characters, which could rewrite what the reader's terminal shows."""
 
 
 class CryptoError(EmrShareError):

@@ -20,11 +20,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 # Typer vendors its own click; its usage errors are these classes, not `click`'s.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
+from emrshare._text import sanitize
 from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
 
 if TYPE_CHECKING:
@@ -72,9 +74,19 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    # One line: a user mistake is not a crash, so no traceback.
-    err.print(f"error: {message}", markup=False)
+    # One line: a user mistake is not a crash, so no traceback. The message may quote a
+    # chain- or peer-supplied string (a proxy's refusal): its control characters are
+    # shown as U+FFFD, never sent to the terminal.
+    err.print(f"error: {safe(message)}", markup=False, highlight=False)
     raise typer.Exit(code)
+
+
+def safe(text: object) -> str:
+    """``str(text)`` with every C0/C1 control, bidi/zero-width format character and
+    line separator replaced by U+FFFD: what the CLI prints of any chain- or peer-supplied
+    string, so an ESC sequence cannot rewrite the screen. Print it with ``markup=False``
+    (or as :class:`rich.text.Text`) so ``[link=…]`` is not Rich markup either."""
+    return sanitize(str(text))
 
 
 @dataclass
@@ -182,7 +194,9 @@ def want_json(ctx: typer.Context, local: bool) -> bool:
 
 
 def emit_json(value: Any) -> None:
-    out.print_json(json.dumps(value, default=_jsonable))
+    # ensure_ascii: a bidi override or zero-width character from the chain is written as
+    # a \u escape, never raw (Rich re-dumps with ensure_ascii=False by default).
+    out.print_json(json.dumps(value, default=_jsonable), ensure_ascii=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -196,11 +210,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    t = Table(title=title, title_justify="left")
+    """Print a table. Every cell is plain text (:class:`rich.text.Text`, never Rich
+    markup) with control characters replaced (:func:`safe`): cells hold category names,
+    reasons and addresses from the chain and from peers."""
+    t = Table(title=Text(safe(title)), title_justify="left")
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(Text(safe(c)), overflow="fold")
     for r in rows:
-        t.add_row(*(_cell(v) for v in r))
+        t.add_row(*(Text(safe(_cell(v))) for v in r))
     out.print(t)
 
 

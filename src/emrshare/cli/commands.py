@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emrshare.cli._context import emit_json, err, out, progress_bar, state, table, want_json
+from emrshare.cli._context import emit_json, err, out, progress_bar, safe, state, table, want_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
@@ -139,7 +139,7 @@ def recover(
             for note in o.notes:
                 err.print(f"  {note}", markup=False)
         for rid, why in report.failed.items():
-            err.print(f"  {_hex(rid)}: {why}", markup=False)
+            err.print(f"  {_hex(rid)}: {safe(why)}", markup=False)
     if report.failed:
         raise typer.Exit(1)
 
@@ -552,7 +552,7 @@ def writer_list(
         emit_json(writers)
     else:
         for w in writers:
-            out.print(w)
+            out.print(safe(w), markup=False)
 
 
 # -- membership -----------------------------------------------------------------------------

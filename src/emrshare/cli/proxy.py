@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from emrshare._text import sanitize
 from emrshare.errors import EmrShareError
 
 app = typer.Typer(no_args_is_help=True, help="Run a re-encryption proxy node; report one.")
@@ -26,7 +27,7 @@ def serve(
     try:
         run(ProxyConfig.load(config), log_level=log_level)
     except EmrShareError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {sanitize(str(exc))}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -53,6 +53,31 @@ def split_header(
     return data[5], data[HEADER_SIZE:]
 
 
+def pad(body: bytes, size: int, what: str) -> bytes:
+    """``u16be(len(body)) || body || zeros``, exactly ``size`` bytes.
+
+    Formats whose length must say nothing about their content (a category name, a
+    reason, a media type) pad their body to one fixed size. ``size`` is chosen from the
+    field limits, so every valid object fits; one that does not is a :class:`WireFormatError`.
+    """
+    data = len(body).to_bytes(2, "big") + body
+    if len(data) > size:  # cannot happen with the field limits checked first
+        raise WireFormatError(f"{what} does not fit its {size}-byte bucket")
+    return data + bytes(size - len(data))
+
+
+def unpad(data: bytes, size: int, what: str) -> bytes:
+    """The body of :func:`pad` output; :class:`WireFormatError` unless ``data`` is exactly
+    ``size`` bytes with a length in range and all-zero padding (one encoding per object)."""
+    if len(data) != size or size < 2:
+        raise WireFormatError(f"{what}: expected {size} padded bytes")
+    n = int.from_bytes(data[:2], "big")
+    body, padding = data[2 : 2 + n], data[2 + n :]
+    if len(body) != n or any(padding):
+        raise WireFormatError(f"{what}: bad length or non-zero padding")
+    return body
+
+
 def cbor_encode(value: Any) -> bytes:
     """Canonical (deterministic) CBOR, RFC 8949 §4.2."""
     return bytes(cbor2.dumps(value, canonical=True))

@@ -1,6 +1,8 @@
 """Index entries: the encrypted pointer + data key a patient's on-chain index holds.
 
-An :class:`IndexEntry` is encoded canonically (header ``EMIE`` 1.0 + canonical CBOR array),
+An :class:`IndexEntry` is encoded canonically (header ``EMIE`` 1.1, u16be length, canonical
+CBOR array, zero padding to :data:`ENTRY_SIZE` bytes, so the sealed entry's length says
+nothing about the category name, media type or CID; 1.0, unpadded, is still read),
 then sealed with Umbral to the patient's (category, epoch) public key. The result, a
 :class:`SealedEntry` (header ``EMSE`` 1.0 + capsule + ciphertext), is what goes on chain.
 Anyone can parse a ``SealedEntry`` and hash its capsule; only the patient, or a grantee
@@ -25,13 +27,16 @@ from eth_keys.datatypes import PublicKey as EthPublicKey
 from eth_utils.crypto import keccak
 
 from emrshare.crypto._wire import (
+    HEADER_SIZE,
     cbor_decode_list,
     cbor_encode,
     expect_bytes,
     expect_int,
     expect_str,
     header,
+    pad,
     split_header,
+    unpad,
 )
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.keys import (
@@ -41,19 +46,38 @@ from emrshare.crypto.keys import (
     _checksum,
     validate_category,
 )
-from emrshare.errors import DecryptionError, Unavailable, VerificationError, WireFormatError
+from emrshare.errors import (
+    DecryptionError,
+    InvalidMediaType,
+    Unavailable,
+    VerificationError,
+    WireFormatError,
+)
 from emrshare.types import Address, Cid, RecordId
 
 __all__ = [
+    "ENTRY_SIZE",
+    "MAX_MEDIA_TYPE_BYTES",
     "IndexEntry",
     "SealedEntry",
     "author_digest",
     "open_entry",
     "open_entry_reencrypted",
     "seal_entry",
+    "validate_media_type",
 ]
 
 ENTRY_BRAND = b"EMIE"
+#: Index entries are written as version 1.1 (padded); 1.0 (release 1, unpadded) is read.
+ENTRY_MINOR = 1
+#: The longest media type an entry carries (RFC 6838: 127 characters per name part).
+MAX_MEDIA_TYPE_BYTES = 127
+#: The longest CID an entry carries, in bytes (a CIDv1 sha2-256 in base32 takes 59).
+MAX_CID_BYTES = 256
+#: Every entry encoding (header included) is padded to this many bytes: the longest valid
+#: entry (256-byte CID, 127-byte media type, 64-byte category, largest integers) takes
+#: 677, so a sealed entry's length says nothing about its category, media type or CID.
+ENTRY_SIZE = 704
 SEALED_BRAND = b"EMSE"
 _AUTHOR_DOMAIN = keccak(b"emrshare.IndexEntry.author.v1")
 #: Half the secp256k1 group order: the largest ``s`` of a canonical (low-s) signature.
@@ -117,7 +141,8 @@ class IndexEntry:
 
     def __post_init__(self) -> None:
         expect_bytes(self.record_id, "record_id", 32)
-        expect_str(self.cid, "cid", 256)
+        if len(expect_str(self.cid, "cid", MAX_CID_BYTES).encode()) > MAX_CID_BYTES:
+            raise WireFormatError(f"index entry: the CID is longer than {MAX_CID_BYTES} bytes")
         expect_bytes(self.plaintext_sha256, "plaintext_sha256", 32)
         expect_int(self.size, "size")
         expect_str(self.media_type, "media_type", 255)
@@ -149,7 +174,13 @@ class IndexEntry:
         created_at: int,
         author_key: bytes,
     ) -> IndexEntry:
-        """Build an entry and sign it with the author's Ethereum private key."""
+        """Build an entry and sign it with the author's Ethereum private key.
+
+        Raises :class:`InvalidMediaType` for a media type :func:`validate_media_type`
+        refuses and :class:`InvalidCategory` for a bad category name.
+        """
+        validate_media_type(media_type)
+        validate_category(category)
         digest = author_digest(
             patient=patient,
             record_id=record_id,
@@ -198,7 +229,18 @@ class IndexEntry:
             )
 
     def __bytes__(self) -> bytes:
-        return header(ENTRY_BRAND, 1) + cbor_encode(
+        """The padded encoding (version 1.1, always :data:`ENTRY_SIZE` bytes).
+
+        Raises :class:`InvalidMediaType` if the media type is longer than
+        :data:`MAX_MEDIA_TYPE_BYTES` (an entry read from a release-1 encoding may be).
+        """
+        validate_media_type(self.media_type)
+        return header(ENTRY_BRAND, 1, ENTRY_MINOR) + pad(
+            self._body(), ENTRY_SIZE - HEADER_SIZE, "index entry"
+        )
+
+    def _body(self) -> bytes:
+        return cbor_encode(
             [
                 bytes(self.record_id),
                 self.cid,
@@ -217,11 +259,13 @@ class IndexEntry:
     @classmethod
     def from_bytes(cls, data: bytes) -> IndexEntry:
         """Parse the canonical encoding (does not check the author signature)."""
-        _, body = split_header(data, ENTRY_BRAND, 1, "index entry")
+        minor, body = split_header(data, ENTRY_BRAND, 1, "index entry", max_minor=ENTRY_MINOR)
+        if minor >= 1:
+            body = unpad(body, ENTRY_SIZE - HEADER_SIZE, "index entry")
         f = cbor_decode_list(body, "index entry", 11)
         return cls(
             RecordId(expect_bytes(f[0], "record_id", 32)),
-            Cid(expect_str(f[1], "cid", 256)),
+            Cid(expect_str(f[1], "cid", MAX_CID_BYTES)),
             DataKey(expect_bytes(f[2], "data_key", 32)),
             f[3],
             f[4],
@@ -232,6 +276,28 @@ class IndexEntry:
             _checksum(expect_bytes(f[9], "author", 20)),
             f[10],
         )
+
+
+def validate_media_type(media_type: str) -> str:
+    """Return ``media_type`` if it is a usable media type, else raise
+    :class:`InvalidMediaType` (a ``ValueError``).
+
+    A media type is 1 to :data:`MAX_MEDIA_TYPE_BYTES` (127, RFC 6838's limit for each of
+    type and subtype) printable ASCII characters, e.g. ``application/fhir+json``. The
+    limit lets every index entry be padded to one size, so its length does not tell a
+    PDF from a FHIR bundle.
+    """
+    if (
+        not isinstance(media_type, str)
+        or not media_type
+        or len(media_type) > MAX_MEDIA_TYPE_BYTES
+        or not all(" " <= c <= "~" for c in media_type)
+    ):
+        raise InvalidMediaType(
+            f"{media_type!r} is not a usable media type: use 1 to {MAX_MEDIA_TYPE_BYTES} "
+            "printable ASCII characters such as 'application/pdf'"
+        )
+    return media_type
 
 
 def _recover_signer(digest: bytes, signature: bytes) -> Address | None:

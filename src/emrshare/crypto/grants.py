@@ -6,7 +6,8 @@ Making a grant (patient side, :func:`make_grant`): generate N kfrags from the
 :class:`PolicyBinding` (policy id, patient, grantee, tag, epoch, category public key,
 grantee receiving key), signed by the patient's kfrag signer over the binding and the
 kfrag, and sealed to one proxy's X25519 key. The grantee gets a sealed, signed
-:class:`GranteeMap` (category, epoch, category public key, patient verifying key, M).
+:class:`GranteeMap` (category, epoch, category public key, patient verifying key, M),
+padded to :data:`GRANTEE_MAP_PADDED_SIZE` bytes so its length hides the category name.
 
 Proxy side: :func:`open_sealed_kfrag` → :class:`ProxyKeyFrag` (unverified) →
 :meth:`ProxyKeyFrag.verify` against what the chain says → :class:`VerifiedProxyKeyFrag`
@@ -48,6 +49,7 @@ from emrshare.errors import VerificationError, WireFormatError
 from emrshare.types import Address, CategoryTag, PolicyId
 
 __all__ = [
+    "GRANTEE_MAP_PADDED_SIZE",
     "CfragCheck",
     "Grant",
     "GranteeMap",
@@ -67,6 +69,10 @@ SEALED_KFRAG_BRAND = b"EMSK"
 GRANTEE_MAP_BRAND = b"EMGM"
 _KFRAG_SIG_DOMAIN = b"emrshare/kfrag-binding/v1"
 _MAP_SIG_DOMAIN = b"emrshare/grantee-map/v1"
+#: The signed grantee map is padded to this many bytes before sealing (version 1.1): the
+#: longest one (a 64-byte category name, the largest epoch and threshold) takes 302, so
+#: every sealed map is 380 bytes whatever the category (the chain's limit is 2048).
+GRANTEE_MAP_PADDED_SIZE = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +307,12 @@ def open_grantee_map(
     :class:`VerificationError` (not signed by that patient).
     """
     f = open_signed(
-        grantee.box_private_key, GRANTEE_MAP_BRAND, sealed, what="grantee map", length=8
+        grantee.box_private_key,
+        GRANTEE_MAP_BRAND,
+        sealed,
+        what="grantee map",
+        length=8,
+        padded_size=GRANTEE_MAP_PADDED_SIZE,
     )
     category = wire_category(f[3], "grantee map")
     gmap = GranteeMap(
@@ -408,7 +419,14 @@ def make_grant(
         threshold,
         tuple(p.address for p in proxies),
         tuple(sealed),
-        seal_signed(grantee.box_key, GRANTEE_MAP_BRAND, signer, _MAP_SIG_DOMAIN, gmap._fields()),
+        seal_signed(
+            grantee.box_key,
+            GRANTEE_MAP_BRAND,
+            signer,
+            _MAP_SIG_DOMAIN,
+            gmap._fields(),
+            padded_size=GRANTEE_MAP_PADDED_SIZE,
+        ),
     )
 
 

@@ -31,8 +31,9 @@ from mnemonic import Mnemonic
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.public import PublicKey as BoxPublicKey
 
+from emrshare._text import unsafe_chars
 from emrshare.crypto._wire import header, split_header
-from emrshare.errors import WireFormatError
+from emrshare.errors import InvalidCategory, WireFormatError
 from emrshare.types import Address, CategoryTag
 
 __all__ = [
@@ -72,14 +73,24 @@ def validate_category(category: str) -> str:
     """Return ``category`` if it is a usable category name, else raise ``ValueError``.
 
     A category name is a non-empty string in Unicode NFC form of at most 64 UTF-8 bytes
-    (e.g. ``"lab-results"``). Names are compared byte for byte, so ``"Lab"`` ≠ ``"lab"``.
+    (e.g. ``"lab-results"``) without control, format (bidi overrides, zero-width) or
+    line/paragraph separator characters: a name is shown to the patient who approves
+    access to it, and must look like what it is. Names are compared byte for byte, so
+    ``"Lab"`` ≠ ``"lab"``. Raises :class:`~emrshare.errors.InvalidCategory` (a
+    ``ValueError``).
     """
     if not isinstance(category, str) or not category:
-        raise ValueError("category must be a non-empty string such as 'lab-results'")
+        raise InvalidCategory("category must be a non-empty string such as 'lab-results'")
     if unicodedata.normalize("NFC", category) != category:
-        raise ValueError("category name must be in Unicode NFC form; normalize it first")
+        raise InvalidCategory("category name must be in Unicode NFC form; normalize it first")
+    bad = unsafe_chars(category)
+    if bad:
+        raise InvalidCategory(
+            f"category name holds control, format (bidi, zero-width) or separator "
+            f"characters ({', '.join(bad[:4])}): use visible characters only"
+        )
     if len(category.encode()) > MAX_CATEGORY_BYTES:
-        raise ValueError(f"category name is longer than {MAX_CATEGORY_BYTES} UTF-8 bytes")
+        raise InvalidCategory(f"category name is longer than {MAX_CATEGORY_BYTES} UTF-8 bytes")
     return category
 
 

@@ -40,6 +40,7 @@ from typing import Literal
 from eth_utils.address import to_canonical_address
 from nacl.public import PrivateKey, PublicKey
 
+from emrshare._text import sanitize, unsafe_chars
 from emrshare.crypto._wire import (
     HEADER_SIZE,
     cbor_decode_list,
@@ -48,13 +49,16 @@ from emrshare.crypto._wire import (
     expect_int,
     expect_str,
     header,
+    pad,
     split_header,
+    unpad,
 )
 from emrshare.crypto.keys import MAX_CATEGORY_BYTES, _address_bytes, _checksum, validate_category
 from emrshare.crypto.sealing import open_sealed, seal
 from emrshare.errors import (
     ConfigurationError,
     DecryptionError,
+    InvalidText,
     VerificationError,
     WireFormatError,
 )
@@ -122,21 +126,12 @@ def _category(category: str) -> str:
 
 
 def _pad(brand: bytes, body: bytes, what: str) -> bytes:
-    data = header(brand, 1) + len(body).to_bytes(2, "big") + body
-    if len(data) > PADDED_SIZE:  # cannot happen with the field limits checked first
-        raise ConfigurationError(f"{what} does not fit its {PADDED_SIZE}-byte bucket")
-    return data + bytes(PADDED_SIZE - len(data))
+    return header(brand, 1) + pad(body, PADDED_SIZE - HEADER_SIZE, what)
 
 
 def _unpad(data: bytes, brand: bytes, what: str) -> bytes:
     _, rest = split_header(data, brand, 1, what)
-    if len(data) != PADDED_SIZE or len(rest) < 2:
-        raise WireFormatError(f"{what}: expected {PADDED_SIZE} padded bytes")
-    n = int.from_bytes(rest[:2], "big")
-    body, padding = rest[2 : 2 + n], rest[2 + n :]
-    if len(body) != n or any(padding):
-        raise WireFormatError(f"{what}: bad length or non-zero padding")
-    return body
+    return unpad(rest, PADDED_SIZE - HEADER_SIZE, what)
 
 
 # ------------------------------------------------------------------------ requests
@@ -158,6 +153,13 @@ class AccessRequestBody:
         validate_purpose(self.purpose)
         if not isinstance(self.reason, str):
             raise ConfigurationError("the reason of an access request must be text")
+        bad = unsafe_chars(self.reason)
+        if bad:
+            raise InvalidText(
+                f"the reason holds control, format (bidi, zero-width) or separator "
+                f"characters ({', '.join(bad[:4])}); the patient reads it in a terminal: "
+                "write it as one line of visible text"
+            )
         if len(self.reason.encode()) > MAX_REASON_BYTES:
             raise ConfigurationError(
                 f"the reason is {len(self.reason.encode())} UTF-8 bytes; an access request "
@@ -184,17 +186,26 @@ class AccessRequestBody:
     def from_bytes(cls, data: bytes) -> AccessRequestBody:
         what = "access request"
         f = cbor_decode_list(_unpad(data, REQUEST_BRAND, what), what, 6)
+        raw_reason = expect_str(f[4], "reason", MAX_REASON_BYTES)
+        if len(raw_reason.encode()) > MAX_REASON_BYTES:
+            raise WireFormatError(f"{what}: the reason is longer than {MAX_REASON_BYTES} bytes")
         try:
-            return cls(
+            body = cls(
                 patient=_checksum(expect_bytes(f[0], "patient", 20)),
                 requester=_checksum(expect_bytes(f[1], "requester", 20)),
                 category=expect_str(f[2], "category", MAX_CATEGORY_BYTES),
                 purpose=expect_str(f[3], "purpose", MAX_PURPOSE_CHARS),
-                reason=expect_str(f[4], "reason", MAX_REASON_BYTES),
+                reason="",
                 created_at=expect_int(f[5], "created_at"),
             )
         except ConfigurationError as exc:
             raise WireFormatError(f"{what}: {exc}") from None
+        # The requester chose the reason and the patient reads it: a hostile requester's
+        # control characters (ESC sequences, bidi overrides) are shown as U+FFFD, not
+        # obeyed. The sanitized text may exceed the seal-time byte limit, so it is set
+        # after the checks.
+        object.__setattr__(body, "reason", sanitize(raw_reason))
+        return body
 
 
 def seal_request(patient_box_key: PublicKey, body: AccessRequestBody) -> bytes:

@@ -2,7 +2,9 @@
 
 The payload (patient, writer, tag, category, epoch, category public key), signed by the
 patient's kfrag signer, is sealed to the writer's X25519 key (brand ``EMWA``) and carried
-in the chain's writer-authorized event. The category name is only inside the box.
+in the chain's writer-authorized event. The category name is only inside the box, and
+the payload is padded to :data:`WRITER_PADDED_SIZE` bytes first, so the box's length does
+not tell one category name from another.
 """
 
 from __future__ import annotations
@@ -26,10 +28,19 @@ from emrshare.crypto.keys import (
 from emrshare.errors import VerificationError
 from emrshare.types import Address, CategoryTag
 
-__all__ = ["WriterAuthorization", "open_writer_authorization", "seal_writer_authorization"]
+__all__ = [
+    "WRITER_PADDED_SIZE",
+    "WriterAuthorization",
+    "open_writer_authorization",
+    "seal_writer_authorization",
+]
 
 WRITER_BRAND = b"EMWA"
 _SIG_DOMAIN = b"emrshare/writer-authorization/v1"
+#: The signed payload is padded to this many bytes before sealing (version 1.1): the
+#: longest one (a 64-byte category name, the largest epoch) takes 253, so every sealed
+#: authorization is 316 bytes whatever the category (the chain's limit is 1024).
+WRITER_PADDED_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +82,14 @@ def seal_writer_authorization(
         epoch,
         patient.category_public_key(category, epoch).to_compressed_bytes(),
     )
-    return seal_signed(writer.box_key, WRITER_BRAND, patient.signer(), _SIG_DOMAIN, auth._fields())
+    return seal_signed(
+        writer.box_key,
+        WRITER_BRAND,
+        patient.signer(),
+        _SIG_DOMAIN,
+        auth._fields(),
+        padded_size=WRITER_PADDED_SIZE,
+    )
 
 
 def open_writer_authorization(
@@ -83,7 +101,12 @@ def open_writer_authorization(
     :class:`VerificationError` (not signed by that patient or not for this writer).
     """
     f = open_signed(
-        writer.box_private_key, WRITER_BRAND, sealed, what="writer authorization", length=6
+        writer.box_private_key,
+        WRITER_BRAND,
+        sealed,
+        what="writer authorization",
+        length=6,
+        padded_size=WRITER_PADDED_SIZE,
     )
     category = wire_category(f[3], "writer authorization")
     auth = WriterAuthorization(

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emrshare.crypto import IndexEntry, SealedEntry, open_entry, seal_entry
+from emrshare.crypto.entry import ENTRY_SIZE
 from emrshare.errors import (
     DecryptionError,
     EmrShareError,
@@ -25,19 +26,34 @@ from .conftest import World, make_entry, sealed_for
 def test_encoding_round_trip_and_is_canonical(world: World) -> None:
     entry = make_entry(world)
     raw = bytes(entry)
-    assert raw[:6] == b"EMIE\x01\x00"
+    assert raw[:6] == b"EMIE\x01\x01"  # 1.1: padded
+    assert len(raw) == ENTRY_SIZE
     assert IndexEntry.from_bytes(raw) == entry
     assert bytes(make_entry(world)) == raw  # deterministic
-    # A non-canonical body (indefinite-length array) with the same values is refused.
-    items = cbor2.loads(raw[6:])
+    n = int.from_bytes(raw[6:8], "big")
+    body = raw[8 : 8 + n]
+    assert raw[8 + n :] == bytes(ENTRY_SIZE - 8 - n)
+    # Release 1's unpadded 1.0 encoding is still read.
+    assert IndexEntry.from_bytes(b"EMIE\x01\x00" + body) == entry
+    # A non-canonical body (indefinite-length array) with the same values is refused,
+    # padded (1.1) or not (1.0).
+    items = cbor2.loads(body)
     loose = b"\x9f" + b"".join(cbor2.dumps(i) for i in items) + b"\xff"
     with pytest.raises(WireFormatError, match="canonical"):
-        IndexEntry.from_bytes(raw[:6] + loose)
+        IndexEntry.from_bytes(b"EMIE\x01\x00" + loose)
+    padded_loose = len(loose).to_bytes(2, "big") + loose
+    padded_loose += bytes(ENTRY_SIZE - 6 - len(padded_loose))
+    with pytest.raises(WireFormatError, match="canonical"):
+        IndexEntry.from_bytes(raw[:6] + padded_loose)
+    # Non-zero padding, a short or long bucket, a length past the end: refused.
+    for bad in (raw[:-1] + b"\x01", raw[:-1], raw + b"\x00", raw[:6] + b"\xff\xff" + raw[8:]):
+        with pytest.raises(WireFormatError):
+            IndexEntry.from_bytes(bad)
     with pytest.raises(UnsupportedVersion):
         IndexEntry.from_bytes(b"EMIE\x02\x00" + raw[6:])
     # A newer minor version is refused too, so no header bit is malleable.
     with pytest.raises(UnsupportedVersion):
-        IndexEntry.from_bytes(b"EMIE\x01\x01" + raw[6:])
+        IndexEntry.from_bytes(b"EMIE\x01\x02" + raw[6:])
 
 
 def test_repr_hides_the_data_key(world: World) -> None:

@@ -178,3 +178,34 @@ def test_writer_authorization(grant_v: Any) -> None:
     assert auth.category_public_key_bytes == (
         patient.category_public_key("labs", 0).to_compressed_bytes()
     )
+
+
+def test_release1_vectors_still_read() -> None:
+    """The unpadded 1.0 encodings of release 1 (tests/vectors/release1, the vectors as
+    they were before the 1.1 padding) still open and verify: data already on chain stays
+    readable."""
+    e = json.loads((VECTORS / "release1" / "index_entry.json").read_text())
+    g = json.loads((VECTORS / "release1" / "grant.json").read_text())
+    patient = PatientKeys(bytes.fromhex(e["patient_seed"]))
+    assert bytes.fromhex(e["encoding"])[:6] == b"EMIE\x01\x00"
+    entry = IndexEntry.from_bytes(bytes.fromhex(e["encoding"]))
+    entry.verify_author(patient.address)
+    sealed = SealedEntry.from_bytes(bytes.fromhex(e["sealed"]))
+    assert open_entry(sealed, patient, e["category"], e["epoch"]) == entry
+    # Re-encoding writes the padded 1.1 form of the same entry.
+    assert bytes(entry)[:6] == b"EMIE\x01\x01"
+    assert IndexEntry.from_bytes(bytes(entry)) == entry
+    grantee = MemberKeys(bytes.fromhex(g["grantee_seed"]))
+    assert bytes.fromhex(g["sealed_grantee_map"])[:6] == b"EMGM\x01\x00"
+    gmap = open_grantee_map(
+        bytes.fromhex(g["sealed_grantee_map"]), grantee, patient_verifying_key=patient.verifying_key
+    )
+    assert (gmap.category, gmap.epoch, gmap.threshold) == (g["category"], g["epoch"], 2)
+    writer = MemberKeys(bytes.fromhex(g["writer_seed"]))
+    assert bytes.fromhex(g["sealed_writer_authorization"])[:6] == b"EMWA\x01\x00"
+    auth = open_writer_authorization(
+        bytes.fromhex(g["sealed_writer_authorization"]),
+        writer,
+        patient_verifying_key=patient.verifying_key,
+    )
+    assert auth.tag == patient.tag("labs", 0)

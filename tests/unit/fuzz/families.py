@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emrshare.crypto.entry import IndexEntry, SealedEntry, open_entry, seal_entry
+from emrshare.crypto.entry import ENTRY_SIZE, IndexEntry, SealedEntry, open_entry, seal_entry
 from emrshare.crypto.envelope import SUITE_AES256GCM, DataKey, decrypt_bytes, encrypt_bytes
 from emrshare.crypto.grants import (
     ProxyKeyFrag,
@@ -205,7 +205,9 @@ def _families(world: World, rng: random.Random) -> list[Family]:
             original,
             plain_entry,
             plain_same,
-            lambda: itertools.chain(_signature_twins(w), cbor_mutations(original)),
+            lambda: itertools.chain(
+                _signature_twins(w), cbor_mutations(original, padded_size=ENTRY_SIZE - 6)
+            ),
         )
     )
 

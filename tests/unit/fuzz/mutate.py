@@ -241,16 +241,39 @@ _CBOR_VALUES: list[tuple[str, Any]] = [
 ]
 
 
-def cbor_mutations(data: bytes, header_size: int = 6) -> Iterator[tuple[str, bytes]]:
+def cbor_mutations(
+    data: bytes, header_size: int = 6, *, padded_size: int | None = None
+) -> Iterator[tuple[str, bytes]]:
     """Structural mutations of ``header || canonical CBOR array``: each field replaced by
     each CBOR type, byte strings and text one byte longer or shorter, re-encoded
-    canonically so that only the change is seen (not a canonical-form refusal)."""
+    canonically so that only the change is seen (not a canonical-form refusal).
+
+    With ``padded_size`` the body is ``u16be(n) || CBOR || zeros`` of that many bytes
+    (``crypto._wire.pad``): mutations are re-padded, and the padding itself is mutated."""
     import cbor2
 
-    head, fields = data[:header_size], cbor2.loads(data[header_size:])
+    from emrshare.crypto._wire import pad
+
+    head, rest = data[:header_size], data[header_size:]
+    if padded_size is not None:
+        n = int.from_bytes(rest[:2], "big")
+        fields = cbor2.loads(rest[2 : 2 + n])
+        yield "pad:non-zero", data[:-1] + b"\x01"
+        yield "pad:short", data[:-1]
+        yield "pad:long", data + b"\x00"
+        yield "pad:length-plus-one", head + (n + 1).to_bytes(2, "big") + rest[2:]
+        yield "pad:length-minus-one", head + (n - 1).to_bytes(2, "big") + rest[2:]
+        yield "pad:length-past-end", head + b"\xff\xff" + rest[2:]
+    else:
+        fields = cbor2.loads(rest)
+
+    def frame(body: bytes) -> bytes:
+        if padded_size is None:
+            return head + body
+        return head + pad(body[: padded_size - 2], padded_size, "fuzz")
 
     def encode(value: Any) -> bytes:
-        return head + bytes(cbor2.dumps(value, canonical=True))
+        return frame(bytes(cbor2.dumps(value, canonical=True)))
 
     for i, value in enumerate(fields):
         for name, other in _CBOR_VALUES:
@@ -272,7 +295,7 @@ def cbor_mutations(data: bytes, header_size: int = 6) -> Iterator[tuple[str, byt
     yield "cbor:map-instead", encode(dict(enumerate(fields)))
     yield (
         "cbor:non-canonical-length",
-        head + b"\x9f" + b"".join(bytes(cbor2.dumps(f, canonical=True)) for f in fields) + b"\xff",
+        frame(b"\x9f" + b"".join(bytes(cbor2.dumps(f, canonical=True)) for f in fields) + b"\xff"),
     )
 
 
