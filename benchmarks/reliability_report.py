@@ -1,7 +1,7 @@
 """Reliability report (issue #10): bounded, seeded campaigns against the real consumers.
 
-    .venv/bin/python benchmarks/reliability_report.py --seed 1            # a few minutes
-    .venv/bin/python benchmarks/reliability_report.py --quick             # seconds
+    .venv/bin/python benchmarks/reliability_report.py --seed 1            # ~14 minutes
+    .venv/bin/python benchmarks/reliability_report.py --quick             # ~2.5 minutes
     .venv/bin/python benchmarks/reliability_report.py --only malformed
 
 Each section is a function returning a dict of integer counters; the report prints one
@@ -24,7 +24,14 @@ Sections:
     stated reason) and the interleaved valid requests that had to be served.
     Goal: >= 10,000 tried, 0 accepted, 0 crashed.
 
-Other sections (faults, races, privacy) are added by later work of the same issue.
+``faults``, ``races``, ``privacy``, ``accountability``, ``concurrent``, ``invariants``
+    The trust campaign of issue #10, one module each under ``benchmarks/_campaign/``
+    (see their docstrings and docs/reliability.md). Goal counters: ``faults_injected``
+    (>= 50), ``records_lost``, ``records_duplicated``, ``served_after_revoke``,
+    ``replays_honoured``, ``served_unlogged``, ``logged_unserved``,
+    ``forged_audit_accepted``, ``expelled_writes_accepted``, ``privacy_hits``,
+    ``concurrent_wrong_plaintexts`` (0) and ``invariant_runs`` (>= 256 per invariant).
+    ``--quick`` shares one anvil world between the network sections.
 """
 
 from __future__ import annotations

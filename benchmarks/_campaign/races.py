@@ -1,8 +1,8 @@
 """Section ``races``: revocation against reads, both orders in one block, automine off.
 
-On anvil and on ganache, with automine off (``evm_setAutomine false``; ganache also
-answers ``miner_stop``), a grantee reads while the patient's ``revoke`` waits in the
-pool, in two orders:
+On anvil and on ganache, with automine off (anvil: ``evm_setAutomine false``; ganache
+7.9.2 has no such method, so ``miner_stop`` / ``miner_start``), a grantee reads while
+the patient's ``revoke`` waits in the pool, in two orders:
 
 - *revoke first*: the revoke is sent, then the read is served (evaluated at the last
   mined block, before the revoke) and its audit transactions join the pool behind it;
