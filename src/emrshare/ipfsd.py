@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emrshare.chain.devnode import free_port, pid_alive, spawn, stop_group
+from emrshare.chain.devnode import free_port, log_tail, pid_alive, spawn, stop_group
 from emrshare.errors import ConfigurationError, StoreUnavailable
 
 __all__ = ["JSIPFS_VERSION", "IpfsDaemon", "daemon_answers", "running_daemon"]
@@ -157,10 +157,7 @@ class IpfsDaemon:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the daemon's log ("" if it cannot be read)."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     @property
     def running(self) -> bool:

@@ -40,6 +40,7 @@ __all__ = [
     "dev_private_keys",
     "dev_secrets",
     "free_port",
+    "log_tail",
     "pid_alive",
     "running_node",
     "spawn",
@@ -244,6 +245,14 @@ def stop_group(proc: subprocess.Popen[bytes] | int, timeout: float = 10.0) -> bo
 
 
 @dataclass
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a launched process's log ("" if it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 class DevNode:
     """A running local chain node. Use :func:`running_node` or :meth:`start` / :meth:`stop`."""
 
@@ -376,10 +385,7 @@ class DevNode:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the node's log ("" if it cannot be read)."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
 
     @property
     def running(self) -> bool:
