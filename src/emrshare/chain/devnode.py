@@ -244,7 +244,6 @@ def stop_group(proc: subprocess.Popen[bytes] | int, timeout: float = 10.0) -> bo
     return True
 
 
-@dataclass
 def log_tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a launched process's log ("" if it cannot be read)."""
     try:
@@ -253,6 +252,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+@dataclass
 class DevNode:
     """A running local chain node. Use :func:`running_node` or :meth:`start` / :meth:`stop`."""
 
