@@ -23,11 +23,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 from typing import Any
 
 from tests.integration.roles.conftest import Stack, entries_by_record, make_stack
+from tests.integration.roles.test_journal_faults import CHILD  # the same killed writer
 
 from emrshare.chain import AccessLogged
 from emrshare.chain.devnode import DevNode, dev_private_keys
@@ -50,36 +50,6 @@ ROUNDS = {
     "reorg": (8, 1),
     "proxy-log": (6, 1),
 }
-
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys
-    from pathlib import Path
-    from emrshare.crypto import MemberKeys
-    from emrshare.network import Network
-    from emrshare.roles import Provider
-
-    config, state, seed, eth, patient, step, source = sys.argv[1:8]
-    net = Network.from_config(Path(config))
-    hospital = Provider(
-        net, MemberKeys(bytes.fromhex(seed), ethereum_key=bytes.fromhex(eth)),
-        state_dir=Path(state),
-    )
-    writer = hospital.writer
-    real = getattr(writer, step)
-
-    def die_after(*args, **kwargs):
-        result = real(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGKILL)
-        return result
-
-    setattr(writer, step, die_after)
-    content = Path(source) if source.endswith(".path") else Path(source).read_bytes()
-    hospital.add_record(patient, "lab", content, media_type="text/plain")
-    sys.exit(3)
-    """
-)
-
 
 #: What went wrong on the way without losing a record (printed as notes).
 FINDINGS: list[str] = []
