@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.proxy.support import ProxyProcess, make_proxy
+from tests.integration.roles.trust_world import MemberFactory
 from web3 import Web3
 
 from emrshare.chain import Action, ProposalCreated, Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
 from emrshare.chain.devnode import DevNode, NodeKind, dev_private_keys
-from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.devnet import fund_account
+from emrshare.crypto import MemberKeys
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Provider, Requester
 
 
 @dataclass
-class World:
+class World(MemberFactory):
     kind: str
     node: DevNode
     deployment: Deployment
@@ -45,23 +45,6 @@ class World:
 
     def rpc(self, method: str, params: list[object] | None = None) -> Any:
         return self.node.rpc(method, params or [], timeout=60.0)
-
-    def new_patient(self, name: str) -> Patient:
-        keys = PatientKeys.generate()
-        fund_account(self.net, self.funder_key, keys.address, 10**20)
-        patient = Patient(self.net, keys, state_dir=self.tmp / f"patient-{name}")
-        patient.register()
-        self.closers.append(patient)
-        return patient
-
-    def new_member(self, name: str, role: Role, cls: type[Requester] = Provider) -> Any:
-        keys = MemberKeys.generate()
-        fund_account(self.net, self.funder_key, keys.address, 10**20)
-        member = cls(self.net, keys, state_dir=self.tmp / f"member-{name}")
-        member.apply()
-        self.admin.admit(member.address, role)
-        self.closers.append(member)
-        return member
 
     def act(self, action: Action, account: str) -> None:
         """Propose and execute a registry action (the admin is the only admin)."""

@@ -53,20 +53,15 @@ class FaultInjectingProvider(HTTPProvider):
         return {**reply, "result": [lg for i, lg in enumerate(logs) if i not in gone]}
 
 
-@dataclass
-class TrustWorld:
-    node: DevNode
-    deployment: Deployment
-    config: NetworkConfig
+class MemberFactory:
+    """Funded, registered patients and admitted members for a test or campaign world
+    (the world has ``net``, ``funder_key``, ``admin``, ``tmp`` and ``closers``)."""
+
     net: Network
-    admin: ConsortiumAdmin
-    admin_key: bytes
     funder_key: bytes
-    hospital: Provider
-    insurer: Requester
-    proxies: list[ProxyProcess]
+    admin: ConsortiumAdmin
     tmp: Path
-    closers: list[Any] = field(default_factory=list)
+    closers: list[Any]
 
     def new_patient(self, name: str) -> Patient:
         """A fresh, funded, registered patient."""
@@ -85,6 +80,22 @@ class TrustWorld:
         self.admin.admit(member.address, role)
         self.closers.append(member)
         return member
+
+
+@dataclass
+class TrustWorld(MemberFactory):
+    node: DevNode
+    deployment: Deployment
+    config: NetworkConfig
+    net: Network
+    admin: ConsortiumAdmin
+    admin_key: bytes
+    funder_key: bytes
+    hospital: Provider
+    insurer: Requester
+    proxies: list[ProxyProcess]
+    tmp: Path
+    closers: list[Any] = field(default_factory=list)
 
     def faulty_network(self, drop: int = 1) -> tuple[Network, FaultInjectingProvider]:
         """The same deployment and store, read through :class:`FaultInjectingProvider`."""
