@@ -8,6 +8,9 @@ and what to do next; they never contain secret material.
 
     EmrShareError
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
+    │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
+    │   │   └── NotFound            a well-formed id names nothing
+    │   │       └── RecordNotFound  no such record in the patient's index
     │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
     │   ├── InvalidCategory         not a usable category name (also a ValueError)
     │   ├── InvalidMediaType        not a usable media type (also a ValueError)
@@ -27,7 +30,8 @@ and what to do next; they never contain secret material.
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
-    │   │   └── TransactionMinedFailed  mined with status 0 and no decodable revert
+    │   │   ├── TransactionMinedFailed  mined with status 0 and no decodable revert
+    │   │   └── NonceTooLow         the node refused the nonce: another sender used the key
     │   ├── DeploymentError         contracts missing or not matching the deployment file
     │   └── IndexIntegrityError     index events do not form the patient's hash chain
     ├── AccessDenied                the chain or the proxies say no
@@ -58,13 +62,17 @@ __all__ = [
     "IndexIntegrityError",
     "IntegrityError",
     "InvalidCategory",
+    "InvalidInput",
     "InvalidEvidence",
     "InvalidMediaType",
     "InvalidText",
     "JournalError",
     "KeystoreError",
     "LocalStateError",
+    "NonceTooLow",
+    "NotFound",
     "NotGrantee",
+    "RecordNotFound",
     "ReplicationError",
     "StorageError",
     "StoreUnavailable",
@@ -83,6 +91,25 @@ class EmrShareError(Exception):
 
 class ConfigurationError(EmrShareError):
     """Configuration, a profile, a required tool or a file is missing or invalid."""
+
+
+class InvalidInput(ConfigurationError, ValueError):
+    """An argument a caller passed is malformed: an id that is not 32 bytes of hex, a
+    duration, a role or a threshold out of range. The message names the argument and the
+    accepted form."""
+
+
+class NotFound(InvalidInput):
+    """A well-formed identifier names nothing: no such member, grant, request or profile."""
+
+
+class RecordNotFound(NotFound):
+    """No record with that id is in the patient's index (or in the categories the caller
+    can read). ``record_id`` is the id asked for."""
+
+    def __init__(self, record_id: object, message: str) -> None:
+        self.record_id = str(record_id)
+        super().__init__(message)
 
 
 class LocalStateError(ConfigurationError):
@@ -253,6 +280,12 @@ class TransactionMinedFailed(TransactionFailed):
         self.block_number = block_number
         self.gas_used = gas_used
         super().__init__(message)
+
+
+class NonceTooLow(TransactionFailed):
+    """The node refused a transaction's nonce as already used: another process sent with
+    the same key (a crashed writer, the CLI beside a library). The client re-reads the
+    account's nonce before raising, so sending again succeeds."""
 
 
 class DeploymentError(ChainError):

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emrshare.chain.devnode import free_port, log_tail, pid_alive, spawn, stop_group
+from emrshare._process import free_port, log_tail, pid_alive, spawn, stop_group
 from emrshare.errors import ConfigurationError, StoreUnavailable
 
 __all__ = ["JSIPFS_VERSION", "IpfsDaemon", "daemon_answers", "running_daemon"]

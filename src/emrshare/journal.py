@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from emrshare._files import connect_sqlite, open_private_write, private_dir
-from emrshare.chain.devnode import pid_alive
+from emrshare._process import pid_alive
 from emrshare.errors import (
     AccessDenied,
     ConfigurationError,

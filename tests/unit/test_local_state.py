@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from emrshare import ConfigurationError, KeystoreError, LocalStateError
 from emrshare._devnet_files import read_pids, read_settings
 from emrshare._files import private_dir, read_json_object, write_atomically
-from emrshare.chain._logfilter import REDACTED, keep
+from emrshare._logfilter import REDACTED, keep
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.devnode import DEV_MNEMONIC, dev_secrets, spawn
 from emrshare.chain.events import EventCursor
