@@ -26,6 +26,8 @@ from eth_account.messages import encode_defunct
 from eth_keys.datatypes import PublicKey as EthPublicKey
 from eth_utils.crypto import keccak
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare.crypto._wire import (
     HEADER_SIZE,
     cbor_decode_list,
@@ -42,8 +44,6 @@ from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.keys import (
     MAX_EPOCH,
     PatientKeys,
-    _address_bytes,
-    _checksum,
     validate_category,
 )
 from emrshare.errors import (

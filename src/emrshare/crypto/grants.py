@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import umbral_pre
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare.crypto._signed import check_sig, open_signed, seal_signed, sign, wire_category
 from emrshare.crypto._wire import (
     cbor_decode_list,
@@ -40,8 +42,6 @@ from emrshare.crypto.keys import (
     MemberKeys,
     MemberPublicKeys,
     PatientKeys,
-    _address_bytes,
-    _checksum,
     _umbral_pk,
 )
 from emrshare.crypto.sealing import open_sealed, seal

@@ -14,25 +14,29 @@ an Ethereum key, derived the same way from a 32-byte seed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import shamir_mnemonic
 import umbral_pre
 from eth_account import Account
-from eth_utils.address import is_checksum_address, to_canonical_address, to_checksum_address
-from mnemonic import Mnemonic
 from nacl.public import PrivateKey as BoxPrivateKey
 from nacl.public import PublicKey as BoxPublicKey
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare._text import unsafe_chars
 from emrshare.crypto._wire import header, split_header
+from emrshare.crypto.mnemonic import (
+    bip39_entropy_to_mnemonic,
+    bip39_mnemonic_to_entropy,
+    bip39_seed,
+    combine_shamir_shares,
+    split_shamir_shares,
+)
 from emrshare.errors import InvalidCategory, WireFormatError
 from emrshare.types import Address, CategoryTag
 
@@ -143,103 +147,6 @@ def _check_eth_key(key: bytes) -> bytes:
 
 def _address(eth_key: bytes) -> Address:
     return Address(Account.from_key(eth_key).address)
-
-
-# Cached: EIP-55 checks hash the address, and a bulk write checks the same few addresses
-# (patient, author) thousands of times. Failures raise and are never cached.
-@functools.lru_cache(maxsize=1024)
-def _address_bytes(address: str) -> bytes:
-    if not is_checksum_address(address):
-        raise ValueError(f"{address!r} is not an EIP-55 checksummed address")
-    return bytes(to_canonical_address(address))
-
-
-@functools.lru_cache(maxsize=1024)
-def _checksum(raw: bytes) -> Address:
-    return Address(to_checksum_address(raw))
-
-
-# --- BIP-39 and SLIP-39 --------------------------------------------------------------
-
-
-def bip39_entropy_to_mnemonic(entropy: bytes, language: str = "english") -> str:
-    """Encode ``entropy`` (16–32 bytes, multiple of 4) as a BIP-39 mnemonic."""
-    try:
-        return str(Mnemonic(language).to_mnemonic(entropy))
-    except (ValueError, LookupError) as exc:
-        raise ValueError(f"cannot encode entropy as a BIP-39 mnemonic: {exc}") from exc
-
-
-def bip39_mnemonic_to_entropy(words: str, language: str = "english") -> bytes:
-    """Decode a BIP-39 mnemonic back to its entropy, checking the checksum.
-
-    Raises :class:`WireFormatError` for an unknown word, a wrong word count or a bad
-    checksum; the message never repeats the words.
-    """
-    # Decode by hand against the NFKD-normalized wordlist: BIP-39 compares words after
-    # NFKD, and some of the package's wordlists mix composed and decomposed forms.
-    wordlist = [unicodedata.normalize("NFKD", w) for w in Mnemonic(language).wordlist]
-    index = {w: i for i, w in enumerate(wordlist)}
-    given = unicodedata.normalize("NFKD", words).split()
-    invalid = WireFormatError(
-        "the mnemonic is not valid BIP-39 (unknown word, wrong word count or bad "
-        "checksum); check each word against the backup"
-    )
-    if len(given) not in (12, 15, 18, 21, 24) or any(w not in index for w in given):
-        raise invalid
-    bits = "".join(format(index[w], "011b") for w in given)
-    n_checksum = len(bits) // 33
-    entropy = int(bits[:-n_checksum], 2).to_bytes((len(bits) - n_checksum) // 8, "big")
-    digest_bits = format(int.from_bytes(hashlib.sha256(entropy).digest(), "big"), "0256b")
-    if bits[-n_checksum:] != digest_bits[:n_checksum]:
-        raise invalid
-    return entropy
-
-
-def bip39_seed(words: str, passphrase: str = "") -> bytes:
-    """The 64-byte BIP-39 seed (PBKDF2) of a mnemonic, as wallets compute it."""
-    return bytes(Mnemonic.to_seed(words, passphrase))
-
-
-def split_shamir_shares(
-    secret: bytes,
-    threshold: int,
-    count: int,
-    *,
-    passphrase: bytes = b"",
-    iteration_exponent: int = 1,
-) -> list[str]:
-    """Split ``secret`` into ``count`` SLIP-39 mnemonics, any ``threshold`` of which recover it.
-
-    **Warning:** the passphrase is part of the secret: a wrong passphrase recovers a
-    different (valid-looking) secret, by SLIP-39's design.
-    """
-    if not 1 <= threshold <= count <= 16:
-        raise ValueError("SLIP-39 needs 1 <= threshold <= count <= 16")
-    if threshold == 1 and count > 1:
-        raise ValueError("SLIP-39 does not allow a threshold of 1 with several shares")
-    groups = shamir_mnemonic.generate_mnemonics(
-        1, [(threshold, count)], secret, passphrase, iteration_exponent=iteration_exponent
-    )
-    return list(groups[0])
-
-
-def combine_shamir_shares(shares: Sequence[str], *, passphrase: bytes = b"") -> bytes:
-    """Recover a secret from SLIP-39 mnemonics.
-
-    Raises :class:`WireFormatError` if the shares are invalid, inconsistent or too few.
-    """
-    try:
-        return bytes(shamir_mnemonic.combine_mnemonics(list(shares), passphrase))
-    except shamir_mnemonic.MnemonicError as exc:
-        # shamir-mnemonic quotes share words in its messages ('Invalid mnemonic word
-        # "…"', 'checksum for "w1 w2 w3 w4 ..."'): keep the reason, drop the words, and
-        # do not chain the original (its message would put them in tracebacks and logs).
-        reason = re.sub(r"\"[^\"]*\"|'[^']*'", "(words withheld)", str(exc))
-        raise WireFormatError(
-            f"the SLIP-39 shares cannot be combined: {reason}; check the words and that "
-            "enough shares of the same set were given"
-        ) from None
 
 
 # --- public key bundles --------------------------------------------------------------

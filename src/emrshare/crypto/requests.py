@@ -40,6 +40,8 @@ from typing import Literal
 from eth_utils.address import to_canonical_address
 from nacl.public import PrivateKey, PublicKey
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare._text import sanitize, unsafe_chars
 from emrshare.crypto._wire import (
     HEADER_SIZE,
@@ -53,7 +55,7 @@ from emrshare.crypto._wire import (
     split_header,
     unpad,
 )
-from emrshare.crypto.keys import MAX_CATEGORY_BYTES, _address_bytes, _checksum, validate_category
+from emrshare.crypto.keys import MAX_CATEGORY_BYTES, validate_category
 from emrshare.crypto.sealing import open_sealed, seal
 from emrshare.errors import (
     ConfigurationError,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import umbral_pre
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare.crypto._signed import check_sig, open_signed, seal_signed, wire_category
 from emrshare.crypto._wire import cbor_encode, expect_bytes, expect_int
 from emrshare.crypto.keys import (
@@ -20,8 +22,6 @@ from emrshare.crypto.keys import (
     MemberKeys,
     MemberPublicKeys,
     PatientKeys,
-    _address_bytes,
-    _checksum,
     _umbral_pk,
     validate_category,
 )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emrshare.crypto.keys import (
+from emrshare.crypto.mnemonic import (
     bip39_entropy_to_mnemonic,
     bip39_mnemonic_to_entropy,
     bip39_seed,
