@@ -10,7 +10,15 @@ from emrshare.errors import StorageError
 from emrshare.storage.cid import CidInfo
 from emrshare.types import Cid
 
-__all__ = ["BlobSource", "BlobStat", "BlobStore", "GcResult", "read_all", "select_orphans"]
+__all__ = [
+    "BlobSource",
+    "BlobStat",
+    "BlobStore",
+    "GcResult",
+    "read_all",
+    "select_orphans",
+    "unpin_orphans",
+]
 
 #: What ``put`` accepts: bytes, a binary file object, or an iterable of byte strings.
 BlobSource = bytes | BinaryIO | Iterable[bytes]
@@ -97,6 +105,17 @@ def select_orphans(
         wanted = {CidInfo.parse(c).digest for c in candidates}
         pinned_list = [c for c in pinned_list if CidInfo.parse(c).digest in wanted]
     return [c for c in pinned_list if CidInfo.parse(c).digest not in keep]
+
+
+def unpin_orphans(
+    store: BlobStore, referenced: Collection[Cid], candidates: Iterable[Cid] | None = None
+) -> list[Cid]:
+    """Unpin ``store``'s pins that are candidates and not referenced; the unpinned CIDs.
+    The stores' ``unpin_orphans`` methods are this."""
+    orphans = select_orphans(store.pins(), referenced, candidates)
+    for cid in orphans:
+        store.unpin(cid)
+    return orphans
 
 
 def read_all(store: BlobStore, cid: Cid, *, max_size: int = 64 * 1024 * 1024) -> bytes:

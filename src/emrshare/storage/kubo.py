@@ -29,7 +29,7 @@ from emrshare.errors import (
     StoreUnavailable,
     WireFormatError,
 )
-from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
+from emrshare.storage.base import BlobSource, BlobStat, GcResult, unpin_orphans
 from emrshare.storage.cid import CidInfo
 from emrshare.storage.unixfs import (
     DEFAULT_PROFILE,
@@ -111,6 +111,40 @@ def _canonical(cid: str) -> Cid:
         return CidInfo.parse(cid).cid
     except WireFormatError:
         return Cid(cid)
+
+
+def _rpc_error(
+    shown_url: str, command: str, params: list[tuple[str, str]] | None, response: httpx.Response
+) -> StorageError | ConfigurationError:
+    arg = next((v for k, v in params or [] if k == "arg"), "")
+    try:
+        message = str(_json(response).get("Message", ""))
+    except (ValueError, AttributeError):
+        message = response.text[:200]
+    if response.status_code in (404, 405):
+        return ConfigurationError(
+            f"{shown_url} answered {response.status_code} to {command}: "
+            "not a Kubo RPC endpoint (expected http://host:5001)"
+        )
+    if response.status_code in (401, 403):
+        return StoreUnavailable(
+            f"Kubo RPC at {shown_url} refused {command} ({response.status_code}); "
+            "check the API credentials or Access-Control settings"
+        )
+    if arg and any(h in message.lower() for h in _NOT_FOUND_HINTS):
+        return BlobNotFound(arg, f"Kubo has no block {arg} ({message}); pin it there first")
+    return StorageError(f"Kubo RPC {command} failed: {message or response.status_code}")
+
+
+def _ndjson(response: httpx.Response) -> list[dict[str, Any]]:
+    out = []
+    for line in response.text.splitlines():
+        if line.strip():
+            entry = loads_json(line)
+            if not isinstance(entry, dict):
+                raise ValueError("expected one JSON object per line")
+            out.append(entry)
+    return out
 
 
 class KuboStore:
@@ -206,29 +240,7 @@ class KuboStore:
             if stream:
                 response.read()
             response.close()
-            raise self._error(command, params, response)
-
-    def _error(
-        self, command: str, params: list[tuple[str, str]] | None, response: httpx.Response
-    ) -> StorageError | ConfigurationError:
-        arg = next((v for k, v in params or [] if k == "arg"), "")
-        try:
-            message = str(_json(response).get("Message", ""))
-        except (ValueError, AttributeError):
-            message = response.text[:200]
-        if response.status_code in (404, 405):
-            return ConfigurationError(
-                f"{self._shown_url} answered {response.status_code} to {command}: "
-                "not a Kubo RPC endpoint (expected http://host:5001)"
-            )
-        if response.status_code in (401, 403):
-            return StoreUnavailable(
-                f"Kubo RPC at {self._shown_url} refused {command} ({response.status_code}); "
-                "check the API credentials or Access-Control settings"
-            )
-        if arg and any(h in message.lower() for h in _NOT_FOUND_HINTS):
-            return BlobNotFound(arg, f"Kubo has no block {arg} ({message}); pin it there first")
-        return StorageError(f"Kubo RPC {command} failed: {message or response.status_code}")
+            raise _rpc_error(self._shown_url, command, params, response)
 
     @contextlib.contextmanager
     def _answer(self, command: str) -> Iterator[None]:
@@ -240,17 +252,6 @@ class KuboStore:
                 f"Kubo RPC {command} at {self._shown_url} gave an answer that is not Kubo's "
                 f"({exc.__class__.__name__}); check that the endpoint is a Kubo RPC API"
             ) from exc
-
-    @staticmethod
-    def _ndjson(response: httpx.Response) -> list[dict[str, Any]]:
-        out = []
-        for line in response.text.splitlines():
-            if line.strip():
-                entry = loads_json(line)
-                if not isinstance(entry, dict):
-                    raise ValueError("expected one JSON object per line")
-                out.append(entry)
-        return out
 
     # -- BlobStore ----------------------------------------------------------------------
 
@@ -280,7 +281,7 @@ class KuboStore:
         files = {"file": ("blob", reader, "application/octet-stream")}
         response = self._request("add", self.add_params(pin), files=files)
         try:
-            entries = self._ndjson(response)
+            entries = _ndjson(response)
             answer = str(next(e["Hash"] for e in reversed(entries) if "Hash" in e))
         except (ValueError, StopIteration, KeyError) as exc:
             raise StorageError(f"Kubo add returned no CID: {response.text[:200]!r}") from exc
@@ -389,7 +390,7 @@ class KuboStore:
         """``repo/gc``: the node deletes unpinned blocks (it does not report bytes freed)."""
         response = self._request("repo/gc")
         with self._answer("repo/gc"):
-            entries = self._ndjson(response)
+            entries = _ndjson(response)
         errors = [e["Error"] for e in entries if e.get("Error")]
         if errors:
             raise StorageError(f"Kubo repo/gc reported errors: {errors[0]}")
@@ -399,10 +400,7 @@ class KuboStore:
         self, referenced: Collection[Cid], candidates: Iterable[Cid] | None = None
     ) -> list[Cid]:
         """Unpin pins that are not in ``referenced`` (see :class:`BlobStore`)."""
-        orphans = select_orphans(self.pins(), referenced, candidates)
-        for cid in orphans:
-            self.unpin(cid)
-        return orphans
+        return unpin_orphans(self, referenced, candidates)
 
     # -- CAR ----------------------------------------------------------------------------
 
@@ -430,7 +428,7 @@ class KuboStore:
         roots: list[Cid] = []
         response = self._request("dag/import", params, files=files)
         with self._answer("dag/import"):
-            for entry in self._ndjson(response):
+            for entry in _ndjson(response):
                 root = entry.get("Root")
                 if root:
                     if root.get("PinErrorMsg"):

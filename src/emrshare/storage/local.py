@@ -29,7 +29,7 @@ from typing import cast
 
 from emrshare._files import loads_json
 from emrshare.errors import BlobNotFound, StorageError, UnsupportedVersion, WireFormatError
-from emrshare.storage.base import BlobSource, BlobStat, GcResult, select_orphans
+from emrshare.storage.base import BlobSource, BlobStat, GcResult, unpin_orphans
 from emrshare.storage.cid import DAG_PB, CidInfo
 from emrshare.storage.unixfs import (
     DEFAULT_PROFILE,
@@ -191,35 +191,13 @@ class LocalStore:
         with _disk_errors(self.path, "open or create the directories"):
             for d in (self.path, self._blocks, self._pins, self._tmp):
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._check_format()
+            _check_marker(self)
             self._lock_path.touch(mode=0o600, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, profile={self.profile.name!r})"
 
     # -- format and locking -------------------------------------------------------------
-
-    def _check_format(self) -> None:
-        marker = self.path / "emrshare-store.json"
-        if not marker.exists():
-            self._atomic_write(
-                marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
-            )
-            return
-        try:
-            meta = loads_json(marker.read_text())
-            fmt, (major, _minor) = meta["format"], meta["version"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise WireFormatError(
-                f"{marker} is not an emrshare store marker; is this the right directory?"
-            ) from exc
-        if fmt != _FORMAT:
-            raise WireFormatError(f"{self.path} holds a {fmt!r}, not an emrshare block store")
-        if major != _MAJOR:
-            raise UnsupportedVersion(
-                f"store {self.path} has format version {major}; "
-                f"this release reads {_MAJOR}: upgrade emrshare"
-            )
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
@@ -488,7 +466,28 @@ class LocalStore:
         self, referenced: Collection[Cid], candidates: Iterable[Cid] | None = None
     ) -> list[Cid]:
         """Unpin pinned blobs that are not in ``referenced`` (see :class:`BlobStore`)."""
-        orphans = select_orphans(self.pins(), referenced, candidates)
-        for cid in orphans:
-            self.unpin(cid)
-        return orphans
+        return unpin_orphans(self, referenced, candidates)
+
+
+def _check_marker(store: LocalStore) -> None:
+    """Create the store marker, or check that the directory holds a store we can read."""
+    marker = store.path / "emrshare-store.json"
+    if not marker.exists():
+        store._atomic_write(
+            marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
+        )
+        return
+    try:
+        meta = loads_json(marker.read_text())
+        fmt, (major, _minor) = meta["format"], meta["version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WireFormatError(
+            f"{marker} is not an emrshare store marker; is this the right directory?"
+        ) from exc
+    if fmt != _FORMAT:
+        raise WireFormatError(f"{store.path} holds a {fmt!r}, not an emrshare block store")
+    if major != _MAJOR:
+        raise UnsupportedVersion(
+            f"store {store.path} has format version {major}; "
+            f"this release reads {_MAJOR}: upgrade emrshare"
+        )
