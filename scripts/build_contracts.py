@@ -1,11 +1,14 @@
 """Compile contracts/*.sol into ABI + bytecode artifacts under src/emrshare/contracts/.
 
-The pinned solc-js (tools/node_modules/solc) is the compiler of record. When a native
-``solc`` of exactly the same version is on PATH and ``--native`` is given, py-solc-x
-drives it instead; the artifacts are byte-identical because the standard-JSON input is.
+The pinned solc-js (tools/node_modules/solc) is the compiler of record. With ``--native``,
+py-solc-x drives a native ``solc`` instead (``$EMRSHARE_SOLC``, else ``solc`` on PATH; it
+must be exactly version 0.8.30 — nothing is downloaded): the standard-JSON input carries
+every source unit, imports included, so both compilers see the same input and the
+artifacts are byte-identical.
 
     python scripts/build_contracts.py            # write artifacts
     python scripts/build_contracts.py --check    # recompile into a temp dir and compare
+    python scripts/build_contracts.py --native [--check]
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -91,12 +97,46 @@ def _compile_solcjs(std_input: dict[str, Any], work: Path) -> dict[str, Any]:
     return result
 
 
+_IMPORT = re.compile(r"""^\s*import\s+(?:[^;]*?\s+from\s+)?["']([^"']+)["']""", re.MULTILINE)
+
+
+def with_imports(std_input: dict[str, Any]) -> dict[str, Any]:
+    """``std_input`` with every imported unit's text added, transitively, so a compiler
+    needs no filesystem access (solc-js reads imports through a callback, a native solc
+    through its include paths: this makes the two see one input)."""
+    sources = dict(std_input["sources"])
+    pending = list(sources)
+    while pending:
+        unit = pending.pop()
+        for target in _IMPORT.findall(sources[unit]["content"]):
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(unit), target))
+            name = name if target.startswith(".") else target
+            if name not in sources:
+                sources[name] = {"content": read_unit(name)}
+                pending.append(name)
+    return {**std_input, "sources": sources}
+
+
+def native_solc() -> str:
+    """The native solc to drive: ``$EMRSHARE_SOLC`` or ``solc`` on PATH, of exactly
+    :data:`SOLC_VERSION` (py-solc-x's own installer downloads, which this project never
+    does)."""
+    from solcx.wrapper import get_solc_version  # dev dependency
+
+    binary = os.environ.get("EMRSHARE_SOLC") or shutil.which("solc")
+    if binary is None:
+        sys.exit(f"--native needs solc {SOLC_VERSION} on PATH (or EMRSHARE_SOLC=/path/to/solc)")
+    found = get_solc_version(binary, with_commit_hash=False)
+    if str(found) != SOLC_VERSION:
+        sys.exit(f"{binary} is solc {found}; the artifacts are built with {SOLC_VERSION}")
+    return binary
+
+
 def _compile_native(std_input: dict[str, Any]) -> dict[str, Any]:
     import solcx  # dev dependency; drives a native solc that is already installed
 
-    solcx.set_solc_version(SOLC_VERSION)
     result: dict[str, Any] = solcx.compile_standard(
-        std_input, allow_paths=[str(SOURCES), str(NODE_MODULES)], base_path=str(SOURCES)
+        with_imports(std_input), solc_binary=native_solc(), allow_empty=True
     )
     return result
 
@@ -149,9 +189,9 @@ def compile_all(out_dir: Path, native: bool = False) -> list[str]:
     return written
 
 
-def check() -> int:
+def check(native: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        compile_all(Path(tmp))
+        compile_all(Path(tmp), native=native)
         fresh = {p.name: p.read_bytes() for p in Path(tmp).glob("*.json")}
     committed = {p.name: p.read_bytes() for p in OUT.glob("*.json")}
     stale = sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
@@ -172,7 +212,7 @@ def main() -> int:
     ap.add_argument("--native", action="store_true", help="use a native solc via py-solc-x")
     a = ap.parse_args()
     if a.check:
-        return check()
+        return check(native=a.native)
     names = compile_all(OUT, native=a.native)
     print(f"wrote {len(names)} artifacts to {OUT.relative_to(ROOT)}: {', '.join(names)}")
     return 0
