@@ -42,7 +42,8 @@ def test_native_build_matches_the_committed_artifacts() -> None:
 
 def test_native_build_refuses_another_compiler_version(tmp_path: Path) -> None:
     other = tmp_path / "solc"
-    other.write_text("#!/bin/sh\necho 'solc, the solidity compiler\nVersion: 0.8.24+commit.e11b9ed9'\n")
+    version = "Version: 0.8.24+commit.e11b9ed9"
+    other.write_text(f"#!/bin/sh\necho 'solc, the solidity compiler\n{version}'\n")
     other.chmod(0o755)
     done = _build("--native", "--check", solc=str(other))
     assert done.returncode != 0
