@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 class Module:
     name: str
     path: Path
+    shown: str  # the path as printed, from the checkout's root
     lines: int
     imports: dict[str, int] = field(default_factory=dict)  # imported module -> line
 
@@ -75,8 +76,8 @@ def layer_of(module: str) -> int:
     raise SystemExit(f"{module}: unit {unit!r} is in no layer; add it to LAYERS in {__file__}")
 
 
-def module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT).with_suffix("")
+def module_name(path: Path, root: Path = ROOT) -> str:
+    rel = path.relative_to(root).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -93,10 +94,11 @@ def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def scan(known: set[str], path: Path) -> Module:
+def scan(known: set[str], path: Path, root: Path = ROOT) -> Module:
     text = path.read_text(encoding="utf-8")
-    name = module_name(path)
-    mod = Module(name, path, text.count("\n") + (not text.endswith("\n") and bool(text)))
+    name = module_name(path, root)
+    lines = text.count("\n") + (not text.endswith("\n") and bool(text))
+    mod = Module(name, path, str(path.relative_to(root.parent)), lines)
     tree = ast.parse(text, filename=str(path))
     is_package = path.name == "__init__.py"
     for node in ast.walk(tree):
@@ -118,10 +120,11 @@ def scan(known: set[str], path: Path) -> Module:
     return mod
 
 
-def modules() -> dict[str, Module]:
-    paths = sorted((ROOT / PACKAGE).rglob("*.py"))
-    known = {module_name(p) for p in paths}
-    return {m.name: m for m in (scan(known, p) for p in paths)}
+def modules(root: Path = ROOT) -> dict[str, Module]:
+    """Every module of the package under ``root`` (a ``src`` directory), with its imports."""
+    paths = sorted((root / PACKAGE).rglob("*.py"))
+    known = {module_name(p, root) for p in paths}
+    return {m.name: m for m in (scan(known, p, root) for p in paths)}
 
 
 def cycles(graph: dict[str, Module]) -> list[list[str]]:
@@ -174,14 +177,14 @@ def layer_violations(graph: dict[str, Module]) -> Iterator[str]:
                 continue  # own package, a lower layer, or base helpers using each other
             how = "upward" if other_rank > rank else "sideways"
             yield (
-                f"{mod.path.relative_to(ROOT.parent)}:{line}: {how} import of {target} "
+                f"{mod.shown}:{line}: {how} import of {target} "
                 f"({LAYERS[other_rank][0]}/{other}) from {LAYERS[rank][0]}/{own}"
             )
 
 
 def size_violations(graph: dict[str, Module]) -> Iterator[str]:
     for mod in graph.values():
-        where = mod.path.relative_to(ROOT.parent)
+        where = mod.shown
         if mod.lines > MODULE_LINES:
             yield f"{where}: {mod.lines} lines (limit {MODULE_LINES})"
         for node in ast.walk(ast.parse(mod.path.read_text(encoding="utf-8"))):
@@ -208,7 +211,7 @@ def mermaid(graph: dict[str, Module]) -> str:
     out = ["```mermaid", "flowchart BT"]
     for rank in sorted(units, reverse=True):
         label = LAYERS[rank][0]
-        out.append(f"  subgraph {label}")
+        out.append(f"  subgraph layer_{label}[{label}]")
         base = "base[errors · types · _files · _process · _text]"
         shown = sorted(units[rank]) if rank else [base]
         out.extend(f"    {u}" for u in shown)
@@ -216,6 +219,14 @@ def mermaid(graph: dict[str, Module]) -> str:
     out.extend(f"  {a} --> {b}" for a, b in sorted(edges))
     out.append("```")
     return "\n".join(out)
+
+
+def problems(graph: dict[str, Module]) -> list[str]:
+    """Cycles, then upward or sideways imports, then oversize modules and classes."""
+    found = [f"cycle: {' ↔ '.join(c)}" for c in cycles(graph)]
+    found += list(layer_violations(graph))
+    found += list(size_violations(graph))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,12 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         names = sorted(m for m in graph if layer_of(m) == rank)
         units = sorted({unit_of(m) for m in names})
         print(f"{LAYERS[rank][0]:8} {', '.join(units)}  ({len(names)} modules)")
-    problems = [f"cycle: {' ↔ '.join(c)}" for c in cycles(graph)]
-    problems += list(layer_violations(graph))
-    problems += list(size_violations(graph))
-    if problems:
-        print(f"\n{len(problems)} problem(s):")
-        print("\n".join(f"  {p}" for p in problems))
+    found = problems(graph)
+    if found:
+        print(f"\n{len(found)} problem(s):")
+        print("\n".join(f"  {p}" for p in found))
         return 1
     print(f"\nok: {len(graph)} modules, no cycle, no upward or sideways import, sizes in limits")
     return 0
