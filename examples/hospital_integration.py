@@ -18,9 +18,16 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from emrshare import AccessDenied, ConsortiumAdmin, Network, Patient, Provider
-from emrshare.chain import Role
-from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare import (
+    AccessDenied,
+    ConsortiumAdmin,
+    MemberKeys,
+    Network,
+    Patient,
+    PatientKeys,
+    Provider,
+    Role,
+)
 
 
 def main() -> int:

@@ -47,11 +47,26 @@ __version__ = "0.1.0"
 # The facades pull in web3, umbral and the proxy client: import them on first use, so
 # `import emrshare` (and `emrshare.errors`) stays light for the layers below.
 _LAZY = {
+    # the facades
     "ConsortiumAdmin": "emrshare.roles",
-    "Network": "emrshare.network",
     "Patient": "emrshare.roles",
     "Provider": "emrshare.roles",
     "Requester": "emrshare.roles",
+    # what they are built from
+    "MemberKeys": "emrshare.crypto",
+    "Network": "emrshare.network",
+    "NetworkConfig": "emrshare.network",
+    "PatientKeys": "emrshare.crypto",
+    "Role": "emrshare.chain",
+    "StoreConfig": "emrshare.network",
+    # what they return
+    "AccessEvent": "emrshare.roles",
+    "AccessRequestInfo": "emrshare.roles",
+    "GrantInfo": "emrshare.roles",
+    "GrantStatus": "emrshare.chain",
+    "Operation": "emrshare.roles",
+    "OperationResult": "emrshare.roles",
+    "RecordInfo": "emrshare.roles",
 }
 
 
@@ -68,6 +83,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AccessDenied",
+    "AccessEvent",
+    "AccessRequestInfo",
     "BlobNotFound",
     "ChainError",
     "ConfigurationError",
@@ -78,7 +95,9 @@ __all__ = [
     "DeploymentError",
     "EmrShareError",
     "GrantExpired",
+    "GrantInfo",
     "GrantRevoked",
+    "GrantStatus",
     "IndexIntegrityError",
     "IntegrityError",
     "InvalidCategory",
@@ -89,16 +108,24 @@ __all__ = [
     "JournalError",
     "KeystoreError",
     "LocalStateError",
+    "MemberKeys",
     "Network",
+    "NetworkConfig",
     "NonceTooLow",
     "NotFound",
     "NotGrantee",
+    "Operation",
+    "OperationResult",
     "Patient",
+    "PatientKeys",
     "Provider",
+    "RecordInfo",
     "RecordNotFound",
     "ReplicationError",
     "Requester",
+    "Role",
     "StorageError",
+    "StoreConfig",
     "StoreUnavailable",
     "TransactionFailed",
     "TransactionMinedFailed",
