@@ -131,16 +131,8 @@ def read_private(path: Path, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> b
     anything else wrong is a :class:`LocalStateError` saying what ``what`` is and what to
     do. A file with loose permission bits is tightened after it was read.
     """
+    fd, st = _open_regular(path, os.O_RDONLY | os.O_NONBLOCK, what)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise LocalStateError(path, f"{what} {path} {_why(path, exc)}; {_ASIDE}") from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LocalStateError(path, f"{what} {path} is not a regular file; {_ASIDE}")
         if st.st_size > max_bytes:
             raise LocalStateError(
                 path, f"{what} {path} is too large ({st.st_size} bytes) to be ours; {_ASIDE}"
@@ -156,6 +148,26 @@ def read_private(path: Path, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> b
         os.close(fd)
     tighten(path)
     return b"".join(chunks)
+
+
+def _open_regular(path: Path, flags: int, what: str) -> tuple[int, os.stat_result]:
+    """``path`` opened with ``flags`` without following a symlink, and its status; a
+    :class:`LocalStateError` unless it is a regular file (``FileNotFoundError`` passes)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise LocalStateError(path, f"{what} {path} {_why(path, exc)}; {_ASIDE}") from exc
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise LocalStateError(path, f"{what} {path} {_why(path, exc)}; {_ASIDE}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LocalStateError(path, f"{what} {path} is not a regular file; {_ASIDE}")
+    return fd, st
 
 
 def _why(path: Path, exc: OSError) -> str:
@@ -263,13 +275,10 @@ def connect_sqlite(path: Path, what: str, schema: str, **kwargs: Any) -> sqlite3
     if not os.path.lexists(path):
         _create_sqlite(path, schema)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
+        fd, st = _open_regular(path, os.O_RDWR, what)
+    except FileNotFoundError as exc:  # removed between the check above and the open
         raise LocalStateError(path, f"{what} {path} {_why(path, exc)}; {_ASIDE}") from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LocalStateError(path, f"{what} {path} is not a regular file; {_ASIDE}")
         if st.st_size == 0:
             raise LocalStateError(path, f"{what} {path} is empty (truncated); {_ASIDE}")
         if st.st_mode & 0o077 and st.st_uid == os.geteuid():
