@@ -20,6 +20,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 import umbral_pre
 from eth_account import Account
@@ -159,29 +160,48 @@ def _umbral_pk(raw: bytes, what: str) -> umbral_pre.PublicKey:
         raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
 
 
-# Both public bundles share one layout: header, address (20), Umbral key (33), box key (32).
+class _KeyBundle:
+    """The layout both public bundles share: header (brand, 1.0), address (20), an Umbral
+    key (33, compressed secp256k1), an X25519 box key (32). A subclass names its brand,
+    what it is, and which of its fields is the Umbral key."""
 
+    __slots__ = ()
+    BRAND: ClassVar[bytes]
+    WHAT: ClassVar[str]
+    UMBRAL_FIELD: ClassVar[str]
+    address: Address
+    box_key_bytes: bytes
 
-def _check_bundle(address: str, umbral_key: bytes, what: str, box_key: bytes) -> None:
-    _address_bytes(address)
-    _umbral_pk(umbral_key, what)
-    if len(box_key) != 32:
-        raise WireFormatError("box key must be 32 bytes")
+    def _umbral_bytes(self) -> bytes:
+        value: bytes = getattr(self, self.UMBRAL_FIELD)
+        return value
 
+    def __post_init__(self) -> None:
+        _address_bytes(self.address)
+        _umbral_pk(self._umbral_bytes(), self.UMBRAL_FIELD.removesuffix("_bytes").replace("_", " "))
+        if len(self.box_key_bytes) != 32:
+            raise WireFormatError("box key must be 32 bytes")
 
-def _bundle_bytes(brand: bytes, address: str, umbral_key: bytes, box_key: bytes) -> bytes:
-    return header(brand, 1) + _address_bytes(address) + umbral_key + box_key
+    def __bytes__(self) -> bytes:
+        body = _address_bytes(self.address) + self._umbral_bytes() + self.box_key_bytes
+        return header(self.BRAND, 1) + body
 
+    @property
+    def box_key(self) -> BoxPublicKey:
+        """The X25519 public key (sealed requests, kfrags and writer authorizations)."""
+        return BoxPublicKey(self.box_key_bytes)
 
-def _parse_bundle(data: bytes, brand: bytes, what: str) -> tuple[Address, bytes, bytes]:
-    _, body = split_header(data, brand, 1, what)
-    if len(body) != 85:
-        raise WireFormatError(f"{what}: expected 85 bytes after the header")
-    return _checksum(body[:20]), body[20:53], body[53:85]
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Parse the encoding produced by ``bytes(x)``."""
+        _, body = split_header(data, cls.BRAND, 1, cls.WHAT)
+        if len(body) != 85:
+            raise WireFormatError(f"{cls.WHAT}: expected 85 bytes after the header")
+        return cls(_checksum(body[:20]), body[20:53], body[53:85])  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, slots=True)
-class PatientPublicKeys:
+class PatientPublicKeys(_KeyBundle):
     """What a patient publishes: Ethereum address, kfrag verifying key, X25519 box key.
 
     Encoding (``bytes(x)``): header ``EMPP`` 1.0, address (20), verifying key (33,
@@ -192,32 +212,18 @@ class PatientPublicKeys:
     verifying_key_bytes: bytes
     box_key_bytes: bytes
 
-    BRAND = b"EMPP"
-
-    def __post_init__(self) -> None:
-        _check_bundle(self.address, self.verifying_key_bytes, "verifying key", self.box_key_bytes)
+    BRAND: ClassVar[bytes] = b"EMPP"
+    WHAT: ClassVar[str] = "patient public keys"
+    UMBRAL_FIELD: ClassVar[str] = "verifying_key_bytes"
 
     @property
     def verifying_key(self) -> umbral_pre.PublicKey:
         """The Umbral key that verifies kfrags and policy bindings signed by the patient."""
         return umbral_pre.PublicKey.from_compressed_bytes(self.verifying_key_bytes)
 
-    @property
-    def box_key(self) -> BoxPublicKey:
-        """The patient's X25519 public key."""
-        return BoxPublicKey(self.box_key_bytes)
-
-    def __bytes__(self) -> bytes:
-        return _bundle_bytes(self.BRAND, self.address, self.verifying_key_bytes, self.box_key_bytes)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> PatientPublicKeys:
-        """Parse the encoding produced by ``bytes(x)``."""
-        return cls(*_parse_bundle(data, cls.BRAND, "patient public keys"))
-
 
 @dataclass(frozen=True, slots=True)
-class MemberPublicKeys:
+class MemberPublicKeys(_KeyBundle):
     """What a member registers: Ethereum address, Umbral receiving key, X25519 box key.
 
     Encoding (``bytes(x)``): header ``EMMP`` 1.0, address (20), receiving key (33,
@@ -228,28 +234,14 @@ class MemberPublicKeys:
     receiving_key_bytes: bytes
     box_key_bytes: bytes
 
-    BRAND = b"EMMP"
-
-    def __post_init__(self) -> None:
-        _check_bundle(self.address, self.receiving_key_bytes, "receiving key", self.box_key_bytes)
+    BRAND: ClassVar[bytes] = b"EMMP"
+    WHAT: ClassVar[str] = "member public keys"
+    UMBRAL_FIELD: ClassVar[str] = "receiving_key_bytes"
 
     @property
     def receiving_key(self) -> umbral_pre.PublicKey:
         """The Umbral key grants re-encrypt to."""
         return umbral_pre.PublicKey.from_compressed_bytes(self.receiving_key_bytes)
-
-    @property
-    def box_key(self) -> BoxPublicKey:
-        """The member's X25519 public key (sealed kfrags, writer authorizations)."""
-        return BoxPublicKey(self.box_key_bytes)
-
-    def __bytes__(self) -> bytes:
-        return _bundle_bytes(self.BRAND, self.address, self.receiving_key_bytes, self.box_key_bytes)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> MemberPublicKeys:
-        """Parse the encoding produced by ``bytes(x)``."""
-        return cls(*_parse_bundle(data, cls.BRAND, "member public keys"))
 
 
 # --- secret key holders --------------------------------------------------------------
