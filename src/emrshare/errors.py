@@ -39,7 +39,7 @@ and what to do next; they never contain secret material.
     │   ├── GrantExpired
     │   └── NotGrantee
     ├── Unavailable                 too few proxies answered to meet the threshold
-    └── JournalError                an interrupted write needs ``emrshare recover``
+    └── JournalError                an interrupted write needs ``recover()``
 """
 
 from __future__ import annotations
@@ -338,4 +338,5 @@ class Unavailable(EmrShareError):
 
 
 class JournalError(EmrShareError):
-    """A journaled write was interrupted; run ``emrshare recover`` to finish it."""
+    """A journaled write was interrupted; the facade's ``recover()`` finishes it (the
+    CLI's ``emrshare recover``)."""
