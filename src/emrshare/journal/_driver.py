@@ -4,10 +4,14 @@ Each transition is committed to the journal (SQLite in WAL mode) *before* the ne
 starts, so a process killed at any point leaves each write in its last committed state,
 from which the next run (or :meth:`Journal.recover`) resumes it::
 
+                                                ┌─ failed or dropped ─┐
+                                                ▼                     │
     pending ──encrypt──▶ encrypted ──store──▶ stored ──append──▶ append_sent ──confirm──▶ confirmed
-       │                     │                 │  ▲                  │
-       │                     │                 │  └──(not mined)─────┤
-       └───────────── rolled_back ◀────────────┴─────────────────────┘   (permanent failure)
+       │                     │                 │ │                    │                       ▲
+       │                     │                 │ └─ already appended ─┼─ or confirms_on_send ─┘
+       └─────────────────────┴────────┬────────┴──────────────────────┘
+                                      ▼
+                                 rolled_back  (a permanent failure, or recover(rollback=True))
 
 =============  ===========  ==========================  =====================================
 from           to           done by                     steps called
@@ -19,7 +23,8 @@ stored         append_sent  :meth:`Driver._append`      ``appended``, ``seal`` (
 stored         confirmed    :meth:`Driver._append`      ``appended`` found it (an earlier send
                                                         was mined), or ``confirms_on_send``
 append_sent    confirmed    :meth:`Driver._confirm`     ``receipt``, ``appended``
-append_sent    stored       :meth:`Driver._confirm`     failed or dropped: it is sent again
+append_sent    stored       :meth:`Driver._confirm`     ``receipt`` says failed or dropped,
+                                                        and not appended: it is sent again
 any open       rolled_back  :meth:`Driver.rollback`     ``store`` (to learn the CID), ``unpin``
 =============  ===========  ==========================  =====================================
 
@@ -39,7 +44,10 @@ slots of one stream, and never past a slot that is not stored yet.
 
 A transient failure (storage or chain down) leaves the jobs where they are, counts the
 attempt and raises :class:`JournalError`; a permanent one (:func:`is_permanent`) rolls the
-affected jobs back, unpinning their blobs, and re-raises.
+affected jobs back, unpinning their blobs, and re-raises. :meth:`Driver.recover` rolls
+back the ``pending`` jobs that have no source to re-read (their caller never got an
+answer and still holds the content), then drives the rest, or with ``rollback=True``
+rolls back every job not appended yet.
 """
 
 from __future__ import annotations
