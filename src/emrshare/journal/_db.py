@@ -241,14 +241,16 @@ class Writes:
             (bytes(record_id), pid),
         )
 
-    def _rows(self, columns: str, record_ids: Sequence[RecordId]) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, columns: str, record_ids: Sequence[RecordId]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(record_ids), _QUERY_CHUNK):
             chunk = [bytes(r) for r in record_ids[start : start + _QUERY_CHUNK]]
             marks = ", ".join("?" * len(chunk))
-            yield from self._db.execute(
+            rows += self._db.execute(
                 f"SELECT {columns} FROM writes WHERE record_id IN ({marks})",  # noqa: S608
                 chunk,
-            )
+            ).fetchall()
+        return rows
 
 
 def _check_found(record_ids: Sequence[RecordId], found: Mapping[bytes, object]) -> None:
