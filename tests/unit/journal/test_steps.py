@@ -4,18 +4,18 @@ the journal finds each bulk capability through its protocol, never by name."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import IO
+from typing import IO, get_type_hints
 
 from emrshare.journal import BulkWriteSteps, ReceiptStatus, WriteJob, WriteSteps
 from emrshare.journal._bulk import Capabilities
 from emrshare.journal.steps import ConfirmsOnSend, SealsMany, StoresConcurrently, StoresMany
-from emrshare.roles._writes import RecordWriter
+from emrshare.roles import Provider
 from emrshare.types import Cid, RecordId
 
 
-def as_bulk_steps(writer: RecordWriter) -> BulkWriteSteps:
-    # Checked by mypy: the record writer satisfies the protocol structurally.
-    return writer
+def as_bulk_steps(provider: Provider) -> BulkWriteSteps:
+    # Checked by mypy: the facades' record writer satisfies the protocol structurally.
+    return provider.writer
 
 
 class Plain:
@@ -57,9 +57,12 @@ class Full(Confirming):
 
 def test_the_record_writer_offers_every_bulk_capability() -> None:
     # At run time too (mypy checks the signatures through ``as_bulk_steps``).
+    prop = vars(Provider)["writer"]
+    assert isinstance(prop, property)
+    writer = get_type_hints(prop.fget)["return"]
     for protocol in (ConfirmsOnSend, StoresConcurrently, StoresMany, SealsMany):
         (name,) = (n for n in vars(protocol) if not n.startswith("_"))
-        assert hasattr(RecordWriter, name), name
+        assert hasattr(writer, name), name
 
 
 def test_plain_steps_have_no_bulk_capability() -> None:
