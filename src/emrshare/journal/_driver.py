@@ -114,6 +114,8 @@ class Driver:
             return self._writes.get_many([i for i, s in self._writes.states(ids) if s in wanted])
 
         self._encrypt_all(current(JobState.PENDING), steps)
+        # Bulk stores first; the one-by-one pass then retries whatever they left, and
+        # reports the error.
         encrypted = current(JobState.ENCRYPTED)
         if len(encrypted) > 1 and can.store_many is not None:
             self._store_grouped(encrypted, can.store_many)
@@ -122,6 +124,8 @@ class Driver:
         for job in current(JobState.ENCRYPTED):
             self._guarded([job], steps, self._store_one)
         append = functools.partial(self._append, confirms_on_send=can.confirms_on_send)
+        # A round confirms what was sent, then appends what is stored; a dropped append
+        # goes back to ``stored`` and is sent again in the next round.
         for _ in range(self._retries + 1):
             if not current(JobState.STORED, JobState.APPEND_SENT):
                 break
