@@ -8,7 +8,14 @@
 See ``docs/storage.md``.
 """
 
-from emrshare.storage.base import BlobSource, BlobStat, BlobStore, GcResult, read_all
+from emrshare.storage.base import (
+    BlobSource,
+    BlobStat,
+    BlobStore,
+    BulkBlobStore,
+    GcResult,
+    read_all,
+)
 from emrshare.storage.car import CarReader, export_car, import_car
 from emrshare.storage.cid import CidInfo, parse_cid, to_v1
 from emrshare.storage.kubo import KuboStore
@@ -29,6 +36,7 @@ __all__ = [
     "BlobSource",
     "BlobStat",
     "BlobStore",
+    "BulkBlobStore",
     "CarReader",
     "CidInfo",
     "GcResult",

@@ -14,6 +14,7 @@ __all__ = [
     "BlobSource",
     "BlobStat",
     "BlobStore",
+    "BulkBlobStore",
     "GcResult",
     "read_all",
     "select_orphans",
@@ -92,6 +93,17 @@ class BlobStore(Protocol):
         considers every pin — only safe when no other writer is mid-way between ``put``
         and its chain append. Returns the CIDs unpinned.
         """
+        ...
+
+
+@runtime_checkable
+class BulkBlobStore(BlobStore, Protocol):
+    """A :class:`BlobStore` that stores many blobs in one durability round (the embedded
+    store: one fsync pass for the group instead of one per blob). Bulk writers use it
+    when the store offers it (``isinstance(store, BulkBlobStore)``)."""
+
+    def put_many(self, items: Iterable[BlobSource], *, pin: bool = True) -> list[Cid]:
+        """Store every item; the CIDs in order. Returns only when all are durable."""
         ...
 
 

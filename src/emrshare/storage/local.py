@@ -324,8 +324,9 @@ class LocalStore:
         The blocks of every blob are written and flushed together (one ``syncfs`` on
         Linux), then the pins likewise; nothing is returned, and no pin exists, before the
         bytes it covers are durable. A crash midway leaves whole blocks or none, and at
-        worst unpinned blocks that gc removes. Not part of :class:`BlobStore`: callers
-        check for it (``getattr(store, "put_many", None)``) and fall back to ``put``.
+        worst unpinned blocks that gc removes. This makes the store a
+        :class:`~emrshare.storage.BulkBlobStore`; callers of a plain :class:`BlobStore`
+        fall back to ``put``.
         """
         roots: list[CidInfo] = []
         try:

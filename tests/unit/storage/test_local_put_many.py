@@ -43,3 +43,16 @@ def test_put_many_without_syncfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     cids = store.put_many(blobs)
     assert [read_all(store, c) for c in cids] == blobs
     assert all(store.is_pinned(c) for c in cids)
+
+
+def test_only_the_embedded_store_is_a_bulk_store(tmp_path: Path) -> None:
+    from emrshare.storage import BlobStore, BulkBlobStore, KuboStore, ReplicatedStore
+
+    local = LocalStore(tmp_path / "s")
+    assert isinstance(local, BulkBlobStore)
+    kubo = KuboStore("http://127.0.0.1:9")
+    replicas = ReplicatedStore([local, LocalStore(tmp_path / "t")], min_pins=1)
+    for plain in (kubo, replicas):
+        assert isinstance(plain, BlobStore)
+        assert not isinstance(plain, BulkBlobStore)
+    kubo.close()
