@@ -25,7 +25,8 @@ from emrshare.chain.devnode import DEV_MNEMONIC, dev_secrets, spawn
 from emrshare.chain.events import EventCursor
 from emrshare.cli import app
 from emrshare.crypto import PatientKeys, load_keystore, save_keystore
-from emrshare.journal import Journal, _Spool
+from emrshare.journal import Journal
+from emrshare.journal._spool import _Spool
 from emrshare.network import NetworkConfig
 from emrshare.proxy.config import ProxyConfig
 from emrshare.proxy.store import ProxyStore

@@ -27,7 +27,6 @@ drives a job).
 from emrshare.journal._driver import RecoveryReport
 from emrshare.journal._journal import Journal
 from emrshare.journal._spool import INLINE_MAX
-from emrshare.journal._spool import _Spool as _Spool  # re-export: removed after r11
 from emrshare.journal.steps import (
     BulkWriteSteps,
     JobState,

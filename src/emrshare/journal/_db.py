@@ -173,7 +173,7 @@ class Writes:
                 except sqlite3.IntegrityError as exc:
                     raise JournalError(
                         f"record 0x{bytes(record_id).hex()} is already in the journal; "
-                        "run `emrshare recover` to finish it"
+                        "recover() finishes it"
                     ) from exc
                 ids.append(record_id)
         return ids

@@ -142,7 +142,7 @@ class Driver:
         if left:
             raise JournalError(
                 f"{len(left)} write(s) did not confirm after {self._retries + 1} attempts; "
-                "they are safe in the journal: run `emrshare recover` later"
+                "they are safe in the journal: recover() finishes them later"
             )
 
     def recover(
@@ -224,8 +224,8 @@ class Driver:
             more = f" and {len(group) - 1} more" if len(group) > 1 else ""
             raise JournalError(
                 f"the write of record 0x{group[0].record_id.hex()}{more} was interrupted "
-                f"({type(exc).__name__}: {exc}); it is safe in the journal: run "
-                "`emrshare recover` (or write again) to finish it"
+                f"({type(exc).__name__}: {exc}); it is safe in the journal: recover() (or "
+                "writing it again) finishes it"
             ) from exc
 
     # -- pending → encrypted ----------------------------------------------------------
