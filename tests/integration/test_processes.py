@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.chain.devnode import pid_alive, spawn, stop_group
+from emrshare._process import pid_alive, spawn, stop_group
 
 SLEEPER = "import time; print('ready', flush=True); time.sleep(120)"
 # Ignores SIGTERM and starts a grandchild in its process group.
@@ -63,7 +63,7 @@ def test_a_spawned_process_dies_with_its_parent_unless_detached(
 ) -> None:
     log = tmp_path / "child.log"
     parent = (
-        "import sys; from pathlib import Path; from emrshare.chain.devnode import spawn; "
+        "import sys; from pathlib import Path; from emrshare._process import spawn; "
         f"p = spawn([sys.executable, '-c', {SLEEPER!r}], Path({str(log)!r}), detach={detach}); "
         "print(p.pid)"
     )
