@@ -7,8 +7,8 @@ like any member.
 
 The proxies follow the chain as requests reach them: before one answers, it catches up
 with the chain head, and right after, it logs the access it served on chain. So a read
-never waits for a poll and the patient's audit trail shows it at once; nothing on a
-production path has to nudge them.
+never waits for a poll and the patient's audit trail shows it at once, without a test
+hook on any production path (:meth:`LocalNetwork.settle` is one, for tests only).
 
 Example::
 
@@ -173,7 +173,9 @@ class _FollowingTransport(httpx.AsyncBaseTransport):
     the chain before they answer and log the served access right after.
 
     One request at a time: the proxies answer in worker threads and logging an access
-    mines a block, and the in-process chain is not safe to use from several threads.
+    mines a block, and the in-process chain is not safe to use from several threads. So
+    a read is served, deterministically, by the first M proxies it asks (the client
+    cancels the rest before their turn), and each of them has logged it when it returns.
     """
 
     def __init__(self, proxies: Mapping[str, ProxyParts], routes: httpx.AsyncBaseTransport):
