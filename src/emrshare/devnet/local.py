@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
+from fastapi import FastAPI
 from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
@@ -70,7 +71,7 @@ class LocalNetwork(Network):
         threshold: int = 2,
     ) -> None:
         self._proxies: dict[str, ProxyParts] = {}
-        self._apps: dict[str, httpx.ASGITransport] = {}
+        self._routes = _Routes()
         super().__init__(
             w3,
             deployment,
@@ -78,7 +79,7 @@ class LocalNetwork(Network):
             threshold=threshold,
             name="local",
             read_key=read_key,
-            proxy_transport=_FollowingTransport(self._proxies, _Routes(self._apps)),
+            proxy_transport=_FollowingTransport(self._proxies, self._routes),
         )
         self.admin_key = admin_key
         self.dev_keys = dev_keys
@@ -133,7 +134,7 @@ class LocalNetwork(Network):
         self.on_close(parts.store.close)
         self.proxy_keys.append(keys)
         self._proxies[host] = parts
-        self._apps[host] = httpx.ASGITransport(app=create_app(parts.service))
+        self._routes.route(host, create_app(parts.service))
 
     def settle(self) -> None:
         """Test hook: bring every in-process proxy up to the chain head and log the
@@ -156,13 +157,20 @@ def _log_served(parts: ProxyParts) -> None:
 
 
 class _Routes(httpx.AsyncBaseTransport):
-    """Each proxy host answered by its in-process ASGI app; an unknown host is down."""
+    """Each proxy host answered by its in-process ASGI app; an unknown host is down.
 
-    def __init__(self, apps: Mapping[str, httpx.AsyncBaseTransport]) -> None:
-        self._apps = apps
+    The shape of ``emrshare.proxy.RoutingTransport`` (branch r11-proxy), which replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, httpx.ASGITransport] = {}
+
+    def route(self, host: str, app: FastAPI) -> None:
+        """Answer ``host`` from ``app``."""
+        self._routes[host] = httpx.ASGITransport(app=app)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._apps.get(request.url.host)
+        route = self._routes.get(request.url.host)
         if route is None:
             raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
         return await route.handle_async_request(request)
