@@ -38,7 +38,7 @@ from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.config import ProxyConfig
-from emrshare.roles import ConsortiumAdmin, Patient, Profiles, Requester, parse_role
+from emrshare.roles import ConsortiumAdmin, Patient, Profiles, Requester
 from emrshare.roles.profiles import Kind
 
 __all__ = [
@@ -359,7 +359,7 @@ def _demo_profiles(
             if Requester(net, opened, state_dir=state).apply() or (
                 net.contracts.registry.role_of(opened.address) is Role.NONE
             ):
-                admin.admit(opened.address, parse_role(str(role)))
+                admin.admit(opened.address, Role[str(role).upper()])
         log(f"profile     {name:<11} {opened.address} ({role or kind})")
 
 
