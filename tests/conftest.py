@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from emrshare.chain.devnode import DevNode, dev_private_keys
+from emrshare.devnet import DevNode, dev_private_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN_KINDS = ("anvil", "ganache")

@@ -1,51 +1,6 @@
-"""The devnet's own state files (``devnet/pids.json``, ``devnet/settings.json``), checked on
-read: a damaged one is a :class:`~emrshare.errors.LocalStateError`, never silently
-replaced (``devnet up`` used to overwrite a garbage ``pids.json`` and so forget which
-processes it had started)."""
+"""Old home of the devnet's state-file readers, now :mod:`emrshare.devnet._files`."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from emrshare._files import damaged, read_json_object
+# re-export: removed after r11
+from emrshare.devnet._files import read_pids, read_settings
 
 __all__ = ["read_pids", "read_settings"]
-
-
-def read_pids(path: Path) -> dict[str, dict[str, object]]:
-    """``name → {"pid": int, "url": str}`` from ``pids.json`` (``{}`` if there is none)."""
-    try:
-        data = read_json_object(path, "devnet process list")
-    except FileNotFoundError:
-        return {}
-    for name, info in data.items():
-        if not (
-            isinstance(info, dict)
-            and _port_like(info.get("pid"), 1, 2**22)
-            and isinstance(info.get("url"), str)
-        ):
-            raise damaged(path, "devnet process list", f"the entry {name!r} is not {{pid, url}}")
-    return data
-
-
-def read_settings(path: Path) -> tuple[int | None, list[int], list[int]]:
-    """``(chain port, proxy ports, ipfs ports)`` from ``settings.json``
-    (``(None, [], [])`` if there is none)."""
-    try:
-        data = read_json_object(path, "devnet settings")
-    except FileNotFoundError:
-        return None, [], []
-    port = data.get("port")
-    if not (port is None or _port_like(port, 1, 65535)):
-        raise damaged(path, "devnet settings", "'port' is not a TCP port")
-    lists = []
-    for key in ("proxy_ports", "ipfs_ports"):
-        ports = data.get(key, [])
-        if not isinstance(ports, list) or not all(_port_like(p, 1, 65535) for p in ports):
-            raise damaged(path, "devnet settings", f"{key!r} is not a list of TCP ports")
-        lists.append(list(ports))
-    return port, lists[0], lists[1]
-
-
-def _port_like(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high

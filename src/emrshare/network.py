@@ -1,30 +1,30 @@
 """One object that binds a chain endpoint, the deployment, a blob store and the proxies.
 
-``Network.from_config(path)`` connects to a real deployment described by a JSON file
-(``emrshare devnet up`` writes one); ``Network.local(path)`` runs everything in-process
-(py-evm chain, ``LocalStore``, proxies served from this process) for notebooks, examples
-and quick tests.
+``Network.from_config(path)`` connects to the deployment a JSON file describes
+(``emrshare devnet up`` writes one). For notebooks, examples and quick tests,
+:class:`emrshare.devnet.LocalNetwork` is a ``Network`` whose chain, store and proxies all
+run in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from web3 import Web3
-from web3.types import Wei
 
 from emrshare._files import private_dir, read_json_object, write_atomically
-from emrshare.chain import ChainClient, Contracts, Member, Role
-from emrshare.chain.deploy import Deployment
+from emrshare.chain import ChainClient, Contracts, Deployment, Member, Role
 from emrshare.errors import ConfigurationError, LocalStateError
 from emrshare.storage import BlobStore, KuboStore, LocalStore
+
+if TYPE_CHECKING:  # re-export: removed after r11
+    from emrshare.devnet import LocalNetwork
 
 __all__ = ["Network", "NetworkConfig", "StoreConfig"]
 
@@ -115,8 +115,9 @@ class Network:
         net = Network.from_config(Path("~/.emrshare/network.json").expanduser())
         hospital = Provider(net, keys)
 
-    ``proxy_transport`` routes proxy HTTP calls through a custom httpx transport (used by
-    :meth:`local` to serve the proxies in-process); ``None`` uses the network.
+    ``proxy_transport`` routes proxy HTTP calls through a custom httpx transport (a
+    :class:`~emrshare.devnet.LocalNetwork` serves its proxies in-process through one);
+    ``None`` uses the network.
     """
 
     def __init__(
@@ -177,15 +178,13 @@ class Network:
             name=config.name,
         )
 
+    # re-export: removed after r11 (callers move to emrshare.devnet.LocalNetwork.start)
     @classmethod
     def local(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
-        """Everything in this process: a py-evm chain, a ``LocalStore`` under ``path`` and
-        ``proxies`` re-encryption proxies served in-process (threshold ``threshold``).
+        """Moved: use :meth:`emrshare.devnet.LocalNetwork.start`."""
+        from emrshare.devnet import LocalNetwork
 
-        For notebooks, examples and tests; the chain lives in memory and is gone when the
-        process exits.
-        """
-        return LocalNetwork.start(Path(path), proxies=proxies, threshold=threshold)
+        return LocalNetwork.start(path, proxies=proxies, threshold=threshold)
 
     def close(self) -> None:
         """Release what this network started (in-process proxies, connections)."""
@@ -231,111 +230,16 @@ class Network:
         """The latest block's timestamp: grants expire by chain time, not wall time."""
         return self.chain.chain_time()
 
+    # re-export: removed after r11 (a no-op kept only while roles still calls it; the
+    # in-process proxies of emrshare.devnet.LocalNetwork follow the chain on their own)
     def settle(self) -> None:
-        """Let background work catch up (in-process proxies); a no-op for real networks,
-        whose proxies follow the chain on their own."""
+        """Nothing: a network's proxies follow the chain on their own."""
 
 
-class _RoutingTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that serves each proxy host from its in-process ASGI app."""
+# re-export: removed after r11 (callers import LocalNetwork from emrshare.devnet)
+def __getattr__(name: str) -> object:
+    if name == "LocalNetwork":
+        from emrshare.devnet import LocalNetwork
 
-    def __init__(self, apps: dict[str, Any]) -> None:
-        self._routes = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(request.url.host)
-        if route is None:
-            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
-        return await route.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for r in self._routes.values():
-            await r.aclose()
-
-
-class LocalNetwork(Network):
-    """A :class:`Network` whose chain, store and proxies all live in this process.
-
-    ``admin_key`` is the consortium admin (a funded development key); ``dev_keys`` are
-    more funded keys for the members a notebook or test creates
-    (``MemberKeys.generate(ethereum_key=net.dev_keys[0])``).
-
-    **Warning:** for development only: the keys are the well-known development keys.
-    """
-
-    admin_key: bytes
-    dev_keys: list[bytes]
-    proxy_keys: list[Any]
-
-    @classmethod
-    def start(cls, path: Path, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
-        from eth_account import Account
-        from web3 import EthereumTesterProvider
-
-        from emrshare.chain.deploy import deploy_contracts
-        from emrshare.chain.devnode import dev_private_keys
-        from emrshare.crypto import MemberKeys
-        from emrshare.proxy._crypto import kfrag_opener
-        from emrshare.proxy.app import create_app
-        from emrshare.proxy.audit import AuditFlusher
-        from emrshare.proxy.service import ProxyService
-        from emrshare.proxy.store import ProxyStore
-        from emrshare.proxy.watcher import ChainWatcher
-        from emrshare.proxy.web3chain import Web3ProxyChain
-        from emrshare.roles.member import ConsortiumAdmin, Requester
-
-        path.mkdir(parents=True, exist_ok=True)
-        w3 = Web3(EthereumTesterProvider())
-        keys = dev_private_keys(24)
-        funder = w3.eth.accounts[0]
-        for k in keys:
-            w3.eth.send_transaction(
-                {"from": funder, "to": Account.from_key(k).address, "value": Wei(10**22)}
-            )
-        admin_key, proxy_eth, dev = keys[0], keys[1 : 1 + proxies], keys[1 + proxies : -1]
-        deployment = deploy_contracts(w3, admin_key)
-        net = cls(
-            w3,
-            deployment,
-            LocalStore(path / "store"),
-            threshold=threshold,
-            name="local",
-            read_key=keys[-1],
-        )
-        net.admin_key = admin_key
-        net.dev_keys = dev
-        admin = ConsortiumAdmin(net, admin_key)
-        apps: dict[str, Any] = {}
-        net._watchers = []
-        net._flushers = []
-        net.proxy_keys = []
-        for i, eth in enumerate(proxy_eth):
-            pk = MemberKeys(os.urandom(32), ethereum_key=eth)
-            net.proxy_keys.append(pk)
-            host = f"proxy-{i + 1}.local"
-            Requester(net, pk, state_dir=path / host).apply(endpoint=f"http://{host}")
-            admin.admit(pk.address, Role.PROXY)
-            chain = Web3ProxyChain(w3, deployment, pk.ethereum_key)
-            store = ProxyStore(path / host / "proxy.sqlite3", bytes(pk.box_private_key))
-            net.on_close(store.close)
-            opener = kfrag_opener(pk)
-            service = ProxyService(chain, store, opener, response_key=pk.ethereum_key)
-            net._watchers.append(
-                ChainWatcher(chain, store, service, opener, start_block=deployment.start_block)
-            )
-            net._flushers.append(AuditFlusher(chain, store, interval=0.0, max_entries=64))
-            apps[host] = create_app(service)
-        net.proxy_transport = _RoutingTransport(apps)
-        return net
-
-    _watchers: list[Any]
-    _flushers: list[Any]
-
-    def settle(self) -> None:
-        """Bring every in-process proxy up to the chain head and log served accesses."""
-        for flusher in self._flushers:
-            flusher.flush_once()
-            flusher.settle()
-        for watcher in self._watchers:
-            while watcher.step():
-                pass
+        return LocalNetwork
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

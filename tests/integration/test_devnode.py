@@ -13,7 +13,7 @@ from web3.exceptions import ContractCustomError
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import (
+from emrshare.devnet import (
     DEV_MNEMONIC,
     DevNode,
     NodeKind,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.chain.devnode import pid_alive, spawn, stop_group
+from emrshare._process import pid_alive, spawn, stop_group
 
 SLEEPER = "import time; print('ready', flush=True); time.sleep(120)"
 # Ignores SIGTERM and starts a grandchild in its process group.
@@ -62,9 +62,14 @@ def test_a_spawned_process_dies_with_its_parent_unless_detached(
     tmp_path: Path, detach: bool
 ) -> None:
     log = tmp_path / "child.log"
+    # The parent exits only once the child runs: a parent that exits first may take the
+    # child with it before it starts, which proves nothing.
     parent = (
-        "import sys; from pathlib import Path; from emrshare.chain.devnode import spawn; "
-        f"p = spawn([sys.executable, '-c', {SLEEPER!r}], Path({str(log)!r}), detach={detach}); "
+        "import sys, time; from pathlib import Path; from emrshare._process import spawn\n"
+        f"log = Path({str(log)!r})\n"
+        f"p = spawn([sys.executable, '-c', {SLEEPER!r}], log, detach={detach})\n"
+        "while not (log.exists() and 'ready' in log.read_text()):\n"
+        "    time.sleep(0.05)\n"
         "print(p.pid)"
     )
     out = subprocess.run(

@@ -6,7 +6,7 @@ import pytest
 from web3 import Web3
 
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import dev_private_keys
+from emrshare.devnet import dev_private_keys
 
 
 def test_deploy_on_py_evm(evm_w3: Web3) -> None:

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from emrshare.chain.devnode import DevNode
+from emrshare.devnet import DevNode
 
 
 def test_hold(anvil: DevNode, ganache: DevNode) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from emrshare.ipfsd import IpfsDaemon
+from emrshare.devnet import IpfsDaemon
 
 _DAEMONS: list[IpfsDaemon] = []
 

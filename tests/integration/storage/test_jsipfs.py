@@ -1,4 +1,4 @@
-"""The js-ipfs daemon itself (emrshare.ipfsd): offline and private, and the CIDs it
+"""The js-ipfs daemon itself (emrshare.devnet.ipfsd): offline and private, and the CIDs it
 builds from the flags KuboStore sends, next to LocalStore's and Debian's ``ipfs_cid``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emrshare.ipfsd import IpfsDaemon
+from emrshare.devnet import IpfsDaemon
 from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, KuboStore, LocalStore, Profile
 from emrshare.storage.cid import RAW, CidInfo
 
@@ -153,7 +153,7 @@ def test_jsipfs_restart_keeps_pins_and_stop_ends_the_group(tmp_path: Path) -> No
 _HOLD = """
 import sys, time
 from pathlib import Path
-from emrshare.ipfsd import running_daemon
+from emrshare.devnet import running_daemon
 with running_daemon(Path(sys.argv[1]), log_path=Path(sys.argv[2])) as daemon:
     print(daemon.pid, flush=True)
     time.sleep(600)

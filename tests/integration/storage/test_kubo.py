@@ -1,7 +1,7 @@
 """KuboStore over real HTTP on loopback, against a real IPFS RPC daemon: js-ipfs.
 
-The daemon (conftest.py, emrshare.ipfsd) is js-ipfs 0.66.1 run offline; the whole shared
-BlobStore suite runs against it. Faults (corrupt blocks, wrong CIDs, slow answers) are
+The daemon (conftest.py, emrshare.devnet.ipfsd) is js-ipfs 0.66.1 run offline; the whole
+shared BlobStore suite runs against it. Faults (corrupt blocks, wrong CIDs, slow answers) are
 injected by ``FaultProxy`` (kubo_double.py), which forwards to the same daemon. With
 EMRSHARE_KUBO_API set, ``test_real_daemon`` also runs against that (a real Kubo).
 """
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from emrshare.devnet import IpfsDaemon
 from emrshare.errors import (
     BlobNotFound,
     ConfigurationError,
@@ -26,7 +27,6 @@ from emrshare.errors import (
     StorageError,
     StoreUnavailable,
 )
-from emrshare.ipfsd import IpfsDaemon
 from emrshare.storage import (
     DEFAULT_PROFILE,
     UNIXFS_V1_2025,

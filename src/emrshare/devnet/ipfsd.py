@@ -8,10 +8,10 @@ its network never started: it listens only on the loopback API and gateway ports
 dials nobody (no swarm, bootstrap, MDNS, DHT, delegates or preload).
 
 Used by the storage integration tests and by ``emrshare devnet up --store ipfs``. Like
-the chain nodes (:mod:`emrshare.chain.devnode`, whose process helpers this reuses), the
-daemon runs in its own process group; by default it also gets a parent-death signal, so
-a killed test run never leaves one behind, while ``detach=True`` lets it outlive the
-devnet command that started it.
+the chain nodes (:mod:`emrshare.devnet.devnode`), the daemon is started through
+:func:`emrshare._process.spawn`: its own process group and, by default, a parent-death
+signal, so a killed test run never leaves one behind, while ``detach=True`` lets it
+outlive the devnet command that started it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["JSIPFS_VERSION", "IpfsDaemon", "daemon_answers", "running_daemon"]
 #: own version, 0.18.1).
 JSIPFS_VERSION = "0.66.1"
 
-_TOOLS = Path(__file__).resolve().parents[2] / "tools"
+_TOOLS = Path(__file__).resolve().parents[3] / "tools"
 _SCRIPT = _TOOLS / "jsipfs-daemon.mjs"
 
 

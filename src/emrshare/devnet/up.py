@@ -25,26 +25,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_account import Account
 from web3 import Web3
 
-from emrshare._devnet_files import read_pids, read_settings
 from emrshare._files import private_dir, write_atomically
-from emrshare.chain import Role
-from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import (
-    DevNode,
-    dev_private_keys,
-    dev_secrets,
-    free_port,
-    pid_alive,
-    spawn,
-    stop_group,
-)
+from emrshare._process import free_port, pid_alive, spawn, stop_group
+from emrshare.chain import Deployment, Role, deploy_contracts
+from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
+from emrshare.devnet._files import read_pids, read_settings
+from emrshare.devnet.devnode import DevNode, dev_private_keys, dev_secrets
+from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
-from emrshare.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.config import ProxyConfig
-from emrshare.roles.profiles import Kind, Profiles
+from emrshare.roles import ConsortiumAdmin, Patient, Profiles, Requester
+from emrshare.roles.profiles import Kind
 
 __all__ = [
     "DEMO_PROFILES",
@@ -151,9 +146,6 @@ def devnet_up(
 
     ``store`` is ``"local"`` (an embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs
     daemon, repo ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
-    from emrshare.crypto import MemberKeys, load_member_keystore, save_keystore
-    from emrshare.roles import ConsortiumAdmin, Patient, Requester
-
     if store not in ("local", "ipfs"):
         raise ConfigurationError(f"unknown devnet store {store!r}; use 'local' or 'ipfs'")
     if not 1 <= threshold <= proxies <= len(_PROXY_KEYS):
@@ -162,70 +154,21 @@ def devnet_up(
     data_dir = Path(data_dir).expanduser().resolve()
     dev = _dir(data_dir)
     private_dir(dev)
-    pids = _read_pids(dev)
-    if any(pid_alive(int(str(p["pid"]))) for p in pids.values()):
+    if any(pid_alive(int(str(p["pid"]))) for p in _read_pids(dev).values()):
         raise ConfigurationError(
             f"a devnet is already running from {data_dir}; see `emrshare devnet status` "
             "or stop it with `emrshare devnet down`"
         )
-    settings_path = dev / "settings.json"
-    port, proxy_ports, ipfs_ports = read_settings(settings_path)
-    port = port or free_port()
-    proxy_ports = (proxy_ports + [free_port() for _ in range(proxies)])[:proxies]
-    ipfs_ports = (ipfs_ports + [free_port() for _ in range(3)])[:3]
-    write_atomically(
-        settings_path,
-        json.dumps({"port": port, "proxy_ports": proxy_ports, "ipfs_ports": ipfs_ports}),
-    )
-
-    # 1. anvil, with its state persisted across `down` / `up`.
-    node = DevNode(
-        kind="anvil",
-        port=port,
-        chain_id=31337,
-        log_path=dev / "anvil.log",
-        state_path=dev / "anvil-state.json",
-    )
-    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path, redact=dev_secrets())
-    pids = {"anvil": {"pid": pid, "url": node.rpc_url}}
-    _write_pids(dev, pids)
+    ports = _Ports.settle(dev / "settings.json", proxies)
+    pids: dict[str, dict[str, object]] = {}
     try:
-        _wait(lambda: _chain_ready(node), "anvil", 60, node.log_path)
-        log(f"anvil       {node.rpc_url} (pid {pid})")
-        w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        node = _start_chain(dev, ports.chain, pids, log)
         keys = dev_private_keys(10)
-
-        # 2. contracts: reuse the persisted deployment if the chain still has it.
-        dep_path = dev / "deployment.json"
-        deployment: Deployment | None = None
-        if dep_path.exists():
-            # A damaged file is an error (LocalStateError), not silently replaced.
-            deployment = Deployment.read(dep_path)
-            try:
-                deployment.check(w3)
-                log(f"contracts   reloaded from state ({len(deployment.addresses)} contracts)")
-            except EmrShareError:
-                deployment = None
-        if deployment is None:
-            deployment = deploy_contracts(w3, keys[0])
-            deployment.write(dep_path)
-            log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        deployment = _deployment(w3, dev / "deployment.json", keys[0], log)
         store_config = StoreConfig(kind="local", path=str(dev / "store"))
         if store == "ipfs":
-            ipfs = IpfsDaemon.start(
-                dev / "ipfs",
-                api_port=ipfs_ports[0],
-                gateway_port=ipfs_ports[1],
-                swarm_port=ipfs_ports[2],
-                log_path=dev / "ipfs.log",
-                detach=True,
-                wait=False,
-            )
-            pids["ipfs"] = {"pid": ipfs.pid, "url": ipfs.api_url}
-            _write_pids(dev, pids)
-            ipfs.wait_ready(90)
-            log(f"ipfs        {ipfs.api_url} (js-ipfs, offline; pid {ipfs.pid})")
-            store_config = StoreConfig(kind="kubo", url=ipfs.api_url)
+            store_config = _start_ipfs(dev, ports.ipfs, pids, log)
         config = NetworkConfig(
             rpc_url=node.rpc_url,
             deployment=deployment,
@@ -238,85 +181,8 @@ def devnet_up(
         config.write(profiles.network_path)
         net = Network.from_config(config)
         admin = ConsortiumAdmin(net, keys[0])
-
-        # 3. proxies: keys in the devnet dir, registered with their endpoints, admitted.
-        env = dict(os.environ, **{_PROXY_PASSWORD_ENV: password})
-        for i in range(proxies):
-            name = f"proxy-{i + 1}"
-            pdir = dev / "proxies" / name
-            private_dir(pdir)
-            keystore = pdir / "keystore.json"
-            if keystore.exists():
-                pkeys = load_member_keystore(keystore, password)
-            else:
-                pkeys = MemberKeys(os.urandom(32), ethereum_key=keys[_PROXY_KEYS[i]])
-                save_keystore(keystore, pkeys, password, opslimit=2, memlimit=64 * 1024 * 1024)
-            url = f"http://127.0.0.1:{proxy_ports[i]}"
-            member = Requester(net, pkeys, state_dir=pdir / "state")
-            if member.apply(endpoint=url):
-                admin.admit(pkeys.address, Role.PROXY)
-            elif net.member(pkeys.address).endpoint != url:
-                net.contracts_for(pkeys.ethereum_key).registry.set_endpoint(url)
-            cfg = pdir / "proxy.toml"
-            write_atomically(
-                cfg,
-                ProxyConfig(
-                    keystore=keystore,
-                    password_env=_PROXY_PASSWORD_ENV,
-                    rpc_url=node.rpc_url,
-                    deployment=dep_path,
-                    data_dir=pdir / "data",
-                    port=proxy_ports[i],
-                    poll_interval=0.2,
-                    flush_interval=1.0,
-                ).to_toml(),
-            )
-            ppid = _spawn(
-                [sys.executable, "-m", "emrshare.cli", "proxy", "serve", "--config", str(cfg)],
-                pdir / "proxy.log",
-                env,
-            )
-            pids[name] = {"pid": ppid, "url": url}
-            _write_pids(dev, pids)
-        for i in range(proxies):
-            name = f"proxy-{i + 1}"
-            url = str(pids[name]["url"])
-            _wait(
-                functools.partial(_http_ok, url + "/healthz"),
-                name,
-                90,
-                dev / "proxies" / name / "proxy.log",
-            )
-            log(f"{name:<11} {url} (pid {pids[name]['pid']})")
-
-        # 4. demo members and the patient, as profiles in the data dir.
-        for name, (kind, role, key_index) in DEMO_PROFILES.items():
-            eth = keys[key_index]
-            if not profiles.exists(name):
-                profiles.create(
-                    name,
-                    kind,
-                    password,
-                    role=role,
-                    ethereum_key=eth,
-                    fast_kdf=True,
-                )
-            opened = profiles.unlock(name, password)
-            state = profiles.get(name).state_dir
-            if kind == "patient":
-                from emrshare.crypto import PatientKeys
-
-                assert isinstance(opened, PatientKeys)
-                Patient(net, opened, state_dir=state).register()
-            elif role != "admin":
-                assert isinstance(opened, MemberKeys)
-                if Requester(net, opened, state_dir=state).apply() or (
-                    net.contracts.registry.role_of(opened.address) is Role.NONE
-                ):
-                    from emrshare.roles import parse_role
-
-                    admin.admit(opened.address, parse_role(str(role)))
-            log(f"profile     {name:<11} {opened.address} ({role or kind})")
+        _start_proxies(net, admin, dev, node.rpc_url, ports.proxies, keys, password, pids, log)
+        _demo_profiles(net, admin, profiles, keys, password, log)
         net.close()
     except BaseException:
         devnet_down(data_dir)
@@ -324,10 +190,181 @@ def devnet_up(
     return devnet_status(data_dir)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ports:
+    """The devnet's loopback ports, kept in ``settings.json`` so a restart reuses them
+    (the profiles and proxy registrations name them)."""
+
+    chain: int
+    proxies: list[int]
+    ipfs: list[int]
+
+    @classmethod
+    def settle(cls, path: Path, proxies: int) -> _Ports:
+        """The ports ``path`` records, free ones for what it lacks; written back."""
+        chain, proxy_ports, ipfs_ports = read_settings(path)
+        ports = cls(
+            chain or free_port(),
+            (proxy_ports + [free_port() for _ in range(proxies)])[:proxies],
+            (ipfs_ports + [free_port() for _ in range(3)])[:3],
+        )
+        write_atomically(
+            path,
+            json.dumps(
+                {"port": ports.chain, "proxy_ports": ports.proxies, "ipfs_ports": ports.ipfs}
+            ),
+        )
+        return ports
+
+
+def _start_chain(dev: Path, port: int, pids: dict[str, dict[str, object]], log: Log) -> DevNode:
+    """anvil, its state persisted across ``down`` / ``up``."""
+    node = DevNode(
+        kind="anvil",
+        port=port,
+        chain_id=31337,
+        log_path=dev / "anvil.log",
+        state_path=dev / "anvil-state.json",
+    )
+    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path, redact=dev_secrets())
+    pids["anvil"] = {"pid": pid, "url": node.rpc_url}
+    _write_pids(dev, pids)
+    _wait(lambda: _chain_ready(node), "anvil", 60, node.log_path)
+    log(f"anvil       {node.rpc_url} (pid {pid})")
+    return node
+
+
+def _deployment(w3: Web3, path: Path, deployer: bytes, log: Log) -> Deployment:
+    """The persisted deployment if the chain still has it, else a fresh one."""
+    if path.exists():
+        # A damaged file is an error (LocalStateError), not silently replaced.
+        deployment = Deployment.read(path)
+        try:
+            deployment.check(w3)
+            log(f"contracts   reloaded from state ({len(deployment.addresses)} contracts)")
+            return deployment
+        except EmrShareError:
+            pass
+    deployment = deploy_contracts(w3, deployer)
+    deployment.write(path)
+    log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
+    return deployment
+
+
+def _start_ipfs(
+    dev: Path, ports: list[int], pids: dict[str, dict[str, object]], log: Log
+) -> StoreConfig:
+    """An offline js-ipfs daemon (repo ``devnet/ipfs``) as the network's blob store."""
+    ipfs = IpfsDaemon.start(
+        dev / "ipfs",
+        api_port=ports[0],
+        gateway_port=ports[1],
+        swarm_port=ports[2],
+        log_path=dev / "ipfs.log",
+        detach=True,
+        wait=False,
+    )
+    pids["ipfs"] = {"pid": ipfs.pid, "url": ipfs.api_url}
+    _write_pids(dev, pids)
+    ipfs.wait_ready(90)
+    log(f"ipfs        {ipfs.api_url} (js-ipfs, offline; pid {ipfs.pid})")
+    return StoreConfig(kind="kubo", url=ipfs.api_url)
+
+
+def _start_proxies(
+    net: Network,
+    admin: ConsortiumAdmin,
+    dev: Path,
+    rpc_url: str,
+    ports: list[int],
+    keys: list[bytes],
+    password: str,
+    pids: dict[str, dict[str, object]],
+    log: Log,
+) -> None:
+    """The proxy processes: keys in the devnet dir, registered with their endpoints and
+    admitted, then started and waited for."""
+    env = dict(os.environ, **{_PROXY_PASSWORD_ENV: password})
+    for i, port in enumerate(ports):
+        name = f"proxy-{i + 1}"
+        pdir = dev / "proxies" / name
+        private_dir(pdir)
+        keystore = pdir / "keystore.json"
+        if keystore.exists():
+            pkeys = load_member_keystore(keystore, password)
+        else:
+            pkeys = MemberKeys(os.urandom(32), ethereum_key=keys[_PROXY_KEYS[i]])
+            save_keystore(keystore, pkeys, password, opslimit=2, memlimit=64 * 1024 * 1024)
+        url = f"http://127.0.0.1:{port}"
+        member = Requester(net, pkeys, state_dir=pdir / "state")
+        if member.apply(endpoint=url):
+            admin.admit(pkeys.address, Role.PROXY)
+        elif net.member(pkeys.address).endpoint != url:
+            net.contracts_for(pkeys.ethereum_key).registry.set_endpoint(url)
+        cfg = pdir / "proxy.toml"
+        write_atomically(
+            cfg,
+            ProxyConfig(
+                keystore=keystore,
+                password_env=_PROXY_PASSWORD_ENV,
+                rpc_url=rpc_url,
+                deployment=dev / "deployment.json",
+                data_dir=pdir / "data",
+                port=port,
+                poll_interval=0.2,
+                flush_interval=1.0,
+            ).to_toml(),
+        )
+        ppid = _spawn(
+            [sys.executable, "-m", "emrshare.cli", "proxy", "serve", "--config", str(cfg)],
+            pdir / "proxy.log",
+            env,
+        )
+        pids[name] = {"pid": ppid, "url": url}
+        _write_pids(dev, pids)
+    for i in range(len(ports)):
+        name = f"proxy-{i + 1}"
+        url = str(pids[name]["url"])
+        _wait(
+            functools.partial(_http_ok, url + "/healthz"),
+            name,
+            90,
+            dev / "proxies" / name / "proxy.log",
+        )
+        log(f"{name:<11} {url} (pid {pids[name]['pid']})")
+
+
+def _demo_profiles(
+    net: Network,
+    admin: ConsortiumAdmin,
+    profiles: Profiles,
+    keys: list[bytes],
+    password: str,
+    log: Log,
+) -> None:
+    """The demo members and the patient, as profiles in the data dir, registered and
+    admitted."""
+    for name, (kind, role, key_index) in DEMO_PROFILES.items():
+        if not profiles.exists(name):
+            profiles.create(
+                name, kind, password, role=role, ethereum_key=keys[key_index], fast_kdf=True
+            )
+        opened = profiles.unlock(name, password)
+        state = profiles.get(name).state_dir
+        if kind == "patient":
+            assert isinstance(opened, PatientKeys)
+            Patient(net, opened, state_dir=state).register()
+        elif role != "admin":
+            assert isinstance(opened, MemberKeys)
+            if Requester(net, opened, state_dir=state).apply() or (
+                net.contracts.registry.role_of(opened.address) is Role.NONE
+            ):
+                admin.admit(opened.address, Role[str(role).upper()])
+        log(f"profile     {name:<11} {opened.address} ({role or kind})")
+
+
 def fund_account(net: Network, funder_key: bytes, to: str, wei: int = 10**18) -> None:
     """Send ``wei`` from ``funder_key`` to ``to`` (new devnet members need gas)."""
-    from eth_account import Account
-
     w3 = net.w3
     acct = Account.from_key(funder_key)
     signed = acct.sign_transaction(

@@ -1,0 +1,210 @@
+"""A whole emrshare network in this process, for notebooks, examples and tests.
+
+:meth:`LocalNetwork.start` runs a py-evm chain (web3's ``EthereumTesterProvider``), deploys
+the contracts, keeps blobs in a ``LocalStore`` under ``path`` and serves the re-encryption
+proxies from this process, each registered and admitted through the roles' public API,
+like any member.
+
+The proxies follow the chain as requests reach them: before one answers, it catches up
+with the chain head, and right after, it logs the access it served on chain. So a read
+never waits for a poll and the patient's audit trail shows it at once, without a test
+hook on any production path (:meth:`LocalNetwork.settle` is one, for tests only).
+
+Example::
+
+    with LocalNetwork.start(Path("/tmp/play")) as net:
+        admin = ConsortiumAdmin(net, net.admin_key)
+        hospital = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[0]))
+
+**Warning:** development only. The chain lives in memory and is gone when the process
+exits; the keys are the well-known development keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from fastapi import FastAPI
+from web3 import EthereumTesterProvider, Web3
+from web3.types import Wei
+
+from emrshare.chain import Deployment, Role, deploy_contracts
+from emrshare.crypto import MemberKeys
+from emrshare.devnet.devnode import dev_private_keys
+from emrshare.network import Network
+from emrshare.proxy.app import create_app
+from emrshare.proxy.node import ProxyParts
+from emrshare.proxy.web3chain import Web3ProxyChain
+from emrshare.roles import ConsortiumAdmin, Requester
+from emrshare.storage import LocalStore
+
+__all__ = ["LocalNetwork"]
+
+#: Development keys funded on the in-process chain: the admin, the proxies, the
+#: ``dev_keys`` handed out to notebooks and tests, and the read-only sender.
+_FUNDED_KEYS = 24
+
+
+class LocalNetwork(Network):
+    """A :class:`~emrshare.network.Network` whose chain, store and proxies all live in this
+    process. Start one with :meth:`start`; :meth:`close` (or ``with``) stops it.
+
+    ``admin_key`` is the consortium admin's Ethereum key and ``dev_keys`` are more funded
+    keys for the members a notebook or test creates
+    (``MemberKeys.generate(ethereum_key=net.dev_keys[0])``); ``proxy_keys`` are the
+    in-process proxies' keys.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        store: LocalStore,
+        *,
+        admin_key: bytes,
+        dev_keys: list[bytes],
+        read_key: bytes,
+        threshold: int = 2,
+    ) -> None:
+        self._proxies: dict[str, ProxyParts] = {}
+        self._routes = _Routes()
+        super().__init__(
+            w3,
+            deployment,
+            store,
+            threshold=threshold,
+            name="local",
+            read_key=read_key,
+            proxy_transport=_FollowingTransport(self._proxies, self._routes),
+        )
+        self.admin_key = admin_key
+        self.dev_keys = dev_keys
+        self.proxy_keys: list[MemberKeys] = []
+
+    @classmethod
+    def start(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
+        """A py-evm chain with the contracts deployed, a ``LocalStore`` under ``path`` and
+        ``proxies`` admitted proxies served in-process; grants default to ``threshold``
+        of them."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        w3 = Web3(EthereumTesterProvider())
+        keys = dev_private_keys(_FUNDED_KEYS)
+        funder = w3.eth.accounts[0]
+        for key in keys:
+            w3.eth.send_transaction(
+                {"from": funder, "to": Account.from_key(key).address, "value": Wei(10**22)}
+            )
+        admin_key, proxy_keys = keys[0], keys[1 : 1 + proxies]
+        net = cls(
+            w3,
+            deploy_contracts(w3, admin_key),
+            LocalStore(path / "store"),
+            admin_key=admin_key,
+            dev_keys=keys[1 + proxies : -1],
+            # py-evm insists on a ``from`` in eth_call: a funded key nobody else uses.
+            read_key=keys[-1],
+            threshold=threshold,
+        )
+        admin = ConsortiumAdmin(net, admin_key)
+        for i, eth in enumerate(proxy_keys):
+            net._add_proxy(
+                admin, MemberKeys.generate(ethereum_key=eth), f"proxy-{i + 1}.local", path
+            )
+        return net
+
+    def _add_proxy(self, admin: ConsortiumAdmin, keys: MemberKeys, host: str, path: Path) -> None:
+        """Register ``keys`` as a member serving at ``host``, admit it as a proxy and serve
+        it from this process."""
+        state = path / host
+        state.mkdir(parents=True, exist_ok=True)
+        Requester(self, keys, state_dir=state).apply(endpoint=f"http://{host}")
+        admin.admit(keys.address, Role.PROXY)
+        parts = ProxyParts.assemble(
+            Web3ProxyChain(self.w3, self.deployment, keys.ethereum_key),
+            keys,
+            state / "proxy.sqlite3",
+            start_block=self.deployment.start_block,
+            flush_interval=0.0,
+        )
+        self.on_close(parts.store.close)
+        self.proxy_keys.append(keys)
+        self._proxies[host] = parts
+        self._routes.route(host, create_app(parts.service))
+
+    def settle(self) -> None:
+        """Test hook: bring every in-process proxy up to the chain head and log the
+        accesses they served. Requests do this for the proxy they reach; a test calls it
+        to look at proxy state without sending one. :class:`Network` has no such hook:
+        real proxies follow the chain on their own."""
+        for parts in self._proxies.values():
+            _catch_up(parts)
+            _log_served(parts)
+
+
+def _catch_up(parts: ProxyParts) -> None:
+    while parts.watcher.step():
+        pass
+
+
+def _log_served(parts: ProxyParts) -> None:
+    parts.flusher.flush_once()
+    parts.flusher.settle()
+
+
+class _Routes(httpx.AsyncBaseTransport):
+    """Each proxy host answered by its in-process ASGI app; an unknown host is down.
+
+    The shape of ``emrshare.proxy.RoutingTransport`` (branch r11-proxy), which replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, httpx.ASGITransport] = {}
+
+    def route(self, host: str, app: FastAPI) -> None:
+        """Answer ``host`` from ``app``."""
+        self._routes[host] = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = self._routes.get(request.url.host)
+        if route is None:
+            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
+        return await route.handle_async_request(request)
+
+
+class _FollowingTransport(httpx.AsyncBaseTransport):
+    """Routes proxy requests (through ``routes``) to in-process proxies that catch up with
+    the chain before they answer and log the served access right after.
+
+    One request at a time: the proxies answer in worker threads and logging an access
+    mines a block, and the in-process chain is not safe to use from several threads. So
+    a read is served, deterministically, by the first M proxies it asks (the client
+    cancels the rest before their turn), and each of them has logged it when it returns.
+    """
+
+    def __init__(self, proxies: Mapping[str, ProxyParts], routes: httpx.AsyncBaseTransport):
+        self._proxies = proxies
+        self._routes = routes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    def _serial(self) -> asyncio.Lock:
+        # Every sync read runs its own event loop, and an asyncio lock serves one loop.
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._lock = loop, asyncio.Lock()
+        return self._lock
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        parts = self._proxies.get(request.url.host)
+        async with self._serial():
+            if parts is not None:
+                _catch_up(parts)
+            response = await self._routes.handle_async_request(request)
+            if parts is not None:
+                _log_served(parts)
+            return response
