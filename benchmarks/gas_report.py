@@ -36,13 +36,13 @@ from emrshare.chain import (
     deploy_contracts,
     policy_id,
 )
-from emrshare.chain.devnode import dev_private_keys, running_node
 from emrshare.crypto.entry import IndexEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import make_grant
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.crypto.requests import AccessAnswer, AccessRequestBody, seal_answer, seal_request
 from emrshare.crypto.writers import seal_writer_authorization
+from emrshare.devnet import dev_private_keys, running_node
 from emrshare.types import Cid, PolicyId, RecordId
 
 BATCH = 50

@@ -44,8 +44,8 @@ from tests.integration.proxy.support import (  # noqa: E402
     threshold_policy,
 )
 
-from emrshare.chain.devnode import DevNode, dev_private_keys  # noqa: E402
 from emrshare.crypto.keys import MemberKeys, PatientKeys  # noqa: E402
+from emrshare.devnet import DevNode, dev_private_keys  # noqa: E402
 from emrshare.proxy.client import ThresholdClient  # noqa: E402
 from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash  # noqa: E402
 

@@ -140,8 +140,8 @@ def _proxy_bodies(opts: Options, tmp: Path) -> tuple[Counts, dict[str, int]]:
     """Mutated request bodies against one real proxy process, over keep-alive sockets."""
     from tests.integration.proxy.support import ROLE_PROVIDER, ROLE_PROXY, Consortium, make_proxy
 
-    from emrshare.chain.devnode import DevNode, dev_private_keys
     from emrshare.crypto.keys import MemberKeys, PatientKeys
+    from emrshare.devnet import DevNode, dev_private_keys
     from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
 
     count = BODY_COUNT[1] if opts.quick else BODY_COUNT[0]

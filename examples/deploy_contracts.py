@@ -10,7 +10,7 @@ import sys
 from web3 import Web3
 
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import dev_private_keys, running_node
+from emrshare.devnet import dev_private_keys, running_node
 
 
 def main() -> int:

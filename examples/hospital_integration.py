@@ -1,6 +1,6 @@
 """A hospital EHR integration, end to end, on an in-process network.
 
-Two hospitals, an insurer and a patient on ``Network.local()`` (a py-evm chain, an
+Two hospitals, an insurer and a patient on ``LocalNetwork.start()`` (a py-evm chain, an
 embedded IPFS-compatible store and three re-encryption proxies at threshold 2, all in this
 process). Hospital A writes lab results for the patient (one record, then a bulk import);
 the patient approves hospital B's (sealed) request for the lab category for 30 days; B
@@ -21,8 +21,8 @@ from pathlib import Path
 from emrshare import (
     AccessDenied,
     ConsortiumAdmin,
+    LocalNetwork,
     MemberKeys,
-    Network,
     Patient,
     PatientKeys,
     Provider,
@@ -33,7 +33,7 @@ from emrshare import (
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        net = Network.local(work / "net")
+        net = LocalNetwork.start(work / "net")
         print(f"network: {net} with {len(net.proxies())} proxies, threshold {net.threshold}")
 
         # Consortium members publish their keys; the admin admits them.

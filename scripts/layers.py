@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("service", ["proxy", "journal"]),
     ("network", ["network"]),
     ("roles", ["roles"]),
-    ("devnet", ["devnet", "ipfsd"]),
+    ("devnet", ["devnet"]),
     ("cli", ["cli"]),
 ]
 

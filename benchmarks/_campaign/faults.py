@@ -30,7 +30,7 @@ from tests.integration.roles.conftest import Stack, entries_by_record, make_stac
 from tests.integration.roles.test_journal_faults import CHILD  # the same killed writer
 
 from emrshare.chain import AccessLogged
-from emrshare.chain.devnode import DevNode, dev_private_keys
+from emrshare.devnet import DevNode, dev_private_keys
 from emrshare.errors import EmrShareError, JournalError
 from emrshare.journal import JobState
 from emrshare.network import Network

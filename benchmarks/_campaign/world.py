@@ -21,8 +21,8 @@ from web3 import Web3
 
 from emrshare.chain import Action, ProposalCreated, Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import DevNode, NodeKind, dev_private_keys
 from emrshare.crypto import MemberKeys
+from emrshare.devnet import DevNode, NodeKind, dev_private_keys
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Provider, Requester
 

@@ -53,6 +53,7 @@ _LAZY = {
     "Provider": "emrshare.roles",
     "Requester": "emrshare.roles",
     # what they are built from
+    "LocalNetwork": "emrshare.devnet",
     "MemberKeys": "emrshare.crypto",
     "Network": "emrshare.network",
     "NetworkConfig": "emrshare.network",
@@ -107,6 +108,7 @@ __all__ = [
     "InvalidText",
     "JournalError",
     "KeystoreError",
+    "LocalNetwork",
     "LocalStateError",
     "MemberKeys",
     "Network",

@@ -15,7 +15,7 @@ import sys
 
 __all__ = ["SAFE_RECURSION_LIMIT", "cap_recursion_limit"]
 
-#: Deep enough for everything emrshare runs (py-evm, behind ``Network.local()``, asks for
+#: Deep enough for everything emrshare runs (py-evm, behind ``LocalNetwork``, asks for
 #: 1024 × 12 to reach 1024 EVM call frames), shallow enough that a nested-JSON bomb raises
 #: ``RecursionError`` in any thread instead of overflowing the C stack (checked to 20,000).
 SAFE_RECURSION_LIMIT = 1024 * 12

@@ -17,14 +17,15 @@ import pytest
 from typer.testing import CliRunner
 
 from emrshare import ConfigurationError, KeystoreError, LocalStateError
-from emrshare._devnet_files import read_pids, read_settings
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare._logfilter import REDACTED, keep
+from emrshare._process import spawn
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.devnode import DEV_MNEMONIC, dev_secrets, spawn
 from emrshare.chain.events import EventCursor
 from emrshare.cli import app
 from emrshare.crypto import PatientKeys, load_keystore, save_keystore
+from emrshare.devnet import DEV_MNEMONIC, dev_secrets
+from emrshare.devnet._files import read_pids, read_settings
 from emrshare.journal import Journal
 from emrshare.journal._spool import _Spool
 from emrshare.network import NetworkConfig
