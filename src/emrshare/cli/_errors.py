@@ -1,0 +1,77 @@
+"""How the CLI fails: one line on stderr, exit 1 for library errors and 2 for usage.
+
+The library's messages say what happened and what to do in library terms; where a
+command fixes it, :func:`hints` adds that command, in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from emrshare.cli._context import _fail, err
+from emrshare.errors import DeploymentError, EmrShareError, JournalError
+
+__all__ = ["ErrorHandlingGroup", "hints", "message_for"]
+
+
+@functools.cache
+def hints() -> tuple[tuple[type[EmrShareError], str], ...]:
+    """Error type → the command that fixes it, appended to the message (first match
+    wins). Built on first use: the roles' errors import web3, which ``--help`` need not."""
+    from emrshare.roles.onboard import NotAdmin
+
+    return (
+        (JournalError, "run `emrshare recover`"),
+        (NotAdmin, "run `member add` with --profile admin"),
+        (DeploymentError, "on a devnet, `emrshare devnet up` deploys them"),
+    )
+
+
+def message_for(exc: EmrShareError) -> str:
+    """The error's message with its CLI hint, unless the message already names the
+    hint's command."""
+    message = str(exc)
+    for kind, hint in hints():
+        if isinstance(exc, kind):
+            if not any(cmd in message for cmd in re.findall(r"`[^`]+`", hint)):
+                message = f"{message}; {hint}"
+            break
+    return message
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """Turns library errors and bad input into one clear line and exit code 1 (2 for usage)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        # The top-level options are parsed here, before invoke().
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except EmrShareError as exc:
+        _fail(message_for(exc))
+    except typer.TyperException as exc:  # usage errors (exit 2) and other refusals
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and exc.format_message() == ctx.get_help():
+            raise  # `emrshare record` alone prints the group's help, as it should
+        # Typer draws a usage block and a box; a mistyped option is still one line.
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _fail(exc.format_message() + hint, code=exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
