@@ -66,6 +66,9 @@ class State:
     profile_name: str
     json: bool = False
     password_file: Path | None = None
+    #: The command being run (``grant revoke``), set by :func:`state`: the error hints
+    #: depend on it.
+    command: str = ""
     _keys: PatientKeys | MemberKeys | None = field(default=None, repr=False)
     _network: Network | None = field(default=None, repr=False)
 
@@ -183,8 +186,11 @@ class State:
 
 
 def state(ctx: typer.Context) -> State:
-    obj = ctx.find_root().obj
+    """The global state, from any command's context (which it records as the command)."""
+    root = ctx.find_root()
+    obj = root.obj
     assert isinstance(obj, State)
+    obj.command = obj.command or ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
 
