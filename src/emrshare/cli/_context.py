@@ -71,6 +71,7 @@ class State:
     command: str = ""
     _keys: PatientKeys | MemberKeys | None = field(default=None, repr=False)
     _network: Network | None = field(default=None, repr=False)
+    _facade: Patient | Provider | None = field(default=None, repr=False)
 
     @property
     def profiles(self) -> Profiles:
@@ -140,7 +141,9 @@ class State:
                 f"profile {self.profile_name!r} is a member, not a patient; "
                 "use --profile with a patient profile"
             )
-        return Patient(self.network(), keys, state_dir=self.profile().state_dir)
+        if not isinstance(self._facade, Patient):
+            self._facade = Patient(self.network(), keys, state_dir=self.profile().state_dir)
+        return self._facade
 
     def provider(self) -> Provider:
         from emrshare.crypto import MemberKeys
@@ -152,7 +155,9 @@ class State:
                 f"profile {self.profile_name!r} is a patient, not a member (hospital, "
                 "insurer, …); use --profile with a member profile"
             )
-        return Provider(self.network(), keys, state_dir=self.profile().state_dir)
+        if not isinstance(self._facade, Provider):
+            self._facade = Provider(self.network(), keys, state_dir=self.profile().state_dir)
+        return self._facade
 
     def is_patient(self) -> bool:
         return self.profile().kind == "patient"
@@ -181,6 +186,10 @@ class State:
         return member(provider, self.profiles.resolve(patient_arg))
 
     def close(self) -> None:
+        """Close what the command opened: the facade (its journal, its sealing workers),
+        then the network."""
+        if self._facade is not None:
+            self._facade.close()
         if self._network is not None:
             self._network.close()
 
