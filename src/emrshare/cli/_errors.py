@@ -74,9 +74,9 @@ def _one_line_errors(ctx: Any) -> Iterator[None]:
         # public: matched by name, as typer's own rich_utils does.
         if type(exc).__name__ == "NoArgsIsHelpError":
             raise
-        ctx = getattr(exc, "ctx", None)
+        where = getattr(exc, "ctx", None)
         # Typer draws a usage block and a box; a mistyped option is still one line.
-        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        hint = f" (see `{where.command_path} --help`)" if where is not None else ""
         _fail(exc.format_message() + hint, code=exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
