@@ -1,4 +1,10 @@
-"""The example ``emrshare`` command line (thin: parses, calls the library, prints)."""
+"""The example ``emrshare`` command line (thin: parses, calls the library, prints).
+
+Wiring only: the global options, and the command groups of :mod:`emrshare.cli.commands`
+in the order ``--help`` lists them. Each command parses (:mod:`._parse`), calls one
+library function with what :class:`~._context.State` resolved, and prints through
+:mod:`._render`; :mod:`._errors` turns failures into one line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from typing import Annotated
 import typer
 
 from emrshare import __version__
-from emrshare.cli._context import ErrorHandlingGroup, State
+from emrshare.cli._context import State
+from emrshare.cli._errors import ErrorHandlingGroup
+from emrshare.cli.commands import devnet, grants, identity, members, proxy, records, requests
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
@@ -52,13 +60,17 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from emrshare.cli.proxy import app as _proxy_app  # noqa: E402
-
-app.add_typer(_proxy_app, name="proxy")
-
-from emrshare.cli.commands import register as _register  # noqa: E402
-
-_register(app)
+app.add_typer(proxy.app, name="proxy")
+app.command()(identity.init)
+app.command()(identity.whoami)
+app.command()(records.audit)
+app.command()(identity.recover)
+app.add_typer(records.app, name="record")
+app.add_typer(grants.app, name="grant")
+app.add_typer(requests.app, name="request")
+app.add_typer(grants.writer_app, name="writer")
+app.add_typer(members.app, name="member")
+app.add_typer(devnet.app, name="devnet")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""What every command shares: global options, lazy loading of identity and network, output.
+"""What every command shares: global options, lazy loading of identity and network, and
+the console primitives (plain-text tables, JSON, one-line failures).
 
-Library errors become one line on stderr and exit code 1 (:class:`ErrorHandlingGroup`);
-nothing here holds logic that a library user would need.
+Nothing here holds logic that a library user would need: it resolves which profile,
+data dir and network a command acts with (:class:`State`), and prints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,55 +23,23 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 from rich.text import Text
 
-# Typer vendors its own click; its usage errors are these classes, not `click`'s.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
-
 from emrshare._text import sanitize
-from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
+from emrshare.errors import ConfigurationError, KeystoreError
 
 if TYPE_CHECKING:
     from emrshare.crypto import MemberKeys, PatientKeys
     from emrshare.network import Network
     from emrshare.roles import Patient, Provider
     from emrshare.roles.profiles import Profile, Profiles
+    from emrshare.types import Address
 
 T = TypeVar("T")
 
+#: The ``--json`` option of a listing command (also a global option).
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class ErrorHandlingGroup(TyperGroup):
-    """Turns library errors and bad input into one clear line and exit code 1 (2 for usage)."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        # The top-level options are parsed here, before invoke().
-        with _one_line_errors():
-            return super().make_context(*args, **kwargs)
-
-    def invoke(self, ctx: Any) -> Any:
-        with _one_line_errors():
-            return super().invoke(ctx)
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    try:
-        yield
-    except EmrShareError as exc:
-        _fail(str(exc))
-    except ValueError as exc:  # input validation in the crypto core (category names…)
-        _fail(str(exc))
-    except NoArgsIsHelpError:
-        raise  # `emrshare record` alone prints the group's help, as it should
-    except UsageError as exc:
-        # click draws a usage block and a box; a mistyped option is still one line.
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        _fail(exc.format_message() + hint, code=exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130) from None
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -97,8 +66,12 @@ class State:
     profile_name: str
     json: bool = False
     password_file: Path | None = None
+    #: The command being run (``grant revoke``), set by :func:`state`: the error hints
+    #: depend on it.
+    command: str = ""
     _keys: PatientKeys | MemberKeys | None = field(default=None, repr=False)
     _network: Network | None = field(default=None, repr=False)
+    _facade: Patient | Provider | None = field(default=None, repr=False)
 
     @property
     def profiles(self) -> Profiles:
@@ -143,10 +116,16 @@ class State:
             from emrshare.errors import ChainError
             from emrshare.network import Network
 
-            net = Network.from_config(self.profiles.network_path)
+            path = self.profiles.network_path
+            if not path.exists():
+                raise ConfigurationError(
+                    f"no network configuration at {path}; start a local network with "
+                    "`emrshare devnet up` or pass --data-dir pointing at one"
+                )
+            net = Network.from_config(path)
             if not net.w3.is_connected():
                 raise ChainError(
-                    f"cannot reach the chain node of {self.profiles.network_path}; start it "
+                    f"cannot reach the chain node of {path}; start it "
                     "(`emrshare devnet up`) or fix rpc_url in that file"
                 )
             self._network = net
@@ -154,7 +133,6 @@ class State:
 
     def patient(self) -> Patient:
         from emrshare.crypto import PatientKeys
-        from emrshare.errors import ConfigurationError
         from emrshare.roles import Patient
 
         keys = self.keys()
@@ -163,11 +141,12 @@ class State:
                 f"profile {self.profile_name!r} is a member, not a patient; "
                 "use --profile with a patient profile"
             )
-        return Patient(self.network(), keys, state_dir=self.profile().state_dir)
+        if not isinstance(self._facade, Patient):
+            self._facade = Patient(self.network(), keys, state_dir=self.profile().state_dir)
+        return self._facade
 
     def provider(self) -> Provider:
         from emrshare.crypto import MemberKeys
-        from emrshare.errors import ConfigurationError
         from emrshare.roles import Provider
 
         keys = self.keys()
@@ -176,16 +155,51 @@ class State:
                 f"profile {self.profile_name!r} is a patient, not a member (hospital, "
                 "insurer, …); use --profile with a member profile"
             )
-        return Provider(self.network(), keys, state_dir=self.profile().state_dir)
+        if not isinstance(self._facade, Provider):
+            self._facade = Provider(self.network(), keys, state_dir=self.profile().state_dir)
+        return self._facade
+
+    def is_patient(self) -> bool:
+        return self.profile().kind == "patient"
+
+    def by_kind(self, patient: Callable[[Patient], T], member: Callable[[Provider], T]) -> T:
+        """Run ``patient`` with this profile's :class:`Patient`, or ``member`` with its
+        :class:`Provider`: the commands both kinds run (list grants, recover, …)."""
+        if self.is_patient():
+            return patient(self.patient())
+        return member(self.provider())
+
+    def on_records(
+        self,
+        patient_arg: str | None,
+        patient: Callable[[Patient], T],
+        member: Callable[[Provider, Address], T],
+    ) -> T:
+        """As :meth:`by_kind`, for a command on a patient's records: a patient acts on
+        its own, a member on those of ``--patient`` (required for a member, checked
+        before its keys are unlocked)."""
+        if self.is_patient():
+            return patient(self.patient())
+        if patient_arg is None:
+            raise typer.BadParameter("--patient is required for a member", param_hint="patient")
+        provider = self.provider()
+        return member(provider, self.profiles.resolve(patient_arg))
 
     def close(self) -> None:
+        """Close what the command opened: the facade (its journal, its sealing workers),
+        then the network."""
+        if self._facade is not None:
+            self._facade.close()
         if self._network is not None:
             self._network.close()
 
 
 def state(ctx: typer.Context) -> State:
-    obj = ctx.find_root().obj
+    """The global state, from any command's context (which it records as the command)."""
+    root = ctx.find_root()
+    obj = root.obj
     assert isinstance(obj, State)
+    obj.command = obj.command or ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
 

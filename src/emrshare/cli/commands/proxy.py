@@ -1,4 +1,4 @@
-"""``emrshare proxy …``: run a re-encryption proxy node."""
+"""``proxy serve|report``: run a re-encryption proxy node; report one that misbehaved."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from emrshare._text import sanitize
-from emrshare.errors import EmrShareError
+from emrshare.cli._context import emit_json, out, state, want_json
 
 app = typer.Typer(no_args_is_help=True, help="Run a re-encryption proxy node; report one.")
 
@@ -24,11 +23,7 @@ def serve(
     from emrshare.proxy.config import ProxyConfig
     from emrshare.proxy.node import serve as run
 
-    try:
-        run(ProxyConfig.load(config), log_level=log_level)
-    except EmrShareError as exc:
-        typer.echo(f"error: {sanitize(str(exc))}", err=True)
-        raise typer.Exit(1) from None
+    run(ProxyConfig.load(config), log_level=log_level)
 
 
 @app.command()
@@ -38,12 +33,10 @@ def report(
 ) -> None:
     """Report the proxy an evidence file proves misbehaved (published on chain for the
     admins to verify; as a member profile)."""
-    from emrshare.cli._context import emit_json, out, state, want_json
     from emrshare.proxy.evidence import Evidence
 
     proxy = Evidence.read(evidence).proxy  # refused here, before any chain access
-    st = state(ctx)
-    report_id = st.provider().report_proxy(evidence)
+    report_id = state(ctx).provider().report_proxy(evidence)
     if want_json(ctx, False):
         emit_json({"report_id": report_id, "proxy": proxy})
         return

@@ -1,0 +1,67 @@
+"""``devnet up|down|status``: a local development network in the data dir."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from emrshare.cli import _render as render
+from emrshare.cli._context import JsonOpt, emit_json, out, state, table, want_json
+
+app = typer.Typer(no_args_is_help=True, help="A local development network.")
+
+
+@app.command("up")
+def devnet_up_cmd(
+    ctx: typer.Context,
+    proxies: Annotated[int, typer.Option(help="number of proxy processes (N)")] = 3,
+    threshold: Annotated[int, typer.Option(help="M of N")] = 2,
+    store: Annotated[
+        str, typer.Option(help="blob store: 'local' (embedded) or 'ipfs' (a js-ipfs daemon)")
+    ] = "local",
+) -> None:
+    """Start anvil (persisted state), the contracts, the proxies, a store, demo profiles."""
+    from emrshare.devnet import DEVNET_PASSWORD, devnet_up
+
+    status = devnet_up(
+        state(ctx).data_dir,
+        proxies=proxies,
+        threshold=threshold,
+        store=store,
+        log=lambda line: out.print(line, markup=False),
+    )
+    out.print(
+        f"devnet up: chain {status.chain_id} at block {status.block}; profiles "
+        f"{', '.join(status.profiles)} (password: $EMRSHARE_PASSWORD or {DEVNET_PASSWORD!r})"
+    )
+
+
+@app.command("down")
+def devnet_down_cmd(
+    ctx: typer.Context,
+    wipe: Annotated[bool, typer.Option(help="also delete the chain state")] = False,
+) -> None:
+    """Stop every devnet process (state is kept unless --wipe)."""
+    from emrshare.devnet import devnet_down
+
+    stopped = devnet_down(state(ctx).data_dir, wipe=wipe)
+    out.print(f"stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+
+
+@app.command("status")
+def devnet_status_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Which devnet processes run and answer."""
+    from emrshare.devnet import devnet_status
+
+    status = devnet_status(state(ctx).data_dir)
+    if want_json(ctx, json_out):
+        emit_json(render.devnet_json(status))
+    else:
+        view = render.PROCESSES
+        title = f"{view.title} ({'running' if status.running else 'not running'})"
+        table(title, view.columns, [view.row(p) for p in status.processes])
+        if status.block is not None:
+            out.print(f"chain {status.chain_id}, block {status.block}")
+    if not status.running:
+        raise typer.Exit(1)

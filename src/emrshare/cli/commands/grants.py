@@ -1,0 +1,99 @@
+"""``grant add|list|revoke`` and ``writer add|remove|list``: who may read and who may
+write a patient's categories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from emrshare.cli import _render as render
+from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, want_json
+
+app = typer.Typer(no_args_is_help=True, help="Grant, list and revoke access (patient).")
+writer_app = typer.Typer(no_args_is_help=True, help="Who may write a category (patient).")
+
+#: How long a grant lasts (``grant add``, ``request approve``).
+ExpiresOpt = Annotated[str, typer.Option(help="how long: 30d, 12h, 2w, …")]
+CategoryOpt = Annotated[str, typer.Option(help="category name")]
+WriterArg = Annotated[str, typer.Argument(help="provider address or profile name")]
+
+
+@app.command("add")
+def grant_add(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="grantee address or profile name")],
+    category: CategoryOpt,
+    expires: ExpiresOpt = "30d",
+    threshold: Annotated[int | None, typer.Option(min=1, help="M of the N proxies")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Grant a member read access to one category until it expires."""
+    from emrshare.cli._parse import parse_duration
+
+    st = state(ctx)
+    g = st.patient().grant(
+        st.profiles.resolve(to), category, expires=parse_duration(expires), threshold=threshold
+    )
+    if want_json(ctx, json_out):
+        emit_json(render.GRANTS.json(g))
+    else:
+        out.print(
+            f"granted {category} to {g.grantee} until {render.when(g.expiry)}: "
+            f"policy {render.hex_id(g.policy_id)}"
+        )
+
+
+@app.command("list")
+def grant_list(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option(help="only active grants")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List grants: those a patient made, or those made to this member."""
+    grants = state(ctx).by_kind(
+        lambda p: p.grants(active_only=active), lambda p: p.grants(active_only=active)
+    )
+    render.GRANTS.show(grants, want_json(ctx, json_out))
+
+
+@app.command("revoke")
+def grant_revoke(
+    ctx: typer.Context,
+    policy_id: Annotated[str, typer.Argument(help="0x… policy id (from `grant list`)")],
+    keep_epoch: Annotated[
+        bool, typer.Option(help="do not move the category to a new epoch")
+    ] = False,
+) -> None:
+    """Revoke a grant; by default the category moves to a new epoch (new key)."""
+    state(ctx).patient().revoke(policy_id, new_epoch=not keep_epoch)
+    out.print(f"revoked {policy_id}")
+
+
+@writer_app.command("add")
+def writer_add(ctx: typer.Context, writer: WriterArg, category: CategoryOpt) -> None:
+    """Let a provider append records of a category to your index."""
+    st = state(ctx)
+    address = st.profiles.resolve(writer)
+    st.patient().authorize_writer(address, category)
+    out.print(f"{address} may now write {category} records")
+
+
+@writer_app.command("remove")
+def writer_remove(ctx: typer.Context, writer: WriterArg, category: CategoryOpt) -> None:
+    """Stop a provider from writing a category."""
+    st = state(ctx)
+    address = st.profiles.resolve(writer)
+    st.patient().deauthorize_writer(address, category)
+    out.print(f"{address} may no longer write {category} records")
+
+
+@writer_app.command("list")
+def writer_list(ctx: typer.Context, category: CategoryOpt, json_out: JsonOpt = False) -> None:
+    """Providers allowed to write a category."""
+    writers = state(ctx).patient().writers(category)
+    if want_json(ctx, json_out):
+        emit_json(writers)
+    else:
+        for w in writers:
+            out.print(safe(w), markup=False)
