@@ -37,6 +37,7 @@ and what to do next; they never contain secret material.
     ├── AccessDenied                the chain or the proxies say no
     │   ├── GrantRevoked
     │   ├── GrantExpired
+    │   ├── NotAdmin                admitting members needs a consortium admin's key
     │   └── NotGrantee
     ├── Unavailable                 too few proxies answered to meet the threshold
     └── JournalError                an interrupted write needs ``recover()``
@@ -70,6 +71,7 @@ __all__ = [
     "KeystoreError",
     "LocalStateError",
     "NonceTooLow",
+    "NotAdmin",
     "NotFound",
     "NotGrantee",
     "RecordNotFound",
@@ -316,6 +318,20 @@ class GrantRevoked(AccessDenied):
 
 class GrantExpired(AccessDenied):
     """The grant expired by chain time; ask the patient to renew it."""
+
+
+class NotAdmin(AccessDenied):
+    """The account asked to admit a member is not an active consortium admin.
+
+    ``account`` is its address. Nothing was created, funded or sent.
+    """
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        super().__init__(
+            f"{account} is not a consortium admin; admit members with an admin's key",
+            {"chain": "not admin"},
+        )
 
 
 class NotGrantee(AccessDenied):

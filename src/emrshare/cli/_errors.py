@@ -6,7 +6,6 @@ command fixes it, :func:`hints` adds that command, in one place.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,33 +15,35 @@ import typer
 from typer.core import TyperGroup
 
 from emrshare.cli._context import State, _fail, err
-from emrshare.errors import DeploymentError, EmrShareError, JournalError, NotFound, RecordNotFound
+from emrshare.errors import (
+    DeploymentError,
+    EmrShareError,
+    JournalError,
+    NotAdmin,
+    NotFound,
+    RecordNotFound,
+)
 
-__all__ = ["ErrorHandlingGroup", "hints", "message_for"]
+__all__ = ["HINTS", "ErrorHandlingGroup", "message_for"]
 
 
-@functools.cache
-def hints() -> tuple[tuple[type[EmrShareError], tuple[str, ...], str], ...]:
-    """Error type, the commands it applies to (empty: all), and the hint appended to the
-    message; the first match wins. Built on first use: importing the roles' errors loads
-    web3, which ``--help`` need not."""
-    from emrshare.roles.onboard import NotAdmin
-
-    return (
-        (JournalError, (), "run `emrshare recover`"),
-        (NotAdmin, (), "run `member add` with --profile admin"),
-        (RecordNotFound, (), "`emrshare record list` shows the records"),
-        (NotFound, ("grant revoke",), "`emrshare grant list` shows the grants"),
-        (NotFound, ("request approve", "request deny"), "`emrshare request list` shows them"),
-        (DeploymentError, (), "on a devnet, `emrshare devnet up` deploys them"),
-    )
+#: Error type, the commands it applies to (empty: all), and the hint appended to the
+#: message; the first match wins.
+HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], str], ...] = (
+    (JournalError, (), "run `emrshare recover`"),
+    (NotAdmin, (), "run `member add` with --profile admin"),
+    (RecordNotFound, (), "`emrshare record list` shows the records"),
+    (NotFound, ("grant revoke",), "`emrshare grant list` shows the grants"),
+    (NotFound, ("request approve", "request deny"), "`emrshare request list` shows them"),
+    (DeploymentError, (), "on a devnet, `emrshare devnet up` deploys them"),
+)
 
 
 def message_for(exc: EmrShareError, command: str = "") -> str:
     """The error's message with the CLI hint for ``command`` (``grant revoke``), unless
     the message already names the hint's command."""
     message = str(exc)
-    for kind, commands, hint in hints():
+    for kind, commands, hint in HINTS:
         if isinstance(exc, kind) and (not commands or command in commands):
             if not any(cmd in message for cmd in re.findall(r"`[^`]+`", hint)):
                 message = f"{message}; {hint}"

@@ -24,26 +24,12 @@ from eth_account import Account
 
 from emrshare.chain import Role
 from emrshare.crypto import MemberKeys
-from emrshare.errors import AccessDenied, InvalidInput
+from emrshare.errors import InvalidInput, NotAdmin
 from emrshare.network import Network
 from emrshare.roles import ConsortiumAdmin, Profiles, Requester
 from emrshare.types import Address
 
-__all__ = ["NotAdmin", "Onboarded", "onboard_member"]
-
-
-class NotAdmin(AccessDenied):
-    """The account asked to admit a member is not an active consortium admin.
-
-    ``account`` is its address. Nothing was created, funded or sent.
-    """
-
-    def __init__(self, account: str) -> None:
-        self.account = account
-        super().__init__(
-            f"{account} is not a consortium admin; admit members with an admin's key",
-            {"chain": "not admin"},
-        )
+__all__ = ["Onboarded", "onboard_member"]
 
 
 @dataclass(frozen=True, slots=True)
