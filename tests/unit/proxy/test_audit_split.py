@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from emrshare.proxy.audit import split_by_gas
 from emrshare.proxy.chainview import AuditItem, audit_gas
-from emrshare.proxy.store import JournalEntry
+from emrshare.proxy.node.audit import split_by_gas
+from emrshare.proxy.node.store import JournalEntry
 
 
 def _entry(i: int, capsules: int) -> JournalEntry:
