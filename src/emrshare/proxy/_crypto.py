@@ -11,19 +11,12 @@ from typing import Any
 import umbral_pre
 
 from emrshare.errors import VerificationError, WireFormatError
+from emrshare.proxy._points import pk
 
-__all__ = ["parse_capsule", "pk", "verify_cfrag"]
+__all__ = ["parse_capsule", "verify_cfrag"]
 
 # Present at run time, missing from umbral-pre's type stubs.
 _UmbralVerificationError: type[Exception] = umbral_pre.VerificationError  # type: ignore[attr-defined]
-
-
-def pk(data: bytes, what: str) -> umbral_pre.PublicKey:
-    """A compressed secp256k1 public key; :class:`WireFormatError` names ``what`` if not."""
-    try:
-        return umbral_pre.PublicKey.from_compressed_bytes(data)
-    except Exception as exc:  # umbral-pre raises ValueError/TypeError variants
-        raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
 
 
 def parse_capsule(data: bytes) -> umbral_pre.Capsule:

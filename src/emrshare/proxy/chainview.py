@@ -15,6 +15,7 @@ from typing import Protocol
 import umbral_pre
 
 from emrshare.chain import (
+    AccessEntry,
     EntryAppended,
     GrantCreated,
     GrantRevoked,
@@ -26,7 +27,7 @@ from emrshare.crypto.entry import SealedEntry
 from emrshare.errors import EmrShareError
 
 __all__ = [
-    "AuditItem",
+    "AccessEntry",
     "GrantCreated",
     "GrantRevoked",
     "GrantStatus",
@@ -77,21 +78,7 @@ class IndexedCapsule:
 ProxyEvent = GrantCreated | GrantRevoked | TagRevoked | IndexedCapsule
 
 
-@dataclass(frozen=True, slots=True)
-class AuditItem:
-    """One served request as it is logged on chain: the grantee's signed request
-    (capsule hashes, nonce, deadline, 65-byte signature) and where it was evaluated
-    (``block`` and that block's timestamp ``block_time``)."""
-
-    capsule_hashes: tuple[bytes, ...]
-    nonce: int
-    deadline: int
-    block: int
-    block_time: int
-    signature: bytes = field(repr=False)
-
-
-def audit_gas(items: Sequence[AuditItem]) -> int:
+def audit_gas(items: Sequence[AccessEntry]) -> int:
     """The fixed gas an audit-log transaction of ``items`` is signed with.
 
     Fixed, generous: the signed bytes are stored before broadcast and must stay valid
@@ -160,7 +147,7 @@ class ProxyChain(Protocol):
         policy_id: bytes,
         grantee: str,
         proxies: Sequence[str],
-        items: Sequence[AuditItem],
+        items: Sequence[AccessEntry],
         nonce: int,
     ) -> SignedTransaction:
         """Sign (not send) the audit-log transaction of one policy's accesses with

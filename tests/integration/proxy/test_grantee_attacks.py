@@ -16,7 +16,7 @@ from pathlib import Path
 from emrshare.chain import AccessEntry
 from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.keys import MemberKeys
-from emrshare.proxy.chainview import AuditItem, audit_gas
+from emrshare.proxy.chainview import audit_gas
 from emrshare.proxy.node import NodeChain
 from emrshare.proxy.node.store import ProxyStore
 from emrshare.types import PolicyId
@@ -68,10 +68,10 @@ def test_attack_audit_batch_over_block_gas_limit(net_up: Net) -> None:
     holds (anvil: 30M): the flusher cuts them, and every entry is logged exactly once."""
     net = net_up
     capsules = 128
-    per_entry = audit_gas([AuditItem((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")]) - audit_gas([])
+    per_entry = audit_gas([AccessEntry((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")]) - audit_gas([])
     gas_limit = int(net.chain.w3.eth.get_block("latest")["gasLimit"])
     reads = (gas_limit - audit_gas([])) // per_entry + 4  # one batch of all: over the limit
-    assert audit_gas([AuditItem((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")] * reads) > gas_limit
+    assert audit_gas([AccessEntry((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")] * reads) > gas_limit
     key = dev_private_keys(10)[8]
     member = MemberKeys.generate(ethereum_key=key)
     # Nothing is flushed by time; all ``reads`` entries wait, then go in one flush.
@@ -209,7 +209,7 @@ def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
                 gas=gas_limit + 1,
             )
             store.add_batch([first.id], signed.raw, signed.tx_hash, nonce)
-            item = AuditItem(
+            item = AccessEntry(
                 second.capsule_hashes,
                 second.nonce,
                 second.deadline,

@@ -143,7 +143,7 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
 def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> None:
     """A crash after the signed batch was stored (before or after its broadcast) is
     finished by the next flusher, and the batch lands on chain exactly once."""
-    from emrshare.proxy.chainview import AuditItem
+    from emrshare.chain import AccessEntry
     from emrshare.proxy.node.store import Serve
     from emrshare.proxy.request import ReencryptRequest
 
@@ -190,7 +190,7 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
             grantee.address,
             [q.keys.address for q in proxies],
             [
-                AuditItem(
+                AccessEntry(
                     journaled.capsule_hashes,
                     journaled.nonce,
                     journaled.deadline,

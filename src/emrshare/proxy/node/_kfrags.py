@@ -15,7 +15,7 @@ from eth_utils.address import to_checksum_address
 from emrshare.crypto import grants
 from emrshare.crypto.grants import ProxyKeyFrag, VerifiedProxyKeyFrag, open_sealed_kfrag
 from emrshare.crypto.keys import MemberKeys
-from emrshare.proxy._crypto import pk as _pk
+from emrshare.proxy._points import pk as _pk
 from emrshare.proxy.chainview import GrantCreated
 from emrshare.proxy.node.store import PolicyRecord, StoredKfrag
 from emrshare.types import Address, CategoryTag, PolicyId

@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
+from emrshare.chain import AccessEntry
 from emrshare.errors import EmrShareError, TransactionFailed
-from emrshare.proxy.chainview import AuditItem, ProxyChain, audit_gas
+from emrshare.proxy.chainview import ProxyChain, audit_gas
 from emrshare.proxy.node.store import JournalEntry, PendingBatch, ProxyStore
 
 __all__ = ["AuditFlusher", "split_by_gas"]
@@ -35,8 +36,8 @@ def _never_minable(exc: Exception) -> bool:
     return any(s in text for s in _NEVER_MINABLE)
 
 
-def _item(e: JournalEntry) -> AuditItem:
-    return AuditItem(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
+def _item(e: JournalEntry) -> AccessEntry:
+    return AccessEntry(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
 
 
 def _free_nonces(start: int, taken: set[int]) -> Iterator[int]:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 __all__ = ["AuditQueries", "JournalEntry", "PendingBatch", "Serve"]
 
@@ -70,8 +71,9 @@ class AuditQueries:
     _db: sqlite3.Connection
     _lock: threading.RLock
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by ProxyStore
+
+        def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
     def journal(self, serve: Serve) -> int:
         """Durably record one serve (fsync'd commit); returns its journal id."""

@@ -32,7 +32,7 @@ from emrshare.chain import (
 )
 from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
-from emrshare.proxy.chainview import AuditItem, IndexedCapsule, ProxyEvent, audit_gas
+from emrshare.proxy.chainview import IndexedCapsule, ProxyEvent, audit_gas
 from emrshare.types import PolicyId
 
 __all__ = ["NodeChain"]
@@ -170,18 +170,14 @@ class NodeChain:
         policy_id: bytes,
         grantee: str,
         proxies: Sequence[str],
-        items: Sequence[AuditItem],
+        items: Sequence[AccessEntry],
         nonce: int,
     ) -> SignedTransaction:
-        accesses = [
-            AccessEntry(i.capsule_hashes, i.nonce, i.deadline, i.block, i.block_time, i.signature)
-            for i in items
-        ]
         return self.contracts.audit.sign_log_accesses(
             PolicyId(bytes(policy_id)),
             grantee,
             proxies,
-            accesses,
+            items,
             nonce=nonce,
             gas=audit_gas(items),
         )

@@ -7,7 +7,6 @@ journals the serve for the audit log, and returns the cfrags with the block it e
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,6 @@ from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfr
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
 
 __all__ = ["KfragOpener", "ProxyService", "Served"]
-
-log = logging.getLogger("emrshare.proxy")
 
 #: Unseal and verify this proxy's kfrag of a grant:
 #: (sealed kfrag, grant event, patient verifying key, grantee receiving key) → StoredKfrag.
