@@ -1,5 +1,10 @@
 """Chain layer: contract bindings, deployment, event queries, signing and revert decoding.
 
+:class:`ChainClient` (``client``) signs, sends, waits and reads blocks; the bindings
+(``bindings``: one class per contract, gathered in :class:`Contracts`) are the one way to
+encode a call and decode its results and events (``events``, ``values``); ``ids`` derives
+the contracts' identifiers off chain.
+
 Typical use::
 
     client = ChainClient(Web3(Web3.HTTPProvider(url)), private_key)

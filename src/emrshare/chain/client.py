@@ -64,7 +64,7 @@ class Receipt:
     """The outcome of a mined, successful transaction.
 
     ``events`` holds the decoded events of the contract that was called (event
-    dataclasses from :mod:`emrshare.chain.contracts`), in log order.
+    dataclasses from :mod:`emrshare.chain.events`), in log order.
     """
 
     tx_hash: bytes

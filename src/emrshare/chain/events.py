@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-# re-export: removed after r11 (the log helpers' old path, emrshare.chain.events)
-from emrshare.chain._logs import EventCursor, event_topic, get_logs_paged, topic_for
+# re-export: removed after r11 (the log helpers' old path, for roles/member.py and
+# tests/unit/test_local_state.py)
+from emrshare.chain._logs import EventCursor as EventCursor
+from emrshare.chain._logs import event_topic as event_topic
+from emrshare.chain._logs import get_logs_paged as get_logs_paged
+from emrshare.chain._logs import topic_for as topic_for
 from emrshare.chain.values import Action, Role
 from emrshare.types import CategoryTag, PolicyId, RecordId
 
@@ -18,7 +22,6 @@ __all__ = [
     "ChainEvent",
     "EndpointChanged",
     "EntryAppended",
-    "EventCursor",
     "GrantCreated",
     "GrantRevokedEvent",
     "KeysRotated",
@@ -37,9 +40,6 @@ __all__ = [
     "ThresholdChanged",
     "WriterAuthorized",
     "WriterRevoked",
-    "event_topic",
-    "get_logs_paged",
-    "topic_for",
 ]
 
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from web3 import Web3
-
-from emrshare.chain._logs import event_topic, get_logs_paged
-from emrshare.chain.bindings._base import Binding
+from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
 from emrshare.chain.bindings.grants import Grants
 from emrshare.chain.bindings.index import RecordIndex
@@ -73,17 +70,8 @@ class Contracts:
         stray = [k.__name__ for k in kinds if not any(k in b.EVENTS for b in bindings)]
         if stray:
             raise TypeError(f"no contract of the deployment emits {', '.join(stray)}")
-        by_address = {b.address: b for b in bindings}
-        topic0 = [event_topic(b._event_abi[k]) for b in bindings for k in kinds if k in b.EVENTS]
-        client = self.registry.client
-        found: list[ChainEvent] = []
-        for log in get_logs_paged(client.w3, list(by_address), [topic0], from_block, to_block):
-            binding = by_address.get(Web3.to_checksum_address(log["address"]))
-            ev = binding.decode_log(log) if binding is not None else None
-            if ev is not None and type(ev) in kinds:
-                found.append(ev)
-        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
-        return found
+        topic0 = [b.topic_of(k) for b in bindings for k in kinds if k in b.EVENTS]
+        return query_events(bindings, kinds, [topic0], from_block, to_block)
 
     def _bindings(self) -> tuple[Binding, ...]:
         return (self.registry, self.profiles, self.index, self.grants, self.audit)

@@ -22,7 +22,7 @@ from emrshare.chain.ids import record_id
 from emrshare.chain.values import Action, Role
 from emrshare.errors import ChainError
 
-__all__ = ["Binding"]
+__all__ = ["Binding", "query_events"]
 
 E = TypeVar("E", bound=ChainEvent)
 
@@ -44,22 +44,23 @@ def _snake(name: str) -> str:
     return _RENAMED.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _checksummed(abi_type: str, value: Any) -> Any:
-    if abi_type == "address":
+def _checksummed(type_: str, value: Any) -> Any:
+    """An argument as eth-abi takes it: addresses checksummed (EIP-55)."""
+    if type_ == "address":
         return Web3.to_checksum_address(value)
-    if abi_type == "address[]":
+    if type_ == "address[]":
         return [Web3.to_checksum_address(v) for v in value]
     return value
 
 
 @cache
-def _function_abi(contract: str, fn: str) -> tuple[bytes, list[str], list[str]]:
+def _function_abi(contract: str, fn: str) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
     """Selector, argument and output types (canonical) of a function of a shipped contract."""
     (item,) = [
         i for i in load_artifact(contract).abi if i.get("type") == "function" and i["name"] == fn
     ]
-    types = [abi_type(p) for p in item["inputs"]]
-    outputs = [abi_type(p) for p in item["outputs"]]
+    types = tuple(abi_type(p) for p in item["inputs"])
+    outputs = tuple(abi_type(p) for p in item["outputs"])
     return keccak(text=f"{fn}({','.join(types)})")[:4], types, outputs
 
 
@@ -197,13 +198,13 @@ class Binding:
         if any(t[1:] != per_kind[0][1:] for t in per_kind):
             raise TypeError("these events index the filtered fields at different positions")
         topics = [[t[0] for t in per_kind], *per_kind[0][1:]]
-        found: list[ChainEvent] = []
-        for log in get_logs_paged(self.client.w3, self.address, topics, from_block, to_block):
-            ev = self.decode_log(log)
-            if ev is not None and type(ev) in kinds:
-                found.append(ev)
-        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
-        return found
+        return query_events([self], kinds, topics, from_block, to_block)
+
+    def topic_of(self, cls: type[ChainEvent]) -> bytes:
+        """topic0 of the event ``cls`` (``TypeError`` if this contract does not emit it)."""
+        if cls not in self._event_abi:
+            raise TypeError(f"{type(self).__name__} emits no {cls.__name__}")
+        return event_topic(self._event_abi[cls])
 
     def events(
         self,
@@ -248,3 +249,24 @@ class Binding:
         )
         cursor.advance(key, end + 1)
         return found
+
+
+def query_events(
+    bindings: Sequence[Binding],
+    kinds: Sequence[type[ChainEvent]],
+    topics: Sequence[Any],
+    from_block: int,
+    to_block: int,
+) -> list[ChainEvent]:
+    """One paged ``eth_getLogs`` over the contracts of ``bindings``, each log decoded by
+    its contract's binding; events of ``kinds`` only, in chain order (block, log index)."""
+    by_address = {b.address: b for b in bindings}
+    where: str | list[str] = bindings[0].address if len(by_address) == 1 else list(by_address)
+    found: list[ChainEvent] = []
+    for log in get_logs_paged(bindings[0].client.w3, where, topics, from_block, to_block):
+        binding = by_address.get(Web3.to_checksum_address(log["address"]))
+        ev = binding.decode_log(log) if binding is not None else None
+        if ev is not None and type(ev) in kinds:
+            found.append(ev)
+    found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+    return found
