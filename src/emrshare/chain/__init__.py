@@ -1,5 +1,10 @@
 """Chain layer: contract bindings, deployment, event queries, signing and revert decoding.
 
+:class:`ChainClient` (``client``) signs, sends, waits and reads blocks; the bindings
+(``bindings``: one class per contract, gathered in :class:`Contracts`) are the one way to
+encode a call and decode its results and events (``events``, ``values``); ``ids`` derives
+the contracts' identifiers off chain.
+
 Typical use::
 
     client = ChainClient(Web3(Web3.HTTPProvider(url)), private_key)
@@ -9,6 +14,16 @@ Typical use::
 """
 
 from emrshare._recursion import cap_recursion_limit
+from emrshare.chain._logs import EventCursor
+from emrshare.chain._rpc import scrub_url_secrets
+from emrshare.chain.bindings import (
+    AuditLog,
+    ConsortiumRegistry,
+    Contracts,
+    Grants,
+    PatientProfiles,
+    RecordIndex,
+)
 from emrshare.chain.client import (
     ChainClient,
     NonceManager,
@@ -17,55 +32,33 @@ from emrshare.chain.client import (
     TransactionState,
     decode_revert,
 )
-from emrshare.chain.contracts import (
-    AccessEntry,
+from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
+from emrshare.chain.events import (
     AccessLogged,
-    AccessRequest,
     AccessRequestAnswered,
     AccessRequested,
-    Action,
-    ActiveWindow,
-    AdminConfig,
-    Appended,
-    AuditLog,
     ChainEvent,
-    ConsortiumRegistry,
-    Contracts,
     EndpointChanged,
     EntryAppended,
     GrantCreated,
-    GrantParams,
-    GrantRevoked,
-    Grants,
-    GrantStatus,
-    IndexHead,
+    GrantRevokedEvent,
     KeysRotated,
-    Member,
     MemberAdmitted,
     MemberApplied,
     MemberReinstated,
     MemberRemoved,
     MemberRoleChanged,
     MemberSuspended,
-    PatientProfiles,
-    Policy,
-    Profile,
     ProfileRegistered,
-    Proposal,
     ProposalApproved,
     ProposalCreated,
     ProposalExecuted,
     ProxyReported,
-    RecordIndex,
-    RequestStatus,
-    Role,
     TagRevoked,
     ThresholdChanged,
     WriterAuthorized,
     WriterRevoked,
 )
-from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
-from emrshare.chain.events import EventCursor
 from emrshare.chain.ids import (
     BINDING_BYTES,
     FHIR_PURPOSES,
@@ -80,10 +73,31 @@ from emrshare.chain.ids import (
     records_hash,
     verify_chain,
 )
+from emrshare.chain.values import (
+    AccessEntry,
+    AccessRequest,
+    Action,
+    ActiveWindow,
+    AdminConfig,
+    Appended,
+    GrantParams,
+    GrantStatus,
+    IndexHead,
+    Member,
+    PatientProfile,
+    Policy,
+    Proposal,
+    RequestStatus,
+    Role,
+)
 
 # web3 is imported by now, and py_ecc with it: undo its recursion limit before anything
 # decodes JSON from a node (see emrshare._recursion).
 cap_recursion_limit()
+
+# re-export: removed after r11 (the event's old name; it clashed with the exception
+# emrshare.errors.GrantRevoked, so ``except chain.GrantRevoked`` caught nothing)
+GrantRevoked = GrantRevokedEvent
 
 __all__ = [
     "BINDING_BYTES",
@@ -111,6 +125,7 @@ __all__ = [
     "GrantCreated",
     "GrantParams",
     "GrantRevoked",
+    "GrantRevokedEvent",
     "GrantStatus",
     "Grants",
     "IndexHead",
@@ -125,7 +140,7 @@ __all__ = [
     "NonceManager",
     "PatientProfiles",
     "Policy",
-    "Profile",
+    "PatientProfile",
     "ProfileRegistered",
     "Proposal",
     "ProposalApproved",
@@ -152,5 +167,6 @@ __all__ = [
     "record_id",
     "record_ids",
     "records_hash",
+    "scrub_url_secrets",
     "verify_chain",
 ]
