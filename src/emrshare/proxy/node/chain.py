@@ -30,7 +30,7 @@ from emrshare.chain import (
     SignedTransaction,
     TagRevoked,
 )
-from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
+from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.proxy.chainview import IndexedCapsule, ProxyEvent, audit_gas
 from emrshare.types import PolicyId

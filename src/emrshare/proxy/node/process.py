@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from web3 import Web3
 
 from emrshare.chain import ChainClient, Deployment
-from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
+from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import load_member_keystore
 from emrshare.errors import ChainError, EmrShareError
