@@ -1,5 +1,10 @@
 """Chain layer: contract bindings, deployment, event queries, signing and revert decoding.
 
+:class:`ChainClient` (``client``) signs, sends, waits and reads blocks; the bindings
+(``bindings``: one class per contract, gathered in :class:`Contracts`) are the one way to
+encode a call and decode its results and events (``events``, ``values``); ``ids`` derives
+the contracts' identifiers off chain.
+
 Typical use::
 
     client = ChainClient(Web3(Web3.HTTPProvider(url)), private_key)
@@ -9,56 +14,51 @@ Typical use::
 """
 
 from emrshare._recursion import cap_recursion_limit
-from emrshare.chain.client import ChainClient, NonceManager, Receipt, decode_revert
-from emrshare.chain.contracts import (
-    AccessEntry,
-    AccessLogged,
-    AccessRequest,
-    AccessRequestAnswered,
-    AccessRequested,
-    Action,
-    ActiveWindow,
-    AdminConfig,
-    Appended,
+from emrshare.chain._logs import EventCursor
+from emrshare.chain._rpc import scrub_url_secrets
+from emrshare.chain.bindings import (
     AuditLog,
-    ChainEvent,
     ConsortiumRegistry,
     Contracts,
+    Grants,
+    PatientProfiles,
+    RecordIndex,
+)
+from emrshare.chain.client import (
+    ChainClient,
+    NonceManager,
+    Receipt,
+    SignedTransaction,
+    TransactionState,
+    decode_revert,
+)
+from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
+from emrshare.chain.events import (
+    AccessLogged,
+    AccessRequestAnswered,
+    AccessRequested,
+    ChainEvent,
     EndpointChanged,
     EntryAppended,
     GrantCreated,
-    GrantParams,
-    GrantRevoked,
-    Grants,
-    GrantStatus,
-    IndexHead,
+    GrantRevokedEvent,
     KeysRotated,
-    Member,
     MemberAdmitted,
     MemberApplied,
     MemberReinstated,
     MemberRemoved,
     MemberRoleChanged,
     MemberSuspended,
-    PatientProfiles,
-    Policy,
-    Profile,
     ProfileRegistered,
-    Proposal,
     ProposalApproved,
     ProposalCreated,
     ProposalExecuted,
     ProxyReported,
-    RecordIndex,
-    RequestStatus,
-    Role,
     TagRevoked,
     ThresholdChanged,
     WriterAuthorized,
     WriterRevoked,
 )
-from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
-from emrshare.chain.events import EventCursor
 from emrshare.chain.ids import (
     BINDING_BYTES,
     FHIR_PURPOSES,
@@ -69,13 +69,35 @@ from emrshare.chain.ids import (
     proxies_hash,
     purpose_code,
     record_id,
+    record_ids,
     records_hash,
     verify_chain,
+)
+from emrshare.chain.values import (
+    AccessEntry,
+    AccessRequest,
+    Action,
+    ActiveWindow,
+    AdminConfig,
+    Appended,
+    GrantParams,
+    GrantStatus,
+    IndexHead,
+    Member,
+    PatientProfile,
+    Policy,
+    Proposal,
+    RequestStatus,
+    Role,
 )
 
 # web3 is imported by now, and py_ecc with it: undo its recursion limit before anything
 # decodes JSON from a node (see emrshare._recursion).
 cap_recursion_limit()
+
+# re-export: removed after r11 (the event's old name; it clashed with the exception
+# emrshare.errors.GrantRevoked, so ``except chain.GrantRevoked`` caught nothing)
+GrantRevoked = GrantRevokedEvent
 
 __all__ = [
     "BINDING_BYTES",
@@ -103,6 +125,7 @@ __all__ = [
     "GrantCreated",
     "GrantParams",
     "GrantRevoked",
+    "GrantRevokedEvent",
     "GrantStatus",
     "Grants",
     "IndexHead",
@@ -117,7 +140,7 @@ __all__ = [
     "NonceManager",
     "PatientProfiles",
     "Policy",
-    "Profile",
+    "PatientProfile",
     "ProfileRegistered",
     "Proposal",
     "ProposalApproved",
@@ -128,8 +151,10 @@ __all__ = [
     "RecordIndex",
     "RequestStatus",
     "Role",
+    "SignedTransaction",
     "TagRevoked",
     "ThresholdChanged",
+    "TransactionState",
     "WriterAuthorized",
     "WriterRevoked",
     "binding_for",
@@ -140,6 +165,8 @@ __all__ = [
     "proxies_hash",
     "purpose_code",
     "record_id",
+    "record_ids",
     "records_hash",
+    "scrub_url_secrets",
     "verify_chain",
 ]

@@ -9,37 +9,41 @@ Client side (what a grantee's integration uses)::
         result = await client.reencrypt(policy, [capsule], deadline=chain_now + 300)
     # result.cfrags[i]: M verified cfrags for capsule i; result.failures: who failed, why
 
-Node side: ``emrshare proxy serve --config FILE`` (:func:`emrshare.proxy.node.serve`),
-built from :class:`ProxyConfig`. The pieces, for embedding (``Network.local()`` runs
-them in process): :class:`~emrshare.proxy.service.ProxyService` (the checks),
-:class:`~emrshare.proxy.watcher.ChainWatcher`, :class:`~emrshare.proxy.audit.AuditFlusher`,
-:class:`~emrshare.proxy.store.ProxyStore`, :func:`~emrshare.proxy.app.create_app`,
-:class:`~emrshare.proxy.web3chain.Web3ProxyChain` (the :class:`ProxyChain` protocol over
-JSON-RPC).
+In-process proxies are reached through :class:`RoutingTransport` (``transport=``).
+
+This package is the client side and what both sides share: the signed request
+(:mod:`.request`), the signed answers (:mod:`.response`), misbehaviour evidence
+(:mod:`.evidence`) and the chain as a proxy sees it (:mod:`.chainview`: the
+:class:`ProxyChain` protocol and the chain events a proxy follows).
+
+Node side: :mod:`emrshare.proxy.node` (``emrshare proxy serve --config FILE`` runs
+:func:`emrshare.proxy.node.serve`; every proxy is built by
+:meth:`emrshare.proxy.node.ProxyParts.assemble`).
 """
 
-from emrshare.proxy.chainview import PolicyStatus, ProxyChain
+from emrshare.proxy.chainview import IndexedCapsule, ProxyChain, ProxyEvent
 from emrshare.proxy.client import (
     PolicyKeys,
     ProxyEndpoint,
     ProxyFailure,
+    RoutingTransport,
     ThresholdClient,
     ThresholdPolicy,
     ThresholdResult,
 )
-from emrshare.proxy.config import ProxyConfig
 from emrshare.proxy.request import ReencryptRequest, Refusal, RefusalReason, SignedRequest
 
 __all__ = [
+    "IndexedCapsule",
     "PolicyKeys",
-    "PolicyStatus",
     "ProxyChain",
-    "ProxyConfig",
     "ProxyEndpoint",
+    "ProxyEvent",
     "ProxyFailure",
     "ReencryptRequest",
     "Refusal",
     "RefusalReason",
+    "RoutingTransport",
     "SignedRequest",
     "ThresholdClient",
     "ThresholdPolicy",

@@ -1,84 +1,22 @@
-"""The few cryptographic steps the proxy and its client take, in one place.
+"""The cryptographic steps both sides of the proxy take: parse a capsule, verify a cfrag.
 
-Unsealing and verifying a kfrag from a grant event is the crypto layer's recipe; this
-module only adapts it to the proxy's needs (verify again on load, re-encrypt, verify a
-returned cfrag). Nothing here implements cryptography.
+The node's own steps (unseal and verify kfrags, re-encrypt) are in
+:mod:`emrshare.proxy.node._kfrags`. Nothing here implements cryptography.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import umbral_pre
-from eth_utils.address import to_checksum_address
 
-from emrshare.crypto import grants
-from emrshare.crypto.grants import ProxyKeyFrag, VerifiedProxyKeyFrag, open_sealed_kfrag
-from emrshare.crypto.keys import MemberKeys
 from emrshare.errors import VerificationError, WireFormatError
-from emrshare.proxy.chainview import GrantCreated
-from emrshare.proxy.store import PolicyRecord, StoredKfrag
-from emrshare.types import Address, CategoryTag, PolicyId
+from emrshare.proxy._points import pk
 
-__all__ = ["kfrag_opener", "load_kfrag", "parse_capsule", "reencrypt", "verify_cfrag"]
+__all__ = ["parse_capsule", "verify_cfrag"]
 
 # Present at run time, missing from umbral-pre's type stubs.
 _UmbralVerificationError: type[Exception] = umbral_pre.VerificationError  # type: ignore[attr-defined]
-
-
-def _pk(data: bytes, what: str) -> umbral_pre.PublicKey:
-    try:
-        return umbral_pre.PublicKey.from_compressed_bytes(data)
-    except Exception as exc:  # umbral-pre raises ValueError/TypeError variants
-        raise WireFormatError(f"{what} is not a compressed secp256k1 point") from exc
-
-
-def kfrag_opener(
-    proxy_keys: MemberKeys,
-) -> Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]:
-    """The watcher's kfrag step: unseal with this proxy's box key, verify against the chain.
-
-    The patient's verifying key comes from the patient profile, the grantee's receiving
-    key from the registry, and every binding field from the grant event.
-    """
-
-    def open_kfrag(
-        sealed: bytes, ev: GrantCreated, verifying_pk: bytes, receiving_pk: bytes
-    ) -> StoredKfrag:
-        kfrag = open_sealed_kfrag(sealed, proxy_keys)
-        # The chain no longer carries the epoch: the patient-signed binding does, and its
-        # tag (checked against the chain's) is derived from (category, epoch).
-        verified = kfrag.verify(
-            patient_verifying_key=_pk(verifying_pk, "patient verifying key"),
-            policy_id=PolicyId(ev.policy_id),
-            patient=Address(to_checksum_address(ev.patient)),
-            grantee=Address(to_checksum_address(ev.grantee)),
-            tag=CategoryTag(ev.tag),
-            epoch=kfrag.binding.epoch,
-            grantee_receiving_key=_pk(receiving_pk, "grantee receiving key"),
-        )
-        return StoredKfrag(
-            kfrag=bytes(verified),
-            verifying_pk=verifying_pk,
-            delegating_pk=verified.binding.category_public_key_bytes,
-            receiving_pk=receiving_pk,
-        )
-
-    return open_kfrag
-
-
-def load_kfrag(stored: StoredKfrag, policy: PolicyRecord) -> VerifiedProxyKeyFrag:
-    """Parse a stored kfrag and verify it again against the policy it was accepted for."""
-    kfrag = ProxyKeyFrag.from_bytes(stored.kfrag)
-    return kfrag.verify(
-        patient_verifying_key=_pk(stored.verifying_pk, "patient verifying key"),
-        policy_id=PolicyId(policy.policy_id),
-        patient=Address(to_checksum_address(policy.patient)),
-        grantee=Address(to_checksum_address(policy.grantee)),
-        tag=CategoryTag(policy.tag),
-        epoch=kfrag.binding.epoch,
-        grantee_receiving_key=_pk(stored.receiving_pk, "grantee receiving key"),
-    )
 
 
 def parse_capsule(data: bytes) -> umbral_pre.Capsule:
@@ -87,11 +25,6 @@ def parse_capsule(data: bytes) -> umbral_pre.Capsule:
         return umbral_pre.Capsule.from_bytes(data)
     except Exception as exc:
         raise WireFormatError("capsule does not parse") from exc
-
-
-def reencrypt(capsule: umbral_pre.Capsule, kfrag: VerifiedProxyKeyFrag) -> bytes:
-    """Re-encrypt one capsule with a verified kfrag; returns the cfrag bytes."""
-    return bytes(grants.reencrypt(capsule, kfrag))
 
 
 def verify_cfrag(
@@ -110,9 +43,19 @@ def verify_cfrag(
     try:
         return parsed.verify(
             capsule,
-            _pk(verifying_pk, "verifying key"),
-            _pk(delegating_pk, "delegating key"),
-            _pk(receiving_pk, "receiving key"),
+            pk(verifying_pk, "verifying key"),
+            pk(delegating_pk, "delegating key"),
+            pk(receiving_pk, "receiving key"),
         )
     except _UmbralVerificationError as exc:
         raise VerificationError("capsule fragment failed verification") from exc
+
+
+def __getattr__(name: str) -> Any:
+    # re-export: removed after r11 (network.py's LocalNetwork imports kfrag_opener from
+    # here; resolved lazily, as the node side imports this module)
+    if name == "kfrag_opener":
+        from emrshare.proxy.node._kfrags import kfrag_opener
+
+        return kfrag_opener
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

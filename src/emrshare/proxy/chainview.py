@@ -10,63 +10,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
 import umbral_pre
 
+from emrshare.chain import (
+    AccessEntry,
+    EntryAppended,
+    GrantCreated,
+    GrantRevoked,
+    GrantStatus,
+    SignedTransaction,
+    TagRevoked,
+)
+from emrshare.crypto.entry import SealedEntry
+from emrshare.errors import EmrShareError
+
 __all__ = [
-    "AuditItem",
-    "ChainEvent",
-    "EntryAppended",
+    "AccessEntry",
     "GrantCreated",
     "GrantRevoked",
-    "PolicyStatus",
+    "GrantStatus",
+    "IndexedCapsule",
     "ProxyChain",
+    "ProxyEvent",
     "TagRevoked",
+    "audit_gas",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class GrantCreated:
-    """A policy was created; ``sealed_kfrags`` is aligned with ``proxies``."""
+class IndexedCapsule:
+    """An :class:`~emrshare.chain.EntryAppended` whose entry is a sealed entry, as the
+    proxy indexes it: the capsule (``capsule_hash`` = keccak256(bytes(capsule))) and whose
+    record, under which tag, it belongs to. Same position fields as the chain's events.
+    """
 
-    block: int
-    log_index: int
-    policy_id: bytes
-    patient: str
-    grantee: str
-    tag: bytes
-    expiry: int
-    threshold: int
-    proxies: tuple[str, ...]
-    sealed_kfrags: tuple[bytes, ...] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class GrantRevoked:
-    """A policy was revoked at ``block``."""
-
-    block: int
-    log_index: int
-    policy_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class TagRevoked:
-    """Every grant of (patient, tag) was invalidated (revoke-all / epoch bump)."""
-
-    block: int
-    log_index: int
-    patient: str
-    tag: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EntryAppended:
-    """An index entry was appended; ``capsule_hash`` = keccak256(bytes(capsule))."""
-
-    block: int
+    block_number: int
     log_index: int
     patient: str
     tag: bytes
@@ -75,34 +55,30 @@ class EntryAppended:
     #: The parsed capsule, when the source already parsed it (saves parsing it per request).
     capsule: umbral_pre.Capsule | None = field(default=None, repr=False, compare=False)
 
-
-ChainEvent = GrantCreated | GrantRevoked | TagRevoked | EntryAppended
-
-
-class PolicyStatus(StrEnum):
-    """A policy's state at one block, read from the grants contract."""
-
-    ACTIVE = "active"
-    REVOKED = "revoked"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditItem:
-    """One served request as it is logged on chain: the grantee's signed request
-    (capsule hashes, nonce, deadline, 65-byte signature) and where it was evaluated
-    (``block`` and that block's timestamp ``block_time``)."""
-
-    capsule_hashes: tuple[bytes, ...]
-    nonce: int
-    deadline: int
-    block: int
-    block_time: int
-    signature: bytes = field(repr=False)
+    @classmethod
+    def from_event(cls, ev: EntryAppended) -> IndexedCapsule | None:
+        """The capsule of ``ev``'s sealed entry; None if the entry is not a sealed entry
+        (nothing a proxy could ever serve)."""
+        try:
+            sealed = SealedEntry.from_bytes(ev.entry)
+        except EmrShareError:
+            return None
+        return cls(
+            block_number=ev.block_number,
+            log_index=ev.log_index,
+            patient=ev.patient,
+            tag=bytes(ev.tag),
+            record_id=bytes(ev.record_id),
+            capsule_hash=sealed.capsule_hash,
+            capsule=sealed.capsule,
+        )
 
 
-def audit_gas(items: Sequence[AuditItem]) -> int:
+#: The events a proxy follows: the chain's grant events, and the index entries it can serve.
+ProxyEvent = GrantCreated | GrantRevoked | TagRevoked | IndexedCapsule
+
+
+def audit_gas(items: Sequence[AccessEntry]) -> int:
     """The fixed gas an audit-log transaction of ``items`` is signed with.
 
     Fixed, generous: the signed bytes are stored before broadcast and must stay valid
@@ -138,11 +114,11 @@ class ProxyChain(Protocol):
         """The latest block's number and chain time (unix seconds), read together."""
         ...
 
-    def events(self, from_block: int, to_block: int) -> Sequence[ChainEvent]:
+    def events(self, from_block: int, to_block: int) -> Sequence[ProxyEvent]:
         """The events the proxy follows in [from_block, to_block], in chain order."""
         ...
 
-    def policy_status(self, policy_id: bytes, block: int) -> PolicyStatus:
+    def policy_status(self, policy_id: bytes, block: int) -> GrantStatus:
         """The policy's state evaluated at ``block`` (never a cached answer)."""
         ...
 
@@ -171,13 +147,14 @@ class ProxyChain(Protocol):
         policy_id: bytes,
         grantee: str,
         proxies: Sequence[str],
-        items: Sequence[AuditItem],
+        items: Sequence[AccessEntry],
         nonce: int,
-    ) -> tuple[bytes, bytes]:
-        """Sign (not send) the audit-log transaction of one policy's accesses.
+    ) -> SignedTransaction:
+        """Sign (not send) the audit-log transaction of one policy's accesses with
+        ``nonce`` and the fixed gas of :func:`audit_gas`.
 
         ``grantee`` and ``proxies`` are the policy's (the contract checks them against its
-        binding); returns (raw transaction, transaction hash).
+        binding).
         """
         ...
 

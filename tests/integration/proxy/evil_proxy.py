@@ -24,11 +24,9 @@ from pathlib import Path
 import umbral_pre
 import uvicorn
 
-from emrshare.proxy import _crypto
-from emrshare.proxy.config import ProxyConfig
-from emrshare.proxy.node import ProxyNode
+from emrshare.proxy.node import ProxyConfig, ProxyNode, _kfrags
+from emrshare.proxy.node.service import ProxyService, Served
 from emrshare.proxy.request import Refusal, SignedRequest
-from emrshare.proxy.service import ProxyService, Served
 
 
 class EvilService(ProxyService):
@@ -47,13 +45,13 @@ class EvilService(ProxyService):
         else:
             policy = self.store.policy(bytes(signed.request.policy_id))
             assert policy is not None
-            kfrag = self._kfrag(policy)
+            kfrag = self.caches.kfrag(policy)
             assert kfrag is not None
             category_pk = kfrag.binding.category_public_key
             other = []
             for _ in result.cfrags:
                 capsule, _ct = umbral_pre.encrypt(category_pk, b"something else")
-                other.append(_crypto.reencrypt(capsule, kfrag))
+                other.append(_kfrags.reencrypt(capsule, kfrag))
             fakes = tuple(other)
         # Signed again with this proxy's key: the answer is the proxy's word.
         return self.sign(signed, Served(fakes, result.block, result.delegating_pk))
@@ -63,7 +61,7 @@ def main() -> None:
     config = ProxyConfig.load(Path(sys.argv[1]))
     EvilService.mode = sys.argv[2]
     node = ProxyNode.from_config(config)
-    node.service.__class__ = EvilService
+    node.parts.service.__class__ = EvilService
     uvicorn.run(node.app(), host=config.host, port=config.port, log_level="warning")
 
 

@@ -13,14 +13,13 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from eth_account import Account
-from web3 import Web3
-
+from emrshare.chain import AccessEntry
 from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.keys import MemberKeys
-from emrshare.proxy.chainview import AuditItem, audit_gas
-from emrshare.proxy.store import ProxyStore
-from emrshare.proxy.web3chain import Web3ProxyChain
+from emrshare.proxy.chainview import audit_gas
+from emrshare.proxy.node import NodeChain
+from emrshare.proxy.node.store import ProxyStore
+from emrshare.types import PolicyId
 
 from .conftest import CATEGORY, FAR, Net
 from .support import ROLE_PROVIDER, ROLE_PROXY, ProxyProcess, make_proxy
@@ -69,10 +68,10 @@ def test_attack_audit_batch_over_block_gas_limit(net_up: Net) -> None:
     holds (anvil: 30M): the flusher cuts them, and every entry is logged exactly once."""
     net = net_up
     capsules = 128
-    per_entry = audit_gas([AuditItem((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")]) - audit_gas([])
+    per_entry = audit_gas([AccessEntry((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")]) - audit_gas([])
     gas_limit = int(net.chain.w3.eth.get_block("latest")["gasLimit"])
     reads = (gas_limit - audit_gas([])) // per_entry + 4  # one batch of all: over the limit
-    assert audit_gas([AuditItem((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")] * reads) > gas_limit
+    assert audit_gas([AccessEntry((b"\0" * 32,) * capsules, 0, 0, 0, 0, b"")] * reads) > gas_limit
     key = dev_private_keys(10)[8]
     member = MemberKeys.generate(ethereum_key=key)
     # Nothing is flushed by time; all ``reads`` entries wait, then go in one flush.
@@ -186,19 +185,19 @@ def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
             resp = proxy.post(body(net, proxy, pid, [sealed.capsule_bytes]))
             assert resp.status_code == 200, resp.text
         proxy.kill()  # nothing flushed (T is an hour): two journaled, unbatched serves
-        web3chain = Web3ProxyChain(net.chain.w3, net.chain.deployment, key)
+        chain = NodeChain.connect(net.chain.w3, net.chain.deployment, key)
         store = ProxyStore(Path(proxy.config.database), bytes(member.box_private_key))
         try:
             first, second = store.unbatched(10)
-            nonce = web3chain.account_nonce()
-            gas_limit = web3chain.block_gas_limit()
-            tx = web3chain.audit.functions.logAccesses(
-                pid,
-                Web3.to_checksum_address(net.grantee.address),
-                [Web3.to_checksum_address(member.address)],
+            nonce = chain.account_nonce()
+            gas_limit = chain.block_gas_limit()
+            signed = chain.contracts.audit.sign_log_accesses(
+                PolicyId(pid),
+                net.grantee.address,
+                [member.address],
                 [
-                    (
-                        list(first.capsule_hashes),
+                    AccessEntry(
+                        first.capsule_hashes,
                         first.nonce,
                         first.deadline,
                         first.block,
@@ -206,19 +205,11 @@ def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
                         first.signature,
                     )
                 ],
-            ).build_transaction(
-                {
-                    "from": member.address,
-                    "nonce": nonce,
-                    "chainId": net.chain.deployment.chain_id,
-                    "gas": gas_limit + 1,
-                    "maxPriorityFeePerGas": 10**9,
-                    "maxFeePerGas": 4 * net.chain.base_fee() + 10**9,
-                }
+                nonce=nonce,
+                gas=gas_limit + 1,
             )
-            signed = Account.sign_transaction(tx, key)
-            store.add_batch([first.id], bytes(signed.raw_transaction), bytes(signed.hash), nonce)
-            item = AuditItem(
+            store.add_batch([first.id], signed.raw, signed.tx_hash, nonce)
+            item = AccessEntry(
                 second.capsule_hashes,
                 second.nonce,
                 second.deadline,
@@ -226,10 +217,12 @@ def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
                 second.block_time,
                 second.signature,
             )
-            raw, tx_hash = web3chain.sign_audit_batch(
+            second_signed = chain.sign_audit_batch(
                 pid, net.grantee.address, [member.address], [item], nonce + 1
             )
-            store.add_batch([second.id], raw, tx_hash, nonce + 1)
+            store.add_batch(
+                [second.id], second_signed.raw, second_signed.tx_hash, second_signed.nonce
+            )
         finally:
             store.close()
         # Restarted with a short flush interval: it settles both stored batches, and the
@@ -241,7 +234,9 @@ def test_attack_stored_batch_over_block_gas_limit_does_not_stall_the_flusher(
         journal = Counter(proxy.journal())
         assert sum(journal.values()) == 2
         assert _on_chain(net, proxy) == journal
-        assert signed.hash not in {bytes(r[0]) for r in proxy.query("SELECT tx_hash FROM batches")}
+        assert signed.tx_hash not in {
+            bytes(r[0]) for r in proxy.query("SELECT tx_hash FROM batches")
+        }
         assert "intrinsic gas too high" in proxy.log_tail().lower()
     finally:
         proxy.stop()

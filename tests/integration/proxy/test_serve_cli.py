@@ -11,7 +11,7 @@ from emrshare.chain.deploy import Deployment
 from emrshare.chain.devnode import free_port
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import save_keystore
-from emrshare.proxy.config import ProxyConfig
+from emrshare.proxy.node import ProxyConfig
 
 
 def test_unreachable_chain_is_a_one_line_error(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from eth_utils.crypto import keccak
 from emrshare.errors import InvalidEvidence, UnsupportedVersion, WireFormatError
 from emrshare.proxy import response
 from emrshare.proxy.evidence import Evidence
+from emrshare.proxy.node.store import EntryRecord, PolicyRecord, ProxyStore, Serve, StoredKfrag
 from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
-from emrshare.proxy.store import EntryRecord, PolicyRecord, ProxyStore, Serve, StoredKfrag
 
 CHAIN_ID = 31337
 GRANTS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from emrshare.proxy.audit import split_by_gas
-from emrshare.proxy.chainview import AuditItem, audit_gas
-from emrshare.proxy.store import JournalEntry
+from emrshare.chain import AccessEntry
+from emrshare.proxy.chainview import audit_gas
+from emrshare.proxy.node.audit import split_by_gas
+from emrshare.proxy.node.store import JournalEntry
 
 
 def _entry(i: int, capsules: int) -> JournalEntry:
@@ -17,7 +18,7 @@ def _entry(i: int, capsules: int) -> JournalEntry:
 def _gas(batch: list[JournalEntry]) -> int:
     return audit_gas(
         [
-            AuditItem(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
+            AccessEntry(e.capsule_hashes, e.nonce, e.deadline, e.block, e.block_time, e.signature)
             for e in batch
         ]
     )

@@ -33,7 +33,7 @@ def test_chain_errors_do_not_repeat_rpc_url_secrets() -> None:
     import requests
 
     from emrshare.errors import ChainError
-    from emrshare.proxy.web3chain import _chain_errors
+    from emrshare.proxy.node.chain import _chain_errors
 
     @_chain_errors
     def head() -> int:

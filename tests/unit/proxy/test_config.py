@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emrshare.errors import ConfigurationError
-from emrshare.proxy.config import ProxyConfig
+from emrshare.proxy.node import ProxyConfig
 
 TOML = """
 [proxy]

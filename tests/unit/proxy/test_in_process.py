@@ -16,14 +16,13 @@ from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.errors import CryptoError, GrantRevoked, Unavailable
-from emrshare.proxy._crypto import kfrag_opener
-from emrshare.proxy.app import MAX_BODY, create_app
-from emrshare.proxy.audit import AuditFlusher
-from emrshare.proxy.client import ProxyEndpoint, ThresholdClient
-from emrshare.proxy.node import ProxyParts
-from emrshare.proxy.watcher import ChainWatcher
-from emrshare.proxy.web3chain import Web3ProxyChain
-from tests.integration.proxy.support import (
+from emrshare.proxy.client import ProxyEndpoint, RoutingTransport, ThresholdClient
+from emrshare.proxy.node import NodeChain, ProxyParts
+from emrshare.proxy.node._kfrags import kfrag_opener
+from emrshare.proxy.node.app import MAX_BODY
+from emrshare.proxy.node.audit import AuditFlusher
+from emrshare.proxy.node.watcher import ChainWatcher
+from tests.proxy_support import (
     ROLE_PROVIDER,
     ROLE_PROXY,
     Consortium,
@@ -32,26 +31,13 @@ from tests.integration.proxy.support import (
 )
 
 
-class Routes(httpx.AsyncBaseTransport):
-    """Each proxy host answered by its in-process app; unknown or stopped hosts are down."""
-
-    def __init__(self) -> None:
-        self.apps: dict[str, httpx.ASGITransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self.apps.get(request.url.host)
-        if route is None:
-            raise httpx.ConnectError(f"{request.url.host} is down")
-        return await route.handle_async_request(request)
-
-
 class InProcessProxy:
     def __init__(self, w3: Web3, chain: Consortium, keys: MemberKeys, tmp: Path) -> None:
         self.keys = keys
         self.url = f"http://{keys.address.lower()}.proxy"
         self.endpoint_host = f"{keys.address.lower()}.proxy"
         parts = ProxyParts.assemble(
-            Web3ProxyChain(w3, chain.deployment, keys.ethereum_key),
+            NodeChain.connect(w3, chain.deployment, keys.ethereum_key),
             keys,
             tmp / keys.address / "proxy.sqlite3",
             start_block=chain.deployment.start_block,
@@ -60,7 +46,7 @@ class InProcessProxy:
         )
         self.chain, self.store, self.service = parts.chain, parts.store, parts.service
         self.watcher, self.flusher = parts.watcher, parts.flusher
-        self.app = create_app(self.service)
+        self.app = parts.app()
 
     @property
     def endpoint(self) -> ProxyEndpoint:
@@ -77,12 +63,12 @@ def world(evm_w3: Web3, tmp_path: Path) -> dict[str, Any]:
     chain.register_patient(patient)
     chain.admit(grantee, ROLE_PROVIDER)
     proxies = []
-    routes = Routes()
+    routes = RoutingTransport()
     for i in range(3):
         member = MemberKeys.generate(ethereum_key=keys[4 + i])
         p = InProcessProxy(evm_w3, chain, member, tmp_path)
         chain.admit(member, ROLE_PROXY, p.url)
-        routes.apps[p.endpoint_host] = httpx.ASGITransport(app=p.app)
+        routes.route(p.endpoint_host, p.app)
         proxies.append(p)
     return {
         "chain": chain,
@@ -120,7 +106,7 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
     )
     _settle(proxies)
     assert all(p.store.kfrag_count() == 1 for p in proxies)
-    policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)
     client = _grantee_client(world)
     async with client:
         result = await client.reencrypt(
@@ -130,11 +116,12 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
             open_entry_as_grantee(sealed, grantee, gmap, cfrags)
         # Two proxies down: named, typed.
         down = [p.endpoint_host for p in proxies[:2]]
-        saved = {h: world["routes"].apps.pop(h) for h in down}
+        saved = {h: world["routes"].unroute(h) for h in down}
         with pytest.raises(Unavailable) as info:
             await client.reencrypt(policy, [entries[0].capsule], deadline=chain.chain_time() + 60)
         assert set(info.value.failures) == {p.keys.address for p in proxies[:2]}
-        world["routes"].apps.update(saved)
+        for host, app in saved.items():
+            world["routes"].route(host, app)
         # Revoked: every proxy refuses at once, before its watcher has seen the event.
         chain.revoke(patient, bytes(grant.binding.policy_id))
         with pytest.raises(GrantRevoked):
@@ -156,9 +143,9 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
 def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> None:
     """A crash after the signed batch was stored (before or after its broadcast) is
     finished by the next flusher, and the batch lands on chain exactly once."""
-    from emrshare.proxy.chainview import AuditItem
+    from emrshare.chain import AccessEntry
+    from emrshare.proxy.node.store import Serve
     from emrshare.proxy.request import ReencryptRequest
-    from emrshare.proxy.store import Serve
 
     chain: Consortium = world["chain"]
     patient, grantee = world["patient"], world["grantee"]
@@ -198,12 +185,12 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
         assert journaled.id == entry_id
         assert journaled.signature == signature and journaled.block_time == block_time
         nonce = p.chain.account_nonce()
-        raw, tx_hash = p.chain.sign_audit_batch(
+        signed = p.chain.sign_audit_batch(
             pid,
             grantee.address,
             [q.keys.address for q in proxies],
             [
-                AuditItem(
+                AccessEntry(
                     journaled.capsule_hashes,
                     journaled.nonce,
                     journaled.deadline,
@@ -214,9 +201,9 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
             ],
             nonce,
         )
-        p.store.add_batch([entry_id], raw, tx_hash, nonce)
+        p.store.add_batch([entry_id], signed.raw, signed.tx_hash, signed.nonce)
         if crash_after_broadcast:
-            p.chain.broadcast(raw)
+            p.chain.broadcast(signed.raw)
         # "Restart": a fresh flusher over the same store finishes the batch.
         restarted = AuditFlusher(p.chain, p.store, interval=0.0, max_entries=8)
         restarted.settle()
@@ -329,12 +316,12 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
     )
     _settle(proxies)
     async with _grantee_client(world) as client:
-        policy, gmap = threshold_policy(imaging, grantee, patient, proxies)  # type: ignore[arg-type]
+        policy, gmap = threshold_policy(imaging, grantee, patient, proxies)
         result = await client.reencrypt(policy, [sealed.capsule], deadline=chain.chain_time() + 60)
         assert open_entry_as_grantee(sealed, grantee, gmap, result.cfrags[0]).category == "imaging"
         # Under the lab grant the proxies do serve (the capsule is indexed under lab too),
         # but with the lab key's fragments, which cannot open an imaging entry.
-        lab_policy, lab_map = threshold_policy(lab, grantee, patient, proxies)  # type: ignore[arg-type]
+        lab_policy, lab_map = threshold_policy(lab, grantee, patient, proxies)
         result = await client.reencrypt(
             lab_policy, [sealed.capsule], deadline=chain.chain_time() + 60
         )
@@ -352,7 +339,7 @@ def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) ->
     grant = chain.grant(
         patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
     )
-    policy, gmap = threshold_policy(grant, grantee, patient, proxies)  # type: ignore[arg-type]
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)
     client = _grantee_client(world)
     deadline = chain.chain_time() + 60
     with pytest.raises(Unavailable):
@@ -370,8 +357,8 @@ def test_concurrent_repeats_of_one_request_are_served_and_journaled_once(
     first try): each is answered, with a signed serve, and one serve is journaled."""
     import threading
 
+    from emrshare.proxy.node.service import Served
     from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
-    from emrshare.proxy.service import Served
 
     chain: Consortium = world["chain"]
     patient, grantee = world["patient"], world["grantee"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.proxy.journal import GroupCommit
-from emrshare.proxy.store import ProxyStore, Serve
+from emrshare.proxy.node.audit_journal import GroupCommit
+from emrshare.proxy.node.store import ProxyStore, Serve
 
 
 def test_concurrent_serves_all_durable_and_nonces_spent(tmp_path: Path) -> None:

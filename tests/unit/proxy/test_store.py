@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emrshare.errors import ConfigurationError, DecryptionError
-from emrshare.proxy.store import EntryRecord, PolicyRecord, ProxyStore, Serve, StoredKfrag
+from emrshare.proxy.node.store import EntryRecord, PolicyRecord, ProxyStore, Serve, StoredKfrag
 
 SECRET = b"\x07" * 32
 
@@ -173,7 +173,7 @@ def test_a_database_of_the_old_layout_is_refused(tmp_path: Path) -> None:
 
 
 def test_new_database_is_born_with_the_current_layout(tmp_path: Path) -> None:
-    from emrshare.proxy.store import _CREATE, SCHEMA_VERSION
+    from emrshare.proxy.node._schema import _CREATE, SCHEMA_VERSION
 
     assert f"('schema', '{SCHEMA_VERSION}')" in _CREATE
     store = ProxyStore(tmp_path / "p" / "proxy.sqlite3", b"k" * 32)

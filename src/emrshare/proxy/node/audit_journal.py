@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from emrshare.proxy.store import ProxyStore, Serve
+from emrshare.proxy.node.store import ProxyStore, Serve
 
 __all__ = ["GroupCommit"]
 

@@ -1,4 +1,4 @@
-"""One proxy process: configuration → keys, chain, store, service, watcher, flusher, app.
+"""One proxy process: configuration → keys, chain connection, :class:`ProxyParts`, app.
 
 ``emrshare proxy serve --config FILE`` calls :func:`serve`.
 """
@@ -7,71 +7,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 from fastapi import FastAPI
 from web3 import Web3
 
-from emrshare.chain.client import _scrub as scrub  # the chain layer's URL-secret scrubber
-from emrshare.chain.deploy import Deployment
+from emrshare.chain import ChainClient, Deployment
+from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import load_member_keystore
 from emrshare.errors import ChainError, EmrShareError
-from emrshare.proxy._crypto import kfrag_opener
-from emrshare.proxy.app import create_app
-from emrshare.proxy.audit import AuditFlusher
-from emrshare.proxy.chainview import ProxyChain
-from emrshare.proxy.config import ProxyConfig
-from emrshare.proxy.service import ProxyService
-from emrshare.proxy.store import ProxyStore
-from emrshare.proxy.watcher import ChainWatcher
-from emrshare.proxy.web3chain import Web3ProxyChain
+from emrshare.proxy.node.assemble import ProxyParts
+from emrshare.proxy.node.chain import NodeChain
+from emrshare.proxy.node.config import ProxyConfig
 
-__all__ = ["ProxyNode", "ProxyParts", "serve"]
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyParts:
-    """One proxy's pieces over a chain view: its store, checks, watcher and audit flusher.
-
-    A proxy process (:class:`ProxyNode`) and in-process proxies (``Network.local()``,
-    tests) are assembled the same way, here.
-    """
-
-    chain: ProxyChain
-    store: ProxyStore
-    service: ProxyService
-    watcher: ChainWatcher
-    flusher: AuditFlusher
-
-    @classmethod
-    def assemble(
-        cls,
-        chain: ProxyChain,
-        keys: MemberKeys,
-        database: Path,
-        *,
-        start_block: int,
-        confirmations: int = 0,
-        flush_interval: float = 2.0,
-        flush_entries: int = 64,
-    ) -> ProxyParts:
-        """Open the store (kfrags sealed under ``keys``' box key) and wire the rest to it."""
-        store = ProxyStore(database, bytes(keys.box_private_key))
-        opener = kfrag_opener(keys)
-        service = ProxyService(chain, store, opener, response_key=keys.ethereum_key)
-        watcher = ChainWatcher(
-            chain, store, service, opener, start_block=start_block, confirmations=confirmations
-        )
-        flusher = AuditFlusher(chain, store, interval=flush_interval, max_entries=flush_entries)
-        return cls(chain, store, service, watcher, flusher)
+__all__ = ["ProxyNode", "serve"]
 
 
 class ProxyNode:
-    """The assembled proxy. Build with :meth:`from_config`; :meth:`app` is the ASGI app."""
+    """A proxy process's node: its config, keys and :attr:`parts` (built by
+    :meth:`ProxyParts.assemble`). Build with :meth:`from_config`; :meth:`app` is the
+    ASGI app."""
 
     def __init__(self, config: ProxyConfig, keys: MemberKeys) -> None:
         self.config = config
@@ -105,8 +62,8 @@ class ProxyNode:
                 f"cannot reach the chain at {where.scheme}://{where.hostname}:{where.port}: "
                 f"{scrub(exc)}; check [chain] rpc_url"
             ) from exc
-        parts = ProxyParts.assemble(
-            Web3ProxyChain(w3, deployment, keys.ethereum_key),
+        self.parts = ProxyParts.assemble(
+            NodeChain(ChainClient(w3, keys.ethereum_key), deployment),
             keys,
             config.database,
             start_block=deployment.start_block,
@@ -114,8 +71,6 @@ class ProxyNode:
             flush_interval=config.flush_interval,
             flush_entries=config.flush_entries,
         )
-        self.chain, self.store, self.service = parts.chain, parts.store, parts.service
-        self.watcher, self.flusher = parts.watcher, parts.flusher
 
     def __repr__(self) -> str:
         return (
@@ -129,12 +84,11 @@ class ProxyNode:
         return cls(config, keys)
 
     def app(self) -> FastAPI:
-        return create_app(
-            self.service,
-            self.watcher,
-            self.flusher,
+        """The ASGI app, with the watcher and flusher loops running for its lifetime."""
+        return self.parts.app(
+            background=True,
             poll_interval=self.config.poll_interval,
-            on_shutdown=self.store.close,
+            on_shutdown=self.parts.store.close,
         )
 
 

@@ -1,0 +1,345 @@
+"""The proxy's decision and re-encryption logic, free of HTTP.
+
+:meth:`ProxyService.handle` runs every check of a re-encryption request in a fixed order
+and either refuses with a :class:`~emrshare.proxy.request.RefusalReason` or re-encrypts,
+journals the serve for the audit log, and returns the cfrags with the block it evaluated at.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import umbral_pre
+from eth_account import Account
+
+from emrshare.errors import EmrShareError, WireFormatError
+from emrshare.proxy import response
+from emrshare.proxy.chainview import GrantCreated, GrantStatus, ProxyChain
+from emrshare.proxy.node import _kfrags
+from emrshare.proxy.node._caches import ServiceCaches
+from emrshare.proxy.node.audit_journal import GroupCommit
+from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
+from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
+
+__all__ = ["KfragOpener", "ProxyService", "Served"]
+
+#: Unseal and verify this proxy's kfrag of a grant:
+#: (sealed kfrag, grant event, patient verifying key, grantee receiving key) → StoredKfrag.
+#: Raises :class:`~emrshare.errors.CryptoError` or :class:`WireFormatError` when it fails.
+KfragOpener = Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A successful answer: one cfrag per capsule, the block the checks ran at, the
+    delegating public key of the kfrag binding used, and the proxy's signature over all
+    of it bound to the request (:mod:`emrshare.proxy.response`)."""
+
+    cfrags: tuple[bytes, ...]
+    block: int
+    delegating_pk: bytes = b""
+    signature: bytes = field(default=b"", repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cfrags": ["0x" + c.hex() for c in self.cfrags],
+            "block": self.block,
+            "delegating_pk": "0x" + self.delegating_pk.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+
+class ProxyService:
+    """Checks requests against the chain and the proxy's own indexes, then re-encrypts."""
+
+    def __init__(
+        self,
+        chain: ProxyChain,
+        store: ProxyStore,
+        open_kfrag: KfragOpener,
+        *,
+        response_key: bytes,
+    ) -> None:
+        """``response_key`` is the proxy's Ethereum key (its registry account, the same
+        account as ``chain.proxy_address``): every answer is signed with it."""
+        if str(Account.from_key(response_key).address).lower() != chain.proxy_address.lower():
+            raise ValueError("the response key is not the key of the proxy's chain account")
+        self.chain = chain
+        self.store = store
+        self.open_kfrag = open_kfrag
+        self._response_key = response_key
+        self.caches = ServiceCaches(chain, store)
+        self._lock = threading.Lock()
+        self._nonce_cv = threading.Condition(self._lock)
+        self._inflight: set[tuple[str, int]] = set()
+        self.journal = GroupCommit(store)
+        self.served = 0
+        #: Repeats of an identical request answered again without journaling.
+        self.repeats = 0
+        self.refused: dict[str, int] = {}
+
+    def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
+        """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
+        self.caches.remember_capsule(capsule_hash, capsule)
+
+    def forget(self, policy_id: bytes) -> None:
+        """Drop a cached kfrag (after a revocation)."""
+        self.caches.forget(policy_id)
+
+    def _refuse(self, reason: RefusalReason, message: str, block: int | None = None) -> Refusal:
+        with self._lock:
+            self.refused[reason.value] = self.refused.get(reason.value, 0) + 1
+        return Refusal(reason, message, block)
+
+    def handle(self, signed: SignedRequest) -> Served | Refusal:
+        """Evaluate one request and sign the answer; never raises for a bad request, only
+        for internal faults."""
+        result = self._decide(signed)
+        return self.sign(signed, result)
+
+    def sign(self, signed: SignedRequest, result: Served | Refusal) -> Served | Refusal:
+        """``result`` with the proxy's signature, bound to ``signed``'s request digest."""
+        req = signed.request
+        request_digest = req.digest(signed.chain_id, signed.verifying_contract)
+        common = response.Bound(
+            self.chain.chain_id,
+            self.chain.grants_contract,
+            self.chain.proxy_address,
+            request_digest,
+        )
+        if isinstance(result, Served):
+            digest = response.served_digest(
+                common,
+                cfrag_hashes=[capsule_hash(c) for c in result.cfrags],
+                block=result.block,
+                delegating_pk=result.delegating_pk,
+            )
+        else:
+            digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
+        return replace(result, signature=response.sign_digest(digest, self._response_key))
+
+    def _decide(self, signed: SignedRequest) -> Served | Refusal:
+        req = signed.request
+        me = self.chain.proxy_address
+        if not signed.capsules:
+            return self._refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
+        if len(signed.capsules) > MAX_BATCH:
+            return self._refuse(
+                RefusalReason.BATCH_TOO_LARGE,
+                f"at most {MAX_BATCH} capsules per request; split the batch",
+            )
+        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
+            # Each repeat would cost the audit transaction gas for nothing.
+            return self._refuse(
+                RefusalReason.BAD_REQUEST,
+                "the request names the same capsule hash more than once; send each once",
+            )
+        if signed.chain_id != self.chain.chain_id:
+            return self._refuse(
+                RefusalReason.WRONG_CHAIN,
+                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
+            )
+        if signed.verifying_contract.lower() != self.chain.grants_contract.lower():
+            return self._refuse(
+                RefusalReason.WRONG_CONTRACT,
+                f"this proxy follows the grants contract {self.chain.grants_contract}",
+            )
+        if req.proxy.lower() != me.lower():
+            return self._refuse(
+                RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}, not {me}"
+            )
+        if len(signed.capsules) != len(req.capsule_hashes) or any(
+            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
+        ):
+            return self._refuse(
+                RefusalReason.CAPSULE_HASH_MISMATCH,
+                "the capsules sent do not match the signed capsule hashes",
+            )
+        try:
+            signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
+        except WireFormatError as exc:
+            return self._refuse(RefusalReason.BAD_SIGNATURE, str(exc))
+        try:
+            block, now = self.chain.latest()
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if req.deadline < now:
+            return self._refuse(
+                RefusalReason.DEADLINE_PASSED,
+                f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
+                block,
+            )
+        pid = bytes(req.policy_id)
+        policy = self.store.policy(pid)
+        if policy is None:
+            return self._unknown_policy(pid, block)
+        if signer.lower() != policy.grantee.lower():
+            return self._refuse(
+                RefusalReason.NOT_GRANTEE,
+                f"the request was signed by {signer}, who is not the grantee of this policy",
+                block,
+            )
+        # One request per (signer, nonce) is evaluated at a time: a repeat of a request
+        # in flight waits for it, and then is a repeat of a served one.
+        nonce_key = (signer.lower(), req.nonce)
+        with self._nonce_cv:
+            free = self._nonce_cv.wait_for(lambda: nonce_key not in self._inflight, 10.0)
+            if free:
+                self._inflight.add(nonce_key)
+        if not free:  # (refused outside the lock: _refuse takes it)
+            return self._refuse(
+                RefusalReason.CHAIN_UNAVAILABLE,
+                "the same request is still being served; retry shortly",
+                block,
+            )
+        try:
+            digest = req.digest(signed.chain_id, signed.verifying_contract)
+            used = self.store.nonce_digest(signer, req.nonce)
+            if used is not None and used != digest:
+                return self._refuse(
+                    RefusalReason.REPLAYED_NONCE,
+                    "another request already used this nonce; sign a new request",
+                    block,
+                )
+            # A repeat of the identical request (same signer, nonce and digest, deadline
+            # not passed) is evaluated again and answered again, but journaled once: the
+            # audit trail records what was served, once per request.
+            return self._serve(signed, signer, policy, block, now, digest, first=used is None)
+        finally:
+            with self._nonce_cv:
+                self._inflight.discard(nonce_key)
+                self._nonce_cv.notify_all()
+
+    def _serve(
+        self,
+        signed: SignedRequest,
+        signer: str,
+        policy: PolicyRecord,
+        block: int,
+        now: int,
+        digest: bytes,
+        *,
+        first: bool,
+    ) -> Served | Refusal:
+        req = signed.request
+        pid = policy.policy_id
+        me = self.chain.proxy_address
+        try:
+            status = self.chain.policy_status(pid, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if status in (GrantStatus.REVOKED, GrantStatus.TAG_REVOKED):
+            return self._refuse(
+                RefusalReason.POLICY_REVOKED,
+                f"the policy is revoked at block {block}; ask the patient for a new grant",
+                block,
+            )
+        if status is GrantStatus.EXPIRED:
+            return self._refuse(
+                RefusalReason.POLICY_EXPIRED,
+                f"the policy expired (chain time {now}); ask the patient to renew it",
+                block,
+            )
+        if status is GrantStatus.NONE:
+            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+        if me.lower() not in (p.lower() for p in policy.proxies):
+            return self._refuse(
+                RefusalReason.NOT_A_PROXY_OF_POLICY,
+                f"{me} is not one of the proxies of this policy",
+                block,
+            )
+        try:
+            active = self.caches.active_proxy(block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not active:
+            return self._refuse(
+                RefusalReason.PROXY_SUSPENDED,
+                f"{me} is not an active Proxy member at block {block} "
+                "(suspended or removed by the consortium); ask another proxy of the policy",
+                block,
+            )
+        try:
+            member = self.caches.active_member(policy.grantee, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not member:
+            return self._refuse(
+                RefusalReason.GRANTEE_NOT_MEMBER,
+                f"the grantee {policy.grantee} is not an active consortium member at block "
+                f"{block} (removed or suspended); access ends with membership",
+                block,
+            )
+        entries = self.store.entries(req.capsule_hashes)
+        scope = (policy.patient.lower(), policy.tag)
+        record_ids: list[bytes] = []
+        for h in req.capsule_hashes:
+            found = entries.get(h)
+            if not found:
+                return self._refuse(
+                    RefusalReason.CAPSULE_NOT_IN_INDEX,
+                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
+                    block,
+                )
+            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
+            if not match:
+                return self._refuse(
+                    RefusalReason.CAPSULE_WRONG_CATEGORY,
+                    f"capsule 0x{h.hex()} belongs to another category or epoch than the policy",
+                    block,
+                )
+            record_ids.append(match[0].record_id)
+        kfrag = self.caches.kfrag(policy)
+        if kfrag is None:
+            return self._refuse(
+                RefusalReason.KFRAG_UNAVAILABLE,
+                "this proxy holds no valid key fragment for the policy",
+                block,
+            )
+        # Every capsule is now known to be an indexed entry's (its bytes hash to an indexed
+        # capsule hash), so it parses; most were parsed once already, by the watcher.
+        try:
+            capsules = [
+                self.caches.capsule(h, c)
+                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
+            ]
+        except WireFormatError as exc:
+            return self._refuse(RefusalReason.BAD_REQUEST, str(exc), block)
+        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        # Journal (with the nonce and the request digest) before the response leaves: a
+        # crash now cannot lose the audit record, and the nonce is spent only by a serve.
+        if first:
+            self.journal.record(
+                Serve(
+                    pid,
+                    signer,
+                    tuple(record_ids),
+                    block,
+                    req.nonce,
+                    req.deadline,
+                    capsule_hashes=tuple(req.capsule_hashes),
+                    signature=bytes(signed.signature),
+                    block_time=now,
+                    digest=digest,
+                )
+            )
+        with self._lock:
+            self.served += len(cfrags)
+            if not first:
+                self.repeats += 1
+        return Served(cfrags, block, kfrag.binding.category_public_key_bytes)
+
+    def _unknown_policy(self, pid: bytes, block: int) -> Refusal:
+        try:
+            status = self.chain.policy_status(pid, block)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if status is GrantStatus.NONE:
+            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+        return self._refuse(
+            RefusalReason.KFRAG_UNAVAILABLE,
+            "this proxy has not processed the grant yet (confirmation depth); retry shortly",
+            block,
+        )
