@@ -28,7 +28,6 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
-from fastapi import FastAPI
 from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
@@ -36,9 +35,8 @@ from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.crypto import MemberKeys
 from emrshare.devnet.devnode import dev_private_keys
 from emrshare.network import Network
-from emrshare.proxy.app import create_app
-from emrshare.proxy.node import ProxyParts
-from emrshare.proxy.web3chain import Web3ProxyChain
+from emrshare.proxy import RoutingTransport
+from emrshare.proxy.node import NodeChain, ProxyParts
 from emrshare.roles import ConsortiumAdmin, Requester
 from emrshare.storage import LocalStore
 
@@ -71,7 +69,7 @@ class LocalNetwork(Network):
         threshold: int = 2,
     ) -> None:
         self._proxies: dict[str, ProxyParts] = {}
-        self._routes = _Routes()
+        self._routes = RoutingTransport()
         super().__init__(
             w3,
             deployment,
@@ -125,7 +123,7 @@ class LocalNetwork(Network):
         Requester(self, keys, state_dir=state).apply(endpoint=f"http://{host}")
         admin.admit(keys.address, Role.PROXY)
         parts = ProxyParts.assemble(
-            Web3ProxyChain(self.w3, self.deployment, keys.ethereum_key),
+            NodeChain.connect(self.w3, self.deployment, keys.ethereum_key),
             keys,
             state / "proxy.sqlite3",
             start_block=self.deployment.start_block,
@@ -134,7 +132,7 @@ class LocalNetwork(Network):
         self.on_close(parts.store.close)
         self.proxy_keys.append(keys)
         self._proxies[host] = parts
-        self._routes.route(host, create_app(parts.service))
+        self._routes.route(host, parts.app())
 
     def settle(self) -> None:
         """Test hook: bring every in-process proxy up to the chain head and log the
@@ -154,26 +152,6 @@ def _catch_up(parts: ProxyParts) -> None:
 def _log_served(parts: ProxyParts) -> None:
     parts.flusher.flush_once()
     parts.flusher.settle()
-
-
-class _Routes(httpx.AsyncBaseTransport):
-    """Each proxy host answered by its in-process ASGI app; an unknown host is down.
-
-    The shape of ``emrshare.proxy.RoutingTransport`` (branch r11-proxy), which replaces it.
-    """
-
-    def __init__(self) -> None:
-        self._routes: dict[str, httpx.ASGITransport] = {}
-
-    def route(self, host: str, app: FastAPI) -> None:
-        """Answer ``host`` from ``app``."""
-        self._routes[host] = httpx.ASGITransport(app=app)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(request.url.host)
-        if route is None:
-            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
-        return await route.handle_async_request(request)
 
 
 class _FollowingTransport(httpx.AsyncBaseTransport):
