@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from emrshare._files import private_dir
 from emrshare.chain import GrantCreated, ProxyReported
 from emrshare.errors import ContractRevert, InvalidEvidence, WireFormatError
 from emrshare.network import Network
@@ -33,8 +34,7 @@ def keep_evidence(state_dir: Path, evidence: Sequence[Evidence]) -> list[Path]:
     """Write each piece of evidence to ``state_dir/evidence`` (0700 dir, 0600 files)."""
     if not evidence:
         return []
-    folder = state_dir / "evidence"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = private_dir(state_dir / "evidence")
     paths = []
     for ev in evidence:
         path = folder / f"{ev.proxy}-{ev.evidence_hash.hex()[:16]}.emev"

@@ -80,7 +80,8 @@ def test_patient_and_member_identities(tmp_path: Path) -> None:
     assert restored.address == keys.address and repr(restored) == f"Patient({keys.address})"
     fast = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
     save_keystore(tmp_path / "p.json", keys, "pw", **fast)
-    assert Patient.from_keystore(net, tmp_path / "p.json", "pw").address == keys.address
+    opened = Patient.from_keystore(net, tmp_path / "p.json", "pw", state_dir=tmp_path / "o")
+    assert opened.address == keys.address
     member = MemberKeys.generate()
     save_keystore(tmp_path / "m.json", member, "pw", **fast)
     hospital = Provider.from_keystore(net, tmp_path / "m.json", "pw", state_dir=tmp_path / "h")

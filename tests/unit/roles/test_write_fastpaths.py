@@ -7,7 +7,7 @@ import os
 from web3 import Web3
 
 from emrshare.chain import record_id
-from emrshare.roles._writes import _record_ids
+from emrshare.roles._writer import _record_ids
 from emrshare.types import CategoryTag
 
 

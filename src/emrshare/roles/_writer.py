@@ -1,19 +1,17 @@
 """The record write path shared by ``Provider`` and ``Patient``: journal steps over the
-crypto core, the blob store and the index contract (see :mod:`emrshare.journal`)."""
+crypto core, the blob store and the index contract (see :mod:`emrshare.journal`); index
+entries are sealed by a :class:`~emrshare.roles._sealing_pool.Sealer`."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import io
-import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 import umbral_pre
 from eth_abi.abi import encode as abi_encode
@@ -25,29 +23,21 @@ from web3.exceptions import TransactionNotFound
 
 from emrshare.chain import Contracts, record_id
 from emrshare.chain.artifacts import load_artifact
-from emrshare.crypto import (
-    DataKey,
-    IndexEntry,
-    SealedEntry,
-    encrypt_file,
-    open_sealed,
-    seal,
-    seal_entry,
-)
+from emrshare.crypto import DataKey, encrypt_file, open_sealed, seal
 from emrshare.errors import (
     ChainError,
     ContractRevert,
     JournalError,
     TransactionFailed,
     TransactionMinedFailed,
-    WireFormatError,
 )
 from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
+from emrshare.roles._sealing_pool import InProcessSealer, Sealer, SealInput
 from emrshare.types import Address, CategoryTag, Cid, RecordId
 
-__all__ = ["RecordWriter", "WriteTarget"]
+__all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
 
 # The journal keeps (data key, plaintext hash, size) between "encrypted" and "stored",
 # sealed to the writer's own box key so the journal file never holds a data key in clear.
@@ -97,78 +87,6 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
         yield from source
 
 
-#: Entries per task sent to a sealing worker process.
-_SEAL_CHUNK = 25
-#: Seconds to wait for one chunk from a sealing worker before giving the workers up (a
-#: chunk takes well under a second; a forked worker can deadlock on a lock that another
-#: thread of the writer held at fork time, and must not hang the bulk write).
-_SEAL_WAIT = 60.0
-#: prctl option: the signal a process gets when its parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
-_worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
-
-
-def _seal_worker_init(parent: int) -> None:
-    """Worker process start: die with the writer. A worker holds the writer's Ethereum
-    key and data keys, and a killed writer (SIGKILL, OOM) runs no cleanup: without a
-    parent-death signal its workers lived on as orphans, blocked on their task queue.
-    (The signal follows the thread that forked: the one driving the bulk write, which
-    outlives the pool.)"""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the writer died before the signal was armed
-        os._exit(1)
-
-
-def _seal_chunk(
-    eth_key: bytes, items: Sequence[tuple[Any, ...] | None]
-) -> list[tuple[bytes, bytes] | None]:
-    """Worker process: build, sign and seal index entries, each answered as
-    ``(record id, sealed entry)`` so the parent can check what it is for (``None`` where
-    one fails)."""
-    out: list[tuple[bytes, bytes] | None] = []
-    for item in items:
-        if item is None:
-            out.append(None)
-            continue
-        try:
-            (patient, rid, cid, key, digest, size, media, category, epoch, created, pk) = item
-            public = _worker_keys.get(pk)
-            if public is None:
-                public = _worker_keys[pk] = umbral_pre.PublicKey.from_compressed_bytes(pk)
-            entry = IndexEntry.create(
-                patient=patient,
-                record_id=rid,
-                cid=cid,
-                data_key=DataKey(key),
-                plaintext_sha256=digest,
-                size=size,
-                media_type=media,
-                category=category,
-                epoch=epoch,
-                created_at=created,
-                author_key=eth_key,
-            )
-            out.append((bytes(rid), bytes(seal_entry(entry, public))))
-        except Exception:
-            out.append(None)
-    return out
-
-
-def _checked(job: WriteJob, got: Any) -> bytes | None:
-    """A worker's sealed entry for ``job``, or ``None`` (the journal then seals it
-    in-process) unless it names the job's record and parses as a sealed entry: a
-    misplaced answer would put one record's entry in another's slot for good."""
-    if not isinstance(got, tuple) or len(got) != 2 or got[0] != bytes(job.record_id):
-        return None
-    try:
-        SealedEntry.from_bytes(got[1])
-    except WireFormatError:
-        return None
-    return bytes(got[1])
-
-
 @functools.cache
 def _abi_of(fn: str) -> tuple[bytes, list[str]]:
     """Selector and argument types of a RecordIndex function, from the shipped ABI."""
@@ -206,10 +124,6 @@ class RecordWriter:
     confirms_on_send = True
     #: Bulk writes put this many blobs at once (the store's fsyncs overlap).
     store_concurrency = 8
-    #: Bulk writes of at least ``seal_processes_from`` records seal their index entries
-    #: on this many worker processes (capped at the CPU count; < 2 disables it).
-    seal_processes = 2
-    seal_processes_from = 200
 
     def __init__(
         self,
@@ -220,6 +134,7 @@ class RecordWriter:
         state_dir: Path,
         resolve: Callable[[str, str], WriteTarget],
         target_for_epoch: Callable[[str, str, int], WriteTarget],
+        sealer: Sealer | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.network = network
@@ -228,6 +143,8 @@ class RecordWriter:
         self._resolve = resolve
         self._target_for_epoch = target_for_epoch
         self._now = now
+        #: Seals the index entries (default: in this process).
+        self.sealer: Sealer = sealer if sealer is not None else InProcessSealer(eth_key)
         self.journal = Journal(Path(state_dir) / "journal")
         self._contracts: Contracts = network.contracts_for(eth_key)
         self.address = checksum(str(self._contracts.index.client.address))
@@ -383,94 +300,39 @@ class RecordWriter:
 
         return store_many
 
-    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+    def _seal_input(self, job: WriteJob, cid: Cid, secret: bytes) -> SealInput:
         payload = open_sealed(self._box, _SECRET_BRAND, secret, what="journal secret")
-        key, digest, size = payload[:32], payload[32:64], int.from_bytes(payload[64:72], "big")
         target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
-        entry = IndexEntry.create(
+        return SealInput(
             patient=checksum(job.patient),
             record_id=job.record_id,
             cid=cid,
-            data_key=DataKey(key),
-            plaintext_sha256=digest,
-            size=size,
+            data_key=payload[:32],
+            plaintext_sha256=payload[32:64],
+            size=int.from_bytes(payload[64:72], "big"),
             media_type=str(job.meta["media_type"]),
             category=job.category,
             epoch=target.epoch,
             created_at=int(job.meta["created_at"]),
-            author_key=self._eth_key,
+            category_public_key=target.category_public_key.to_compressed_bytes(),
         )
-        return bytes(seal_entry(entry, target.category_public_key))
+
+    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+        return self.sealer.seal(self._seal_input(job, cid, secret))
 
     def seal_many(self, jobs: Sequence[WriteJob]) -> Iterator[bytes | None]:
-        """Seal the entries of a bulk write ahead of their appends, in job order, on
-        ``seal_processes`` worker processes (signing and Umbral encryption are most of a
-        bulk write's CPU). ``None`` for a job whose input could not be prepared or whose
-        sealing failed: the journal then calls :meth:`seal`, which raises the real error.
-        """
-        workers = min(self.seal_processes, os.cpu_count() or 1)
-        if workers < 2 or len(jobs) < self.seal_processes_from:
-            return
-        import multiprocessing
-        from concurrent.futures import Future, ProcessPoolExecutor
+        """Seal the entries of a bulk write ahead of their appends, in job order, through
+        the sealer (on worker processes for a :class:`PoolSealer`). ``None`` for a job
+        whose input could not be prepared or whose sealing failed: the journal then calls
+        :meth:`seal`, which raises the real error."""
+        return self.sealer.seal_many(_Prepared(jobs, self._prepare))
 
-        def prepare(job: WriteJob) -> tuple[Any, ...] | None:
-            try:
-                assert job.cid is not None and job.secret is not None
-                payload = open_sealed(self._box, _SECRET_BRAND, job.secret, what="journal secret")
-                target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
-                return (
-                    checksum(job.patient),
-                    job.record_id,
-                    job.cid,
-                    payload[:32],
-                    payload[32:64],
-                    int.from_bytes(payload[64:72], "big"),
-                    str(job.meta["media_type"]),
-                    job.category,
-                    target.epoch,
-                    int(job.meta["created_at"]),
-                    target.category_public_key.to_compressed_bytes(),
-                )
-            except Exception:
-                return None  # seal() raises it properly
-
-        chunks = [jobs[i : i + _SEAL_CHUNK] for i in range(0, len(jobs), _SEAL_CHUNK)]
-        # fork: workers start in milliseconds and inherit the loaded modules.
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_seal_worker_init,
-            initargs=(os.getpid(),),
-        )
+    def _prepare(self, job: WriteJob) -> SealInput | None:
         try:
-            inflight: list[tuple[Sequence[WriteJob], Future[list[Any]]]] = []
-            todo = iter(chunks)
-            for chunk in todo:
-                inflight.append(
-                    (chunk, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in chunk]))
-                )
-                if len(inflight) >= 2 * workers:
-                    break
-            while inflight:
-                chunk, done = inflight.pop(0)
-                nxt = next(todo, None)
-                if nxt is not None:
-                    inflight.append(
-                        (nxt, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt]))
-                    )
-                try:
-                    results = done.result(timeout=_SEAL_WAIT)
-                except Exception:  # a broken or stuck pool: the journal seals the rest
-                    # Stuck workers would also block shutdown(wait=True): end them first.
-                    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                        proc.kill()
-                    return
-                if not isinstance(results, list) or len(results) != len(chunk):
-                    return  # not an answer for this chunk: the journal seals the rest
-                yield from (_checked(job, got) for job, got in zip(chunk, results, strict=True))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            assert job.cid is not None and job.secret is not None
+            return self._seal_input(job, job.cid, job.secret)
+        except Exception:
+            return None  # seal() raises it properly
 
     def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
         done: set[RecordId] = set()
@@ -557,3 +419,26 @@ class RecordWriter:
 
     def unpin(self, cid: Cid) -> None:
         self.network.store.unpin(cid)
+
+
+class _Prepared(Sequence[SealInput | None]):
+    """A bulk write's seal inputs, each prepared (its journal secret opened) only when
+    the sealer takes it: the first chunks go to the workers before the rest is opened."""
+
+    def __init__(
+        self, jobs: Sequence[WriteJob], prepare: Callable[[WriteJob], SealInput | None]
+    ) -> None:
+        self._jobs = jobs
+        self._prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, i: int) -> SealInput | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[SealInput | None]: ...
+    def __getitem__(self, i: int | slice) -> SealInput | list[SealInput | None] | None:
+        if isinstance(i, slice):
+            return [self._prepare(j) for j in self._jobs[i]]
+        return self._prepare(self._jobs[i])
