@@ -9,7 +9,14 @@ Typical use::
 """
 
 from emrshare._recursion import cap_recursion_limit
-from emrshare.chain.client import ChainClient, NonceManager, Receipt, decode_revert
+from emrshare.chain.client import (
+    ChainClient,
+    NonceManager,
+    Receipt,
+    SignedTransaction,
+    TransactionState,
+    decode_revert,
+)
 from emrshare.chain.contracts import (
     AccessEntry,
     AccessLogged,
@@ -69,6 +76,7 @@ from emrshare.chain.ids import (
     proxies_hash,
     purpose_code,
     record_id,
+    record_ids,
     records_hash,
     verify_chain,
 )
@@ -128,8 +136,10 @@ __all__ = [
     "RecordIndex",
     "RequestStatus",
     "Role",
+    "SignedTransaction",
     "TagRevoked",
     "ThresholdChanged",
+    "TransactionState",
     "WriterAuthorized",
     "WriterRevoked",
     "binding_for",
@@ -140,6 +150,7 @@ __all__ = [
     "proxies_hash",
     "purpose_code",
     "record_id",
+    "record_ids",
     "records_hash",
     "verify_chain",
 ]

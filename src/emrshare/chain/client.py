@@ -17,14 +17,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 from web3.types import RPCEndpoint
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
@@ -33,11 +33,26 @@ from emrshare.errors import (
     ConfigurationError,
     ContractRevert,
     EmrShareError,
+    NonceTooLow,
     TransactionFailed,
     TransactionMinedFailed,
 )
 
-__all__ = ["ChainClient", "NonceManager", "Receipt", "decode_revert", "revert_data_from_error"]
+__all__ = [
+    "ChainClient",
+    "NonceManager",
+    "Receipt",
+    "SignedTransaction",
+    "TransactionState",
+    "decode_revert",
+    "revert_data_from_error",
+]
+
+#: What :meth:`ChainClient.transaction_state` says of a sent transaction.
+TransactionState = Literal["confirmed", "failed", "unknown"]
+
+#: Priority fee of locally signed EIP-1559 transactions (1 gwei).
+_TIP = 1_000_000_000
 
 
 E = TypeVar("E")
@@ -94,6 +109,38 @@ class Receipt:
         if not found:
             raise ChainError(f"transaction 0x{self.tx_hash.hex()} emitted no {cls.__name__} event")
         return found[0]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SignedTransaction:
+    """A transaction signed by :meth:`ChainClient.sign`, to :meth:`ChainClient.broadcast`.
+
+    ``raw`` is the signed envelope (public once broadcast, not a secret); the repr names
+    only the hash and the nonce.
+    """
+
+    raw: bytes
+    tx_hash: bytes
+    nonce: int
+
+    def __repr__(self) -> str:
+        return f"SignedTransaction(tx_hash=0x{self.tx_hash.hex()}, nonce={self.nonce})"
+
+
+def _refusal(error: Any) -> Literal["known", "nonce", "refused"]:
+    """Why a node refused ``eth_sendRawTransaction``, from its error object.
+
+    ``known``: this very transaction is already pooled or mined; ``nonce``: the nonce was
+    used by another transaction of the account (anvil and geth say "nonce too low",
+    ganache "doesn't have the correct nonce"); ``refused``: anything else (intrinsic gas,
+    fees, a malformed envelope), which no resend of the same bytes changes.
+    """
+    text = str(error.get("message", error) if isinstance(error, Mapping) else error).lower()
+    if re.search(r"\balready\b|(?<!un)known", text):
+        return "known"
+    if "nonce too low" in text or "correct nonce" in text:
+        return "nonce"
+    return "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,7 +538,12 @@ class ChainClient:
             }
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
-            self._rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            if self._push(bytes(signed.raw_transaction)) == "nonce":
+                # Leaving the block re-reads the nonce from the node (NonceManager.allocate).
+                raise NonceTooLow(
+                    f"the node refused nonce {nonce} of {sender} as already used: another "
+                    "process sent with this key; the nonce was re-read, send again"
+                )
         receipt = self._wait(tx_hash, with_logs)
         if int(receipt["status"]) != 1:
             # Replay at the block it failed in, to recover the custom error.
@@ -514,6 +566,161 @@ class ChainClient:
             gas_used=int(receipt["gasUsed"]),
             logs=tuple(receipt["logs"]) if with_logs else (),
         )
+
+    def _push(self, raw: bytes) -> Literal["sent", "known", "nonce"]:
+        """``eth_sendRawTransaction``: ``sent``, or why the node did not take it anew.
+
+        The one place a node's refusal is classified (see :func:`_refusal`); a refusal
+        for good raises :class:`TransactionFailed`, a transport failure :class:`ChainError`.
+        """
+        method = "eth_sendRawTransaction"
+        try:
+            resp = self.w3.provider.make_request(RPCEndpoint(method), ["0x" + raw.hex()])
+        except Exception as exc:
+            data = _revert_data_from_exception(exc)
+            if data is not None:
+                raise decode_revert(data) from exc
+            raise ChainError(f"{method} failed: {_scrub(exc)}; is the node reachable?") from exc
+        error = resp.get("error")
+        if error is None:
+            return "sent"
+        kind = _refusal(error)
+        if kind == "refused":
+            message = error.get("message", error) if isinstance(error, Mapping) else error
+            raise TransactionFailed(
+                f"the node refused the transaction: {message}; it can never be mined as is"
+            )
+        return kind
+
+    def sign(
+        self, to: str, data: bytes, *, gas: int | None = None, nonce: int | None = None
+    ) -> SignedTransaction:
+        """Sign a call of ``to`` with ``data`` locally, to :meth:`broadcast` later.
+
+        EIP-1559 fees: a 1 gwei tip and a fee cap of four times the latest base fee plus
+        the tip, so a transaction kept for a while still gets mined. Without ``gas`` the
+        call is estimated first (a call that would revert raises :class:`ContractRevert`).
+        Without ``nonce`` the next one of the client's :class:`NonceManager` is taken and
+        consumed: broadcast the result, or the account's later transactions wait on it.
+        """
+        if self._account is None or self.nonces is None:
+            raise ConfigurationError("this ChainClient has no private key and cannot sign")
+        sender = self._account.address
+        hex_data = "0x" + data.hex()
+        if gas is None:
+            estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
+            gas = int(_quantity(estimated) * self.gas_multiplier) + 5_000
+        base_fee = int(self._block("latest").get("baseFeePerGas", 0) or 0)
+        tx: dict[str, Any] = {
+            "to": Web3.to_checksum_address(to),
+            "data": hex_data,
+            "value": 0,
+            "gas": gas,
+            "maxPriorityFeePerGas": _TIP,
+            "maxFeePerGas": 4 * base_fee + _TIP,
+            "chainId": self.chain_id,
+        }
+        if nonce is None:
+            with self.nonces.allocate() as allocated:
+                tx["nonce"] = allocated
+                signed = self._account.sign_transaction(tx)
+        else:
+            tx["nonce"] = nonce
+            signed = self._account.sign_transaction(tx)
+        return SignedTransaction(
+            bytes(signed.raw_transaction), bytes(signed.hash), int(tx["nonce"])
+        )
+
+    def broadcast(self, raw: bytes) -> bytes:
+        """Send a signed transaction (again); returns its hash without waiting.
+
+        Sending one that the node already holds or has mined ("already known", "nonce
+        too low") is not an error: a stored transaction can be re-broadcast after a
+        restart. A refusal for good (intrinsic gas, fees) raises
+        :class:`TransactionFailed`; a node that cannot be reached, :class:`ChainError`.
+        """
+        self._push(raw)
+        return bytes(keccak(raw))
+
+    def transaction_state(self, tx_hash: bytes, *, timeout: float = 10.0) -> TransactionState:
+        """Wait up to ``timeout`` seconds for a sent transaction to be mined, and say how
+        it went.
+
+        ``confirmed``: mined with status 1. ``failed``: mined with status 0, or the node
+        does not know it (dropped by a restart, replaced): send again. ``unknown``: still
+        pending. A node that cannot answer raises :class:`ChainError`.
+        """
+        deadline = time.monotonic() + timeout
+        pause = min(0.002, self.poll_interval)
+        while True:
+            with contextlib.suppress(ChainError):
+                receipt = self._receipt(tx_hash, with_logs=False)
+                if receipt is not None:
+                    return "confirmed" if int(receipt["status"]) == 1 else "failed"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, self.poll_interval)
+        with _node_errors(f"looking up transaction 0x{tx_hash.hex()}"):
+            try:
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return "failed"
+        return "unknown"
+
+    def receipt_block(self, tx_hash: bytes) -> int | None:
+        """The block a transaction was mined in with status 1; ``None`` if it is not
+        mined (yet) or failed."""
+        receipt = self._receipt(tx_hash, with_logs=False)
+        if receipt is None or int(receipt["status"]) != 1:
+            return None
+        return int(receipt["blockNumber"])
+
+    def _block(self, number: int | str) -> Mapping[str, Any]:
+        """A block header (``number``, ``hash``, ``timestamp``, ``gasLimit``,
+        ``baseFeePerGas``) with int and bytes values; ``{}`` if the node has no such block.
+
+        Plain JSON-RPC on a node: web3's block formatters cost more than the call.
+        """
+        if _is_eth_tester(self.w3):
+            with _node_errors("eth_getBlockByNumber"):
+                try:
+                    return cast(Mapping[str, Any], self.w3.eth.get_block(number))  # type: ignore[arg-type]
+                except BlockNotFound:
+                    return {}
+        tag = hex(number) if isinstance(number, int) else number
+        raw = self._rpc("eth_getBlockByNumber", [tag, False])
+        if raw is None:
+            return {}
+        out: dict[str, Any] = {"hash": bytes.fromhex(str(raw["hash"]).removeprefix("0x"))}
+        for key in ("number", "timestamp", "gasLimit", "baseFeePerGas"):
+            if raw.get(key) is not None:
+                out[key] = _quantity(raw[key])
+        return out
+
+    def block_time(self, number: int) -> int:
+        """The timestamp of block ``number`` (:class:`ChainError` if there is no such block)."""
+        block = self._block(number)
+        if not block:
+            raise ChainError(f"the node has no block {number}; is it synced that far?")
+        return int(block["timestamp"])
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block ``number``, ``None`` if the node has no such block (yet)."""
+        block = self._block(number)
+        return bytes(block["hash"]) if block else None
+
+    def block_gas_limit(self) -> int:
+        """The gas limit of the latest block."""
+        return int(self._block("latest")["gasLimit"])
+
+    def account_nonce(self, block: int | str = "latest") -> int:
+        """The signing account's transaction count at ``block`` ("latest", "pending", …)."""
+        if self._account is None:
+            raise ConfigurationError("this ChainClient has no private key, hence no nonce")
+        with _node_errors("eth_getTransactionCount"):
+            return int(self.w3.eth.get_transaction_count(self._account.address, block))  # type: ignore[arg-type]
 
     def _wait(self, tx_hash: bytes, with_logs: bool = True) -> Mapping[str, Any]:
         deadline = time.monotonic() + self.receipt_timeout

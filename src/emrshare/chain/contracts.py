@@ -13,13 +13,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
+from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain.artifacts import load_artifact
-from emrshare.chain.client import ChainClient, Receipt, _abi_type
+from emrshare.chain.client import ChainClient, Receipt, SignedTransaction, _abi_type
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.events import EventCursor, event_topic, get_logs_paged, topic_for
 from emrshare.chain.ids import record_id
@@ -559,6 +562,16 @@ def _checksummed(abi_type: str, value: Any) -> Any:
     return value
 
 
+@cache
+def _function_abi(contract: str, fn: str) -> tuple[bytes, tuple[str, ...]]:
+    """Selector and canonical argument types of a function of a shipped contract."""
+    (item,) = [
+        i for i in load_artifact(contract).abi if i.get("type") == "function" and i["name"] == fn
+    ]
+    types = tuple(_abi_type(p) for p in item["inputs"])
+    return keccak(text=f"{fn}({','.join(types)})")[:4], types
+
+
 # ----------------------------------------------------------------- bindings
 
 
@@ -573,7 +586,7 @@ class _Binding:
         self.address = Web3.to_checksum_address(address)
         self.start_block = start_block
         abi = load_artifact(self.NAME).abi
-        self._contract = client.w3.eth.contract(address=self.address, abi=abi)
+        self._abi = abi
         self._functions = {i["name"]: i for i in abi if i.get("type") == "function"}
         by_name = {i["name"]: i for i in abi if i.get("type") == "event"}
         self._event_abi: dict[type[ChainEvent], Mapping[str, Any]] = {
@@ -587,9 +600,11 @@ class _Binding:
     def _encode(self, fn: str, args: Sequence[Any]) -> bytes:
         # web3 accepts only EIP-55 addresses: checksum every address argument here, once,
         # instead of at each call site (an invalid address still raises ValueError).
-        inputs = self._functions[fn]["inputs"]
-        fixed = [_checksummed(p["type"], a) for p, a in zip(inputs, args, strict=True)]
-        return bytes.fromhex(self._contract.encode_abi(fn, fixed)[2:])
+        # eth-abi directly with a cached selector: web3's encode_abi walks every argument
+        # through its ABI mappers, which costs more than a bulk append's other Python.
+        selector, types = _function_abi(self.NAME, fn)
+        fixed = [_checksummed(t, a) for t, a in zip(types, args, strict=True)]
+        return selector + abi_encode(list(types), fixed)
 
     def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
         """``eth_call`` of ``fn`` at ``block`` (default: latest), decoded."""
@@ -680,6 +695,29 @@ class _Binding:
             else:
                 topics.append(topic_for(p["type"], v))
         return topics
+
+    def _events_of_kinds(
+        self,
+        kinds: Sequence[type[ChainEvent]],
+        from_block: int,
+        to_block: int,
+        **filters: Any,
+    ) -> list[ChainEvent]:
+        """Events of several ``kinds`` in one paged ``eth_getLogs``, in chain order.
+
+        The filtered fields must sit at the same indexed positions in every kind.
+        """
+        per_kind = [self._topics(k, filters) for k in kinds]
+        if any(t[1:] != per_kind[0][1:] for t in per_kind):
+            raise TypeError("these events index the filtered fields at different positions")
+        topics = [[t[0] for t in per_kind], *per_kind[0][1:]]
+        found: list[ChainEvent] = []
+        for log in get_logs_paged(self.client.w3, self.address, topics, from_block, to_block):
+            ev = self.decode_log(log)
+            if ev is not None and type(ev) in kinds:
+                found.append(ev)
+        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+        return found
 
     def events(
         self,
@@ -973,6 +1011,39 @@ class RecordIndex(_Binding):
         """Append entries under one tag; entry ``i`` gets ``first_sequence + i``."""
         return self._send("appendBatch", patient, tag, first_sequence, list(entries))
 
+    def append_entries(
+        self,
+        patient: str,
+        tag: CategoryTag,
+        first_sequence: int,
+        sealed: Sequence[bytes],
+        *,
+        gas: int | None = None,
+    ) -> Receipt:
+        """Append ``sealed`` entries (``append`` for one, ``appendBatch`` for more), fast.
+
+        The bulk write path: the receipt carries no logs and no decoded events (a batch
+        emits hundreds, and decoding them costs more than the round trip). ``gas`` skips
+        the estimate. A wrong sequence still raises ``RecordIndex_WrongSequence``.
+        """
+        if not sealed:
+            raise ValueError("append_entries needs at least one entry")
+        if len(sealed) == 1:
+            data = self._encode("append", (patient, tag, first_sequence, sealed[0]))
+        else:
+            data = self._encode("appendBatch", (patient, tag, first_sequence, list(sealed)))
+        return self.client.send(self.address, data, gas=gas, with_logs=False)
+
+    def writer_events(
+        self, patient: str, writer: str, from_block: int, to_block: int
+    ) -> list[WriterAuthorized | WriterRevoked]:
+        """``writer``'s authorizations and revocations by ``patient`` (every tag) in
+        ``[from_block, to_block]``, in chain order, in one paged ``eth_getLogs``."""
+        found = self._events_of_kinds(
+            (WriterAuthorized, WriterRevoked), from_block, to_block, patient=patient, writer=writer
+        )
+        return [ev for ev in found if isinstance(ev, WriterAuthorized | WriterRevoked)]
+
     def append_once(
         self, patient: str, tag: CategoryTag, first_sequence: int, entries: Sequence[bytes]
     ) -> Appended:
@@ -1162,6 +1233,23 @@ class AuditLog(_Binding):
             [a.as_abi() for a in accesses],
         )
 
+    def sign_log_accesses(
+        self,
+        policy_id: PolicyId,
+        grantee: str,
+        proxies: Sequence[str],
+        accesses: Sequence[AccessEntry],
+        *,
+        nonce: int,
+        gas: int,
+    ) -> SignedTransaction:
+        """:meth:`log_accesses`, signed with ``nonce`` and ``gas`` but not sent: a proxy
+        stores it and broadcasts it (again, after a restart) with ``client.broadcast``."""
+        data = self._encode(
+            "logAccesses", (policy_id, grantee, list(proxies), [a.as_abi() for a in accesses])
+        )
+        return self.client.sign(self.address, data, gas=gas, nonce=nonce)
+
 
 @dataclass(frozen=True, slots=True)
 class Contracts:
@@ -1188,6 +1276,31 @@ class Contracts:
             grants=Grants(client, deployment.address_of("Grants"), start_block=s),
             audit=AuditLog(client, deployment.address_of("AuditLog"), start_block=s),
         )
+
+    def events_between(
+        self, from_block: int, to_block: int, kinds: Sequence[type[ChainEvent]]
+    ) -> list[ChainEvent]:
+        """Events of ``kinds`` (of any contracts) in ``[from_block, to_block]``, decoded
+        and in chain order, from one paged ``eth_getLogs`` over the contracts that emit
+        them."""
+        bindings = [b for b in self._bindings() if any(k in b.EVENTS for k in kinds)]
+        stray = [k.__name__ for k in kinds if not any(k in b.EVENTS for b in bindings)]
+        if stray:
+            raise TypeError(f"no contract of the deployment emits {', '.join(stray)}")
+        by_address = {b.address: b for b in bindings}
+        topic0 = [event_topic(b._event_abi[k]) for b in bindings for k in kinds if k in b.EVENTS]
+        client = self.registry.client
+        found: list[ChainEvent] = []
+        for log in get_logs_paged(client.w3, list(by_address), [topic0], from_block, to_block):
+            binding = by_address.get(Web3.to_checksum_address(log["address"]))
+            ev = binding.decode_log(log) if binding is not None else None
+            if ev is not None and type(ev) in kinds:
+                found.append(ev)
+        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+        return found
+
+    def _bindings(self) -> tuple[_Binding, ...]:
+        return (self.registry, self.profiles, self.index, self.grants, self.audit)
 
     def with_client(self, client: ChainClient) -> Contracts:
         """The same contracts, used through another client (another signing key)."""

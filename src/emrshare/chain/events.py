@@ -41,7 +41,7 @@ def topic_for(abi_type: str, value: Any) -> bytes:
 
 def get_logs_paged(
     w3: Web3,
-    address: str,
+    address: str | Sequence[str],
     topics: Sequence[bytes | Sequence[bytes] | None],
     from_block: int,
     to_block: int,
@@ -50,7 +50,7 @@ def get_logs_paged(
     """``eth_getLogs`` over ``[from_block, to_block]`` in pages of ``page_size`` blocks.
 
     Nodes cap the range (and result size) of one query; paging keeps each request small
-    and yields logs in chain order.
+    and yields logs in chain order. ``address`` may name several contracts (one query).
     """
     if page_size < 1:
         raise ConfigurationError("page_size must be at least 1 block")
@@ -64,13 +64,18 @@ def get_logs_paged(
             enc.append(["0x" + x.hex() for x in t])
     while enc and enc[-1] is None:
         enc.pop()
+    where: str | list[str] = (
+        Web3.to_checksum_address(address)
+        if isinstance(address, str)
+        else [Web3.to_checksum_address(a) for a in address]
+    )
     start = from_block
     while start <= to_block:
         end = min(start + page_size - 1, to_block)
         try:
             logs = w3.eth.get_logs(
                 {
-                    "address": Web3.to_checksum_address(address),
+                    "address": where,  # type: ignore[typeddict-item]
                     "topics": enc,
                     "fromBlock": start,
                     "toBlock": end,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from eth_abi.abi import encode as abi_encode
@@ -22,6 +22,7 @@ __all__ = [
     "proxies_hash",
     "purpose_code",
     "record_id",
+    "record_ids",
     "records_hash",
     "verify_chain",
 ]
@@ -59,21 +60,28 @@ def policy_id(patient: str, nonce: bytes) -> PolicyId:
     )
 
 
+def record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
+    """``sequence -> record_id(patient, tag, writer, sequence)`` for one stream.
+
+    The ABI encoding of the three fixed arguments is computed once: a bulk write names
+    thousands of slots of one stream.
+    """
+    prefix = abi_encode(
+        ["address", "bytes32", "address"],
+        [Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)],
+    )
+
+    def of(sequence: int) -> RecordId:
+        if not 0 <= sequence < 2**64:
+            abi_encode(["uint64"], [sequence])  # raises as the contract's ABI would
+        return RecordId(keccak(prefix + sequence.to_bytes(32, "big")))
+
+    return of
+
+
 def record_id(patient: str, tag: CategoryTag, writer: str, sequence: int) -> RecordId:
     """``keccak256(abi.encode(patient, tag, writer, sequence))``, as RecordIndex derives it."""
-    return RecordId(
-        keccak(
-            abi_encode(
-                ["address", "bytes32", "address", "uint64"],
-                [
-                    Web3.to_checksum_address(patient),
-                    tag,
-                    Web3.to_checksum_address(writer),
-                    sequence,
-                ],
-            )
-        )
-    )
+    return record_ids(patient, tag, writer)(sequence)
 
 
 def proxies_hash(proxies: Sequence[str]) -> bytes:

@@ -54,7 +54,7 @@ def test_revert_of_a_mined_transaction_is_decoded(net: Net) -> None:
     it to recover the custom error (ganache and anvil put revert data in different places)."""
     grants = net.as_(PATIENT).grants
     unknown = b"\x09" * 32
-    data = bytes.fromhex(grants._contract.encode_abi("revoke", [unknown])[2:])
+    data = grants._encode("revoke", [unknown])
     reverts(
         lambda: grants.client.send(grants.address, data, gas=200_000),
         "Grants_UnknownPolicy",
@@ -64,7 +64,7 @@ def test_revert_of_a_mined_transaction_is_decoded(net: Net) -> None:
 
 def test_out_of_gas_is_a_transaction_failure(net: Net) -> None:
     grants = net.as_(PATIENT).grants
-    data = bytes.fromhex(grants._contract.encode_abi("revokeTag", [b"\x02" * 32])[2:])
+    data = grants._encode("revokeTag", [b"\x02" * 32])
     with pytest.raises(TransactionMinedFailed, match="raise the gas limit") as info:
         grants.client.send(grants.address, data, gas=25_000)
     assert isinstance(info.value, TransactionFailed)
@@ -81,7 +81,7 @@ def test_receipts_without_logs_still_check_the_status(net: Net) -> None:
     grants = net.as_(PATIENT).grants
     client = grants.client
     unknown = b"\x09" * 32
-    data = bytes.fromhex(grants._contract.encode_abi("revoke", [unknown])[2:])
+    data = grants._encode("revoke", [unknown])
     reverts(
         lambda: client.send(grants.address, data, gas=200_000, with_logs=False),
         "Grants_UnknownPolicy",
@@ -92,7 +92,7 @@ def test_receipts_without_logs_still_check_the_status(net: Net) -> None:
         "Grants_UnknownPolicy",
         policyId=unknown,
     )
-    tag = bytes.fromhex(grants._contract.encode_abi("revokeTag", [b"\x03" * 32])[2:])
+    tag = grants._encode("revokeTag", [b"\x03" * 32])
     with pytest.raises(TransactionMinedFailed, match="raise the gas limit"):
         client.send(grants.address, tag, gas=25_000, with_logs=False)
     ok = client.send(grants.address, tag, with_logs=False)

@@ -42,7 +42,7 @@ def _snake(name: str) -> str:
 @pytest.mark.parametrize("binding", BINDINGS, ids=lambda b: b.NAME)
 def test_event_dataclasses_match_the_abi(binding: type) -> None:
     b = binding(_client(), ADDR)
-    abi_events = {e["name"]: e for e in b._contract.abi if e["type"] == "event"}
+    abi_events = {e["name"]: e for e in b._abi if e["type"] == "event"}
     own = {n for n in abi_events if n != "EIP712DomainChanged"}
     assert {cls.__name__ for cls in binding.EVENTS} == own
     for cls in binding.EVENTS:
@@ -58,7 +58,7 @@ def test_event_dataclasses_match_the_abi(binding: type) -> None:
 
 def test_decode_entry_appended_log() -> None:
     idx = RecordIndex(_client(), ADDR)
-    abi = next(e for e in idx._contract.abi if e.get("name") == "EntryAppended")
+    abi = next(e for e in idx._abi if e.get("name") == "EntryAppended")
     patient, author, tag = "0x" + "aa" * 20, "0x" + "bb" * 20, b"\x07" * 32
     data = encode(["uint64", "bytes32", "bytes"], [3, b"\x09" * 32, b"sealed"])
     log = {
@@ -86,7 +86,7 @@ def test_decode_entry_appended_log() -> None:
 
 def test_enum_fields_are_decoded() -> None:
     reg = ConsortiumRegistry(_client(), ADDR)
-    abi = next(e for e in reg._contract.abi if e.get("name") == "MemberAdmitted")
+    abi = next(e for e in reg._abi if e.get("name") == "MemberAdmitted")
     log = {
         "address": ADDR,
         "topics": [event_topic(abi), topic_for("address", ADDR)],
