@@ -139,7 +139,7 @@ class OperationLog:
 
     def pending(self) -> list[Operation]:
         """Every operation not yet finished, oldest first."""
-        out = []
+        out: list[Operation] = []
         if not self.path.is_dir():
             return out
         for f in self.path.glob("*.json"):

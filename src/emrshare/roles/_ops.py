@@ -246,7 +246,7 @@ def plan_revoke(
 def authorized_writers(network: Network, patient: str, tag: CategoryTag) -> list[Address]:
     """Members holding an authorization for ``tag``, whether active members or not."""
     index = network.contracts.index
-    end = network.w3.eth.block_number  # an operation's own, just-mined changes count
+    end = network.chain.latest_block()  # an operation's own, just-mined changes count
     seen = {
         checksum(ev.writer)
         for ev in index.events(WriterAuthorized, patient=patient, tag=tag, to_block=end)

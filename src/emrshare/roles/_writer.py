@@ -5,7 +5,6 @@ entries are sealed by a :class:`~emrshare.roles._sealing_pool.Sealer`."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -14,15 +13,9 @@ from pathlib import Path
 from typing import IO, Any, overload
 
 import umbral_pre
-from eth_abi.abi import encode as abi_encode
-from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from nacl.public import PrivateKey
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
-from emrshare.chain import Contracts, record_id
-from emrshare.chain.artifacts import load_artifact
+from emrshare.chain import Contracts, record_ids
 from emrshare.crypto import DataKey, encrypt_file, open_sealed, seal
 from emrshare.errors import (
     ChainError,
@@ -87,36 +80,6 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
         yield from source
 
 
-@functools.cache
-def _abi_of(fn: str) -> tuple[bytes, list[str]]:
-    """Selector and argument types of a RecordIndex function, from the shipped ABI."""
-    (item,) = [i for i in load_artifact("RecordIndex").abi if i.get("name") == fn]
-    types = [str(p["type"]) for p in item["inputs"]]
-    return keccak(text=f"{fn}({','.join(types)})")[:4], types
-
-
-def _record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
-    """``sequence -> record_id(patient, tag, writer, sequence)`` for one stream.
-
-    The ABI encoding of the three fixed arguments is computed once (a bulk write names
-    thousands of slots of one stream); the first id is checked against
-    :func:`emrshare.chain.record_id`, which stays the definition.
-    """
-    prefix = abi_encode(
-        ["address", "bytes32", "address"],
-        [Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)],
-    )
-
-    def of(sequence: int) -> RecordId:
-        if not 0 <= sequence < 2**64:
-            return record_id(patient, tag, writer, sequence)  # raises like the contract
-        return RecordId(keccak(prefix + sequence.to_bytes(32, "big")))
-
-    if of(0) != record_id(patient, tag, writer, 0):
-        raise AssertionError("record id encoding diverged from emrshare.chain.record_id")
-    return of
-
-
 class RecordWriter:
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
@@ -179,7 +142,7 @@ class RecordWriter:
             target.category,
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=_record_ids(target.patient, target.tag, self.address),
+            record_id_of=record_ids(target.patient, target.tag, self.address),
             meta=self._meta(target, media_type, created_at),
             source=path.resolve() if path is not None else None,
         )
@@ -213,7 +176,7 @@ class RecordWriter:
             [meta] * len(sources),
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=_record_ids(target.patient, target.tag, self.address),
+            record_id_of=record_ids(target.patient, target.tag, self.address),
             # Files can be re-read if the process dies before their ciphertext is spooled.
             sources=[s.resolve() if isinstance(s, Path) else None for s in sources],
         )
@@ -351,28 +314,18 @@ class RecordWriter:
         first = jobs[0]
         tag = CategoryTag(bytes.fromhex(str(first.meta["tag"])[2:]))
         index = self._contracts.index
-        patient = Web3.to_checksum_address(first.patient)
-        # eth-abi directly: web3's encode_abi walks every entry through its ABI mappers,
-        # which cost more than the rest of a bulk append's Python.
-        if len(jobs) == 1:
-            selector, types = _abi_of("append")
-            data = selector + abi_encode(types, [patient, tag, first.sequence, sealed[0]])
-        else:
-            selector, types = _abi_of("appendBatch")
-            data = selector + abi_encode(types, [patient, tag, first.sequence, list(sealed)])
         # A bulk write sends many batches of one shape: the gas the first one used (the
         # dearest: it also creates the stream's counters), with the client's margin,
         # covers the rest, so they skip eth_estimateGas. A revert still raises
         # ContractRevert (the client replays a failed transaction to decode it), and any
         # failure forgets the figure so the retry estimates again.
         shape = (first.stream, len(jobs))
+        size = sum(len(s) for s in sealed)
         known = self._batch_gas.pop(shape, None) if len(jobs) > 1 else None
-        gas = known[1] if known is not None and len(data) <= known[0] else None
+        gas = known[1] if known is not None and size <= known[0] else None
         try:
-            # Sent through the client directly: the binding would decode every
-            # EntryAppended event of the receipt, which a bulk write does not need.
             try:
-                receipt = index.client.send(index.address, data, gas=gas, with_logs=False)
+                receipt = index.append_entries(first.patient, tag, first.sequence, sealed, gas=gas)
             except TransactionMinedFailed:
                 if gas is None:
                     raise
@@ -380,7 +333,7 @@ class RecordWriter:
                 # low for this batch (out of gas). Nothing was appended and the nonce was
                 # consumed; send once more with a fresh estimate (a real revert raises).
                 known = None
-                receipt = index.client.send(index.address, data, with_logs=False)
+                receipt = index.append_entries(first.patient, tag, first.sequence, sealed)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
                 # Another write of this stream is ahead of or behind us; not a reason to
@@ -389,33 +342,18 @@ class RecordWriter:
                     f"slot {first.sequence} is not the index's next slot ({exc}); retrying"
                 ) from exc
             raise
-        except ChainError as exc:
-            if "nonce" in str(exc).lower() and index.client.nonces is not None:
-                # Another process sent with this key (a crashed writer, the CLI): our
-                # cached nonce is stale. Re-read it; the journal retries the append.
-                index.client.nonces.resync()
-                raise TransactionFailed(f"stale nonce, resynchronized: {exc}") from exc
-            raise
+        # NonceTooLow (another process sent with this key: a crashed writer, the CLI) is
+        # a TransactionFailed: the client re-read the nonce, and the journal retries.
         if len(jobs) > 1:
             self._batch_gas[shape] = known or (
-                len(data),
+                size,
                 int(receipt.gas_used * index.client.gas_multiplier) + 5_000,
             )
         return receipt.tx_hash
 
     def receipt(self, tx_hash: bytes) -> ReceiptStatus:
-        w3 = self.network.w3
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=10)
-        except Exception:
-            try:
-                w3.eth.get_transaction(HexBytes(tx_hash))
-            except TransactionNotFound:
-                return "failed"  # dropped by the node (restart, replaced): send again
-            except Exception as exc:
-                raise ChainError(f"cannot look up transaction 0x{tx_hash.hex()}: {exc}") from exc
-            return "unknown"
-        return "confirmed" if int(receipt["status"]) == 1 else "failed"
+        # "failed" covers a transaction the node dropped (restart, replaced): send again.
+        return self._contracts.index.client.transaction_state(tx_hash, timeout=10)
 
     def unpin(self, cid: Cid) -> None:
         self.network.store.unpin(cid)

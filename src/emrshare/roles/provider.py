@@ -3,7 +3,6 @@ authorized it and reads what it was granted; :class:`AsyncProvider` for event lo
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
@@ -11,8 +10,6 @@ from typing import cast
 import umbral_pre
 
 from emrshare.chain import WriterAuthorized, WriterRevoked
-from emrshare.chain.artifacts import load_artifact
-from emrshare.chain.events import event_topic, get_logs_paged, topic_for
 from emrshare.crypto import MemberKeys, open_writer_authorization, validate_category
 from emrshare.errors import AccessDenied, EmrShareError
 from emrshare.journal import RecoveryReport
@@ -81,20 +78,7 @@ class Provider(Requester):
         end = self.network.chain.safe_block()
         if end < start:
             return
-        # Both event kinds in one eth_getLogs (topic0 is either; patient and writer are
-        # the same indexed positions in both), which every write does once.
-        topics = [
-            [_event_topic("WriterAuthorized"), _event_topic("WriterRevoked")],
-            topic_for("address", patient),
-            None,
-            topic_for("address", self.address),
-        ]
-        found: list[WriterAuthorized | WriterRevoked] = []
-        for log in get_logs_paged(index.client.w3, index.address, topics, start, end):
-            ev = index.decode_log(log)
-            if isinstance(ev, WriterAuthorized | WriterRevoked):
-                found.append(ev)
-        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+        found = index.writer_events(patient, self.address, start, end)
         self._take_authorizations(patient, found)
         self._scanned[patient] = end + 1
 
@@ -265,13 +249,3 @@ class AsyncProvider(AsyncRequester):
     async def writable_categories(self, patient: str) -> dict[str, int]:
         """As :meth:`Provider.writable_categories`."""
         return await self._run(lambda: self.provider.writable_categories(patient))
-
-
-@functools.cache
-def _event_topic(name: str) -> bytes:
-    (item,) = [
-        i
-        for i in load_artifact("RecordIndex").abi
-        if i.get("type") == "event" and i.get("name") == name
-    ]
-    return event_topic(item)
