@@ -14,6 +14,7 @@ from emrshare.errors import ContractRevert, InvalidEvidence, WireFormatError
 from emrshare.network import Network
 from emrshare.proxy.evidence import Evidence
 from emrshare.roles._common import checksum
+from emrshare.types import Address, PolicyId
 
 __all__ = ["VerifiedReport", "keep_evidence", "verify_report"]
 
@@ -23,10 +24,10 @@ class VerifiedReport:
     """A registry report whose evidence proves that ``proxy`` signed a bad cfrag."""
 
     report_id: int
-    proxy: str
-    reporter: str
+    proxy: Address
+    reporter: Address
     evidence_hash: bytes
-    policy_id: bytes
+    policy_id: PolicyId
     block: int
 
 
@@ -100,6 +101,6 @@ def verify_report(network: Network, report_id: int) -> VerifiedReport:
         proxy=checksum(ev.proxy),
         reporter=checksum(ev.reporter),
         evidence_hash=bytes(ev.evidence_hash),
-        policy_id=evidence.policy_id,
+        policy_id=PolicyId(evidence.policy_id),
         block=evidence.block,
     )

@@ -89,3 +89,15 @@ def test_patient_and_member_identities(tmp_path: Path) -> None:
     reader = Requester.from_keystore(net, tmp_path / "m.json", "pw", state_dir=tmp_path / "r")
     assert type(reader) is Requester
     assert "seed" not in repr(hospital) and "secret" not in repr(restored)
+
+
+def test_facades_create_no_directory_until_they_write(tmp_path: Path) -> None:
+    from emrshare.crypto import MemberKeys, PatientKeys
+    from emrshare.roles import AsyncProvider, AsyncRequester, Patient, Provider, Requester
+
+    net = Network.from_config(_config(tmp_path))
+    state = tmp_path / "state"
+    Patient(net, PatientKeys.generate(), state_dir=state / "p", known_categories=["lab"])
+    for cls in (Provider, Requester, AsyncProvider, AsyncRequester):
+        cls(net, MemberKeys.generate(), state_dir=state / cls.__name__)
+    assert not state.exists(), "a constructor created its state directory"
