@@ -64,7 +64,6 @@ def test_from_config_builds_without_contacting_the_node(tmp_path: Path) -> None:
     net = Network.from_config(_config(tmp_path))
     assert net.threshold == 2 and net.confirmations == 2
     assert repr(net) == "Network('test', chain_id=31337)"
-    net.settle()  # a real network's proxies follow the chain themselves: a no-op
     net.close()
 
 
