@@ -9,6 +9,16 @@ Typical use::
 """
 
 from emrshare._recursion import cap_recursion_limit
+from emrshare.chain._logs import EventCursor
+from emrshare.chain._rpc import scrub_url_secrets
+from emrshare.chain.bindings import (
+    AuditLog,
+    ConsortiumRegistry,
+    Contracts,
+    Grants,
+    PatientProfiles,
+    RecordIndex,
+)
 from emrshare.chain.client import (
     ChainClient,
     NonceManager,
@@ -17,55 +27,33 @@ from emrshare.chain.client import (
     TransactionState,
     decode_revert,
 )
-from emrshare.chain.contracts import (
-    AccessEntry,
+from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
+from emrshare.chain.events import (
     AccessLogged,
-    AccessRequest,
     AccessRequestAnswered,
     AccessRequested,
-    Action,
-    ActiveWindow,
-    AdminConfig,
-    Appended,
-    AuditLog,
     ChainEvent,
-    ConsortiumRegistry,
-    Contracts,
     EndpointChanged,
     EntryAppended,
     GrantCreated,
-    GrantParams,
-    GrantRevoked,
-    Grants,
-    GrantStatus,
-    IndexHead,
+    GrantRevokedEvent,
     KeysRotated,
-    Member,
     MemberAdmitted,
     MemberApplied,
     MemberReinstated,
     MemberRemoved,
     MemberRoleChanged,
     MemberSuspended,
-    PatientProfiles,
-    Policy,
-    Profile,
     ProfileRegistered,
-    Proposal,
     ProposalApproved,
     ProposalCreated,
     ProposalExecuted,
     ProxyReported,
-    RecordIndex,
-    RequestStatus,
-    Role,
     TagRevoked,
     ThresholdChanged,
     WriterAuthorized,
     WriterRevoked,
 )
-from emrshare.chain.deploy import DEPLOY_ORDER, Deployment, deploy_contracts
-from emrshare.chain.events import EventCursor
 from emrshare.chain.ids import (
     BINDING_BYTES,
     FHIR_PURPOSES,
@@ -80,10 +68,31 @@ from emrshare.chain.ids import (
     records_hash,
     verify_chain,
 )
+from emrshare.chain.values import (
+    AccessEntry,
+    AccessRequest,
+    Action,
+    ActiveWindow,
+    AdminConfig,
+    Appended,
+    GrantParams,
+    GrantStatus,
+    IndexHead,
+    Member,
+    PatientProfile,
+    Policy,
+    Proposal,
+    RequestStatus,
+    Role,
+)
 
 # web3 is imported by now, and py_ecc with it: undo its recursion limit before anything
 # decodes JSON from a node (see emrshare._recursion).
 cap_recursion_limit()
+
+# re-export: removed after r11 (the event's old name; it clashed with the exception
+# emrshare.errors.GrantRevoked, so ``except chain.GrantRevoked`` caught nothing)
+GrantRevoked = GrantRevokedEvent
 
 __all__ = [
     "BINDING_BYTES",
@@ -111,6 +120,7 @@ __all__ = [
     "GrantCreated",
     "GrantParams",
     "GrantRevoked",
+    "GrantRevokedEvent",
     "GrantStatus",
     "Grants",
     "IndexHead",
@@ -125,7 +135,7 @@ __all__ = [
     "NonceManager",
     "PatientProfiles",
     "Policy",
-    "Profile",
+    "PatientProfile",
     "ProfileRegistered",
     "Proposal",
     "ProposalApproved",
@@ -152,5 +162,6 @@ __all__ = [
     "record_id",
     "record_ids",
     "records_hash",
+    "scrub_url_secrets",
     "verify_chain",
 ]

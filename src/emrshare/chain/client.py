@@ -4,35 +4,36 @@ The client is given a :class:`~web3.Web3` (never looked up globally) and, for
 transactions, a private key. Transactions are signed locally with eth-account; a
 :class:`NonceManager` hands out nonces safely to concurrent threads; every revert is
 decoded into :class:`~emrshare.errors.ContractRevert` with the custom error's name and
-arguments, on anvil, ganache and geth-style nodes alike.
+arguments, on anvil, ganache and geth-style nodes alike (see :mod:`emrshare.chain._revert`).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
-from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import BlockNotFound, TransactionNotFound
-from web3.types import RPCEndpoint
+from web3.exceptions import TransactionNotFound
 
-from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.chain._revert import decode_revert
+from emrshare.chain._rpc import (
+    NodeConnection,
+    is_eth_tester,
+    node_errors,
+    quantity,
+    scrub_url_secrets,
+)
 from emrshare.errors import (
     ChainError,
     ConfigurationError,
     ContractRevert,
-    EmrShareError,
     NonceTooLow,
     TransactionFailed,
     TransactionMinedFailed,
@@ -45,8 +46,9 @@ __all__ = [
     "SignedTransaction",
     "TransactionState",
     "decode_revert",
-    "revert_data_from_error",
 ]
+
+_scrub = scrub_url_secrets  # re-export: removed after r11 (proxy's import path)
 
 #: What :meth:`ChainClient.transaction_state` says of a sent transaction.
 TransactionState = Literal["confirmed", "failed", "unknown"]
@@ -54,35 +56,7 @@ TransactionState = Literal["confirmed", "failed", "unknown"]
 #: Priority fee of locally signed EIP-1559 transactions (1 gwei).
 _TIP = 1_000_000_000
 
-
 E = TypeVar("E")
-
-
-_URL_PATH = re.compile(r"(url: )\S+|(://)[^/\s@]*@")
-
-
-def _scrub(exc: BaseException) -> str:
-    """``str(exc)`` without URL paths or credentials: RPC URLs often carry an API key
-    (``…/v3/<key>``) and requests repeats the path in its messages."""
-    return _URL_PATH.sub(
-        lambda m: (m.group(1) or m.group(2)) + "…" + ("@" if m.group(2) else ""), str(exc)
-    )
-
-
-@contextlib.contextmanager
-def _node_errors(what: str) -> Iterator[None]:
-    """Re-raise a web3/transport failure while doing ``what`` as :class:`ChainError`.
-
-    web3.py raises requests', aiohttp's and its own exception types for an unreachable or
-    misbehaving node; callers (the journal, the proxy) tell outages from reverts by the
-    ``EmrShareError`` tree, so nothing untyped may escape a public method.
-    """
-    try:
-        yield
-    except EmrShareError:
-        raise
-    except Exception as exc:
-        raise ChainError(f"{what} failed: {_scrub(exc)}; is the node reachable?") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,215 +101,6 @@ class SignedTransaction:
         return f"SignedTransaction(tx_hash=0x{self.tx_hash.hex()}, nonce={self.nonce})"
 
 
-def _refusal(error: Any) -> Literal["known", "nonce", "refused"]:
-    """Why a node refused ``eth_sendRawTransaction``, from its error object.
-
-    ``known``: this very transaction is already pooled or mined; ``nonce``: the nonce was
-    used by another transaction of the account (anvil and geth say "nonce too low",
-    ganache "doesn't have the correct nonce"); ``refused``: anything else (intrinsic gas,
-    fees, a malformed envelope), which no resend of the same bytes changes.
-    """
-    text = str(error.get("message", error) if isinstance(error, Mapping) else error).lower()
-    if re.search(r"\balready\b|(?<!un)known", text):
-        return "known"
-    if "nonce too low" in text or "correct nonce" in text:
-        return "nonce"
-    return "refused"
-
-
-@dataclass(frozen=True, slots=True)
-class _ErrorAbi:
-    name: str
-    types: tuple[str, ...]
-    names: tuple[str, ...]
-
-
-def _abi_type(param: Mapping[str, Any]) -> str:
-    t = str(param["type"])
-    if t.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){t[5:]}"
-    return t
-
-
-@cache
-def _error_table() -> dict[bytes, _ErrorAbi]:
-    """Every custom error of every shipped contract (and Error/Panic), by selector."""
-    table: dict[bytes, _ErrorAbi] = {
-        bytes.fromhex("08c379a0"): _ErrorAbi("Error", ("string",), ("message",)),
-        bytes.fromhex("4e487b71"): _ErrorAbi("Panic", ("uint256",), ("code",)),
-    }
-    for name in artifact_names():
-        for item in load_artifact(name).abi:
-            if item.get("type") != "error":
-                continue
-            types = tuple(_abi_type(p) for p in item["inputs"])
-            sig = f"{item['name']}({','.join(types)})"
-            table[keccak(text=sig)[:4]] = _ErrorAbi(
-                item["name"], types, tuple(p["name"] for p in item["inputs"])
-            )
-    return table
-
-
-# What to do next, for the errors a caller most often meets. Filled with the arguments.
-_HINTS: dict[str, str] = {
-    "RecordIndex_WrongSequence": (
-        "append named sequence {given} but the next one for writer {writer} is {expected}: "
-        "entries before {expected} are already on chain; continue from {expected}"
-    ),
-    "RecordIndex_NotAuthorized": (
-        "{writer} may not append to patient {patient}'s tag {tag}; "
-        "ask the patient to authorize it for that category"
-    ),
-    "Grants_AlreadyRevoked": "grant {policyId} was already revoked at block {revokedAt}",
-    "Grants_ExpiryInPast": (
-        "grant expiry {expiry} is not after chain time {chainTime}; choose a later expiry"
-    ),
-    "Grants_PolicyExists": "a grant with id {policyId} exists; use a fresh random nonce",
-    "Grants_NotMember": "{account} is not a consortium member; ask the admins to admit it",
-    "AuditLog_NotPolicyProxy": "{caller} is not a proxy of grant {policyId} and may not log",
-    "AuditLog_NotProxy": (
-        "{account} is not an active consortium proxy (removed or suspended) and may not log"
-    ),
-    "AuditLog_BadRequestSignature": (
-        "access {index} logged under grant {policyId} does not carry the grantee's signature "
-        "of that request; log only requests the grantee signed"
-    ),
-    "AuditLog_OutsideGrantWindow": (
-        "an access evaluated at block {evaluatedAt} is outside grant {policyId}'s active "
-        "blocks; the grant did not allow it then"
-    ),
-    "AuditLog_OutsideGrantTime": (
-        "an access evaluated at time {evaluatedTime} is after grant {policyId}'s expiry, "
-        "the request's deadline or the chain's time"
-    ),
-    "RecordIndex_NotMember": (
-        "{writer} is not an active Provider of the consortium and may not write; "
-        "ask the admins about its membership"
-    ),
-    "Grants_NoProfile": "{caller} has no patient profile; register one in PatientProfiles first",
-    "Grants_NotProxy": (
-        "{proxy} is not an active consortium proxy (never one, removed or suspended); "
-        "choose proxies from the registry"
-    ),
-    "Grants_SealedTooLarge": (
-        "sealed item {index} is {length} bytes: it must be non-empty and within the "
-        "contract's limit"
-    ),
-    "Registry_NotEnoughApprovals": (
-        "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
-    ),
-    "Registry_ProposalStale": (
-        "the admin set changed since proposal {proposalId} was made; propose it again"
-    ),
-}
-
-
-def _render(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_render(v) for v in value) + "]"
-    return str(value)
-
-
-def decode_revert(data: bytes) -> ContractRevert:
-    """Decode revert data into :class:`ContractRevert` (name ``"unknown"`` if unrecognised)."""
-    if len(data) < 4:
-        return ContractRevert(
-            "unknown", {}, "contract reverted without an error (out of gas or bad call)", data
-        )
-    abi = _error_table().get(data[:4])
-    if abi is None:
-        return ContractRevert(
-            "unknown", {}, f"contract reverted with unknown error 0x{data[:4].hex()}", data
-        )
-    try:
-        values = abi_decode(list(abi.types), data[4:])
-    except Exception as exc:  # malformed revert data from a misbehaving node
-        return ContractRevert(abi.name, {}, f"contract reverted with {abi.name} ({exc})", data)
-    args = {
-        n or f"arg{i}": _normalize(v)
-        for i, (n, v) in enumerate(zip(abi.names, values, strict=True))
-    }
-    message: str | None = None
-    hint = _HINTS.get(abi.name)
-    if hint is not None:
-        message = f"{abi.name}: " + hint.format(**{k: _render(v) for k, v in args.items()})
-    elif abi.name == "Error":
-        message = f"contract reverted: {args['message']}"
-    return ContractRevert(abi.name, args, message, data)
-
-
-def _normalize(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return Web3.to_checksum_address(value)
-    if isinstance(value, list | tuple):
-        return tuple(_normalize(v) for v in value)
-    return value
-
-
-def revert_data_from_error(error: Any) -> bytes | None:
-    """Find revert data in a JSON-RPC error object, whatever shape the node uses.
-
-    anvil and geth put a hex string in ``error.data``; ganache does so for ``eth_call``
-    but nests it as ``error.data.result`` for ``eth_estimateGas`` (and, in older
-    versions, as ``error.data[txhash].return``).
-    """
-    if isinstance(error, str):
-        if error.startswith("0x") and len(error) % 2 == 0:
-            try:
-                return bytes.fromhex(error[2:])
-            except ValueError:
-                return None
-        return None
-    if isinstance(error, Mapping):
-        for key in ("data", "result", "return"):
-            if key in error:
-                found = revert_data_from_error(error[key])
-                if found is not None:
-                    return found
-        for value in error.values():
-            if isinstance(value, Mapping):
-                found = revert_data_from_error(value)
-                if found is not None:
-                    return found
-    return None
-
-
-def _revert_data_from_exception(exc: Exception) -> bytes | None:
-    """Revert data of an in-process chain (eth-tester raises instead of answering).
-
-    eth-tester's ``TransactionFailed`` carries ``"execution reverted: b'...'"``.
-    """
-    if type(exc).__name__ != "TransactionFailed" or not exc.args:
-        return None
-    arg = exc.args[0]
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str) and arg.startswith("execution reverted: b"):
-        try:
-            value = ast.literal_eval(arg[len("execution reverted: ") :])
-        except (ValueError, SyntaxError):
-            return None
-        return value if isinstance(value, bytes) else None
-    return None
-
-
-def _quantity(value: Any) -> int:
-    """A JSON-RPC quantity (hex string; some in-process providers answer ints)."""
-    return value if isinstance(value, int) else int(str(value), 16)
-
-
-def _is_eth_tester(w3: Web3) -> bool:
-    return type(w3.provider).__name__ == "EthereumTesterProvider"
-
-
-def _is_revert(error: Mapping[str, Any]) -> bool:
-    msg = str(error.get("message", "")).lower()
-    return "revert" in msg or error.get("code") == 3
-
-
 class NonceManager:
     """Hands out consecutive nonces for one account, safely across threads.
 
@@ -359,7 +124,7 @@ class NonceManager:
         """
         with self._lock:
             if self._next is None:
-                with _node_errors("reading the account nonce"):
+                with node_errors("reading the account nonce"):
                     self._next = int(self._w3.eth.get_transaction_count(self._address, "pending"))
             nonce = self._next
             try:
@@ -375,12 +140,12 @@ class NonceManager:
             self._next = None
 
 
-class ChainClient:
+class ChainClient(NodeConnection):
     """A connection to one EVM chain plus (optionally) a local signing key.
 
     ``confirmations`` is how many blocks (including the transaction's own) must exist
     before a transaction counts as done; 1 means "mined". Without ``private_key`` the
-    client can only read.
+    client can only read. Calls and block reads come from :class:`NodeConnection`.
     """
 
     def __init__(
@@ -396,13 +161,11 @@ class ChainClient:
     ) -> None:
         if confirmations < 1:
             raise ConfigurationError("confirmations must be at least 1 (1 = mined)")
-        self.w3 = w3
+        super().__init__(w3, confirmations=confirmations)
         self._account = Account.from_key(private_key) if private_key is not None else None
-        self.confirmations = confirmations
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
         self.gas_multiplier = gas_multiplier
-        self._chain_id: int | None = None
         self.nonces: NonceManager | None = None
         if self._account is not None:
             self.nonces = nonces or NonceManager(w3, self._account.address)
@@ -415,14 +178,6 @@ class ChainClient:
         """The checksummed address of the signing key, ``None`` for a read-only client."""
         return None if self._account is None else str(self._account.address)
 
-    @property
-    def chain_id(self) -> int:
-        """The node's chain id (asked once, then cached)."""
-        if self._chain_id is None:
-            with _node_errors("eth_chainId"):
-                self._chain_id = int(self.w3.eth.chain_id)
-        return self._chain_id
-
     def with_key(self, private_key: bytes) -> ChainClient:
         """A client on the same connection and settings, signing with another key."""
         return ChainClient(
@@ -434,48 +189,6 @@ class ChainClient:
             gas_multiplier=self.gas_multiplier,
         )
 
-    # ------------------------------------------------------------------ RPC
-
-    def _rpc(self, method: str, params: Sequence[Any]) -> Any:
-        try:
-            resp = self.w3.provider.make_request(RPCEndpoint(method), list(params))
-        except Exception as exc:
-            data = _revert_data_from_exception(exc)
-            if data is not None:
-                raise decode_revert(data) from exc
-            raise ChainError(f"{method} failed: {_scrub(exc)}; is the node reachable?") from exc
-        return self._result(method, resp)
-
-    def _rpc_pair(
-        self, first: tuple[str, Sequence[Any]], second: tuple[str, Sequence[Any]]
-    ) -> tuple[Any, Any]:
-        """Two calls in one JSON-RPC batch (one round trip) where the provider can; each
-        answer is checked exactly as :meth:`_rpc` checks it, the first one first."""
-        batch = getattr(self.w3.provider, "make_batch_request", None)
-        if batch is None or _is_eth_tester(self.w3):
-            return self._rpc(*first), self._rpc(*second)
-        calls = [(RPCEndpoint(m), list(p)) for m, p in (first, second)]
-        try:
-            resps = batch(calls)
-        except Exception as exc:
-            raise ChainError(f"{first[0]} failed: {_scrub(exc)}; is the node reachable?") from exc
-        if not isinstance(resps, list) or len(resps) != 2:
-            # A node without batch support answers with one error: ask one by one.
-            return self._rpc(*first), self._rpc(*second)
-        return self._result(first[0], resps[0]), self._result(second[0], resps[1])
-
-    def _result(self, method: str, resp: Mapping[str, Any]) -> Any:
-        error = resp.get("error")
-        if error is not None:
-            if isinstance(error, Mapping):
-                data = revert_data_from_error(error)
-                if data is not None and (len(data) >= 4 or _is_revert(error)):
-                    raise decode_revert(data)
-                if _is_revert(error):
-                    raise decode_revert(b"")
-            raise ChainError(f"{method} failed: {error}")
-        return resp.get("result")
-
     def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
         """``eth_call``; a revert raises :class:`ContractRevert`."""
         # Some nodes (eth-tester) require a sender even for calls; the zero address is neutral.
@@ -486,16 +199,16 @@ class ChainClient:
             "to": to,
             "data": "0x" + data.hex(),
         }
-        if _is_eth_tester(self.w3):
+        if is_eth_tester(self.w3):
             # eth-tester charges calls as transactions: a read-only caller borrows its
             # funded first account.
             if self.address is None:
-                with _node_errors("eth_accounts"):
+                with node_errors("eth_accounts"):
                     tx["from"] = self.w3.eth.accounts[0]
         else:
             tx["gasPrice"] = "0x0"
         blk: int | str = block
-        if isinstance(block, int) and not _is_eth_tester(self.w3):
+        if isinstance(block, int) and not is_eth_tester(self.w3):
             # JSON-RPC nodes want a hex quantity; eth-tester (py-evm) wants the int itself.
             blk = hex(block)
         result = self._rpc("eth_call", [tx, blk])
@@ -522,10 +235,10 @@ class ChainClient:
             if gas is None:
                 # Estimate and gas price in one round trip.
                 estimated, price = self._rpc_pair(("eth_estimateGas", [base]), ("eth_gasPrice", []))
-                gas = int(_quantity(estimated) * self.gas_multiplier) + 5_000
-                gas_price = _quantity(price)
+                gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
+                gas_price = quantity(price)
             else:
-                with _node_errors("eth_gasPrice"):
+                with node_errors("eth_gasPrice"):
                     gas_price = int(self.w3.eth.gas_price)
             tx = {
                 "to": to,
@@ -567,31 +280,6 @@ class ChainClient:
             logs=tuple(receipt["logs"]) if with_logs else (),
         )
 
-    def _push(self, raw: bytes) -> Literal["sent", "known", "nonce"]:
-        """``eth_sendRawTransaction``: ``sent``, or why the node did not take it anew.
-
-        The one place a node's refusal is classified (see :func:`_refusal`); a refusal
-        for good raises :class:`TransactionFailed`, a transport failure :class:`ChainError`.
-        """
-        method = "eth_sendRawTransaction"
-        try:
-            resp = self.w3.provider.make_request(RPCEndpoint(method), ["0x" + raw.hex()])
-        except Exception as exc:
-            data = _revert_data_from_exception(exc)
-            if data is not None:
-                raise decode_revert(data) from exc
-            raise ChainError(f"{method} failed: {_scrub(exc)}; is the node reachable?") from exc
-        error = resp.get("error")
-        if error is None:
-            return "sent"
-        kind = _refusal(error)
-        if kind == "refused":
-            message = error.get("message", error) if isinstance(error, Mapping) else error
-            raise TransactionFailed(
-                f"the node refused the transaction: {message}; it can never be mined as is"
-            )
-        return kind
-
     def sign(
         self, to: str, data: bytes, *, gas: int | None = None, nonce: int | None = None
     ) -> SignedTransaction:
@@ -609,7 +297,7 @@ class ChainClient:
         hex_data = "0x" + data.hex()
         if gas is None:
             estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
-            gas = int(_quantity(estimated) * self.gas_multiplier) + 5_000
+            gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
         base_fee = int(self._block("latest").get("baseFeePerGas", 0) or 0)
         tx: dict[str, Any] = {
             "to": Web3.to_checksum_address(to),
@@ -662,7 +350,7 @@ class ChainClient:
                 break
             time.sleep(min(pause, left))
             pause = min(pause * 2, self.poll_interval)
-        with _node_errors(f"looking up transaction 0x{tx_hash.hex()}"):
+        with node_errors(f"looking up transaction 0x{tx_hash.hex()}"):
             try:
                 self.w3.eth.get_transaction(HexBytes(tx_hash))
             except TransactionNotFound:
@@ -677,49 +365,11 @@ class ChainClient:
             return None
         return int(receipt["blockNumber"])
 
-    def _block(self, number: int | str) -> Mapping[str, Any]:
-        """A block header (``number``, ``hash``, ``timestamp``, ``gasLimit``,
-        ``baseFeePerGas``) with int and bytes values; ``{}`` if the node has no such block.
-
-        Plain JSON-RPC on a node: web3's block formatters cost more than the call.
-        """
-        if _is_eth_tester(self.w3):
-            with _node_errors("eth_getBlockByNumber"):
-                try:
-                    return cast(Mapping[str, Any], self.w3.eth.get_block(number))  # type: ignore[arg-type]
-                except BlockNotFound:
-                    return {}
-        tag = hex(number) if isinstance(number, int) else number
-        raw = self._rpc("eth_getBlockByNumber", [tag, False])
-        if raw is None:
-            return {}
-        out: dict[str, Any] = {"hash": bytes.fromhex(str(raw["hash"]).removeprefix("0x"))}
-        for key in ("number", "timestamp", "gasLimit", "baseFeePerGas"):
-            if raw.get(key) is not None:
-                out[key] = _quantity(raw[key])
-        return out
-
-    def block_time(self, number: int) -> int:
-        """The timestamp of block ``number`` (:class:`ChainError` if there is no such block)."""
-        block = self._block(number)
-        if not block:
-            raise ChainError(f"the node has no block {number}; is it synced that far?")
-        return int(block["timestamp"])
-
-    def block_hash(self, number: int) -> bytes | None:
-        """The hash of block ``number``, ``None`` if the node has no such block (yet)."""
-        block = self._block(number)
-        return bytes(block["hash"]) if block else None
-
-    def block_gas_limit(self) -> int:
-        """The gas limit of the latest block."""
-        return int(self._block("latest")["gasLimit"])
-
     def account_nonce(self, block: int | str = "latest") -> int:
         """The signing account's transaction count at ``block`` ("latest", "pending", …)."""
         if self._account is None:
             raise ConfigurationError("this ChainClient has no private key, hence no nonce")
-        with _node_errors("eth_getTransactionCount"):
+        with node_errors("eth_getTransactionCount"):
             return int(self.w3.eth.get_transaction_count(self._account.address, block))  # type: ignore[arg-type]
 
     def _wait(self, tx_hash: bytes, with_logs: bool = True) -> Mapping[str, Any]:
@@ -743,39 +393,3 @@ class ChainClient:
             f"transaction 0x{tx_hash.hex()} was not {what} within {self.receipt_timeout:.0f}s; "
             "check the node, then look the hash up before resending"
         )
-
-    def _receipt(self, tx_hash: bytes, with_logs: bool) -> Mapping[str, Any] | None:
-        """The receipt, or None while the transaction is not mined (one round trip)."""
-        if with_logs or _is_eth_tester(self.w3):
-            # web3's formatting (HexBytes, checksummed addresses) is what the bindings
-            # decode events from.
-            with _node_errors("eth_getTransactionReceipt"):
-                try:
-                    return cast(
-                        Mapping[str, Any], self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                    )
-                except TransactionNotFound:
-                    return None
-        # JSON-RPC nodes answer in hex; skip web3's formatting of (many) logs.
-        raw = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
-        if raw is None:
-            return None
-        return {
-            "status": int(str(raw["status"]), 16),
-            "blockNumber": int(str(raw["blockNumber"]), 16),
-            "gasUsed": int(str(raw["gasUsed"]), 16),
-        }
-
-    def latest_block(self) -> int:
-        """The node's newest block number."""
-        with _node_errors("eth_blockNumber"):
-            return int(self.w3.eth.block_number)
-
-    def safe_block(self) -> int:
-        """The newest block with the configured number of confirmations."""
-        return self.latest_block() - (self.confirmations - 1)
-
-    def chain_time(self) -> int:
-        """Timestamp of the latest block (contracts judge expiry by this, not the wall clock)."""
-        with _node_errors("eth_getBlockByNumber"):
-            return int(self.w3.eth.get_block("latest")["timestamp"])

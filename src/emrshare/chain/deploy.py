@@ -13,8 +13,8 @@ from web3 import Web3
 from web3.types import Nonce
 
 from emrshare._files import private_dir, read_json_object, write_atomically
+from emrshare.chain._rpc import node_errors
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.chain.client import _node_errors
 from emrshare.errors import (
     ConfigurationError,
     DeploymentError,
@@ -82,7 +82,7 @@ class Deployment:
 
     def check(self, w3: Web3) -> None:
         """Raise :class:`DeploymentError` unless the chain matches this deployment."""
-        with _node_errors("checking the deployment"):
+        with node_errors("checking the deployment"):
             node_chain = int(w3.eth.chain_id)
             codes = {
                 a: w3.eth.get_code(Web3.to_checksum_address(a)) for a in self.addresses.values()
@@ -134,7 +134,7 @@ def deploy_contracts(
     threshold of ``admin_threshold``.
     """
     acct = Account.from_key(private_key)
-    with _node_errors("reading the chain head"):
+    with node_errors("reading the chain head"):
         start = w3.eth.block_number
         chain_id = w3.eth.chain_id
     wanted = list(names or artifact_names())
@@ -143,12 +143,12 @@ def deploy_contracts(
     )
     addresses: dict[str, str] = dict(existing or {})
     deployed: dict[str, str] = {}
-    with _node_errors("reading the deployer's nonce"):
+    with node_errors("reading the deployer's nonce"):
         nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
     for name in order:
         art = load_artifact(name)
         args = _constructor_args(name, addresses, admins or [acct.address], admin_threshold)
-        with _node_errors(f"deploying {name}"):
+        with node_errors(f"deploying {name}"):
             contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
             tx = contract.constructor(*args).build_transaction(
                 {"from": acct.address, "nonce": Nonce(nonce), "chainId": chain_id}

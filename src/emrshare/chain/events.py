@@ -1,136 +1,299 @@
-"""Event queries: by indexed topics, paged over block ranges, with a persisted cursor."""
+"""Event dataclasses: one per Solidity event of the shipped contracts, decoded by the
+bindings (``receipt.event(GrantCreated)``, ``binding.events(EntryAppended, …)``)."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from eth_abi.abi import encode as abi_encode
-from eth_utils.crypto import keccak
-from web3 import Web3
+# re-export: removed after r11 (the log helpers' old path, emrshare.chain.events)
+from emrshare.chain._logs import EventCursor, event_topic, get_logs_paged, topic_for
+from emrshare.chain.values import Action, Role
+from emrshare.types import CategoryTag, PolicyId, RecordId
 
-from emrshare._files import private_dir, read_json_object, write_atomically
-from emrshare.chain.client import _scrub
-from emrshare.errors import ChainError, ConfigurationError, LocalStateError
-
-__all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
-
-
-def event_topic(abi_item: Mapping[str, Any]) -> bytes:
-    """topic0 of an event: keccak256 of its canonical signature."""
-    types = ",".join(_canonical(p) for p in abi_item["inputs"])
-    return keccak(text=f"{abi_item['name']}({types})")
-
-
-def _canonical(param: Mapping[str, Any]) -> str:
-    t = str(param["type"])
-    if t.startswith("tuple"):
-        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + t[5:]
-    return t
-
-
-def topic_for(abi_type: str, value: Any) -> bytes:
-    """The 32-byte topic of an indexed value of a static ABI type."""
-    if abi_type == "address":
-        value = Web3.to_checksum_address(value)
-    return abi_encode([abi_type], [value])
-
-
-def get_logs_paged(
-    w3: Web3,
-    address: str | Sequence[str],
-    topics: Sequence[bytes | Sequence[bytes] | None],
-    from_block: int,
-    to_block: int,
-    page_size: int = 2_000,
-) -> Iterator[Mapping[str, Any]]:
-    """``eth_getLogs`` over ``[from_block, to_block]`` in pages of ``page_size`` blocks.
-
-    Nodes cap the range (and result size) of one query; paging keeps each request small
-    and yields logs in chain order. ``address`` may name several contracts (one query).
-    """
-    if page_size < 1:
-        raise ConfigurationError("page_size must be at least 1 block")
-    enc: list[Any] = []
-    for t in topics:
-        if t is None:
-            enc.append(None)
-        elif isinstance(t, bytes):
-            enc.append("0x" + t.hex())
-        else:
-            enc.append(["0x" + x.hex() for x in t])
-    while enc and enc[-1] is None:
-        enc.pop()
-    where: str | list[str] = (
-        Web3.to_checksum_address(address)
-        if isinstance(address, str)
-        else [Web3.to_checksum_address(a) for a in address]
-    )
-    start = from_block
-    while start <= to_block:
-        end = min(start + page_size - 1, to_block)
-        try:
-            logs = w3.eth.get_logs(
-                {
-                    "address": where,  # type: ignore[typeddict-item]
-                    "topics": enc,
-                    "fromBlock": start,
-                    "toBlock": end,
-                }
-            )
-        except Exception as exc:
-            raise ChainError(
-                f"eth_getLogs for blocks {start}..{end} failed: {_scrub(exc)}; "
-                "try a smaller page_size or check the node"
-            ) from exc
-        yield from logs
-        start = end + 1
+__all__ = [
+    "AccessLogged",
+    "AccessRequestAnswered",
+    "AccessRequested",
+    "ChainEvent",
+    "EndpointChanged",
+    "EntryAppended",
+    "EventCursor",
+    "GrantCreated",
+    "GrantRevokedEvent",
+    "KeysRotated",
+    "MemberAdmitted",
+    "MemberApplied",
+    "MemberReinstated",
+    "MemberRemoved",
+    "MemberRoleChanged",
+    "MemberSuspended",
+    "ProfileRegistered",
+    "ProposalApproved",
+    "ProposalCreated",
+    "ProposalExecuted",
+    "ProxyReported",
+    "TagRevoked",
+    "ThresholdChanged",
+    "WriterAuthorized",
+    "WriterRevoked",
+    "event_topic",
+    "get_logs_paged",
+    "topic_for",
+]
 
 
-class EventCursor:
-    """Remembers, per named query, the next block to read; persisted to a JSON file.
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """Where an event was emitted; every event dataclass starts with these fields.
 
-    A watcher reads ``next_block(key, default)``, processes the events up to some block
-    ``b`` and then calls ``advance(key, b + 1)``. The file is replaced atomically, so a
-    crash leaves either the old or the new position, never a torn one. Events may be seen
-    twice after a crash between processing and advancing: handlers must be idempotent.
+    ``ABI_NAME`` is the Solidity event a class decodes: its own name, except where that
+    name belongs to an exception of :mod:`emrshare.errors` (an event and an exception
+    never share a name), and the class then carries the suffix ``Event``.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._positions: dict[str, int] = {}
-        if path is not None and path.exists():
-            try:
-                data = read_json_object(path, "event cursor file")
-                self._positions = {str(k): int(v) for k, v in data.items()}
-            except (LocalStateError, ValueError, TypeError, AttributeError) as exc:
-                raise LocalStateError(
-                    path, f"event cursor file {path} is not valid; delete it to rescan"
-                ) from exc
+    ABI_NAME: ClassVar[str] = ""
 
-    def next_block(self, key: str, default: int) -> int:
-        """The next block to read for ``key`` (``default`` if never advanced)."""
-        with self._lock:
-            return self._positions.get(key, default)
+    block_number: int
+    tx_hash: bytes
+    log_index: int
 
-    def advance(self, key: str, next_block: int) -> None:
-        """Record that blocks before ``next_block`` were processed; never moves back."""
-        with self._lock:
-            if next_block <= self._positions.get(key, -1):
-                return
-            self._positions[key] = next_block
-            if self.path is not None:
-                text = json.dumps(self._positions, indent=1, sort_keys=True) + "\n"
-                try:
-                    private_dir(self.path.parent)
-                    write_atomically(self.path, text)
-                except (OSError, LocalStateError) as exc:
-                    raise ConfigurationError(
-                        f"cannot save the event cursor to {self.path} "
-                        f"({getattr(exc, 'strerror', None) or exc}); check the directory's "
-                        "permissions"
-                    ) from exc
+    def __init_subclass__(cls) -> None:
+        # No super(): the slots dataclass replaces this class, and zero-argument super()
+        # would name the replaced one. object.__init_subclass__ takes nothing anyway.
+        if "ABI_NAME" not in cls.__dict__:
+            cls.ABI_NAME = cls.__name__
+
+
+@dataclass(frozen=True, slots=True)
+class MemberApplied(ChainEvent):
+    """A candidate published its keys (and endpoint) before admission."""
+
+    account: str
+    umbral_key: bytes
+    box_key: bytes
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalCreated(ChainEvent):
+    """An admin proposed a registry action (its approval is counted)."""
+
+    proposal_id: int
+    proposer: str
+    action: Action
+    target: str
+    role: Role
+    threshold: int
+    reference: bytes  # ABI name ``ref`` (``reference`` is reserved in Solidity)
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalApproved(ChainEvent):
+    """An admin approved a proposal; ``approvals`` is the new count."""
+
+    proposal_id: int
+    admin: str
+    approvals: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalExecuted(ChainEvent):
+    """A proposal that reached the threshold was executed."""
+
+    proposal_id: int
+    executor: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdmitted(ChainEvent):
+    """A member was admitted with ``role``."""
+
+    account: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRoleChanged(ChainEvent):
+    """A member's role changed."""
+
+    account: str
+    old_role: Role
+    new_role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved(ChainEvent):
+    """A member was removed."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspended(ChainEvent):
+    """A proxy was suspended by proposal ``proposal_id``; it is refused from this block on."""
+
+    account: str
+    proposal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReinstated(ChainEvent):
+    """A suspended proxy was reinstated."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyReported(ChainEvent):
+    """A member reported a proxy, publishing ``evidence`` (``evidence_hash`` = its keccak)."""
+
+    report_id: int
+    proxy: str
+    reporter: str
+    evidence_hash: bytes
+    evidence: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdChanged(ChainEvent):
+    """The admin approval threshold M changed."""
+
+    old_threshold: int
+    new_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeysRotated(ChainEvent):
+    """A member replaced its Umbral and X25519 keys."""
+
+    account: str
+    umbral_key: bytes
+    box_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanged(ChainEvent):
+    """A proxy changed its endpoint URL."""
+
+    account: str
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRegistered(ChainEvent):
+    """A patient registered (or replaced) its profile keys."""
+
+    patient: str
+    verifying_key: bytes
+    box_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAppended(ChainEvent):
+    """One sealed index entry; ``head`` is the patient's hash chain after it.
+
+    ``record_id`` is derived from (patient, tag, author, sequence) when the log is decoded.
+    """
+
+    patient: str
+    tag: CategoryTag
+    author: str
+    record_id: RecordId
+    sequence: int  # per (patient, tag, author)
+    head: bytes
+    entry: bytes  # sealed entry: parse with emrshare.crypto, then verify
+
+
+@dataclass(frozen=True, slots=True)
+class WriterAuthorized(ChainEvent):
+    """A patient authorized ``writer`` to append under ``tag``."""
+
+    patient: str
+    tag: CategoryTag
+    writer: str
+    sealed_payload: bytes  # the writer's category key material, sealed to it
+
+
+@dataclass(frozen=True, slots=True)
+class WriterRevoked(ChainEvent):
+    """A patient revoked ``writer``'s authorization for ``tag``."""
+
+    patient: str
+    tag: CategoryTag
+    writer: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantCreated(ChainEvent):
+    """A grant was created; each proxy finds its sealed kfrag here."""
+
+    policy_id: PolicyId
+    patient: str
+    grantee: str
+    tag: CategoryTag
+    expiry: int
+    generation: int
+    threshold: int
+    proxies: tuple[str, ...]
+    sealed_kfrags: tuple[bytes, ...]  # aligned with proxies
+    sealed_grantee_map: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRevokedEvent(ChainEvent):
+    """A grant was revoked at block ``revoked_at`` (ABI event ``GrantRevoked``; the name
+    ``GrantRevoked`` is the exception a reader meets, :class:`emrshare.errors.GrantRevoked`)."""
+
+    ABI_NAME: ClassVar[str] = "GrantRevoked"
+
+    policy_id: PolicyId
+    patient: str
+    revoked_at: int  # block
+
+
+@dataclass(frozen=True, slots=True)
+class TagRevoked(ChainEvent):
+    """Every grant of the patient's ``tag`` older than ``generation`` was revoked."""
+
+    patient: str
+    tag: CategoryTag
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequested(ChainEvent):
+    """A member sent a patient a sealed access request (category, purpose, reason inside)."""
+
+    request_id: int
+    patient: str
+    requester: str
+    sealed_request: bytes  # sealed to the patient's box key
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequestAnswered(ChainEvent):
+    """A patient answered a request; the answer is sealed to the requester."""
+
+    request_id: int
+    patient: str
+    requester: str
+    sealed_answer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogged(ChainEvent):
+    """A proxy logged one served access under a grant, with the grantee's signed request.
+
+    ``evaluated_time`` is what the proxy claims as block ``evaluated_at``'s timestamp: the
+    chain cannot check it, so readers compare it with the block header.
+    """
+
+    policy_id: PolicyId
+    patient: str
+    proxy: str
+    requester: str  # the grant's grantee, whose signature was checked
+    capsule_hashes: tuple[bytes, ...]
+    nonce: int
+    evaluated_at: int  # block
+    evaluated_time: int  # unix seconds

@@ -18,7 +18,7 @@ from emrshare.storage.unixfs import (
     DEFAULT_PROFILE,
     PROFILES,
     UNIXFS_V1_2025,
-    Profile,
+    UnixfsProfile,
     compute_cid,
 )
 
@@ -34,7 +34,7 @@ __all__ = [
     "GcResult",
     "KuboStore",
     "LocalStore",
-    "Profile",
+    "UnixfsProfile",
     "ReplicaReport",
     "ReplicatedStore",
     "compute_cid",

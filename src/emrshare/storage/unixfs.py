@@ -31,7 +31,7 @@ __all__ = [
     "PROFILES",
     "UNIXFS_V1_2025",
     "DagBuilder",
-    "Profile",
+    "UnixfsProfile",
     "compute_cid",
     "decode_dag_pb",
     "iter_chunks",
@@ -45,7 +45,7 @@ MAX_BLOCK_SIZE = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
+class UnixfsProfile:
     """How bytes become a UnixFS DAG: the knobs of ``ipfs add``.
 
     ``chunker`` gives Kubo's ``--chunker`` string for the same setting.
@@ -73,10 +73,12 @@ class Profile:
         return f"size-{self.chunk_size}"
 
 
+Profile = UnixfsProfile  # re-export: removed after r11 (storage/kubo.py, local.py, fuzz)
+
 #: Kubo's ``ipfs add`` defaults: CIDv0, dag-pb leaves, 256 KiB chunks, 174 links per node.
-DEFAULT_PROFILE = Profile("kubo-default", 0, False, 256 * 1024, 174)
+DEFAULT_PROFILE = UnixfsProfile("kubo-default", 0, False, 256 * 1024, 174)
 #: Kubo's ``unixfs-v1-2025`` profile (IPIP-499): CIDv1, raw leaves, 1 MiB chunks, 1024 links.
-UNIXFS_V1_2025 = Profile("unixfs-v1-2025", 1, True, 1024 * 1024, 1024)
+UNIXFS_V1_2025 = UnixfsProfile("unixfs-v1-2025", 1, True, 1024 * 1024, 1024)
 #: Profiles by name.
 PROFILES = {p.name: p for p in (DEFAULT_PROFILE, UNIXFS_V1_2025)}
 
@@ -107,7 +109,9 @@ class DagBuilder:
     only the CID is wanted). Memory: one pending link list per tree level.
     """
 
-    def __init__(self, profile: Profile = DEFAULT_PROFILE, sink: BlockSink | None = None) -> None:
+    def __init__(
+        self, profile: UnixfsProfile = DEFAULT_PROFILE, sink: BlockSink | None = None
+    ) -> None:
         self._p = profile
         self._sink = sink
         self._levels: list[list[_Link]] = [[]]
@@ -227,7 +231,7 @@ def iter_chunks(data: bytes | BinaryIO | Iterable[bytes], size: int) -> Iterator
 
 def compute_cid(
     data: bytes | BinaryIO | Iterable[bytes],
-    profile: Profile = DEFAULT_PROFILE,
+    profile: UnixfsProfile = DEFAULT_PROFILE,
     sink: BlockSink | None = None,
 ) -> Cid:
     """The CID ``ipfs add`` would print for ``data`` under ``profile`` (streaming)."""

@@ -13,7 +13,7 @@ from emrshare.chain import (
     Action,
     ActiveWindow,
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     GrantStatus,
     TagRevoked,
     binding_for,
@@ -206,7 +206,7 @@ def test_revoke_stores_the_block(net: Net) -> None:
         caller=net.addr(HOSPITAL),
     )
     r = net.as_(PATIENT).grants.revoke(pid)
-    ev = r.event(GrantRevoked)
+    ev = r.event(GrantRevokedEvent)
     assert (ev.policy_id, ev.patient, ev.revoked_at) == (pid, net.addr(PATIENT), r.block_number)
     g = net.as_(OUTSIDER).grants
     assert g.policy(pid).revoked_at == r.block_number

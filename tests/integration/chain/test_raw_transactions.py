@@ -13,7 +13,7 @@ from emrshare.chain import (
     ChainClient,
     EntryAppended,
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     Grants,
     NonceManager,
     SignedTransaction,
@@ -166,12 +166,17 @@ def test_signed_log_accesses_and_events_between(net: Net) -> None:
     net.as_(PATIENT).grants.revoke(pid)
     end = net.w3.eth.block_number
     contracts = net.as_(PATIENT)
-    kinds = (GrantCreated, GrantRevoked, EntryAppended, AccessLogged)
+    kinds = (GrantCreated, GrantRevokedEvent, EntryAppended, AccessLogged)
     found = contracts.events_between(start, end, kinds)
-    assert [type(e) for e in found] == [GrantCreated, EntryAppended, AccessLogged, GrantRevoked]
+    assert [type(e) for e in found] == [
+        GrantCreated,
+        EntryAppended,
+        AccessLogged,
+        GrantRevokedEvent,
+    ]
     assert found == sorted(found, key=lambda e: (e.block_number, e.log_index))
     logged = found[2]
     assert isinstance(logged, AccessLogged) and logged.proxy == net.addr(PROXY_A)
-    only = contracts.events_between(start, end, [GrantRevoked])
-    assert [type(e) for e in only] == [GrantRevoked]
+    only = contracts.events_between(start, end, [GrantRevokedEvent])
+    assert [type(e) for e in only] == [GrantRevokedEvent]
     assert Web3.to_checksum_address(net.addr(PATIENT)) == only[0].patient  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from emrshare.ipfsd import IpfsDaemon
-from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, KuboStore, LocalStore, Profile
+from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, KuboStore, LocalStore, UnixfsProfile
 from emrshare.storage.cid import RAW, CidInfo
 
 KIB = 1024
@@ -27,7 +27,7 @@ SIZES = [0, 1, 256 * KIB - 1, 256 * KIB, 256 * KIB + 1, MIB, MIB + 1, 174 * 256 
 SIZES_2025 = [0, 1, 256 * KIB, MIB, MIB + 1, 3 * MIB + 5]
 
 
-def _js_add(api_url: str, profile: Profile, data: bytes) -> str:
+def _js_add(api_url: str, profile: UnixfsProfile, data: bytes) -> str:
     params = KuboStore(api_url, profile=profile).add_params(pin=False)
     answer = httpx.post(
         f"{api_url}/api/v0/add", params=params, files={"file": ("blob", data)}, timeout=120

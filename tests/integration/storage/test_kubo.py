@@ -33,8 +33,8 @@ from emrshare.storage import (
     BlobStore,
     KuboStore,
     LocalStore,
-    Profile,
     ReplicatedStore,
+    UnixfsProfile,
     compute_cid,
     export_car,
     import_car,
@@ -151,7 +151,7 @@ def test_node_ignoring_max_file_links_is_refused(proxy: tuple[FaultProxy, Served
     """js-ipfs, like Kubo < 0.35, ignores max-file-links and keeps 174 links per node: the
     DAG differs, and put() says so instead of returning a CID of the wrong profile."""
     app, served = proxy
-    wide = Profile("wide", 1, True, 1024, 200)
+    wide = UnixfsProfile("wide", 1, True, 1024, 200)
     data = random.Random(3).randbytes(1024 * 300)  # 300 chunks: 200 + 100 links, not 174 + 126
     with (
         KuboStore(served.url, profile=wide) as store,
@@ -286,7 +286,7 @@ def real_api(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("profile", [DEFAULT_PROFILE, UNIXFS_V1_2025], ids=lambda p: p.name)
-def test_real_daemon(tmp_path: Path, real_api: str, profile: Profile) -> None:
+def test_real_daemon(tmp_path: Path, real_api: str, profile: UnixfsProfile) -> None:
     data = random.Random(6).randbytes(175 * 262_144 + 99)  # 176 chunks of 256 KiB, 44 of 1 MiB
     with KuboStore(real_api, profile=profile) as kubo:
         cid = kubo.put(data)  # put() itself checks Kubo's CID against ours

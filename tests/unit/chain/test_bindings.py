@@ -23,7 +23,7 @@ from emrshare.chain import (
     Role,
     record_id,
 )
-from emrshare.chain.events import event_topic, topic_for
+from emrshare.chain._logs import event_topic, topic_for
 from emrshare.errors import ConfigurationError
 
 BINDINGS = (ConsortiumRegistry, PatientProfiles, RecordIndex, Grants, AuditLog)
@@ -44,16 +44,16 @@ def test_event_dataclasses_match_the_abi(binding: type) -> None:
     b = binding(_client(), ADDR)
     abi_events = {e["name"]: e for e in b._abi if e["type"] == "event"}
     own = {n for n in abi_events if n != "EIP712DomainChanged"}
-    assert {cls.__name__ for cls in binding.EVENTS} == own
+    assert {cls.ABI_NAME for cls in binding.EVENTS} == own
     for cls in binding.EVENTS:
         names = [f.name for f in fields(cls)][3:]
         renamed = {"ref": "reference"}  # Solidity reserves `reference`
         abi_names = [
-            renamed.get(p["name"]) or _snake(p["name"]) for p in abi_events[cls.__name__]["inputs"]
+            renamed.get(p["name"]) or _snake(p["name"]) for p in abi_events[cls.ABI_NAME]["inputs"]
         ]
         if cls is EntryAppended:
             names.remove("record_id")  # derived when decoding
-        assert sorted(names) == sorted(abi_names), cls.__name__
+        assert sorted(names) == sorted(abi_names), cls.ABI_NAME
 
 
 def test_decode_entry_appended_log() -> None:

@@ -6,8 +6,9 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from emrshare.chain import decode_revert
+from emrshare.chain._revert import revert_data_from_error
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.chain.client import decode_revert, revert_data_from_error
 from emrshare.errors import ContractRevert
 
 DATA = "0x9f4c734d" + "01" * 32

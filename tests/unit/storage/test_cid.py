@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from emrshare.errors import ConfigurationError, IntegrityError, WireFormatError
-from emrshare.storage import Profile, parse_cid, to_v1
+from emrshare.storage import UnixfsProfile, parse_cid, to_v1
 from emrshare.storage.cid import DAG_PB, RAW, CidInfo, decode_varint, encode_varint
 
 # `ipfs_cid` output for the three bytes "hi\n" (Kubo defaults), printed in both forms.
@@ -77,4 +77,4 @@ def test_verify_names_the_cid() -> None:
 )
 def test_profile_validation(version: int, raw: bool, chunk: int, links: int) -> None:
     with pytest.raises(ConfigurationError):
-        Profile("bad", version, raw, chunk, links)
+        UnixfsProfile("bad", version, raw, chunk, links)

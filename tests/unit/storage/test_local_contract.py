@@ -11,8 +11,8 @@ from emrshare.storage import (
     UNIXFS_V1_2025,
     BlobStore,
     LocalStore,
-    Profile,
     ReplicatedStore,
+    UnixfsProfile,
 )
 from tests.unit.storage.contract import BlobStoreContract
 
@@ -34,7 +34,7 @@ class TestLocalStoreTinyTree(BlobStoreContract):
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> BlobStore:
-        return LocalStore(tmp_path / "store", Profile("tiny", 1, True, 4096, 3))
+        return LocalStore(tmp_path / "store", UnixfsProfile("tiny", 1, True, 4096, 3))
 
 
 class TestReplicatedLocal(BlobStoreContract):

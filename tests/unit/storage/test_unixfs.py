@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, LocalStore, Profile, compute_cid
+from emrshare.storage import DEFAULT_PROFILE, UNIXFS_V1_2025, LocalStore, UnixfsProfile, compute_cid
 from emrshare.storage.cid import DAG_PB, RAW, CidInfo
 from emrshare.storage.unixfs import decode_dag_pb, file_size_of_root
 
@@ -132,7 +132,7 @@ def test_v1_2025_root_links_raw_1mib_leaves(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("leaves", "fanout"), [(2, 2), (3, 2), (5, 2), (9, 3), (10, 3), (28, 3)])
 def test_balanced_layout_shape(tmp_path: Path, leaves: int, fanout: int) -> None:
     """All leaves at one depth = ceil(log_fanout(leaves)); no node over ``fanout`` links."""
-    profile = Profile("shape", 1, True, 1, fanout)
+    profile = UnixfsProfile("shape", 1, True, 1, fanout)
     store = LocalStore(tmp_path / "s", profile)
     data = bytes(range(leaves))
     root = CidInfo.parse(store.put(data))
@@ -169,7 +169,7 @@ def test_default_profile_constants() -> None:
 )
 @settings(max_examples=60, deadline=None)
 def test_cid_does_not_depend_on_how_input_arrives(data: bytes, cuts: list[int]) -> None:
-    profile = Profile("small", 1, True, 1000, 4)
+    profile = UnixfsProfile("small", 1, True, 1000, 4)
     points = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     pieces = [data[a:b] for a, b in itertools.pairwise(points)]
     assert compute_cid(iter(pieces), profile) == compute_cid(data, profile)

@@ -1,0 +1,210 @@
+"""Revert decoding: every custom error of the shipped contracts, by selector, into
+:class:`~emrshare.errors.ContractRevert` with its name, arguments and a what-to-do hint.
+
+Nodes put revert data in different places (anvil and geth in ``error.data``, ganache
+nested for estimates, eth-tester in the exception it raises); the helpers here find it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.crypto import keccak
+from web3 import Web3
+
+from emrshare.chain.artifacts import artifact_names, load_artifact
+from emrshare.errors import ContractRevert
+
+__all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorAbi:
+    name: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def abi_type(param: Mapping[str, Any]) -> str:
+    """The canonical ABI type of a parameter (tuples spelled out, as selectors need)."""
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        inner = ",".join(abi_type(c) for c in param["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+@cache
+def _error_table() -> dict[bytes, _ErrorAbi]:
+    """Every custom error of every shipped contract (and Error/Panic), by selector."""
+    table: dict[bytes, _ErrorAbi] = {
+        bytes.fromhex("08c379a0"): _ErrorAbi("Error", ("string",), ("message",)),
+        bytes.fromhex("4e487b71"): _ErrorAbi("Panic", ("uint256",), ("code",)),
+    }
+    for name in artifact_names():
+        for item in load_artifact(name).abi:
+            if item.get("type") != "error":
+                continue
+            types = tuple(abi_type(p) for p in item["inputs"])
+            sig = f"{item['name']}({','.join(types)})"
+            table[keccak(text=sig)[:4]] = _ErrorAbi(
+                item["name"], types, tuple(p["name"] for p in item["inputs"])
+            )
+    return table
+
+
+# What to do next, for the errors a caller most often meets. Filled with the arguments.
+_HINTS: dict[str, str] = {
+    "RecordIndex_WrongSequence": (
+        "append named sequence {given} but the next one for writer {writer} is {expected}: "
+        "entries before {expected} are already on chain; continue from {expected}"
+    ),
+    "RecordIndex_NotAuthorized": (
+        "{writer} may not append to patient {patient}'s tag {tag}; "
+        "ask the patient to authorize it for that category"
+    ),
+    "Grants_AlreadyRevoked": "grant {policyId} was already revoked at block {revokedAt}",
+    "Grants_ExpiryInPast": (
+        "grant expiry {expiry} is not after chain time {chainTime}; choose a later expiry"
+    ),
+    "Grants_PolicyExists": "a grant with id {policyId} exists; use a fresh random nonce",
+    "Grants_NotMember": "{account} is not a consortium member; ask the admins to admit it",
+    "AuditLog_NotPolicyProxy": "{caller} is not a proxy of grant {policyId} and may not log",
+    "AuditLog_NotProxy": (
+        "{account} is not an active consortium proxy (removed or suspended) and may not log"
+    ),
+    "AuditLog_BadRequestSignature": (
+        "access {index} logged under grant {policyId} does not carry the grantee's signature "
+        "of that request; log only requests the grantee signed"
+    ),
+    "AuditLog_OutsideGrantWindow": (
+        "an access evaluated at block {evaluatedAt} is outside grant {policyId}'s active "
+        "blocks; the grant did not allow it then"
+    ),
+    "AuditLog_OutsideGrantTime": (
+        "an access evaluated at time {evaluatedTime} is after grant {policyId}'s expiry, "
+        "the request's deadline or the chain's time"
+    ),
+    "RecordIndex_NotMember": (
+        "{writer} is not an active Provider of the consortium and may not write; "
+        "ask the admins about its membership"
+    ),
+    "Grants_NoProfile": "{caller} has no patient profile; register one in PatientProfiles first",
+    "Grants_NotProxy": (
+        "{proxy} is not an active consortium proxy (never one, removed or suspended); "
+        "choose proxies from the registry"
+    ),
+    "Grants_SealedTooLarge": (
+        "sealed item {index} is {length} bytes: it must be non-empty and within the "
+        "contract's limit"
+    ),
+    "Registry_NotEnoughApprovals": (
+        "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
+    ),
+    "Registry_ProposalStale": (
+        "the admin set changed since proposal {proposalId} was made; propose it again"
+    ),
+}
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+def decode_revert(data: bytes) -> ContractRevert:
+    """Decode revert data into :class:`ContractRevert` (name ``"unknown"`` if unrecognised)."""
+    if len(data) < 4:
+        return ContractRevert(
+            "unknown", {}, "contract reverted without an error (out of gas or bad call)", data
+        )
+    abi = _error_table().get(data[:4])
+    if abi is None:
+        return ContractRevert(
+            "unknown", {}, f"contract reverted with unknown error 0x{data[:4].hex()}", data
+        )
+    try:
+        values = abi_decode(list(abi.types), data[4:])
+    except Exception as exc:  # malformed revert data from a misbehaving node
+        return ContractRevert(abi.name, {}, f"contract reverted with {abi.name} ({exc})", data)
+    args = {
+        n or f"arg{i}": normalize_abi_value(v)
+        for i, (n, v) in enumerate(zip(abi.names, values, strict=True))
+    }
+    message: str | None = None
+    hint = _HINTS.get(abi.name)
+    if hint is not None:
+        message = f"{abi.name}: " + hint.format(**{k: _render(v) for k, v in args.items()})
+    elif abi.name == "Error":
+        message = f"contract reverted: {args['message']}"
+    return ContractRevert(abi.name, args, message, data)
+
+
+def normalize_abi_value(value: Any) -> Any:
+    """A decoded ABI value with checksummed addresses and tuples for arrays."""
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return Web3.to_checksum_address(value)
+    if isinstance(value, list | tuple):
+        return tuple(normalize_abi_value(v) for v in value)
+    return value
+
+
+def revert_data_from_error(error: Any) -> bytes | None:
+    """Find revert data in a JSON-RPC error object, whatever shape the node uses.
+
+    anvil and geth put a hex string in ``error.data``; ganache does so for ``eth_call``
+    but nests it as ``error.data.result`` for ``eth_estimateGas`` (and, in older
+    versions, as ``error.data[txhash].return``).
+    """
+    if isinstance(error, str):
+        if error.startswith("0x") and len(error) % 2 == 0:
+            try:
+                return bytes.fromhex(error[2:])
+            except ValueError:
+                return None
+        return None
+    if isinstance(error, Mapping):
+        for key in ("data", "result", "return"):
+            if key in error:
+                found = revert_data_from_error(error[key])
+                if found is not None:
+                    return found
+        for value in error.values():
+            if isinstance(value, Mapping):
+                found = revert_data_from_error(value)
+                if found is not None:
+                    return found
+    return None
+
+
+def revert_data_from_exception(exc: Exception) -> bytes | None:
+    """Revert data of an in-process chain (eth-tester raises instead of answering).
+
+    eth-tester's ``TransactionFailed`` carries ``"execution reverted: b'...'"``.
+    """
+    if type(exc).__name__ != "TransactionFailed" or not exc.args:
+        return None
+    arg = exc.args[0]
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str) and arg.startswith("execution reverted: b"):
+        try:
+            value = ast.literal_eval(arg[len("execution reverted: ") :])
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) else None
+    return None
+
+
+def is_revert(error: Mapping[str, Any]) -> bool:
+    """Whether a JSON-RPC error says the call reverted (with or without data)."""
+    msg = str(error.get("message", "")).lower()
+    return "revert" in msg or error.get("code") == 3

@@ -1,0 +1,100 @@
+"""Typed bindings: one class per contract, reads separate from transactions.
+
+Reads return dataclasses (:mod:`emrshare.chain.values`); transactions return a
+:class:`~emrshare.chain.client.Receipt` whose ``events`` are the decoded event dataclasses
+(:mod:`emrshare.chain.events`, ``receipt.event(GrantCreated)``). Every revert raises
+:class:`~emrshare.errors.ContractRevert` with the custom error's name and arguments. Event
+queries filter on indexed fields by their snake_case names and page over block ranges;
+``poll`` resumes from an :class:`~emrshare.chain.EventCursor`. This is the one way the
+code base encodes a call, sends it, waits and decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from emrshare.chain._logs import event_topic, get_logs_paged
+from emrshare.chain.bindings._base import Binding
+from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.grants import Grants
+from emrshare.chain.bindings.index import RecordIndex
+from emrshare.chain.bindings.profiles import PatientProfiles
+from emrshare.chain.bindings.registry import ConsortiumRegistry
+from emrshare.chain.client import ChainClient
+from emrshare.chain.deploy import Deployment
+from emrshare.chain.events import ChainEvent
+
+__all__ = [
+    "AuditLog",
+    "ConsortiumRegistry",
+    "Contracts",
+    "Grants",
+    "PatientProfiles",
+    "RecordIndex",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Contracts:
+    """All bindings of one deployment, sharing one client."""
+
+    registry: ConsortiumRegistry
+    profiles: PatientProfiles
+    index: RecordIndex
+    grants: Grants
+    audit: AuditLog
+
+    @classmethod
+    def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
+        """Bind every contract of ``deployment`` to ``client``; queries start at its start block."""
+        s = deployment.start_block
+        return cls(
+            registry=ConsortiumRegistry(
+                client, deployment.address_of("ConsortiumRegistry"), start_block=s
+            ),
+            profiles=PatientProfiles(
+                client, deployment.address_of("PatientProfiles"), start_block=s
+            ),
+            index=RecordIndex(client, deployment.address_of("RecordIndex"), start_block=s),
+            grants=Grants(client, deployment.address_of("Grants"), start_block=s),
+            audit=AuditLog(client, deployment.address_of("AuditLog"), start_block=s),
+        )
+
+    def events_between(
+        self, from_block: int, to_block: int, kinds: Sequence[type[ChainEvent]]
+    ) -> list[ChainEvent]:
+        """Events of ``kinds`` (of any contracts) in ``[from_block, to_block]``, decoded
+        and in chain order, from one paged ``eth_getLogs`` over the contracts that emit
+        them."""
+        bindings = [b for b in self._bindings() if any(k in b.EVENTS for k in kinds)]
+        stray = [k.__name__ for k in kinds if not any(k in b.EVENTS for b in bindings)]
+        if stray:
+            raise TypeError(f"no contract of the deployment emits {', '.join(stray)}")
+        by_address = {b.address: b for b in bindings}
+        topic0 = [event_topic(b._event_abi[k]) for b in bindings for k in kinds if k in b.EVENTS]
+        client = self.registry.client
+        found: list[ChainEvent] = []
+        for log in get_logs_paged(client.w3, list(by_address), [topic0], from_block, to_block):
+            binding = by_address.get(Web3.to_checksum_address(log["address"]))
+            ev = binding.decode_log(log) if binding is not None else None
+            if ev is not None and type(ev) in kinds:
+                found.append(ev)
+        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+        return found
+
+    def _bindings(self) -> tuple[Binding, ...]:
+        return (self.registry, self.profiles, self.index, self.grants, self.audit)
+
+    def with_client(self, client: ChainClient) -> Contracts:
+        """The same contracts, used through another client (another signing key)."""
+        s = self.registry.start_block
+        return Contracts(
+            registry=ConsortiumRegistry(client, self.registry.address, start_block=s),
+            profiles=PatientProfiles(client, self.profiles.address, start_block=s),
+            index=RecordIndex(client, self.index.address, start_block=s),
+            grants=Grants(client, self.grants.address, start_block=s),
+            audit=AuditLog(client, self.audit.address, start_block=s),
+        )

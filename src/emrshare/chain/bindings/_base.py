@@ -1,0 +1,250 @@
+"""The machinery every binding shares: ABI encoding with cached selectors, calls, sends,
+log decoding into the event dataclasses, and paged event queries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any, ClassVar, TypeVar
+
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+from web3 import Web3
+
+from emrshare.chain._logs import EventCursor, event_topic, get_logs_paged, topic_for
+from emrshare.chain._revert import abi_type, normalize_abi_value
+from emrshare.chain.artifacts import load_artifact
+from emrshare.chain.client import ChainClient, Receipt
+from emrshare.chain.events import ChainEvent, EntryAppended
+from emrshare.chain.ids import record_id
+from emrshare.chain.values import Action, Role
+from emrshare.errors import ChainError
+
+__all__ = ["Binding"]
+
+E = TypeVar("E", bound=ChainEvent)
+
+
+_ENUM_FIELDS: dict[str, Callable[[int], Any]] = {
+    "role": Role,
+    "old_role": Role,
+    "new_role": Role,
+    "action": Action,
+}
+
+
+#: ABI names that are not the snake_case of the Python field (Solidity reserved words).
+_RENAMED = {"ref": "reference"}
+
+
+def _snake(name: str) -> str:
+    """The Python field name of an ABI parameter."""
+    return _RENAMED.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _checksummed(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
+    if abi_type == "address[]":
+        return [Web3.to_checksum_address(v) for v in value]
+    return value
+
+
+@cache
+def _function_abi(contract: str, fn: str) -> tuple[bytes, list[str], list[str]]:
+    """Selector, argument and output types (canonical) of a function of a shipped contract."""
+    (item,) = [
+        i for i in load_artifact(contract).abi if i.get("type") == "function" and i["name"] == fn
+    ]
+    types = [abi_type(p) for p in item["inputs"]]
+    outputs = [abi_type(p) for p in item["outputs"]]
+    return keccak(text=f"{fn}({','.join(types)})")[:4], types, outputs
+
+
+class Binding:
+    """Shared plumbing: ABI encoding, calls, sends, event decoding and queries."""
+
+    NAME: ClassVar[str]
+    EVENTS: ClassVar[tuple[type[ChainEvent], ...]]
+
+    def __init__(self, client: ChainClient, address: str, *, start_block: int = 0) -> None:
+        self.client = client
+        self.address = Web3.to_checksum_address(address)
+        self.start_block = start_block
+        abi = load_artifact(self.NAME).abi
+        self._abi = abi
+        by_name = {i["name"]: i for i in abi if i.get("type") == "event"}
+        self._event_abi: dict[type[ChainEvent], Mapping[str, Any]] = {
+            cls: by_name[cls.ABI_NAME] for cls in self.EVENTS
+        }
+        self._by_topic = {event_topic(a): (cls, a) for cls, a in self._event_abi.items()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address})"
+
+    def _encode(self, fn: str, args: Sequence[Any]) -> bytes:
+        # eth-abi directly with a cached selector: web3's encode_abi walks every argument
+        # through its ABI mappers, which costs more than a bulk append's other Python.
+        # Addresses are checksummed here, once, instead of at each call site (an invalid
+        # address still raises ValueError).
+        selector, types, _ = _function_abi(self.NAME, fn)
+        fixed = [_checksummed(t, a) for t, a in zip(types, args, strict=True)]
+        return selector + abi_encode(types, fixed)
+
+    def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
+        """``eth_call`` of ``fn`` at ``block`` (default: latest), decoded."""
+        at: int | str = "latest" if block is None else block
+        out = self.client.call_raw(self.address, self._encode(fn, args), at)
+        try:
+            return tuple(abi_decode(_function_abi(self.NAME, fn)[2], out))
+        except Exception as exc:  # eth-abi raises several decoding error types
+            # Typically empty output: no contract (or another one) at this address.
+            raise ChainError(
+                f"{self.NAME}.{fn} at {self.address} answered {len(out)} bytes that do not "
+                f"decode as its outputs; check that the deployment matches this chain "
+                "(Deployment.check)"
+            ) from exc
+
+    def _send(self, fn: str, *args: Any, gas: int | None = None) -> Receipt:
+        r = self.client.send(self.address, self._encode(fn, args), gas=gas)
+        events = tuple(
+            ev
+            for log in r.logs
+            if Web3.to_checksum_address(log["address"]) == self.address
+            for ev in [self.decode_log(log)]
+            if ev is not None
+        )
+        return Receipt(r.tx_hash, r.block_number, r.gas_used, r.logs, events)
+
+    def decode_log(self, log: Mapping[str, Any]) -> ChainEvent | None:
+        """Decode one raw log of this contract into its event dataclass (None if unknown).
+
+        A log with a known topic that does not decode raises :class:`ChainError`.
+        """
+        topics = [bytes(t) for t in log["topics"]]
+        if not topics or topics[0] not in self._by_topic:
+            return None
+        try:
+            return self._decode_known(log, topics)
+        except Exception as exc:  # eth-abi, a wrong topic count, a malformed field
+            raise ChainError(
+                f"a {self._by_topic[topics[0]][0].__name__} log of {self.address} in block "
+                f"{log.get('blockNumber')} does not decode; the node returned a malformed "
+                "log or the ABI does not match the deployed contract"
+            ) from exc
+
+    def _decode_known(self, log: Mapping[str, Any], topics: list[bytes]) -> ChainEvent:
+        cls, abi = self._by_topic[topics[0]]
+        indexed = [p for p in abi["inputs"] if p["indexed"]]
+        plain = [p for p in abi["inputs"] if not p["indexed"]]
+        values: dict[str, Any] = {}
+        for p, t in zip(indexed, topics[1:], strict=True):
+            values[p["name"]] = abi_decode([abi_type(p)], t)[0]
+        data = log["data"]
+        raw = bytes(data) if not isinstance(data, str) else bytes.fromhex(data[2:])
+        for p, v in zip(plain, abi_decode([abi_type(p) for p in plain], raw), strict=True):
+            values[p["name"]] = v
+        kwargs: dict[str, Any] = {
+            "block_number": int(log["blockNumber"]),
+            "tx_hash": bytes(log["transactionHash"]),
+            "log_index": int(log["logIndex"]),
+        }
+        for name, v in values.items():
+            key = _snake(name)
+            conv = _ENUM_FIELDS.get(key)
+            kwargs[key] = conv(v) if conv else normalize_abi_value(v)
+        if cls is EntryAppended:
+            # Derived, not emitted: see RecordIndex.recordIdOf.
+            kwargs["record_id"] = record_id(
+                kwargs["patient"], kwargs["tag"], kwargs["author"], kwargs["sequence"]
+            )
+        return cls(**kwargs)
+
+    def _topics(self, cls: type[ChainEvent], filters: Mapping[str, Any]) -> list[Any]:
+        abi = self._event_abi[cls]
+        indexed = [p for p in abi["inputs"] if p["indexed"]]
+        known = {_snake(p["name"]) for p in indexed}
+        unknown = set(filters) - known
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} can be filtered on {sorted(known)}, not {sorted(unknown)}"
+            )
+        topics: list[Any] = [event_topic(abi)]
+        for p in indexed:
+            v = filters.get(_snake(p["name"]))
+            if v is None:
+                topics.append(None)
+            elif isinstance(v, list | tuple | set | frozenset):
+                topics.append([topic_for(p["type"], x) for x in v])
+            else:
+                topics.append(topic_for(p["type"], v))
+        return topics
+
+    def _events_of_kinds(
+        self,
+        kinds: Sequence[type[ChainEvent]],
+        from_block: int,
+        to_block: int,
+        **filters: Any,
+    ) -> list[ChainEvent]:
+        """Events of several ``kinds`` in one paged ``eth_getLogs``, in chain order.
+
+        The filtered fields must sit at the same indexed positions in every kind.
+        """
+        per_kind = [self._topics(k, filters) for k in kinds]
+        if any(t[1:] != per_kind[0][1:] for t in per_kind):
+            raise TypeError("these events index the filtered fields at different positions")
+        topics = [[t[0] for t in per_kind], *per_kind[0][1:]]
+        found: list[ChainEvent] = []
+        for log in get_logs_paged(self.client.w3, self.address, topics, from_block, to_block):
+            ev = self.decode_log(log)
+            if ev is not None and type(ev) in kinds:
+                found.append(ev)
+        found.sort(key=lambda ev: (ev.block_number, ev.log_index))
+        return found
+
+    def events(
+        self,
+        cls: type[E],
+        *,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        page_size: int = 2_000,
+        **filters: Any,
+    ) -> Iterator[E]:
+        """Events of type ``cls`` in chain order, filtered on indexed fields.
+
+        A filter value may be one value or a list (any of them). ``to_block`` defaults to
+        the newest block with the client's confirmations.
+        """
+        if cls not in self._event_abi:
+            raise TypeError(f"{type(self).__name__} emits no {cls.__name__}")
+        start = self.start_block if from_block is None else from_block
+        end = self.client.safe_block() if to_block is None else to_block
+        for log in get_logs_paged(
+            self.client.w3, self.address, self._topics(cls, filters), start, end, page_size
+        ):
+            ev = self.decode_log(log)
+            if isinstance(ev, cls):
+                yield ev
+
+    def poll(
+        self, cls: type[E], cursor: EventCursor, key: str, *, page_size: int = 2_000, **filters: Any
+    ) -> list[E]:
+        """New events since ``cursor``'s position for ``key``; advances and saves the cursor.
+
+        **Warning:** the cursor is saved before the caller handles the events, so a crash
+        in between skips them (at most once). For at least once, read with :meth:`events`
+        and call ``cursor.advance(key, last_block + 1)`` after handling.
+        """
+        start = cursor.next_block(key, self.start_block)
+        end = self.client.safe_block()
+        if end < start:
+            return []
+        found = list(
+            self.events(cls, from_block=start, to_block=end, page_size=page_size, **filters)
+        )
+        cursor.advance(key, end + 1)
+        return found

@@ -1,0 +1,276 @@
+"""Value types the bindings read from and write to the contracts: enums mirroring the
+Solidity ones, and small frozen dataclasses (never raw tuples)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from web3 import Web3
+
+from emrshare.chain.client import Receipt
+from emrshare.errors import ChainError
+from emrshare.types import CategoryTag, PolicyId, RecordId
+
+__all__ = [
+    "AccessEntry",
+    "AccessRequest",
+    "Action",
+    "ActiveWindow",
+    "AdminConfig",
+    "Appended",
+    "GrantParams",
+    "GrantStatus",
+    "IndexHead",
+    "Member",
+    "PatientProfile",
+    "Policy",
+    "Proposal",
+    "RequestStatus",
+    "Role",
+]
+
+
+class Role(IntEnum):
+    """A consortium member's role (``NONE``: not a member)."""
+
+    NONE = 0
+    PROVIDER = 1
+    PROXY = 2
+    REGULATOR = 3
+    INSURER = 4
+    PHARMACY = 5
+    ADMIN = 6
+
+
+class Action(IntEnum):
+    """What a registry proposal does."""
+
+    ADMIT = 0
+    CHANGE_ROLE = 1
+    REMOVE = 2
+    SET_THRESHOLD = 3
+    SUSPEND = 4  # a proxy, on verified evidence (``ProxyReported``)
+    REINSTATE = 5
+
+
+class GrantStatus(StrEnum):
+    """A grant's state on chain time: the one status type, for the chain, the proxies and
+    the facades' ``GrantInfo.status``.
+
+    A ``StrEnum``, so ``status == "active"`` holds; :meth:`from_code` reads the
+    contract's ``uint8`` (``Grants.statusOf``).
+    """
+
+    NONE = "none"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    TAG_REVOKED = "tag_revoked"
+
+    @classmethod
+    def from_code(cls, code: int) -> GrantStatus:
+        """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
+        if not isinstance(code, int) or not 0 <= code < len(_GRANT_STATUS_CODES):
+            raise ChainError(
+                f"Grants.statusOf answered {code!r}, which no known status encodes; "
+                "check that the deployment matches this release"
+            )
+        return _GRANT_STATUS_CODES[code]
+
+    @property
+    def code(self) -> int:
+        """The contract's ``uint8`` for this status."""
+        return _GRANT_STATUS_CODES.index(self)
+
+
+class RequestStatus(IntEnum):
+    """An access request's state."""
+
+    NONE = 0
+    PENDING = 1
+    ANSWERED = 2  # the sealed answer says approved (with the policy ids) or denied
+
+
+#: ``Grants.statusOf`` codes, in the contract's enum order.
+_GRANT_STATUS_CODES = (
+    GrantStatus.NONE,
+    GrantStatus.ACTIVE,
+    GrantStatus.REVOKED,
+    GrantStatus.EXPIRED,
+    GrantStatus.TAG_REVOKED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member (or applicant, role ``NONE``) of the consortium registry."""
+
+    account: str
+    role: Role
+    admitted_at: int  # block; 0 while only applied
+    suspended_at: int  # block; 0 while not suspended
+    umbral_key: bytes  # 33-byte compressed Umbral receiving key
+    box_key: bytes  # 32-byte X25519 key
+    endpoint: str  # proxies: base URL
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A registry proposal and its approval count."""
+
+    proposal_id: int
+    action: Action
+    role: Role
+    executed: bool
+    approvals: int
+    admin_epoch: int
+    target: str
+    threshold: int
+    proposer: str
+    reference: bytes  # 32 bytes, e.g. the evidence hash of a SUSPEND; zero if none
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """Number of admins (N) and approval threshold (M)."""
+
+    admin_count: int
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatientProfile:
+    """A patient's registered public keys (``PatientProfiles.profileOf``)."""
+
+    patient: str
+    verifying_key: bytes  # 33-byte Umbral verifying key (checks kfrags)
+    box_key: bytes  # 32-byte X25519 key
+    registered_at: int  # block
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHead:
+    """A patient's index hash-chain head and entry count."""
+
+    head: bytes
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrantParams:
+    """Everything a patient puts into one grant (see ``Grants.grant``)."""
+
+    nonce: bytes  # 32 random bytes; policy id = policy_id(patient, nonce)
+    grantee: str
+    tag: CategoryTag
+    expiry: int  # unix seconds, chain time
+    proxies: Sequence[str]
+    threshold: int
+    sealed_kfrags: Sequence[bytes]  # aligned with proxies
+    sealed_grantee_map: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.nonce) != 32 or len(self.tag) != 32:
+            raise ValueError("a grant's nonce and tag are 32 bytes each")
+        if not 0 <= self.expiry < 2**40:
+            raise ValueError(f"expiry {self.expiry} is not a unix time in seconds (uint40)")
+        if not 0 <= self.threshold < 256:
+            raise ValueError("threshold is a uint8")
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The ABI tuple of ``Grants.GrantParams``."""
+        return (
+            self.nonce,
+            Web3.to_checksum_address(self.grantee),
+            self.tag,
+            self.expiry,
+            [Web3.to_checksum_address(p) for p in self.proxies],
+            self.threshold,
+            list(self.sealed_kfrags),
+            self.sealed_grantee_map,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A grant as stored on chain (grantee, proxies, threshold, kfrags: ``GrantCreated``)."""
+
+    policy_id: PolicyId
+    patient: str
+    expiry: int  # unix seconds, chain time
+    generation: int  # of (patient, tag) when granted
+    revoked_at: int  # block; 0 while not revoked
+    tag: CategoryTag
+    created_at: int  # block
+    binding: bytes  # 27 bytes: binding_for(grantee, proxies)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveWindow:
+    """When a grant could be served (``Grants.activeWindow``), in one read.
+
+    A serve evaluated at block ``b`` and chain time ``t`` was within the grant iff
+    ``created_at <= b``, ``end_block == 0 or b < end_block`` and ``t < expiry``.
+    """
+
+    patient: str
+    created_at: int  # block
+    end_block: int  # first block it was no longer active (revoke or tag revoke); 0: open
+    expiry: int  # unix seconds
+    binding: bytes  # 27 bytes
+
+    def contains(self, block: int, time: int) -> bool:
+        """Whether a serve evaluated at ``block`` and chain time ``time`` was within it."""
+        return (
+            self.created_at <= block
+            and (self.end_block == 0 or block < self.end_block)
+            and time < self.expiry
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """An access request (its content is sealed: see ``AccessRequested.sealed_request``)."""
+
+    request_id: int
+    requester: str
+    status: RequestStatus
+    patient: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One access a proxy served, for ``AuditLog.log_accesses``: the grantee's signed request."""
+
+    capsule_hashes: Sequence[bytes]  # 32 bytes each, as the grantee signed them
+    nonce: int
+    deadline: int  # unix seconds, as signed
+    evaluated_at: int  # block at which the proxy evaluated the grant
+    evaluated_time: int  # that block's timestamp
+    signature: bytes  # the grantee's 65-byte EIP-712 signature of the ProxyRequest
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The ABI tuple of ``AuditLog.Access``."""
+        return (
+            [bytes(h) for h in self.capsule_hashes],
+            self.nonce,
+            self.deadline,
+            self.evaluated_at,
+            self.evaluated_time,
+            bytes(self.signature),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Result of :meth:`~emrshare.chain.RecordIndex.append_once`.
+
+    ``already`` is true when an earlier attempt had landed (``receipt`` is then None).
+    """
+
+    record_ids: tuple[RecordId, ...]
+    receipt: Receipt | None
+    already: bool
