@@ -13,9 +13,9 @@
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
+    AccessRequestStatus,
     GrantInfo,
     RecordInfo,
-    RequestStatus,
 )
 from emrshare.roles._common import parse_duration as parse_duration  # re-export: removed after r11
 from emrshare.roles._common import parse_role as parse_role  # re-export: removed after r11
@@ -30,6 +30,7 @@ from emrshare.roles.requester import AsyncRequester, Requester
 __all__ = [
     "AccessEvent",
     "AccessRequestInfo",
+    "AccessRequestStatus",
     "AsyncProvider",
     "AsyncRequester",
     "ConsortiumAdmin",
@@ -44,7 +45,6 @@ __all__ = [
     "Provider",
     "RecordInfo",
     "Requester",
-    "RequestStatus",
     "Sealer",
     "default_data_dir",
 ]

@@ -16,10 +16,10 @@ from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 __all__ = [
     "AccessEvent",
     "AccessRequestInfo",
+    "AccessRequestStatus",
     "GrantInfo",
     "Progress",
     "RecordInfo",
-    "RequestStatus",
     "checksum",
     "id32",
     "parse_duration",
@@ -29,7 +29,7 @@ __all__ = [
 #: ``progress(done_bytes, total_bytes_or_None)``, called while a record is encrypted or read.
 Progress = Callable[[int, int | None], None]
 #: Where an access request stands, as its reader sees it.
-RequestStatus = Literal["pending", "approved", "denied", "answered"]
+AccessRequestStatus = Literal["pending", "approved", "denied", "answered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,8 @@ class RecordInfo:
 
 @dataclass(frozen=True, slots=True)
 class GrantInfo:
-    """A grant of one category (at one epoch) to one grantee, with its current status."""
+    """A grant of one category (at one epoch) to one grantee, with its status on chain
+    time (a :class:`~emrshare.chain.GrantStatus`, a ``StrEnum``: ``== "active"`` holds)."""
 
     policy_id: PolicyId
     patient: Address
@@ -65,12 +66,13 @@ class GrantInfo:
     expiry: int
     threshold: int
     proxies: tuple[Address, ...]
-    status: str
+    status: GrantStatus
     block_number: int
 
     @property
     def active(self) -> bool:
-        return self.status == GrantStatus.ACTIVE.name.lower()
+        """Whether proxies serve the grant now (on chain time)."""
+        return self.status is GrantStatus.ACTIVE
 
     @property
     def expires_at(self) -> datetime:
@@ -95,7 +97,7 @@ class AccessRequestInfo:
     category: str | None
     purpose: str | None
     reason: str | None
-    status: RequestStatus
+    status: AccessRequestStatus
     policy_ids: tuple[PolicyId, ...]
     block_number: int
 

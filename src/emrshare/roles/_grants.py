@@ -61,7 +61,7 @@ def grant_info(
         expiry=ev.expiry,
         threshold=ev.threshold,
         proxies=tuple(checksum(p) for p in ev.proxies),
-        status=status.name.lower(),
+        status=status,
         block_number=ev.block_number,
     )
 

@@ -14,6 +14,7 @@ from emrshare.chain import (
     AccessRequestAnswered,
     AccessRequested,
     GrantStatus,
+    PatientProfile,
     ProxyReported,
     Role,
 )
@@ -23,9 +24,9 @@ from emrshare.errors import ContractRevert, EmrShareError, InvalidInput, NotFoun
 from emrshare.network import Network
 from emrshare.roles._common import (
     AccessRequestInfo,
+    AccessRequestStatus,
     GrantInfo,
     RecordInfo,
-    RequestStatus,
     checksum,
 )
 from emrshare.roles._reads import GrantedReader, MembershipCache
@@ -137,7 +138,7 @@ class Member:
         self._remember_request(request_id, body)
         return request_id
 
-    def _require_patient(self, patient: Address) -> Any:
+    def _require_patient(self, patient: Address) -> PatientProfile:
         try:
             return self.network.contracts.profiles.profile(patient)
         except ContractRevert as exc:
@@ -184,7 +185,7 @@ class Member:
         }
         out = []
         for ev in grants.events(AccessRequested, requester=self.address):
-            status: RequestStatus = "pending"
+            status: AccessRequestStatus = "pending"
             policies: tuple[PolicyId, ...] = ()
             ans = answers.get(ev.request_id)
             if ans is not None:
@@ -236,7 +237,7 @@ class Member:
                     expiry=ev.expiry,
                     threshold=ev.threshold,
                     proxies=tuple(checksum(p) for p in ev.proxies),
-                    status=st.name.lower(),
+                    status=st,
                     block_number=ev.block_number,
                 )
             )

@@ -16,8 +16,7 @@ from emrshare.crypto.requests import (
 )
 from emrshare.errors import ConfigurationError, ContractRevert, EmrShareError, NotFound
 from emrshare.network import Network
-from emrshare.roles._common import AccessRequestInfo, checksum
-from emrshare.roles._common import RequestStatus as RequestStatus_
+from emrshare.roles._common import AccessRequestInfo, AccessRequestStatus, checksum
 from emrshare.types import PolicyId
 
 __all__ = ["deny_request", "find_request", "list_requests", "request_closed", "sealed_answer"]
@@ -46,7 +45,7 @@ def list_requests(
             )
         except EmrShareError:
             body = None
-        status: RequestStatus_ = "pending"
+        status: AccessRequestStatus = "pending"
         policies: tuple[PolicyId, ...] = ()
         if req.status is not RequestStatus.PENDING:
             status, policies = _answer_of(keys, answers.get(ev.request_id), ev)
@@ -68,7 +67,7 @@ def list_requests(
 
 def _answer_of(
     keys: PatientKeys, ans: AccessRequestAnswered | None, req: AccessRequested
-) -> tuple[RequestStatus_, tuple[PolicyId, ...]]:
+) -> tuple[AccessRequestStatus, tuple[PolicyId, ...]]:
     if ans is None:
         return "answered", ()
     try:
