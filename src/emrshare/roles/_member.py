@@ -33,10 +33,10 @@ from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
-__all__ = ["Member"]
+__all__ = ["MemberFacade"]
 
 
-class Member:
+class MemberFacade:
     """A consortium member's identity and everything it does besides writing records.
 
     ``state_dir`` is where this member keeps what the chain does not: the requests it

@@ -219,7 +219,8 @@ class AsyncProvider(AsyncRequester):
         media_type: str = "application/octet-stream",
         created_at: int | None = None,
     ) -> RecordId:
-        """As :meth:`Provider.add_record`."""
+        """As :meth:`Provider.add_record` (without ``progress``: it would be called on the
+        facade's worker thread, not the caller's loop)."""
         return await self._run(
             lambda: self.provider.add_record(
                 patient, category, content, media_type=media_type, created_at=created_at

@@ -14,7 +14,7 @@ from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo
-from emrshare.roles._member import Member
+from emrshare.roles._member import MemberFacade
 from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
 from emrshare.types import RecordId
 
@@ -37,7 +37,7 @@ def run_blocking(coro: Coroutine[Any, Any, T], what: str) -> T:
     )
 
 
-class Requester(Member):
+class Requester(MemberFacade):
     """A consortium member that reads what patients granted it (insurer, pharmacy, …).
 
     Example::
