@@ -5,36 +5,46 @@
 - :class:`Provider` — a hospital EHR: writes records (journaled, exactly once), reads
   what it was granted.
 - :class:`Requester` — insurers, pharmacies, researchers: request access and read.
+- :class:`AsyncProvider`, :class:`AsyncRequester` — the same, for code running an event
+  loop (FastAPI, Jupyter).
 - :class:`ConsortiumAdmin` — admits members.
 """
 
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
+    AccessRequestStatus,
     GrantInfo,
     RecordInfo,
-    parse_duration,
-    parse_role,
 )
+from emrshare.roles._common import parse_duration as parse_duration  # re-export: removed after r11
+from emrshare.roles._common import parse_role as parse_role  # re-export: removed after r11
 from emrshare.roles._oplog import Operation, OperationResult
-from emrshare.roles.member import ConsortiumAdmin, Provider, Requester
+from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
+from emrshare.roles.admin import ConsortiumAdmin
 from emrshare.roles.patient import Patient
 from emrshare.roles.profiles import Profile, Profiles, default_data_dir
+from emrshare.roles.provider import AsyncProvider, Provider
+from emrshare.roles.requester import AsyncRequester, Requester
 
 __all__ = [
     "AccessEvent",
     "AccessRequestInfo",
+    "AccessRequestStatus",
+    "AsyncProvider",
+    "AsyncRequester",
     "ConsortiumAdmin",
     "GrantInfo",
+    "InProcessSealer",
     "Operation",
     "OperationResult",
     "Patient",
+    "PoolSealer",
     "Profile",
     "Profiles",
     "Provider",
     "RecordInfo",
     "Requester",
+    "Sealer",
     "default_data_dir",
-    "parse_duration",
-    "parse_role",
 ]

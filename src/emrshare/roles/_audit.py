@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from emrshare.chain import AccessLogged, EntryAppended, GrantCreated
 from emrshare.crypto import SealedEntry
-from emrshare.errors import EmrShareError
+from emrshare.errors import ChainError, EmrShareError
 from emrshare.network import Network
 from emrshare.roles._common import AccessEvent, checksum
 from emrshare.types import Address, PolicyId, RecordId
@@ -32,15 +32,14 @@ def audit_trail(
         except EmrShareError:
             continue  # an entry that does not parse names no capsule
         capsules.setdefault(bytes(h), []).append((bytes(ev.tag), RecordId(bytes(ev.record_id))))
-    w3 = network.w3
     times: dict[int, int] = {}
 
     def time_of(block: int) -> int | None:
         if block not in times:
             try:
-                times[block] = int(w3.eth.get_block(block)["timestamp"])
-            except Exception:
-                return None
+                times[block] = network.chain.block_time(block)
+            except ChainError:
+                return None  # a block the node does not have: the check fails
         return times[block]
 
     out: list[AccessEvent] = []

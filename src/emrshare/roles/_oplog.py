@@ -47,6 +47,7 @@ class EpochState:
             self.epochs[c] = max(e, self.epochs.get(c, 0))
 
     def _save(self) -> None:
+        private_dir(self.path.parent)
         save_epochs(self.path, self.epochs)
 
     def get(self, category: str) -> int:
@@ -130,15 +131,17 @@ class OperationLog:
     """The pending operations of one patient, one private file each."""
 
     def __init__(self, state_dir: Path) -> None:
+        # Created on the first operation (a reading patient writes nothing).
         self.path = Path(state_dir) / "operations"
-        private_dir(self.path)
 
     def _file(self, op_id: str) -> Path:
         return self.path / f"{op_id}.json"
 
     def pending(self) -> list[Operation]:
         """Every operation not yet finished, oldest first."""
-        out = []
+        out: list[Operation] = []
+        if not self.path.is_dir():
+            return out
         for f in self.path.glob("*.json"):
             raw = read_private(f, "operation log")  # no symlinks; LocalStateError if odd
             try:
@@ -153,6 +156,7 @@ class OperationLog:
 
     def write(self, op: Operation) -> None:
         """Durably record ``op`` (before its first transaction)."""
+        private_dir(self.path)
         write_atomically(self._file(op.op_id), op.to_json())
 
     def done(self, op: Operation) -> None:
@@ -167,6 +171,7 @@ class OperationLog:
     def locked(self) -> Iterator[None]:
         """Exclusive use of the log: one process at a time runs this patient's operations
         (the lock dies with its process, even on SIGKILL)."""
+        private_dir(self.path)
         fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             try:

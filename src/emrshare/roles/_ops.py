@@ -44,7 +44,7 @@ from emrshare.chain import (
     policy_id,
 )
 from emrshare.crypto import MemberPublicKeys, PatientKeys, make_grant, seal_writer_authorization
-from emrshare.errors import ConfigurationError, ContractRevert, GrantRevoked
+from emrshare.errors import ConfigurationError, ContractRevert, GrantRevoked, InvalidInput, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._oplog import (
@@ -78,9 +78,9 @@ def member_public_keys(member: Member) -> MemberPublicKeys:
 
 
 def member_keys(network: Network, who: str, role_hint: str = "member") -> MemberPublicKeys:
-    """The public keys of an admitted member (``ConfigurationError`` for anyone else)."""
+    """The public keys of an admitted member (:class:`NotFound` for anyone else)."""
     if network.contracts.registry.role_of(who) is Role.NONE:
-        raise ConfigurationError(
+        raise NotFound(
             f"{who} is not an admitted consortium {role_hint}; ask the consortium "
             "admin to admit it first"
         )
@@ -97,7 +97,7 @@ def resolve_proxies(
     default = min(network.threshold, len(members))
     # ``None`` means the default; 0 is a caller's mistake, not a request for the default.
     if threshold is not None and not 1 <= threshold <= len(members):
-        raise ConfigurationError(
+        raise InvalidInput(
             f"threshold {threshold} is out of range: use 1 to {len(members)} (the number "
             f"of proxies), or leave it unset for the consortium's ({default})"
         )
@@ -186,8 +186,9 @@ def plan_revoke(
     """
     ev = events.get(pid)
     if ev is None:
-        raise ConfigurationError(
-            f"0x{pid.hex()} is not a grant of this patient; list them with `grant list`"
+        raise NotFound(
+            f"0x{pid.hex()} is not a grant of this patient; see Patient.grants() for the "
+            "grants it made"
         )
     grants = network.contracts.grants
     revoked_at = grants.policy(PolicyId(pid)).revoked_at
@@ -195,7 +196,7 @@ def plan_revoke(
         # Revoking again must not move the category to yet another epoch.
         raise GrantRevoked(
             f"grant 0x{pid.hex()} was already revoked at block {revoked_at}; nothing "
-            "to do (see `grant list` for the grants still active)",
+            "to do (Patient.grants(active_only=True) lists the grants still active)",
             {"chain": "policy_revoked"},
         )
     steps: list[Step] = [{"do": "revoke", "policy": pid.hex()}]
@@ -245,7 +246,7 @@ def plan_revoke(
 def authorized_writers(network: Network, patient: str, tag: CategoryTag) -> list[Address]:
     """Members holding an authorization for ``tag``, whether active members or not."""
     index = network.contracts.index
-    end = network.w3.eth.block_number  # an operation's own, just-mined changes count
+    end = network.chain.latest_block()  # an operation's own, just-mined changes count
     seen = {
         checksum(ev.writer)
         for ev in index.events(WriterAuthorized, patient=patient, tag=tag, to_block=end)

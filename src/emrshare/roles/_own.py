@@ -1,29 +1,37 @@
-"""A patient's own index: verified entries, opened with the patient's keys (split from
-the patient facade)."""
+"""A patient's own index: verified entries opened with the patient's keys, the records
+the patient writes itself, and the writers it authorizes (split from the patient facade)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-from emrshare.chain import EntryAppended
-from emrshare.crypto import IndexEntry, PatientKeys, SealedEntry, open_entry
-from emrshare.errors import ConfigurationError
+from emrshare.chain import Contracts, EntryAppended, ProfileRegistered
+from emrshare.crypto import (
+    IndexEntry,
+    PatientKeys,
+    SealedEntry,
+    open_entry,
+    seal_writer_authorization,
+)
+from emrshare.errors import InvalidInput, RecordNotFound
 from emrshare.network import Network
-from emrshare.roles._common import (
+from emrshare.roles._common import RecordInfo, checksum, id32
+from emrshare.roles._oplog import EpochState
+from emrshare.roles._ops import authorized_writers, member_keys
+from emrshare.roles._reads import (
     MembershipCache,
-    RecordInfo,
     check_entry,
     check_output_path,
-    checksum,
-    id32,
     read_record,
     read_record_to,
     verified_entries,
 )
-from emrshare.types import CategoryTag, RecordId
+from emrshare.roles._sealing_pool import PoolSealer
+from emrshare.roles._writer import RecordWriter, WriteTarget
+from emrshare.types import Address, CategoryTag, RecordId
 
-__all__ = ["OwnIndex"]
+__all__ = ["OwnIndex", "OwnWrites"]
 
 
 class OwnIndex:
@@ -89,12 +97,13 @@ class OwnIndex:
             if bytes(ev.record_id) == rid:
                 named = tags.get(bytes(ev.tag))
                 if named is None:
-                    raise ConfigurationError(
+                    raise RecordNotFound(
+                        "0x" + rid.hex(),
                         f"record 0x{rid.hex()} is under a category this machine does not "
-                        "know; pass known_categories"
+                        "know; pass its name in known_categories",
                     )
                 return ev, named
-        raise ConfigurationError(f"no record 0x{rid.hex()} in this patient's index")
+        raise RecordNotFound("0x" + rid.hex(), f"no record 0x{rid.hex()} in this patient's index")
 
     def read(self, record: RecordId | bytes | str, tags: Mapping[bytes, tuple[str, int]]) -> bytes:
         """The plaintext of one of the patient's own records (fully verified)."""
@@ -108,3 +117,96 @@ class OwnIndex:
         path = check_output_path(path)
         ev, named = self.find(record, tags)
         return read_record_to(self.network.store, self.open(ev, named), path)
+
+
+class OwnWrites:
+    """What a patient writes to its own index: its records (journaled, as a provider's)
+    and the writer authorizations of each category.
+
+    ``signed`` are the contracts with the patient's key; ``epochs`` the patient's epochs.
+    Callers hold the operation log's lock (a pending revocation first moves the epoch).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        keys: PatientKeys,
+        signed: Contracts,
+        epochs: EpochState,
+        state_dir: Path,
+    ) -> None:
+        self.network = network
+        self.keys = keys
+        self.address = keys.address
+        self.signed = signed
+        self.epochs = epochs
+        self.state_dir = state_dir
+        self._writer: RecordWriter | None = None
+
+    def target(self, patient: str, category: str, epoch: int | None = None) -> WriteTarget:
+        if checksum(patient) != self.address:
+            raise InvalidInput("a patient writes only to its own index")
+        e = self.epochs.remember(category) if epoch is None else epoch
+        return WriteTarget(
+            self.address,
+            category,
+            e,
+            self.keys.tag(category, e),
+            self.keys.category_public_key(category, e),
+        )
+
+    @property
+    def writer(self) -> RecordWriter:
+        """The patient's journaled write path (opened on first use)."""
+        if self._writer is None:
+            self._writer = RecordWriter(
+                self.network,
+                eth_key=self.keys.ethereum_key,
+                box_key=self.keys.box_private_key,
+                state_dir=self.state_dir,
+                resolve=lambda p, c: self.target(p, c),
+                target_for_epoch=lambda p, c, e: self.target(p, c, e),
+                sealer=PoolSealer(self.keys.ethereum_key),
+            )
+        return self._writer
+
+    def register(self) -> bool:
+        """Publish the patient's public keys (once); True if it sent a transaction."""
+        if self.is_registered():
+            return False
+        pub = self.keys.public_keys()
+        self.signed.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes)
+        return True
+
+    def is_registered(self) -> bool:
+        profiles = self.network.contracts.profiles
+        return any(profiles.events(ProfileRegistered, patient=self.address))
+
+    def authorize(self, writer: str, category: str) -> None:
+        """Authorize ``writer`` (an admitted Provider) for the category's current epoch."""
+        pub = member_keys(self.network, checksum(writer), "provider")
+        epoch = self.epochs.remember(category)
+        sealed = seal_writer_authorization(self.keys, pub, category, epoch)
+        self.signed.index.authorize_writer(self.keys.tag(category, epoch), pub.address, sealed)
+
+    def deauthorize(self, writer: str, category: str) -> None:
+        """Withdraw ``writer``'s authorizations of every epoch of ``category``."""
+        writer = checksum(writer)
+        index = self.network.contracts.index
+        for e in range(self.epochs.get(category) + 1):
+            tag = self.keys.tag(category, e)
+            # The raw authorization: a suspended member's still stands (it would write
+            # again once reinstated), so it is withdrawn too.
+            if index.is_authorized(self.address, tag, writer):
+                self.signed.index.revoke_writer(tag, writer)
+
+    def writers(self, category: str) -> list[Address]:
+        """Authorized writers of the current epoch that are active Providers now."""
+        tag = self.keys.tag(category, self.epochs.get(category))
+        index = self.network.contracts.index
+        writers = authorized_writers(self.network, self.address, tag)
+        return [w for w in writers if index.is_writer(self.address, tag, w)]
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

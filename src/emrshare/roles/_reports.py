@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from emrshare._files import private_dir
 from emrshare.chain import GrantCreated, ProxyReported
 from emrshare.errors import ContractRevert, InvalidEvidence, WireFormatError
 from emrshare.network import Network
 from emrshare.proxy.evidence import Evidence
 from emrshare.roles._common import checksum
+from emrshare.types import Address, PolicyId
 
 __all__ = ["VerifiedReport", "keep_evidence", "verify_report"]
 
@@ -22,10 +24,10 @@ class VerifiedReport:
     """A registry report whose evidence proves that ``proxy`` signed a bad cfrag."""
 
     report_id: int
-    proxy: str
-    reporter: str
+    proxy: Address
+    reporter: Address
     evidence_hash: bytes
-    policy_id: bytes
+    policy_id: PolicyId
     block: int
 
 
@@ -33,8 +35,7 @@ def keep_evidence(state_dir: Path, evidence: Sequence[Evidence]) -> list[Path]:
     """Write each piece of evidence to ``state_dir/evidence`` (0700 dir, 0600 files)."""
     if not evidence:
         return []
-    folder = state_dir / "evidence"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = private_dir(state_dir / "evidence")
     paths = []
     for ev in evidence:
         path = folder / f"{ev.proxy}-{ev.evidence_hash.hex()[:16]}.emev"
@@ -100,6 +101,6 @@ def verify_report(network: Network, report_id: int) -> VerifiedReport:
         proxy=checksum(ev.proxy),
         reporter=checksum(ev.reporter),
         evidence_hash=bytes(ev.evidence_hash),
-        policy_id=evidence.policy_id,
+        policy_id=PolicyId(evidence.policy_id),
         block=evidence.block,
     )

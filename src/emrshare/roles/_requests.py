@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nacl.public import PublicKey
 
-from emrshare.chain import AccessRequestAnswered, AccessRequested, RequestStatus
+from emrshare.chain import AccessRequestAnswered, AccessRequested, Contracts, RequestStatus
 from emrshare.crypto import PatientKeys
 from emrshare.crypto.requests import (
     AccessAnswer,
@@ -14,12 +14,12 @@ from emrshare.crypto.requests import (
     policy_ids_for_answer,
     seal_answer,
 )
-from emrshare.errors import ConfigurationError, EmrShareError
+from emrshare.errors import ConfigurationError, ContractRevert, EmrShareError, NotFound
 from emrshare.network import Network
-from emrshare.roles._common import AccessRequestInfo, checksum
+from emrshare.roles._common import AccessRequestInfo, AccessRequestStatus, checksum
 from emrshare.types import PolicyId
 
-__all__ = ["list_requests", "request_closed", "sealed_answer"]
+__all__ = ["deny_request", "find_request", "list_requests", "request_closed", "sealed_answer"]
 
 
 def list_requests(
@@ -45,7 +45,7 @@ def list_requests(
             )
         except EmrShareError:
             body = None
-        status: str = "pending"
+        status: AccessRequestStatus = "pending"
         policies: tuple[PolicyId, ...] = ()
         if req.status is not RequestStatus.PENDING:
             status, policies = _answer_of(keys, answers.get(ev.request_id), ev)
@@ -67,7 +67,7 @@ def list_requests(
 
 def _answer_of(
     keys: PatientKeys, ans: AccessRequestAnswered | None, req: AccessRequested
-) -> tuple[str, tuple[PolicyId, ...]]:
+) -> tuple[AccessRequestStatus, tuple[PolicyId, ...]]:
     if ans is None:
         return "answered", ()
     try:
@@ -112,11 +112,42 @@ def request_closed(req: AccessRequestInfo) -> ConfigurationError:
     if req.policy_id is not None:
         what = (
             f"approved (grant 0x{bytes(req.policy_id).hex()}); to change that access, "
-            "revoke the grant with `grant revoke`"
+            "revoke the grant"
         )
     else:
         what = (
-            f"{req.status}; nothing to do (the requester can send a new request, or grant "
-            "access directly with `grant add`)"
+            f"{req.status}; nothing to do (the requester can send a new request, or the "
+            "patient can grant access directly)"
         )
     return ConfigurationError(f"access request #{req.request_id} was already {what}")
+
+
+def find_request(network: Network, keys: PatientKeys, request_id: int) -> AccessRequestInfo:
+    """Request ``request_id`` to this patient, opened (:class:`NotFound` if there is none)."""
+    for r in list_requests(network, keys):
+        if r.request_id == request_id:
+            return r
+    raise NotFound(
+        f"there is no access request #{request_id} for this patient; Patient.requests() lists them"
+    )
+
+
+def pending_request(network: Network, keys: PatientKeys, request_id: int) -> AccessRequestInfo:
+    """Request ``request_id``, which must still be pending (``request_closed`` if not)."""
+    req = find_request(network, keys, request_id)
+    if req.status != "pending":
+        raise request_closed(req)
+    return req
+
+
+def deny_request(network: Network, keys: PatientKeys, signed: Contracts, request_id: int) -> None:
+    """Send the sealed "denied" answer to a pending request (see :meth:`Patient.deny`)."""
+    req = pending_request(network, keys, request_id)
+    blob = sealed_answer(network, keys, req.request_id, req.requester, "denied", [])
+    try:
+        signed.grants.answer_request(req.request_id, blob)
+    except ContractRevert as exc:
+        # Answered in between (another device of this patient): say so.
+        if exc.name != "Grants_RequestClosed":
+            raise
+        raise request_closed(find_request(network, keys, req.request_id)) from exc

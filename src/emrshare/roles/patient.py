@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from emrshare._files import private_dir
-from emrshare.chain import (
-    GrantCreated,
-    GrantStatus,
-    ProfileRegistered,
-)
+from emrshare.chain import GrantCreated
 from emrshare.crypto import (
     PatientKeys,
     load_patient_keystore,
     save_keystore,
-    seal_writer_authorization,
     validate_category,
 )
-from emrshare.errors import ConfigurationError, ContractRevert
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._audit import audit_trail
@@ -28,31 +21,38 @@ from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
     GrantInfo,
-    MembershipCache,
     Progress,
     RecordInfo,
-    checksum,
     id32,
 )
-from emrshare.roles._oplog import EpochState, Operation, OperationResult
+from emrshare.roles._grants import (
+    Expiry,
+    grant_args,
+    grant_info,
+    keys_tags,
+    made_grant,
+    plan_approve,
+    plan_grant,
+)
+from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
 from emrshare.roles._ops import (
     Operations,
-    authorized_writers,
     expires_arg,
-    grant_steps,
-    member_keys,
     plan_revoke,
-    resolve_proxies,
 )
-from emrshare.roles._own import OwnIndex
-from emrshare.roles._requests import list_requests, request_closed, sealed_answer
-from emrshare.roles._writes import RecordSource, RecordWriter, WriteTarget
-from emrshare.roles.profiles import default_data_dir
-from emrshare.types import Address, CategoryTag, PolicyId, RecordId
+from emrshare.roles._own import OwnIndex, OwnWrites
+from emrshare.roles._reads import MembershipCache
+from emrshare.roles._requests import (
+    deny_request,
+    find_request,
+    list_requests,
+    pending_request,
+    request_closed,
+)
+from emrshare.roles._writer import RecordSource
+from emrshare.types import Address, PolicyId, RecordId
 
 __all__ = ["Patient"]
-
-Expiry = timedelta | datetime | int
 
 
 class Patient:
@@ -67,8 +67,9 @@ class Patient:
         patient.revoke(grant.policy_id)
 
     ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
-    operations (default ``~/.emrshare/state/<address>``); ``known_categories`` adds names
-    to recognise on a machine that lost that state.
+    operations: keep it (and back it up) for as long as the identity lives; the chain
+    holds no epochs. It is created when first written to. ``known_categories`` adds
+    names to recognise on a machine that lost that state.
     """
 
     def __init__(
@@ -76,23 +77,22 @@ class Patient:
         network: Network,
         keys: PatientKeys,
         *,
-        state_dir: Path | None = None,
+        state_dir: Path,
         known_categories: Iterable[str] = (),
     ) -> None:
         self.network = network
         self.keys = keys
         self.address: Address = keys.address
-        self.state_dir = Path(state_dir or default_data_dir() / "state" / keys.address)
-        private_dir(self.state_dir)
+        self.state_dir = Path(state_dir)
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._state = EpochState(self.state_dir / "patient.json")
         self._epochs = self._state.epochs
         for c in known_categories:
             self._epochs.setdefault(validate_category(c), 0)
-        self._writer: RecordWriter | None = None
         self._members = MembershipCache(network.contracts.registry)
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
+        self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
@@ -121,8 +121,6 @@ class Patient:
         """Open a patient keystore (``KeystoreError`` on a wrong password)."""
         return cls(network, load_patient_keystore(keystore, password), **kwargs)
 
-    # -- state ---------------------------------------------------------------------------
-
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""
         return self._state.get(category)
@@ -133,63 +131,34 @@ class Patient:
 
     def _tags(self) -> dict[bytes, tuple[str, int]]:
         """Every (category, epoch) tag the patient can name, up to the current epochs."""
-        return {
-            bytes(self.keys.tag(c, e)): (c, e)
-            for c, cur in self._epochs.items()
-            for e in range(cur + 1)
-        }
+        return keys_tags(self.keys, self._epochs)
 
-    # -- profile and writers ------------------------------------------------------------------
+    # -- profile and writers ----------------------------------------------------------------
 
     def register(self) -> bool:
         """Publish the patient's verifying and box keys (once); True if it sent a transaction."""
-        if self.is_registered():
-            return False
-        pub = self.keys.public_keys()
-        self._contracts.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes)
-        return True
+        return self._writes.register()
 
     def is_registered(self) -> bool:
-        profiles = self.network.contracts.profiles
-        return any(profiles.events(ProfileRegistered, patient=self.address))
+        """Whether this patient's profile (its public keys) is on chain."""
+        return self._writes.is_registered()
 
     def authorize_writer(self, writer: str, category: str) -> None:
         """Let ``writer`` (a hospital) append records of ``category`` to this index."""
-        pub = member_keys(self.network, checksum(writer), "provider")
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            epoch = self._state.remember(category)
-            sealed = seal_writer_authorization(self.keys, pub, category, epoch)
-            tag = self.keys.tag(category, epoch)
-            self._contracts.index.authorize_writer(tag, pub.address, sealed)
+            self._writes.authorize(writer, category)
 
     def deauthorize_writer(self, writer: str, category: str) -> None:
         """Stop ``writer`` from appending records of ``category`` (every epoch)."""
-        writer = checksum(writer)
-        index = self.network.contracts.index
         with self._ops.exclusive():
-            for e in range(self.epoch(category) + 1):
-                tag = self.keys.tag(category, e)
-                # The raw authorization: a suspended member's still stands (it would write
-                # again once reinstated), so it is withdrawn too.
-                if index.is_authorized(self.address, tag, writer):
-                    self._contracts.index.revoke_writer(tag, writer)
+            self._writes.deauthorize(writer, category)
 
     def writers(self, category: str) -> list[Address]:
         """Members currently allowed to write ``category`` at its current epoch (authorized
         and active Providers now)."""
-        tag = self.keys.tag(category, self.epoch(category))
-        index = self.network.contracts.index
-        writers = authorized_writers(self.network, self.address, tag)
-        return [w for w in writers if index.is_writer(self.address, tag, w)]
+        return self._writes.writers(category)
 
     # -- grants -------------------------------------------------------------------------
-
-    def _expiry(self, expires: Expiry) -> int:
-        if isinstance(expires, timedelta):
-            return self.network.chain_time() + int(expires.total_seconds())
-        if isinstance(expires, datetime):
-            return int(expires.timestamp())
-        return int(expires)
 
     def grant(
         self,
@@ -206,71 +175,25 @@ class Patient:
 
         ``expires`` is a duration from now (chain time), a datetime or unix seconds.
         Proxies default to every registered proxy, the threshold to the consortium's; a
-        threshold below 1 or above the number of proxies is a :class:`ConfigurationError`.
+        threshold below 1 or above the number of proxies is an :class:`InvalidInput`.
         With ``all_epochs`` (default) earlier epochs of the category are granted too, so
         the grantee reads the whole history; the returned grant is the current epoch's.
 
         The grants are one logged, resumable operation (``progress(done, total)`` after
         each transaction); the same call after a crash finishes it instead of granting twice.
         """
-        args = {
-            "grantee": checksum(grantee),
-            "category": validate_category(category),
-            "expires": expires_arg(expires),
-            "proxies": [checksum(p) for p in proxies] if proxies else None,
-            "threshold": threshold,
-            "all_epochs": all_epochs,
-        }
-
-        def plan() -> list[dict[str, Any]]:
-            member_keys(self.network, checksum(grantee), "member")
-            epoch = self._state.remember(category)
-            chosen, m = resolve_proxies(self.network, proxies, threshold)
-            epochs = range(epoch + 1) if all_epochs else [epoch]
-            return grant_steps(grantee, category, epochs, self._expiry(expires), chosen, m)
-
+        args = grant_args(grantee, category, expires, proxies, threshold, all_epochs)
+        plan = functools.partial(plan_grant, self.network, self._state, args, expires)
         result = self._ops.run("grant", args, plan, progress)
-        return self._grant_info(result)
-
-    def _grant_info(self, result: OperationResult) -> GrantInfo:
-        """The current epoch's grant of a finished grant or approve operation."""
-        end = self.network.w3.eth.block_number
-        pid = result.policy_ids[-1]
-        found = list(
-            self.network.contracts.grants.events(GrantCreated, policy_id=pid, to_block=end)
-        )
-        if not found:
-            raise ConfigurationError(f"the grant was not made: {'; '.join(result.notes)}")
-        ev = found[0]
-        return self._info(ev)
-
-    def _info(self, ev: GrantCreated, status: GrantStatus | None = None) -> GrantInfo:
-        names = self._tags()
-        # The chain no longer carries the epoch: the patient knows it from its own tags
-        # (0 for a tag this machine cannot name).
-        category, epoch = names.get(bytes(ev.tag), (None, 0))
-        if status is None:
-            status = self.network.contracts.grants.status(ev.policy_id)
-        return GrantInfo(
-            policy_id=PolicyId(bytes(ev.policy_id)),
-            patient=checksum(ev.patient),
-            grantee=checksum(ev.grantee),
-            category=category,
-            epoch=epoch,
-            tag=CategoryTag(bytes(ev.tag)),
-            expiry=ev.expiry,
-            threshold=ev.threshold,
-            proxies=tuple(checksum(p) for p in ev.proxies),
-            status=status.name.lower(),
-            block_number=ev.block_number,
-        )
+        return made_grant(self.network, result, self._tags())
 
     def _grant_events(self) -> list[GrantCreated]:
         return list(self.network.contracts.grants.events(GrantCreated, patient=self.address))
 
     def grants(self, *, active_only: bool = False) -> list[GrantInfo]:
         """Every grant this patient made, oldest first, with its status on chain time."""
-        infos = [self._info(ev) for ev in self._grant_events()]
+        tags = self._tags()
+        infos = [grant_info(self.network, ev, tags) for ev in self._grant_events()]
         return [g for g in infos if g.active] if active_only else infos
 
     def revoke(
@@ -297,7 +220,7 @@ class Patient:
         pid = id32(policy)
         args = {"policy": pid.hex(), "new_epoch": new_epoch}
 
-        def plan() -> list[dict[str, Any]]:
+        def plan() -> list[Step]:
             events = {bytes(ev.policy_id): ev for ev in self._grant_events()}
             return plan_revoke(self.network, self.keys, events, self._tags(), pid, new_epoch)
 
@@ -332,21 +255,6 @@ class Patient:
         """
         return list_requests(self.network, self.keys, pending_only=pending_only)
 
-    def _request(self, request_id: int) -> AccessRequestInfo:
-        for r in self.requests():
-            if r.request_id == request_id:
-                return r
-        raise ConfigurationError(
-            f"there is no access request #{request_id} for this patient; "
-            "list them with `request list`"
-        )
-
-    def _pending_request(self, request_id: int) -> AccessRequestInfo:
-        req = self._request(request_id)
-        if req.status != "pending":
-            raise request_closed(req)
-        return req
-
     def approve(
         self,
         request_id: int,
@@ -372,44 +280,22 @@ class Patient:
             "threshold": threshold,
         }
 
-        def plan() -> list[dict[str, Any]]:
-            req = self._pending_request(request_id)
-            name = category or req.category
-            if name is None:
-                raise ConfigurationError(
-                    f"request #{request_id} cannot be opened by this patient (it names no "
-                    "category it can read); pass the category name explicitly, or deny it"
-                )
-            member_keys(self.network, req.requester, "member")
-            epoch = self._state.remember(name)
-            chosen, m = resolve_proxies(self.network, None, threshold)
-            expiry = self._expiry(expires)
-            steps = grant_steps(req.requester, name, range(epoch + 1), expiry, chosen, m)
-            # The answer names the grants, derived from the operation id when it runs.
-            answer = {"do": "answer", "request": request_id, "requester": req.requester}
-            return [*steps, {**answer, "decision": "approved"}]
+        def plan() -> list[Step]:
+            req = pending_request(self.network, self.keys, request_id)
+            return plan_approve(self.network, self._state, req, expires, category, threshold)
 
         result = self._ops.run("approve", args, plan, progress)
         if any("another device" in n for n in result.notes):
-            raise request_closed(self._request(request_id))
-        return self._grant_info(result)
+            raise request_closed(find_request(self.network, self.keys, request_id))
+        return made_grant(self.network, result, self._tags())
 
     def deny(self, request_id: int) -> None:
-        """Deny an access request (one already approved or denied is a ConfigurationError)."""
+        """Deny an access request (one already approved or denied is a
+        :class:`ConfigurationError` saying how it was answered)."""
         with self._ops.exclusive():
-            req = self._pending_request(request_id)
-            blob = sealed_answer(
-                self.network, self.keys, req.request_id, req.requester, "denied", []
-            )
-            try:
-                self._contracts.grants.answer_request(req.request_id, blob)
-            except ContractRevert as exc:
-                # Answered in between (another device of this patient): say so.
-                if exc.name != "Grants_RequestClosed":
-                    raise
-                raise request_closed(self._request(req.request_id)) from exc
+            deny_request(self.network, self.keys, self._contracts, request_id)
 
-    # -- own records ----------------------------------------------------------------------
+    # -- own records: read and write ------------------------------------------------------
 
     def records(self, category: str | None = None) -> list[RecordInfo]:
         """This patient's records (optionally of one category), opened and verified."""
@@ -423,33 +309,6 @@ class Patient:
         """Write one record to ``path`` (only once verified); returns its size."""
         return self._own.read_to(record, path, self._tags())
 
-    # -- writing own records ---------------------------------------------------------------
-
-    def _target(self, patient: str, category: str, epoch: int | None = None) -> WriteTarget:
-        if checksum(patient) != self.address:
-            raise ConfigurationError("a patient writes only to its own index")
-        e = self._state.remember(category) if epoch is None else epoch
-        return WriteTarget(
-            self.address,
-            category,
-            e,
-            self.keys.tag(category, e),
-            self.keys.category_public_key(category, e),
-        )
-
-    @property
-    def writer(self) -> RecordWriter:
-        if self._writer is None:
-            self._writer = RecordWriter(
-                self.network,
-                eth_key=self.keys.ethereum_key,
-                box_key=self.keys.box_private_key,
-                state_dir=self.state_dir,
-                resolve=lambda p, c: self._target(p, c),
-                target_for_epoch=lambda p, c, e: self._target(p, c, e),
-            )
-        return self._writer
-
     def add_record(
         self,
         category: str,
@@ -460,13 +319,13 @@ class Patient:
     ) -> RecordId:
         """Add a record to the patient's own index (e.g. a home measurement)."""
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            return self.writer.add(
+            return self._writes.writer.add(
                 self.address, category, content, media_type=media_type, progress=progress
             )
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish or roll back interrupted writes of this patient."""
-        return self.writer.recover(rollback=rollback)
+        return self._writes.writer.recover(rollback=rollback)
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -490,10 +349,9 @@ class Patient:
         return [e for e in self._audit() if e.anomaly]
 
     def _audit(self) -> list[AccessEvent]:
-        self.network.settle()
-        grants = {bytes(ev.policy_id): ev for ev in self._grant_events()}
+        grants = {bytes(g.policy_id): g for g in self._grant_events()}
         return audit_trail(self.network, self.address, grants, self._tags(), self._own.entries())
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        """Close the write journal."""
+        self._writes.close()

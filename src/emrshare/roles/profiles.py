@@ -27,7 +27,7 @@ from nacl.pwhash import argon2id
 from emrshare._files import private_dir, read_json_object, tighten_data_dir, write_atomically
 from emrshare.crypto import MemberKeys, PatientKeys, load_keystore, save_keystore
 from emrshare.crypto.keys import bip39_entropy_to_mnemonic, bip39_mnemonic_to_entropy
-from emrshare.errors import ConfigurationError
+from emrshare.errors import ConfigurationError, InvalidInput, NotFound
 from emrshare.roles._state import check_profile_doc
 from emrshare.types import Address
 
@@ -91,7 +91,7 @@ class Profiles:
 
     def _dir(self, name: str) -> Path:
         if not _NAME.match(name):
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"profile name {name!r} is not valid: use letters, digits, '.', '_' or '-'"
             )
         return self.data_dir / "profiles" / name
@@ -136,7 +136,7 @@ class Profiles:
             keys = MemberKeys(seed, ethereum_key=ethereum_key)
             words = bip39_entropy_to_mnemonic(keys.seed)
         else:
-            raise ConfigurationError(f"unknown profile kind {kind!r}: use patient or member")
+            raise InvalidInput(f"unknown profile kind {kind!r}: use patient or member")
         private_dir(directory)
         limits = (
             {"opslimit": argon2id.OPSLIMIT_INTERACTIVE, "memlimit": argon2id.MEMLIMIT_INTERACTIVE}
@@ -158,7 +158,7 @@ class Profiles:
             doc = read_json_object(directory / "profile.json", f"profile {name!r}")
         except FileNotFoundError:
             known = ", ".join(p.name for p in self.list()) or "none"
-            raise ConfigurationError(
+            raise NotFound(
                 f"no profile {name!r} in {self.data_dir} (known: {known}); create it with "
                 f"`emrshare --profile {name} init` or pick another with --profile"
             ) from None
@@ -199,6 +199,6 @@ class Profiles:
 
         if who.startswith("0x"):
             if not is_address(who):
-                raise ConfigurationError(f"{who!r} is not an Ethereum address")
+                raise InvalidInput(f"{who!r} is not an Ethereum address")
             return Address(to_checksum_address(who))
         return self.get(who).address

@@ -53,6 +53,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     patient.authorize_writer(hospital.address, "lab")
     record = hospital.add_record(patient.address, "lab", b"Hb 14.1 g/dL", media_type="text/plain")
     patient.grant(reader.address, "lab", expires=timedelta(days=30))
+    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     try:
         yield World(net, patient, hospital, reader, record)
     finally:

@@ -22,7 +22,7 @@ from emrshare.chain.devnode import DevNode
 from emrshare.errors import JournalError
 from emrshare.journal import JobState
 from emrshare.network import Network
-from emrshare.roles import Provider, _writes
+from emrshare.roles import Provider, _sealing_pool
 from tests.integration.roles.conftest import Stack, entries_by_record, make_stack
 
 CHILD = textwrap.dedent(
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from emrshare.crypto import MemberKeys
     from emrshare.network import Network
-    from emrshare.roles import Provider, _writes
+    from emrshare.roles import Provider
 
     config, state, seed, eth, patient, step, source = sys.argv[1:8]
     net = Network.from_config(Path(config))
@@ -234,7 +234,7 @@ def test_bulk_add_sealed_by_worker_processes(stack: Stack) -> None:
     # lowers); the entries must be exactly what the sequential path writes: readable by
     # the patient, author-verified, once each.
     writer = stack.hospital.writer
-    writer.seal_processes_from = 10
+    writer.sealer.min_batch = 10
     in_process: list[bytes] = []
     real_seal = writer.seal
 
@@ -296,9 +296,9 @@ def test_misbound_worker_results_are_not_appended(
     # A worker whose answers come back out of order (a bug, a mixed-up chunk) must not
     # put one record's entry in another's slot: every worker result is checked against
     # the job it is for, and a mismatch is sealed in-process instead.
-    monkeypatch.setattr(_writes, "_seal_chunk", _rotated_seal_chunk)
+    monkeypatch.setattr(_sealing_pool, "_seal_chunk", _rotated_seal_chunk)
     writer = stack.hospital.writer
-    writer.seal_processes_from = 10
+    writer.sealer.min_batch = 10
     in_process: list[bytes] = []
     real_seal = writer.seal
 
@@ -315,7 +315,7 @@ def test_misbound_worker_results_are_not_appended(
     assert len(in_process) == len(ids), "every misbound result was sealed again in-process"
 
 
-_real_seal_chunk = _writes._seal_chunk
+_real_seal_chunk = _sealing_pool._seal_chunk
 
 
 def _rotated_seal_chunk(*args: Any) -> list[Any]:
@@ -339,7 +339,7 @@ BULK_CHILD = textwrap.dedent(
         state_dir=Path(state),
     )
     writer = hospital.writer
-    writer.seal_processes_from = 10  # worker processes are running when it dies
+    writer.sealer.min_batch = 10  # worker processes are running when it dies
     target = net.store if step == "put_many" else writer
     real = getattr(target, step)
     calls = []
@@ -430,10 +430,10 @@ def test_stuck_sealing_workers_do_not_hang_the_bulk_add(
 ) -> None:
     # A forked worker can deadlock (a lock another thread held at fork time): the bulk
     # add must give the workers up, end them, and seal in-process.
-    monkeypatch.setattr(_writes, "_seal_chunk", _stuck_seal_chunk)
-    monkeypatch.setattr(_writes, "_SEAL_WAIT", 1.0)
+    monkeypatch.setattr(_sealing_pool, "_seal_chunk", _stuck_seal_chunk)
+    monkeypatch.setattr(_sealing_pool, "_SEAL_WAIT", 1.0)
     writer = stack.hospital.writer
-    writer.seal_processes_from = 10
+    writer.sealer.min_batch = 10
     contents = [os.urandom(300) for _ in range(30)]
     ids = stack.hospital.add_records(stack.patient.address, "lab", contents, batch_size=15)
     assert entries_by_record(stack) == {bytes(r): 1 for r in ids}

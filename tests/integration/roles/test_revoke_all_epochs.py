@@ -43,11 +43,13 @@ def test_attack_revoked_grantee_reads_older_epoch(tmp_path: Path) -> None:
         rid = b.request_access(p.address, "lab", purpose="TREAT", reason="follow-up")
         g_b = p.approve(rid, expires=timedelta(days=30))  # grants epochs 0 and 1
         assert sorted(g.epoch for g in b.grants(p.address, active_only=True)) == [0, 1]
+        net.settle()  # in-process proxies catch up with the chain (and log what they served)
         assert b.read(p.address, old) == b"epoch-0 secret"
 
         p.revoke(g_b.policy_id)
 
         assert b.grants(p.address, active_only=True) == []
+        net.settle()  # in-process proxies catch up with the chain (and log what they served)
         with pytest.raises(AccessDenied):
             b.read(p.address, old)
     finally:

@@ -31,7 +31,7 @@ from emrshare.crypto.requests import SEALED_REQUEST_SIZE
 from emrshare.errors import ContractRevert, IndexIntegrityError, VerificationError
 from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
 from emrshare.roles import Patient, Provider, Requester
-from emrshare.roles._common import MembershipCache, check_entry
+from emrshare.roles._reads import MembershipCache, check_entry
 from tests.integration.roles.trust_world import TrustWorld, start_world
 
 #: 50 category names a dictionary attacker would try (all at least 5 bytes, so a chance

@@ -64,7 +64,6 @@ def test_from_config_builds_without_contacting_the_node(tmp_path: Path) -> None:
     net = Network.from_config(_config(tmp_path))
     assert net.threshold == 2 and net.confirmations == 2
     assert repr(net) == "Network('test', chain_id=31337)"
-    net.settle()  # a real network's proxies follow the chain themselves: a no-op
     net.close()
 
 
@@ -80,7 +79,8 @@ def test_patient_and_member_identities(tmp_path: Path) -> None:
     assert restored.address == keys.address and repr(restored) == f"Patient({keys.address})"
     fast = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
     save_keystore(tmp_path / "p.json", keys, "pw", **fast)
-    assert Patient.from_keystore(net, tmp_path / "p.json", "pw").address == keys.address
+    opened = Patient.from_keystore(net, tmp_path / "p.json", "pw", state_dir=tmp_path / "o")
+    assert opened.address == keys.address
     member = MemberKeys.generate()
     save_keystore(tmp_path / "m.json", member, "pw", **fast)
     hospital = Provider.from_keystore(net, tmp_path / "m.json", "pw", state_dir=tmp_path / "h")
@@ -88,3 +88,15 @@ def test_patient_and_member_identities(tmp_path: Path) -> None:
     reader = Requester.from_keystore(net, tmp_path / "m.json", "pw", state_dir=tmp_path / "r")
     assert type(reader) is Requester
     assert "seed" not in repr(hospital) and "secret" not in repr(restored)
+
+
+def test_facades_create_no_directory_until_they_write(tmp_path: Path) -> None:
+    from emrshare.crypto import MemberKeys, PatientKeys
+    from emrshare.roles import AsyncProvider, AsyncRequester, Patient, Provider, Requester
+
+    net = Network.from_config(_config(tmp_path))
+    state = tmp_path / "state"
+    Patient(net, PatientKeys.generate(), state_dir=state / "p", known_categories=["lab"])
+    for cls in (Provider, Requester, AsyncProvider, AsyncRequester):
+        cls(net, MemberKeys.generate(), state_dir=state / cls.__name__)
+    assert not state.exists(), "a constructor created its state directory"

@@ -45,6 +45,7 @@ def test_grant_ids_are_derived_from_the_operation(tmp_path: Path) -> None:
 
 def test_unreadable_or_unknown_log_is_a_typed_error(tmp_path: Path) -> None:
     log = OperationLog(tmp_path)
+    log.path.mkdir()  # the log creates it on its first write
     (log.path / "x.json").write_text("{not json")
     with pytest.raises(ConfigurationError, match="unreadable"):
         log.pending()

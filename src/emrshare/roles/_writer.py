@@ -1,53 +1,36 @@
 """The record write path shared by ``Provider`` and ``Patient``: journal steps over the
-crypto core, the blob store and the index contract (see :mod:`emrshare.journal`)."""
+crypto core, the blob store and the index contract (see :mod:`emrshare.journal`); index
+entries are sealed by a :class:`~emrshare.roles._sealing_pool.Sealer`."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import io
-import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 import umbral_pre
-from eth_abi.abi import encode as abi_encode
-from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from nacl.public import PrivateKey
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
-from emrshare.chain import Contracts, record_id
-from emrshare.chain.artifacts import load_artifact
-from emrshare.crypto import (
-    DataKey,
-    IndexEntry,
-    SealedEntry,
-    encrypt_file,
-    open_sealed,
-    seal,
-    seal_entry,
-)
+from emrshare.chain import Contracts, record_ids
+from emrshare.crypto import DataKey, encrypt_file, open_sealed, seal
 from emrshare.errors import (
     ChainError,
     ContractRevert,
     JournalError,
     TransactionFailed,
     TransactionMinedFailed,
-    WireFormatError,
 )
 from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
+from emrshare.roles._sealing_pool import InProcessSealer, Sealer, SealInput
 from emrshare.types import Address, CategoryTag, Cid, RecordId
 
-__all__ = ["RecordWriter", "WriteTarget"]
+__all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
 
 # The journal keeps (data key, plaintext hash, size) between "encrypted" and "stored",
 # sealed to the writer's own box key so the journal file never holds a data key in clear.
@@ -97,108 +80,6 @@ def _chunks(source: Any, size: int = 1 << 20) -> Any:
         yield from source
 
 
-#: Entries per task sent to a sealing worker process.
-_SEAL_CHUNK = 25
-#: Seconds to wait for one chunk from a sealing worker before giving the workers up (a
-#: chunk takes well under a second; a forked worker can deadlock on a lock that another
-#: thread of the writer held at fork time, and must not hang the bulk write).
-_SEAL_WAIT = 60.0
-#: prctl option: the signal a process gets when its parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
-_worker_keys: dict[bytes, umbral_pre.PublicKey] = {}
-
-
-def _seal_worker_init(parent: int) -> None:
-    """Worker process start: die with the writer. A worker holds the writer's Ethereum
-    key and data keys, and a killed writer (SIGKILL, OOM) runs no cleanup: without a
-    parent-death signal its workers lived on as orphans, blocked on their task queue.
-    (The signal follows the thread that forked: the one driving the bulk write, which
-    outlives the pool.)"""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the writer died before the signal was armed
-        os._exit(1)
-
-
-def _seal_chunk(
-    eth_key: bytes, items: Sequence[tuple[Any, ...] | None]
-) -> list[tuple[bytes, bytes] | None]:
-    """Worker process: build, sign and seal index entries, each answered as
-    ``(record id, sealed entry)`` so the parent can check what it is for (``None`` where
-    one fails)."""
-    out: list[tuple[bytes, bytes] | None] = []
-    for item in items:
-        if item is None:
-            out.append(None)
-            continue
-        try:
-            (patient, rid, cid, key, digest, size, media, category, epoch, created, pk) = item
-            public = _worker_keys.get(pk)
-            if public is None:
-                public = _worker_keys[pk] = umbral_pre.PublicKey.from_compressed_bytes(pk)
-            entry = IndexEntry.create(
-                patient=patient,
-                record_id=rid,
-                cid=cid,
-                data_key=DataKey(key),
-                plaintext_sha256=digest,
-                size=size,
-                media_type=media,
-                category=category,
-                epoch=epoch,
-                created_at=created,
-                author_key=eth_key,
-            )
-            out.append((bytes(rid), bytes(seal_entry(entry, public))))
-        except Exception:
-            out.append(None)
-    return out
-
-
-def _checked(job: WriteJob, got: Any) -> bytes | None:
-    """A worker's sealed entry for ``job``, or ``None`` (the journal then seals it
-    in-process) unless it names the job's record and parses as a sealed entry: a
-    misplaced answer would put one record's entry in another's slot for good."""
-    if not isinstance(got, tuple) or len(got) != 2 or got[0] != bytes(job.record_id):
-        return None
-    try:
-        SealedEntry.from_bytes(got[1])
-    except WireFormatError:
-        return None
-    return bytes(got[1])
-
-
-@functools.cache
-def _abi_of(fn: str) -> tuple[bytes, list[str]]:
-    """Selector and argument types of a RecordIndex function, from the shipped ABI."""
-    (item,) = [i for i in load_artifact("RecordIndex").abi if i.get("name") == fn]
-    types = [str(p["type"]) for p in item["inputs"]]
-    return keccak(text=f"{fn}({','.join(types)})")[:4], types
-
-
-def _record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
-    """``sequence -> record_id(patient, tag, writer, sequence)`` for one stream.
-
-    The ABI encoding of the three fixed arguments is computed once (a bulk write names
-    thousands of slots of one stream); the first id is checked against
-    :func:`emrshare.chain.record_id`, which stays the definition.
-    """
-    prefix = abi_encode(
-        ["address", "bytes32", "address"],
-        [Web3.to_checksum_address(patient), tag, Web3.to_checksum_address(writer)],
-    )
-
-    def of(sequence: int) -> RecordId:
-        if not 0 <= sequence < 2**64:
-            return record_id(patient, tag, writer, sequence)  # raises like the contract
-        return RecordId(keccak(prefix + sequence.to_bytes(32, "big")))
-
-    if of(0) != record_id(patient, tag, writer, 0):
-        raise AssertionError("record id encoding diverged from emrshare.chain.record_id")
-    return of
-
-
 class RecordWriter:
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
@@ -206,10 +87,6 @@ class RecordWriter:
     confirms_on_send = True
     #: Bulk writes put this many blobs at once (the store's fsyncs overlap).
     store_concurrency = 8
-    #: Bulk writes of at least ``seal_processes_from`` records seal their index entries
-    #: on this many worker processes (capped at the CPU count; < 2 disables it).
-    seal_processes = 2
-    seal_processes_from = 200
 
     def __init__(
         self,
@@ -220,6 +97,7 @@ class RecordWriter:
         state_dir: Path,
         resolve: Callable[[str, str], WriteTarget],
         target_for_epoch: Callable[[str, str, int], WriteTarget],
+        sealer: Sealer | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.network = network
@@ -228,6 +106,8 @@ class RecordWriter:
         self._resolve = resolve
         self._target_for_epoch = target_for_epoch
         self._now = now
+        #: Seals the index entries (default: in this process).
+        self.sealer: Sealer = sealer if sealer is not None else InProcessSealer(eth_key)
         self.journal = Journal(Path(state_dir) / "journal")
         self._contracts: Contracts = network.contracts_for(eth_key)
         self.address = checksum(str(self._contracts.index.client.address))
@@ -262,7 +142,7 @@ class RecordWriter:
             target.category,
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=_record_ids(target.patient, target.tag, self.address),
+            record_id_of=record_ids(target.patient, target.tag, self.address),
             meta=self._meta(target, media_type, created_at),
             source=path.resolve() if path is not None else None,
         )
@@ -296,7 +176,7 @@ class RecordWriter:
             [meta] * len(sources),
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
-            record_id_of=_record_ids(target.patient, target.tag, self.address),
+            record_id_of=record_ids(target.patient, target.tag, self.address),
             # Files can be re-read if the process dies before their ciphertext is spooled.
             sources=[s.resolve() if isinstance(s, Path) else None for s in sources],
         )
@@ -383,94 +263,39 @@ class RecordWriter:
 
         return store_many
 
-    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+    def _seal_input(self, job: WriteJob, cid: Cid, secret: bytes) -> SealInput:
         payload = open_sealed(self._box, _SECRET_BRAND, secret, what="journal secret")
-        key, digest, size = payload[:32], payload[32:64], int.from_bytes(payload[64:72], "big")
         target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
-        entry = IndexEntry.create(
+        return SealInput(
             patient=checksum(job.patient),
             record_id=job.record_id,
             cid=cid,
-            data_key=DataKey(key),
-            plaintext_sha256=digest,
-            size=size,
+            data_key=payload[:32],
+            plaintext_sha256=payload[32:64],
+            size=int.from_bytes(payload[64:72], "big"),
             media_type=str(job.meta["media_type"]),
             category=job.category,
             epoch=target.epoch,
             created_at=int(job.meta["created_at"]),
-            author_key=self._eth_key,
+            category_public_key=target.category_public_key.to_compressed_bytes(),
         )
-        return bytes(seal_entry(entry, target.category_public_key))
+
+    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
+        return self.sealer.seal(self._seal_input(job, cid, secret))
 
     def seal_many(self, jobs: Sequence[WriteJob]) -> Iterator[bytes | None]:
-        """Seal the entries of a bulk write ahead of their appends, in job order, on
-        ``seal_processes`` worker processes (signing and Umbral encryption are most of a
-        bulk write's CPU). ``None`` for a job whose input could not be prepared or whose
-        sealing failed: the journal then calls :meth:`seal`, which raises the real error.
-        """
-        workers = min(self.seal_processes, os.cpu_count() or 1)
-        if workers < 2 or len(jobs) < self.seal_processes_from:
-            return
-        import multiprocessing
-        from concurrent.futures import Future, ProcessPoolExecutor
+        """Seal the entries of a bulk write ahead of their appends, in job order, through
+        the sealer (on worker processes for a :class:`PoolSealer`). ``None`` for a job
+        whose input could not be prepared or whose sealing failed: the journal then calls
+        :meth:`seal`, which raises the real error."""
+        return self.sealer.seal_many(_Prepared(jobs, self._prepare))
 
-        def prepare(job: WriteJob) -> tuple[Any, ...] | None:
-            try:
-                assert job.cid is not None and job.secret is not None
-                payload = open_sealed(self._box, _SECRET_BRAND, job.secret, what="journal secret")
-                target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
-                return (
-                    checksum(job.patient),
-                    job.record_id,
-                    job.cid,
-                    payload[:32],
-                    payload[32:64],
-                    int.from_bytes(payload[64:72], "big"),
-                    str(job.meta["media_type"]),
-                    job.category,
-                    target.epoch,
-                    int(job.meta["created_at"]),
-                    target.category_public_key.to_compressed_bytes(),
-                )
-            except Exception:
-                return None  # seal() raises it properly
-
-        chunks = [jobs[i : i + _SEAL_CHUNK] for i in range(0, len(jobs), _SEAL_CHUNK)]
-        # fork: workers start in milliseconds and inherit the loaded modules.
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_seal_worker_init,
-            initargs=(os.getpid(),),
-        )
+    def _prepare(self, job: WriteJob) -> SealInput | None:
         try:
-            inflight: list[tuple[Sequence[WriteJob], Future[list[Any]]]] = []
-            todo = iter(chunks)
-            for chunk in todo:
-                inflight.append(
-                    (chunk, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in chunk]))
-                )
-                if len(inflight) >= 2 * workers:
-                    break
-            while inflight:
-                chunk, done = inflight.pop(0)
-                nxt = next(todo, None)
-                if nxt is not None:
-                    inflight.append(
-                        (nxt, pool.submit(_seal_chunk, self._eth_key, [prepare(j) for j in nxt]))
-                    )
-                try:
-                    results = done.result(timeout=_SEAL_WAIT)
-                except Exception:  # a broken or stuck pool: the journal seals the rest
-                    # Stuck workers would also block shutdown(wait=True): end them first.
-                    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                        proc.kill()
-                    return
-                if not isinstance(results, list) or len(results) != len(chunk):
-                    return  # not an answer for this chunk: the journal seals the rest
-                yield from (_checked(job, got) for job, got in zip(chunk, results, strict=True))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            assert job.cid is not None and job.secret is not None
+            return self._seal_input(job, job.cid, job.secret)
+        except Exception:
+            return None  # seal() raises it properly
 
     def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
         done: set[RecordId] = set()
@@ -489,28 +314,18 @@ class RecordWriter:
         first = jobs[0]
         tag = CategoryTag(bytes.fromhex(str(first.meta["tag"])[2:]))
         index = self._contracts.index
-        patient = Web3.to_checksum_address(first.patient)
-        # eth-abi directly: web3's encode_abi walks every entry through its ABI mappers,
-        # which cost more than the rest of a bulk append's Python.
-        if len(jobs) == 1:
-            selector, types = _abi_of("append")
-            data = selector + abi_encode(types, [patient, tag, first.sequence, sealed[0]])
-        else:
-            selector, types = _abi_of("appendBatch")
-            data = selector + abi_encode(types, [patient, tag, first.sequence, list(sealed)])
         # A bulk write sends many batches of one shape: the gas the first one used (the
         # dearest: it also creates the stream's counters), with the client's margin,
         # covers the rest, so they skip eth_estimateGas. A revert still raises
         # ContractRevert (the client replays a failed transaction to decode it), and any
         # failure forgets the figure so the retry estimates again.
         shape = (first.stream, len(jobs))
+        size = sum(len(s) for s in sealed)
         known = self._batch_gas.pop(shape, None) if len(jobs) > 1 else None
-        gas = known[1] if known is not None and len(data) <= known[0] else None
+        gas = known[1] if known is not None and size <= known[0] else None
         try:
-            # Sent through the client directly: the binding would decode every
-            # EntryAppended event of the receipt, which a bulk write does not need.
             try:
-                receipt = index.client.send(index.address, data, gas=gas, with_logs=False)
+                receipt = index.append_entries(first.patient, tag, first.sequence, sealed, gas=gas)
             except TransactionMinedFailed:
                 if gas is None:
                     raise
@@ -518,7 +333,7 @@ class RecordWriter:
                 # low for this batch (out of gas). Nothing was appended and the nonce was
                 # consumed; send once more with a fresh estimate (a real revert raises).
                 known = None
-                receipt = index.client.send(index.address, data, with_logs=False)
+                receipt = index.append_entries(first.patient, tag, first.sequence, sealed)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
                 # Another write of this stream is ahead of or behind us; not a reason to
@@ -527,33 +342,41 @@ class RecordWriter:
                     f"slot {first.sequence} is not the index's next slot ({exc}); retrying"
                 ) from exc
             raise
-        except ChainError as exc:
-            if "nonce" in str(exc).lower() and index.client.nonces is not None:
-                # Another process sent with this key (a crashed writer, the CLI): our
-                # cached nonce is stale. Re-read it; the journal retries the append.
-                index.client.nonces.resync()
-                raise TransactionFailed(f"stale nonce, resynchronized: {exc}") from exc
-            raise
+        # NonceTooLow (another process sent with this key: a crashed writer, the CLI) is
+        # a TransactionFailed: the client re-read the nonce, and the journal retries.
         if len(jobs) > 1:
             self._batch_gas[shape] = known or (
-                len(data),
+                size,
                 int(receipt.gas_used * index.client.gas_multiplier) + 5_000,
             )
         return receipt.tx_hash
 
     def receipt(self, tx_hash: bytes) -> ReceiptStatus:
-        w3 = self.network.w3
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=10)
-        except Exception:
-            try:
-                w3.eth.get_transaction(HexBytes(tx_hash))
-            except TransactionNotFound:
-                return "failed"  # dropped by the node (restart, replaced): send again
-            except Exception as exc:
-                raise ChainError(f"cannot look up transaction 0x{tx_hash.hex()}: {exc}") from exc
-            return "unknown"
-        return "confirmed" if int(receipt["status"]) == 1 else "failed"
+        # "failed" covers a transaction the node dropped (restart, replaced): send again.
+        return self._contracts.index.client.transaction_state(tx_hash, timeout=10)
 
     def unpin(self, cid: Cid) -> None:
         self.network.store.unpin(cid)
+
+
+class _Prepared(Sequence[SealInput | None]):
+    """A bulk write's seal inputs, each prepared (its journal secret opened) only when
+    the sealer takes it: the first chunks go to the workers before the rest is opened."""
+
+    def __init__(
+        self, jobs: Sequence[WriteJob], prepare: Callable[[WriteJob], SealInput | None]
+    ) -> None:
+        self._jobs = jobs
+        self._prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, i: int) -> SealInput | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[SealInput | None]: ...
+    def __getitem__(self, i: int | slice) -> SealInput | list[SealInput | None] | None:
+        if isinstance(i, slice):
+            return [self._prepare(j) for j in self._jobs[i]]
+        return self._prepare(self._jobs[i])

@@ -1,0 +1,141 @@
+"""A patient's grants as the facade returns them, and the plans of its grant and approve
+operations (split from the patient facade; the steps run in :mod:`emrshare.roles._ops`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from emrshare.chain import GrantCreated, GrantStatus
+from emrshare.crypto import PatientKeys, validate_category
+from emrshare.errors import InvalidInput, NotFound
+from emrshare.network import Network
+from emrshare.roles._common import AccessRequestInfo, GrantInfo, checksum
+from emrshare.roles._oplog import EpochState, OperationResult, Step
+from emrshare.roles._ops import expires_arg, grant_steps, member_keys, resolve_proxies
+from emrshare.types import CategoryTag, PolicyId
+
+__all__ = [
+    "Expiry",
+    "expiry_of",
+    "grant_args",
+    "grant_info",
+    "keys_tags",
+    "made_grant",
+    "plan_approve",
+    "plan_grant",
+]
+
+#: When a grant ends: a duration from now (chain time), a datetime or unix seconds.
+Expiry = timedelta | datetime | int
+
+
+def expiry_of(network: Network, expires: Expiry) -> int:
+    """``expires`` in unix seconds (a duration counts from the chain's time)."""
+    if isinstance(expires, timedelta):
+        return network.chain_time() + int(expires.total_seconds())
+    if isinstance(expires, datetime):
+        return int(expires.timestamp())
+    return int(expires)
+
+
+def grant_info(
+    network: Network,
+    ev: GrantCreated,
+    tags: Mapping[bytes, tuple[str, int]],
+    status: GrantStatus | None = None,
+) -> GrantInfo:
+    """A grant the patient made, named with its own tags (the chain no longer carries the
+    epoch: category ``None`` and epoch 0 for a tag this machine cannot name)."""
+    category, epoch = tags.get(bytes(ev.tag), (None, 0))
+    if status is None:
+        status = network.contracts.grants.status(ev.policy_id)
+    return GrantInfo(
+        policy_id=PolicyId(bytes(ev.policy_id)),
+        patient=checksum(ev.patient),
+        grantee=checksum(ev.grantee),
+        category=category,
+        epoch=epoch,
+        tag=CategoryTag(bytes(ev.tag)),
+        expiry=ev.expiry,
+        threshold=ev.threshold,
+        proxies=tuple(checksum(p) for p in ev.proxies),
+        status=status,
+        block_number=ev.block_number,
+    )
+
+
+def made_grant(
+    network: Network, result: OperationResult, tags: Mapping[bytes, tuple[str, int]]
+) -> GrantInfo:
+    """The current epoch's grant of a finished grant or approve operation."""
+    end = network.chain.latest_block()  # the operation's own, just-mined grants count
+    pid = result.policy_ids[-1]
+    found = list(network.contracts.grants.events(GrantCreated, policy_id=pid, to_block=end))
+    if not found:
+        raise NotFound(f"the grant was not made: {'; '.join(result.notes)}")
+    return grant_info(network, found[0], tags)
+
+
+def grant_args(
+    grantee: str,
+    category: str,
+    expires: Expiry,
+    proxies: Sequence[str] | None,
+    threshold: int | None,
+    all_epochs: bool,
+) -> dict[str, Any]:
+    """The arguments of :meth:`Patient.grant`, checked and as the operation log keeps them
+    (a duration stays a duration, so a retried call compares equal)."""
+    return {
+        "grantee": checksum(grantee),
+        "category": validate_category(category),
+        "expires": expires_arg(expires),
+        "proxies": [checksum(p) for p in proxies] if proxies else None,
+        "threshold": threshold,
+        "all_epochs": all_epochs,
+    }
+
+
+def plan_grant(
+    network: Network, epochs: EpochState, args: Mapping[str, Any], expires: Expiry
+) -> list[Step]:
+    """The steps of :meth:`Patient.grant` (``args`` from :func:`grant_args`): one grant
+    per epoch granted."""
+    grantee, category = str(args["grantee"]), str(args["category"])
+    member_keys(network, grantee, "member")
+    epoch = epochs.remember(category)
+    chosen, m = resolve_proxies(network, args["proxies"], args["threshold"])
+    granted = range(epoch + 1) if args["all_epochs"] else [epoch]
+    return grant_steps(grantee, category, granted, expiry_of(network, expires), chosen, m)
+
+
+def plan_approve(
+    network: Network,
+    epochs: EpochState,
+    req: AccessRequestInfo,
+    expires: Expiry,
+    category: str | None,
+    threshold: int | None,
+) -> list[Step]:
+    """The steps of :meth:`Patient.approve`: the grants of every epoch, then the answer."""
+    name = category or req.category
+    if name is None:
+        raise InvalidInput(
+            f"request #{req.request_id} cannot be opened by this patient (it names no "
+            "category it can read); pass the category name explicitly, or deny it"
+        )
+    member_keys(network, req.requester, "member")
+    epoch = epochs.remember(name)
+    chosen, m = resolve_proxies(network, None, threshold)
+    expiry = expiry_of(network, expires)
+    steps = grant_steps(req.requester, name, range(epoch + 1), expiry, chosen, m)
+    # The answer names the grants, derived from the operation id when it runs.
+    answer = {"do": "answer", "request": req.request_id, "requester": req.requester}
+    return [*steps, {**answer, "decision": "approved"}]
+
+
+def keys_tags(keys: PatientKeys, epochs: Mapping[str, int]) -> dict[bytes, tuple[str, int]]:
+    """Every (category, epoch) tag the patient can name, up to the current epochs."""
+    return {bytes(keys.tag(c, e)): (c, e) for c, cur in epochs.items() for e in range(cur + 1)}

@@ -1,0 +1,164 @@
+"""``Requester``: a consortium member that reads what patients granted it (insurer,
+pharmacy, researcher), and :class:`AsyncRequester`, the same for a running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
+
+from emrshare.crypto import MemberKeys
+from emrshare.errors import ConfigurationError
+from emrshare.network import Network
+from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo
+from emrshare.roles._member import MemberFacade
+from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
+from emrshare.types import RecordId
+
+__all__ = ["AsyncRequester", "Requester"]
+
+T = TypeVar("T")
+
+
+def run_blocking(coro: Coroutine[Any, Any, T], what: str) -> T:
+    """Run a read's coroutine to the end for a sync caller; refused inside an event loop,
+    where it would block every other task (the async facades are for that)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ConfigurationError(
+        f"{what} blocks, and this thread runs an event loop (FastAPI, Jupyter, asyncio): "
+        "use AsyncRequester or AsyncProvider there"
+    )
+
+
+class Requester(MemberFacade):
+    """A consortium member that reads what patients granted it (insurer, pharmacy, …).
+
+    Example::
+
+        insurer = Requester(net, keys, state_dir=Path("/var/lib/insurer/emrshare"))
+        rid = insurer.request_access(patient, "lab", purpose="HPAYMT")
+        # … the patient approves …
+        data = insurer.read(patient, record_id)
+
+    Every read is fully verified: the proxies' capsule fragments, the entry against its
+    chain event, the author's signature, the CID, the AEAD and the plaintext SHA-256.
+    The methods block; inside a running event loop use :class:`AsyncRequester`.
+    """
+
+    def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
+        """One granted record's plaintext, through M-of-N proxies, fully verified.
+
+        Raises :class:`AccessDenied` (or ``GrantRevoked`` / ``GrantExpired``) when the
+        proxies refuse, :class:`Unavailable` when too few answer and
+        :class:`RecordNotFound` for a record id the patient's index does not hold.
+        """
+        entry = run_blocking(self._reads.open(patient, record, inline), "Requester.read")
+        return read_record(self.network.store, entry)
+
+    def read_to(self, patient: str, record: RecordId | bytes | str, path: Path) -> int:
+        """Write one granted record to ``path`` (renamed into place only once verified)."""
+        path = check_output_path(path)
+        entry = run_blocking(self._reads.open(patient, record, inline), "Requester.read_to")
+        return read_record_to(self.network.store, entry, path)
+
+
+class AsyncRequester:
+    """A :class:`Requester` for code that runs an event loop (FastAPI, Jupyter, asyncio).
+
+    Example::
+
+        async with AsyncRequester(net, keys, state_dir=Path("/var/lib/insurer")) as insurer:
+            data = await insurer.read(patient, record_id)
+
+    The proxies are asked with the async threshold client, so reads run concurrently on
+    the caller's loop; chain and store calls run on one worker thread of this facade
+    (never on the loop), one at a time, so its caches and journal are never shared
+    between threads. :attr:`sync` is the blocking facade over the same state.
+    """
+
+    _facade: ClassVar[type[Requester]] = Requester
+
+    def __init__(
+        self,
+        network: Network,
+        keys: MemberKeys,
+        *,
+        state_dir: Path,
+        proxy_timeout: float = 10.0,
+        retry_for: float = 5.0,
+    ) -> None:
+        self.sync = self._facade(
+            network, keys, state_dir=state_dir, proxy_timeout=proxy_timeout, retry_for=retry_for
+        )
+        self.address = self.sync.address
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"emrshare-{self.address[:10]}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address})"
+
+    def _run(self, fn: Callable[[], T]) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    async def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
+        """As :meth:`Requester.read`."""
+        entry = await self.sync._reads.open(patient, record, self._run)
+        return await self._run(lambda: read_record(self.sync.network.store, entry))
+
+    async def read_to(self, patient: str, record: RecordId | bytes | str, path: Path) -> int:
+        """As :meth:`Requester.read_to`."""
+        path = check_output_path(path)
+        entry = await self.sync._reads.open(patient, record, self._run)
+        return await self._run(lambda: read_record_to(self.sync.network.store, entry, path))
+
+    async def records(self, patient: str, category: str | None = None) -> list[RecordInfo]:
+        """As :meth:`Requester.records`."""
+        return await self._run(lambda: self.sync.records(patient, category))
+
+    async def grants(
+        self, patient: str | None = None, *, active_only: bool = False
+    ) -> list[GrantInfo]:
+        """As :meth:`Requester.grants`."""
+        return await self._run(lambda: self.sync.grants(patient, active_only=active_only))
+
+    async def request_access(
+        self, patient: str, category: str, *, purpose: str = "TREAT", reason: str = ""
+    ) -> int:
+        """As :meth:`Requester.request_access`."""
+        return await self._run(
+            lambda: self.sync.request_access(patient, category, purpose=purpose, reason=reason)
+        )
+
+    async def my_requests(self) -> list[AccessRequestInfo]:
+        """As :meth:`Requester.my_requests`."""
+        return await self._run(self.sync.my_requests)
+
+    async def apply(self, endpoint: str = "") -> bool:
+        """As :meth:`Requester.apply`."""
+        return await self._run(lambda: self.sync.apply(endpoint))
+
+    async def report_proxy(self, evidence_path: Path) -> int:
+        """As :meth:`Requester.report_proxy`."""
+        return await self._run(lambda: self.sync.report_proxy(evidence_path))
+
+    async def aclose(self) -> None:
+        """Close the facade and stop its worker thread."""
+        await self._run(self.sync.close)
+        self._thread.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
