@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from web3 import Web3
@@ -22,9 +22,6 @@ from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import ChainClient, Contracts, Deployment, Member, Role
 from emrshare.errors import ConfigurationError, LocalStateError
 from emrshare.storage import BlobStore, KuboStore, LocalStore
-
-if TYPE_CHECKING:  # re-export: removed after r11
-    from emrshare.devnet import LocalNetwork
 
 __all__ = ["Network", "NetworkConfig", "StoreConfig"]
 
@@ -178,14 +175,6 @@ class Network:
             name=config.name,
         )
 
-    # re-export: removed after r11 (callers move to emrshare.devnet.LocalNetwork.start)
-    @classmethod
-    def local(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
-        """Moved: use :meth:`emrshare.devnet.LocalNetwork.start`."""
-        from emrshare.devnet import LocalNetwork
-
-        return LocalNetwork.start(path, proxies=proxies, threshold=threshold)
-
     def close(self) -> None:
         """Release what this network started (in-process proxies, connections)."""
         while self._closers:
@@ -229,17 +218,3 @@ class Network:
     def chain_time(self) -> int:
         """The latest block's timestamp: grants expire by chain time, not wall time."""
         return self.chain.chain_time()
-
-    # re-export: removed after r11 (a no-op kept only while roles still calls it; the
-    # in-process proxies of emrshare.devnet.LocalNetwork follow the chain on their own)
-    def settle(self) -> None:
-        """Nothing: a network's proxies follow the chain on their own."""
-
-
-# re-export: removed after r11 (callers import LocalNetwork from emrshare.devnet)
-def __getattr__(name: str) -> object:
-    if name == "LocalNetwork":
-        from emrshare.devnet import LocalNetwork
-
-        return LocalNetwork
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,8 +29,8 @@ from emrshare.devnet._files import read_pids, read_settings
 from emrshare.journal import Journal
 from emrshare.journal._spool import _Spool
 from emrshare.network import NetworkConfig
-from emrshare.proxy.config import ProxyConfig
-from emrshare.proxy.store import ProxyStore
+from emrshare.proxy.node import ProxyConfig
+from emrshare.proxy.node.store import ProxyStore
 from emrshare.roles import Profiles
 from emrshare.roles._state import MAX_LOCAL_EPOCH, load_epochs, save_epochs
 

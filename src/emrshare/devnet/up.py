@@ -37,7 +37,7 @@ from emrshare.devnet.devnode import DevNode, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
-from emrshare.proxy.config import ProxyConfig
+from emrshare.proxy.node import ProxyConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Profiles, Requester
 from emrshare.roles.profiles import Kind
 

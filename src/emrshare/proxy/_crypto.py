@@ -6,8 +6,6 @@ The node's own steps (unseal and verify kfrags, re-encrypt) are in
 
 from __future__ import annotations
 
-from typing import Any
-
 import umbral_pre
 
 from emrshare.errors import VerificationError, WireFormatError
@@ -49,13 +47,3 @@ def verify_cfrag(
         )
     except _UmbralVerificationError as exc:
         raise VerificationError("capsule fragment failed verification") from exc
-
-
-def __getattr__(name: str) -> Any:
-    # re-export: removed after r11 (network.py's LocalNetwork imports kfrag_opener from
-    # here; resolved lazily, as the node side imports this module)
-    if name == "kfrag_opener":
-        from emrshare.proxy.node._kfrags import kfrag_opener
-
-        return kfrag_opener
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,8 +17,6 @@ from emrshare.roles._common import (
     GrantInfo,
     RecordInfo,
 )
-from emrshare.roles._common import parse_duration as parse_duration  # re-export: removed after r11
-from emrshare.roles._common import parse_role as parse_role  # re-export: removed after r11
 from emrshare.roles._oplog import Operation, OperationResult
 from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
 from emrshare.roles.admin import ConsortiumAdmin

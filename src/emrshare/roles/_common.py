@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from emrshare._addresses import checksum
-from emrshare.chain import GrantStatus, Role
+from emrshare.chain import GrantStatus
 from emrshare.errors import InvalidInput
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
@@ -22,8 +21,6 @@ __all__ = [
     "RecordInfo",
     "checksum",
     "id32",
-    "parse_duration",
-    "parse_role",
 ]
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called while a record is encrypted or read.
@@ -136,38 +133,6 @@ class AccessEvent:
     def count(self) -> int:
         """How many records (capsules) the access served."""
         return len(self.capsule_hashes)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``"30d"``, ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"`` or plain seconds."""
-    value = text.strip().lower()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    parts = _DURATION.findall(value)
-    if not parts or "".join(f"{n}{u}" for n, u in parts) != value.replace(" ", ""):
-        raise InvalidInput(
-            f"cannot read {text!r} as a duration: use e.g. 30d, 12h, 1d12h, 90m, 2w or seconds"
-        )
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise InvalidInput("a duration must be positive")
-    return timedelta(seconds=seconds)
-
-
-def parse_role(text: str) -> Role:
-    """A consortium role by name (``provider``, ``proxy``, ``insurer``, …)."""
-    try:
-        role = Role[text.strip().upper()]
-    except KeyError:
-        names = ", ".join(r.name.lower() for r in Role if r is not Role.NONE)
-        raise InvalidInput(f"unknown role {text!r}: use one of {names}") from None
-    if role is Role.NONE:
-        raise InvalidInput("role 'none' cannot be granted")
-    return role
 
 
 def id32(value: bytes | str) -> bytes:

@@ -34,7 +34,7 @@ from emrshare.storage.cid import CidInfo
 from emrshare.storage.unixfs import (
     DEFAULT_PROFILE,
     DagBuilder,
-    Profile,
+    UnixfsProfile,
     file_size_of_root,
     iter_chunks,
     iter_file,
@@ -78,7 +78,7 @@ class _HashingReader:
     sent, so the CID Kubo answers can be checked against our own.
     """
 
-    def __init__(self, data: BlobSource, profile: Profile) -> None:
+    def __init__(self, data: BlobSource, profile: UnixfsProfile) -> None:
         self._chunks = iter_chunks(data, profile.chunk_size)
         self.builder = DagBuilder(profile)
         self._buf = b""
@@ -163,7 +163,7 @@ class KuboStore:
         self,
         api_url: str = "http://127.0.0.1:5001",
         *,
-        profile: Profile = DEFAULT_PROFILE,
+        profile: UnixfsProfile = DEFAULT_PROFILE,
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.25,

@@ -34,7 +34,7 @@ from emrshare.storage.cid import DAG_PB, CidInfo
 from emrshare.storage.unixfs import (
     DEFAULT_PROFILE,
     DagBuilder,
-    Profile,
+    UnixfsProfile,
     child_links,
     file_size_of_root,
     iter_chunks,
@@ -180,7 +180,9 @@ class LocalStore:
     defaults). Several processes may open the same directory at once.
     """
 
-    def __init__(self, path: str | os.PathLike[str], profile: Profile = DEFAULT_PROFILE) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], profile: UnixfsProfile = DEFAULT_PROFILE
+    ) -> None:
         self.path = Path(path)
         self.profile = profile
         self._blocks = self.path / "blocks"

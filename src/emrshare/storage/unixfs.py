@@ -73,8 +73,6 @@ class UnixfsProfile:
         return f"size-{self.chunk_size}"
 
 
-Profile = UnixfsProfile  # re-export: removed after r11 (storage/kubo.py, local.py, fuzz)
-
 #: Kubo's ``ipfs add`` defaults: CIDv0, dag-pb leaves, 256 KiB chunks, 174 links per node.
 DEFAULT_PROFILE = UnixfsProfile("kubo-default", 0, False, 256 * 1024, 174)
 #: Kubo's ``unixfs-v1-2025`` profile (IPIP-499): CIDv1, raw leaves, 1 MiB chunks, 1024 links.

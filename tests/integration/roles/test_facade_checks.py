@@ -15,7 +15,6 @@ from emrshare import (
     ConfigurationError,
     ConsortiumAdmin,
     GrantRevoked,
-    Network,
     Patient,
     Provider,
     Requester,
@@ -23,7 +22,7 @@ from emrshare import (
 from emrshare.chain import AccessRequested, Role
 from emrshare.chain import GrantRevoked as GrantRevokedEvent
 from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.network import LocalNetwork
+from emrshare.devnet import LocalNetwork
 from emrshare.types import RecordId
 
 
@@ -39,7 +38,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("facades")
-    net = Network.local(tmp / "net")
+    net = LocalNetwork.start(tmp / "net")
     admin = ConsortiumAdmin(net, net.admin_key)
     hospital = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[0]), state_dir=tmp / "h")
     reader = Requester(net, MemberKeys.generate(ethereum_key=net.dev_keys[1]), state_dir=tmp / "r")
@@ -53,7 +52,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     patient.authorize_writer(hospital.address, "lab")
     record = hospital.add_record(patient.address, "lab", b"Hb 14.1 g/dL", media_type="text/plain")
     patient.grant(reader.address, "lab", expires=timedelta(days=30))
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     try:
         yield World(net, patient, hospital, reader, record)
     finally:

@@ -15,19 +15,18 @@ from emrshare import (
     ConsortiumAdmin,
     GrantExpired,
     GrantRevoked,
-    Network,
     Patient,
     Provider,
     Requester,
 )
 from emrshare.chain import Role
 from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.network import LocalNetwork
+from emrshare.devnet import LocalNetwork
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
-    network = Network.local(tmp_path_factory.mktemp("localnet"))
+    network = LocalNetwork.start(tmp_path_factory.mktemp("localnet"))
     try:
         yield network
     finally:
@@ -76,7 +75,6 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
     assert grant.active and grant.grantee == b.address and grant.threshold == 2
     assert [g.policy_id for g in b.grants(patient.address, active_only=True)] == [grant.policy_id]
 
-    net.settle()
     # B reads the lab result (bytes equal), is refused the imaging report.
     assert b.read(patient.address, lab_id) == lab
     out = tmp_path / "lab.out"
@@ -87,12 +85,10 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
 
     # The insurer gets lab access too (a direct grant).
     insurer_grant = patient.grant(insurer.address, "lab", expires=timedelta(days=7))
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     assert insurer.read(patient.address, lab_id) == lab
 
     # The patient revokes B: the proxies refuse B from then on.
     patient.revoke(grant.policy_id)
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     with pytest.raises(GrantRevoked) as refused:
         b.read(patient.address, lab_id)
     assert set(refused.value.reasons.values()) == {"policy_revoked"}
@@ -100,7 +96,6 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
 
     # New lab records use the new epoch: the insurer (re-granted) reads them, B does not.
     new_id = a.add_record(patient.address, "lab", b"K 4.1 mmol/L", media_type="text/plain")
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     assert insurer.read(patient.address, new_id) == b"K 4.1 mmol/L"
     assert insurer.read(patient.address, lab_id) == lab, "old epoch still granted"
     with pytest.raises(AccessDenied):
@@ -110,7 +105,6 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
     assert statuses[insurer_grant.policy_id] == "active"
 
     # The audit trail shows B's reads of the lab result (one log per serving proxy).
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     trail = patient.audit()
     b_reads = [e for e in trail if e.requester == b.address]
     assert b_reads and all(e.record_ids == (lab_id,) for e in b_reads)
@@ -157,12 +151,10 @@ def test_grant_expires_by_chain_time(net: LocalNetwork, tmp_path: Path) -> None:
     patient.authorize_writer(a.address, "lab")
     rid = a.add_record(patient.address, "lab", b"ferritin 80 ng/mL")
     grant = patient.grant(b.address, "lab", expires=timedelta(minutes=10))
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     assert b.read(patient.address, rid) == b"ferritin 80 ng/mL"
     # Chain time moves on (the proxies judge expiry by it, not by their wall clocks).
     net.w3.testing.timeTravel(net.chain_time() + 3600)
     net.w3.testing.mine()
-    net.settle()  # in-process proxies catch up with the chain (and log what they served)
     with pytest.raises(GrantExpired) as refused:
         b.read(patient.address, rid)
     assert set(refused.value.reasons.values()) == {"policy_expired"}

@@ -140,11 +140,11 @@ def test_records_hash_is_keccak_of_the_concatenated_ids_pinned() -> None:
 def test_records_hash_has_one_definition() -> None:
     from emrshare import chain
     from emrshare.chain import ids
-    from emrshare.proxy import web3chain
+    from emrshare.proxy.node import chain as node_chain
     from emrshare.roles import patient
 
     # The audit log now carries capsule hashes; callers that still use records_hash must
     # use this one definition.
-    for module in (web3chain, patient):
+    for module in (node_chain, patient):
         assert getattr(module, "records_hash", ids.records_hash) is ids.records_hash
     assert chain.records_hash is ids.records_hash

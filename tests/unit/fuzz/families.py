@@ -48,7 +48,7 @@ from emrshare.crypto.writers import open_writer_authorization, seal_writer_autho
 from emrshare.errors import EmrShareError, VerificationError
 from emrshare.storage.car import CarReader, export_car, import_car
 from emrshare.storage.local import LocalStore
-from emrshare.storage.unixfs import Profile
+from emrshare.storage.unixfs import UnixfsProfile
 from emrshare.types import Cid, PolicyId, RecordId
 
 from .mutate import cbor_mutations, dumps, json_mutations, mutate_bytes
@@ -58,7 +58,7 @@ __all__ = ["FAMILIES", "Counts", "Family", "World", "run_family"]
 CATEGORY = "lab-results"
 PASSWORD = "fuzz-password"
 #: Small chunks so that a 1 KiB file is a DAG of several blocks.
-_CAR_PROFILE = Profile("fuzz", 1, True, 256, 3)
+_CAR_PROFILE = UnixfsProfile("fuzz", 1, True, 256, 3)
 
 
 @dataclass

@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from emrshare.cli import app
+from emrshare.cli._parse import parse_duration, parse_role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.errors import ConfigurationError, KeystoreError
-from emrshare.roles import Profiles, parse_duration, parse_role
+from emrshare.roles import Profiles
 
 FAST = {"fast_kdf": True}
 

@@ -20,7 +20,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn/proxy log level")] = "info",
 ) -> None:
     """Serve re-encryption requests for the grants on chain (until Ctrl-C / SIGTERM)."""
-    from emrshare.proxy.config import ProxyConfig
+    from emrshare.proxy.node import ProxyConfig
     from emrshare.proxy.node import serve as run
 
     run(ProxyConfig.load(config), log_level=log_level)
