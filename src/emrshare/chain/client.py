@@ -237,7 +237,7 @@ class ChainClient(NodeConnection):
                 estimated, head = self._rpc_pair(
                     ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
                 )
-                gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
+                gas = self.gas_with_margin(quantity(estimated))
                 base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
             else:
                 base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
@@ -289,7 +289,7 @@ class ChainClient(NodeConnection):
         hex_data = "0x" + data.hex()
         if gas is None:
             estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
-            gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
+            gas = self.gas_with_margin(quantity(estimated))
         base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
         if nonce is None:
             with self.nonces.allocate() as allocated:
@@ -301,6 +301,11 @@ class ChainClient(NodeConnection):
         return SignedTransaction(
             bytes(signed.raw_transaction), bytes(signed.hash), int(tx["nonce"])
         )
+
+    def gas_with_margin(self, gas: int) -> int:
+        """``gas`` (an estimate, or what a like transaction used) with the client's margin:
+        times ``gas_multiplier``, plus 5,000."""
+        return int(gas * self.gas_multiplier) + 5_000
 
     def _transaction(
         self, to: str, hex_data: str, gas: int, base_fee: int, nonce: int
