@@ -230,13 +230,11 @@ class NodeConnection:
 
     def latest_block(self) -> int:
         """The node's newest block number."""
-        with node_errors("eth_blockNumber"):
-            return int(self.w3.eth.block_number)
+        return quantity(self._rpc("eth_blockNumber", []))
 
     def chain_time(self) -> int:
         """Timestamp of the latest block (contracts judge expiry by this, not the wall clock)."""
-        with node_errors("eth_getBlockByNumber"):
-            return int(self.w3.eth.get_block("latest")["timestamp"])
+        return int(self._block("latest")["timestamp"])
 
     def safe_block(self) -> int:
         """The newest block with the configured number of confirmations."""

@@ -233,22 +233,15 @@ class ChainClient(NodeConnection):
         # stall on estimates racing its own automining).
         with self.nonces.allocate() as nonce:
             if gas is None:
-                # Estimate and gas price in one round trip.
-                estimated, price = self._rpc_pair(("eth_estimateGas", [base]), ("eth_gasPrice", []))
-                gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
-                gas_price = quantity(price)
+                # Estimate and base fee in one round trip.
+                estimated, head = self._rpc_pair(
+                    ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
+                )
+                gas = self.gas_with_margin(quantity(estimated))
+                base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
             else:
-                with node_errors("eth_gasPrice"):
-                    gas_price = int(self.w3.eth.gas_price)
-            tx = {
-                "to": to,
-                "data": base["data"],
-                "value": 0,
-                "gas": gas,
-                "gasPrice": gas_price,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-            }
+                base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
+            tx = self._transaction(to, base["data"], gas, base_fee, nonce)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
             if self._push(bytes(signed.raw_transaction)) == "nonce":
@@ -285,8 +278,7 @@ class ChainClient(NodeConnection):
     ) -> SignedTransaction:
         """Sign a call of ``to`` with ``data`` locally, to :meth:`broadcast` later.
 
-        EIP-1559 fees: a 1 gwei tip and a fee cap of four times the latest base fee plus
-        the tip, so a transaction kept for a while still gets mined. Without ``gas`` the
+        Fees as :meth:`send` sets them (EIP-1559, see :meth:`_transaction`). Without ``gas`` the
         call is estimated first (a call that would revert raises :class:`ContractRevert`).
         Without ``nonce`` the next one of the client's :class:`NonceManager` is taken and
         consumed: broadcast the result, or the account's later transactions wait on it.
@@ -297,27 +289,40 @@ class ChainClient(NodeConnection):
         hex_data = "0x" + data.hex()
         if gas is None:
             estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
-            gas = int(quantity(estimated) * self.gas_multiplier) + 5_000
-        base_fee = int(self._block("latest").get("baseFeePerGas", 0) or 0)
-        tx: dict[str, Any] = {
+            gas = self.gas_with_margin(quantity(estimated))
+        base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
+        if nonce is None:
+            with self.nonces.allocate() as allocated:
+                tx = self._transaction(to, hex_data, gas, base_fee, allocated)
+                signed = self._account.sign_transaction(tx)
+        else:
+            tx = self._transaction(to, hex_data, gas, base_fee, nonce)
+            signed = self._account.sign_transaction(tx)
+        return SignedTransaction(
+            bytes(signed.raw_transaction), bytes(signed.hash), int(tx["nonce"])
+        )
+
+    def gas_with_margin(self, gas: int) -> int:
+        """``gas`` (an estimate, or what a like transaction used) with the client's margin:
+        times ``gas_multiplier``, plus 5,000."""
+        return int(gas * self.gas_multiplier) + 5_000
+
+    def _transaction(
+        self, to: str, hex_data: str, gas: int, base_fee: int, nonce: int
+    ) -> dict[str, Any]:
+        """The fields of a call to sign. EIP-1559 fees, the same for every transaction: a
+        1 gwei tip and a cap of four times ``base_fee`` plus the tip, so a transaction
+        signed now and broadcast later (the proxies' audit logs) still gets mined."""
+        return {
             "to": Web3.to_checksum_address(to),
             "data": hex_data,
             "value": 0,
             "gas": gas,
             "maxPriorityFeePerGas": _TIP,
             "maxFeePerGas": 4 * base_fee + _TIP,
+            "nonce": nonce,
             "chainId": self.chain_id,
         }
-        if nonce is None:
-            with self.nonces.allocate() as allocated:
-                tx["nonce"] = allocated
-                signed = self._account.sign_transaction(tx)
-        else:
-            tx["nonce"] = nonce
-            signed = self._account.sign_transaction(tx)
-        return SignedTransaction(
-            bytes(signed.raw_transaction), bytes(signed.hash), int(tx["nonce"])
-        )
 
     def broadcast(self, raw: bytes) -> bytes:
         """Send a signed transaction (again); returns its hash without waiting.

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 from eth_abi.abi import encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.crypto import keccak
 
 from emrshare.chain import (
@@ -17,6 +18,7 @@ from emrshare.chain import (
     proxies_hash,
     purpose_code,
     record_id,
+    record_ids,
     verify_chain,
 )
 from emrshare.errors import IndexIntegrityError
@@ -40,6 +42,19 @@ def test_record_id_and_proxies_hash() -> None:
         encode(["address", "bytes32", "address", "uint64"], [PATIENT, TAG, WRITER, 9])
     )
     assert proxies_hash([WRITER]) == keccak(encode(["address[]"], [[WRITER]]))
+
+
+def test_stream_record_ids_are_the_abi_encoding_of_each_sequence() -> None:
+    of = record_ids(PATIENT, TAG, WRITER)
+    for n in (0, 1, 2**32, 2**64 - 1):
+        assert of(n) == keccak(
+            encode(["address", "bytes32", "address", "uint64"], [PATIENT, TAG, WRITER, n])
+        )
+    for bad in (-1, 2**64):
+        with pytest.raises(EncodingError):
+            of(bad)
+        with pytest.raises(EncodingError):
+            record_id(PATIENT, TAG, WRITER, bad)
 
 
 def test_binding_is_the_first_27_bytes_of_abi_encoded_grantee_and_proxies() -> None:
