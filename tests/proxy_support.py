@@ -18,11 +18,11 @@ from web3.types import Wei
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import DevNode
 from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import Grant, GranteeMap, make_grant, open_grantee_map
 from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.devnet import DevNode
 from emrshare.proxy.client import ProxyEndpoint, ThresholdPolicy
 from emrshare.types import Address, Cid, RecordId
 

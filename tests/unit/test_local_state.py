@@ -20,8 +20,8 @@ from emrshare import ConfigurationError, KeystoreError, LocalStateError
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare._logfilter import REDACTED, keep
 from emrshare._process import spawn
+from emrshare.chain import EventCursor
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.events import EventCursor
 from emrshare.cli import app
 from emrshare.crypto import PatientKeys, load_keystore, save_keystore
 from emrshare.devnet import DEV_MNEMONIC, dev_secrets

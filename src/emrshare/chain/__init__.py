@@ -95,10 +95,6 @@ from emrshare.chain.values import (
 # decodes JSON from a node (see emrshare._recursion).
 cap_recursion_limit()
 
-# re-export: removed after r11 (the event's old name; it clashed with the exception
-# emrshare.errors.GrantRevoked, so ``except chain.GrantRevoked`` caught nothing)
-GrantRevoked = GrantRevokedEvent
-
 __all__ = [
     "BINDING_BYTES",
     "DEPLOY_ORDER",
@@ -124,7 +120,6 @@ __all__ = [
     "EventCursor",
     "GrantCreated",
     "GrantParams",
-    "GrantRevoked",
     "GrantRevokedEvent",
     "GrantStatus",
     "Grants",

@@ -28,7 +28,6 @@ from emrshare.chain._rpc import (
     is_eth_tester,
     node_errors,
     quantity,
-    scrub_url_secrets,
 )
 from emrshare.errors import (
     ChainError,
@@ -48,7 +47,6 @@ __all__ = [
     "decode_revert",
 ]
 
-_scrub = scrub_url_secrets  # re-export: removed after r11 (proxy's import path)
 
 #: What :meth:`ChainClient.transaction_state` says of a sent transaction.
 TransactionState = Literal["confirmed", "failed", "unknown"]

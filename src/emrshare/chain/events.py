@@ -6,12 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-# re-export: removed after r11 (the log helpers' old path, for roles/member.py and
-# tests/unit/test_local_state.py)
-from emrshare.chain._logs import EventCursor as EventCursor
-from emrshare.chain._logs import event_topic as event_topic
-from emrshare.chain._logs import get_logs_paged as get_logs_paged
-from emrshare.chain._logs import topic_for as topic_for
 from emrshare.chain.values import Action, Role
 from emrshare.types import CategoryTag, PolicyId, RecordId
 

@@ -18,7 +18,7 @@ from emrshare.chain import (
     AccessEntry,
     EntryAppended,
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     GrantStatus,
     SignedTransaction,
     TagRevoked,
@@ -29,7 +29,7 @@ from emrshare.errors import EmrShareError
 __all__ = [
     "AccessEntry",
     "GrantCreated",
-    "GrantRevoked",
+    "GrantRevokedEvent",
     "GrantStatus",
     "IndexedCapsule",
     "ProxyChain",
@@ -75,7 +75,7 @@ class IndexedCapsule:
 
 
 #: The events a proxy follows: the chain's grant events, and the index entries it can serve.
-ProxyEvent = GrantCreated | GrantRevoked | TagRevoked | IndexedCapsule
+ProxyEvent = GrantCreated | GrantRevokedEvent | TagRevoked | IndexedCapsule
 
 
 def audit_gas(items: Sequence[AccessEntry]) -> int:

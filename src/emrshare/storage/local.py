@@ -218,20 +218,6 @@ class LocalStore:
             path.mkdir(mode=0o700, exist_ok=True)
             self._dirs.add(path)
 
-    def _atomic_write(self, target: Path, data: bytes) -> None:
-        """Small metadata files (pins, marker): temp + fsync + rename + fsync of the dir."""
-        tmp = self._tmp_name(target.name)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-        _fsync_path(target.parent)
-
     # -- blocks -------------------------------------------------------------------------
 
     def _block_path(self, cid: CidInfo) -> Path:
@@ -385,7 +371,7 @@ class LocalStore:
 
     def _write_pin(self, cid: CidInfo) -> None:
         path = self._pin_path(cid)
-        self._atomic_write(path, str(cid).encode())
+        _atomic_write(self, path, str(cid).encode())
 
     def pin(self, cid: Cid) -> None:
         """Pin after checking the whole DAG is present and intact."""
@@ -476,8 +462,8 @@ def _check_marker(store: LocalStore) -> None:
     """Create the store marker, or check that the directory holds a store we can read."""
     marker = store.path / "emrshare-store.json"
     if not marker.exists():
-        store._atomic_write(
-            marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
+        _atomic_write(
+            store, marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
         )
         return
     try:
@@ -494,3 +480,18 @@ def _check_marker(store: LocalStore) -> None:
             f"store {store.path} has format version {major}; "
             f"this release reads {_MAJOR}: upgrade emrshare"
         )
+
+
+def _atomic_write(store: LocalStore, target: Path, data: bytes) -> None:
+    """Small metadata files (pins, marker): temp + fsync + rename + fsync of the dir."""
+    tmp = store._tmp_name(target.name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    _fsync_path(target.parent)

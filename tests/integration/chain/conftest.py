@@ -28,7 +28,7 @@ from emrshare.chain import (
     Role,
     deploy_contracts,
 )
-from emrshare.chain.devnode import DevNode
+from emrshare.devnet import DevNode
 from emrshare.errors import ContractRevert
 from emrshare.types import CategoryTag, PolicyId
 

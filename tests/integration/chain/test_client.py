@@ -12,7 +12,7 @@ import pytest
 from web3 import Web3
 
 from emrshare.chain import ChainClient, Contracts, Deployment, TagRevoked, deploy_contracts
-from emrshare.chain.devnode import DevNode
+from emrshare.devnet import DevNode
 from emrshare.errors import (
     ChainError,
     ConfigurationError,

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emrshare.chain.devnode import DEV_MNEMONIC, dev_private_keys
+from emrshare.devnet import DEV_MNEMONIC, dev_private_keys
 
 FIRST_DEV_KEY = b"ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 

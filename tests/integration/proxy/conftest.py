@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.chain.devnode import DevNode, dev_private_keys
 from emrshare.crypto.grants import Grant
 from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.devnet import DevNode, dev_private_keys
 from emrshare.proxy.client import ThresholdClient, ThresholdPolicy
 
 from .support import ROLE_PROVIDER, ROLE_PROXY, Consortium, ProxyProcess, make_proxy

@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 
+from emrshare._process import free_port, spawn, stop_group
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.devnode import DevNode, free_port, spawn, stop_group
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import save_keystore
+from emrshare.devnet import DevNode
 from emrshare.proxy.client import ProxyEndpoint
 from emrshare.proxy.node import ProxyConfig
 from emrshare.types import Address

@@ -24,9 +24,8 @@ from web3 import Web3
 
 from emrshare.chain import AccessEntry, Action, ChainClient, Contracts, Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import DevNode, dev_private_keys
 from emrshare.crypto import MemberKeys, PatientKeys, SealedEntry
-from emrshare.devnet import fund_account
+from emrshare.devnet import DevNode, dev_private_keys, fund_account
 from emrshare.errors import ContractRevert, InvalidEvidence, Unavailable
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.evidence import Evidence

@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from emrshare.chain import AccessEntry
-from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.keys import MemberKeys
+from emrshare.devnet import dev_private_keys
 from emrshare.proxy.chainview import audit_gas
 from emrshare.proxy.node import NodeChain
 from emrshare.proxy.node.store import ProxyStore

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from emrshare._process import free_port
 from emrshare.chain.deploy import Deployment
-from emrshare.chain.devnode import free_port
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import save_keystore
 from emrshare.proxy.node import ProxyConfig

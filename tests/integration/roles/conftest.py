@@ -11,8 +11,8 @@ from web3 import Web3
 
 from emrshare.chain import Role
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import DevNode
 from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.devnet import DevNode
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Provider
 

@@ -19,8 +19,7 @@ from emrshare import (
     Provider,
     Requester,
 )
-from emrshare.chain import AccessRequested, Role
-from emrshare.chain import GrantRevoked as GrantRevokedEvent
+from emrshare.chain import AccessRequested, GrantRevokedEvent, Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
 from emrshare.types import RecordId

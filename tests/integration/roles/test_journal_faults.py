@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from emrshare.chain.devnode import DevNode
+from emrshare.devnet import DevNode
 from emrshare.errors import JournalError
 from emrshare.journal import JobState
 from emrshare.network import Network

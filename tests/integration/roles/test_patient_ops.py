@@ -34,9 +34,9 @@ from emrshare.chain import (
     WriterAuthorized,
 )
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.chain.devnode import DevNode
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.crypto.requests import open_answer
+from emrshare.devnet import DevNode
 from emrshare.errors import ConfigurationError, GrantRevoked
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Provider, Requester

@@ -14,9 +14,8 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from emrshare.chain import Role
 from emrshare.chain.deploy import Deployment, deploy_contracts
-from emrshare.chain.devnode import DevNode, dev_private_keys
 from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.devnet import fund_account
+from emrshare.devnet import DevNode, dev_private_keys, fund_account
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.roles import ConsortiumAdmin, Patient, Provider, Requester
 from tests.integration.proxy.support import ProxyProcess, make_proxy

@@ -6,7 +6,7 @@ import pytest
 from web3 import Web3
 
 from emrshare.chain import ChainClient, Contracts, EntryAppended, deploy_contracts, verify_chain
-from emrshare.chain.devnode import dev_private_keys
+from emrshare.devnet import dev_private_keys
 from emrshare.errors import ContractRevert, DeploymentError
 from emrshare.types import CategoryTag
 

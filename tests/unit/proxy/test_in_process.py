@@ -12,9 +12,9 @@ import httpx
 import pytest
 from web3 import Web3
 
-from emrshare.chain.devnode import dev_private_keys
 from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.devnet import dev_private_keys
 from emrshare.errors import CryptoError, GrantRevoked, Unavailable
 from emrshare.proxy.client import ProxyEndpoint, RoutingTransport, ThresholdClient
 from emrshare.proxy.node import NodeChain, ProxyParts

@@ -24,7 +24,7 @@ from emrshare.chain import (
     Deployment,
     EntryAppended,
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     GrantStatus,
     Role,
     SignedTransaction,
@@ -41,7 +41,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: The chain events a proxy follows (EntryAppended becomes an IndexedCapsule).
-_FOLLOWED = (GrantCreated, GrantRevoked, TagRevoked, EntryAppended)
+_FOLLOWED = (GrantCreated, GrantRevokedEvent, TagRevoked, EntryAppended)
 
 
 def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -134,7 +134,7 @@ class NodeChain:
                 indexed = IndexedCapsule.from_event(ev)
                 if indexed is not None:
                     out.append(indexed)
-            elif isinstance(ev, GrantCreated | GrantRevoked | TagRevoked):
+            elif isinstance(ev, GrantCreated | GrantRevokedEvent | TagRevoked):
                 out.append(ev)
         return out
 

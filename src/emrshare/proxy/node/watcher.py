@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from emrshare.errors import ChainError, ContractRevert, CryptoError, EmrShareError, WireFormatError
 from emrshare.proxy.chainview import (
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     IndexedCapsule,
     ProxyChain,
     ProxyEvent,
@@ -97,7 +97,7 @@ class ChainWatcher:
                     stored = kfrags.get(ev.policy_id)
                     if stored is not None:
                         self.store.put_kfrag(tx, ev.policy_id, stored)
-                elif isinstance(ev, GrantRevoked):
+                elif isinstance(ev, GrantRevokedEvent):
                     self.store.revoke_policy(tx, ev.policy_id, ev.block_number)
                     revoked.append(ev.policy_id)
                 elif isinstance(ev, TagRevoked):
