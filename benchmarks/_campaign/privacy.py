@@ -26,7 +26,7 @@ from emrshare.chain import (
     AccessRequestAnswered,
     AccessRequested,
     GrantCreated,
-    GrantRevoked,
+    GrantRevokedEvent,
     TagRevoked,
     WriterAuthorized,
 )
@@ -246,7 +246,7 @@ def _observer(w: World, patients: list[Any]) -> list[str]:
     revoked = [
         (e.patient, e.block_number, bytes(created[bytes(e.policy_id)].tag))
         for p in patients
-        for e in c.grants.events(GrantRevoked, patient=p.address)
+        for e in c.grants.events(GrantRevokedEvent, patient=p.address)
     ]
     revoked += [
         (e.patient, e.block_number, bytes(e.tag))

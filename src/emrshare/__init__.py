@@ -48,7 +48,9 @@ __version__ = "0.1.0"
 # The facades pull in web3, umbral and the proxy client: import them on first use, so
 # `import emrshare` (and `emrshare.errors`) stays light for the layers below.
 _LAZY = {
-    # the facades
+    # the facades (the Async ones for code inside an event loop)
+    "AsyncProvider": "emrshare.roles",
+    "AsyncRequester": "emrshare.roles",
     "ConsortiumAdmin": "emrshare.roles",
     "Patient": "emrshare.roles",
     "Provider": "emrshare.roles",
@@ -87,6 +89,8 @@ __all__ = [
     "AccessDenied",
     "AccessEvent",
     "AccessRequestInfo",
+    "AsyncProvider",
+    "AsyncRequester",
     "BlobNotFound",
     "ChainError",
     "ConfigurationError",

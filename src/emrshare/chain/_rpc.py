@@ -236,6 +236,12 @@ class NodeConnection:
         """Timestamp of the latest block (contracts judge expiry by this, not the wall clock)."""
         return int(self._block("latest")["timestamp"])
 
+    def latest_header(self) -> tuple[int, int]:
+        """The latest block's number and timestamp, from one read (two reads could
+        straddle a new block)."""
+        block = self._block("latest")
+        return int(block["number"]), int(block["timestamp"])
+
     def safe_block(self) -> int:
         """The newest block with the configured number of confirmations."""
         return self.latest_block() - (self.confirmations - 1)

@@ -213,9 +213,16 @@ class ChainClient(NodeConnection):
         return bytes.fromhex(str(result)[2:])
 
     def send(
-        self, to: str, data: bytes, *, gas: int | None = None, with_logs: bool = True
+        self,
+        to: str,
+        data: bytes = b"",
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        with_logs: bool = True,
     ) -> Receipt:
         """Sign and send a transaction, wait for it, and return its :class:`Receipt`.
+        ``value`` is the wei it transfers (funding a development account).
 
         The gas is estimated first, so a transaction that would revert raises
         :class:`ContractRevert` before anything is sent. ``with_logs=False`` returns a
@@ -226,6 +233,8 @@ class ChainClient(NodeConnection):
             raise ConfigurationError("this ChainClient has no private key and cannot transact")
         sender = self._account.address
         base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
+        if value:
+            base["value"] = hex(value)
         # Estimation happens under the account's nonce lock: it then sees the state after
         # this account's earlier transactions were sent (and ganache 7 has been seen to
         # stall on estimates racing its own automining).
@@ -239,7 +248,7 @@ class ChainClient(NodeConnection):
                 base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
             else:
                 base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
-            tx = self._transaction(to, base["data"], gas, base_fee, nonce)
+            tx = self._transaction(to, base["data"], gas, base_fee, nonce, value)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
             if self._push(bytes(signed.raw_transaction)) == "nonce":
@@ -306,7 +315,7 @@ class ChainClient(NodeConnection):
         return int(gas * self.gas_multiplier) + 5_000
 
     def _transaction(
-        self, to: str, hex_data: str, gas: int, base_fee: int, nonce: int
+        self, to: str, hex_data: str, gas: int, base_fee: int, nonce: int, value: int = 0
     ) -> dict[str, Any]:
         """The fields of a call to sign. EIP-1559 fees, the same for every transaction: a
         1 gwei tip and a cap of four times ``base_fee`` plus the tip, so a transaction
@@ -314,7 +323,7 @@ class ChainClient(NodeConnection):
         return {
             "to": Web3.to_checksum_address(to),
             "data": hex_data,
-            "value": 0,
+            "value": value,
             "gas": gas,
             "maxPriorityFeePerGas": _TIP,
             "maxFeePerGas": 4 * base_fee + _TIP,

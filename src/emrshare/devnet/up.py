@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eth_account import Account
 from web3 import Web3
 
 from emrshare._files import private_dir, write_atomically
@@ -365,23 +364,8 @@ def _demo_profiles(
 
 def fund_account(net: Network, funder_key: bytes, to: str, wei: int = 10**18) -> None:
     """Send ``wei`` from ``funder_key`` to ``to`` (new devnet members need gas)."""
-    w3 = net.w3
-    acct = Account.from_key(funder_key)
-    signed = acct.sign_transaction(
-        {
-            "to": Web3.to_checksum_address(to),
-            "value": wei,
-            "gas": 21_000,
-            "gasPrice": w3.eth.gas_price,
-            "nonce": w3.eth.get_transaction_count(acct.address, "pending"),
-            "chainId": w3.eth.chain_id,
-        }
-    )
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(signed.raw_transaction)
-    )
-    if int(receipt["status"]) != 1:
-        raise ChainError(f"funding {to} failed in block {receipt['blockNumber']}")
+    # Through the funder's shared client: its nonces stay in step with the funder's facades.
+    net.contracts_for(funder_key).client.send(to, value=wei, with_logs=False)
 
 
 def _chain_ready(node: DevNode) -> bool:

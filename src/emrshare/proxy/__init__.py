@@ -31,9 +31,11 @@ from emrshare.proxy.client import (
     ThresholdPolicy,
     ThresholdResult,
 )
+from emrshare.proxy.evidence import Evidence
 from emrshare.proxy.request import ReencryptRequest, Refusal, RefusalReason, SignedRequest
 
 __all__ = [
+    "Evidence",
     "IndexedCapsule",
     "PolicyKeys",
     "ProxyChain",

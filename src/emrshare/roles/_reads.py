@@ -59,8 +59,13 @@ from emrshare.errors import (
     VerificationError,
 )
 from emrshare.network import Network
-from emrshare.proxy import ProxyEndpoint, ThresholdClient, ThresholdPolicy, ThresholdResult
-from emrshare.proxy.evidence import Evidence
+from emrshare.proxy import (
+    Evidence,
+    ProxyEndpoint,
+    ThresholdClient,
+    ThresholdPolicy,
+    ThresholdResult,
+)
 from emrshare.roles._common import checksum, id32
 from emrshare.roles._reports import keep_evidence
 from emrshare.storage import BlobStore

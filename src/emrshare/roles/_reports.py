@@ -12,7 +12,7 @@ from emrshare._files import private_dir
 from emrshare.chain import GrantCreated, ProxyReported
 from emrshare.errors import ContractRevert, InvalidEvidence, WireFormatError
 from emrshare.network import Network
-from emrshare.proxy.evidence import Evidence
+from emrshare.proxy import Evidence
 from emrshare.roles._common import checksum
 from emrshare.types import Address, PolicyId
 

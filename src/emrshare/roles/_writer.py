@@ -28,6 +28,7 @@ from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._sealing_pool import InProcessSealer, Sealer, SealInput
+from emrshare.storage import BulkBlobStore
 from emrshare.types import Address, CategoryTag, Cid, RecordId
 
 __all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
@@ -249,14 +250,14 @@ class RecordWriter:
 
     @property
     def store_many(self) -> Callable[[Sequence[WriteJob], Sequence[IO[bytes]]], list[Cid]] | None:
-        """Bulk store through the store's optional ``put_many`` (one durability round per
-        group; ``LocalStore`` has it); ``None`` lets the journal fall back to ``store``."""
-        put_many = getattr(self.network.store, "put_many", None)
-        if not callable(put_many):
+        """Bulk store when the store is a :class:`BulkBlobStore` (one durability round per
+        group; ``LocalStore`` is one); ``None`` lets the journal fall back to ``store``."""
+        store = self.network.store
+        if not isinstance(store, BulkBlobStore):
             return None
 
         def store_many(jobs: Sequence[WriteJob], ciphertexts: Sequence[IO[bytes]]) -> list[Cid]:
-            cids = list(put_many(ciphertexts))
+            cids = list(store.put_many(ciphertexts))
             if len(cids) != len(jobs):
                 raise JournalError(f"the store returned {len(cids)} CIDs for {len(jobs)} blobs")
             return cids

@@ -60,6 +60,11 @@ class Contracts:
             audit=AuditLog(client, deployment.address_of("AuditLog"), start_block=s),
         )
 
+    @property
+    def client(self) -> ChainClient:
+        """The client every binding sends and reads through."""
+        return self.registry.client
+
     def events_between(
         self, from_block: int, to_block: int, kinds: Sequence[type[ChainEvent]]
     ) -> list[ChainEvent]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from web3 import HTTPProvider, Web3
-from web3.types import RPCEndpoint
+from web3 import Web3
 
 from emrshare.chain import (
     AccessEntry,
@@ -64,10 +63,6 @@ def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _quantity(value: Any) -> int:
-    return value if isinstance(value, int) else int(str(value), 16)
-
-
 class NodeChain:
     """A :class:`~emrshare.proxy.chainview.ProxyChain` over :class:`~emrshare.chain.Contracts`.
 
@@ -114,17 +109,7 @@ class NodeChain:
 
     @_chain_errors
     def latest(self) -> tuple[int, int]:
-        # needs in chain: the latest block's number and time from one read (every request
-        # asks; two reads could straddle a new block). A private shim until then.
-        w3 = self.client.w3
-        if not isinstance(w3.provider, HTTPProvider):  # in-process providers: their dialect
-            block = w3.eth.get_block("latest")
-            return int(block["number"]), int(block["timestamp"])
-        reply = w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["latest", False])
-        if reply.get("error") is not None or reply.get("result") is None:
-            raise ChainError(f"eth_getBlockByNumber failed: {reply.get('error')}")
-        raw = reply["result"]
-        return _quantity(raw["number"]), _quantity(raw["timestamp"])
+        return self.client.latest_header()
 
     @_chain_errors
     def events(self, from_block: int, to_block: int) -> list[ProxyEvent]:
