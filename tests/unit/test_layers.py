@@ -80,3 +80,11 @@ def test_mermaid_draws_every_layer(layers: ModuleType) -> None:
     for name, _ in layers.LAYERS:
         assert f"subgraph layer_{name}[{name}]" in text
     assert "roles --> chain" in text
+
+
+def test_architecture_page_shows_the_current_diagram(layers: ModuleType) -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    assert layers.mermaid(layers.modules()) in page, (
+        "docs/architecture.md shows an old layer diagram: paste `python scripts/layers.py "
+        "--mermaid` between its generated markers"
+    )
