@@ -235,28 +235,16 @@ class ChainClient(NodeConnection):
         base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
         if value:
             base["value"] = hex(value)
-        # Estimation happens under the account's nonce lock: it then sees the state after
-        # this account's earlier transactions were sent (and ganache 7 has been seen to
-        # stall on estimates racing its own automining).
-        with self.nonces.allocate() as nonce:
-            if gas is None:
-                # Estimate and base fee in one round trip.
-                estimated, head = self._rpc_pair(
-                    ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
-                )
-                gas = self.gas_with_margin(quantity(estimated))
-                base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
-            else:
-                base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
-            tx = self._transaction(to, base["data"], gas, base_fee, nonce, value)
-            signed = self._account.sign_transaction(tx)
-            tx_hash = bytes(signed.hash)
-            if self._push(bytes(signed.raw_transaction)) == "nonce":
-                # Leaving the block re-reads the nonce from the node (NonceManager.allocate).
-                raise NonceTooLow(
-                    f"the node refused nonce {nonce} of {sender} as already used: another "
-                    "process sent with this key; the nonce was re-read, send again"
-                )
+        # A nonce the node refuses as used means another process sent with this key (a
+        # crashed writer, the CLI beside a library): nothing of ours was accepted, so once
+        # the nonce is re-read (leaving ``allocate`` does that), sending again is safe.
+        for attempt in range(2):
+            try:
+                tx_hash = self._sign_and_push(base, gas, value)
+                break
+            except NonceTooLow:
+                if attempt:
+                    raise
         receipt = self._wait(tx_hash, with_logs)
         if int(receipt["status"]) != 1:
             # Replay at the block it failed in, to recover the custom error.
@@ -279,6 +267,35 @@ class ChainClient(NodeConnection):
             gas_used=int(receipt["gasUsed"]),
             logs=tuple(receipt["logs"]) if with_logs else (),
         )
+
+    def _sign_and_push(self, base: dict[str, Any], gas: int | None, value: int) -> bytes:
+        """Sign ``base`` under the next nonce and hand it to the node; the tx hash.
+        :class:`NonceTooLow` if the node holds that nonce already (it is then re-read)."""
+        # Estimation happens under the account's nonce lock: it then sees the state after
+        # this account's earlier transactions were sent (and ganache 7 has been seen to
+        # stall on estimates racing its own automining).
+        assert self._account is not None and self.nonces is not None
+        sender, to = self._account.address, str(base["to"])
+        with self.nonces.allocate() as nonce:
+            if gas is None:
+                # Estimate and base fee in one round trip.
+                estimated, head = self._rpc_pair(
+                    ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
+                )
+                gas = self.gas_with_margin(quantity(estimated))
+                base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
+            else:
+                base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
+            tx = self._transaction(to, base["data"], gas, base_fee, nonce, value)
+            signed = self._account.sign_transaction(tx)
+            tx_hash = bytes(signed.hash)
+            if self._push(bytes(signed.raw_transaction)) == "nonce":
+                # Leaving the block re-reads the nonce from the node (NonceManager.allocate).
+                raise NonceTooLow(
+                    f"the node refused nonce {nonce} of {sender} as already used, twice: "
+                    "other processes keep sending with this key; send again"
+                )
+        return tx_hash
 
     def sign(
         self, to: str, data: bytes, *, gas: int | None = None, nonce: int | None = None

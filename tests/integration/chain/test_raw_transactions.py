@@ -3,7 +3,9 @@ block reads, typed nonce errors, the fast append and multi-kind event queries.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 from web3 import Web3
@@ -91,17 +93,44 @@ def test_transaction_state_failed_and_pending(net: Net) -> None:
     assert client.transaction_state(wait.tx_hash) == "confirmed"
 
 
-def test_send_with_a_stale_nonce_raises_nonce_too_low_and_resyncs(net: Net) -> None:
+def test_send_with_a_stale_nonce_rereads_it_and_sends_once(net: Net) -> None:
     key = net.keys[PATIENT]
     stale = net.as_(PATIENT).grants  # its NonceManager caches the next nonce
     other = ChainClient(net.w3, key, nonces=NonceManager(net.w3, net.addr(PATIENT)))
     stale.revoke_tag(TAG)
     other_grants = Grants(other, stale.address)
     other_grants.revoke_tag(TAG)  # uses the nonce ``stale`` expects next
-    with pytest.raises(NonceTooLow):
-        stale.revoke_tag(OTHER)
-    r = stale.revoke_tag(OTHER)  # the manager re-read the nonce
+    before = net.w3.eth.get_transaction_count(net.addr(PATIENT))
+    r = stale.revoke_tag(OTHER)  # refused once as used; the nonce is re-read, sent again
     assert r.event(TagRevoked).tag == OTHER
+    assert net.w3.eth.get_transaction_count(net.addr(PATIENT)) == before + 1  # sent once
+    assert int(net.w3.eth.get_transaction(r.tx_hash)["nonce"]) == before
+
+
+class _AlwaysStale(NonceManager):
+    """TEST DOUBLE for a key that other processes keep sending with: every allocation
+    hands out the same, already used nonce (the node is real and refuses it)."""
+
+    def __init__(self, w3: object, address: str, nonce: int) -> None:
+        super().__init__(w3, address)  # type: ignore[arg-type]
+        self.handed = 0
+        self._stale = nonce
+
+    @contextlib.contextmanager
+    def allocate(self) -> Iterator[int]:
+        self.handed += 1
+        yield self._stale
+
+
+def test_send_gives_up_with_nonce_too_low_when_the_nonce_is_taken_again(net: Net) -> None:
+    grants = net.as_(PATIENT).grants
+    grants.revoke_tag(TAG)
+    used = net.w3.eth.get_transaction_count(net.addr(PATIENT)) - 1
+    nonces = _AlwaysStale(net.w3, net.addr(PATIENT), used)
+    racing = Grants(ChainClient(net.w3, net.keys[PATIENT], nonces=nonces), grants.address)
+    with pytest.raises(NonceTooLow, match="as already used"):
+        racing.revoke_tag(OTHER)
+    assert nonces.handed == 2  # one send, one after the re-read, then it gives up
 
 
 def test_block_reads(net: Net) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from emrshare.chain import ChainClient
 from emrshare.devnet import DevNode
 from emrshare.errors import JournalError
 from emrshare.journal import JobState
@@ -448,3 +449,17 @@ def _stuck_seal_chunk(*args: Any) -> list[Any]:
 
     time.sleep(3600)
     return []
+
+
+def test_write_after_another_process_used_the_key_is_not_refused(stack: Stack) -> None:
+    """Another process (the CLI, a crashed writer's successor) sends with the hospital's
+    key between two writes: the writer's cached nonce is stale. The next write re-reads it
+    and goes through at once (it used to fail once with a JournalError)."""
+    first = stack.hospital.add_record(stack.patient.address, "lab", b"one", media_type="text/plain")
+    other = ChainClient(stack.net.w3, stack.hospital_eth)  # its own nonce manager
+    other.send(stack.hospital.address, value=1, with_logs=False)
+    second = stack.hospital.add_record(
+        stack.patient.address, "lab", b"two", media_type="text/plain"
+    )
+    assert entries_by_record(stack) == {bytes(first): 1, bytes(second): 1}
+    assert not stack.hospital.writer.journal.jobs(open_only=True)  # nothing left to recover
