@@ -41,7 +41,7 @@ def devnet(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    connect, write, read = _blocks()  # the guide's three code blocks, in order
+    connect, write, read, in_a_loop = _blocks()  # the guide's code blocks, in order
     etc, var = tmp_path / "etc", tmp_path / "var"
     etc.mkdir()
     profiles = Profiles(devnet)
@@ -70,6 +70,9 @@ def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.Monke
         run(read)
         assert (tmp_path / "out.pdf").read_bytes() == (tmp_path / "cbc.pdf").read_bytes()
         assert ns["data"] in [*ns["messages"], (tmp_path / "cbc.pdf").read_bytes()]
+        run(in_a_loop)
+        assert ns["fetched"] == ns["messages"]  # the records the write block added
+        assert len(ns["new_ids"]) == 1 and ns["new_ids"][0] not in ns["ids"]
     finally:
         if "hospital" in ns:
             ns["hospital"].close()

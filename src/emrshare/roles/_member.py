@@ -72,9 +72,13 @@ class MemberFacade:
         return f"{type(self).__name__}({self.address})"
 
     @classmethod
-    def from_keystore(cls, network: Network, keystore: Path, password: str, **kwargs: Any) -> Self:
-        """Open a member keystore (``KeystoreError`` on a wrong password)."""
-        return cls(network, load_member_keystore(keystore, password), **kwargs)
+    def from_keystore(
+        cls, network: Network, keystore: Path, password: str, *, state_dir: Path, **options: Any
+    ) -> Self:
+        """Open a member keystore (``KeystoreError`` on a wrong password); ``options`` are
+        the constructor's other keywords."""
+        keys = load_member_keystore(keystore, password)
+        return cls(network, keys, state_dir=state_dir, **options)
 
     @property
     def last_evidence(self) -> list[Path]:

@@ -116,10 +116,12 @@ class Patient:
 
     @classmethod
     def from_keystore(
-        cls, network: Network, keystore: Path, password: str, **kwargs: Any
+        cls, network: Network, keystore: Path, password: str, *, state_dir: Path, **options: Any
     ) -> Patient:
-        """Open a patient keystore (``KeystoreError`` on a wrong password)."""
-        return cls(network, load_patient_keystore(keystore, password), **kwargs)
+        """Open a patient keystore (``KeystoreError`` on a wrong password); ``options`` are
+        the constructor's other keywords (``known_categories``)."""
+        keys = load_patient_keystore(keystore, password)
+        return cls(network, keys, state_dir=state_dir, **options)
 
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""
