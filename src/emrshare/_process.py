@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from emrshare._files import open_private_append
 
@@ -73,16 +74,11 @@ def spawn(
     try:
         out = log_fd if redact is None else _start_filter(log_fd, redact)
         try:
-            if detach:
-                return subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    umask=0o077,
-                    start_new_session=True,
-                )
+            # Detached: a session of its own, to outlive us; else a group of its own that
+            # gets a signal when we die.
+            tied: dict[str, Any] = (
+                {"start_new_session": True} if detach else {"preexec_fn": _set_pdeathsig}
+            )
             return subprocess.Popen(
                 cmd,
                 stdout=out,
@@ -90,7 +86,7 @@ def spawn(
                 stdin=subprocess.DEVNULL,
                 env=env,
                 umask=0o077,
-                preexec_fn=_set_pdeathsig,
+                **tied,
             )
         finally:
             if out != log_fd:
