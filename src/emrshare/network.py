@@ -73,8 +73,8 @@ class NetworkConfig:
             data = read_json_object(Path(path), "network configuration")
         except FileNotFoundError:
             raise ConfigurationError(
-                f"no network configuration at {path}; start a local network with "
-                "`emrshare devnet up` or pass --data-dir pointing at one"
+                f"no network configuration at {path}; write one with NetworkConfig.write "
+                "(every devnet's data directory holds one) or point at an existing file"
             ) from None
         try:
             dep = data["deployment"]

@@ -61,7 +61,8 @@ class Deployment:
             )
         except FileNotFoundError as exc:
             raise ConfigurationError(
-                f"no deployment file at {path}; deploy the contracts first (`emrshare devnet up`)"
+                f"no deployment file at {path}; deploy the contracts first "
+                "(deploy_contracts, or start a devnet) and write the deployment there"
             ) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise LocalStateError(

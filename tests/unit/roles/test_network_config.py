@@ -40,7 +40,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="emrshare devnet up"):
+    with pytest.raises(ConfigurationError, match=r"write one with NetworkConfig\.write"):
         NetworkConfig.read(tmp_path / "nope.json")
 
 
