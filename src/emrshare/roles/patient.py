@@ -118,10 +118,10 @@ class Patient:
     def from_keystore(
         cls, network: Network, keystore: Path, password: str, *, state_dir: Path, **options: Any
     ) -> Patient:
-        """Open a patient keystore (``KeystoreError`` on a wrong password); ``options`` are
-        the constructor's other keywords (``known_categories``)."""
-        keys = load_patient_keystore(keystore, password)
-        return cls(network, keys, state_dir=state_dir, **options)
+        """Open a patient keystore (``KeystoreError`` on a wrong password)."""
+        return cls(
+            network, load_patient_keystore(keystore, password), state_dir=state_dir, **options
+        )
 
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""
@@ -335,14 +335,12 @@ class Patient:
         """Who read which records, when: every access the proxies logged for this
         patient's grants that passes the reader's checks, oldest first.
 
-        A proxy can log what it likes through the audit contract, within the grant's
-        window; the contract checks the grantee's signature, but cannot check that the
-        logged ``evaluated_time`` is the real time of block ``evaluated_at``. So an entry
-        is shown only when its policy is this patient's, its requester is the policy's
-        grantee, its ``evaluated_time`` equals that block's timestamp, and every capsule
-        hash is one of this patient's entries under the policy's tag; repeats of one
-        (proxy, requester, nonce) are dropped. The rest is in :meth:`audit_anomalies`.
-        """
+        The contract checks the grantee's signature, not that a logged ``evaluated_time``
+        is block ``evaluated_at``'s real time. So an entry is shown only when its policy
+        is this patient's, its requester the policy's grantee, its ``evaluated_time`` that
+        block's timestamp and every capsule hash one of this patient's entries under the
+        policy's tag; repeats of one (proxy, requester, nonce) are dropped. The rest is in
+        :meth:`audit_anomalies`."""
         return [e for e in self._audit() if not e.anomaly]
 
     def audit_anomalies(self) -> list[AccessEvent]:
