@@ -234,7 +234,8 @@ class ChainClient(NodeConnection):
         sender = self._account.address
         base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
         if value:
-            base["value"] = hex(value)
+            # JSON-RPC nodes want a hex quantity; eth-tester (py-evm) wants the int itself.
+            base["value"] = value if is_eth_tester(self.w3) else hex(value)
         # A nonce the node refuses as used means another process sent with this key (a
         # crashed writer, the CLI beside a library): nothing of ours was accepted, so once
         # the nonce is re-read (leaving ``allocate`` does that), sending again is safe.
