@@ -39,7 +39,8 @@ def topic_for(abi_type: str, value: Any) -> bytes:
         return abi_encode([abi_type], [value])
     except EncodingError as exc:
         raise InvalidInput(
-            f"{value!r} cannot be an event filter of type {abi_type}: {exc}; check the value"
+            f"{value!r} cannot be an event filter of type {abi_type}; check the value "
+            "(ids are integers from 0 to 2**256 - 1)"
         ) from exc
 
 

@@ -55,6 +55,15 @@ def _checksummed(type_: str, value: Any) -> Any:
     return value
 
 
+def _encodes(type_: str, value: Any) -> bool:
+    """Whether eth-abi can encode ``value`` as ``type_`` (to name the bad argument)."""
+    try:
+        abi_encode([type_], [value])
+    except EncodingError:
+        return False
+    return True
+
+
 @cache
 def _function_abi(contract: str, fn: str) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
     """Selector, argument and output types (canonical) of a function of a shipped contract."""
@@ -97,9 +106,13 @@ class Binding:
         try:
             return selector + abi_encode(types, fixed)
         except EncodingError as exc:
+            bad = next(
+                ((t, a) for t, a in zip(types, fixed, strict=True) if not _encodes(t, a)),
+                (",".join(types), tuple(fixed)),
+            )
             raise InvalidInput(
-                f"an argument of {self.NAME}.{fn} does not fit its type "
-                f"({', '.join(types)}): {exc}; check the value"
+                f"{bad[1]!r} does not fit the {bad[0]} argument of {self.NAME}.{fn}; "
+                "check the value (ids and amounts are integers from 0 to 2**256 - 1)"
             ) from exc
 
     def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
