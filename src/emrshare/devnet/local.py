@@ -23,7 +23,9 @@ exits; the keys are the well-known development keys.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -167,15 +169,22 @@ class _FollowingTransport(httpx.AsyncBaseTransport):
     def __init__(self, proxies: Mapping[str, ProxyParts], routes: httpx.AsyncBaseTransport):
         self._proxies = proxies
         self._routes = routes
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
+        # A thread lock, not an asyncio one: every sync read runs its own event loop, in
+        # whatever thread calls it, and requests of every loop must take turns (an asyncio
+        # lock per loop let two threads mine on the chain at once).
+        self._lock = threading.Lock()
 
-    def _serial(self) -> asyncio.Lock:
-        # Every sync read runs its own event loop, and an asyncio lock serves one loop.
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._lock = loop, asyncio.Lock()
-        return self._lock
+    @contextlib.asynccontextmanager
+    async def _serial(self) -> AsyncIterator[None]:
+        # Polled, never a blocking acquire in an executor: a request cancelled while it
+        # waits (the client drops the proxies it no longer needs) must not take the lock
+        # later and leave it held.
+        while not self._lock.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         parts = self._proxies.get(request.url.host)
