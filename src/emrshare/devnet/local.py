@@ -33,6 +33,7 @@ from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
+from emrshare._files import private_dir
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.crypto import MemberKeys
 from emrshare.devnet.devnode import dev_private_keys
@@ -90,8 +91,7 @@ class LocalNetwork(Network):
         """A py-evm chain with the contracts deployed, a ``LocalStore`` under ``path`` and
         ``proxies`` admitted proxies served in-process; grants default to ``threshold``
         of them."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = private_dir(Path(path))
         w3 = Web3(EthereumTesterProvider())
         keys = dev_private_keys(_FUNDED_KEYS)
         funder = w3.eth.accounts[0]
@@ -120,8 +120,7 @@ class LocalNetwork(Network):
     def _add_proxy(self, admin: ConsortiumAdmin, keys: MemberKeys, host: str, path: Path) -> None:
         """Register ``keys`` as a member serving at ``host``, admit it as a proxy and serve
         it from this process."""
-        state = path / host
-        state.mkdir(parents=True, exist_ok=True)
+        state = private_dir(path / host)
         Requester(self, keys, state_dir=state).apply(endpoint=f"http://{host}")
         admin.admit(keys.address, Role.PROXY)
         parts = ProxyParts.assemble(

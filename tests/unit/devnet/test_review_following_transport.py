@@ -62,3 +62,11 @@ def test_sync_reads_from_several_threads(tmp_path: Path) -> None:
         assert len(patient.audit()) == len(readers) * reads * 2
         for m in (hospital, patient, *readers):
             m.close()
+
+
+def test_local_network_directories_are_private(tmp_path: Path) -> None:
+    with LocalNetwork.start(tmp_path / "a" / "net", proxies=1, threshold=1):
+        pass
+    for p in [tmp_path / "a", *(tmp_path / "a").rglob("*")]:
+        mode = p.stat().st_mode & 0o777
+        assert mode == (0o700 if p.is_dir() else 0o600), p
