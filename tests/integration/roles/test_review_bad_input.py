@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,20 @@ def test_malformed_argument_is_invalid_input(world: World, name: str) -> None:
     with pytest.raises(InvalidInput) as info:
         CALLS[name](world)
     assert isinstance(info.value, ValueError), "still a ValueError for existing callers"
+
+
+def test_record_source_that_cannot_be_read_is_invalid_input(world: World, tmp_path: Path) -> None:
+    """A missing file, a directory or a str (not bytes) is refused before anything is
+    journaled, with a typed error, not FileNotFoundError or a JournalError."""
+    world.patient.register()
+    world.hospital.apply()
+    world.admin.admit(world.hospital.address, Role.PROVIDER)
+    world.patient.authorize_writer(world.hospital.address, "lab")
+    p = world.patient.address
+    for bad in (tmp_path / "missing.pdf", tmp_path, "text, not bytes"):
+        with pytest.raises(InvalidInput):
+            world.hospital.add_record(p, "lab", bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput):
+            world.hospital.add_records(p, "lab", [b"fine", bad])  # type: ignore[list-item]
+    assert world.hospital.recover().ok
+    assert world.patient.records() == []
