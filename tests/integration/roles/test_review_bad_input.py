@@ -58,6 +58,13 @@ CALLS: dict[str, Callable[[World], Any]] = {
     "provider.add_record patient": lambda w: w.hospital.add_record("0xbad", "lab", b"x"),
     "patient.grant grantee": lambda w: w.patient.grant("0xbad", "lab", expires=timedelta(days=1)),
     "patient.authorize_writer": lambda w: w.patient.authorize_writer("bad", "lab"),
+    "requester.read int id": lambda w: w.reader.read(w.patient.address, 5),
+    "requester.read None id": lambda w: w.reader.read(w.patient.address, None),
+    "patient.revoke int id": lambda w: w.patient.revoke(7),
+    "admin.admit str role": lambda w: (
+        w.reader.apply(),
+        w.admin.admit(w.reader.address, "provider"),  # type: ignore[arg-type]
+    ),
 }
 
 
