@@ -10,6 +10,7 @@ import functools
 
 from eth_utils.address import is_checksum_address, to_canonical_address, to_checksum_address
 
+from emrshare.errors import InvalidInput
 from emrshare.types import Address
 
 __all__ = ["address_bytes", "checksum"]
@@ -19,9 +20,15 @@ __all__ = ["address_bytes", "checksum"]
 def checksum(address: str | bytes) -> Address:
     """The EIP-55 form of ``address`` (0x-hex in any case, or its 20 raw bytes).
 
-    Raises :class:`ValueError` for anything that is not an address.
+    Raises :class:`~emrshare.errors.InvalidInput` (a ``ValueError``) for anything that is
+    not an address: public methods take addresses from their callers.
     """
-    return Address(to_checksum_address(address))
+    try:
+        return Address(to_checksum_address(address))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"{address!r} is not an Ethereum address; give 0x followed by 40 hex digits"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from emrshare._addresses import checksum
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain._revert import abi_type
 from emrshare.chain._rpc import scrub_url_secrets
-from emrshare.errors import ChainError, ConfigurationError, LocalStateError
+from emrshare.errors import ChainError, ConfigurationError, InvalidInput, LocalStateError
 
 __all__ = ["EventCursor", "event_topic", "get_logs_paged", "topic_for"]
 
@@ -29,10 +31,17 @@ def event_topic(abi_item: Mapping[str, Any]) -> bytes:
 
 
 def topic_for(abi_type: str, value: Any) -> bytes:
-    """The 32-byte topic of an indexed value of a static ABI type."""
+    """The 32-byte topic of an indexed value of a static ABI type
+    (:class:`~emrshare.errors.InvalidInput` for a value the type cannot hold)."""
     if abi_type == "address":
-        value = Web3.to_checksum_address(value)
-    return abi_encode([abi_type], [value])
+        value = checksum(value)
+    try:
+        return abi_encode([abi_type], [value])
+    except EncodingError as exc:
+        raise InvalidInput(
+            f"{value!r} cannot be an event filter of type {abi_type}; check the value "
+            "(ids are integers from 0 to 2**256 - 1)"
+        ) from exc
 
 
 def get_logs_paged(

@@ -234,7 +234,8 @@ class ChainClient(NodeConnection):
         sender = self._account.address
         base: dict[str, Any] = {"from": sender, "to": to, "data": "0x" + data.hex()}
         if value:
-            base["value"] = hex(value)
+            # JSON-RPC nodes want a hex quantity; eth-tester (py-evm) wants the int itself.
+            base["value"] = value if is_eth_tester(self.w3) else hex(value)
         # A nonce the node refuses as used means another process sent with this key (a
         # crashed writer, the CLI beside a library): nothing of ours was accepted, so once
         # the nonce is re-read (leaving ``allocate`` does that), sending again is safe.
@@ -283,9 +284,10 @@ class ChainClient(NodeConnection):
                     ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
                 )
                 gas = self.gas_with_margin(quantity(estimated))
-                base_fee = quantity((head or {}).get("baseFeePerGas") or 0)
+                raw_fee = (head or {}).get("baseFeePerGas")
+                base_fee = None if raw_fee is None else quantity(raw_fee)
             else:
-                base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
+                base_fee = self._base_fee()
             tx = self._transaction(to, base["data"], gas, base_fee, nonce, value)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
@@ -314,7 +316,7 @@ class ChainClient(NodeConnection):
         if gas is None:
             estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
             gas = self.gas_with_margin(quantity(estimated))
-        base_fee = int(self._block("latest").get("baseFeePerGas") or 0)
+        base_fee = self._base_fee()
         if nonce is None:
             with self.nonces.allocate() as allocated:
                 tx = self._transaction(to, hex_data, gas, base_fee, allocated)
@@ -331,22 +333,35 @@ class ChainClient(NodeConnection):
         times ``gas_multiplier``, plus 5,000."""
         return int(gas * self.gas_multiplier) + 5_000
 
+    def _base_fee(self) -> int | None:
+        """The latest block's base fee; ``None`` on a chain before London (no base fee)."""
+        fee = self._block("latest").get("baseFeePerGas")
+        return None if fee is None else int(fee)
+
     def _transaction(
-        self, to: str, hex_data: str, gas: int, base_fee: int, nonce: int, value: int = 0
+        self, to: str, hex_data: str, gas: int, base_fee: int | None, nonce: int, value: int = 0
     ) -> dict[str, Any]:
         """The fields of a call to sign. EIP-1559 fees, the same for every transaction: a
         1 gwei tip and a cap of four times ``base_fee`` plus the tip, so a transaction
-        signed now and broadcast later (the proxies' audit logs) still gets mined."""
-        return {
+        signed now and broadcast later (the proxies' audit logs) still gets mined.
+
+        ``base_fee`` ``None`` (a chain before London, which refuses EIP-1559
+        transactions): a legacy transaction at the node's ``eth_gasPrice``.
+        """
+        tx: dict[str, Any] = {
             "to": Web3.to_checksum_address(to),
             "data": hex_data,
             "value": value,
             "gas": gas,
-            "maxPriorityFeePerGas": _TIP,
-            "maxFeePerGas": 4 * base_fee + _TIP,
             "nonce": nonce,
             "chainId": self.chain_id,
         }
+        if base_fee is None:
+            tx["gasPrice"] = quantity(self._rpc("eth_gasPrice", []))
+        else:
+            tx["maxPriorityFeePerGas"] = _TIP
+            tx["maxFeePerGas"] = 4 * base_fee + _TIP
+        return tx
 
     def broadcast(self, raw: bytes) -> bytes:
         """Send a signed transaction (again); returns its hash without waiting.

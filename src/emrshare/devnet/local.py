@@ -23,7 +23,9 @@ exits; the keys are the well-known development keys.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,7 @@ from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 from web3.types import Wei
 
+from emrshare._files import private_dir
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.crypto import MemberKeys
 from emrshare.devnet.devnode import dev_private_keys
@@ -88,8 +91,7 @@ class LocalNetwork(Network):
         """A py-evm chain with the contracts deployed, a ``LocalStore`` under ``path`` and
         ``proxies`` admitted proxies served in-process; grants default to ``threshold``
         of them."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = private_dir(Path(path))
         w3 = Web3(EthereumTesterProvider())
         keys = dev_private_keys(_FUNDED_KEYS)
         funder = w3.eth.accounts[0]
@@ -118,8 +120,7 @@ class LocalNetwork(Network):
     def _add_proxy(self, admin: ConsortiumAdmin, keys: MemberKeys, host: str, path: Path) -> None:
         """Register ``keys`` as a member serving at ``host``, admit it as a proxy and serve
         it from this process."""
-        state = path / host
-        state.mkdir(parents=True, exist_ok=True)
+        state = private_dir(path / host)
         Requester(self, keys, state_dir=state).apply(endpoint=f"http://{host}")
         admin.admit(keys.address, Role.PROXY)
         parts = ProxyParts.assemble(
@@ -167,15 +168,22 @@ class _FollowingTransport(httpx.AsyncBaseTransport):
     def __init__(self, proxies: Mapping[str, ProxyParts], routes: httpx.AsyncBaseTransport):
         self._proxies = proxies
         self._routes = routes
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
+        # A thread lock, not an asyncio one: every sync read runs its own event loop, in
+        # whatever thread calls it, and requests of every loop must take turns (an asyncio
+        # lock per loop let two threads mine on the chain at once).
+        self._lock = threading.Lock()
 
-    def _serial(self) -> asyncio.Lock:
-        # Every sync read runs its own event loop, and an asyncio lock serves one loop.
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._lock = loop, asyncio.Lock()
-        return self._lock
+    @contextlib.asynccontextmanager
+    async def _serial(self) -> AsyncIterator[None]:
+        # Polled, never a blocking acquire in an executor: a request cancelled while it
+        # waits (the client drops the proxies it no longer needs) must not take the lock
+        # later and leave it held.
+        while not self._lock.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         parts = self._proxies.get(request.url.host)

@@ -15,6 +15,7 @@ refuse, or return bad fragments; each failure is reported with the proxy and the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,6 +29,7 @@ from emrshare._files import loads_json
 from emrshare.crypto.grants import GranteeMap
 from emrshare.errors import (
     AccessDenied,
+    ConfigurationError,
     GrantExpired,
     GrantRevoked,
     NotGrantee,
@@ -438,7 +440,14 @@ class ThresholdClient:
 
         May be called any number of times (a caller retries after :class:`Unavailable`):
         each call runs its own event loop, so it opens and closes its own connections.
+        Inside a running event loop: :class:`ConfigurationError` (await :meth:`reencrypt`).
         """
+        with contextlib.suppress(RuntimeError):  # raised when no loop runs: go ahead
+            asyncio.get_running_loop()
+            raise ConfigurationError(
+                "ThresholdClient.reencrypt_sync blocks, and this thread runs an event loop "
+                "(FastAPI, Jupyter, asyncio): await ThresholdClient.reencrypt there"
+            )
 
         async def go() -> ThresholdResult:
             http = httpx.AsyncClient(**self._http_options)

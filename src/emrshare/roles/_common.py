@@ -137,8 +137,10 @@ class AccessEvent:
 
 def id32(value: bytes | str) -> bytes:
     """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked."""
-    if isinstance(value, bytes):
-        raw = value
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+    elif not isinstance(value, str):
+        raise InvalidInput(f"{value!r} is not an id: give 32 bytes or 0x followed by 64 hex digits")
     else:
         text = value[2:] if value.startswith("0x") else value
         try:

@@ -20,6 +20,7 @@ from emrshare.crypto import DataKey, encrypt_file, open_sealed, seal
 from emrshare.errors import (
     ChainError,
     ContractRevert,
+    InvalidInput,
     JournalError,
     TransactionFailed,
     TransactionMinedFailed,
@@ -38,6 +39,27 @@ __all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
 _SECRET_BRAND = b"EMJS"
 #: Source of one record: bytes, a binary file object, an iterable of byte strings, a path.
 RecordSource = bytes | IO[bytes] | Iterable[bytes] | Path
+
+
+def _source_size(source: object) -> int | None:
+    """The size of a file ``source`` (``None`` for a stream); a source that cannot be read
+    is :class:`InvalidInput` before anything is journaled."""
+    if isinstance(source, str):
+        raise InvalidInput(
+            "a record's content is bytes, a binary file, an iterable of bytes or a Path, "
+            "not a str; encode text first (e.g. text.encode())"
+        )
+    if not isinstance(source, Path):
+        return None
+    try:
+        size = source.stat().st_size
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read the record file {source} ({exc.strerror or exc}); check the path"
+        ) from exc
+    if source.is_dir():
+        raise InvalidInput(f"{source} is a directory; give the path of a file")
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +154,10 @@ class RecordWriter:
         created_at: int | None = None,
     ) -> RecordId:
         """Write one record; returns its record id once its entry is on chain."""
+        total = _source_size(source)
         self._resume()
         target = self._resolve(patient, category)
         path = source if isinstance(source, Path) else None
-        total = path.stat().st_size if path is not None else None
         if isinstance(source, bytes | bytearray | memoryview):
             total = len(source)
         job = self.journal.begin(
@@ -168,6 +190,8 @@ class RecordWriter:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[RecordId]:
         """Write many records of one category; appends go out in batches of ``batch_size``."""
+        for source in sources:
+            _source_size(source)
         self._resume()
         target = self._resolve(patient, category)
         meta = self._meta(target, media_type, None)

@@ -30,6 +30,8 @@ class ConsortiumAdmin:
         Returns the proposal id; with more than one approval needed, other admins call
         :meth:`approve` and the last one executes.
         """
+        if not isinstance(role, Role):
+            raise InvalidInput(f"role must be an emrshare.Role such as Role.PROVIDER, not {role!r}")
         account = checksum(account)
         registry = self._contracts.registry
         if not any(registry.events(MemberApplied, account=account)):

@@ -75,6 +75,12 @@ def onboard_member(
     patient, :class:`~emrshare.errors.KeystoreError` for a wrong password, and the
     chain's errors if publishing or admitting fails (both are safe to run again).
     """
+    if not isinstance(role, Role):
+        # Checked here: a name or a number would fail only after the profile was made.
+        raise InvalidInput(
+            f"role must be an emrshare.Role such as Role.PROVIDER, not {role!r}; "
+            "choose the member's role"
+        )
     if role is Role.NONE:
         raise InvalidInput("role NONE cannot be granted; choose the member's role")
     admin_address = Address(Account.from_key(admin_key).address)

@@ -193,9 +193,10 @@ class Provider(Requester):
         return self.writer.recover(rollback=rollback)
 
     def close(self) -> None:
-        """Close the write journal."""
+        """Close the write journal (a later write opens it again)."""
         if self._writer is not None:
-            self._writer.close()
+            writer, self._writer = self._writer, None
+            writer.close()
 
 
 class AsyncProvider(AsyncRequester):

@@ -99,20 +99,32 @@ class AsyncRequester:
         )
         self.address = self.sync.address
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"emrshare-{self.address[:10]}")
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
 
     def _run(self, fn: Callable[[], T]) -> Awaitable[T]:
+        self._check_open()
         return asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    def _check_open(self) -> None:
+        # The worker thread is gone after aclose: the executor's own RuntimeError would
+        # say nothing of what to do.
+        if self._closed:
+            raise ConfigurationError(
+                f"this {type(self).__name__} of {self.address} is closed; create a new one"
+            )
 
     async def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
         """As :meth:`Requester.read`."""
+        self._check_open()
         entry = await self.sync._reads.open(patient, record, self._run)
         return await self._run(lambda: read_record(self.sync.network.store, entry))
 
     async def read_to(self, patient: str, record: RecordId | bytes | str, path: Path) -> int:
         """As :meth:`Requester.read_to`."""
+        self._check_open()
         path = check_output_path(path)
         entry = await self.sync._reads.open(patient, record, self._run)
         return await self._run(lambda: read_record_to(self.sync.network.store, entry, path))
@@ -148,9 +160,14 @@ class AsyncRequester:
         return await self._run(lambda: self.sync.report_proxy(evidence_path))
 
     async def aclose(self) -> None:
-        """Close the facade and stop its worker thread."""
-        await self._run(self.sync.close)
-        self._thread.shutdown(wait=False)
+        """Close the facade and stop its worker thread (again: nothing)."""
+        if self._closed:
+            return
+        try:
+            await self._run(self.sync.close)
+        finally:
+            self._closed = True
+            self._thread.shutdown(wait=False)
 
     async def __aenter__(self) -> Self:
         return self

@@ -10,9 +10,11 @@ from typing import Any, ClassVar, TypeVar
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from emrshare._addresses import checksum
 from emrshare.chain._logs import EventCursor, event_topic, get_logs_paged, topic_for
 from emrshare.chain._revert import abi_type, normalize_abi_value
 from emrshare.chain.artifacts import load_artifact
@@ -20,7 +22,7 @@ from emrshare.chain.client import ChainClient, Receipt
 from emrshare.chain.events import ChainEvent, EntryAppended
 from emrshare.chain.ids import record_id
 from emrshare.chain.values import Action, Role
-from emrshare.errors import ChainError
+from emrshare.errors import ChainError, InvalidInput
 
 __all__ = ["Binding", "query_events"]
 
@@ -47,10 +49,19 @@ def _snake(name: str) -> str:
 def _checksummed(type_: str, value: Any) -> Any:
     """An argument as eth-abi takes it: addresses checksummed (EIP-55)."""
     if type_ == "address":
-        return Web3.to_checksum_address(value)
+        return checksum(value)
     if type_ == "address[]":
-        return [Web3.to_checksum_address(v) for v in value]
+        return [checksum(v) for v in value]
     return value
+
+
+def _encodes(type_: str, value: Any) -> bool:
+    """Whether eth-abi can encode ``value`` as ``type_`` (to name the bad argument)."""
+    try:
+        abi_encode([type_], [value])
+    except EncodingError:
+        return False
+    return True
 
 
 @cache
@@ -89,10 +100,20 @@ class Binding:
         # eth-abi directly with a cached selector: web3's encode_abi walks every argument
         # through its ABI mappers, which costs more than a bulk append's other Python.
         # Addresses are checksummed here, once, instead of at each call site (an invalid
-        # address still raises ValueError).
+        # address raises InvalidInput, as does an argument out of its ABI type's range).
         selector, types, _ = _function_abi(self.NAME, fn)
         fixed = [_checksummed(t, a) for t, a in zip(types, args, strict=True)]
-        return selector + abi_encode(types, fixed)
+        try:
+            return selector + abi_encode(types, fixed)
+        except EncodingError as exc:
+            bad = next(
+                ((t, a) for t, a in zip(types, fixed, strict=True) if not _encodes(t, a)),
+                (",".join(types), tuple(fixed)),
+            )
+            raise InvalidInput(
+                f"{bad[1]!r} does not fit the {bad[0]} argument of {self.NAME}.{fn}; "
+                "check the value (ids and amounts are integers from 0 to 2**256 - 1)"
+            ) from exc
 
     def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
         """``eth_call`` of ``fn`` at ``block`` (default: latest), decoded."""
