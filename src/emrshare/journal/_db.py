@@ -56,7 +56,16 @@ _QUERY_CHUNK = 500
 def connect(path: Path) -> sqlite3.Connection:
     """Open (or create) the journal database ``path`` in autocommit mode: every
     transaction is an explicit :meth:`Writes.tx`."""
-    db = connect_sqlite(path, "write journal", SCHEMA, timeout=30.0, isolation_level=None)
+    # Any thread may use it (a facade's writes move between threads), one at a time: the
+    # record writer serializes them.
+    db = connect_sqlite(
+        path,
+        "write journal",
+        SCHEMA,
+        timeout=30.0,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     db.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: every commit survives the process being killed; a power cut
     # may lose the newest transitions, which recovery re-derives from the chain and

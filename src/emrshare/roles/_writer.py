@@ -5,12 +5,14 @@ entries are sealed by a :class:`~emrshare.roles._sealing_pool.Sealer`."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import umbral_pre
 from nacl.public import PrivateKey
@@ -39,6 +41,24 @@ __all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
 _SECRET_BRAND = b"EMJS"
 #: Source of one record: bytes, a binary file object, an iterable of byte strings, a path.
 RecordSource = bytes | IO[bytes] | Iterable[bytes] | Path
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_at_a_time(
+    method: Callable[Concatenate[RecordWriter, P], R],
+) -> Callable[Concatenate[RecordWriter, P], R]:
+    """One write at a time per writer, from whichever thread calls: the journal's SQLite
+    connection (opened in the first caller's thread) then serves every thread in turn."""
+
+    @functools.wraps(method)
+    def locked(self: RecordWriter, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 def _source_size(source: object) -> int | None:
@@ -124,6 +144,7 @@ class RecordWriter:
         now: Callable[[], float] = time.time,
     ) -> None:
         self.network = network
+        self._lock = threading.RLock()
         self._eth_key = eth_key
         self._box = box_key
         self._resolve = resolve
@@ -138,11 +159,13 @@ class RecordWriter:
         # (stream, batch length) -> (calldata size, gas limit) of a mined batch append.
         self._batch_gas: dict[tuple[str, int], tuple[int, int]] = {}
 
+    @_one_at_a_time
     def close(self) -> None:
         self.journal.close()
 
     # -- public operations -----------------------------------------------------------------
 
+    @_one_at_a_time
     def add(
         self,
         patient: str,
@@ -179,6 +202,7 @@ class RecordWriter:
             self._sources.pop(job.record_id, None)
         return job.record_id
 
+    @_one_at_a_time
     def add_many(
         self,
         patient: str,
@@ -216,6 +240,7 @@ class RecordWriter:
             progress(len(jobs), len(jobs))
         return [j.record_id for j in jobs]
 
+    @_one_at_a_time
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish (or roll back) every write an earlier crash or outage interrupted."""
         return self.journal.recover(self, rollback=rollback)

@@ -3,6 +3,7 @@ authorized it and reads what it was granted; :class:`AsyncProvider` for event lo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
@@ -54,21 +55,24 @@ class Provider(Requester):
         self._revoked: set[tuple[str, bytes]] = set()
         self._scanned: dict[str, int] = {}
         self._writer: RecordWriter | None = None
+        self._opening = threading.Lock()
 
     @property
     def writer(self) -> RecordWriter:
-        """The journaled write path of this identity (opened on first use)."""
-        if self._writer is None:
-            self._writer = RecordWriter(
-                self.network,
-                eth_key=self.keys.ethereum_key,
-                box_key=self.keys.box_private_key,
-                state_dir=self.state_dir,
-                resolve=self._current_target,
-                target_for_epoch=self._target_for_epoch,
-                sealer=PoolSealer(self.keys.ethereum_key),
-            )
-        return self._writer
+        """The journaled write path of this identity (opened on first use, by whichever
+        thread writes first; writes from several threads take turns)."""
+        with self._opening:
+            if self._writer is None:
+                self._writer = RecordWriter(
+                    self.network,
+                    eth_key=self.keys.ethereum_key,
+                    box_key=self.keys.box_private_key,
+                    state_dir=self.state_dir,
+                    resolve=self._current_target,
+                    target_for_epoch=self._target_for_epoch,
+                    sealer=PoolSealer(self.keys.ethereum_key),
+                )
+            return self._writer
 
     def _load_authorizations(self, patient: str) -> None:
         """Follow this writer's authorizations for ``patient`` from the chain (only the
@@ -194,15 +198,15 @@ class Provider(Requester):
 
     def close(self) -> None:
         """Close the write journal (a later write opens it again)."""
-        if self._writer is not None:
+        with self._opening:
             writer, self._writer = self._writer, None
+        if writer is not None:
             writer.close()
 
 
 class AsyncProvider(AsyncRequester):
     """A :class:`Provider` for code that runs an event loop: reads as
-    :class:`AsyncRequester`, writes on this facade's worker thread (the journal's
-    database belongs to that one thread)."""
+    :class:`AsyncRequester`, writes on this facade's worker thread."""
 
     _facade = Provider
 
