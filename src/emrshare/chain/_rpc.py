@@ -113,23 +113,20 @@ class NodeConnection:
             raise unreachable(method, exc) from exc
         return self._result(method, resp)
 
-    def _rpc_pair(
-        self, first: tuple[str, Sequence[Any]], second: tuple[str, Sequence[Any]]
-    ) -> tuple[Any, Any]:
-        """Two calls in one JSON-RPC batch (one round trip) where the provider can; each
-        answer is checked exactly as :meth:`_rpc` checks it, the first one first."""
+    def _rpc_batch(self, *calls: tuple[str, Sequence[Any]]) -> list[Any]:
+        """Several calls in one JSON-RPC batch (one round trip) where the provider can;
+        each answer is checked exactly as :meth:`_rpc` checks it, in order."""
         batch = getattr(self.w3.provider, "make_batch_request", None)
         if batch is None or is_eth_tester(self.w3):
-            return self._rpc(*first), self._rpc(*second)
-        calls = [(RPCEndpoint(m), list(p)) for m, p in (first, second)]
+            return [self._rpc(*call) for call in calls]
         try:
-            resps = batch(calls)
+            resps = batch([(RPCEndpoint(m), list(p)) for m, p in calls])
         except Exception as exc:
-            raise unreachable(first[0], exc) from exc
-        if not isinstance(resps, list) or len(resps) != 2:
+            raise unreachable(calls[0][0], exc) from exc
+        if not isinstance(resps, list) or len(resps) != len(calls):
             # A node without batch support answers with one error: ask one by one.
-            return self._rpc(*first), self._rpc(*second)
-        return self._result(first[0], resps[0]), self._result(second[0], resps[1])
+            return [self._rpc(*call) for call in calls]
+        return [self._result(call[0], resp) for call, resp in zip(calls, resps, strict=True)]
 
     def _result(self, method: str, resp: Mapping[str, Any]) -> Any:
         error = resp.get("error")

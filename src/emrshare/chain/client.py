@@ -52,7 +52,30 @@ __all__ = [
 TransactionState = Literal["confirmed", "failed", "unknown"]
 
 #: Priority fee of locally signed EIP-1559 transactions (1 gwei).
-_TIP = 1_000_000_000
+#: One round trip for the fee fields: the latest block (its base fee) and the node's price.
+_FEE_CALLS: tuple[tuple[str, list[Any]], ...] = (
+    ("eth_getBlockByNumber", ["latest", False]),
+    ("eth_gasPrice", []),
+)
+
+
+def _fees(head: Any, price: Any) -> dict[str, int]:
+    """Fee fields priced by the node: its ``eth_gasPrice`` is what it asks of a
+    transaction now (base fee plus the tip it expects; 0 on a free-gas consortium chain).
+
+    EIP-1559 where blocks have a base fee: the node's tip (its price above the base fee)
+    and a cap of four times the base fee plus that tip, so a transaction signed now and
+    broadcast later (the proxies' audit logs) still gets mined as the base fee rises.
+    A chain before London (no base fee) takes only legacy transactions at that price.
+    """
+    node_price = quantity(price)
+    raw_base = (head or {}).get("baseFeePerGas")
+    if raw_base is None:
+        return {"gasPrice": node_price}
+    base_fee = quantity(raw_base)
+    tip = max(node_price - base_fee, 0)
+    return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 4 * base_fee + tip}
+
 
 E = TypeVar("E")
 
@@ -279,16 +302,13 @@ class ChainClient(NodeConnection):
         sender, to = self._account.address, str(base["to"])
         with self.nonces.allocate() as nonce:
             if gas is None:
-                # Estimate and base fee in one round trip.
-                estimated, head = self._rpc_pair(
-                    ("eth_estimateGas", [base]), ("eth_getBlockByNumber", ["latest", False])
-                )
+                # Estimate and fees in one round trip.
+                estimated, head, price = self._rpc_batch(("eth_estimateGas", [base]), *_FEE_CALLS)
                 gas = self.gas_with_margin(quantity(estimated))
-                raw_fee = (head or {}).get("baseFeePerGas")
-                base_fee = None if raw_fee is None else quantity(raw_fee)
+                fees = _fees(head, price)
             else:
-                base_fee = self._base_fee()
-            tx = self._transaction(to, base["data"], gas, base_fee, nonce, value)
+                fees = self._fees()
+            tx = self._transaction(to, base["data"], gas, fees, nonce, value)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
             if self._push(bytes(signed.raw_transaction)) == "nonce":
@@ -316,13 +336,13 @@ class ChainClient(NodeConnection):
         if gas is None:
             estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
             gas = self.gas_with_margin(quantity(estimated))
-        base_fee = self._base_fee()
+        fees = self._fees()
         if nonce is None:
             with self.nonces.allocate() as allocated:
-                tx = self._transaction(to, hex_data, gas, base_fee, allocated)
+                tx = self._transaction(to, hex_data, gas, fees, allocated)
                 signed = self._account.sign_transaction(tx)
         else:
-            tx = self._transaction(to, hex_data, gas, base_fee, nonce)
+            tx = self._transaction(to, hex_data, gas, fees, nonce)
             signed = self._account.sign_transaction(tx)
         return SignedTransaction(
             bytes(signed.raw_transaction), bytes(signed.hash), int(tx["nonce"])
@@ -333,35 +353,24 @@ class ChainClient(NodeConnection):
         times ``gas_multiplier``, plus 5,000."""
         return int(gas * self.gas_multiplier) + 5_000
 
-    def _base_fee(self) -> int | None:
-        """The latest block's base fee; ``None`` on a chain before London (no base fee)."""
-        fee = self._block("latest").get("baseFeePerGas")
-        return None if fee is None else int(fee)
+    def _fees(self) -> dict[str, int]:
+        """The fee fields for a transaction signed now (see :func:`_fees`)."""
+        head, price = self._rpc_batch(*_FEE_CALLS)
+        return _fees(head, price)
 
     def _transaction(
-        self, to: str, hex_data: str, gas: int, base_fee: int | None, nonce: int, value: int = 0
+        self, to: str, hex_data: str, gas: int, fees: dict[str, int], nonce: int, value: int = 0
     ) -> dict[str, Any]:
-        """The fields of a call to sign. EIP-1559 fees, the same for every transaction: a
-        1 gwei tip and a cap of four times ``base_fee`` plus the tip, so a transaction
-        signed now and broadcast later (the proxies' audit logs) still gets mined.
-
-        ``base_fee`` ``None`` (a chain before London, which refuses EIP-1559
-        transactions): a legacy transaction at the node's ``eth_gasPrice``.
-        """
-        tx: dict[str, Any] = {
+        """The fields of a call to sign, with ``fees`` from :func:`_fees`."""
+        return {
             "to": Web3.to_checksum_address(to),
             "data": hex_data,
             "value": value,
             "gas": gas,
             "nonce": nonce,
             "chainId": self.chain_id,
+            **fees,
         }
-        if base_fee is None:
-            tx["gasPrice"] = quantity(self._rpc("eth_gasPrice", []))
-        else:
-            tx["maxPriorityFeePerGas"] = _TIP
-            tx["maxFeePerGas"] = 4 * base_fee + _TIP
-        return tx
 
     def broadcast(self, raw: bytes) -> bytes:
         """Send a signed transaction (again); returns its hash without waiting.

@@ -38,6 +38,8 @@ def test_sign_then_broadcast_and_broadcast_again(net: Net) -> None:
     grants = net.as_(PATIENT).grants
     client = grants.client
     start = net.w3.eth.get_transaction_count(net.addr(PATIENT))
+    price = net.w3.eth.gas_price  # what the node asks now: base fee plus its tip
+    base_fee = int(net.w3.eth.get_block("latest")["baseFeePerGas"])
     signed = client.sign(grants.address, grants._encode("revokeTag", [TAG]))
     assert isinstance(signed, SignedTransaction)
     assert signed.nonce == start
@@ -47,7 +49,9 @@ def test_sign_then_broadcast_and_broadcast_again(net: Net) -> None:
     mined = int(net.w3.eth.get_transaction_receipt(signed.tx_hash)["blockNumber"])
     assert client.receipt_block(signed.tx_hash) == mined
     tx = net.w3.eth.get_transaction(signed.tx_hash)
-    assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] == 10**9  # EIP-1559
+    tip = max(price - base_fee, 0)  # EIP-1559, priced by the node
+    assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] == tip
+    assert tx["maxFeePerGas"] == 4 * base_fee + tip
     # Pooled or mined already: sending the same bytes again is not an error.
     assert client.broadcast(signed.raw) == signed.tx_hash
     # The nonce was taken from the manager: the next send follows it.
