@@ -51,7 +51,6 @@ __all__ = [
 #: What :meth:`ChainClient.transaction_state` says of a sent transaction.
 TransactionState = Literal["confirmed", "failed", "unknown"]
 
-#: Priority fee of locally signed EIP-1559 transactions (1 gwei).
 #: One round trip for the fee fields: the latest block (its base fee) and the node's price.
 _FEE_CALLS: tuple[tuple[str, list[Any]], ...] = (
     ("eth_getBlockByNumber", ["latest", False]),
@@ -324,7 +323,7 @@ class ChainClient(NodeConnection):
     ) -> SignedTransaction:
         """Sign a call of ``to`` with ``data`` locally, to :meth:`broadcast` later.
 
-        Fees as :meth:`send` sets them (EIP-1559, see :meth:`_transaction`). Without ``gas`` the
+        Fees as :meth:`send` sets them (priced by the node, see :func:`_fees`). Without ``gas`` the
         call is estimated first (a call that would revert raises :class:`ContractRevert`).
         Without ``nonce`` the next one of the client's :class:`NonceManager` is taken and
         consumed: broadcast the result, or the account's later transactions wait on it.
