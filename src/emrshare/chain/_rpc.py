@@ -61,15 +61,18 @@ def refusal(error: Any) -> Literal["known", "nonce", "refused"]:
     """Why a node refused ``eth_sendRawTransaction``, from its error object.
 
     ``known``: this very transaction is already pooled or mined; ``nonce``: the nonce was
-    used by another transaction of the account (anvil and geth say "nonce too low",
-    ganache "doesn't have the correct nonce"); ``refused``: anything else (intrinsic gas,
+    used by another transaction of the account (anvil, geth and Besu say "nonce too low",
+    ganache "doesn't have the correct nonce", Nethermind "OldNonce", others "nonce already
+    used"); ``refused``: anything else (intrinsic gas,
     fees, a malformed envelope), which no resend of the same bytes changes.
     """
     text = str(error.get("message", error) if isinstance(error, Mapping) else error).lower()
+    # The nonce first: "nonce already used" (some clients' wording) is a used nonce, not
+    # this transaction already known.
+    if re.search(r"nonce too low|correct nonce|old ?nonce|nonce (has )?already", text):
+        return "nonce"
     if re.search(r"\balready\b|(?<!un)known", text):
         return "known"
-    if "nonce too low" in text or "correct nonce" in text:
-        return "nonce"
     return "refused"
 
 
