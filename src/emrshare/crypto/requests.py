@@ -60,6 +60,7 @@ from emrshare.crypto.sealing import open_sealed, seal
 from emrshare.errors import (
     ConfigurationError,
     DecryptionError,
+    InvalidInput,
     InvalidText,
     VerificationError,
     WireFormatError,
@@ -111,9 +112,9 @@ _DECISIONS = ("approved", "denied")
 
 def validate_purpose(purpose: str) -> str:
     """``purpose`` if it is an upper-case FHIR PurposeOfUse code (``TREAT``, ``HPAYMT``,
-    ``HRESCH``, ``ETREAT``, …), else a :class:`ConfigurationError`."""
+    ``HRESCH``, ``ETREAT``, …), else a :class:`InvalidInput`."""
     if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
-        raise ConfigurationError(
+        raise InvalidInput(
             f"{purpose!r} is not a FHIR PurposeOfUse code: use 1 to {MAX_PURPOSE_CHARS} "
             "upper-case letters A-Z such as TREAT, HPAYMT, HRESCH or ETREAT"
         )
@@ -124,7 +125,7 @@ def _category(category: str) -> str:
     try:
         return validate_category(category)
     except ValueError as exc:
-        raise ConfigurationError(f"invalid category {category!r}: {exc}") from None
+        raise InvalidInput(f"invalid category {category!r}: {exc}") from None
 
 
 def _pad(brand: bytes, body: bytes, what: str) -> bytes:
@@ -154,7 +155,7 @@ class AccessRequestBody:
         _category(self.category)
         validate_purpose(self.purpose)
         if not isinstance(self.reason, str):
-            raise ConfigurationError("the reason of an access request must be text")
+            raise InvalidInput("the reason of an access request must be text")
         bad = unsafe_chars(self.reason)
         if bad:
             raise InvalidText(
@@ -163,7 +164,7 @@ class AccessRequestBody:
                 "write it as one line of visible text"
             )
         if len(self.reason.encode()) > MAX_REASON_BYTES:
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"the reason is {len(self.reason.encode())} UTF-8 bytes; an access request "
                 f"carries at most {MAX_REASON_BYTES} (every request is padded to one size so "
                 "its length reveals nothing): shorten it"
@@ -252,16 +253,16 @@ class AccessAnswer:
     def __post_init__(self) -> None:
         expect_int(self.request_id, "request_id")
         if self.decision not in _DECISIONS:
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"decision must be 'approved' or 'denied', not {self.decision!r}"
             )
         if len(self.policy_ids) > MAX_ANSWER_POLICIES:
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"an answer names at most {MAX_ANSWER_POLICIES} policies, not "
                 f"{len(self.policy_ids)}"
             )
         if self.decision == "denied" and self.policy_ids:
-            raise ConfigurationError("a denied request names no policies")
+            raise InvalidInput("a denied request names no policies")
         for p in self.policy_ids:
             expect_bytes(bytes(p), "policy id", 32)
         expect_int(self.created_at, "created_at")
@@ -360,7 +361,7 @@ def _cs(address: str) -> Address:
     try:
         return _checksum(bytes(to_canonical_address(address)))
     except ValueError as exc:
-        raise ConfigurationError(f"{address!r} is not an Ethereum address") from exc
+        raise InvalidInput(f"{address!r} is not an Ethereum address") from exc
 
 
 def policy_ids_for_answer(ids: Sequence[bytes]) -> tuple[PolicyId, ...]:
