@@ -253,9 +253,7 @@ class AccessAnswer:
     def __post_init__(self) -> None:
         expect_int(self.request_id, "request_id")
         if self.decision not in _DECISIONS:
-            raise InvalidInput(
-                f"decision must be 'approved' or 'denied', not {self.decision!r}"
-            )
+            raise InvalidInput(f"decision must be 'approved' or 'denied', not {self.decision!r}")
         if len(self.policy_ids) > MAX_ANSWER_POLICIES:
             raise InvalidInput(
                 f"an answer names at most {MAX_ANSWER_POLICIES} policies, not "
