@@ -160,6 +160,7 @@ def devnet_up(
         )
     ports = _Ports.settle(dev / "settings.json", proxies)
     pids: dict[str, dict[str, object]] = {}
+    log = _never_raising(log)
     try:
         node = _start_chain(dev, ports.chain, pids, log)
         keys = dev_private_keys(10)
@@ -187,6 +188,24 @@ def devnet_up(
         devnet_down(data_dir)
         raise
     return devnet_status(data_dir)
+
+
+def _never_raising(log: Log) -> Log:
+    """``log``, except that it cannot fail: progress output that breaks (``devnet up |
+    head -1`` closes the pipe) must never roll back a devnet that is starting fine. After
+    a first failure the rest of the output is dropped."""
+    broken = False
+
+    def say(line: str) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            log(line)
+        except Exception:
+            broken = True
+
+    return say
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -29,12 +30,20 @@ def devnet_up_cmd(
         proxies=proxies,
         threshold=threshold,
         store=store,
-        log=lambda line: out.print(line, markup=False),
+        log=_progress,
     )
-    out.print(
+    _progress(
         f"devnet up: chain {status.chain_id} at block {status.block}; profiles "
         f"{', '.join(status.profiles)} (password: $EMRSHARE_PASSWORD or {DEVNET_PASSWORD!r})"
     )
+
+
+def _progress(line: str) -> None:
+    """Print a progress line of ``devnet up``; a reader that closed the pipe (``devnet up |
+    head -1``) stops the output, never the devnet. (On a broken pipe rich points stdout
+    at /dev/null and raises SystemExit, which would otherwise roll the devnet back.)"""
+    with contextlib.suppress(BrokenPipeError, SystemExit):
+        out.print(line, markup=False)
 
 
 @app.command("down")
