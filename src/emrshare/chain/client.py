@@ -300,13 +300,7 @@ class ChainClient(NodeConnection):
         assert self._account is not None and self.nonces is not None
         sender, to = self._account.address, str(base["to"])
         with self.nonces.allocate() as nonce:
-            if gas is None:
-                # Estimate and fees in one round trip.
-                estimated, head, price = self._rpc_batch(("eth_estimateGas", [base]), *_FEE_CALLS)
-                gas = self.gas_with_margin(quantity(estimated))
-                fees = _fees(head, price)
-            else:
-                fees = self._fees()
+            gas, fees = self._gas_and_fees(base, gas)
             tx = self._transaction(to, base["data"], gas, fees, nonce, value)
             signed = self._account.sign_transaction(tx)
             tx_hash = bytes(signed.hash)
@@ -330,12 +324,9 @@ class ChainClient(NodeConnection):
         """
         if self._account is None or self.nonces is None:
             raise ConfigurationError("this ChainClient has no private key and cannot sign")
-        sender = self._account.address
         hex_data = "0x" + data.hex()
-        if gas is None:
-            estimated = self._rpc("eth_estimateGas", [{"from": sender, "to": to, "data": hex_data}])
-            gas = self.gas_with_margin(quantity(estimated))
-        fees = self._fees()
+        call = {"from": self._account.address, "to": to, "data": hex_data}
+        gas, fees = self._gas_and_fees(call, gas)
         if nonce is None:
             with self.nonces.allocate() as allocated:
                 tx = self._transaction(to, hex_data, gas, fees, allocated)
@@ -352,10 +343,14 @@ class ChainClient(NodeConnection):
         times ``gas_multiplier``, plus 5,000."""
         return int(gas * self.gas_multiplier) + 5_000
 
-    def _fees(self) -> dict[str, int]:
-        """The fee fields for a transaction signed now (see :func:`_fees`)."""
-        head, price = self._rpc_batch(*_FEE_CALLS)
-        return _fees(head, price)
+    def _gas_and_fees(self, call: dict[str, Any], gas: int | None) -> tuple[int, dict[str, int]]:
+        """The gas (``call`` estimated, with the margin, unless ``gas`` is given) and the
+        fee fields (see :func:`_fees`) for a transaction signed now, in one round trip."""
+        if gas is not None:
+            head, price = self._rpc_batch(*_FEE_CALLS)
+            return gas, _fees(head, price)
+        estimated, head, price = self._rpc_batch(("eth_estimateGas", [call]), *_FEE_CALLS)
+        return self.gas_with_margin(quantity(estimated)), _fees(head, price)
 
     def _transaction(
         self, to: str, hex_data: str, gas: int, fees: dict[str, int], nonce: int, value: int = 0
