@@ -74,6 +74,8 @@ __all__ = [
     "NotAdmin",
     "NotFound",
     "NotGrantee",
+    "ProfileExists",
+    "ProfileNotFound",
     "RecordNotFound",
     "ReplicationError",
     "StorageError",
@@ -103,6 +105,36 @@ class InvalidInput(ConfigurationError, ValueError):
 
 class NotFound(InvalidInput):
     """A well-formed identifier names nothing: no such member, grant, request or profile."""
+
+
+class ProfileExists(InvalidInput):
+    """A local profile of that name is already in the data directory (``name``)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class ProfileNotFound(NotFound):
+    """No local profile of that name in the data directory. ``name`` is the name asked
+    for, ``known`` the profiles there are, ``suggestion`` the closest known name (a
+    typo's likely meaning) or ``None``, and ``reference`` tells a name given for another
+    identity (a patient to act on) from the profile to act as."""
+
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        *,
+        known: tuple[str, ...] = (),
+        suggestion: str | None = None,
+        reference: bool = False,
+    ) -> None:
+        self.name = name
+        self.known = known
+        self.suggestion = suggestion
+        self.reference = reference
+        super().__init__(message)
 
 
 class RecordNotFound(NotFound):

@@ -182,8 +182,8 @@ class State:
             return patient(self.patient())
         if patient_arg is None:
             raise typer.BadParameter("--patient is required for a member", param_hint="patient")
-        provider = self.provider()
-        return member(provider, self.profiles.resolve(patient_arg))
+        who = self.profiles.resolve(patient_arg)  # a typo fails before any unlock
+        return member(self.provider(), who)
 
     def close(self) -> None:
         """Close what the command opened: the facade (its journal, its sealing workers),

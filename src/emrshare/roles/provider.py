@@ -129,6 +129,8 @@ class Provider(Requester):
         validate_category(category)
         current = self.writable_categories(patient)
         if category not in current:
+            if not current:  # no authorization at all: is it a patient?
+                self._require_patient(patient)
             raise AccessDenied(
                 f"patient {patient} has not authorized {self.address} to write {category!r} "
                 "records; ask the patient to authorize this provider",
