@@ -35,18 +35,36 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: The ``--json`` option of a listing command (also a global option).
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+def _json_option(ctx: typer.Context, value: bool) -> bool:
+    # Eager, so parsed first: an error in the command's other options or in its run is
+    # then reported as JSON too (the global option sets the same flag).
+    if value and isinstance(ctx.find_root().obj, State):
+        ctx.find_root().obj.json = True
+    return value
+
+
+#: The ``--json`` option of every command (also a global option): JSON on stdout, and an
+#: error as one JSON object on stderr.
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="print JSON instead of text", callback=_json_option, is_eager=True),
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1, *, json_error: dict[str, Any] | None = None) -> None:
     # One line: a user mistake is not a crash, so no traceback. The message may quote a
     # chain- or peer-supplied string (a proxy's refusal): its control characters are
-    # shown as U+FFFD, never sent to the terminal.
-    err.print(f"error: {safe(message)}", markup=False, highlight=False)
+    # shown as U+FFFD, never sent to the terminal. With --json, one JSON object instead
+    # (escaped by json.dumps: ensure_ascii writes every control character as \u….).
+    if json_error is not None:
+        sys.stderr.write(json.dumps(json_error, default=_jsonable, ensure_ascii=True) + "\n")
+        sys.stderr.flush()
+    else:
+        err.print(f"error: {safe(message)}", markup=False, highlight=False)
     raise typer.Exit(code)
 
 
