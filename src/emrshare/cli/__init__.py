@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from emrshare import __version__
-from emrshare.cli._context import State
+from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import devnet, grants, identity, members, proxy, records, requests
 
@@ -73,9 +73,12 @@ def _global_options(
 
 
 @app.command()
-def version() -> None:
+def version(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print the emrshare version."""
-    typer.echo(__version__)
+    if want_json(ctx, json_out):
+        emit_json({"version": __version__})
+    else:
+        typer.echo(__version__)
 
 
 app.add_typer(proxy.app, name="proxy")
