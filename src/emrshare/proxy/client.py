@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -46,63 +47,14 @@ __all__ = [
     "PolicyKeys",
     "ProxyEndpoint",
     "ProxyFailure",
-    "RoutingTransport",
     "ThresholdClient",
     "ThresholdPolicy",
     "ThresholdResult",
 ]
 
 FailureKind = Literal["down", "timeout", "refused", "bad_fragment", "bad_response"]
-
-_Scope = MutableMapping[str, Any]
-#: An ASGI application (a proxy's :func:`~emrshare.proxy.node.app.create_app`).
-ASGIApp = Callable[
-    [_Scope, Callable[[], Awaitable[_Scope]], Callable[[_Scope], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class RoutingTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that answers each host from its in-process ASGI app.
-
-    For proxies that run in this process (a development network, tests): pass it as
-    ``ThresholdClient(..., transport=...)``. A host without an app is down (the request
-    raises :class:`httpx.ConnectError`, as for an unreachable proxy).
-    """
-
-    def __init__(self, apps: Mapping[str, ASGIApp] | None = None) -> None:
-        self._apps: dict[str, ASGIApp] = {}
-        self._routes: dict[str, httpx.ASGITransport] = {}
-        for host, app in (apps or {}).items():
-            self.route(host, app)
-
-    def __repr__(self) -> str:
-        return f"RoutingTransport(hosts={sorted(self._routes)})"
-
-    @property
-    def hosts(self) -> list[str]:
-        """The hosts that answer, sorted."""
-        return sorted(self._routes)
-
-    def route(self, host: str, app: ASGIApp) -> None:
-        """Answer ``host`` from ``app`` (replacing its previous app)."""
-        self._apps[host] = app
-        self._routes[host] = httpx.ASGITransport(app=app)
-
-    def unroute(self, host: str) -> ASGIApp:
-        """Take ``host`` down; returns its app (to :meth:`route` it again later)."""
-        del self._routes[host]
-        return self._apps.pop(host)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(request.url.host)
-        if route is None:
-            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
-        return await route.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for route in self._routes.values():
-            await route.aclose()
+#: Signed requests a client keeps for retries (each well under 1 KiB with its capsules).
+_SIGNED_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +172,9 @@ class ThresholdClient:
         self._http = httpx.AsyncClient(**self._http_options)
         # One signed request per (proxy, policy, capsules, deadline): a retry within one
         # read sends the same request (same nonce), which a proxy answers again without
-        # logging a second access.
-        self._signed: dict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest] = {}
+        # logging a second access. Bounded (oldest out): a long-lived client reads on.
+        self._signed: OrderedDict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest]
+        self._signed = OrderedDict()
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
 
@@ -345,6 +298,8 @@ class ThresholdClient:
                 capsules=tuple(capsule_bytes),
             )
             self._signed[key] = signed
+            if len(self._signed) > _SIGNED_KEPT:
+                self._signed.popitem(last=False)
         request_digest = signed.request.digest(self.chain_id, self.grants_contract)
 
         def fail(
