@@ -7,6 +7,7 @@ patient grant one category of records to a hospital without exposing a secret ke
 
 from emrshare.errors import (
     AccessDenied,
+    AmbiguousId,
     BlobNotFound,
     ChainError,
     ConfigurationError,
@@ -70,6 +71,7 @@ _LAZY = {
     "GrantStatus": "emrshare.chain",
     "Operation": "emrshare.roles",
     "OperationResult": "emrshare.roles",
+    "ReadEvent": "emrshare.roles",
     "RecordInfo": "emrshare.roles",
 }
 
@@ -89,6 +91,7 @@ __all__ = [
     "AccessDenied",
     "AccessEvent",
     "AccessRequestInfo",
+    "AmbiguousId",
     "AsyncProvider",
     "AsyncRequester",
     "BlobNotFound",
@@ -127,6 +130,7 @@ __all__ = [
     "Patient",
     "PatientKeys",
     "Provider",
+    "ReadEvent",
     "RecordInfo",
     "RecordNotFound",
     "ReplicationError",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -24,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emrshare._text import sanitize
-from emrshare.errors import ConfigurationError, KeystoreError
+from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
 
 if TYPE_CHECKING:
     from emrshare.crypto import MemberKeys, PatientKeys
@@ -192,6 +193,26 @@ class State:
             self._facade.close()
         if self._network is not None:
             self._network.close()
+
+
+def known_names() -> dict[str, str]:
+    """The profile name of each address a local profile of this data dir holds, for the
+    tables (:mod:`._render`); empty outside a command. A damaged profile is skipped here:
+    a table is no place to report it."""
+    ctx = click.get_current_context(silent=True)
+    st = ctx.find_root().obj if ctx is not None else None
+    if not isinstance(st, State):
+        return {}
+    root = st.data_dir / "profiles"
+    names: dict[str, str] = {}
+    if root.is_dir():
+        profiles = st.profiles
+        for d in sorted(root.iterdir()):
+            try:
+                names.setdefault(profiles.get(d.name).address, d.name)
+            except EmrShareError:
+                continue
+    return names
 
 
 def state(ctx: typer.Context) -> State:

@@ -7,15 +7,16 @@ Example::
         result = await client.reencrypt(policy, [capsule], deadline=chain_now + 300)
     cfrags = result.cfrags[0]          # M verified cfrags for the first capsule
 
-All N proxies are asked concurrently. The client stops as soon as M proxies returned
-fragments that verify for every capsule, and tolerates N−M proxies that are down, slow,
-refuse, or return bad fragments; each failure is reported with the proxy and the reason.
+All N proxies are asked concurrently (one nonce per read); the client stops once M
+proxies returned fragments that verify for every capsule, and tolerates N−M proxies that
+are down, slow, refuse, or return bad fragments, each reported with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -66,8 +67,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
     """An httpx transport that answers each host from its in-process ASGI app.
 
     For proxies that run in this process (a development network, tests): pass it as
-    ``ThresholdClient(..., transport=...)``. A host without an app is down (the request
-    raises :class:`httpx.ConnectError`, as for an unreachable proxy).
+    ``ThresholdClient(..., transport=...)``. A host without an app is down (ConnectError).
     """
 
     def __init__(self, apps: Mapping[str, ASGIApp] | None = None) -> None:
@@ -219,9 +219,10 @@ class ThresholdClient:
         }
         self._http = httpx.AsyncClient(**self._http_options)
         # One signed request per (proxy, policy, capsules, deadline): a retry within one
-        # read sends the same request (same nonce), which a proxy answers again without
-        # logging a second access.
+        # read sends the same request, which a proxy answers again without logging twice.
+        # One nonce per read for all its proxies: the patient's audit groups a read by it.
         self._signed: dict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest] = {}
+        self._nonces: dict[tuple[bytes, tuple[bytes, ...], int], int] = {}
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
 
@@ -336,7 +337,8 @@ class ThresholdClient:
         key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
         signed = self._signed.get(key)
         if signed is None:
-            req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
+            nonce = self._nonces.setdefault(key[1:], secrets.randbits(256))
+            req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
             signed = SignedRequest(
                 request=req,
                 chain_id=self.chain_id,
@@ -438,9 +440,8 @@ class ThresholdClient:
     ) -> ThresholdResult:
         """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop).
 
-        May be called any number of times (a caller retries after :class:`Unavailable`):
-        each call runs its own event loop, so it opens and closes its own connections.
-        Inside a running event loop: :class:`ConfigurationError` (await :meth:`reencrypt`).
+        May be called again (after :class:`Unavailable`): each call runs its own event
+        loop and connections. In a running loop: :class:`ConfigurationError` (await it).
         """
         with contextlib.suppress(RuntimeError):  # raised when no loop runs: go ahead
             asyncio.get_running_loop()
@@ -454,9 +455,8 @@ class ThresholdClient:
             try:
                 return await self._reencrypt(http, policy, capsules, deadline)
             finally:
-                # Connections belong to this call's event loop, so they close with it. A
-                # transport passed in serves the next call with new connections (httpx
-                # pools open new ones after aclose); a closed AsyncClient would not.
+                # Connections belong to this call's loop and close with it; a transport
+                # passed in serves the next call with new ones (a closed client would not).
                 await http.aclose()
 
         return asyncio.run(go())
