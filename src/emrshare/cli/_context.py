@@ -12,12 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -195,13 +195,16 @@ class State:
             self._network.close()
 
 
+#: The state of the command being run (set by :func:`state`), for :func:`known_names`.
+_current_state: ContextVar[State | None] = ContextVar("emrshare_state", default=None)
+
+
 def known_names() -> dict[str, str]:
     """The profile name of each address a local profile of this data dir holds, for the
     tables (:mod:`._render`); empty outside a command. A damaged profile is skipped here:
     a table is no place to report it."""
-    ctx = click.get_current_context(silent=True)
-    st = ctx.find_root().obj if ctx is not None else None
-    if not isinstance(st, State):
+    st = _current_state.get()
+    if st is None:
         return {}
     root = st.data_dir / "profiles"
     names: dict[str, str] = {}
@@ -220,6 +223,7 @@ def state(ctx: typer.Context) -> State:
     root = ctx.find_root()
     obj = root.obj
     assert isinstance(obj, State)
+    _current_state.set(obj)
     obj.command = obj.command or ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
