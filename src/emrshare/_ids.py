@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from emrshare.errors import AmbiguousId, InvalidInput, RecordNotFound
+from emrshare.errors import AmbiguousId, InvalidInput, NotFound, RecordNotFound
 
 __all__ = ["MIN_PREFIX", "SHORT", "resolve_id", "short_forms", "short_hex"]
 
@@ -53,25 +53,27 @@ def short_forms(values: Iterable[bytes], digits: int = SHORT) -> dict[bytes, str
     return out
 
 
-def _digits(value: str) -> str:
+def _digits(value: str, what: str) -> str:
     text = value.strip().lower()
     text = text[2:] if text.startswith("0x") else text
     if not text or not set(text) <= _HEX:
         raise InvalidInput(
-            f"{value!r} is not a record id: give 0x and 64 hex digits, or a prefix of "
+            f"{value!r} is not a {what} id: give 0x and 64 hex digits, or a prefix of "
             f"at least {MIN_PREFIX} hex digits"
         )
     if len(text) > 64:
         raise InvalidInput(f"{value!r} is longer than a 32-byte id (64 hex digits)")
     if len(text) < MIN_PREFIX:
         raise InvalidInput(
-            f"{value!r} is too short to name a record: give at least {MIN_PREFIX} hex "
+            f"{value!r} is too short to name a {what}: give at least {MIN_PREFIX} hex "
             "digits of its id (or the whole id)"
         )
     return text
 
 
-def resolve_id(value: bytes | str, known: Sequence[bytes], *, where: str) -> bytes:
+def resolve_id(
+    value: bytes | str, known: Sequence[bytes], *, where: str, what: str = "record"
+) -> bytes:
     """The one id in ``known`` that ``value`` names: 32 bytes, a full ``0x`` id, or a
     unique prefix of at least :data:`MIN_PREFIX` hex digits (with or without ``0x``).
 
@@ -79,7 +81,8 @@ def resolve_id(value: bytes | str, known: Sequence[bytes], *, where: str) -> byt
     not found, or not granted). A prefix that matches nothing is :class:`RecordNotFound`,
     one that matches several :class:`AmbiguousId` (listing their short forms), one too
     short or not hex :class:`InvalidInput`. ``where`` ends the messages ("in the index of
-    patient 0x…").
+    patient 0x…"); ``what`` names the ids: ``record`` (``RecordNotFound``) or another
+    kind, such as ``grant`` (:class:`NotFound`).
     """
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
@@ -88,19 +91,22 @@ def resolve_id(value: bytes | str, known: Sequence[bytes], *, where: str) -> byt
         return raw
     if not isinstance(value, str):
         raise InvalidInput(f"{value!r} is not a record id: give 32 bytes or 0x and hex digits")
-    text = _digits(value)
+    text = _digits(value, what)
     if len(text) == 64:
         return bytes.fromhex(text)
     matches = sorted({bytes(k) for k in known if bytes(k).hex().startswith(text)})
     if not matches:
-        raise RecordNotFound("0x" + text, f"no record id starts with 0x{text} {where}")
+        message = f"no {what} id starts with 0x{text} {where}"
+        if what == "record":
+            raise RecordNotFound("0x" + text, message)
+        raise NotFound(message)
     if len(matches) > 1:
         forms = short_forms(matches)
         listed = ", ".join(forms[m] for m in matches)
         raise AmbiguousId(
             "0x" + text,
             ["0x" + m.hex() for m in matches],
-            f"the prefix 0x{text} matches {len(matches)} records {where} ({listed}); "
+            f"the prefix 0x{text} matches {len(matches)} {what}s {where} ({listed}); "
             "give more digits",
         )
     return matches[0]

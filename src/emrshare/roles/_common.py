@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
 
 from emrshare._addresses import checksum
-from emrshare._ids import short_hex
+from emrshare._ids import resolve_id, short_hex
 from emrshare.chain import GrantStatus
 from emrshare.errors import InvalidInput
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
@@ -209,8 +209,12 @@ class ReadEvent:
         return len(self.proxies) >= self.threshold
 
 
-def id32(value: bytes | str) -> bytes:
-    """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked."""
+def id32(value: bytes | str, known: Callable[[], Sequence[bytes]] | None = None) -> bytes:
+    """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked; with
+    ``known`` (the grant ids the caller can list), a unique prefix of 8 or more hex
+    digits too (:func:`emrshare._ids.resolve_id`)."""
+    if known is not None and isinstance(value, str) and len(value.removeprefix("0x")) != 64:
+        return resolve_id(value, known(), where="among this patient's grants", what="grant")
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
     elif not isinstance(value, str):

@@ -204,7 +204,7 @@ class Patient:
         new_epoch: bool = True,
         progress: Progress | None = None,
     ) -> None:
-        """Revoke one grant.
+        """Revoke one grant (``policy``: its id, or a unique prefix of 8+ hex digits).
 
         With ``new_epoch`` (default) the category moves to a new epoch: new records are
         sealed under a fresh key, so the revoked grantee cannot read them even with
@@ -218,7 +218,7 @@ class Patient:
         **Warning:** revocation stops future re-encryption by honest proxies. It cannot
         take back what the grantee already read.
         """
-        pid = id32(policy)
+        pid = id32(policy, lambda: [bytes(g.policy_id) for g in self._grant_events()])
         args = {"policy": pid.hex(), "new_epoch": new_epoch}
 
         def plan() -> list[Step]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from emrshare import AmbiguousId, InvalidInput, RecordNotFound
+from emrshare import AmbiguousId, InvalidInput, NotFound, RecordNotFound
 from emrshare._ids import MIN_PREFIX, resolve_id, short_forms, short_hex
 from emrshare.chain import GrantStatus
 from emrshare.roles import AccessEvent, GrantInfo, ReadEvent, RecordInfo
@@ -49,6 +49,13 @@ def test_an_ambiguous_prefix_lists_the_candidates_short() -> None:
 def test_a_prefix_of_nothing_is_record_not_found() -> None:
     with pytest.raises(RecordNotFound, match="no record id starts with 0x12345678 in this"):
         resolve_id("0x12345678", KNOWN, where=WHERE)
+
+
+def test_a_grant_prefix_of_nothing_is_not_found_naming_grants() -> None:
+    with pytest.raises(NotFound) as info:
+        resolve_id("0x12345678", KNOWN, where="among this patient's grants", what="grant")
+    assert not isinstance(info.value, RecordNotFound)
+    assert "no grant id starts with 0x12345678 among this patient's grants" in str(info.value)
 
 
 @pytest.mark.parametrize("given", ["0x1a2b3c4", "1a2b", "0x", ""])
