@@ -11,6 +11,7 @@ from emrshare import AmbiguousId, InvalidInput, NotFound, RecordNotFound
 from emrshare._ids import MIN_PREFIX, resolve_id, short_forms, short_hex
 from emrshare.chain import GrantStatus
 from emrshare.roles import AccessEvent, GrantInfo, ReadEvent, RecordInfo
+from emrshare.roles._reports import VerifiedReport
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 A = bytes.fromhex("1a2b3c4d" + "00" * 28)
@@ -146,3 +147,5 @@ def test_value_type_reprs_hold_no_raw_bytes() -> None:
     assert "capsule_hashes=(0xffee0011…,)" in repr(access)
     assert "accesses" not in repr(read) and "record_ids=(0x1a2b3c4d…,)" in repr(read)
     assert read.complete and read.count == 1
+    report = VerifiedReport(3, ALICE, ALICE, C, PolicyId(B), 9)
+    assert "evidence_hash=0xffee0011…" in repr(report) and "\\x" not in repr(report)
