@@ -9,7 +9,7 @@ ids of one table share them), and :func:`resolve_id` accepts any prefix of at le
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from emrshare.errors import AmbiguousId, InvalidInput, NotFound, RecordNotFound
 
@@ -72,29 +72,35 @@ def _digits(value: str, what: str) -> str:
 
 
 def resolve_id(
-    value: bytes | str, known: Sequence[bytes], *, where: str, what: str = "record"
+    value: bytes | str,
+    known: Sequence[bytes] | Callable[[], Sequence[bytes]],
+    *,
+    where: str,
+    what: str = "record",
 ) -> bytes:
     """The one id in ``known`` that ``value`` names: 32 bytes, a full ``0x`` id, or a
     unique prefix of at least :data:`MIN_PREFIX` hex digits (with or without ``0x``).
 
-    A full id is returned as given, even when ``known`` lacks it (the caller says why:
-    not found, or not granted). A prefix that matches nothing is :class:`RecordNotFound`,
-    one that matches several :class:`AmbiguousId` (listing their short forms), one too
-    short or not hex :class:`InvalidInput`. ``where`` ends the messages ("in the index of
-    patient 0x…"); ``what`` names the ids: ``record`` (``RecordNotFound``) or another
-    kind, such as ``grant`` (:class:`NotFound`).
+    ``known`` may be a function that lists them: it is called only for a prefix, after the
+    value's form was checked. A full id is returned as given, even when ``known`` lacks
+    it (the caller says why: not found, or not granted). A prefix that matches nothing is
+    :class:`RecordNotFound`, one that matches several :class:`AmbiguousId` (listing their
+    short forms), one too short or not hex :class:`InvalidInput`. ``where`` ends the
+    messages ("in the index of patient 0x…"); ``what`` names the ids: ``record``
+    (``RecordNotFound``) or another kind, such as ``grant`` (:class:`NotFound`).
     """
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         if len(raw) != 32:
-            raise InvalidInput(f"a record id is 32 bytes, not {len(raw)}")
+            raise InvalidInput(f"a {what} id is 32 bytes, not {len(raw)}")
         return raw
     if not isinstance(value, str):
-        raise InvalidInput(f"{value!r} is not a record id: give 32 bytes or 0x and hex digits")
+        raise InvalidInput(f"{value!r} is not a {what} id: give 32 bytes or 0x and hex digits")
     text = _digits(value, what)
     if len(text) == 64:
         return bytes.fromhex(text)
-    matches = sorted({bytes(k) for k in known if bytes(k).hex().startswith(text)})
+    listed = known() if callable(known) else known
+    matches = sorted({bytes(k) for k in listed if bytes(k).hex().startswith(text)})
     if not matches:
         message = f"no {what} id starts with 0x{text} {where}"
         if what == "record":
@@ -102,11 +108,11 @@ def resolve_id(
         raise NotFound(message)
     if len(matches) > 1:
         forms = short_forms(matches)
-        listed = ", ".join(forms[m] for m in matches)
+        named = ", ".join(forms[m] for m in matches)
         raise AmbiguousId(
             "0x" + text,
             ["0x" + m.hex() for m in matches],
-            f"the prefix 0x{text} matches {len(matches)} {what}s {where} ({listed}); "
+            f"the prefix 0x{text} matches {len(matches)} {what}s {where} ({named}); "
             "give more digits",
         )
     return matches[0]

@@ -93,10 +93,11 @@ class OwnIndex:
     def find(
         self, record: RecordId | bytes | str, tags: Mapping[bytes, tuple[str, int]]
     ) -> tuple[EntryAppended, tuple[str, int]]:
-        entries = self.entries()
-        listed = [bytes(ev.record_id) for ev in entries if bytes(ev.tag) in tags]
+        def listed() -> list[bytes]:
+            return [bytes(ev.record_id) for ev in self.entries() if bytes(ev.tag) in tags]
+
         rid = resolve_id(record, listed, where="in this patient's index")
-        for ev in entries:
+        for ev in self.entries():
             if bytes(ev.record_id) == rid:
                 named = tags.get(bytes(ev.tag))
                 if named is None:

@@ -359,13 +359,15 @@ class GrantedReader:
     def entry_event(self, patient: Address, record: RecordId | bytes | str) -> EntryAppended:
         """The index event of ``record``: a full id, or a unique prefix of 8 or more hex
         digits among the records of ``patient`` this member holds a grant for."""
+
+        def listed() -> list[bytes]:  # what this member can list: its grants' tags
+            granted = {bytes(g.tag) for g, _ in self.grant_events(patient)}
+            chain = self.patient_chain(patient)
+            return [rid for rid, ev in chain.items() if bytes(ev.tag) in granted]
+
+        where = f"among the records {patient} granted to {self.address}"
+        rid = resolve_id(record, listed, where=where)
         seen = self.patient_chain(patient)
-        # A prefix resolves against the records this member can list (its grants' tags).
-        granted = {bytes(g.tag) for g, _ in self.grant_events(patient)}
-        listed = [rid for rid, ev in seen.items() if bytes(ev.tag) in granted]
-        rid = resolve_id(
-            record, listed, where=f"among the records {patient} granted to {self.address}"
-        )
         if rid not in seen:
             raise RecordNotFound(
                 "0x" + rid.hex(), f"no record 0x{rid.hex()} in the index of patient {patient}"
