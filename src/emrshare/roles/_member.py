@@ -260,7 +260,7 @@ class MemberFacade:
         one read of those records); otherwise they are ``None``.
         """
         details = open_granted_sync(self._reads, patient, category) if open_entries else {}
-        return self.listed(patient, category, details)
+        return self._listed(patient, category, details)
 
     def record_id(self, patient: str, record: RecordId | bytes | str) -> RecordId:
         """The full id that ``record`` (an id, or a unique prefix of 8 or more hex digits
@@ -268,7 +268,7 @@ class MemberFacade:
         or :class:`RecordNotFound` if it names several or none."""
         return RecordId(bytes(self._reads.entry_event(checksum(patient), record).record_id))
 
-    def listed(
+    def _listed(
         self, patient: str, category: str | None, details: Mapping[bytes, IndexEntry]
     ) -> list[RecordInfo]:
         """:meth:`records`, with the opened entries ``details`` (by record id)."""

@@ -137,7 +137,7 @@ class AsyncRequester:
         """As :meth:`Requester.records` (the proxies asked on the caller's loop)."""
         reads = self.sync._reads
         details = await open_granted(reads, patient, category, self._run) if open_entries else {}
-        return await self._run(lambda: self.sync.listed(patient, category, details))
+        return await self._run(lambda: self.sync._listed(patient, category, details))
 
     async def grants(
         self, patient: str | None = None, *, active_only: bool = False
