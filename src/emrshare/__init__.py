@@ -7,6 +7,7 @@ patient grant one category of records to a hospital without exposing a secret ke
 
 from emrshare.errors import (
     AccessDenied,
+    AmbiguousId,
     BlobNotFound,
     ChainError,
     ConfigurationError,
@@ -72,6 +73,7 @@ _LAZY = {
     "GrantStatus": "emrshare.chain",
     "Operation": "emrshare.roles",
     "OperationResult": "emrshare.roles",
+    "ReadEvent": "emrshare.roles",
     "RecordInfo": "emrshare.roles",
 }
 
@@ -91,6 +93,7 @@ __all__ = [
     "AccessDenied",
     "AccessEvent",
     "AccessRequestInfo",
+    "AmbiguousId",
     "AsyncProvider",
     "AsyncRequester",
     "BlobNotFound",
@@ -131,6 +134,7 @@ __all__ = [
     "ProfileExists",
     "ProfileNotFound",
     "Provider",
+    "ReadEvent",
     "RecordInfo",
     "RecordNotFound",
     "ReplicationError",

@@ -9,8 +9,9 @@ and what to do next; they never contain secret material.
     EmrShareError
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
     │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
-    │   │   └── NotFound            a well-formed id names nothing
-    │   │       └── RecordNotFound  no such record in the patient's index
+    │   │   ├── NotFound            a well-formed id names nothing
+    │   │   │   └── RecordNotFound  no such record in the patient's index
+    │   │   └── AmbiguousId         an id prefix matches more than one record
     │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
     │   ├── InvalidCategory         not a usable category name (also a ValueError)
     │   ├── InvalidMediaType        not a usable media type (also a ValueError)
@@ -45,11 +46,12 @@ and what to do next; they never contain secret material.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "AmbiguousId",
     "BlobNotFound",
     "ChainError",
     "ConfigurationError",
@@ -143,6 +145,19 @@ class RecordNotFound(NotFound):
 
     def __init__(self, record_id: object, message: str) -> None:
         self.record_id = str(record_id)
+        super().__init__(message)
+
+
+class AmbiguousId(InvalidInput):
+    """An id prefix (8 or more hex digits) matches more than one id the caller can list.
+
+    ``prefix`` is the prefix as given; ``candidates`` the full ``0x…`` ids it matches.
+    The message lists their short forms: give more digits, or the full id.
+    """
+
+    def __init__(self, prefix: str, candidates: Sequence[str], message: str) -> None:
+        self.prefix = prefix
+        self.candidates = tuple(candidates)
         super().__init__(message)
 
 

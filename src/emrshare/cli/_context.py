@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emrshare._text import sanitize
-from emrshare.errors import ConfigurationError, KeystoreError
+from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
 
 if TYPE_CHECKING:
     from emrshare.crypto import MemberKeys, PatientKeys
@@ -212,11 +213,35 @@ class State:
             self._network.close()
 
 
+#: The state of the command being run (set by :func:`state`), for :func:`known_names`.
+_current_state: ContextVar[State | None] = ContextVar("emrshare_state", default=None)
+
+
+def known_names() -> dict[str, str]:
+    """The profile name of each address a local profile of this data dir holds, for the
+    tables (:mod:`._render`); empty outside a command. A damaged profile is skipped here:
+    a table is no place to report it."""
+    st = _current_state.get()
+    if st is None:
+        return {}
+    root = st.data_dir / "profiles"
+    names: dict[str, str] = {}
+    if root.is_dir():
+        profiles = st.profiles
+        for d in sorted(root.iterdir()):
+            try:
+                names.setdefault(profiles.get(d.name).address, d.name)
+            except EmrShareError:
+                continue
+    return names
+
+
 def state(ctx: typer.Context) -> State:
     """The global state, from any command's context (which it records as the command)."""
     root = ctx.find_root()
     obj = root.obj
     assert isinstance(obj, State)
+    _current_state.set(obj)
     obj.command = obj.command or ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 

@@ -7,15 +7,16 @@ Example::
         result = await client.reencrypt(policy, [capsule], deadline=chain_now + 300)
     cfrags = result.cfrags[0]          # M verified cfrags for the first capsule
 
-All N proxies are asked concurrently. The client stops as soon as M proxies returned
-fragments that verify for every capsule, and tolerates N−M proxies that are down, slow,
-refuse, or return bad fragments; each failure is reported with the proxy and the reason.
+All N proxies are asked concurrently (one nonce per read); the client stops once M
+proxies returned fragments that verify for every capsule, and tolerates N−M proxies that
+are down, slow, refuse, or return bad fragments, each reported with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,10 +172,12 @@ class ThresholdClient:
         }
         self._http = httpx.AsyncClient(**self._http_options)
         # One signed request per (proxy, policy, capsules, deadline): a retry within one
-        # read sends the same request (same nonce), which a proxy answers again without
-        # logging a second access. Bounded (oldest out): a long-lived client reads on.
+        # read sends the same request, which a proxy answers again without logging twice.
+        # One nonce per read for all its proxies: the patient's audit groups a read by it.
+        # Both bounded (oldest out): a long-lived client reads on.
         self._signed: OrderedDict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest]
         self._signed = OrderedDict()
+        self._nonces: OrderedDict[tuple[bytes, tuple[bytes, ...], int], int] = OrderedDict()
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
 
@@ -289,7 +292,8 @@ class ThresholdClient:
         key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
         signed = self._signed.get(key)
         if signed is None:
-            req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
+            nonce = self._nonces.setdefault(key[1:], secrets.randbits(256))
+            req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
             signed = SignedRequest(
                 request=req,
                 chain_id=self.chain_id,
@@ -298,8 +302,9 @@ class ThresholdClient:
                 capsules=tuple(capsule_bytes),
             )
             self._signed[key] = signed
-            if len(self._signed) > _SIGNED_KEPT:
-                self._signed.popitem(last=False)
+            for kept in (self._signed, self._nonces):
+                while len(kept) > _SIGNED_KEPT:
+                    kept.popitem(last=False)
         request_digest = signed.request.digest(self.chain_id, self.grants_contract)
 
         def fail(
@@ -393,9 +398,8 @@ class ThresholdClient:
     ) -> ThresholdResult:
         """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop).
 
-        May be called any number of times (a caller retries after :class:`Unavailable`):
-        each call runs its own event loop, so it opens and closes its own connections.
-        Inside a running event loop: :class:`ConfigurationError` (await :meth:`reencrypt`).
+        May be called again (after :class:`Unavailable`): each call runs its own event
+        loop and connections. In a running loop: :class:`ConfigurationError` (await it).
         """
         with contextlib.suppress(RuntimeError):  # raised when no loop runs: go ahead
             asyncio.get_running_loop()
@@ -409,9 +413,8 @@ class ThresholdClient:
             try:
                 return await self._reencrypt(http, policy, capsules, deadline)
             finally:
-                # Connections belong to this call's event loop, so they close with it. A
-                # transport passed in serves the next call with new connections (httpx
-                # pools open new ones after aclose); a closed AsyncClient would not.
+                # Connections belong to this call's loop and close with it; a transport
+                # passed in serves the next call with new ones (a closed client would not).
                 await http.aclose()
 
         return asyncio.run(go())

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, progress_bar, state, want_json
+from emrshare.cli._context import (
+    JsonOpt,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    state,
+    want_json,
+)
 
 if TYPE_CHECKING:
     from emrshare.roles import Patient, Provider, RecordInfo
@@ -84,10 +95,15 @@ def record_list(
     category: Annotated[str | None, typer.Option(help="only this category")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List records: a patient's own, or a patient's records this member was granted."""
+    """List records: a patient's own, or a patient's records this member was granted.
+
+    A member's list opens the entries of its active grants through the proxies (one
+    batched request per proxy and grant) to show type and size; the patient's audit
+    trail shows that as a read of those records.
+    """
 
     def theirs(p: Provider, who: Address) -> list[RecordInfo]:
-        return p.records(who, category)
+        return p.records(who, category, open_entries=True)
 
     recs = state(ctx).on_records(patient, lambda p: p.records(category), theirs)
     render.RECORDS.show(recs, want_json(ctx, json_out))
@@ -96,30 +112,85 @@ def record_list(
 @app.command("get")
 def record_get(
     ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="0x… record id")],
+    record_id: Annotated[
+        str, typer.Argument(help="record id, or a unique prefix of 8+ hex digits")
+    ],
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", dir_okay=False, help="where to write the record"),
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            allow_dash=True,
+            help="file to write the record to; - for stdout",
+        ),
     ],
     patient: PatientOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Read one record, fully verified, into a file (written only once verified)."""
+    """Read one record, fully verified, into a file (written only once verified) or,
+    with ``-o -``, to standard output (written only once verified; messages go to
+    standard error)."""
     st = state(ctx)
-    if not output.parent.is_dir():
+    to_stdout = str(output) == "-"
+    if not to_stdout and not output.parent.is_dir():
         raise typer.BadParameter(
             f"the directory {output.parent} does not exist; create it first", param_hint="-o"
         )
-    size = st.on_records(
-        patient,
-        lambda p: p.read_to(record_id, output),
-        lambda p, who: p.read_to(who, record_id, output),
-    )
-    if st.json:
-        emit_json({"record_id": record_id, "output": str(output), "size": size})
+
+    def own(p: Patient) -> tuple[RecordId, int]:
+        rid = p.record_id(record_id)
+        if to_stdout:
+            return rid, _to_stdout(p.read(rid))
+        return rid, p.read_to(rid, output)
+
+    def theirs(p: Provider, who: Address) -> tuple[RecordId, int]:
+        rid = p.record_id(who, record_id)
+        if to_stdout:
+            return rid, _to_stdout(p.read(who, rid))
+        return rid, p.read_to(who, rid, output)
+
+    rid, size = st.on_records(patient, own, theirs)
+    where = "stdout" if to_stdout else str(output)
+    if want_json(ctx, json_out):
+        doc = {"record_id": render.hex_id(rid), "output": where, "size": size}
+        if to_stdout:  # stdout holds the record: the JSON goes to stderr
+            err.print_json(json.dumps(doc), ensure_ascii=True)
+        else:
+            emit_json(doc)
     else:
-        out.print(f"wrote {size} bytes to {output}")
+        (err if to_stdout else out).print(
+            f"wrote {size} bytes of record {render.hex_id(rid)} to {where}", markup=False
+        )
 
 
-def audit(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """The patient's access trail: who read which records, when (from the chain)."""
-    render.ACCESSES.show(state(ctx).patient().audit(), want_json(ctx, json_out))
+def _to_stdout(data: bytes) -> int:
+    """Write a verified record to standard output, binary-safe (a closed pipe, as in
+    ``| head -c 100``, ends the command quietly with exit status 1)."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    return len(data)
+
+
+def audit(
+    ctx: typer.Context,
+    by_proxy: Annotated[
+        bool, typer.Option("--by-proxy", help="one row per proxy's log entry")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The patient's access trail: who read which records, when (from the chain).
+
+    One row per served read, with the proxies that logged it; ``--by-proxy`` shows each
+    proxy's log entry. Refused reads are not logged anywhere a patient can read.
+    """
+    patient = state(ctx).patient()
+    if by_proxy:
+        render.ACCESSES.show(patient.audit_by_proxy(), want_json(ctx, json_out))
+    else:
+        render.READS.show(patient.audit(), want_json(ctx, json_out))
