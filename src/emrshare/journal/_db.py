@@ -1,7 +1,8 @@
 """The journal's SQLite database: the ``writes`` table, its connection and row access.
 
 One row per write. The schema is that of the first release; existing journals open
-unchanged.
+unchanged (an index on ``meta.content``, the writer's keyed digest of a record's content,
+is added to them: see :meth:`Writes.same_content`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS writes (
 CREATE INDEX IF NOT EXISTS writes_stream ON writes(stream, sequence);
 CREATE INDEX IF NOT EXISTS writes_open ON writes(state) WHERE state NOT IN
     ('confirmed', 'rolled_back');
+CREATE INDEX IF NOT EXISTS writes_content ON writes(json_extract(meta, '$.content'));
 """
 
 _COLUMNS = (
@@ -125,6 +127,17 @@ class Writes:
             f"SELECT {_COLUMNS} FROM writes {where} ORDER BY stream, sequence"  # noqa: S608
         ).fetchall()
         return [_job(r) for r in rows]
+
+    def same_content(self, patient: str, category: str, content: str) -> WriteJob | None:
+        """The newest write, not rolled back, of ``content`` (an opaque digest the caller
+        keeps in ``meta["content"]``) for ``patient`` and ``category``; ``None`` if none."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM writes WHERE json_extract(meta, '$.content') = ?"  # noqa: S608
+            " AND patient = ? AND category = ? AND state != 'rolled_back'"
+            " ORDER BY created_at DESC, sequence DESC LIMIT 1",
+            (content, patient, category),
+        ).fetchone()
+        return _job(row) if row is not None else None
 
     def insert_pending(
         self,

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, progress_bar, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, err, out, progress_bar, state, want_json
 
 if TYPE_CHECKING:
-    from emrshare.roles import Patient, Provider, RecordInfo
+    from emrshare.roles import Provider, RecordInfo
     from emrshare.types import Address, RecordId
 
 app = typer.Typer(no_args_is_help=True, help="Add, list and read records.")
 
 PatientOpt = Annotated[str | None, typer.Option(help="patient address or profile (members only)")]
-MediaTypeOpt = Annotated[str, typer.Option(help="MIME type")]
+MediaTypeOpt = Annotated[
+    str | None, typer.Option(help="MIME type (default: from the file name, by mimetypes)")
+]
+AgainOpt = Annotated[
+    bool, typer.Option("--again", help="write a copy even if this content was already added")
+]
 
 
 @app.command("add")
@@ -26,29 +32,79 @@ def record_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: Annotated[str, typer.Option(help="category name, e.g. lab or imaging")],
     patient: PatientOpt = None,
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
+    again: AgainOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Encrypt, store and index one record (journaled: exactly once, resumable)."""
+    """Encrypt, store and index one record (journaled: exactly once, resumable).
+
+    The same file again (same content, patient and category) is not written twice: an
+    interrupted write of it is finished, a finished one reported; --again adds a copy.
+    """
     st = state(ctx)
     size = file.stat().st_size
-    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as advance:
+    kind = _media_type(file, media_type)
+    seen: dict[str, Any] = {}
 
-        def own(p: Patient) -> RecordId:
-            return p.add_record(
-                category, file, media_type=media_type, progress=lambda d, t: advance(d)
+    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as bar:
+
+        def on_stage(stage: str, rid: RecordId) -> None:
+            seen.setdefault("how", stage)
+            seen["rid"] = rid
+            bar.stage(stage)
+
+        options: dict[str, Any] = {
+            "media_type": kind,
+            "progress": lambda d, t: bar(d),
+            "again": again,
+            "on_stage": on_stage,
+        }
+        try:
+            rid = st.on_records(
+                patient,
+                lambda p: p.add_record(category, file, **options),
+                lambda p, who: p.add_record(who, category, file, **options),
             )
-
-        def theirs(p: Provider, who: Address) -> RecordId:
-            return p.add_record(
-                who, category, file, media_type=media_type, progress=lambda d, t: advance(d)
-            )
-
-        rid = st.on_records(patient, own, theirs)
+        except KeyboardInterrupt:
+            err.print(_interrupted(file, seen.get("rid")), markup=False, highlight=False)
+            raise typer.Exit(130) from None
+    how = {"existing": "existing", "resumed": "resumed"}.get(seen.get("how", ""), "added")
     if want_json(ctx, json_out):
-        emit_json({"record_id": render.hex_id(rid), "category": category, "size": size})
+        emit_json(
+            {
+                "record_id": render.hex_id(rid),
+                "category": category,
+                "size": size,
+                "media_type": kind,
+                "status": how,
+            }
+        )
+    elif how == "existing":
+        out.print(
+            f"{file.name} was already added as record {render.hex_id(rid)} ({category}); "
+            "nothing written (--again adds another copy)"
+        )
+    elif how == "resumed":
+        out.print(
+            f"finished the interrupted write of {file.name}: record {render.hex_id(rid)} "
+            f"({category}, {size} bytes)"
+        )
     else:
         out.print(f"added record {render.hex_id(rid)} ({category}, {size} bytes)")
+
+
+def _media_type(file: Path, given: str | None) -> str:
+    """``--media-type``, else the type ``mimetypes`` knows for the file name."""
+    return given or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+
+def _interrupted(file: Path, rid: RecordId | None) -> str:
+    if rid is None:
+        return f"interrupted: nothing of {file.name} was written yet; re-run the same command"
+    return (
+        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}; run "
+        "'emrshare recover' to finish it, or re-run the same command"
+    )
 
 
 @app.command("import")
@@ -57,15 +113,36 @@ def record_import(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: Annotated[str, typer.Option(help="category name, e.g. lab")],
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
     batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,
+    again: AgainOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Bulk import: many files of one category, appended in batches (journaled)."""
+    """Bulk import: many files of one category, appended in batches (journaled).
+
+    Files already imported (or interrupted) for this patient and category are reported
+    (or finished), not written again, unless --again.
+    """
     st = state(ctx)
-    ids = st.provider().add_records(
-        st.profiles.resolve(patient), category, files, media_type=media_type, batch_size=batch_size
-    )
+    # One media type per import: --media-type, else the first file's.
+    kind = _media_type(files[0], media_type)
+    try:
+        ids = st.provider().add_records(
+            st.profiles.resolve(patient),
+            category,
+            files,
+            media_type=kind,
+            batch_size=batch_size,
+            again=again,
+        )
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the files begun are journaled; run 'emrshare recover' to finish "
+            "them, or re-run the same command",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     if want_json(ctx, json_out):
         emit_json(
             [
