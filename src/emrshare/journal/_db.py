@@ -1,8 +1,8 @@
 """The journal's SQLite database: the ``writes`` table, its connection and row access.
 
 One row per write. The schema is that of the first release; existing journals open
-unchanged (an index on ``meta.content``, the writer's keyed digest of a record's content,
-is added to them: see :meth:`Writes.same_content`).
+unchanged (the writer's keyed digest of a record's content lives in ``meta``: see
+:meth:`Writes.same_content`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS writes (
 CREATE INDEX IF NOT EXISTS writes_stream ON writes(stream, sequence);
 CREATE INDEX IF NOT EXISTS writes_open ON writes(state) WHERE state NOT IN
     ('confirmed', 'rolled_back');
-CREATE INDEX IF NOT EXISTS writes_content ON writes(json_extract(meta, '$.content'));
 """
 
 _COLUMNS = (
