@@ -276,8 +276,8 @@ class _Bar:
             self._update(completed=done)
 
     def stage(self, name: str) -> None:
-        if self._update is not None:
-            self._update(description=f"{self._label}: {name}")
+        if self._update is not None:  # drawn at once: a stage may last less than a refresh
+            self._update(description=f"{self._label}: {name}", refresh=True)
 
 
 @contextmanager
