@@ -85,6 +85,16 @@ def _open_rows(data_dir: Path) -> list[tuple[bytes, str]]:
     return [(bytes(r), s) for r, s in rows]
 
 
+def _encrypting(data_dir: Path) -> bool:
+    """An open write past ``journaled``: its spool file is begun (encryption started,
+    so the CLI was told the id) or it is past ``pending``."""
+    spool = _journal(data_dir).parent / "spool"
+    return any(
+        state != "pending" or (spool / f"{rid.hex()}.bin").exists()
+        for rid, state in _open_rows(data_dir)
+    )
+
+
 def _state_of(data_dir: Path, record_id: bytes) -> str:
     db = sqlite3.connect(f"file:{_journal(data_dir)}?mode=ro", uri=True, timeout=5)
     try:
@@ -96,11 +106,11 @@ def _state_of(data_dir: Path, record_id: bytes) -> str:
     return str(state)
 
 
-def _interrupted_add(data_dir: Path, file: Path) -> subprocess.CompletedProcess[str]:
+def _interrupted_add(data_dir: Path, file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`record add FILE`, sent SIGINT (to its process group, like Ctrl-C) as soon as the
-    journal holds its open write. Bounded: at most 120 s of watching."""
+    journal holds its open write and encryption began. Bounded: 120 s of watching."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emrshare.cli", *ADD, str(file)],
+        [sys.executable, "-m", "emrshare.cli", *ADD, str(file), *extra],
         env=_env(data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,7 +119,7 @@ def _interrupted_add(data_dir: Path, file: Path) -> subprocess.CompletedProcess[
     )
     deadline = time.monotonic() + 120
     try:
-        while proc.poll() is None and not _open_rows(data_dir):
+        while proc.poll() is None and not _encrypting(data_dir):
             assert time.monotonic() < deadline, "the write never showed up in the journal"
             time.sleep(0.002)
         if proc.poll() is None:
@@ -122,7 +132,9 @@ def _interrupted_add(data_dir: Path, file: Path) -> subprocess.CompletedProcess[
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _interrupt(data_dir: Path, tmp: Path, name: str, odd: int) -> tuple[Path, str]:
+def _interrupt(
+    data_dir: Path, tmp: Path, name: str, odd: int, *, as_json: bool = False
+) -> tuple[Path, str]:
     """A large file whose `record add` was interrupted mid-write; its printed short id.
     Its size is 48 MB + ``odd`` bytes (each test's records are told apart by size). A
     machine fast enough to finish it before the signal lands gets a bigger file (at
@@ -131,13 +143,19 @@ def _interrupt(data_dir: Path, tmp: Path, name: str, odd: int) -> tuple[Path, st
     for attempt in range(3):
         file = tmp / f"{name}-{attempt}.bin"
         file.write_bytes(os.urandom(size))
-        result = _interrupted_add(data_dir, file)
+        result = _interrupted_add(data_dir, file, *(["--json"] if as_json else []))
         if result.returncode == 0:
             size = 2 * size - odd  # finished before the signal: try again, bigger
             continue
         assert result.returncode == 130, result.stdout + result.stderr
         assert "Traceback" not in result.stderr, result.stderr
         line = result.stderr.strip()
+        if as_json:  # one JSON error on stderr, with the full id
+            error = json.loads(line)["error"]
+            assert (error["type"], error["exit_code"]) == ("Interrupted", 130)
+            assert error["message"].startswith(f"interrupted: the write of {file.name} is")
+            assert "emrshare recover" in error["hint"]
+            return file, str(error["record_id"])[:10]
         assert len(line.splitlines()) == 1, result.stderr
         assert line.startswith(f"interrupted: the write of {file.name} is journaled as 0x"), line
         assert "run 'emrshare recover' to finish it, or re-run the same command" in line
@@ -189,7 +207,7 @@ def test_attack_ctrl_c_then_rerun_duplicates_a_record(devnet: Path, tmp_path: Pa
 
 
 def test_recover_lists_the_ids_it_finished(devnet: Path, tmp_path: Path) -> None:
-    file, short = _interrupt(devnet, tmp_path, "mri", 2)
+    file, short = _interrupt(devnet, tmp_path, "mri", 2, as_json=True)
     (rid_bytes, _), *more = [r for r in _open_rows(devnet) if r[0].hex().startswith(short[2:])]
     assert more == []
     full = "0x" + rid_bytes.hex()

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, err, out, progress_bar, state, want_json
+from emrshare.cli._context import (
+    JsonOpt,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    safe,
+    state,
+    want_json,
+)
 
 if TYPE_CHECKING:
     from emrshare.roles import Provider, RecordInfo
@@ -66,8 +77,7 @@ def record_add(
                 lambda p, who: p.add_record(who, category, file, **options),
             )
         except KeyboardInterrupt:
-            err.print(_interrupted(file, seen.get("rid")), markup=False, highlight=False)
-            raise typer.Exit(130) from None
+            _interrupted(file, seen.get("rid"), want_json(ctx, json_out))
     how = {"existing": "existing", "resumed": "resumed"}.get(seen.get("how", ""), "added")
     if want_json(ctx, json_out):
         emit_json(
@@ -98,13 +108,32 @@ def _media_type(file: Path, given: str | None) -> str:
     return given or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
 
 
-def _interrupted(file: Path, rid: RecordId | None) -> str:
+def _interrupted(file: Path, rid: RecordId | None, as_json: bool) -> NoReturn:
+    """Ctrl-C during ``record add``: what was kept and how to resume; exit 130."""
     if rid is None:
-        return f"interrupted: nothing of {file.name} was written yet; re-run the same command"
-    return (
-        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}; run "
-        "'emrshare recover' to finish it, or re-run the same command"
+        _stop(
+            f"interrupted as the write of {file.name} began",
+            "re-run the same command (it finishes a journaled write, never writes a copy)",
+            as_json,
+        )
+    _stop(
+        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}",
+        "run 'emrshare recover' to finish it, or re-run the same command",
+        as_json,
+        render.hex_id(rid),
     )
+
+
+def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) -> NoReturn:
+    """One line (a JSON error on stderr under --json, with the full record id), exit 130."""
+    if as_json:
+        body = {"type": "Interrupted", "message": message, "hint": hint, "exit_code": 130}
+        if record_id is not None:
+            body["record_id"] = record_id
+        sys.stderr.write(json.dumps({"error": body}) + "\n")
+    else:
+        err.print(safe(f"{message}; {hint}"), markup=False, highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command("import")
@@ -136,13 +165,12 @@ def record_import(
             again=again,
         )
     except KeyboardInterrupt:
-        err.print(
-            "interrupted: the files begun are journaled; run 'emrshare recover' to finish "
-            "them, or re-run the same command",
-            markup=False,
-            highlight=False,
+        _stop(
+            "interrupted: the files begun are journaled",
+            "run 'emrshare recover' to finish them, or re-run the same command (files "
+            "already in are not written again)",
+            want_json(ctx, json_out),
         )
-        raise typer.Exit(130) from None
     if want_json(ctx, json_out):
         emit_json(
             [
