@@ -288,11 +288,29 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+class _Bar:
+    """What :func:`progress_bar` yields: ``bar(nbytes)`` advances it, ``bar.stage(name)``
+    shows the step a write has reached (encrypt, store, append, confirm)."""
+
+    def __init__(self, label: str, update: Callable[..., None] | None) -> None:
+        self._label = label
+        self._update = update
+
+    def __call__(self, done: int) -> None:
+        if self._update is not None:
+            self._update(completed=done)
+
+    def stage(self, name: str) -> None:
+        if self._update is not None:  # drawn at once: a stage may last less than a refresh
+            self._update(description=f"{self._label}: {name}", refresh=True)
+
+
 @contextmanager
-def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar for large transfers, on a terminal; yields ``advance(nbytes)``."""
+def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[_Bar]:
+    """A rich progress bar for large transfers, on a terminal; yields a :class:`_Bar`
+    (``bar(nbytes)``, ``bar.stage(name)``)."""
     if not enabled or not err.is_terminal:  # scripts reading stderr get no bar residue
-        yield lambda n: None
+        yield _Bar(label, None)
         return
     with Progress(
         "[progress.description]{task.description}",
@@ -303,4 +321,4 @@ def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Calla
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.update(task, completed=n)
+        yield _Bar(label, lambda **kw: bar.update(task, **kw))

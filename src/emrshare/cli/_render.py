@@ -348,6 +348,18 @@ def operation_json(o: OperationResult) -> dict[str, Any]:
     return {"id": o.op_id, "kind": o.kind, "steps": o.steps, "sent": o.sent}
 
 
+def recovery_lines(report: RecoveryReport) -> list[str]:
+    """``recover``: the counts, then one line per record finished or rolled back (full
+    ids, for ``record get``; the failures go to stderr with their reasons)."""
+    lines = [
+        f"finished {len(report.confirmed)}, rolled back {len(report.rolled_back)}, "
+        f"still failing {len(report.failed)}"
+    ]
+    lines += [f"  finished    {hex_id(r)}" for r in report.confirmed]
+    lines += [f"  rolled back {hex_id(r)}" for r in report.rolled_back]
+    return lines
+
+
 def recovery_json(report: RecoveryReport, ops: Sequence[OperationResult]) -> dict[str, Any]:
     """``recover --json``: the journal's report and the patient's finished operations."""
     return {

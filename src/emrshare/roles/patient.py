@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from emrshare.chain import GrantCreated
 from emrshare.crypto import (
@@ -50,7 +50,7 @@ from emrshare.roles._requests import (
     pending_request,
     request_closed,
 )
-from emrshare.roles._writer import RecordSource
+from emrshare.roles._writer import AddOptions, RecordSource
 from emrshare.types import Address, PolicyId, RecordId
 
 __all__ = ["Patient"]
@@ -314,18 +314,12 @@ class Patient:
         return RecordId(bytes(self._own.find(record, self._tags())[0].record_id))
 
     def add_record(
-        self,
-        category: str,
-        content: RecordSource,
-        *,
-        media_type: str = "application/octet-stream",
-        progress: Progress | None = None,
+        self, category: str, content: RecordSource, **options: Unpack[AddOptions]
     ) -> RecordId:
-        """Add a record to the patient's own index (e.g. a home measurement)."""
+        """Add a record to the patient's own index (e.g. a home measurement); ``options``
+        and the same-content rule as :meth:`Provider.add_record`."""
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            return self._writes.writer.add(
-                self.address, category, content, media_type=media_type, progress=progress
-            )
+            return self._writes.writer.add(self.address, category, content, **options)
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish or roll back interrupted writes of this patient."""

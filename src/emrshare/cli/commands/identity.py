@@ -86,10 +86,8 @@ def recover(
     if want_json(ctx, json_out):
         emit_json(render.recovery_json(report, ops))
     else:
-        out.print(
-            f"finished {len(report.confirmed)}, rolled back {len(report.rolled_back)}, "
-            f"still failing {len(report.failed)}"
-        )
+        for line in render.recovery_lines(report):
+            out.print(line, markup=False)
         for o in ops:
             out.print(
                 f"finished interrupted {o.kind} {o.op_id[:8]}: {o.sent} of {o.steps} "

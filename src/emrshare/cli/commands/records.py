@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -17,6 +18,7 @@ from emrshare.cli._context import (
     err,
     out,
     progress_bar,
+    safe,
     state,
     want_json,
 )
@@ -28,7 +30,12 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Add, list and read records.")
 
 PatientOpt = Annotated[str | None, typer.Option(help="patient address or profile (members only)")]
-MediaTypeOpt = Annotated[str, typer.Option(help="MIME type")]
+MediaTypeOpt = Annotated[
+    str | None, typer.Option(help="MIME type (default: from the file name, by mimetypes)")
+]
+AgainOpt = Annotated[
+    bool, typer.Option("--again", help="write a copy even if this content was already added")
+]
 
 
 @app.command("add")
@@ -37,29 +44,97 @@ def record_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: Annotated[str, typer.Option(help="category name, e.g. lab or imaging")],
     patient: PatientOpt = None,
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
+    again: AgainOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Encrypt, store and index one record (journaled: exactly once, resumable)."""
+    """Encrypt, store and index one record (journaled: exactly once, resumable).
+
+    The same file again (same content, patient and category) is not written twice: an
+    interrupted write of it is finished, a finished one reported; --again adds a copy.
+    """
     st = state(ctx)
     size = file.stat().st_size
-    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as advance:
+    kind = _media_type(file, media_type)
+    seen: dict[str, Any] = {}
 
-        def own(p: Patient) -> RecordId:
-            return p.add_record(
-                category, file, media_type=media_type, progress=lambda d, t: advance(d)
+    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as bar:
+
+        def on_stage(stage: str, rid: RecordId) -> None:
+            seen.setdefault("how", stage)
+            seen["rid"] = rid
+            bar.stage(stage)
+
+        options: dict[str, Any] = {
+            "media_type": kind,
+            "progress": lambda d, t: bar(d),
+            "again": again,
+            "on_stage": on_stage,
+        }
+        try:
+            rid = st.on_records(
+                patient,
+                lambda p: p.add_record(category, file, **options),
+                lambda p, who: p.add_record(who, category, file, **options),
             )
-
-        def theirs(p: Provider, who: Address) -> RecordId:
-            return p.add_record(
-                who, category, file, media_type=media_type, progress=lambda d, t: advance(d)
-            )
-
-        rid = st.on_records(patient, own, theirs)
+        except KeyboardInterrupt:
+            _interrupted(file, seen.get("rid"), want_json(ctx, json_out))
+    how = {"existing": "existing", "resumed": "resumed"}.get(seen.get("how", ""), "added")
     if want_json(ctx, json_out):
-        emit_json({"record_id": render.hex_id(rid), "category": category, "size": size})
+        emit_json(
+            {
+                "record_id": render.hex_id(rid),
+                "category": category,
+                "size": size,
+                "media_type": kind,
+                "status": how,
+            }
+        )
+    elif how == "existing":
+        out.print(
+            f"{file.name} was already added as record {render.hex_id(rid)} ({category}); "
+            "nothing written (--again adds another copy)"
+        )
+    elif how == "resumed":
+        out.print(
+            f"finished the interrupted write of {file.name}: record {render.hex_id(rid)} "
+            f"({category}, {size} bytes)"
+        )
     else:
         out.print(f"added record {render.hex_id(rid)} ({category}, {size} bytes)")
+
+
+def _media_type(file: Path, given: str | None) -> str:
+    """``--media-type``, else the type ``mimetypes`` knows for the file name."""
+    return given or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+
+def _interrupted(file: Path, rid: RecordId | None, as_json: bool) -> NoReturn:
+    """Ctrl-C during ``record add``: what was kept and how to resume; exit 130."""
+    if rid is None:
+        _stop(
+            f"interrupted as the write of {file.name} began",
+            "re-run the same command (it finishes a journaled write, never writes a copy)",
+            as_json,
+        )
+    _stop(
+        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}",
+        "run 'emrshare recover' to finish it, or re-run the same command",
+        as_json,
+        render.hex_id(rid),
+    )
+
+
+def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) -> NoReturn:
+    """One line (a JSON error on stderr under --json, with the full record id), exit 130."""
+    if as_json:
+        body = {"type": "Interrupted", "message": message, "hint": hint, "exit_code": 130}
+        if record_id is not None:
+            body["record_id"] = record_id
+        sys.stderr.write(json.dumps({"error": body}) + "\n")
+    else:
+        err.print(safe(f"{message}; {hint}"), markup=False, highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command("import")
@@ -68,15 +143,35 @@ def record_import(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: Annotated[str, typer.Option(help="category name, e.g. lab")],
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
     batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,
+    again: AgainOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Bulk import: many files of one category, appended in batches (journaled)."""
+    """Bulk import: many files of one category, appended in batches (journaled).
+
+    Files already imported (or interrupted) for this patient and category are reported
+    (or finished), not written again, unless --again.
+    """
     st = state(ctx)
-    ids = st.provider().add_records(
-        st.profiles.resolve(patient), category, files, media_type=media_type, batch_size=batch_size
-    )
+    # One media type per import: --media-type, else the first file's.
+    kind = _media_type(files[0], media_type)
+    try:
+        ids = st.provider().add_records(
+            st.profiles.resolve(patient),
+            category,
+            files,
+            media_type=kind,
+            batch_size=batch_size,
+            again=again,
+        )
+    except KeyboardInterrupt:
+        _stop(
+            "interrupted: the files begun are journaled",
+            "run 'emrshare recover' to finish them, or re-run the same command (files "
+            "already in are not written again)",
+            want_json(ctx, json_out),
+        )
     if want_json(ctx, json_out):
         emit_json(
             [
