@@ -111,6 +111,11 @@ def test_grantee_list_shows_type_and_size(devnet: Devnet) -> None:
     listed = {r["record_id"]: r for r in _json(devnet.data, *args)}
     assert listed[devnet.lab]["size"] == len(LAB)
     assert listed[devnet.note]["media_type"] == "text/csv"
+    # --no-details: the ids without opening anything, so no read in the patient's trail.
+    before = len(_json(devnet.data, "--profile", "patient", "audit"))
+    plain = {r["record_id"]: r for r in _json(devnet.data, *args, "--no-details")}
+    assert set(plain) == set(listed) and plain[devnet.lab]["size"] is None
+    assert len(_json(devnet.data, "--profile", "patient", "audit")) == before
 
 
 def test_record_get_takes_a_prefix_and_writes_stdout(devnet: Devnet) -> None:

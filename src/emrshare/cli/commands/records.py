@@ -188,17 +188,24 @@ def record_list(
     ctx: typer.Context,
     patient: PatientOpt = None,
     category: Annotated[str | None, typer.Option(help="only this category")] = None,
+    details: Annotated[
+        bool,
+        typer.Option(
+            help="a member: open the entries through the proxies for type and size "
+            "(the patient's audit shows it as a read); --no-details lists ids only"
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """List records: a patient's own, or a patient's records this member was granted.
 
     A member's list opens the entries of its active grants through the proxies (one
     batched request per proxy and grant) to show type and size; the patient's audit
-    trail shows that as a read of those records.
+    trail shows that as a read of those records. ``--no-details`` lists without it.
     """
 
     def theirs(p: Provider, who: Address) -> list[RecordInfo]:
-        return p.records(who, category, open_entries=True)
+        return p.records(who, category, open_entries=details)
 
     recs = state(ctx).on_records(patient, lambda p: p.records(category), theirs)
     render.RECORDS.show(recs, want_json(ctx, json_out))
