@@ -427,3 +427,26 @@ async def test_a_long_lived_client_keeps_a_bounded_number_of_signed_requests(
         assert {k: v.request.nonce for k, v in client._signed.items()} == {
             k: v.request.nonce for k, v in kept.items()
         }
+
+
+async def test_a_record_appended_a_moment_ago_is_not_now_not_no(world: dict[str, Any]) -> None:
+    """Proxies index entries as their watchers follow the chain: a grantee reading a
+    record its proxies have not indexed yet gets Unavailable (retry), not AccessDenied,
+    and the same read succeeds once they have."""
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    (entry,) = chain.append(patient, "lab", 0, count=1)  # not yet seen by the proxies
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)
+    async with _grantee_client(world) as client:
+        deadline = chain.chain_time() + 60
+        with pytest.raises(Unavailable) as info:
+            await client.reencrypt(policy, [entry.capsule], deadline=deadline)
+        assert set(info.value.failures.values()) == {"capsule_not_in_index"}
+        _settle(proxies)
+        result = await client.reencrypt(policy, [entry.capsule], deadline=deadline)
+    open_entry_as_grantee(entry, grantee, gmap, result.cfrags[0])
