@@ -7,7 +7,7 @@ STAMPS := .stamps
 NODE_TOOLS := tools/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format typecheck contracts check-artifacts unit integration bench clean
+.PHONY: setup demo test test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(NODE_TOOLS)
 
@@ -27,6 +27,15 @@ $(STAMPS)/venv: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+# A second venv with web3 8 (everything else pinned as in constraints.txt): `make test` runs
+# the web3-facing slice below on it after the main suite (docs/development.md, "web3 7 and 8").
+VENV8 := .venv-web3-8
+$(STAMPS)/venv-web3-8: pyproject.toml constraints-web3-8.txt
+	@mkdir -p $(STAMPS)
+	@test -x $(VENV8)/bin/python || $(PY) -m venv $(VENV8)
+	$(VENV8)/bin/python -m pip install -q --disable-pip-version-check -c constraints-web3-8.txt -e '.[dev]'
 	@touch $@
 
 $(NODE_TOOLS): tools/package.json tools/package-lock.json
@@ -58,6 +67,22 @@ integration: setup
 
 test: setup lint typecheck check-artifacts
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-web3-8
+
+# The chain layer on anvil and ganache (forge's Solidity invariants use no web3), the
+# in-process py-evm chain, real proxy processes, and the roles end to end (py-evm, anvil).
+WEB3_8_TESTS := tests/unit/chain tests/unit/test_local_evm.py tests/unit/proxy/test_in_process.py \
+  tests/integration/chain --deselect tests/integration/chain/test_forge_invariants.py \
+  tests/integration/proxy/test_threshold_read.py::test_happy_path_opens_entries \
+  tests/integration/proxy/test_threshold_read.py::test_sync_reads_reuse_a_passed_transport \
+  tests/integration/proxy/test_policy_checks.py tests/integration/proxy/test_reorg.py \
+  tests/integration/proxy/test_restart_and_audit.py tests/integration/proxy/test_serve_cli.py \
+  tests/integration/roles/test_scenario.py::test_demo_scenario_through_the_library \
+  tests/integration/roles/test_lifecycle.py::test_provider_writes_after_close
+
+test-web3-8: $(STAMPS)/apt $(STAMPS)/venv-web3-8 $(NODE_TOOLS)
+	$(VENV8)/bin/python -c 'import web3; assert web3.__version__.startswith("8."), web3.__version__'
+	$(VENV8)/bin/pytest -p no:cacheprovider $(WEB3_8_TESTS)
 
 demo: setup
 	$(BIN)/python scripts/demo.py
@@ -66,4 +91,4 @@ bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(STAMPS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV8) $(STAMPS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
