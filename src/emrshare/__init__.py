@@ -5,6 +5,7 @@ index, grants, revocations and access log; Umbral threshold proxy re-encryption 
 patient grant one category of records to a hospital without exposing a secret key.
 """
 
+from emrshare.categories import CATEGORIES, Category, normalize_category, normalize_purpose
 from emrshare.errors import (
     AccessDenied,
     BlobNotFound,
@@ -38,6 +39,8 @@ from emrshare.errors import (
     TransactionFailed,
     TransactionMinedFailed,
     Unavailable,
+    UnknownCategory,
+    UnknownPurpose,
     UnsupportedVersion,
     VerificationError,
     WireFormatError,
@@ -92,6 +95,8 @@ __all__ = [
     "AsyncProvider",
     "AsyncRequester",
     "BlobNotFound",
+    "CATEGORIES",
+    "Category",
     "ChainError",
     "ConfigurationError",
     "ConsortiumAdmin",
@@ -138,8 +143,12 @@ __all__ = [
     "TransactionFailed",
     "TransactionMinedFailed",
     "Unavailable",
+    "UnknownCategory",
+    "UnknownPurpose",
     "UnsupportedVersion",
     "VerificationError",
     "WireFormatError",
+    "normalize_category",
+    "normalize_purpose",
     "__version__",
 ]

@@ -22,6 +22,7 @@ from emrshare.errors import (
     NotAdmin,
     NotFound,
     RecordNotFound,
+    UnknownCategory,
 )
 
 __all__ = ["HINTS", "ErrorHandlingGroup", "message_for"]
@@ -36,6 +37,11 @@ HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], str], ...] = (
     (NotFound, ("grant revoke",), "`emrshare grant list` shows the grants"),
     (NotFound, ("request approve", "request deny"), "`emrshare request list` shows them"),
     (DeploymentError, (), "on a devnet, `emrshare devnet up` deploys them"),
+    (
+        UnknownCategory,
+        ("record add", "writer add", "grant add", "request add"),
+        "pass `--new-category` for a custom category",
+    ),
 )
 
 

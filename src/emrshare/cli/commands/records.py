@@ -9,6 +9,7 @@ import typer
 
 from emrshare.cli import _render as render
 from emrshare.cli._context import JsonOpt, emit_json, out, progress_bar, state, want_json
+from emrshare.cli.commands.grants import CategoryOpt, NewCategoryOpt
 
 if TYPE_CHECKING:
     from emrshare.roles import Patient, Provider, RecordInfo
@@ -24,9 +25,10 @@ MediaTypeOpt = Annotated[str, typer.Option(help="MIME type")]
 def record_add(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    category: Annotated[str, typer.Option(help="category name, e.g. lab or imaging")],
+    category: CategoryOpt,
     patient: PatientOpt = None,
     media_type: MediaTypeOpt = "application/octet-stream",
+    new_category: NewCategoryOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Encrypt, store and index one record (journaled: exactly once, resumable)."""
@@ -36,7 +38,11 @@ def record_add(
 
         def own(p: Patient) -> RecordId:
             return p.add_record(
-                category, file, media_type=media_type, progress=lambda d, t: advance(d)
+                category,
+                file,
+                media_type=media_type,
+                new_category=new_category,
+                progress=lambda d, t: advance(d),
             )
 
         def theirs(p: Provider, who: Address) -> RecordId:
@@ -55,7 +61,7 @@ def record_add(
 def record_import(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
-    category: Annotated[str, typer.Option(help="category name, e.g. lab")],
+    category: CategoryOpt,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
     media_type: MediaTypeOpt = "application/octet-stream",
     batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,
