@@ -8,6 +8,7 @@ patient grant one category of records to a hospital without exposing a secret ke
 from emrshare.categories import CATEGORIES, Category, normalize_category, normalize_purpose
 from emrshare.errors import (
     AccessDenied,
+    AmbiguousId,
     BlobNotFound,
     ChainError,
     ConfigurationError,
@@ -32,6 +33,8 @@ from emrshare.errors import (
     NotAdmin,
     NotFound,
     NotGrantee,
+    ProfileExists,
+    ProfileNotFound,
     RecordNotFound,
     ReplicationError,
     StorageError,
@@ -73,6 +76,7 @@ _LAZY = {
     "GrantStatus": "emrshare.chain",
     "Operation": "emrshare.roles",
     "OperationResult": "emrshare.roles",
+    "ReadEvent": "emrshare.roles",
     "RecordInfo": "emrshare.roles",
 }
 
@@ -92,6 +96,7 @@ __all__ = [
     "AccessDenied",
     "AccessEvent",
     "AccessRequestInfo",
+    "AmbiguousId",
     "AsyncProvider",
     "AsyncRequester",
     "BlobNotFound",
@@ -131,7 +136,10 @@ __all__ = [
     "OperationResult",
     "Patient",
     "PatientKeys",
+    "ProfileExists",
+    "ProfileNotFound",
     "Provider",
+    "ReadEvent",
     "RecordInfo",
     "RecordNotFound",
     "ReplicationError",

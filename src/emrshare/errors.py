@@ -11,6 +11,7 @@ and what to do next; they never contain secret material.
     │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
     │   │   ├── NotFound            a well-formed id names nothing
     │   │   │   └── RecordNotFound  no such record in the patient's index
+    │   │   ├── AmbiguousId         an id prefix matches more than one record
     │   │   ├── UnknownCategory     a category outside the vocabulary (did you mean …)
     │   │   └── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
     │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
@@ -47,11 +48,12 @@ and what to do next; they never contain secret material.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "AmbiguousId",
     "BlobNotFound",
     "ChainError",
     "ConfigurationError",
@@ -76,6 +78,8 @@ __all__ = [
     "NotAdmin",
     "NotFound",
     "NotGrantee",
+    "ProfileExists",
+    "ProfileNotFound",
     "RecordNotFound",
     "ReplicationError",
     "StorageError",
@@ -109,12 +113,55 @@ class NotFound(InvalidInput):
     """A well-formed identifier names nothing: no such member, grant, request or profile."""
 
 
+class ProfileExists(InvalidInput):
+    """A local profile of that name is already in the data directory (``name``)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class ProfileNotFound(NotFound):
+    """No local profile of that name in the data directory. ``name`` is the name asked
+    for, ``known`` the profiles there are, ``suggestion`` the closest known name (a
+    typo's likely meaning) or ``None``, and ``reference`` tells a name given for another
+    identity (a patient to act on) from the profile to act as."""
+
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        *,
+        known: tuple[str, ...] = (),
+        suggestion: str | None = None,
+        reference: bool = False,
+    ) -> None:
+        self.name = name
+        self.known = known
+        self.suggestion = suggestion
+        self.reference = reference
+        super().__init__(message)
+
+
 class RecordNotFound(NotFound):
     """No record with that id is in the patient's index (or in the categories the caller
     can read). ``record_id`` is the id asked for."""
 
     def __init__(self, record_id: object, message: str) -> None:
         self.record_id = str(record_id)
+        super().__init__(message)
+
+
+class AmbiguousId(InvalidInput):
+    """An id prefix (8 or more hex digits) matches more than one id the caller can list.
+
+    ``prefix`` is the prefix as given; ``candidates`` the full ``0x…`` ids it matches.
+    The message lists their short forms: give more digits, or the full id.
+    """
+
+    def __init__(self, prefix: str, candidates: Sequence[str], message: str) -> None:
+        self.prefix = prefix
+        self.candidates = tuple(candidates)
         super().__init__(message)
 
 

@@ -15,24 +15,42 @@ from typing import Annotated
 import typer
 
 from emrshare import __version__
-from emrshare.cli._context import State
+from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import devnet, grants, identity, members, proxy, records, requests
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     help="Share encrypted medical records across hospitals.",
 )
+
+
+def _profile_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of --profile: the profiles of the data dir (given or default)."""
+    from emrshare.errors import EmrShareError
+    from emrshare.roles.profiles import Profiles, default_data_dir
+
+    given = ctx.params.get("data_dir")
+    try:
+        names = [p.name for p in Profiles(Path(given or default_data_dir()).expanduser()).list()]
+    except (EmrShareError, OSError):  # completion never fails the shell: no names instead
+        return []
+    return [n for n in names if n.startswith(incomplete)]
 
 
 @app.callback()
 def _global_options(
     ctx: typer.Context,
     profile: Annotated[
-        str, typer.Option(envvar="EMRSHARE_PROFILE", help="which local identity to act as")
+        str,
+        typer.Option(
+            envvar="EMRSHARE_PROFILE",
+            help="which local identity to act as",
+            autocompletion=_profile_names,
+        ),
     ] = "default",
     data_dir: Annotated[
         Path | None,
@@ -55,9 +73,12 @@ def _global_options(
 
 
 @app.command()
-def version() -> None:
+def version(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Print the emrshare version."""
-    typer.echo(__version__)
+    if want_json(ctx, json_out):
+        emit_json({"version": __version__})
+    else:
+        typer.echo(__version__)
 
 
 app.add_typer(proxy.app, name="proxy")

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emrshare._text import sanitize
-from emrshare.errors import ConfigurationError, KeystoreError
+from emrshare.errors import ConfigurationError, EmrShareError, KeystoreError
 
 if TYPE_CHECKING:
     from emrshare.crypto import MemberKeys, PatientKeys
@@ -35,18 +36,36 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: The ``--json`` option of a listing command (also a global option).
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+def _json_option(ctx: typer.Context, value: bool) -> bool:
+    # Eager, so parsed first: an error in the command's other options or in its run is
+    # then reported as JSON too (the global option sets the same flag).
+    if value and isinstance(ctx.find_root().obj, State):
+        ctx.find_root().obj.json = True
+    return value
+
+
+#: The ``--json`` option of every command (also a global option): JSON on stdout, and an
+#: error as one JSON object on stderr.
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="print JSON instead of text", callback=_json_option, is_eager=True),
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1, *, json_error: dict[str, Any] | None = None) -> None:
     # One line: a user mistake is not a crash, so no traceback. The message may quote a
     # chain- or peer-supplied string (a proxy's refusal): its control characters are
-    # shown as U+FFFD, never sent to the terminal.
-    err.print(f"error: {safe(message)}", markup=False, highlight=False)
+    # shown as U+FFFD, never sent to the terminal. With --json, one JSON object instead
+    # (escaped by json.dumps: ensure_ascii writes every control character as \u….).
+    if json_error is not None:
+        sys.stderr.write(json.dumps(json_error, default=_jsonable, ensure_ascii=True) + "\n")
+        sys.stderr.flush()
+    else:
+        err.print(f"error: {safe(message)}", markup=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -182,8 +201,8 @@ class State:
             return patient(self.patient())
         if patient_arg is None:
             raise typer.BadParameter("--patient is required for a member", param_hint="patient")
-        provider = self.provider()
-        return member(provider, self.profiles.resolve(patient_arg))
+        who = self.profiles.resolve(patient_arg)  # a typo fails before any unlock
+        return member(self.provider(), who)
 
     def close(self) -> None:
         """Close what the command opened: the facade (its journal, its sealing workers),
@@ -194,11 +213,35 @@ class State:
             self._network.close()
 
 
+#: The state of the command being run (set by :func:`state`), for :func:`known_names`.
+_current_state: ContextVar[State | None] = ContextVar("emrshare_state", default=None)
+
+
+def known_names() -> dict[str, str]:
+    """The profile name of each address a local profile of this data dir holds, for the
+    tables (:mod:`._render`); empty outside a command. A damaged profile is skipped here:
+    a table is no place to report it."""
+    st = _current_state.get()
+    if st is None:
+        return {}
+    root = st.data_dir / "profiles"
+    names: dict[str, str] = {}
+    if root.is_dir():
+        profiles = st.profiles
+        for d in sorted(root.iterdir()):
+            try:
+                names.setdefault(profiles.get(d.name).address, d.name)
+            except EmrShareError:
+                continue
+    return names
+
+
 def state(ctx: typer.Context) -> State:
     """The global state, from any command's context (which it records as the command)."""
     root = ctx.find_root()
     obj = root.obj
     assert isinstance(obj, State)
+    _current_state.set(obj)
     obj.command = obj.command or ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
@@ -245,11 +288,29 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+class _Bar:
+    """What :func:`progress_bar` yields: ``bar(nbytes)`` advances it, ``bar.stage(name)``
+    shows the step a write has reached (encrypt, store, append, confirm)."""
+
+    def __init__(self, label: str, update: Callable[..., None] | None) -> None:
+        self._label = label
+        self._update = update
+
+    def __call__(self, done: int) -> None:
+        if self._update is not None:
+            self._update(completed=done)
+
+    def stage(self, name: str) -> None:
+        if self._update is not None:  # drawn at once: a stage may last less than a refresh
+            self._update(description=f"{self._label}: {name}", refresh=True)
+
+
 @contextmanager
-def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar for large transfers, on a terminal; yields ``advance(nbytes)``."""
+def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[_Bar]:
+    """A rich progress bar for large transfers, on a terminal; yields a :class:`_Bar`
+    (``bar(nbytes)``, ``bar.stage(name)``)."""
     if not enabled or not err.is_terminal:  # scripts reading stderr get no bar residue
-        yield lambda n: None
+        yield _Bar(label, None)
         return
     with Progress(
         "[progress.description]{task.description}",
@@ -260,4 +321,4 @@ def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Calla
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.update(task, completed=n)
+        yield _Bar(label, lambda **kw: bar.update(task, **kw))

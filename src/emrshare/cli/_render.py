@@ -8,13 +8,17 @@ or :func:`~emrshare.cli._context.emit_json`, which neutralize control characters
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from emrshare.cli._context import emit_json, table
+from emrshare._addresses import checksum
+from emrshare._ids import short_forms, short_hex
+from emrshare.cli._context import emit_json, known_names, table
 
 if TYPE_CHECKING:
     from emrshare.chain import Member
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
         GrantInfo,
         OperationResult,
         Profile,
+        ReadEvent,
         RecordInfo,
     )
 
@@ -44,10 +49,61 @@ def hex_id(b: bytes | None) -> str:
     return "-" if b is None else "0x" + bytes(b).hex()
 
 
+@dataclass(frozen=True, slots=True)
+class _Cells:
+    """What the rows of one table share: the short form of each id in it (unique in the
+    table) and the local profile name of each address."""
+
+    ids: Mapping[bytes, str] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
+_PLAIN = _Cells()
+_cells: ContextVar[_Cells | None] = ContextVar("emrshare_cells", default=None)
+
+
+def _current() -> _Cells:
+    return _cells.get() or _PLAIN
+
+
+@contextmanager
+def _table_cells(ids: Iterable[bytes]) -> Iterator[None]:
+    token = _cells.set(_Cells(short_forms(ids), known_names()))
+    try:
+        yield
+    finally:
+        _cells.reset(token)
+
+
 def short_id(b: bytes) -> str:
-    """An id shortened for a table cell: ``0x`` + 10 hex digits … last 6."""
-    h = bytes(b).hex()
-    return f"0x{h[:10]}…{h[-6:]}"
+    """An id for a table cell: ``0x`` and 8 hex digits, more where two ids of the table
+    being printed share them. Any such prefix is accepted back (``record get 0x1a2b3c4d``)."""
+    return _current().ids.get(bytes(b)) or short_hex(bytes(b))
+
+
+def short_address(address: str) -> str:
+    """An address for a table cell: ``0x90F7…b906``."""
+    a = checksum(address)
+    return f"{a[:6]}…{a[-4:]}"
+
+
+def who(address: str | None) -> str:
+    """An address for a table cell, with the local profile name that holds it, if any:
+    ``hospital-b 0x15d3…6A65`` (``-`` for none). ``--json`` gives full addresses."""
+    if not address:
+        return "-"
+    name = _current().names.get(checksum(address))
+    return f"{name} {short_address(address)}" if name else short_address(address)
+
+
+def name_of(address: str) -> str:
+    """The local profile name that holds ``address`` (``-`` for none)."""
+    return _current().names.get(checksum(address), "-")
+
+
+def _ids_list(ids: Sequence[bytes], most: int = 3) -> str:
+    shown = ", ".join(short_id(r) for r in ids[:most])
+    return shown + (f" +{len(ids) - most}" if len(ids) > most else "")
 
 
 def label(value: object) -> str:
@@ -56,21 +112,32 @@ def label(value: object) -> str:
     return value.name.lower() if isinstance(value, Enum) else str(value)
 
 
+def _no_ids(_: Any) -> tuple[bytes, ...]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class View(Generic[T]):
-    """How one value type is shown: a table (``title``, ``columns``, ``row``) or JSON."""
+    """How one value type is shown: a table (``title``, ``columns``, ``row``) or JSON.
+
+    In a table, ids are short (:func:`short_id`, unique among the ``ids`` of the rows)
+    and addresses carry their profile names (:func:`who`); JSON has the full values.
+    """
 
     title: str
     columns: tuple[str, ...]
     row: Callable[[T], tuple[Any, ...]]
     json: Callable[[T], dict[str, Any]]
+    ids: Callable[[T], Iterable[bytes]] = _no_ids
 
     def show(self, items: Sequence[T], as_json: bool) -> None:
         """Print ``items`` as a JSON list or as a table."""
         if as_json:
             emit_json([self.json(i) for i in items])
-        else:
-            table(self.title, self.columns, [self.row(i) for i in items])
+            return
+        with _table_cells(b for i in items for b in self.ids(i)):
+            rows = [self.row(i) for i in items]
+        table(self.title, self.columns, rows)
 
 
 def _record_json(r: RecordInfo) -> dict[str, Any]:
@@ -90,15 +157,16 @@ RECORDS: View[RecordInfo] = View(
     "records",
     ("record id", "category", "epoch", "author", "type", "size", "block"),
     lambda r: (
-        hex_id(r.record_id),
+        short_id(r.record_id),
         r.category,
         r.epoch,
-        r.author,
+        who(r.author),
         r.media_type,
         r.size,
         r.block_number,
     ),
     _record_json,
+    lambda r: (r.record_id,),
 )
 
 
@@ -120,14 +188,15 @@ GRANTS: View[GrantInfo] = View(
     "grants",
     ("policy id", "grantee", "category", "epoch", "expires", "status"),
     lambda g: (
-        hex_id(g.policy_id),
-        g.grantee,
+        short_id(g.policy_id),
+        who(g.grantee),
         g.category,
         g.epoch,
         when(g.expiry),
         label(g.status),
     ),
     _grant_json,
+    lambda g: (g.policy_id,),
 )
 
 
@@ -146,18 +215,58 @@ def _access_json(e: AccessEvent) -> dict[str, Any]:
     }
 
 
+#: ``audit --by-proxy``: one row per proxy's log entry.
 ACCESSES: View[AccessEvent] = View(
-    "access trail",
+    "access trail, by proxy",
     ("time", "requester", "category", "records", "proxy", "block"),
     lambda e: (
         when(e.timestamp),
-        e.requester,
+        who(e.requester),
         e.category,
-        ", ".join(short_id(r) for r in e.record_ids) if e.record_ids else f"{e.count}",
-        e.proxy,
+        _ids_list(e.record_ids) if e.record_ids else f"{e.count}",
+        who(e.proxy),
         e.block_number,
     ),
     _access_json,
+    lambda e: e.record_ids or (),
+)
+
+
+def _read_json(e: ReadEvent) -> dict[str, Any]:
+    return {
+        "requester": e.requester,
+        "policy_id": hex_id(e.policy_id),
+        "category": e.category,
+        "records": [hex_id(r) for r in e.record_ids],
+        "count": e.count,
+        "proxies": list(e.proxies),
+        "threshold": e.threshold,
+        "complete": e.complete,
+        "nonce": e.nonce,
+        "evaluated_at_block": e.evaluated_at_block,
+        "block": e.block_number,
+        "time": when(e.timestamp),
+    }
+
+
+def _proxies(e: ReadEvent) -> str:
+    shown = ", ".join(who(p) for p in e.proxies)
+    return shown if e.complete else f"{shown} ({len(e.proxies)} of {e.threshold} logged)"
+
+
+#: ``audit``: one row per served read, listing the proxies that logged it.
+READS: View[ReadEvent] = View(
+    "access trail",
+    ("time", "requester", "category", "records", "proxies"),
+    lambda e: (
+        when(e.timestamp),
+        who(e.requester),
+        e.category,
+        _ids_list(e.record_ids),
+        _proxies(e),
+    ),
+    _read_json,
+    lambda e: e.record_ids,
 )
 
 
@@ -180,8 +289,8 @@ REQUESTS: View[AccessRequestInfo] = View(
     ("#", "requester", "patient", "category", "purpose", "reason", "status"),
     lambda r: (
         r.request_id,
-        r.requester,
-        r.patient,
+        who(r.requester),
+        who(r.patient),
         r.category,
         r.purpose,
         r.reason,
@@ -192,8 +301,8 @@ REQUESTS: View[AccessRequestInfo] = View(
 
 MEMBERS: View[Member] = View(
     "members",
-    ("address", "role", "endpoint"),
-    lambda m: (m.account, label(m.role), m.endpoint or "-"),
+    ("address", "profile", "role", "endpoint"),
+    lambda m: (checksum(m.account), name_of(m.account), label(m.role), m.endpoint or "-"),
     lambda m: {"address": m.account, "role": label(m.role), "endpoint": m.endpoint},
 )
 
@@ -237,6 +346,18 @@ def profile_json(profile: Profile, data_dir: object, network: object | None) -> 
 def operation_json(o: OperationResult) -> dict[str, Any]:
     """One patient operation ``recover`` finished."""
     return {"id": o.op_id, "kind": o.kind, "steps": o.steps, "sent": o.sent}
+
+
+def recovery_lines(report: RecoveryReport) -> list[str]:
+    """``recover``: the counts, then one line per record finished or rolled back (full
+    ids, for ``record get``; the failures go to stderr with their reasons)."""
+    lines = [
+        f"finished {len(report.confirmed)}, rolled back {len(report.rolled_back)}, "
+        f"still failing {len(report.failed)}"
+    ]
+    lines += [f"  finished    {hex_id(r)}" for r in report.confirmed]
+    lines += [f"  rolled back {hex_id(r)}" for r in report.rolled_back]
+    return lines
 
 
 def recovery_json(report: RecoveryReport, ops: Sequence[OperationResult]) -> dict[str, Any]:

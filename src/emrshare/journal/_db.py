@@ -1,7 +1,8 @@
 """The journal's SQLite database: the ``writes`` table, its connection and row access.
 
 One row per write. The schema is that of the first release; existing journals open
-unchanged.
+unchanged (the writer's keyed digest of a record's content lives in ``meta``: see
+:meth:`Writes.same_content`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,17 @@ class Writes:
             f"SELECT {_COLUMNS} FROM writes {where} ORDER BY stream, sequence"  # noqa: S608
         ).fetchall()
         return [_job(r) for r in rows]
+
+    def same_content(self, patient: str, category: str, content: str) -> WriteJob | None:
+        """The newest write, not rolled back, of ``content`` (an opaque digest the caller
+        keeps in ``meta["content"]``) for ``patient`` and ``category``; ``None`` if none."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM writes WHERE json_extract(meta, '$.content') = ?"  # noqa: S608
+            " AND patient = ? AND category = ? AND state != 'rolled_back'"
+            " ORDER BY created_at DESC, sequence DESC LIMIT 1",
+            (content, patient, category),
+        ).fetchone()
+        return _job(row) if row is not None else None
 
     def insert_pending(
         self,

@@ -75,6 +75,16 @@ class Journal:
         """Unfinished jobs not being driven by another live process."""
         return [j for j in self.jobs(open_only=True) if self._claims.claimable(j.record_id)]
 
+    def same_content(self, patient: str, category: str, content: str) -> WriteJob | None:
+        """The newest write (open or confirmed, not rolled back) whose ``meta["content"]``
+        is ``content``, for ``patient`` and ``category``: how a writer recognises a record
+        it was asked to write before (the journal does not interpret the digest)."""
+        return self._writes.same_content(patient, category, content)
+
+    def claimable(self, record_id: RecordId) -> bool:
+        """Whether no other live process is driving this job."""
+        return self._claims.claimable(record_id)
+
     # -- writing ----------------------------------------------------------------------
 
     def begin(

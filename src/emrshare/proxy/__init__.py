@@ -21,12 +21,12 @@ Node side: :mod:`emrshare.proxy.node` (``emrshare proxy serve --config FILE`` ru
 :meth:`emrshare.proxy.node.ProxyParts.assemble`).
 """
 
+from emrshare.proxy._routing import RoutingTransport
 from emrshare.proxy.chainview import IndexedCapsule, ProxyChain, ProxyEvent
 from emrshare.proxy.client import (
     PolicyKeys,
     ProxyEndpoint,
     ProxyFailure,
-    RoutingTransport,
     ThresholdClient,
     ThresholdPolicy,
     ThresholdResult,

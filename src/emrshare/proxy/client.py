@@ -7,16 +7,18 @@ Example::
         result = await client.reencrypt(policy, [capsule], deadline=chain_now + 300)
     cfrags = result.cfrags[0]          # M verified cfrags for the first capsule
 
-All N proxies are asked concurrently. The client stops as soon as M proxies returned
-fragments that verify for every capsule, and tolerates N−M proxies that are down, slow,
-refuse, or return bad fragments; each failure is reported with the proxy and the reason.
+All N proxies are asked concurrently (one nonce per read); the client stops once M
+proxies returned fragments that verify for every capsule, and tolerates N−M proxies that
+are down, slow, refuse, or return bad fragments, each reported with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -46,63 +48,14 @@ __all__ = [
     "PolicyKeys",
     "ProxyEndpoint",
     "ProxyFailure",
-    "RoutingTransport",
     "ThresholdClient",
     "ThresholdPolicy",
     "ThresholdResult",
 ]
 
 FailureKind = Literal["down", "timeout", "refused", "bad_fragment", "bad_response"]
-
-_Scope = MutableMapping[str, Any]
-#: An ASGI application (a proxy's :func:`~emrshare.proxy.node.app.create_app`).
-ASGIApp = Callable[
-    [_Scope, Callable[[], Awaitable[_Scope]], Callable[[_Scope], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class RoutingTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that answers each host from its in-process ASGI app.
-
-    For proxies that run in this process (a development network, tests): pass it as
-    ``ThresholdClient(..., transport=...)``. A host without an app is down (the request
-    raises :class:`httpx.ConnectError`, as for an unreachable proxy).
-    """
-
-    def __init__(self, apps: Mapping[str, ASGIApp] | None = None) -> None:
-        self._apps: dict[str, ASGIApp] = {}
-        self._routes: dict[str, httpx.ASGITransport] = {}
-        for host, app in (apps or {}).items():
-            self.route(host, app)
-
-    def __repr__(self) -> str:
-        return f"RoutingTransport(hosts={sorted(self._routes)})"
-
-    @property
-    def hosts(self) -> list[str]:
-        """The hosts that answer, sorted."""
-        return sorted(self._routes)
-
-    def route(self, host: str, app: ASGIApp) -> None:
-        """Answer ``host`` from ``app`` (replacing its previous app)."""
-        self._apps[host] = app
-        self._routes[host] = httpx.ASGITransport(app=app)
-
-    def unroute(self, host: str) -> ASGIApp:
-        """Take ``host`` down; returns its app (to :meth:`route` it again later)."""
-        del self._routes[host]
-        return self._apps.pop(host)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(request.url.host)
-        if route is None:
-            raise httpx.ConnectError(f"no in-process proxy at {request.url.host}")
-        return await route.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for route in self._routes.values():
-            await route.aclose()
+#: Signed requests a client keeps for retries (each well under 1 KiB with its capsules).
+_SIGNED_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +172,12 @@ class ThresholdClient:
         }
         self._http = httpx.AsyncClient(**self._http_options)
         # One signed request per (proxy, policy, capsules, deadline): a retry within one
-        # read sends the same request (same nonce), which a proxy answers again without
-        # logging a second access.
-        self._signed: dict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest] = {}
+        # read sends the same request, which a proxy answers again without logging twice.
+        # One nonce per read for all its proxies: the patient's audit groups a read by it.
+        # Both bounded (oldest out): a long-lived client reads on.
+        self._signed: OrderedDict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest]
+        self._signed = OrderedDict()
+        self._nonces: OrderedDict[tuple[bytes, tuple[bytes, ...], int], int] = OrderedDict()
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
 
@@ -336,7 +292,8 @@ class ThresholdClient:
         key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
         signed = self._signed.get(key)
         if signed is None:
-            req = ReencryptRequest.new(proxy.address, policy.policy_id, hashes, deadline)
+            nonce = self._nonces.setdefault(key[1:], secrets.randbits(256))
+            req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
             signed = SignedRequest(
                 request=req,
                 chain_id=self.chain_id,
@@ -345,6 +302,9 @@ class ThresholdClient:
                 capsules=tuple(capsule_bytes),
             )
             self._signed[key] = signed
+            for kept in (self._signed, self._nonces):
+                while len(kept) > _SIGNED_KEPT:
+                    kept.popitem(last=False)
         request_digest = signed.request.digest(self.chain_id, self.grants_contract)
 
         def fail(
@@ -438,9 +398,8 @@ class ThresholdClient:
     ) -> ThresholdResult:
         """Blocking form of :meth:`reencrypt` for synchronous callers (not inside a loop).
 
-        May be called any number of times (a caller retries after :class:`Unavailable`):
-        each call runs its own event loop, so it opens and closes its own connections.
-        Inside a running event loop: :class:`ConfigurationError` (await :meth:`reencrypt`).
+        May be called again (after :class:`Unavailable`): each call runs its own event
+        loop and connections. In a running loop: :class:`ConfigurationError` (await it).
         """
         with contextlib.suppress(RuntimeError):  # raised when no loop runs: go ahead
             asyncio.get_running_loop()
@@ -454,9 +413,8 @@ class ThresholdClient:
             try:
                 return await self._reencrypt(http, policy, capsules, deadline)
             finally:
-                # Connections belong to this call's event loop, so they close with it. A
-                # transport passed in serves the next call with new connections (httpx
-                # pools open new ones after aclose); a closed AsyncClient would not.
+                # Connections belong to this call's loop and close with it; a transport
+                # passed in serves the next call with new ones (a closed client would not).
                 await http.aclose()
 
         return asyncio.run(go())

@@ -119,8 +119,13 @@ class RefusalReason(StrEnum):
 
         The threshold client raises :class:`~emrshare.errors.AccessDenied` when access was
         refused and :class:`~emrshare.errors.Unavailable` when proxies were merely absent.
+        A capsule not (yet) in a proxy's index is "not now": the proxy indexes entries as
+        its watcher follows the chain, so a record appended a moment ago is unknown to it
+        for a block or two (a reader retries; a capsule that is on no chain stays
+        unavailable, and yields nothing either way).
         """
         return self not in (
+            RefusalReason.CAPSULE_NOT_IN_INDEX,
             RefusalReason.CHAIN_UNAVAILABLE,
             RefusalReason.KFRAG_UNAVAILABLE,
             RefusalReason.INTERNAL_ERROR,

@@ -15,6 +15,7 @@ from emrshare.roles._common import (
     AccessRequestInfo,
     AccessRequestStatus,
     GrantInfo,
+    ReadEvent,
     RecordInfo,
 )
 from emrshare.roles._oplog import Operation, OperationResult
@@ -41,6 +42,7 @@ __all__ = [
     "Profile",
     "Profiles",
     "Provider",
+    "ReadEvent",
     "RecordInfo",
     "Requester",
     "Sealer",

@@ -1,5 +1,19 @@
 """The patient's audit trail: logged accesses checked against the patient's own grants,
-tags and verified index entries (split from the patient facade)."""
+tags and verified index entries, and grouped into reads (split from the patient facade).
+
+The contract checks the grantee's signature, not that a logged ``evaluated_time`` is
+block ``evaluated_at``'s real time. So an entry is shown (``Patient.audit_by_proxy``,
+grouped by ``Patient.audit``) only when its policy is the patient's, its requester the
+policy's grantee, its ``evaluated_time`` that block's timestamp and every capsule hash
+one of the patient's entries under the policy's tag; repeats of one (proxy, requester,
+nonce) are dropped. The rest is in ``Patient.audit_anomalies``, with the failed check.
+
+What the trail shows and what it cannot: proxies log only what they *served*. A refused
+request (revoked, expired, not the grantee, …) is answered with a signed refusal to the
+requester and counted per reason in the proxy's ``/healthz``, but it is journaled nowhere
+a patient can read (not on chain, not per patient through any proxy API): refusals are
+not part of the trail (see docs/threat-model.md, "The audit trail").
+"""
 
 from __future__ import annotations
 
@@ -9,10 +23,10 @@ from emrshare.chain import AccessLogged, EntryAppended, GrantCreated
 from emrshare.crypto import SealedEntry
 from emrshare.errors import ChainError, EmrShareError
 from emrshare.network import Network
-from emrshare.roles._common import AccessEvent, checksum
+from emrshare.roles._common import AccessEvent, ReadEvent, checksum
 from emrshare.types import Address, PolicyId, RecordId
 
-__all__ = ["audit_trail"]
+__all__ = ["audit_trail", "group_reads"]
 
 
 def audit_trail(
@@ -87,6 +101,40 @@ def audit_trail(
                 category=tags.get(bytes(g.tag), (None, 0))[0] if g is not None else None,
                 record_ids=tuple(rids) if not anomaly else None,
                 anomaly=anomaly,
+            )
+        )
+    return out
+
+
+def group_reads(
+    accesses: Sequence[AccessEvent], grants: Mapping[bytes, GrantCreated]
+) -> list[ReadEvent]:
+    """The reads ``accesses`` (checked, without anomaly) make up, in order of their first
+    log entry: one per (policy, requester, nonce), as the grantee signs one nonce per
+    read for every proxy it asks (a proxy cannot join another's read: the nonce is
+    signed and names the proxy's own request)."""
+    groups: dict[tuple[bytes, str, int], list[AccessEvent]] = {}
+    for e in accesses:
+        if not e.anomaly:
+            groups.setdefault((bytes(e.policy_id), e.requester, e.nonce), []).append(e)
+    out = []
+    for (pid, _, _), entries in groups.items():
+        first = entries[0]
+        g = grants.get(pid)
+        out.append(
+            ReadEvent(
+                policy_id=first.policy_id,
+                requester=first.requester,
+                category=first.category,
+                record_ids=first.record_ids or (),
+                proxies=tuple(e.proxy for e in entries),
+                threshold=int(g.threshold) if g is not None else 0,
+                nonce=first.nonce,
+                evaluated_at_block=min(e.evaluated_at_block for e in entries),
+                evaluated_time=min(e.evaluated_time for e in entries),
+                block_number=first.block_number,
+                timestamp=first.timestamp,
+                accesses=tuple(entries),
             )
         )
     return out

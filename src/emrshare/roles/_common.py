@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Literal
+from enum import Enum
+from typing import Any, Literal
 
 from emrshare._addresses import checksum
+from emrshare._ids import resolve_id, short_hex
 from emrshare.chain import GrantStatus
 from emrshare.errors import InvalidInput
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
@@ -18,15 +20,39 @@ __all__ = [
     "AccessRequestStatus",
     "GrantInfo",
     "Progress",
+    "ReadEvent",
     "RecordInfo",
     "checksum",
     "id32",
+    "readable_repr",
 ]
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called while a record is encrypted or read.
 Progress = Callable[[int, int | None], None]
 #: Where an access request stands, as its reader sees it.
 AccessRequestStatus = Literal["pending", "approved", "denied", "answered"]
+
+
+def _show(value: Any) -> str:
+    # Ids and hashes short (``0x`` + 8 hex, a prefix the facades accept back, then "…"),
+    # enums as their word, containers element by element: never ``b'\\x..'`` in a repr.
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        return short_hex(raw) + ("…" if len(raw) > 4 else "")
+    if isinstance(value, Enum):
+        return repr(value.value) if isinstance(value.value, str) else value.name.lower()
+    if isinstance(value, tuple | list):
+        inner = ", ".join(_show(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
+    return repr(value)
+
+
+def readable_repr(self: Any) -> str:
+    """The ``__repr__`` of the value types: every field, ids and hashes as short hex
+    (``0x`` + 8 digits), addresses in full, no raw ``bytes``; fields declared
+    ``repr=False`` are left out."""
+    shown = ", ".join(f"{f.name}={_show(getattr(self, f.name))}" for f in fields(self) if f.repr)
+    return f"{type(self).__name__}({shown})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +62,8 @@ class RecordInfo:
     ``category`` is ``None`` when the reader cannot name it (a tag it holds no key or grant
     for). ``media_type``, ``size`` and ``created_at`` are known once the entry was opened.
     """
+
+    __repr__ = readable_repr
 
     record_id: RecordId
     patient: Address
@@ -53,6 +81,8 @@ class RecordInfo:
 class GrantInfo:
     """A grant of one category (at one epoch) to one grantee, with its status on chain
     time (a :class:`~emrshare.chain.GrantStatus`, a ``StrEnum``: ``== "active"`` holds)."""
+
+    __repr__ = readable_repr
 
     policy_id: PolicyId
     patient: Address
@@ -88,6 +118,8 @@ class AccessRequestInfo:
     reader cannot open).
     """
 
+    __repr__ = readable_repr
+
     request_id: int
     patient: Address
     requester: Address
@@ -116,11 +148,13 @@ class AccessEvent:
     for one :meth:`Patient.audit_anomalies` returns.
     """
 
+    __repr__ = readable_repr
+
     policy_id: PolicyId
     requester: Address
     proxy: Address
     capsule_hashes: tuple[bytes, ...]
-    nonce: int
+    nonce: int = field(repr=False)  # 256 random bits: noise in a repr
     evaluated_at_block: int
     evaluated_time: int
     block_number: int
@@ -135,8 +169,52 @@ class AccessEvent:
         return len(self.capsule_hashes)
 
 
-def id32(value: bytes | str) -> bytes:
-    """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked."""
+@dataclass(frozen=True, slots=True)
+class ReadEvent:
+    """One read a grantee was served: the per-proxy log entries of one signed request,
+    grouped (the patient's audit trail, :meth:`Patient.audit`).
+
+    A grantee asks every proxy of the grant with one nonce per read (each request names
+    its proxy and is signed by the grantee), so the entries that share (policy,
+    requester, nonce) are one read; ``proxies`` are those that logged it, in log order.
+    Fewer than ``threshold`` of them means a serving proxy has not logged (yet: proxies
+    log in batches) or never will. ``evaluated_time`` is the earliest evaluation (chain
+    time), ``block_number`` the block of the first log entry; ``accesses`` are the
+    per-proxy entries (:meth:`Patient.audit_by_proxy`).
+    """
+
+    __repr__ = readable_repr
+
+    policy_id: PolicyId
+    requester: Address
+    category: str | None
+    record_ids: tuple[RecordId, ...]
+    proxies: tuple[Address, ...]
+    threshold: int
+    nonce: int = field(repr=False)  # 256 random bits: noise in a repr
+    evaluated_at_block: int
+    evaluated_time: int
+    block_number: int
+    timestamp: int
+    accesses: tuple[AccessEvent, ...] = field(repr=False)
+
+    @property
+    def count(self) -> int:
+        """How many records the read was served."""
+        return len(self.record_ids)
+
+    @property
+    def complete(self) -> bool:
+        """Whether at least ``threshold`` proxies logged the read (as a served read needs)."""
+        return len(self.proxies) >= self.threshold
+
+
+def id32(value: bytes | str, known: Callable[[], Sequence[bytes]] | None = None) -> bytes:
+    """A 32-byte id (record or policy) from bytes or ``0x``-prefixed hex, checked; with
+    ``known`` (the grant ids the caller can list), a unique prefix of 8 or more hex
+    digits too (:func:`emrshare._ids.resolve_id`)."""
+    if known is not None and isinstance(value, str) and len(value.removeprefix("0x")) != 64:
+        return resolve_id(value, known(), where="among this patient's grants", what="grant")
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
     elif not isinstance(value, str):

@@ -4,6 +4,7 @@ the grants it holds and the verified read path (:class:`~emrshare.roles._reads.G
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -19,7 +20,7 @@ from emrshare.chain import (
     ProxyReported,
     Role,
 )
-from emrshare.crypto import MemberKeys, load_member_keystore
+from emrshare.crypto import IndexEntry, MemberKeys, load_member_keystore
 from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_request
 from emrshare.errors import ContractRevert, EmrShareError, NotFound
 from emrshare.network import Network
@@ -30,6 +31,7 @@ from emrshare.roles._common import (
     RecordInfo,
     checksum,
 )
+from emrshare.roles._listing import open_granted_sync
 from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
@@ -256,8 +258,29 @@ class MemberFacade:
             )
         return out
 
-    def records(self, patient: str, category: str | None = None) -> list[RecordInfo]:
-        """The patient's records this member holds a grant for (any status), by category."""
+    def records(
+        self, patient: str, category: str | None = None, *, open_entries: bool = False
+    ) -> list[RecordInfo]:
+        """The patient's records this member holds a grant for (any status), by category.
+
+        Media type, size and creation time are inside each sealed entry: with
+        ``open_entries`` the entries under active grants are opened through the proxies
+        (one batched request per proxy and grant, logged on the patient's audit trail as
+        one read of those records); otherwise they are ``None``.
+        """
+        details = open_granted_sync(self._reads, patient, category) if open_entries else {}
+        return self._listed(patient, category, details)
+
+    def record_id(self, patient: str, record: RecordId | bytes | str) -> RecordId:
+        """The full id that ``record`` (an id, or a unique prefix of 8 or more hex digits
+        among the records ``patient`` granted this member) names; :class:`AmbiguousId`
+        or :class:`RecordNotFound` if it names several or none."""
+        return RecordId(bytes(self._reads.entry_event(checksum(patient), record).record_id))
+
+    def _listed(
+        self, patient: str, category: str | None, details: Mapping[bytes, IndexEntry]
+    ) -> list[RecordInfo]:
+        """:meth:`records`, with the opened entries ``details`` (by record id)."""
         patient = checksum(patient)
         named = {
             bytes(ev.tag): (gmap.category, gmap.epoch)
@@ -273,6 +296,7 @@ class MemberFacade:
             if bytes(ev.tag) not in named:
                 continue
             cat, epoch = named[bytes(ev.tag)]
+            entry = details.get(bytes(ev.record_id))
             out.append(
                 RecordInfo(
                     record_id=RecordId(bytes(ev.record_id)),
@@ -282,6 +306,9 @@ class MemberFacade:
                     epoch=epoch,
                     tag=CategoryTag(bytes(ev.tag)),
                     block_number=ev.block_number,
+                    media_type=entry.media_type if entry else None,
+                    size=entry.size if entry else None,
+                    created_at=entry.created_at if entry else None,
                 )
             )
         return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from emrshare._ids import resolve_id
 from emrshare.chain import Contracts, EntryAppended, ProfileRegistered
 from emrshare.crypto import (
     IndexEntry,
@@ -16,7 +17,7 @@ from emrshare.crypto import (
 )
 from emrshare.errors import InvalidInput, RecordNotFound
 from emrshare.network import Network
-from emrshare.roles._common import RecordInfo, checksum, id32
+from emrshare.roles._common import RecordInfo, checksum
 from emrshare.roles._oplog import EpochState
 from emrshare.roles._ops import authorized_writers, member_keys
 from emrshare.roles._reads import (
@@ -92,7 +93,10 @@ class OwnIndex:
     def find(
         self, record: RecordId | bytes | str, tags: Mapping[bytes, tuple[str, int]]
     ) -> tuple[EntryAppended, tuple[str, int]]:
-        rid = id32(record)
+        def listed() -> list[bytes]:
+            return [bytes(ev.record_id) for ev in self.entries() if bytes(ev.tag) in tags]
+
+        rid = resolve_id(record, listed, where="in this patient's index")
         for ev in self.entries():
             if bytes(ev.record_id) == rid:
                 named = tags.get(bytes(ev.tag))

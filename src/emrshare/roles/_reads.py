@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol, TypeVar
 import httpx
 import umbral_pre
 
+from emrshare._ids import resolve_id
 from emrshare.chain import (
     ZERO_HEAD,
     ConsortiumRegistry,
@@ -66,7 +67,7 @@ from emrshare.proxy import (
     ThresholdPolicy,
     ThresholdResult,
 )
-from emrshare.roles._common import checksum, id32
+from emrshare.roles._common import checksum
 from emrshare.roles._reports import keep_evidence
 from emrshare.storage import BlobStore
 from emrshare.types import Address, Cid, RecordId
@@ -355,8 +356,17 @@ class GrantedReader:
             seen[bytes(ev.record_id)] = ev
         return seen
 
-    def _entry_event(self, patient: Address, record: RecordId | bytes | str) -> EntryAppended:
-        rid = id32(record)
+    def entry_event(self, patient: Address, record: RecordId | bytes | str) -> EntryAppended:
+        """The index event of ``record``: a full id, or a unique prefix of 8 or more hex
+        digits among the records of ``patient`` this member holds a grant for."""
+
+        def listed() -> list[bytes]:  # what this member can list: its grants' tags
+            granted = {bytes(g.tag) for g, _ in self.grant_events(patient)}
+            chain = self.patient_chain(patient)
+            return [rid for rid, ev in chain.items() if bytes(ev.tag) in granted]
+
+        where = f"among the records {patient} granted to {self.address}"
+        rid = resolve_id(record, listed, where=where)
         seen = self.patient_chain(patient)
         if rid not in seen:
             raise RecordNotFound(
@@ -381,7 +391,7 @@ class GrantedReader:
     def plan(self, patient: str, record: RecordId | bytes | str) -> _Plan:
         """Resolve a read from the chain: the entry, the grant covering it, the proxies."""
         who = checksum(patient)
-        ev = self._entry_event(who, record)
+        ev = self.entry_event(who, record)
         candidates = [(g, m) for g, m in self.grant_events(who) if bytes(g.tag) == bytes(ev.tag)]
         if not candidates:
             raise AccessDenied(
@@ -394,34 +404,40 @@ class GrantedReader:
         # With no active grant we still ask the proxies with the newest one: they are the
         # authority, and their refusal carries the reason (revoked, expired).
         grant, gmap = (active or candidates)[-1]
-        # Only active Proxy members count (a suspended or removed proxy's answer is not
-        # asked for, so its cfrags cannot make up the threshold); one registry read each.
+        # One chain deadline for the whole read: every retry sends each proxy the same
+        # signed request (same nonce), which it answers again without logging twice.
+        deadline = self.network.chain_time() + 300
+        sealed = SealedEntry.from_bytes(bytes(ev.entry))
+        return _Plan(who, ev, grant, gmap, self.policy(grant, gmap), sealed, deadline)
+
+    def policy(self, grant: GrantCreated, gmap: GranteeMap) -> ThresholdPolicy:
+        """The proxies to ask for ``grant``: only active Proxy members count (a suspended
+        or removed proxy is not asked, so its cfrags cannot make up the threshold)."""
         registry = self.network.contracts.registry
         endpoints = [
             ProxyEndpoint(p, self._endpoint(p))
             for p in grant.proxies
             if registry.has_role(p, Role.PROXY)
         ]
-        policy = ThresholdPolicy.from_grantee_map(
+        return ThresholdPolicy.from_grantee_map(
             gmap, endpoints, self.keys.receiving_public_key.to_compressed_bytes()
         )
-        # One chain deadline for the whole read: every retry sends each proxy the same
-        # signed request (same nonce), which it answers again without logging twice.
-        deadline = self.network.chain_time() + 300
-        sealed = SealedEntry.from_bytes(bytes(ev.entry))
-        return _Plan(who, ev, grant, gmap, policy, sealed, deadline)
 
-    async def open(self, patient: str, record: RecordId | bytes | str, run: Runner) -> IndexEntry:
-        """One granted record's index entry, opened with M-of-N proxies' cfrags and
-        verified; the blocking steps run through ``run``."""
-        plan = await run(lambda: self.plan(patient, record))
-        client = ThresholdClient(
+    def client(self) -> ThresholdClient:
+        """A threshold client for one read (or one batched listing)."""
+        return ThresholdClient(
             self.keys.ethereum_key,
             chain_id=self.network.deployment.chain_id,
             grants_contract=self.network.deployment.address_of("Grants"),
             timeout=self.proxy_timeout,
             transport=self.network.proxy_transport or self._transport(),
         )
+
+    async def open(self, patient: str, record: RecordId | bytes | str, run: Runner) -> IndexEntry:
+        """One granted record's index entry, opened with M-of-N proxies' cfrags and
+        verified; the blocking steps run through ``run``."""
+        plan = await run(lambda: self.plan(patient, record))
+        client = self.client()
         async with client:
             try:
                 result = await self._reencrypt(client, plan)
@@ -431,14 +447,23 @@ class GrantedReader:
         return await run(lambda: self._finish(plan, result, client.evidence))
 
     async def _reencrypt(self, client: ThresholdClient, plan: _Plan) -> ThresholdResult:
-        # "Not now" answers (a proxy has not seen a fresh grant yet, or is down) are
-        # retried for a short while; refusals ("no") are not.
+        return await self.reencrypt(client, plan.policy, [plan.sealed], plan.chain_deadline)
+
+    async def reencrypt(
+        self,
+        client: ThresholdClient,
+        policy: ThresholdPolicy,
+        sealed: Sequence[SealedEntry],
+        chain_deadline: int,
+    ) -> ThresholdResult:
+        """Capsule fragments for ``sealed`` (one request per proxy). "Not now" answers (a
+        proxy has not seen a fresh grant yet, or is down) are retried for a short while;
+        refusals ("no") are not."""
         deadline = time.monotonic() + self.retry_for
+        capsules = [s.capsule for s in sealed]
         while True:
             try:
-                return await client.reencrypt(
-                    plan.policy, [plan.sealed.capsule], deadline=plan.chain_deadline
-                )
+                return await client.reencrypt(policy, capsules, deadline=chain_deadline)
             except Unavailable:
                 if time.monotonic() >= deadline:
                     raise

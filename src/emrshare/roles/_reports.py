@@ -13,7 +13,7 @@ from emrshare.chain import GrantCreated, ProxyReported
 from emrshare.errors import ContractRevert, InvalidEvidence, WireFormatError
 from emrshare.network import Network
 from emrshare.proxy import Evidence
-from emrshare.roles._common import checksum
+from emrshare.roles._common import checksum, readable_repr
 from emrshare.types import Address, PolicyId
 
 __all__ = ["VerifiedReport", "keep_evidence", "verify_report"]
@@ -22,6 +22,8 @@ __all__ = ["VerifiedReport", "keep_evidence", "verify_report"]
 @dataclass(frozen=True, slots=True)
 class VerifiedReport:
     """A registry report whose evidence proves that ``proxy`` signed a bad cfrag."""
+
+    __repr__ = readable_repr
 
     report_id: int
     proxy: Address

@@ -1,46 +1,51 @@
-"""The record write path shared by ``Provider`` and ``Patient``: journal steps over the
-crypto core, the blob store and the index contract (see :mod:`emrshare.journal`); index
-entries are sealed by a :class:`~emrshare.roles._sealing_pool.Sealer`."""
+"""The record write path shared by ``Provider`` and ``Patient``: journaled, exactly-once
+writes (see :mod:`emrshare.journal`) whose steps :class:`~emrshare.roles._steps.WriterSteps`
+does, and the same-content rule (a record is not written twice by mistake)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import io
+import hashlib
+import hmac
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import IO, Any, Concatenate, ParamSpec, TypedDict, TypeVar
 
-import umbral_pre
 from nacl.public import PrivateKey
 
-from emrshare.chain import Contracts, record_ids
-from emrshare.crypto import DataKey, encrypt_file, open_sealed, seal
-from emrshare.errors import (
-    ChainError,
-    ContractRevert,
-    InvalidInput,
-    JournalError,
-    TransactionFailed,
-    TransactionMinedFailed,
-)
-from emrshare.journal import Journal, ReceiptStatus, RecoveryReport, WriteJob
+from emrshare.chain import record_ids
+from emrshare.errors import ChainError, InvalidInput, JournalError
+from emrshare.journal import Journal, RecoveryReport, WriteJob
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
-from emrshare.roles._sealing_pool import InProcessSealer, Sealer, SealInput
-from emrshare.storage import BulkBlobStore
-from emrshare.types import Address, CategoryTag, Cid, RecordId
+from emrshare.roles._sealing_pool import Sealer
+from emrshare.roles._steps import OnStage, WriterSteps, WriteStage, WriteTarget, tell
+from emrshare.types import RecordId
 
-__all__ = ["RecordSource", "RecordWriter", "WriteTarget"]
+__all__ = [
+    "AddOptions",
+    "OnStage",
+    "RecordSource",
+    "RecordWriter",
+    "WriteStage",
+    "WriteTarget",
+]
 
-# The journal keeps (data key, plaintext hash, size) between "encrypted" and "stored",
-# sealed to the writer's own box key so the journal file never holds a data key in clear.
-_SECRET_BRAND = b"EMJS"
 #: Source of one record: bytes, a binary file object, an iterable of byte strings, a path.
 RecordSource = bytes | IO[bytes] | Iterable[bytes] | Path
+
+
+class AddOptions(TypedDict, total=False):
+    """The keyword options of one record write (see :meth:`RecordWriter.add`)."""
+
+    media_type: str
+    progress: Progress | None
+    created_at: int | None
+    again: bool
+    on_stage: OnStage | None
 
 
 P = ParamSpec("P")
@@ -82,54 +87,27 @@ def _source_size(source: object) -> int | None:
     return size
 
 
-@dataclass(frozen=True, slots=True)
-class WriteTarget:
-    """Where a record goes: a patient's category at its current epoch."""
-
-    patient: Address
-    category: str
-    epoch: int
-    tag: CategoryTag
-    category_public_key: umbral_pre.PublicKey
-
-
-class _Counting:
-    """Wraps a source and reports bytes read to a progress callback."""
-
-    def __init__(self, source: Any, progress: Progress, total: int | None) -> None:
-        self._it = _chunks(source)
-        self._progress = progress
-        self._total = total
-        self.done = 0
-
-    def __iter__(self) -> _Counting:
-        return self
-
-    def __next__(self) -> bytes:
-        piece: bytes = next(self._it)
-        self.done += len(piece)
-        self._progress(self.done, self._total)
-        return piece
-
-
-def _chunks(source: Any, size: int = 1 << 20) -> Any:
+def _plaintext_sha256(source: object) -> bytes | None:
+    """SHA-256 of a source that can be read before it is encrypted (bytes, a file);
+    ``None`` for a stream, which can be read only once."""
     if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        yield from (data[i : i + size] for i in range(0, len(data), size)) if data else [b""]
-    elif hasattr(source, "read"):
-        while piece := source.read(size):
-            yield piece
-    else:
-        yield from source
+        return hashlib.sha256(source).digest()
+    if not isinstance(source, Path):
+        return None
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as fh:
+            while piece := fh.read(1 << 20):
+                digest.update(piece)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read the record file {source} ({exc.strerror or exc}); check the path"
+        ) from exc
+    return digest.digest()
 
 
-class RecordWriter:
+class RecordWriter(WriterSteps):
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
-
-    #: ``send_append`` waits for the receipt and raises unless the append succeeded.
-    confirms_on_send = True
-    #: Bulk writes put this many blobs at once (the store's fsyncs overlap).
-    store_concurrency = 8
 
     def __init__(
         self,
@@ -143,21 +121,18 @@ class RecordWriter:
         sealer: Sealer | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.network = network
+        super().__init__(
+            network,
+            eth_key=eth_key,
+            box_key=box_key,
+            target_for_epoch=target_for_epoch,
+            sealer=sealer,
+        )
         self._lock = threading.RLock()
-        self._eth_key = eth_key
-        self._box = box_key
         self._resolve = resolve
-        self._target_for_epoch = target_for_epoch
         self._now = now
-        #: Seals the index entries (default: in this process).
-        self.sealer: Sealer = sealer if sealer is not None else InProcessSealer(eth_key)
         self.journal = Journal(Path(state_dir) / "journal")
-        self._contracts: Contracts = network.contracts_for(eth_key)
-        self.address = checksum(str(self._contracts.index.client.address))
-        self._sources: dict[bytes, tuple[Any, Progress | None, int | None]] = {}
-        # (stream, batch length) -> (calldata size, gas limit) of a mined batch append.
-        self._batch_gas: dict[tuple[str, int], tuple[int, int]] = {}
+        self._content_key = hashlib.sha256(b"emrshare/content-id/v1\0" + bytes(box_key)).digest()
 
     @_one_at_a_time
     def close(self) -> None:
@@ -172,14 +147,27 @@ class RecordWriter:
         category: str,
         source: RecordSource,
         *,
-        media_type: str,
+        media_type: str = "application/octet-stream",
         progress: Progress | None = None,
         created_at: int | None = None,
+        again: bool = False,
+        on_stage: OnStage | None = None,
     ) -> RecordId:
-        """Write one record; returns its record id once its entry is on chain."""
+        """Write one record; returns its record id once its entry is on chain.
+
+        Bytes and files are recognised by their content (see :meth:`content_id`): unless
+        ``again``, a write of the same content, patient and category that this writer
+        began before is finished (if interrupted) or reported (if on chain) instead of
+        being written a second time. ``on_stage`` says which (see :data:`WriteStage`).
+        """
         total = _source_size(source)
-        self._resume()
         target = self._resolve(patient, category)
+        content = self.content_id(target, source)
+        if content is not None and not again:
+            same = self._same(target, content, source, progress, total, on_stage)
+            if same is not None:
+                return same
+        self._resume()
         path = source if isinstance(source, Path) else None
         if isinstance(source, bytes | bytearray | memoryview):
             total = len(source)
@@ -189,18 +177,73 @@ class RecordWriter:
             stream=self._stream(target),
             next_sequence=self._next_sequence(target),
             record_id_of=record_ids(target.patient, target.tag, self.address),
-            meta=self._meta(target, media_type, created_at),
+            meta=self._meta(target, media_type, created_at, content),
             source=path.resolve() if path is not None else None,
         )
-        if path is None:
-            self._sources[job.record_id] = (source, progress, total)
-        else:
-            self._sources[job.record_id] = (path, progress, total)
+        tell(on_stage, "journaled", job.record_id)
+        self._drive(job, path if path is not None else source, progress, total, on_stage)
+        return job.record_id
+
+    def _same(
+        self,
+        target: WriteTarget,
+        content: str,
+        source: RecordSource,
+        progress: Progress | None,
+        total: int | None,
+        on_stage: OnStage | None,
+    ) -> RecordId | None:
+        """The record of ``content`` if this writer wrote or began it before: an open write
+        is finished now, a confirmed one still in the index is reported; else ``None``."""
+        job = self.journal.same_content(target.patient, target.category, content)
+        if job is None:
+            return None
+        if job.state.finished:
+            if job.record_id not in self.appended([job]):
+                return None  # the chain was reset under the journal (a devnet)
+            tell(on_stage, "existing", job.record_id)
+            return job.record_id
+        if not self.journal.claimable(job.record_id):
+            raise JournalError(
+                f"record 0x{job.record_id.hex()} of the same content is being written by "
+                "another process; wait for it to finish"
+            )
+        tell(on_stage, "resumed", job.record_id)
+        self._drive(job, source, progress, total, on_stage)
+        return job.record_id
+
+    def _drive(
+        self,
+        job: WriteJob,
+        source: Any,
+        progress: Progress | None,
+        total: int | None,
+        on_stage: OnStage | None,
+    ) -> None:
+        key = bytes(job.record_id)
+        self._sources[key] = (source, progress, total)
+        if on_stage is not None:
+            self._stages[key] = on_stage
         try:
             self.journal.run([job], self)
         finally:
-            self._sources.pop(job.record_id, None)
-        return job.record_id
+            self._sources.pop(key, None)
+            self._stages.pop(key, None)
+
+    def content_id(self, target: WriteTarget, source: object) -> str | None:
+        """The writer's name for ``source``'s content in ``target``: an HMAC, under a key
+        derived from the writer's box key, of patient, category and the plaintext's
+        SHA-256 (``None`` for a stream, which cannot be read twice).
+
+        It is kept only in the local journal (0600): never on chain or in storage, where
+        an observer could confirm a guessed content. Keyed, so a copy of the journal does
+        not confirm one either.
+        """
+        digest = _plaintext_sha256(source)
+        if digest is None:
+            return None
+        msg = f"{checksum(target.patient)}\n{target.category}\n".encode() + digest
+        return hmac.new(self._content_key, msg, hashlib.sha256).hexdigest()
 
     @_one_at_a_time
     def add_many(
@@ -212,33 +255,53 @@ class RecordWriter:
         media_type: str,
         batch_size: int = 50,
         progress: Callable[[int, int], None] | None = None,
+        again: bool = False,
     ) -> list[RecordId]:
-        """Write many records of one category; appends go out in batches of ``batch_size``."""
+        """Write many records of one category; appends go out in batches of ``batch_size``.
+
+        Files (``Path`` sources) are recognised as in :meth:`add`: unless ``again``, a file
+        whose content this writer wrote or began before for this patient and category is
+        finished or reported, not written again. In-memory contents are always written.
+        """
         for source in sources:
             _source_size(source)
-        self._resume()
         target = self._resolve(patient, category)
-        meta = self._meta(target, media_type, None)
-        jobs = self.journal.begin_many(
-            target.patient,
-            target.category,
-            [meta] * len(sources),
-            stream=self._stream(target),
-            next_sequence=self._next_sequence(target),
-            record_id_of=record_ids(target.patient, target.tag, self.address),
-            # Files can be re-read if the process dies before their ciphertext is spooled.
-            sources=[s.resolve() if isinstance(s, Path) else None for s in sources],
+        out: list[RecordId | None] = [None] * len(sources)
+        contents = [self.content_id(target, s) if isinstance(s, Path) else None for s in sources]
+        if not again:
+            for i, (src, content) in enumerate(zip(sources, contents, strict=True)):
+                if content is not None:
+                    out[i] = self._same(target, content, src, None, None, None)
+        self._resume()
+        todo = [i for i in range(len(sources)) if out[i] is None]
+        jobs = (
+            self.journal.begin_many(
+                target.patient,
+                target.category,
+                [self._meta(target, media_type, None, contents[i]) for i in todo],
+                stream=self._stream(target),
+                next_sequence=self._next_sequence(target),
+                record_id_of=record_ids(target.patient, target.tag, self.address),
+                # Files can be re-read if the process dies before their ciphertext is spooled.
+                sources=[
+                    s.resolve() if isinstance(s, Path) else None for s in (sources[i] for i in todo)
+                ],
+            )
+            if todo
+            else []
         )
-        for job, src in zip(jobs, sources, strict=True):
-            self._sources[job.record_id] = (src, None, None)
+        for i, job in zip(todo, jobs, strict=True):
+            self._sources[bytes(job.record_id)] = (sources[i], None, None)
+            out[i] = job.record_id
         try:
-            self.journal.run(jobs, self, batch_size=batch_size)
+            if jobs:
+                self.journal.run(jobs, self, batch_size=batch_size)
         finally:
             for job in jobs:
-                self._sources.pop(job.record_id, None)
+                self._sources.pop(bytes(job.record_id), None)
         if progress is not None:
-            progress(len(jobs), len(jobs))
-        return [j.record_id for j in jobs]
+            progress(len(sources), len(sources))
+        return [r for r in out if r is not None]
 
     @_one_at_a_time
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
@@ -258,175 +321,17 @@ class RecordWriter:
     def _next_sequence(self, target: WriteTarget) -> int:
         return self.network.contracts.index.next_sequence(target.patient, target.tag, self.address)
 
-    def _meta(self, target: WriteTarget, media_type: str, created_at: int | None) -> dict[str, Any]:
-        return {
+    def _meta(
+        self, target: WriteTarget, media_type: str, created_at: int | None, content: str | None
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {
             "epoch": target.epoch,
             "tag": "0x" + bytes(target.tag).hex(),
             "media_type": media_type,
             "created_at": int(created_at if created_at is not None else self._now()),
         }
+        if content is not None:
+            meta["content"] = content
+        return meta
 
     # -- WriteSteps ---------------------------------------------------------------------------
-
-    def encrypt(self, job: WriteJob, sink: IO[bytes]) -> bytes:
-        entry = self._sources.get(job.record_id)
-        if entry is None:
-            if job.source is None:
-                raise JournalError(
-                    f"the content of record 0x{job.record_id.hex()} is no longer available"
-                )
-            entry = (job.source, None, None)
-        source, progress, total = entry
-        key = DataKey.generate()
-        opened: IO[bytes] | None = None
-        if isinstance(source, Path):
-            opened = source.open("rb")
-            source = opened
-        try:
-            src: Any = _Counting(source, progress, total) if progress is not None else source
-            if isinstance(src, bytes | bytearray | memoryview):
-                src = io.BytesIO(bytes(src))
-            info = encrypt_file(src, sink, key, job.record_id)
-        finally:
-            if opened is not None:
-                opened.close()
-        assert info.plaintext_sha256 is not None
-        payload = bytes(key) + info.plaintext_sha256 + info.plaintext_size.to_bytes(8, "big")
-        return bytes(seal(self._box.public_key, _SECRET_BRAND, payload))
-
-    def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
-        return self.network.store.put(ciphertext)
-
-    @property
-    def store_many(self) -> Callable[[Sequence[WriteJob], Sequence[IO[bytes]]], list[Cid]] | None:
-        """Bulk store when the store is a :class:`BulkBlobStore` (one durability round per
-        group; ``LocalStore`` is one); ``None`` lets the journal fall back to ``store``."""
-        store = self.network.store
-        if not isinstance(store, BulkBlobStore):
-            return None
-
-        def store_many(jobs: Sequence[WriteJob], ciphertexts: Sequence[IO[bytes]]) -> list[Cid]:
-            cids = list(store.put_many(ciphertexts))
-            if len(cids) != len(jobs):
-                raise JournalError(f"the store returned {len(cids)} CIDs for {len(jobs)} blobs")
-            return cids
-
-        return store_many
-
-    def _seal_input(self, job: WriteJob, cid: Cid, secret: bytes) -> SealInput:
-        payload = open_sealed(self._box, _SECRET_BRAND, secret, what="journal secret")
-        target = self._target_for_epoch(job.patient, job.category, int(job.meta["epoch"]))
-        return SealInput(
-            patient=checksum(job.patient),
-            record_id=job.record_id,
-            cid=cid,
-            data_key=payload[:32],
-            plaintext_sha256=payload[32:64],
-            size=int.from_bytes(payload[64:72], "big"),
-            media_type=str(job.meta["media_type"]),
-            category=job.category,
-            epoch=target.epoch,
-            created_at=int(job.meta["created_at"]),
-            category_public_key=target.category_public_key.to_compressed_bytes(),
-        )
-
-    def seal(self, job: WriteJob, cid: Cid, secret: bytes) -> bytes:
-        return self.sealer.seal(self._seal_input(job, cid, secret))
-
-    def seal_many(self, jobs: Sequence[WriteJob]) -> Iterator[bytes | None]:
-        """Seal the entries of a bulk write ahead of their appends, in job order, through
-        the sealer (on worker processes for a :class:`PoolSealer`). ``None`` for a job
-        whose input could not be prepared or whose sealing failed: the journal then calls
-        :meth:`seal`, which raises the real error."""
-        return self.sealer.seal_many(_Prepared(jobs, self._prepare))
-
-    def _prepare(self, job: WriteJob) -> SealInput | None:
-        try:
-            assert job.cid is not None and job.secret is not None
-            return self._seal_input(job, job.cid, job.secret)
-        except Exception:
-            return None  # seal() raises it properly
-
-    def appended(self, jobs: Sequence[WriteJob]) -> set[RecordId]:
-        done: set[RecordId] = set()
-        nexts: dict[str, int] = {}
-        for job in jobs:
-            if job.stream not in nexts:
-                tag = CategoryTag(bytes.fromhex(str(job.meta["tag"])[2:]))
-                nexts[job.stream] = self.network.contracts.index.next_sequence(
-                    job.patient, tag, self.address
-                )
-            if job.sequence < nexts[job.stream]:
-                done.add(job.record_id)
-        return done
-
-    def send_append(self, jobs: Sequence[WriteJob], sealed: Sequence[bytes]) -> bytes:
-        first = jobs[0]
-        tag = CategoryTag(bytes.fromhex(str(first.meta["tag"])[2:]))
-        index = self._contracts.index
-        # A bulk write sends many batches of one shape: the gas the first one used (the
-        # dearest: it also creates the stream's counters), with the client's margin,
-        # covers the rest, so they skip eth_estimateGas. A revert still raises
-        # ContractRevert (the client replays a failed transaction to decode it), and any
-        # failure forgets the figure so the retry estimates again.
-        shape = (first.stream, len(jobs))
-        size = sum(len(s) for s in sealed)
-        known = self._batch_gas.pop(shape, None) if len(jobs) > 1 else None
-        gas = known[1] if known is not None and size <= known[0] else None
-        try:
-            try:
-                receipt = index.append_entries(first.patient, tag, first.sequence, sealed, gas=gas)
-            except TransactionMinedFailed:
-                if gas is None:
-                    raise
-                # Mined and failed without a decodable revert: the reused figure was too
-                # low for this batch (out of gas). Nothing was appended and the nonce was
-                # consumed; send once more with a fresh estimate (a real revert raises).
-                known = None
-                receipt = index.append_entries(first.patient, tag, first.sequence, sealed)
-        except ContractRevert as exc:
-            if exc.name == "RecordIndex_WrongSequence":
-                # Another write of this stream is ahead of or behind us; not a reason to
-                # give the record up: the journal retries after checking the chain.
-                raise TransactionFailed(
-                    f"slot {first.sequence} is not the index's next slot ({exc}); retrying"
-                ) from exc
-            raise
-        # NonceTooLow (another process sent with this key: a crashed writer, the CLI) is
-        # a TransactionFailed: the client re-read the nonce, and the journal retries.
-        if len(jobs) > 1:
-            self._batch_gas[shape] = known or (
-                size,
-                int(receipt.gas_used * index.client.gas_multiplier) + 5_000,
-            )
-        return receipt.tx_hash
-
-    def receipt(self, tx_hash: bytes) -> ReceiptStatus:
-        # "failed" covers a transaction the node dropped (restart, replaced): send again.
-        return self._contracts.index.client.transaction_state(tx_hash, timeout=10)
-
-    def unpin(self, cid: Cid) -> None:
-        self.network.store.unpin(cid)
-
-
-class _Prepared(Sequence[SealInput | None]):
-    """A bulk write's seal inputs, each prepared (its journal secret opened) only when
-    the sealer takes it: the first chunks go to the workers before the rest is opened."""
-
-    def __init__(
-        self, jobs: Sequence[WriteJob], prepare: Callable[[WriteJob], SealInput | None]
-    ) -> None:
-        self._jobs = jobs
-        self._prepare = prepare
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    @overload
-    def __getitem__(self, i: int) -> SealInput | None: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[SealInput | None]: ...
-    def __getitem__(self, i: int | slice) -> SealInput | list[SealInput | None] | None:
-        if isinstance(i, slice):
-            return [self._prepare(j) for j in self._jobs[i]]
-        return self._prepare(self._jobs[i])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from emrshare.categories import normalize_category
 from emrshare.chain import GrantCreated
@@ -17,12 +17,13 @@ from emrshare.crypto import (
 )
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
-from emrshare.roles._audit import audit_trail
+from emrshare.roles._audit import audit_trail, group_reads
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
     GrantInfo,
     Progress,
+    ReadEvent,
     RecordInfo,
     id32,
 )
@@ -46,7 +47,7 @@ from emrshare.roles._requests import (
     list_requests,
     request_closed,
 )
-from emrshare.roles._writer import RecordSource
+from emrshare.roles._writer import AddOptions, RecordSource
 from emrshare.types import Address, PolicyId, RecordId
 
 __all__ = ["Patient"]
@@ -64,9 +65,8 @@ class Patient:
         patient.revoke(grant.policy_id)
 
     ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
-    operations: keep it (and back it up) for as long as the identity lives; the chain
-    holds no epochs. It is created when first written to. ``known_categories`` adds
-    names to recognise on a machine that lost that state.
+    operations: keep it (and back it up) for the identity's life; the chain holds no
+    epochs. ``known_categories`` adds names to recognise on a machine that lost it.
     """
 
     def __init__(
@@ -156,8 +156,7 @@ class Patient:
             self._writes.deauthorize(writer, self._category(category))
 
     def writers(self, category: str) -> list[Address]:
-        """Members currently allowed to write ``category`` at its current epoch (authorized
-        and active Providers now)."""
+        """Active Providers now authorized to write ``category`` at its current epoch."""
         return self._writes.writers(self._category(category))
 
     # -- grants -------------------------------------------------------------------------
@@ -207,7 +206,7 @@ class Patient:
         new_epoch: bool = True,
         progress: Progress | None = None,
     ) -> None:
-        """Revoke one grant.
+        """Revoke one grant (``policy``: its id, or a unique prefix of 8+ hex digits).
 
         With ``new_epoch`` (default) the category moves to a new epoch: new records are
         sealed under a fresh key, so the revoked grantee cannot read them even with
@@ -221,7 +220,7 @@ class Patient:
         **Warning:** revocation stops future re-encryption by honest proxies. It cannot
         take back what the grantee already read.
         """
-        pid = id32(policy)
+        pid = id32(policy, lambda: [bytes(g.policy_id) for g in self._grant_events()])
         args = {"policy": pid.hex(), "new_epoch": new_epoch}
 
         def plan() -> list[Step]:
@@ -242,9 +241,8 @@ class Patient:
         return self._ops.resumed
 
     def resume(self, *, progress: Progress | None = None) -> list[OperationResult]:
-        """Finish every interrupted operation (grants, approvals, revocations), oldest
-        first; a step already on chain is not sent again. Every patient write does this
-        first (see :attr:`resumed`)."""
+        """Finish every interrupted operation (grants, approvals, revocations), oldest first,
+        sending no step twice; every patient write does this first (:attr:`resumed`)."""
         return self._ops.resume(progress)
 
     # -- access requests -----------------------------------------------------------------
@@ -298,29 +296,31 @@ class Patient:
         return self._own.records(self._tags(), category and self._category(category))
 
     def read(self, record: RecordId | bytes | str) -> bytes:
-        """The plaintext of one of the patient's own records (fully verified)."""
+        """One own record's plaintext, fully verified (``record``: its id or a prefix)."""
         return self._own.read(record, self._tags())
 
     def read_to(self, record: RecordId | bytes | str, path: Path) -> int:
         """Write one record to ``path`` (only once verified); returns its size."""
         return self._own.read_to(record, path, self._tags())
 
+    def record_id(self, record: RecordId | bytes | str) -> RecordId:
+        """The full id that ``record`` (an id, or a unique prefix of 8+ hex digits) names."""
+        return RecordId(bytes(self._own.find(record, self._tags())[0].record_id))
+
     def add_record(
         self,
         category: str,
         content: RecordSource,
         *,
-        media_type: str = "application/octet-stream",
         new_category: bool = False,
-        progress: Progress | None = None,
+        **options: Unpack[AddOptions],
     ) -> RecordId:
-        """Add a record to the patient's own index (e.g. a home measurement); a category
-        outside the vocabulary and not yet used needs ``new_category``."""
+        """Add a record to the patient's own index (e.g. a home measurement); ``options``
+        and the same-content rule as :meth:`Provider.add_record`. A category outside the
+        vocabulary and not yet used needs ``new_category``."""
         name = self._category(category, new_category)
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            return self._writes.writer.add(
-                self.address, name, content, media_type=media_type, progress=progress
-            )
+            return self._writes.writer.add(self.address, name, content, **options)
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish or roll back interrupted writes of this patient."""
@@ -328,25 +328,24 @@ class Patient:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def audit(self) -> list[AccessEvent]:
-        """Who read which records, when: every access the proxies logged for this
-        patient's grants that passes the reader's checks, oldest first.
+    def audit(self) -> list[ReadEvent]:
+        """Who read which records, when: one :class:`ReadEvent` per served read, oldest
+        first (the entries of :meth:`audit_by_proxy`, grouped)."""
+        grants = {bytes(g.policy_id): g for g in self._grant_events()}
+        return group_reads(self._audit(grants), grants)
 
-        The contract checks the grantee's signature, not that a logged ``evaluated_time``
-        is block ``evaluated_at``'s real time. So an entry is shown only when its policy
-        is this patient's, its requester the policy's grantee, its ``evaluated_time`` that
-        block's timestamp and every capsule hash one of this patient's entries under the
-        policy's tag; repeats of one (proxy, requester, nonce) are dropped. The rest is in
-        :meth:`audit_anomalies`."""
+    def audit_by_proxy(self) -> list[AccessEvent]:
+        """Every access a proxy logged for this patient's grants that passes the reader's
+        checks (see :mod:`emrshare.roles._audit`), one per serving proxy, oldest first."""
         return [e for e in self._audit() if not e.anomaly]
 
     def audit_anomalies(self) -> list[AccessEvent]:
-        """Logged accesses :meth:`audit` does not show, each with ``anomaly`` saying
-        which check failed (a proxy logging what did not happen, or a duplicate)."""
+        """Logged accesses that fail a check (a proxy logging what did not happen, a
+        duplicate): :meth:`audit` leaves them out; ``anomaly`` says which check failed."""
         return [e for e in self._audit() if e.anomaly]
 
-    def _audit(self) -> list[AccessEvent]:
-        grants = {bytes(g.policy_id): g for g in self._grant_events()}
+    def _audit(self, grants: dict[bytes, GrantCreated] | None = None) -> list[AccessEvent]:
+        grants = grants or {bytes(g.policy_id): g for g in self._grant_events()}
         return audit_trail(self.network, self.address, grants, self._tags(), self._own.entries())
 
     def close(self) -> None:

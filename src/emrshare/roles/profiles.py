@@ -15,6 +15,7 @@ insurer (the demo does)::
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from nacl.pwhash import argon2id
 from emrshare._files import private_dir, read_json_object, tighten_data_dir, write_atomically
 from emrshare.crypto import MemberKeys, PatientKeys, load_keystore, save_keystore
 from emrshare.crypto.keys import bip39_entropy_to_mnemonic, bip39_mnemonic_to_entropy
-from emrshare.errors import ConfigurationError, InvalidInput, NotFound
+from emrshare.errors import ConfigurationError, InvalidInput, ProfileExists, ProfileNotFound
 from emrshare.roles._state import check_profile_doc
 from emrshare.types import Address
 
@@ -119,9 +120,10 @@ class Profiles:
         """
         directory = self._dir(name)
         if (directory / "profile.json").exists():
-            raise ConfigurationError(
+            raise ProfileExists(
+                name,
                 f"profile {name!r} already exists in {self.data_dir}; pick another name "
-                "with --profile, or use another --data-dir"
+                "or another data directory",
             )
         keys: PatientKeys | MemberKeys
         if kind == "patient":
@@ -157,14 +159,23 @@ class Profiles:
         try:
             doc = read_json_object(directory / "profile.json", f"profile {name!r}")
         except FileNotFoundError:
-            known = ", ".join(p.name for p in self.list()) or "none"
-            raise NotFound(
-                f"no profile {name!r} in {self.data_dir} (known: {known}); create it with "
-                f"`emrshare --profile {name} init` or pick another with --profile"
-            ) from None
+            raise self._unknown(name, "no profile") from None
         kind, address, role = check_profile_doc(directory / "profile.json", doc)
         private_dir(directory)  # release 1 left profile directories 0755
         return Profile(name=name, kind=kind, address=address, directory=directory, role=role)
+
+    def _unknown(self, name: str, what: str, *, reference: bool = False) -> ProfileNotFound:
+        known = tuple(p.name for p in self.list())
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        suggestion = close[0] if close else None
+        message = f"{what} {name!r} in {self.data_dir}"
+        if suggestion is not None:
+            message += f": did you mean {suggestion!r}?"
+        else:
+            message += f" (known: {', '.join(known) or 'none'})"
+        return ProfileNotFound(
+            name, message, known=known, suggestion=suggestion, reference=reference
+        )
 
     def list(self) -> list[Profile]:
         """Every profile in the data directory, by name."""
@@ -201,4 +212,6 @@ class Profiles:
             if not is_address(who):
                 raise InvalidInput(f"{who!r} is not an Ethereum address")
             return Address(to_checksum_address(who))
+        if not self.exists(who):
+            raise self._unknown(who, "no address or profile", reference=True)
         return self.get(who).address

@@ -18,7 +18,7 @@ from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._sealing_pool import PoolSealer
-from emrshare.roles._writer import RecordSource, RecordWriter, WriteTarget
+from emrshare.roles._writer import OnStage, RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.requester import AsyncRequester, Requester
 from emrshare.types import RecordId
 
@@ -130,6 +130,8 @@ class Provider(Requester):
         current = self.writable_categories(patient)
         category = normalize_category(category, known=current)  # "LAB" -> "lab-results"
         if category not in current:
+            if not current:  # no authorization at all: is it a patient?
+                self._require_patient(patient)
             raise AccessDenied(
                 f"patient {patient} has not authorized {self.address} to write {category!r} "
                 "records; ask the patient to authorize this provider",
@@ -157,12 +159,19 @@ class Provider(Requester):
         media_type: str = "application/octet-stream",
         progress: Progress | None = None,
         created_at: int | None = None,
+        again: bool = False,
+        on_stage: OnStage | None = None,
     ) -> RecordId:
         """Encrypt, store and index one record; returns its record id once on chain.
 
         ``content`` is bytes, a binary file object, an iterable of byte strings or a
         ``Path`` (streamed in constant memory; a path also lets a crash during encryption
         be resumed). ``progress(done, total)`` is called as content is read.
+
+        Idempotent for bytes and files: the same content, patient and category again
+        returns the record this provider already wrote (or finishes the interrupted write
+        of it) instead of writing a copy, unless ``again=True``. ``on_stage(stage, id)``
+        says which, then reports each step (``encrypt``, ``store``, ``append``, ``confirm``).
         """
         return self.writer.add(
             patient,
@@ -171,6 +180,8 @@ class Provider(Requester):
             media_type=media_type,
             progress=progress,
             created_at=created_at,
+            again=again,
+            on_stage=on_stage,
         )
 
     def add_records(
@@ -182,8 +193,13 @@ class Provider(Requester):
         media_type: str = "application/octet-stream",
         batch_size: int = 50,
         progress: Callable[[int, int], None] | None = None,
+        again: bool = False,
     ) -> list[RecordId]:
-        """Bulk add: many records of one category, appended in batches of ``batch_size``."""
+        """Bulk add: many records of one category, appended in batches of ``batch_size``.
+
+        Files (``Path`` contents) this provider already wrote for the patient and category,
+        or began to, are reported (or finished), not written again, unless ``again=True``;
+        in-memory contents are always written."""
         return self.writer.add_many(
             patient,
             category,
@@ -191,6 +207,7 @@ class Provider(Requester):
             media_type=media_type,
             batch_size=batch_size,
             progress=progress,
+            again=again,
         )
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:

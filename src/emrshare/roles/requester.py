@@ -14,6 +14,7 @@ from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo
+from emrshare.roles._listing import open_granted
 from emrshare.roles._member import MemberFacade
 from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
 from emrshare.types import RecordId
@@ -54,6 +55,7 @@ class Requester(MemberFacade):
 
     def read(self, patient: str, record: RecordId | bytes | str) -> bytes:
         """One granted record's plaintext, through M-of-N proxies, fully verified.
+        ``record`` is its id or a unique prefix of 8 or more hex digits.
 
         Raises :class:`AccessDenied` (or ``GrantRevoked`` / ``GrantExpired``) when the
         proxies refuse, :class:`Unavailable` when too few answer and
@@ -129,9 +131,13 @@ class AsyncRequester:
         entry = await self.sync._reads.open(patient, record, self._run)
         return await self._run(lambda: read_record_to(self.sync.network.store, entry, path))
 
-    async def records(self, patient: str, category: str | None = None) -> list[RecordInfo]:
-        """As :meth:`Requester.records`."""
-        return await self._run(lambda: self.sync.records(patient, category))
+    async def records(
+        self, patient: str, category: str | None = None, *, open_entries: bool = False
+    ) -> list[RecordInfo]:
+        """As :meth:`Requester.records` (the proxies asked on the caller's loop)."""
+        reads = self.sync._reads
+        details = await open_granted(reads, patient, category, self._run) if open_entries else {}
+        return await self._run(lambda: self.sync._listed(patient, category, details))
 
     async def grants(
         self, patient: str | None = None, *, active_only: bool = False

@@ -7,6 +7,8 @@ On-disk layout under the data directory::
     blocks/<xy>/<key>.data       one file per block, key = base32 multihash, xy = key[-3:-1]
     pins/<key>                   one file per pinned root, holding the CID string
     tmp/                         files being written; renamed into place when complete
+                                 (named after their writer's pid: a dead writer's are
+                                 reclaimed at open, see ``storage._disk``)
 
 Why this shape: one file per block makes every write atomic (temp + fsync + rename) and
 lets several processes share a store without a database; the flock keeps gc from
@@ -16,19 +18,18 @@ deleting blocks another process has written but not pinned yet.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
-import itertools
 import json
 import os
-import sys
-import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import cast
 
 from emrshare._files import loads_json
 from emrshare.errors import BlobNotFound, StorageError, UnsupportedVersion, WireFormatError
+from emrshare.storage._disk import SYNCFS as _SYNCFS
+from emrshare.storage._disk import fsync_path as _fsync_path
+from emrshare.storage._disk import reclaim_stale, tmp_name
+from emrshare.storage._disk import syncfs_at as _syncfs_at
 from emrshare.storage.base import BlobSource, BlobStat, GcResult, unpin_orphans
 from emrshare.storage.cid import DAG_PB, CidInfo
 from emrshare.storage.unixfs import (
@@ -46,7 +47,6 @@ __all__ = ["LocalStore"]
 
 _FORMAT = "emrshare-blockstore"
 _MAJOR, _MINOR = 1, 0
-_counter = itertools.count()
 
 
 @contextlib.contextmanager
@@ -59,42 +59,6 @@ def _disk_errors(path: Path, what: str) -> Iterator[None]:
             f"could not {what} in the store at {path} ({exc.strerror or exc}); "
             "check free space, permissions and that nothing else is in the way"
         ) from exc
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    """Linux ``syncfs(2)``: flush one file system in a single call (None elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return cast("Callable[[int], int]", fn)
-
-
-_SYNCFS = _load_syncfs()
-
-
-def _syncfs_at(path: Path) -> None:
-    """Flush the file system holding ``path`` (Linux only; callers check ``_SYNCFS``)."""
-    assert _SYNCFS is not None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:
-            raise OSError(ctypes.get_errno(), "syncfs failed")
-    finally:
-        os.close(fd)
 
 
 #: Bytes written to temp files before they are flushed and renamed into place.
@@ -142,6 +106,14 @@ class _BlockWriter:
 
     def _syncfs(self) -> None:
         _syncfs_at(self._store._tmp)
+
+    def discard(self) -> None:
+        """Delete the temp files not renamed into place yet (a failed or interrupted put)."""
+        for tmp, _ in self._pending.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._pending.clear()
+        self._bytes = 0
 
     def flush(self) -> None:
         if not self._pending:
@@ -195,6 +167,7 @@ class LocalStore:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
             _check_marker(self)
             self._lock_path.touch(mode=0o600, exist_ok=True)
+            reclaim_stale(self._tmp)  # a killed or interrupted writer's (see _disk)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, profile={self.profile.name!r})"
@@ -211,7 +184,13 @@ class LocalStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _tmp_name(self, name: str) -> Path:
-        return self._tmp / f"{name}.{os.getpid()}.{threading.get_ident()}.{next(_counter)}.tmp"
+        return tmp_name(self._tmp, name)
+
+    def reclaim_temp_files(self) -> int:
+        """Delete the temp files of writers that died mid-put (never a live writer's, in
+        any process); bounded work, also done when the store is opened. How many."""
+        with _disk_errors(self.path, "reclaim stale temp files"):
+            return reclaim_stale(self._tmp)
 
     def _ensure_dir(self, path: Path) -> None:
         if path not in self._dirs:
@@ -283,8 +262,12 @@ class LocalStore:
         """
         with self._locked(exclusive=False):
             writer = _BlockWriter(self)
-            yield writer
-            writer.flush()
+            try:
+                yield writer
+                writer.flush()
+            except BaseException:  # Ctrl-C too: this writer's temp files are garbage
+                writer.discard()
+                raise
 
     # -- BlobStore ----------------------------------------------------------------------
 

@@ -70,9 +70,14 @@ async def test_every_serve_is_logged_on_chain_exactly_once(net_up: Net) -> None:
     entries = net.chain.append(net.patient, CATEGORY, 0, count=3)
     _, policy = net.grant()
     async with net.client() as client:
-        for _ in range(6):
+        # Six distinct reads (each its own deadline): the same arguments again would be
+        # a retry of one read, which a client sends as the same request, logged once.
+        # (With no block mined between reads, chain time stands still: without the
+        # offset the six calls were one read, and the count below depended on whether
+        # other tests' transactions had moved the chain on.)
+        for i in range(6):
             await client.reencrypt(
-                policy, [e.capsule for e in entries], deadline=net.chain.chain_time() + 300
+                policy, [e.capsule for e in entries], deadline=net.chain.chain_time() + 300 + i
             )
     # A hard kill right after serving: journaled serves must survive and be logged.
     net.proxies[1].kill()

@@ -15,6 +15,7 @@ from emrshare import (
     ConsortiumAdmin,
     GrantExpired,
     GrantRevoked,
+    NotFound,
     Patient,
     Provider,
     Requester,
@@ -128,6 +129,10 @@ def test_unauthorized_writer_is_refused_and_leaves_nothing(
     patient.register()
     with pytest.raises(AccessDenied, match="has not authorized"):
         c.add_record(patient.address, "lab", b"x")
+    # An address that is no patient at all (a typo, a member) is said to be one, not
+    # reported as a patient who has not authorized this provider.
+    with pytest.raises(NotFound, match="not a registered patient"):
+        c.add_record(c.address, "lab", b"x")
     assert patient.records() == []
     patient.authorize_writer(c.address, "lab")
     rid = c.add_record(patient.address, "lab", b"x")

@@ -51,10 +51,12 @@ def test_read_and_audit_without_the_settle_hook(
     assert b.read(patient.address, lab_id) == b"Hb 14.1 g/dL"
 
     # Each proxy that served the read has logged it by the time the read returns.
-    reads = [e for e in patient.audit() if e.requester == b.address]
+    reads = [e for e in patient.audit_by_proxy() if e.requester == b.address]
     assert len(reads) == net.threshold
     assert len({e.proxy for e in reads}) == net.threshold
     assert all(e.record_ids == (lab_id,) for e in reads)
+    (read,) = [r for r in patient.audit() if r.requester == b.address]
+    assert set(read.proxies) == {e.proxy for e in reads} and read.record_ids == (lab_id,)
     for m in (a, b, patient):
         m.close()
 

@@ -16,7 +16,7 @@ from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.devnet import dev_private_keys
 from emrshare.errors import CryptoError, GrantRevoked, Unavailable
-from emrshare.proxy.client import ProxyEndpoint, RoutingTransport, ThresholdClient
+from emrshare.proxy import ProxyEndpoint, RoutingTransport, ThresholdClient
 from emrshare.proxy.node import NodeChain, ProxyParts
 from emrshare.proxy.node._kfrags import kfrag_opener
 from emrshare.proxy.node.app import MAX_BODY
@@ -397,3 +397,56 @@ def test_concurrent_repeats_of_one_request_are_served_and_journaled_once(
     assert all(isinstance(r, Served) and r.signature for r in results), results
     assert proxy.store.unbatched_count() == 1
     assert proxy.service.repeats == 3
+
+
+async def test_a_long_lived_client_keeps_a_bounded_number_of_signed_requests(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed requests are kept for retries within a read, not for ever: a client that
+    reads on (an EHR integration) does not grow without bound; the latest read's retry
+    still reuses its request (same nonce, journaled once)."""
+    import emrshare.proxy.client as client_mod
+
+    monkeypatch.setattr(client_mod, "_SIGNED_KEPT", 4)
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (entry,) = chain.append(patient, "lab", 0, count=1)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    policy, _ = threshold_policy(grant, grantee, patient, proxies)
+    async with _grantee_client(world) as client:
+        base = chain.chain_time() + 60
+        for i in range(5):  # five reads, three proxies each: 15 requests signed
+            await client.reencrypt(policy, [entry.capsule], deadline=base + i)
+        assert len(client._signed) == 4
+        kept = dict(client._signed)
+        await client.reencrypt(policy, [entry.capsule], deadline=base + 4)  # a retry
+        assert {k: v.request.nonce for k, v in client._signed.items()} == {
+            k: v.request.nonce for k, v in kept.items()
+        }
+
+
+async def test_a_record_appended_a_moment_ago_is_not_now_not_no(world: dict[str, Any]) -> None:
+    """Proxies index entries as their watchers follow the chain: a grantee reading a
+    record its proxies have not indexed yet gets Unavailable (retry), not AccessDenied,
+    and the same read succeeds once they have."""
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    (entry,) = chain.append(patient, "lab", 0, count=1)  # not yet seen by the proxies
+    policy, gmap = threshold_policy(grant, grantee, patient, proxies)
+    async with _grantee_client(world) as client:
+        deadline = chain.chain_time() + 60
+        with pytest.raises(Unavailable) as info:
+            await client.reencrypt(policy, [entry.capsule], deadline=deadline)
+        assert set(info.value.failures.values()) == {"capsule_not_in_index"}
+        _settle(proxies)
+        result = await client.reencrypt(policy, [entry.capsule], deadline=deadline)
+    open_entry_as_grantee(entry, grantee, gmap, result.cfrags[0])

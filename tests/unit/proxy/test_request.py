@@ -136,6 +136,8 @@ def test_refusal_reasons_are_stable_strings() -> None:
     assert RefusalReason("not_grantee") is RefusalReason.NOT_GRANTEE
     assert RefusalReason.POLICY_REVOKED.denies_access
     assert not RefusalReason.CHAIN_UNAVAILABLE.denies_access
+    assert not RefusalReason.CAPSULE_NOT_IN_INDEX.denies_access  # a lagging index
+    assert RefusalReason.CAPSULE_WRONG_CATEGORY.denies_access
     assert MAX_BATCH >= 32
     assert OTHER != KEY
 

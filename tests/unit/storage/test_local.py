@@ -137,11 +137,13 @@ _CRASHER = textwrap.dedent(
 def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _CRASHER, str(tmp_path)], cwd=ROOT)
     assert proc.returncode == 3
+    assert list((tmp_path / "tmp").iterdir())  # the interrupted batch stayed in tmp/
     store = LocalStore(tmp_path)
+    # ... until the store was opened again: the dead writer's temp files are reclaimed.
+    assert list((tmp_path / "tmp").iterdir()) == []
     assert store.pins() == []
     files = list((tmp_path / "blocks").rglob("*.data"))
     assert files  # whole batches reached their names before the crash
-    assert list((tmp_path / "tmp").iterdir())  # the interrupted batch stayed in tmp/
     for f in files:
         # Every file on disk is a complete block whose name is the hash of its bytes.
         mh = b"\x12\x20" + hashlib.sha256(f.read_bytes()).digest()

@@ -25,6 +25,7 @@ def init(
     restore: Annotated[
         bool, typer.Option(help="restore from a mnemonic instead of creating new keys")
     ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create a new identity in this profile: a keystore, and the mnemonic shown once."""
     from emrshare.cli._parse import parse_kind
@@ -36,7 +37,7 @@ def init(
     profile, words = st.profiles.create(
         st.profile_name, parse_kind(kind), st.password(confirm=True), role=role, mnemonic=words_in
     )
-    if st.json:
+    if want_json(ctx, json_out):
         info = {"profile": profile.name, "kind": profile.kind, "address": profile.address}
         # Scripts get the new mnemonic here or never: this is its one showing.
         emit_json(info if restore else {**info, "mnemonic": words})
@@ -85,10 +86,8 @@ def recover(
     if want_json(ctx, json_out):
         emit_json(render.recovery_json(report, ops))
     else:
-        out.print(
-            f"finished {len(report.confirmed)}, rolled back {len(report.rolled_back)}, "
-            f"still failing {len(report.failed)}"
-        )
+        for line in render.recovery_lines(report):
+            out.print(line, markup=False)
         for o in ops:
             out.print(
                 f"finished interrupted {o.kind} {o.op_id[:8]}: {o.sent} of {o.steps} "

@@ -30,6 +30,7 @@ def member_add(
         "provider"
     ),
     endpoint: Annotated[str, typer.Option(help="base URL (proxies only)")] = "",
+    json_out: JsonOpt = False,
 ) -> None:
     """Admit a member (admin; devnet): creates its profile, publishes its keys, admits it.
 
@@ -55,6 +56,11 @@ def member_add(
         fund=functools.partial(fund_account, net, admin_key),
         fast_kdf=True,
     )
+    if want_json(ctx, json_out):
+        info = {"name": name, "address": done.address, "role": render.label(done.role)}
+        # A new profile's mnemonic is shown once: in the JSON, for a script to back up.
+        emit_json(info if done.mnemonic is None else {**info, "mnemonic": done.mnemonic})
+        return
     if done.mnemonic is not None:
         err.print(f"created member profile {name} ({done.address}); its mnemonic:")
         err.print(f"  {done.mnemonic}", markup=False)
@@ -73,12 +79,13 @@ def member_suspend(
     ctx: typer.Context,
     proxy: Annotated[str, typer.Argument(help="the reported proxy's address")],
     report: Annotated[int, typer.Option("--report", help="the proxy report id to act on")],
+    json_out: JsonOpt = False,
 ) -> None:
     """Propose suspending a proxy on a report (admin): its evidence is verified here first."""
     st = state(ctx)
     pid = _admin(st).suspend(proxy, report)
     suspended = st.network().contracts.registry.member(proxy).suspended_at != 0
-    if want_json(ctx, False):
+    if want_json(ctx, json_out):
         emit_json({"proposal": pid, "suspended": suspended})
         return
     done = "suspended" if suspended else "proposed; other admins run `member approve`"
@@ -89,12 +96,13 @@ def member_suspend(
 def member_approve(
     ctx: typer.Context,
     proposal: Annotated[int, typer.Argument(help="the proposal id")],
+    json_out: JsonOpt = False,
 ) -> None:
     """Approve a registry proposal (admin); a suspension's evidence is verified here first."""
     st = state(ctx)
     _admin(st).approve(proposal)
     executed = st.network().contracts.registry.proposal(proposal).executed
-    if want_json(ctx, False):
+    if want_json(ctx, json_out):
         emit_json({"proposal": proposal, "executed": executed})
         return
     out.print(f"approved proposal {proposal}" + (" (executed)" if executed else ""))
@@ -102,11 +110,13 @@ def member_approve(
 
 @app.command("verify-report")
 def member_verify_report(
-    ctx: typer.Context, report: Annotated[int, typer.Argument(help="the proxy report id")]
+    ctx: typer.Context,
+    report: Annotated[int, typer.Argument(help="the proxy report id")],
+    json_out: JsonOpt = False,
 ) -> None:
     """Check a proxy report against the chain (anyone): does its evidence prove misbehaviour?"""
     v = _admin(state(ctx)).verify_report(report)
-    if want_json(ctx, False):
+    if want_json(ctx, json_out):
         emit_json(
             {"report": report, "proxy": v.proxy, "evidence_hash": render.hex_id(v.evidence_hash)}
         )

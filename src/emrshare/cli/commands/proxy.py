@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from emrshare.cli._context import emit_json, out, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
 
 app = typer.Typer(no_args_is_help=True, help="Run a re-encryption proxy node; report one.")
 
@@ -30,6 +30,7 @@ def serve(
 def report(
     ctx: typer.Context,
     evidence: Annotated[Path, typer.Argument(help="an evidence file (.emev) a read wrote")],
+    json_out: JsonOpt = False,
 ) -> None:
     """Report the proxy an evidence file proves misbehaved (published on chain for the
     admins to verify; as a member profile)."""
@@ -37,7 +38,7 @@ def report(
 
     proxy = Evidence.read(evidence).proxy  # refused here, before any chain access
     report_id = state(ctx).provider().report_proxy(evidence)
-    if want_json(ctx, False):
+    if want_json(ctx, json_out):
         emit_json({"report_id": report_id, "proxy": proxy})
         return
     out.print(

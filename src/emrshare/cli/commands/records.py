@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import mimetypes
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, progress_bar, state, want_json
+from emrshare.cli._context import (
+    JsonOpt,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    safe,
+    state,
+    want_json,
+)
 from emrshare.cli.commands.grants import CategoryOpt, NewCategoryOpt
 
 if TYPE_CHECKING:
@@ -18,7 +31,12 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Add, list and read records.")
 
 PatientOpt = Annotated[str | None, typer.Option(help="patient address or profile (members only)")]
-MediaTypeOpt = Annotated[str, typer.Option(help="MIME type")]
+MediaTypeOpt = Annotated[
+    str | None, typer.Option(help="MIME type (default: from the file name, by mimetypes)")
+]
+AgainOpt = Annotated[
+    bool, typer.Option("--again", help="write a copy even if this content was already added")
+]
 
 
 @app.command("add")
@@ -27,34 +45,98 @@ def record_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: CategoryOpt,
     patient: PatientOpt = None,
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
+    again: AgainOpt = False,
     new_category: NewCategoryOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Encrypt, store and index one record (journaled: exactly once, resumable)."""
+    """Encrypt, store and index one record (journaled: exactly once, resumable).
+
+    The same file again (same content, patient and category) is not written twice: an
+    interrupted write of it is finished, a finished one reported; --again adds a copy.
+    """
     st = state(ctx)
     size = file.stat().st_size
-    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as advance:
+    kind = _media_type(file, media_type)
+    seen: dict[str, Any] = {}
 
-        def own(p: Patient) -> RecordId:
-            return p.add_record(
-                category,
-                file,
-                media_type=media_type,
-                new_category=new_category,
-                progress=lambda d, t: advance(d),
+    with progress_bar(f"adding {file.name}", size, size >= 1 << 20 and not st.json) as bar:
+
+        def on_stage(stage: str, rid: RecordId) -> None:
+            seen.setdefault("how", stage)
+            seen["rid"] = rid
+            bar.stage(stage)
+
+        options: dict[str, Any] = {
+            "media_type": kind,
+            "progress": lambda d, t: bar(d),
+            "again": again,
+            "on_stage": on_stage,
+        }
+        try:
+            rid = st.on_records(
+                patient,
+                lambda p: p.add_record(category, file, new_category=new_category, **options),
+                lambda p, who: p.add_record(who, category, file, **options),
             )
-
-        def theirs(p: Provider, who: Address) -> RecordId:
-            return p.add_record(
-                who, category, file, media_type=media_type, progress=lambda d, t: advance(d)
-            )
-
-        rid = st.on_records(patient, own, theirs)
+        except KeyboardInterrupt:
+            _interrupted(file, seen.get("rid"), want_json(ctx, json_out))
+    how = {"existing": "existing", "resumed": "resumed"}.get(seen.get("how", ""), "added")
     if want_json(ctx, json_out):
-        emit_json({"record_id": render.hex_id(rid), "category": category, "size": size})
+        emit_json(
+            {
+                "record_id": render.hex_id(rid),
+                "category": category,
+                "size": size,
+                "media_type": kind,
+                "status": how,
+            }
+        )
+    elif how == "existing":
+        out.print(
+            f"{file.name} was already added as record {render.hex_id(rid)} ({category}); "
+            "nothing written (--again adds another copy)"
+        )
+    elif how == "resumed":
+        out.print(
+            f"finished the interrupted write of {file.name}: record {render.hex_id(rid)} "
+            f"({category}, {size} bytes)"
+        )
     else:
         out.print(f"added record {render.hex_id(rid)} ({category}, {size} bytes)")
+
+
+def _media_type(file: Path, given: str | None) -> str:
+    """``--media-type``, else the type ``mimetypes`` knows for the file name."""
+    return given or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+
+def _interrupted(file: Path, rid: RecordId | None, as_json: bool) -> NoReturn:
+    """Ctrl-C during ``record add``: what was kept and how to resume; exit 130."""
+    if rid is None:
+        _stop(
+            f"interrupted as the write of {file.name} began",
+            "re-run the same command (it finishes a journaled write, never writes a copy)",
+            as_json,
+        )
+    _stop(
+        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}",
+        "run 'emrshare recover' to finish it, or re-run the same command",
+        as_json,
+        render.hex_id(rid),
+    )
+
+
+def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) -> NoReturn:
+    """One line (a JSON error on stderr under --json, with the full record id), exit 130."""
+    if as_json:
+        body = {"type": "Interrupted", "message": message, "hint": hint, "exit_code": 130}
+        if record_id is not None:
+            body["record_id"] = record_id
+        sys.stderr.write(json.dumps({"error": body}) + "\n")
+    else:
+        err.print(safe(f"{message}; {hint}"), markup=False, highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command("import")
@@ -63,15 +145,35 @@ def record_import(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: CategoryOpt,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
-    media_type: MediaTypeOpt = "application/octet-stream",
+    media_type: MediaTypeOpt = None,
     batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,
+    again: AgainOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Bulk import: many files of one category, appended in batches (journaled)."""
+    """Bulk import: many files of one category, appended in batches (journaled).
+
+    Files already imported (or interrupted) for this patient and category are reported
+    (or finished), not written again, unless --again.
+    """
     st = state(ctx)
-    ids = st.provider().add_records(
-        st.profiles.resolve(patient), category, files, media_type=media_type, batch_size=batch_size
-    )
+    # One media type per import: --media-type, else the first file's.
+    kind = _media_type(files[0], media_type)
+    try:
+        ids = st.provider().add_records(
+            st.profiles.resolve(patient),
+            category,
+            files,
+            media_type=kind,
+            batch_size=batch_size,
+            again=again,
+        )
+    except KeyboardInterrupt:
+        _stop(
+            "interrupted: the files begun are journaled",
+            "run 'emrshare recover' to finish them, or re-run the same command (files "
+            "already in are not written again)",
+            want_json(ctx, json_out),
+        )
     if want_json(ctx, json_out):
         emit_json(
             [
@@ -88,12 +190,24 @@ def record_list(
     ctx: typer.Context,
     patient: PatientOpt = None,
     category: Annotated[str | None, typer.Option(help="only this category")] = None,
+    details: Annotated[
+        bool,
+        typer.Option(
+            help="a member: open the entries through the proxies for type and size "
+            "(the patient's audit shows it as a read); --no-details lists ids only"
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """List records: a patient's own, or a patient's records this member was granted."""
+    """List records: a patient's own, or a patient's records this member was granted.
+
+    A member's list opens the entries of its active grants through the proxies (one
+    batched request per proxy and grant) to show type and size; the patient's audit
+    trail shows that as a read of those records. ``--no-details`` lists without it.
+    """
 
     def theirs(p: Provider, who: Address) -> list[RecordInfo]:
-        return p.records(who, category)
+        return p.records(who, category, open_entries=details)
 
     recs = state(ctx).on_records(patient, lambda p: p.records(category), theirs)
     render.RECORDS.show(recs, want_json(ctx, json_out))
@@ -102,30 +216,85 @@ def record_list(
 @app.command("get")
 def record_get(
     ctx: typer.Context,
-    record_id: Annotated[str, typer.Argument(help="0x… record id")],
+    record_id: Annotated[
+        str, typer.Argument(help="record id, or a unique prefix of 8+ hex digits")
+    ],
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", dir_okay=False, help="where to write the record"),
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            allow_dash=True,
+            help="file to write the record to; - for stdout",
+        ),
     ],
     patient: PatientOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Read one record, fully verified, into a file (written only once verified)."""
+    """Read one record, fully verified, into a file (written only once verified) or,
+    with ``-o -``, to standard output (written only once verified; messages go to
+    standard error)."""
     st = state(ctx)
-    if not output.parent.is_dir():
+    to_stdout = str(output) == "-"
+    if not to_stdout and not output.parent.is_dir():
         raise typer.BadParameter(
             f"the directory {output.parent} does not exist; create it first", param_hint="-o"
         )
-    size = st.on_records(
-        patient,
-        lambda p: p.read_to(record_id, output),
-        lambda p, who: p.read_to(who, record_id, output),
-    )
-    if st.json:
-        emit_json({"record_id": record_id, "output": str(output), "size": size})
+
+    def own(p: Patient) -> tuple[RecordId, int]:
+        rid = p.record_id(record_id)
+        if to_stdout:
+            return rid, _to_stdout(p.read(rid))
+        return rid, p.read_to(rid, output)
+
+    def theirs(p: Provider, who: Address) -> tuple[RecordId, int]:
+        rid = p.record_id(who, record_id)
+        if to_stdout:
+            return rid, _to_stdout(p.read(who, rid))
+        return rid, p.read_to(who, rid, output)
+
+    rid, size = st.on_records(patient, own, theirs)
+    where = "stdout" if to_stdout else str(output)
+    if want_json(ctx, json_out):
+        doc = {"record_id": render.hex_id(rid), "output": where, "size": size}
+        if to_stdout:  # stdout holds the record: the JSON goes to stderr
+            err.print_json(json.dumps(doc), ensure_ascii=True)
+        else:
+            emit_json(doc)
     else:
-        out.print(f"wrote {size} bytes to {output}")
+        (err if to_stdout else out).print(
+            f"wrote {size} bytes of record {render.hex_id(rid)} to {where}", markup=False
+        )
 
 
-def audit(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """The patient's access trail: who read which records, when (from the chain)."""
-    render.ACCESSES.show(state(ctx).patient().audit(), want_json(ctx, json_out))
+def _to_stdout(data: bytes) -> int:
+    """Write a verified record to standard output, binary-safe (a closed pipe, as in
+    ``| head -c 100``, ends the command quietly with exit status 1)."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    return len(data)
+
+
+def audit(
+    ctx: typer.Context,
+    by_proxy: Annotated[
+        bool, typer.Option("--by-proxy", help="one row per proxy's log entry")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The patient's access trail: who read which records, when (from the chain).
+
+    One row per served read, with the proxies that logged it; ``--by-proxy`` shows each
+    proxy's log entry. Refused reads are not logged anywhere a patient can read.
+    """
+    patient = state(ctx).patient()
+    if by_proxy:
+        render.ACCESSES.show(patient.audit_by_proxy(), want_json(ctx, json_out))
+    else:
+        render.READS.show(patient.audit(), want_json(ctx, json_out))

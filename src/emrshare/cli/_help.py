@@ -1,0 +1,119 @@
+"""What ``--help`` shows beyond each command's docstring: one vocabulary of metavars and
+an example per command, kept here so that every command reads alike.
+
+:func:`polish` walks the built command tree once (when the root group first parses):
+a flag shows no metavar (``--json``, not ``--json <bool>``), an option shows what it
+takes in the words of :data:`METAVARS` (``--expires DURATION|DATE``), and every command
+ends with its example.
+``tests/unit/roles/test_cli_help.py`` checks that every command has an example and that
+each example parses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EXAMPLES", "METAVARS", "polish"]
+
+#: Option → what it takes, as help shows it.
+METAVARS: dict[str, str] = {
+    "--profile": "NAME",
+    "--data-dir": "DIR",
+    "--password-file": "FILE",
+    "--patient": "ADDRESS|PROFILE",
+    "--to": "ADDRESS|PROFILE",
+    "--category": "CATEGORY",
+    "--media-type": "MIME",
+    "--expires": "DURATION|DATE",
+    "--threshold": "M",
+    "--proxies": "N",
+    "--batch-size": "N",
+    "--purpose": "CODE",
+    "--reason": "TEXT",
+    "--role": "ROLE",
+    "--kind": "patient|member",
+    "--endpoint": "URL",
+    "--output": "FILE|-",
+    "--config": "FILE",
+    "--log-level": "LEVEL",
+    "--store": "local|ipfs",
+    "--node": "anvil|ganache",
+    "--report": "N",
+}
+
+#: Command path → an example (the words after ``emrshare``).
+EXAMPLES: dict[str, str] = {
+    "version": "version",
+    "init": "--profile alice init --kind patient",
+    "whoami": "--profile alice whoami --json",
+    "audit": "--profile patient audit",
+    "recover": "--profile hospital recover",
+    "proxy serve": "proxy serve --config proxy.toml",
+    "proxy report": "proxy report evidence.emev",
+    "record add": "--profile hospital record add cbc.pdf --patient patient --category lab-results",
+    "record import": "--profile hospital record import a.json b.json --patient patient "
+    "--category lab-results",
+    "record list": "--profile patient record list --category imaging",
+    "record get": "--profile patient record get 0x1f2e3d4c -o scan.pdf",
+    "grant add": "--profile patient grant add --to hospital --category lab-results --expires 30d",
+    "grant list": "--profile patient grant list --active",
+    "grant revoke": "--profile patient grant revoke 0x9a8b7c6d",
+    "request add": "--profile insurer request add --patient patient --category lab-results "
+    "--purpose HPAYMT --reason 'claim 1234'",
+    "request list": "--profile patient request list --pending",
+    "request approve": "--profile patient request approve 3 --expires 7d",
+    "request deny": "--profile patient request deny 3",
+    "writer add": "--profile patient writer add hospital --category lab-results",
+    "writer remove": "--profile patient writer remove hospital --category lab-results",
+    "writer list": "--profile patient writer list --category lab-results",
+    "member add": "--profile admin member add clinic-b --role provider",
+    "member list": "member list --json",
+    "member suspend": "--profile admin member suspend 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC "
+    "--report 1",
+    "member approve": "--profile admin member approve 1",
+    "member verify-report": "member verify-report 1",
+    "devnet up": "devnet up --proxies 3 --threshold 2",
+    "devnet down": "devnet down --wipe",
+    "devnet status": "devnet status --json",
+}
+
+
+def polish(group: Any) -> None:
+    """Give every command under ``group`` its metavars and example (see the module);
+    once per group."""
+    if not getattr(group, "_emrshare_polished", False):
+        _walk(group, [])
+        group._emrshare_polished = True
+
+
+def _walk(cmd: Any, path: list[str]) -> None:
+    subs = getattr(cmd, "commands", None)
+    for param in cmd.params:
+        if param.param_type_name != "option":
+            continue  # an argument shows its name in capitals already (FILE, RECORD_ID)
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None:
+            long = next((o for o in param.opts if o.startswith("--")), "")
+            param.metavar = METAVARS.get(long)
+    _flag_help(cmd)
+    if subs:
+        for name, sub in subs.items():
+            _walk(sub, [*path, name])
+        return
+    example = EXAMPLES.get(" ".join(path))
+    if example is not None and not cmd.epilog:
+        cmd.epilog = f"Example: emrshare {example}"
+
+
+def _flag_help(cmd: Any) -> None:
+    # --help is made per invocation (get_help_option), not kept in cmd.params.
+    make = cmd.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = make(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = get_help_option

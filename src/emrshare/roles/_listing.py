@@ -1,0 +1,116 @@
+"""A grantee's listing with what the index entries say (media type, size, creation time).
+
+Those fields are inside the sealed index entry, which a grantee opens only with M
+proxies' capsule fragments. So a detailed listing asks the proxies, as a read does, for
+every entry under each *active* grant: one batched request per proxy and grant (up to
+:data:`~emrshare.proxy.request.MAX_BATCH` capsules each). Each served request is a logged
+access: it is on the patient's audit trail as one read of those records (which the
+grantee can now decrypt: it holds their data keys). Entries under revoked or expired
+grants, or that the proxies refuse or do not answer, keep their details unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Sequence
+
+from emrshare.chain import EntryAppended, GrantCreated, GrantStatus
+from emrshare.crypto import GranteeMap, IndexEntry, SealedEntry, open_entry_as_grantee
+from emrshare.errors import AccessDenied, ConfigurationError, Unavailable
+from emrshare.proxy import ThresholdPolicy, ThresholdResult
+from emrshare.proxy.request import MAX_BATCH
+from emrshare.roles._common import checksum
+from emrshare.roles._reads import GrantedReader, Runner, check_entry, inline
+from emrshare.roles._reports import keep_evidence
+from emrshare.types import Address
+
+__all__ = ["open_granted", "open_granted_sync"]
+
+log = logging.getLogger("emrshare.roles")
+
+_Batch = tuple[GranteeMap, ThresholdPolicy, list[EntryAppended]]
+
+
+def _batches(
+    reader: GrantedReader, patient: Address, category: str | None
+) -> tuple[list[_Batch], int]:
+    """Per active grant (the newest of each tag, of ``category`` if given), its policy and
+    the entries it covers, cut to ``MAX_BATCH``; and one chain deadline for all."""
+    chain = reader.patient_chain(patient)
+    status = reader.network.contracts.grants.status
+    newest: dict[bytes, tuple[GrantCreated, GranteeMap]] = {}
+    for grant, gmap in reader.grant_events(patient):
+        if category is not None and gmap.category != category:
+            continue
+        if status(grant.policy_id) is GrantStatus.ACTIVE:
+            newest[bytes(grant.tag)] = (grant, gmap)
+    out: list[_Batch] = []
+    for tag, (grant, gmap) in newest.items():
+        events = [ev for ev in chain.values() if bytes(ev.tag) == tag]
+        if not events:
+            continue
+        policy = reader.policy(grant, gmap)
+        for i in range(0, len(events), MAX_BATCH):
+            out.append((gmap, policy, events[i : i + MAX_BATCH]))
+    return out, reader.network.chain_time() + 300
+
+
+def _open(
+    reader: GrantedReader,
+    patient: Address,
+    gmap: GranteeMap,
+    events: Sequence[EntryAppended],
+    sealed: Sequence[SealedEntry],
+    result: ThresholdResult,
+) -> dict[bytes, IndexEntry]:
+    out = {}
+    for ev, entry, cfrags in zip(events, sealed, result.cfrags, strict=True):
+        opened = open_entry_as_grantee(entry, reader.keys, gmap, cfrags)
+        out[bytes(ev.record_id)] = check_entry(opened, ev, patient, gmap.epoch, reader.members)
+    return out
+
+
+async def open_granted(
+    reader: GrantedReader, patient: str, category: str | None, run: Runner
+) -> dict[bytes, IndexEntry]:
+    """Every entry of ``patient`` (of ``category`` if given) that this member's active
+    grants cover, opened through the proxies and verified as a read's, by record id.
+    Batches the proxies refuse or do not answer are left out; an entry that does not
+    verify raises, as its read would."""
+    who = checksum(patient)
+    batches, deadline = await run(functools.partial(_batches, reader, who, category))
+    opened: dict[bytes, IndexEntry] = {}
+    if not batches:
+        return opened
+    async with reader.client() as client:
+        for gmap, policy, events in batches:
+            sealed = [SealedEntry.from_bytes(bytes(ev.entry)) for ev in events]
+            try:
+                result = await reader.reencrypt(client, policy, sealed, deadline)
+            except (AccessDenied, Unavailable) as exc:
+                log.info("listing: entries of one grant left unopened: %s", exc)
+                continue
+            step = functools.partial(_open, reader, who, gmap, events, sealed, result)
+            opened.update(await run(step))
+        evidence = list(client.evidence)
+    reader.last_evidence = await run(functools.partial(keep_evidence, reader.state_dir, evidence))
+    for path in reader.last_evidence:
+        log.warning("a proxy signed a bad capsule fragment; evidence written to %s", path)
+    return opened
+
+
+def open_granted_sync(
+    reader: GrantedReader, patient: str, category: str | None
+) -> dict[bytes, IndexEntry]:
+    """:func:`open_granted` for a sync caller (refused inside a running event loop, where
+    it would block every other task: use the async facades there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(open_granted(reader, patient, category, inline))
+    raise ConfigurationError(
+        "records(..., open_entries=True) blocks, and this thread runs an event loop "
+        "(FastAPI, Jupyter, asyncio): use AsyncRequester or AsyncProvider there"
+    )
