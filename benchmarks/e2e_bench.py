@@ -56,7 +56,7 @@ def main() -> int:
         b = Provider(net, b_keys, state_dir=tmp / "b")
         patient = Patient(net, p_keys, state_dir=tmp / "p")
         patient.authorize_writer(a.address, "lab")
-        patient.authorize_writer(a.address, "bulk")
+        patient.authorize_writer(a.address, "bulk", new_category=True)
 
         # 1. single adds of 10 KB
         a.add_record(patient.address, "lab", os.urandom(10_240))  # warm-up

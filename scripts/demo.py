@@ -142,7 +142,9 @@ def scenario(d: Demo, files: Path) -> None:
 
     d.step("The patient approves the request for 30 days")
     grant = d.json("request", "approve", str(req), "--expires", "30d", profile="patient")
-    d.expect(grant["category"] == "lab" and grant["status"] == "active", "lab grant is active")
+    d.expect(
+        grant["category"] == "lab-results" and grant["status"] == "active", "lab grant is active"
+    )
 
     d.step("Hospital B reads the lab result through 2-of-3 proxies")
     got = files / "lab-as-read-by-b.txt"

@@ -296,21 +296,21 @@ def _expelled_writers(w: World, counters: dict[str, int], rows: list[list[str]])
     tried = accepted = 0
     for how in ("removed", "deauthorized"):
         writer = w.new_member(f"writer-{how}", Role.PROVIDER)
-        patient.authorize_writer(writer.address, "notes")
-        writer.add_record(patient.address, "notes", b"written while a member")
+        patient.authorize_writer(writer.address, "clinical-notes")
+        writer.add_record(patient.address, "clinical-notes", b"written while a member")
         before = len(list(w.net.contracts.index.entries(patient.address)))
         if how == "removed":
             w.act(Action.REMOVE, writer.address)
         else:
-            patient.deauthorize_writer(writer.address, "notes")
-        tag = patient.keys.tag("notes", patient.epoch("notes"))
+            patient.deauthorize_writer(writer.address, "clinical-notes")
+        tag = patient.keys.tag("clinical-notes", patient.epoch("clinical-notes"))
         index = writer._contracts.index
         ok = 0
         for attempt in range(3):
             tried += 1
             try:
                 if attempt == 0:
-                    writer.add_record(patient.address, "notes", b"after expulsion")
+                    writer.add_record(patient.address, "clinical-notes", b"after expulsion")
                 else:
                     seq = index.next_sequence(patient.address, tag, writer.address)
                     index.append(patient.address, tag, seq + attempt - 1, b"\x01" * 200)

@@ -1,6 +1,6 @@
 """Section ``privacy``: what the raw chain gives away, and the dictionary linkage attack.
 
-A scenario with sensitive categories (``hiv``, ``psychiatry``, ``substance-use``),
+A scenario with sensitive categories (``hiv``, ``mental-health``, ``substance-use``),
 reasons with sensitive text, reads, a revocation and a write after it; then every
 transaction input (``eth_getBlockByNumber(n, true)`` for every block) and every log
 (``eth_getLogs`` from block 0), raw from JSON-RPC, are scanned for the category names
@@ -36,15 +36,15 @@ from emrshare.storage.cid import CidInfo, _b58encode
 from .world import World, section_world
 
 Result = tuple[dict[str, int], list[list[str]], list[str]]
-SENSITIVE = ("hiv", "psychiatry", "substance-use")
+SENSITIVE = ("hiv", "mental-health", "substance-use")
 REASONS = {
     "hiv": "suspected HIV seroconversion, partner tested positive",
-    "psychiatry": "bipolar disorder follow-up after 2024 admission",
+    "mental-health": "bipolar disorder follow-up after 2024 admission",
     "substance-use": "opioid use disorder, methadone programme intake",
 }
 PLAINTEXTS = {
     "hiv": b"HIV-1 RNA 1,200 copies/mL; CD4 410",
-    "psychiatry": b"Dx F31.1 bipolar I, current episode manic; lithium 900 mg",
+    "mental-health": b"Dx F31.1 bipolar I, current episode manic; lithium 900 mg",
     "substance-use": b"OUD, methadone 60 mg daily, urine screen positive fentanyl",
 }
 #: 50 names a dictionary attacker tries (the three above among them).
@@ -137,10 +137,10 @@ def _scenario(w: World, patients: int) -> tuple[list[Any], dict[str, bytes], lis
         records = p.records()
         w.insurer.read(p.address, records[0].record_id)
         # revoke one grant (the category moves to a new tag), then write again
-        (g,) = [g for g in p.grants() if g.category == "psychiatry"] or [p.grants()[0]]
+        (g,) = [g for g in p.grants() if g.category == "mental-health"] or [p.grants()[0]]
         p.revoke(g.policy_id)
-        w.hospital.add_record(p.address, "psychiatry", PLAINTEXTS["psychiatry"] + b" later")
-        needles |= _hashes(f"plaintext:later:{i}", PLAINTEXTS["psychiatry"] + b" later")
+        w.hospital.add_record(p.address, "mental-health", PLAINTEXTS["mental-health"] + b" later")
+        needles |= _hashes(f"plaintext:later:{i}", PLAINTEXTS["mental-health"] + b" later")
         needles |= _hashes("purpose:HPAYMT", b"HPAYMT")
         for ev in w.net.contracts.index.entries(p.address):
             for r in p.records():

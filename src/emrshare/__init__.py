@@ -5,6 +5,7 @@ index, grants, revocations and access log; Umbral threshold proxy re-encryption 
 patient grant one category of records to a hospital without exposing a secret key.
 """
 
+from emrshare.categories import CATEGORIES, Category, normalize_category, normalize_purpose
 from emrshare.errors import (
     AccessDenied,
     AmbiguousId,
@@ -41,6 +42,8 @@ from emrshare.errors import (
     TransactionFailed,
     TransactionMinedFailed,
     Unavailable,
+    UnknownCategory,
+    UnknownPurpose,
     UnsupportedVersion,
     VerificationError,
     WireFormatError,
@@ -97,6 +100,8 @@ __all__ = [
     "AsyncProvider",
     "AsyncRequester",
     "BlobNotFound",
+    "CATEGORIES",
+    "Category",
     "ChainError",
     "ConfigurationError",
     "ConsortiumAdmin",
@@ -146,8 +151,12 @@ __all__ = [
     "TransactionFailed",
     "TransactionMinedFailed",
     "Unavailable",
+    "UnknownCategory",
+    "UnknownPurpose",
     "UnsupportedVersion",
     "VerificationError",
     "WireFormatError",
+    "normalize_category",
+    "normalize_purpose",
     "__version__",
 ]

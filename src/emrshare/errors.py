@@ -11,7 +11,9 @@ and what to do next; they never contain secret material.
     │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
     │   │   ├── NotFound            a well-formed id names nothing
     │   │   │   └── RecordNotFound  no such record in the patient's index
-    │   │   └── AmbiguousId         an id prefix matches more than one record
+    │   │   ├── AmbiguousId         an id prefix matches more than one record
+    │   │   ├── UnknownCategory     a category outside the vocabulary (did you mean …)
+    │   │   └── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
     │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
     │   ├── InvalidCategory         not a usable category name (also a ValueError)
     │   ├── InvalidMediaType        not a usable media type (also a ValueError)
@@ -85,6 +87,8 @@ __all__ = [
     "TransactionFailed",
     "TransactionMinedFailed",
     "Unavailable",
+    "UnknownCategory",
+    "UnknownPurpose",
     "UnsupportedVersion",
     "VerificationError",
     "WireFormatError",
@@ -159,6 +163,35 @@ class AmbiguousId(InvalidInput):
         self.prefix = prefix
         self.candidates = tuple(candidates)
         super().__init__(message)
+
+
+class UnknownCategory(InvalidInput):
+    """A category name that is neither in the vocabulary (:mod:`emrshare.categories`), an
+    alias of one, nor a category the caller already uses. ``name`` is the name given,
+    ``suggestion`` the closest known category (or ``None``)."""
+
+    def __init__(self, name: str, suggestion: str | None) -> None:
+        self.name = name
+        self.suggestion = suggestion
+        near = f"; did you mean {suggestion!r}?" if suggestion else ""
+        super().__init__(
+            f"unknown category {name!r}{near} (emrshare.categories.CATEGORIES lists the "
+            "categories; a new one must be asked for explicitly, with new_category=True)"
+        )
+
+
+class UnknownPurpose(InvalidInput):
+    """Not a FHIR PurposeOfUse code (:data:`emrshare.categories.PURPOSES`). ``suggestion``
+    is the closest code (or ``None``)."""
+
+    def __init__(self, purpose: str, suggestion: str | None) -> None:
+        self.purpose = purpose
+        self.suggestion = suggestion
+        near = f"; did you mean {suggestion}?" if suggestion else ""
+        super().__init__(
+            f"{purpose!r} is not a FHIR PurposeOfUse code{near} (e.g. TREAT, ETREAT, "
+            "HPAYMT, HOPERAT, HRESCH, PUBHLTH)"
+        )
 
 
 class LocalStateError(ConfigurationError):

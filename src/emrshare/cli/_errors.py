@@ -25,6 +25,7 @@ from emrshare.errors import (
     ProfileExists,
     ProfileNotFound,
     RecordNotFound,
+    UnknownCategory,
 )
 
 __all__ = ["HINTS", "ErrorHandlingGroup", "error_json", "hint_for", "message_for"]
@@ -62,6 +63,11 @@ HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], Hint], ...] = (
     (NotFound, ("grant revoke",), "`emrshare grant list` shows the grants"),
     (NotFound, ("request approve", "request deny"), "`emrshare request list` shows them"),
     (DeploymentError, (), "on a devnet, `emrshare devnet up` deploys them"),
+    (
+        UnknownCategory,
+        ("record add", "writer add", "grant add", "request add"),
+        "pass `--new-category` for a custom category",
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""What the CLI reads from its arguments: durations, roles, profile kinds.
+"""What the CLI reads from its arguments: durations and expiries, roles, profile kinds.
 
 Ids, categories, media types and addresses are validated by the library that takes them
 (its :class:`~emrshare.errors.InvalidInput` is printed as one line); these are the
@@ -9,36 +9,108 @@ parsers of words only a command line has: ``30d`` rather than a ``timedelta``,
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
+import typer
+
+from emrshare.categories import normalize_purpose
 from emrshare.errors import InvalidInput
 
 if TYPE_CHECKING:  # imported when used: `emrshare --help` need not load web3
     from emrshare.chain import Role
     from emrshare.roles.profiles import Kind
 
-__all__ = ["parse_duration", "parse_kind", "parse_role"]
+__all__ = ["option", "parse_duration", "parse_expires", "parse_kind", "parse_purpose", "parse_role"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_DAY = 86400
+#: Unit words and their seconds. A month is 30 days and a year 365 (calendar months and
+#: years differ in length; a grant's end is shown as a date, so the user sees the result).
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), _DAY),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * _DAY),
+    **dict.fromkeys(("mo", "month", "months"), 30 * _DAY),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * _DAY),
+}
+_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_FORMS = "e.g. 30d, 12h, 1d12h, 2w, 18mo, 1y, '30 days' or seconds"
 _KINDS: dict[str, Kind] = {"patient": "patient", "member": "member"}
+T = TypeVar("T")
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``"30d"``, ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"`` or plain seconds."""
+    """Parse a positive duration: ``"30d"``, ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"``,
+    ``"18mo"``, ``"1y"`` (365 days; a month is 30), words (``"30 days"``, ``"30days"``,
+    ``"2 weeks, 3 days"``) or plain seconds. Zero is refused."""
     value = text.strip().lower()
     if value.isdigit():
-        return timedelta(seconds=int(value))
-    parts = _DURATION.findall(value)
-    if not parts or "".join(f"{n}{u}" for n, u in parts) != value.replace(" ", ""):
-        raise InvalidInput(
-            f"cannot read {text!r} as a duration: use e.g. 30d, 12h, 1d12h, 90m, 2w or seconds"
-        )
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+        seconds = int(value)
+    else:
+        squeezed = re.sub(r"[\s,]+|\band\b", "", value)
+        parts = _PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != squeezed:
+            raise InvalidInput(f"cannot read {text!r} as a duration: use {_FORMS}")
+        unknown = [u for _, u in parts if u not in _UNITS]
+        if unknown:
+            raise InvalidInput(
+                f"cannot read {text!r} as a duration: unknown unit {unknown[0]!r} "
+                "(s, m, h, d, w, mo, y or their words)"
+            )
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
-        raise InvalidInput("a duration must be positive")
+        raise InvalidInput(f"a duration must be positive, not {text!r}: use {_FORMS}")
     return timedelta(seconds=seconds)
+
+
+def parse_expires(text: str, *, now: datetime | None = None) -> timedelta | datetime:
+    """When a grant ends: a duration from now (:func:`parse_duration`), an ISO date
+    (``2027-01-01``: the end of that day, 23:59:59 UTC) or an ISO datetime
+    (``2027-01-01T12:00Z``, ``2027-01-01T12:00+02:00``; without an offset, UTC).
+
+    A date or time already past on this machine's clock (``now``) is refused here; the
+    library checks again against the chain's time before any transaction."""
+    value = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a date: use YYYY-MM-DD") from None
+        at = datetime.combine(day, time(23, 59, 59), UTC)
+    elif re.match(r"\d{4}-\d{2}-\d{2}[T ]", value):
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(
+                f"{text!r} is not an ISO date and time: use e.g. 2027-01-01T12:00Z"
+            ) from None
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    else:
+        return parse_duration(value)
+    current = now or datetime.now(UTC)
+    if at <= current:
+        raise InvalidInput(
+            f"the expiry {at.isoformat()} is in the past (now "
+            f"{current.isoformat(timespec='seconds')}); give a later date or a duration "
+            f"({_FORMS})"
+        )
+    return at
+
+
+def parse_purpose(text: str) -> str:
+    """A FHIR PurposeOfUse code in any case (``treat`` → ``TREAT``), with a did-you-mean."""
+    return normalize_purpose(text)
+
+
+def option(parse: Callable[[str], T], value: str, name: str) -> T:
+    """``parse(value)``, a bad value being a usage error of option ``name`` (exit 2)."""
+    try:
+        return parse(value)
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
 
 
 def parse_role(text: str) -> Role:

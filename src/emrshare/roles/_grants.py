@@ -4,9 +4,10 @@ operations (split from the patient facade; the steps run in :mod:`emrshare.roles
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from emrshare.categories import normalize_category
 from emrshare.chain import GrantCreated, GrantStatus
 from emrshare.crypto import PatientKeys, validate_category
 from emrshare.errors import InvalidInput, NotFound
@@ -14,10 +15,14 @@ from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, checksum
 from emrshare.roles._oplog import EpochState, OperationResult, Step
 from emrshare.roles._ops import expires_arg, grant_steps, member_keys, resolve_proxies
+from emrshare.roles._requests import pending_request
 from emrshare.types import CategoryTag, PolicyId
 
 __all__ = [
+    "MIN_GRANT_SECONDS",
     "Expiry",
+    "approve_args",
+    "checked_expiry",
     "expiry_of",
     "grant_args",
     "grant_info",
@@ -30,6 +35,10 @@ __all__ = [
 #: When a grant ends: a duration from now (chain time), a datetime or unix seconds.
 Expiry = timedelta | datetime | int
 
+#: A new grant must last at least this long past the chain's latest block: its transaction
+#: is mined a block or more later, and a grant that ends before anyone reads is a mistake.
+MIN_GRANT_SECONDS = 60
+
 
 def expiry_of(network: Network, expires: Expiry) -> int:
     """``expires`` in unix seconds (a duration counts from the chain's time)."""
@@ -38,6 +47,36 @@ def expiry_of(network: Network, expires: Expiry) -> int:
     if isinstance(expires, datetime):
         return int(expires.timestamp())
     return int(expires)
+
+
+def checked_expiry(network: Network, expires: Expiry) -> int:
+    """``expires`` in unix seconds, refused (:class:`InvalidInput`, before any transaction)
+    if it is zero, negative, in the past or less than :data:`MIN_GRANT_SECONDS` after the
+    chain's latest block time."""
+    if isinstance(expires, timedelta) and expires <= timedelta(0):
+        raise InvalidInput(f"a grant must last a positive time, not {expires}; e.g. 30 days")
+    if isinstance(expires, bool) or not isinstance(expires, timedelta | datetime | int):
+        raise InvalidInput(
+            f"expires must be a timedelta, a datetime or unix seconds, not {type(expires).__name__}"
+        )
+    now = network.chain_time()
+    at = now + int(expires.total_seconds()) if isinstance(expires, timedelta) else None
+    at = expiry_of(network, expires) if at is None else at
+    if at < now + MIN_GRANT_SECONDS:
+        when, chain = _utc(at), _utc(now)
+        past = "is in the past" if at <= now else "is less than a minute away"
+        raise InvalidInput(
+            f"the expiry {when} {past} (chain time {chain}); give a later date or a "
+            "duration such as 30 days"
+        )
+    return at
+
+
+def _utc(seconds: int) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
 
 
 def grant_info(
@@ -104,32 +143,55 @@ def plan_grant(
     """The steps of :meth:`Patient.grant` (``args`` from :func:`grant_args`): one grant
     per epoch granted."""
     grantee, category = str(args["grantee"]), str(args["category"])
+    expiry = checked_expiry(network, expires)
     member_keys(network, grantee, "member")
     epoch = epochs.remember(category)
     chosen, m = resolve_proxies(network, args["proxies"], args["threshold"])
     granted = range(epoch + 1) if args["all_epochs"] else [epoch]
-    return grant_steps(grantee, category, granted, expiry_of(network, expires), chosen, m)
+    return grant_steps(grantee, category, granted, expiry, chosen, m)
+
+
+def approve_args(
+    epochs: Mapping[str, int],
+    request_id: int,
+    expires: Expiry,
+    category: str | None,
+    threshold: int | None,
+) -> dict[str, Any]:
+    """The arguments of :meth:`Patient.approve` as the operation log keeps them; a category
+    the patient names is normalized (a new one allowed: approving names it explicitly)."""
+    if category is not None:
+        category = normalize_category(category, known=epochs, new_category=True)
+    return {
+        "request": request_id,
+        "expires": expires_arg(expires),
+        "category": category,
+        "threshold": threshold,
+    }
 
 
 def plan_approve(
     network: Network,
+    keys: PatientKeys,
     epochs: EpochState,
-    req: AccessRequestInfo,
+    args: Mapping[str, Any],
     expires: Expiry,
-    category: str | None,
-    threshold: int | None,
 ) -> list[Step]:
-    """The steps of :meth:`Patient.approve`: the grants of every epoch, then the answer."""
-    name = category or req.category
+    """The steps of :meth:`Patient.approve` (``args`` from :func:`approve_args`): the
+    grants of every epoch, then the answer. The request's own category is normalized as
+    the patient's would be; the approval is the explicit ask for a new one."""
+    req: AccessRequestInfo = pending_request(network, keys, int(args["request"]))
+    name = args["category"] or req.category
     if name is None:
         raise InvalidInput(
             f"request #{req.request_id} cannot be opened by this patient (it names no "
             "category it can read); pass the category name explicitly, or deny it"
         )
+    name = normalize_category(name, known=epochs.epochs, new_category=True)
+    expiry = checked_expiry(network, expires)
     member_keys(network, req.requester, "member")
     epoch = epochs.remember(name)
-    chosen, m = resolve_proxies(network, None, threshold)
-    expiry = expiry_of(network, expires)
+    chosen, m = resolve_proxies(network, None, args["threshold"])
     steps = grant_steps(req.requester, name, range(epoch + 1), expiry, chosen, m)
     # The answer names the grants, derived from the operation id when it runs.
     answer = {"do": "answer", "request": req.request_id, "requester": req.requester}

@@ -11,6 +11,7 @@ from typing import Any, Self
 from nacl.public import PublicKey
 
 from emrshare._files import private_dir, read_json_object, write_atomically
+from emrshare.categories import normalize_category, normalize_purpose
 from emrshare.chain import (
     AccessRequestAnswered,
     AccessRequested,
@@ -19,9 +20,9 @@ from emrshare.chain import (
     ProxyReported,
     Role,
 )
-from emrshare.crypto import IndexEntry, MemberKeys, load_member_keystore, validate_category
+from emrshare.crypto import IndexEntry, MemberKeys, load_member_keystore
 from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_request
-from emrshare.errors import ContractRevert, EmrShareError, InvalidInput, NotFound
+from emrshare.errors import ContractRevert, EmrShareError, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import (
     AccessRequestInfo,
@@ -113,9 +114,20 @@ class MemberFacade:
     # -- requests -------------------------------------------------------------------------
 
     def request_access(
-        self, patient: str, category: str, *, purpose: str = "TREAT", reason: str = ""
+        self,
+        patient: str,
+        category: str,
+        *,
+        purpose: str = "TREAT",
+        reason: str = "",
+        new_category: bool = False,
     ) -> int:
         """Ask ``patient`` for ``category``, for a FHIR PurposeOfUse (TREAT, HPAYMT, …).
+
+        The category is normalized (:func:`~emrshare.categories.normalize_category`: a
+        name outside the vocabulary, such as a custom category of the patient's, needs
+        ``new_category``), the purpose too (``treat`` → ``TREAT``;
+        :func:`~emrshare.categories.normalize_purpose`).
 
         Returns the request id. The category, purpose and reason are sealed to the
         patient's box key and padded to one size (:mod:`emrshare.crypto.requests`): the
@@ -125,15 +137,12 @@ class MemberFacade:
         chain (:class:`NotFound`) is refused before any transaction is sent.
         """
         patient = checksum(patient)
-        try:
-            category = validate_category(category)
-        except ValueError as exc:
-            raise InvalidInput(f"invalid category {category!r}: {exc}") from None
+        category = normalize_category(category, new_category=new_category)
         body = AccessRequestBody(
             patient=patient,
             requester=self.address,
             category=category,
-            purpose=purpose,
+            purpose=normalize_purpose(purpose),
             reason=reason,
             created_at=self.network.chain_time(),
         )
@@ -278,7 +287,8 @@ class MemberFacade:
             for ev, gmap in self._reads.grant_events(patient)
         }
         if category is not None:
-            named = {t: v for t, v in named.items() if v[0] == category}
+            name = normalize_category(category, known={c for c, _ in named.values()})
+            named = {t: v for t, v in named.items() if v[0] == name}
         if not named:
             return []
         out = []

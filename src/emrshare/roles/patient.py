@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Unpack
 
+from emrshare.categories import normalize_category
 from emrshare.chain import GrantCreated
 from emrshare.crypto import (
     PatientKeys,
@@ -28,6 +29,7 @@ from emrshare.roles._common import (
 )
 from emrshare.roles._grants import (
     Expiry,
+    approve_args,
     grant_args,
     grant_info,
     keys_tags,
@@ -36,18 +38,13 @@ from emrshare.roles._grants import (
     plan_grant,
 )
 from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
-from emrshare.roles._ops import (
-    Operations,
-    expires_arg,
-    plan_revoke,
-)
+from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
 from emrshare.roles._reads import MembershipCache
 from emrshare.roles._requests import (
     deny_request,
     find_request,
     list_requests,
-    pending_request,
     request_closed,
 )
 from emrshare.roles._writer import AddOptions, RecordSource
@@ -125,7 +122,10 @@ class Patient:
 
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""
-        return self._state.get(category)
+        return self._state.get(self._category(category, True))
+
+    def _category(self, name: str, new: bool = False) -> str:
+        return normalize_category(name, known=self._epochs, new_category=new)
 
     def categories(self) -> list[str]:
         """Categories this patient has used (or was told about)."""
@@ -145,19 +145,19 @@ class Patient:
         """Whether this patient's profile (its public keys) is on chain."""
         return self._writes.is_registered()
 
-    def authorize_writer(self, writer: str, category: str) -> None:
-        """Let ``writer`` (a hospital) append records of ``category`` to this index."""
+    def authorize_writer(self, writer: str, category: str, *, new_category: bool = False) -> None:
+        """Let ``writer`` (a hospital) append ``category`` records (new names: ``new_category``)."""
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            self._writes.authorize(writer, category)
+            self._writes.authorize(writer, self._category(category, new_category))
 
     def deauthorize_writer(self, writer: str, category: str) -> None:
         """Stop ``writer`` from appending records of ``category`` (every epoch)."""
         with self._ops.exclusive():
-            self._writes.deauthorize(writer, category)
+            self._writes.deauthorize(writer, self._category(category))
 
     def writers(self, category: str) -> list[Address]:
         """Active Providers now authorized to write ``category`` at its current epoch."""
-        return self._writes.writers(category)
+        return self._writes.writers(self._category(category))
 
     # -- grants -------------------------------------------------------------------------
 
@@ -170,20 +170,22 @@ class Patient:
         proxies: list[str] | None = None,
         threshold: int | None = None,
         all_epochs: bool = True,
+        new_category: bool = False,
         progress: Progress | None = None,
     ) -> GrantInfo:
         """Grant ``grantee`` read access to ``category`` until ``expires``.
 
-        ``expires`` is a duration from now (chain time), a datetime or unix seconds.
-        Proxies default to every registered proxy, the threshold to the consortium's; a
-        threshold below 1 or above the number of proxies is an :class:`InvalidInput`.
-        With ``all_epochs`` (default) earlier epochs of the category are granted too, so
-        the grantee reads the whole history; the returned grant is the current epoch's.
+        ``category`` is normalized (a new name needs ``new_category``). ``expires``: a duration
+        from now (chain time), a datetime or unix seconds, a minute or more after chain time.
+        Proxies default to every registered proxy, the threshold to the consortium's (one
+        below 1 or above the proxies is an :class:`InvalidInput`). With ``all_epochs``
+        (default) earlier epochs are granted too; the returned grant is the current epoch's.
 
         The grants are one logged, resumable operation (``progress(done, total)`` after
         each transaction); the same call after a crash finishes it instead of granting twice.
         """
-        args = grant_args(grantee, category, expires, proxies, threshold, all_epochs)
+        name = self._category(category, new_category)
+        args = grant_args(grantee, name, expires, proxies, threshold, all_epochs)
         plan = functools.partial(plan_grant, self.network, self._state, args, expires)
         result = self._ops.run("grant", args, plan, progress)
         return made_grant(self.network, result, self._tags())
@@ -273,16 +275,8 @@ class Patient:
         by another device of this patient between the grants and the answer too (the
         grants stay: revoke them if unwanted). Returns the current epoch's grant.
         """
-        args = {
-            "request": request_id,
-            "expires": expires_arg(expires),
-            "category": category,
-            "threshold": threshold,
-        }
-
-        def plan() -> list[Step]:
-            req = pending_request(self.network, self.keys, request_id)
-            return plan_approve(self.network, self._state, req, expires, category, threshold)
+        args = approve_args(self._epochs, request_id, expires, category, threshold)
+        plan = functools.partial(plan_approve, self.network, self.keys, self._state, args, expires)
 
         result = self._ops.run("approve", args, plan, progress)
         if any("another device" in n for n in result.notes):
@@ -299,7 +293,7 @@ class Patient:
 
     def records(self, category: str | None = None) -> list[RecordInfo]:
         """This patient's records (optionally of one category), opened and verified."""
-        return self._own.records(self._tags(), category)
+        return self._own.records(self._tags(), category and self._category(category))
 
     def read(self, record: RecordId | bytes | str) -> bytes:
         """One own record's plaintext, fully verified (``record``: its id or a prefix)."""
@@ -314,12 +308,19 @@ class Patient:
         return RecordId(bytes(self._own.find(record, self._tags())[0].record_id))
 
     def add_record(
-        self, category: str, content: RecordSource, **options: Unpack[AddOptions]
+        self,
+        category: str,
+        content: RecordSource,
+        *,
+        new_category: bool = False,
+        **options: Unpack[AddOptions],
     ) -> RecordId:
         """Add a record to the patient's own index (e.g. a home measurement); ``options``
-        and the same-content rule as :meth:`Provider.add_record`."""
+        and the same-content rule as :meth:`Provider.add_record`. A category outside the
+        vocabulary and not yet used needs ``new_category``."""
+        name = self._category(category, new_category)
         with self._ops.exclusive():  # a pending revocation first moves the epoch
-            return self._writes.writer.add(self.address, category, content, **options)
+            return self._writes.writer.add(self.address, name, content, **options)
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish or roll back interrupted writes of this patient."""

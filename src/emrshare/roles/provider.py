@@ -10,8 +10,9 @@ from typing import cast
 
 import umbral_pre
 
+from emrshare.categories import normalize_category
 from emrshare.chain import WriterAuthorized, WriterRevoked
-from emrshare.crypto import MemberKeys, open_writer_authorization, validate_category
+from emrshare.crypto import MemberKeys, open_writer_authorization
 from emrshare.errors import AccessDenied, EmrShareError
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
@@ -126,8 +127,8 @@ class Provider(Requester):
 
     def _current_target(self, patient: str, category: str) -> WriteTarget:
         patient = checksum(patient)
-        validate_category(category)
         current = self.writable_categories(patient)
+        category = normalize_category(category, known=current)  # "LAB" -> "lab-results"
         if category not in current:
             if not current:  # no authorization at all: is it a patient?
                 self._require_patient(patient)

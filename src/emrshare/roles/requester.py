@@ -146,11 +146,19 @@ class AsyncRequester:
         return await self._run(lambda: self.sync.grants(patient, active_only=active_only))
 
     async def request_access(
-        self, patient: str, category: str, *, purpose: str = "TREAT", reason: str = ""
+        self,
+        patient: str,
+        category: str,
+        *,
+        purpose: str = "TREAT",
+        reason: str = "",
+        new_category: bool = False,
     ) -> int:
         """As :meth:`Requester.request_access`."""
         return await self._run(
-            lambda: self.sync.request_access(patient, category, purpose=purpose, reason=reason)
+            lambda: self.sync.request_access(
+                patient, category, purpose=purpose, reason=reason, new_category=new_category
+            )
         )
 
     async def my_requests(self) -> list[AccessRequestInfo]:

@@ -40,7 +40,7 @@ async def test_async_reads_run_concurrently_inside_a_running_loop(
         assert out.read_bytes() == contents[0]
         assert [r.record_id for r in await aio.records(patient.address)] == ids
         (grant,) = await aio.grants(patient.address, active_only=True)
-        assert grant.category == "lab"
+        assert grant.category == "lab-results"  # "lab" is an alias
         with pytest.raises(RecordNotFound):
             await aio.read(patient.address, b"\x01" * 32)
         # The blocking facade refuses to stall the loop, and says what to use instead.
@@ -55,7 +55,7 @@ async def test_async_provider_writes_and_reads_inside_a_running_loop(
     member = world.new_member("async-hospital", Role.PROVIDER)
     patient.authorize_writer(member.address, "lab")
     async with AsyncProvider(world.net, member.keys, state_dir=tmp_path / "h") as hospital:
-        assert await hospital.writable_categories(patient.address) == {"lab": 0}
+        assert await hospital.writable_categories(patient.address) == {"lab-results": 0}
         one = await hospital.add_record(patient.address, "lab", b"Hb 14", media_type="text/plain")
         many = await hospital.add_records(patient.address, "lab", [b"a", b"b"])
         assert (await hospital.recover()).ok

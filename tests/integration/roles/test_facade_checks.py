@@ -170,7 +170,7 @@ def test_a_request_the_patient_cannot_open_can_only_be_denied(world: World) -> N
     )
     rid = int(copied.event(AccessRequested).request_id)
     opened = {r.request_id: r for r in patient.requests(pending_only=True)}
-    assert (opened[genuine].category, opened[genuine].reason) == ("lab", "claim 9")
+    assert (opened[genuine].category, opened[genuine].reason) == ("lab-results", "claim 9")
     assert (opened[rid].category, opened[rid].purpose, opened[rid].reason) == (None, None, None)
     with pytest.raises(ConfigurationError, match="pass the category name explicitly"):
         patient.approve(rid, expires=timedelta(days=1))

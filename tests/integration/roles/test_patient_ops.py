@@ -147,7 +147,9 @@ class OpsWorld:
         grants = self.net.contracts.grants
         end = self.net.w3.eth.block_number
         names = {v: k for k, v in self.members.items()}
-        tags = {bytes(keys.tag(c, e)): f"{c}@{e}" for c in ("lab", "imaging") for e in range(5)}
+        tags = {
+            bytes(keys.tag(c, e)): f"{c}@{e}" for c in ("lab-results", "imaging") for e in range(5)
+        }
         created = list(grants.events(GrantCreated, patient=patient.address, to_block=end))
         by_id = {bytes(ev.policy_id): ev for ev in created}
 
@@ -292,8 +294,8 @@ def test_attack_revoke_killed_between_transactions(world: OpsWorld) -> None:
     world.child(state, "run", call)
     after = world.chain_state(state)
     assert after["epochs"]["lab"] == 1
-    assert after["writers"] == [("imaging@2", "hospital"), ("lab@1", "hospital")]
-    issued = [g for g, _ in after["grants"] if g[1] == "lab@1"]
+    assert after["writers"] == [("imaging@2", "hospital"), ("lab-results@1", "hospital")]
+    issued = [g for g, _ in after["grants"] if g[1] == "lab-results@1"]
     assert sorted(g[0] for g in issued) == ["pharmacy", "researcher"]
 
 

@@ -51,7 +51,8 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
     assert patient.register() and not patient.register()
     patient.authorize_writer(a.address, "lab")
     patient.authorize_writer(a.address, "imaging")
-    assert a.writable_categories(patient.address) == {"lab": 0, "imaging": 0}
+    # "lab" is an alias of the canonical "lab-results" (issue 12, item 5).
+    assert a.writable_categories(patient.address) == {"lab-results": 0, "imaging": 0}
 
     # Hospital A writes a lab result and an imaging report.
     lab = b"Hb 14.1 g/dL\n" * 50
@@ -64,14 +65,14 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
     )
     assert seen and seen[-1] == 300_000
     mine = {r.record_id: r for r in patient.records()}
-    assert mine[lab_id].category == "lab" and mine[lab_id].media_type == "text/plain"
+    assert mine[lab_id].category == "lab-results" and mine[lab_id].media_type == "text/plain"
     assert mine[img_id].size == 300_000
     assert patient.read(img_id) == imaging_file.read_bytes()
 
     # Hospital B requests lab access; the patient approves it for 30 days.
     req = b.request_access(patient.address, "lab", purpose="TREAT", reason="referral")
     (pending,) = patient.requests(pending_only=True)
-    assert pending.request_id == req and pending.category == "lab"
+    assert pending.request_id == req and pending.category == "lab-results"
     grant = patient.approve(req, expires=timedelta(days=30))
     assert grant.active and grant.grantee == b.address and grant.threshold == 2
     assert [g.policy_id for g in b.grants(patient.address, active_only=True)] == [grant.policy_id]
@@ -109,7 +110,7 @@ def test_demo_scenario_through_the_library(net: LocalNetwork, tmp_path: Path) ->
     trail = patient.audit()
     b_reads = [e for e in trail if e.requester == b.address]
     assert b_reads and all(e.record_ids == (lab_id,) for e in b_reads)
-    assert {e.category for e in trail} == {"lab"}
+    assert {e.category for e in trail} == {"lab-results"}
     assert any(e.requester == insurer.address for e in trail)
     for m in (a, b, patient):
         m.close()

@@ -37,7 +37,7 @@ from tests.integration.roles.trust_world import TrustWorld, start_world
 #: 50 category names a dictionary attacker would try (all at least 5 bytes, so a chance
 #: match inside random ciphertext is out of the question).
 DICTIONARY = (
-    "allergies", "imaging", "medication", "immunizations", "discharge", "genomics",
+    "allergies", "imaging", "medications", "immunizations", "discharge", "genomics",
     "radiology", "pathology", "cardiology", "oncology", "psychiatry", "mental-health",
     "hiv-status", "substance-use", "reproductive", "pregnancy", "sexual-health",
     "dermatology", "neurology", "pediatrics", "dental", "ophthalmology", "orthopedics",
@@ -87,10 +87,10 @@ def test_attack_dictionary_recovers_category_from_request(world: TrustWorld) -> 
     w3 = world.net.w3
     first = w3.eth.block_number + 1
     rid = world.insurer.request_access(
-        patient.address, "medication", purpose="HPAYMT", reason=reason
+        patient.address, "medications", purpose="HPAYMT", reason=reason
     )
     (req,) = patient.requests()
-    assert (req.category, req.purpose, req.reason) == ("medication", "HPAYMT", reason)
+    assert (req.category, req.purpose, req.reason) == ("medications", "HPAYMT", reason)
     patient.approve(rid, expires=timedelta(days=1))
     blobs = _raw_chain_bytes(w3, first, w3.eth.block_number)
     raw_patient = bytes.fromhex(patient.address[2:])
@@ -137,10 +137,10 @@ def test_attack_request_length_reveals_category(world: TrustWorld) -> None:
     w3 = world.net.w3
     short = world.insurer.request_access(patient.address, "lab", purpose="TREAT")
     long = world.insurer.request_access(
-        patient.address, "x" * 64, purpose="HRESCH", reason="r" * 200
+        patient.address, "x" * 64, purpose="HRESCH", reason="r" * 200, new_category=True
     )
     opened = {r.request_id: r for r in patient.requests()}
-    assert (opened[short].category, opened[long].category) == ("lab", "x" * 64)
+    assert (opened[short].category, opened[long].category) == ("lab-results", "x" * 64)
     raw = {
         ev.request_id: ev
         for ev in world.net.contracts.grants.events(AccessRequested, patient=patient.address)
@@ -223,8 +223,8 @@ def _remove(world: TrustWorld, account: str) -> None:
 def test_attack_expelled_writer_record_rejected_by_reader(world: TrustWorld) -> None:
     patient = world.new_patient("expelled")
     writer: Provider = world.new_member("expelled-writer", Role.PROVIDER)
-    patient.authorize_writer(writer.address, "notes")
-    record = writer.add_record(patient.address, "notes", b"written while a member")
+    patient.authorize_writer(writer.address, "clinical-notes")
+    record = writer.add_record(patient.address, "clinical-notes", b"written while a member")
     admitted = max(
         ev.block_number
         for ev in world.net.contracts.registry.events(MemberAdmitted, account=writer.address)
@@ -240,7 +240,7 @@ def test_attack_expelled_writer_record_rejected_by_reader(world: TrustWorld) -> 
         for e in world.net.contracts.index.entries(patient.address)
         if bytes(e.record_id) == bytes(record)
     ]
-    entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), patient.keys, "notes", 0)
+    entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), patient.keys, "clinical-notes", 0)
     members = MembershipCache(world.net.contracts.registry)
     check_entry(entry, ev, patient.address, 0, members)
     earlier = dataclasses.replace(ev, block_number=admitted - 1)

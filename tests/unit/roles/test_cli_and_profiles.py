@@ -29,13 +29,17 @@ FAST = {"fast_kdf": True}
         ("2w", 1209600),
         ("45", 45),
         ("45s", 45),
+        # issue 12, item 6: words and years are durations too ("30 days" was refused)
+        ("30 days", 30 * 86400),
+        ("30days", 30 * 86400),
+        ("1y", 365 * 86400),
     ],
 )
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "30x", "d30", "-1d", "0d", "1.5d", "30 days"])
+@pytest.mark.parametrize("text", ["", "30x", "d30", "-1d", "0d", "0", "1.5d", "30 dayz"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ConfigurationError, match="duration"):
         parse_duration(text)
@@ -130,7 +134,10 @@ def test_cli_user_mistakes_are_one_line(tmp_path: Path) -> None:
         "--expires",
         "soon",
     )
-    assert code == 1 and "Traceback" not in out + err
+    # A bad option value is a usage error (issue 12, item 6: it exited 1), found before
+    # the missing profile.
+    assert code == 2 and "Traceback" not in out + err
+    assert err.startswith("error: Invalid value for --expires") and len(err.splitlines()) == 1
 
 
 def test_cli_record_list_without_network(tmp_path: Path) -> None:

@@ -14,8 +14,21 @@ app = typer.Typer(no_args_is_help=True, help="Grant, list and revoke access (pat
 writer_app = typer.Typer(no_args_is_help=True, help="Who may write a category (patient).")
 
 #: How long a grant lasts (``grant add``, ``request approve``).
-ExpiresOpt = Annotated[str, typer.Option(help="how long: 30d, 12h, 2w, …")]
-CategoryOpt = Annotated[str, typer.Option(help="category name")]
+ExpiresOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="WHEN",
+        help="how long or until when: 30d, 12h, 2w, 18mo, 1y, '30 days', or a date "
+        "(2027-01-01: the end of that day, UTC) or time (2027-01-01T12:00Z)",
+    ),
+]
+CategoryOpt = Annotated[
+    str, typer.Option(help="category: lab-results, imaging, … (aliases such as lab too)")
+]
+#: Create a category outside the vocabulary (``emrshare.categories``) not yet used.
+NewCategoryOpt = Annotated[
+    bool, typer.Option("--new-category", help="create a new custom category (a slug: my-notes)")
+]
 WriterArg = Annotated[str, typer.Argument(help="provider address or profile name")]
 
 
@@ -26,20 +39,26 @@ def grant_add(
     category: CategoryOpt,
     expires: ExpiresOpt = "30d",
     threshold: Annotated[int | None, typer.Option(min=1, help="M of the N proxies")] = None,
+    new_category: NewCategoryOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Grant a member read access to one category until it expires."""
-    from emrshare.cli._parse import parse_duration
+    from emrshare.cli._parse import option, parse_expires
 
+    when = option(parse_expires, expires, "--expires")
     st = state(ctx)
     g = st.patient().grant(
-        st.profiles.resolve(to), category, expires=parse_duration(expires), threshold=threshold
+        st.profiles.resolve(to),
+        category,
+        expires=when,
+        threshold=threshold,
+        new_category=new_category,
     )
     if want_json(ctx, json_out):
         emit_json(render.GRANTS.json(g))
     else:
         out.print(
-            f"granted {category} to {g.grantee} until {render.when(g.expiry)}: "
+            f"granted {g.category} to {g.grantee} until {render.when(g.expiry)}: "
             f"policy {render.hex_id(g.policy_id)}"
         )
 
@@ -71,12 +90,21 @@ def grant_revoke(
 
 
 @writer_app.command("add")
-def writer_add(ctx: typer.Context, writer: WriterArg, category: CategoryOpt) -> None:
+def writer_add(
+    ctx: typer.Context,
+    writer: WriterArg,
+    category: CategoryOpt,
+    new_category: NewCategoryOpt = False,
+) -> None:
     """Let a provider append records of a category to your index."""
+    from emrshare.categories import normalize_category
+
     st = state(ctx)
     address = st.profiles.resolve(writer)
-    st.patient().authorize_writer(address, category)
-    out.print(f"{address} may now write {category} records")
+    patient = st.patient()
+    patient.authorize_writer(address, category, new_category=new_category)
+    name = normalize_category(category, known=patient.categories(), new_category=True)
+    out.print(f"{address} may now write {name} records")
 
 
 @writer_app.command("remove")

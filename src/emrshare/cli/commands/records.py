@@ -22,6 +22,7 @@ from emrshare.cli._context import (
     state,
     want_json,
 )
+from emrshare.cli.commands.grants import CategoryOpt, NewCategoryOpt
 
 if TYPE_CHECKING:
     from emrshare.roles import Patient, Provider, RecordInfo
@@ -42,10 +43,11 @@ AgainOpt = Annotated[
 def record_add(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    category: Annotated[str, typer.Option(help="category name, e.g. lab or imaging")],
+    category: CategoryOpt,
     patient: PatientOpt = None,
     media_type: MediaTypeOpt = None,
     again: AgainOpt = False,
+    new_category: NewCategoryOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Encrypt, store and index one record (journaled: exactly once, resumable).
@@ -74,7 +76,7 @@ def record_add(
         try:
             rid = st.on_records(
                 patient,
-                lambda p: p.add_record(category, file, **options),
+                lambda p: p.add_record(category, file, new_category=new_category, **options),
                 lambda p, who: p.add_record(who, category, file, **options),
             )
         except KeyboardInterrupt:
@@ -141,7 +143,7 @@ def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) 
 def record_import(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
-    category: Annotated[str, typer.Option(help="category name, e.g. lab")],
+    category: CategoryOpt,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
     media_type: MediaTypeOpt = None,
     batch_size: Annotated[int, typer.Option(help="records per append transaction")] = 50,

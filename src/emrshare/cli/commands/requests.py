@@ -21,16 +21,29 @@ def request_add(
     ctx: typer.Context,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
     category: CategoryOpt,
-    purpose: Annotated[str, typer.Option(help="FHIR PurposeOfUse: TREAT, HPAYMT, …")] = "TREAT",
+    purpose: Annotated[
+        str,
+        typer.Option(metavar="CODE", help="FHIR PurposeOfUse, any case: TREAT, HPAYMT, HRESCH, …"),
+    ] = "TREAT",
     reason: Annotated[
         str, typer.Option(help="free text, at most 200 bytes; sealed to the patient")
     ] = "",
+    new_category: Annotated[
+        bool, typer.Option("--new-category", help="ask for a custom category of the patient's")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Ask a patient for access to one category."""
+    from emrshare.cli._parse import option, parse_purpose
+
+    code = option(parse_purpose, purpose, "--purpose")
     st = state(ctx)
     rid = st.provider().request_access(
-        st.profiles.resolve(patient), category, purpose=purpose, reason=reason
+        st.profiles.resolve(patient),
+        category,
+        purpose=code,
+        reason=reason,
+        new_category=new_category,
     )
     if want_json(ctx, json_out):
         emit_json({"request_id": rid})
@@ -65,9 +78,10 @@ def request_approve(
     json_out: JsonOpt = False,
 ) -> None:
     """Approve a request: grants the category to the requester."""
-    from emrshare.cli._parse import parse_duration
+    from emrshare.cli._parse import option, parse_expires
 
-    g = state(ctx).patient().approve(request_id, expires=parse_duration(expires), category=category)
+    when = option(parse_expires, expires, "--expires")
+    g = state(ctx).patient().approve(request_id, expires=when, category=category)
     if want_json(ctx, json_out):
         emit_json(render.GRANTS.json(g))
     else:
