@@ -9,6 +9,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from emrshare.categories import PURPOSES
 from emrshare.errors import IndexIntegrityError
 from emrshare.types import CategoryTag, PolicyId, RecordId
 
@@ -33,22 +34,9 @@ ZERO_HEAD = bytes(32)
 #: Length of a grant's binding to its grantee and proxies (``bytes27`` on chain).
 BINDING_BYTES = 27
 
-#: Common FHIR PurposeOfUse codes (v3-PurposeOfUse). The purpose now travels only inside a
-#: sealed access request; :func:`purpose_code` still checks and encodes one.
-FHIR_PURPOSES = (
-    "TREAT",
-    "ETREAT",
-    "CAREMGT",
-    "HPAYMT",
-    "HRESCH",
-    "HOPERAT",
-    "PATRQT",
-    "FAMRQT",
-    "PUBHLTH",
-    "HMARKT",
-    "HLEGAL",
-    "COVERAGE",
-)
+#: The HL7 PurposeOfUse codes (one list: :data:`emrshare.categories.PURPOSES`). The purpose
+#: travels only inside a sealed access request; :func:`purpose_code` still encodes one.
+FHIR_PURPOSES = tuple(PURPOSES)
 
 
 def policy_id(patient: str, nonce: bytes) -> PolicyId:
