@@ -83,10 +83,14 @@ def grant_revoke(
     keep_epoch: Annotated[
         bool, typer.Option(help="do not move the category to a new epoch")
     ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Revoke a grant; by default the category moves to a new epoch (new key)."""
     state(ctx).patient().revoke(policy_id, new_epoch=not keep_epoch)
-    out.print(f"revoked {policy_id}")
+    if want_json(ctx, json_out):
+        emit_json({"revoked": policy_id, "new_epoch": not keep_epoch})
+    else:
+        out.print(f"revoked {policy_id}")
 
 
 @writer_app.command("add")
@@ -95,6 +99,7 @@ def writer_add(
     writer: WriterArg,
     category: CategoryOpt,
     new_category: NewCategoryOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Let a provider append records of a category to your index."""
     from emrshare.categories import normalize_category
@@ -104,16 +109,24 @@ def writer_add(
     patient = st.patient()
     patient.authorize_writer(address, category, new_category=new_category)
     name = normalize_category(category, known=patient.categories(), new_category=True)
-    out.print(f"{address} may now write {name} records")
+    if want_json(ctx, json_out):
+        emit_json({"writer": address, "category": name, "authorized": True})
+    else:
+        out.print(f"{address} may now write {name} records")
 
 
 @writer_app.command("remove")
-def writer_remove(ctx: typer.Context, writer: WriterArg, category: CategoryOpt) -> None:
+def writer_remove(
+    ctx: typer.Context, writer: WriterArg, category: CategoryOpt, json_out: JsonOpt = False
+) -> None:
     """Stop a provider from writing a category."""
     st = state(ctx)
     address = st.profiles.resolve(writer)
     st.patient().deauthorize_writer(address, category)
-    out.print(f"{address} may no longer write {category} records")
+    if want_json(ctx, json_out):
+        emit_json({"writer": address, "category": category, "authorized": False})
+    else:
+        out.print(f"{address} may no longer write {category} records")
 
 
 @writer_app.command("list")

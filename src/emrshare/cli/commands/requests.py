@@ -92,7 +92,10 @@ def request_approve(
 
 
 @app.command("deny")
-def request_deny(ctx: typer.Context, request_id: RequestArg) -> None:
+def request_deny(ctx: typer.Context, request_id: RequestArg, json_out: JsonOpt = False) -> None:
     """Deny a request."""
     state(ctx).patient().deny(request_id)
-    out.print(f"denied #{request_id}")
+    if want_json(ctx, json_out):
+        emit_json({"request_id": request_id, "decision": "denied"})
+    else:
+        out.print(f"denied #{request_id}")
