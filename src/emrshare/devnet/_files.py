@@ -9,7 +9,7 @@ from pathlib import Path
 
 from emrshare._files import damaged, read_json_object
 
-__all__ = ["read_pids", "read_settings"]
+__all__ = ["read_node", "read_pids", "read_settings"]
 
 
 def read_pids(path: Path) -> dict[str, dict[str, object]]:
@@ -45,6 +45,19 @@ def read_settings(path: Path) -> tuple[int | None, list[int], list[int]]:
             raise damaged(path, "devnet settings", f"{key!r} is not a list of TCP ports")
         lists.append(list(ports))
     return port, lists[0], lists[1]
+
+
+def read_node(path: Path) -> str | None:
+    """The chain node (``"anvil"`` or ``"ganache"``) ``settings.json`` records, ``None`` if
+    it records none (no file, or one written before the devnet offered ganache: anvil)."""
+    try:
+        data = read_json_object(path, "devnet settings")
+    except FileNotFoundError:
+        return None
+    node = data.get("node")
+    if node not in (None, "anvil", "ganache"):
+        raise damaged(path, "devnet settings", "'node' is neither 'anvil' nor 'ganache'")
+    return None if node is None else str(node)
 
 
 def _port_like(value: object, low: int, high: int) -> bool:

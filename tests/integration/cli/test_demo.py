@@ -1,5 +1,5 @@
 """The demo scenario through the CLI: every step a separate `emrshare` process, on a real
-devnet (anvil, three proxy processes, an embedded store)."""
+devnet (anvil or ganache, three proxy processes, an embedded store)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -25,17 +26,27 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_demo_scenario(tmp_path: Path) -> None:
+@pytest.mark.parametrize("node", ["anvil", "ganache"])
+def test_make_demo_scenario(tmp_path: Path, node: str) -> None:
     data_dir = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "demo.py"),
+            "--node",
+            node,
+            "--data-dir",
+            str(data_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "demo passed" in result.stdout
+    assert f"demo passed on {node}" in result.stdout
+    assert f"Bring up the devnet: {node}," in result.stdout
+    assert f"{node} chain {31337 if node == 'anvil' else 1337}, block" in result.stdout
     for line in (
         "the bytes equal the original lab result",
         "hospital B's read of the lab result is on chain",
@@ -161,5 +172,51 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         assert len(json.loads(imported.stdout)) == 3
         listed = _cli(data_dir, "--profile", "patient", "--json", "record", "list")
         assert len(json.loads(listed.stdout)) == 4
+    finally:
+        _cli(data_dir, "devnet", "down")
+
+
+def test_ganache_devnet_restarts_from_its_state(tmp_path: Path) -> None:
+    """`devnet up --node ganache` is labelled ganache everywhere, keeps its chain in
+    `devnet/ganache-db`, and a plain `devnet up` resumes it (never anvil on its state)."""
+    data_dir = tmp_path / "data"
+    try:
+        up = _cli(
+            data_dir, "devnet", "up", "--node", "ganache", "--proxies", "1", "--threshold", "1"
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "devnet up: ganache chain 1337" in up.stdout
+        status = json.loads(_cli(data_dir, "--json", "devnet", "status").stdout)
+        assert status["node"] == "ganache" and status["chain_id"] == 1337
+        assert [p["name"] for p in status["processes"]] == ["ganache", "proxy-1"]
+        assert (data_dir / "devnet" / "ganache-db").is_dir()
+        note = tmp_path / "note.txt"
+        note.write_text("ganache keeps this")
+        added = _cli(
+            data_dir,
+            "--profile",
+            "patient",
+            "--json",
+            "record",
+            "add",
+            str(note),
+            "--category",
+            "vitals",
+        )
+        assert added.returncode == 0, added.stderr
+        rid = json.loads(added.stdout)["record_id"]
+        assert _cli(data_dir, "devnet", "down").returncode == 0
+
+        wrong = _cli(data_dir, "devnet", "up", "--node", "anvil")
+        assert wrong.returncode == 1 and "chain state is ganache's" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1
+
+        again = _cli(data_dir, "devnet", "up", "--proxies", "1", "--threshold", "1")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "contracts   reloaded from state" in again.stdout
+        got = tmp_path / "got.txt"
+        read = _cli(data_dir, "--profile", "patient", "record", "get", rid, "-o", str(got))
+        assert read.returncode == 0, read.stderr
+        assert got.read_text() == "ganache keeps this"
     finally:
         _cli(data_dir, "devnet", "down")
