@@ -31,6 +31,7 @@ from web3 import Web3
 from emrshare._files import private_dir, write_atomically
 from emrshare._process import free_port, pid_alive, spawn, stop_group
 from emrshare.chain import Deployment, Role, deploy_contracts
+from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
 from emrshare.devnet._files import read_node, read_pids, read_settings
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
@@ -66,7 +67,8 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
 }
 _PROXY_KEYS = (1, 2, 3)
 #: Per chain node: its chain id and where its state persists in the devnet dir (anvil
-#: dumps a JSON file every 2 s and on exit; ganache keeps a LevelDB directory).
+#: dumps a JSON file, with historical states, every 2 s and on exit; ganache keeps a
+#: LevelDB directory). Both answer calls at blocks mined before a restart.
 _NODES: dict[str, tuple[int, str]] = {
     "anvil": (31337, "anvil-state.json"),
     "ganache": (1337, "ganache-db"),
@@ -292,7 +294,10 @@ def _start_chain(
         log_path=dev / f"{kind}.log",
         state_path=dev / state,
     )
-    extra = ["--state-interval", "2"] if kind == "anvil" else []
+    # anvil's state file holds only the head state unless told to keep history, and
+    # readers call at old blocks (an entry's author role, a grant's keys): without it,
+    # every read of a record written before a restart failed (BlockOutOfRangeError).
+    extra = ["--state-interval", "2", "--preserve-historical-states"] if kind == "anvil" else []
     pid = _spawn([*node.command(), *extra], node.log_path, redact=dev_secrets())
     pids[kind] = {"pid": pid, "url": node.rpc_url}
     _write_pids(dev, pids)
@@ -314,6 +319,7 @@ def _deployment(w3: Web3, path: Path, deployer: bytes, log: Log) -> Deployment:
             pass
     deployment = deploy_contracts(w3, deployer)
     deployment.write(path)
+    write_broadcast(deployment, w3, path.parent)  # Foundry's run-latest.json beside it
     log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
     return deployment
 
