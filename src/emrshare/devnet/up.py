@@ -33,7 +33,7 @@ from emrshare._process import free_port, pid_alive, spawn, stop_group
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
-from emrshare.devnet._files import read_node, read_pids, read_settings
+from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
@@ -66,13 +66,6 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
     "patient": ("patient", None, 7),
 }
 _PROXY_KEYS = (1, 2, 3)
-#: Per chain node: its chain id and where its state persists in the devnet dir (anvil
-#: dumps a JSON file, with historical states, every 2 s and on exit; ganache keeps a
-#: LevelDB directory). Both answer calls at blocks mined before a restart.
-_NODES: dict[str, tuple[int, str]] = {
-    "anvil": (31337, "anvil-state.json"),
-    "ganache": (1337, "ganache-db"),
-}
 
 Log = Callable[[str], None]
 
@@ -159,7 +152,7 @@ def devnet_up(
     devnet's state was made with (anvil for a new devnet). ``store`` is ``"local"`` (an
     embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs daemon, repo
     ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
-    if node is not None and node not in _NODES:
+    if node is not None and node not in NODES:
         raise ConfigurationError(f"unknown devnet node {node!r}; use 'anvil' or 'ganache'")
     if store not in ("local", "ipfs"):
         raise ConfigurationError(f"unknown devnet store {store!r}; use 'local' or 'ipfs'")
@@ -174,7 +167,7 @@ def devnet_up(
             f"a devnet is already running from {data_dir}; see `emrshare devnet status` "
             "or stop it with `emrshare devnet down`"
         )
-    kind = _node_kind(dev, node)
+    kind = node_to_start(dev, node)
     ports = _Ports.settle(dev / "settings.json", proxies, kind)
     pids: dict[str, dict[str, object]] = {}
     log = _never_raising(log)
@@ -258,35 +251,11 @@ class _Ports:
         return ports
 
 
-def _node_kind(dev: Path, wanted: NodeKind | None) -> NodeKind:
-    """The chain node to start: ``wanted``, else the one the state was made with (anvil
-    for a new devnet). A devnet whose chain state is another node's is refused: neither
-    node reads the other's state, and starting afresh would orphan every profile's
-    on-chain registration."""
-    recorded = _recorded_node(dev)
-    if wanted is None:
-        return "ganache" if recorded == "ganache" else "anvil"
-    if recorded is not None and recorded != wanted and (dev / _NODES[recorded][1]).exists():
-        raise ConfigurationError(
-            f"this devnet's chain state is {recorded}'s ({dev / _NODES[recorded][1]}); start "
-            f"it with node {recorded}, or take it down with --wipe to switch to {wanted}"
-        )
-    return wanted
-
-
-def _recorded_node(dev: Path) -> str | None:
-    """The node ``settings.json`` names; anvil for state from before ganache was offered."""
-    recorded = read_node(dev / "settings.json")
-    if recorded is None and (dev / _NODES["anvil"][1]).exists():
-        return "anvil"
-    return recorded
-
-
 def _start_chain(
     dev: Path, kind: NodeKind, port: int, pids: dict[str, dict[str, object]], log: Log
 ) -> DevNode:
     """anvil or ganache, its state persisted across ``down`` / ``up``."""
-    chain_id, state = _NODES[kind]
+    chain_id, state = NODES[kind]
     node = DevNode(
         kind=kind,
         port=port,
@@ -455,7 +424,7 @@ def devnet_down(data_dir: Path, *, wipe: bool = False, timeout: float = 15.0) ->
     state (and the IPFS repo) too."""
     dev = _dir(Path(data_dir).expanduser().resolve())
     pids = _read_pids(dev)
-    order = sorted(pids, key=lambda n: (n in _NODES, n == "ipfs"))
+    order = sorted(pids, key=lambda n: (n in NODES, n == "ipfs"))
     stopped = []
     for name in order:
         if stop_group(int(str(pids[name]["pid"])), timeout):
@@ -481,7 +450,7 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
         pid, url = int(str(info["pid"])), str(info["url"])
         alive = pid_alive(pid)
         healthy = False
-        if alive and name in _NODES:
+        if alive and name in NODES:
             rpc_url = url
             try:
                 w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
@@ -496,4 +465,4 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
         procs.append(ProcessStatus(name, pid, alive, healthy, url))
     names = [p.name for p in Profiles(data_dir).list()] if data_dir.exists() else []
     running = bool(procs) and all(p.alive and p.healthy for p in procs)
-    return DevnetStatus(running, rpc_url, chain_id, block, procs, names, _recorded_node(dev))
+    return DevnetStatus(running, rpc_url, chain_id, block, procs, names, recorded_node(dev))
