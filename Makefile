@@ -7,7 +7,7 @@ STAMPS := .stamps
 NODE_TOOLS := tools/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
+.PHONY: setup demo demo-all test test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(NODE_TOOLS)
 
@@ -86,6 +86,11 @@ test-web3-8: $(STAMPS)/apt $(STAMPS)/venv-web3-8 $(NODE_TOOLS)
 
 demo: setup
 	$(BIN)/python scripts/demo.py
+
+# The demo on each chain node the devnet offers (anvil, then ganache).
+demo-all: setup
+	$(BIN)/python scripts/demo.py --node anvil
+	$(BIN)/python scripts/demo.py --node ganache
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

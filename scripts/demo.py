@@ -1,12 +1,13 @@
 """The end-to-end demo, through the `emrshare` CLI (each step is a separate process).
 
-A devnet comes up (anvil, the contracts, 3 proxy processes at threshold 2, an embedded
-store, demo profiles). Hospital A writes a lab result and an imaging report for a
-patient; hospital B requests lab access; the patient approves it for 30 days; B reads the
-lab result (bytes equal to the original) but is refused the imaging report; the patient
-revokes; B is refused; the audit trail shows B's reads; the devnet goes down.
+A devnet comes up (anvil, or ganache with ``--node ganache``; the contracts, 3 proxy
+processes at threshold 2, an embedded store, demo profiles). Hospital A writes a lab
+result and an imaging report for a patient; hospital B requests lab access; the patient
+approves it for 30 days; B reads the lab result (bytes equal to the original) but is
+refused the imaging report; the patient revokes; B is refused; the audit trail shows B's
+reads; the devnet goes down.
 
-    python scripts/demo.py [--data-dir DIR] [--keep]
+    python scripts/demo.py [--node anvil|ganache] [--data-dir DIR] [--keep]
 
 Exits non-zero as soon as an expectation fails.
 """
@@ -34,8 +35,9 @@ class DemoFailed(Exception):
 
 
 class Demo:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, node: str = "anvil") -> None:
         self.data_dir = data_dir
+        self.node = node
         self.env = dict(
             os.environ,
             EMRSHARE_DATA_DIR=str(data_dir),
@@ -88,8 +90,8 @@ def scenario(d: Demo, files: Path) -> None:
     imaging = files / "mri-report.bin"
     imaging.write_bytes(os.urandom(2 * 1024 * 1024))
 
-    d.step("Bring up the devnet: anvil, contracts, 3 proxies (2-of-3), store, demo members")
-    d.run("devnet", "up")
+    d.step(f"Bring up the devnet: {d.node}, contracts, 3 proxies (2-of-3), store, demo members")
+    d.run("devnet", "up", "--node", d.node)
     d.run("devnet", "status")
 
     d.step("The patient authorizes hospital A to write lab and imaging records")
@@ -201,10 +203,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
     parser.add_argument("--keep", action="store_true", help="leave the devnet running")
+    parser.add_argument("--node", choices=("anvil", "ganache"), default="anvil", help="chain node")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="emrshare-demo-"))
     data_dir = (args.data_dir or tmp / "data").resolve()
-    d = Demo(data_dir)
+    d = Demo(data_dir, args.node)
     failed = False
     try:
         scenario(d, tmp)
@@ -220,7 +223,7 @@ def main() -> int:
             failed = failed or down.returncode != 0
             shutil.rmtree(tmp, ignore_errors=True)
     if not failed:
-        print(f"\n{GREEN}{BOLD}demo passed: every expectation held{RESET}")
+        print(f"\n{GREEN}{BOLD}demo passed on {args.node}: every expectation held{RESET}")
     return 1 if failed else 0
 
 

@@ -55,7 +55,7 @@ class NetworkConfig:
         return {
             "name": self.name,
             "rpc_url": self.rpc_url,
-            "deployment": asdict(self.deployment),
+            "deployment": self.deployment.to_json(),
             "store": asdict(self.store),
             "threshold": self.threshold,
             "confirmations": self.confirmations,
@@ -82,12 +82,7 @@ class NetworkConfig:
             return cls(
                 name=str(data.get("name", "emrshare")),
                 rpc_url=str(data["rpc_url"]),
-                deployment=Deployment(
-                    chain_id=int(dep["chain_id"]),
-                    addresses=dict(dep["addresses"]),
-                    start_block=int(dep["start_block"]),
-                    deployer=str(dep["deployer"]),
-                ),
+                deployment=Deployment.from_json(dep),
                 store=StoreConfig(
                     kind=str(store.get("kind", "local")),
                     path=store.get("path"),

@@ -323,6 +323,7 @@ def devnet_json(status: DevnetStatus) -> dict[str, Any]:
     """``devnet status --json``."""
     return {
         "running": status.running,
+        "node": status.node,
         "rpc_url": status.rpc_url,
         "chain_id": status.chain_id,
         "block": status.block,

@@ -14,7 +14,12 @@ Example::
 
     with LocalNetwork.start(Path("/tmp/play")) as net:
         admin = ConsortiumAdmin(net, net.admin_key)
-        hospital = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[0]))
+        keys = MemberKeys.generate(ethereum_key=net.dev_keys[0])
+        hospital = Provider(net, keys, state_dir=net.state_dir("hospital"))
+
+The chain lives in memory, so each start is a new one: a start removes the state an
+earlier start left under ``path`` (see :mod:`emrshare.devnet._localstate`) and runs the
+same script again as if for the first time.
 
 **Warning:** development only. The chain lives in memory and is gone when the process
 exits; the keys are the well-known development keys.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -36,7 +42,9 @@ from web3.types import Wei
 from emrshare._files import private_dir
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.crypto import MemberKeys
+from emrshare.devnet import _localstate
 from emrshare.devnet.devnode import dev_private_keys
+from emrshare.errors import ConfigurationError
 from emrshare.network import Network
 from emrshare.proxy import RoutingTransport
 from emrshare.proxy.node import NodeChain, ProxyParts
@@ -48,6 +56,8 @@ __all__ = ["LocalNetwork"]
 #: Development keys funded on the in-process chain: the admin, the proxies, the
 #: ``dev_keys`` handed out to notebooks and tests, and the read-only sender.
 _FUNDED_KEYS = 24
+#: Where :meth:`LocalNetwork.state_dir` puts the members' state, under the network's path.
+_MEMBERS = "members"
 
 
 class LocalNetwork(Network):
@@ -85,14 +95,39 @@ class LocalNetwork(Network):
         self.admin_key = admin_key
         self.dev_keys = dev_keys
         self.proxy_keys: list[MemberKeys] = []
+        self._path = Path()
 
     @classmethod
     def start(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
         """A py-evm chain with the contracts deployed, a ``LocalStore`` under ``path`` and
         ``proxies`` admitted proxies served in-process; grants default to ``threshold``
-        of them."""
+        of them.
+
+        Every start is a new chain, so it starts clean: what an earlier start in ``path``
+        created (recorded in ``path/local-network.json``) is removed, with one log line
+        on the ``emrshare.devnet`` logger; nothing else in ``path`` is touched. State there
+        that no LocalNetwork recorded, or a network still running from ``path``, is a
+        :class:`~emrshare.errors.LocalStateError`."""
         path = private_dir(Path(path))
+        fd = _localstate.lock(path)
+        try:
+            net = cls._started(path, proxies, threshold)
+        except BaseException:
+            os.close(fd)
+            raise
+        net._closers.insert(0, lambda: os.close(fd))  # released last, after the proxies
+        return net
+
+    @classmethod
+    def _started(cls, path: Path, proxies: int, threshold: int) -> LocalNetwork:
         w3 = Web3(EthereumTesterProvider())
+        hosts = [f"proxy-{i + 1}.local" for i in range(proxies)]
+        _localstate.claim(
+            path,
+            ["store", _MEMBERS, *hosts],
+            chain_id=int(w3.eth.chain_id),
+            genesis=bytes(w3.eth.get_block(0)["hash"]).hex(),
+        )
         keys = dev_private_keys(_FUNDED_KEYS)
         funder = w3.eth.accounts[0]
         for key in keys:
@@ -110,12 +145,26 @@ class LocalNetwork(Network):
             read_key=keys[-1],
             threshold=threshold,
         )
+        net._path = path
         admin = ConsortiumAdmin(net, admin_key)
-        for i, eth in enumerate(proxy_keys):
-            net._add_proxy(
-                admin, MemberKeys.generate(ethereum_key=eth), f"proxy-{i + 1}.local", path
-            )
+        for eth, host in zip(proxy_keys, hosts, strict=True):
+            net._add_proxy(admin, MemberKeys.generate(ethereum_key=eth), host, path)
         return net
+
+    def state_dir(self, name: str) -> Path:
+        """A fresh state directory for member ``name`` (a facade's ``state_dir``), under
+        this network's ``path``: its journals belong to this chain, so the next
+        :meth:`start` in ``path`` removes them with the rest.
+
+        Example::
+
+            hospital = Provider(net, keys, state_dir=net.state_dir("hospital-a"))
+        """
+        if not (name and name not in (".", "..") and "/" not in name and "\0" not in name):
+            raise ConfigurationError(
+                f"{name!r} is not a plain directory name; use e.g. 'hospital-a'"
+            )
+        return private_dir(self._path / _MEMBERS / name)
 
     def _add_proxy(self, admin: ConsortiumAdmin, keys: MemberKeys, host: str, path: Path) -> None:
         """Register ``keys`` as a member serving at ``host``, admit it as a proxy and serve

@@ -1,9 +1,10 @@
 """A local development network that outlives the command that started it.
 
-``up`` starts anvil with persisted state, deploys the contracts (once; a restart reloads
-them from the state file), starts the proxy processes (3, threshold 2 by default), sets up
-an embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs daemon whose RPC
-API becomes the network's BlobStore), admits demo members and writes profiles plus
+``up`` starts a chain node with persisted state (anvil by default, ``node="ganache"`` for
+ganache; a restart keeps the node the state was made with), deploys the contracts (once;
+a restart reloads them from the state), starts the proxy processes (3, threshold 2 by
+default), sets up an embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs
+daemon whose RPC API becomes the network's BlobStore), admits demo members and writes profiles plus
 ``network.json`` into the data directory. ``down`` stops every process recorded in
 ``devnet/pids.json``; ``status`` reports. Used by ``emrshare devnet`` and ``make demo``.
 
@@ -30,9 +31,10 @@ from web3 import Web3
 from emrshare._files import private_dir, write_atomically
 from emrshare._process import free_port, pid_alive, spawn, stop_group
 from emrshare.chain import Deployment, Role, deploy_contracts
+from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
-from emrshare.devnet._files import read_pids, read_settings
-from emrshare.devnet.devnode import DevNode, dev_private_keys, dev_secrets
+from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
+from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
@@ -81,7 +83,8 @@ class ProcessStatus:
 
 @dataclass(frozen=True, slots=True)
 class DevnetStatus:
-    """The devnet as ``emrshare devnet status`` reports it."""
+    """The devnet as ``emrshare devnet status`` reports it; ``node`` is the chain node
+    (``"anvil"`` or ``"ganache"``) its state was made with, ``None`` before any ``up``."""
 
     running: bool
     rpc_url: str | None
@@ -89,6 +92,7 @@ class DevnetStatus:
     block: int | None
     processes: list[ProcessStatus] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
+    node: str | None = None
 
 
 def _dir(data_dir: Path) -> Path:
@@ -139,12 +143,17 @@ def devnet_up(
     proxies: int = 3,
     threshold: int = 2,
     store: str = "local",
+    node: NodeKind | None = None,
     log: Log = lambda _: None,
 ) -> DevnetStatus:
     """Start (or restart from persisted state) the devnet in ``data_dir``.
 
-    ``store`` is ``"local"`` (an embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs
-    daemon, repo ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
+    ``node`` is the chain: ``"anvil"`` or ``"ganache"``; ``None`` means the one the
+    devnet's state was made with (anvil for a new devnet). ``store`` is ``"local"`` (an
+    embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs daemon, repo
+    ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
+    if node is not None and node not in NODES:
+        raise ConfigurationError(f"unknown devnet node {node!r}; use 'anvil' or 'ganache'")
     if store not in ("local", "ipfs"):
         raise ConfigurationError(f"unknown devnet store {store!r}; use 'local' or 'ipfs'")
     if not 1 <= threshold <= proxies <= len(_PROXY_KEYS):
@@ -158,19 +167,20 @@ def devnet_up(
             f"a devnet is already running from {data_dir}; see `emrshare devnet status` "
             "or stop it with `emrshare devnet down`"
         )
-    ports = _Ports.settle(dev / "settings.json", proxies)
+    kind = node_to_start(dev, node)
+    ports = _Ports.settle(dev / "settings.json", proxies, kind)
     pids: dict[str, dict[str, object]] = {}
     log = _never_raising(log)
     try:
-        node = _start_chain(dev, ports.chain, pids, log)
+        chain = _start_chain(dev, kind, ports.chain, pids, log)
         keys = dev_private_keys(10)
-        w3 = Web3(Web3.HTTPProvider(node.rpc_url, request_kwargs={"timeout": 30}))
+        w3 = Web3(Web3.HTTPProvider(chain.rpc_url, request_kwargs={"timeout": 30}))
         deployment = _deployment(w3, dev / "deployment.json", keys[0], log)
         store_config = StoreConfig(kind="local", path=str(dev / "store"))
         if store == "ipfs":
             store_config = _start_ipfs(dev, ports.ipfs, pids, log)
         config = NetworkConfig(
-            rpc_url=node.rpc_url,
+            rpc_url=chain.rpc_url,
             deployment=deployment,
             store=store_config,
             threshold=threshold,
@@ -181,7 +191,7 @@ def devnet_up(
         config.write(profiles.network_path)
         net = Network.from_config(config)
         admin = ConsortiumAdmin(net, keys[0])
-        _start_proxies(net, admin, dev, node.rpc_url, ports.proxies, keys, password, pids, log)
+        _start_proxies(net, admin, dev, chain.rpc_url, ports.proxies, keys, password, pids, log)
         _demo_profiles(net, admin, profiles, keys, password, log)
         net.close()
     except BaseException:
@@ -218,8 +228,9 @@ class _Ports:
     ipfs: list[int]
 
     @classmethod
-    def settle(cls, path: Path, proxies: int) -> _Ports:
-        """The ports ``path`` records, free ones for what it lacks; written back."""
+    def settle(cls, path: Path, proxies: int, node: str) -> _Ports:
+        """The ports ``path`` records, free ones for what it lacks; written back with the
+        chain ``node``."""
         chain, proxy_ports, ipfs_ports = read_settings(path)
         ports = cls(
             chain or free_port(),
@@ -229,26 +240,38 @@ class _Ports:
         write_atomically(
             path,
             json.dumps(
-                {"port": ports.chain, "proxy_ports": ports.proxies, "ipfs_ports": ports.ipfs}
+                {
+                    "port": ports.chain,
+                    "proxy_ports": ports.proxies,
+                    "ipfs_ports": ports.ipfs,
+                    "node": node,
+                }
             ),
         )
         return ports
 
 
-def _start_chain(dev: Path, port: int, pids: dict[str, dict[str, object]], log: Log) -> DevNode:
-    """anvil, its state persisted across ``down`` / ``up``."""
+def _start_chain(
+    dev: Path, kind: NodeKind, port: int, pids: dict[str, dict[str, object]], log: Log
+) -> DevNode:
+    """anvil or ganache, its state persisted across ``down`` / ``up``."""
+    chain_id, state = NODES[kind]
     node = DevNode(
-        kind="anvil",
+        kind=kind,
         port=port,
-        chain_id=31337,
-        log_path=dev / "anvil.log",
-        state_path=dev / "anvil-state.json",
+        chain_id=chain_id,
+        log_path=dev / f"{kind}.log",
+        state_path=dev / state,
     )
-    pid = _spawn([*node.command(), "--state-interval", "2"], node.log_path, redact=dev_secrets())
-    pids["anvil"] = {"pid": pid, "url": node.rpc_url}
+    # anvil's state file holds only the head state unless told to keep history, and
+    # readers call at old blocks (an entry's author role, a grant's keys): without it,
+    # every read of a record written before a restart failed (BlockOutOfRangeError).
+    extra = ["--state-interval", "2", "--preserve-historical-states"] if kind == "anvil" else []
+    pid = _spawn([*node.command(), *extra], node.log_path, redact=dev_secrets())
+    pids[kind] = {"pid": pid, "url": node.rpc_url}
     _write_pids(dev, pids)
-    _wait(lambda: _chain_ready(node), "anvil", 60, node.log_path)
-    log(f"anvil       {node.rpc_url} (pid {pid})")
+    _wait(lambda: _chain_ready(node), kind, 60, node.log_path)
+    log(f"{kind:<11} {node.rpc_url} (chain {chain_id}, pid {pid})")
     return node
 
 
@@ -265,6 +288,7 @@ def _deployment(w3: Web3, path: Path, deployer: bytes, log: Log) -> Deployment:
             pass
     deployment = deploy_contracts(w3, deployer)
     deployment.write(path)
+    write_broadcast(deployment, w3, path.parent)  # Foundry's run-latest.json beside it
     log(f"contracts   deployed ({', '.join(sorted(deployment.addresses))})")
     return deployment
 
@@ -396,11 +420,11 @@ def _chain_ready(node: DevNode) -> bool:
 
 def devnet_down(data_dir: Path, *, wipe: bool = False, timeout: float = 15.0) -> list[str]:
     """Stop every devnet process (proxies first, so they drain their audit logs, then
-    the IPFS daemon, then anvil, which saves its state). With ``wipe``, delete the chain
+    the IPFS daemon, then the chain node, which saves its state). With ``wipe``, delete the chain
     state (and the IPFS repo) too."""
     dev = _dir(Path(data_dir).expanduser().resolve())
     pids = _read_pids(dev)
-    order = sorted(pids, key=lambda n: (n == "anvil", n == "ipfs"))
+    order = sorted(pids, key=lambda n: (n in NODES, n == "ipfs"))
     stopped = []
     for name in order:
         if stop_group(int(str(pids[name]["pid"])), timeout):
@@ -426,7 +450,7 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
         pid, url = int(str(info["pid"])), str(info["url"])
         alive = pid_alive(pid)
         healthy = False
-        if alive and name == "anvil":
+        if alive and name in NODES:
             rpc_url = url
             try:
                 w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
@@ -441,4 +465,4 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
         procs.append(ProcessStatus(name, pid, alive, healthy, url))
     names = [p.name for p in Profiles(data_dir).list()] if data_dir.exists() else []
     running = bool(procs) and all(p.alive and p.healthy for p in procs)
-    return DevnetStatus(running, rpc_url, chain_id, block, procs, names)
+    return DevnetStatus(running, rpc_url, chain_id, block, procs, names, recorded_node(dev))

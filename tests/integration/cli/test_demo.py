@@ -1,5 +1,5 @@
 """The demo scenario through the CLI: every step a separate `emrshare` process, on a real
-devnet (anvil, three proxy processes, an embedded store)."""
+devnet (anvil or ganache, three proxy processes, an embedded store)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -25,17 +26,27 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_demo_scenario(tmp_path: Path) -> None:
+@pytest.mark.parametrize("node", ["anvil", "ganache"])
+def test_make_demo_scenario(tmp_path: Path, node: str) -> None:
     data_dir = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "demo.py"),
+            "--node",
+            node,
+            "--data-dir",
+            str(data_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "demo passed" in result.stdout
+    assert f"demo passed on {node}" in result.stdout
+    assert f"Bring up the devnet: {node}," in result.stdout
+    assert f"{node} chain {31337 if node == 'anvil' else 1337}, block" in result.stdout
     for line in (
         "the bytes equal the original lab result",
         "hospital B's read of the lab result is on chain",
@@ -161,5 +172,81 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         assert len(json.loads(imported.stdout)) == 3
         listed = _cli(data_dir, "--profile", "patient", "--json", "record", "list")
         assert len(json.loads(listed.stdout)) == 4
+    finally:
+        _cli(data_dir, "devnet", "down")
+
+
+@pytest.mark.parametrize("node", ["anvil", "ganache"])
+def test_devnet_restart_serves_records_written_before_it(tmp_path: Path, node: str) -> None:
+    """`devnet up --node N` is labelled N everywhere and keeps its chain across `down` /
+    `up`; a plain `up` resumes N (never the other node on its state); and a grantee reads,
+    after the restart, a record written before it. (On anvil this read failed: its state
+    file kept no historical states, and readers call at the entry's and grant's blocks.)"""
+    data_dir = tmp_path / "data"
+    chain_id = 31337 if node == "anvil" else 1337
+    other = "ganache" if node == "anvil" else "anvil"
+    dev = data_dir / "devnet"
+    try:
+        up = _cli(data_dir, "devnet", "up", "--node", node, "--proxies", "1", "--threshold", "1")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"devnet up: {node} chain {chain_id}" in up.stdout
+        status = json.loads(_cli(data_dir, "--json", "devnet", "status").stdout)
+        assert status["node"] == node and status["chain_id"] == chain_id
+        assert [p["name"] for p in status["processes"]] == sorted([node, "proxy-1"])
+        assert (dev / ("anvil-state.json" if node == "anvil" else "ganache-db")).exists()
+        deployment = json.loads((dev / "deployment.json").read_text())
+        assert deployment["version"] == 2 and deployment["chain_id"] == chain_id
+        runs = json.loads(
+            (dev / "broadcast" / "deploy_contracts" / str(chain_id) / "run-latest.json").read_text()
+        )
+        assert {t["contractAddress"] for t in runs["transactions"]} == set(
+            deployment["addresses"].values()
+        )
+
+        note = tmp_path / "note.txt"
+        note.write_text(f"{node} keeps this")
+        as_patient = (data_dir, "--profile", "patient")
+        assert _cli(*as_patient, "writer", "add", "hospital-a", "--category", "lab").returncode == 0
+        added = _cli(
+            data_dir,
+            "--profile",
+            "hospital-a",
+            "--json",
+            "record",
+            "add",
+            str(note),
+            "--patient",
+            "patient",
+            "--category",
+            "lab",
+        )
+        assert added.returncode == 0, added.stderr
+        rid = json.loads(added.stdout)["record_id"]
+        granted = _cli(*as_patient, "grant", "add", "--to", "hospital-b", "--category", "lab")
+        assert granted.returncode == 0, granted.stderr
+        assert _cli(data_dir, "devnet", "down").returncode == 0
+
+        wrong = _cli(data_dir, "devnet", "up", "--node", other)
+        assert wrong.returncode == 1 and f"chain state is {node}'s" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1
+
+        again = _cli(data_dir, "devnet", "up", "--proxies", "1", "--threshold", "1")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "contracts   reloaded from state" in again.stdout
+        got = tmp_path / "got.txt"
+        read = _cli(
+            data_dir,
+            "--profile",
+            "hospital-b",
+            "record",
+            "get",
+            rid,
+            "--patient",
+            "patient",
+            "-o",
+            str(got),
+        )
+        assert read.returncode == 0, read.stderr
+        assert got.read_text() == f"{node} keeps this"
     finally:
         _cli(data_dir, "devnet", "down")

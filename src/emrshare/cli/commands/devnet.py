@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from emrshare.cli import _render as render
 from emrshare.cli._context import JsonOpt, emit_json, out, state, table, want_json
+
+
+class _Node(StrEnum):
+    """The chain nodes ``devnet up --node`` offers."""
+
+    anvil = "anvil"
+    ganache = "ganache"
+
 
 app = typer.Typer(no_args_is_help=True, help="A local development network.")
 
@@ -21,8 +30,17 @@ def devnet_up_cmd(
     store: Annotated[
         str, typer.Option(help="blob store: 'local' (embedded) or 'ipfs' (a js-ipfs daemon)")
     ] = "local",
+    node: Annotated[
+        _Node | None,
+        typer.Option(
+            help="chain node (default: the one the devnet's state was made with; anvil for a "
+            "new devnet)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start anvil (persisted state), the contracts, the proxies, a store, demo profiles."""
+    """Start a chain node (anvil or ganache, persisted state), the contracts, the proxies,
+    a store, demo profiles."""
     from emrshare.devnet import DEVNET_PASSWORD, devnet_up
 
     status = devnet_up(
@@ -30,10 +48,11 @@ def devnet_up_cmd(
         proxies=proxies,
         threshold=threshold,
         store=store,
+        node=None if node is None else node.value,
         log=_progress,
     )
     _progress(
-        f"devnet up: chain {status.chain_id} at block {status.block}; profiles "
+        f"devnet up: {status.node} chain {status.chain_id} at block {status.block}; profiles "
         f"{', '.join(status.profiles)} (password: $EMRSHARE_PASSWORD or {DEVNET_PASSWORD!r})"
     )
 
@@ -71,6 +90,6 @@ def devnet_status_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         title = f"{view.title} ({'running' if status.running else 'not running'})"
         table(title, view.columns, [view.row(p) for p in status.processes])
         if status.block is not None:
-            out.print(f"chain {status.chain_id}, block {status.block}")
+            out.print(f"{status.node} chain {status.chain_id}, block {status.block}")
     if not status.running:
         raise typer.Exit(1)
