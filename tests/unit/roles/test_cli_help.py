@@ -128,3 +128,16 @@ def test_shell_completion_completes_commands_options_and_profiles(tmp_path: Path
         timeout=60,
     )
     assert "complete -o default -F _emrshare_completion emrshare" in script.stdout
+
+
+#: Commands whose output is not a result: the proxy server logs as it serves.
+NO_JSON = {"proxy serve"}
+
+
+def test_every_command_takes_json() -> None:
+    lacking = sorted(
+        path
+        for path, cmd in _leaves().items()
+        if path not in NO_JSON and not any("--json" in p.opts for p in cmd.params)
+    )
+    assert lacking == [], "commands without their own --json"

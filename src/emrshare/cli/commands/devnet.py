@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, state, table, want_json
+from emrshare.cli._context import JsonOpt, emit_json, err, out, state, table, want_json
 
 
 class _Node(StrEnum):
@@ -38,43 +40,55 @@ def devnet_up_cmd(
             show_default=False,
         ),
     ] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Start a chain node (anvil or ganache, persisted state), the contracts, the proxies,
     a store, demo profiles."""
     from emrshare.devnet import DEVNET_PASSWORD, devnet_up
 
+    as_json = want_json(ctx, json_out)
+    # Under --json the progress lines go to stderr and stdout holds one JSON object.
+    progress = functools.partial(_progress, console=err if as_json else out)
     status = devnet_up(
         state(ctx).data_dir,
         proxies=proxies,
         threshold=threshold,
         store=store,
         node=None if node is None else node.value,
-        log=_progress,
+        log=progress,
     )
-    _progress(
+    if as_json:
+        with contextlib.suppress(BrokenPipeError, SystemExit):
+            emit_json(render.devnet_json(status))
+        return
+    progress(
         f"devnet up: {status.node} chain {status.chain_id} at block {status.block}; profiles "
         f"{', '.join(status.profiles)} (password: $EMRSHARE_PASSWORD or {DEVNET_PASSWORD!r})"
     )
 
 
-def _progress(line: str) -> None:
+def _progress(line: str, *, console: Console) -> None:
     """Print a progress line of ``devnet up``; a reader that closed the pipe (``devnet up |
     head -1``) stops the output, never the devnet. (On a broken pipe rich points stdout
     at /dev/null and raises SystemExit, which would otherwise roll the devnet back.)"""
     with contextlib.suppress(BrokenPipeError, SystemExit):
-        out.print(line, markup=False)
+        console.print(line, markup=False)
 
 
 @app.command("down")
 def devnet_down_cmd(
     ctx: typer.Context,
     wipe: Annotated[bool, typer.Option(help="also delete the chain state")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Stop every devnet process (state is kept unless --wipe)."""
     from emrshare.devnet import devnet_down
 
     stopped = devnet_down(state(ctx).data_dir, wipe=wipe)
-    out.print(f"stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+    if want_json(ctx, json_out):
+        emit_json({"stopped": stopped, "wiped": wipe})
+    else:
+        out.print(f"stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
 
 
 @app.command("status")
