@@ -110,15 +110,18 @@ def group_reads(
     accesses: Sequence[AccessEvent], grants: Mapping[bytes, GrantCreated]
 ) -> list[ReadEvent]:
     """The reads ``accesses`` (checked, without anomaly) make up, in order of their first
-    log entry: one per (policy, requester, nonce), as the grantee signs one nonce per
-    read for every proxy it asks (a proxy cannot join another's read: the nonce is
-    signed and names the proxy's own request)."""
-    groups: dict[tuple[bytes, str, int], list[AccessEvent]] = {}
+    log entry: one per (policy, requester, nonce, capsules), as the grantee signs one
+    nonce per read for every proxy it asks (a proxy cannot join another's read: the nonce
+    is signed and names the proxy's own request). The capsules are in the key because a
+    grantee chooses its nonces: one reused for a read of other records through other
+    proxies must stay a read of its own, not vanish into the first one's row."""
+    groups: dict[tuple[bytes, str, int, tuple[bytes, ...]], list[AccessEvent]] = {}
     for e in accesses:
         if not e.anomaly:
-            groups.setdefault((bytes(e.policy_id), e.requester, e.nonce), []).append(e)
+            key = (bytes(e.policy_id), e.requester, e.nonce, e.capsule_hashes)
+            groups.setdefault(key, []).append(e)
     out = []
-    for (pid, _, _), entries in groups.items():
+    for (pid, _, _, _), entries in groups.items():
         first = entries[0]
         g = grants.get(pid)
         out.append(

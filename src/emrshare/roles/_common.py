@@ -176,7 +176,7 @@ class ReadEvent:
 
     A grantee asks every proxy of the grant with one nonce per read (each request names
     its proxy and is signed by the grantee), so the entries that share (policy,
-    requester, nonce) are one read; ``proxies`` are those that logged it, in log order.
+    requester, nonce, capsules) are one read; ``proxies`` are those that logged it, in log order.
     Fewer than ``threshold`` of them means a serving proxy has not logged (yet: proxies
     log in batches) or never will. ``evaluated_time`` is the earliest evaluation (chain
     time), ``block_number`` the block of the first log entry; ``accesses`` are the
