@@ -138,6 +138,18 @@ class Writes:
         ).fetchone()
         return _job(row) if row is not None else None
 
+    def _refuse_open_same(self, patient: str, category: str, content: str) -> None:
+        row = self._db.execute(
+            "SELECT record_id FROM writes WHERE json_extract(meta, '$.content') = ?"
+            " AND patient = ? AND category = ? AND state NOT IN ('confirmed', 'rolled_back')",
+            (content, patient, category),
+        ).fetchone()
+        if row is not None:
+            raise JournalError(
+                f"record 0x{bytes(row[0]).hex()} of the same content is being written by "
+                "another process; wait for it to finish"
+            )
+
     def insert_pending(
         self,
         patient: str,
@@ -149,6 +161,7 @@ class Writes:
         next_sequence: int,
         record_id_of: Callable[[int], RecordId],
         owner: int,
+        unique_content: bool = False,
     ) -> list[RecordId]:
         """Add one ``pending`` row per meta on consecutive free slots of ``stream``, in one
         transaction; return their record ids (see :meth:`Journal.begin`)."""
@@ -164,6 +177,8 @@ class Writes:
             ).fetchone()
             first = max(next_sequence, last + 1 if last is not None else 0)
             for i, (meta, source) in enumerate(zip(metas, sources, strict=True)):
+                if unique_content and meta.get("content") is not None:
+                    self._refuse_open_same(patient, category, str(meta["content"]))
                 record_id = record_id_of(first + i)
                 # A rolled-back write freed its slot; the new record takes it over. (A
                 # confirmed row for a free slot means the chain was reset: a devnet.)

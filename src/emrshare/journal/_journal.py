@@ -97,6 +97,7 @@ class Journal:
         record_id_of: Callable[[int], RecordId],
         meta: Mapping[str, Any] | None = None,
         source: Path | None = None,
+        unique_content: bool = False,
     ) -> WriteJob:
         """Record the intent to write one record (state ``pending``) and return its job.
 
@@ -110,6 +111,10 @@ class Journal:
         ``source`` names a file the record can be re-read from if the process dies before
         the ciphertext is spooled; without it such a write is rolled back on recovery
         (the call never returned, so the caller still holds the content).
+
+        ``unique_content``: refuse (:class:`JournalError`) if an open write of the same
+        ``meta["content"]``, patient and category is in the journal, checked in the
+        insert's own transaction (two processes adding the same content at once).
         """
         return self.begin_many(
             patient,
@@ -119,6 +124,7 @@ class Journal:
             next_sequence=next_sequence,
             record_id_of=record_id_of,
             sources=[source],
+            unique_content=unique_content,
         )[0]
 
     def begin_many(
@@ -131,6 +137,7 @@ class Journal:
         next_sequence: int,
         record_id_of: Callable[[int], RecordId],
         sources: Sequence[Path | None] | None = None,
+        unique_content: bool = False,
     ) -> list[WriteJob]:
         """:meth:`begin` for ``len(metas)`` records with consecutive slots, in one transaction."""
         ids = self._writes.insert_pending(
@@ -142,6 +149,7 @@ class Journal:
             next_sequence=next_sequence,
             record_id_of=record_id_of,
             owner=self._pid,
+            unique_content=unique_content,
         )
         self._driver.begun(ids)
         return self._writes.get_many(ids)

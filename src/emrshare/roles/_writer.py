@@ -179,6 +179,7 @@ class RecordWriter(WriterSteps):
             record_id_of=record_ids(target.patient, target.tag, self.address),
             meta=self._meta(target, media_type, created_at, content),
             source=path.resolve() if path is not None else None,
+            unique_content=not again,  # another process may have begun it since _same
         )
         tell(on_stage, "journaled", job.record_id)
         self._drive(job, path if path is not None else source, progress, total, on_stage)
@@ -286,6 +287,7 @@ class RecordWriter(WriterSteps):
                 sources=[
                     s.resolve() if isinstance(s, Path) else None for s in (sources[i] for i in todo)
                 ],
+                unique_content=not again,
             )
             if todo
             else []

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from emrshare.errors import JournalError
 from emrshare.journal import JobState, Journal
 from tests.unit.journal.test_journal import STREAM, Ledger, Steps, rid
 
@@ -44,3 +47,27 @@ def test_same_content_finds_open_and_confirmed_writes_only(tmp_path: Path) -> No
         found = journal.same_content("0xp", "lab", "aa")
         assert found is not None and found.state is JobState.CONFIRMED
         assert found.record_id == again.record_id
+
+
+def test_concurrent_identical_adds_from_two_processes_write_one_copy(tmp_path: Path) -> None:
+    # Two processes run the same `record add` at once: both asked same_content before
+    # either began, so both saw nothing. The second begin must see the first's open
+    # write, in the same transaction as its own insert, and refuse (unless --again).
+    def begin(journal: Journal, unique: bool) -> object:
+        return journal.begin(
+            "0xp",
+            "lab",
+            stream=STREAM,
+            next_sequence=1,
+            record_id_of=rid,
+            meta={"content": "aa"},
+            unique_content=unique,
+        )
+
+    with Journal(tmp_path / "j") as one, Journal(tmp_path / "j") as two:
+        begin(one, True)
+        with pytest.raises(JournalError, match=r"same content .* wait for it"):
+            begin(two, True)
+        assert len(two.jobs(open_only=True)) == 1
+        begin(two, False)  # --again: a copy on purpose
+        assert len(two.jobs(open_only=True)) == 2
