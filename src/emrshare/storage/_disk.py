@@ -4,7 +4,7 @@ Linux ``syncfs``) and the store's temp files.
 Temp files. Every block and pin is written to ``tmp/`` first and renamed into place once
 durable, so a writer that is killed (or interrupted: Ctrl-C) mid-put leaves temp files
 behind, never half a block. Each temp file's name carries its writer's pid
-(``<name>.<pid>.<thread>.<n>.tmp``): :func:`reclaim_stale` deletes those whose process is
+(``<name>.<pid>.<thread>-<space>.<n>.tmp``): :func:`reclaim_stale` deletes those whose process is
 no longer alive, and leaves a live writer's alone, whichever process it is.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import itertools
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -65,9 +67,26 @@ def syncfs_at(path: Path) -> None:
         os.close(fd)
 
 
+def _pid_space() -> str:
+    """A short tag of the pid numbering this process lives in (host name and Linux pid
+    namespace): a pid says whether its writer is alive only in the space it came from.
+    A store shared with a container or another host sees their pids too, which are dead
+    or unrelated processes here."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        ns = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{ns}".encode()).hexdigest()[:8]
+
+
+_SPACE = _pid_space()
+
+
 def tmp_name(tmp_dir: Path, name: str) -> Path:
-    """A fresh temp-file path for ``name`` in ``tmp_dir``, naming this process and thread."""
-    return tmp_dir / f"{name}.{os.getpid()}.{threading.get_ident()}.{next(_counter)}.tmp"
+    """A fresh temp-file path for ``name`` in ``tmp_dir``, naming this process and thread
+    (and the pid space, :func:`_pid_space`, the pid belongs to)."""
+    ident = f"{threading.get_ident()}-{_SPACE}"
+    return tmp_dir / f"{name}.{os.getpid()}.{ident}.{next(_counter)}.tmp"
 
 
 def writer_pid(path: Path) -> int | None:
@@ -78,11 +97,19 @@ def writer_pid(path: Path) -> int | None:
     return int(parts[1])
 
 
+def _foreign(path: Path) -> bool:
+    """Whether a temp file was named in another pid space (a container or host sharing
+    the store): its pid means nothing here. (Names without a space tag are older ones.)"""
+    _, sep, space = path.name.rsplit(".", 4)[2].rpartition("-")
+    return bool(sep) and space != _SPACE
+
+
 def reclaim_stale(tmp_dir: Path, *, limit: int = RECLAIM_LIMIT) -> int:
     """Delete the temp files in ``tmp_dir`` whose writer process is dead; return how many.
 
     At most ``limit`` names are looked at (the rest wait for the next call). Files whose
-    name carries no pid are left for ``gc``, which holds the store's exclusive lock.
+    name carries no pid, or a pid of another pid space (a container or host sharing the
+    store), are left for ``gc``, which holds the store's exclusive lock.
     A pid reused by an unrelated live process keeps its files until then too: only a
     dead pid's files are deleted, so a live writer never loses one.
     """
@@ -91,7 +118,7 @@ def reclaim_stale(tmp_dir: Path, *, limit: int = RECLAIM_LIMIT) -> int:
     with contextlib.suppress(FileNotFoundError), os.scandir(tmp_dir) as entries:
         for entry in itertools.islice(entries, limit):
             pid = writer_pid(Path(entry.name))
-            if pid is None:
+            if pid is None or _foreign(Path(entry.name)):
                 continue
             if pid not in alive:
                 alive[pid] = pid == os.getpid() or pid_alive(pid)

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from emrshare.storage import LocalStore, read_all
-from emrshare.storage._disk import RECLAIM_LIMIT, reclaim_stale, writer_pid
+from emrshare.storage._disk import RECLAIM_LIMIT, reclaim_stale, tmp_name, writer_pid
 from emrshare.types import Cid
 
 # Puts 4 MiB (16 blocks: temp files, not yet renamed: a batch is 64 MiB), says "ready",
@@ -123,3 +123,26 @@ def test_reclaim_is_bounded_and_leaves_foreign_names(tmp_path: Path) -> None:
         ["notes.txt", f"key.data.{os.getpid()}.1.0.tmp"]
     )
     assert RECLAIM_LIMIT >= 1000
+
+
+def test_attack_a_writer_in_another_pid_space_loses_its_temp_files(tmp_path: Path) -> None:
+    # A store shared with a container (its own pid namespace) or another host: their
+    # writers' pids are dead or unrelated here, so their live temp files must not go.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    ours = tmp_name(tmp, "a.data")
+    space = ours.name.rsplit(".", 4)[2].rpartition("-")[2]
+    assert space and ours.name.startswith(f"a.data.{os.getpid()}.")
+    here = tmp / f"b.data.{pid}.1-{space}.0.tmp"
+    foreign = tmp / f"c.data.{pid}.1-{'0' if space[0] != '0' else '1'}{space[1:]}.0.tmp"
+    for p in (here, foreign):
+        p.write_bytes(b"x")
+    assert reclaim_stale(tmp) == 1
+    assert sorted(p.name for p in tmp.iterdir()) == [foreign.name]
