@@ -176,9 +176,12 @@ class Writes:
                 (stream,),
             ).fetchone()
             first = max(next_sequence, last + 1 if last is not None else 0)
-            for i, (meta, source) in enumerate(zip(metas, sources, strict=True)):
-                if unique_content and meta.get("content") is not None:
+            # Against the writes begun before this call only: files of one batch that
+            # happen to be identical are each written, as they were asked for together.
+            for meta in metas if unique_content else ():
+                if meta.get("content") is not None:
                     self._refuse_open_same(patient, category, str(meta["content"]))
+            for i, (meta, source) in enumerate(zip(metas, sources, strict=True)):
                 record_id = record_id_of(first + i)
                 # A rolled-back write freed its slot; the new record takes it over. (A
                 # confirmed row for a free slot means the chain was reset: a devnet.)

@@ -71,3 +71,19 @@ def test_concurrent_identical_adds_from_two_processes_write_one_copy(tmp_path: P
         assert len(two.jobs(open_only=True)) == 1
         begin(two, False)  # --again: a copy on purpose
         assert len(two.jobs(open_only=True)) == 2
+
+
+def test_identical_files_in_one_batch_are_each_begun(tmp_path: Path) -> None:
+    # The check is against writes begun before the call: a batch (record import) that
+    # holds two identical files still begins both, as before.
+    with Journal(tmp_path / "j") as journal:
+        jobs = journal.begin_many(
+            "0xp",
+            "lab",
+            [{"content": "aa"}, {"content": "aa"}],
+            stream=STREAM,
+            next_sequence=1,
+            record_id_of=rid,
+            unique_content=True,
+        )
+        assert len(jobs) == 2 and jobs[0].record_id != jobs[1].record_id
