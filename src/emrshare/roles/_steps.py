@@ -144,8 +144,13 @@ class WriterSteps:
             if opened is not None:
                 opened.close()
         assert info.plaintext_sha256 is not None
+        self._check_content(job, info.plaintext_sha256)
         payload = bytes(key) + info.plaintext_sha256 + info.plaintext_size.to_bytes(8, "big")
         return bytes(seal(self._box.public_key, _SECRET_BRAND, payload))
+
+    def _check_content(self, job: WriteJob, plaintext_sha256: bytes) -> None:
+        """Raise if what was encrypted is not the content ``job`` was begun for (a writer
+        that names contents overrides this; see ``RecordWriter``)."""
 
     def store(self, job: WriteJob, ciphertext: IO[bytes]) -> Cid:
         self._stage(job, "store")

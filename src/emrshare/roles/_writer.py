@@ -243,8 +243,24 @@ class RecordWriter(WriterSteps):
         digest = _plaintext_sha256(source)
         if digest is None:
             return None
-        msg = f"{checksum(target.patient)}\n{target.category}\n".encode() + digest
+        return self._content_name(target.patient, target.category, digest)
+
+    def _content_name(self, patient: str, category: str, plaintext_sha256: bytes) -> str:
+        msg = f"{checksum(patient)}\n{category}\n".encode() + plaintext_sha256
         return hmac.new(self._content_key, msg, hashlib.sha256).hexdigest()
+
+    def _check_content(self, job: WriteJob, plaintext_sha256: bytes) -> None:
+        # A file re-read (a resumed or recovered write) or changing while it is read must
+        # still be the content the journal names, or a later add of that content would
+        # be told this record. InvalidInput is permanent: the write is rolled back.
+        named = job.meta.get("content")
+        if named is not None and named != self._content_name(
+            job.patient, job.category, plaintext_sha256
+        ):
+            raise InvalidInput(
+                f"the file of record 0x{job.record_id.hex()} changed after the write began; "
+                "the write was undone: add the file again"
+            )
 
     @_one_at_a_time
     def add_many(

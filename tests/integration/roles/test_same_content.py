@@ -103,3 +103,35 @@ def test_a_patient_adds_its_own_record_once(stack: Stack) -> None:
     copy = p.add_record("notes", b"home bp 120/80", again=True)
     assert copy != rid
     assert sorted(r.record_id for r in p.records("notes")) == sorted([rid, copy])
+
+
+def test_attack_a_file_changed_before_its_write_resumed_is_told_for_the_old_content(
+    stack: Stack,
+) -> None:
+    # Ctrl-C while encrypting (nothing spooled: the journal will re-read the file). The
+    # file is then edited and added again: recovery re-reads the edited file for the old
+    # write, whose journal name is the *old* content. An add of the old content must not
+    # be told that record (it would hold the edited bytes).
+    hospital, patient = stack.hospital, stack.patient.address
+    scan = stack.tmp / "scan.bin"
+    original = os.urandom(200_000)
+    scan.write_bytes(original)
+    real_encrypt = hospital.writer.encrypt
+
+    def ctrl_c(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    hospital.writer.encrypt = ctrl_c  # type: ignore[method-assign,assignment]
+    seen, on_stage = _stages()
+    with pytest.raises(KeyboardInterrupt):
+        hospital.add_record(patient, "lab", scan, on_stage=on_stage)
+    hospital.writer.encrypt = real_encrypt  # type: ignore[method-assign]
+    (_, first), *_ = seen
+    assert hospital.writer.journal.get(first).state is JobState.PENDING
+
+    edited = os.urandom(200_000)
+    scan.write_bytes(edited)
+    new = hospital.add_record(patient, "lab", scan)
+    assert stack.patient.read(new) == edited
+    told = hospital.add_record(patient, "lab", original)
+    assert stack.patient.read(told) == original
