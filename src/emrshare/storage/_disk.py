@@ -29,6 +29,8 @@ __all__ = ["SYNCFS", "RECLAIM_LIMIT", "fsync_path", "reclaim_stale", "syncfs_at"
 #: Temp-file names one :func:`reclaim_stale` call looks at (bounded work at store open).
 RECLAIM_LIMIT = 10_000
 _counter = itertools.count()
+#: Above any pid (Linux's pid_max is at most 2**22).
+_PID_LIMIT = 2**31
 
 
 def fsync_path(path: Path) -> None:
@@ -94,7 +96,8 @@ def writer_pid(path: Path) -> int | None:
     parts = path.name.rsplit(".", 4)
     if len(parts) != 5 or parts[4] != "tmp" or not parts[1].isdigit():
         return None
-    return int(parts[1])
+    pid = int(parts[1])
+    return pid if 0 < pid < _PID_LIMIT else None  # not a pid: kill(2) would overflow
 
 
 def _foreign(path: Path) -> bool:
@@ -123,7 +126,8 @@ def reclaim_stale(tmp_dir: Path, *, limit: int = RECLAIM_LIMIT) -> int:
             if pid not in alive:
                 alive[pid] = pid == os.getpid() or pid_alive(pid)
             if not alive[pid]:
-                with contextlib.suppress(FileNotFoundError):
+                # Gone already, or not a file we can delete (a directory): left alone.
+                with contextlib.suppress(OSError):
                     os.unlink(entry.path)
                     removed += 1
     return removed

@@ -146,3 +146,22 @@ def test_attack_a_writer_in_another_pid_space_loses_its_temp_files(tmp_path: Pat
         p.write_bytes(b"x")
     assert reclaim_stale(tmp) == 1
     assert sorted(p.name for p in tmp.iterdir()) == [foreign.name]
+
+
+def test_attack_an_odd_name_in_tmp_keeps_the_store_from_opening(tmp_path: Path) -> None:
+    # A name with a "pid" too large for kill(2), and a directory under a dead pid's
+    # name: opening the store raised OverflowError / IsADirectoryError (a traceback).
+    path = tmp_path / "store"
+    LocalStore(path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    huge = path / "tmp" / f"a.data.{10**20}.1.0.tmp"
+    huge.write_bytes(b"x")
+    odd_dir = path / "tmp" / f"b.data.{int(dead.stdout)}.1.0.tmp"
+    odd_dir.mkdir()
+    LocalStore(path)
+    assert huge.exists() and odd_dir.is_dir()  # left alone
