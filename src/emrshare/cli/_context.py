@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 from rich.text import Text
@@ -308,7 +309,10 @@ class _Bar:
 @contextmanager
 def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[_Bar]:
     """A rich progress bar for large transfers, on a terminal; yields a :class:`_Bar`
-    (``bar(nbytes)``, ``bar.stage(name)``)."""
+    (``bar(nbytes)``, ``bar.stage(name)``). The label holds a file name: Rich markup in
+    it is escaped (the description column renders markup) and control characters are
+    replaced (:func:`safe`)."""
+    label = escape(safe(label))
     if not enabled or not err.is_terminal:  # scripts reading stderr get no bar residue
         yield _Bar(label, None)
         return
