@@ -16,6 +16,7 @@ import functools
 import logging
 from collections.abc import Sequence
 
+from emrshare.categories import normalize_category
 from emrshare.chain import EntryAppended, GrantCreated, GrantStatus
 from emrshare.crypto import GranteeMap, IndexEntry, SealedEntry, open_entry_as_grantee
 from emrshare.errors import AccessDenied, ConfigurationError, Unavailable
@@ -41,7 +42,10 @@ def _batches(
     chain = reader.patient_chain(patient)
     status = reader.network.contracts.grants.status
     newest: dict[bytes, tuple[GrantCreated, GranteeMap]] = {}
-    for grant, gmap in reader.grant_events(patient):
+    grants = reader.grant_events(patient)
+    if category is not None:  # an alias ("lab") names its category, as in the listing
+        category = normalize_category(category, known={gmap.category for _, gmap in grants})
+    for grant, gmap in grants:
         if category is not None and gmap.category != category:
             continue
         if status(grant.policy_id) is GrantStatus.ACTIVE:
