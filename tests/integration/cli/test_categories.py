@@ -5,22 +5,11 @@ and 9): `record add --category LAB` lands in `lab-results` and is read under a g
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.cli_support import run_cli as _cli
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,7 +4,6 @@ devnet (anvil or ganache, three proxy processes, an embedded store)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,18 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.cli_support import run_cli as _cli
+
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("node", ["anvil", "ganache"])

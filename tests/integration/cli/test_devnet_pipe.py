@@ -12,19 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_support import run_cli as _cli
+
 pytestmark = pytest.mark.integration
-
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_devnet_up_into_a_closed_pipe_keeps_the_devnet(tmp_path: Path) -> None:

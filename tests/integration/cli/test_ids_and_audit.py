@@ -6,9 +6,6 @@ type and size, `record get -o -`, and the audit trail one row per read."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,18 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli_support import run_cli as _cli
+
 LAB = b"Complete blood count\nHb 14.1 g/dL\n\x00\xff binary-safe \r\n"
-
-
-def _cli(data_dir: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess[Any]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=text,
-        timeout=300,
-    )
 
 
 def _ok(data_dir: Path, *args: str) -> str:

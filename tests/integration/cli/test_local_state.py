@@ -4,28 +4,21 @@ local files give one line and stay byte-identical."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from emrshare.devnet import DEV_MNEMONIC, dev_private_keys
+from tests.cli_support import run_cli
 
 FIRST_DEV_KEY = b"ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        umask=0o022,  # a usual login umask: the modes must not depend on it
-    )
+#: A usual login umask: the modes must not depend on it.
+_cli = functools.partial(run_cli, umask=0o022)
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

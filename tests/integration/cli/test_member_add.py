@@ -4,21 +4,10 @@ any profile is created or funded, and adding the same member again changes nothi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
-    return subprocess.run(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.cli_support import run_cli as _cli
 
 
 def _refused(result: subprocess.CompletedProcess[str], needle: str) -> None:
