@@ -43,6 +43,7 @@ def test_lab_alias_lands_in_lab_results_and_reads_under_its_grant(tmp_path: Path
         to_patient = ("--patient", "patient")
         added = js("hospital-a", "record", "add", str(cbc), *to_patient, "--category", "LAB")
         rid = added["record_id"]
+        assert added["category"] == "lab-results"  # what it went under, not as typed
         mine = js("patient", "record", "list")
         assert [(r["record_id"], r["category"]) for r in mine] == [(rid, "lab-results")]
 

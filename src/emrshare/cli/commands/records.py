@@ -55,6 +55,8 @@ def record_add(
     The same file again (same content, patient and category) is not written twice: an
     interrupted write of it is finished, a finished one reported; --again adds a copy.
     """
+    from emrshare.categories import normalize_category
+
     st = state(ctx)
     size = file.stat().st_size
     kind = _media_type(file, media_type)
@@ -73,12 +75,18 @@ def record_add(
             "again": again,
             "on_stage": on_stage,
         }
+
+        def own(p: Patient) -> tuple[RecordId, str]:
+            rid = p.add_record(category, file, new_category=new_category, **options)
+            return rid, normalize_category(category, known=p.categories(), new_category=True)
+
+        def theirs(p: Provider, who: Address) -> tuple[RecordId, str]:
+            rid = p.add_record(who, category, file, **options)
+            # the name it went under (`LAB` is lab-results), as the library resolved it
+            return rid, normalize_category(category, known=p.writable_categories(who))
+
         try:
-            rid = st.on_records(
-                patient,
-                lambda p: p.add_record(category, file, new_category=new_category, **options),
-                lambda p, who: p.add_record(who, category, file, **options),
-            )
+            rid, category = st.on_records(patient, own, theirs)
         except KeyboardInterrupt:
             _interrupted(file, seen.get("rid"), want_json(ctx, json_out))
     how = {"existing": "existing", "resumed": "resumed"}.get(seen.get("how", ""), "added")
