@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from emrshare._addresses import checksum
 from emrshare._ids import resolve_id, short_hex
 from emrshare.chain import GrantStatus
-from emrshare.errors import InvalidInput
+from emrshare.errors import ConfigurationError, InvalidInput
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "checksum",
     "id32",
     "readable_repr",
+    "run_blocking",
 ]
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called while a record is encrypted or read.
@@ -228,3 +230,20 @@ def id32(value: bytes | str, known: Callable[[], Sequence[bytes]] | None = None)
     if len(raw) != 32:
         raise InvalidInput(f"{value!r} is not a 32-byte id (0x followed by 64 hex digits)")
     return raw
+
+
+_T = TypeVar("_T")
+
+
+def run_blocking(coro: Coroutine[Any, Any, _T], what: str) -> _T:
+    """Run a read's coroutine to the end for a sync caller; refused inside an event loop,
+    where it would block every other task (the async facades are for that)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ConfigurationError(
+        f"{what} blocks, and this thread runs an event loop (FastAPI, Jupyter, asyncio): "
+        "use AsyncRequester or AsyncProvider there"
+    )

@@ -11,7 +11,6 @@ grants, or that the proxies refuse or do not answer, keep their details unknown.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Sequence
@@ -19,10 +18,10 @@ from collections.abc import Sequence
 from emrshare.categories import normalize_category
 from emrshare.chain import EntryAppended, GrantCreated, GrantStatus
 from emrshare.crypto import GranteeMap, IndexEntry, SealedEntry, open_entry_as_grantee
-from emrshare.errors import AccessDenied, ConfigurationError, Unavailable
+from emrshare.errors import AccessDenied, Unavailable
 from emrshare.proxy import ThresholdPolicy, ThresholdResult
 from emrshare.proxy.request import MAX_BATCH
-from emrshare.roles._common import checksum
+from emrshare.roles._common import checksum, run_blocking
 from emrshare.roles._reads import GrantedReader, Runner, check_entry, inline
 from emrshare.roles._reports import keep_evidence
 from emrshare.types import Address
@@ -110,11 +109,6 @@ def open_granted_sync(
 ) -> dict[bytes, IndexEntry]:
     """:func:`open_granted` for a sync caller (refused inside a running event loop, where
     it would block every other task: use the async facades there)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(open_granted(reader, patient, category, inline))
-    raise ConfigurationError(
-        "records(..., open_entries=True) blocks, and this thread runs an event loop "
-        "(FastAPI, Jupyter, asyncio): use AsyncRequester or AsyncProvider there"
+    return run_blocking(
+        open_granted(reader, patient, category, inline), "records(..., open_entries=True)"
     )

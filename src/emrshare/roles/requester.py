@@ -4,16 +4,16 @@ pharmacy, researcher), and :class:`AsyncRequester`, the same for a running event
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import ClassVar, Self, TypeVar
 
 from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
-from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo
+from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo, run_blocking
 from emrshare.roles._listing import open_granted
 from emrshare.roles._member import MemberFacade
 from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
@@ -22,20 +22,6 @@ from emrshare.types import RecordId
 __all__ = ["AsyncRequester", "Requester"]
 
 T = TypeVar("T")
-
-
-def run_blocking(coro: Coroutine[Any, Any, T], what: str) -> T:
-    """Run a read's coroutine to the end for a sync caller; refused inside an event loop,
-    where it would block every other task (the async facades are for that)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise ConfigurationError(
-        f"{what} blocks, and this thread runs an event loop (FastAPI, Jupyter, asyncio): "
-        "use AsyncRequester or AsyncProvider there"
-    )
 
 
 class Requester(MemberFacade):
