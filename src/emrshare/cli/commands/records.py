@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from emrshare._ids import short_hex
 from emrshare.cli import _render as render
 from emrshare.cli._context import (
     JsonOpt,
+    _fail,
     emit_json,
     err,
     out,
@@ -128,7 +130,7 @@ def _interrupted(file: Path, rid: RecordId | None, as_json: bool) -> NoReturn:
             as_json,
         )
     _stop(
-        f"interrupted: the write of {file.name} is journaled as 0x{bytes(rid).hex()[:8]}",
+        f"interrupted: the write of {file.name} is journaled as {short_hex(bytes(rid))}",
         "run 'emrshare recover' to finish it, or re-run the same command",
         as_json,
         render.hex_id(rid),
@@ -141,9 +143,8 @@ def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) 
         body = {"type": "Interrupted", "message": message, "hint": hint, "exit_code": 130}
         if record_id is not None:
             body["record_id"] = record_id
-        sys.stderr.write(json.dumps({"error": body}) + "\n")
-    else:
-        err.print(safe(f"{message}; {hint}"), markup=False, highlight=False)
+        _fail(message, 130, json_error={"error": body})  # as every JSON error is written
+    err.print(safe(f"{message}; {hint}"), markup=False, highlight=False)
     raise typer.Exit(130)
 
 
