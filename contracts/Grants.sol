@@ -3,6 +3,8 @@ pragma solidity 0.8.30;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {PatientContext} from "./PatientContext.sol";
+import {PatientForwarder} from "./PatientForwarder.sol";
 import {PatientProfiles} from "./PatientProfiles.sol";
 
 /// @title Grants
@@ -28,7 +30,10 @@ import {PatientProfiles} from "./PatientProfiles.sol";
 ///
 /// The contract is also the EIP-712 verifying contract of proxy requests
 /// (domain name "emrshare-proxy", version "1"): see {hashProxyRequest}.
-contract Grants is EIP712 {
+///
+/// A patient acts directly or through the {PatientForwarder} (signed, relayed, no ETH);
+/// a guardian acts through it in the patient's name (grant, revoke, revokeTag, answer).
+contract Grants is EIP712, PatientContext {
     /// @notice Most proxies one grant may name.
     uint256 public constant MAX_PROXIES = 32;
     /// @notice Largest sealed kfrag, sealed request and sealed answer, in bytes.
@@ -168,8 +173,10 @@ contract Grants is EIP712 {
     /// @param registry_ The consortium registry: grantees, requesters and proxies are checked
     /// against it.
     /// @param profiles_ The patient profiles: granting and being asked need a profile.
-    constructor(ConsortiumRegistry registry_, PatientProfiles profiles_)
+    /// @param forwarder_ The forwarder that relays patients' signed operations.
+    constructor(ConsortiumRegistry registry_, PatientProfiles profiles_, PatientForwarder forwarder_)
         EIP712("emrshare-proxy", "1")
+        PatientContext(forwarder_)
     {
         _registry = registry_;
         _profiles = profiles_;
@@ -178,7 +185,7 @@ contract Grants is EIP712 {
     // ---------------------------------------------------------------- grants
 
     /// @notice Grants `p.grantee` access to the caller's tag `p.tag` through `p.proxies`.
-    /// Requirements: the policy id `keccak256(abi.encode(msg.sender, p.nonce))` is unused;
+    /// Requirements: the policy id `keccak256(abi.encode(patient, p.nonce))` is unused;
     /// the caller has a patient profile; the grantee is neither zero nor the caller and is an
     /// active member; expiry is after chain time; 1 <= threshold <= proxies <= {MAX_PROXIES};
     /// proxies are distinct and non-zero and all hold the Proxy role, not suspended; one
@@ -186,27 +193,28 @@ contract Grants is EIP712 {
     /// 1..{MAX_GRANTEE_MAP_BYTES} bytes.
     /// Emits: {GrantCreated}.
     function grant(GrantParams calldata p) external returns (bytes32 policyId) {
-        policyId = keccak256(abi.encode(msg.sender, p.nonce));
+        address patient = _actor();
+        policyId = keccak256(abi.encode(patient, p.nonce));
         Policy storage pol = _policies[policyId];
         if (pol.patient != address(0)) revert Grants_PolicyExists(policyId);
-        if (!_profiles.isRegistered(msg.sender)) revert Grants_NoProfile(msg.sender);
-        if (p.grantee == address(0) || p.grantee == msg.sender) {
+        if (!_profiles.isRegistered(patient)) revert Grants_NoProfile(patient);
+        if (p.grantee == address(0) || p.grantee == patient) {
             revert Grants_InvalidGrantee(p.grantee);
         }
         if (!_registry.isActiveMember(p.grantee)) revert Grants_NotMember(p.grantee);
         if (p.expiry <= block.timestamp) revert Grants_ExpiryInPast(p.expiry, block.timestamp);
         _checkProxies(p);
-        uint16 generation = _generations[msg.sender][p.tag];
-        pol.patient = msg.sender;
+        uint16 generation = _generations[patient][p.tag];
+        pol.patient = patient;
         pol.expiry = p.expiry;
         pol.generation = generation;
         pol.tag = p.tag;
         pol.createdAt = uint40(block.number);
         pol.binding = bindingFor(p.grantee, p.proxies);
-        _patientPolicies[msg.sender].push(policyId);
+        _patientPolicies[patient].push(policyId);
         emit GrantCreated(
             policyId,
-            msg.sender,
+            patient,
             p.grantee,
             p.tag,
             p.expiry,
@@ -225,12 +233,13 @@ contract Grants is EIP712 {
         Policy storage pol = _policies[policyId];
         address patient = pol.patient;
         if (patient == address(0)) revert Grants_UnknownPolicy(policyId);
-        if (patient != msg.sender) revert Grants_NotPatient(policyId, msg.sender);
+        address caller = _actor();
+        if (patient != caller) revert Grants_NotPatient(policyId, caller);
         uint40 revokedAt = pol.revokedAt;
         if (revokedAt != 0) revert Grants_AlreadyRevoked(policyId, revokedAt);
         revokedAt = uint40(block.number);
         pol.revokedAt = revokedAt;
-        emit GrantRevoked(policyId, msg.sender, revokedAt);
+        emit GrantRevoked(policyId, patient, revokedAt);
     }
 
     /// @notice Revokes every grant of the caller's `tag` at once by bumping its generation,
@@ -239,11 +248,12 @@ contract Grants is EIP712 {
     /// Requirements: fewer than 65535 earlier bumps of this tag.
     /// Emits: {TagRevoked}.
     function revokeTag(bytes32 tag) external {
-        uint16 old = _generations[msg.sender][tag];
+        address patient = _actor();
+        uint16 old = _generations[patient][tag];
         uint16 generation = old + 1;
-        _generations[msg.sender][tag] = generation;
-        _generationEnds[msg.sender][tag][old] = uint40(block.number);
-        emit TagRevoked(msg.sender, tag, generation);
+        _generations[patient][tag] = generation;
+        _generationEnds[patient][tag][old] = uint40(block.number);
+        emit TagRevoked(patient, tag, generation);
     }
 
     /// @notice Whether the grant is active now (exists, not revoked, not expired by chain
@@ -398,11 +408,12 @@ contract Grants is EIP712 {
         AccessRequest storage r = _requests[requestId];
         RequestStatus status = r.status;
         if (status == RequestStatus.None) revert Grants_UnknownRequest(requestId);
-        if (r.patient != msg.sender) revert Grants_NotRequestPatient(requestId, msg.sender);
+        address caller = _actor();
+        if (r.patient != caller) revert Grants_NotRequestPatient(requestId, caller);
         if (status != RequestStatus.Pending) revert Grants_RequestClosed(requestId, status);
         _checkSealed(0, sealedAnswer.length, MAX_SEALED_BYTES);
         r.status = RequestStatus.Answered;
-        emit AccessRequestAnswered(requestId, msg.sender, r.requester, sealedAnswer);
+        emit AccessRequestAnswered(requestId, caller, r.requester, sealedAnswer);
     }
 
     /// @notice An access request by id.

@@ -2,6 +2,8 @@
 pragma solidity 0.8.30;
 
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {PatientContext} from "./PatientContext.sol";
+import {PatientForwarder} from "./PatientForwarder.sol";
 
 /// @title RecordIndex
 /// @notice Each patient's append-only index of sealed entries (opaque bytes: header, Umbral
@@ -26,7 +28,10 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 /// starting from zero; every {EntryAppended} carries the new head, so a reader that
 /// recomputes the chain detects dropped, reordered or forged events, and compares the final
 /// head and count with {chainOf} to detect events dropped at the end.
-contract RecordIndex {
+///
+/// A patient acts directly or through the {PatientForwarder} (signed, relayed, no ETH);
+/// writers (hospitals) call directly.
+contract RecordIndex is PatientContext {
     /// @notice Largest sealed entry accepted, in bytes.
     uint256 public constant MAX_ENTRY_BYTES = 4096;
     /// @notice Largest sealed writer payload accepted, in bytes.
@@ -92,7 +97,8 @@ contract RecordIndex {
     event WriterRevoked(address indexed patient, bytes32 indexed tag, address indexed writer);
 
     /// @param registry_ The consortium registry whose active Providers may write.
-    constructor(ConsortiumRegistry registry_) {
+    /// @param forwarder_ The forwarder that relays patients' signed operations.
+    constructor(ConsortiumRegistry registry_, PatientForwarder forwarder_) PatientContext(forwarder_) {
         _registry = registry_;
     }
 
@@ -101,21 +107,22 @@ contract RecordIndex {
     /// member; `sealedPayload` is 1..{MAX_PAYLOAD_BYTES} bytes.
     /// Emits: {WriterAuthorized}.
     function authorizeWriter(bytes32 tag, address writer, bytes calldata sealedPayload) external {
-        _authorize(tag, writer, sealedPayload);
+        _authorize(_actor(), tag, writer, sealedPayload);
     }
 
     /// @notice Revokes `writer`'s authorization for the caller's `tag`; its sequence is kept.
     /// Requirements: `writer` is authorized for that tag.
     /// Emits: {WriterRevoked}.
     function revokeWriter(bytes32 tag, address writer) external {
-        _revoke(tag, writer);
+        _revoke(_actor(), tag, writer);
     }
 
     /// @notice Revokes several writers of the caller's `tag` at once.
     /// Requirements: every writer is authorized for that tag (else nothing changes).
     /// Emits: {WriterRevoked} per writer.
     function revokeWriters(bytes32 tag, address[] calldata writers) external {
-        for (uint256 i = 0; i < writers.length; ++i) _revoke(tag, writers[i]);
+        address patient = _actor();
+        for (uint256 i = 0; i < writers.length; ++i) _revoke(patient, tag, writers[i]);
     }
 
     /// @notice Moves writers from the caller's `oldTag` to `newTag` (a new key epoch) in one
@@ -132,10 +139,11 @@ contract RecordIndex {
     ) external {
         uint256 n = writers.length;
         if (sealedPayloads.length != n) revert RecordIndex_LengthMismatch(n, sealedPayloads.length);
+        address patient = _actor();
         for (uint256 i = 0; i < n; ++i) {
             address writer = writers[i];
-            if (_writers[msg.sender][oldTag][writer].authorized) _revoke(oldTag, writer);
-            _authorize(newTag, writer, sealedPayloads[i]);
+            if (_writers[patient][oldTag][writer].authorized) _revoke(patient, oldTag, writer);
+            _authorize(patient, newTag, writer, sealedPayloads[i]);
         }
     }
 
@@ -148,13 +156,13 @@ contract RecordIndex {
         external
         returns (bytes32 recordId)
     {
-        Writer storage w = _checkedWriter(patient, tag, sequence);
+        (Writer storage w, address author) = _checkedWriter(patient, tag, sequence);
         w.nextSequence = sequence + 1;
         bytes32 head;
-        (recordId, head) = _link(_heads[patient], patient, tag, sequence, entry, 0);
+        (recordId, head) = _link(_heads[patient], patient, tag, author, sequence, entry, 0);
         _heads[patient] = head;
         ++_counts[patient];
-        emit EntryAppended(patient, tag, msg.sender, sequence, head, entry);
+        emit EntryAppended(patient, tag, author, sequence, head, entry);
     }
 
     /// @notice Appends several sealed entries under one tag; entry `i` gets sequence
@@ -169,7 +177,7 @@ contract RecordIndex {
     ) external returns (bytes32 lastRecordId) {
         uint256 n = entries.length;
         if (n == 0) revert RecordIndex_EmptyBatch();
-        Writer storage w = _checkedWriter(patient, tag, firstSequence);
+        (Writer storage w, address author) = _checkedWriter(patient, tag, firstSequence);
         w.nextSequence = firstSequence + uint64(n);
         bytes32 head = _heads[patient];
         for (uint256 i = 0; i < n; ++i) {
@@ -180,8 +188,8 @@ contract RecordIndex {
                 freeMemory := mload(0x40)
             }
             uint64 sequence = firstSequence + uint64(i);
-            (lastRecordId, head) = _link(head, patient, tag, sequence, entries[i], i);
-            emit EntryAppended(patient, tag, msg.sender, sequence, head, entries[i]);
+            (lastRecordId, head) = _link(head, patient, tag, author, sequence, entries[i], i);
+            emit EntryAppended(patient, tag, author, sequence, head, entries[i]);
             assembly ("memory-safe") {
                 mstore(0x40, freeMemory)
             }
@@ -240,21 +248,28 @@ contract RecordIndex {
 
     // -------------------------------------------------------------- internal
 
+    /// The writer's slot and the author: a writer's direct call, or the patient itself
+    /// (directly, or through the forwarder).
     function _checkedWriter(address patient, bytes32 tag, uint64 sequence)
         private
         view
-        returns (Writer storage w)
+        returns (Writer storage w, address author)
     {
-        w = _writers[patient][tag][msg.sender];
-        if (msg.sender != patient) {
-            if (!w.authorized) revert RecordIndex_NotAuthorized(patient, tag, msg.sender);
-            if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Provider)) {
-                revert RecordIndex_NotMember(msg.sender);
+        author = _msgSender();
+        if (author == patient) {
+            author = _actor(); // a patient that rotated its key writes only through the forwarder
+        } else {
+            if (!_writers[patient][tag][author].authorized) {
+                revert RecordIndex_NotAuthorized(patient, tag, author);
+            }
+            if (!_registry.hasRole(author, ConsortiumRegistry.Role.Provider)) {
+                revert RecordIndex_NotMember(author);
             }
         }
+        w = _writers[patient][tag][author];
         uint64 expected = w.nextSequence;
         if (sequence != expected) {
-            revert RecordIndex_WrongSequence(patient, tag, msg.sender, expected, sequence);
+            revert RecordIndex_WrongSequence(patient, tag, author, expected, sequence);
         }
     }
 
@@ -262,35 +277,38 @@ contract RecordIndex {
         bytes32 head,
         address patient,
         bytes32 tag,
+        address author,
         uint64 sequence,
         bytes calldata entry,
         uint256 index
-    ) private view returns (bytes32 recordId, bytes32 newHead) {
+    ) private pure returns (bytes32 recordId, bytes32 newHead) {
         if (entry.length == 0 || entry.length > MAX_ENTRY_BYTES) {
             revert RecordIndex_InvalidEntry(index, entry.length);
         }
-        recordId = keccak256(abi.encode(patient, tag, msg.sender, sequence));
+        recordId = keccak256(abi.encode(patient, tag, author, sequence));
         newHead = keccak256(abi.encode(head, recordId, keccak256(entry)));
     }
 
-    function _authorize(bytes32 tag, address writer, bytes calldata sealedPayload) private {
-        if (writer == address(0) || writer == msg.sender) revert RecordIndex_InvalidWriter(writer);
+    function _authorize(address patient, bytes32 tag, address writer, bytes calldata sealedPayload)
+        private
+    {
+        if (writer == address(0) || writer == patient) revert RecordIndex_InvalidWriter(writer);
         if (!_registry.hasRole(writer, ConsortiumRegistry.Role.Provider)) {
             revert RecordIndex_NotMember(writer);
         }
         uint256 len = sealedPayload.length;
         if (len == 0) revert RecordIndex_EmptyPayload();
         if (len > MAX_PAYLOAD_BYTES) revert RecordIndex_PayloadTooLarge(len);
-        Writer storage w = _writers[msg.sender][tag][writer];
+        Writer storage w = _writers[patient][tag][writer];
         w.authorized = true;
         w.authorizedAt = uint64(block.number);
-        emit WriterAuthorized(msg.sender, tag, writer, sealedPayload);
+        emit WriterAuthorized(patient, tag, writer, sealedPayload);
     }
 
-    function _revoke(bytes32 tag, address writer) private {
-        Writer storage w = _writers[msg.sender][tag][writer];
-        if (!w.authorized) revert RecordIndex_NotWriter(msg.sender, tag, writer);
+    function _revoke(address patient, bytes32 tag, address writer) private {
+        Writer storage w = _writers[patient][tag][writer];
+        if (!w.authorized) revert RecordIndex_NotWriter(patient, tag, writer);
         w.authorized = false;
-        emit WriterRevoked(msg.sender, tag, writer);
+        emit WriterRevoked(patient, tag, writer);
     }
 }

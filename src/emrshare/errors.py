@@ -35,6 +35,7 @@ and what to do next; they never contain secret material.
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
     │   │   ├── TransactionMinedFailed  mined with status 0 and no decodable revert
     │   │   └── NonceTooLow         the node refused the nonce: another sender used the key
+    │   ├── RelayError              a relayed patient operation did not land (``reason``)
     │   ├── DeploymentError         contracts missing or not matching the deployment file
     │   └── IndexIntegrityError     index events do not form the patient's hash chain
     ├── AccessDenied                the chain or the proxies say no
@@ -81,6 +82,7 @@ __all__ = [
     "ProfileExists",
     "ProfileNotFound",
     "RecordNotFound",
+    "RelayError",
     "ReplicationError",
     "StorageError",
     "StoreUnavailable",
@@ -368,6 +370,19 @@ class NonceTooLow(TransactionFailed):
     """The node refused a transaction's nonce as already used: another process sent with
     the same key (a crashed writer, the CLI beside a library). The client re-reads the
     account's nonce before raising, so sending again succeeds."""
+
+
+class RelayError(ChainError):
+    """A relayed patient operation could not be brought on chain: the relay refused it,
+    could not be reached, or said it sent something the chain does not hold.
+
+    ``reason`` is machine-readable (``"unreachable"``, ``"rate_limited"``, ``"refused"``,
+    ``"not_landed"``, …). Nothing was done twice: the same call again is safe.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class DeploymentError(ChainError):

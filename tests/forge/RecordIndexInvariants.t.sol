@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {RecordIndex} from "../../contracts/RecordIndex.sol";
 import {Grants} from "../../contracts/Grants.sol";
 import {ConsortiumRegistry} from "../../contracts/ConsortiumRegistry.sol";
+import {PatientForwarder} from "../../contracts/PatientForwarder.sol";
 import {PatientProfiles} from "../../contracts/PatientProfiles.sol";
 
 /// A writer the patient (the handler) authorizes; appends through it have it as msg.sender.
@@ -52,9 +53,10 @@ contract IndexHandler {
         address[] memory admins = new address[](1);
         admins[0] = address(this);
         registry = new ConsortiumRegistry(admins, 1);
-        PatientProfiles profiles = new PatientProfiles();
-        index = new RecordIndex(registry);
-        grants = new Grants(registry, profiles);
+        PatientForwarder forwarder = new PatientForwarder();
+        PatientProfiles profiles = new PatientProfiles(forwarder);
+        index = new RecordIndex(registry, forwarder);
+        grants = new Grants(registry, profiles, forwarder);
         profiles.register(abi.encodePacked(bytes1(0x02), bytes32(uint256(7))), bytes32(uint256(7)));
         proxy = _member(ConsortiumRegistry.Role.Proxy);
         grantee = _member(ConsortiumRegistry.Role.Insurer);

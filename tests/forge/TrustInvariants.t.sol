@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {AuditLog} from "../../contracts/AuditLog.sol";
 import {ConsortiumRegistry} from "../../contracts/ConsortiumRegistry.sol";
 import {Grants} from "../../contracts/Grants.sol";
+import {PatientForwarder} from "../../contracts/PatientForwarder.sol";
 import {PatientProfiles} from "../../contracts/PatientProfiles.sol";
 import {RecordIndex} from "../../contracts/RecordIndex.sol";
 
@@ -77,9 +78,10 @@ contract TrustHandler {
         address[] memory admins = new address[](1);
         admins[0] = address(this);
         registry = new ConsortiumRegistry(admins, 1);
-        profiles = new PatientProfiles();
-        index = new RecordIndex(registry);
-        grants = new Grants(registry, profiles);
+        PatientForwarder forwarder = new PatientForwarder();
+        profiles = new PatientProfiles(forwarder);
+        index = new RecordIndex(registry, forwarder);
+        grants = new Grants(registry, profiles, forwarder);
         audit = new AuditLog(grants, registry);
         for (uint256 i = 0; i < PATIENTS; ++i) {
             VM.prank(patient(i));

@@ -34,7 +34,14 @@ __all__ = [
 ]
 
 #: Contracts in dependency order: each one's constructor may name those before it.
-DEPLOY_ORDER = ("ConsortiumRegistry", "PatientProfiles", "RecordIndex", "Grants", "AuditLog")
+DEPLOY_ORDER = (
+    "PatientForwarder",
+    "ConsortiumRegistry",
+    "PatientProfiles",
+    "RecordIndex",
+    "Grants",
+    "AuditLog",
+)
 
 
 #: The deployment file's format. 1: chain id, addresses, start block, deployer (no
@@ -192,10 +199,12 @@ def _constructor_args(
 
     if name == "ConsortiumRegistry":
         return [[Web3.to_checksum_address(a) for a in admins], admin_threshold]
+    if name == "PatientProfiles":
+        return [need("PatientForwarder")]
     if name == "RecordIndex":
-        return [need("ConsortiumRegistry")]
+        return [need("ConsortiumRegistry"), need("PatientForwarder")]
     if name == "Grants":
-        return [need("ConsortiumRegistry"), need("PatientProfiles")]
+        return [need("ConsortiumRegistry"), need("PatientProfiles"), need("PatientForwarder")]
     if name == "AuditLog":
         return [need("Grants"), need("ConsortiumRegistry")]
     return []

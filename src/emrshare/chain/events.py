@@ -18,6 +18,8 @@ __all__ = [
     "EntryAppended",
     "GrantCreated",
     "GrantRevokedEvent",
+    "GuardianSet",
+    "GuardianWithdrawn",
     "KeysRotated",
     "MemberAdmitted",
     "MemberApplied",
@@ -30,6 +32,9 @@ __all__ = [
     "ProposalCreated",
     "ProposalExecuted",
     "ProxyReported",
+    "Relayed",
+    "SignerRotated",
+    "StateLogged",
     "TagRevoked",
     "ThresholdChanged",
     "WriterAuthorized",
@@ -181,6 +186,53 @@ class ProfileRegistered(ChainEvent):
     patient: str
     verifying_key: bytes
     box_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StateLogged(ChainEvent):
+    """A patient appended a sealed entry to its state log (categories, epochs)."""
+
+    patient: str
+    sealed_state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed(ChainEvent):
+    """The forwarder ran a patient operation signed by ``signer`` (the patient's signing
+    key or a guardian); ``to`` and ``selector`` name the call."""
+
+    patient: str
+    signer: str
+    nonce: int
+    to: str
+    selector: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianSet(ChainEvent):
+    """A patient named (or renewed) a guardian until ``until`` (unix seconds)."""
+
+    patient: str
+    guardian: str
+    until: int
+    sealed_keys: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianWithdrawn(ChainEvent):
+    """A patient withdrew a guardianship."""
+
+    patient: str
+    guardian: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignerRotated(ChainEvent):
+    """A patient handed its identity to a new signing key."""
+
+    patient: str
+    old_signer: str
+    new_signer: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,6 +267,7 @@ class PatientKeys:
         "_master",
         "_operations",
         "_signing_sk",
+        "_state",
     )
 
     def __init__(self, master_secret: bytes, *, ethereum_key: bytes | None = None) -> None:
@@ -281,6 +282,7 @@ class PatientKeys:
         self._box = BoxPrivateKey(_derive(master_secret, b"patient/x25519-box"))
         self._blinding = _derive(master_secret, b"patient/category-tag-blinding")
         self._operations = _derive(master_secret, b"patient/operation-nonces")
+        self._state = _derive(master_secret, b"patient/state-log")
         self._eth = (
             _check_eth_key(ethereum_key)
             if ethereum_key is not None
@@ -365,6 +367,12 @@ class PatientKeys:
             raise ValueError("an operation id is 1..64 bytes and a step a uint32")
         msg = b"grant-nonce" + bytes([len(operation_id)]) + operation_id + step.to_bytes(4, "big")
         return hmac.new(self._operations, msg, hashlib.sha256).digest()
+
+    @property
+    def state_log_key(self) -> bytes:
+        """**Secret:** the 32-byte key that seals this patient's on-chain state log
+        (categories and epochs; ``PatientProfiles.logState``)."""
+        return self._state
 
     # signing, box, ethereum
 

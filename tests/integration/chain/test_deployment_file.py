@@ -53,7 +53,7 @@ def test_broadcast_file_has_foundrys_shape(w3: Web3, deployed: Deployment, tmp_p
     doc = json.loads(path.read_text())
     assert doc["chain"] == w3.eth.chain_id
     txs, receipts = doc["transactions"], doc["receipts"]
-    assert txs[0]["contractName"] == "ConsortiumRegistry"  # deploy order
+    assert txs[0]["contractName"] == "PatientForwarder"  # deploy order
     assert {t["contractName"] for t in txs} == set(deployed.addresses)
     for tx, receipt in zip(txs, receipts, strict=True):
         name = tx["contractName"]

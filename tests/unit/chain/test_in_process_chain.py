@@ -54,10 +54,16 @@ def test_partial_deployment_wires_existing_addresses(evm_w3: Web3) -> None:
     rest = deploy_contracts(
         evm_w3,
         key,
-        names=["PatientProfiles", "RecordIndex", "Grants", "AuditLog"],
+        names=["PatientForwarder", "PatientProfiles", "RecordIndex", "Grants", "AuditLog"],
         existing=reg.addresses,
     )
-    assert set(rest.addresses) == {"PatientProfiles", "RecordIndex", "Grants", "AuditLog"}
+    assert set(rest.addresses) == {
+        "PatientForwarder",
+        "PatientProfiles",
+        "RecordIndex",
+        "Grants",
+        "AuditLog",
+    }
     from emrshare.chain import AuditLog, Grants, RecordIndex
 
     client = ChainClient(evm_w3, key)

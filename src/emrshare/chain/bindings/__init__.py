@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
 from emrshare.chain.bindings.index import RecordIndex
 from emrshare.chain.bindings.profiles import PatientProfiles
@@ -29,6 +30,7 @@ __all__ = [
     "ConsortiumRegistry",
     "Contracts",
     "Grants",
+    "PatientForwarder",
     "PatientProfiles",
     "RecordIndex",
 ]
@@ -43,6 +45,7 @@ class Contracts:
     index: RecordIndex
     grants: Grants
     audit: AuditLog
+    forwarder: PatientForwarder
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -58,6 +61,9 @@ class Contracts:
             index=RecordIndex(client, deployment.address_of("RecordIndex"), start_block=s),
             grants=Grants(client, deployment.address_of("Grants"), start_block=s),
             audit=AuditLog(client, deployment.address_of("AuditLog"), start_block=s),
+            forwarder=PatientForwarder(
+                client, deployment.address_of("PatientForwarder"), start_block=s
+            ),
         )
 
     @property
@@ -79,7 +85,14 @@ class Contracts:
         return query_events(bindings, kinds, [topic0], from_block, to_block)
 
     def _bindings(self) -> tuple[Binding, ...]:
-        return (self.registry, self.profiles, self.index, self.grants, self.audit)
+        return (
+            self.registry,
+            self.profiles,
+            self.index,
+            self.grants,
+            self.audit,
+            self.forwarder,
+        )
 
     def with_client(self, client: ChainClient) -> Contracts:
         """The same contracts, used through another client (another signing key)."""
@@ -90,4 +103,5 @@ class Contracts:
             index=RecordIndex(client, self.index.address, start_block=s),
             grants=Grants(client, self.grants.address, start_block=s),
             audit=AuditLog(client, self.audit.address, start_block=s),
+            forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
         )

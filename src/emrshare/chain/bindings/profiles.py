@@ -1,4 +1,5 @@
-"""The PatientProfiles binding: patients' kfrag-verifying and box keys."""
+"""The PatientProfiles binding: patients' kfrag-verifying and box keys, and their sealed
+state logs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from web3 import Web3
 
 from emrshare.chain.bindings._base import Binding
 from emrshare.chain.client import Receipt
-from emrshare.chain.events import ProfileRegistered
+from emrshare.chain.events import ProfileRegistered, StateLogged
 from emrshare.chain.values import PatientProfile
 
 __all__ = ["PatientProfiles"]
@@ -16,7 +17,7 @@ class PatientProfiles(Binding):
     """Patients' kfrag-verifying and box keys, under their own addresses."""
 
     NAME = "PatientProfiles"
-    EVENTS = (ProfileRegistered,)
+    EVENTS = (ProfileRegistered, StateLogged)
 
     def profile(self, patient: str, *, block: int | None = None) -> PatientProfile:
         """The profile (reverts with ``PatientProfiles_NotRegistered`` if there is none)."""
@@ -30,3 +31,7 @@ class PatientProfiles(Binding):
     def register(self, verifying_key: bytes, box_key: bytes) -> Receipt:
         """Register or replace the sender's profile keys."""
         return self._send("register", verifying_key, box_key)
+
+    def log_state(self, sealed_state: bytes) -> Receipt:
+        """Append a sealed entry (1..4096 bytes) to the sender's state log."""
+        return self._send("logState", sealed_state)
