@@ -9,7 +9,7 @@ Layers, bottom up (docs/architecture.md)::
 
     base     errors, types, categories and the private helpers (_files, _text, …)
     core     crypto · storage · chain       (siblings: none imports another)
-    service  proxy · journal                (they may use core, not each other)
+    service  proxy · journal · relay        (they may use core, not each other)
     network  network                        (how to reach a chain, a store and the proxies)
     roles    roles                          (the facades an integrator imports)
     devnet   devnet                         (local development networks)
@@ -44,7 +44,7 @@ CLASS_LINES = 300
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["emrshare", "errors", "types", "categories", "contracts", "_*"]),
     ("core", ["crypto", "storage", "chain"]),
-    ("service", ["proxy", "journal"]),
+    ("service", ["proxy", "journal", "relay"]),
     ("network", ["network"]),
     ("roles", ["roles"]),
     ("devnet", ["devnet"]),
