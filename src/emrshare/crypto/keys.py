@@ -442,6 +442,12 @@ class MemberKeys:
         """A member with a fresh random seed."""
         return cls(_random(rng, MASTER_SECRET_SIZE), ethereum_key=ethereum_key)
 
+    def rotated(self, *, rng: Rng | None = None) -> MemberKeys:
+        """New receiving and box keys (a fresh seed) under the SAME Ethereum key: the
+        address is the member's registry identity (``rotateKeys``). The Ethereum key is
+        then an explicit override, as it no longer derives from the seed."""
+        return MemberKeys(_random(rng, MASTER_SECRET_SIZE), ethereum_key=self._eth)
+
     @property
     def seed(self) -> bytes:
         """**Warning:** the secret every member key derives from."""

@@ -112,6 +112,9 @@ class RefusalReason(StrEnum):
     PROXY_SUSPENDED = "proxy_suspended"
     #: The grantee is no longer an active consortium member (removed or suspended).
     GRANTEE_NOT_MEMBER = "grantee_not_member"
+    #: The grantee rotated its receiving key after the grant: the kfrags target the old
+    #: key, which stops working from the rotation block on (the patient re-issues).
+    GRANTEE_KEYS_ROTATED = "grantee_keys_rotated"
 
     @property
     def denies_access(self) -> bool:

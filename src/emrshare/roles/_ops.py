@@ -18,6 +18,8 @@ first and only the missing ones send a transaction:
   writers still authorized on the old tag (``isAuthorized``) in one ``rekeyWriters``.
 - ``expel``: withdraws whatever authorization is left on the old tag.
 - ``answer``: sent only while the request is pending.
+- ``reauthorize``: authorizes a writer again (its box key rotated) unless its latest
+  authorization is newer than its latest key rotation (:mod:`emrshare.roles._rotation`).
 
 No step keeps "done" marks: the chain is the record, the log only the intent.
 """
@@ -37,6 +39,7 @@ from emrshare.chain import (
     GrantCreated,
     GrantParams,
     GrantStatus,
+    KeysRotated,
     Member,
     RequestStatus,
     Role,
@@ -326,6 +329,7 @@ class Operations:
             "rekey": self._rekey,
             "expel": self._expel,
             "answer": self._answer,
+            "reauthorize": self._reauthorize,
         }
         unknown = [s.get("do") for s in op.steps if s.get("do") not in steps]
         if unknown:
@@ -425,6 +429,28 @@ class Operations:
         if not left:
             return 0
         self.signed.index.revoke_writers(old, left)
+        return 1
+
+    def _reauthorize(self, op: Operation, i: int, s: Step, notes: list[str]) -> int:
+        # A writer that rotated its keys: authorize it again, sealed to its new box key.
+        # Done once the latest authorization seals to the registered key (sent after the
+        # writer's latest rotation); skipped if the patient deauthorized it meanwhile.
+        category, epoch, writer = s["category"], int(s["epoch"]), checksum(s["writer"])
+        tag = self.keys.tag(category, epoch)
+        index = self.network.contracts.index
+        if not index.is_authorized(self.keys.address, tag, writer):
+            return 0
+        end = self.network.chain.latest_block()
+        auths = index.events(
+            WriterAuthorized, patient=self.keys.address, tag=tag, writer=writer, to_block=end
+        )
+        rots = self.network.contracts.registry.events(KeysRotated, account=writer, to_block=end)
+        last = max(((a.block_number, a.log_index) for a in auths), default=(0, 0))
+        if last > max(((r.block_number, r.log_index) for r in rots), default=(0, 0)):
+            return 0
+        pub = member_keys(self.network, writer, "provider")
+        payload = seal_writer_authorization(self.keys, pub, category, epoch)
+        self.signed.index.authorize_writer(tag, writer, payload)
         return 1
 
     def _answer(self, op: Operation, i: int, s: Step, notes: list[str]) -> int:

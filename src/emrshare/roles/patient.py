@@ -47,6 +47,7 @@ from emrshare.roles._requests import (
     list_requests,
     request_closed,
 )
+from emrshare.roles._rotation import patient_refresh_rotated
 from emrshare.roles._writer import AddOptions, RecordSource
 from emrshare.types import Address, PolicyId, RecordId
 
@@ -244,6 +245,8 @@ class Patient:
         """Finish every interrupted operation (grants, approvals, revocations), oldest first,
         sending no step twice; every patient write does this first (:attr:`resumed`)."""
         return self._ops.resume(progress)
+
+    refresh_rotated = patient_refresh_rotated  # members' key rotations (roles/_rotation.py)
 
     # -- access requests -----------------------------------------------------------------
 

@@ -70,8 +70,13 @@ def grant_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List grants: those a patient made, or those made to this member."""
+    from emrshare.cli.commands.rotate import refresh_rotated
+
+    quiet = want_json(ctx, json_out)
     grants = state(ctx).by_kind(
-        lambda p: p.grants(active_only=active), lambda p: p.grants(active_only=active)
+        # A patient's client first follows members that rotated their keys (re-issues).
+        lambda p: (refresh_rotated(p, quiet=quiet), p.grants(active_only=active))[1],
+        lambda p: p.grants(active_only=active),
     )
     render.GRANTS.show(grants, want_json(ctx, json_out))
 

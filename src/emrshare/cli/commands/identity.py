@@ -73,10 +73,13 @@ def recover(
     """Finish (or roll back) writes a crash or an outage interrupted; a patient's
     interrupted grants, approvals and revocations are always finished."""
 
+    from emrshare.cli.commands.rotate import refresh_rotated
+
     def patient(p: Patient) -> tuple[list[OperationResult], RecoveryReport]:
         # Chain transactions cannot be undone: a patient's operations are finished, never
         # rolled back; an error leaves them logged (and is printed as one line).
         ops = p.resume()
+        refresh_rotated(p, quiet=want_json(ctx, json_out))  # members that rotated keys
         return ops, p.recover(rollback=rollback)
 
     def member(p: Provider) -> tuple[list[OperationResult], RecoveryReport]:

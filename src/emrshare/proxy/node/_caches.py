@@ -37,6 +37,7 @@ class ServiceCaches:
         self.capsule_cache_size = 100_000
         self._active_at: tuple[int, bool] | None = None
         self._members_at: tuple[int, dict[str, bool]] = (-1, {})
+        self._keys_at: tuple[int, dict[str, bytes]] = (-1, {})
 
     def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
         """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
@@ -107,3 +108,19 @@ class ServiceCaches:
             if self._members_at[0] == block:
                 self._members_at[1][key] = active
         return active
+
+    def receiving_key(self, account: str, block: int) -> bytes:
+        """``account``'s registered Umbral receiving key at ``block`` (one read per account
+        and block: a rotation counts from its block on)."""
+        key = account.lower()
+        with self._lock:
+            if self._keys_at[0] != block:
+                self._keys_at = (block, {})
+            cached = self._keys_at[1].get(key)
+        if cached is not None:
+            return cached
+        value = bytes(self.chain.receiving_key(account, block))
+        with self._lock:
+            if self._keys_at[0] == block:
+                self._keys_at[1][key] = value
+        return value

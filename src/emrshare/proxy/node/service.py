@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import umbral_pre
 from eth_account import Account
 
+from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import response
 from emrshare.proxy.chainview import GrantCreated, GrantStatus, ProxyChain
@@ -49,6 +50,19 @@ class Served:
             "delegating_pk": "0x" + self.delegating_pk.hex(),
             "signature": "0x" + self.signature.hex(),
         }
+
+
+def _receiving_key(kfrag: VerifiedProxyKeyFrag) -> bytes:
+    return kfrag.binding.grantee_receiving_key_bytes
+
+
+def _rotated(policy: PolicyRecord, block: int) -> str:
+    # The kfrags target the receiving key the grantee had at the grant: from the block of
+    # its rotation on, the registry holds another key and the old one opens nothing new.
+    return (
+        f"the grantee {policy.grantee} rotated its keys after this grant (registry, block "
+        f"{block}); the old keys open nothing new: ask the patient to re-issue the grant"
+    )
 
 
 class ProxyService:
@@ -298,6 +312,12 @@ class ProxyService:
                 "this proxy holds no valid key fragment for the policy",
                 block,
             )
+        try:
+            rotated = self.caches.receiving_key(policy.grantee, block) != _receiving_key(kfrag)
+        except EmrShareError as exc:
+            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if rotated:
+            return self._refuse(RefusalReason.GRANTEE_KEYS_ROTATED, _rotated(policy, block), block)
         # Every capsule is now known to be an indexed entry's (its bytes hash to an indexed
         # capsule hash), so it parses; most were parsed once already, by the watcher.
         try:
