@@ -44,7 +44,8 @@ and what to do next; they never contain secret material.
     │   ├── NotAdmin                admitting members needs a consortium admin's key
     │   └── NotGrantee
     ├── Unavailable                 too few proxies answered to meet the threshold
-    └── JournalError                an interrupted write needs ``recover()``
+    ├── JournalError                an interrupted write needs ``recover()``
+    └── RotationInterrupted         a key rotation stopped part way; the same call resumes
 """
 
 from __future__ import annotations
@@ -451,3 +452,13 @@ class Unavailable(EmrShareError):
 class JournalError(EmrShareError):
     """A journaled write was interrupted; the facade's ``recover()`` finishes it (the
     CLI's ``emrshare recover``)."""
+
+
+class RotationInterrupted(EmrShareError):
+    """A patient's master-secret rotation stopped part way (``step`` of ``total`` done);
+    the same call (``Patient.rotate``, the CLI's ``emrshare rotate``) resumes it."""
+
+    def __init__(self, message: str, step: int = 0, total: int = 0) -> None:
+        self.step = step
+        self.total = total
+        super().__init__(message)

@@ -40,6 +40,7 @@ from emrshare.roles._grants import (
 from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
+from emrshare.roles._patient_rotation import patient_rotate
 from emrshare.roles._reads import MembershipCache
 from emrshare.roles._requests import (
     deny_request,
@@ -246,7 +247,7 @@ class Patient:
         sending no step twice; every patient write does this first (:attr:`resumed`)."""
         return self._ops.resume(progress)
 
-    refresh_rotated = patient_refresh_rotated  # members' key rotations (roles/_rotation.py)
+    refresh_rotated, rotate = patient_refresh_rotated, patient_rotate  # roles/_*rotation.py
 
     # -- access requests -----------------------------------------------------------------
 
