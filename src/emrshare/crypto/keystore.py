@@ -9,7 +9,9 @@ A keystore is a versioned JSON document written atomically with mode 0600::
      "ciphertext": "<hex>"}
 
 The key is argon2id(password, salt) with the stored limits; the plaintext is the canonical
-CBOR array ``[secret (32 bytes), ethereum key override (32 bytes) or null]``; the
+CBOR array ``[secret (32 bytes), ethereum key override (32 bytes) or null]`` (a patient who
+rotated its master adds its identity (20 bytes) and its retired masters
+``[[secret, {category: last epoch}], …]``, oldest first: :class:`RotatedPatientKeys`); the
 associated data is the canonical JSON (sorted keys, no spaces) of every field except
 ``ciphertext``, so editing the address, the KDF limits or the kind is detected.
 """
@@ -26,10 +28,15 @@ import nacl.bindings as sodium
 import nacl.exceptions
 from nacl.pwhash import argon2id
 
+from emrshare._addresses import address_bytes as _address_bytes
+from emrshare._addresses import checksum as _checksum
 from emrshare._files import loads_json, write_atomically
 from emrshare.crypto._wire import cbor_decode_list, cbor_encode
 from emrshare.crypto.keys import MemberKeys, PatientKeys
+from emrshare.crypto.rotated import RotatedPatientKeys
+from emrshare.crypto.statelog import RetiredMaster
 from emrshare.errors import KeystoreError, UnsupportedVersion, WireFormatError
+from emrshare.types import Address
 
 __all__ = [
     "DEFAULT_MEMLIMIT",
@@ -82,6 +89,10 @@ def save_keystore(
     else:
         raise TypeError("save_keystore takes PatientKeys or MemberKeys")
     override = keys.ethereum_key if keys.ethereum_key_overridden else None
+    plain: list[Any] = [secret, override]
+    if isinstance(keys, RotatedPatientKeys):  # the identity and every retired master
+        retired = [[r.master_secret, dict(r.epochs)] for r in keys.retired_masters()]
+        plain += [_address_bytes(keys.address), retired]
     salt = secrets.token_bytes(argon2id.SALTBYTES)
     nonce = secrets.token_bytes(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
     doc: dict[str, Any] = {
@@ -94,7 +105,7 @@ def save_keystore(
     }
     key = argon2id.kdf(32, _password_bytes(password), salt, opslimit=opslimit, memlimit=memlimit)
     doc["ciphertext"] = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        cbor_encode([secret, override]), _ad(doc), nonce, key
+        cbor_encode(plain), _ad(doc), nonce, key
     ).hex()
     target = Path(path)
     try:
@@ -175,9 +186,16 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
             32, _password_bytes(password), salt, opslimit=opslimit, memlimit=memlimit
         )
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, _ad(doc), nonce, key)
-        secret, override = cbor_decode_list(plain, "keystore secret", 2)
+        items = _plaintext(plain)
+        secret, override = items[0], items[1]
         keys: PatientKeys | MemberKeys
-        if kind == "patient":
+        if kind == "patient" and len(items) == 4:
+            retired = [RetiredMaster(bytes(m), dict(e)) for m, e in items[3]]
+            identity = Address(_checksum(bytes(items[2])))
+            keys = RotatedPatientKeys(
+                secret, identity=identity, retired=retired, ethereum_key=override
+            )
+        elif kind == "patient":
             keys = PatientKeys(secret, ethereum_key=override)
         elif kind == "member":
             keys = MemberKeys(secret, ethereum_key=override)
@@ -188,6 +206,14 @@ def load_keystore(path: str | os.PathLike[str], password: str | bytes) -> Patien
     if keys.address != doc.get("address"):
         raise wrong
     return keys
+
+
+def _plaintext(plain: bytes) -> list[Any]:
+    # [secret, override], or for a rotated patient [secret, override, identity, retired].
+    try:
+        return cbor_decode_list(plain, "keystore secret", 2)
+    except WireFormatError:
+        return cbor_decode_list(plain, "keystore secret", 4)
 
 
 def load_patient_keystore(path: str | os.PathLike[str], password: str | bytes) -> PatientKeys:

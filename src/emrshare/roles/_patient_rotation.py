@@ -107,13 +107,31 @@ def _save(path: Path, old: PatientKeys, plan: RotationPlan) -> None:
     write_atomically(path, json.dumps(doc, indent=2, sort_keys=True))
 
 
+def _sealers(keys: PatientKeys) -> list[PatientKeys]:
+    """The masters a pending rotation file may be sealed under: the current one, and (a
+    rotation that finished but whose file is left) the one it retired last."""
+    out = [keys]
+    if isinstance(keys, RotatedPatientKeys):
+        out.append(PatientKeys(keys.retired_masters()[-1].master_secret))
+    return out
+
+
+def _open_master(sealed: bytes, keys: PatientKeys) -> bytes:
+    for k in _sealers(keys):
+        try:
+            return bytes(_box(k).decrypt(sealed))
+        except nacl.exceptions.CryptoError:
+            continue
+    raise ValueError("not sealed under this patient's masters")
+
+
 def _load(path: Path, old: PatientKeys) -> RotationPlan | None:
     try:
         doc = read_json_object(path, "the pending rotation")
     except FileNotFoundError:
         return None
     try:
-        master = bytes(_box(old).decrypt(bytes.fromhex(str(doc["new_master"]))))
+        master = _open_master(bytes.fromhex(str(doc["new_master"])), old)
         if len(master) != MASTER_SECRET_SIZE:
             raise ValueError("size")
         return RotationPlan(
@@ -127,7 +145,7 @@ def _load(path: Path, old: PatientKeys) -> RotationPlan | None:
         raise LocalStateError(
             path,
             f"{path} does not hold a rotation this patient started (damaged, or sealed under "
-            "another master); restore it from a backup, or remove it and rotate again"
+            "another master); restore it from a backup, or remove it and rotate again",
         ) from exc
 
 
@@ -298,6 +316,7 @@ def patient_rotate(
     *,
     progress: Progress | None = None,
     submitter: Submitter | None = None,
+    on_done: Callable[[PatientKeys], None] | None = None,
     rng: Rng | None = None,
 ) -> str:
     """``Patient.rotate()``: rotate the master secret (module docstring); returns the NEW
@@ -309,10 +328,15 @@ def patient_rotate(
     raises :class:`~emrshare.errors.RotationInterrupted` (its cause chained), and nothing
     done is undone. An unregistered patient is :class:`~emrshare.errors.NotFound` before
     anything is written. ``submitter`` brings the new signer's requests on chain (a relay);
-    by default they are sent with the patient's current, funded Ethereum key.
+    by default they are sent with the patient's current, funded Ethereum key. ``on_done``
+    gets the new keys (a :class:`~emrshare.crypto.rotated.RotatedPatientKeys`) once every
+    step is on chain, before the pending file goes: save them there (a keystore).
     """
     path = Path(patient.state_dir) / _FILE
     plan = _load(path, patient.keys)
+    if plan is not None and plan.new_master == patient.keys.master_secret:
+        path.unlink()  # finished, and the keys already saved (on_done) before a crash
+        return patient.keys.to_mnemonic()
     if plan is None:
         plan = _plan(patient, rng)
         _save(path, patient.keys, plan)  # before the first transaction
@@ -330,6 +354,8 @@ def patient_rotate(
                 i,
                 len(steps),
             ) from exc
+    if on_done is not None:
+        on_done(run.new)  # e.g. the CLI's keystore, replaced while the file still exists
     path.unlink()
     return run.new.to_mnemonic()
 

@@ -36,6 +36,7 @@ from emrshare.roles._oplog import OperationResult, Step
 from emrshare.roles._ops import Operations, authorized_writers, grant_steps
 
 __all__ = [
+    "keystore_kdf_limits",
     "patient_refresh_rotated",
     "plan_refresh",
     "refresh_rotated",
@@ -86,7 +87,8 @@ def rotation_files(keystore: Path) -> tuple[Path, Path]:
     )
 
 
-def _kdf_limits(path: Path) -> tuple[int, int]:
+def keystore_kdf_limits(path: Path) -> tuple[int, int]:
+    """The argon2id (opslimit, memlimit) a keystore file was written with."""
     try:
         doc = loads_json(path.read_text())
         return int(doc["kdf"]["opslimit"]), int(doc["kdf"]["memlimit"])
@@ -122,7 +124,7 @@ def rotate_member_keystore(
         _require_member(network, current)
         shutil.copyfile(keystore, backup)
         os.chmod(backup, 0o600)
-        ops, mem = _kdf_limits(keystore)
+        ops, mem = keystore_kdf_limits(keystore)
         save_keystore(pending, current.rotated(rng=rng), password, opslimit=ops, memlimit=mem)
     new = load_member_keystore(pending, password)
     if new.address != current.address:

@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from emrshare.crypto import PatientKeys
+import pytest
+from nacl.pwhash import argon2id
+
+from emrshare.crypto import PatientKeys, load_patient_keystore, save_keystore
 from emrshare.crypto.keys import Rng
 from emrshare.crypto.rotated import RotatedPatientKeys
 from emrshare.crypto.statelog import PatientState, RetiredMaster, open_state, seal_state
@@ -70,3 +73,19 @@ def test_the_new_mnemonic_and_its_state_log_rebuild_the_same_keys() -> None:
 def test_a_rotated_patient_holds_at_least_one_retired_master() -> None:
     with pytest.raises(ValueError, match="at least one retired master"):
         RotatedPatientKeys(b"\x04" * 32, identity=PatientKeys(b"\x05" * 32).address, retired=())
+
+
+def test_a_keystore_keeps_the_identity_and_every_retired_master(tmp_path: Path) -> None:
+    first = PatientKeys(b"\x06" * 32)
+    second = RotatedPatientKeys.after(first, {"lab-results": 1})
+    third = RotatedPatientKeys.after(second, {"lab-results": 2, "imaging": 0})
+    fast = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
+    path = save_keystore(tmp_path / "k.json", third, "pw", **fast)
+    back = load_patient_keystore(path, "pw")
+    assert isinstance(back, RotatedPatientKeys)
+    assert back.address == first.address and back.master_secret == third.master_secret
+    for c, e in (("lab-results", 0), ("lab-results", 2), ("lab-results", 3), ("imaging", 0)):
+        assert back.tag(c, e) == third.tag(c, e)
+    # A patient that never rotated keeps the first format.
+    plain = load_patient_keystore(save_keystore(tmp_path / "p.json", first, "pw", **fast), "pw")
+    assert type(plain) is PatientKeys and plain.address == first.address

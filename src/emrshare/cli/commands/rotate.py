@@ -1,5 +1,6 @@
-"""``member rotate-keys``: a member's new keys; and the patient's note when its client
-re-issued grants to members that rotated (run by ``grant list`` and ``recover``)."""
+"""``rotate``: a patient's new master secret; ``member rotate-keys``: a member's new keys;
+and the patient's note when its client re-issued grants to members that rotated (run by
+``grant list`` and ``recover``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,33 @@ def refresh_rotated(p: Patient, *, quiet: bool = False) -> OperationResult | Non
             "or writer authorizations to their new keys"
         )
     return done
+
+
+def rotate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Rotate the patient's master secret (after a suspected leak); resumable.
+
+    Every category moves to a new epoch under the new master, grants are re-issued and
+    writers re-authorized; the address stays. The NEW mnemonic is shown once: back it up,
+    the old one opens nothing written from now on. Interrupted: run it again.
+    """
+    from emrshare.crypto import PatientKeys, save_keystore
+    from emrshare.roles._rotation import keystore_kdf_limits
+
+    st = state(ctx)
+    p = st.patient()
+    profile, password = st.profile(), st.password()
+
+    def step(done: int, total: int | None) -> None:
+        err.print(f"rotate: step {done} of {total} done")
+
+    def save(keys: PatientKeys) -> None:  # same password and KDF cost as before
+        ops, mem = keystore_kdf_limits(profile.keystore_path)
+        save_keystore(profile.keystore_path, keys, password, opslimit=ops, memlimit=mem)
+
+    words = p.rotate(progress=None if want_json(ctx, json_out) else step, on_done=save)
+    if want_json(ctx, json_out):
+        emit_json({"address": p.address, "mnemonic": words})
+        return
+    err.print("the key rotation is done; your NEW mnemonic (shown once, back it up):")
+    err.print(f"  {words}", markup=False)
+    out.print(f"rotated the master secret of {p.address}")
