@@ -158,11 +158,19 @@ def _new_keys(old: PatientKeys, plan: RotationPlan) -> RotatedPatientKeys:
 
 
 def forwarding_contracts(
-    network: Network, keys: PatientKeys, submitter: Submitter | None, funded_key: bytes
+    network: Network,
+    keys: PatientKeys,
+    submitter: Submitter | None,
+    funded_key: bytes,
+    current: object = None,
 ) -> Contracts:
     """The identity's contracts, every send a forward request signed by ``keys``' current
-    Ethereum key, handed to ``submitter`` (default: execute sent with ``funded_key``)."""
+    Ethereum key, handed to ``submitter`` (default: the submitter of ``current``, the
+    patient's present chain client, if it is a :class:`ForwardingClient`; else execute
+    sent with ``funded_key``)."""
     fwd = network.deployment.address_of("PatientForwarder")
+    if submitter is None and isinstance(current, ForwardingClient):
+        submitter = current.submitter  # a relayed patient: the same relay or relayer
     if submitter is None:
         submitter = DirectSubmitter(network.chain.with_key(funded_key), fwd)
     client = ForwardingClient(network.chain, keys.ethereum_key, keys.address, fwd, submitter)
@@ -213,7 +221,13 @@ class _Run:
         self.old = patient.keys
         self.plan = plan
         self.new = _new_keys(self.old, plan)
-        self.signed = forwarding_contracts(self.net, self.new, submitter, self.old.ethereum_key)
+        self.signed = forwarding_contracts(
+            self.net,
+            self.new,
+            submitter,
+            self.old.ethereum_key,
+            patient._contracts.forwarder.client,
+        )
         self.new_epochs = {c: e + 1 for c, e in plan.epochs.items()}
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:

@@ -70,10 +70,12 @@ class ServiceCaches:
             cached = self._kfrags.get(policy_id)
         if cached is not None:
             return cached
-        stored = self.store.kfrag(policy_id)
-        if stored is None:
-            return None
         try:
+            # Sealed at rest under a key of the box key the proxy had: after a key rotation
+            # the kfrags stored before it no longer open (the patients re-issue them).
+            stored = self.store.kfrag(policy_id)
+            if stored is None:
+                return None
             kfrag = _kfrags.load_kfrag(stored, policy)
         except EmrShareError as exc:
             log.error("stored kfrag of policy 0x%s is unusable: %s", policy_id.hex(), exc)
