@@ -15,9 +15,10 @@ The patient's identity (its address: profile, index, grants) stays. One resumabl
 5. **one step per category**: ``revokeTag`` on its current tag (every grant of it ends),
    ``rekeyWriters`` to the next epoch's tag under the NEW master with payloads sealed by
    the new keys, what is left of the old tag's writers withdrawn;
-6. **one step per re-issued grant**: every active grant again, for every epoch (old epochs'
-   kfrags from the retired master that sealed them, signed by the new signer), same
-   grantee, expiry, proxies and threshold.
+6. **one step per re-issued grant**: every active grant again for its epoch, and a grant
+   of a category's current epoch for the new epoch too (old epochs' kfrags from the
+   retired master that sealed them, signed by the new signer), same grantee, expiry,
+   proxies and threshold.
 
 Each step checks the chain first and sends only what is missing.
 """
@@ -188,26 +189,30 @@ def _plan(patient: _PatientParts, rng: Rng | None) -> RotationPlan:
     epochs = dict(patient._state.epochs)
     tags = patient._tags()
     now = network.chain_time()
-    # One re-issued grant per (grantee, category): the one that lasts longest.
-    best: dict[tuple[str, str], GrantCreated] = {}
+    # Each active grant again for its own epoch, and a grant of a category's current epoch
+    # for the new epoch too (one per grantee and epoch: the one that lasts longest).
+    best: dict[tuple[str, str, int], GrantCreated] = {}
     for ev in patient._grant_events():
         named = tags.get(bytes(ev.tag))
         if named is None or ev.expiry <= now:
             continue
         if network.contracts.grants.status(ev.policy_id) is not GrantStatus.ACTIVE:
             continue
-        k = (checksum(ev.grantee), named[0])
-        if k not in best or ev.expiry > best[k].expiry:
-            best[k] = ev
+        c, e = named
+        for epoch in (e, e + 1) if e == epochs.get(c) else (e,):
+            k = (checksum(ev.grantee), c, epoch)
+            if k not in best or ev.expiry > best[k].expiry:
+                best[k] = ev
     grants = tuple(
         {
             "grantee": g,
             "category": c,
+            "epoch": e,
             "expiry": ev.expiry,
             "proxies": [checksum(p) for p in ev.proxies],
             "threshold": ev.threshold,
         }
-        for (g, c), ev in sorted(best.items())
+        for (g, c, e), ev in sorted(best.items())
     )
     master = _random(rng, MASTER_SECRET_SIZE)
     op_id = hashlib.sha256(b"emrshare-rotate" + master).hexdigest()[:32]
@@ -238,11 +243,8 @@ class _Run:
         ]
         for c in sorted(self.plan.epochs):
             out.append((f"category {c}", functools.partial(self.category, c)))
-        k = 0
-        for g in self.plan.grants:
-            for e in range(self.new_epochs[g["category"]] + 1):
-                out.append((f"grant {k}", functools.partial(self.grant, g, e, k)))
-                k += 1
+        for k, g in enumerate(self.plan.grants):
+            out.append((f"grant {k + 1}", functools.partial(self.grant, g, int(g["epoch"]), k)))
         return out
 
     def signer(self) -> None:

@@ -126,3 +126,28 @@ def test_rotation_interrupted_at_step_k_resumes_to_the_same_end(world: World, k:
     assert not (world.tmp / "p" / "rotation.json").exists()
     assert len(world.b.grants(world.p.address, active_only=True)) == 2  # epochs 0 and 1
     _lawful_reads_work(world, words)
+
+
+def test_reissued_grants_keep_their_epochs_and_add_only_the_new_one(world: World) -> None:
+    net, p = world.net, world.p
+    c = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[3]), state_dir=world.tmp / "c")
+    world.closers.append(c)
+    c.apply()
+    ConsortiumAdmin(net, net.admin_key).admit(c.address, Role.PROVIDER)
+    # Epoch 1, and a grant of that epoch only: c must not gain epoch 0 by the rotation.
+    p.revoke(p.grant(world.a.address, "lab", expires=timedelta(days=1)).policy_id)
+    r_e1 = world.a.add_record(p.address, "lab", b"epoch one", media_type="text/plain")
+    made = p.grant(c.address, "lab", expires=timedelta(days=9), all_epochs=False)
+    assert sorted(g.epoch for g in c.grants(p.address, active_only=True)) == [1]
+
+    p.rotate()
+
+    mine = c.grants(p.address, active_only=True)
+    assert sorted(g.epoch for g in mine) == [1, 2]
+    assert {(g.expiry, g.threshold, g.proxies) for g in mine} == {
+        (made.expiry, made.threshold, made.proxies)
+    }
+    assert c.read(p.address, r_e1) == b"epoch one"
+    with pytest.raises(EmrShareError):
+        c.read(p.address, world.r0)  # epoch 0: never granted to c
+    assert sorted(g.epoch for g in world.b.grants(p.address, active_only=True)) == [0, 1, 2]
