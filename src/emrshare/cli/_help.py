@@ -48,6 +48,7 @@ EXAMPLES: dict[str, str] = {
     "whoami": "--profile alice whoami --json",
     "audit": "--profile patient audit",
     "recover": "--profile hospital recover",
+    "rotate": "--profile patient rotate",
     "proxy serve": "proxy serve --config proxy.toml",
     "proxy report": "proxy report evidence.emev",
     "record add": "--profile hospital record add cbc.pdf --patient patient --category lab-results",
@@ -68,6 +69,7 @@ EXAMPLES: dict[str, str] = {
     "writer list": "--profile patient writer list --category lab-results",
     "member add": "--profile admin member add clinic-b --role provider",
     "member list": "member list --json",
+    "member rotate-keys": "--profile hospital member rotate-keys",
     "member suspend": "--profile admin member suspend 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC "
     "--report 1",
     "member approve": "--profile admin member approve 1",
