@@ -77,12 +77,8 @@ class Guardian:
         self.state_dir = Path(state_dir)
         forwarder = network.deployment.address_of("PatientForwarder")
         submitter: Submitter
+        self._own_gas = relay is None
         if relay is None:
-            if network.w3.eth.get_balance(Web3.to_checksum_address(keys.address)) == 0:
-                raise ConfigurationError(
-                    f"guardian {keys.address} holds no ETH to pay for its transactions; "
-                    "pass relay= (a relay URL) or fund the account"
-                )
             submitter = DirectSubmitter(network.contracts_for(keys.ethereum_key).client, forwarder)
         elif isinstance(relay, str):
             from emrshare.relay import HttpRelay
@@ -144,7 +140,16 @@ class Guardian:
 
     def act(self, fn: Callable[[Contracts], R]) -> R:
         """Run ``fn`` with the patient's contracts signed by this guardian; the forwarder's
-        refusals raise :class:`GuardianshipEnded` or :class:`NotDelegated`."""
+        refusals raise :class:`GuardianshipEnded` or :class:`NotDelegated`. Without a
+        relay, a guardian holding no ETH is a :class:`ConfigurationError` before anything
+        is signed."""
+        if self._own_gas and not self.network.w3.eth.get_balance(
+            Web3.to_checksum_address(self.address)
+        ):
+            raise ConfigurationError(
+                f"guardian {self.address} holds no ETH to pay for its transactions; pass a "
+                "relay (a relay URL) or fund the account"
+            )
         try:
             return fn(self.contracts)
         except ContractRevert as exc:

@@ -142,13 +142,14 @@ def test_guardian_never_sees_the_master_secret(world: TrustWorld) -> None:
     assert keys.tag("lab-results", 0) == child.keys.tag("lab-results", 0)
 
 
-def test_guardian_needs_a_registered_profile_and_gas(world: TrustWorld) -> None:
+def test_guardian_needs_a_registered_profile_and_a_guardianship(world: TrustWorld) -> None:
     child, _, _ = _family(world, "profile")
     stranger = PatientKeys.generate()
     with pytest.raises(NotFound, match="no patient profile"):
         child.guardians.add(stranger.address, until=timedelta(days=1))
-    with pytest.raises(ConfigurationError, match="no ETH"):
-        Guardian(world.net, stranger, child.address, state_dir=world.tmp / "stranger")
+    never = Guardian(world.net, stranger, child.address, state_dir=world.tmp / "stranger")
+    with pytest.raises(NotFound, match="has not named"):
+        never.grant(world.insurer.address, "lab", expires=timedelta(days=1))
 
 
 def test_unfunded_guardian_acts_through_a_relayer(world: TrustWorld) -> None:
@@ -162,6 +163,10 @@ def test_unfunded_guardian_acts_through_a_relayer(world: TrustWorld) -> None:
         pub.verifying_key_bytes, pub.box_key_bytes
     )
     child.guardians.add(parent.address, until=timedelta(days=30))
+    own_gas = Guardian(world.net, parent, child.address, state_dir=world.tmp / "own")
+    with pytest.raises(ConfigurationError, match="no ETH"):
+        own_gas.grant(world.insurer.address, "lab", expires=timedelta(days=2))
+    assert own_gas.requests() == [] and own_gas.grants() == []  # reads need no ETH
     guardian = Guardian(
         world.net, parent, child.address, state_dir=world.tmp / "relayed", relay=relayer
     )
