@@ -177,6 +177,33 @@ def test_unfunded_guardian_acts_through_a_relayer(world: TrustWorld) -> None:
     assert world.net.w3.eth.get_balance(parent.address) == 0  # type: ignore[arg-type]
 
 
+def test_guardian_acts_only_on_covered_categories_and_epochs(world: TrustWorld) -> None:
+    child, parent, record = _family(world, "covered")
+    child.authorize_writer(world.hospital.address, "imaging")
+    child.guardians.add(parent.address, until=timedelta(days=30), categories=["lab"])
+    guardian = _guardian(world, child, parent)
+    assert guardian.categories() == {"lab-results": 0}
+    with pytest.raises(NotFound, match="does not cover 'imaging'"):
+        guardian.grant(world.insurer.address, "imaging", expires=timedelta(days=1))
+    # The guardian's revocation of the patient's own grant is plain: no new epoch.
+    own = child.grant(world.insurer.address, "lab", expires=timedelta(days=3))
+    assert guardian.revoke(own.policy_id) == [own.policy_id]
+    assert child.epoch("lab") == 0
+    # The patient's revocation moves the epoch; naming the guardian again hands it the
+    # new key, and its grant then covers records of both epochs.
+    again = guardian.grant(world.insurer.address, "lab", expires=timedelta(days=3))
+    child.revoke(again.policy_id)
+    assert child.epoch("lab") == 1
+    newer = world.hospital.add_record(child.address, "lab", b"epoch 1", media_type="text/plain")
+    child.guardians.add(parent.address, until=timedelta(days=30), categories=["lab"])
+    assert guardian.categories() == {"lab-results": 1}
+    grant = guardian.grant(world.insurer.address, "lab", expires=timedelta(days=3))
+    assert grant.epoch == 1 and grant.by == parent.address
+    world.sync_proxies()
+    assert world.insurer.read(child.address, newer) == b"epoch 1"
+    assert world.insurer.read(child.address, record) == b"Hb 14.1"
+
+
 def test_expired_guardianship_is_a_typed_error(world: TrustWorld) -> None:
     # Last in the module: it moves chain time forward.
     child, parent, _ = _family(world, "expired")
