@@ -17,7 +17,16 @@ import typer
 from emrshare import __version__
 from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
-from emrshare.cli.commands import devnet, grants, identity, members, proxy, records, requests
+from emrshare.cli.commands import (
+    devnet,
+    grants,
+    guardians,
+    identity,
+    members,
+    proxy,
+    records,
+    requests,
+)
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
@@ -90,6 +99,7 @@ app.add_typer(records.app, name="record")
 app.add_typer(grants.app, name="grant")
 app.add_typer(requests.app, name="request")
 app.add_typer(grants.writer_app, name="writer")
+app.add_typer(guardians.app, name="guardian")
 app.add_typer(members.app, name="member")
 app.add_typer(devnet.app, name="devnet")
 
