@@ -8,6 +8,7 @@
 - :class:`AsyncProvider`, :class:`AsyncRequester` — the same, for code running an event
   loop (FastAPI, Jupyter).
 - :class:`ConsortiumAdmin` — admits members.
+- :func:`restore_patient` — a patient on a new machine, from its 24 words or SLIP-39 shares.
 """
 
 from emrshare.roles._common import (
@@ -19,6 +20,7 @@ from emrshare.roles._common import (
     RecordInfo,
 )
 from emrshare.roles._oplog import Operation, OperationResult
+from emrshare.roles._restore import RestoreReport, restore_patient
 from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
 from emrshare.roles.admin import ConsortiumAdmin
 from emrshare.roles.patient import Patient
@@ -45,6 +47,8 @@ __all__ = [
     "ReadEvent",
     "RecordInfo",
     "Requester",
+    "RestoreReport",
     "Sealer",
     "default_data_dir",
+    "restore_patient",
 ]
