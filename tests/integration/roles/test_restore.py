@@ -226,3 +226,24 @@ def test_unknown_words_and_bad_words(world: World) -> None:
         assert wrong.value.reason == "words"
         assert all(word not in str(wrong.value).split() for word in bad[:5])
     assert not (w.tmp / "u").exists()
+
+
+def test_retired_masters_pass_through_restore_and_later_publications(world: World) -> None:
+    from emrshare.crypto.statelog import PatientState, RetiredMaster
+
+    w, p = world, world.patient
+    p.authorize_writer(w.writer.address, "lab")
+    old = RetiredMaster(secrets.token_bytes(32), {"lab-results": 3})
+    p.state.publish(PatientState(p.state.epochs, (old,)))  # as a rotation would
+    # A later epoch change publishes a new snapshot: the retired master stays in it.
+    p.revoke(p.grant(w.asker.address, "lab", expires=timedelta(days=1)).policy_id)
+    restored, found = restore_patient(
+        w.net, mnemonic=w.keys.to_mnemonic(), state_dir=w.tmp / "rotated"
+    )
+    try:
+        assert found.retired == 1 and found.epochs == {"lab-results": 1}
+        (kept,) = restored.state.retired
+        assert kept.master_secret == old.master_secret and kept.epochs == {"lab-results": 3}
+        assert old.master_secret.hex() not in repr(restored.state.retired)
+    finally:
+        restored.close()
