@@ -10,7 +10,8 @@ and what to do next; they never contain secret material.
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
     │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
     │   │   ├── NotFound            a well-formed id names nothing
-    │   │   │   └── RecordNotFound  no such record in the patient's index
+    │   │   │   ├── RecordNotFound  no such record in the patient's index
+    │   │   │   └── PatientNotFound a backup's patient is not registered on this network
     │   │   ├── AmbiguousId         an id prefix matches more than one record
     │   │   ├── UnknownCategory     a category outside the vocabulary (did you mean …)
     │   │   └── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
@@ -24,7 +25,8 @@ and what to do next; they never contain secret material.
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
     │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
     ├── WireFormatError             bytes that do not parse as the named format
-    │   └── UnsupportedVersion      a known format with an unknown major version
+    │   ├── UnsupportedVersion      a known format with an unknown major version
+    │   └── InvalidBackup           words or SLIP-39 shares that restore no secret (``reason``)
     ├── StorageError
     │   ├── BlobNotFound            no blob/block under that CID
     │   ├── IntegrityError          stored bytes do not match their CID
@@ -74,6 +76,7 @@ __all__ = [
     "InvalidInput",
     "InvalidEvidence",
     "InvalidMediaType",
+    "InvalidBackup",
     "InvalidText",
     "JournalError",
     "KeystoreError",
@@ -83,6 +86,7 @@ __all__ = [
     "NotDelegated",
     "NotFound",
     "NotGrantee",
+    "PatientNotFound",
     "ProfileExists",
     "ProfileNotFound",
     "RecordNotFound",
@@ -124,6 +128,15 @@ class ProfileExists(InvalidInput):
 
     def __init__(self, name: str, message: str) -> None:
         self.name = name
+        super().__init__(message)
+
+
+class PatientNotFound(NotFound):
+    """Valid words or shares whose patient (``address``) has no profile and no state on
+    this network: another network, a mistyped passphrase, or a patient never registered."""
+
+    def __init__(self, address: str, message: str) -> None:
+        self.address = address
         super().__init__(message)
 
 
@@ -266,6 +279,16 @@ class WireFormatError(EmrShareError):
 
 class UnsupportedVersion(WireFormatError):
     """A known format carries a major version this release cannot read."""
+
+
+class InvalidBackup(WireFormatError):
+    """A mnemonic or a set of SLIP-39 shares that restores no master secret. ``reason``:
+    ``words`` (not BIP-39 / SLIP-39 words, a bad checksum or word count), ``too_few``,
+    ``mixed`` (shares of different backups), ``digest`` (the shares do not combine)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class StorageError(EmrShareError):

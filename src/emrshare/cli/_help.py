@@ -49,6 +49,8 @@ EXAMPLES: dict[str, str] = {
     "version": "version",
     "init": "--profile alice init --kind patient",
     "whoami": "--profile alice whoami --json",
+    "restore": "--profile alice restore --shares shares.txt",
+    "backup shamir": "--profile alice backup shamir --shares 5 --threshold 3",
     "audit": "--profile patient audit",
     "recover": "--profile hospital recover",
     "proxy serve": "proxy serve --config proxy.toml",

@@ -10,6 +10,7 @@
 - :class:`ConsortiumAdmin` — admits members.
 - :class:`Guardian` — a parent or legal representative acting for a patient
   (``Patient.guardians`` names one).
+- :func:`restore_patient` — a patient on a new machine, from its 24 words or SLIP-39 shares.
 """
 
 from emrshare.roles._common import (
@@ -22,6 +23,7 @@ from emrshare.roles._common import (
 )
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
+from emrshare.roles._restore import RestoreReport, restore_patient
 from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
 from emrshare.roles.admin import ConsortiumAdmin
 from emrshare.roles.guardian import Guardian
@@ -52,6 +54,8 @@ __all__ = [
     "ReadEvent",
     "RecordInfo",
     "Requester",
+    "RestoreReport",
     "Sealer",
     "default_data_dir",
+    "restore_patient",
 ]
