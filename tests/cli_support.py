@@ -11,9 +11,10 @@ from typing import Any
 
 
 def run_cli(
-    data_dir: Path, *args: str, text: bool = True, umask: int = -1
+    data_dir: Path, *args: str, text: bool = True, umask: int = -1, input: str | None = None
 ) -> subprocess.CompletedProcess[Any]:
-    """``emrshare ARGS`` on ``data_dir`` (``umask``: the child's, -1 for this one's)."""
+    """``emrshare ARGS`` on ``data_dir`` (``umask``: the child's, -1 for this one's;
+    ``input``: the child's stdin, else this one's)."""
     env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
     return subprocess.run(
         [sys.executable, "-m", "emrshare.cli", *args],
@@ -23,4 +24,5 @@ def run_cli(
         timeout=300,
         check=False,
         umask=umask,
+        input=input,
     )

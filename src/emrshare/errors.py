@@ -10,7 +10,8 @@ and what to do next; they never contain secret material.
     ├── ConfigurationError          bad or missing configuration, profile, tool or file
     │   ├── InvalidInput            an argument is malformed (an id, a duration, a role)
     │   │   ├── NotFound            a well-formed id names nothing
-    │   │   │   └── RecordNotFound  no such record in the patient's index
+    │   │   │   ├── RecordNotFound  no such record in the patient's index
+    │   │   │   └── PatientNotFound a backup's patient is not registered on this network
     │   │   ├── AmbiguousId         an id prefix matches more than one record
     │   │   ├── UnknownCategory     a category outside the vocabulary (did you mean …)
     │   │   └── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
@@ -24,7 +25,8 @@ and what to do next; they never contain secret material.
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
     │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
     ├── WireFormatError             bytes that do not parse as the named format
-    │   └── UnsupportedVersion      a known format with an unknown major version
+    │   ├── UnsupportedVersion      a known format with an unknown major version
+    │   └── InvalidBackup           words or SLIP-39 shares that restore no secret (``reason``)
     ├── StorageError
     │   ├── BlobNotFound            no blob/block under that CID
     │   ├── IntegrityError          stored bytes do not match their CID
@@ -42,6 +44,8 @@ and what to do next; they never contain secret material.
     │   ├── GrantRevoked
     │   ├── GrantExpired
     │   ├── NotAdmin                admitting members needs a consortium admin's key
+    │   ├── GuardianshipEnded       a guardian's guardianship was withdrawn or has ended
+    │   ├── NotDelegated            a guardian asked for what guardians may not do
     │   └── NotGrantee
     ├── Unavailable                 too few proxies answered to meet the threshold
     ├── JournalError                an interrupted write needs ``recover()``
@@ -66,20 +70,24 @@ __all__ = [
     "EmrShareError",
     "GrantExpired",
     "GrantRevoked",
+    "GuardianshipEnded",
     "IndexIntegrityError",
     "IntegrityError",
     "InvalidCategory",
     "InvalidInput",
     "InvalidEvidence",
     "InvalidMediaType",
+    "InvalidBackup",
     "InvalidText",
     "JournalError",
     "KeystoreError",
     "LocalStateError",
     "NonceTooLow",
     "NotAdmin",
+    "NotDelegated",
     "NotFound",
     "NotGrantee",
+    "PatientNotFound",
     "ProfileExists",
     "ProfileNotFound",
     "RecordNotFound",
@@ -121,6 +129,15 @@ class ProfileExists(InvalidInput):
 
     def __init__(self, name: str, message: str) -> None:
         self.name = name
+        super().__init__(message)
+
+
+class PatientNotFound(NotFound):
+    """Valid words or shares whose patient (``address``) has no profile and no state on
+    this network: another network, a mistyped passphrase, or a patient never registered."""
+
+    def __init__(self, address: str, message: str) -> None:
+        self.address = address
         super().__init__(message)
 
 
@@ -263,6 +280,16 @@ class WireFormatError(EmrShareError):
 
 class UnsupportedVersion(WireFormatError):
     """A known format carries a major version this release cannot read."""
+
+
+class InvalidBackup(WireFormatError):
+    """A mnemonic or a set of SLIP-39 shares that restores no master secret. ``reason``:
+    ``words`` (not BIP-39 / SLIP-39 words, a bad checksum or word count), ``too_few``,
+    ``mixed`` (shares of different backups), ``digest`` (the shares do not combine)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class StorageError(EmrShareError):
@@ -428,6 +455,14 @@ class NotAdmin(AccessDenied):
             f"{account} is not a consortium admin; admit members with an admin's key",
             {"chain": "not admin"},
         )
+
+
+class GuardianshipEnded(AccessDenied):
+    """The guardian's guardianship was withdrawn or its date passed (``reasons["chain"]``)."""
+
+
+class NotDelegated(AccessDenied):
+    """A guardian may only grant, revoke and answer requests in the patient's name."""
 
 
 class NotGrantee(AccessDenied):

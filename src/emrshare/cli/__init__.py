@@ -18,8 +18,10 @@ from emrshare import __version__
 from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import (
+    backup,
     devnet,
     grants,
+    guardians,
     identity,
     members,
     proxy,
@@ -92,6 +94,7 @@ def version(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 app.add_typer(proxy.app, name="proxy")
 app.command()(identity.init)
+app.command()(backup.restore)
 app.command()(identity.whoami)
 app.command()(records.audit)
 app.command()(identity.recover)
@@ -100,8 +103,10 @@ app.add_typer(records.app, name="record")
 app.add_typer(grants.app, name="grant")
 app.add_typer(requests.app, name="request")
 app.add_typer(grants.writer_app, name="writer")
+app.add_typer(guardians.app, name="guardian")
 members.app.command("rotate-keys")(rotate.member_rotate_keys)
 app.add_typer(members.app, name="member")
+app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")
 
 

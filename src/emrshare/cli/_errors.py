@@ -22,6 +22,7 @@ from emrshare.errors import (
     JournalError,
     NotAdmin,
     NotFound,
+    PatientNotFound,
     ProfileExists,
     ProfileNotFound,
     RecordNotFound,
@@ -57,6 +58,7 @@ Hint = str | Callable[[EmrShareError, State | None], str]
 HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], Hint], ...] = (
     (ProfileNotFound, (), _profile_hint),
     (ProfileExists, (), "pick another name with --profile, or another --data-dir"),
+    (PatientNotFound, ("restore",), "a new identity is made with `emrshare init` instead"),
     (JournalError, (), "run `emrshare recover`"),
     (NotAdmin, (), "run `member add` with --profile admin"),
     (RecordNotFound, (), "`emrshare record list` shows the records"),
@@ -100,7 +102,18 @@ def _joined(message: str, hint: str) -> str:
 
 #: What an error's JSON form on stderr carries besides its type and message: the
 #: machine-readable attributes a script acts on (a proxy's refusal reasons, …).
-_DETAILS = ("reasons", "failures", "record_id", "path", "name", "suggestion", "needed", "got")
+_DETAILS = (
+    "reasons",
+    "reason",
+    "failures",
+    "record_id",
+    "path",
+    "name",
+    "suggestion",
+    "needed",
+    "got",
+    "address",
+)
 
 
 def error_json(exc: EmrShareError | None, message: str, hint: str, code: int) -> dict[str, Any]:

@@ -18,6 +18,8 @@ patient before a rotation) fails the same way, and readers skip it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 import nacl.exceptions
@@ -36,7 +38,15 @@ from emrshare.crypto._wire import (
 from emrshare.crypto.keys import MASTER_SECRET_SIZE, MAX_EPOCH, validate_category
 from emrshare.errors import DecryptionError, WireFormatError
 
-__all__ = ["BUCKET", "MAX_STATE_BYTES", "PatientState", "RetiredMaster", "open_state", "seal_state"]
+__all__ = [
+    "BUCKET",
+    "MAX_STATE_BYTES",
+    "PatientState",
+    "RetiredMaster",
+    "epochs_digest",
+    "open_state",
+    "seal_state",
+]
 
 _BRAND = b"EMST"
 #: Entries are padded to a multiple of this many bytes.
@@ -125,6 +135,14 @@ def _decode(body: bytes) -> PatientState:
             )
         )
     return PatientState(_pairs(epochs, "a patient state"), tuple(old))
+
+
+def epochs_digest(key: bytes, epochs: dict[str, int]) -> bytes:
+    """A keyed digest of a set of epochs (HMAC-SHA256 under ``key``, the state-log key):
+    what a client keeps locally to see, without a chain read, whether its epochs differ
+    from those it last published. It reveals nothing without the key."""
+    body = cbor_encode([[name, epoch] for name, epoch in _check_epochs(epochs, "epochs").items()])
+    return hmac.new(key, b"emrshare/state-log/epochs" + body, hashlib.sha256).digest()
 
 
 def seal_state(key: bytes, state: PatientState) -> bytes:

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,24 +31,72 @@ Step = dict[str, Any]
 
 
 class EpochState:
-    """The current epoch of each category (``patient.json``); the chain holds no epochs."""
+    """The current epoch of each category (``patient.json``), mirrored to the chain's
+    sealed state log (:mod:`emrshare.roles._statelog`).
 
-    def __init__(self, path: Path) -> None:
+    ``restore`` gives the chain's epochs: on a state dir without ``patient.json`` (a new
+    machine) they are merged in on first use, not in the constructor (which contacts
+    nothing). ``changed`` runs after every local change (publishes it); ``sync`` at the
+    start of every patient write (publishes what a crash left unpublished).
+    ``known`` names categories to add at epoch 0 (the older ``known_categories``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        known: Iterable[str] = (),
+        restore: Callable[[], Mapping[str, int]] | None = None,
+        changed: Callable[[], object] | None = None,
+        sync: Callable[[], object] | None = None,
+    ) -> None:
         self.path = path
-        self.epochs: dict[str, int] = self._load()
+        self._known = [validate_category(c) for c in known]
+        self._restore, self._changed, self._sync = restore, changed, sync
+        self._epochs: dict[str, int] | None = None
+
+    @property
+    def epochs(self) -> dict[str, int]:
+        """Category → current epoch (the same dict for the object's life)."""
+        if self._epochs is None:
+            fresh = not self.path.exists()
+            self._epochs = self._load()
+            if fresh and self._restore is not None:
+                found = self._restore()
+                self.absorb(found)
+            for c in self._known:
+                self._epochs.setdefault(c, 0)
+        return self._epochs
 
     def _load(self) -> dict[str, int]:
         # Checked: a damaged patient.json is a LocalStateError and is never overwritten.
         return load_epochs(self.path)
 
     def reload(self) -> None:
-        """Take in what another process of this patient moved forward (epochs only grow)."""
+        """Take in what another process of this patient moved forward (epochs only grow),
+        then publish what is unpublished (every write starts here)."""
         for c, e in self._load().items():
             self.epochs[c] = max(e, self.epochs.get(c, 0))
+        if self._sync is not None:
+            self._sync()
 
-    def _save(self) -> None:
+    def absorb(self, epochs: Mapping[str, int]) -> bool:
+        """Raise categories to ``epochs`` (the chain's) and save, without publishing them
+        back; True if anything moved."""
+        moved = False
+        for c, e in epochs.items():
+            if self.epochs.get(c, -1) < e:
+                self.epochs[validate_category(c)] = e
+                moved = True
+        if moved:
+            self._save(publish=False)
+        return moved
+
+    def _save(self, *, publish: bool = True) -> None:
         private_dir(self.path.parent)
         save_epochs(self.path, self.epochs)
+        if publish and self._changed is not None:
+            self._changed()
 
     def get(self, category: str) -> int:
         return self.epochs.get(validate_category(category), 0)

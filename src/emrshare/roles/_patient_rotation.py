@@ -305,7 +305,9 @@ class _Run:
         left = authorized_writers(self.net, me, old_tag)
         if left:
             self.signed.index.revoke_writers(old_tag, left)
-        self.p._state.raise_to(c, e + 1)
+        # Saved locally without publishing: the state log entry of this rotation (sealed
+        # under the new master, sent by the new signer) already holds the new epochs.
+        self.p._state.absorb({c: e + 1})
 
     def grant(self, g: Mapping[str, Any], epoch: int, k: int) -> None:
         nonce = self.new.operation_nonce(bytes.fromhex(self.plan.op_id), k)

@@ -13,7 +13,6 @@ from emrshare.crypto import (
     PatientKeys,
     load_patient_keystore,
     save_keystore,
-    validate_category,
 )
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
@@ -31,13 +30,13 @@ from emrshare.roles._grants import (
     Expiry,
     approve_args,
     grant_args,
-    grant_info,
     keys_tags,
     made_grant,
     plan_approve,
     plan_grant,
 )
-from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
+from emrshare.roles._guardians import PatientGuardians, grant_infos
+from emrshare.roles._oplog import Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
 from emrshare.roles._patient_rotation import patient_rotate
@@ -49,6 +48,7 @@ from emrshare.roles._requests import (
     request_closed,
 )
 from emrshare.roles._rotation import patient_refresh_rotated
+from emrshare.roles._statelog import StateLog
 from emrshare.roles._writer import AddOptions, RecordSource
 from emrshare.types import Address, PolicyId, RecordId
 
@@ -67,8 +67,9 @@ class Patient:
         patient.revoke(grant.policy_id)
 
     ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
-    operations: keep it (and back it up) for the identity's life; the chain holds no
-    epochs. ``known_categories`` adds names to recognise on a machine that lost it.
+    operations. The epochs are also published, sealed, to the chain's state log
+    (:attr:`state`): on an empty ``state_dir`` (a new machine) they are restored from it,
+    so the mnemonic alone brings everything back (see :func:`restore_patient`).
     """
 
     def __init__(
@@ -84,14 +85,13 @@ class Patient:
         self.address: Address = keys.address
         self.state_dir = Path(state_dir)
         self._contracts = network.contracts_for(keys.ethereum_key)
-        self._state = EpochState(self.state_dir / "patient.json")
-        self._epochs = self._state.epochs
-        for c in known_categories:
-            self._epochs.setdefault(validate_category(c), 0)
+        self.state = StateLog(network, keys, self._contracts, self.state_dir, known_categories)
+        self._state = self.state.local  # restored from the chain's state log on first use
         self._members = MembershipCache(network.contracts.registry)
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
+        self.guardians = PatientGuardians(network, keys, self._contracts, lambda: self._state.epochs)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
@@ -110,7 +110,7 @@ class Patient:
 
     @classmethod
     def restore(cls, network: Network, mnemonic: str, **kwargs: Any) -> Patient:
-        """The patient whose keys the 24-word ``mnemonic`` holds."""
+        """The patient the 24 words hold (state from chain: see :func:`restore_patient`)."""
         return cls(network, PatientKeys.from_mnemonic(mnemonic), **kwargs)
 
     @classmethod
@@ -127,15 +127,15 @@ class Patient:
         return self._state.get(self._category(category, True))
 
     def _category(self, name: str, new: bool = False) -> str:
-        return normalize_category(name, known=self._epochs, new_category=new)
+        return normalize_category(name, known=self._state.epochs, new_category=new)
 
     def categories(self) -> list[str]:
         """Categories this patient has used (or was told about)."""
-        return sorted(self._epochs)
+        return sorted(self._state.epochs)
 
     def _tags(self) -> dict[bytes, tuple[str, int]]:
         """Every (category, epoch) tag the patient can name, up to the current epochs."""
-        return keys_tags(self.keys, self._epochs)
+        return keys_tags(self.keys, self._state.epochs)
 
     # -- profile and writers ----------------------------------------------------------------
 
@@ -196,9 +196,9 @@ class Patient:
         return list(self.network.contracts.grants.events(GrantCreated, patient=self.address))
 
     def grants(self, *, active_only: bool = False) -> list[GrantInfo]:
-        """Every grant this patient made, oldest first, with its status on chain time."""
-        tags = self._tags()
-        infos = [grant_info(self.network, ev, tags) for ev in self._grant_events()]
+        """Every grant this patient made, oldest first, with its status on chain time
+        (``by``: the guardian that made it in the patient's name, if one did)."""
+        infos = grant_infos(self.network, self.address, self._grant_events(), self._tags())
         return [g for g in infos if g.active] if active_only else infos
 
     def revoke(
@@ -279,7 +279,7 @@ class Patient:
         by another device of this patient between the grants and the answer too (the
         grants stay: revoke them if unwanted). Returns the current epoch's grant.
         """
-        args = approve_args(self._epochs, request_id, expires, category, threshold)
+        args = approve_args(self._state.epochs, request_id, expires, category, threshold)
         plan = functools.partial(plan_approve, self.network, self.keys, self._state, args, expires)
 
         result = self._ops.run("approve", args, plan, progress)
