@@ -59,7 +59,13 @@ from emrshare.roles._oplog import EpochState
 from emrshare.roles._ops import authorized_writers, build_grant, member_keys
 from emrshare.types import Address
 
-__all__ = ["RotationPlan", "forwarding_contracts", "patient_rotate", "restore_rotated"]
+__all__ = [
+    "RotationPlan",
+    "forwarding_contracts",
+    "patient_rotate",
+    "restore_rotated",
+    "rotated_keys",
+]
 
 _FILE = "rotation.json"
 
@@ -378,6 +384,29 @@ def patient_rotate(
     return run.new.to_mnemonic()
 
 
+def rotated_keys(network: Network, keys: PatientKeys) -> PatientKeys:
+    """``keys`` of a mnemonic, as the identity it was rotated to acts: a
+    :class:`RotatedPatientKeys` (identity from ``PatientForwarder.identityOf``, retired
+    masters from the newest state-log entry that opens) if the mnemonic's key is a
+    rotated-to signer, else ``keys`` unchanged."""
+    identity = Address(checksum(network.contracts.forwarder.identity_of(keys.address)))
+    if identity == keys.address:
+        return keys
+    state: PatientState | None = None
+    for ev in network.contracts.profiles.events(StateLogged, patient=identity):
+        try:
+            state = open_state(keys.state_log_key, bytes(ev.sealed_state))
+        except EmrShareError:
+            continue
+    if state is None or not state.retired:
+        raise NotFound(
+            f"{keys.address} acts for the patient {identity}, but no state-log entry of it "
+            "opens under this mnemonic: its rotation did not finish; finish it on the device "
+            "that started it (emrshare rotate)"
+        )
+    return RotatedPatientKeys(keys.master_secret, identity=identity, retired=state.retired)
+
+
 def restore_rotated(
     network: Network, mnemonic: str, state_dir: Path
 ) -> tuple[PatientKeys, dict[str, int]]:
@@ -386,12 +415,11 @@ def restore_rotated(
     its latest state-log entry that opens under the mnemonic's state-log key. The epochs
     are written to ``state_dir`` (so ``Patient(network, keys, state_dir=…)`` names every
     tag). A mnemonic that never rotated gives plain :class:`PatientKeys`."""
-    words = PatientKeys.from_mnemonic(mnemonic)
-    identity = Address(checksum(network.contracts.forwarder.identity_of(words.address)))
-    state: PatientState | None = None
-    for ev in network.contracts.profiles.events(StateLogged, patient=identity):
+    keys = rotated_keys(network, PatientKeys.from_mnemonic(mnemonic))
+    state = None
+    for ev in network.contracts.profiles.events(StateLogged, patient=keys.address):
         try:
-            state = open_state(words.state_log_key, bytes(ev.sealed_state))
+            state = open_state(keys.state_log_key, bytes(ev.sealed_state))
         except EmrShareError:
             continue
     epochs = dict(state.epochs) if state is not None else {}
@@ -399,7 +427,4 @@ def restore_rotated(
     for c, e in epochs.items():
         saved.remember(c)
         saved.raise_to(c, e)
-    if state is None or not state.retired or identity == words.address:
-        return words, epochs
-    keys = RotatedPatientKeys(words.master_secret, identity=identity, retired=state.retired)
     return keys, epochs

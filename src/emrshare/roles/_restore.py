@@ -18,6 +18,7 @@ from emrshare.crypto.backup import keys_from_shares, keys_from_words
 from emrshare.errors import PatientNotFound, ProfileExists
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo
+from emrshare.roles._patient_rotation import rotated_keys
 from emrshare.roles.patient import Patient
 from emrshare.roles.profiles import Profile, Profiles
 from emrshare.types import Address
@@ -142,6 +143,7 @@ def restore_patient(
     this network does not know (nothing is written then).
     """
     keys = backup_keys(mnemonic=mnemonic, shares=shares, passphrase=passphrase)
+    keys = rotated_keys(network, keys)  # a rotated-to mnemonic acts for its identity
     registered = check_known(network, keys)
     patient = Patient(network, keys, state_dir=state_dir)
     try:

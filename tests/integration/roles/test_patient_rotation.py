@@ -17,6 +17,7 @@ from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.errors import ContractRevert, EmrShareError, NotFound, RotationInterrupted
 from emrshare.roles._oplog import EpochState
 from emrshare.roles._patient_rotation import forwarding_contracts, restore_rotated
+from emrshare.roles._restore import restore_patient
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,11 @@ def _lawful_reads_work(w: World, words: str) -> None:
     assert keys.address == w.old.address and epochs == {"lab-results": 1}
     fresh = w.patient(keys, "fresh")
     assert fresh.read(w.r0) == b"before" and fresh.read(r1) == b"after"
+    # The library's restore from the words alone finds the identity too.
+    restored, found = restore_patient(w.net, mnemonic=words, state_dir=w.tmp / "restored")
+    w.closers.append(restored)
+    assert found.address == w.old.address and found.epochs == {"lab-results": 1}
+    assert restored.read(w.r0) == b"before" and restored.read(r1) == b"after"
     # The old key: directly MustRelay, through the forwarder InvalidSigner.
     with pytest.raises(ContractRevert) as direct:
         w.net.contracts_for(w.old.ethereum_key).profiles.register(os.urandom(33), os.urandom(32))
