@@ -55,7 +55,7 @@ from emrshare.crypto.statelog import PatientState, RetiredMaster, open_state, se
 from emrshare.errors import EmrShareError, LocalStateError, NotFound, RotationInterrupted
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
-from emrshare.roles._oplog import EpochState
+from emrshare.roles._oplog import EpochState, OperationResult
 from emrshare.roles._ops import authorized_writers, build_grant, member_keys
 from emrshare.types import Address
 
@@ -82,6 +82,8 @@ class _PatientParts(Protocol):
     def _grant_events(self) -> list[GrantCreated]: ...
 
     def _tags(self) -> dict[bytes, tuple[str, int]]: ...
+
+    def resume(self, *, progress: Progress | None = None) -> list[OperationResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,8 @@ def _plan(patient: _PatientParts, rng: Rng | None) -> RotationPlan:
             f"{keys.address} has no patient profile on chain: register before rotating the "
             "master secret (a patient that never registered has nothing to rotate)"
         )
+    # Interrupted grants and revocations first, with the old keys that logged them.
+    patient.resume()
     patient._state.reload()
     epochs = dict(patient._state.epochs)
     tags = patient._tags()
