@@ -52,7 +52,13 @@ from emrshare.crypto import PatientKeys, seal_writer_authorization
 from emrshare.crypto.keys import MASTER_SECRET_SIZE, Rng, _random
 from emrshare.crypto.rotated import RotatedPatientKeys
 from emrshare.crypto.statelog import PatientState, RetiredMaster, open_state, seal_state
-from emrshare.errors import EmrShareError, LocalStateError, NotFound, RotationInterrupted
+from emrshare.errors import (
+    ContractRevert,
+    EmrShareError,
+    LocalStateError,
+    NotFound,
+    RotationInterrupted,
+)
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._oplog import EpochState, OperationResult
@@ -68,6 +74,11 @@ __all__ = [
 ]
 
 _FILE = "rotation.json"
+#: Reverts of a re-issued grant that no retry can change (the grant is then not re-issued,
+#: as a revocation's re-issue skips it); ``Grants_PolicyExists``: sent before a crash.
+_FINAL_REFUSALS = frozenset(
+    {"Grants_NotMember", "Grants_NotProxy", "Grants_ExpiryInPast", "Grants_PolicyExists"}
+)
 
 
 class _PatientParts(Protocol):
@@ -325,18 +336,25 @@ class _Run:
             return
         if int(g["expiry"]) <= self.net.chain_time():
             return  # it ended meanwhile: nothing to re-issue
-        params = build_grant(
-            self.net,
-            self.new,
-            nonce=nonce,
-            grantee=str(g["grantee"]),
-            category=str(g["category"]),
-            epoch=epoch,
-            expiry=int(g["expiry"]),
-            proxies=list(g["proxies"]),
-            threshold=int(g["threshold"]),
-        )
-        self.signed.grants.grant(params)
+        try:
+            params = build_grant(
+                self.net,
+                self.new,
+                nonce=nonce,
+                grantee=str(g["grantee"]),
+                category=str(g["category"]),
+                epoch=epoch,
+                expiry=int(g["expiry"]),
+                proxies=list(g["proxies"]),
+                threshold=int(g["threshold"]),
+            )
+            self.signed.grants.grant(params)
+        except NotFound:
+            return  # the grantee left the consortium: its grant ends with the old tag
+        except ContractRevert as exc:
+            # For good, whatever the retries: the grantee or a proxy left, or it expired.
+            if exc.name not in _FINAL_REFUSALS:
+                raise
 
 
 def patient_rotate(

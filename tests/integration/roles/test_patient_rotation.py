@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emrshare import ConsortiumAdmin, LocalNetwork, Patient, Provider
-from emrshare.chain import Role
+from emrshare.chain import Action, ProposalCreated, Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.errors import ContractRevert, EmrShareError, NotFound, RotationInterrupted
 from emrshare.roles._oplog import EpochState
@@ -157,3 +157,27 @@ def test_reissued_grants_keep_their_epochs_and_add_only_the_new_one(world: World
     with pytest.raises(EmrShareError):
         c.read(p.address, world.r0)  # epoch 0: never granted to c
     assert sorted(g.epoch for g in world.b.grants(p.address, active_only=True)) == [0, 1, 2]
+
+
+def test_rotation_resumes_past_a_grantee_that_left_the_consortium(world: World) -> None:
+    def crash(done: int, total: int | None) -> None:
+        if done == 1:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RotationInterrupted):
+        world.p.rotate(progress=crash)
+    # Meanwhile the consortium removes the grantee: its re-issue can never succeed.
+    registry = world.net.contracts_for(world.net.admin_key).registry
+    pid = int(registry.propose(Action.REMOVE, world.b.address).event(ProposalCreated).proposal_id)
+    if world.net.contracts.registry.role_of(world.b.address) is not Role.NONE:
+        registry.execute(pid)
+    assert world.net.contracts.registry.role_of(world.b.address) is Role.NONE
+
+    words = world.p.rotate()  # finishes: the removed grantee's grants are not re-issued
+
+    assert not (world.tmp / "p" / "rotation.json").exists()
+    keys, _ = restore_rotated(world.net, words, world.tmp / "fresh")
+    fresh = world.patient(keys, "fresh")
+    assert fresh.grants(active_only=True) == []
+    r1 = world.a.add_record(world.p.address, "lab", b"after", media_type="text/plain")
+    assert fresh.read(r1) == b"after" and fresh.read(world.r0) == b"before"
