@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from emrshare._files import loads_json
-from emrshare.chain import GrantCreated, GrantStatus, KeysRotated, WriterAuthorized
+from emrshare.chain import GrantCreated, GrantStatus, KeysRotated, Role, WriterAuthorized
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.crypto.keys import Rng
 from emrshare.crypto.keystore import load_member_keystore, save_keystore
@@ -50,8 +50,6 @@ Position = tuple[int, int]
 
 
 def _require_member(network: Network, keys: MemberKeys) -> None:
-    from emrshare.chain import Role
-
     if network.contracts.registry.role_of(keys.address) is Role.NONE:
         raise NotFound(
             f"{keys.address} is not a consortium member: only a member's registered keys "
@@ -176,7 +174,7 @@ def plan_refresh(
     grant whose grantee or a proxy rotated after it, a new grant then the old one's
     revocation; for each writer of a current epoch whose keys rotated after its
     authorization, a new authorization. Empty when nothing rotated."""
-    grants = network.contracts.grants
+    grants, registry = network.contracts.grants, network.contracts.registry
     accounts = {a for ev in events for a in (ev.grantee, *ev.proxies)}
     steps: list[Step] = []
     writers: dict[tuple[str, int], list[str]] = {}
@@ -196,6 +194,8 @@ def plan_refresh(
             continue
         if grants.status(ev.policy_id) is not GrantStatus.ACTIVE:
             continue
+        if registry.role_of(ev.grantee) is Role.NONE:
+            continue  # it left the consortium: nothing to re-issue to
         category, epoch = named
         steps += grant_steps(
             ev.grantee, category, [epoch], ev.expiry, list(ev.proxies), ev.threshold
@@ -212,7 +212,7 @@ def plan_refresh(
                 )
             )
             last = max(((a.block_number, a.log_index) for a in auths), default=(0, 0))
-            if _after(rotations, w, last):
+            if _after(rotations, w, last) and registry.has_role(w, Role.PROVIDER):
                 steps.append(
                     {"do": "reauthorize", "writer": w, "category": category, "epoch": epoch}
                 )
