@@ -121,14 +121,14 @@ def test_shell_completion_completes_commands_options_and_profiles(tmp_path: Path
     assert _complete("emrshare rec", tmp_path) == ["recover", "record"]
     assert _complete("emrshare record add --ca", tmp_path) == ["--category"]
     assert _complete("emrshare --profile h", tmp_path) == ["hospital"]
-    # typer names the shell from the process tree, else from $SHELL: set it, as a login
-    # shell would (a CI runner or a tool sandbox may have neither a bash parent nor $SHELL).
+    # typer names the shell from the process tree: a user's bash is the parent. `bash -c`
+    # with a lone command would exec it in bash's place (then the parent is pytest, and an
+    # orphaned test run has no shell above it at all), so bash runs a second command.
     script = subprocess.run(
-        ["bash", "-c", f"{EMRSHARE} --show-completion"],
+        ["bash", "-c", f"{EMRSHARE} --show-completion; exit $?"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SHELL": "/bin/bash"},
     )
     assert "complete -o default -F _emrshare_completion emrshare" in script.stdout
 
