@@ -91,7 +91,9 @@ class Patient:
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
-        self.guardians = PatientGuardians(network, keys, self._contracts, lambda: self._state.epochs)
+        self.guardians = PatientGuardians(
+            network, keys, self._contracts, lambda: self._state.epochs
+        )
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
