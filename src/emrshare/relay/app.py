@@ -29,9 +29,8 @@ __all__ = ["create_app", "serve", "service_from_config"]
 
 log = logging.getLogger("emrshare.relay")
 
-#: Bodies over this many bytes are refused before they are parsed (a request's data is
-#: bounded by ``RelayConfig.max_data``, far less).
-MAX_BODY = 256 * 1024
+#: What a body holds besides its request's calldata (the other fields, the signature).
+_ENVELOPE = 4096
 
 
 def _json(answer: Answer) -> JSONResponse:
@@ -64,8 +63,10 @@ async def _read(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(service: RelayService, *, max_body: int = MAX_BODY) -> FastAPI:
-    """The ASGI app around ``service``."""
+def create_app(service: RelayService) -> FastAPI:
+    """The ASGI app around ``service``. A body longer than the hex of the service's
+    largest calldata and the request's other fields is refused before it is parsed."""
+    max_body = 2 * service.max_data + _ENVELOPE
     app = FastAPI(
         title="emrshare relay",
         version=__version__,

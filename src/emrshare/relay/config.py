@@ -38,7 +38,7 @@ class RelayConfig:
     rate: float = 30.0
     burst: int = 10
     max_in_flight: int = 8
-    max_data: int = 64 * 1024
+    max_data: int = 128 * 1024
     receipt_timeout: float = 45.0
     rpc_timeout: float = 10.0
     fault: str | None = None

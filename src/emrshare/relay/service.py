@@ -153,7 +153,7 @@ class RelayService:
         rate: float = 30.0,
         burst: int = 10,
         max_in_flight: int = 8,
-        max_data: int = 64 * 1024,
+        max_data: int = 128 * 1024,
         fault: str | None = None,
     ) -> None:
         if client.address is None:
@@ -253,7 +253,7 @@ class RelayService:
                 log.info("refused %s to %s: reverted at send with %s", who, target, exc.name)
                 return _would_revert(exc)
             except ChainError as exc:
-                return _unavailable(exc)
+                return _unavailable(exc, "could not send its transaction (is its key funded?)")
             self.relayed += 1
         log.info("relayed %s to %s in 0x%s", who, target, receipt.tx_hash.hex())
         if self.fault == "exit-after-send":
@@ -273,11 +273,11 @@ def _would_revert(exc: ContractRevert) -> Answer:
     )
 
 
-def _unavailable(exc: BaseException) -> Answer:
-    log.warning("chain unavailable: %s", type(exc).__name__)
+def _unavailable(exc: BaseException, what: str = "cannot reach its chain node") -> Answer:
+    log.warning("chain unavailable: the relay %s (%s)", what, type(exc).__name__)
     return Answer.refusal(
         503,
         "chain_unavailable",
-        "the relay cannot reach its chain node; retry later",
+        f"the relay {what}; retry later or use another relay",
         headers={"Retry-After": "5"},
     )

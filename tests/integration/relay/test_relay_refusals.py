@@ -66,7 +66,7 @@ def test_malformed_bodies_are_400_with_a_reason_never_500(relay: Relay) -> None:
         "bad hex data": _body(req, sig, data="0xzzzzzzzz"),
         "odd hex data": _body(req, sig, data="0x123456789"),
         "no selector": _body(req, sig, data="0x1234"),
-        "huge data": _body(req, sig, data="0x" + "ab" * 70_000),
+        "huge data": _body(req, sig, data="0x" + "ab" * (128 * 1024 + 1)),
         "short signature": {**good, "signature": "0x" + sig.hex()[:-2]},
         "signature a list": {**good, "signature": [1, 2]},
         "null request": {**good, "request": None},
@@ -179,3 +179,21 @@ def test_a_node_that_is_down_is_503_chain_unavailable(tmp_path: Path, net: Net) 
         if daemon is not None:
             daemon.stop()
         node.stop()
+
+
+def test_a_relayer_without_funds_answers_503_and_nothing_runs(
+    start_relay: Any, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "relayer.key"
+    key_file.write_text("0x" + os.urandom(32).hex() + "\n")
+    key_file.chmod(0o600)
+    relay: Relay = start_relay(dev_account=None, key_file=key_file)
+    health = httpx.get(f"{relay.url}/v1/health", timeout=10).json()
+    assert health["balance"] == "0"
+    me = relay.patient()
+    req, sig = _register_call(me)
+    r = relay.post(_body(req, sig))
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "chain_unavailable"
+    assert "could not send" in r.json()["detail"]
+    assert me.contracts.forwarder.nonce(me.address) == 0
