@@ -48,6 +48,7 @@ class RelayDaemon:
     key_file: Path | None = None
     rate: float = 30.0
     burst: int = 10
+    global_rate: float = 600.0
     max_in_flight: int = 8
     fault: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -65,6 +66,7 @@ class RelayDaemon:
         cmd = [sys.executable, "-m", "emrshare.cli", "relay", "serve"]
         cmd += ["--network", str(self.network), "--port", str(self.port)]
         cmd += ["--rate", str(self.rate), "--burst", str(self.burst)]
+        cmd += ["--global-rate", str(self.global_rate)]
         cmd += ["--max-in-flight", str(self.max_in_flight)]
         if self.dev_account is not None:
             cmd += ["--dev-account", str(self.dev_account)]
@@ -86,7 +88,8 @@ class RelayDaemon:
     ) -> RelayDaemon:
         """Start a relay for the network configuration at ``network`` (a free port
         unless given) and wait until it answers. ``settings``: ``dev_account`` or
-        ``key_file``, ``rate``, ``burst``, ``max_in_flight``, ``fault`` (testing only)."""
+        ``key_file``, ``rate``, ``burst``, ``global_rate``, ``max_in_flight``, ``fault``
+        (testing only)."""
         daemon = cls(
             network=Path(network),
             port=port or free_port(),

@@ -117,6 +117,7 @@ def service_from_config(config: RelayConfig) -> RelayService:
         config.deployment,
         rate=config.rate,
         burst=config.burst,
+        global_rate=config.global_rate,
         max_in_flight=config.max_in_flight,
         max_data=config.max_data,
         fault=config.fault,

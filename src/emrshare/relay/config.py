@@ -27,8 +27,9 @@ FAULTS = ("exit-before-send", "exit-after-send", "lie")
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
     """A relay's settings. ``rate`` is operations per minute per patient (a token
-    bucket holding ``burst``); ``max_in_flight`` requests are handled at once, the rest
-    are refused ``rate_limited``; ``max_data`` bounds a request's calldata (bytes)."""
+    bucket holding ``burst``), ``global_rate`` per minute for all patients together;
+    ``max_in_flight`` requests are handled at once, the rest are refused
+    ``rate_limited``; ``max_data`` bounds a request's calldata (bytes)."""
 
     rpc_url: str
     deployment: Deployment
@@ -37,6 +38,7 @@ class RelayConfig:
     port: int = 8650
     rate: float = 30.0
     burst: int = 10
+    global_rate: float = 600.0
     max_in_flight: int = 8
     max_data: int = 128 * 1024
     receipt_timeout: float = 45.0
@@ -48,8 +50,11 @@ class RelayConfig:
             raise ConfigurationError("the relayer key is 32 bytes; check --key-file")
         if not 1 <= self.port <= 65535:
             raise ConfigurationError(f"port {self.port} is not 1-65535; pass another --port")
-        if not 0 < self.rate <= 1e6:
-            raise ConfigurationError("--rate is operations per minute per patient, above 0")
+        if not 0 < self.rate <= 1e6 or not 0 < self.global_rate <= 1e7:
+            raise ConfigurationError(
+                "--rate and --global-rate are operations per minute (per patient, for all "
+                "patients), above 0"
+            )
         if self.burst < 1 or self.max_in_flight < 1 or self.max_data < 4:
             raise ConfigurationError("--burst and --max-in-flight must be at least 1")
         if self.fault is not None and self.fault not in FAULTS:

@@ -55,6 +55,13 @@ class TokenBuckets:
                 self._buckets.popitem(last=False)
             return wait
 
+    def give_back(self, key: str) -> None:
+        """Return the token :meth:`take` gave ``key`` (the operation was refused later)."""
+        with self._lock:
+            if key in self._buckets:
+                tokens, then = self._buckets[key]
+                self._buckets[key] = (min(self.burst, tokens + 1.0), then)
+
     def retry_after(self, wait: float) -> int:
         """``wait`` as a ``Retry-After`` value (whole seconds, at least 1)."""
         return max(1, math.ceil(wait))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -142,8 +143,9 @@ def _short(address: str) -> str:
 
 class RelayService:
     """Relays signed patient operations to the deployment's patient contracts, paying
-    the gas from ``client``'s key. ``fault`` is a testing hook (see
-    :data:`emrshare.relay.config.FAULTS`)."""
+    the gas from ``client``'s key: ``rate`` operations a minute per patient (``burst``
+    at once) and ``global_rate`` a minute for all patients together. ``fault`` is a
+    testing hook (see :data:`emrshare.relay.config.FAULTS`)."""
 
     def __init__(
         self,
@@ -152,6 +154,7 @@ class RelayService:
         *,
         rate: float = 30.0,
         burst: int = 10,
+        global_rate: float = 600.0,
         max_in_flight: int = 8,
         max_data: int = 128 * 1024,
         fault: str | None = None,
@@ -164,6 +167,10 @@ class RelayService:
         self.forwarder = PatientForwarder(client, deployment.address_of("PatientForwarder"))
         self.targets = {checksum(deployment.address_of(name)): name for name in RELAYED_CONTRACTS}
         self.buckets = TokenBuckets(rate, burst)
+        # Fresh keys cost nothing, so a bucket per patient does not bound the relay's
+        # spending: one bucket for everyone does (holding 10 seconds' worth, at least a
+        # patient's burst).
+        self.all_patients = TokenBuckets(global_rate, max(burst, math.ceil(global_rate / 6)))
         self.in_flight = InFlight(max_in_flight)
         self.max_data = max_data
         self.fault = fault
@@ -226,14 +233,18 @@ class RelayService:
             return _would_revert(exc)
         except ChainError as exc:
             return _unavailable(exc)
-        wait = self.buckets.take(request.patient)
+        wait, whose = self.buckets.take(request.patient), "this patient's"
+        if wait == 0:
+            wait, whose = self.all_patients.take(""), "all patients'"
+            if wait > 0:
+                self.buckets.give_back(request.patient)
         if wait > 0:
-            log.info("refused %s: rate limited", who)
+            log.info("refused %s: rate limited (%s operations)", who, whose)
             after = self.buckets.retry_after(wait)
             return Answer.refusal(
                 429,
                 "rate_limited",
-                f"this patient's operations are limited; retry in {after} s",
+                f"the relay limits {whose} operations; retry in {after} s",
                 headers={"Retry-After": str(after)},
             )
         return self._send(request, signature, who, target)

@@ -197,3 +197,15 @@ def test_a_relayer_without_funds_answers_503_and_nothing_runs(
     assert r.json()["error"] == "chain_unavailable"
     assert "could not send" in r.json()["detail"]
     assert me.contracts.forwarder.nonce(me.address) == 0
+
+
+def test_fresh_keys_do_not_escape_the_limit_for_all_patients(start_relay: Any) -> None:
+    relay: Relay = start_relay(rate=60.0, burst=1, global_rate=1.0)  # 1 a minute in all
+    first, second = relay.patient(), relay.patient()
+    first.contracts.profiles.register(os.urandom(33), os.urandom(32))
+    req, sig = _register_call(second)  # a fresh key, a full bucket of its own
+    r = relay.post(_body(req, sig))
+    assert r.status_code == 429
+    assert "all patients'" in r.json()["detail"]
+    assert int(r.headers["Retry-After"]) >= 1
+    assert second.contracts.forwarder.nonce(second.address) == 0

@@ -61,6 +61,9 @@ def serve(
         float, typer.Option(help="operations per minute per patient (token bucket)")
     ] = 30.0,
     burst: Annotated[int, typer.Option(help="operations a patient may send at once")] = 10,
+    global_rate: Annotated[
+        float, typer.Option(help="operations per minute for all patients together")
+    ] = 600.0,
     max_in_flight: Annotated[
         int, typer.Option(help="requests handled at once; more are refused rate_limited")
     ] = 8,
@@ -84,6 +87,7 @@ def serve(
             port=port,
             rate=rate,
             burst=burst,
+            global_rate=global_rate,
             max_in_flight=max_in_flight,
             fault=RelayConfig.fault_from_env(),
         ),
