@@ -42,6 +42,8 @@ and what to do next; they never contain secret material.
     │   ├── GrantRevoked
     │   ├── GrantExpired
     │   ├── NotAdmin                admitting members needs a consortium admin's key
+    │   ├── GuardianshipEnded       a guardian's guardianship was withdrawn or has ended
+    │   ├── NotDelegated            a guardian asked for what guardians may not do
     │   └── NotGrantee
     ├── Unavailable                 too few proxies answered to meet the threshold
     └── JournalError                an interrupted write needs ``recover()``
@@ -65,6 +67,7 @@ __all__ = [
     "EmrShareError",
     "GrantExpired",
     "GrantRevoked",
+    "GuardianshipEnded",
     "IndexIntegrityError",
     "IntegrityError",
     "InvalidCategory",
@@ -77,6 +80,7 @@ __all__ = [
     "LocalStateError",
     "NonceTooLow",
     "NotAdmin",
+    "NotDelegated",
     "NotFound",
     "NotGrantee",
     "ProfileExists",
@@ -427,6 +431,14 @@ class NotAdmin(AccessDenied):
             f"{account} is not a consortium admin; admit members with an admin's key",
             {"chain": "not admin"},
         )
+
+
+class GuardianshipEnded(AccessDenied):
+    """The guardian's guardianship was withdrawn or its date passed (``reasons["chain"]``)."""
+
+
+class NotDelegated(AccessDenied):
+    """A guardian may only grant, revoke and answer requests in the patient's name."""
 
 
 class NotGrantee(AccessDenied):

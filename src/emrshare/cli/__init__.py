@@ -20,6 +20,7 @@ from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import (
     devnet,
     grants,
+    guardians,
     identity,
     members,
     proxy,
@@ -100,6 +101,7 @@ app.add_typer(records.app, name="record")
 app.add_typer(grants.app, name="grant")
 app.add_typer(requests.app, name="request")
 app.add_typer(grants.writer_app, name="writer")
+app.add_typer(guardians.app, name="guardian")
 app.add_typer(members.app, name="member")
 app.add_typer(devnet.app, name="devnet")
 

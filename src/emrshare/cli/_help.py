@@ -39,6 +39,9 @@ METAVARS: dict[str, str] = {
     "--store": "local|ipfs",
     "--node": "anvil|ganache",
     "--report": "N",
+    "--for": "ADDRESS|PROFILE",
+    "--until": "DURATION|DATE",
+    "--relay": "URL",
 }
 
 #: Command path → an example (the words after ``emrshare``).
@@ -66,6 +69,17 @@ EXAMPLES: dict[str, str] = {
     "writer add": "--profile patient writer add hospital --category lab-results",
     "writer remove": "--profile patient writer remove hospital --category lab-results",
     "writer list": "--profile patient writer list --category lab-results",
+    "guardian add": "--profile patient guardian add mum --until 2030-01-01 --category lab-results",
+    "guardian list": "--profile patient guardian list",
+    "guardian withdraw": "--profile patient guardian withdraw mum",
+    "guardian actions": "--profile patient guardian actions --json",
+    "guardian act grant": "--profile mum guardian act grant --for patient --to hospital "
+    "--category lab-results --expires 30d",
+    "guardian act grants": "--profile mum guardian act grants --for patient --active",
+    "guardian act revoke": "--profile mum guardian act revoke --for patient 0x9a8b7c6d",
+    "guardian act requests": "--profile mum guardian act requests --for patient --pending",
+    "guardian act approve": "--profile mum guardian act approve --for patient 3 --expires 7d",
+    "guardian act deny": "--profile mum guardian act deny --for patient 3",
     "member add": "--profile admin member add clinic-b --role provider",
     "member list": "member list --json",
     "member suspend": "--profile admin member suspend 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC "

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         AccessEvent,
         AccessRequestInfo,
         GrantInfo,
+        GuardianAction,
+        GuardianInfo,
         OperationResult,
         Profile,
         ReadEvent,
@@ -181,12 +183,19 @@ def _grant_json(g: GrantInfo) -> dict[str, Any]:
         "threshold": g.threshold,
         "proxies": list(g.proxies),
         "status": label(g.status),
+        "by": g.by,
     }
+
+
+def by_guardian(address: str | None) -> str:
+    """The "by guardian" cell: ``-`` for the patient, else the guardian as :func:`who`
+    shows it (``mum 0x90F7…b906``)."""
+    return who(address) if address else "-"
 
 
 GRANTS: View[GrantInfo] = View(
     "grants",
-    ("policy id", "grantee", "category", "epoch", "expires", "status"),
+    ("policy id", "grantee", "category", "epoch", "expires", "status", "by guardian"),
     lambda g: (
         short_id(g.policy_id),
         who(g.grantee),
@@ -194,6 +203,7 @@ GRANTS: View[GrantInfo] = View(
         g.epoch,
         when(g.expiry),
         label(g.status),
+        by_guardian(g.by),
     ),
     _grant_json,
     lambda g: (g.policy_id,),
@@ -297,6 +307,41 @@ REQUESTS: View[AccessRequestInfo] = View(
         label(r.status),
     ),
     _request_json,
+)
+
+GUARDIANS: View[GuardianInfo] = View(
+    "guardians",
+    ("guardian", "until", "named at block", "status"),
+    lambda g: (who(g.guardian), when(g.until), g.named_at_block, g.status),
+    lambda g: {
+        "guardian": g.guardian,
+        "until": when(g.until),
+        "named_at_block": g.named_at_block,
+        "status": g.status,
+    },
+)
+
+#: ``guardian actions``: what a guardian did in the patient's name.
+GUARDIAN_ACTIONS: View[GuardianAction] = View(
+    "guardian actions",
+    ("block", "by guardian", "action", "policies", "request"),
+    lambda a: (
+        a.block_number,
+        by_guardian(a.guardian),
+        a.action,
+        _ids_list(a.policy_ids),
+        "-" if a.request_id is None else f"#{a.request_id}",
+    ),
+    lambda a: {
+        "guardian": a.guardian,
+        "action": a.action,
+        "policy_ids": [hex_id(p) for p in a.policy_ids],
+        "request_id": a.request_id,
+        "nonce": a.nonce,
+        "block": a.block_number,
+        "tx_hash": hex_id(a.tx_hash),
+    },
+    lambda a: a.policy_ids,
 )
 
 MEMBERS: View[Member] = View(

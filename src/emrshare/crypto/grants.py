@@ -37,11 +37,11 @@ from emrshare.crypto._wire import (
     split_header,
 )
 from emrshare.crypto.entry import IndexEntry, SealedEntry, open_entry_reencrypted
+from emrshare.crypto.guardian import GrantingKeys
 from emrshare.crypto.keys import (
     MAX_EPOCH,
     MemberKeys,
     MemberPublicKeys,
-    PatientKeys,
     _umbral_pk,
 )
 from emrshare.crypto.sealing import open_sealed, seal
@@ -359,7 +359,7 @@ class Grant:
 
 
 def make_grant(
-    patient: PatientKeys,
+    patient: GrantingKeys,
     *,
     category: str,
     epoch: int,

@@ -8,6 +8,8 @@
 - :class:`AsyncProvider`, :class:`AsyncRequester` — the same, for code running an event
   loop (FastAPI, Jupyter).
 - :class:`ConsortiumAdmin` — admits members.
+- :class:`Guardian` — a parent or legal representative acting for a patient
+  (``Patient.guardians`` names one).
 """
 
 from emrshare.roles._common import (
@@ -18,9 +20,11 @@ from emrshare.roles._common import (
     ReadEvent,
     RecordInfo,
 )
+from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
 from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
 from emrshare.roles.admin import ConsortiumAdmin
+from emrshare.roles.guardian import Guardian
 from emrshare.roles.patient import Patient
 from emrshare.roles.profiles import Profile, Profiles, default_data_dir
 from emrshare.roles.provider import AsyncProvider, Provider
@@ -34,6 +38,9 @@ __all__ = [
     "AsyncRequester",
     "ConsortiumAdmin",
     "GrantInfo",
+    "Guardian",
+    "GuardianAction",
+    "GuardianInfo",
     "InProcessSealer",
     "Operation",
     "OperationResult",

@@ -82,7 +82,8 @@ class RecordInfo:
 @dataclass(frozen=True, slots=True)
 class GrantInfo:
     """A grant of one category (at one epoch) to one grantee, with its status on chain
-    time (a :class:`~emrshare.chain.GrantStatus`, a ``StrEnum``: ``== "active"`` holds)."""
+    time (a :class:`~emrshare.chain.GrantStatus`, a ``StrEnum``: ``== "active"`` holds).
+    ``by`` is the guardian that made it in the patient's name (``None``: the patient)."""
 
     __repr__ = readable_repr
 
@@ -97,6 +98,7 @@ class GrantInfo:
     proxies: tuple[Address, ...]
     status: GrantStatus
     block_number: int
+    by: Address | None = None
 
     @property
     def active(self) -> bool:

@@ -16,7 +16,7 @@ from emrshare.roles._common import AccessRequestInfo, GrantInfo, checksum
 from emrshare.roles._oplog import EpochState, OperationResult, Step
 from emrshare.roles._ops import expires_arg, grant_steps, member_keys, resolve_proxies
 from emrshare.roles._requests import pending_request
-from emrshare.types import CategoryTag, PolicyId
+from emrshare.types import Address, CategoryTag, PolicyId
 
 __all__ = [
     "MIN_GRANT_SECONDS",
@@ -84,9 +84,11 @@ def grant_info(
     ev: GrantCreated,
     tags: Mapping[bytes, tuple[str, int]],
     status: GrantStatus | None = None,
+    by: Address | None = None,
 ) -> GrantInfo:
     """A grant the patient made, named with its own tags (the chain no longer carries the
-    epoch: category ``None`` and epoch 0 for a tag this machine cannot name)."""
+    epoch: category ``None`` and epoch 0 for a tag this machine cannot name); ``by``: the
+    guardian that made it."""
     category, epoch = tags.get(bytes(ev.tag), (None, 0))
     if status is None:
         status = network.contracts.grants.status(ev.policy_id)
@@ -102,6 +104,7 @@ def grant_info(
         proxies=tuple(checksum(p) for p in ev.proxies),
         status=status,
         block_number=ev.block_number,
+        by=by,
     )
 
 

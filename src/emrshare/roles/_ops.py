@@ -44,6 +44,7 @@ from emrshare.chain import (
     policy_id,
 )
 from emrshare.crypto import MemberPublicKeys, PatientKeys, make_grant, seal_writer_authorization
+from emrshare.crypto.guardian import GrantingKeys
 from emrshare.errors import ConfigurationError, ContractRevert, GrantRevoked, InvalidInput, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
@@ -106,7 +107,7 @@ def resolve_proxies(
 
 def build_grant(
     network: Network,
-    keys: PatientKeys,
+    keys: GrantingKeys,
     *,
     nonce: bytes,
     grantee: str,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from nacl.public import PublicKey
+from typing import Protocol
+
+from nacl.public import PrivateKey, PublicKey
 
 from emrshare.chain import AccessRequestAnswered, AccessRequested, Contracts, RequestStatus
-from emrshare.crypto import PatientKeys
 from emrshare.crypto.requests import (
     AccessAnswer,
     AccessRequestBody,
@@ -17,13 +18,32 @@ from emrshare.crypto.requests import (
 from emrshare.errors import ConfigurationError, ContractRevert, EmrShareError, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, AccessRequestStatus, checksum
-from emrshare.types import PolicyId
+from emrshare.types import Address, PolicyId
 
-__all__ = ["deny_request", "find_request", "list_requests", "request_closed", "sealed_answer"]
+__all__ = [
+    "RequestKeys",
+    "deny_request",
+    "find_request",
+    "list_requests",
+    "request_closed",
+    "sealed_answer",
+]
+
+
+class RequestKeys(Protocol):
+    """What requests and answers need of a patient's keys: ``PatientKeys``, or a
+    guardian's :class:`~emrshare.crypto.guardian.GuardianKeys` for the patient."""
+
+    @property
+    def address(self) -> Address: ...
+    @property
+    def box_private_key(self) -> PrivateKey: ...
+    @property
+    def box_public_key(self) -> PublicKey: ...
 
 
 def list_requests(
-    network: Network, keys: PatientKeys, *, pending_only: bool = False
+    network: Network, keys: RequestKeys, *, pending_only: bool = False
 ) -> list[AccessRequestInfo]:
     """Access requests addressed to the patient of ``keys``, oldest first, opened (see
     :meth:`Patient.requests`)."""
@@ -66,7 +86,7 @@ def list_requests(
 
 
 def _answer_of(
-    keys: PatientKeys, ans: AccessRequestAnswered | None, req: AccessRequested
+    keys: RequestKeys, ans: AccessRequestAnswered | None, req: AccessRequested
 ) -> tuple[AccessRequestStatus, tuple[PolicyId, ...]]:
     if ans is None:
         return "answered", ()
@@ -85,7 +105,7 @@ def _answer_of(
 
 def sealed_answer(
     network: Network,
-    keys: PatientKeys,
+    keys: RequestKeys,
     request_id: int,
     requester: str,
     decision: str,
@@ -122,7 +142,7 @@ def request_closed(req: AccessRequestInfo) -> ConfigurationError:
     return ConfigurationError(f"access request #{req.request_id} was already {what}")
 
 
-def find_request(network: Network, keys: PatientKeys, request_id: int) -> AccessRequestInfo:
+def find_request(network: Network, keys: RequestKeys, request_id: int) -> AccessRequestInfo:
     """Request ``request_id`` to this patient, opened (:class:`NotFound` if there is none)."""
     for r in list_requests(network, keys):
         if r.request_id == request_id:
@@ -132,7 +152,7 @@ def find_request(network: Network, keys: PatientKeys, request_id: int) -> Access
     )
 
 
-def pending_request(network: Network, keys: PatientKeys, request_id: int) -> AccessRequestInfo:
+def pending_request(network: Network, keys: RequestKeys, request_id: int) -> AccessRequestInfo:
     """Request ``request_id``, which must still be pending (``request_closed`` if not)."""
     req = find_request(network, keys, request_id)
     if req.status != "pending":
@@ -140,7 +160,7 @@ def pending_request(network: Network, keys: PatientKeys, request_id: int) -> Acc
     return req
 
 
-def deny_request(network: Network, keys: PatientKeys, signed: Contracts, request_id: int) -> None:
+def deny_request(network: Network, keys: RequestKeys, signed: Contracts, request_id: int) -> None:
     """Send the sealed "denied" answer to a pending request (see :meth:`Patient.deny`)."""
     req = pending_request(network, keys, request_id)
     blob = sealed_answer(network, keys, req.request_id, req.requester, "denied", [])

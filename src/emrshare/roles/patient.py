@@ -31,12 +31,12 @@ from emrshare.roles._grants import (
     Expiry,
     approve_args,
     grant_args,
-    grant_info,
     keys_tags,
     made_grant,
     plan_approve,
     plan_grant,
 )
+from emrshare.roles._guardians import PatientGuardians, grant_infos
 from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
@@ -90,6 +90,7 @@ class Patient:
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
+        self.guardians = PatientGuardians(network, keys, self._contracts, lambda: self._epochs)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
@@ -194,9 +195,9 @@ class Patient:
         return list(self.network.contracts.grants.events(GrantCreated, patient=self.address))
 
     def grants(self, *, active_only: bool = False) -> list[GrantInfo]:
-        """Every grant this patient made, oldest first, with its status on chain time."""
-        tags = self._tags()
-        infos = [grant_info(self.network, ev, tags) for ev in self._grant_events()]
+        """Every grant this patient made, oldest first, with its status on chain time
+        (``by``: the guardian that made it in the patient's name, if one did)."""
+        infos = grant_infos(self.network, self.address, self._grant_events(), self._tags())
         return [g for g in infos if g.active] if active_only else infos
 
     def revoke(

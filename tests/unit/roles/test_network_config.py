@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.chain.deploy import Deployment
+from emrshare.chain.deploy import DEPLOY_ORDER, Deployment
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network, NetworkConfig, StoreConfig
 
@@ -17,12 +17,7 @@ def _config(tmp_path: Path) -> NetworkConfig:
         rpc_url="http://127.0.0.1:8545",
         deployment=Deployment(
             chain_id=31337,
-            addresses={
-                name: "0x" + f"{i + 1:02x}" * 20
-                for i, name in enumerate(
-                    ["ConsortiumRegistry", "PatientProfiles", "RecordIndex", "Grants", "AuditLog"]
-                )
-            },
+            addresses={name: "0x" + f"{i + 1:02x}" * 20 for i, name in enumerate(DEPLOY_ORDER)},
             start_block=3,
             deployer="0x" + "22" * 20,
         ),
