@@ -10,6 +10,12 @@ operation happened, once. If the nonce is unused, the same signed request is han
 again (a relay that died half way, a transaction a node dropped). If another request of
 the patient used the nonce (another device, a guardian), this one did not run, and it is
 signed again under the next nonce.
+
+"This very request" means the same patient, target, calldata, nonce and chain: an
+earlier signing of the same operation under the same nonce (one a relay kept and sent
+late, with another deadline) is the operation having happened, not a reason to sign it
+once more. Nothing a submitter says is believed: a claimed revert is checked with an
+``eth_call`` of the client's own, a claimed transaction hash is ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from eth_account import Account
 from hexbytes import HexBytes
 
 from emrshare._addresses import checksum
+from emrshare.chain._rpc import is_eth_tester
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.client import ChainClient, Receipt
 from emrshare.chain.events import Relayed
@@ -35,6 +42,11 @@ __all__ = ["DirectSubmitter", "ForwardingClient", "Submitter"]
 
 #: How long a signed request stays valid (chain time): a relay may hold it that long.
 DEFAULT_TTL = 900
+#: Refusals a relay gives before doing anything, which handing the same request to it
+#: again at once does not change: looked for on chain once, then raised.
+_FINAL = frozenset({"rate_limited", "bad_request", "not_relayed_here"})
+#: Reverts that mean "ran already" or "too late": look on chain.
+_LOOK = frozenset({"PatientForwarder_NonceUsed", "PatientForwarder_Expired"})
 
 
 class Submitter(Protocol):
@@ -66,6 +78,12 @@ class ForwardingClient(ChainClient):
     ``signing_key`` signs for ``patient`` (the patient's own key, a rotated-to key, or a
     guardian's); ``submitter`` brings the signed request on chain. ``address`` is the
     patient: contracts see the patient as the sender.
+
+    ``attempts`` bounds the hand-overs of one signed request (and the signings of one
+    operation); ``land_timeout`` is how long to wait for the request on chain after a
+    submitter said it sent it (default: ``reader``'s receipt timeout), ``recheck_wait``
+    after a hand-over failed. So a submitter that lies is found out within about
+    ``attempts × land_timeout`` seconds.
     """
 
     def __init__(
@@ -78,6 +96,8 @@ class ForwardingClient(ChainClient):
         *,
         ttl: int = DEFAULT_TTL,
         attempts: int = 4,
+        land_timeout: float | None = None,
+        recheck_wait: float = 2.0,
     ) -> None:
         super().__init__(
             reader.w3,
@@ -88,12 +108,15 @@ class ForwardingClient(ChainClient):
             gas_multiplier=reader.gas_multiplier,
         )
         self._key = signing_key
+        self._reader = reader
         self.signer = Address(checksum(Account.from_key(signing_key).address))
         self.patient = Address(checksum(patient))
         self.forwarder = PatientForwarder(self, forwarder)
         self.submitter = submitter
         self.ttl = ttl
         self.attempts = attempts
+        self.land_timeout = reader.receipt_timeout if land_timeout is None else land_timeout
+        self.recheck_wait = recheck_wait
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -113,6 +136,13 @@ class ForwardingClient(ChainClient):
             poll_interval=self.poll_interval,
             gas_multiplier=self.gas_multiplier,
         )
+
+    def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        """``eth_call`` from the patient; on the in-process py-evm chain, which charges
+        calls as transactions and the patient holds no ETH, from the reader."""
+        if is_eth_tester(self.w3):
+            return self._reader.call_raw(to, data, block)
+        return super().call_raw(to, data, block)
 
     def account_nonce(self, block: int | str = "latest") -> int:
         """The patient's next forwarder nonce (the patient sends no transactions itself)."""
@@ -169,20 +199,21 @@ class ForwardingClient(ChainClient):
         since = self.latest_block()
         last: Exception | None = None
         for attempt in range(self.attempts):
+            final = False
             try:
                 self.submitter.submit(request, signature)
                 last = None
             except ContractRevert as exc:
-                if exc.name in ("PatientForwarder_NonceUsed", "PatientForwarder_Expired"):
-                    last = exc  # landed already (a retried hand-over), or too late: look
-                else:
-                    raise
-            except (RelayError, ChainError) as exc:
+                last = exc if exc.name in _LOOK else self._own_check(request, signature, exc)
+            except RelayError as exc:
+                last, final = exc, exc.reason in _FINAL
+            except ChainError as exc:
                 last = exc  # the relay died or lied: look on chain before anything else
-            found = self._landed(request, since, wait=self.receipt_timeout if last is None else 2.0)
+            wait = self.land_timeout if last is None else self.recheck_wait
+            found = self._landed(request, since, wait=wait)
             if found is not None:
                 return found if found is not False else None
-            if self.chain_time() > request.deadline:
+            if final or self.chain_time() > request.deadline:
                 break
             time.sleep(min(0.2 * (attempt + 1), 1.0))
         reason = "not_landed" if last is None else getattr(last, "reason", "refused")
@@ -190,7 +221,20 @@ class ForwardingClient(ChainClient):
         raise RelayError(
             reason,
             f"the patient operation (forwarder nonce {request.nonce}) is not on chain after "
-            f"{self.attempts} hand-overs{detail}; nothing ran twice, so retrying is safe",
+            f"{attempt + 1} hand-over(s){detail}; the same operation again cannot run twice "
+            "(a kept copy of this request is valid until its deadline, and counts as it)",
+        )
+
+    def _own_check(
+        self, request: ForwardRequest, signature: bytes, claimed: ContractRevert
+    ) -> RelayError:
+        """A submitter said ``request`` would revert: raise the revert if our own
+        ``eth_call`` sees it too; else the submitter's word is worth nothing (a
+        :class:`RelayError` to record, and the hand-over is retried)."""
+        self.call_raw(self.forwarder.address, self.forwarder.execute_data(request, signature))
+        return RelayError(
+            "refused",
+            f"the submitter said the request reverts ({claimed.name}), but it does not",
         )
 
     def _landed(self, request: ForwardRequest, since: int, *, wait: float) -> Any:
@@ -235,7 +279,9 @@ class ForwardingClient(ChainClient):
             )
         except Exception:  # eth-abi raises several decoding error types
             return False
-        return tuple(normalize(v) for v in got) == tuple(normalize(v) for v in request.as_abi())
+        # Everything but the deadline: the same operation signed again (a retry) counts.
+        mine, theirs = (tuple(normalize(v) for v in r) for r in (request.as_abi(), got))
+        return mine[:3] + mine[4:] == theirs[:3] + theirs[4:]
 
 
 def normalize(value: Any) -> Any:

@@ -26,6 +26,7 @@ from emrshare.cli.commands import (
     members,
     proxy,
     records,
+    relay,
     requests,
     rotate,
 )
@@ -93,6 +94,7 @@ def version(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(relay.app, name="relay")
 app.command()(identity.init)
 app.command()(backup.restore)
 app.command()(identity.whoami)

@@ -8,8 +8,13 @@ Wire API (JSON over HTTP, loopback in tests):
   ``{"error": reason, "detail": message}``: ``bad_request`` (400), ``would_revert`` (409,
   with ``"revert": {"name": …, "args": {…}}``: the ``eth_call`` the relay makes first
   reverted), ``not_relayed_here`` (403: the target is not one of the deployment's patient
-  contracts), ``rate_limited`` (429, with ``Retry-After``); ``chain_unavailable`` (503).
-- ``GET /v1/health``: ``{"chain_id", "forwarder", "relayer", "balance"}``.
+  contracts), ``rate_limited`` (429, with ``Retry-After``: the patient's token bucket is
+  empty or the relay is at its in-flight cap); ``chain_unavailable`` (503: the node is
+  down or the relay could not send), ``internal_error`` (503).
+- ``GET /v1/health``: ``{"chain_id", "forwarder", "relayer", "balance", "relayed"}``
+  (balance in wei as a decimal string; operations relayed since start).
+
+The service is :mod:`emrshare.relay.app` (``emrshare relay serve``; see docs/relay.md).
 
 The client trusts none of it: :class:`emrshare.chain.relayed.ForwardingClient` finds the
 operation on chain.

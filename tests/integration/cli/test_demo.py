@@ -61,7 +61,7 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         up = _cli(data_dir, "devnet", "up", "--proxies", "2", "--threshold", "2")
         assert up.returncode == 0, up.stdout + up.stderr
         pids = json.loads((data_dir / "devnet" / "pids.json").read_text())
-        assert set(pids) == {"anvil", "proxy-1", "proxy-2"}
+        assert set(pids) == {"anvil", "proxy-1", "proxy-2", "relay"}
         again = _cli(data_dir, "devnet", "up")
         assert again.returncode == 1 and "already running" in again.stderr
         assert "Traceback" not in again.stdout + again.stderr
@@ -182,7 +182,7 @@ def test_devnet_restart_serves_records_written_before_it(tmp_path: Path, node: s
         assert f"devnet up: {node} chain {chain_id}" in up.stdout
         status = json.loads(_cli(data_dir, "--json", "devnet", "status").stdout)
         assert status["node"] == node and status["chain_id"] == chain_id
-        assert [p["name"] for p in status["processes"]] == sorted([node, "proxy-1"])
+        assert [p["name"] for p in status["processes"]] == sorted([node, "proxy-1", "relay"])
         assert (dev / ("anvil-state.json" if node == "anvil" else "ganache-db")).exists()
         deployment = json.loads((dev / "deployment.json").read_text())
         assert deployment["version"] == 2 and deployment["chain_id"] == chain_id
