@@ -41,6 +41,7 @@ from emrshare.roles._oplog import EpochState, Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
 from emrshare.roles._reads import MembershipCache
+from emrshare.roles._relayed import Relay, patient_contracts
 from emrshare.roles._requests import (
     deny_request,
     find_request,
@@ -67,6 +68,7 @@ class Patient:
     ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
     operations: keep it (and back it up) for the identity's life; the chain holds no
     epochs. ``known_categories`` adds names to recognise on a machine that lost it.
+    ``relay`` (a relay's URL, or a ``Submitter``) relays every write: no ETH needed.
     """
 
     def __init__(
@@ -76,12 +78,13 @@ class Patient:
         *,
         state_dir: Path,
         known_categories: Iterable[str] = (),
+        relay: Relay | None = None,
     ) -> None:
         self.network = network
         self.keys = keys
         self.address: Address = keys.address
         self.state_dir = Path(state_dir)
-        self._contracts = network.contracts_for(keys.ethereum_key)
+        self._contracts = patient_contracts(network, keys, relay)
         self._state = EpochState(self.state_dir / "patient.json")
         self._epochs = self._state.epochs
         for c in known_categories:
