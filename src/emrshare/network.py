@@ -41,7 +41,9 @@ class NetworkConfig:
     """Everything a client needs to reach one emrshare network (a JSON file on disk).
 
     ``threshold`` is the consortium's default M for new grants; the proxies themselves
-    are read from the on-chain registry.
+    are read from the on-chain registry. ``relay`` is the URL of a relay service that
+    pays the gas of patients' operations (``emrshare relay serve``), if the network has
+    one.
     """
 
     rpc_url: str
@@ -50,9 +52,12 @@ class NetworkConfig:
     threshold: int = 2
     confirmations: int = 1
     name: str = "emrshare"
+    relay: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        relay = {"relay": self.relay} if self.relay else {}
         return {
+            **relay,
             "name": self.name,
             "rpc_url": self.rpc_url,
             "deployment": self.deployment.to_json(),
@@ -90,6 +95,7 @@ class NetworkConfig:
                 ),
                 threshold=int(data.get("threshold", 2)),
                 confirmations=int(data.get("confirmations", 1)),
+                relay=str(data["relay"]) if data.get("relay") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LocalStateError(
@@ -123,8 +129,11 @@ class Network:
         proxy_transport: httpx.AsyncBaseTransport | None = None,
         name: str = "emrshare",
         read_key: bytes | None = None,
+        relay_url: str | None = None,
     ) -> None:
         self.w3 = w3
+        #: The network's relay service (patients' gas), if it has one.
+        self.relay_url = relay_url
         self.deployment = deployment
         self.store = store
         self.threshold = threshold
@@ -168,6 +177,7 @@ class Network:
             threshold=config.threshold,
             confirmations=config.confirmations,
             name=config.name,
+            relay_url=config.relay,
         )
 
     def close(self) -> None:

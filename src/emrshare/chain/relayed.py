@@ -24,6 +24,7 @@ from eth_account import Account
 from hexbytes import HexBytes
 
 from emrshare._addresses import checksum
+from emrshare.chain._rpc import is_eth_tester
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.client import ChainClient, Receipt
 from emrshare.chain.events import Relayed
@@ -88,6 +89,7 @@ class ForwardingClient(ChainClient):
             gas_multiplier=reader.gas_multiplier,
         )
         self._key = signing_key
+        self._reader = reader
         self.signer = Address(checksum(Account.from_key(signing_key).address))
         self.patient = Address(checksum(patient))
         self.forwarder = PatientForwarder(self, forwarder)
@@ -113,6 +115,13 @@ class ForwardingClient(ChainClient):
             poll_interval=self.poll_interval,
             gas_multiplier=self.gas_multiplier,
         )
+
+    def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        """``eth_call`` from the patient; on the in-process py-evm chain, which charges
+        calls as transactions and the patient holds no ETH, from the reader."""
+        if is_eth_tester(self.w3):
+            return self._reader.call_raw(to, data, block)
+        return super().call_raw(to, data, block)
 
     def account_nonce(self, block: int | str = "latest") -> int:
         """The patient's next forwarder nonce (the patient sends no transactions itself)."""

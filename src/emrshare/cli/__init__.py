@@ -17,7 +17,16 @@ import typer
 from emrshare import __version__
 from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
-from emrshare.cli.commands import devnet, grants, identity, members, proxy, records, requests
+from emrshare.cli.commands import (
+    devnet,
+    grants,
+    identity,
+    members,
+    proxy,
+    records,
+    relay,
+    requests,
+)
 
 app = typer.Typer(
     cls=ErrorHandlingGroup,
@@ -82,6 +91,7 @@ def version(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(relay.app, name="relay")
 app.command()(identity.init)
 app.command()(identity.whoami)
 app.command()(records.audit)

@@ -54,7 +54,8 @@ from emrshare.storage import LocalStore
 __all__ = ["LocalNetwork"]
 
 #: Development keys funded on the in-process chain: the admin, the proxies, the
-#: ``dev_keys`` handed out to notebooks and tests, and the read-only sender.
+#: ``dev_keys`` handed out to notebooks and tests, and the read-only sender; one more
+#: (index 24) is the relayer's, used by nothing else.
 _FUNDED_KEYS = 24
 #: Where :meth:`LocalNetwork.state_dir` puts the members' state, under the network's path.
 _MEMBERS = "members"
@@ -98,10 +99,13 @@ class LocalNetwork(Network):
         self._path = Path()
 
     @classmethod
-    def start(cls, path: Path | str, *, proxies: int = 3, threshold: int = 2) -> LocalNetwork:
+    def start(
+        cls, path: Path | str, *, proxies: int = 3, threshold: int = 2, relay: bool = False
+    ) -> LocalNetwork:
         """A py-evm chain with the contracts deployed, a ``LocalStore`` under ``path`` and
         ``proxies`` admitted proxies served in-process; grants default to ``threshold``
-        of them.
+        of them. With ``relay``, a relay service runs in a thread of this process on a
+        loopback port (:attr:`relay_url`), paying patients' gas from its own key.
 
         Every start is a new chain, so it starts clean: what an earlier start in ``path``
         created (recorded in ``path/local-network.json``) is removed, with one log line
@@ -116,7 +120,24 @@ class LocalNetwork(Network):
             os.close(fd)
             raise
         net._closers.insert(0, lambda: os.close(fd))  # released last, after the proxies
+        if relay:
+            try:
+                net._start_relay()
+            except BaseException:
+                net.close()
+                raise
         return net
+
+    def _start_relay(self) -> None:
+        """Serve a relay in a thread, from the relayer's development key."""
+        from emrshare.chain import ChainClient
+        from emrshare.devnet.relayd import InProcessRelay
+        from emrshare.relay.service import RelayService
+
+        client = ChainClient(self.w3, dev_private_keys(_FUNDED_KEYS + 1)[_FUNDED_KEYS])
+        server = InProcessRelay(RelayService(client, self.deployment)).start()
+        self.relay_url = server.url
+        self.on_close(server.stop)
 
     @classmethod
     def _started(cls, path: Path, proxies: int, threshold: int) -> LocalNetwork:
@@ -128,12 +149,13 @@ class LocalNetwork(Network):
             chain_id=int(w3.eth.chain_id),
             genesis=bytes(w3.eth.get_block(0)["hash"]).hex(),
         )
-        keys = dev_private_keys(_FUNDED_KEYS)
+        keys = dev_private_keys(_FUNDED_KEYS + 1)
         funder = w3.eth.accounts[0]
         for key in keys:
             w3.eth.send_transaction(
                 {"from": funder, "to": Account.from_key(key).address, "value": Wei(10**22)}
             )
+        keys = keys[:_FUNDED_KEYS]  # the last is the relayer's (see _start_relay)
         admin_key, proxy_keys = keys[0], keys[1 : 1 + proxies]
         net = cls(
             w3,

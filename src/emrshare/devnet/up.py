@@ -3,7 +3,8 @@
 ``up`` starts a chain node with persisted state (anvil by default, ``node="ganache"`` for
 ganache; a restart keeps the node the state was made with), deploys the contracts (once;
 a restart reloads them from the state), starts the proxy processes (3, threshold 2 by
-default), sets up an embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs
+default) and a relay that pays patients' gas (development account 8), sets up an
+embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs
 daemon whose RPC API becomes the network's BlobStore), admits demo members and writes profiles plus
 ``network.json`` into the data directory. ``down`` stops every process recorded in
 ``devnet/pids.json``; ``status`` reports. Used by ``emrshare devnet`` and ``make demo``.
@@ -36,6 +37,7 @@ from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_
 from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
+from emrshare.devnet.relayd import RelayDaemon, relay_answers
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.node import ProxyConfig
@@ -66,6 +68,7 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
     "patient": ("patient", None, 7),
 }
 _PROXY_KEYS = (1, 2, 3)
+_RELAYER_KEY = 8  # the development account the devnet's relay pays patients' gas from
 
 Log = Callable[[str], None]
 
@@ -179,6 +182,7 @@ def devnet_up(
         store_config = StoreConfig(kind="local", path=str(dev / "store"))
         if store == "ipfs":
             store_config = _start_ipfs(dev, ports.ipfs, pids, log)
+        relay_port = free_port()
         config = NetworkConfig(
             rpc_url=chain.rpc_url,
             deployment=deployment,
@@ -186,12 +190,25 @@ def devnet_up(
             threshold=threshold,
             confirmations=1,
             name="devnet",
+            relay=f"http://127.0.0.1:{relay_port}",
         )
         profiles = Profiles(data_dir)
         config.write(profiles.network_path)
         net = Network.from_config(config)
         admin = ConsortiumAdmin(net, keys[0])
         _start_proxies(net, admin, dev, chain.rpc_url, ports.proxies, keys, password, pids, log)
+        relay = RelayDaemon.start(
+            profiles.network_path,
+            port=relay_port,
+            log_path=dev / "relay.log",
+            dev_account=_RELAYER_KEY,
+            detach=True,
+            wait=False,
+        )
+        pids["relay"] = {"pid": relay.pid, "url": relay.url}
+        _write_pids(dev, pids)
+        relay.wait_ready(60)
+        log(f"{'relay':<11} {relay.url} (pays patients' gas; pid {relay.pid})")
         _demo_profiles(net, admin, profiles, keys, password, log)
         net.close()
     except BaseException:
@@ -460,6 +477,8 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
                 healthy = False
         elif alive and name == "ipfs":
             healthy = daemon_answers(url)
+        elif alive and name == "relay":
+            healthy = relay_answers(url)
         elif alive:
             healthy = _http_ok(url + "/healthz")
         procs.append(ProcessStatus(name, pid, alive, healthy, url))
