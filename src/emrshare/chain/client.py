@@ -220,12 +220,10 @@ class ChainClient(NodeConnection):
             "data": "0x" + data.hex(),
         }
         if is_eth_tester(self.w3):
-            # eth-tester charges calls as transactions: a read-only caller, or one that
-            # holds no ETH (a relayed patient), borrows its funded first account.
-            with node_errors("eth_accounts"):
-                if self.address is None or not self.w3.eth.get_balance(
-                    Web3.to_checksum_address(self.address)
-                ):
+            # eth-tester charges calls as transactions: a read-only caller borrows its
+            # funded first account.
+            if self.address is None:
+                with node_errors("eth_accounts"):
                     tx["from"] = self.w3.eth.accounts[0]
         else:
             tx["gasPrice"] = "0x0"

@@ -1,6 +1,7 @@
 """A patient who holds no ETH: every write is signed by the patient and relayed through
-the PatientForwarder (issue 13). The relayer here is a funded dev key of the network
-(``DirectSubmitter``): a real relayer, sending real ``execute`` transactions."""
+the PatientForwarder (issue 13). The relayer is the network's relay service (a real HTTP
+server on loopback, ``LocalNetwork.start(relay=True)``), or a hospital's funded key
+(``DirectSubmitter``): both send real ``execute`` transactions."""
 
 from __future__ import annotations
 
@@ -34,9 +35,21 @@ def _relayer(net: LocalNetwork) -> DirectSubmitter:
     return DirectSubmitter(ChainClient(net.w3, net.dev_keys[6]), net.contracts.forwarder.address)
 
 
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[LocalNetwork]:
+    """A network of the test's own (a long shared py-evm chain slows every read)."""
+    network = LocalNetwork.start(tmp_path / "net", relay=True)
+    try:
+        yield network
+    finally:
+        network.close()
+
+
+@pytest.mark.parametrize("through", ["relay service", "hospital key"])
 def test_an_unfunded_patient_does_the_whole_demo_scenario_through_the_relay(
-    net: LocalNetwork, tmp_path: Path
+    fresh: LocalNetwork, tmp_path: Path, through: str
 ) -> None:
+    net = fresh
     admin = ConsortiumAdmin(net, net.admin_key)
     a = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[0]), state_dir=tmp_path / "a")
     b = Provider(net, MemberKeys.generate(ethereum_key=net.dev_keys[1]), state_dir=tmp_path / "b")
@@ -47,7 +60,9 @@ def test_an_unfunded_patient_does_the_whole_demo_scenario_through_the_relay(
         member.apply()
         admin.admit(member.address, role)
     keys = PatientKeys(os.urandom(32))  # its Ethereum key is derived: no one funded it
-    patient = Patient(net, keys, state_dir=tmp_path / "p", relay=_relayer(net))
+    assert net.relay_url is not None
+    relay = net.relay_url if through == "relay service" else _relayer(net)
+    patient = Patient(net, keys, state_dir=tmp_path / "p", relay=relay)
     assert net.w3.eth.get_balance(patient.address) == 0
     sent_before = net.w3.eth.get_transaction_count(patient.address)
 
