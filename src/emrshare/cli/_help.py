@@ -39,12 +39,14 @@ METAVARS: dict[str, str] = {
     "--store": "local|ipfs",
     "--node": "anvil|ganache",
     "--report": "N",
+    "--relay": "URL|off",
 }
 
 #: Command path → an example (the words after ``emrshare``).
 EXAMPLES: dict[str, str] = {
     "version": "version",
     "init": "--profile alice init --kind patient",
+    "register": "--profile alice register",
     "whoami": "--profile alice whoami --json",
     "audit": "--profile patient audit",
     "recover": "--profile hospital recover",
