@@ -129,7 +129,9 @@ def scenario(d: Demo, files: Path) -> None:
     imaging = files / "mri-report.bin"
     imaging.write_bytes(os.urandom(2 * 1024 * 1024))
 
-    d.step(f"Bring up the devnet: {d.node}, contracts, 3 proxies (2-of-3), store, demo members")
+    d.step(
+        f"Bring up the devnet: {d.node}, contracts, 3 proxies (2-of-3), relay, store, demo members"
+    )
     d.run("devnet", "up", "--node", d.node)
     d.run("devnet", "status")
 
