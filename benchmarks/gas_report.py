@@ -9,6 +9,11 @@ id; writer authorizations carry a real sealed payload; access requests and answe
 really sealed (``seal_request``, ``seal_answer``); audit entries carry the grantee's real
 EIP-712 signature of the ProxyRequest the proxy served.
 
+Then every patient operation twice in the same run, on twin patients in the same state:
+sent directly by a funded patient, and signed by an unfunded patient and relayed through
+the PatientForwarder (issue 13: a relayer's ``execute`` carries it); the table shows the
+gas of both and the relay's overhead. The last line is one JSON object.
+
     .venv/bin/python benchmarks/gas_report.py [--entry-bytes 350]
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -29,6 +35,7 @@ from emrshare.chain import (
     Action,
     ChainClient,
     Contracts,
+    Deployment,
     GrantCreated,
     GrantParams,
     ProposalCreated,
@@ -36,6 +43,7 @@ from emrshare.chain import (
     deploy_contracts,
     policy_id,
 )
+from emrshare.chain.relayed import DirectSubmitter, ForwardingClient
 from emrshare.crypto.entry import IndexEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import make_grant
@@ -74,7 +82,7 @@ def main() -> int:
         help="random entries of this size instead of real sealed ones (the issue fixed 350)",
     )
     entry_bytes = parser.parse_args().entry_bytes
-    keys = dev_private_keys(8)
+    keys = dev_private_keys(9)
     deployer, patient_key, hospital_key, clinic_key = keys[0], keys[1], keys[2], keys[3]
     proxy_keys = keys[4:7]
     insurer_key = keys[7]
@@ -241,6 +249,16 @@ def main() -> int:
             answer.request_id, blob
         ).gas_used
 
+        relayed = relayed_overhead(
+            w3,
+            dep,
+            relayer_key=keys[8],
+            hospital=(h_addr, hospital_keys),
+            insurer=(insurer, insurer_keys),
+            proxies=proxy_members,
+            entry_size=sizes.get("entry", entry_bytes or 450),
+        )
+
     kind = "random" if entry_bytes else "real sealed"
     print(
         f"emrshare gas on {node.kind} (shanghai), {kind} entry {sizes.get('entry', entry_bytes)}"
@@ -288,11 +306,150 @@ def main() -> int:
         f"revoke it: {revoke:,} gas = {100 * PEERS['revoke, per record'][0] / revoke:.0f}x / "
         f"{100 * PEERS['revoke, per record'][1] / revoke:.0f}x less"
     )
+    print()
+    print("Patient operations sent directly vs signed by the patient and relayed")
+    print(f"(goal: overhead <= {RELAY_GOAL:.0%}):")
+    print()
+    print(f"| {'patient operation':<26} | {'direct':>9} | {'relayed':>9} | {'overhead':>8} |")
+    print(f"|{'-' * 28}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
+    for name, (direct, via) in relayed.items():
+        print(f"| {name:<26} | {direct:>9,} | {via:>9,} | {(via - direct) / direct:>8.1%} |")
+    over_goal = [n for n, (d, v) in relayed.items() if (v - d) / d > RELAY_GOAL]
+    total_d = sum(d for d, _ in relayed.values())
+    total_v = sum(v for _, v in relayed.values())
+    print()
+    print(
+        f"all {len(relayed)} operations: {total_d:,} direct, {total_v:,} relayed "
+        f"({(total_v - total_d) / total_d:.1%}); over the {RELAY_GOAL:.0%} goal: "
+        + (", ".join(over_goal) or "none")
+    )
     over = [n for n, b in BUDGETS.items() if figures[n] > b]
     if over:
         print("over budget: " + ", ".join(over))
-        return 1
-    return 0
+    result = {
+        "benchmark": "gas_report",
+        "node": node.kind,
+        "gas": figures,
+        "relayed": {
+            n: {"direct": d, "relayed": v, "overhead_pct": round(100 * (v - d) / d, 1)}
+            for n, (d, v) in relayed.items()
+        },
+        "relayed_overhead_pct_total": round(100 * (total_v - total_d) / total_d, 1),
+        "relayed_over_goal": over_goal,
+        "over_budget": over,
+    }
+    print(json.dumps(result, sort_keys=True))
+    return 1 if over else 0
+
+
+#: Issue 13's goal for the gas a relayed patient operation costs over its direct form.
+RELAY_GOAL = 0.15
+
+
+def relayed_overhead(
+    w3: Web3,
+    dep: Deployment,
+    *,
+    relayer_key: bytes,
+    hospital: tuple[str, MemberKeys],
+    insurer: tuple[Contracts, MemberKeys],
+    proxies: list[MemberKeys],
+    entry_size: int,
+) -> dict[str, tuple[int, int]]:
+    """(direct gas, relayed gas) of each patient operation. Twin patients do the same
+    operations in the same order with the same sizes: one funded and sending itself, one
+    holding no ETH whose signed requests a relayer (a hospital's funded key) sends."""
+    direct_key, relayed_key = os.urandom(32), os.urandom(32)
+    funder = ChainClient(w3, relayer_key)
+    funder.send(Account.from_key(direct_key).address, value=10**18, with_logs=False)
+    fwd = dep.address_of("PatientForwarder")
+    forwarding = ForwardingClient(
+        ChainClient(w3),
+        relayed_key,
+        Account.from_key(relayed_key).address,
+        fwd,
+        DirectSubmitter(funder, fwd),
+    )
+    twins = [
+        (PatientKeys(os.urandom(32), ethereum_key=direct_key), ChainClient(w3, direct_key)),
+        (PatientKeys(os.urandom(32), ethereum_key=relayed_key), forwarding),
+    ]
+    assert w3.eth.get_balance(forwarding.patient) == 0
+    entry = os.urandom(entry_size)
+    direct, via = (
+        _patient_ops(w3, dep, keys, client, hospital, insurer, proxies, entry)
+        for keys, client in twins
+    )
+    assert w3.eth.get_balance(forwarding.patient) == 0, "the relayed patient spent nothing"
+    return {name: (direct[name], via[name]) for name in direct}
+
+
+def _patient_ops(
+    w3: Web3,
+    dep: Deployment,
+    keys: PatientKeys,
+    client: ChainClient,
+    hospital: tuple[str, MemberKeys],
+    insurer: tuple[Contracts, MemberKeys],
+    proxies: list[MemberKeys],
+    entry: bytes,
+) -> dict[str, int]:
+    """The gas of each patient operation, sent through ``client``."""
+    h_addr, h_keys = hospital
+    ins, ins_keys = insurer
+    i_addr = str(ins.grants.client.address)
+    c = Contracts.from_deployment(client, dep)
+    me, pub = keys.address, keys.public_keys()
+
+    def grant_params() -> GrantParams:
+        nonce = os.urandom(32)
+        made = make_grant(
+            keys,
+            category="lab-results",
+            epoch=0,
+            policy_id=policy_id(me, nonce),
+            grantee=h_keys.public_keys(),
+            proxies=[pm.public_keys() for pm in proxies],
+            threshold=2,
+        )
+        return GrantParams(
+            nonce=nonce,
+            grantee=h_addr,
+            tag=keys.tag("lab-results", 0),
+            expiry=w3.eth.get_block("latest")["timestamp"] + 365 * 86400,
+            proxies=[str(pm.address) for pm in proxies],
+            threshold=2,
+            sealed_kfrags=list(made.sealed_kfrags),
+            sealed_grantee_map=made.sealed_grantee_map,
+        )
+
+    def request(decision: str, policies: tuple[PolicyId, ...]) -> tuple[int, bytes]:
+        body = AccessRequestBody(me, i_addr, "lab-results", "HPAYMT", "claim 2291", 0)
+        r = ins.grants.request_access(me, seal_request(pub.box_key, body))
+        rid = r.event(AccessRequested).request_id
+        made = AccessAnswer(rid, me, i_addr, decision, policies, 0)
+        box = ins_keys.public_keys().box_key
+        return rid, seal_answer(made, requester_box_key=box, patient_box_key=pub.box_key)
+
+    lab, own = keys.tag("lab-results", 0), keys.tag("vitals", 0)
+    payload = seal_writer_authorization(keys, h_keys.public_keys(), "lab-results", 0)
+    gas: dict[str, int] = {}
+    gas["register"] = c.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes).gas_used
+    gas["authorize writer"] = c.index.authorize_writer(lab, h_addr, payload).gas_used
+    gas["deauthorize writer"] = c.index.revoke_writer(lab, h_addr).gas_used
+    c.grants.grant(grant_params())  # a patient's first grant creates its list: warm up
+    g = c.grants.grant(grant_params())
+    gas["grant (3 proxies, M=2)"] = g.gas_used
+    gas["revoke"] = c.grants.revoke(g.event(GrantCreated).policy_id).gas_used
+    gas["revoke tag"] = c.grants.revoke_tag(lab).gas_used
+    kept = c.grants.grant(grant_params()).event(GrantCreated).policy_id
+    rid, blob = request("approved", (kept,))
+    gas["answer request (approve)"] = c.grants.answer_request(rid, blob).gas_used
+    rid, blob = request("denied", ())
+    gas["deny"] = c.grants.answer_request(rid, blob).gas_used
+    c.index.append(me, own, 0, entry)  # the first append of a stream creates it
+    gas["own append"] = c.index.append(me, own, 1, entry).gas_used
+    return gas
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The end-to-end demo, through the `emrshare` CLI (each step is a separate process).
 
 A devnet comes up (anvil, or ganache with ``--node ganache``; the contracts, 3 proxy
-processes at threshold 2, an embedded store, demo profiles). Hospital A writes a lab
-result and an imaging report for a patient; hospital B requests lab access; the patient
-approves it for 30 days; B reads the lab result (bytes equal to the original) but is
-refused the imaging report; the patient revokes; B is refused; the audit trail shows B's
-reads; the devnet goes down.
+processes at threshold 2, a relay, an embedded store, demo profiles). A new patient,
+alice, is created holding no ETH: each of her operations is signed by her and the
+devnet's relay pays its gas. Hospital A writes a lab result and an imaging report for
+her; hospital B requests lab access; alice approves it for 30 days; B reads the lab
+result (bytes equal to the original) but is refused the imaging report; alice revokes;
+B is refused; the audit trail shows B's reads; alice still holds 0 ETH; the devnet goes
+down.
 
     python scripts/demo.py [--node anvil|ganache] [--data-dir DIR] [--keep]
 
@@ -22,12 +24,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 BOLD, GREEN, RED, DIM, RESET = "\033[1m", "\033[32m", "\033[31m", "\033[2m", "\033[0m"
 if not sys.stdout.isatty():
     BOLD = GREEN = RED = DIM = RESET = ""
+
+
+#: The demo's patient: a profile the demo creates, whose address no one funds.
+PATIENT = "alice"
 
 
 class DemoFailed(Exception):
@@ -45,10 +52,12 @@ class Demo:
             COLUMNS="120",
         )
         self.step_no = 0
+        self.started = time.monotonic()
 
     def step(self, text: str) -> None:
         self.step_no += 1
-        print(f"\n{BOLD}[{self.step_no}] {text}{RESET}", flush=True)
+        at = f"{DIM}  (+{time.monotonic() - self.started:.0f} s){RESET}"
+        print(f"\n{BOLD}[{self.step_no}] {text}{RESET}{at}", flush=True)
 
     def run(
         self, *args: str, profile: str | None = None, expect_ok: bool = True, quiet: bool = False
@@ -72,11 +81,41 @@ class Demo:
             print(f"{GREEN}  refused, as expected{RESET}")
         return proc.stdout
 
-    def json(self, *args: str, profile: str | None = None) -> Any:
+    def json(self, *args: str, profile: str | None = None, quiet_keys: tuple[str, ...] = ()) -> Any:
         value = json.loads(self.run("--json", *args, profile=profile, quiet=True))
-        summary = json.dumps(value)
+        shown = {k: v for k, v in value.items() if k not in quiet_keys} if quiet_keys else value
+        summary = json.dumps(shown)
         print(f"{DIM}  → {summary if len(summary) < 160 else summary[:157] + '…'}{RESET}")
         return value
+
+    def new_patient(self, name: str) -> str:
+        """A new patient profile with keys of its own (no funded development account):
+        what ``emrshare --profile NAME init --kind patient`` makes, but with the cheap
+        development KDF ``devnet up`` gives its profiles, so that each of the patient's
+        commands does not spend a second unlocking. Returns its address."""
+        from emrshare.roles.profiles import Profiles
+
+        print(f"{DIM}$ emrshare --profile {name} init --kind patient   (devnet KDF){RESET}")
+        profile, _words = Profiles(self.data_dir).create(
+            name, "patient", self.env["EMRSHARE_PASSWORD"], fast_kdf=True
+        )
+        print(f"created patient profile {name} → {profile.address}")
+        return str(profile.address)
+
+    def balance(self, address: str) -> int:
+        """The address's balance in wei, asked of the devnet's chain node."""
+        config = json.loads((self.data_dir / "network.json").read_text())
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_getBalance",
+            "params": [address, "latest"],
+        }
+        request = urllib.request.Request(
+            config["rpc_url"], json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(json.loads(answer.read())["result"], 16)
 
     def expect(self, ok: bool, what: str) -> None:
         if not ok:
@@ -90,13 +129,20 @@ def scenario(d: Demo, files: Path) -> None:
     imaging = files / "mri-report.bin"
     imaging.write_bytes(os.urandom(2 * 1024 * 1024))
 
-    d.step(f"Bring up the devnet: {d.node}, contracts, 3 proxies (2-of-3), store, demo members")
+    d.step(
+        f"Bring up the devnet: {d.node}, contracts, 3 proxies (2-of-3), relay, store, demo members"
+    )
     d.run("devnet", "up", "--node", d.node)
     d.run("devnet", "status")
 
-    d.step("The patient authorizes hospital A to write lab and imaging records")
-    d.run("writer", "add", "hospital-a", "--category", "lab", profile="patient")
-    d.run("writer", "add", "hospital-a", "--category", "imaging", profile="patient")
+    d.step("A new patient, alice, with no ETH: the devnet's relay pays for what she signs")
+    alice = d.new_patient(PATIENT)
+    d.expect(d.balance(alice) == 0, f"alice ({alice}) holds 0 ETH")
+    d.run("register", profile=PATIENT)
+
+    d.step("alice authorizes hospital A to write lab and imaging records")
+    d.run("writer", "add", "hospital-a", "--category", "lab", profile=PATIENT)
+    d.run("writer", "add", "hospital-a", "--category", "imaging", profile=PATIENT)
 
     d.step("Hospital A writes a lab result and an imaging report for the patient")
     lab_id = d.json(
@@ -104,7 +150,7 @@ def scenario(d: Demo, files: Path) -> None:
         "add",
         str(lab),
         "--patient",
-        "patient",
+        PATIENT,
         "--category",
         "lab",
         "--media-type",
@@ -116,22 +162,22 @@ def scenario(d: Demo, files: Path) -> None:
         "add",
         str(imaging),
         "--patient",
-        "patient",
+        PATIENT,
         "--category",
         "imaging",
         "--media-type",
         "application/octet-stream",
         profile="hospital-a",
     )["record_id"]
-    own = d.json("record", "list", profile="patient")
+    own = d.json("record", "list", profile=PATIENT)
     d.expect({r["record_id"] for r in own} >= {lab_id, img_id}, "both records are in the index")
 
-    d.step("Hospital B requests access to the patient's lab results")
+    d.step("Hospital B requests access to alice's lab results")
     req = d.json(
         "request",
         "add",
         "--patient",
-        "patient",
+        PATIENT,
         "--category",
         "lab",
         "--purpose",
@@ -140,17 +186,17 @@ def scenario(d: Demo, files: Path) -> None:
         "referral for follow-up",
         profile="hospital-b",
     )["request_id"]
-    d.run("request", "list", "--pending", profile="patient")
+    d.run("request", "list", "--pending", profile=PATIENT)
 
-    d.step("The patient approves the request for 30 days")
-    grant = d.json("request", "approve", str(req), "--expires", "30d", profile="patient")
+    d.step("alice approves the request for 30 days")
+    grant = d.json("request", "approve", str(req), "--expires", "30d", profile=PATIENT)
     d.expect(
         grant["category"] == "lab-results" and grant["status"] == "active", "lab grant is active"
     )
 
     d.step("Hospital B reads the lab result through 2-of-3 proxies")
     got = files / "lab-as-read-by-b.txt"
-    d.run("record", "get", lab_id, "--patient", "patient", "-o", str(got), profile="hospital-b")
+    d.run("record", "get", lab_id, "--patient", PATIENT, "-o", str(got), profile="hospital-b")
     d.expect(got.read_bytes() == lab.read_bytes(), "the bytes equal the original lab result")
 
     d.step("Hospital B tries the imaging report: refused (never granted)")
@@ -159,7 +205,7 @@ def scenario(d: Demo, files: Path) -> None:
         "get",
         img_id,
         "--patient",
-        "patient",
+        PATIENT,
         "-o",
         str(files / "no.bin"),
         profile="hospital-b",
@@ -167,8 +213,8 @@ def scenario(d: Demo, files: Path) -> None:
     )
     d.expect(not (files / "no.bin").exists(), "nothing was written")
 
-    d.step("The patient revokes hospital B's grant (the lab category moves to a new epoch)")
-    d.run("grant", "revoke", grant["policy_id"], profile="patient")
+    d.step("alice revokes hospital B's grant (the lab category moves to a new epoch)")
+    d.run("grant", "revoke", grant["policy_id"], profile=PATIENT)
 
     d.step("Hospital B tries the lab result again: refused by the proxies")
     d.run(
@@ -176,27 +222,30 @@ def scenario(d: Demo, files: Path) -> None:
         "get",
         lab_id,
         "--patient",
-        "patient",
+        PATIENT,
         "-o",
         str(files / "no2.txt"),
         profile="hospital-b",
         expect_ok=False,
     )
 
-    d.step("The patient's audit trail shows hospital B's read")
+    d.step("alice's audit trail shows hospital B's read")
     b_address = d.json("whoami", profile="hospital-b")["address"]
     trail: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # proxies log their served batches every second
-        trail = d.json("audit", profile="patient")
+        trail = d.json("audit", profile=PATIENT)
         if any(e["requester"] == b_address and e["records"] == [lab_id] for e in trail):
             break
         time.sleep(1)
-    d.run("audit", profile="patient")
+    d.run("audit", profile=PATIENT)
     d.expect(
         any(e["requester"] == b_address and e["records"] == [lab_id] for e in trail),
         "hospital B's read of the lab result is on chain",
     )
+
+    d.step("alice paid no gas: every one of her operations went through the relay")
+    d.expect(d.balance(alice) == 0, "alice still holds 0 ETH")
 
 
 def main() -> int:
@@ -223,7 +272,11 @@ def main() -> int:
             failed = failed or down.returncode != 0
             shutil.rmtree(tmp, ignore_errors=True)
     if not failed:
-        print(f"\n{GREEN}{BOLD}demo passed on {args.node}: every expectation held{RESET}")
+        took = time.monotonic() - d.started
+        print(
+            f"\n{GREEN}{BOLD}demo passed on {args.node} in {took:.0f} s: every expectation "
+            f"held{RESET}"
+        )
     return 1 if failed else 0
 
 

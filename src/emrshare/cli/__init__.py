@@ -72,6 +72,13 @@ def _global_options(
     password_file: Annotated[
         Path | None, typer.Option(help="read the keystore password from this file")
     ] = None,
+    relay: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EMRSHARE_RELAY",
+            help="relay URL for a patient's operations (default: the network's; off: pay own gas)",
+        ),
+    ] = None,
 ) -> None:
     from emrshare.roles.profiles import default_data_dir
 
@@ -80,6 +87,7 @@ def _global_options(
         profile_name=profile,
         json=json,
         password_file=password_file,
+        relay=relay,
     )
     ctx.call_on_close(ctx.obj.close)
 
@@ -97,6 +105,7 @@ app.add_typer(proxy.app, name="proxy")
 app.add_typer(relay.app, name="relay")
 app.command()(identity.init)
 app.command()(backup.restore)
+app.command()(identity.register)
 app.command()(identity.whoami)
 app.command()(records.audit)
 app.command()(identity.recover)

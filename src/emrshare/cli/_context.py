@@ -86,6 +86,9 @@ class State:
     profile_name: str
     json: bool = False
     password_file: Path | None = None
+    #: ``--relay``: where a patient's operations go (``off``: sent with the patient's own
+    #: key); ``None``: the network configuration's relay, if it names one.
+    relay: str | None = None
     #: The command being run (``grant revoke``), set by :func:`state`: the error hints
     #: depend on it.
     command: str = ""
@@ -162,7 +165,14 @@ class State:
                 "use --profile with a patient profile"
             )
         if not isinstance(self._facade, Patient):
-            self._facade = Patient(self.network(), keys, state_dir=self.profile().state_dir)
+            net = self.network()
+            relay = self.relay or net.relay_url
+            self._facade = Patient(
+                net,
+                keys,
+                state_dir=self.profile().state_dir,
+                relay=None if relay in (None, "off") else relay,
+            )
         return self._facade
 
     def provider(self) -> Provider:

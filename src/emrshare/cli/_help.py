@@ -41,13 +41,14 @@ METAVARS: dict[str, str] = {
     "--report": "N",
     "--for": "ADDRESS|PROFILE",
     "--until": "DURATION|DATE",
-    "--relay": "URL",
+    "--relay": "URL|off",
 }
 
 #: Command path → an example (the words after ``emrshare``).
 EXAMPLES: dict[str, str] = {
     "version": "version",
     "init": "--profile alice init --kind patient",
+    "register": "--profile alice register",
     "whoami": "--profile alice whoami --json",
     "restore": "--profile alice restore --shares shares.txt",
     "backup shamir": "--profile alice backup shamir --shares 5 --threshold 3",

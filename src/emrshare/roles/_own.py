@@ -171,6 +171,7 @@ class OwnWrites:
                 resolve=lambda p, c: self.target(p, c),
                 target_for_epoch=lambda p, c, e: self.target(p, c, e),
                 sealer=PoolSealer(self.keys.ethereum_key),
+                contracts=self.signed,  # relayed when the patient's writes are
             )
         return self._writer
 

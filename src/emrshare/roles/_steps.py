@@ -102,6 +102,7 @@ class WriterSteps:
         box_key: PrivateKey,
         target_for_epoch: Callable[[str, str, int], WriteTarget],
         sealer: Sealer | None,
+        contracts: Contracts | None = None,
     ) -> None:
         self.network = network
         self._eth_key = eth_key
@@ -109,7 +110,9 @@ class WriterSteps:
         self._target_for_epoch = target_for_epoch
         #: Seals the index entries (default: in this process).
         self.sealer: Sealer = sealer if sealer is not None else InProcessSealer(eth_key)
-        self._contracts: Contracts = network.contracts_for(eth_key)
+        # ``contracts``: what the appends are sent through (a patient's may be relayed);
+        # default: sent with ``eth_key``.
+        self._contracts: Contracts = contracts or network.contracts_for(eth_key)
         self.address: Address = checksum(str(self._contracts.index.client.address))
         # Per record being written now: (source, progress, total), and its stage callback.
         self._sources: dict[bytes, tuple[Any, Progress | None, int | None]] = {}

@@ -16,7 +16,7 @@ from typing import IO, Any, Concatenate, ParamSpec, TypedDict, TypeVar
 
 from nacl.public import PrivateKey
 
-from emrshare.chain import record_ids
+from emrshare.chain import Contracts, record_ids
 from emrshare.errors import ChainError, InvalidInput, JournalError
 from emrshare.journal import Journal, RecoveryReport, WriteJob
 from emrshare.network import Network
@@ -120,6 +120,7 @@ class RecordWriter(WriterSteps):
         target_for_epoch: Callable[[str, str, int], WriteTarget],
         sealer: Sealer | None = None,
         now: Callable[[], float] = time.time,
+        contracts: Contracts | None = None,
     ) -> None:
         super().__init__(
             network,
@@ -127,6 +128,7 @@ class RecordWriter(WriterSteps):
             box_key=box_key,
             target_for_epoch=target_for_epoch,
             sealer=sealer,
+            contracts=contracts,
         )
         self._lock = threading.RLock()
         self._resolve = resolve

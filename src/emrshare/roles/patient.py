@@ -41,6 +41,7 @@ from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
 from emrshare.roles._patient_rotation import patient_rotate
 from emrshare.roles._reads import MembershipCache
+from emrshare.roles._relayed import Relay, patient_contracts
 from emrshare.roles._requests import (
     deny_request,
     find_request,
@@ -70,6 +71,7 @@ class Patient:
     operations. The epochs are also published, sealed, to the chain's state log
     (:attr:`state`): on an empty ``state_dir`` (a new machine) they are restored from it,
     so the mnemonic alone brings everything back (see :func:`restore_patient`).
+    ``relay`` (a relay's URL, or a ``Submitter``) relays every write: no ETH needed.
     """
 
     def __init__(
@@ -79,12 +81,13 @@ class Patient:
         *,
         state_dir: Path,
         known_categories: Iterable[str] = (),
+        relay: Relay | None = None,
     ) -> None:
         self.network = network
         self.keys = keys
         self.address: Address = keys.address
         self.state_dir = Path(state_dir)
-        self._contracts = network.contracts_for(keys.ethereum_key)
+        self._contracts = patient_contracts(network, keys, relay)
         self.state = StateLog(network, keys, self._contracts, self.state_dir, known_categories)
         self._state = self.state.local  # restored from the chain's state log on first use
         self._members = MembershipCache(network.contracts.registry)
@@ -217,9 +220,8 @@ class Patient:
         colluding proxies; every remaining active grantee of the category and every
         authorized writer is re-issued a grant / authorization for the new epoch. These
         transactions are one logged, resumable operation (``progress(done, total)`` after
-        each step); the same call after a crash finishes it.
-
-        A grant that was already revoked raises :class:`GrantRevoked` and changes nothing.
+        each step); the same call after a crash finishes it. A grant already revoked raises
+        :class:`GrantRevoked` and changes nothing.
 
         **Warning:** revocation stops future re-encryption by honest proxies. It cannot
         take back what the grantee already read.
@@ -254,13 +256,10 @@ class Patient:
     # -- access requests -----------------------------------------------------------------
 
     def requests(self, *, pending_only: bool = False) -> list[AccessRequestInfo]:
-        """Access requests addressed to this patient, oldest first, opened.
-
-        Requests and answers are sealed on chain (only this patient reads the category,
-        purpose and reason; see :mod:`emrshare.crypto.requests`). A request whose box
-        does not open (not sealed to this patient, or copied from another request) is
-        listed with ``category``, ``purpose`` and ``reason`` ``None``: it can only be denied.
-        """
+        """Access requests addressed to this patient, oldest first, opened (they are
+        sealed on chain: :mod:`emrshare.crypto.requests`). One whose box does not open (not
+        sealed to this patient, or copied from another request) is listed with
+        ``category``, ``purpose`` and ``reason`` ``None``: it can only be denied."""
         return list_requests(self.network, self.keys, pending_only=pending_only)
 
     def approve(
@@ -283,7 +282,6 @@ class Patient:
         """
         args = approve_args(self._state.epochs, request_id, expires, category, threshold)
         plan = functools.partial(plan_approve, self.network, self.keys, self._state, args, expires)
-
         result = self._ops.run("approve", args, plan, progress)
         if any("another device" in n for n in result.notes):
             raise request_closed(find_request(self.network, self.keys, request_id))

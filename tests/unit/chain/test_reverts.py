@@ -86,6 +86,7 @@ def test_every_custom_error_is_prefixed_and_decodable() -> None:
         "RecordIndex": "RecordIndex_",
         "Grants": "Grants_",
         "AuditLog": "AuditLog_",
+        "PatientForwarder": "PatientForwarder_",
     }
     assert set(prefixes) <= set(artifact_names())
     for name, prefix in prefixes.items():
@@ -112,7 +113,14 @@ def test_every_custom_error_has_an_integration_test() -> None:
 
     tests = Path(__file__).resolve().parents[2] / "integration" / "chain"
     text = "".join(p.read_text() for p in sorted(tests.glob("test_*.py")))
-    prefixes = ("Registry_", "PatientProfiles_", "RecordIndex_", "Grants_", "AuditLog_")
+    prefixes = (
+        "Registry_",
+        "PatientProfiles_",
+        "RecordIndex_",
+        "Grants_",
+        "AuditLog_",
+        "PatientForwarder_",
+    )
     missing = sorted(
         e["name"]
         for name in artifact_names()

@@ -26,7 +26,10 @@ GuardianArg = Annotated[str, typer.Argument(help="the guardian's address or prof
 ForOpt = Annotated[str, typer.Option("--for", help="the patient's address or profile name")]
 RelayOpt = Annotated[
     str | None,
-    typer.Option(help="relay URL that pays the gas (default: the guardian pays it itself)"),
+    typer.Option(
+        help="relay URL that pays the gas (default: the global --relay, else the network's "
+        "relay; 'off': the guardian pays it itself)"
+    ),
 ]
 
 
@@ -93,7 +96,11 @@ def _guardian(st: State, patient: str, relay: str | None) -> Guardian:
             "(patient) profile: use --profile"
         )
     where = st.profile().state_dir / "guardian" / who
-    return Guardian(st.network(), keys, who, state_dir=where, relay=relay)
+    net = st.network()
+    chosen = relay or st.relay or net.relay_url  # this option, the global --relay, the network's
+    return Guardian(
+        net, keys, who, state_dir=where, relay=None if chosen in (None, "off") else chosen
+    )
 
 
 @act_app.command("grant")

@@ -1,4 +1,5 @@
-"""``init``, ``whoami``, ``recover``: the local identity and its interrupted writes."""
+"""``init``, ``register``, ``whoami``, ``recover``: the local identity, its public keys on
+chain and its interrupted writes."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ def init(
             "identity; they are shown only now:\n"
         )
         out.print(f"  {words}\n", markup=False)
+
+
+def register(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Publish this patient's public keys on chain (once), so hospitals can be authorized
+    to write for it. Through the network's relay, the patient needs no ETH."""
+    p = state(ctx).patient()
+    sent = p.register()
+    if want_json(ctx, json_out):
+        emit_json({"address": p.address, "registered": True, "sent": sent})
+    else:
+        out.print(f"patient {p.address} " + ("registered" if sent else "was registered already"))
 
 
 def whoami(ctx: typer.Context, json_out: JsonOpt = False) -> None:
