@@ -167,6 +167,7 @@ def restore_profile(
     :class:`~emrshare.errors.ProfileExists`. A backup whose patient the network does not
     know writes nothing (:class:`~emrshare.errors.PatientNotFound`). ``password`` is asked
     only when a keystore is created."""
+    keys = rotated_keys(network, keys)  # a rotated-to mnemonic restores as its identity
     existing = profiles.get(name) if profiles.exists(name) else None
     if existing is not None and (existing.kind != "patient" or existing.address != keys.address):
         raise ProfileExists(
@@ -177,7 +178,7 @@ def restore_profile(
     registered = check_known(network, keys)
     created = existing is None
     if existing is None:
-        existing, _ = profiles.create(name, "patient", password(), mnemonic=keys.to_mnemonic())
+        existing, _ = profiles.create(name, "patient", password(), keys=keys)
     patient = Patient(network, keys, state_dir=existing.state_dir)
     try:
         return existing, patient, report(patient, registered), created

@@ -110,8 +110,10 @@ class Profiles:
         mnemonic: str | None = None,
         ethereum_key: bytes | None = None,
         fast_kdf: bool = False,
+        keys: PatientKeys | None = None,
     ) -> tuple[Profile, str]:
-        """Create profile ``name`` with new keys (or keys restored from ``mnemonic``).
+        """Create profile ``name`` with new keys (or keys restored from ``mnemonic``, or
+        the patient ``keys`` given: a restored rotated identity).
 
         Returns the profile and the 24-word mnemonic that restores it: show it to the user
         once; it is not stored anywhere in clear. ``ethereum_key`` pins the Ethereum
@@ -125,18 +127,18 @@ class Profiles:
                 f"profile {name!r} already exists in {self.data_dir}; pick another name "
                 "or another data directory",
             )
-        keys: PatientKeys | MemberKeys
+        made: PatientKeys | MemberKeys
         if kind == "patient":
-            keys = (
+            made = keys or (
                 PatientKeys.from_mnemonic(mnemonic, ethereum_key=ethereum_key)
                 if mnemonic
                 else PatientKeys(os.urandom(32), ethereum_key=ethereum_key)
             )
-            words = keys.to_mnemonic()
+            words = made.to_mnemonic()
         elif kind == "member":
             seed = bip39_mnemonic_to_entropy(mnemonic) if mnemonic else os.urandom(32)
-            keys = MemberKeys(seed, ethereum_key=ethereum_key)
-            words = bip39_entropy_to_mnemonic(keys.seed)
+            made = MemberKeys(seed, ethereum_key=ethereum_key)
+            words = bip39_entropy_to_mnemonic(made.seed)
         else:
             raise InvalidInput(f"unknown profile kind {kind!r}: use patient or member")
         private_dir(directory)
@@ -145,9 +147,9 @@ class Profiles:
             if fast_kdf
             else {}
         )
-        save_keystore(directory / "keystore.json", keys, password, **limits)
-        profile = Profile(name, kind, keys.address, directory, role)
-        doc = {"name": name, "kind": kind, "address": keys.address, "role": role}
+        save_keystore(directory / "keystore.json", made, password, **limits)
+        profile = Profile(name, kind, made.address, directory, role)
+        doc = {"name": name, "kind": kind, "address": made.address, "role": role}
         write_atomically(
             directory / "profile.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
         )

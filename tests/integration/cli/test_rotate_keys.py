@@ -72,6 +72,22 @@ def test_patient_rotate_shows_the_new_mnemonic_once_and_keeps_the_address(
         who = _cli(data_dir, "--json", "--profile", "patient", "whoami")
         assert json.loads(who.stdout)["address"] == before.address, who.stderr
         assert not (data_dir / "profiles" / "patient" / "state" / "rotation.json").exists()
+
+        # The new words alone, on another profile (a new machine): the same identity.
+        restored = _cli(
+            data_dir, "--profile", "patient-again", "--json", "restore", input=after.to_mnemonic()
+        )
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        again = load_patient_keystore(
+            data_dir / "profiles" / "patient-again" / "keystore.json", "devnet"
+        )
+        assert isinstance(again, RotatedPatientKeys) and again.address == before.address
+        who = _cli(data_dir, "--json", "--profile", "patient-again", "whoami")
+        assert json.loads(who.stdout)["address"] == before.address, who.stderr
+        writers = _cli(
+            data_dir, "--profile", "patient-again", "writer", "list", "--category", "lab"
+        )
+        assert writers.returncode == 0 and hospital[:6] in writers.stdout, writers.stderr
     finally:
         _cli(data_dir, "devnet", "down")
 
