@@ -37,6 +37,10 @@ contract PatientForwarder is EIP712, Nonces {
     bytes32 public constant FORWARD_REQUEST_TYPEHASH = keccak256(
         "ForwardRequest(address patient,address to,uint256 nonce,uint256 deadline,uint256 chainId,bytes data)"
     );
+    /// @notice EIP-712 type hash of a new signing key's acceptance of an identity: without
+    /// it, anyone could "rotate" onto someone else's address and lock it out.
+    bytes32 public constant ACCEPT_IDENTITY_TYPEHASH =
+        keccak256("AcceptIdentity(address patient,address signer)");
     /// @notice Largest sealed key bundle a guardianship may carry, in bytes.
     uint256 public constant MAX_GUARDIAN_KEYS_BYTES = 8192;
 
@@ -96,6 +100,8 @@ contract PatientForwarder is EIP712, Nonces {
     error PatientForwarder_InvalidKeys(uint256 length);
     /// @notice The new signing key is zero, already used by an identity, or the patient.
     error PatientForwarder_InvalidNewSigner(address signer);
+    /// @notice The new signing key did not sign its acceptance of the identity.
+    error PatientForwarder_NotAccepted(address patient, address signer);
     /// @notice The account handed its identity to another key, or is a key acting for
     /// another identity: it acts only through {execute}.
     error PatientForwarder_MustRelay(address account);
@@ -210,20 +216,31 @@ contract PatientForwarder is EIP712, Nonces {
     /// requests signed by `newSigner` run for it, and neither the patient's address nor an
     /// earlier signer acts directly on the target contracts.
     /// Requirements: the caller is a patient acting as itself; `newSigner` is non-zero, not
-    /// the patient, and not a signer or identity already.
+    /// the patient, and not a signer or identity already; `acceptance` is `newSigner`'s
+    /// EIP-712 signature of `AcceptIdentity(patient, newSigner)` ({hashAcceptance}).
     /// Emits: {SignerRotated}.
-    function rotateSigner(address newSigner) external {
+    function rotateSigner(address newSigner, bytes calldata acceptance) external {
         address patient = _patient();
         if (
             newSigner == address(0) || newSigner == patient || _identities[newSigner] != address(0)
                 || _signers[newSigner] != address(0)
         ) revert PatientForwarder_InvalidNewSigner(newSigner);
+        (address signed, ECDSA.RecoverError err,) =
+            ECDSA.tryRecover(hashAcceptance(patient, newSigner), acceptance);
+        if (err != ECDSA.RecoverError.NoError || signed != newSigner) {
+            revert PatientForwarder_NotAccepted(patient, newSigner);
+        }
         address old = signerOf(patient);
         _signers[patient] = newSigner;
         _identities[newSigner] = patient;
         _mustRelay[patient] = true;
         _mustRelay[newSigner] = true;
         emit SignerRotated(patient, old, newSigner);
+    }
+
+    /// @notice The EIP-712 digest a new signing key signs to accept `patient`'s identity.
+    function hashAcceptance(address patient, address signer) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ACCEPT_IDENTITY_TYPEHASH, patient, signer)));
     }
 
     /// @notice The key whose signature acts for `patient`: the patient's own address until

@@ -18,11 +18,18 @@ from eth_utils.address import to_checksum_address
 
 from emrshare.types import Address
 
-__all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "ForwardRequest"]
+__all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "ForwardRequest", "accept_identity"]
 
 #: The forwarder's EIP-712 domain (``EIP712("emrshare-forwarder", "1")``).
 DOMAIN_NAME = "emrshare-forwarder"
 DOMAIN_VERSION = "1"
+
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 
 _TYPES = {
     "ForwardRequest": [
@@ -34,6 +41,35 @@ _TYPES = {
         {"name": "data", "type": "bytes"},
     ]
 }
+
+
+def _domain(chain_id: int, forwarder: str) -> dict[str, Any]:
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": to_checksum_address(forwarder),
+    }
+
+
+def accept_identity(new_key: bytes, patient: str, chain_id: int, forwarder: str) -> bytes:
+    """The signature by ``new_key`` of ``AcceptIdentity(patient, signer)``: the consent a
+    new signing key gives before ``PatientForwarder.rotateSigner`` hands it ``patient``'s
+    identity (so nobody can rotate onto another's address)."""
+    signer = to_checksum_address(Account.from_key(new_key).address)
+    message = {
+        "domain": _domain(chain_id, forwarder),
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "AcceptIdentity": [
+                {"name": "patient", "type": "address"},
+                {"name": "signer", "type": "address"},
+            ],
+        },
+        "primaryType": "AcceptIdentity",
+        "message": {"patient": to_checksum_address(patient), "signer": signer},
+    }
+    return bytes(Account.sign_typed_data(new_key, full_message=message).signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +95,8 @@ class ForwardRequest:
     def typed_data(self, forwarder: str) -> dict[str, Any]:
         """The full EIP-712 message for the forwarder at ``forwarder``."""
         return {
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": self.chain_id,
-                "verifyingContract": to_checksum_address(forwarder),
-            },
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                **_TYPES,
-            },
+            "domain": _domain(self.chain_id, forwarder),
+            "types": {"EIP712Domain": _DOMAIN_TYPE, **_TYPES},
             "primaryType": "ForwardRequest",
             "message": {
                 "patient": to_checksum_address(self.patient),

@@ -47,6 +47,7 @@ from emrshare.chain import (
     TagRevoked,
     policy_id,
 )
+from emrshare.chain.forwarding import accept_identity
 from emrshare.chain.relayed import DirectSubmitter, ForwardingClient, Submitter
 from emrshare.crypto import PatientKeys, seal_writer_authorization
 from emrshare.crypto.keys import MASTER_SECRET_SIZE, Rng, _random
@@ -272,7 +273,10 @@ class _Run:
         fwd = self.net.contracts.forwarder
         new = Account.from_key(self.new.ethereum_key).address
         if checksum(fwd.signer_of(self.old.address)) != checksum(new):
-            self.p._contracts.forwarder.rotate_signer(new)
+            consent = accept_identity(
+                self.new.ethereum_key, self.old.address, self.net.chain.chain_id, fwd.address
+            )
+            self.p._contracts.forwarder.rotate_signer(new, consent)
 
     def profile(self) -> None:
         pub = self.new.public_keys()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from eth_account import Account
+from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 from emrshare.chain import (
     ChainClient,
@@ -16,6 +17,7 @@ from emrshare.chain import (
     deploy_contracts,
 )
 from emrshare.chain.bindings.forwarder import PatientForwarder
+from emrshare.chain.forwarding import accept_identity
 from emrshare.chain.relayed import DirectSubmitter, ForwardingClient
 from emrshare.types import CategoryTag, PolicyId
 from tests.integration.chain.conftest import HOSPITAL, INSURER, OUTSIDER, Net, reverts
@@ -240,23 +242,68 @@ def test_a_rotated_patient_acts_only_through_the_forwarder(net: Net) -> None:
     old_key, addr, mine = _funded(net)
     new_key = os.urandom(32)
     new = Account.from_key(new_key).address
+    fwd, chain = _fwd(net), net.w3.eth.chain_id
+    consent = accept_identity(new_key, addr, chain, fwd)
+    assert net.as_(OUTSIDER).forwarder.hash_acceptance(addr, new) == bytes(
+        _hash_eip191_message(
+            encode_typed_data(
+                full_message={
+                    "domain": {
+                        "name": "emrshare-forwarder",
+                        "version": "1",
+                        "chainId": chain,
+                        "verifyingContract": fwd,
+                    },
+                    "types": {
+                        "EIP712Domain": [
+                            {"name": "name", "type": "string"},
+                            {"name": "version", "type": "string"},
+                            {"name": "chainId", "type": "uint256"},
+                            {"name": "verifyingContract", "type": "address"},
+                        ],
+                        "AcceptIdentity": [
+                            {"name": "patient", "type": "address"},
+                            {"name": "signer", "type": "address"},
+                        ],
+                    },
+                    "primaryType": "AcceptIdentity",
+                    "message": {"patient": addr, "signer": new},
+                }
+            )
+        )
+    )
     for bad in ("0x" + "00" * 20, addr):
         reverts(
-            lambda bad=bad: mine.forwarder.rotate_signer(bad),
+            lambda bad=bad: mine.forwarder.rotate_signer(bad, consent),
             "PatientForwarder_InvalidNewSigner",
             signer=bad,
         )
-    mine.forwarder.rotate_signer(new)
+    # Without the new key's consent (none, its consent to another patient, another
+    # key's, another chain's): refused, so nobody can rotate onto another's address.
+    stranger = os.urandom(32)
+    for bad_consent in (
+        b"",
+        accept_identity(new_key, net.addr(OUTSIDER), chain, fwd),
+        accept_identity(stranger, addr, chain, fwd),
+        accept_identity(new_key, addr, chain + 1, fwd),
+    ):
+        reverts(
+            lambda c=bad_consent: mine.forwarder.rotate_signer(new, c),
+            "PatientForwarder_NotAccepted",
+            patient=addr,
+            signer=new,
+        )
+    mine.forwarder.rotate_signer(new, consent)
     assert mine.forwarder.signer_of(addr) == new and mine.forwarder.identity_of(new) == addr
     # The signer is taken: neither this patient nor another may rotate to it again.
     reverts(
-        lambda: mine.forwarder.rotate_signer(new),
+        lambda: mine.forwarder.rotate_signer(new, consent),
         "PatientForwarder_MustRelay",
         account=addr,
     )
     _, _, other = _funded(net)
     reverts(
-        lambda: other.forwarder.rotate_signer(new),
+        lambda: other.forwarder.rotate_signer(new, consent),
         "PatientForwarder_InvalidNewSigner",
         signer=new,
     )

@@ -64,6 +64,11 @@ class PatientForwarder(Binding):
         """End a guardianship now."""
         return self._send("withdrawGuardian", guardian)
 
-    def rotate_signer(self, new_signer: str) -> Receipt:
-        """Hand the sender's identity to ``new_signer``."""
-        return self._send("rotateSigner", new_signer)
+    def hash_acceptance(self, patient: str, signer: str, *, block: int | None = None) -> bytes:
+        """The contract's digest of ``AcceptIdentity(patient, signer)``."""
+        return bytes(self._call("hashAcceptance", patient, signer, block=block)[0])
+
+    def rotate_signer(self, new_signer: str, acceptance: bytes) -> Receipt:
+        """Hand the sender's identity to ``new_signer``, which accepted it by signing
+        ``acceptance`` (:func:`~emrshare.chain.forwarding.accept_identity`)."""
+        return self._send("rotateSigner", new_signer, acceptance)
