@@ -275,6 +275,8 @@ contract PatientForwarder is EIP712, Nonces {
     }
 
     function _checkSigner(address patient, address signer, bytes4 selector) private view {
+        // A key that signs for another identity is no identity of its own.
+        if (_identities[patient] != address(0)) revert PatientForwarder_InvalidSigner(patient, signer);
         if (signer != address(0) && signer == signerOf(patient)) return;
         Guardianship memory g = _guardians[patient][signer];
         if (signer == address(0) || g.since == 0) revert PatientForwarder_InvalidSigner(patient, signer);

@@ -408,8 +408,9 @@ class RelayError(ChainError):
     ``"not_landed"``, …). Nothing was done twice: the same call again is safe.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
         self.reason = reason
+        self.retry_after = retry_after  # seconds the relay asked to wait (``rate_limited``)
         super().__init__(message)
 
 

@@ -83,7 +83,8 @@ class ForwardingClient(ChainClient):
     operation); ``land_timeout`` is how long to wait for the request on chain after a
     submitter said it sent it (default: ``reader``'s receipt timeout), ``recheck_wait``
     after a hand-over failed. So a submitter that lies is found out within about
-    ``attempts × land_timeout`` seconds.
+    ``attempts × land_timeout`` seconds. A relay's ``rate_limited`` with ``Retry-After`` is
+    waited out, up to ``rate_wait`` seconds per hand-over.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class ForwardingClient(ChainClient):
         attempts: int = 4,
         land_timeout: float | None = None,
         recheck_wait: float = 2.0,
+        rate_wait: float = 30.0,
     ) -> None:
         super().__init__(
             reader.w3,
@@ -117,6 +119,7 @@ class ForwardingClient(ChainClient):
         self.attempts = attempts
         self.land_timeout = reader.receipt_timeout if land_timeout is None else land_timeout
         self.recheck_wait = recheck_wait
+        self.rate_wait = rate_wait
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -201,7 +204,7 @@ class ForwardingClient(ChainClient):
         for attempt in range(self.attempts):
             final = False
             try:
-                self.submitter.submit(request, signature)
+                self._submit(request, signature)
                 last = None
             except ContractRevert as exc:
                 last = exc if exc.name in _LOOK else self._own_check(request, signature, exc)
@@ -224,6 +227,22 @@ class ForwardingClient(ChainClient):
             f"{attempt + 1} hand-over(s){detail}; the same operation again cannot run twice "
             "(a kept copy of this request is valid until its deadline, and counts as it)",
         )
+
+    def _submit(self, request: ForwardRequest, signature: bytes) -> None:
+        """Hand the request over; a relay that says "not so fast" (``rate_limited`` with
+        a ``Retry-After``) is waited out and asked again, up to :attr:`rate_wait` seconds
+        in all per hand-over, then its refusal stands."""
+        budget = self.rate_wait
+        while True:
+            try:
+                self.submitter.submit(request, signature)
+                return
+            except RelayError as exc:
+                pause = exc.retry_after
+                if exc.reason != "rate_limited" or pause is None or pause > budget:
+                    raise
+                budget -= pause
+                time.sleep(pause)
 
     def _own_check(
         self, request: ForwardRequest, signature: bytes, claimed: ContractRevert

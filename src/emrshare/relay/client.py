@@ -52,7 +52,20 @@ class HttpRelay:
         if reason == "would_revert" and isinstance(revert, dict) and "name" in revert:
             args = revert.get("args") if isinstance(revert.get("args"), dict) else {}
             raise ContractRevert(str(revert["name"]), args)
-        raise RelayError(reason, f"the relay at {where} refused the operation ({reason}): {detail}")
+        raise RelayError(
+            reason,
+            f"the relay at {where} refused the operation ({reason}): {detail}",
+            retry_after=_seconds(r.headers.get("Retry-After")),
+        )
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (only the delta-seconds form)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
 def _json(r: httpx.Response) -> dict[str, Any]:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from emrshare._files import loads_json
+from emrshare._files import loads_json, write_atomically
 from emrshare.chain import GrantCreated, GrantStatus, KeysRotated, Role, WriterAuthorized
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.crypto.keys import Rng
@@ -120,8 +119,7 @@ def rotate_member_keystore(
                 backup.unlink()
                 return current
         _require_member(network, current)
-        shutil.copyfile(keystore, backup)
-        os.chmod(backup, 0o600)
+        write_atomically(backup, keystore.read_bytes())  # 0600 from its first byte
         ops, mem = keystore_kdf_limits(keystore)
         save_keystore(pending, current.rotated(rng=rng), password, opslimit=ops, memlimit=mem)
     new = load_member_keystore(pending, password)

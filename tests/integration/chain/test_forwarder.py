@@ -332,6 +332,11 @@ def test_a_rotated_patient_acts_only_through_the_forwarder(net: Net) -> None:
     _relay(net, req, sig)
     (ev,) = list(mine.forwarder.events(Relayed, patient=addr))
     assert (ev.signer, ev.patient) == (new, addr)
+    # The new key is no identity of its own: a request for "patient" new is refused.
+    req, sig = _request(net, new_key, new, mine.grants.address, data)
+    reverts(
+        lambda: _relay(net, req, sig), "PatientForwarder_InvalidSigner", patient=new, signer=new
+    )
 
 
 def test_a_target_revert_bubbles_up_unchanged_and_leaves_the_nonce_unused(net: Net) -> None:
