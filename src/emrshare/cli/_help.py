@@ -42,6 +42,9 @@ METAVARS: dict[str, str] = {
     "--for": "ADDRESS|PROFILE",
     "--until": "DURATION|DATE",
     "--relay": "URL|off",
+    "--network": "FILE",
+    "--key-file": "FILE",
+    "--host": "ADDRESS",
 }
 
 #: Command path → an example (the words after ``emrshare``).
@@ -56,6 +59,7 @@ EXAMPLES: dict[str, str] = {
     "recover": "--profile hospital recover",
     "rotate": "--profile patient rotate",
     "proxy serve": "proxy serve --config proxy.toml",
+    "relay serve": "relay serve --key-file relayer.key --port 8650",
     "proxy report": "proxy report evidence.emev",
     "record add": "--profile hospital record add cbc.pdf --patient patient --category lab-results",
     "record import": "--profile hospital record import a.json b.json --patient patient "

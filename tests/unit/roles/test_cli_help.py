@@ -133,8 +133,8 @@ def test_shell_completion_completes_commands_options_and_profiles(tmp_path: Path
     assert "complete -o default -F _emrshare_completion emrshare" in script.stdout
 
 
-#: Commands whose output is not a result: the proxy server logs as it serves.
-NO_JSON = {"proxy serve"}
+#: Commands whose output is not a result: the proxy and relay servers log as they serve.
+NO_JSON = {"proxy serve", "relay serve"}
 
 
 def test_every_command_takes_json() -> None:
