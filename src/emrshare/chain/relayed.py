@@ -131,14 +131,8 @@ class ForwardingClient(ChainClient):
         return self.patient
 
     def with_key(self, private_key: bytes) -> ChainClient:
-        return ChainClient(
-            self.w3,
-            private_key,
-            confirmations=self.confirmations,
-            receipt_timeout=self.receipt_timeout,
-            poll_interval=self.poll_interval,
-            gas_multiplier=self.gas_multiplier,
-        )
+        """A direct client on the same connection and settings, signing with that key."""
+        return self._reader.with_key(private_key)
 
     def call_raw(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
         """``eth_call`` from the patient; on the in-process py-evm chain, which charges
