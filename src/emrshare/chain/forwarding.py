@@ -9,6 +9,7 @@ The digest is eth-account's ``encode_typed_data`` of :meth:`ForwardRequest.typed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,19 @@ class ForwardRequest:
             self.data,
         )
 
+    @classmethod
+    def from_abi(cls, value: Sequence[Any]) -> ForwardRequest:
+        """The inverse of :meth:`as_abi` (a decoded ``ForwardRequest`` tuple)."""
+        patient, to, nonce, deadline, chain_id, data = value
+        return cls(
+            patient=Address(to_checksum_address(patient)),
+            to=Address(to_checksum_address(to)),
+            nonce=nonce,
+            deadline=deadline,
+            chain_id=chain_id,
+            data=bytes(data),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The wire form a relay takes (numbers as decimal strings, bytes as 0x hex)."""
         return {
@@ -140,23 +154,3 @@ class ForwardRequest:
             "chain_id": str(self.chain_id),
             "data": "0x" + self.data.hex(),
         }
-
-    @classmethod
-    def from_json(cls, data: Any) -> ForwardRequest:
-        """Parse :meth:`to_json`'s form; ``ValueError`` on anything malformed."""
-        if not isinstance(data, dict):
-            raise ValueError("a forward request is a JSON object")
-        try:
-            raw = str(data["data"])
-            if not raw.startswith("0x"):
-                raise ValueError("data is 0x-prefixed hex")
-            return cls(
-                patient=Address(to_checksum_address(str(data["patient"]))),
-                to=Address(to_checksum_address(str(data["to"]))),
-                nonce=int(str(data["nonce"])),
-                deadline=int(str(data["deadline"])),
-                chain_id=int(str(data["chain_id"])),
-                data=bytes.fromhex(raw[2:]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"a forward request lacks or mistypes a field: {exc}") from exc

@@ -20,12 +20,12 @@ once more. Nothing a submitter says is believed: a claimed revert is checked wit
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from hexbytes import HexBytes
 
@@ -282,25 +282,8 @@ class ForwardingClient(ChainClient):
             tx: Mapping[str, Any] = self.w3.eth.get_transaction(HexBytes(tx_hash))
         except Exception as exc:  # web3 raises several types for a missing transaction
             raise ChainError(f"cannot read transaction 0x{tx_hash.hex()}: {exc}") from exc
-        raw = bytes(tx["input"])
-        selector = self.forwarder.execute_data(request, b"\x00" * 65)[:4]
-        if raw[:4] != selector:
-            return False
-        try:
-            (got, _sig) = abi_decode(
-                ["(address,address,uint256,uint256,uint256,bytes)", "bytes"], raw[4:]
-            )
-        except Exception:  # eth-abi raises several decoding error types
-            return False
+        sent = self.forwarder.decode_execute(bytes(tx["input"]))
         # Everything but the deadline: the same operation signed again (a retry) counts.
-        mine, theirs = (tuple(normalize(v) for v in r) for r in (request.as_abi(), got))
-        return mine[:3] + mine[4:] == theirs[:3] + theirs[4:]
-
-
-def normalize(value: Any) -> Any:
-    """An ABI value in a comparable form (addresses checksummed, bytes as bytes)."""
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return checksum(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return value
+        return (
+            sent is not None and dataclasses.replace(sent[0], deadline=request.deadline) == request
+        )

@@ -115,6 +115,22 @@ class Binding:
                 "check the value (ids and amounts are integers from 0 to 2**256 - 1)"
             ) from exc
 
+    @classmethod
+    def selector(cls, fn: str) -> bytes:
+        """The 4-byte selector of function ``fn`` in the shipped ABI."""
+        return _function_abi(cls.NAME, fn)[0]
+
+    def _decode_input(self, fn: str, calldata: bytes) -> tuple[Any, ...] | None:
+        """The arguments of a call of ``fn`` (the inverse of :meth:`_encode`); ``None`` if
+        ``calldata`` is not such a call."""
+        _, types, _ = _function_abi(self.NAME, fn)
+        if calldata[:4] != self.selector(fn):
+            return None
+        try:
+            return tuple(abi_decode(types, calldata[4:]))
+        except Exception:  # eth-abi raises several decoding error types
+            return None
+
     def _call(self, fn: str, *args: Any, block: int | None = None) -> tuple[Any, ...]:
         """``eth_call`` of ``fn`` at ``block`` (default: latest), decoded."""
         at: int | str = "latest" if block is None else block

@@ -56,6 +56,17 @@ class PatientForwarder(Binding):
         """The calldata of :meth:`execute` (a relayer checks it with ``eth_call`` first)."""
         return self._encode("execute", (request.as_abi(), signature))
 
+    def decode_execute(self, calldata: bytes) -> tuple[ForwardRequest, bytes] | None:
+        """The request and signature an ``execute`` call carries (a transaction's input);
+        ``None`` if ``calldata`` is not a well-formed ``execute`` call."""
+        args = self._decode_input("execute", calldata)
+        if args is None:
+            return None
+        try:
+            return ForwardRequest.from_abi(args[0]), bytes(args[1])
+        except ValueError:  # a field ForwardRequest refuses (data without a selector)
+            return None
+
     def set_guardian(self, guardian: str, until: int, sealed_keys: bytes) -> Receipt:
         """Name (or renew) ``guardian`` until ``until`` (unix seconds)."""
         return self._send("setGuardian", guardian, until, sealed_keys)
