@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -20,8 +19,6 @@ from web3 import Web3
 
 from emrshare import __version__
 from emrshare.chain import ChainClient
-from emrshare.chain import scrub_url_secrets as scrub
-from emrshare.errors import ChainError, EmrShareError
 from emrshare.relay.config import RelayConfig
 from emrshare.relay.service import Answer, RelayService
 
@@ -101,16 +98,8 @@ def create_app(service: RelayService) -> FastAPI:
 def service_from_config(config: RelayConfig) -> RelayService:
     """Connect to the chain (checking the deployment is there) and build the service."""
     w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}))
-    try:
-        config.deployment.check(w3)
-    except EmrShareError:
-        raise
-    except Exception as exc:
-        where = urlsplit(config.rpc_url)  # not the path or credentials: API keys
-        raise ChainError(
-            f"cannot reach the chain at {where.scheme}://{where.hostname}:{where.port}: "
-            f"{scrub(exc)}; check the network configuration's rpc_url"
-        ) from exc
+    # Right chain id and contracts; an unreachable node is a ChainError (scrubbed) there.
+    config.deployment.check(w3)
     client = ChainClient(w3, config.relayer_key, receipt_timeout=config.receipt_timeout)
     return RelayService(
         client,

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 import requests
 from fastapi import FastAPI
 from web3 import Web3
 
 from emrshare.chain import ChainClient, Deployment
-from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.crypto.keys import MemberKeys
 from emrshare.crypto.keystore import load_member_keystore
-from emrshare.errors import ChainError, EmrShareError
 from emrshare.proxy.node.assemble import ProxyParts
 from emrshare.proxy.node.chain import NodeChain
 from emrshare.proxy.node.config import ProxyConfig
@@ -52,16 +49,9 @@ class ProxyNode:
         # trip per re-encryption request. The chain id is checked once, here, instead.
         with contextlib.suppress(ValueError):
             w3.middleware_onion.remove("validation")
-        try:
-            deployment.check(w3)  # right chain id, contracts present: once, at start-up
-        except EmrShareError:
-            raise
-        except Exception as exc:
-            where = urlsplit(config.rpc_url)  # not the path or credentials: API keys
-            raise ChainError(
-                f"cannot reach the chain at {where.scheme}://{where.hostname}:{where.port}: "
-                f"{scrub(exc)}; check [chain] rpc_url"
-            ) from exc
+        # Right chain id, contracts present: once, at start-up (an unreachable node is a
+        # ChainError, its URL scrubbed, from Deployment.check).
+        deployment.check(w3)
         self.parts = ProxyParts.assemble(
             NodeChain(ChainClient(w3, keys.ethereum_key), deployment),
             keys,
