@@ -43,7 +43,6 @@ from emrshare.chain import (
     GrantCreated,
     GrantStatus,
     Role,
-    StateLogged,
     TagRevoked,
     policy_id,
 )
@@ -52,10 +51,9 @@ from emrshare.chain.relayed import DirectSubmitter, ForwardingClient, Submitter
 from emrshare.crypto import PatientKeys, seal_writer_authorization
 from emrshare.crypto.keys import MASTER_SECRET_SIZE, Rng, _random
 from emrshare.crypto.rotated import RotatedPatientKeys
-from emrshare.crypto.statelog import PatientState, RetiredMaster, open_state, seal_state
+from emrshare.crypto.statelog import PatientState, RetiredMaster, seal_state
 from emrshare.errors import (
     ContractRevert,
-    EmrShareError,
     LocalStateError,
     NotFound,
     RotationInterrupted,
@@ -64,6 +62,8 @@ from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._oplog import EpochState, OperationResult
 from emrshare.roles._ops import authorized_writers, build_grant, member_keys
+from emrshare.roles._relayed import patient_contracts
+from emrshare.roles._statelog import latest_state
 from emrshare.types import Address
 
 __all__ = [
@@ -189,13 +189,12 @@ def forwarding_contracts(
     Ethereum key, handed to ``submitter`` (default: the submitter of ``current``, the
     patient's present chain client, if it is a :class:`ForwardingClient`; else execute
     sent with ``funded_key``)."""
-    fwd = network.deployment.address_of("PatientForwarder")
     if submitter is None and isinstance(current, ForwardingClient):
         submitter = current.submitter  # a relayed patient: the same relay or relayer
     if submitter is None:
+        fwd = network.contracts.forwarder.address
         submitter = DirectSubmitter(network.chain.with_key(funded_key), fwd)
-    client = ForwardingClient(network.chain, keys.ethereum_key, keys.address, fwd, submitter)
-    return Contracts.from_deployment(client, network.deployment)
+    return patient_contracts(network, keys, submitter)
 
 
 def _plan(patient: _PatientParts, rng: Rng | None) -> RotationPlan:
@@ -288,18 +287,9 @@ class _Run:
             self.signed.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes)
 
     def state_log(self) -> None:
-        logged = self.net.contracts.profiles.events(
-            StateLogged,
-            patient=self.old.address,
-            from_block=self.plan.start_block,
-            to_block=self.net.chain.latest_block(),
-        )
-        for ev in logged:
-            try:
-                open_state(self.new.state_log_key, bytes(ev.sealed_state))
-                return  # published before the interruption
-            except EmrShareError:
-                continue
+        since = self.plan.start_block
+        if latest_state(self.net, self.new, patient=self.old.address, from_block=since):
+            return  # published before the interruption
         retired = tuple(
             RetiredMaster(r.master_secret, dict(r.epochs)) for r in self.new.retired_masters()
         )
@@ -418,12 +408,7 @@ def rotated_keys(network: Network, keys: PatientKeys) -> PatientKeys:
     identity = Address(checksum(network.contracts.forwarder.identity_of(keys.address)))
     if identity == keys.address:
         return keys
-    state: PatientState | None = None
-    for ev in network.contracts.profiles.events(StateLogged, patient=identity):
-        try:
-            state = open_state(keys.state_log_key, bytes(ev.sealed_state))
-        except EmrShareError:
-            continue
+    state = latest_state(network, keys, patient=identity)
     if state is None or not state.retired:
         raise NotFound(
             f"{keys.address} acts for the patient {identity}, but no state-log entry of it "
@@ -442,12 +427,7 @@ def restore_rotated(
     are written to ``state_dir`` (so ``Patient(network, keys, state_dir=…)`` names every
     tag). A mnemonic that never rotated gives plain :class:`PatientKeys`."""
     keys = rotated_keys(network, PatientKeys.from_mnemonic(mnemonic))
-    state = None
-    for ev in network.contracts.profiles.events(StateLogged, patient=keys.address):
-        try:
-            state = open_state(keys.state_log_key, bytes(ev.sealed_state))
-        except EmrShareError:
-            continue
+    state = latest_state(network, keys)
     epochs = dict(state.epochs) if state is not None else {}
     saved = EpochState(Path(state_dir) / "patient.json")
     for c, e in epochs.items():

@@ -41,12 +41,23 @@ __all__ = ["StateLog", "latest_state"]
 _FILE = "statelog.json"
 
 
-def latest_state(network: Network, keys: PatientKeys) -> PatientState | None:
-    """The newest entry of the patient's state log that opens under its key (``None``:
-    none does). Entries that do not open are skipped."""
+def latest_state(
+    network: Network,
+    keys: PatientKeys,
+    *,
+    patient: str | None = None,
+    from_block: int | None = None,
+) -> PatientState | None:
+    """The newest entry of the state log of ``patient`` (default ``keys.address``), from
+    ``from_block`` on, that opens under ``keys``' state-log key (``None``: none does).
+    Entries that do not open are skipped."""
     profiles = network.contracts.profiles
     end = network.chain.latest_block()  # the patient's own just-mined entry counts
-    entries = list(profiles.events(StateLogged, patient=keys.address, to_block=end))
+    entries = list(
+        profiles.events(
+            StateLogged, patient=patient or keys.address, from_block=from_block, to_block=end
+        )
+    )
     for ev in reversed(entries):
         try:
             return open_state(keys.state_log_key, bytes(ev.sealed_state))
