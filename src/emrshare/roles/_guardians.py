@@ -5,11 +5,11 @@ limits are in docs/threat-model.md ("Guardians")."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from eth_utils.crypto import keccak
 from nacl.public import PublicKey
 
 from emrshare.categories import normalize_category
@@ -18,6 +18,7 @@ from emrshare.chain import (
     Contracts,
     GrantCreated,
     GrantRevokedEvent,
+    Grants,
     GuardianSet,
     Relayed,
 )
@@ -45,16 +46,22 @@ __all__ = [
     "guardian_signers",
 ]
 
-#: What a guardian may do in the patient's name, by the Grants selector the forwarder checks.
-_ACTIONS: dict[bytes, str] = {
-    keccak(text=sig)[:4]: name
-    for sig, name in (
-        ("grant((bytes32,address,bytes32,uint40,address[],uint8,bytes[],bytes))", "grant"),
-        ("revoke(bytes32)", "revoke"),
-        ("revokeTag(bytes32)", "revoke_tag"),
-        ("answerRequest(uint256,bytes)", "answer"),
-    )
+#: What a guardian may do in the patient's name: the Grants functions the forwarder lets
+#: it call (``PatientForwarder._checkSigner``).
+_ACTIONS = {
+    "grant": "grant",
+    "revoke": "revoke",
+    "revokeTag": "revoke_tag",
+    "answerRequest": "answer",
 }
+
+
+@functools.cache
+def _action_names() -> dict[bytes, str]:
+    """Selector → action name, from the shipped Grants ABI."""
+    return {Grants.selector(fn): name for fn, name in _ACTIONS.items()}
+
+
 GuardianStatus = Literal["active", "ended", "withdrawn"]
 
 
@@ -93,16 +100,18 @@ class GuardianAction:
     tx_hash: bytes
 
 
-def guardian_signers(network: Network, patient: str) -> dict[bytes, Address]:
-    """The transactions a guardian of ``patient`` signed: tx hash → guardian."""
+def _guardian_relays(network: Network, patient: str) -> list[Relayed]:
+    """The forwarded operations of ``patient`` that a guardian it named signed."""
     fwd = network.contracts.forwarder
     named = {checksum(ev.guardian) for ev in fwd.events(GuardianSet, patient=patient)}
     if not named:
-        return {}
-    return {
-        bytes(ev.tx_hash): checksum(ev.signer)
-        for ev in fwd.events(Relayed, patient=patient, signer=sorted(named))
-    }
+        return []
+    return list(fwd.events(Relayed, patient=patient, signer=sorted(named)))
+
+
+def guardian_signers(network: Network, patient: str) -> dict[bytes, Address]:
+    """The transactions a guardian of ``patient`` signed: tx hash → guardian."""
+    return {bytes(ev.tx_hash): checksum(ev.signer) for ev in _guardian_relays(network, patient)}
 
 
 def grant_infos(
@@ -248,8 +257,8 @@ class PatientGuardians:
 
     def actions(self) -> list[GuardianAction]:
         """Every operation a guardian ran in this patient's name, oldest first."""
-        by_tx = guardian_signers(self.network, self.keys.address)
-        if not by_tx:
+        relays = _guardian_relays(self.network, self.keys.address)
+        if not relays:
             return []
         me = self.keys.address
         grants = self.network.contracts.grants
@@ -263,13 +272,12 @@ class PatientGuardians:
             for ev in grants.events(AccessRequestAnswered, patient=me)
         }
         out = []
-        fwd = self.network.contracts.forwarder
-        for ev in fwd.events(Relayed, patient=me, signer=sorted(set(by_tx.values()))):
+        for ev in relays:
             tx = bytes(ev.tx_hash)
             out.append(
                 GuardianAction(
                     checksum(ev.signer),
-                    _ACTIONS.get(bytes(ev.selector), "other"),
+                    _action_names().get(bytes(ev.selector), "other"),
                     tuple(policies.get(tx, ())),
                     answered.get(tx),
                     ev.nonce,
