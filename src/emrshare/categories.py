@@ -92,6 +92,8 @@ _VOCABULARY = (
     Category("devices", "Devices and implants"),
     Category("insurance", "Insurance, coverage and claims"),
     Category("emergency-summary", "Emergency summary"),
+    Category("demographics", "Demographics and contacts"),
+    Category("consents", "Consents and advance directives"),
     # Sensitive data: HL7 v3 InformationSensitivityPolicy and confidentiality codes.
     Category("mental-health", "Mental and behavioral health", sensitive=True),
     Category("substance-use", "Substance use", sensitive=True),
@@ -136,6 +138,8 @@ _ALIAS_LISTS: Mapping[str, Sequence[str]] = {
     "devices": ("device", "implants"),
     "insurance": ("coverage", "claims", "billing", "payer"),
     "emergency-summary": ("emergency", "ips", "patient-summary", "summary"),
+    "demographics": ("demographic", "patient", "contacts", "identity"),
+    "consents": ("consent", "advance-directives", "advance-directive", "directives"),
     "mental-health": (
         "psychiatry", "psychiatric", "behavioral-health", "behavioural-health",
         "psychology", "psychotherapy",
@@ -179,6 +183,9 @@ FHIR_RESOURCE_CATEGORIES: Mapping[str, str] = {
     "Coverage": "insurance",
     "Claim": "insurance",
     "ExplanationOfBenefit": "insurance",
+    "Patient": "demographics",
+    "RelatedPerson": "demographics",
+    "Consent": "consents",
 }
 
 #: US Core / HL7 category codes (Observation ``observation-category``, DiagnosticReport

@@ -14,7 +14,9 @@ and what to do next; they never contain secret material.
     │   │   │   └── PatientNotFound a backup's patient is not registered on this network
     │   │   ├── AmbiguousId         an id prefix matches more than one record
     │   │   ├── UnknownCategory     a category outside the vocabulary (did you mean …)
-    │   │   └── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
+    │   │   ├── UnknownPurpose      not a FHIR PurposeOfUse code (did you mean …)
+    │   │   └── InvalidFhir         FHIR input refused: each problem's file, place, id, path
+    │   │       └── MixedFhirVersions  one import holds resources of different FHIR versions
     │   ├── LocalStateError         a file or database in a data dir is damaged or unsafe
     │   ├── InvalidCategory         not a usable category name (also a ValueError)
     │   ├── InvalidMediaType        not a usable media type (also a ValueError)
@@ -57,53 +59,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from emrshare.types import FhirProblem
+
+# fmt: off
 __all__ = [
-    "AccessDenied",
-    "AmbiguousId",
-    "BlobNotFound",
-    "ChainError",
-    "ConfigurationError",
-    "ContractRevert",
-    "CryptoError",
-    "DecryptionError",
-    "DeploymentError",
-    "EmrShareError",
-    "GrantExpired",
-    "GrantRevoked",
-    "GuardianshipEnded",
-    "IndexIntegrityError",
-    "IntegrityError",
-    "InvalidCategory",
-    "InvalidInput",
-    "InvalidEvidence",
-    "InvalidMediaType",
-    "InvalidBackup",
-    "InvalidText",
-    "JournalError",
-    "KeystoreError",
-    "LocalStateError",
-    "NonceTooLow",
-    "NotAdmin",
-    "NotDelegated",
-    "NotFound",
-    "NotGrantee",
-    "PatientNotFound",
-    "ProfileExists",
-    "ProfileNotFound",
-    "RecordNotFound",
-    "RelayError",
-    "ReplicationError",
-    "StorageError",
-    "StoreUnavailable",
-    "TransactionFailed",
-    "TransactionMinedFailed",
-    "Unavailable",
-    "UnknownCategory",
-    "UnknownPurpose",
-    "UnsupportedVersion",
-    "VerificationError",
-    "WireFormatError",
+    "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ConfigurationError",
+    "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError", "EmrShareError",
+    "GrantExpired", "GrantRevoked", "GuardianshipEnded", "IndexIntegrityError", "IntegrityError",
+    "InvalidBackup", "InvalidCategory", "InvalidEvidence", "InvalidFhir", "InvalidInput",
+    "InvalidMediaType", "InvalidText", "JournalError", "KeystoreError", "LocalStateError",
+    "MixedFhirVersions", "NonceTooLow", "NotAdmin", "NotDelegated", "NotFound", "NotGrantee",
+    "PatientNotFound", "ProfileExists", "ProfileNotFound", "RecordNotFound", "RelayError",
+    "ReplicationError", "StorageError", "StoreUnavailable", "TransactionFailed",
+    "TransactionMinedFailed", "Unavailable", "UnknownCategory", "UnknownPurpose",
+    "UnsupportedVersion", "VerificationError", "WireFormatError",
 ]
+# fmt: on
 
 
 class EmrShareError(Exception):
@@ -212,6 +183,27 @@ class UnknownPurpose(InvalidInput):
             f"{purpose!r} is not a FHIR PurposeOfUse code{near} (e.g. TREAT, ETREAT, "
             "HPAYMT, HOPERAT, HRESCH, PUBHLTH)"
         )
+
+
+class InvalidFhir(InvalidInput):
+    """FHIR input refused: each resource is a :class:`~emrshare.types.FhirProblem` in
+    ``problems`` (file, place, ``Type/id``, element path, reason; the message names the
+    first). Nothing was written: fix them, or import with ``on_invalid="skip"``."""
+
+    def __init__(self, problems: Sequence[FhirProblem], message: str | None = None) -> None:
+        self.problems = tuple(problems)
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        shown = "; ".join(str(p) for p in self.problems[:3]) + more
+        super().__init__(
+            message
+            or f"{len(self.problems)} FHIR resource(s) refused: {shown}; fix them, or import "
+            "with on_invalid='skip' to write the others"
+        )
+
+
+class MixedFhirVersions(InvalidFhir):
+    """Resources only one FHIR version accepts beside resources only another accepts
+    (``problems`` names the minority): import each version on its own, naming it."""
 
 
 class LocalStateError(ConfigurationError):

@@ -1,0 +1,14 @@
+"""FHIR at the edges: what an EHR exports goes in as records, and grants, the audit trail
+and record authorship come out as FHIR resources.
+
+A pure layer (beside crypto, storage and chain): it parses and validates with
+``fhir.resources``, maps resources to categories, plans and runs imports against any
+:class:`RecordSink` (a :class:`~emrshare.roles.Provider` is one), and builds Consent,
+AuditEvent and Provenance resources from plain facts. It reads no chain and no store.
+
+Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`).
+"""
+
+from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+
+__all__ = ["FHIR_JSON", "FhirResource", "FhirVersion", "canonical_json"]
