@@ -6,9 +6,26 @@ A pure layer (beside crypto, storage and chain): it parses and validates with
 :class:`RecordSink` (a :class:`~emrshare.roles.Provider` is one), and builds Consent,
 AuditEvent and Provenance resources from plain facts. It reads no chain and no store.
 
-Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`).
+Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`), ``_parse``
+(:func:`read_resources`, :func:`parse_model`), :mod:`~emrshare.fhir.mapping`
+(:class:`CategoryMapping`).
 """
 
+from emrshare.fhir._parse import OnInvalid, ParseResult, parse_model, read_resources, validate_json
 from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.mapping import CategoryMapping, MappingRule, Placement
 
-__all__ = ["FHIR_JSON", "FhirResource", "FhirVersion", "canonical_json"]
+__all__ = [
+    "FHIR_JSON",
+    "CategoryMapping",
+    "FhirResource",
+    "FhirVersion",
+    "MappingRule",
+    "OnInvalid",
+    "ParseResult",
+    "Placement",
+    "canonical_json",
+    "parse_model",
+    "read_resources",
+    "validate_json",
+]
