@@ -4,7 +4,7 @@ the grants it holds and the verified read path (:class:`~emrshare.roles._reads.G
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,6 +23,7 @@ from emrshare.chain import (
 from emrshare.crypto import IndexEntry, MemberKeys, load_member_keystore
 from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_request
 from emrshare.errors import ContractRevert, EmrShareError, NotFound
+from emrshare.fhir import CategoryMapping
 from emrshare.network import Network
 from emrshare.roles._common import (
     AccessRequestInfo,
@@ -152,6 +153,26 @@ class MemberFacade:
         request_id = int(receipt.event(AccessRequested).request_id)
         self._remember_request(request_id, body)
         return request_id
+
+    def request_fhir_access(
+        self,
+        patient: str,
+        resource_types: Sequence[str],
+        category_codes: Sequence[str] = (),
+        *,
+        purpose: str = "TREAT",
+        reason: str = "",
+        mapping: CategoryMapping | None = None,
+    ) -> dict[str, int]:
+        """Ask for what FHIR names (``["Observation", "DiagnosticReport"]``, category
+        code ``laboratory``): the types resolve through the importer's ``mapping``
+        (:meth:`~emrshare.fhir.CategoryMapping.categories_for`) to categories, and one
+        sealed :meth:`request_access` goes out per category. Returns category → request
+        id. The chain shows only how many requests this member sent the patient."""
+        found = (mapping or CategoryMapping.default()).categories_for(
+            resource_types, category_codes
+        )
+        return {c: self.request_access(patient, c, purpose=purpose, reason=reason) for c in found}
 
     def _require_patient(self, patient: Address) -> PatientProfile:
         try:

@@ -81,5 +81,22 @@ def test_lab_alias_lands_in_lab_results_and_reads_under_its_grant(tmp_path: Path
         reqs = js("patient", "request", "list")
         assert [(r["category"], r["purpose"]) for r in reqs] == [("imaging", "HPAYMT")]
         _one_line(run("insurer", *ask, "hpaymnt"), 2, "did you mean HPAYMT")
+
+        # A request in FHIR terms resolves through the importer's mapping to categories,
+        # one sealed request each; a type that is not a record is refused, nothing sent.
+        fhir = ("request", "add", *to_patient, "--purpose", "TREAT", "--fhir-types")
+        sent = js(
+            "hospital-b", *fhir, "Observation,DiagnosticReport", "--fhir-category", "laboratory"
+        )
+        assert list(sent["requests"]) == ["lab-results"]
+        sent = js("hospital-b", *fhir, "Immunization, AllergyIntolerance")
+        assert sorted(sent["requests"]) == ["allergies", "immunizations"]
+        reqs = js("patient", "request", "list")
+        assert sorted(r["category"] for r in reqs) == [
+            "allergies", "imaging", "immunizations", "lab-results",
+        ]  # fmt: skip
+        _one_line(run("hospital-b", *fhir, "Organization"), 1, "not records")
+        _one_line(run("hospital-b", *ask[:-1], "--fhir-types", "Observation"), 2, "one of them")
+        assert len(js("patient", "request", "list")) == 4
     finally:
         _cli(data_dir, "devnet", "down")

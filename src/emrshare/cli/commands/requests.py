@@ -3,13 +3,14 @@ answers."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from emrshare.cli import _render as render
 from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
-from emrshare.cli.commands.grants import CategoryOpt, ExpiresOpt
+from emrshare.cli.commands.grants import ExpiresOpt
 
 app = typer.Typer(no_args_is_help=True, help="Ask for access, and answer requests.")
 
@@ -20,7 +21,24 @@ RequestArg = Annotated[int, typer.Argument(help="request number")]
 def request_add(
     ctx: typer.Context,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
-    category: CategoryOpt,
+    category: Annotated[
+        str | None,
+        typer.Option(help="category: lab-results, imaging, … (aliases such as lab too)"),
+    ] = None,
+    fhir_types: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TYPES",
+            help="instead of --category: FHIR resource types, e.g. Observation,DiagnosticReport",
+        ),
+    ] = None,
+    fhir_category: Annotated[
+        str | None,
+        typer.Option(metavar="CODES", help="with --fhir-types: category codes, e.g. laboratory"),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="with --fhir-types: the importer's mapping (TOML)")
+    ] = None,
     purpose: Annotated[
         str,
         typer.Option(metavar="CODE", help="FHIR PurposeOfUse, any case: TREAT, HPAYMT, HRESCH, …"),
@@ -33,14 +51,36 @@ def request_add(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Ask a patient for access to one category."""
+    """Ask a patient for access to one category, or to what FHIR names (--fhir-types):
+    one sealed request per category the types map to."""
     from emrshare.cli._parse import option, parse_purpose
 
     code = option(parse_purpose, purpose, "--purpose")
     st = state(ctx)
+    if (category is None) == (fhir_types is None):
+        raise typer.BadParameter("give --category or --fhir-types (one of them)")
+    if fhir_types is not None:
+        from emrshare.fhir import CategoryMapping
+
+        found = st.provider().request_fhir_access(
+            st.profiles.resolve(patient),
+            [t.strip() for t in fhir_types.split(",") if t.strip()],
+            [c.strip() for c in (fhir_category or "").split(",") if c.strip()],
+            purpose=code,
+            reason=reason,
+            mapping=CategoryMapping.from_toml(mapping) if mapping is not None else None,
+        )
+        if want_json(ctx, json_out):
+            emit_json({"requests": found})
+        else:
+            for cat, rid in found.items():
+                out.print(f"request #{rid} sent ({cat})")
+        return
+    if fhir_category is not None or mapping is not None:
+        raise typer.BadParameter("--fhir-category and --mapping go with --fhir-types")
     rid = st.provider().request_access(
         st.profiles.resolve(patient),
-        category,
+        category or "",
         purpose=code,
         reason=reason,
         new_category=new_category,
