@@ -105,12 +105,14 @@ class FhirResource:
 
     @property
     def identity(self) -> str:
-        """What names this resource across imports: ``Type/id/_history/versionId`` (the
-        version ``"-"`` when ``meta.versionId`` is absent), or ``Type/#<sha256>`` of its
-        canonical JSON when it has no id. Two imports of the same identity write once."""
+        """What names this resource across imports: ``Type/id/_history/versionId``; without
+        ``meta.versionId``, ``Type/id/_history/#<sha256>`` of its canonical JSON (so an
+        export that changed a resource but kept no version writes the change, and an
+        unchanged one writes nothing); without an id, ``Type/#<sha256>``. Two imports of
+        the same identity write once."""
         if not self.id:
             return f"{self.resource_type}/#{self.digest()}"
-        return f"{self.resource_type}/{self.id}/_history/{self.version_id or '-'}"
+        return f"{self.resource_type}/{self.id}/_history/{self.version_id or '#' + self.digest()}"
 
     def digest(self) -> str:
         """SHA-256 (hex) of the resource's canonical JSON (:func:`canonical_json`)."""

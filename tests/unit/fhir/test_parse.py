@@ -190,7 +190,9 @@ def test_resource_facts_and_identity() -> None:
     assert (r.subject, r.encounter) == ("Patient/p1", "Encounter/e1")
     assert r.security_labels == ("HIV",) and r.category_codes == ("laboratory",)
     (p,) = read_resources([PATIENT]).resources
-    assert p.subject == "Patient/p1" and p.identity == "Patient/p1/_history/-"
+    assert p.subject == "Patient/p1" and p.identity == f"Patient/p1/_history/#{p.digest()}"
+    changed = read_resources([PATIENT | {"gender": "male"}]).resources[0]
+    assert changed.identity != p.identity  # no versionId: a changed resource is new
     anon = read_resources([{"resourceType": "Patient", "gender": "male"}]).resources[0]
     assert anon.identity.startswith("Patient/#") and len(anon.identity) == len("Patient/#") + 64
 
