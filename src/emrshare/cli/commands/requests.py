@@ -37,7 +37,8 @@ def request_add(
         typer.Option(metavar="CODES", help="with --fhir-types: category codes, e.g. laboratory"),
     ] = None,
     mapping: Annotated[
-        Path | None, typer.Option(help="with --fhir-types: the importer's mapping (TOML)")
+        Path | None,
+        typer.Option(metavar="FILE", help="with --fhir-types: the importer's mapping (TOML)"),
     ] = None,
     purpose: Annotated[
         str,
