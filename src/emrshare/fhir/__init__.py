@@ -8,11 +8,21 @@ AuditEvent and Provenance resources from plain facts. It reads no chain and no s
 
 Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`), ``_parse``
 (:func:`read_resources`, :func:`parse_model`), :mod:`~emrshare.fhir.mapping`
-(:class:`CategoryMapping`).
+(:class:`CategoryMapping`), :mod:`~emrshare.fhir.importer` (:func:`plan_import`,
+:func:`import_fhir`), ``_attachments``.
 """
 
 from emrshare.fhir._parse import OnInvalid, ParseResult, parse_model, read_resources, validate_json
 from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.importer import (
+    ImportPlan,
+    ImportReport,
+    PlacedResource,
+    PlannedRecord,
+    RecordSink,
+    import_fhir,
+    plan_import,
+)
 from emrshare.fhir.mapping import CategoryMapping, MappingRule, Placement
 
 __all__ = [
@@ -20,12 +30,19 @@ __all__ = [
     "CategoryMapping",
     "FhirResource",
     "FhirVersion",
+    "ImportPlan",
+    "ImportReport",
     "MappingRule",
     "OnInvalid",
     "ParseResult",
+    "PlacedResource",
     "Placement",
+    "PlannedRecord",
+    "RecordSink",
     "canonical_json",
+    "import_fhir",
     "parse_model",
+    "plan_import",
     "read_resources",
     "validate_json",
 ]

@@ -140,10 +140,21 @@ class FhirResource:
     @property
     def encounter(self) -> str | None:
         """The encounter reference the resource belongs to: itself for an Encounter, else
-        ``encounter`` or ``context.encounter`` (DocumentReference R4)."""
+        ``encounter``, ``context.encounter`` (DocumentReference R4) or an Encounter among
+        ``context`` (DocumentReference R5, a list of references)."""
         if self.resource_type == "Encounter" and self.id:
             return f"Encounter/{self.id}"
-        return self._reference_of("encounter", "context.encounter")
+        found = self._reference_of("encounter", "context.encounter")
+        if found is None and isinstance(self.json.get("context"), list):
+            found = next(
+                (
+                    str(c["reference"])
+                    for c in self.json["context"]
+                    if isinstance(c, dict) and "Encounter/" in str(c.get("reference", ""))
+                ),
+                None,
+            )
+        return found
 
     @property
     def security_labels(self) -> tuple[str, ...]:

@@ -48,6 +48,9 @@ class AddOptions(TypedDict, total=False):
     on_stage: OnStage | None
 
 
+#: How a journaled content name made from an identity (not from the bytes) begins.
+_IDENTITY = "identity:"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -256,13 +259,23 @@ class RecordWriter(WriterSteps):
         # still be the content the journal names, or a later add of that content would
         # be told this record. InvalidInput is permanent: the write is rolled back.
         named = job.meta.get("content")
-        if named is not None and named != self._content_name(
-            job.patient, job.category, plaintext_sha256
+        if (
+            named is not None
+            and not named.startswith(_IDENTITY)
+            and named != self._content_name(job.patient, job.category, plaintext_sha256)
         ):
             raise InvalidInput(
                 f"the file of record 0x{job.record_id.hex()} changed after the write began; "
                 "the write was undone: add the file again"
             )
+
+    def identity_id(self, target: WriteTarget, identity: str) -> str:
+        """The writer's name for a record that a caller names by ``identity`` (a FHIR
+        resource's ``Type/id/_history/version``), keyed as :meth:`content_id` is and kept
+        in the journal only: the same identity again is the same record whatever its
+        bytes (an EHR re-exports a resource with other whitespace or key order)."""
+        msg = f"{checksum(target.patient)}\n{target.category}\nidentity\n{identity}".encode()
+        return _IDENTITY + hmac.new(self._content_key, msg, hashlib.sha256).hexdigest()
 
     @_one_at_a_time
     def add_many(
@@ -275,22 +288,34 @@ class RecordWriter(WriterSteps):
         batch_size: int = 50,
         progress: Callable[[int, int], None] | None = None,
         again: bool = False,
+        identities: Sequence[str] | None = None,
+        on_stage: OnStage | None = None,
     ) -> list[RecordId]:
         """Write many records of one category; appends go out in batches of ``batch_size``.
 
         Files (``Path`` sources) are recognised as in :meth:`add`: unless ``again``, a file
         whose content this writer wrote or began before for this patient and category is
-        finished or reported, not written again. In-memory contents are always written.
+        finished or reported, not written again. In-memory contents are written, unless
+        ``identities`` (one per source) names them: a source whose identity this writer
+        wrote or began before is then finished or reported instead. ``on_stage`` is told
+        ``existing``, ``resumed`` or ``journaled`` for each record.
         """
+        if identities is not None and len(identities) != len(sources):
+            raise InvalidInput(
+                f"{len(identities)} identities for {len(sources)} records: give one per record"
+            )
         for source in sources:
             _source_size(source)
         target = self._resolve(patient, category)
         out: list[RecordId | None] = [None] * len(sources)
-        contents = [self.content_id(target, s) if isinstance(s, Path) else None for s in sources]
+        contents = [
+            self.identity_id(target, identities[i])
+            if identities is not None
+            else (self.content_id(target, s) if isinstance(s, Path) else None)
+            for i, s in enumerate(sources)
+        ]
         if not again:
-            for i, (src, content) in enumerate(zip(sources, contents, strict=True)):
-                if content is not None:
-                    out[i] = self._same(target, content, src, None, None, None)
+            self._same_many(target, sources, contents, out, on_stage)
         self._resume()
         todo = [i for i in range(len(sources)) if out[i] is None]
         jobs = (
@@ -313,6 +338,7 @@ class RecordWriter(WriterSteps):
         for i, job in zip(todo, jobs, strict=True):
             self._sources[bytes(job.record_id)] = (sources[i], None, None)
             out[i] = job.record_id
+            tell(on_stage, "journaled", job.record_id)
         try:
             if jobs:
                 self.journal.run(jobs, self, batch_size=batch_size)
@@ -322,6 +348,30 @@ class RecordWriter(WriterSteps):
         if progress is not None:
             progress(len(sources), len(sources))
         return [r for r in out if r is not None]
+
+    def _same_many(
+        self,
+        target: WriteTarget,
+        sources: Sequence[RecordSource],
+        contents: Sequence[str | None],
+        out: list[RecordId | None],
+        on_stage: OnStage | None,
+    ) -> None:
+        """:meth:`_same` for a bulk write, filling ``out``: the confirmed writes are checked
+        against the index with one query per stream, not one per record."""
+        found = {
+            i: job
+            for i, content in enumerate(contents)
+            if content is not None
+            and (job := self.journal.same_content(target.patient, target.category, content))
+        }
+        confirmed = self.appended([j for j in found.values() if j.state.finished])
+        for i, job in found.items():
+            if not job.state.finished:
+                out[i] = self._same(target, str(contents[i]), sources[i], None, None, on_stage)
+            elif job.record_id in confirmed:
+                tell(on_stage, "existing", job.record_id)
+                out[i] = job.record_id
 
     @_one_at_a_time
     def recover(self, *, rollback: bool = False) -> RecoveryReport:

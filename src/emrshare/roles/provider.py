@@ -4,9 +4,9 @@ authorized it and reads what it was granted; :class:`AsyncProvider` for event lo
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import umbral_pre
 
@@ -14,6 +14,8 @@ from emrshare.categories import normalize_category
 from emrshare.chain import WriterAuthorized, WriterRevoked
 from emrshare.crypto import MemberKeys, open_writer_authorization
 from emrshare.errors import AccessDenied, EmrShareError
+from emrshare.fhir import CategoryMapping, FhirVersion, OnInvalid
+from emrshare.fhir.importer import ImportPlan, ImportReport, import_fhir, plan_import
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
@@ -194,12 +196,17 @@ class Provider(Requester):
         batch_size: int = 50,
         progress: Callable[[int, int], None] | None = None,
         again: bool = False,
+        identities: Sequence[str] | None = None,
+        on_stage: OnStage | None = None,
     ) -> list[RecordId]:
         """Bulk add: many records of one category, appended in batches of ``batch_size``.
 
         Files (``Path`` contents) this provider already wrote for the patient and category,
         or began to, are reported (or finished), not written again, unless ``again=True``;
-        in-memory contents are always written."""
+        in-memory contents are written every time unless ``identities`` (one per content,
+        e.g. a FHIR ``Type/id/_history/version``) names them: an identity written before is
+        reported, not written again. ``on_stage(stage, id)`` says which (``existing``,
+        ``resumed``, ``journaled``) for each."""
         return self.writer.add_many(
             patient,
             category,
@@ -208,7 +215,46 @@ class Provider(Requester):
             batch_size=batch_size,
             progress=progress,
             again=again,
+            identities=identities,
+            on_stage=on_stage,
         )
+
+    def import_fhir(
+        self,
+        patient: str,
+        sources: Iterable[Path | str | Mapping[str, Any]] | ImportPlan,
+        *,
+        mapping: CategoryMapping | None = None,
+        version: FhirVersion | str | None = None,
+        per_encounter: bool = False,
+        on_invalid: OnInvalid = "stop",
+        subject: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Publish what the EHR exported (Bundles, Bulk Data NDJSON, single resources) as
+        the patient's records: one per resource (or per encounter and category, with
+        ``per_encounter``) and one per attachment, each in the category ``mapping``
+        places it in (:func:`~emrshare.fhir.importer.plan_import`; a plan made before
+        may be passed instead of ``sources``).
+
+        Nothing is written unless every resource is valid (or ``on_invalid="skip"``) and
+        the patient authorized this provider for every category needed. The same input
+        again writes nothing; an interrupted import resumes where it stopped.
+        ``progress(done, total)`` counts records.
+        """
+        plan = (
+            sources
+            if isinstance(sources, ImportPlan)
+            else plan_import(
+                sources,
+                version=version,
+                mapping=mapping,
+                per_encounter=per_encounter,
+                on_invalid=on_invalid,
+                subject=subject,
+            )
+        )
+        return import_fhir(self, checksum(patient), plan, progress=progress)
 
     def recover(self, *, rollback: bool = False) -> RecoveryReport:
         """Finish (or roll back) interrupted writes; never duplicates an index entry."""

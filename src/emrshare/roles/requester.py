@@ -4,16 +4,17 @@ pharmacy, researcher), and :class:`AsyncRequester`, the same for a running event
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo, run_blocking
+from emrshare.roles._fhir import Attachments, read_fhir
 from emrshare.roles._listing import open_granted
 from emrshare.roles._member import MemberFacade
 from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
@@ -55,6 +56,33 @@ class Requester(MemberFacade):
         path = check_output_path(path)
         entry = run_blocking(self._reads.open(patient, record, inline), "Requester.read_to")
         return read_record_to(self.network.store, entry, path)
+
+    def read_fhir(
+        self,
+        patient: str,
+        *,
+        category: str | None = None,
+        resource_types: Sequence[str] | None = None,
+        encounter: str | None = None,
+        attachments: Attachments = "reference",
+    ) -> list[Any]:
+        """The FHIR resources of the records ``patient`` granted this member, as
+        ``fhir.resources`` objects (R4 and R4B: ``fhir.resources.R4B``), in index order.
+
+        Every record is opened as :meth:`read` opens one, in one batched proxy request per
+        grant (a logged read of each). ``resource_types`` (``["Observation"]``) and
+        ``encounter`` (``"Encounter/e1"``) filter; ``attachments="inline"`` puts back the
+        attachment data the import stored as records of their own (readable under the
+        same grant), as the EHR exported it.
+        """
+        return read_fhir(
+            self._reads,
+            patient,
+            category=category,
+            resource_types=resource_types,
+            encounter=encounter,
+            attachments=attachments,
+        )
 
 
 class AsyncRequester:

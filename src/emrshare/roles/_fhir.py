@@ -1,0 +1,87 @@
+"""``read_fhir``: a grantee's FHIR records back as ``fhir.resources`` objects, opened and
+checked as every read is (proxies' capsule fragments, the entry against its chain event,
+the author's signature, the CID, the AEAD, the plaintext SHA-256)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from emrshare.crypto import IndexEntry
+from emrshare.errors import InvalidFhir, InvalidInput
+from emrshare.fhir import FhirResource, FhirVersion, parse_model
+from emrshare.fhir.importer import record_resources, restore_attachments
+from emrshare.roles._listing import open_granted_sync
+from emrshare.roles._reads import GrantedReader, read_record
+from emrshare.types import FhirProblem
+
+__all__ = ["Attachments", "read_fhir"]
+
+log = logging.getLogger("emrshare.roles")
+
+#: How ``read_fhir`` returns attachments: as stored (a marker extension naming the
+#: attachment record), or with their data put back as the EHR exported it.
+Attachments = Literal["reference", "inline"]
+
+
+def read_fhir(
+    reader: GrantedReader,
+    patient: str,
+    *,
+    category: str | None = None,
+    resource_types: Sequence[str] | None = None,
+    encounter: str | None = None,
+    attachments: Attachments = "reference",
+) -> list[Any]:
+    """Every FHIR resource of ``patient``'s records that this member's active grants
+    cover (of ``category``, ``resource_types`` and ``encounter`` if given), in index
+    order, parsed and validated as the version its record's media type names."""
+    if attachments not in ("reference", "inline"):
+        raise InvalidInput(f"attachments is 'reference' or 'inline', not {attachments!r}")
+    entries = open_granted_sync(reader, patient, category)
+    fhir: list[tuple[IndexEntry, FhirVersion]] = []
+    stored: dict[str, IndexEntry] = {}
+    for entry in entries.values():
+        version = FhirVersion.of_media_type(entry.media_type)
+        if version is None:
+            stored[entry.plaintext_sha256.hex()] = entry
+        else:
+            fhir.append((entry, version))
+    types = set(resource_types) if resource_types else None
+
+    def data_of(digest: str) -> bytes | None:
+        entry = stored.get(digest)
+        return read_record(reader.network.store, entry) if entry is not None else None
+
+    out: list[Any] = []
+    for entry, version in fhir:
+        for body in _resources(read_record(reader.network.store, entry), entry):
+            res = FhirResource(str(body.get("resourceType")), body.get("id"), None, version, body)
+            if types is not None and res.resource_type not in types:
+                continue
+            if encounter is not None and res.encounter != encounter:
+                continue
+            if attachments == "inline":
+                body = restore_attachments(body, data_of)
+            out.append(parse_model(body, version))
+    return out
+
+
+def _resources(data: bytes, entry: IndexEntry) -> list[dict[str, Any]]:
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise InvalidFhir(
+            [
+                FhirProblem(
+                    f"record 0x{bytes(entry.record_id).hex()}",
+                    "",
+                    "",
+                    "",
+                    f"the record says it is {entry.media_type} but is not JSON ({exc})",
+                )
+            ]
+        ) from exc
+    return record_resources(obj)
