@@ -8,24 +8,51 @@ AuditEvent and Provenance resources from plain facts. It reads no chain and no s
 
 Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`), ``_parse``
 (:func:`read_resources`, :func:`parse_model`), :mod:`~emrshare.fhir.mapping`
-(:class:`CategoryMapping`).
+(:class:`CategoryMapping`), :mod:`~emrshare.fhir.export` (:func:`consent`,
+:func:`audit_event`, :func:`provenance`, :func:`bundle` from plain facts).
 """
 
 from emrshare.fhir._parse import OnInvalid, ParseResult, parse_model, read_resources, validate_json
 from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.export import (
+    CATEGORY_SYSTEM,
+    AuditFacts,
+    ConsentFacts,
+    ProvenanceFacts,
+    account_reference,
+    audit_event,
+    bundle,
+    category_resource_types,
+    consent,
+    provenance,
+    record_reference,
+    security_labels,
+)
 from emrshare.fhir.mapping import CategoryMapping, MappingRule, Placement
 
 __all__ = [
+    "CATEGORY_SYSTEM",
     "FHIR_JSON",
+    "AuditFacts",
     "CategoryMapping",
+    "ConsentFacts",
     "FhirResource",
     "FhirVersion",
     "MappingRule",
     "OnInvalid",
     "ParseResult",
     "Placement",
+    "ProvenanceFacts",
+    "account_reference",
+    "audit_event",
+    "bundle",
     "canonical_json",
+    "category_resource_types",
+    "consent",
     "parse_model",
+    "provenance",
     "read_resources",
+    "record_reference",
+    "security_labels",
     "validate_json",
 ]
