@@ -66,6 +66,8 @@ EXAMPLES: dict[str, str] = {
     "--category lab-results",
     "record list": "--profile patient record list --category imaging",
     "record get": "--profile patient record get 0x1f2e3d4c -o scan.pdf",
+    "record provenance": "--profile patient record provenance --category lab-results "
+    "--fhir-version R5",
     "grant add": "--profile patient grant add --to hospital --category lab-results --expires 30d",
     "grant list": "--profile patient grant list --active",
     "grant revoke": "--profile patient grant revoke 0x9a8b7c6d",

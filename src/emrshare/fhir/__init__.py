@@ -9,11 +9,26 @@ AuditEvent and Provenance resources from plain facts. It reads no chain and no s
 Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`), ``_parse``
 (:func:`read_resources`, :func:`parse_model`), :mod:`~emrshare.fhir.mapping`
 (:class:`CategoryMapping`), :mod:`~emrshare.fhir.importer` (:func:`plan_import`,
-:func:`import_fhir`), ``_attachments``.
+:func:`import_fhir`; attachments in ``_attachments``), :mod:`~emrshare.fhir.export`
+(:func:`consent`, :func:`audit_event`, :func:`provenance`, :func:`bundle` from plain facts).
 """
 
 from emrshare.fhir._parse import OnInvalid, ParseResult, parse_model, read_resources, validate_json
 from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.export import (
+    CATEGORY_SYSTEM,
+    AuditFacts,
+    ConsentFacts,
+    ProvenanceFacts,
+    account_reference,
+    audit_event,
+    bundle,
+    category_resource_types,
+    consent,
+    provenance,
+    record_reference,
+    security_labels,
+)
 from emrshare.fhir.importer import (
     ImportPlan,
     ImportReport,
@@ -26,8 +41,11 @@ from emrshare.fhir.importer import (
 from emrshare.fhir.mapping import CategoryMapping, MappingRule, Placement
 
 __all__ = [
+    "CATEGORY_SYSTEM",
     "FHIR_JSON",
+    "AuditFacts",
     "CategoryMapping",
+    "ConsentFacts",
     "FhirResource",
     "FhirVersion",
     "ImportPlan",
@@ -43,6 +61,15 @@ __all__ = [
     "import_fhir",
     "parse_model",
     "plan_import",
+    "ProvenanceFacts",
+    "account_reference",
+    "audit_event",
+    "bundle",
+    "category_resource_types",
+    "consent",
+    "provenance",
     "read_resources",
+    "record_reference",
+    "security_labels",
     "validate_json",
 ]

@@ -1,7 +1,7 @@
 """The facades a hospital integration, a patient app or an insurer imports.
 
 - :class:`Patient` — owns the keys; authorizes writers, grants, revokes, answers requests,
-  reads own records and the audit trail.
+  reads own records and the audit trail (and exports them as FHIR: :class:`PatientFhir`).
 - :class:`Provider` — a hospital EHR: writes records (journaled, exactly once), reads
   what it was granted.
 - :class:`Requester` — insurers, pharmacies, researchers: request access and read.
@@ -21,6 +21,7 @@ from emrshare.roles._common import (
     ReadEvent,
     RecordInfo,
 )
+from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
 from emrshare.roles._restore import RestoreReport, restore_patient
@@ -47,6 +48,7 @@ __all__ = [
     "Operation",
     "OperationResult",
     "Patient",
+    "PatientFhir",
     "PoolSealer",
     "Profile",
     "Profiles",

@@ -62,7 +62,8 @@ class RecordInfo:
     """One record in a patient's index, as a reader sees it.
 
     ``category`` is ``None`` when the reader cannot name it (a tag it holds no key or grant
-    for). ``media_type``, ``size`` and ``created_at`` are known once the entry was opened.
+    for). ``media_type``, ``size``, ``created_at`` and ``author_signature`` (65 bytes, the
+    author's signature the reader verified) are known once the entry was opened.
     """
 
     __repr__ = readable_repr
@@ -77,6 +78,7 @@ class RecordInfo:
     media_type: str | None = None
     size: int | None = None
     created_at: int | None = None
+    author_signature: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,6 +330,7 @@ class MemberFacade:
                     media_type=entry.media_type if entry else None,
                     size=entry.size if entry else None,
                     created_at=entry.created_at if entry else None,
+                    author_signature=entry.author_signature if entry else None,
                 )
             )
         return out

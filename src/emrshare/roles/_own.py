@@ -82,6 +82,7 @@ class OwnIndex:
                     media_type=entry.media_type,
                     size=entry.size,
                     created_at=entry.created_at,
+                    author_signature=entry.author_signature,
                 )
             )
         return out

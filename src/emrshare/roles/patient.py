@@ -26,6 +26,7 @@ from emrshare.roles._common import (
     RecordInfo,
     id32,
 )
+from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._grants import (
     Expiry,
     approve_args,
@@ -252,6 +253,7 @@ class Patient:
         return self._ops.resume(progress)
 
     refresh_rotated, rotate = patient_refresh_rotated, patient_rotate  # roles/_*rotation.py
+    fhir = functools.cached_property(PatientFhir)  # grants, audit, authorship as FHIR
 
     # -- access requests -----------------------------------------------------------------
 

@@ -3,12 +3,16 @@ write a patient's categories."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, err, out, safe, state, want_json
+
+if TYPE_CHECKING:
+    from emrshare.fhir import FhirVersion
 
 app = typer.Typer(no_args_is_help=True, help="Grant, list and revoke access (patient).")
 writer_app = typer.Typer(no_args_is_help=True, help="Who may write a category (patient).")
@@ -30,6 +34,41 @@ NewCategoryOpt = Annotated[
     bool, typer.Option("--new-category", help="create a new custom category (a slug: my-notes)")
 ]
 WriterArg = Annotated[str, typer.Argument(help="provider address or profile name")]
+#: ``--fhir``, ``--fhir-version`` and ``--out`` of the FHIR exports (grants, audit, provenance).
+FhirOpt = Annotated[bool, typer.Option("--fhir", help="print a FHIR Bundle (JSON) instead")]
+FhirVersionOpt = Annotated[
+    str,
+    typer.Option("--fhir-version", metavar="R4|R5", help="with --fhir: the Bundle's FHIR version"),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", metavar="FILE", dir_okay=False, help="write the FHIR Bundle to FILE, not stdout"
+    ),
+]
+
+
+def fhir_version(name: str) -> FhirVersion:
+    """``--fhir-version``: R4 or R5 (R4B exports as R4: the same resources)."""
+    from emrshare.cli._parse import option
+    from emrshare.fhir import FhirVersion
+
+    return option(FhirVersion.parse, name, "--fhir-version")
+
+
+def emit_fhir(doc: dict[str, Any], to: Path | None) -> None:
+    """A FHIR Bundle as JSON on stdout, or into ``to`` (written whole, then renamed)."""
+    if to is None:
+        emit_json(doc)
+        return
+    import json
+
+    from emrshare._files import write_atomically
+
+    if not to.parent.is_dir():
+        raise typer.BadParameter(f"the directory {to.parent} does not exist", param_hint="--out")
+    write_atomically(to, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    err.print(f"wrote {len(doc.get('entry', []))} resources to {to}", markup=False)
 
 
 @app.command("add")
@@ -67,12 +106,23 @@ def grant_add(
 def grant_list(
     ctx: typer.Context,
     active: Annotated[bool, typer.Option(help="only active grants")] = False,
+    fhir: FhirOpt = False,
+    fhir_version_name: FhirVersionOpt = "R4",
     json_out: JsonOpt = False,
 ) -> None:
-    """List grants: those a patient made, or those made to this member."""
+    """List grants: those a patient made, or those made to this member.
+
+    ``--fhir`` (a patient): a FHIR Bundle of Consent, one per grant (docs/fhir.md).
+    """
     from emrshare.cli.commands.rotate import refresh_rotated
 
     quiet = want_json(ctx, json_out)
+    if fhir:  # what refresh_rotated says goes to stderr: stdout holds the Bundle
+        version = fhir_version(fhir_version_name)
+        patient = state(ctx).patient()
+        refresh_rotated(patient, quiet=quiet)
+        emit_fhir(patient.fhir.consents(version, active_only=active), None)
+        return
     grants = state(ctx).by_kind(
         # A patient's client first follows members that rotated their keys (re-issues).
         lambda p: (refresh_rotated(p, quiet=quiet), p.grants(active_only=active))[1],

@@ -24,7 +24,15 @@ from emrshare.cli._context import (
     state,
     want_json,
 )
-from emrshare.cli.commands.grants import CategoryOpt, NewCategoryOpt
+from emrshare.cli.commands.grants import (
+    CategoryOpt,
+    FhirOpt,
+    FhirVersionOpt,
+    NewCategoryOpt,
+    OutOpt,
+    emit_fhir,
+    fhir_version,
+)
 
 if TYPE_CHECKING:
     from emrshare.roles import Patient, Provider, RecordInfo
@@ -277,6 +285,24 @@ def record_get(
         )
 
 
+@app.command("provenance")
+def record_provenance(
+    ctx: typer.Context,
+    record_id: Annotated[
+        str | None, typer.Argument(help="one record (id or unique prefix); default: all")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="only this category")] = None,
+    fhir_version_name: FhirVersionOpt = "R4",
+    out_file: OutOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Who wrote your records, as a FHIR Bundle of Provenance (patient): one per record,
+    with the author and its signature from the verified index entry (docs/fhir.md)."""
+    version = fhir_version(fhir_version_name)
+    patient = state(ctx).patient()
+    emit_fhir(patient.fhir.provenance(version, category=category, record=record_id), out_file)
+
+
 def _to_stdout(data: bytes) -> int:
     """Write a verified record to standard output, binary-safe (a closed pipe, as in
     ``| head -c 100``, ends the command quietly with exit status 1)."""
@@ -295,13 +321,27 @@ def audit(
     by_proxy: Annotated[
         bool, typer.Option("--by-proxy", help="one row per proxy's log entry")
     ] = False,
+    fhir: FhirOpt = False,
+    fhir_version_name: FhirVersionOpt = "R4",
+    anomalies: Annotated[
+        bool, typer.Option("--anomalies", help="with --fhir: add the entries that fail a check")
+    ] = False,
+    out_file: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The patient's access trail: who read which records, when (from the chain).
 
     One row per served read, with the proxies that logged it; ``--by-proxy`` shows each
     proxy's log entry. Refused reads are not logged anywhere a patient can read.
+    ``--fhir``: a FHIR Bundle of AuditEvent, one per served read (docs/fhir.md).
     """
+    if fhir:
+        version = fhir_version(fhir_version_name)
+        events = state(ctx).patient().fhir.audit_events(version, anomalies=anomalies)
+        emit_fhir(events, out_file)
+        return
+    if anomalies or out_file is not None:
+        raise typer.BadParameter("--anomalies and --out go with --fhir")
     patient = state(ctx).patient()
     if by_proxy:
         render.ACCESSES.show(patient.audit_by_proxy(), want_json(ctx, json_out))
