@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS writes (
 CREATE INDEX IF NOT EXISTS writes_stream ON writes(stream, sequence);
 CREATE INDEX IF NOT EXISTS writes_open ON writes(state) WHERE state NOT IN
     ('confirmed', 'rolled_back');
+CREATE INDEX IF NOT EXISTS writes_content ON writes(json_extract(meta, '$.content'), patient,
+    category);
 """
 
 _COLUMNS = (
@@ -137,6 +139,25 @@ class Writes:
             (content, patient, category),
         ).fetchone()
         return _job(row) if row is not None else None
+
+    def same_contents(
+        self, patient: str, category: str, contents: Sequence[str]
+    ) -> dict[str, WriteJob]:
+        """:meth:`same_content` of many contents at once (one indexed query per chunk)."""
+        out: dict[str, WriteJob] = {}
+        for i in range(0, len(contents), _QUERY_CHUNK):
+            chunk = list(contents[i : i + _QUERY_CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS}, json_extract(meta, '$.content') FROM writes"  # noqa: S608
+                f" WHERE json_extract(meta, '$.content') IN ({marks})"
+                " AND patient = ? AND category = ? AND state != 'rolled_back'"
+                " ORDER BY created_at, sequence",
+                (*chunk, patient, category),
+            ).fetchall()
+            for row in rows:  # the newest last: it wins
+                out[str(row[-1])] = _job(row[:-1])
+        return out
 
     def _refuse_open_same(self, patient: str, category: str, content: str) -> None:
         row = self._db.execute(

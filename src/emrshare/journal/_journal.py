@@ -81,6 +81,12 @@ class Journal:
         it was asked to write before (the journal does not interpret the digest)."""
         return self._writes.same_content(patient, category, content)
 
+    def same_contents(
+        self, patient: str, category: str, contents: Sequence[str]
+    ) -> dict[str, WriteJob]:
+        """:meth:`same_content` of each of ``contents``, by content (those found)."""
+        return self._writes.same_contents(patient, category, contents)
+
     def claimable(self, record_id: RecordId) -> bool:
         """Whether no other live process is driving this job."""
         return self._claims.claimable(record_id)

@@ -359,11 +359,12 @@ class RecordWriter(WriterSteps):
     ) -> None:
         """:meth:`_same` for a bulk write, filling ``out``: the confirmed writes are checked
         against the index with one query per stream, not one per record."""
+        named = [c for c in contents if c is not None]
+        known = self.journal.same_contents(target.patient, target.category, named)
         found = {
-            i: job
+            i: known[content]
             for i, content in enumerate(contents)
-            if content is not None
-            and (job := self.journal.same_content(target.patient, target.category, content))
+            if content is not None and content in known
         }
         confirmed = self.appended([j for j in found.values() if j.state.finished])
         for i, job in found.items():
