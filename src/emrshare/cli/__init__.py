@@ -20,6 +20,7 @@ from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import (
     backup,
     devnet,
+    fhir,
     grants,
     guardians,
     identity,
@@ -113,6 +114,7 @@ app.command()(rotate.rotate)
 app.add_typer(records.app, name="record")
 app.add_typer(grants.app, name="grant")
 app.add_typer(requests.app, name="request")
+app.add_typer(fhir.app, name="fhir")
 app.add_typer(grants.writer_app, name="writer")
 app.add_typer(guardians.app, name="guardian")
 members.app.command("rotate-keys")(rotate.member_rotate_keys)

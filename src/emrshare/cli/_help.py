@@ -66,6 +66,9 @@ EXAMPLES: dict[str, str] = {
     "--category lab-results",
     "record list": "--profile patient record list --category imaging",
     "record get": "--profile patient record get 0x1f2e3d4c -o scan.pdf",
+    "fhir import": "--profile hospital-a fhir import patient-0001.json --patient patient --explain",
+    "fhir read": "--profile hospital-b fhir read --patient patient --category lab "
+    "--type Observation",
     "record provenance": "--profile patient record provenance --category lab-results "
     "--fhir-version R5",
     "grant add": "--profile patient grant add --to hospital --category lab-results --expires 30d",

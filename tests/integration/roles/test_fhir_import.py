@@ -273,3 +273,57 @@ def test_version_is_named_by_the_media_type(world: World, tmp_path: Path) -> Non
         "application/fhir+json; fhirVersion=4.0"
     )
     assert FhirVersion.of_media_type(FhirVersion.R5.media_type) is FhirVersion.R5
+
+
+def _synth() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "synth_fhir.py"
+    spec = importlib.util.spec_from_file_location("synth_fhir_for_tests", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_synthetic_patient_round_trips_for_every_resource_type(
+    world: World, tmp_path: Path, version: str
+) -> None:
+    gen = _synth()
+    files = gen.write_population(
+        tmp_path / "pop", patients=1, seed=3, version=version, observations=6, large_attachment=1
+    )
+    (src,) = [f for f in files if f.suffix == ".json"]
+    patient = world.patient(f"p-synth-{version}")
+    a = world.provider(world.a_keys, f"a-synth-{version}")
+    b = world.provider(world.b_keys, f"b-synth-{version}")
+    plan = plan_import([src], version=version)
+    for category in plan.categories:
+        patient.authorize_writer(a.address, category)
+    report = a.import_fhir(patient.address, plan)
+    assert any(r.kind == "attachment" for r in report.imported)
+    big = [r for r in plan.records if isinstance(r.content, Path)]
+    assert big and big[0].size == 1 << 20  # streamed from its file, never read whole
+    for category in plan.categories:
+        patient.grant(b.address, category, expires=timedelta(days=1))
+    got = b.read_fhir(patient.address, attachments="inline")
+
+    def dumped(model: Any) -> str:
+        return json.dumps(model.model_dump(mode="json", exclude_none=True), sort_keys=True)
+
+    placed = {p.reference for p in plan.placements if p.category is not None}
+    given = [e["resource"] for e in json.loads(src.read_text())["entry"]]
+    expected = sorted(
+        dumped(parse_model(r, FhirVersion.parse(version)))
+        for r in given
+        if f"{r['resourceType']}/{r['id']}" in placed
+    )
+    assert sorted(dumped(m) for m in got) == expected
+    types = {type(m).__name__ for m in got}
+    assert {"Patient", "Encounter", "Observation", "DiagnosticReport", "ImagingStudy",
+            "MedicationRequest", "Condition", "Consent", "DocumentReference"} <= types  # fmt: skip
+    assert ("Media" in types) is (version == "R4")
+    for actor in (a, b, patient):
+        actor.close()
