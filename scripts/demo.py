@@ -213,8 +213,15 @@ def scenario(d: Demo, files: Path) -> None:
     )
     d.expect(not (files / "no.bin").exists(), "nothing was written")
 
+    fhir_scene(d, files)
+
     d.step("alice revokes hospital B's grant (the lab category moves to a new epoch)")
     d.run("grant", "revoke", grant["policy_id"], profile=PATIENT)
+    consents = d.json("grant", "list", "--fhir", profile=PATIENT)
+    d.expect(
+        [e["resource"]["status"] for e in consents["entry"]] == ["inactive"],
+        "alice's grant, as a FHIR Consent (IHE PCF), is now inactive",
+    )
 
     d.step("Hospital B tries the lab result again: refused by the proxies")
     d.run(
@@ -246,6 +253,49 @@ def scenario(d: Demo, files: Path) -> None:
 
     d.step("alice paid no gas: every one of her operations went through the relay")
     d.expect(d.balance(alice) == 0, "alice still holds 0 ETH")
+
+
+def _observation(oid: str, loinc: str, value: float, unit: str, *labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"versionId": "1"}
+    if labels:
+        system = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+        meta["security"] = [{"system": system, "code": c} for c in labels]
+    return {
+        "resourceType": "Observation", "id": oid, "meta": meta, "status": "final",
+        "category": [{"coding": [{"code": "laboratory", "system":
+                      "http://terminology.hl7.org/CodeSystem/observation-category"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": {"reference": "Patient/alice"},
+        "valueQuantity": {"value": value, "unit": unit},
+    }  # fmt: skip
+
+
+def fhir_scene(d: Demo, files: Path) -> None:
+    """Hospital A publishes what its EHR exported (synthetic FHIR); B reads labs back."""
+    export = files / "ehr-export.json"
+    labs = [("obs-1", "718-7", 14.1, "g/dL"), ("obs-2", "2345-7", 92.0, "mg/dL"),
+            ("obs-3", "2160-0", 0.9, "mg/dL")]  # fmt: skip
+    resources = [_observation(*lab) for lab in labs]
+    resources.append(_observation("obs-4", "20447-9", 20.0, "copies/mL", "HIV"))
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": r} for r in resources]}  # fmt: skip
+    export.write_text(json.dumps(bundle, indent=2))
+
+    d.step("Hospital A publishes its EHR's FHIR export; the HIV-labelled result goes apart")
+    d.run("writer", "add", "hospital-a", "--category", "hiv", profile=PATIENT)
+    d.run("fhir", "import", str(export), "--patient", PATIENT, "--explain", profile="hospital-a")
+    again = d.json("fhir", "import", str(export), "--patient", PATIENT, profile="hospital-a",
+                   quiet_keys=("placements", "records", "problems"))  # fmt: skip
+    d.expect(again["written"] == 0, "the same export again writes nothing")
+
+    d.step("Hospital B reads alice's lab results back as FHIR (the HIV result is not granted)")
+    got = files / "labs-as-fhir.json"
+    d.run("fhir", "read", "--patient", PATIENT, "--type", "Observation", "--out", str(got),
+          profile="hospital-b")  # fmt: skip
+    codes = {
+        e["resource"]["code"]["coding"][0]["code"] for e in json.loads(got.read_text())["entry"]
+    }
+    d.expect(codes == {"718-7", "2345-7", "2160-0"}, "three lab Observations, not the HIV one")
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ import pytest
 from emrshare import Patient
 from emrshare.crypto import PatientKeys
 from emrshare.devnet import DEVNET_PASSWORD, devnet_down, devnet_up
+from emrshare.fhir import plan_import
 from emrshare.network import Network
 from emrshare.roles.profiles import Profiles
 
@@ -41,7 +42,7 @@ def devnet(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    connect, write, read, in_a_loop = _blocks()  # the guide's code blocks, in order
+    connect, write, publish, read, in_a_loop = _blocks()  # the guide's code blocks, in order
     etc, var = tmp_path / "etc", tmp_path / "var"
     etc.mkdir()
     profiles = Profiles(devnet)
@@ -66,10 +67,17 @@ def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.Monke
         patient.authorize_writer(hospital.address, "lab")
         run(write)
         assert len(ns["ids"]) == len(ns["messages"])
+        _synthetic_export(tmp_path / "export")
+        plan = plan_import([tmp_path / "export" / "patient-0001.json"])
+        for category in plan.categories:  # what the block tells the patient to authorize
+            patient.authorize_writer(hospital.address, category)
+        run(publish)
+        assert ns["report"].resources == len(plan.placements) - len(plan.skipped)
         patient.grant(hospital.address, "lab", expires=timedelta(days=30))
         run(read)
         assert (tmp_path / "out.pdf").read_bytes() == (tmp_path / "cbc.pdf").read_bytes()
-        assert ns["data"] in [*ns["messages"], (tmp_path / "cbc.pdf").read_bytes()]
+        published = [r.content for r in plan.records if isinstance(r.content, bytes)]
+        assert ns["data"] in [*ns["messages"], (tmp_path / "cbc.pdf").read_bytes(), *published]
         run(in_a_loop)
         assert ns["fetched"] == ns["messages"]  # the records the write block added
         assert len(ns["new_ids"]) == 1 and ns["new_ids"][0] not in ns["ids"]
@@ -80,6 +88,20 @@ def test_guide_code_runs(devnet: Path, tmp_path: Path, monkeypatch: pytest.Monke
             ns["net"].close()
         patient.close()
         patient_net.close()
+
+
+def _synthetic_export(out: Path) -> None:
+    """One synthetic patient from scripts/synth_fhir.py, as the EHR's export."""
+    import importlib.util
+    import sys
+
+    path = GUIDE.parents[1] / "scripts" / "synth_fhir.py"
+    spec = importlib.util.spec_from_file_location("synth_fhir_for_guide", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.write_population(out, patients=1, seed=5, observations=5)
 
 
 def test_quickstart_python_runs(tmp_path: Path) -> None:
