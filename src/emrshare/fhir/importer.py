@@ -58,8 +58,10 @@ __all__ = [
     "restore_attachments",
 ]
 
-#: Records a bulk write sends at a time (so the progress callback advances).
-CHUNK = 500
+#: Records one journaled run writes (the progress callback advances after each).
+CHUNK = 1000
+#: Index entries per append transaction.
+BATCH = 100
 
 RecordKind = Literal["resource", "attachment", "encounter"]
 
@@ -149,16 +151,17 @@ class RecordSink(Protocol):
 
     def writable_categories(self, patient: str) -> Mapping[str, int]: ...
 
-    def add_records(
+    def add_record_groups(
         self,
         patient: str,
-        category: str,
-        contents: Sequence[bytes | Path],
+        groups: Sequence[tuple[str, str, Sequence[bytes | Path], Sequence[str] | None]],
         *,
-        media_type: str,
-        identities: Sequence[str],
-        on_stage: Callable[[str, bytes], None] | None,
-    ) -> Sequence[bytes]: ...
+        batch_size: int = ...,
+        on_stage: Callable[[str, bytes], None] | None = ...,
+    ) -> Sequence[Sequence[bytes]]:
+        """Write each group (category, media type, contents, identities); the record
+        ids of each. ``on_stage("existing", id)`` names a record written before."""
+        ...
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -343,43 +346,37 @@ def import_fhir(
             "patient to authorize it for each, or map those resources elsewhere (--mapping)",
             {"chain": "not_authorized"},
         )
-    groups: dict[tuple[str, str], list[PlannedRecord]] = {}
-    for rec in plan.records:
-        groups.setdefault((rec.category, rec.media_type), []).append(rec)
-    total = len(plan.records)
-    done = 0
+    ordered = sorted(plan.records, key=lambda r: (r.category, r.media_type))
+    total = len(ordered)
     imported: list[ImportedRecord] = []
     if progress is not None:
         progress(0, total)
-    for (category, media_type), records in groups.items():
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start : start + CHUNK]
-            existing: set[bytes] = set()
+    for start in range(0, total, CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        groups: dict[tuple[str, str], list[PlannedRecord]] = {}
+        for rec in chunk:
+            groups.setdefault((rec.category, rec.media_type), []).append(rec)
+        existing: set[bytes] = set()
 
-            def seen(stage: str, record_id: bytes, existing: set[bytes] = existing) -> None:
-                if stage == "existing":
-                    existing.add(bytes(record_id))
+        def seen(stage: str, record_id: bytes, existing: set[bytes] = existing) -> None:
+            if stage == "existing":
+                existing.add(bytes(record_id))
 
-            ids = sink.add_records(
-                patient,
-                category,
-                [r.content for r in chunk],
-                media_type=media_type,
-                identities=[r.identity for r in chunk],
-                on_stage=seen,
-            )
-            for rec, rid in zip(chunk, ids, strict=True):
+        ids = sink.add_record_groups(
+            patient,
+            [
+                (category, media_type, [r.content for r in recs], [r.identity for r in recs])
+                for (category, media_type), recs in groups.items()
+            ],
+            batch_size=BATCH,
+            on_stage=seen,
+        )
+        for recs, group_ids in zip(groups.values(), ids, strict=True):
+            for rec, rid in zip(recs, group_ids, strict=True):
                 imported.append(
-                    ImportedRecord(
-                        bytes(rid),
-                        category,
-                        rec.identity,
-                        rec.kind,
-                        rec.resources,
-                        bytes(rid) in existing,
-                    )
-                )
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
+                    ImportedRecord(bytes(rid), rec.category, rec.identity, rec.kind,
+                                   rec.resources, bytes(rid) in existing)
+                )  # fmt: skip
+        if progress is not None:
+            progress(start + len(chunk), total)
     return ImportReport(plan, imported)

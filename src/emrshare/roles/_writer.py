@@ -28,6 +28,7 @@ from emrshare.types import RecordId
 __all__ = [
     "AddOptions",
     "OnStage",
+    "RecordGroup",
     "RecordSource",
     "RecordWriter",
     "WriteStage",
@@ -47,6 +48,10 @@ class AddOptions(TypedDict, total=False):
     again: bool
     on_stage: OnStage | None
 
+
+#: One group of a multi-category write (:meth:`RecordWriter.add_groups`): category, media
+#: type, sources, and their identities (or ``None``).
+RecordGroup = tuple[str, str, Sequence[RecordSource], Sequence[str] | None]
 
 #: How a journaled content name made from an identity (not from the bytes) begins.
 _IDENTITY = "identity:"
@@ -300,26 +305,57 @@ class RecordWriter(WriterSteps):
         wrote or began before is then finished or reported instead. ``on_stage`` is told
         ``existing``, ``resumed`` or ``journaled`` for each record.
         """
-        if identities is not None and len(identities) != len(sources):
-            raise InvalidInput(
-                f"{len(identities)} identities for {len(sources)} records: give one per record"
-            )
-        for source in sources:
-            _source_size(source)
-        target = self._resolve(patient, category)
-        out: list[RecordId | None] = [None] * len(sources)
-        contents = [
-            self.identity_id(target, identities[i])
-            if identities is not None
-            else (self.content_id(target, s) if isinstance(s, Path) else None)
-            for i, s in enumerate(sources)
-        ]
+        group: RecordGroup = (category, media_type, sources, identities)
+        (ids,) = self.add_groups(
+            patient, [group], batch_size=batch_size, again=again, on_stage=on_stage
+        )
+        if progress is not None:
+            progress(len(sources), len(sources))
+        return ids
+
+    @_one_at_a_time
+    def add_groups(
+        self,
+        patient: str,
+        groups: Sequence[RecordGroup],
+        *,
+        batch_size: int = 50,
+        again: bool = False,
+        on_stage: OnStage | None = None,
+    ) -> list[list[RecordId]]:
+        """:meth:`add_many` of several groups (category, media type, sources, identities)
+        in one journaled run: the records of every category are encrypted, stored and
+        sealed together, then appended in one transaction per category (batches of
+        ``batch_size``). Returns each group's record ids."""
+        prepared = []
+        for category, _, sources, identities in groups:
+            if identities is not None and len(identities) != len(sources):
+                raise InvalidInput(
+                    f"{len(identities)} identities for {len(sources)} records: give one per record"
+                )
+            for source in sources:
+                _source_size(source)
+            target = self._resolve(patient, category)
+            contents = [
+                self.identity_id(target, identities[i])
+                if identities is not None
+                else (self.content_id(target, s) if isinstance(s, Path) else None)
+                for i, s in enumerate(sources)
+            ]
+            out: list[RecordId | None] = [None] * len(sources)
+            prepared.append((target, contents, out))
         if not again:
-            self._same_many(target, sources, contents, out, on_stage)
+            for (target, contents, out), (_, _, sources, _) in zip(prepared, groups, strict=True):
+                self._same_many(target, sources, contents, out, on_stage)
         self._resume()
-        todo = [i for i in range(len(sources)) if out[i] is None]
-        jobs = (
-            self.journal.begin_many(
+        jobs: list[WriteJob] = []
+        for (target, contents, out), (_, media_type, sources, _) in zip(
+            prepared, groups, strict=True
+        ):
+            todo = [i for i in range(len(sources)) if out[i] is None]
+            if not todo:
+                continue
+            begun = self.journal.begin_many(
                 target.patient,
                 target.category,
                 [self._meta(target, media_type, None, contents[i]) for i in todo],
@@ -332,22 +368,18 @@ class RecordWriter(WriterSteps):
                 ],
                 unique_content=not again,
             )
-            if todo
-            else []
-        )
-        for i, job in zip(todo, jobs, strict=True):
-            self._sources[bytes(job.record_id)] = (sources[i], None, None)
-            out[i] = job.record_id
-            tell(on_stage, "journaled", job.record_id)
+            for i, job in zip(todo, begun, strict=True):
+                self._sources[bytes(job.record_id)] = (sources[i], None, None)
+                out[i] = job.record_id
+                tell(on_stage, "journaled", job.record_id)
+            jobs.extend(begun)
         try:
             if jobs:
                 self.journal.run(jobs, self, batch_size=batch_size)
         finally:
             for job in jobs:
                 self._sources.pop(bytes(job.record_id), None)
-        if progress is not None:
-            progress(len(sources), len(sources))
-        return [r for r in out if r is not None]
+        return [[r for r in out if r is not None] for _, _, out in prepared]
 
     def _same_many(
         self,

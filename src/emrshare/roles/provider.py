@@ -20,7 +20,7 @@ from emrshare.journal import RecoveryReport
 from emrshare.network import Network
 from emrshare.roles._common import Progress, checksum
 from emrshare.roles._sealing_pool import PoolSealer
-from emrshare.roles._writer import OnStage, RecordSource, RecordWriter, WriteTarget
+from emrshare.roles._writer import OnStage, RecordGroup, RecordSource, RecordWriter, WriteTarget
 from emrshare.roles.requester import AsyncRequester, Requester
 from emrshare.types import RecordId
 
@@ -218,6 +218,20 @@ class Provider(Requester):
             identities=identities,
             on_stage=on_stage,
         )
+
+    def add_record_groups(
+        self,
+        patient: str,
+        groups: Sequence[RecordGroup],
+        *,
+        batch_size: int = 50,
+        on_stage: OnStage | None = None,
+    ) -> list[list[RecordId]]:
+        """Bulk add across categories in one journaled run: ``groups`` are (category,
+        media type, contents, identities or ``None``), as :meth:`add_records` takes them.
+        Encryption, storage and sealing of every group go together; each category's
+        entries are appended in its own transactions. Returns each group's record ids."""
+        return self.writer.add_groups(patient, groups, batch_size=batch_size, on_stage=on_stage)
 
     def import_fhir(
         self,

@@ -24,7 +24,7 @@ from emrshare.chain.relayed import DirectSubmitter
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import DEVNET_PASSWORD, devnet_down, devnet_up
 from emrshare.errors import AccessDenied, InvalidFhir
-from emrshare.fhir import FhirVersion, parse_model, plan_import
+from emrshare.fhir import FhirVersion, importer, parse_model, plan_import
 from emrshare.network import Network
 from emrshare.roles import Patient, Profiles, Provider
 
@@ -214,6 +214,9 @@ def test_invalid_or_foreign_input_writes_nothing(world: World, tmp_path: Path) -
     patient.close()
 
 
+#: Resources of the import that is killed: more than one journaled run (importer.CHUNK).
+N_KILLED = 2500
+
 _KILLED_IMPORT = """
 import sys
 from pathlib import Path
@@ -232,12 +235,13 @@ print("finished", flush=True)
 def test_an_import_killed_part_way_resumes_writing_each_resource_once(
     world: World, tmp_path: Path
 ) -> None:
+    assert N_KILLED > importer.CHUNK  # killed after one run, with more to write
     patient = world.patient("p-kill")
     state = world.tmp / "a-kill"
     a = world.provider(world.a_keys, "a-kill")
     patient.authorize_writer(a.address, "lab-results")
     a.close()
-    many = [obs(f"k{i:04d}", 10 + i / 100) for i in range(1200)]
+    many = [obs(f"k{i:04d}", 10 + i / 100) for i in range(N_KILLED)]
     src = tmp_path / "many.json"
     src.write_text(json.dumps(bundle(*many)))
     proc = subprocess.Popen(
@@ -247,22 +251,22 @@ def test_an_import_killed_part_way_resumes_writing_each_resource_once(
     )  # fmt: skip
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the first chunk of 500 is on chain: kill it
+    while time.monotonic() < deadline:  # the first chunk is on chain: kill it
         line = proc.stdout.readline()
-        if not line or line.startswith("500 "):
+        if not line or int(line.split()[0]) > 0:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     part = entry_count(world.net, patient)
-    assert 0 < part < 1200
+    assert 0 < part < N_KILLED
 
     resumed = world.provider(world.a_keys, "a-kill")
     report = resumed.import_fhir(patient.address, [src])
-    assert len(report.imported) == 1200
+    assert len(report.imported) == N_KILLED
     assert len(report.existing) >= part  # what was on chain is not written again
     entries = list(world.net.contracts.index.entries(patient.address))
-    assert len(entries) == 1200
-    assert len({bytes(e.record_id) for e in entries}) == 1200
+    assert len(entries) == N_KILLED
+    assert len({bytes(e.record_id) for e in entries}) == N_KILLED
     assert resumed.import_fhir(patient.address, [src]).written == []
     resumed.close()
     patient.close()
