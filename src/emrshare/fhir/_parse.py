@@ -77,9 +77,16 @@ def _check(
     obj: Any, version: FhirVersion, source: str, location: str, label: str
 ) -> FhirProblem | None:
     """The problem with ``obj`` as a ``version`` resource, or ``None`` if it is valid."""
+    return _validated(obj, version, source, location, label)[1]
 
-    def problem(path: str, reason: str) -> FhirProblem:
-        return FhirProblem(source, location, label, path, reason)
+
+def _validated(
+    obj: Any, version: FhirVersion, source: str, location: str, label: str
+) -> tuple[Any, FhirProblem | None]:
+    """``obj`` as its ``fhir.resources`` model, or the problem that refuses it."""
+
+    def problem(path: str, reason: str) -> tuple[Any, FhirProblem]:
+        return None, FhirProblem(source, location, label, path, reason)
 
     if not isinstance(obj, dict):
         return problem("", "not a JSON object")
@@ -90,7 +97,7 @@ def _check(
     if model is None:
         return problem("resourceType", f"{rtype!r} is not a FHIR {version.label} resource type")
     try:
-        model.model_validate(obj)
+        return model.model_validate(obj), None
     except pydantic.ValidationError as exc:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": str(exc)}
@@ -98,16 +105,12 @@ def _check(
         return problem(_path(first.get("loc", ())), f"{first.get('msg', 'invalid')}{more}")
     except (ValueError, TypeError) as exc:  # fhir.resources' own checks
         return problem("", " ".join(str(exc).split())[:300])
-    return None
 
 
 def validate_json(obj: Mapping[str, Any], version: FhirVersion) -> None:
     """Check one resource (a JSON object) as ``version``: :class:`InvalidFhir` naming the
     failing element if it is not valid."""
-    label = _Item(dict(obj), "<input>", "").label
-    found = _check(dict(obj), version, "<input>", "", label)
-    if found is not None:
-        raise InvalidFhir([found])
+    parse_model(obj, version)
 
 
 def parse_model(
@@ -120,8 +123,10 @@ def parse_model(
         obj, version = resource.json, version or resource.version
     else:
         obj, version = dict(resource), version or FhirVersion.R4
-    validate_json(obj, version)
-    return _model_class(obj["resourceType"], version).model_validate(obj)
+    model, found = _validated(obj, version, "<input>", "", _Item(obj, "<input>", "").label)
+    if found is not None:
+        raise InvalidFhir([found])
+    return model
 
 
 # -- reading sources ----------------------------------------------------------------------
