@@ -331,3 +331,28 @@ def test_a_synthetic_patient_round_trips_for_every_resource_type(
     assert ("Media" in types) is (version == "R4")
     for actor in (a, b, patient):
         actor.close()
+
+
+def test_per_encounter_records_keep_a_labelled_result_apart(world: World, tmp_path: Path) -> None:
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps(base_bundle()))
+    patient = world.patient("p-enc")
+    a = world.provider(world.a_keys, "a-enc")
+    b = world.provider(world.b_keys, "b-enc")
+    plan = plan_import([src], per_encounter=True)
+    by_kind = {(r.kind, r.category): r.resources for r in plan.records}
+    # The encounter's everyday labs share one record; the HIV result has its own, in hiv.
+    assert by_kind[("encounter", "lab-results")] == ("Observation/o1", "Observation/o2",
+                                                      "Observation/o3")  # fmt: skip
+    assert by_kind[("encounter", "hiv")] == ("Observation/o-hiv",)
+    for category in plan.categories:
+        patient.authorize_writer(a.address, category)
+    report = a.import_fhir(patient.address, plan)
+    assert a.import_fhir(patient.address, [src], per_encounter=True).written == []
+    patient.grant(b.address, "lab-results", expires=timedelta(days=1))
+    got = b.read_fhir(patient.address, encounter="Encounter/e1")
+    assert sorted(o.id for o in got) == ["o1", "o2", "o3"]
+    assert b.read_fhir(patient.address, encounter="Encounter/other") == []
+    assert len(report.written) == len(plan.records)
+    for actor in (a, b, patient):
+        actor.close()
