@@ -74,14 +74,17 @@ def _attachments(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def take_attachments(res: FhirResource) -> tuple[dict[str, Any], list[Attachment]]:
     """The resource's record body (inline data taken out, each attachment named by an
-    extension) and a record per attachment."""
-    body = copy.deepcopy(res.json)
-    out: list[Attachment] = []
-    if _MARKERS & _marker_urls(body):
+    extension) and a record per attachment. A resource of another type is its own body
+    (not copied: nothing in it changes)."""
+    if _MARKERS & _marker_urls(res.json):
         raise AttachmentProblem(
             "",
             "the resource already carries emrshare's attachment markers; import the EHR's export",
         )
+    if res.resource_type not in ("Binary", "DocumentReference", "Media"):
+        return res.json, []
+    body = copy.deepcopy(res.json)
+    out: list[Attachment] = []
     if res.resource_type == "Binary":
         if isinstance(body.get("data"), str):
             data = _decode(body.pop("data"), "data")
