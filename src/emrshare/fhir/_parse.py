@@ -46,6 +46,7 @@ class _Item:
     obj: Any
     source: str
     location: str
+    full_url: str = ""
     error: dict[FhirVersion, FhirProblem | None] = field(default_factory=dict)
 
     @property
@@ -144,6 +145,12 @@ def _open_json(path: Path, source: str) -> Iterator[tuple[str, Any]]:
             yield from _ndjson(text)  # NDJSON under a .json name
             return
         yield f"line {exc.lineno}", _NotJson(exc.msg)
+    except RecursionError:
+        yield "", _NotJson(_TOO_DEEP)
+
+
+#: Why JSON nested deeper than the parser recurses is refused (no FHIR resource nests so).
+_TOO_DEEP = "the JSON is nested too deeply to be a FHIR resource"
 
 
 class _NotJson:
@@ -159,6 +166,8 @@ def _ndjson(text: str) -> Iterator[tuple[str, Any]]:
             yield f"line {number}", json.loads(line)
         except json.JSONDecodeError as exc:
             yield f"line {number}", _NotJson(exc.msg)
+        except RecursionError:
+            yield f"line {number}", _NotJson(_TOO_DEEP)
 
 
 def _is_manifest(obj: Any) -> bool:
@@ -172,7 +181,10 @@ def _is_manifest(obj: Any) -> bool:
 
 
 def _manifest_files(obj: dict[str, Any], base: Path, source: str) -> list[Path]:
+    """The NDJSON files a manifest names, each inside the manifest's folder (as an
+    attachment file must be: a manifest must not make the importer read other files)."""
     files = []
+    folder = base.resolve()
     for i, out in enumerate(obj["output"]):
         url = out.get("url") if isinstance(out, dict) else None
         if not isinstance(url, str) or "://" in url:
@@ -180,14 +192,24 @@ def _manifest_files(obj: dict[str, Any], base: Path, source: str) -> list[Path]:
                 f"{source}: output[{i}] of the Bulk Data manifest is not a local file url "
                 "(download the export first, then import the manifest or its NDJSON files)"
             )
-        files.append(base / url)
+        try:
+            target = (folder / url).resolve()
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{source}: output[{i}].url {url!r} names no file ({exc})") from exc
+        if not target.is_relative_to(folder):
+            raise InvalidInput(
+                f"{source}: output[{i}].url {url!r} is outside the folder of the manifest; "
+                "put the NDJSON files beside it"
+            )
+        files.append(target)
     return files
 
 
-def _flatten(obj: Any, source: str, location: str) -> Iterator[_Item]:
-    """``obj`` and, for a Bundle, the resources of its entries (nested bundles too)."""
+def _flatten(obj: Any, source: str, location: str, full_url: str = "") -> Iterator[_Item]:
+    """``obj`` and, for a Bundle, the resources of its entries (nested bundles too), each
+    with its entry's ``fullUrl``."""
     if not (isinstance(obj, dict) and obj.get("resourceType") == "Bundle"):
-        yield _Item(obj, source, location)
+        yield _Item(obj, source, location, full_url)
         return
     entries = obj.get("entry", [])
     if not isinstance(entries, list):
@@ -209,10 +231,17 @@ def _flatten(obj: Any, source: str, location: str) -> Iterator[_Item]:
             continue
         if "resource" not in entry:
             continue  # a response or a search link without a resource
-        yield from _flatten(entry["resource"], source, f"{where}.resource")
+        url = entry.get("fullUrl")
+        yield from _flatten(
+            entry["resource"], source, f"{where}.resource", url if isinstance(url, str) else ""
+        )
 
 
-def _items(sources: Iterable[Path | str | Mapping[str, Any]]) -> Iterator[_Item]:
+def _items(
+    sources: Iterable[Path | str | Mapping[str, Any]], manifest: str | None = None
+) -> Iterator[_Item]:
+    """The items of ``sources``; ``manifest`` names the manifest they were listed in (its
+    files hold resources, never another manifest: a manifest naming itself would loop)."""
     for src in sources:
         if isinstance(src, Mapping):
             yield from _flatten(dict(src), "<input>", "")
@@ -222,10 +251,15 @@ def _items(sources: Iterable[Path | str | Mapping[str, Any]]) -> Iterator[_Item]
         if not path.is_file():
             raise InvalidInput(f"{source}: no such FHIR file; give a .json or .ndjson file")
         for location, obj in _open_json(path, source):
-            if _is_manifest(obj):
-                yield from _items(_manifest_files(obj, path.parent, source))
-            else:
+            if not _is_manifest(obj):
                 yield from _flatten(obj, source, location)
+            elif manifest is not None:
+                raise InvalidInput(
+                    f"{manifest}: names {source}, another Bulk Data manifest; a manifest's "
+                    "output files are NDJSON resources"
+                )
+            else:
+                yield from _items(_manifest_files(obj, path.parent, source), source)
 
 
 # -- versions -------------------------------------------------------------------------------
@@ -349,4 +383,5 @@ def _resource(it: _Item, version: FhirVersion) -> FhirResource:
         json=obj,
         source=it.source,
         location=it.location,
+        full_url=it.full_url,
     )

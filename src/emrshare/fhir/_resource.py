@@ -85,7 +85,8 @@ class FhirResource:
 
     ``json`` is the resource as given (a JSON object); ``source`` the file and
     ``location`` the place in it (``entry[3].resource``, ``line 17``, ``""`` for a file
-    holding one resource).
+    holding one resource), ``full_url`` its Bundle entry's ``fullUrl`` (``urn:uuid:…`` in
+    a transaction, which other entries' references use; ``""`` outside a Bundle).
     """
 
     resource_type: str
@@ -95,6 +96,7 @@ class FhirResource:
     json: dict[str, Any] = field(repr=False)
     source: str = ""
     location: str = ""
+    full_url: str = ""
 
     @property
     def reference(self) -> str:

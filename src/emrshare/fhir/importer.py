@@ -233,26 +233,31 @@ def _problem(res: FhirResource, path: str, reason: str) -> FhirProblem:
     return FhirProblem(res.source, res.location, res.reference, path, reason)
 
 
-def _patient_of(res: FhirResource) -> str | None:
+def _patient_of(res: FhirResource, entries: Mapping[str, str]) -> str | None:
     """``Patient/123`` for the resource's subject, from a relative or absolute reference
-    (``https://ehr.example/fhir/Patient/123/_history/2``); ``None`` without one, or for a
-    ``urn:uuid:`` reference (a transaction's, which names no server id)."""
+    (``https://ehr.example/fhir/Patient/123/_history/2``) or a ``urn:uuid:`` one naming
+    the ``fullUrl`` of an entry in ``entries`` (a transaction's: ``fullUrl`` → its
+    ``Type/id``); ``None`` without one, or for a ``urn:`` no entry of the input has."""
     ref = res.subject
-    if ref is None or ref.startswith("urn:"):
+    if ref is not None and ref.startswith("urn:"):
+        ref = entries.get(ref)
+    if ref is None:
         return None
     parts = ref.split("/_history/")[0].rstrip("/").split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
 def _of_subject(resources: list[FhirResource], subject: str | None) -> list[FhirResource]:
-    subjects = sorted({p for r in resources if (p := _patient_of(r)) is not None})
+    entries = {r.full_url: r.reference for r in resources if r.full_url.startswith("urn:")}
+    patients = [_patient_of(r, entries) for r in resources]
+    subjects = sorted({p for p in patients if p is not None})
     if subject is not None:
         if subject not in subjects:
             raise InvalidInput(
                 f"no resource of the input is about {subject}; the input's patients are "
                 f"{', '.join(subjects) or 'none'}"
             )
-        return [r for r in resources if _patient_of(r) in (None, subject)]
+        return [r for r, p in zip(resources, patients, strict=True) if p in (None, subject)]
     if len(subjects) > 1:
         shown = ", ".join(subjects[:5]) + (" …" if len(subjects) > 5 else "")
         raise InvalidInput(

@@ -1,0 +1,166 @@
+"""Attacks on planning an import (issue 14 review): inputs that must be refused as
+problems with their paths, never crash with a traceback, never reach outside the export's
+folder, and never let another patient's resources in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emrshare.errors import InvalidFhir, InvalidInput
+from emrshare.fhir import plan_import, read_resources
+
+pytestmark = pytest.mark.unit
+
+
+def obs(oid: str, subject: str = "Patient/p1") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": subject},
+    }
+
+
+def doc(attachment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "DocumentReference",
+        "id": "d1",
+        "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "content": [{"attachment": attachment}],
+    }
+
+
+def write(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def manifest(*urls: str) -> dict[str, Any]:
+    return {
+        "transactionTime": "2026-01-01T00:00:00Z",
+        "request": "https://ehr.example/fhir/$export",
+        "output": [{"type": "Observation", "url": u} for u in urls],
+    }
+
+
+# -- Bulk Data manifests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["../other/Observation.ndjson", "/ABS/other/Observation.ndjson"])
+def test_a_manifest_pointing_outside_its_folder_is_refused(tmp_path: Path, url: str) -> None:
+    other = tmp_path / "other" / "Observation.ndjson"
+    other.parent.mkdir()
+    other.write_text(json.dumps(obs("o9", "Patient/p9")) + "\n")
+    url = url.replace("/ABS", str(tmp_path))
+    src = write(tmp_path / "export" / "manifest.json", manifest(url))
+    with pytest.raises(InvalidInput, match="outside the folder"):
+        read_resources([src])
+
+
+def test_a_manifest_naming_itself_is_refused_not_a_recursion(tmp_path: Path) -> None:
+    src = write(tmp_path / "manifest.json", manifest("manifest.json"))
+    with pytest.raises(InvalidInput, match="manifest"):
+        read_resources([src])
+
+
+# -- JSON too deep for the parser ---------------------------------------------------------------
+
+
+def test_a_deeply_nested_json_file_is_a_problem_not_a_recursion(tmp_path: Path) -> None:
+    src = tmp_path / "deep.json"
+    src.write_text(
+        '{"resourceType":"Patient","id":"p1","name":' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    with pytest.raises(InvalidFhir, match="nested too deeply") as caught:
+        read_resources([src])
+    assert caught.value.problems[0].source == str(src)
+
+
+def test_a_deeply_nested_ndjson_line_is_a_problem_not_a_recursion(tmp_path: Path) -> None:
+    src = tmp_path / "Observation.ndjson"
+    src.write_text(json.dumps(obs("o1")) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = read_resources([src], on_invalid="skip")
+    assert [r.reference for r in result.resources] == ["Observation/o1"]
+    assert result.problems[0].location == "line 2"
+
+
+# -- attachments ---------------------------------------------------------------------------------
+
+
+def test_an_attachment_url_with_a_nul_byte_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"%PDF")
+    src = write(tmp_path / "b.json", doc({"contentType": "application/pdf", "url": "a.pdf\x00"}))
+    with pytest.raises(InvalidFhir) as caught:
+        plan_import([src])
+    assert caught.value.problems[0].path == "content[0].attachment.url"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/pdf\x1b[31m", "text/plain\nX-Injected: 1", "application/" + "x" * 300],
+    ids=["escape", "newline", "too-long"],
+)
+def test_an_attachment_content_type_no_index_entry_takes_is_refused_before_writing(
+    tmp_path: Path, content_type: str
+) -> None:
+    """The index entry's media type is 1 to 127 printable ASCII characters: a plan must
+    refuse the resource, or the import would fail part-way (half-written)."""
+    src = write(tmp_path / "b.json", doc({"contentType": content_type, "data": "JVBERg=="}))
+    with pytest.raises(InvalidFhir) as caught:
+        plan_import([src])
+    assert caught.value.problems[0].path == "content[0].attachment.contentType"
+    plan = plan_import([src], on_invalid="skip")
+    assert plan.records == []
+
+
+def test_a_binary_content_type_no_index_entry_takes_is_refused() -> None:
+    binary = {"resourceType": "Binary", "id": "b1", "contentType": "a/" + "b" * 200, "data": "AA=="}
+    with pytest.raises(InvalidFhir) as caught:
+        plan_import([binary])
+    assert caught.value.problems[0].path == "contentType"
+
+
+# -- one patient ---------------------------------------------------------------------------------
+
+
+def _transaction(*entries: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": url, "resource": res, "request": {"method": "PUT", "url": "x"}}
+            for url, res in entries
+        ],
+    }
+
+
+def test_a_urn_uuid_subject_of_another_patient_is_not_taken_as_the_chosen_one() -> None:
+    """``--fhir-patient Patient/p1`` on a two-patient transaction: an Observation about
+    ``urn:uuid:…`` that is Patient/p2's fullUrl is p2's, and must be left out."""
+    p2 = "urn:uuid:6f1c2b0e-2d7a-4d0e-9a53-2c9f5d3f0a11"
+    bundle = _transaction(
+        ("urn:uuid:0b7e0d58-1f6e-4f61-8d61-6f2d3f6c8e01", {"resourceType": "Patient", "id": "p1"}),
+        (p2, {"resourceType": "Patient", "id": "p2"}),
+        ("urn:uuid:9a1a4f3e-7c1b-4b6e-8a55-0c4e1d2b3a01", obs("o1", "Patient/p1")),
+        ("urn:uuid:9a1a4f3e-7c1b-4b6e-8a55-0c4e1d2b3a02", obs("o2", p2)),
+    )
+    plan = plan_import([bundle], subject="Patient/p1")
+    assert sorted(p.reference for p in plan.placements) == ["Observation/o1", "Patient/p1"]
+
+
+def test_a_urn_uuid_subject_counts_as_its_patient_when_none_is_chosen() -> None:
+    p2 = "urn:uuid:6f1c2b0e-2d7a-4d0e-9a53-2c9f5d3f0a11"
+    bundle = _transaction(
+        (p2, {"resourceType": "Patient", "id": "p2"}),
+        ("urn:uuid:9a1a4f3e-7c1b-4b6e-8a55-0c4e1d2b3a01", obs("o1", "Patient/p1")),
+        ("urn:uuid:9a1a4f3e-7c1b-4b6e-8a55-0c4e1d2b3a02", obs("o2", p2)),
+    )
+    with pytest.raises(InvalidInput, match="2 patients"):
+        plan_import([bundle])
