@@ -1,0 +1,95 @@
+"""Attacks on ``read_fhir`` (issue 14 review) on a real devnet: records an authorized
+writer made by hand, not through the importer, that say they are FHIR."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from emrshare.errors import InvalidFhir
+from emrshare.fhir import FhirVersion, canonical_json
+from emrshare.fhir.importer import ATTACHMENT_SHA256
+from tests.integration.roles.test_fhir_import import World, world
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["world"]  # the module's devnet fixture
+
+FHIR = FhirVersion.R4.media_type
+
+
+def test_a_forged_attachment_marker_does_not_pull_in_a_record_of_another_category(
+    world: World, tmp_path: Path
+) -> None:
+    """A DocumentReference in clinical-notes whose marker names the SHA-256 of an HIV
+    record: ``attachments="inline"`` must not file the HIV record's bytes inside it, even
+    for a grantee of both categories (the attachment an import stores is always of the
+    resource's own category and author)."""
+    patient = world.patient("p-forged")
+    a = world.provider(world.a_keys, "a-forged")
+    b = world.provider(world.b_keys, "b-forged")
+    for category in ("clinical-notes", "hiv"):
+        patient.authorize_writer(a.address, category)
+        patient.grant(b.address, category, expires=timedelta(days=1))
+    secret = b"HIV-1 viral load: 40 copies/mL (synthetic)\n"
+    a.add_record(patient.address, "hiv", secret, media_type="text/plain")
+    doc = {
+        "resourceType": "DocumentReference", "id": "d1", "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "content": [{"attachment": {"contentType": "text/plain", "extension": [
+            {"url": ATTACHMENT_SHA256, "valueString": hashlib.sha256(secret).hexdigest()}]}}],
+    }  # fmt: skip
+    a.add_record(patient.address, "clinical-notes", canonical_json(doc), media_type=FHIR)
+    (got,) = b.read_fhir(patient.address, attachments="inline")
+    assert got.content[0].attachment.data is None
+    for actor in (a, b, patient):
+        actor.close()
+
+
+def test_the_attachment_of_an_imported_resource_still_comes_back_inline(
+    world: World, tmp_path: Path
+) -> None:
+    patient = world.patient("p-inline")
+    a = world.provider(world.a_keys, "a-inline")
+    b = world.provider(world.b_keys, "b-inline")
+    patient.authorize_writer(a.address, "clinical-notes")
+    patient.grant(b.address, "clinical-notes", expires=timedelta(days=1))
+    note = base64.b64encode(b"synthetic note\n").decode()
+    doc = {
+        "resourceType": "DocumentReference", "id": "d2", "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": note}}],
+    }  # fmt: skip
+    a.import_fhir(patient.address, [doc])
+    (got,) = b.read_fhir(patient.address, attachments="inline")
+    assert got.content[0].attachment.data == base64.b64decode(note)
+    for actor in (a, b, patient):
+        actor.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"resourceType": "Observation", "status": 5}', b"[1, 2]", b"[" * 100_000 + b"]" * 100_000],
+    ids=["invalid-fhir", "not-an-object", "too-deep"],
+)
+def test_a_record_that_says_fhir_but_is_not_is_refused_naming_the_record(
+    world: World, tmp_path: Path, content: bytes
+) -> None:
+    patient = world.patient(f"p-bad-{len(content)}")
+    a = world.provider(world.a_keys, f"a-bad-{len(content)}")
+    b = world.provider(world.b_keys, f"b-bad-{len(content)}")
+    patient.authorize_writer(a.address, "lab-results")
+    patient.grant(b.address, "lab-results", expires=timedelta(days=1))
+    rid = a.add_record(patient.address, "lab-results", content, media_type=FHIR)
+    with pytest.raises(InvalidFhir) as caught:
+        b.read_fhir(patient.address)
+    message = str(caught.value)
+    assert f"0x{bytes(rid).hex()}" in message and "\n" not in message
+    assert "import" not in message and "read(" in message  # what to do, for a reader
+    assert caught.value.problems[0].source == f"record 0x{bytes(rid).hex()}"
+    for actor in (a, b, patient):
+        actor.close()
