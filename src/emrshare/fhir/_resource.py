@@ -160,14 +160,12 @@ class FhirResource:
 
     @property
     def security_labels(self) -> tuple[str, ...]:
-        """The codes of ``meta.security`` (DS4P labels: ``R``, ``V``, ``HIV``, ``PSY`` …)."""
-        meta = self.json.get("meta")
-        labels = meta.get("security") if isinstance(meta, dict) else None
-        if not isinstance(labels, list):
-            return ()
-        return tuple(
-            str(c["code"]) for c in labels if isinstance(c, dict) and isinstance(c.get("code"), str)
-        )
+        """The codes of ``meta.security`` (DS4P labels: ``R``, ``V``, ``HIV``, ``PSY`` …),
+        then those of its ``contained`` resources: they are stored inside this resource's
+        record, so an HIV-labelled Observation contained in a lab report labels the report."""
+        contained = self.json.get("contained")
+        inner = [c for c in contained if isinstance(c, dict)] if isinstance(contained, list) else []
+        return tuple(code for obj in (self.json, *inner) for code in _labels(obj))
 
     @property
     def category_codes(self) -> tuple[str, ...]:
@@ -185,3 +183,13 @@ class FhirResource:
                 if isinstance(c, dict) and isinstance(c.get("code"), str):
                     out.append(str(c["code"]))
         return tuple(out)
+
+
+def _labels(obj: dict[str, Any]) -> list[str]:
+    meta = obj.get("meta")
+    labels = meta.get("security") if isinstance(meta, dict) else None
+    if not isinstance(labels, list):
+        return []
+    return [
+        str(c["code"]) for c in labels if isinstance(c, dict) and isinstance(c.get("code"), str)
+    ]

@@ -2,7 +2,8 @@
 
 The defaults, in order (docs/fhir.md, "Category mapping", draws them as a table):
 
-1. a DS4P security label in ``meta.security`` (HL7 v3 sensitivity or confidentiality:
+1. a DS4P security label in ``meta.security`` (its own or a ``contained`` resource's;
+   HL7 v3 sensitivity or confidentiality:
    ``HIV``, ``PSY``, ``SUD``, ``R``, ``V`` …) → its sensitive category;
 2. a US Core / HL7 category code (``laboratory``, ``vital-signs``, ``LAB``, ``RAD`` …);
 3. the resource type (``Immunization`` → ``immunizations``);

@@ -164,3 +164,39 @@ def test_a_urn_uuid_subject_counts_as_its_patient_when_none_is_chosen() -> None:
     )
     with pytest.raises(InvalidInput, match="2 patients"):
         plan_import([bundle])
+
+
+# -- sensitivity labels ----------------------------------------------------------------------------
+
+HIV = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}
+LAB = {"coding": [{"code": "laboratory"}]}
+
+
+def test_a_labelled_resource_contained_in_an_everyday_one_keeps_it_sensitive() -> None:
+    """A DiagnosticReport (lab) that contains an HIV-labelled Observation carries that
+    Observation inside its own record: the record must land in the label's category."""
+    report = {
+        "resourceType": "DiagnosticReport", "id": "r1", "status": "final",
+        "category": [LAB], "code": {"text": "panel"}, "subject": {"reference": "Patient/p1"},
+        "contained": [{**obs("hiv-vl"), "meta": {"security": [HIV]}}],
+        "result": [{"reference": "#hiv-vl"}],
+    }  # fmt: skip
+    plan = plan_import([report])
+    assert [(r.category, r.resources) for r in plan.records] == [("hiv", ("DiagnosticReport/r1",))]
+    assert "HIV" in plan.placements[0].rule
+
+
+def test_an_hiv_labelled_resource_in_an_encounter_bundle_stays_out_of_the_lab_record() -> None:
+    def lab(oid: str, labels: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        res = {**obs(oid), "category": [LAB], "encounter": {"reference": "Encounter/e1"}}
+        return {**res, "meta": {"security": labels}} if labels else res
+
+    plan = plan_import(
+        [{"resourceType": "Bundle", "type": "collection",
+          "entry": [{"resource": lab("o1")}, {"resource": lab("o2", [HIV])}]}],
+        per_encounter=True,
+    )  # fmt: skip
+    assert sorted((r.category, r.resources) for r in plan.records) == [
+        ("hiv", ("Observation/o2",)),
+        ("lab-results", ("Observation/o1",)),
+    ]
