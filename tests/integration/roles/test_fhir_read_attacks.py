@@ -93,3 +93,31 @@ def test_a_record_that_says_fhir_but_is_not_is_refused_naming_the_record(
     assert caught.value.problems[0].source == f"record 0x{bytes(rid).hex()}"
     for actor in (a, b, patient):
         actor.close()
+
+
+def test_a_resource_relabelled_later_is_written_again_and_the_old_record_stays_readable(
+    world: World, tmp_path: Path
+) -> None:
+    """Documents (docs/fhir.md, "Importing", the Warning): an EHR adds an HIV label to
+    Observation/o1 without a new version (FHIR's ``$meta-add`` keeps the versionId). The
+    re-import writes it to ``hiv``; records are never deleted, so the first copy stays in
+    ``lab-results`` and its grantee still reads it until the patient revokes that grant."""
+    patient = world.patient("p-relabel")
+    a = world.provider(world.a_keys, "a-relabel")
+    b = world.provider(world.b_keys, "b-relabel")
+    for category in ("lab-results", "hiv"):
+        patient.authorize_writer(a.address, category)
+    patient.grant(b.address, "lab-results", expires=timedelta(days=1))
+    o1 = {
+        "resourceType": "Observation", "id": "o1", "meta": {"versionId": "1"},
+        "status": "final", "category": [{"coding": [{"code": "laboratory"}]}],
+        "code": {"text": "HIV-1 RNA"}, "subject": {"reference": "Patient/p1"},
+    }  # fmt: skip
+    first = a.import_fhir(patient.address, [o1])
+    assert [r.category for r in first.written] == ["lab-results"]
+    relabelled = {**o1, "meta": {"versionId": "1", "security": [{"code": "HIV"}]}}
+    second = a.import_fhir(patient.address, [relabelled])
+    assert [r.category for r in second.written] == ["hiv"]
+    assert [o.id for o in b.read_fhir(patient.address)] == ["o1"]  # the first copy
+    for actor in (a, b, patient):
+        actor.close()
