@@ -134,10 +134,11 @@ class FhirResource:
     @property
     def subject(self) -> str | None:
         """The patient reference (``Patient/p1``) the resource is about: itself for a
-        Patient, else ``subject``, ``patient``, ``beneficiary`` or ``individual``."""
+        Patient, else ``subject``, ``patient``, ``beneficiary``, ``individual`` or ``for``
+        (a Task's)."""
         if self.resource_type == "Patient" and self.id:
             return f"Patient/{self.id}"
-        return self._reference_of("subject", "patient", "beneficiary", "individual")
+        return self._reference_of("subject", "patient", "beneficiary", "individual", "for")
 
     @property
     def encounter(self) -> str | None:

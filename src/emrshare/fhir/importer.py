@@ -185,13 +185,24 @@ def plan_import(
     parsed = read_resources(sources, version=version, on_invalid=on_invalid)
     mapping = mapping or CategoryMapping.default()
     problems = list(parsed.problems)
-    resources = _of_subject(parsed.resources, subject)
+    resources, about_no_one = _of_subject(parsed.resources, subject)
     placements: list[PlacedResource] = []
     placed: list[tuple[FhirResource, str]] = []
     for res in resources:
         where = mapping.place(res)
         if where.refused:
             problems.append(_problem(res, "", f"{where.rule}; add a rule or a fallback"))
+            continue
+        if where.category is not None and res.identity in about_no_one:
+            problems.append(
+                _problem(
+                    res,
+                    "",
+                    f"the input holds several patients' resources and this one names no "
+                    f"patient, so which patient it is about is unknown: it is not taken as "
+                    f"{subject}'s; import it with that patient's own export",
+                )
+            )
             continue
         placements.append(
             PlacedResource(res.reference, res.resource_type, where.category, where.rule)
@@ -247,7 +258,12 @@ def _patient_of(res: FhirResource, entries: Mapping[str, str]) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
-def _of_subject(resources: list[FhirResource], subject: str | None) -> list[FhirResource]:
+def _of_subject(
+    resources: list[FhirResource], subject: str | None
+) -> tuple[list[FhirResource], set[str]]:
+    """The resources about ``subject`` (all, if ``None`` and the input names one patient)
+    and the identities of those among them about no patient the input names: in a
+    several-patient input picked with ``subject`` they may be anyone's (a Binary)."""
     entries = {r.full_url: r.reference for r in resources if r.full_url.startswith("urn:")}
     patients = [_patient_of(r, entries) for r in resources]
     subjects = sorted({p for p in patients if p is not None})
@@ -257,14 +273,16 @@ def _of_subject(resources: list[FhirResource], subject: str | None) -> list[Fhir
                 f"no resource of the input is about {subject}; the input's patients are "
                 f"{', '.join(subjects) or 'none'}"
             )
-        return [r for r, p in zip(resources, patients, strict=True) if p in (None, subject)]
+        taken = [(r, p) for r, p in zip(resources, patients, strict=True) if p in (None, subject)]
+        unknown = {r.identity for r, p in taken if p is None} if len(subjects) > 1 else set()
+        return [r for r, _ in taken], unknown
     if len(subjects) > 1:
         shown = ", ".join(subjects[:5]) + (" …" if len(subjects) > 5 else "")
         raise InvalidInput(
             f"the input holds the resources of {len(subjects)} patients ({shown}); import "
             "one patient at a time: name the FHIR patient to take (--fhir-patient Patient/…)"
         )
-    return resources
+    return resources, set()
 
 
 def _resource_records(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from emrshare.errors import InvalidFhir, InvalidInput
-from emrshare.fhir import plan_import, read_resources
+from emrshare.fhir import CategoryMapping, plan_import, read_resources
 
 pytestmark = pytest.mark.unit
 
@@ -200,3 +200,23 @@ def test_an_hiv_labelled_resource_in_an_encounter_bundle_stays_out_of_the_lab_re
         ("hiv", ("Observation/o2",)),
         ("lab-results", ("Observation/o1",)),
     ]
+
+
+def test_a_resource_about_no_named_patient_is_not_taken_for_the_chosen_one() -> None:
+    """A group's Bulk export: a Binary (which has no subject) or a Task (``for``) may be
+    anyone's. Picking ``Patient/p1`` must not file them as p1's records silently."""
+    binary = {"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "data": "AA=="}
+    task = {
+        "resourceType": "Task", "id": "t2", "status": "requested", "intent": "order",
+        "for": {"reference": "Patient/p2"},
+    }  # fmt: skip
+    inputs = [obs("o1"), obs("o2", "Patient/p2"), binary, task]
+    group = {"resourceType": "Bundle", "type": "collection",
+             "entry": [{"resource": r} for r in inputs]}  # fmt: skip
+    mapping = CategoryMapping(fallback="clinical-notes")  # a Task is placed, not refused
+    with pytest.raises(InvalidFhir) as caught:
+        plan_import([group], subject="Patient/p1", mapping=mapping)
+    assert [p.resource for p in caught.value.problems] == ["Binary/b2"]
+    assert "which patient" in caught.value.problems[0].reason
+    plan = plan_import([group], subject="Patient/p1", mapping=mapping, on_invalid="skip")
+    assert [r.resources for r in plan.records] == [("Observation/o1",)]
