@@ -138,8 +138,9 @@ def _decode(data: str, path: str) -> bytes:
 
 def _local_file(res: FhirResource, url: str, path: str) -> Path | None:
     """The file a relative (or ``file:``) attachment URL names, beside the input that
-    holds the resource; ``None`` for a remote URL. A file outside the input's folder is
-    refused: an input must not make the importer publish an arbitrary local file."""
+    holds the resource; ``None`` for a remote URL. A file outside the input's folder, or
+    hidden (``.ssh/…``, a name starting with ``.``), is refused: an input must not make
+    the importer publish an arbitrary local file."""
     if "://" in url and not url.startswith("file:"):
         return None
     if url.startswith(("urn:", "#", "data:")) or not res.source or res.source.startswith("<"):
@@ -158,6 +159,13 @@ def _local_file(res: FhirResource, url: str, path: str) -> Path | None:
             f"{path}.url",
             f"the attachment file {url!r} is outside the folder of {res.source}; "
             "put the file beside the export",
+        )
+    if any(part.startswith(".") for part in target.relative_to(folder).parts):
+        # An export saved in a home directory has ~/.ssh and the data dir in its folder.
+        raise AttachmentProblem(
+            f"{path}.url",
+            f"the attachment file {url!r} is hidden (a name starting with '.'), as keys and "
+            "settings are: an export's attachments are not; put the file beside the export",
         )
     if not is_file:
         raise AttachmentProblem(

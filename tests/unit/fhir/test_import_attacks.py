@@ -220,3 +220,18 @@ def test_a_resource_about_no_named_patient_is_not_taken_for_the_chosen_one() -> 
     assert "which patient" in caught.value.problems[0].reason
     plan = plan_import([group], subject="Patient/p1", mapping=mapping, on_invalid="skip")
     assert [r.resources for r in plan.records] == [("Observation/o1",)]
+
+
+@pytest.mark.parametrize(
+    "url", [".ssh/id_ed25519", "sub/.emrshare/keys.json", "file:.env", "a/../.ssh/id_ed25519"]
+)
+def test_an_attachment_url_naming_a_hidden_file_is_refused(tmp_path: Path, url: str) -> None:
+    """An export saved in a home directory: ``.ssh/id_ed25519`` is inside its folder, and
+    must not be published as the patient's record all the same."""
+    for name in (".ssh/id_ed25519", "sub/.emrshare/keys.json", ".env"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("secret")
+    src = write(tmp_path / "export.json", doc({"contentType": "text/plain", "url": url}))
+    with pytest.raises(InvalidFhir, match="hidden") as caught:
+        plan_import([src])
+    assert caught.value.problems[0].path == "content[0].attachment.url"
