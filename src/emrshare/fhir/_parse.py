@@ -304,7 +304,7 @@ def _decide(items: list[_Item]) -> FhirVersion:
         f"the input mixes FHIR versions: {len(only_r4)} resource(s) are valid only as R4 and "
         f"{len(only_r5)} only as R5 (first: {minority[0].label or 'a resource'} in "
         f"{minority[0].source} {minority[0].location}); import each version on its own and "
-        "name it (version='R4' or 'R5', --fhir-version)",
+        "name it (version='R4' or 'R5')",
     )
 
 

@@ -280,7 +280,7 @@ def _of_subject(
         shown = ", ".join(subjects[:5]) + (" …" if len(subjects) > 5 else "")
         raise InvalidInput(
             f"the input holds the resources of {len(subjects)} patients ({shown}); import "
-            "one patient at a time: name the FHIR patient to take (--fhir-patient Patient/…)"
+            "one patient at a time: name the FHIR patient to take (subject='Patient/…')"
         )
     return resources, set()
 
