@@ -90,6 +90,8 @@ def _check(
     model = _model_class(rtype, version)
     if model is None:
         return problem("resourceType", f"{rtype!r} is not a FHIR {version.label} resource type")
+    if _too_deep(obj, _MAX_RESOURCE_DEPTH):
+        return problem("", _TOO_DEEP)
     try:
         model.model_validate(obj)
     except pydantic.ValidationError as exc:
@@ -99,6 +101,8 @@ def _check(
         return problem(_path(first.get("loc", ())), f"{first.get('msg', 'invalid')}{more}")
     except (ValueError, TypeError) as exc:  # fhir.resources' own checks
         return problem("", " ".join(str(exc).split())[:300])
+    except RecursionError:  # its validators recurse in Python, one call per element
+        return problem("", _TOO_DEEP)
     return None
 
 
@@ -151,6 +155,30 @@ def _open_json(path: Path, source: str) -> Iterator[tuple[str, Any]]:
 
 #: Why JSON nested deeper than the parser recurses is refused (no FHIR resource nests so).
 _TOO_DEEP = "the JSON is nested too deeply to be a FHIR resource"
+#: The deepest resource (objects and arrays) validated: fhir.resources' validators recurse
+#: in Python, several calls a level, so a deeper one would raise RecursionError or not
+#: depending on the caller's stack. A Questionnaire nesting items 30 deep takes about 90.
+_MAX_RESOURCE_DEPTH = 128
+#: The deepest input read at all (Bundles nest); deeper, a mapping passed in overflowed
+#: the C stack inside the validators (a crash, not an exception). A file's parser stops
+#: before it.
+_MAX_DEPTH = 512
+
+
+def _too_deep(obj: Any, limit: int = _MAX_DEPTH) -> bool:
+    """Whether ``obj`` nests more than ``limit`` levels (counted without recursion, which
+    is what it guards)."""
+    level: list[Any] = [obj]
+    for _ in range(limit + 1):
+        level = [
+            v
+            for x in level
+            for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())
+            if isinstance(v, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 class _NotJson:
@@ -244,13 +272,15 @@ def _items(
     files hold resources, never another manifest: a manifest naming itself would loop)."""
     for src in sources:
         if isinstance(src, Mapping):
-            yield from _flatten(dict(src), "<input>", "")
+            loaded = dict(src)
+            yield from _flatten(_NotJson(_TOO_DEEP) if _too_deep(loaded) else loaded, "<input>", "")
             continue
         path = Path(src)
         source = str(src)
         if not path.is_file():
             raise InvalidInput(f"{source}: no such FHIR file; give a .json or .ndjson file")
-        for location, obj in _open_json(path, source):
+        for location, parsed in _open_json(path, source):
+            obj: Any = _NotJson(_TOO_DEEP) if _too_deep(parsed) else parsed
             if not _is_manifest(obj):
                 yield from _flatten(obj, source, location)
             elif manifest is not None:

@@ -235,3 +235,27 @@ def test_an_attachment_url_naming_a_hidden_file_is_refused(tmp_path: Path, url: 
     with pytest.raises(InvalidFhir, match="hidden") as caught:
         plan_import([src])
     assert caught.value.problems[0].path == "content[0].attachment.url"
+
+
+def _nested_extensions(depth: int) -> dict[str, Any]:
+    ext: dict[str, Any] = {"url": "http://x.example", "valueString": "y"}
+    for _ in range(depth):
+        ext = {"url": "http://x.example", "extension": [ext]}
+    return {"resourceType": "Patient", "id": "p1", "extension": [ext]}
+
+
+def test_deeply_nested_extensions_are_a_problem_not_a_recursion(tmp_path: Path) -> None:
+    """Valid JSON, and a valid shape (extensions nest), but deeper than fhir.resources'
+    validators recurse: refused with its path, never a RecursionError."""
+    src = write(tmp_path / "deep.json", _nested_extensions(200))
+    result = read_resources([src, {"resourceType": "Patient", "id": "p2"}], on_invalid="skip")
+    assert [r.reference for r in result.resources] == ["Patient/p2"]
+    assert result.problems[0].resource == "Patient/p1"
+    assert "nested too deeply" in result.problems[0].reason
+
+
+def test_a_loaded_resource_nested_deeper_than_any_file_is_refused_not_a_crash() -> None:
+    """A mapping passed in (no JSON parser limits it): 1,000 nested extensions overflowed
+    the C stack inside the validators (a segmentation fault, the process gone)."""
+    result = read_resources([_nested_extensions(1000)], on_invalid="skip")
+    assert result.resources == [] and "nested too deeply" in result.problems[0].reason
