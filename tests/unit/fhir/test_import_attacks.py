@@ -259,3 +259,24 @@ def test_a_loaded_resource_nested_deeper_than_any_file_is_refused_not_a_crash() 
     the C stack inside the validators (a segmentation fault, the process gone)."""
     result = read_resources([_nested_extensions(1000)], on_invalid="skip")
     assert result.resources == [] and "nested too deeply" in result.problems[0].reason
+
+
+@pytest.mark.parametrize(
+    ("labels", "category"),
+    [
+        (["R", "HIV"], "hiv"),
+        (["HIV", "R"], "hiv"),
+        (["V", "PSY"], "mental-health"),
+        (["PSY", "HIV"], "hiv"),
+        (["HIV", "PSY"], "hiv"),
+    ],
+)
+def test_the_placing_label_does_not_depend_on_the_order_of_the_labels(
+    labels: list[str], category: str
+) -> None:
+    """An EHR that lists confidentiality ``R`` before ``HIV`` filed the HIV result in
+    ``restricted``: a patient's grant of that category shared it. The sensitivity code
+    wins over the confidentiality one, and among several, the vocabulary's order."""
+    res = {**obs("o1"), "category": [LAB], "meta": {"security": [{"code": c} for c in labels]}}
+    (placed,) = plan_import([res]).placements
+    assert placed.category == category
