@@ -5,7 +5,6 @@ the author's signature, the CID, the AEAD, the plaintext SHA-256)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,8 +17,6 @@ from emrshare.roles._reads import GrantedReader, read_record
 from emrshare.types import FhirProblem
 
 __all__ = ["Attachments", "read_fhir"]
-
-log = logging.getLogger("emrshare.roles")
 
 #: How ``read_fhir`` returns attachments: as stored (a marker extension naming the
 #: attachment record), or with their data put back as the EHR exported it.
