@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from emrshare.errors import AccessDenied, InvalidFhir, InvalidInput
+from emrshare._media import validate_media_type
+from emrshare.errors import AccessDenied, InvalidFhir, InvalidInput, InvalidMediaType
 from emrshare.fhir._attachments import (
     ATTACHMENT_FILE_SHA256,
     ATTACHMENT_SHA256,
@@ -322,6 +323,23 @@ def _encounter_records(
     return out
 
 
+def _check_records(records: Sequence[PlannedRecord]) -> None:
+    """Refuse, before the first write, a record that would fail part-way through the
+    import: a media type no index entry carries (a plan made by hand), or an attachment
+    file gone, or no longer a file, since the plan was made."""
+    for rec in records:
+        try:
+            validate_media_type(rec.media_type)
+        except InvalidMediaType as exc:
+            raise InvalidInput(f"the record {rec.identity} of the plan: {exc}") from exc
+        if isinstance(rec.content, Path) and not rec.content.is_file():
+            raise InvalidInput(
+                f"the attachment file {rec.content} of {', '.join(rec.resources)} is gone, "
+                "or no longer a file, since the import was planned; nothing was written: "
+                "plan the import again"
+            )
+
+
 # -- reading back -------------------------------------------------------------------------------
 
 
@@ -366,6 +384,7 @@ def import_fhir(
             "patient to authorize it for each, or map those resources elsewhere (--mapping)",
             {"chain": "not_authorized"},
         )
+    _check_records(plan.records)
     groups: dict[tuple[str, str], list[PlannedRecord]] = {}
     for rec in plan.records:
         groups.setdefault((rec.category, rec.media_type), []).append(rec)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from emrshare.errors import InvalidFhir
-from emrshare.fhir import FhirVersion, canonical_json
+from emrshare.errors import InvalidFhir, InvalidInput
+from emrshare.fhir import FhirVersion, canonical_json, plan_import
 from emrshare.fhir.importer import ATTACHMENT_SHA256
 from tests.integration.roles.test_fhir_import import World, world
 
@@ -120,4 +121,43 @@ def test_a_resource_relabelled_later_is_written_again_and_the_old_record_stays_r
     assert [r.category for r in second.written] == ["hiv"]
     assert [o.id for o in b.read_fhir(patient.address)] == ["o1"]  # the first copy
     for actor in (a, b, patient):
+        actor.close()
+
+
+def test_an_attachment_file_gone_after_planning_writes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """A plan made, then one of its attachment files removed (or swapped for a directory)
+    before the import: the import must refuse before its first write, not after the
+    records of the groups before that file's."""
+    patient = world.patient("p-gone")
+    a = world.provider(world.a_keys, "a-gone")
+    patient.authorize_writer(a.address, "clinical-notes")
+    (tmp_path / "a.txt").write_text("synthetic note\n")
+    (tmp_path / "b.pdf").write_bytes(b"%PDF-1.4 synthetic\n")
+
+    def doc(rid: str, url: str, kind: str) -> dict[str, object]:
+        return {
+            "resourceType": "DocumentReference", "id": rid, "status": "current",
+            "subject": {"reference": "Patient/p1"},
+            "content": [{"attachment": {"contentType": kind, "url": url}}],
+        }  # fmt: skip
+
+    docs = [doc("d1", "a.txt", "text/plain"), doc("d2", "b.pdf", "application/pdf")]
+    src = tmp_path / "export.json"
+    src.write_text(
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": d} for d in docs],
+            }
+        )
+    )
+    plan = plan_import([src])
+    (tmp_path / "b.pdf").unlink()
+    with pytest.raises(InvalidInput, match=r"b\.pdf"):
+        a.import_fhir(patient.address, plan)
+    assert list(world.net.contracts.index.entries(patient.address)) == []
+    for actor in (a, patient):
         actor.close()
