@@ -354,9 +354,10 @@ def read_resources(
 
     ``version`` (``R4``, ``R4B``, ``R5``) names the FHIR version; ``None`` detects it
     (R4 unless only R5 accepts some resource) and refuses a mix with
-    :class:`MixedFhirVersions`. The same resource (identity) twice is read once; two
-    different resources under one identity are refused. ``on_invalid="stop"`` raises
-    :class:`InvalidFhir` naming every refused resource; ``"skip"`` returns them in
+    :class:`MixedFhirVersions`. The same resource twice is read once; two different
+    resources of one ``Type/id`` and ``meta.versionId`` (or both without one) are
+    refused. ``on_invalid="stop"`` raises :class:`InvalidFhir` naming every refused
+    resource; ``"skip"`` returns them in
     ``problems`` beside the valid ones.
 
     Example::
@@ -379,11 +380,17 @@ def read_resources(
             continue
         res = _resource(it, chosen)
         body = canonical_json(it.obj)
-        if res.identity not in bodies:
-            bodies[res.identity] = body
-            out[res.identity] = res
-        elif bodies[res.identity] != body:  # both refused: neither may win silently
-            for clash in (out.pop(res.identity, None), res):
+        # Type/id and versionId (none: the same key), not the identity: without a
+        # versionId the identity is the content's digest, and never clashes.
+        key = f"{res.reference}/_history/{res.version_id or ''}" if res.id else res.identity
+        if key not in bodies:
+            bodies[key] = body
+            out[key] = res
+        elif bodies[key] != body:  # both refused: neither may win silently
+            named = res.reference + (
+                f"/_history/{res.version_id}" if res.version_id else " (no meta.versionId)"
+            )
+            for clash in (out.pop(key, None), res):
                 if clash is not None:
                     problems.append(
                         FhirProblem(
@@ -391,8 +398,8 @@ def read_resources(
                             clash.location,
                             clash.reference,
                             "meta.versionId",
-                            f"two different resources of the input have the identity "
-                            f"{res.identity}; give each version its own meta.versionId",
+                            f"two different resources of the input are {named}; give each "
+                            "version its own meta.versionId",
                         )
                     )
     if problems and on_invalid == "stop":

@@ -280,3 +280,15 @@ def test_the_placing_label_does_not_depend_on_the_order_of_the_labels(
     res = {**obs("o1"), "category": [LAB], "meta": {"security": [{"code": c} for c in labels]}}
     (placed,) = plan_import([res]).placements
     assert placed.category == category
+
+
+def test_two_different_resources_of_one_id_without_versions_in_one_input_are_refused() -> None:
+    """Without ``meta.versionId`` a resource's identity is its content digest, so two
+    different ``Observation/o1`` of one input had two identities, and both were written:
+    a reader could not tell which the EHR meant."""
+    one, other = obs("o1"), {**obs("o1"), "status": "amended"}
+    with pytest.raises(InvalidFhir) as caught:
+        read_resources([{"resourceType": "Bundle", "type": "collection",
+                         "entry": [{"resource": one}, {"resource": other}]}])  # fmt: skip
+    assert [p.resource for p in caught.value.problems] == ["Observation/o1", "Observation/o1"]
+    assert "meta.versionId" in caught.value.problems[0].reason
