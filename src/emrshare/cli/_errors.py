@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from emrshare.cli._context import State, _fail, err
 from emrshare.cli._help import polish
 from emrshare.errors import (
+    AccessDenied,
     DeploymentError,
     EmrShareError,
     InvalidFhir,
@@ -77,6 +78,7 @@ HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], Hint], ...] = (
     (MixedFhirVersions, ("fhir import",), "name the version with `--fhir-version R4|R5`"),
     (InvalidFhir, ("fhir import",), "pass `--skip-invalid` to write the valid resources"),
     (InvalidInput, ("fhir import",), _subject_hint),
+    (AccessDenied, ("fhir import",), "a mapping file is passed with `--mapping FILE`"),
     (
         UnknownCategory,
         ("record add", "writer add", "grant add", "request add"),

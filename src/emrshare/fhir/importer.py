@@ -381,7 +381,7 @@ def import_fhir(
         raise AccessDenied(
             f"patient {patient} has not authorized this provider to write "
             f"{', '.join(missing)} (the import needs {', '.join(plan.categories)}); ask the "
-            "patient to authorize it for each, or map those resources elsewhere (--mapping)",
+            "patient to authorize it for each, or map those resources elsewhere (a mapping)",
             {"chain": "not_authorized"},
         )
     _check_records(plan.records)

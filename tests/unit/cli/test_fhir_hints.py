@@ -9,7 +9,7 @@ import pytest
 
 from emrshare.cli._context import State
 from emrshare.cli._errors import message_for
-from emrshare.errors import InvalidFhir, InvalidInput, MixedFhirVersions
+from emrshare.errors import AccessDenied, InvalidFhir, InvalidInput, MixedFhirVersions
 from emrshare.fhir import plan_import
 from emrshare.types import FhirProblem
 
@@ -49,3 +49,21 @@ def test_mixed_versions_name_the_version_flag_in_the_cli_only(tmp_path: Path) ->
     )
     st = State(tmp_path, "hospital", command="fhir import")
     assert message_for(mixed, st).endswith("name the version with `--fhir-version R4|R5`")
+
+
+def test_an_unauthorized_category_names_the_mapping_flag_in_the_cli_only(tmp_path: Path) -> None:
+    from emrshare.fhir import import_fhir
+
+    class NotAllowed:  # a sink the patient authorized for nothing: refused before a write
+        def writable_categories(self, patient: str) -> dict[str, int]:
+            return {}
+
+        def add_records(self, *args: object, **kwargs: object) -> list[bytes]:
+            raise AssertionError("nothing is written")
+
+    plan = plan_import([{"resourceType": "Patient", "id": "p1"}])
+    with pytest.raises(AccessDenied) as caught:
+        import_fhir(NotAllowed(), "0x" + "11" * 20, plan)  # type: ignore[arg-type]
+    assert "--" not in str(caught.value) and "mapping" in str(caught.value)
+    st = State(tmp_path, "hospital", command="fhir import")
+    assert "`--mapping FILE`" in message_for(caught.value, st)
