@@ -17,9 +17,13 @@ from typer.core import TyperGroup
 from emrshare.cli._context import State, _fail, err
 from emrshare.cli._help import polish
 from emrshare.errors import (
+    AccessDenied,
     DeploymentError,
     EmrShareError,
+    InvalidFhir,
+    InvalidInput,
     JournalError,
+    MixedFhirVersions,
     NotAdmin,
     NotFound,
     PatientNotFound,
@@ -53,6 +57,12 @@ def _profile_hint(exc: EmrShareError, st: State | None) -> str:
 #: A hint: a fixed text, or one made from the error and the command's state.
 Hint = str | Callable[[EmrShareError, State | None], str]
 
+
+def _subject_hint(exc: EmrShareError, st: State | None) -> str:
+    """``fhir import`` of several patients: the library names ``subject=``, the CLI its flag."""
+    return "pick one with `--fhir-patient Patient/…`" if "subject='Patient/" in str(exc) else ""
+
+
 #: Error type, the commands it applies to (empty: all), and the hint appended to the
 #: message; the first match wins.
 HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], Hint], ...] = (
@@ -65,6 +75,10 @@ HINTS: tuple[tuple[type[EmrShareError], tuple[str, ...], Hint], ...] = (
     (NotFound, ("grant revoke",), "`emrshare grant list` shows the grants"),
     (NotFound, ("request approve", "request deny"), "`emrshare request list` shows them"),
     (DeploymentError, (), "on a devnet, `emrshare devnet up` deploys them"),
+    (MixedFhirVersions, ("fhir import",), "name the version with `--fhir-version R4|R5`"),
+    (InvalidFhir, ("fhir import",), "pass `--skip-invalid` to write the valid resources"),
+    (InvalidInput, ("fhir import",), _subject_hint),
+    (AccessDenied, ("fhir import",), "a mapping file is passed with `--mapping FILE`"),
     (
         UnknownCategory,
         ("record add", "writer add", "grant add", "request add"),

@@ -28,6 +28,7 @@ from eth_utils.crypto import keccak
 
 from emrshare._addresses import address_bytes as _address_bytes
 from emrshare._addresses import checksum as _checksum
+from emrshare._media import MAX_MEDIA_TYPE_BYTES, validate_media_type
 from emrshare.crypto._wire import (
     HEADER_SIZE,
     cbor_decode_list,
@@ -48,7 +49,6 @@ from emrshare.crypto.keys import (
 )
 from emrshare.errors import (
     DecryptionError,
-    InvalidMediaType,
     Unavailable,
     VerificationError,
     WireFormatError,
@@ -70,8 +70,6 @@ __all__ = [
 ENTRY_BRAND = b"EMIE"
 #: Index entries are written as version 1.1 (padded); 1.0 (release 1, unpadded) is read.
 ENTRY_MINOR = 1
-#: The longest media type an entry carries (RFC 6838: 127 characters per name part).
-MAX_MEDIA_TYPE_BYTES = 127
 #: The longest CID an entry carries, in bytes (a CIDv1 sha2-256 in base32 takes 59).
 MAX_CID_BYTES = 256
 #: Every entry encoding (header included) is padded to this many bytes: the longest valid
@@ -276,28 +274,6 @@ class IndexEntry:
             _checksum(expect_bytes(f[9], "author", 20)),
             f[10],
         )
-
-
-def validate_media_type(media_type: str) -> str:
-    """Return ``media_type`` if it is a usable media type, else raise
-    :class:`InvalidMediaType` (a ``ValueError``).
-
-    A media type is 1 to :data:`MAX_MEDIA_TYPE_BYTES` (127, RFC 6838's limit for each of
-    type and subtype) printable ASCII characters, e.g. ``application/fhir+json``. The
-    limit lets every index entry be padded to one size, so its length does not tell a
-    PDF from a FHIR bundle.
-    """
-    if (
-        not isinstance(media_type, str)
-        or not media_type
-        or len(media_type) > MAX_MEDIA_TYPE_BYTES
-        or not all(" " <= c <= "~" for c in media_type)
-    ):
-        raise InvalidMediaType(
-            f"{media_type!r} is not a usable media type: use 1 to {MAX_MEDIA_TYPE_BYTES} "
-            "printable ASCII characters such as 'application/pdf'"
-        )
-    return media_type
 
 
 def _recover_signer(digest: bytes, signature: bytes) -> Address | None:

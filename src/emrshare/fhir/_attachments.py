@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emrshare._media import validate_media_type
+from emrshare.errors import InvalidMediaType
 from emrshare.fhir._resource import FhirResource
 
 __all__ = [
@@ -92,11 +94,10 @@ def take_attachments(res: FhirResource) -> tuple[dict[str, Any], list[Attachment
             meta.setdefault("tag", []).append(
                 {"system": BINARY_SHA256, "code": hashlib.sha256(data).hexdigest()}
             )
-            kind = str(body.get("contentType") or "application/octet-stream")
+            kind = _media_type(body.get("contentType"), "contentType")
             out.append(Attachment(0, kind, data))
         return body, out
     for i, (path, att) in enumerate(_attachments(body)):
-        kind = str(att.get("contentType") or "application/octet-stream")
         if isinstance(att.get("data"), str):
             data = _decode(att.pop("data"), f"{path}.data")
             content: bytes | Path = data
@@ -105,6 +106,7 @@ def take_attachments(res: FhirResource) -> tuple[dict[str, Any], list[Attachment
             content, digest, marker = local, _file_sha256(local), ATTACHMENT_FILE_SHA256
         else:
             continue  # a remote URL stays a reference; nothing to store
+        kind = _media_type(att.get("contentType"), f"{path}.contentType")
         att.setdefault("extension", []).append({"url": marker, "valueString": digest})
         out.append(Attachment(i, kind, content))
     return body, out
@@ -120,6 +122,16 @@ def _marker_urls(body: dict[str, Any]) -> set[str]:
     return urls
 
 
+def _media_type(value: Any, path: str) -> str:
+    """The attachment record's media type: its ``contentType``, refused here (as a problem
+    of the resource) if no index entry can carry it, so an import never stops part-way."""
+    kind = str(value or "application/octet-stream")
+    try:
+        return validate_media_type(kind)
+    except InvalidMediaType as exc:
+        raise AttachmentProblem(path, str(exc)) from exc
+
+
 def _decode(data: str, path: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
@@ -129,22 +141,36 @@ def _decode(data: str, path: str) -> bytes:
 
 def _local_file(res: FhirResource, url: str, path: str) -> Path | None:
     """The file a relative (or ``file:``) attachment URL names, beside the input that
-    holds the resource; ``None`` for a remote URL. A file outside the input's folder is
-    refused: an input must not make the importer publish an arbitrary local file."""
+    holds the resource; ``None`` for a remote URL. A file outside the input's folder, or
+    hidden (``.ssh/…``, a name starting with ``.``), is refused: an input must not make
+    the importer publish an arbitrary local file."""
     if "://" in url and not url.startswith("file:"):
         return None
     if url.startswith(("urn:", "#", "data:")) or not res.source or res.source.startswith("<"):
         return None
     folder = Path(res.source).resolve().parent
     name = url.removeprefix("file://").removeprefix("file:")
-    target = (folder / name).resolve()
-    if not target.is_relative_to(folder):
+    try:
+        target = (folder / name).resolve()
+        inside, is_file = target.is_relative_to(folder), target.is_file()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a loop of links
+        raise AttachmentProblem(
+            f"{path}.url", f"the attachment url {url!r} names no file ({exc})"
+        ) from exc
+    if not inside:
         raise AttachmentProblem(
             f"{path}.url",
             f"the attachment file {url!r} is outside the folder of {res.source}; "
             "put the file beside the export",
         )
-    if not target.is_file():
+    if any(part.startswith(".") for part in target.relative_to(folder).parts):
+        # An export saved in a home directory has ~/.ssh and the data dir in its folder.
+        raise AttachmentProblem(
+            f"{path}.url",
+            f"the attachment file {url!r} is hidden (a name starting with '.'), as keys and "
+            "settings are: an export's attachments are not; put the file beside the export",
+        )
+    if not is_file:
         raise AttachmentProblem(
             f"{path}.url", f"the attachment file {url!r} is not there beside {res.source}"
         )

@@ -37,8 +37,15 @@ DCM = "http://dicom.nema.org/resources/ontology/DCM"
 AccountKind = Literal["Patient", "Organization", "Practitioner", "RelatedPerson", "Device"]
 
 
+#: The last second a FHIR instant (and Python's datetime) can say: 9999-12-31T23:59:59Z.
+_LAST_INSTANT = 253_402_300_799
+
+
 def instant(ts: int) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Unix seconds as a FHIR ``instant`` (UTC); a later time (a grant's expiry may be any
+    uint64) is the last instant FHIR can write."""
+    at = min(max(int(ts), 0), _LAST_INSTANT)
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hex64(value: str, what: str) -> str:

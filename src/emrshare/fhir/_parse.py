@@ -46,6 +46,7 @@ class _Item:
     obj: Any
     source: str
     location: str
+    full_url: str = ""
     error: dict[FhirVersion, FhirProblem | None] = field(default_factory=dict)
 
     @property
@@ -96,6 +97,8 @@ def _validated(
     model = _model_class(rtype, version)
     if model is None:
         return problem("resourceType", f"{rtype!r} is not a FHIR {version.label} resource type")
+    if _too_deep(obj, _MAX_RESOURCE_DEPTH):
+        return problem("", _TOO_DEEP)
     try:
         return model.model_validate(obj), None
     except pydantic.ValidationError as exc:
@@ -105,6 +108,8 @@ def _validated(
         return problem(_path(first.get("loc", ())), f"{first.get('msg', 'invalid')}{more}")
     except (ValueError, TypeError) as exc:  # fhir.resources' own checks
         return problem("", " ".join(str(exc).split())[:300])
+    except RecursionError:  # its validators recurse in Python, one call per element
+        return problem("", _TOO_DEEP)
 
 
 def validate_json(obj: Mapping[str, Any], version: FhirVersion) -> None:
@@ -149,6 +154,36 @@ def _open_json(path: Path, source: str) -> Iterator[tuple[str, Any]]:
             yield from _ndjson(text)  # NDJSON under a .json name
             return
         yield f"line {exc.lineno}", _NotJson(exc.msg)
+    except RecursionError:
+        yield "", _NotJson(_TOO_DEEP)
+
+
+#: Why JSON nested deeper than the parser recurses is refused (no FHIR resource nests so).
+_TOO_DEEP = "the JSON is nested too deeply to be a FHIR resource"
+#: The deepest resource (objects and arrays) validated: fhir.resources' validators recurse
+#: in Python, several calls a level, so a deeper one would raise RecursionError or not
+#: depending on the caller's stack. A Questionnaire nesting items 30 deep takes about 90.
+_MAX_RESOURCE_DEPTH = 128
+#: The deepest input read at all (Bundles nest); deeper, a mapping passed in overflowed
+#: the C stack inside the validators (a crash, not an exception). A file's parser stops
+#: before it.
+_MAX_DEPTH = 512
+
+
+def _too_deep(obj: Any, limit: int = _MAX_DEPTH) -> bool:
+    """Whether ``obj`` nests more than ``limit`` levels (counted without recursion, which
+    is what it guards)."""
+    level: list[Any] = [obj]
+    for _ in range(limit + 1):
+        level = [
+            v
+            for x in level
+            for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())
+            if isinstance(v, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 class _NotJson:
@@ -164,6 +199,8 @@ def _ndjson(text: str) -> Iterator[tuple[str, Any]]:
             yield f"line {number}", json.loads(line)
         except json.JSONDecodeError as exc:
             yield f"line {number}", _NotJson(exc.msg)
+        except RecursionError:
+            yield f"line {number}", _NotJson(_TOO_DEEP)
 
 
 def _is_manifest(obj: Any) -> bool:
@@ -177,7 +214,10 @@ def _is_manifest(obj: Any) -> bool:
 
 
 def _manifest_files(obj: dict[str, Any], base: Path, source: str) -> list[Path]:
+    """The NDJSON files a manifest names, each inside the manifest's folder (as an
+    attachment file must be: a manifest must not make the importer read other files)."""
     files = []
+    folder = base.resolve()
     for i, out in enumerate(obj["output"]):
         url = out.get("url") if isinstance(out, dict) else None
         if not isinstance(url, str) or "://" in url:
@@ -185,14 +225,24 @@ def _manifest_files(obj: dict[str, Any], base: Path, source: str) -> list[Path]:
                 f"{source}: output[{i}] of the Bulk Data manifest is not a local file url "
                 "(download the export first, then import the manifest or its NDJSON files)"
             )
-        files.append(base / url)
+        try:
+            target = (folder / url).resolve()
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{source}: output[{i}].url {url!r} names no file ({exc})") from exc
+        if not target.is_relative_to(folder):
+            raise InvalidInput(
+                f"{source}: output[{i}].url {url!r} is outside the folder of the manifest; "
+                "put the NDJSON files beside it"
+            )
+        files.append(target)
     return files
 
 
-def _flatten(obj: Any, source: str, location: str) -> Iterator[_Item]:
-    """``obj`` and, for a Bundle, the resources of its entries (nested bundles too)."""
+def _flatten(obj: Any, source: str, location: str, full_url: str = "") -> Iterator[_Item]:
+    """``obj`` and, for a Bundle, the resources of its entries (nested bundles too), each
+    with its entry's ``fullUrl``."""
     if not (isinstance(obj, dict) and obj.get("resourceType") == "Bundle"):
-        yield _Item(obj, source, location)
+        yield _Item(obj, source, location, full_url)
         return
     entries = obj.get("entry", [])
     if not isinstance(entries, list):
@@ -214,23 +264,37 @@ def _flatten(obj: Any, source: str, location: str) -> Iterator[_Item]:
             continue
         if "resource" not in entry:
             continue  # a response or a search link without a resource
-        yield from _flatten(entry["resource"], source, f"{where}.resource")
+        url = entry.get("fullUrl")
+        yield from _flatten(
+            entry["resource"], source, f"{where}.resource", url if isinstance(url, str) else ""
+        )
 
 
-def _items(sources: Iterable[Path | str | Mapping[str, Any]]) -> Iterator[_Item]:
+def _items(
+    sources: Iterable[Path | str | Mapping[str, Any]], manifest: str | None = None
+) -> Iterator[_Item]:
+    """The items of ``sources``; ``manifest`` names the manifest they were listed in (its
+    files hold resources, never another manifest: a manifest naming itself would loop)."""
     for src in sources:
         if isinstance(src, Mapping):
-            yield from _flatten(dict(src), "<input>", "")
+            loaded = dict(src)
+            yield from _flatten(_NotJson(_TOO_DEEP) if _too_deep(loaded) else loaded, "<input>", "")
             continue
         path = Path(src)
         source = str(src)
         if not path.is_file():
             raise InvalidInput(f"{source}: no such FHIR file; give a .json or .ndjson file")
-        for location, obj in _open_json(path, source):
-            if _is_manifest(obj):
-                yield from _items(_manifest_files(obj, path.parent, source))
-            else:
+        for location, parsed in _open_json(path, source):
+            obj: Any = _NotJson(_TOO_DEEP) if _too_deep(parsed) else parsed
+            if not _is_manifest(obj):
                 yield from _flatten(obj, source, location)
+            elif manifest is not None:
+                raise InvalidInput(
+                    f"{manifest}: names {source}, another Bulk Data manifest; a manifest's "
+                    "output files are NDJSON resources"
+                )
+            else:
+                yield from _items(_manifest_files(obj, path.parent, source), source)
 
 
 # -- versions -------------------------------------------------------------------------------
@@ -275,7 +339,7 @@ def _decide(items: list[_Item]) -> FhirVersion:
         f"the input mixes FHIR versions: {len(only_r4)} resource(s) are valid only as R4 and "
         f"{len(only_r5)} only as R5 (first: {minority[0].label or 'a resource'} in "
         f"{minority[0].source} {minority[0].location}); import each version on its own and "
-        "name it (version='R4' or 'R5', --fhir-version)",
+        "name it (version='R4' or 'R5')",
     )
 
 
@@ -295,9 +359,10 @@ def read_resources(
 
     ``version`` (``R4``, ``R4B``, ``R5``) names the FHIR version; ``None`` detects it
     (R4 unless only R5 accepts some resource) and refuses a mix with
-    :class:`MixedFhirVersions`. The same resource (identity) twice is read once; two
-    different resources under one identity are refused. ``on_invalid="stop"`` raises
-    :class:`InvalidFhir` naming every refused resource; ``"skip"`` returns them in
+    :class:`MixedFhirVersions`. The same resource twice is read once; two different
+    resources of one ``Type/id`` and ``meta.versionId`` (or both without one) are
+    refused. ``on_invalid="stop"`` raises :class:`InvalidFhir` naming every refused
+    resource; ``"skip"`` returns them in
     ``problems`` beside the valid ones.
 
     Example::
@@ -320,11 +385,17 @@ def read_resources(
             continue
         res = _resource(it, chosen)
         body = canonical_json(it.obj)
-        if res.identity not in bodies:
-            bodies[res.identity] = body
-            out[res.identity] = res
-        elif bodies[res.identity] != body:  # both refused: neither may win silently
-            for clash in (out.pop(res.identity, None), res):
+        # Type/id and versionId (none: the same key), not the identity: without a
+        # versionId the identity is the content's digest, and never clashes.
+        key = f"{res.reference}/_history/{res.version_id or ''}" if res.id else res.identity
+        if key not in bodies:
+            bodies[key] = body
+            out[key] = res
+        elif bodies[key] != body:  # both refused: neither may win silently
+            named = res.reference + (
+                f"/_history/{res.version_id}" if res.version_id else " (no meta.versionId)"
+            )
+            for clash in (out.pop(key, None), res):
                 if clash is not None:
                     problems.append(
                         FhirProblem(
@@ -332,8 +403,8 @@ def read_resources(
                             clash.location,
                             clash.reference,
                             "meta.versionId",
-                            f"two different resources of the input have the identity "
-                            f"{res.identity}; give each version its own meta.versionId",
+                            f"two different resources of the input are {named}; give each "
+                            "version its own meta.versionId",
                         )
                     )
     if problems and on_invalid == "stop":
@@ -354,4 +425,5 @@ def _resource(it: _Item, version: FhirVersion) -> FhirResource:
         json=obj,
         source=it.source,
         location=it.location,
+        full_url=it.full_url,
     )

@@ -85,7 +85,8 @@ class FhirResource:
 
     ``json`` is the resource as given (a JSON object); ``source`` the file and
     ``location`` the place in it (``entry[3].resource``, ``line 17``, ``""`` for a file
-    holding one resource).
+    holding one resource), ``full_url`` its Bundle entry's ``fullUrl`` (``urn:uuid:…`` in
+    a transaction, which other entries' references use; ``""`` outside a Bundle).
     """
 
     resource_type: str
@@ -95,6 +96,7 @@ class FhirResource:
     json: dict[str, Any] = field(repr=False)
     source: str = ""
     location: str = ""
+    full_url: str = ""
 
     @property
     def reference(self) -> str:
@@ -132,10 +134,11 @@ class FhirResource:
     @property
     def subject(self) -> str | None:
         """The patient reference (``Patient/p1``) the resource is about: itself for a
-        Patient, else ``subject``, ``patient``, ``beneficiary`` or ``individual``."""
+        Patient, else ``subject``, ``patient``, ``beneficiary``, ``individual`` or ``for``
+        (a Task's)."""
         if self.resource_type == "Patient" and self.id:
             return f"Patient/{self.id}"
-        return self._reference_of("subject", "patient", "beneficiary", "individual")
+        return self._reference_of("subject", "patient", "beneficiary", "individual", "for")
 
     @property
     def encounter(self) -> str | None:
@@ -158,14 +161,12 @@ class FhirResource:
 
     @property
     def security_labels(self) -> tuple[str, ...]:
-        """The codes of ``meta.security`` (DS4P labels: ``R``, ``V``, ``HIV``, ``PSY`` …)."""
-        meta = self.json.get("meta")
-        labels = meta.get("security") if isinstance(meta, dict) else None
-        if not isinstance(labels, list):
-            return ()
-        return tuple(
-            str(c["code"]) for c in labels if isinstance(c, dict) and isinstance(c.get("code"), str)
-        )
+        """The codes of ``meta.security`` (DS4P labels: ``R``, ``V``, ``HIV``, ``PSY`` …),
+        then those of its ``contained`` resources: they are stored inside this resource's
+        record, so an HIV-labelled Observation contained in a lab report labels the report."""
+        contained = self.json.get("contained")
+        inner = [c for c in contained if isinstance(c, dict)] if isinstance(contained, list) else []
+        return tuple(code for obj in (self.json, *inner) for code in _labels(obj))
 
     @property
     def category_codes(self) -> tuple[str, ...]:
@@ -183,3 +184,13 @@ class FhirResource:
                 if isinstance(c, dict) and isinstance(c.get("code"), str):
                     out.append(str(c["code"]))
         return tuple(out)
+
+
+def _labels(obj: dict[str, Any]) -> list[str]:
+    meta = obj.get("meta")
+    labels = meta.get("security") if isinstance(meta, dict) else None
+    if not isinstance(labels, list):
+        return []
+    return [
+        str(c["code"]) for c in labels if isinstance(c, dict) and isinstance(c.get("code"), str)
+    ]

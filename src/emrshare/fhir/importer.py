@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from emrshare.errors import AccessDenied, InvalidFhir, InvalidInput
+from emrshare._media import validate_media_type
+from emrshare.errors import AccessDenied, InvalidFhir, InvalidInput, InvalidMediaType
 from emrshare.fhir._attachments import (
     ATTACHMENT_FILE_SHA256,
     ATTACHMENT_SHA256,
@@ -188,13 +189,24 @@ def plan_import(
     parsed = read_resources(sources, version=version, on_invalid=on_invalid)
     mapping = mapping or CategoryMapping.default()
     problems = list(parsed.problems)
-    resources = _of_subject(parsed.resources, subject)
+    resources, about_no_one = _of_subject(parsed.resources, subject)
     placements: list[PlacedResource] = []
     placed: list[tuple[FhirResource, str]] = []
     for res in resources:
         where = mapping.place(res)
         if where.refused:
             problems.append(_problem(res, "", f"{where.rule}; add a rule or a fallback"))
+            continue
+        if where.category is not None and res.identity in about_no_one:
+            problems.append(
+                _problem(
+                    res,
+                    "",
+                    f"the input holds several patients' resources and this one names no "
+                    f"patient, so which patient it is about is unknown: it is not taken as "
+                    f"{subject}'s; import it with that patient's own export",
+                )
+            )
             continue
         placements.append(
             PlacedResource(res.reference, res.resource_type, where.category, where.rule)
@@ -236,33 +248,45 @@ def _problem(res: FhirResource, path: str, reason: str) -> FhirProblem:
     return FhirProblem(res.source, res.location, res.reference, path, reason)
 
 
-def _patient_of(res: FhirResource) -> str | None:
+def _patient_of(res: FhirResource, entries: Mapping[str, str]) -> str | None:
     """``Patient/123`` for the resource's subject, from a relative or absolute reference
-    (``https://ehr.example/fhir/Patient/123/_history/2``); ``None`` without one, or for a
-    ``urn:uuid:`` reference (a transaction's, which names no server id)."""
+    (``https://ehr.example/fhir/Patient/123/_history/2``) or a ``urn:uuid:`` one naming
+    the ``fullUrl`` of an entry in ``entries`` (a transaction's: ``fullUrl`` → its
+    ``Type/id``); ``None`` without one, or for a ``urn:`` no entry of the input has."""
     ref = res.subject
-    if ref is None or ref.startswith("urn:"):
+    if ref is not None and ref.startswith("urn:"):
+        ref = entries.get(ref)
+    if ref is None:
         return None
     parts = ref.split("/_history/")[0].rstrip("/").split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
-def _of_subject(resources: list[FhirResource], subject: str | None) -> list[FhirResource]:
-    subjects = sorted({p for r in resources if (p := _patient_of(r)) is not None})
+def _of_subject(
+    resources: list[FhirResource], subject: str | None
+) -> tuple[list[FhirResource], set[str]]:
+    """The resources about ``subject`` (all, if ``None`` and the input names one patient)
+    and the identities of those among them about no patient the input names: in a
+    several-patient input picked with ``subject`` they may be anyone's (a Binary)."""
+    entries = {r.full_url: r.reference for r in resources if r.full_url.startswith("urn:")}
+    patients = [_patient_of(r, entries) for r in resources]
+    subjects = sorted({p for p in patients if p is not None})
     if subject is not None:
         if subject not in subjects:
             raise InvalidInput(
                 f"no resource of the input is about {subject}; the input's patients are "
                 f"{', '.join(subjects) or 'none'}"
             )
-        return [r for r in resources if _patient_of(r) in (None, subject)]
+        taken = [(r, p) for r, p in zip(resources, patients, strict=True) if p in (None, subject)]
+        unknown = {r.identity for r, p in taken if p is None} if len(subjects) > 1 else set()
+        return [r for r, _ in taken], unknown
     if len(subjects) > 1:
         shown = ", ".join(subjects[:5]) + (" …" if len(subjects) > 5 else "")
         raise InvalidInput(
             f"the input holds the resources of {len(subjects)} patients ({shown}); import "
-            "one patient at a time: name the FHIR patient to take (--fhir-patient Patient/…)"
+            "one patient at a time: name the FHIR patient to take (subject='Patient/…')"
         )
-    return resources
+    return resources, set()
 
 
 def _resource_records(
@@ -300,6 +324,23 @@ def _encounter_records(
             PlannedRecord(category, identity, media_type, canonical_json(bundle), refs, "encounter")
         )
     return out
+
+
+def _check_records(records: Sequence[PlannedRecord]) -> None:
+    """Refuse, before the first write, a record that would fail part-way through the
+    import: a media type no index entry carries (a plan made by hand), or an attachment
+    file gone, or no longer a file, since the plan was made."""
+    for rec in records:
+        try:
+            validate_media_type(rec.media_type)
+        except InvalidMediaType as exc:
+            raise InvalidInput(f"the record {rec.identity} of the plan: {exc}") from exc
+        if isinstance(rec.content, Path) and not rec.content.is_file():
+            raise InvalidInput(
+                f"the attachment file {rec.content} of {', '.join(rec.resources)} is gone, "
+                "or no longer a file, since the import was planned; nothing was written: "
+                "plan the import again"
+            )
 
 
 # -- reading back -------------------------------------------------------------------------------
@@ -343,9 +384,10 @@ def import_fhir(
         raise AccessDenied(
             f"patient {patient} has not authorized this provider to write "
             f"{', '.join(missing)} (the import needs {', '.join(plan.categories)}); ask the "
-            "patient to authorize it for each, or map those resources elsewhere (--mapping)",
+            "patient to authorize it for each, or map those resources elsewhere (a mapping)",
             {"chain": "not_authorized"},
         )
+    _check_records(plan.records)
     ordered = sorted(plan.records, key=lambda r: (r.category, r.media_type))
     total = len(ordered)
     imported: list[ImportedRecord] = []

@@ -2,8 +2,11 @@
 
 The defaults, in order (docs/fhir.md, "Category mapping", draws them as a table):
 
-1. a DS4P security label in ``meta.security`` (HL7 v3 sensitivity or confidentiality:
-   ``HIV``, ``PSY``, ``SUD``, ``R``, ``V`` …) → its sensitive category;
+1. a DS4P security label in ``meta.security`` (its own or a ``contained`` resource's;
+   HL7 v3 sensitivity or confidentiality:
+   ``HIV``, ``PSY``, ``SUD``, ``R``, ``V`` …) → its sensitive category; of several, the
+   first in :data:`~emrshare.categories.SENSITIVITY_CATEGORIES` (sensitivity codes before
+   confidentiality ``R`` and ``V``), whatever their order in the resource;
 2. a US Core / HL7 category code (``laboratory``, ``vital-signs``, ``LAB``, ``RAD`` …);
 3. the resource type (``Immunization`` → ``immunizations``);
 4. reference data (Organization, Practitioner, Medication …) is not a patient record:
@@ -193,7 +196,10 @@ class CategoryMapping:
 
     def place(self, resource: FhirResource) -> Placement:
         """The category ``resource`` lands in, and the rule that decided."""
-        labelled = next((x for x in resource.security_labels if x in SENSITIVITY_CATEGORIES), None)
+        # The vocabulary's order, not the labels': a sensitivity code (HIV) wins over a
+        # confidentiality one (R, V, listed last), whatever order the EHR wrote them in.
+        labels = set(resource.security_labels)
+        labelled = next((x for x in SENSITIVITY_CATEGORIES if x in labels), None)
         for rule in self.rules:
             if not rule.matches(resource):
                 continue

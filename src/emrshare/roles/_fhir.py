@@ -5,7 +5,6 @@ the author's signature, the CID, the AEAD, the plaintext SHA-256)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,8 +17,6 @@ from emrshare.roles._reads import GrantedReader, read_record
 from emrshare.types import FhirProblem
 
 __all__ = ["Attachments", "read_fhir"]
-
-log = logging.getLogger("emrshare.roles")
 
 #: How ``read_fhir`` returns attachments: as stored (a marker extension naming the
 #: attachment record), or with their data put back as the EHR exported it.
@@ -42,21 +39,25 @@ def read_fhir(
         raise InvalidInput(f"attachments is 'reference' or 'inline', not {attachments!r}")
     entries = open_granted_sync(reader, patient, category)
     fhir: list[tuple[IndexEntry, FhirVersion]] = []
-    stored: dict[str, IndexEntry] = {}
+    # An import stores an attachment in its resource's category, by the same author: a
+    # marker is looked up there only, so a record cannot pull in another category's (or
+    # another author's) bytes by naming their SHA-256.
+    stored: dict[tuple[str, str, str], IndexEntry] = {}
     for entry in entries.values():
         version = FhirVersion.of_media_type(entry.media_type)
         if version is None:
-            stored[entry.plaintext_sha256.hex()] = entry
+            stored[(entry.author, entry.category, entry.plaintext_sha256.hex())] = entry
         else:
             fhir.append((entry, version))
     types = set(resource_types) if resource_types else None
 
-    def data_of(digest: str) -> bytes | None:
-        entry = stored.get(digest)
-        return read_record(reader.network.store, entry) if entry is not None else None
-
     out: list[Any] = []
     for entry, version in fhir:
+
+        def data_of(digest: str, of: IndexEntry = entry) -> bytes | None:
+            found = stored.get((of.author, of.category, digest))
+            return read_record(reader.network.store, found) if found is not None else None
+
         for body in _resources(read_record(reader.network.store, entry), entry):
             res = FhirResource(str(body.get("resourceType")), body.get("id"), None, version, body)
             if types is not None and res.resource_type not in types:
@@ -65,23 +66,44 @@ def read_fhir(
                 continue
             if attachments == "inline":
                 body = restore_attachments(body, data_of)
-            out.append(parse_model(body, version))
+            try:
+                out.append(parse_model(body, version))
+            except InvalidFhir as exc:
+                raise _not_fhir(
+                    entry, f"it holds an invalid {version.label} resource", exc
+                ) from exc
     return out
+
+
+def _not_fhir(entry: IndexEntry, why: str, exc: InvalidFhir | None = None) -> InvalidFhir:
+    """The refusal of a record whose media type says FHIR JSON but whose content is not:
+    it names the record and its author, and says what a reader can do."""
+    record = f"record 0x{bytes(entry.record_id).hex()}"
+    first = exc.problems[0] if exc is not None and exc.problems else None
+    problem = FhirProblem(
+        record,
+        "",
+        first.resource if first else "",
+        first.path if first else "",
+        first.reason if first else why,
+    )
+    detail = (
+        f" ({first.resource or 'resource'} at {first.path or '/'}: {first.reason})" if first else ""
+    )
+    return InvalidFhir(
+        [problem],
+        f"{record} (by {entry.author}) says it is {entry.media_type} but {why}{detail}; "
+        "read it as bytes with read() and ask its author to correct it",
+    )
 
 
 def _resources(data: bytes, entry: IndexEntry) -> list[dict[str, Any]]:
     try:
         obj = json.loads(data)
     except ValueError as exc:
-        raise InvalidFhir(
-            [
-                FhirProblem(
-                    f"record 0x{bytes(entry.record_id).hex()}",
-                    "",
-                    "",
-                    "",
-                    f"the record says it is {entry.media_type} but is not JSON ({exc})",
-                )
-            ]
-        ) from exc
+        raise _not_fhir(entry, f"is not JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise _not_fhir(entry, "is JSON nested too deeply to be FHIR") from exc
+    if not isinstance(obj, dict):
+        raise _not_fhir(entry, "is not a JSON object")
     return record_resources(obj)

@@ -49,7 +49,7 @@ class AddOptions(TypedDict, total=False):
     on_stage: OnStage | None
 
 
-#: One group of a multi-category write (:meth:`RecordWriter.add_groups`): category, media
+#: One group of a bulk write (:meth:`RecordWriter.add_groups`): category, media
 #: type, sources, and their identities (or ``None``).
 RecordGroup = tuple[str, str, Sequence[RecordSource], Sequence[str] | None]
 
@@ -283,37 +283,6 @@ class RecordWriter(WriterSteps):
         return _IDENTITY + hmac.new(self._content_key, msg, hashlib.sha256).hexdigest()
 
     @_one_at_a_time
-    def add_many(
-        self,
-        patient: str,
-        category: str,
-        sources: Sequence[RecordSource],
-        *,
-        media_type: str,
-        batch_size: int = 50,
-        progress: Callable[[int, int], None] | None = None,
-        again: bool = False,
-        identities: Sequence[str] | None = None,
-        on_stage: OnStage | None = None,
-    ) -> list[RecordId]:
-        """Write many records of one category; appends go out in batches of ``batch_size``.
-
-        Files (``Path`` sources) are recognised as in :meth:`add`: unless ``again``, a file
-        whose content this writer wrote or began before for this patient and category is
-        finished or reported, not written again. In-memory contents are written, unless
-        ``identities`` (one per source) names them: a source whose identity this writer
-        wrote or began before is then finished or reported instead. ``on_stage`` is told
-        ``existing``, ``resumed`` or ``journaled`` for each record.
-        """
-        group: RecordGroup = (category, media_type, sources, identities)
-        (ids,) = self.add_groups(
-            patient, [group], batch_size=batch_size, again=again, on_stage=on_stage
-        )
-        if progress is not None:
-            progress(len(sources), len(sources))
-        return ids
-
-    @_one_at_a_time
     def add_groups(
         self,
         patient: str,
@@ -323,10 +292,18 @@ class RecordWriter(WriterSteps):
         again: bool = False,
         on_stage: OnStage | None = None,
     ) -> list[list[RecordId]]:
-        """:meth:`add_many` of several groups (category, media type, sources, identities)
-        in one journaled run: the records of every category are encrypted, stored and
-        sealed together, then appended in one transaction per category (batches of
-        ``batch_size``). Returns each group's record ids."""
+        """Write many records, in groups (category, media type, sources, identities), in one
+        journaled run: the records of every category are encrypted, stored and sealed
+        together, then appended in one transaction per category (batches of
+        ``batch_size``). Returns each group's record ids.
+
+        Files (``Path`` sources) are recognised as in :meth:`add`: unless ``again``, a file
+        whose content this writer wrote or began before for this patient and category is
+        finished or reported, not written again. In-memory contents are written, unless
+        the group's identities (one per source) name them: a source whose identity this
+        writer wrote or began before is then finished or reported instead. ``on_stage``
+        is told ``existing``, ``resumed`` or ``journaled`` for each record.
+        """
         prepared = []
         for category, _, sources, identities in groups:
             if identities is not None and len(identities) != len(sources):

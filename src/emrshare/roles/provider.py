@@ -207,17 +207,13 @@ class Provider(Requester):
         e.g. a FHIR ``Type/id/_history/version``) names them: an identity written before is
         reported, not written again. ``on_stage(stage, id)`` says which (``existing``,
         ``resumed``, ``journaled``) for each."""
-        return self.writer.add_many(
-            patient,
-            category,
-            contents,
-            media_type=media_type,
-            batch_size=batch_size,
-            progress=progress,
-            again=again,
-            identities=identities,
-            on_stage=on_stage,
+        group: RecordGroup = (category, media_type, contents, identities)
+        (ids,) = self.writer.add_groups(
+            patient, [group], batch_size=batch_size, again=again, on_stage=on_stage
         )
+        if progress is not None:
+            progress(len(contents), len(contents))
+        return ids
 
     def add_record_groups(
         self,

@@ -378,3 +378,14 @@ def test_bundles() -> None:
         bundle(items, "transaction")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="resourceType"):
         bundle([{"id": "x"}])
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+def test_a_grant_expiring_after_year_9999_is_a_consent_ending_at_its_last_instant(
+    version: FhirVersion,
+) -> None:
+    """The chain takes any uint64 expiry; a FHIR instant ends at 9999 (and Python's
+    datetime raised ValueError: the export crashed)."""
+    c = consent(grant(expiry=2**63 - 1), version)
+    validate_json(c, version)
+    assert "9999-12-31T23:59:59Z" in json.dumps(c)
