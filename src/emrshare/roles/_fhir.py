@@ -16,11 +16,13 @@ from emrshare.roles._listing import open_granted_sync
 from emrshare.roles._reads import GrantedReader, read_record
 from emrshare.types import FhirProblem
 
-__all__ = ["Attachments", "read_fhir"]
+__all__ = ["Attachments", "Versions", "read_fhir"]
 
 #: How ``read_fhir`` returns attachments: as stored (a marker extension naming the
 #: attachment record), or with their data put back as the EHR exported it.
 Attachments = Literal["reference", "inline"]
+#: Which records of one resource ``read_fhir`` returns: the last written, or every one.
+Versions = Literal["latest", "all"]
 
 
 def read_fhir(
@@ -31,12 +33,19 @@ def read_fhir(
     resource_types: Sequence[str] | None = None,
     encounter: str | None = None,
     attachments: Attachments = "reference",
+    versions: Versions = "latest",
 ) -> list[Any]:
     """Every FHIR resource of ``patient``'s records that this member's active grants
     cover (of ``category``, ``resource_types`` and ``encounter`` if given), in index
-    order, parsed and validated as the version its record's media type names."""
+    order, parsed and validated as the version its record's media type names.
+
+    ``versions="latest"`` keeps, of the records holding one ``Type/id``, the one written
+    last (a re-import of a new version is a new record; nothing is deleted); ``"all"``
+    returns each, oldest first."""
     if attachments not in ("reference", "inline"):
         raise InvalidInput(f"attachments is 'reference' or 'inline', not {attachments!r}")
+    if versions not in ("latest", "all"):
+        raise InvalidInput(f"versions is 'latest' or 'all', not {versions!r}")
     entries = open_granted_sync(reader, patient, category)
     fhir: list[tuple[IndexEntry, FhirVersion]] = []
     # An import stores an attachment in its resource's category, by the same author: a
@@ -51,8 +60,8 @@ def read_fhir(
             fhir.append((entry, version))
     types = set(resource_types) if resource_types else None
 
-    out: list[Any] = []
-    for entry, version in fhir:
+    found: list[tuple[tuple[int, int], str | None, Any]] = []
+    for position, (entry, version) in enumerate(fhir):
 
         def data_of(digest: str, of: IndexEntry = entry) -> bytes | None:
             found = stored.get((of.author, of.category, digest))
@@ -66,13 +75,20 @@ def read_fhir(
                 continue
             if attachments == "inline":
                 body = restore_attachments(body, data_of)
+            key = f"{res.resource_type}/{res.id}" if isinstance(res.id, str) else None
             try:
-                out.append(parse_model(body, version))
+                found.append(((entry.created_at, position), key, parse_model(body, version)))
             except InvalidFhir as exc:
                 raise _not_fhir(
                     entry, f"it holds an invalid {version.label} resource", exc
                 ) from exc
-    return out
+    if versions == "all":
+        return [model for _, _, model in found]
+    newest: dict[str, tuple[int, int]] = {}
+    for when, key, _ in found:
+        if key is not None:
+            newest[key] = max(newest.get(key, when), when)
+    return [model for when, key, model in found if key is None or newest[key] == when]
 
 
 def _not_fhir(entry: IndexEntry, why: str, exc: InvalidFhir | None = None) -> InvalidFhir:

@@ -169,7 +169,7 @@ class OwnWrites:
                 eth_key=self.keys.ethereum_key,
                 box_key=self.keys.box_private_key,
                 state_dir=self.state_dir,
-                resolve=lambda p, c: self.target(p, c),
+                resolve=lambda p, cats: [self.target(p, c) for c in cats],
                 target_for_epoch=lambda p, c, e: self.target(p, c, e),
                 sealer=PoolSealer(self.keys.ethereum_key),
                 contracts=self.signed,  # relayed when the patient's writes are

@@ -32,6 +32,10 @@ from emrshare.types import Address, CategoryTag, Cid, RecordId
 
 __all__ = ["OnStage", "WriteStage", "WriteTarget", "WriterSteps", "tell"]
 
+#: What a patient's first append costs more than another (its head and entry count are
+#: stored from zero: two 20,000-gas stores), with a margin.
+_FIRST_APPEND_GAS = 50_000
+
 # The journal keeps (data key, plaintext hash, size) between "encrypted" and "stored",
 # sealed to the writer's own box key so the journal file never holds a data key in clear.
 _SECRET_BRAND = b"EMJS"
@@ -119,6 +123,7 @@ class WriterSteps:
         self._stages: dict[bytes, OnStage] = {}
         # (stream, batch length) -> (calldata size, gas limit) of a mined batch append.
         self._batch_gas: dict[tuple[str, int], tuple[int, int]] = {}
+        self._cover: dict[int, tuple[int, int]] = {}  # entries -> (bytes, gas) of one append
 
     def _stage(self, job: WriteJob, stage: WriteStage) -> None:
         tell(self._stages.get(bytes(job.record_id)), stage, job.record_id)
@@ -231,13 +236,18 @@ class WriterSteps:
         index = self._contracts.index
         # A bulk write sends many batches of one shape: the gas the first one used (the
         # dearest: it also creates the stream's counters), with the client's margin,
-        # covers the rest, so they skip eth_estimateGas. A revert still raises
-        # ContractRevert (the client replays a failed transaction to decode it), and any
-        # failure forgets the figure so the retry estimates again.
+        # covers the rest, so they skip eth_estimateGas. A batch of another stream (an
+        # import writes many) is covered by any figure of as many entries or more and as
+        # many bytes or more, plus what a patient's first append costs (its head and count
+        # go from zero). A revert still raises ContractRevert (the client replays a failed
+        # transaction to decode it), and any failure forgets the figure so the retry
+        # estimates again.
         shape = (first.stream, len(jobs))
         size = sum(len(s) for s in sealed)
-        known = self._batch_gas.pop(shape, None) if len(jobs) > 1 else None
-        gas = known[1] if known is not None and size <= known[0] else None
+        known = self._batch_gas.pop(shape, None)
+        gas = (
+            known[1] if known is not None and size <= known[0] else self._gas_cover(len(jobs), size)
+        )
         try:
             try:
                 receipt = index.append_entries(first.patient, tag, first.sequence, sealed, gas=gas)
@@ -248,6 +258,7 @@ class WriterSteps:
                 # low for this batch (out of gas). Nothing was appended and the nonce was
                 # consumed; send once more with a fresh estimate (a real revert raises).
                 known = None
+                self._cover.clear()
                 receipt = index.append_entries(first.patient, tag, first.sequence, sealed)
         except ContractRevert as exc:
             if exc.name == "RecordIndex_WrongSequence":
@@ -259,12 +270,17 @@ class WriterSteps:
             raise
         # NonceTooLow (another process sent with this key: a crashed writer, the CLI) is
         # a TransactionFailed: the client re-read the nonce, and the journal retries.
-        if len(jobs) > 1:
-            self._batch_gas[shape] = known or (
-                size,
-                int(receipt.gas_used * index.client.gas_multiplier) + 5_000,
-            )
+        measured = (size, int(receipt.gas_used * index.client.gas_multiplier) + 5_000)
+        self._batch_gas[shape] = known or measured
+        if size >= self._cover.get(len(jobs), (0, 0))[0]:
+            self._cover[len(jobs)] = measured
         return receipt.tx_hash
+
+    def _gas_cover(self, entries: int, size: int) -> int | None:
+        """Gas enough for an append of ``entries`` entries of ``size`` bytes in all, from
+        the figures of earlier appends (of any stream); ``None``: estimate it."""
+        fits = [g for n, (s, g) in self._cover.items() if n >= entries and s >= size]
+        return min(fits) + _FIRST_APPEND_GAS if fits else None
 
     def receipt(self, tx_hash: bytes) -> ReceiptStatus:
         # "failed" covers a transaction the node dropped (restart, replaced): send again.

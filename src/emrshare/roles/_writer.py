@@ -124,7 +124,7 @@ class RecordWriter(WriterSteps):
         eth_key: bytes,
         box_key: PrivateKey,
         state_dir: Path,
-        resolve: Callable[[str, str], WriteTarget],
+        resolve: Callable[[str, Sequence[str]], list[WriteTarget]],
         target_for_epoch: Callable[[str, str, int], WriteTarget],
         sealer: Sealer | None = None,
         now: Callable[[], float] = time.time,
@@ -139,7 +139,7 @@ class RecordWriter(WriterSteps):
             contracts=contracts,
         )
         self._lock = threading.RLock()
-        self._resolve = resolve
+        self._resolve = resolve  # (patient, categories) → their targets, in one scan
         self._now = now
         self.journal = Journal(Path(state_dir) / "journal")
         self._content_key = hashlib.sha256(b"emrshare/content-id/v1\0" + bytes(box_key)).digest()
@@ -171,7 +171,7 @@ class RecordWriter(WriterSteps):
         being written a second time. ``on_stage`` says which (see :data:`WriteStage`).
         """
         total = _source_size(source)
-        target = self._resolve(patient, category)
+        (target,) = self._resolve(patient, [category])
         content = self.content_id(target, source)
         if content is not None and not again:
             same = self._same(target, content, source, progress, total, on_stage)
@@ -304,15 +304,16 @@ class RecordWriter(WriterSteps):
         writer wrote or began before is then finished or reported instead. ``on_stage``
         is told ``existing``, ``resumed`` or ``journaled`` for each record.
         """
-        prepared = []
-        for category, _, sources, identities in groups:
+        for _, _, sources, identities in groups:
             if identities is not None and len(identities) != len(sources):
                 raise InvalidInput(
                     f"{len(identities)} identities for {len(sources)} records: give one per record"
                 )
             for source in sources:
                 _source_size(source)
-            target = self._resolve(patient, category)
+        targets = self._resolve(patient, [g[0] for g in groups])
+        prepared = []
+        for target, (_, _, sources, identities) in zip(targets, groups, strict=True):
             contents = [
                 self.identity_id(target, identities[i])
                 if identities is not None

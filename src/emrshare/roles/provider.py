@@ -71,7 +71,7 @@ class Provider(Requester):
                     eth_key=self.keys.ethereum_key,
                     box_key=self.keys.box_private_key,
                     state_dir=self.state_dir,
-                    resolve=self._current_target,
+                    resolve=self._current_targets,
                     target_for_epoch=self._target_for_epoch,
                     sealer=PoolSealer(self.keys.ethereum_key),
                 )
@@ -127,19 +127,23 @@ class Provider(Requester):
                 out[cat] = epoch
         return out
 
-    def _current_target(self, patient: str, category: str) -> WriteTarget:
+    def _current_targets(self, patient: str, categories: Sequence[str]) -> list[WriteTarget]:
+        """The current write target of each category (one authorization scan for all)."""
         patient = checksum(patient)
         current = self.writable_categories(patient)
-        category = normalize_category(category, known=current)  # "LAB" -> "lab-results"
-        if category not in current:
-            if not current:  # no authorization at all: is it a patient?
-                self._require_patient(patient)
-            raise AccessDenied(
-                f"patient {patient} has not authorized {self.address} to write {category!r} "
-                "records; ask the patient to authorize this provider",
-                {"chain": "not_authorized"},
-            )
-        return self._targets[(patient, category, current[category])]
+        out = []
+        for name in categories:
+            category = normalize_category(name, known=current)  # "LAB" -> "lab-results"
+            if category not in current:
+                if not current:  # no authorization at all: is it a patient?
+                    self._require_patient(patient)
+                raise AccessDenied(
+                    f"patient {patient} has not authorized {self.address} to write "
+                    f"{category!r} records; ask the patient to authorize this provider",
+                    {"chain": "not_authorized"},
+                )
+            out.append(self._targets[(patient, category, current[category])])
+        return out
 
     def _target_for_epoch(self, patient: str, category: str, epoch: int) -> WriteTarget:
         key = (checksum(patient), category, epoch)

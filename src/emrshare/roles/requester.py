@@ -14,7 +14,7 @@ from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo, run_blocking
-from emrshare.roles._fhir import Attachments, read_fhir
+from emrshare.roles._fhir import Attachments, Versions, read_fhir
 from emrshare.roles._listing import open_granted
 from emrshare.roles._member import MemberFacade
 from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
@@ -65,6 +65,7 @@ class Requester(MemberFacade):
         resource_types: Sequence[str] | None = None,
         encounter: str | None = None,
         attachments: Attachments = "reference",
+        versions: Versions = "latest",
     ) -> list[Any]:
         """The FHIR resources of the records ``patient`` granted this member, as
         ``fhir.resources`` objects (R4 and R4B: ``fhir.resources.R4B``), in index order.
@@ -73,7 +74,8 @@ class Requester(MemberFacade):
         grant (a logged read of each). ``resource_types`` (``["Observation"]``) and
         ``encounter`` (``"Encounter/e1"``) filter; ``attachments="inline"`` puts back the
         attachment data the import stored as records of their own (readable under the
-        same grant), as the EHR exported it.
+        same grant), as the EHR exported it. A resource imported in several versions comes
+        back once, as last written (``versions="all"``: each, oldest first).
         """
         return read_fhir(
             self._reads,
@@ -82,6 +84,7 @@ class Requester(MemberFacade):
             resource_types=resource_types,
             encounter=encounter,
             attachments=attachments,
+            versions=versions,
         )
 
 

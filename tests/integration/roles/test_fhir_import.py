@@ -356,3 +356,26 @@ def test_per_encounter_records_keep_a_labelled_result_apart(world: World, tmp_pa
     assert len(report.written) == len(plan.records)
     for actor in (a, b, patient):
         actor.close()
+
+
+def test_read_fhir_returns_the_last_version_unless_asked_for_all(
+    world: World, tmp_path: Path
+) -> None:
+    patient = world.patient("p-versions")
+    a = world.provider(world.a_keys, "a-versions")
+    b = world.provider(world.b_keys, "b-versions")
+    patient.authorize_writer(a.address, "lab-results")
+    first, second = obs("o1", 13.1), obs("o1", 13.4)
+    second["meta"]["versionId"] = "2"
+    for n, version in enumerate((first, second)):
+        src = tmp_path / f"v{n}.json"
+        src.write_text(json.dumps(bundle(version, obs("o2", 9.0))))
+        a.import_fhir(patient.address, [src])
+    assert entry_count(world.net, patient) == 3  # o1 twice, o2 once
+    patient.grant(b.address, "lab-results", expires=timedelta(days=1))
+    latest = {o.id: float(o.valueQuantity.value) for o in b.read_fhir(patient.address)}
+    assert latest == {"o1": 13.4, "o2": 9.0}
+    every = [(o.id, o.meta.versionId) for o in b.read_fhir(patient.address, versions="all")]
+    assert sorted(every) == [("o1", "1"), ("o1", "2"), ("o2", "1")]
+    for actor in (a, b, patient):
+        actor.close()

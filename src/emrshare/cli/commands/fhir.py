@@ -153,6 +153,9 @@ def fhir_read(
     inline: Annotated[
         bool, typer.Option("--inline-attachments", help="put attachment data back inline")
     ] = False,
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="every record of a resource, not the last")
+    ] = False,
     out_file: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -166,6 +169,7 @@ def fhir_read(
         resource_types=[t.strip() for t in (types or "").split(",") if t.strip()] or None,
         encounter=encounter,
         attachments="inline" if inline else "reference",
+        versions="all" if all_versions else "latest",
     )
     from emrshare.fhir import bundle
 
