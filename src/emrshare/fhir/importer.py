@@ -40,6 +40,7 @@ from emrshare.fhir._attachments import (
 )
 from emrshare.fhir._parse import OnInvalid, read_resources
 from emrshare.fhir._resource import FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.export import bundle
 from emrshare.fhir.mapping import CategoryMapping
 from emrshare.types import FhirProblem
 
@@ -313,15 +314,11 @@ def _encounter_records(
     for (encounter, category), members in groups.items():
         members.sort(key=lambda m: m[0].reference)
         names = "\n".join(m[0].identity for m in members).encode()
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "collection",
-            "entry": [{"resource": body} for _, body in members],
-        }
+        body = bundle([b for _, b in members])
         identity = f"{encounter}/_bundle/{category}/#{hashlib.sha256(names).hexdigest()}"
         refs = tuple(m[0].reference for m in members)
         out.append(
-            PlannedRecord(category, identity, media_type, canonical_json(bundle), refs, "encounter")
+            PlannedRecord(category, identity, media_type, canonical_json(body), refs, "encounter")
         )
     return out
 
