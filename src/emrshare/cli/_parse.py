@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
@@ -20,6 +21,7 @@ from emrshare.errors import InvalidInput
 
 if TYPE_CHECKING:  # imported when used: `emrshare --help` need not load web3
     from emrshare.chain import Role
+    from emrshare.fhir import CategoryMapping
     from emrshare.roles.profiles import Kind
 
 __all__ = ["option", "parse_duration", "parse_expires", "parse_kind", "parse_purpose", "parse_role"]
@@ -133,3 +135,15 @@ def parse_kind(text: str) -> Kind:
         return _KINDS[text]
     except KeyError:
         raise InvalidInput(f"unknown profile kind {text!r}: use patient or member") from None
+
+
+def parse_list(text: str | None) -> list[str]:
+    """A comma-separated option (``Observation, DiagnosticReport``) as its items."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def load_mapping(path: Path | None) -> CategoryMapping | None:
+    """The category mapping a ``--mapping FILE`` names (``None``: the defaults)."""
+    from emrshare.fhir import CategoryMapping
+
+    return CategoryMapping.from_toml(path) if path is not None else None

@@ -60,13 +60,14 @@ def fhir_import(
     patient's records: validated, placed by category, each resource written once however
     often it is imported. Nothing is written if a resource is invalid (unless
     --skip-invalid) or the patient has not authorized every category it needs."""
-    from emrshare.fhir import CategoryMapping, plan_import
+    from emrshare.cli._parse import load_mapping
+    from emrshare.fhir import plan_import
 
     st = state(ctx)
     plan = plan_import(
         files,
         version=fhir_version,
-        mapping=CategoryMapping.from_toml(mapping) if mapping is not None else None,
+        mapping=load_mapping(mapping),
         per_encounter=per_encounter,
         on_invalid="skip" if skip_invalid else "stop",
         subject=fhir_patient,
@@ -162,11 +163,13 @@ def fhir_read(
     """Read the granted records of a patient back as FHIR: a searchset Bundle of every
     resource (each record opened and checked as `record get` does; logged as reads). The
     output is JSON with or without --json."""
+    from emrshare.cli._parse import parse_list
+
     st = state(ctx)
     resources = st.provider().read_fhir(
         st.profiles.resolve(patient),
         category=category,
-        resource_types=[t.strip() for t in (types or "").split(",") if t.strip()] or None,
+        resource_types=parse_list(types) or None,
         encounter=encounter,
         attachments="inline" if inline else "reference",
         versions="all" if all_versions else "latest",

@@ -54,22 +54,20 @@ def request_add(
 ) -> None:
     """Ask a patient for access to one category, or to what FHIR names (--fhir-types):
     one sealed request per category the types map to."""
-    from emrshare.cli._parse import option, parse_purpose
+    from emrshare.cli._parse import load_mapping, option, parse_list, parse_purpose
 
     code = option(parse_purpose, purpose, "--purpose")
     st = state(ctx)
     if (category is None) == (fhir_types is None):
         raise typer.BadParameter("give --category or --fhir-types (one of them)")
     if fhir_types is not None:
-        from emrshare.fhir import CategoryMapping
-
         found = st.provider().request_fhir_access(
             st.profiles.resolve(patient),
-            [t.strip() for t in fhir_types.split(",") if t.strip()],
-            [c.strip() for c in (fhir_category or "").split(",") if c.strip()],
+            parse_list(fhir_types),
+            parse_list(fhir_category),
             purpose=code,
             reason=reason,
-            mapping=CategoryMapping.from_toml(mapping) if mapping is not None else None,
+            mapping=load_mapping(mapping),
         )
         if want_json(ctx, json_out):
             emit_json({"requests": found})
