@@ -132,13 +132,7 @@ class Writes:
     def same_content(self, patient: str, category: str, content: str) -> WriteJob | None:
         """The newest write, not rolled back, of ``content`` (an opaque digest the caller
         keeps in ``meta["content"]``) for ``patient`` and ``category``; ``None`` if none."""
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM writes WHERE json_extract(meta, '$.content') = ?"  # noqa: S608
-            " AND patient = ? AND category = ? AND state != 'rolled_back'"
-            " ORDER BY created_at DESC, sequence DESC LIMIT 1",
-            (content, patient, category),
-        ).fetchone()
-        return _job(row) if row is not None else None
+        return self.same_contents(patient, category, [content]).get(content)
 
     def same_contents(
         self, patient: str, category: str, contents: Sequence[str]
