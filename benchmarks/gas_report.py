@@ -62,6 +62,8 @@ BUDGETS = {
     "grant (3 proxies, M=2)": 200_000,
     "revoke": 40_000,
     "audit log of one served access": 40_000,
+    "rx issue": 80_000,  # issue 15
+    "rx dispense": 50_000,
 }
 
 # Two public EHR-sharing designs, as quoted in the issue (anvil 1.7.1, solc 0.8.30).
@@ -82,7 +84,7 @@ def main() -> int:
         help="random entries of this size instead of real sealed ones (the issue fixed 350)",
     )
     entry_bytes = parser.parse_args().entry_bytes
-    keys = dev_private_keys(9)
+    keys = dev_private_keys(10)
     deployer, patient_key, hospital_key, clinic_key = keys[0], keys[1], keys[2], keys[3]
     proxy_keys = keys[4:7]
     insurer_key = keys[7]
@@ -118,6 +120,8 @@ def main() -> int:
         admit(hospital.grants.client, hospital_keys, Role.PROVIDER)
         admit(clinic.grants.client, clinic_keys, Role.PROVIDER)
         admit(insurer.grants.client, insurer_keys, Role.INSURER)
+        pharmacy = c.with_client(ChainClient(w3, keys[9]))
+        admit(pharmacy.grants.client, MemberKeys.generate(ethereum_key=keys[9]), Role.PHARMACY)
         pub = patient_keys.public_keys()
         patient.profiles.register(pub.verifying_key_bytes, pub.box_key_bytes)
         tag = patient_keys.tag("lab-results", 0)
@@ -249,6 +253,14 @@ def main() -> int:
             answer.request_id, blob
         ).gas_used
 
+        rx = os.urandom(32)
+        until = int(w3.eth.get_block("latest")["timestamp"]) + 30 * 86_400
+        figures["rx issue"] = hospital.prescriptions.issue(rx, until, 2).gas_used
+        figures["rx review"] = clinic.prescriptions.review(rx).gas_used
+        figures["rx dispense"] = pharmacy.prescriptions.dispense(rx).gas_used
+        figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx).gas_used
+        figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
+
         relayed = relayed_overhead(
             w3,
             dep,
@@ -340,6 +352,13 @@ def main() -> int:
     }
     print(json.dumps(result, sort_keys=True))
     return 1 if over else 0
+
+
+def _issued(c: Contracts, until: int) -> bytes:
+    """A new prescription of ``c``'s account (a provider), valid until ``until``."""
+    rx = os.urandom(32)
+    c.prescriptions.issue(rx, until, 1)
+    return rx
 
 
 #: Issue 13's goal for the gas a relayed patient operation costs over its direct form.

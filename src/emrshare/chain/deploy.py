@@ -41,6 +41,7 @@ DEPLOY_ORDER = (
     "RecordIndex",
     "Grants",
     "AuditLog",
+    "Prescriptions",
 )
 
 
@@ -190,7 +191,11 @@ class Deployment:
 
 
 def _constructor_args(
-    name: str, addresses: dict[str, str], admins: Sequence[str], admin_threshold: int
+    name: str,
+    addresses: dict[str, str],
+    admins: Sequence[str],
+    admin_threshold: int,
+    rx_review_required: bool,
 ) -> list[Any]:
     def need(dep: str) -> str:
         if dep not in addresses:
@@ -207,6 +212,8 @@ def _constructor_args(
         return [need("ConsortiumRegistry"), need("PatientProfiles"), need("PatientForwarder")]
     if name == "AuditLog":
         return [need("Grants"), need("ConsortiumRegistry")]
+    if name == "Prescriptions":
+        return [need("ConsortiumRegistry"), rx_review_required]
     return []
 
 
@@ -219,13 +226,15 @@ def deploy_contracts(
     admins: Sequence[str] | None = None,
     admin_threshold: int = 1,
     existing: dict[str, str] | None = None,
+    rx_review_required: bool = False,
 ) -> Deployment:
     """Deploy each named contract (all shipped ones by default) from ``private_key``.
 
     Contracts are deployed in :data:`DEPLOY_ORDER`; constructor arguments are wired up
     from the contracts deployed before (or given in ``existing``). The consortium
     registry starts with ``admins`` (default: the deployer alone) and an M-of-N approval
-    threshold of ``admin_threshold``.
+    threshold of ``admin_threshold``. With ``rx_review_required``, every prescription
+    needs a pharmacist's or physician's review on chain before it can be dispensed.
     """
     acct = Account.from_key(private_key)
     with node_errors("reading the chain head"):
@@ -242,7 +251,9 @@ def deploy_contracts(
         nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
     for name in order:
         art = load_artifact(name)
-        args = _constructor_args(name, addresses, admins or [acct.address], admin_threshold)
+        args = _constructor_args(
+            name, addresses, admins or [acct.address], admin_threshold, rx_review_required
+        )
         with node_errors(f"deploying {name}"):
             contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
             tx = contract.constructor(*args).build_transaction(

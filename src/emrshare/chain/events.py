@@ -27,6 +27,10 @@ __all__ = [
     "MemberRemoved",
     "MemberRoleChanged",
     "MemberSuspended",
+    "PrescriptionCancelled",
+    "PrescriptionDispensed",
+    "PrescriptionIssued",
+    "PrescriptionReviewed",
     "ProfileRegistered",
     "ProposalApproved",
     "ProposalCreated",
@@ -343,3 +347,39 @@ class AccessLogged(ChainEvent):
     nonce: int
     evaluated_at: int  # block
     evaluated_time: int  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PrescriptionIssued(ChainEvent):
+    """A prescriber issued prescription ``id`` (a commitment; no drug or patient)."""
+
+    prescription_id: bytes
+    prescriber: str
+    valid_until: int  # unix seconds, chain time
+    fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrescriptionReviewed(ChainEvent):
+    """A pharmacist or physician approved prescription ``id``."""
+
+    prescription_id: bytes
+    reviewer: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrescriptionDispensed(ChainEvent):
+    """A pharmacy dispensed fill number ``fill`` (from 1) of prescription ``id``."""
+
+    prescription_id: bytes
+    pharmacy: str
+    prescriber: str
+    fill: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrescriptionCancelled(ChainEvent):
+    """The prescriber cancelled prescription ``id``."""
+
+    prescription_id: bytes
+    prescriber: str

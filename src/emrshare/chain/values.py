@@ -27,6 +27,8 @@ __all__ = [
     "Member",
     "PatientProfile",
     "Policy",
+    "Prescription",
+    "PrescriptionStatus",
     "Proposal",
     "RequestStatus",
     "Role",
@@ -274,3 +276,42 @@ class Appended:
     record_ids: tuple[RecordId, ...]
     receipt: Receipt | None
     already: bool
+
+
+class PrescriptionStatus(StrEnum):
+    """A prescription's state on chain time (``Prescriptions.statusOf``); ``NONE``: no
+    prescription has that id."""
+
+    NONE = "none"
+    ACTIVE = "active"
+    NEEDS_REVIEW = "needs_review"
+    DISPENSED = "dispensed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @classmethod
+    def from_code(cls, code: int) -> PrescriptionStatus:
+        """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
+        members = list(cls)
+        if not isinstance(code, int) or not 0 <= code < len(members):
+            raise ChainError(
+                f"Prescriptions.statusOf answered {code!r}, which no known status encodes; "
+                "check that the deployment matches this release"
+            )
+        return members[code]
+
+
+@dataclass(frozen=True, slots=True)
+class Prescription:
+    """A prescription's on-chain part (``Prescriptions.prescriptionOf``): no drug, dose or
+    patient, only who issued it, when, until when, and how many fills are left."""
+
+    prescription_id: bytes  # the commitment keccak256(abi.encode(salt, sha256(document)))
+    prescriber: str
+    issued_at: int  # unix seconds, chain time
+    valid_until: int  # unix seconds, chain time
+    fills: int
+    fills_used: int
+    reviewed: bool
+    cancelled: bool
+    status: PrescriptionStatus

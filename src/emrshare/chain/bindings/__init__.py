@@ -19,6 +19,7 @@ from emrshare.chain.bindings.audit import AuditLog
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
 from emrshare.chain.bindings.index import RecordIndex
+from emrshare.chain.bindings.prescriptions import Prescriptions
 from emrshare.chain.bindings.profiles import PatientProfiles
 from emrshare.chain.bindings.registry import ConsortiumRegistry
 from emrshare.chain.client import ChainClient
@@ -32,6 +33,7 @@ __all__ = [
     "Grants",
     "PatientForwarder",
     "PatientProfiles",
+    "Prescriptions",
     "RecordIndex",
 ]
 
@@ -46,6 +48,7 @@ class Contracts:
     grants: Grants
     audit: AuditLog
     forwarder: PatientForwarder
+    prescriptions: Prescriptions
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -63,6 +66,9 @@ class Contracts:
             audit=AuditLog(client, deployment.address_of("AuditLog"), start_block=s),
             forwarder=PatientForwarder(
                 client, deployment.address_of("PatientForwarder"), start_block=s
+            ),
+            prescriptions=Prescriptions(
+                client, deployment.address_of("Prescriptions"), start_block=s
             ),
         )
 
@@ -92,6 +98,7 @@ class Contracts:
             self.grants,
             self.audit,
             self.forwarder,
+            self.prescriptions,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -104,4 +111,5 @@ class Contracts:
             grants=Grants(client, self.grants.address, start_block=s),
             audit=AuditLog(client, self.audit.address, start_block=s),
             forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
+            prescriptions=Prescriptions(client, self.prescriptions.address, start_block=s),
         )
