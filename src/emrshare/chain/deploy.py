@@ -41,7 +41,11 @@ DEPLOY_ORDER = (
     "RecordIndex",
     "Grants",
     "AuditLog",
+    "Emergency",
 )
+
+#: Default cool-down between two emergency declarations by one clinician, in seconds.
+EMERGENCY_COOLDOWN = 3600
 
 
 #: The deployment file's format. 1: chain id, addresses, start block, deployer (no
@@ -190,7 +194,11 @@ class Deployment:
 
 
 def _constructor_args(
-    name: str, addresses: dict[str, str], admins: Sequence[str], admin_threshold: int
+    name: str,
+    addresses: dict[str, str],
+    admins: Sequence[str],
+    admin_threshold: int,
+    emergency: tuple[int, bool] = (EMERGENCY_COOLDOWN, False),
 ) -> list[Any]:
     def need(dep: str) -> str:
         if dep not in addresses:
@@ -207,6 +215,13 @@ def _constructor_args(
         return [need("ConsortiumRegistry"), need("PatientProfiles"), need("PatientForwarder")]
     if name == "AuditLog":
         return [need("Grants"), need("ConsortiumRegistry")]
+    if name == "Emergency":
+        return [
+            need("ConsortiumRegistry"),
+            need("PatientProfiles"),
+            need("PatientForwarder"),
+            *emergency,
+        ]
     return []
 
 
@@ -219,13 +234,19 @@ def deploy_contracts(
     admins: Sequence[str] | None = None,
     admin_threshold: int = 1,
     existing: dict[str, str] | None = None,
+    emergency_cooldown: int = EMERGENCY_COOLDOWN,
+    emergency_cosign_required: bool = False,
 ) -> Deployment:
     """Deploy each named contract (all shipped ones by default) from ``private_key``.
 
     Contracts are deployed in :data:`DEPLOY_ORDER`; constructor arguments are wired up
     from the contracts deployed before (or given in ``existing``). The consortium
     registry starts with ``admins`` (default: the deployer alone) and an M-of-N approval
-    threshold of ``admin_threshold``.
+    threshold of ``admin_threshold``. The Emergency contract gets a cool-down of
+    ``emergency_cooldown`` seconds between two declarations of one clinician and requires
+    a second clinician's co-signature if ``emergency_cosign_required``; its consortium
+    emergency keys are published afterwards, once, by the deployer
+    (``Emergency.set_emergency_keys``).
     """
     acct = Account.from_key(private_key)
     with node_errors("reading the chain head"):
@@ -242,7 +263,13 @@ def deploy_contracts(
         nonce = int(w3.eth.get_transaction_count(acct.address, "pending"))
     for name in order:
         art = load_artifact(name)
-        args = _constructor_args(name, addresses, admins or [acct.address], admin_threshold)
+        args = _constructor_args(
+            name,
+            addresses,
+            admins or [acct.address],
+            admin_threshold,
+            (emergency_cooldown, emergency_cosign_required),
+        )
         with node_errors(f"deploying {name}"):
             contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
             tx = contract.constructor(*args).build_transaction(

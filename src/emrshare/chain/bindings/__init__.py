@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.emergency import Emergency
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
 from emrshare.chain.bindings.index import RecordIndex
@@ -29,6 +30,7 @@ __all__ = [
     "AuditLog",
     "ConsortiumRegistry",
     "Contracts",
+    "Emergency",
     "Grants",
     "PatientForwarder",
     "PatientProfiles",
@@ -46,6 +48,7 @@ class Contracts:
     grants: Grants
     audit: AuditLog
     forwarder: PatientForwarder
+    emergency: Emergency
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -64,6 +67,7 @@ class Contracts:
             forwarder=PatientForwarder(
                 client, deployment.address_of("PatientForwarder"), start_block=s
             ),
+            emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
         )
 
     @property
@@ -92,6 +96,7 @@ class Contracts:
             self.grants,
             self.audit,
             self.forwarder,
+            self.emergency,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -104,4 +109,5 @@ class Contracts:
             grants=Grants(client, self.grants.address, start_block=s),
             audit=AuditLog(client, self.audit.address, start_block=s),
             forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
+            emergency=Emergency(client, self.emergency.address, start_block=s),
         )
