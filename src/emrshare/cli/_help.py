@@ -100,6 +100,8 @@ EXAMPLES: dict[str, str] = {
     "--report 1",
     "member approve": "--profile admin member approve 1",
     "member verify-report": "member verify-report 1",
+    "member capabilities": "--profile admin member capabilities "
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906 --set emergency",
     "devnet up": "devnet up --proxies 3 --threshold 2",
     "devnet down": "devnet down --wipe",
     "devnet status": "devnet status --json",
