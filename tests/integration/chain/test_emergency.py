@@ -452,3 +452,38 @@ def test_review_by_a_non_regulator_reverts(em: Net) -> None:
         "Emergency_InvalidReview",
         review=0,
     )
+
+
+# ------------------------------------------------------ forwarder: relayed and guardian
+
+
+def test_relayed_patient_opts_in_and_a_guardian_ends_the_declaration(em: Net) -> None:
+    from emrshare.chain import ChainClient, EmergencyEnded, ForwardRequest
+    from emrshare.chain.relayed import DirectSubmitter, ForwardingClient
+
+    fwd = em.deployment.address_of("PatientForwarder")
+    key = os.urandom(32)
+    addr = Account.from_key(key).address
+    relayer = DirectSubmitter(ChainClient(em.w3, em.keys[OUTSIDER]), fwd)
+    client = ForwardingClient(ChainClient(em.w3), key, addr, fwd, relayer)
+    mine = Contracts.from_deployment(client, em.deployment)
+    mine.profiles.register(os.urandom(33), os.urandom(32))
+    mine.emergency.opt_in(opt_in_params(em))  # unfunded: relayed, acts as the patient
+    assert mine.emergency.policy(addr).standing
+    guardian = os.urandom(32)
+    g_addr = Account.from_key(guardian).address
+    mine.forwarder.set_guardian(g_addr, em.chain_time() + 3600, b"\x01" * 64)
+    did = em.as_(CLINICIAN).emergency.declare(addr, 1, b"p", b"r").event(EmergencyDeclared)
+    data = mine.emergency._encode("end", (did.declaration_id,))
+    req = ForwardRequest(
+        patient=addr,
+        to=mine.emergency.address,
+        nonce=em.as_(OUTSIDER).forwarder.nonce(addr),
+        deadline=em.chain_time() + 600,
+        chain_id=em.w3.eth.chain_id,
+        data=data,
+    )
+    em.as_(OUTSIDER).forwarder.execute(req, req.sign(guardian, fwd))
+    assert em.as_(0).emergency.status(did.declaration_id) is EmergencyStatus.ENDED
+    (ev,) = em.as_(0).emergency.events(EmergencyEnded, declaration_id=did.declaration_id)
+    assert ev.ended_by == addr  # in the patient's name
