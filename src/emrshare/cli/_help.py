@@ -102,6 +102,8 @@ EXAMPLES: dict[str, str] = {
     "member verify-report": "member verify-report 1",
     "member capabilities": "--profile admin member capabilities "
     "0x90F79bf6EB2c4f870365E785982E1f101E93b906 --set emergency",
+    "emergency opt-in": "--profile patient emergency opt-in "
+    "--categories allergies,medications,conditions --window 24h",
     "emergency declare": "--profile hospital emergency declare --patient patient "
     "--why 'unconscious, allergy check' --reason-code 1",
     "emergency end": "--profile patient emergency end 3",

@@ -4,22 +4,32 @@ justifications opened, for the patient's notifications and the regulator's revie
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
+from eth_utils.crypto import keccak
 from nacl.public import PrivateKey, PublicKey
 
+from emrshare._addresses import address_bytes
+from emrshare.categories import normalize_category
 from emrshare.chain import (
     Contracts,
     EmergencyDeclared,
+    EmergencyOptInParams,
+    EmergencyPolicyCreated,
     EmergencyReview,
     EmergencyStatus,
     Role,
 )
-from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys
 from emrshare.crypto.emergency import Justification, open_justification, seal_justification
+from emrshare.crypto.grants import make_grant
 from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
+from emrshare.roles._ops import member_public_keys
+from emrshare.types import CategoryTag, PolicyId
 
 __all__ = ["EmergencyNotice", "MemberEmergency", "PatientEmergency", "declare", "notices"]
 
@@ -129,10 +139,63 @@ class PatientEmergency:
         patient.emergency.end(n.declaration_id)
     """
 
-    def __init__(self, network: Network, keys: PatientKeys, signed: Contracts) -> None:
+    def __init__(
+        self,
+        network: Network,
+        keys: PatientKeys,
+        signed: Contracts,
+        epochs: Callable[[], Mapping[str, int]],
+    ) -> None:
         self.network = network
         self.keys = keys
         self.signed = signed
+        self._epochs = epochs
+
+    def opt_in(
+        self,
+        categories: Sequence[str],
+        window: timedelta,
+        *,
+        threshold: int | None = None,
+    ) -> int:
+        """Opt in to emergency access of ``categories`` for ``window`` per declaration:
+        kfrags of each category's current epoch go, sealed, to every active
+        proxy (M = ``threshold``, default a majority), towards the consortium emergency key
+        published in the Emergency contract. Replaces an earlier opt-in; returns its
+        generation. :class:`ConfigurationError` if the keys are not published yet."""
+        em = self.network.contracts.emergency
+        umbral, box = em.emergency_keys()
+        if not umbral:
+            raise ConfigurationError(
+                "the consortium has not published its emergency keys yet; ask the admins"
+            )
+        grantee = MemberPublicKeys(checksum(em.address), umbral, box)
+        proxies = self.network.proxies()
+        m = threshold or len(proxies) // 2 + 1
+        tags: list[CategoryTag] = []
+        kfrags: list[bytes] = []
+        sealed_map = b""
+        epochs = self._epochs()
+        for name in categories:
+            category = normalize_category(name, known=epochs)
+            epoch = epochs.get(category, 0)
+            tag = self.keys.tag(category, epoch)
+            made = make_grant(
+                self.keys,
+                category=category,
+                epoch=epoch,
+                policy_id=PolicyId(keccak(bytes(tag) + address_bytes(self.keys.address))),
+                grantee=grantee,
+                proxies=[member_public_keys(p) for p in proxies],
+                threshold=m,
+            )
+            tags.append(tag)
+            kfrags += made.sealed_kfrags
+            sealed_map = made.sealed_grantee_map
+        params = EmergencyOptInParams(
+            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, sealed_map
+        )
+        return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
 
     def notifications(self) -> list[EmergencyNotice]:
         """Emergency declarations for this patient, newest first: who (clinician, a

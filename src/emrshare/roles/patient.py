@@ -96,7 +96,7 @@ class Patient:
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
-        self.emergency = PatientEmergency(network, keys, signed)
+        self.emergency = PatientEmergency(network, keys, signed, lambda: self._state.epochs)
         self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
 
     def __repr__(self) -> str:

@@ -49,6 +49,10 @@ def test_emergency_commands_refuse_with_what_to_do(tmp_path: Path) -> None:
             _cli(data, "--profile", "insurer", "emergency", "review", "1", "--mark", "reviewed"),
             "only the regulator",
         )
+        _refused(
+            _cli(data, "--profile", "patient", "emergency", "opt-in", "--categories", "allergies"),
+            "not published its emergency keys",
+        )
         listed = _cli(data, "--json", "--profile", "patient", "notifications")
         assert listed.returncode == 0, listed.stdout + listed.stderr
         assert json.loads(listed.stdout) == []

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
 from emrshare import ConsortiumAdmin, EmergencyRefused, Patient, Requester
 from emrshare.chain import (
     Capability,
-    EmergencyOptInParams,
     EmergencyReview,
     EmergencyStatus,
     Role,
@@ -57,17 +57,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         net.contracts_for(net.admin_key).emergency.set_emergency_keys(
             em_keys.receiving_public_key.to_compressed_bytes(), bytes(em_keys.box_public_key)
         )
-        proxies = [str(k.address) for k in net.proxy_keys]
-        patient.emergency.signed.emergency.opt_in(
-            EmergencyOptInParams(
-                [patient.keys.tag("allergies", 0)],
-                86400,
-                proxies,
-                1,
-                [os.urandom(300) for _ in proxies],
-                os.urandom(200),
-            )
+        generation = patient.emergency.opt_in(
+            ["allergies", "medications", "conditions"], timedelta(hours=24)
         )
+        assert generation == 1
+        em = net.contracts.emergency
+        assert em.opens_tag(patient.address, patient.keys.tag("allergies", 0))
+        assert not em.opens_tag(patient.address, patient.keys.tag("psychiatry", 0))
         yield World(net, patient, clinic, regulator)
     finally:
         for m in (clinic, regulator, patient):

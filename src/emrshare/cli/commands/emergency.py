@@ -1,4 +1,4 @@
-"""``emergency declare|end|review`` and ``notifications``: break-glass access (issue 15)."""
+"""``emergency opt-in|declare|end|review`` and ``notifications``: break-glass access (issue 15)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,29 @@ def _show(notices: list[EmergencyNotice], as_json: bool, *, patient: bool) -> No
             style="bold red",
             markup=False,
         )
+
+
+@app.command("opt-in")
+def emergency_opt_in(
+    ctx: typer.Context,
+    categories: Annotated[
+        str, typer.Option(metavar="CATEGORIES", help="comma-separated, e.g. allergies,medications")
+    ],
+    window: Annotated[
+        str, typer.Option(metavar="DURATION", help="how long a declaration stays open, e.g. 24h")
+    ] = "24h",
+    json_out: JsonOpt = False,
+) -> None:
+    """Opt in to emergency access (the patient): which categories, for how long."""
+    from emrshare.cli._parse import option, parse_duration, parse_list
+
+    span = option(parse_duration, window, "--window")
+    cats = parse_list(categories)
+    generation = state(ctx).patient().emergency.opt_in(cats, span)
+    if want_json(ctx, json_out):
+        emit_json({"generation": generation, "categories": cats, "window_s": span.total_seconds()})
+    else:
+        out.print(f"emergency opt-in {generation}: {', '.join(cats)} for {window} per declaration")
 
 
 @app.command("declare")
