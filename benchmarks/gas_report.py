@@ -9,6 +9,10 @@ id; writer authorizations carry a real sealed payload; access requests and answe
 really sealed (``seal_request``, ``seal_answer``); audit entries carry the grantee's real
 EIP-712 signature of the ProxyRequest the proxy served.
 
+The emergency rows (issue 15) opt in 3 categories to the 3 proxies with real kfrags to
+the consortium emergency key, declare with a justification really sealed to the patient, and
+log one proxy serve.
+
 Then every patient operation twice in the same run, on twin patients in the same state:
 sent directly by a funded patient, and signed by an unfunded patient and relayed through
 the PatientForwarder (issue 13: a relayer's ``execute`` carries it); the table shows the
@@ -33,9 +37,12 @@ from emrshare.chain import (
     AccessEntry,
     AccessRequested,
     Action,
+    Capability,
     ChainClient,
     Contracts,
     Deployment,
+    EmergencyDeclared,
+    EmergencyOptInParams,
     GrantCreated,
     GrantParams,
     ProposalCreated,
@@ -49,6 +56,7 @@ from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import make_grant
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.crypto.requests import AccessAnswer, AccessRequestBody, seal_answer, seal_request
+from emrshare.crypto.sealing import seal
 from emrshare.crypto.writers import seal_writer_authorization
 from emrshare.devnet import dev_private_keys, running_node
 from emrshare.types import Cid, PolicyId, RecordId
@@ -260,6 +268,42 @@ def main() -> int:
         figures["rx dispense"] = pharmacy.prescriptions.dispense(rx).gas_used
         figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx).gas_used
         figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
+        # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
+        # kfrags to the consortium emergency key, one make_grant per category), a declaration
+        # with sealed justifications, and one proxy's log of a serve.
+        emergency_keys = MemberKeys.generate()
+        c.emergency.set_emergency_keys(
+            emergency_keys.receiving_public_key.to_compressed_bytes(),
+            bytes(emergency_keys.box_public_key),
+        )
+        r = c.registry.propose_capabilities(h_addr, Capability.EMERGENCY)
+        c.registry.execute(r.event(ProposalCreated).proposal_id)
+        kfrags: list[bytes] = []
+        emergency_tags = []
+        for category in ("allergies", "medications", "conditions"):
+            made = make_grant(
+                patient_keys,
+                category=category,
+                epoch=0,
+                policy_id=PolicyId(hashlib.sha256(category.encode()).digest()),
+                grantee=emergency_keys.public_keys(),
+                proxies=[pm.public_keys() for pm in proxy_members],
+                threshold=2,
+            )
+            kfrags += made.sealed_kfrags
+            emergency_tags.append(patient_keys.tag(category, 0))
+        opt = EmergencyOptInParams(emergency_tags, 86400, plist, 2, kfrags, made.sealed_grantee_map)
+        figures["emergency opt-in"] = patient.emergency.opt_in(opt).gas_used
+        why = b"unconscious on arrival, allergy check before anaesthesia"
+        sealed_why = seal(pub.box_key, b"EMRJ", why)
+        decl = hospital.emergency.declare(p_addr, 1, sealed_why, sealed_why)
+        figures["emergency declare"] = decl.gas_used
+        did = decl.event(EmergencyDeclared).declaration_id
+        figures["emergency serve log"] = (
+            c.with_client(proxies[0])
+            .emergency.log_access(did, plist, emergency_tags[0], [os.urandom(32)])
+            .gas_used
+        )
 
         relayed = relayed_overhead(
             w3,

@@ -36,13 +36,15 @@ contract ConsortiumRegistry {
         Remove,
         SetThreshold,
         Suspend,
-        Reinstate
+        Reinstate,
+        SetCapabilities
     }
 
     struct Member {
         Role role;
         uint64 admittedAt; // block number; 0 while only applied
         uint64 suspendedAt; // block number; 0 while not suspended
+        uint8 capabilities; // bitmask of CAP_* granted by M-of-N proposal; same slot as role
         bytes umbralKey; // Umbral receiving public key (33-byte compressed point)
         bytes32 boxKey; // X25519 public key
         string endpoint; // proxies only: base URL of the re-encryption service
@@ -104,6 +106,14 @@ contract ConsortiumRegistry {
     /// @notice Evidence must be 1..{MAX_EVIDENCE_BYTES} bytes.
     error Registry_InvalidEvidence(uint256 length);
 
+    /// @notice Capability bitmask outside {CAP_ALL}.
+    error Registry_InvalidCapabilities(uint256 capabilities);
+
+    /// @notice Capability: may declare a break-glass emergency for a patient (Emergency).
+    uint8 public constant CAP_EMERGENCY = 1;
+    /// @notice Every capability defined so far.
+    uint8 public constant CAP_ALL = CAP_EMERGENCY;
+
     /// @notice Largest evidence accepted by {reportProxy}, in bytes.
     uint256 public constant MAX_EVIDENCE_BYTES = 16384;
 
@@ -144,6 +154,10 @@ contract ConsortiumRegistry {
     );
     /// @notice Emitted after the admin approval threshold changes.
     event ThresholdChanged(uint256 oldThreshold, uint256 newThreshold);
+    /// @notice Emitted after a member's capabilities change by proposal `proposalId`.
+    event CapabilitiesChanged(
+        address indexed account, uint8 oldCapabilities, uint8 newCapabilities, uint256 indexed proposalId
+    );
     /// @notice Emitted after a member rotates its keys.
     event KeysRotated(address indexed account, bytes umbralKey, bytes32 boxKey);
     /// @notice Emitted after a proxy changes its endpoint.
@@ -214,8 +228,9 @@ contract ConsortiumRegistry {
     // ------------------------------------------------------------- proposals
 
     /// @notice Proposes an admission, role change, removal, threshold change, suspension or
-    /// reinstatement, with no reference; the proposer's approval is counted. `role` is used
-    /// by Admit/ChangeRole, `threshold` by SetThreshold.
+    /// reinstatement or capability change, with no reference; the proposer's approval is
+    /// counted. `role` is used by Admit/ChangeRole, `threshold` by SetThreshold and, for
+    /// SetCapabilities, carries the new capability bitmask (CAP_*).
     /// Requirements: caller is an admin; the action is valid now (see {execute}).
     /// Emits: {ProposalCreated}.
     function propose(Action action, address target, Role role, uint256 threshold)
@@ -274,9 +289,11 @@ contract ConsortiumRegistry {
     /// Requirements: caller is an admin; approvals >= threshold; not executed; not stale; the
     /// action is still valid (Admit: target applied and is no member; ChangeRole/Remove:
     /// target is a member and the admins left can still meet the threshold; Suspend: target
-    /// is a proxy not suspended; Reinstate: target is suspended).
+    /// is a proxy not suspended; Reinstate: target is suspended; SetCapabilities: target is
+    /// a member, the mask within {CAP_ALL}).
     /// Emits: {ProposalExecuted} and one of {MemberAdmitted}, {MemberRoleChanged},
-    /// {MemberRemoved}, {ThresholdChanged}, {MemberSuspended}, {MemberReinstated}.
+    /// {MemberRemoved}, {ThresholdChanged}, {MemberSuspended}, {MemberReinstated},
+    /// {CapabilitiesChanged}.
     function execute(uint256 proposalId) external onlyAdmin {
         Proposal storage p = _openProposal(proposalId);
         if (p.approvals < _threshold) {
@@ -308,6 +325,11 @@ contract ConsortiumRegistry {
         } else if (p.action == Action.Reinstate) {
             _members[target].suspendedAt = 0;
             emit MemberReinstated(target);
+        } else if (p.action == Action.SetCapabilities) {
+            uint8 old = _members[target].capabilities;
+            uint8 caps = uint8(p.threshold);
+            _members[target].capabilities = caps;
+            emit CapabilitiesChanged(target, old, caps, proposalId);
         } else {
             uint256 old = _threshold;
             _threshold = p.threshold;
@@ -336,6 +358,14 @@ contract ConsortiumRegistry {
     function hasRole(address account, Role role) public view returns (bool) {
         Member storage m = _members[account];
         return role != Role.None && m.role == role && m.suspendedAt == 0;
+    }
+
+    /// @notice Whether `account` is an active (not suspended) member holding every
+    /// capability bit of `capability` (for example {CAP_EMERGENCY}).
+    function hasCapability(address account, uint8 capability) external view returns (bool) {
+        Member storage m = _members[account];
+        return capability != 0 && m.role != Role.None && m.suspendedAt == 0
+            && (m.capabilities & capability) == capability;
     }
 
     /// @notice Whether `account` is a member (any role) and not suspended.
@@ -433,6 +463,11 @@ contract ConsortiumRegistry {
             return;
         }
         Member storage m = _members[target];
+        if (action == Action.SetCapabilities) {
+            if (m.role == Role.None) revert Registry_NotMember(target);
+            if (threshold > CAP_ALL) revert Registry_InvalidCapabilities(threshold);
+            return;
+        }
         if (action == Action.Suspend) {
             if (m.role != Role.Proxy) revert Registry_NotProxy(target);
             if (m.suspendedAt != 0) revert Registry_AlreadySuspended(target, m.suspendedAt);

@@ -29,8 +29,8 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 ///   block on only the new key's requests run, and the old address can no longer act
 ///   directly on the target contracts ({mustRelay}).
 /// - **Guardians** ({setGuardian}): a parent or legal representative whose signature may
-///   grant, revoke and answer requests in the patient's name until a date, or until the
-///   patient withdraws it. Every relayed call emits {Relayed} naming its signer, so the
+///   grant, revoke, answer requests and end emergencies in the patient's name until a
+///   date, or until the patient withdraws it. Every relayed call emits {Relayed} naming its signer, so the
 ///   patient's trail shows "by guardian X".
 contract PatientForwarder is EIP712, Nonces {
     /// @notice EIP-712 type hash of a forwarded request.
@@ -44,13 +44,15 @@ contract PatientForwarder is EIP712, Nonces {
     /// @notice Largest sealed key bundle a guardianship may carry, in bytes.
     uint256 public constant MAX_GUARDIAN_KEYS_BYTES = 8192;
 
-    // What a guardian may do in the patient's name (function selectors of Grants).
+    // What a guardian may do in the patient's name (function selectors of Grants, and Emergency.end).
     bytes4 private constant _GRANT = bytes4(
         keccak256("grant((bytes32,address,bytes32,uint40,address[],uint8,bytes[],bytes))")
     );
     bytes4 private constant _REVOKE = bytes4(keccak256("revoke(bytes32)"));
     bytes4 private constant _REVOKE_TAG = bytes4(keccak256("revokeTag(bytes32)"));
     bytes4 private constant _ANSWER = bytes4(keccak256("answerRequest(uint256,bytes)"));
+    /// Emergency.end: a guardian may end a break-glass declaration early (issue 15).
+    bytes4 private constant _EMERGENCY_END = bytes4(keccak256("end(uint256)"));
 
     /// @notice One patient operation, as the patient (or its guardian) signs it. The data
     /// is the target function's calldata, without the patient appended.
@@ -281,7 +283,10 @@ contract PatientForwarder is EIP712, Nonces {
         Guardianship memory g = _guardians[patient][signer];
         if (signer == address(0) || g.since == 0) revert PatientForwarder_InvalidSigner(patient, signer);
         if (block.timestamp >= g.until) revert PatientForwarder_GuardianshipEnded(patient, signer, g.until);
-        if (selector != _GRANT && selector != _REVOKE && selector != _REVOKE_TAG && selector != _ANSWER) {
+        if (
+            selector != _GRANT && selector != _REVOKE && selector != _REVOKE_TAG && selector != _ANSWER
+                && selector != _EMERGENCY_END
+        ) {
             revert PatientForwarder_NotDelegated(patient, signer, selector);
         }
     }

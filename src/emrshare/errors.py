@@ -36,6 +36,7 @@ and what to do next; they never contain secret material.
     │   └── ReplicationError        fewer replicas than required stored or pinned a blob
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
+    │   │   └── EmergencyRefused    the Emergency contract refused a break-glass step
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
     │   │   ├── TransactionMinedFailed  mined with status 0 and no decodable revert
     │   │   └── NonceTooLow         the node refused the nonce: another sender used the key
@@ -366,6 +367,10 @@ def _short(value: Any) -> str:
         h = bytes(value).hex()
         return "0x" + (h if len(h) <= 16 else h[:16] + "…")
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class EmergencyRefused(ContractRevert):
+    """The Emergency contract refused a break-glass step (``name``: which custom error)."""
 
 
 class TransactionFailed(ChainError):

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.errors import ContractRevert
+from emrshare.errors import ContractRevert, EmergencyRefused
 
 __all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
 
@@ -103,6 +103,38 @@ _HINTS: dict[str, str] = {
         "sealed item {index} is {length} bytes: it must be non-empty and within the "
         "contract's limit"
     ),
+    "Emergency_NotCapable": (
+        "{account} does not hold the EMERGENCY capability (or is suspended); ask the "
+        "consortium admins to grant it by an M-of-N proposal"
+    ),
+    "Emergency_NotOptedIn": (
+        "patient {patient} has not opted in to emergency access; use the patient's own "
+        "grants or ask the patient (or guardian) for access"
+    ),
+    "Emergency_NotActive": (
+        "declaration {declarationId} is not active (status {status}: 2 ended, 3 time box "
+        "passed, 4 opt-in withdrawn); declare again if the emergency continues"
+    ),
+    "Emergency_CategoryNotOptedIn": (
+        "tag {tag} is outside the patient's emergency opt-in under declaration "
+        "{declarationId}; read only the categories the patient opened for emergencies"
+    ),
+    "Emergency_CoolDown": (
+        "{clinician} declared an emergency too recently; wait until {availableAt} "
+        "(unix seconds) or ask another EMERGENCY clinician to declare"
+    ),
+    "Emergency_NotRegulator": (
+        "{account} is not an active Regulator; only the regulator reviews declarations"
+    ),
+    "Emergency_BadCosignature": (
+        "the co-signature of {cosigner} does not verify (wrong signer, past its deadline, "
+        "the declarer itself or no EMERGENCY capability); ask another EMERGENCY clinician "
+        "to sign this declaration"
+    ),
+    "Emergency_CosignRequired": (
+        "this consortium requires a second EMERGENCY clinician's co-signature on every "
+        "declaration; have one sign it and declare again"
+    ),
     "Registry_NotEnoughApprovals": (
         "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
     ),
@@ -145,7 +177,8 @@ def decode_revert(data: bytes) -> ContractRevert:
         message = f"{abi.name}: " + hint.format(**{k: _render(v) for k, v in args.items()})
     elif abi.name == "Error":
         message = f"contract reverted: {args['message']}"
-    return ContractRevert(abi.name, args, message, data)
+    kind = EmergencyRefused if abi.name.startswith("Emergency_") else ContractRevert
+    return kind(abi.name, args, message, data)
 
 
 def normalize_abi_value(value: Any) -> Any:

@@ -42,7 +42,11 @@ DEPLOY_ORDER = (
     "Grants",
     "AuditLog",
     "Prescriptions",
+    "Emergency",
 )
+
+#: Default cool-down between two emergency declarations by one clinician, in seconds.
+EMERGENCY_COOLDOWN = 3600
 
 
 #: The deployment file's format. 1: chain id, addresses, start block, deployer (no
@@ -196,6 +200,7 @@ def _constructor_args(
     admins: Sequence[str],
     admin_threshold: int,
     rx_review_required: bool,
+    emergency: tuple[int, bool],
 ) -> list[Any]:
     def need(dep: str) -> str:
         if dep not in addresses:
@@ -214,6 +219,13 @@ def _constructor_args(
         return [need("Grants"), need("ConsortiumRegistry")]
     if name == "Prescriptions":
         return [need("ConsortiumRegistry"), rx_review_required]
+    if name == "Emergency":
+        return [
+            need("ConsortiumRegistry"),
+            need("PatientProfiles"),
+            need("PatientForwarder"),
+            *emergency,
+        ]
     return []
 
 
@@ -227,6 +239,8 @@ def deploy_contracts(
     admin_threshold: int = 1,
     existing: dict[str, str] | None = None,
     rx_review_required: bool = False,
+    emergency_cooldown: int = EMERGENCY_COOLDOWN,
+    emergency_cosign_required: bool = False,
 ) -> Deployment:
     """Deploy each named contract (all shipped ones by default) from ``private_key``.
 
@@ -234,7 +248,12 @@ def deploy_contracts(
     from the contracts deployed before (or given in ``existing``). The consortium
     registry starts with ``admins`` (default: the deployer alone) and an M-of-N approval
     threshold of ``admin_threshold``. With ``rx_review_required``, every prescription
-    needs a pharmacist's or physician's review on chain before it can be dispensed.
+    needs a pharmacist's or physician's review on chain before it can be dispensed. The
+    Emergency contract gets a cool-down of
+    ``emergency_cooldown`` seconds between two declarations of one clinician and requires
+    a second clinician's co-signature if ``emergency_cosign_required``; its consortium
+    emergency keys are published afterwards, once, by the deployer
+    (``Emergency.set_emergency_keys``).
     """
     acct = Account.from_key(private_key)
     with node_errors("reading the chain head"):
@@ -252,7 +271,12 @@ def deploy_contracts(
     for name in order:
         art = load_artifact(name)
         args = _constructor_args(
-            name, addresses, admins or [acct.address], admin_threshold, rx_review_required
+            name,
+            addresses,
+            admins or [acct.address],
+            admin_threshold,
+            rx_review_required,
+            (emergency_cooldown, emergency_cosign_required),
         )
         with node_errors(f"deploying {name}"):
             contract = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)

@@ -6,14 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from emrshare.chain.values import Action, Role
+from emrshare.chain.values import Action, EmergencyReview, Role
 from emrshare.types import CategoryTag, PolicyId, RecordId
 
 __all__ = [
     "AccessLogged",
     "AccessRequestAnswered",
     "AccessRequested",
+    "CapabilitiesChanged",
     "ChainEvent",
+    "EmergencyAccessLogged",
+    "EmergencyDeclared",
+    "EmergencyEnded",
+    "EmergencyKeysSet",
+    "EmergencyPolicyCreated",
+    "EmergencyPolicyWithdrawn",
+    "EmergencyReviewed",
     "EndpointChanged",
     "EntryAppended",
     "GrantCreated",
@@ -383,3 +391,88 @@ class PrescriptionCancelled(ChainEvent):
 
     prescription_id: bytes
     prescriber: str
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitiesChanged(ChainEvent):
+    """A member's capability mask changed by an executed SET_CAPABILITIES proposal."""
+
+    account: str
+    old_capabilities: int
+    new_capabilities: int
+    proposal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyKeysSet(ChainEvent):
+    """The deployer published the consortium emergency keys."""
+
+    umbral_key: bytes
+    box_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyPolicyCreated(ChainEvent):
+    """A patient opted in to emergency access; the proxies read their sealed kfrags here
+    (``sealed_kfrags[t * len(proxies) + p]`` is tag ``t``'s kfrag for proxy ``p``)."""
+
+    patient: str
+    generation: int
+    window: int
+    threshold: int
+    tags: tuple[CategoryTag, ...]
+    proxies: tuple[str, ...]
+    sealed_kfrags: tuple[bytes, ...]
+    sealed_map: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyPolicyWithdrawn(ChainEvent):
+    """A patient withdrew (or replaced) its opt-in; proxies delete its kfrags."""
+
+    patient: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyDeclared(ChainEvent):
+    """A clinician declared an emergency for a patient."""
+
+    declaration_id: int
+    patient: str
+    clinician: str
+    cosigner: str
+    reason_code: int
+    purpose_of_use: bytes
+    ends_at: int
+    sealed_for_patient: bytes
+    sealed_for_regulator: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyEnded(ChainEvent):
+    """A declaration was ended early."""
+
+    declaration_id: int
+    ended_by: str
+    ended_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyAccessLogged(ChainEvent):
+    """A proxy served an emergency re-encryption under a declaration."""
+
+    declaration_id: int
+    patient: str
+    proxy: str
+    tag: CategoryTag
+    capsule_hashes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyReviewed(ChainEvent):
+    """The regulator reviewed a declaration."""
+
+    declaration_id: int
+    regulator: str
+    review: EmergencyReview

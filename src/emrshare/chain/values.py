@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum, IntFlag, StrEnum
 from typing import Any
 
 from web3 import Web3
@@ -21,6 +21,12 @@ __all__ = [
     "ActiveWindow",
     "AdminConfig",
     "Appended",
+    "Capability",
+    "Declaration",
+    "EmergencyOptInParams",
+    "EmergencyPolicy",
+    "EmergencyReview",
+    "EmergencyStatus",
     "GrantParams",
     "GrantStatus",
     "IndexHead",
@@ -56,6 +62,33 @@ class Action(IntEnum):
     SET_THRESHOLD = 3
     SUSPEND = 4  # a proxy, on verified evidence (``ProxyReported``)
     REINSTATE = 5
+    SET_CAPABILITIES = 6  # the proposal's ``threshold`` carries the :class:`Capability` mask
+
+
+class Capability(IntFlag):
+    """What a member may do beyond its role, granted by M-of-N proposal
+    (``ConsortiumRegistry.CAP_*``)."""
+
+    NONE = 0
+    EMERGENCY = 1  # declare a break-glass emergency for a patient
+
+
+class EmergencyStatus(IntEnum):
+    """A declaration's state on chain time (``Emergency.Status``)."""
+
+    NONE = 0
+    ACTIVE = 1
+    ENDED = 2  # ended early by the patient, a guardian or the clinician
+    EXPIRED = 3  # the patient's time box passed
+    WITHDRAWN = 4  # the patient withdrew or replaced the opt-in
+
+
+class EmergencyReview(IntEnum):
+    """The regulator's verdict on a declaration (``Emergency.Review``)."""
+
+    PENDING = 0
+    REVIEWED = 1
+    DISPUTED = 2
 
 
 class GrantStatus(StrEnum):
@@ -117,6 +150,7 @@ class Member:
     umbral_key: bytes  # 33-byte compressed Umbral receiving key
     box_key: bytes  # 32-byte X25519 key
     endpoint: str  # proxies: base URL
+    capabilities: Capability = Capability.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +228,73 @@ class GrantParams:
             list(self.sealed_kfrags),
             self.sealed_grantee_map,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyOptInParams:
+    """Everything a patient puts into an emergency opt-in (see ``Emergency.optIn``)."""
+
+    tags: Sequence[CategoryTag]  # blinded tags an emergency may open
+    window: int  # seconds a declaration stays active
+    proxies: Sequence[str]
+    threshold: int
+    sealed_kfrags: Sequence[bytes]  # len(tags) * len(proxies): index t * len(proxies) + p
+    sealed_map: bytes  # sealed to the consortium emergency box key
+
+    def __post_init__(self) -> None:
+        if any(len(t) != 32 for t in self.tags):
+            raise ValueError("an opt-in's tags are 32 bytes each")
+        if not 0 <= self.window < 2**32:
+            raise ValueError(f"window {self.window} is not a number of seconds (uint32)")
+        if not 0 <= self.threshold < 256:
+            raise ValueError("threshold is a uint8")
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The ABI tuple of ``Emergency.OptInParams``."""
+        return (
+            [bytes(t) for t in self.tags],
+            self.window,
+            [Web3.to_checksum_address(p) for p in self.proxies],
+            self.threshold,
+            list(self.sealed_kfrags),
+            self.sealed_map,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyPolicy:
+    """A patient's emergency opt-in as stored on chain (tags, proxies and kfrags:
+    ``EmergencyPolicyCreated``); ``generation`` 0 means never opted in."""
+
+    patient: str
+    generation: int
+    window: int  # seconds
+    created_at: int  # block
+    withdrawn_at: int  # block; 0 while standing
+    threshold: int
+    binding: bytes  # 27 bytes
+
+    @property
+    def standing(self) -> bool:
+        """Whether the opt-in exists and was not withdrawn."""
+        return self.generation != 0 and self.withdrawn_at == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """An emergency declaration as stored on chain (the sealed justifications are in
+    ``EmergencyDeclared``)."""
+
+    declaration_id: int
+    patient: str
+    declared_at: int  # unix seconds
+    ends_at: int  # unix seconds
+    generation: int  # of the patient's opt-in
+    clinician: str
+    ended_at: int  # unix seconds; 0 unless ended early
+    reason_code: int
+    review: EmergencyReview
+    cosigner: str  # zero address if none
 
 
 @dataclass(frozen=True, slots=True)

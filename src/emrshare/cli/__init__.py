@@ -20,6 +20,7 @@ from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import (
     backup,
     devnet,
+    emergency,
     fhir,
     grants,
     guardians,
@@ -119,6 +120,8 @@ app.add_typer(grants.writer_app, name="writer")
 app.add_typer(guardians.app, name="guardian")
 members.app.command("rotate-keys")(rotate.member_rotate_keys)
 app.add_typer(members.app, name="member")
+app.add_typer(emergency.app, name="emergency")
+app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")
 

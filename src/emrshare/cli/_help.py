@@ -100,6 +100,15 @@ EXAMPLES: dict[str, str] = {
     "--report 1",
     "member approve": "--profile admin member approve 1",
     "member verify-report": "member verify-report 1",
+    "member capabilities": "--profile admin member capabilities "
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906 --set emergency",
+    "emergency opt-in": "--profile patient emergency opt-in "
+    "--categories allergies,medications,conditions --window 24h",
+    "emergency declare": "--profile hospital emergency declare --patient patient "
+    "--why 'unconscious, allergy check' --reason-code 1",
+    "emergency end": "--profile patient emergency end 3",
+    "emergency review": "--profile regulator emergency review 3 --mark reviewed",
+    "notifications": "--profile patient notifications --json",
     "devnet up": "devnet up --proxies 3 --threshold 2",
     "devnet down": "devnet down --wipe",
     "devnet status": "devnet status --json",

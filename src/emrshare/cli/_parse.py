@@ -20,7 +20,7 @@ from emrshare.categories import normalize_purpose
 from emrshare.errors import InvalidInput
 
 if TYPE_CHECKING:  # imported when used: `emrshare --help` need not load web3
-    from emrshare.chain import Role
+    from emrshare.chain import Capability, Role
     from emrshare.fhir import CategoryMapping
     from emrshare.roles.profiles import Kind
 
@@ -127,6 +127,20 @@ def parse_role(text: str) -> Role:
     if role is Role.NONE:
         raise InvalidInput("role 'none' cannot be granted")
     return role
+
+
+def parse_capabilities(text: str) -> Capability:
+    """A capability set by name: ``emergency``, or ``none`` to withdraw them all."""
+    from emrshare.chain import Capability
+
+    caps = Capability.NONE
+    for name in parse_list(text) or ["none"]:
+        try:
+            caps |= Capability[name.strip().upper()]
+        except KeyError:
+            names = ", ".join(c.name.lower() for c in Capability if c.name)
+            raise InvalidInput(f"unknown capability {name!r}: use one of {names}") from None
+    return caps
 
 
 def parse_kind(text: str) -> Kind:

@@ -32,6 +32,7 @@ from emrshare.roles._common import (
     RecordInfo,
     checksum,
 )
+from emrshare.roles._emergency import MemberEmergency
 from emrshare.roles._listing import open_granted_sync
 from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
@@ -63,6 +64,7 @@ class MemberFacade:
         self.state_dir = Path(state_dir)
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._members = MembershipCache(network.contracts.registry)
+        self.emergency = MemberEmergency(network, keys, self._contracts)
         self._reads = GrantedReader(
             network,
             keys,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from emrshare.chain import Action, MemberApplied, ProposalCreated, ProxyReported, Role
+from emrshare.chain import (
+    Action,
+    Capability,
+    MemberApplied,
+    ProposalCreated,
+    ProxyReported,
+    Role,
+)
 from emrshare.errors import InvalidEvidence, InvalidInput
 from emrshare.network import Network
 from emrshare.roles._common import checksum
@@ -12,7 +19,8 @@ __all__ = ["ConsortiumAdmin"]
 
 
 class ConsortiumAdmin:
-    """A consortium admin: admits members and suspends proxies by M-of-N approval.
+    """A consortium admin: admits members, sets their capabilities and suspends proxies
+    by M-of-N approval.
 
     Example::
 
@@ -44,6 +52,35 @@ class ConsortiumAdmin:
             return -1
         action = Action.ADMIT if current.role is Role.NONE else Action.CHANGE_ROLE
         receipt = registry.propose(action, account, role)
+        pid = int(receipt.event(ProposalCreated).proposal_id)
+        self._maybe_execute(pid)
+        return pid
+
+    def set_capabilities(self, account: str, capabilities: Capability) -> int:
+        """Propose giving ``account`` exactly ``capabilities`` (``Capability.EMERGENCY``:
+        its clinicians may declare break-glass emergencies; ``Capability.NONE`` withdraws
+        them), and execute if the threshold is met.
+
+        Returns the proposal id (-1 if the member already has exactly those); other admins
+        :meth:`approve` it.
+
+        Example::
+
+            admin.set_capabilities(hospital_address, Capability.EMERGENCY)
+        """
+        if not isinstance(capabilities, Capability):
+            raise InvalidInput(
+                f"capabilities must be an emrshare.chain.Capability such as "
+                f"Capability.EMERGENCY, not {capabilities!r}"
+            )
+        account = checksum(account)
+        if not self.network.is_member(account):
+            raise InvalidInput(
+                f"{account} is not a consortium member; admit it before giving it capabilities"
+            )
+        if self.network.member(account).capabilities == capabilities:
+            return -1
+        receipt = self._contracts.registry.propose_capabilities(account, capabilities)
         pid = int(receipt.event(ProposalCreated).proposal_id)
         self._maybe_execute(pid)
         return pid

@@ -26,6 +26,7 @@ from emrshare.roles._common import (
     RecordInfo,
     id32,
 )
+from emrshare.roles._emergency import PatientEmergency
 from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._grants import (
     Expiry,
@@ -88,16 +89,15 @@ class Patient:
         self.keys = keys
         self.address: Address = keys.address
         self.state_dir = Path(state_dir)
-        self._contracts = patient_contracts(network, keys, relay)
+        self._contracts = signed = patient_contracts(network, keys, relay)
         self.state = StateLog(network, keys, self._contracts, self.state_dir, known_categories)
         self._state = self.state.local  # restored from the chain's state log on first use
         self._members = MembershipCache(network.contracts.registry)
         self._own = OwnIndex(network, keys, self._members)
         self._ops = Operations(network, keys, self._contracts, self._state, self.state_dir)
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
-        self.guardians = PatientGuardians(
-            network, keys, self._contracts, lambda: self._state.epochs
-        )
+        self.emergency = PatientEmergency(network, keys, signed, lambda: self._state.epochs)
+        self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"

@@ -112,3 +112,14 @@ def test_purpose_usage_error_suggests_the_code(tmp_path: Path) -> None:
     argv = ["request", "add", "--patient", "p", "--category", "lab", "--purpose", "tret"]
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), *argv])
     assert "did you mean TREAT" in result.stderr
+
+
+def test_parse_capabilities_reads_names_and_none() -> None:
+    from emrshare.chain import Capability
+    from emrshare.cli._parse import parse_capabilities
+
+    assert parse_capabilities("emergency") is Capability.EMERGENCY
+    assert parse_capabilities(" Emergency ,emergency") is Capability.EMERGENCY
+    assert parse_capabilities("none") is Capability.NONE
+    with pytest.raises(InvalidInput, match="use one of emergency"):
+        parse_capabilities("telepathy")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.emergency import Emergency
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
 from emrshare.chain.bindings.index import RecordIndex
@@ -30,6 +31,7 @@ __all__ = [
     "AuditLog",
     "ConsortiumRegistry",
     "Contracts",
+    "Emergency",
     "Grants",
     "PatientForwarder",
     "PatientProfiles",
@@ -49,6 +51,7 @@ class Contracts:
     audit: AuditLog
     forwarder: PatientForwarder
     prescriptions: Prescriptions
+    emergency: Emergency
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -70,6 +73,7 @@ class Contracts:
             prescriptions=Prescriptions(
                 client, deployment.address_of("Prescriptions"), start_block=s
             ),
+            emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
         )
 
     @property
@@ -99,6 +103,7 @@ class Contracts:
             self.audit,
             self.forwarder,
             self.prescriptions,
+            self.emergency,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -112,4 +117,5 @@ class Contracts:
             audit=AuditLog(client, self.audit.address, start_block=s),
             forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
             prescriptions=Prescriptions(client, self.prescriptions.address, start_block=s),
+            emergency=Emergency(client, self.emergency.address, start_block=s),
         )

@@ -21,7 +21,7 @@ from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.client import ChainClient, Receipt
 from emrshare.chain.events import ChainEvent, EntryAppended
 from emrshare.chain.ids import record_id
-from emrshare.chain.values import Action, Role
+from emrshare.chain.values import Action, EmergencyReview, Role
 from emrshare.errors import ChainError, InvalidInput
 
 __all__ = ["Binding", "query_events"]
@@ -34,6 +34,7 @@ _ENUM_FIELDS: dict[str, Callable[[int], Any]] = {
     "old_role": Role,
     "new_role": Role,
     "action": Action,
+    "review": EmergencyReview,
 }
 
 

@@ -11,6 +11,7 @@ from emrshare.chain._revert import normalize_abi_value
 from emrshare.chain.bindings._base import Binding
 from emrshare.chain.client import Receipt
 from emrshare.chain.events import (
+    CapabilitiesChanged,
     EndpointChanged,
     KeysRotated,
     MemberAdmitted,
@@ -25,7 +26,7 @@ from emrshare.chain.events import (
     ProxyReported,
     ThresholdChanged,
 )
-from emrshare.chain.values import Action, AdminConfig, Member, Proposal, Role
+from emrshare.chain.values import Action, AdminConfig, Capability, Member, Proposal, Role
 
 __all__ = ["ConsortiumRegistry"]
 
@@ -48,13 +49,23 @@ class ConsortiumRegistry(Binding):
         ThresholdChanged,
         KeysRotated,
         EndpointChanged,
+        CapabilitiesChanged,
     )
 
     # reads (each at ``block``, default latest)
     def member(self, account: str, *, block: int | None = None) -> Member:
         """A member's or applicant's record (reverts with ``Registry_NotMember`` otherwise)."""
         (m,) = self._call("memberOf", account, block=block)
-        return Member(Web3.to_checksum_address(account), Role(m[0]), m[1], m[2], m[3], m[4], m[5])
+        return Member(
+            Web3.to_checksum_address(account),
+            Role(m[0]),
+            m[1],
+            m[2],
+            m[4],
+            m[5],
+            m[6],
+            Capability(m[3]),
+        )
 
     def role_of(self, account: str, *, block: int | None = None) -> Role:
         """The account's role (``Role.NONE`` if it is not a member; suspension not shown)."""
@@ -63,6 +74,12 @@ class ConsortiumRegistry(Binding):
     def has_role(self, account: str, role: Role, *, block: int | None = None) -> bool:
         """Whether the account is a member with ``role`` and not suspended."""
         return bool(self._call("hasRole", account, int(role), block=block)[0])
+
+    def has_capability(
+        self, account: str, capability: Capability, *, block: int | None = None
+    ) -> bool:
+        """Whether the account is an active member holding every bit of ``capability``."""
+        return bool(self._call("hasCapability", account, int(capability), block=block)[0])
 
     def is_active_member(self, account: str, *, block: int | None = None) -> bool:
         """Whether the account is a member (any role) and not suspended."""
@@ -172,6 +189,11 @@ class ConsortiumRegistry(Binding):
         return self._send(
             "proposeWithReference", int(action), target, int(role), threshold, reference
         )
+
+    def propose_capabilities(self, target: str, capabilities: Capability) -> Receipt:
+        """Propose (and approve) setting ``target``'s capability mask (M-of-N, like any
+        proposal); ``receipt.event(ProposalCreated).proposal_id``."""
+        return self.propose(Action.SET_CAPABILITIES, target, Role.NONE, int(capabilities))
 
     def approve(self, proposal_id: int) -> Receipt:
         """Approve a proposal as an admin."""

@@ -1,4 +1,4 @@
-"""``member add|list|suspend|approve|verify-report``: consortium membership."""
+"""``member add|list|suspend|approve|verify-report|capabilities``: consortium membership."""
 
 from __future__ import annotations
 
@@ -122,3 +122,33 @@ def member_verify_report(
         )
         return
     out.print(f"report {report} proves that {v.proxy} signed a capsule fragment that fails")
+
+
+@app.command("capabilities")
+def member_capabilities(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="the member's address")],
+    set_: Annotated[
+        str,
+        typer.Option(
+            "--set", metavar="CAPS", help="comma-separated: emergency, or none to withdraw all"
+        ),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Propose a member's capabilities (admin; M-of-N like any proposal)."""
+    from emrshare.cli._parse import parse_capabilities
+
+    st = state(ctx)
+    caps = parse_capabilities(set_)
+    pid = _admin(st).set_capabilities(address, caps)
+    now = st.network().contracts.registry.member(address).capabilities
+    names = [c.name.lower() for c in type(caps) if c.name and c & now]
+    if want_json(ctx, json_out):
+        emit_json({"proposal": pid, "executed": now == caps, "capabilities": names})
+        return
+    if pid < 0:
+        out.print(f"{address} already has capabilities: {', '.join(names) or 'none'}")
+        return
+    done = "executed" if now == caps else "proposed; other admins run `member approve`"
+    out.print(f"proposal {pid}: capabilities of {address} {done} ({', '.join(names) or 'none'})")

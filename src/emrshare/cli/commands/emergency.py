@@ -1,0 +1,143 @@
+"""``emergency opt-in|declare|end|review`` and ``notifications``: break-glass access (issue 15)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from emrshare.cli import _render as render
+from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
+
+if TYPE_CHECKING:
+    from emrshare.roles._emergency import EmergencyNotice
+
+app = typer.Typer(no_args_is_help=True, help="Emergency (break-glass) access.")
+
+DeclarationArg = Annotated[int, typer.Argument(help="declaration number")]
+
+
+def _json(n: EmergencyNotice) -> dict[str, Any]:
+    return {
+        "declaration": n.declaration_id,
+        "patient": n.patient,
+        "clinician": n.clinician,
+        "cosigner": n.cosigner,
+        "reason_code": n.reason_code,
+        "purpose_of_use": n.purpose_of_use,
+        "block": n.block_number,
+        "ends_at": n.ends_at,
+        "status": n.status.name.lower(),
+        "review": n.review.name.lower(),
+        "justification": n.justification,
+    }
+
+
+def _show(notices: list[EmergencyNotice], as_json: bool, *, patient: bool) -> None:
+    if as_json:
+        emit_json([_json(n) for n in notices])
+        return
+    if not notices:
+        out.print("no emergency declarations")
+        return
+    for n in notices:
+        who = n.clinician if patient else f"{n.clinician} for patient {n.patient}"
+        why = n.justification if n.justification is not None else "(justification did not open)"
+        # Declarations come first and in red: someone opened records without a grant.
+        out.print(
+            f"EMERGENCY #{n.declaration_id} by {who} (hospital member {n.clinician}), "
+            f"block {n.block_number}, until {render.when(n.ends_at)}, "
+            f"{n.purpose_of_use}, {n.status.name.lower()}, review {n.review.name.lower()}: "
+            f"{why}",
+            style="bold red",
+            markup=False,
+        )
+
+
+@app.command("opt-in")
+def emergency_opt_in(
+    ctx: typer.Context,
+    categories: Annotated[
+        str, typer.Option(metavar="CATEGORIES", help="comma-separated, e.g. allergies,medications")
+    ],
+    window: Annotated[
+        str, typer.Option(metavar="DURATION", help="how long a declaration stays open, e.g. 24h")
+    ] = "24h",
+    json_out: JsonOpt = False,
+) -> None:
+    """Opt in to emergency access (the patient): which categories, for how long."""
+    from emrshare.cli._parse import option, parse_duration, parse_list
+
+    span = option(parse_duration, window, "--window")
+    cats = parse_list(categories)
+    generation = state(ctx).patient().emergency.opt_in(cats, span)
+    if want_json(ctx, json_out):
+        emit_json({"generation": generation, "categories": cats, "window_s": span.total_seconds()})
+    else:
+        out.print(f"emergency opt-in {generation}: {', '.join(cats)} for {window} per declaration")
+
+
+@app.command("declare")
+def emergency_declare(
+    ctx: typer.Context,
+    patient: Annotated[str, typer.Option(help="patient address or profile name")],
+    why: Annotated[
+        str, typer.Option(metavar="TEXT", help="justification, sealed to patient and regulator")
+    ],
+    reason_code: Annotated[int, typer.Option(metavar="N", help="reason code 0..255")] = 1,
+    json_out: JsonOpt = False,
+) -> None:
+    """Declare an emergency for a patient (a member with the EMERGENCY capability)."""
+    st = state(ctx)
+    did = st.provider().emergency.declare(st.profiles.resolve(patient), reason_code, why)
+    if want_json(ctx, json_out):
+        emit_json({"declaration": did})
+    else:
+        out.print(f"emergency #{did} declared; the patient and the regulator are notified")
+
+
+@app.command("end")
+def emergency_end(
+    ctx: typer.Context, declaration: DeclarationArg, json_out: JsonOpt = False
+) -> None:
+    """End an active emergency declaration early (the patient)."""
+    state(ctx).patient().emergency.end(declaration)
+    if want_json(ctx, json_out):
+        emit_json({"declaration": declaration, "ended": True})
+    else:
+        out.print(f"emergency #{declaration} ended")
+
+
+@app.command("review")
+def emergency_review(
+    ctx: typer.Context,
+    declaration: Annotated[
+        int | None, typer.Argument(help="with --mark: the declaration to mark")
+    ] = None,
+    mark: Annotated[
+        str | None, typer.Option(metavar="VERDICT", help="reviewed or disputed")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List every declaration with its justification, or mark one (the regulator)."""
+    from emrshare.chain import EmergencyReview
+
+    member = state(ctx).provider()
+    if (declaration is None) != (mark is None):
+        raise typer.BadParameter("give a declaration and --mark together, or neither")
+    if declaration is not None and mark is not None:
+        verdicts = {"reviewed": EmergencyReview.REVIEWED, "disputed": EmergencyReview.DISPUTED}
+        if mark.lower() not in verdicts:
+            raise typer.BadParameter("--mark is reviewed or disputed")
+        member.emergency.mark(declaration, verdicts[mark.lower()])
+        if want_json(ctx, json_out):
+            emit_json({"declaration": declaration, "review": mark.lower()})
+        else:
+            out.print(f"emergency #{declaration} marked {mark.lower()}")
+        return
+    _show(member.emergency.review(), want_json(ctx, json_out), patient=False)
+
+
+def notifications(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """What happened to this patient that needs attention: emergency declarations first."""
+    _show(state(ctx).patient().emergency.notifications(), want_json(ctx, json_out), patient=True)

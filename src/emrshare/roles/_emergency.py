@@ -1,0 +1,245 @@
+"""Emergency (break-glass) declarations for the facades (issue 15): declare with a
+justification sealed to the patient and the regulator, and list declarations with their
+justifications opened, for the patient's notifications and the regulator's review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from eth_utils.crypto import keccak
+from nacl.public import PrivateKey, PublicKey
+
+from emrshare._addresses import address_bytes
+from emrshare.categories import normalize_category
+from emrshare.chain import (
+    Contracts,
+    EmergencyDeclared,
+    EmergencyOptInParams,
+    EmergencyPolicyCreated,
+    EmergencyReview,
+    EmergencyStatus,
+    Role,
+)
+from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys
+from emrshare.crypto.emergency import Justification, open_justification, seal_justification
+from emrshare.crypto.grants import make_grant
+from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
+from emrshare.network import Network
+from emrshare.roles._common import checksum
+from emrshare.roles._ops import member_public_keys
+from emrshare.types import CategoryTag, PolicyId
+
+__all__ = ["EmergencyNotice", "MemberEmergency", "PatientEmergency", "declare", "notices"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyNotice:
+    """One emergency declaration as its patient or the regulator sees it: who (the
+    clinician's account, a member: the hospital), when, why (``justification``, opened;
+    ``None`` if it did not open as this declaration's), its status and review."""
+
+    declaration_id: int
+    patient: str
+    clinician: str
+    cosigner: str | None
+    reason_code: int
+    purpose_of_use: str  # HL7 PurposeOfUse: ETREAT
+    block_number: int
+    ends_at: int  # unix seconds, chain time
+    status: EmergencyStatus
+    review: EmergencyReview
+    justification: str | None
+
+
+def _regulator_box_key(network: Network) -> PublicKey:
+    regulators = [
+        m
+        for m in network.contracts.registry.all_members()
+        if m.role is Role.REGULATOR and m.suspended_at == 0
+    ]
+    if not regulators:
+        raise ConfigurationError(
+            "the consortium has no active regulator to seal the justification to; "
+            "ask the admins to admit one"
+        )
+    return PublicKey(bytes(regulators[0].box_key))
+
+
+def declare(
+    network: Network,
+    signed: Contracts,
+    clinician: str,
+    patient: str,
+    reason_code: int,
+    justification: str,
+) -> int:
+    """Declare an emergency for ``patient`` as ``clinician``; returns the declaration id."""
+    patient = checksum(patient)
+    box = PublicKey(bytes(network.contracts.profiles.profile(patient).box_key))
+    j = Justification(patient, checksum(clinician), reason_code, justification)
+    for_patient, for_regulator = seal_justification(
+        j, patient_box_key=box, regulator_box_key=_regulator_box_key(network)
+    )
+    r = signed.emergency.declare(patient, reason_code, for_patient, for_regulator)
+    return int(r.event(EmergencyDeclared).declaration_id)
+
+
+def notices(
+    network: Network, box_private_key: PrivateKey, *, patient: str | None, regulator: bool
+) -> list[EmergencyNotice]:
+    """Declarations (of ``patient``, or all), newest first, justifications opened with
+    ``box_private_key`` (the patient's copy, or with ``regulator`` the regulator's)."""
+    em = network.contracts.emergency
+    events = (
+        em.events(EmergencyDeclared)
+        if patient is None
+        else em.events(EmergencyDeclared, patient=checksum(patient))
+    )
+    out: list[EmergencyNotice] = []
+    for ev in events:
+        sealed = ev.sealed_for_regulator if regulator else ev.sealed_for_patient
+        try:
+            text: str | None = open_justification(
+                box_private_key,
+                sealed,
+                patient=ev.patient,
+                clinician=ev.clinician,
+                reason_code=ev.reason_code,
+            ).text
+        except (CryptoError, WireFormatError):
+            text = None
+        d = em.declaration(ev.declaration_id)
+        out.append(
+            EmergencyNotice(
+                ev.declaration_id,
+                ev.patient,
+                ev.clinician,
+                None if int(ev.cosigner, 16) == 0 else ev.cosigner,
+                ev.reason_code,
+                bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
+                ev.block_number,
+                ev.ends_at,
+                em.status(ev.declaration_id),
+                d.review,
+                text,
+            )
+        )
+    return sorted(out, key=lambda n: -n.declaration_id)
+
+
+class PatientEmergency:
+    """A patient's side of emergency access (``patient.emergency``).
+
+    Example::
+
+        for n in patient.emergency.notifications():
+            print(n.clinician, n.justification)
+        patient.emergency.end(n.declaration_id)
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        keys: PatientKeys,
+        signed: Contracts,
+        epochs: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self.network = network
+        self.keys = keys
+        self.signed = signed
+        self._epochs = epochs
+
+    def opt_in(
+        self,
+        categories: Sequence[str],
+        window: timedelta,
+        *,
+        threshold: int | None = None,
+    ) -> int:
+        """Opt in to emergency access of ``categories`` for ``window`` per declaration:
+        kfrags of each category's current epoch go, sealed, to every active
+        proxy (M = ``threshold``, default a majority), towards the consortium emergency key
+        published in the Emergency contract. Replaces an earlier opt-in; returns its
+        generation. :class:`ConfigurationError` if the keys are not published yet."""
+        em = self.network.contracts.emergency
+        umbral, box = em.emergency_keys()
+        if not umbral:
+            raise ConfigurationError(
+                "the consortium has not published its emergency keys yet; ask the admins"
+            )
+        grantee = MemberPublicKeys(checksum(em.address), umbral, box)
+        proxies = self.network.proxies()
+        m = threshold or len(proxies) // 2 + 1
+        tags: list[CategoryTag] = []
+        kfrags: list[bytes] = []
+        sealed_map = b""
+        epochs = self._epochs()
+        for name in categories:
+            category = normalize_category(name, known=epochs)
+            epoch = epochs.get(category, 0)
+            tag = self.keys.tag(category, epoch)
+            made = make_grant(
+                self.keys,
+                category=category,
+                epoch=epoch,
+                policy_id=PolicyId(keccak(bytes(tag) + address_bytes(self.keys.address))),
+                grantee=grantee,
+                proxies=[member_public_keys(p) for p in proxies],
+                threshold=m,
+            )
+            tags.append(tag)
+            kfrags += made.sealed_kfrags
+            sealed_map = made.sealed_grantee_map
+        params = EmergencyOptInParams(
+            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, sealed_map
+        )
+        return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
+
+    def notifications(self) -> list[EmergencyNotice]:
+        """Emergency declarations for this patient, newest first: who (clinician, a
+        member: the hospital), when, until when, why (the justification, opened), status
+        and review."""
+        return notices(
+            self.network, self.keys.box_private_key, patient=self.keys.address, regulator=False
+        )
+
+    def end(self, declaration_id: int) -> None:
+        """End an active declaration early (``Emergency_NotActive`` if it is not)."""
+        self.signed.emergency.end(declaration_id)
+
+
+class MemberEmergency:
+    """A member's side of emergency access (``member.emergency``): a clinician declares,
+    the regulator reviews.
+
+    Example::
+
+        did = hospital.emergency.declare(patient, 1, "unconscious, allergy check")
+        regulator.emergency.mark(did, EmergencyReview.REVIEWED)
+    """
+
+    def __init__(self, network: Network, keys: MemberKeys, signed: Contracts) -> None:
+        self.network = network
+        self.keys = keys
+        self.signed = signed
+
+    def declare(self, patient: str, reason_code: int, justification: str) -> int:
+        """Declare an emergency for ``patient`` (this member needs the EMERGENCY
+        capability; the patient must have opted in); the free-text ``justification`` is
+        sealed to the patient and to the regulator. Returns the declaration id; raises
+        :class:`EmergencyRefused` (``Emergency_NotCapable``, ``Emergency_NotOptedIn``,
+        ``Emergency_CoolDown``, …) saying what to do."""
+        return declare(
+            self.network, self.signed, self.keys.address, patient, reason_code, justification
+        )
+
+    def review(self) -> list[EmergencyNotice]:
+        """Every declaration, newest first, justification opened with this member's box
+        key (the regulator's copy)."""
+        return notices(self.network, self.keys.box_private_key, patient=None, regulator=True)
+
+    def mark(self, declaration_id: int, verdict: EmergencyReview) -> None:
+        """Mark a declaration reviewed or disputed (an active Regulator only)."""
+        self.signed.emergency.review(declaration_id, verdict)
