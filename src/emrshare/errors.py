@@ -23,7 +23,8 @@ and what to do next; they never contain secret material.
     │   └── InvalidText             free text (a request reason) with control characters
     ├── CryptoError
     │   ├── VerificationError       a signature, kfrag, cfrag or binding did not verify
-    │   │   └── InvalidEvidence     a proxy report does not prove misbehaviour
+    │   │   ├── InvalidEvidence     a proxy report does not prove misbehaviour
+    │   │   └── PrescriptionForged  a prescription fails its checks (``reason``)
     │   ├── DecryptionError         authenticated decryption failed (deliberately vague)
     │   └── KeystoreError           keystore unreadable, tampered with, or wrong password
     ├── WireFormatError             bytes that do not parse as the named format
@@ -36,7 +37,8 @@ and what to do next; they never contain secret material.
     │   └── ReplicationError        fewer replicas than required stored or pinned a blob
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
-    │   │   └── EmergencyRefused    the Emergency contract refused a break-glass step
+    │   │   ├── EmergencyRefused    the Emergency contract refused a break-glass step
+    │   │   └── PrescriptionRefused the Prescriptions contract refused (fills used, expired…)
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
     │   │   ├── TransactionMinedFailed  mined with status 0 and no decodable revert
     │   │   └── NonceTooLow         the node refused the nonce: another sender used the key
@@ -65,15 +67,16 @@ from emrshare.types import FhirProblem
 # fmt: off
 __all__ = [
     "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ConfigurationError",
-    "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError", "EmrShareError",
-    "GrantExpired", "GrantRevoked", "GuardianshipEnded", "IndexIntegrityError", "IntegrityError",
-    "InvalidBackup", "InvalidCategory", "InvalidEvidence", "InvalidFhir", "InvalidInput",
-    "InvalidMediaType", "InvalidText", "JournalError", "KeystoreError", "LocalStateError",
-    "MixedFhirVersions", "NonceTooLow", "NotAdmin", "NotDelegated", "NotFound", "NotGrantee",
-    "PatientNotFound", "ProfileExists", "ProfileNotFound", "RecordNotFound", "RelayError",
-    "ReplicationError", "StorageError", "StoreUnavailable", "TransactionFailed",
-    "TransactionMinedFailed", "Unavailable", "UnknownCategory", "UnknownPurpose",
-    "UnsupportedVersion", "VerificationError", "WireFormatError",
+    "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError", "EmergencyRefused",
+    "EmrShareError", "GrantExpired", "GrantRevoked", "GuardianshipEnded", "IndexIntegrityError",
+    "IntegrityError", "InvalidBackup", "InvalidCategory", "InvalidEvidence", "InvalidFhir",
+    "InvalidInput", "InvalidMediaType", "InvalidText", "JournalError", "KeystoreError",
+    "LocalStateError", "MixedFhirVersions", "NonceTooLow", "NotAdmin", "NotDelegated", "NotFound",
+    "NotGrantee", "PatientNotFound", "PrescriptionForged", "PrescriptionRefused", "ProfileExists",
+    "ProfileNotFound", "RecordNotFound", "RelayError", "ReplicationError", "StorageError",
+    "StoreUnavailable", "TransactionFailed", "TransactionMinedFailed", "Unavailable",
+    "UnknownCategory", "UnknownPurpose", "UnsupportedVersion", "VerificationError",
+    "WireFormatError",
 ]
 # fmt: on
 
@@ -145,11 +148,8 @@ class RecordNotFound(NotFound):
 
 
 class AmbiguousId(InvalidInput):
-    """An id prefix (8 or more hex digits) matches more than one id the caller can list.
-
-    ``prefix`` is the prefix as given; ``candidates`` the full ``0x…`` ids it matches.
-    The message lists their short forms: give more digits, or the full id.
-    """
+    """An id prefix (8 or more hex digits, ``prefix``) matches more than one id the caller
+    can list (``candidates``, full ``0x…`` ids): give more digits, or the full id."""
 
     def __init__(self, prefix: str, candidates: Sequence[str], message: str) -> None:
         self.prefix = prefix
@@ -243,17 +243,24 @@ class VerificationError(CryptoError):
     """A signature, key fragment, capsule fragment or policy binding did not verify."""
 
 
+class PrescriptionForged(VerificationError):
+    """A prescription record fails a pharmacy's checks; ``reason``: ``not_a_prescription``,
+    ``unknown_commitment``, ``wrong_prescriber``, ``not_prescriber_at_issue``,
+    ``wrong_patient`` or ``terms_differ``. Do not dispense it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class InvalidEvidence(VerificationError):
     """Evidence against a proxy does not prove it misbehaved (malformed, not signed by
     the proxy or the grantee, keys other than the grant's, or the cfrag verifies)."""
 
 
 class DecryptionError(CryptoError):
-    """Authenticated decryption failed.
-
-    The message never says which check failed (wrong key, tampering, truncation,
-    reordering): like Fernet's ``InvalidToken``, one error covers them all.
-    """
+    """Authenticated decryption failed. The message never says which check failed (wrong
+    key, tampering, truncation, reordering): like Fernet's ``InvalidToken``, one error."""
 
     def __init__(
         self,
@@ -373,6 +380,10 @@ class EmergencyRefused(ContractRevert):
     """The Emergency contract refused a break-glass step (``name``: which custom error)."""
 
 
+class PrescriptionRefused(ContractRevert):
+    """The Prescriptions contract refused (``name``: ``Prescriptions_AlreadyDispensed`` …)."""
+
+
 class TransactionFailed(ChainError):
     """A transaction was dropped, timed out waiting for a receipt, or failed."""
 
@@ -416,17 +427,13 @@ class DeploymentError(ChainError):
 
 
 class IndexIntegrityError(ChainError):
-    """Index events read from a node do not form the patient's hash chain.
-
-    Events are missing, reordered or forged: query another node.
-    """
+    """Index events read from a node do not form the patient's hash chain (missing,
+    reordered or forged): query another node."""
 
 
 class AccessDenied(EmrShareError):
-    """The chain or the proxies refused access.
-
-    ``reasons`` maps a proxy (or ``"chain"``) to the machine-readable reason it gave.
-    """
+    """The chain or the proxies refused access; ``reasons`` maps a proxy (or ``"chain"``)
+    to the machine-readable reason it gave."""
 
     def __init__(self, message: str, reasons: Mapping[str, str] | None = None) -> None:
         self.reasons: dict[str, str] = dict(reasons or {})
@@ -442,10 +449,8 @@ class GrantExpired(AccessDenied):
 
 
 class NotAdmin(AccessDenied):
-    """The account asked to admit a member is not an active consortium admin.
-
-    ``account`` is its address. Nothing was created, funded or sent.
-    """
+    """The account (``account``) asked to admit a member is not an active consortium
+    admin. Nothing was created, funded or sent."""
 
     def __init__(self, account: str) -> None:
         self.account = account
@@ -468,10 +473,8 @@ class NotGrantee(AccessDenied):
 
 
 class Unavailable(EmrShareError):
-    """Too few proxies answered to meet the threshold.
-
-    ``failures`` maps each failed proxy to why it failed (down, timeout, bad fragment).
-    """
+    """Too few proxies answered to meet the threshold; ``failures`` maps each failed
+    proxy to why it failed (down, timeout, bad fragment)."""
 
     def __init__(
         self, message: str, failures: Mapping[str, str] | None = None, needed: int = 0, got: int = 0

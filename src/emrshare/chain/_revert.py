@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.errors import ContractRevert, EmergencyRefused
+from emrshare.errors import ContractRevert, EmergencyRefused, PrescriptionRefused
 
 __all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
 
@@ -135,12 +135,51 @@ _HINTS: dict[str, str] = {
         "this consortium requires a second EMERGENCY clinician's co-signature on every "
         "declaration; have one sign it and declare again"
     ),
+    "Prescriptions_AlreadyDispensed": (
+        "prescription {id} was dispensed all {fills} fill(s) it allows; "
+        "the patient needs a new prescription"
+    ),
+    "Prescriptions_Expired": (
+        "prescription {id} expired at {validUntil} (chain time {chainTime}); "
+        "the patient needs a new prescription"
+    ),
+    "Prescriptions_Cancelled": "prescription {id} was cancelled by its prescriber; do not dispense",
+    "Prescriptions_NotReviewed": (
+        "prescription {id} needs a pharmacist's or physician's review on chain before it is "
+        "dispensed; have another reviewer approve it"
+    ),
+    "Prescriptions_Unknown": "no prescription {id} was issued on chain; do not dispense it",
+    "Prescriptions_NotPharmacy": (
+        "{caller} is not an active Pharmacy member; only pharmacies dispense"
+    ),
+    "Prescriptions_NotPrescriber": (
+        "{caller} is not an active Provider member; only providers issue prescriptions"
+    ),
+    "Prescriptions_NotReviewer": (
+        "{caller} may not review: reviewers are active Pharmacy or Provider members other "
+        "than the prescriber"
+    ),
+    "Prescriptions_NotIssuer": (
+        "{caller} did not issue prescription {id}; only its prescriber cancels"
+    ),
+    "Prescriptions_AlreadyReviewed": "prescription {id} was reviewed already",
+    "Prescriptions_InvalidFills": "fills must be 1 to 63, not {fills}",
+    "Prescriptions_InvalidValidity": (
+        "validity end {validUntil} must be after chain time {chainTime} and within 366 days"
+    ),
     "Registry_NotEnoughApprovals": (
         "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
     ),
     "Registry_ProposalStale": (
         "the admin set changed since proposal {proposalId} was made; propose it again"
     ),
+}
+
+
+# The contracts whose refusals have an exception class of their own.
+_KINDS: dict[str, type[ContractRevert]] = {
+    "Emergency": EmergencyRefused,
+    "Prescriptions": PrescriptionRefused,
 }
 
 
@@ -177,7 +216,7 @@ def decode_revert(data: bytes) -> ContractRevert:
         message = f"{abi.name}: " + hint.format(**{k: _render(v) for k, v in args.items()})
     elif abi.name == "Error":
         message = f"contract reverted: {args['message']}"
-    kind = EmergencyRefused if abi.name.startswith("Emergency_") else ContractRevert
+    kind = _KINDS.get(abi.name.split("_", 1)[0], ContractRevert)
     return kind(abi.name, args, message, data)
 
 

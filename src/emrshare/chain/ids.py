@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -20,6 +21,7 @@ __all__ = [
     "binding_for",
     "next_head",
     "policy_id",
+    "prescription_commitment",
     "proxies_hash",
     "purpose_code",
     "record_id",
@@ -46,6 +48,14 @@ def policy_id(patient: str, nonce: bytes) -> PolicyId:
     return PolicyId(
         keccak(abi_encode(["address", "bytes32"], [Web3.to_checksum_address(patient), nonce]))
     )
+
+
+def prescription_commitment(salt: bytes, document: bytes) -> bytes:
+    """``keccak256(abi.encode(salt, sha256(document)))``: a prescription's id in the
+    ``Prescriptions`` contract (``salt`` 32 random bytes, inside the document)."""
+    if len(salt) != 32:
+        raise ValueError("a prescription salt is 32 random bytes")
+    return bytes(keccak(salt + hashlib.sha256(document).digest()))
 
 
 def record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:

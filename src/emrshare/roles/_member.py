@@ -34,6 +34,7 @@ from emrshare.roles._common import (
 )
 from emrshare.roles._emergency import MemberEmergency
 from emrshare.roles._listing import open_granted_sync
+from emrshare.roles._prescriptions import MemberPrescriptions
 from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
@@ -43,11 +44,8 @@ __all__ = ["MemberFacade"]
 
 class MemberFacade:
     """A consortium member's identity and everything it does besides writing records.
-
-    ``state_dir`` is where this member keeps what the chain does not: the requests it
-    sent (their sealed content opens only for the patient) and evidence against proxies
-    (and, for a ``Provider``, its write journal). It is created when first written to.
-    """
+    ``state_dir`` keeps what the chain does not: the requests it sent, evidence against
+    proxies (and, for a ``Provider``, its write journal); created when first written to."""
 
     def __init__(
         self,
@@ -72,6 +70,9 @@ class MemberFacade:
             self._members,
             proxy_timeout=proxy_timeout,
             retry_for=retry_for,
+        )
+        self.prescriptions = MemberPrescriptions(
+            network, self._contracts, self._reads, self.records
         )
 
     def __repr__(self) -> str:

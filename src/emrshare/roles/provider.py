@@ -59,6 +59,9 @@ class Provider(Requester):
         self._scanned: dict[str, int] = {}
         self._writer: RecordWriter | None = None
         self._opening = threading.Lock()
+        self.prescriptions.write = lambda patient, category, data, media_type: self.add_record(
+            patient, category, data, media_type=media_type
+        )
 
     @property
     def writer(self) -> RecordWriter:

@@ -1,0 +1,281 @@
+"""E-prescriptions for the member facades (issue 15): a prescriber issues (a FHIR
+``MedicationRequest`` record in the patient's ``prescriptions`` category and its salted
+commitment on chain), a pharmacy verifies and dispenses, a reviewer approves where the
+consortium requires it, the prescriber cancels, and the regulator counts, from the chain
+alone, what each prescriber issued and each pharmacy dispensed.
+
+``member.prescriptions`` is a :class:`MemberPrescriptions`. A pharmacy reads a
+prescription as any granted record (the patient grants it the ``prescriptions``
+category), then :meth:`MemberPrescriptions.verify` checks it against the chain before
+anything is dispensed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from emrshare.chain import (
+    Contracts,
+    Prescription,
+    PrescriptionDispensed,
+    PrescriptionIssued,
+    PrescriptionStatus,
+    Role,
+    prescription_commitment,
+)
+from emrshare.errors import ConfigurationError, InvalidInput, PrescriptionForged
+from emrshare.fhir import FhirVersion
+from emrshare.fhir.prescription import PrescriptionDoc, medication_request, read_prescription
+from emrshare.network import Network
+from emrshare.roles._common import RecordInfo, checksum, run_blocking
+from emrshare.roles._reads import GrantedReader, inline, read_record
+from emrshare.types import RecordId
+
+__all__ = [
+    "CATEGORY",
+    "IssuedPrescription",
+    "MemberPrescriptions",
+    "PrescriptionCounts",
+    "VerifiedPrescription",
+]
+
+log = logging.getLogger("emrshare.prescriptions")
+
+#: The category prescriptions are written in.
+CATEGORY = "prescriptions"
+#: The longest validity the Prescriptions contract accepts.
+MAX_VALIDITY = timedelta(days=366)
+
+#: How a provider writes a record: ``(patient, category, content, media_type) -> id``.
+WriteRecord = Callable[[str, str, bytes, str], RecordId]
+#: The member's listing of a patient's granted records: ``(patient, category) -> infos``.
+ListRecords = Callable[[str, str], list[RecordInfo]]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedPrescription:
+    """A prescription just issued: its on-chain id (the commitment), the record holding
+    the document, and the terms the chain holds."""
+
+    prescription_id: bytes
+    record_id: RecordId
+    patient: str
+    valid_until: int
+    fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPrescription:
+    """A prescription record that passed every check (:meth:`MemberPrescriptions.verify`):
+    the author's signature on its index entry, its commitment on chain, the prescriber
+    a Provider at the issue block, the patient and terms the chain holds. ``chain`` is
+    the on-chain part (status, fills used) at block ``block``."""
+
+    prescription_id: bytes
+    record_id: RecordId
+    patient: str
+    document: PrescriptionDoc
+    chain: Prescription
+    issued_block: int
+    block: int
+
+    @property
+    def status(self) -> PrescriptionStatus:
+        """The status on chain time: ``ACTIVE`` is dispensable."""
+        return self.chain.status
+
+    @property
+    def fills_left(self) -> int:
+        return self.chain.fills - self.chain.fills_used
+
+
+@dataclass(frozen=True, slots=True)
+class PrescriptionCounts:
+    """What the regulator sees, from the chain alone (no document, no patient): per
+    prescriber, the prescriptions by status (``issued`` counts them all) and the fills
+    dispensed; per pharmacy, the fills it dispensed and of how many prescriptions."""
+
+    by_prescriber: dict[str, Counter[str]] = field(default_factory=dict)
+    by_pharmacy: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+class MemberPrescriptions:
+    """A member's side of e-prescriptions (``member.prescriptions``).
+
+    Example::
+
+        rx = hospital.prescriptions.issue(patient, "amoxicillin 500 mg capsule",
+                                          dosage="1 capsule 3 times a day for 7 days")
+        # the patient grants the pharmacy the "prescriptions" category …
+        checked = pharmacy.prescriptions.verify(patient, rx.record_id)
+        fill = pharmacy.prescriptions.dispense(patient, rx.record_id)
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        signed: Contracts,
+        reads: GrantedReader,
+        records: ListRecords,
+    ) -> None:
+        self.network = network
+        self.address = checksum(signed.prescriptions.client.address or "")
+        self.signed = signed
+        self._reads = reads
+        self._records = records
+        #: How this member writes a record; set by a :class:`~emrshare.roles.Provider`.
+        self.write: WriteRecord | None = None
+
+    # -- the prescriber -----------------------------------------------------------------
+
+    def issue(
+        self,
+        patient: str,
+        medication: str,
+        *,
+        dosage: str,
+        fills: int = 1,
+        valid_for: timedelta = timedelta(days=30),
+        code: str | None = None,
+        note: str | None = None,
+    ) -> IssuedPrescription:
+        """Issue a prescription (a Provider the patient authorized to write
+        ``prescriptions``): the ``MedicationRequest`` record first, then its commitment on
+        chain, valid ``valid_for`` from chain time for ``fills`` fills. A crash between the
+        two leaves a record no pharmacy accepts (its commitment is unknown)."""
+        if self.write is None:
+            raise ConfigurationError("only a Provider issues prescriptions; open one")
+        if not timedelta(0) < valid_for <= MAX_VALIDITY:
+            raise InvalidInput("valid_for must be more than 0 and at most 366 days")
+        patient = checksum(patient)
+        now = self.network.chain_time()
+        doc = PrescriptionDoc(
+            patient=patient,
+            prescriber=self.address,
+            medication=medication,
+            dosage=dosage,
+            fills=fills,
+            authored_on=now,
+            valid_until=now + int(valid_for.total_seconds()),
+            salt=os.urandom(32),
+            code=code,
+            note=note,
+        )
+        data = medication_request(doc)
+        rid = self.write(patient, CATEGORY, data, FhirVersion.R4.media_type)
+        pid = prescription_commitment(doc.salt, data)
+        self.signed.prescriptions.issue(pid, doc.valid_until, fills)
+        return IssuedPrescription(pid, rid, patient, doc.valid_until, fills)
+
+    def cancel(self, prescription_id: bytes) -> None:
+        """Cancel a prescription this member issued (``Prescriptions_NotIssuer`` else)."""
+        self.signed.prescriptions.cancel(bytes(prescription_id))
+
+    # -- the pharmacy and the reviewer --------------------------------------------------
+
+    def verify(self, patient: str, record: RecordId | bytes | str) -> VerifiedPrescription:
+        """Read one prescription record (through this member's grant of the patient's
+        ``prescriptions``) and check it: the author's signature (the read does), that it
+        is a prescription, its commitment on chain, that the chain's prescriber is the
+        author and was a Provider at the issue block, the patient, the fills and validity.
+        :class:`PrescriptionForged` (``reason``) if any check fails. The status is
+        reported, not judged: :meth:`dispense` leaves that to the chain."""
+        patient = checksum(patient)
+        entry = run_blocking(self._reads.open(patient, record, inline), "prescriptions.verify")
+        data = read_record(self.network.store, entry)
+        rid = RecordId(bytes(entry.record_id))
+        where = f"record 0x{bytes(rid).hex()}"
+        try:
+            doc = read_prescription(data)
+        except InvalidInput as exc:
+            raise PrescriptionForged("not_a_prescription", f"{where}: {exc}") from exc
+        pid = prescription_commitment(doc.salt, data)
+        rx = self.network.contracts.prescriptions
+        block = self.network.chain.latest_block()
+        on_chain = rx.prescription(pid, block=block)
+        author = checksum(entry.author)
+        if on_chain.status is PrescriptionStatus.NONE:
+            raise PrescriptionForged(
+                "unknown_commitment",
+                f"{where} was never issued on chain (no commitment 0x{pid.hex()}); "
+                "do not dispense it",
+            )
+        if checksum(on_chain.prescriber) != author or checksum(doc.prescriber) != author:
+            raise PrescriptionForged(
+                "wrong_prescriber",
+                f"{where} was written by {author}, but the prescription names "
+                f"{doc.prescriber} and the chain {on_chain.prescriber}; do not dispense it",
+            )
+        issued = rx.issued_event(pid)
+        issued_block = issued.block_number if issued is not None else block
+        if not self.network.contracts.registry.has_role(author, Role.PROVIDER, block=issued_block):
+            raise PrescriptionForged(
+                "not_prescriber_at_issue",
+                f"{author} was not an active Provider when {where} was issued "
+                f"(block {issued_block}); do not dispense it",
+            )
+        if checksum(doc.patient) != patient:
+            raise PrescriptionForged(
+                "wrong_patient", f"{where} is a prescription for {doc.patient}, not {patient}"
+            )
+        if (doc.fills, doc.valid_until) != (on_chain.fills, on_chain.valid_until):
+            raise PrescriptionForged(
+                "terms_differ",
+                f"{where} allows {doc.fills} fill(s) until {doc.valid_until}, the chain "
+                f"{on_chain.fills} until {on_chain.valid_until}; do not dispense it",
+            )
+        return VerifiedPrescription(pid, rid, patient, doc, on_chain, issued_block, block)
+
+    def review(self, patient: str, record: RecordId | bytes | str) -> VerifiedPrescription:
+        """Verify a prescription, then approve it on chain (a Pharmacy or Provider other
+        than the prescriber, where the consortium requires reviews)."""
+        checked = self.verify(patient, record)
+        self.signed.prescriptions.review(checked.prescription_id)
+        return checked
+
+    def dispense(self, patient: str, record: RecordId | bytes | str) -> int:
+        """Verify a prescription, then dispense one fill on chain (a Pharmacy); returns
+        the fill's number (from 1). The chain refuses a fill beyond those allowed
+        (``Prescriptions_AlreadyDispensed``), after expiry or cancellation, or before a
+        required review, as :class:`~emrshare.errors.PrescriptionRefused`."""
+        checked = self.verify(patient, record)
+        r = self.signed.prescriptions.dispense(checked.prescription_id)
+        return int(r.event(PrescriptionDispensed).fill)
+
+    def readable(self, patient: str) -> list[VerifiedPrescription]:
+        """The prescriptions of ``patient`` this member can read, each verified, in
+        index order; a record that fails a check is left out (and logged)."""
+        out: list[VerifiedPrescription] = []
+        for info in self._records(checksum(patient), CATEGORY):
+            try:
+                out.append(self.verify(patient, info.record_id))
+            except PrescriptionForged as exc:
+                log.warning("left out a prescription that failed its checks: %s", exc.reason)
+        return out
+
+    # -- the regulator ------------------------------------------------------------------
+
+    def counts(self) -> PrescriptionCounts:
+        """Per prescriber and per pharmacy counts, from the chain's events and statuses
+        (commitments only: no drug, no patient)."""
+        rx = self.network.contracts.prescriptions
+        block = self.network.chain.latest_block()
+        counts = PrescriptionCounts()
+        for ev in rx.events(PrescriptionIssued):
+            c = counts.by_prescriber.setdefault(checksum(ev.prescriber), Counter())
+            c["issued"] += 1
+            c[rx.status(ev.prescription_id, block=block).name.lower()] += 1
+        seen: dict[str, set[bytes]] = {}
+        for d in rx.events(PrescriptionDispensed):
+            pharmacy = checksum(d.pharmacy)
+            c = counts.by_pharmacy.setdefault(pharmacy, Counter())
+            c["fills"] += 1
+            seen.setdefault(pharmacy, set()).add(bytes(d.prescription_id))
+            c["prescriptions"] = len(seen[pharmacy])
+            counts.by_prescriber.setdefault(checksum(d.prescriber), Counter())["fills"] += 1
+        return counts
