@@ -174,7 +174,7 @@ class PatientEmergency:
         m = threshold or len(proxies) // 2 + 1
         tags: list[CategoryTag] = []
         kfrags: list[bytes] = []
-        sealed_map = b""
+        maps: list[bytes] = []
         epochs = self._epochs()
         for name in categories:
             category = normalize_category(name, known=epochs)
@@ -191,9 +191,9 @@ class PatientEmergency:
             )
             tags.append(tag)
             kfrags += made.sealed_kfrags
-            sealed_map = made.sealed_grantee_map
+            maps.append(made.sealed_grantee_map)
         params = EmergencyOptInParams(
-            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, sealed_map
+            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, maps
         )
         return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
 

@@ -50,7 +50,7 @@ def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
         "proxies": net.proxies,
         "threshold": 2,
         "sealed_kfrags": [os.urandom(300) for _ in range(len(tags) * len(PROXIES))],
-        "sealed_map": os.urandom(200),
+        "sealed_maps": [os.urandom(200) for _ in tags],
     }
     fields.update(over)
     return EmergencyOptInParams(**fields)
@@ -159,7 +159,16 @@ def test_opt_in_by_someone_else_for_the_patient_reverts(em: Net) -> None:
             "Emergency_KfragCountMismatch",
             {"kfragCount": 3, "expected": 6},
         ),
-        ({"sealed_map": b""}, "Emergency_SealedTooLarge", {"index": 2**256 - 1, "length": 0}),
+        (
+            {"sealed_maps": [b"m" * 200, b""]},
+            "Emergency_SealedTooLarge",
+            {"index": 2**256 - 2, "length": 0},
+        ),
+        (
+            {"sealed_maps": [b"m" * 200]},
+            "Emergency_MapCountMismatch",
+            {"mapCount": 1, "expected": 2},
+        ),
     ],
 )
 def test_bad_opt_in_reverts(
