@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from eth_utils.crypto import keccak
 from nacl.public import PrivateKey, PublicKey
@@ -28,10 +29,19 @@ from emrshare.crypto.grants import make_grant
 from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
+from emrshare.roles._emergency_read import EmergencyRecord, emergency_read, load_emergency_key
 from emrshare.roles._ops import member_public_keys
+from emrshare.roles._reads import MembershipCache
 from emrshare.types import CategoryTag, PolicyId
 
-__all__ = ["EmergencyNotice", "MemberEmergency", "PatientEmergency", "declare", "notices"]
+__all__ = [
+    "EmergencyNotice",
+    "EmergencyRecord",
+    "MemberEmergency",
+    "PatientEmergency",
+    "declare",
+    "notices",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,21 +219,89 @@ class PatientEmergency:
         """End an active declaration early (``Emergency_NotActive`` if it is not)."""
         self.signed.emergency.end(declaration_id)
 
+    def withdraw(self) -> None:
+        """Withdraw the opt-in: its declarations stop being served and the proxies delete
+        its kfrags (``Emergency_NotOptedIn`` if there is none)."""
+        self.signed.emergency.withdraw()
+
 
 class MemberEmergency:
-    """A member's side of emergency access (``member.emergency``): a clinician declares,
-    the regulator reviews.
+    """A member's side of emergency access (``member.emergency``): a clinician declares
+    and reads, the regulator reviews. Reading needs the consortium emergency key, a file
+    the member hospital's emergency service holds (``key_file``, 0600; the facades'
+    ``emergency_key_file=``).
 
     Example::
 
         did = hospital.emergency.declare(patient, 1, "unconscious, allergy check")
+        for rec in hospital.emergency.read(did, "allergies"):
+            print(rec.record_id, rec.media_type, rec.content[:60])
         regulator.emergency.mark(did, EmergencyReview.REVIEWED)
     """
 
-    def __init__(self, network: Network, keys: MemberKeys, signed: Contracts) -> None:
+    def __init__(
+        self,
+        network: Network,
+        keys: MemberKeys,
+        signed: Contracts,
+        key_file: Path | None = None,
+        *,
+        members: MembershipCache | None = None,
+    ) -> None:
         self.network = network
         self.keys = keys
         self.signed = signed
+        self.key_file = None if key_file is None else Path(key_file)
+        self._members = members or MembershipCache(network.contracts.registry)
+        self._emergency_keys: MemberKeys | None = None
+
+    def read(self, declaration_id: int, category: str) -> list[EmergencyRecord]:
+        """Every record of ``category`` of the declaration's patient, while the
+        declaration this member declared is active: capsule fragments from M of the
+        opt-in's proxies (each request signed by this member, each serve logged on chain
+        by the proxies), verified and decrypted with the consortium emergency key.
+        :class:`EmergencyRefused` when the proxies refuse (``name``: their reason, e.g.
+        ``declaration_expired``, ``declaration_ended``, ``declaration_withdrawn``,
+        ``not_declarer``) or the opt-in does not open the category
+        (``category_not_opted_in``); :class:`ConfigurationError` without a key file."""
+        if self._emergency_keys is None:
+            if self.key_file is None:
+                raise ConfigurationError(
+                    "this member holds no consortium emergency key; pass the key file your "
+                    "hospital's emergency service keeps (emergency_key_file=)"
+                )
+            self._emergency_keys = load_emergency_key(self.key_file)
+        return emergency_read(
+            self.network,
+            self.keys.ethereum_key,
+            self._emergency_keys,
+            self._members,
+            declaration_id,
+            category,
+        )
+
+    def declarations(self) -> list[EmergencyNotice]:
+        """This member's own declarations, newest first, with their status on chain time
+        (the justification is sealed to the patient and the regulator only: ``None``)."""
+        em = self.network.contracts.emergency
+        out = []
+        for ev in em.events(EmergencyDeclared, clinician=self.keys.address):
+            out.append(
+                EmergencyNotice(
+                    ev.declaration_id,
+                    ev.patient,
+                    ev.clinician,
+                    None if int(ev.cosigner, 16) == 0 else ev.cosigner,
+                    ev.reason_code,
+                    bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
+                    ev.block_number,
+                    ev.ends_at,
+                    em.status(ev.declaration_id),
+                    em.declaration(ev.declaration_id).review,
+                    None,
+                )
+            )
+        return sorted(out, key=lambda n: -n.declaration_id)
 
     def declare(self, patient: str, reason_code: int, justification: str) -> int:
         """Declare an emergency for ``patient`` (this member needs the EMERGENCY

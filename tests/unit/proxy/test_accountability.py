@@ -183,5 +183,5 @@ def test_repeat_digest_is_kept_with_the_nonce_and_layout_2_is_upgraded(tmp_path:
     assert store.recent_blocks() == []
     store.close()
     db = sqlite3.connect(tmp_path / "proxy.sqlite3")
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
     db.close()
