@@ -26,6 +26,7 @@ from emrshare.chain import (
     deploy_contracts,
 )
 from emrshare.errors import EmergencyRefused
+from emrshare.proxy.emergency import EmergencyRequest
 from emrshare.types import CategoryTag
 
 from .conftest import ADMINS, HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXIES, Net, reverts
@@ -496,3 +497,21 @@ def test_relayed_patient_opts_in_and_a_guardian_ends_the_declaration(em: Net) ->
     assert em.as_(0).emergency.status(did.declaration_id) is EmergencyStatus.ENDED
     (ev,) = em.as_(0).emergency.events(EmergencyEnded, declaration_id=did.declaration_id)
     assert ev.ended_by == addr  # in the patient's name
+
+
+# --------------------------------------------------------------- proxy requests
+
+
+def test_emergency_request_digest_equals_the_contracts(net: Net) -> None:
+    # The proxy recovers the clinician from the digest it computes itself: it must be the
+    # contract's hashEmergencyRequest (domain emrshare-emergency, version 1).
+    em = net.as_(0).emergency
+    req = EmergencyRequest.new(
+        net.addr(PROXIES[0]), 7, ALLERGIES, [os.urandom(32), os.urandom(32)], 12345
+    )
+    want = em.hash_emergency_request(
+        req.proxy, 7, ALLERGIES, list(req.capsule_hashes), req.nonce, 12345
+    )
+    assert req.digest(net.deployment.chain_id, em.address) == want
+    sig = req.sign(net.keys[CLINICIAN], net.deployment.chain_id, em.address)
+    assert req.recover(sig, net.deployment.chain_id, em.address) == net.addr(CLINICIAN)

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 -- One row per serve: exactly what AuditLog.logAccesses needs (the grantee's signed
 -- request: capsule hashes, nonce, deadline, signature; the block the proxy evaluated
--- the grant at and that block's timestamp), plus the record ids for operators.
+-- the grant at and that block's timestamp), plus the record ids for operators. An
+-- emergency serve (logged by Emergency.logEmergencyAccess, one per transaction) also has
+-- its declaration, tag and the opt-in's proxies (NULL for a grant's serve).
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     policy_id BLOB NOT NULL,
@@ -76,8 +78,6 @@ CREATE TABLE IF NOT EXISTS journal (
     signature BLOB NOT NULL,
     block_time INTEGER NOT NULL,
     batch_id INTEGER,
-    -- An emergency serve (logged by Emergency.logEmergencyAccess, one per transaction):
-    -- its declaration, tag and the opt-in's proxies; NULL for a grant's serve.
     declaration_id INTEGER,
     tag BLOB,
     proxies TEXT
