@@ -39,8 +39,17 @@ from emrshare.proxy.request import MAX_BATCH
 from emrshare.roles._common import checksum
 from emrshare.roles._reads import MembershipCache, check_entry, read_record, verified_entries
 
-__all__ = ["EmergencyRecord", "emergency_read", "load_emergency_key", "save_emergency_key"]
+__all__ = [
+    "EMERGENCY_KEY_FILE",
+    "EmergencyRecord",
+    "emergency_read",
+    "load_emergency_key",
+    "save_emergency_key",
+]
 
+#: Where a member keeps the consortium emergency key, in its state dir, when its
+#: hospital's emergency service hands it one (the devnet does so for EMERGENCY members).
+EMERGENCY_KEY_FILE = "emergency-key.json"
 _KEY_FORMAT = "emrshare-emergency-key"
 #: The contract logs at most 64 capsule hashes per serve: one request per 64 records.
 _PER_REQUEST = min(64, MAX_BATCH)

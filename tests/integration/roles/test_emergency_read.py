@@ -22,8 +22,7 @@ from emrshare.errors import AccessDenied
 from emrshare.proxy import PolicyKeys, ThresholdPolicy
 from emrshare.proxy.emergency import EmergencyClient
 from emrshare.proxy.request import capsule_hash
-from emrshare.roles import Patient
-from emrshare.roles._emergency_read import save_emergency_key
+from emrshare.roles import Patient, save_emergency_key
 from tests.integration.roles.trust_world import TrustWorld, start_world
 
 pytestmark = pytest.mark.integration
