@@ -16,6 +16,7 @@ from emrshare._addresses import address_bytes
 from emrshare.categories import normalize_category
 from emrshare.chain import (
     Contracts,
+    EmergencyAccessLogged,
     EmergencyDeclared,
     EmergencyOptInParams,
     EmergencyPolicyCreated,
@@ -35,6 +36,7 @@ from emrshare.roles._reads import MembershipCache
 from emrshare.types import CategoryTag, PolicyId
 
 __all__ = [
+    "EmergencyAccess",
     "EmergencyNotice",
     "EmergencyRecord",
     "MemberEmergency",
@@ -45,10 +47,24 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class EmergencyAccess:
+    """One emergency serve a proxy logged on chain (``EmergencyAccessLogged``): which
+    proxy re-encrypted how many records for the declaring clinician, in which block, at
+    which chain time; ``category`` when the reader can name the tag (the patient)."""
+
+    proxy: str
+    block_number: int
+    timestamp: int
+    records: int
+    category: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class EmergencyNotice:
     """One emergency declaration as its patient or the regulator sees it: who (the
     clinician's account, a member: the hospital), when, why (``justification``, opened;
-    ``None`` if it did not open as this declaration's), its status and review."""
+    ``None`` if it did not open as this declaration's), its status and review, and the
+    serves the proxies logged under it (``accesses``: who read, when)."""
 
     declaration_id: int
     patient: str
@@ -61,6 +77,30 @@ class EmergencyNotice:
     status: EmergencyStatus
     review: EmergencyReview
     justification: str | None
+    accesses: tuple[EmergencyAccess, ...] = ()
+
+
+def _accesses(
+    network: Network, patient: str | None, categories: Mapping[bytes, str]
+) -> dict[int, list[EmergencyAccess]]:
+    em = network.contracts.emergency
+    logs = (
+        em.events(EmergencyAccessLogged)
+        if patient is None
+        else em.events(EmergencyAccessLogged, patient=checksum(patient))
+    )
+    out: dict[int, list[EmergencyAccess]] = {}
+    for lg in logs:
+        out.setdefault(lg.declaration_id, []).append(
+            EmergencyAccess(
+                lg.proxy,
+                lg.block_number,
+                network.chain.block_time(lg.block_number),
+                len(lg.capsule_hashes),
+                categories.get(bytes(lg.tag)),
+            )
+        )
+    return out
 
 
 def _regulator_box_key(network: Network) -> PublicKey:
@@ -97,11 +137,18 @@ def declare(
 
 
 def notices(
-    network: Network, box_private_key: PrivateKey, *, patient: str | None, regulator: bool
+    network: Network,
+    box_private_key: PrivateKey,
+    *,
+    patient: str | None,
+    regulator: bool,
+    categories: Mapping[bytes, str] | None = None,
 ) -> list[EmergencyNotice]:
     """Declarations (of ``patient``, or all), newest first, justifications opened with
-    ``box_private_key`` (the patient's copy, or with ``regulator`` the regulator's)."""
+    ``box_private_key`` (the patient's copy, or with ``regulator`` the regulator's), each
+    with its logged serves (``categories`` names their tags)."""
     em = network.contracts.emergency
+    served = _accesses(network, patient, categories or {})
     events = (
         em.events(EmergencyDeclared)
         if patient is None
@@ -134,6 +181,7 @@ def notices(
                 em.status(ev.declaration_id),
                 d.review,
                 text,
+                tuple(served.get(ev.declaration_id, ())),
             )
         )
     return sorted(out, key=lambda n: -n.declaration_id)
@@ -210,9 +258,15 @@ class PatientEmergency:
     def notifications(self) -> list[EmergencyNotice]:
         """Emergency declarations for this patient, newest first: who (clinician, a
         member: the hospital), when, until when, why (the justification, opened), status
-        and review."""
+        and review, and each serve the proxies logged under it (``accesses``: which
+        proxy, when, how many records of which category)."""
+        tags = {bytes(self.keys.tag(c, e)): c for c, e in self._epochs().items()}
         return notices(
-            self.network, self.keys.box_private_key, patient=self.keys.address, regulator=False
+            self.network,
+            self.keys.box_private_key,
+            patient=self.keys.address,
+            regulator=False,
+            categories=tags,
         )
 
     def end(self, declaration_id: int) -> None:

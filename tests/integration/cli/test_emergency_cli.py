@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from tests.cli_support import run_cli as _cli
@@ -94,3 +95,12 @@ def _emergency_read_through_the_devnet(data: Path) -> None:
     (rec,) = json.loads(got.stdout)
     assert Path(rec["path"]).read_text() == "penicillin: anaphylaxis"
     assert rec["media_type"] == "text/plain" and rec["category"] == "allergies"
+    # The patient's notifications show the serve once the proxy logged it on chain.
+    deadline = time.monotonic() + 30
+    while True:
+        notes = json.loads(_cli(data, "--json", "--profile", "patient", "notifications").stdout)
+        (n,) = [n for n in notes if n["declaration"] == did]
+        if n["accesses"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert [(a["records"], a["category"]) for a in n["accesses"]] == [(1, "allergies")]

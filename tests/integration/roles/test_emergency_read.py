@@ -150,6 +150,13 @@ def test_clinician_reads_opted_in_allergies_through_m_proxies_and_each_serve_is_
         assert lg.patient == patient.address and bytes(lg.tag) == tag
         assert set(lg.capsule_hashes) == hashes
         assert lg.proxy in {p.keys.address for p in world.trust.proxies}
+    logs = _logged(world, did, 2)  # every journal drained: all of them
+    # The patient's notifications show who read, through which proxy, when, what.
+    (n,) = [n for n in patient.emergency.notifications() if n.declaration_id == did]
+    assert n.clinician == world.trust.hospital.address
+    assert {a.proxy for a in n.accesses} == {lg.proxy for lg in logs}
+    assert {(a.records, a.category) for a in n.accesses} == {(2, "allergies")}
+    assert all(a.timestamp > 0 and a.block_number > n.block_number for a in n.accesses)
     # The clinician sees its own declaration, active.
     (mine,) = [n for n in world.trust.hospital.emergency.declarations() if n.declaration_id == did]
     assert mine.status.name == "ACTIVE" and mine.patient == patient.address

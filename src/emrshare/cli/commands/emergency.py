@@ -32,6 +32,16 @@ def _json(n: EmergencyNotice) -> dict[str, Any]:
         "status": n.status.name.lower(),
         "review": n.review.name.lower(),
         "justification": n.justification,
+        "accesses": [
+            {
+                "proxy": a.proxy,
+                "block": a.block_number,
+                "at": a.timestamp,
+                "records": a.records,
+                "category": a.category,
+            }
+            for a in n.accesses
+        ],
     }
 
 
@@ -58,6 +68,14 @@ def _show(
             style="bold red",
             markup=False,
         )
+        for a in n.accesses:
+            out.print(
+                f"  read by {n.clinician} through proxy {a.proxy} at {render.when(a.timestamp)}"
+                f" (block {a.block_number}): {a.records} record(s)"
+                + (f" of {a.category}" if a.category else ""),
+                style="red",
+                markup=False,
+            )
 
 
 @app.command("opt-in")
