@@ -6,6 +6,7 @@ typed, named refusal."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ import pytest
 
 from emrshare import EmergencyRefused
 from emrshare.categories import normalize_category
-from emrshare.chain import Capability, EmergencyAccessLogged, Role
+from emrshare.chain import Capability, EmergencyAccessLogged, EmergencyOptInParams, Role
 from emrshare.crypto import MemberKeys, SealedEntry
-from emrshare.errors import AccessDenied
+from emrshare.errors import AccessDenied, Unavailable
 from emrshare.proxy import PolicyKeys, ThresholdPolicy
 from emrshare.proxy.emergency import EmergencyClient
+from emrshare.proxy.node.emergency_store import emergency_policy_id
 from emrshare.proxy.request import capsule_hash
 from emrshare.roles import Patient, save_emergency_key
 from tests.integration.roles.trust_world import TrustWorld, start_world
@@ -229,3 +231,25 @@ def test_request_naming_a_forged_declaration_is_refused(world: World) -> None:
         world, world.trust.hospital.keys.ethereum_key, unknown, patient, "allergies"
     )
     assert set(reasons.values()) == {"declaration_unknown"}
+
+
+def test_forged_emergency_kfrags_are_never_stored_or_served(world: World) -> None:
+    # An opt-in whose sealed kfrags do not open (or verify) for the proxies: each proxy
+    # refuses to store them, and a declared emergency gets nothing from any of them.
+    t = world.trust
+    patient = t.new_patient("forged-kfrags")
+    patient.authorize_writer(t.hospital.address, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"latex", media_type="text/plain")
+    tag = patient.keys.tag("allergies", 0)
+    proxies = [p.keys.address for p in t.proxies]
+    forged = EmergencyOptInParams(
+        [tag], 86400, proxies, 2, [os.urandom(627) for _ in proxies], [os.urandom(380)]
+    )
+    t.net.contracts_for(patient.keys.ethereum_key).emergency.opt_in(forged)
+    did = _declare(world, patient)
+    for p in t.proxies:
+        pid = emergency_policy_id(patient.address, tag).hex()
+        assert p.query(f"SELECT count(*) FROM kfrags WHERE policy_id = x'{pid}'") == [(0,)]
+    with pytest.raises(Unavailable) as err:
+        _raw_refusals(world, t.hospital.keys.ethereum_key, did, patient, "allergies")
+    assert set(err.value.failures.values()) == {"kfrag_unavailable"}
