@@ -109,6 +109,7 @@ EXAMPLES: dict[str, str] = {
     "emergency read": "--profile hospital-a emergency read 3 allergies --out records",
     "emergency list": "--profile hospital-a emergency list --json",
     "emergency end": "--profile patient emergency end 3",
+    "emergency withdraw": "--profile patient emergency withdraw",
     "emergency review": "--profile regulator emergency review 3 --mark reviewed",
     "notifications": "--profile patient notifications --json",
     "devnet up": "devnet up --proxies 3 --threshold 2",

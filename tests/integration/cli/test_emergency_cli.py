@@ -104,3 +104,13 @@ def _emergency_read_through_the_devnet(data: Path) -> None:
             break
         time.sleep(0.5)
     assert [(a["records"], a["category"]) for a in n["accesses"]] == [(1, "allergies")]
+    # After the patient withdraws, the proxy refuses the declaration, in one line.
+    ok = _cli(data, "--profile", "patient", "emergency", "withdraw")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    deadline = time.monotonic() + 30
+    while True:  # the proxy follows the chain one confirmation behind
+        again = _cli(data, *read)
+        if again.returncode != 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    _refused(again, "declaration_withdrawn")

@@ -1,4 +1,4 @@
-"""``emergency opt-in|declare|read|list|end|review`` and ``notifications``: break-glass
+"""``emergency opt-in|withdraw|declare|read|list|end|review`` and ``notifications``: break-glass
 access (issue 15)."""
 
 from __future__ import annotations
@@ -204,6 +204,16 @@ def emergency_end(
         emit_json({"declaration": declaration, "ended": True})
     else:
         out.print(f"emergency #{declaration} ended")
+
+
+@app.command("withdraw")
+def emergency_withdraw(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Withdraw your emergency opt-in (the patient): its declarations stop being served."""
+    state(ctx).patient().emergency.withdraw()
+    if want_json(ctx, json_out):
+        emit_json({"withdrawn": True})
+    else:
+        out.print("emergency opt-in withdrawn; the proxies delete its key fragments")
 
 
 @app.command("review")
