@@ -370,8 +370,7 @@ def _short(value: Any) -> str:
 
 
 class EmergencyRefused(ContractRevert):
-    """The Emergency contract, or the proxies checking it, refused a break-glass step
-    (``name``: the custom error, or the proxies' refusal reason such as declaration_ended)."""
+    """The Emergency contract refused a break-glass step (``name``: which custom error)."""
 
 
 class TransactionFailed(ChainError):
