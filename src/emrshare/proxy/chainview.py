@@ -200,6 +200,10 @@ class ProxyChain(Protocol):
         """The declaration's status and parties at ``block`` (status NONE if unknown)."""
         ...
 
+    def emergency_capable(self, account: str, block: int) -> bool:
+        """Whether ``account`` is an active member holding CAP_EMERGENCY at ``block``."""
+        ...
+
     def emergency_opens_tag(self, patient: str, tag: bytes, block: int) -> bool:
         """Whether the patient's standing opt-in opens ``tag`` at ``block``."""
         ...

@@ -123,6 +123,8 @@ class RefusalReason(StrEnum):
     DECLARATION_ENDED = "declaration_ended"
     DECLARATION_WITHDRAWN = "declaration_withdrawn"
     NOT_DECLARER = "not_declarer"
+    #: The declaring clinician's member no longer holds the EMERGENCY capability.
+    CLINICIAN_NOT_CAPABLE = "clinician_not_capable"
     CATEGORY_NOT_OPTED_IN = "category_not_opted_in"
 
     @property

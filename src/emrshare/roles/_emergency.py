@@ -316,7 +316,7 @@ class MemberEmergency:
         by the proxies), verified and decrypted with the consortium emergency key.
         :class:`EmergencyRefused` when the proxies refuse (``name``: their reason, e.g.
         ``declaration_expired``, ``declaration_ended``, ``declaration_withdrawn``,
-        ``not_declarer``) or the opt-in does not open the category
+        ``not_declarer``, ``clinician_not_capable``) or the opt-in does not open the category
         (``category_not_opted_in``); :class:`ConfigurationError` without a key file."""
         if self._emergency_keys is None:
             if self.key_file is None:

@@ -253,3 +253,16 @@ def test_forged_emergency_kfrags_are_never_stored_or_served(world: World) -> Non
     with pytest.raises(Unavailable) as err:
         _raw_refusals(world, t.hospital.keys.ethereum_key, did, patient, "allergies")
     assert set(err.value.failures.values()) == {"kfrag_unavailable"}
+
+
+def test_read_after_the_consortium_withdrew_the_capability_is_refused(world: World) -> None:
+    t = world.trust
+    patient = _opted_in_patient(world, "uncapable")
+    did = _declare(world, patient)
+    t.admin.set_capabilities(t.hospital.address, Capability.NONE)
+    try:
+        with pytest.raises(EmergencyRefused) as err:
+            t.hospital.emergency.read(did, "allergies")
+        assert err.value.name == "clinician_not_capable"
+    finally:
+        t.admin.set_capabilities(t.hospital.address, Capability.EMERGENCY)

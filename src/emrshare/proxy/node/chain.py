@@ -18,6 +18,7 @@ from web3 import Web3
 
 from emrshare.chain import (
     AccessEntry,
+    Capability,
     ChainClient,
     Contracts,
     Deployment,
@@ -202,6 +203,10 @@ class NodeChain:
             return EmergencyView(status)
         d = em.declaration(declaration_id, block=block)
         return EmergencyView(status, d.patient, d.clinician, d.generation)
+
+    @_chain_errors
+    def emergency_capable(self, account: str, block: int) -> bool:
+        return self.contracts.registry.has_capability(account, Capability.EMERGENCY, block=block)
 
     @_chain_errors
     def emergency_opens_tag(self, patient: str, tag: bytes, block: int) -> bool:

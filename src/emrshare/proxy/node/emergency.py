@@ -4,10 +4,11 @@
 (:class:`~emrshare.proxy.emergency.SignedEmergencyRequest`) in a fixed order, every chain
 fact read at **one** block: the declaration is Active on that block's time (not past its
 time box, not ended, its opt-in not withdrawn or replaced), the signer is its clinician,
-the tag is one the patient's current opt-in opens, and this proxy is one of the opt-in's
-proxies (and an active Proxy member). Then it re-encrypts with its kfrag of the tag and
-journals the serve with the grants' serves: the audit flusher logs it by
-``Emergency.logEmergencyAccess``. Each refusal is a signed, machine-readable reason.
+who still holds the EMERGENCY capability, the tag is one the patient's current opt-in
+opens, and this proxy is one of the opt-in's proxies (and an active Proxy member). Then
+it re-encrypts with its kfrag of the tag and journals the serve with the grants' serves:
+the audit flusher logs it by ``Emergency.logEmergencyAccess``. Each refusal is a signed,
+machine-readable reason.
 """
 
 from __future__ import annotations
@@ -145,10 +146,18 @@ class EmergencyService:
                 block,
             )
         try:
+            capable = self.chain.emergency_capable(view.clinician, block)
             opens = self.chain.emergency_opens_tag(view.patient, bytes(req.tag), block)
             active = self.service.caches.active_proxy(block)
         except EmrShareError as exc:
             return refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not capable:
+            return refuse(
+                RefusalReason.CLINICIAN_NOT_CAPABLE,
+                f"{view.clinician} no longer holds the EMERGENCY capability (or is no longer "
+                "an active member); the consortium withdrew it",
+                block,
+            )
         if not opens or bytes(req.tag) not in policy.tags:
             return refuse(
                 RefusalReason.CATEGORY_NOT_OPTED_IN,
