@@ -269,8 +269,8 @@ def main() -> int:
         figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx).gas_used
         figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
-        # kfrags to the consortium emergency key, one make_grant per category), a declaration
-        # with sealed justifications, and one proxy's log of a serve.
+        # kfrags to the consortium emergency key, one make_grant and sealed map per category), a
+        # declaration with sealed justifications, and one proxy's log of a serve.
         emergency_keys = MemberKeys.generate()
         c.emergency.set_emergency_keys(
             emergency_keys.receiving_public_key.to_compressed_bytes(),
@@ -279,6 +279,7 @@ def main() -> int:
         r = c.registry.propose_capabilities(h_addr, Capability.EMERGENCY)
         c.registry.execute(r.event(ProposalCreated).proposal_id)
         kfrags: list[bytes] = []
+        maps: list[bytes] = []
         emergency_tags = []
         for category in ("allergies", "medications", "conditions"):
             made = make_grant(
@@ -291,8 +292,9 @@ def main() -> int:
                 threshold=2,
             )
             kfrags += made.sealed_kfrags
+            maps.append(made.sealed_grantee_map)
             emergency_tags.append(patient_keys.tag(category, 0))
-        opt = EmergencyOptInParams(emergency_tags, 86400, plist, 2, kfrags, made.sealed_grantee_map)
+        opt = EmergencyOptInParams(emergency_tags, 86400, plist, 2, kfrags, maps)
         figures["emergency opt-in"] = patient.emergency.opt_in(opt).gas_used
         why = b"unconscious on arrival, allergy check before anaesthesia"
         sealed_why = seal(pub.box_key, b"EMRJ", why)

@@ -69,7 +69,7 @@ contract Emergency is EIP712, PatientContext {
         address[] proxies;
         uint8 threshold;
         bytes[] sealedKfrags; // tags.length * proxies.length, index t * proxies.length + p
-        bytes sealedMap; // category keys + patient verifying key, sealed to the emergency box key
+        bytes[] sealedMaps; // one grantee map per tag, sealed to the emergency box key
     }
 
     struct Policy {
@@ -124,6 +124,8 @@ contract Emergency is EIP712, PatientContext {
     error Emergency_InvalidProxy(address proxy);
     /// @notice One sealed kfrag per (tag, proxy) is needed.
     error Emergency_KfragCountMismatch(uint256 kfragCount, uint256 expected);
+    /// @notice One sealed grantee map per tag is needed.
+    error Emergency_MapCountMismatch(uint256 mapCount, uint256 expected);
     /// @notice A sealed blob is empty or larger than {MAX_SEALED_BYTES}.
     error Emergency_SealedTooLarge(uint256 index, uint256 length);
     /// @notice The patient has no standing opt-in.
@@ -166,7 +168,7 @@ contract Emergency is EIP712, PatientContext {
         bytes32[] tags,
         address[] proxies,
         bytes[] sealedKfrags,
-        bytes sealedMap
+        bytes[] sealedMaps
     );
     /// @notice Emitted after a patient withdraws its opt-in; proxies delete its kfrags.
     event EmergencyPolicyWithdrawn(address indexed patient, uint16 indexed generation);
@@ -237,8 +239,9 @@ contract Emergency is EIP712, PatientContext {
     /// earlier opt-in.
     /// Requirements: keys are set; the caller has a profile; 1..{MAX_TAGS} distinct tags;
     /// 1 <= window <= {MAX_WINDOW}; 1 <= threshold <= proxies <= {MAX_PROXIES}, proxies
-    /// distinct active Proxy members; one sealed kfrag per (tag, proxy); sealed blobs
-    /// 1..{MAX_SEALED_BYTES} bytes.
+    /// distinct active Proxy members; one sealed kfrag per (tag, proxy); one sealed map per
+    /// tag; sealed blobs 1..{MAX_SEALED_BYTES} bytes (a bad map `t` reports index
+    /// `type(uint256).max - t`).
     /// Emits: {EmergencyPolicyWithdrawn} for a replaced opt-in, {EmergencyPolicyCreated}.
     function optIn(OptInParams calldata p) external returns (uint16 generation) {
         address patient = _actor();
@@ -261,7 +264,14 @@ contract Emergency is EIP712, PatientContext {
             _tagGeneration[patient][p.tags[t]] = generation;
         }
         emit EmergencyPolicyCreated(
-            patient, generation, p.window, p.threshold, p.tags, p.proxies, p.sealedKfrags, p.sealedMap
+            patient,
+            generation,
+            p.window,
+            p.threshold,
+            p.tags,
+            p.proxies,
+            p.sealedKfrags,
+            p.sealedMaps
         );
     }
 
@@ -525,7 +535,10 @@ contract Emergency is EIP712, PatientContext {
         for (uint256 i = 0; i < p.sealedKfrags.length; ++i) {
             _checkSealed(i, p.sealedKfrags[i].length);
         }
-        _checkSealed(type(uint256).max, p.sealedMap.length);
+        if (p.sealedMaps.length != nt) revert Emergency_MapCountMismatch(p.sealedMaps.length, nt);
+        for (uint256 t = 0; t < nt; ++t) {
+            _checkSealed(type(uint256).max - t, p.sealedMaps[t].length);
+        }
     }
 
     function _checkCosign(

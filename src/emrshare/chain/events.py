@@ -414,7 +414,8 @@ class EmergencyKeysSet(ChainEvent):
 @dataclass(frozen=True, slots=True)
 class EmergencyPolicyCreated(ChainEvent):
     """A patient opted in to emergency access; the proxies read their sealed kfrags here
-    (``sealed_kfrags[t * len(proxies) + p]`` is tag ``t``'s kfrag for proxy ``p``)."""
+    (``sealed_kfrags[t * len(proxies) + p]`` is tag ``t``'s kfrag for proxy ``p``;
+    ``sealed_maps[t]`` tag ``t``'s grantee map, sealed to the consortium emergency box key)."""
 
     patient: str
     generation: int
@@ -423,7 +424,7 @@ class EmergencyPolicyCreated(ChainEvent):
     tags: tuple[CategoryTag, ...]
     proxies: tuple[str, ...]
     sealed_kfrags: tuple[bytes, ...]
-    sealed_map: bytes
+    sealed_maps: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)

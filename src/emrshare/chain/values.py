@@ -239,7 +239,7 @@ class EmergencyOptInParams:
     proxies: Sequence[str]
     threshold: int
     sealed_kfrags: Sequence[bytes]  # len(tags) * len(proxies): index t * len(proxies) + p
-    sealed_map: bytes  # sealed to the consortium emergency box key
+    sealed_maps: Sequence[bytes]  # one grantee map per tag, sealed to the emergency box key
 
     def __post_init__(self) -> None:
         if any(len(t) != 32 for t in self.tags):
@@ -257,7 +257,7 @@ class EmergencyOptInParams:
             [Web3.to_checksum_address(p) for p in self.proxies],
             self.threshold,
             list(self.sealed_kfrags),
-            self.sealed_map,
+            list(self.sealed_maps),
         )
 
 

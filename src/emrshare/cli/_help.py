@@ -106,7 +106,10 @@ EXAMPLES: dict[str, str] = {
     "--categories allergies,medications,conditions --window 24h",
     "emergency declare": "--profile hospital emergency declare --patient patient "
     "--why 'unconscious, allergy check' --reason-code 1",
+    "emergency read": "--profile hospital-a emergency read 3 allergies --out records",
+    "emergency list": "--profile hospital-a emergency list --json",
     "emergency end": "--profile patient emergency end 3",
+    "emergency withdraw": "--profile patient emergency withdraw",
     "emergency review": "--profile regulator emergency review 3 --mark reviewed",
     "notifications": "--profile patient notifications --json",
     "devnet up": "devnet up --proxies 3 --threshold 2",

@@ -34,6 +34,7 @@ from emrshare._process import free_port, pid_alive, spawn, stop_group
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
+from emrshare.devnet._emergency import setup_emergency
 from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
@@ -68,6 +69,7 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
     "patient": ("patient", None, 7),
 }
 _PROXY_KEYS = (1, 2, 3)
+_EMERGENCY_MEMBERS = ("hospital-a",)  # given CAP_EMERGENCY and the emergency key file
 _RELAYER_KEY = 8  # the development account the devnet's relay pays patients' gas from
 
 Log = Callable[[str], None]
@@ -210,6 +212,7 @@ def devnet_up(
         relay.wait_ready(60)
         log(f"{'relay':<11} {relay.url} (pays patients' gas; pid {relay.pid})")
         _demo_profiles(net, admin, profiles, keys, password, log)
+        setup_emergency(net, admin, keys[0], profiles, _EMERGENCY_MEMBERS, dev, log)
         net.close()
     except BaseException:
         devnet_down(data_dir)

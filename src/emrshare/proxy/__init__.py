@@ -31,10 +31,13 @@ from emrshare.proxy.client import (
     ThresholdPolicy,
     ThresholdResult,
 )
+from emrshare.proxy.emergency import EmergencyClient, EmergencyRequest, SignedEmergencyRequest
 from emrshare.proxy.evidence import Evidence
 from emrshare.proxy.request import ReencryptRequest, Refusal, RefusalReason, SignedRequest
 
 __all__ = [
+    "EmergencyClient",
+    "EmergencyRequest",
     "Evidence",
     "IndexedCapsule",
     "PolicyKeys",
@@ -46,6 +49,7 @@ __all__ = [
     "Refusal",
     "RefusalReason",
     "RoutingTransport",
+    "SignedEmergencyRequest",
     "SignedRequest",
     "ThresholdClient",
     "ThresholdPolicy",

@@ -16,6 +16,9 @@ import umbral_pre
 
 from emrshare.chain import (
     AccessEntry,
+    EmergencyPolicyCreated,
+    EmergencyPolicyWithdrawn,
+    EmergencyStatus,
     EntryAppended,
     GrantCreated,
     GrantRevokedEvent,
@@ -28,6 +31,9 @@ from emrshare.errors import EmrShareError
 
 __all__ = [
     "AccessEntry",
+    "EmergencyPolicyCreated",
+    "EmergencyPolicyWithdrawn",
+    "EmergencyView",
     "GrantCreated",
     "GrantRevokedEvent",
     "GrantStatus",
@@ -36,6 +42,7 @@ __all__ = [
     "ProxyEvent",
     "TagRevoked",
     "audit_gas",
+    "emergency_gas",
 ]
 
 
@@ -74,8 +81,34 @@ class IndexedCapsule:
         )
 
 
-#: The events a proxy follows: the chain's grant events, and the index entries it can serve.
-ProxyEvent = GrantCreated | GrantRevokedEvent | TagRevoked | IndexedCapsule
+#: The events a proxy follows: the chain's grant and emergency opt-in events, and the index
+#: entries it can serve.
+ProxyEvent = (
+    GrantCreated
+    | GrantRevokedEvent
+    | TagRevoked
+    | IndexedCapsule
+    | EmergencyPolicyCreated
+    | EmergencyPolicyWithdrawn
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyView:
+    """An emergency declaration as a proxy checks it, read at one block: its status on
+    that block's time, and (unless ``status`` is NONE) its patient, clinician and the
+    generation of the opt-in it opened."""
+
+    status: EmergencyStatus
+    patient: str = ""
+    clinician: str = ""
+    generation: int = 0
+
+
+def emergency_gas(proxies: int, capsules: int) -> int:
+    """The fixed gas of one ``Emergency.logEmergencyAccess`` transaction (as
+    :func:`audit_gas`: signed before broadcast, never re-estimated)."""
+    return 120_000 + 3_000 * proxies + 2_000 * capsules
 
 
 def audit_gas(items: Sequence[AccessEntry]) -> int:
@@ -156,6 +189,39 @@ class ProxyChain(Protocol):
         ``grantee`` and ``proxies`` are the policy's (the contract checks them against its
         binding).
         """
+        ...
+
+    @property
+    def emergency_contract(self) -> str:
+        """The Emergency contract (verifying contract of emergency requests)."""
+        ...
+
+    def emergency_declaration(self, declaration_id: int, block: int) -> EmergencyView:
+        """The declaration's status and parties at ``block`` (status NONE if unknown)."""
+        ...
+
+    def emergency_capable(self, account: str, block: int) -> bool:
+        """Whether ``account`` is an active member holding CAP_EMERGENCY at ``block``."""
+        ...
+
+    def emergency_opens_tag(self, patient: str, tag: bytes, block: int) -> bool:
+        """Whether the patient's standing opt-in opens ``tag`` at ``block``."""
+        ...
+
+    def emergency_umbral_key(self, block: int) -> bytes:
+        """The consortium emergency Umbral key (33 bytes; empty while not published)."""
+        ...
+
+    def sign_emergency_log(
+        self,
+        declaration_id: int,
+        proxies: Sequence[str],
+        tag: bytes,
+        capsule_hashes: Sequence[bytes],
+        nonce: int,
+    ) -> SignedTransaction:
+        """Sign (not send) ``Emergency.logEmergencyAccess`` of one emergency serve with
+        ``nonce`` and the fixed gas of :func:`emergency_gas`."""
         ...
 
     def account_nonce(self) -> int:

@@ -289,23 +289,9 @@ class ThresholdClient:
         hashes: list[bytes],
         deadline: int,
     ) -> tuple[ProxyEndpoint, int, list[umbral_pre.VerifiedCapsuleFrag]]:
-        key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
-        signed = self._signed.get(key)
-        if signed is None:
-            nonce = self._nonces.setdefault(key[1:], secrets.randbits(256))
-            req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
-            signed = SignedRequest(
-                request=req,
-                chain_id=self.chain_id,
-                verifying_contract=self.grants_contract,  # type: ignore[arg-type]
-                signature=req.sign(self._key, self.chain_id, self.grants_contract),
-                capsules=tuple(capsule_bytes),
-            )
-            self._signed[key] = signed
-            for kept in (self._signed, self._nonces):
-                while len(kept) > _SIGNED_KEPT:
-                    kept.popitem(last=False)
-        request_digest = signed.request.digest(self.chain_id, self.grants_contract)
+        signed, body_json, request_digest, path = self._prepare(
+            proxy, policy, hashes, capsule_bytes, deadline
+        )
 
         def fail(
             kind: FailureKind, reason: str, message: str = "", evidence: Evidence | None = None
@@ -321,7 +307,7 @@ class ThresholdClient:
 
         common = response.Bound(self.chain_id, self.grants_contract, proxy.address, request_digest)
         try:
-            resp = await http.post(proxy.url.rstrip("/") + "/v1/reencrypt", json=signed.to_json())
+            resp = await http.post(proxy.url.rstrip("/") + path, json=body_json)
         except httpx.TimeoutException as exc:
             raise fail("timeout", "timeout", type(exc).__name__) from exc
         except httpx.HTTPError as exc:
@@ -372,6 +358,8 @@ class ThresholdClient:
                     )
                 )
             except (VerificationError, WireFormatError) as exc:
+                if signed is None:  # no evidence format for this kind of request
+                    raise fail("bad_fragment", "cfrag_verification_failed") from exc
                 # Signed by the proxy and wrong for the keys it signed: proof.
                 proof = Evidence.build(
                     signed,
@@ -388,6 +376,41 @@ class ThresholdClient:
             # Verifies, but for another delegating key than the grant's: not usable.
             raise fail("bad_fragment", "wrong_delegating_key")
         return proxy, block, verified
+
+    def _prepare(
+        self,
+        proxy: ProxyEndpoint,
+        policy: ThresholdPolicy,
+        hashes: list[bytes],
+        capsule_bytes: list[bytes],
+        deadline: int,
+    ) -> tuple[SignedRequest | None, dict[str, Any], bytes, str]:
+        """The signed request for ``proxy``: (the request, or None for a kind that has no
+        evidence format; its JSON body; its digest the answer is bound to; the route)."""
+        key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
+        signed = self._signed.get(key)
+        if signed is None:
+            nonce = self._nonce(key[1:])
+            req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
+            signed = SignedRequest(
+                request=req,
+                chain_id=self.chain_id,
+                verifying_contract=self.grants_contract,  # type: ignore[arg-type]
+                signature=req.sign(self._key, self.chain_id, self.grants_contract),
+                capsules=tuple(capsule_bytes),
+            )
+            self._signed[key] = signed
+            while len(self._signed) > _SIGNED_KEPT:
+                self._signed.popitem(last=False)
+        digest = signed.request.digest(self.chain_id, self.grants_contract)
+        return signed, signed.to_json(), digest, "/v1/reencrypt"
+
+    def _nonce(self, key: tuple[bytes, tuple[bytes, ...], int]) -> int:
+        """One nonce per read (policy, capsules, deadline) for all its proxies."""
+        nonce = self._nonces.setdefault(key, secrets.randbits(256))
+        while len(self._nonces) > _SIGNED_KEPT:
+            self._nonces.popitem(last=False)
+        return nonce
 
     def reencrypt_sync(
         self,

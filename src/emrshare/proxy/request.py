@@ -115,6 +115,17 @@ class RefusalReason(StrEnum):
     #: The grantee rotated its receiving key after the grant: the kfrags target the old
     #: key, which stops working from the rotation block on (the patient re-issues).
     GRANTEE_KEYS_ROTATED = "grantee_keys_rotated"
+    #: Emergency reads (:mod:`emrshare.proxy.emergency`): no such declaration on chain; it
+    #: passed its time box, was ended early, or its opt-in was withdrawn or replaced; the
+    #: request is not signed by the declaring clinician; the tag is not opted in.
+    DECLARATION_UNKNOWN = "declaration_unknown"
+    DECLARATION_EXPIRED = "declaration_expired"
+    DECLARATION_ENDED = "declaration_ended"
+    DECLARATION_WITHDRAWN = "declaration_withdrawn"
+    NOT_DECLARER = "not_declarer"
+    #: The declaring clinician's member no longer holds the EMERGENCY capability.
+    CLINICIAN_NOT_CAPABLE = "clinician_not_capable"
+    CATEGORY_NOT_OPTED_IN = "category_not_opted_in"
 
     @property
     def denies_access(self) -> bool:

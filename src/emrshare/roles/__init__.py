@@ -21,6 +21,12 @@ from emrshare.roles._common import (
     ReadEvent,
     RecordInfo,
 )
+from emrshare.roles._emergency_read import (
+    EMERGENCY_KEY_FILE,
+    EmergencyRecord,
+    load_emergency_key,
+    save_emergency_key,
+)
 from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
@@ -34,12 +40,14 @@ from emrshare.roles.provider import AsyncProvider, Provider
 from emrshare.roles.requester import AsyncRequester, Requester
 
 __all__ = [
+    "EMERGENCY_KEY_FILE",
     "AccessEvent",
     "AccessRequestInfo",
     "AccessRequestStatus",
     "AsyncProvider",
     "AsyncRequester",
     "ConsortiumAdmin",
+    "EmergencyRecord",
     "GrantInfo",
     "Guardian",
     "GuardianAction",
@@ -59,5 +67,7 @@ __all__ = [
     "RestoreReport",
     "Sealer",
     "default_data_dir",
+    "load_emergency_key",
     "restore_patient",
+    "save_emergency_key",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from eth_utils.crypto import keccak
 from nacl.public import PrivateKey, PublicKey
@@ -15,6 +16,7 @@ from emrshare._addresses import address_bytes
 from emrshare.categories import normalize_category
 from emrshare.chain import (
     Contracts,
+    EmergencyAccessLogged,
     EmergencyDeclared,
     EmergencyOptInParams,
     EmergencyPolicyCreated,
@@ -28,17 +30,41 @@ from emrshare.crypto.grants import make_grant
 from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
+from emrshare.roles._emergency_read import EmergencyRecord, emergency_read, load_emergency_key
 from emrshare.roles._ops import member_public_keys
+from emrshare.roles._reads import MembershipCache
 from emrshare.types import CategoryTag, PolicyId
 
-__all__ = ["EmergencyNotice", "MemberEmergency", "PatientEmergency", "declare", "notices"]
+__all__ = [
+    "EmergencyAccess",
+    "EmergencyNotice",
+    "EmergencyRecord",
+    "MemberEmergency",
+    "PatientEmergency",
+    "declare",
+    "notices",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyAccess:
+    """One emergency serve a proxy logged on chain (``EmergencyAccessLogged``): which
+    proxy re-encrypted how many records for the declaring clinician, in which block, at
+    which chain time; ``category`` when the reader can name the tag (the patient)."""
+
+    proxy: str
+    block_number: int
+    timestamp: int
+    records: int
+    category: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class EmergencyNotice:
     """One emergency declaration as its patient or the regulator sees it: who (the
     clinician's account, a member: the hospital), when, why (``justification``, opened;
-    ``None`` if it did not open as this declaration's), its status and review."""
+    ``None`` if it did not open as this declaration's), its status and review, and the
+    serves the proxies logged under it (``accesses``: who read, when)."""
 
     declaration_id: int
     patient: str
@@ -51,6 +77,30 @@ class EmergencyNotice:
     status: EmergencyStatus
     review: EmergencyReview
     justification: str | None
+    accesses: tuple[EmergencyAccess, ...] = ()
+
+
+def _accesses(
+    network: Network, patient: str | None, categories: Mapping[bytes, str]
+) -> dict[int, list[EmergencyAccess]]:
+    em = network.contracts.emergency
+    logs = (
+        em.events(EmergencyAccessLogged)
+        if patient is None
+        else em.events(EmergencyAccessLogged, patient=checksum(patient))
+    )
+    out: dict[int, list[EmergencyAccess]] = {}
+    for lg in logs:
+        out.setdefault(lg.declaration_id, []).append(
+            EmergencyAccess(
+                lg.proxy,
+                lg.block_number,
+                network.chain.block_time(lg.block_number),
+                len(lg.capsule_hashes),
+                categories.get(bytes(lg.tag)),
+            )
+        )
+    return out
 
 
 def _regulator_box_key(network: Network) -> PublicKey:
@@ -87,11 +137,18 @@ def declare(
 
 
 def notices(
-    network: Network, box_private_key: PrivateKey, *, patient: str | None, regulator: bool
+    network: Network,
+    box_private_key: PrivateKey,
+    *,
+    patient: str | None,
+    regulator: bool,
+    categories: Mapping[bytes, str] | None = None,
 ) -> list[EmergencyNotice]:
     """Declarations (of ``patient``, or all), newest first, justifications opened with
-    ``box_private_key`` (the patient's copy, or with ``regulator`` the regulator's)."""
+    ``box_private_key`` (the patient's copy, or with ``regulator`` the regulator's), each
+    with its logged serves (``categories`` names their tags)."""
     em = network.contracts.emergency
+    served = _accesses(network, patient, categories or {})
     events = (
         em.events(EmergencyDeclared)
         if patient is None
@@ -124,6 +181,7 @@ def notices(
                 em.status(ev.declaration_id),
                 d.review,
                 text,
+                tuple(served.get(ev.declaration_id, ())),
             )
         )
     return sorted(out, key=lambda n: -n.declaration_id)
@@ -174,7 +232,7 @@ class PatientEmergency:
         m = threshold or len(proxies) // 2 + 1
         tags: list[CategoryTag] = []
         kfrags: list[bytes] = []
-        sealed_map = b""
+        maps: list[bytes] = []
         epochs = self._epochs()
         for name in categories:
             category = normalize_category(name, known=epochs)
@@ -191,39 +249,113 @@ class PatientEmergency:
             )
             tags.append(tag)
             kfrags += made.sealed_kfrags
-            sealed_map = made.sealed_grantee_map
+            maps.append(made.sealed_grantee_map)
         params = EmergencyOptInParams(
-            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, sealed_map
+            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, maps
         )
         return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
 
     def notifications(self) -> list[EmergencyNotice]:
         """Emergency declarations for this patient, newest first: who (clinician, a
         member: the hospital), when, until when, why (the justification, opened), status
-        and review."""
+        and review, and each serve the proxies logged under it (``accesses``: which
+        proxy, when, how many records of which category)."""
+        tags = {bytes(self.keys.tag(c, e)): c for c, e in self._epochs().items()}
         return notices(
-            self.network, self.keys.box_private_key, patient=self.keys.address, regulator=False
+            self.network,
+            self.keys.box_private_key,
+            patient=self.keys.address,
+            regulator=False,
+            categories=tags,
         )
 
     def end(self, declaration_id: int) -> None:
         """End an active declaration early (``Emergency_NotActive`` if it is not)."""
         self.signed.emergency.end(declaration_id)
 
+    def withdraw(self) -> None:
+        """Withdraw the opt-in: its declarations stop being served and the proxies delete
+        its kfrags (``Emergency_NotOptedIn`` if there is none)."""
+        self.signed.emergency.withdraw()
+
 
 class MemberEmergency:
-    """A member's side of emergency access (``member.emergency``): a clinician declares,
-    the regulator reviews.
+    """A member's side of emergency access (``member.emergency``): a clinician declares
+    and reads, the regulator reviews. Reading needs the consortium emergency key, a file
+    the member hospital's emergency service holds (``key_file``, 0600; the facades'
+    ``emergency_key_file=``).
 
     Example::
 
         did = hospital.emergency.declare(patient, 1, "unconscious, allergy check")
+        for rec in hospital.emergency.read(did, "allergies"):
+            print(rec.record_id, rec.media_type, rec.content[:60])
         regulator.emergency.mark(did, EmergencyReview.REVIEWED)
     """
 
-    def __init__(self, network: Network, keys: MemberKeys, signed: Contracts) -> None:
+    def __init__(
+        self,
+        network: Network,
+        keys: MemberKeys,
+        signed: Contracts,
+        key_file: Path | None = None,
+        *,
+        members: MembershipCache | None = None,
+    ) -> None:
         self.network = network
         self.keys = keys
         self.signed = signed
+        self.key_file = None if key_file is None else Path(key_file)
+        self._members = members or MembershipCache(network.contracts.registry)
+        self._emergency_keys: MemberKeys | None = None
+
+    def read(self, declaration_id: int, category: str) -> list[EmergencyRecord]:
+        """Every record of ``category`` of the declaration's patient, while the
+        declaration this member declared is active: capsule fragments from M of the
+        opt-in's proxies (each request signed by this member, each serve logged on chain
+        by the proxies), verified and decrypted with the consortium emergency key.
+        :class:`EmergencyRefused` when the proxies refuse (``name``: their reason, e.g.
+        ``declaration_expired``, ``declaration_ended``, ``declaration_withdrawn``,
+        ``not_declarer``, ``clinician_not_capable``) or the opt-in does not open the category
+        (``category_not_opted_in``); :class:`ConfigurationError` without a key file."""
+        if self._emergency_keys is None:
+            if self.key_file is None:
+                raise ConfigurationError(
+                    "this member holds no consortium emergency key; pass the key file your "
+                    "hospital's emergency service keeps (emergency_key_file=)"
+                )
+            self._emergency_keys = load_emergency_key(self.key_file)
+        return emergency_read(
+            self.network,
+            self.keys.ethereum_key,
+            self._emergency_keys,
+            self._members,
+            declaration_id,
+            category,
+        )
+
+    def declarations(self) -> list[EmergencyNotice]:
+        """This member's own declarations, newest first, with their status on chain time
+        (the justification is sealed to the patient and the regulator only: ``None``)."""
+        em = self.network.contracts.emergency
+        out = []
+        for ev in em.events(EmergencyDeclared, clinician=self.keys.address):
+            out.append(
+                EmergencyNotice(
+                    ev.declaration_id,
+                    ev.patient,
+                    ev.clinician,
+                    None if int(ev.cosigner, 16) == 0 else ev.cosigner,
+                    ev.reason_code,
+                    bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
+                    ev.block_number,
+                    ev.ends_at,
+                    em.status(ev.declaration_id),
+                    em.declaration(ev.declaration_id).review,
+                    None,
+                )
+            )
+        return sorted(out, key=lambda n: -n.declaration_id)
 
     def declare(self, patient: str, reason_code: int, justification: str) -> int:
         """Declare an emergency for ``patient`` (this member needs the EMERGENCY

@@ -55,6 +55,7 @@ class MemberFacade:
         state_dir: Path,
         proxy_timeout: float = 10.0,
         retry_for: float = 5.0,
+        emergency_key_file: Path | None = None,
     ) -> None:
         self.network = network
         self.keys = keys
@@ -62,7 +63,7 @@ class MemberFacade:
         self.state_dir = Path(state_dir)
         self._contracts = network.contracts_for(keys.ethereum_key)
         self._members = MembershipCache(network.contracts.registry)
-        self.emergency = MemberEmergency(network, keys, self._contracts)
+        self.emergency = MemberEmergency(network, keys, self._contracts, emergency_key_file)
         self._reads = GrantedReader(
             network,
             keys,

@@ -50,9 +50,15 @@ class Provider(Requester):
         state_dir: Path,
         proxy_timeout: float = 10.0,
         retry_for: float = 5.0,
+        emergency_key_file: Path | None = None,
     ) -> None:
         super().__init__(
-            network, keys, state_dir=state_dir, proxy_timeout=proxy_timeout, retry_for=retry_for
+            network,
+            keys,
+            state_dir=state_dir,
+            proxy_timeout=proxy_timeout,
+            retry_for=retry_for,
+            emergency_key_file=emergency_key_file,
         )
         self._targets: dict[tuple[str, str, int], WriteTarget] = {}
         self._revoked: set[tuple[str, bytes]] = set()

@@ -26,6 +26,7 @@ from emrshare.chain import (
     deploy_contracts,
 )
 from emrshare.errors import EmergencyRefused
+from emrshare.proxy.emergency import EmergencyRequest
 from emrshare.types import CategoryTag
 
 from .conftest import ADMINS, HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXIES, Net, reverts
@@ -50,7 +51,7 @@ def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
         "proxies": net.proxies,
         "threshold": 2,
         "sealed_kfrags": [os.urandom(300) for _ in range(len(tags) * len(PROXIES))],
-        "sealed_map": os.urandom(200),
+        "sealed_maps": [os.urandom(200) for _ in tags],
     }
     fields.update(over)
     return EmergencyOptInParams(**fields)
@@ -159,7 +160,16 @@ def test_opt_in_by_someone_else_for_the_patient_reverts(em: Net) -> None:
             "Emergency_KfragCountMismatch",
             {"kfragCount": 3, "expected": 6},
         ),
-        ({"sealed_map": b""}, "Emergency_SealedTooLarge", {"index": 2**256 - 1, "length": 0}),
+        (
+            {"sealed_maps": [b"m" * 200, b""]},
+            "Emergency_SealedTooLarge",
+            {"index": 2**256 - 2, "length": 0},
+        ),
+        (
+            {"sealed_maps": [b"m" * 200]},
+            "Emergency_MapCountMismatch",
+            {"mapCount": 1, "expected": 2},
+        ),
     ],
 )
 def test_bad_opt_in_reverts(
@@ -487,3 +497,21 @@ def test_relayed_patient_opts_in_and_a_guardian_ends_the_declaration(em: Net) ->
     assert em.as_(0).emergency.status(did.declaration_id) is EmergencyStatus.ENDED
     (ev,) = em.as_(0).emergency.events(EmergencyEnded, declaration_id=did.declaration_id)
     assert ev.ended_by == addr  # in the patient's name
+
+
+# --------------------------------------------------------------- proxy requests
+
+
+def test_emergency_request_digest_equals_the_contracts(net: Net) -> None:
+    # The proxy recovers the clinician from the digest it computes itself: it must be the
+    # contract's hashEmergencyRequest (domain emrshare-emergency, version 1).
+    em = net.as_(0).emergency
+    req = EmergencyRequest.new(
+        net.addr(PROXIES[0]), 7, ALLERGIES, [os.urandom(32), os.urandom(32)], 12345
+    )
+    want = em.hash_emergency_request(
+        req.proxy, 7, ALLERGIES, list(req.capsule_hashes), req.nonce, 12345
+    )
+    assert req.digest(net.deployment.chain_id, em.address) == want
+    sig = req.sign(net.keys[CLINICIAN], net.deployment.chain_id, em.address)
+    assert req.recover(sig, net.deployment.chain_id, em.address) == net.addr(CLINICIAN)

@@ -183,5 +183,26 @@ def test_repeat_digest_is_kept_with_the_nonce_and_layout_2_is_upgraded(tmp_path:
     assert store.recent_blocks() == []
     store.close()
     db = sqlite3.connect(tmp_path / "proxy.sqlite3")
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
     db.close()
+
+
+def test_layout_3_is_upgraded_with_the_emergency_columns(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.close()
+    # Make it a layout-3 database (no emergency columns or opt-in table) and reopen it.
+    db = sqlite3.connect(tmp_path / "proxy.sqlite3")
+    for column in ("declaration_id", "tag", "proxies"):
+        db.execute(f"ALTER TABLE journal DROP COLUMN {column}")
+    db.execute("DROP TABLE emergency_policies")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    store = _store(tmp_path)
+    store.journal_many(
+        [Serve(b"\x02" * 32, "0xc", (), 1, nonce=1, deadline=9, declaration_id=4, tag=b"t" * 32)]
+    )
+    (entry,) = store.unbatched(10)
+    assert (entry.declaration_id, entry.tag) == (4, b"t" * 32)
+    assert store.emergency_policy("0x" + "00" * 20) is None
+    store.close()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from emrshare.chain._revert import normalize_abi_value
 from emrshare.chain.bindings._base import Binding
-from emrshare.chain.client import Receipt
+from emrshare.chain.client import Receipt, SignedTransaction
 from emrshare.chain.events import (
     EmergencyAccessLogged,
     EmergencyDeclared,
@@ -179,6 +179,24 @@ class Emergency(Binding):
         return self._send(
             "logEmergencyAccess", declaration_id, list(proxies), tag, list(capsule_hashes)
         )
+
+    def sign_log_access(
+        self,
+        declaration_id: int,
+        proxies: Sequence[str],
+        tag: CategoryTag,
+        capsule_hashes: Sequence[bytes],
+        *,
+        nonce: int,
+        gas: int,
+    ) -> SignedTransaction:
+        """:meth:`log_access`, signed with ``nonce`` and ``gas`` but not sent: a proxy's
+        audit flusher stores it before it broadcasts it (as ``AuditLog.sign_log_accesses``)."""
+        data = self._encode(
+            "logEmergencyAccess",
+            (declaration_id, list(proxies), bytes(tag), list(capsule_hashes)),
+        )
+        return self.client.sign(self.address, data, gas=gas, nonce=nonce)
 
     def review(self, declaration_id: int, verdict: EmergencyReview) -> Receipt:
         """Record the regulator's verdict on a declaration."""

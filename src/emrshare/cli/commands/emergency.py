@@ -1,7 +1,9 @@
-"""``emergency opt-in|declare|end|review`` and ``notifications``: break-glass access (issue 15)."""
+"""``emergency opt-in|withdraw|declare|read|list|end|review`` and ``notifications``: break-glass
+access (issue 15)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,10 +32,22 @@ def _json(n: EmergencyNotice) -> dict[str, Any]:
         "status": n.status.name.lower(),
         "review": n.review.name.lower(),
         "justification": n.justification,
+        "accesses": [
+            {
+                "proxy": a.proxy,
+                "block": a.block_number,
+                "at": a.timestamp,
+                "records": a.records,
+                "category": a.category,
+            }
+            for a in n.accesses
+        ],
     }
 
 
-def _show(notices: list[EmergencyNotice], as_json: bool, *, patient: bool) -> None:
+def _show(
+    notices: list[EmergencyNotice], as_json: bool, *, patient: bool, own: bool = False
+) -> None:
     if as_json:
         emit_json([_json(n) for n in notices])
         return
@@ -43,6 +57,8 @@ def _show(notices: list[EmergencyNotice], as_json: bool, *, patient: bool) -> No
     for n in notices:
         who = n.clinician if patient else f"{n.clinician} for patient {n.patient}"
         why = n.justification if n.justification is not None else "(justification did not open)"
+        if own:
+            why = "justification sealed to the patient and the regulator"
         # Declarations come first and in red: someone opened records without a grant.
         out.print(
             f"EMERGENCY #{n.declaration_id} by {who} (hospital member {n.clinician}), "
@@ -52,6 +68,14 @@ def _show(notices: list[EmergencyNotice], as_json: bool, *, patient: bool) -> No
             style="bold red",
             markup=False,
         )
+        for a in n.accesses:
+            out.print(
+                f"  read by {n.clinician} through proxy {a.proxy} at {render.when(a.timestamp)}"
+                f" (block {a.block_number}): {a.records} record(s)"
+                + (f" of {a.category}" if a.category else ""),
+                style="red",
+                markup=False,
+            )
 
 
 @app.command("opt-in")
@@ -96,6 +120,80 @@ def emergency_declare(
         out.print(f"emergency #{did} declared; the patient and the regulator are notified")
 
 
+def _clinician(ctx: typer.Context) -> Any:
+    """The member facade, with the emergency key file of its data dir (where its
+    hospital's emergency service, or the devnet, put it)."""
+    from emrshare.roles import EMERGENCY_KEY_FILE
+
+    member = state(ctx).provider()
+    if member.emergency.key_file is None:
+        member.emergency.key_file = member.state_dir / EMERGENCY_KEY_FILE
+    return member
+
+
+_SUFFIX = {"text/plain": ".txt", "application/json": ".json", "application/fhir+json": ".json"}
+
+
+@app.command("read")
+def emergency_read(
+    ctx: typer.Context,
+    declaration: DeclarationArg,
+    category: Annotated[str, typer.Argument(help="an opted-in category, e.g. allergies")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="write each record into DIR"),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read a category of the patient of your active declaration (each serve is logged)."""
+    from emrshare._files import private_dir, write_atomically
+
+    records = _clinician(ctx).emergency.read(declaration, category)
+    paths: dict[str, str] = {}
+    if out_dir is not None:
+        private_dir(out_dir)
+        for r in records:
+            path = out_dir / (r.record_id[2:] + _SUFFIX.get(r.media_type, ".bin"))
+            write_atomically(path, r.content)
+            paths[r.record_id] = str(path)
+    if want_json(ctx, json_out):
+        emit_json(
+            [
+                {
+                    "record": r.record_id,
+                    "category": r.category,
+                    "media_type": r.media_type,
+                    "author": r.author,
+                    "created_at": r.created_at,
+                    "size": len(r.content),
+                    "path": paths.get(r.record_id),
+                }
+                for r in records
+            ]
+        )
+        return
+    if not records:
+        out.print(f"no {category} records")
+    for r in records:
+        shown = paths.get(r.record_id) or (
+            r.content.decode(errors="replace")
+            if r.media_type.startswith("text/")
+            else f"{len(r.content)} bytes"
+        )
+        out.print(
+            f"{render.hex_id(bytes.fromhex(r.record_id[2:]))} {r.media_type} "
+            f"by {render.who(r.author)}, {render.when(r.created_at)}: {shown}",
+            markup=False,
+        )
+
+
+@app.command("list")
+def emergency_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Your own emergency declarations, with their status (a clinician)."""
+    notices = state(ctx).provider().emergency.declarations()
+    _show(notices, want_json(ctx, json_out), patient=False, own=True)
+
+
 @app.command("end")
 def emergency_end(
     ctx: typer.Context, declaration: DeclarationArg, json_out: JsonOpt = False
@@ -106,6 +204,16 @@ def emergency_end(
         emit_json({"declaration": declaration, "ended": True})
     else:
         out.print(f"emergency #{declaration} ended")
+
+
+@app.command("withdraw")
+def emergency_withdraw(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Withdraw your emergency opt-in (the patient): its declarations stop being served."""
+    state(ctx).patient().emergency.withdraw()
+    if want_json(ctx, json_out):
+        emit_json({"withdrawn": True})
+    else:
+        out.print("emergency opt-in withdrawn; the proxies delete its key fragments")
 
 
 @app.command("review")

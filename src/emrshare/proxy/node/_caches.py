@@ -18,7 +18,7 @@ from emrshare.errors import EmrShareError
 from emrshare.proxy import _crypto
 from emrshare.proxy.chainview import ProxyChain
 from emrshare.proxy.node import _kfrags
-from emrshare.proxy.node.store import PolicyRecord, ProxyStore
+from emrshare.proxy.node.store import ProxyStore
 
 __all__ = ["ServiceCaches"]
 
@@ -62,7 +62,7 @@ class ServiceCaches:
         with self._lock:
             self._kfrags.pop(policy_id, None)
 
-    def kfrag(self, policy: PolicyRecord) -> VerifiedProxyKeyFrag | None:
+    def kfrag(self, policy: _kfrags.KfragScope) -> VerifiedProxyKeyFrag | None:
         """The policy's stored kfrag, verified again on first use; None if there is none
         or it no longer verifies."""
         policy_id = policy.policy_id

@@ -8,6 +8,7 @@ proxy's store. Nothing here implements cryptography.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import umbral_pre
 from eth_utils.address import to_checksum_address
@@ -16,16 +17,33 @@ from emrshare.crypto import grants
 from emrshare.crypto.grants import ProxyKeyFrag, VerifiedProxyKeyFrag, open_sealed_kfrag
 from emrshare.crypto.keys import MemberKeys
 from emrshare.proxy._points import pk as _pk
-from emrshare.proxy.chainview import GrantCreated
-from emrshare.proxy.node.store import PolicyRecord, StoredKfrag
+from emrshare.proxy.node.store import StoredKfrag
 from emrshare.types import Address, CategoryTag, PolicyId
 
-__all__ = ["kfrag_opener", "load_kfrag", "reencrypt"]
+__all__ = ["KfragScope", "kfrag_opener", "load_kfrag", "reencrypt"]
+
+
+class KfragScope(Protocol):
+    """What a kfrag's binding is checked against: a grant event or stored policy, or an
+    emergency opt-in's tag (:class:`~emrshare.proxy.node.emergency_store.EmergencyScope`,
+    whose grantee is the Emergency contract)."""
+
+    @property
+    def policy_id(self) -> bytes: ...
+
+    @property
+    def patient(self) -> str: ...
+
+    @property
+    def grantee(self) -> str: ...
+
+    @property
+    def tag(self) -> bytes: ...
 
 
 def kfrag_opener(
     proxy_keys: MemberKeys,
-) -> Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]:
+) -> Callable[[bytes, KfragScope, bytes, bytes], StoredKfrag]:
     """The watcher's kfrag step: unseal with this proxy's box key, verify against the chain.
 
     The patient's verifying key comes from the patient profile, the grantee's receiving
@@ -33,7 +51,7 @@ def kfrag_opener(
     """
 
     def open_kfrag(
-        sealed: bytes, ev: GrantCreated, verifying_pk: bytes, receiving_pk: bytes
+        sealed: bytes, ev: KfragScope, verifying_pk: bytes, receiving_pk: bytes
     ) -> StoredKfrag:
         kfrag = open_sealed_kfrag(sealed, proxy_keys)
         # The chain no longer carries the epoch: the patient-signed binding does, and its
@@ -57,7 +75,7 @@ def kfrag_opener(
     return open_kfrag
 
 
-def load_kfrag(stored: StoredKfrag, policy: PolicyRecord) -> VerifiedProxyKeyFrag:
+def load_kfrag(stored: StoredKfrag, policy: KfragScope) -> VerifiedProxyKeyFrag:
     """Parse a stored kfrag and verify it again against the policy it was accepted for."""
     kfrag = ProxyKeyFrag.from_bytes(stored.kfrag)
     return kfrag.verify(

@@ -1,4 +1,4 @@
-"""The proxy database's layout, its version, and the one upgrade it knows (2 -> 3)."""
+"""The proxy database's layout, its version, and the upgrades it knows (2 -> 3 -> 4)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ __all__ = ["BLOCK_WINDOW", "SCHEMA_VERSION", "open_database"]
 #: journal keeps the grantee's signed request for the audit log); 3 adds the request
 #: digest to each spent nonce (a repeat of the identical request is answered again, not
 #: journaled again) and the hashes of recently applied blocks (reorg detection). A
-#: layout 2 database is upgraded in place.
-SCHEMA_VERSION = 3
+#: layout 2 database is upgraded in place. 4 adds the emergency opt-ins and, per journaled
+#: serve, the emergency declaration, tag and proxies it was served under (issue 15).
+SCHEMA_VERSION = 4
 #: How many applied blocks' hashes are kept: a reorg deeper than this is refused.
 BLOCK_WINDOW = 256
 
@@ -62,7 +63,9 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 -- One row per serve: exactly what AuditLog.logAccesses needs (the grantee's signed
 -- request: capsule hashes, nonce, deadline, signature; the block the proxy evaluated
--- the grant at and that block's timestamp), plus the record ids for operators.
+-- the grant at and that block's timestamp), plus the record ids for operators. An
+-- emergency serve (logged by Emergency.logEmergencyAccess, one per transaction) also has
+-- its declaration, tag and the opt-in's proxies (NULL for a grant's serve).
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     policy_id BLOB NOT NULL,
@@ -74,7 +77,10 @@ CREATE TABLE IF NOT EXISTS journal (
     deadline INTEGER NOT NULL,
     signature BLOB NOT NULL,
     block_time INTEGER NOT NULL,
-    batch_id INTEGER
+    batch_id INTEGER,
+    declaration_id INTEGER,
+    tag BLOB,
+    proxies TEXT
 );
 CREATE INDEX IF NOT EXISTS journal_unbatched ON journal (batch_id);
 CREATE TABLE IF NOT EXISTS batches (
@@ -84,10 +90,19 @@ CREATE TABLE IF NOT EXISTS batches (
     sender_nonce INTEGER NOT NULL,
     mined_block INTEGER
 );
+-- A patient's standing emergency opt-in (this proxy's kfrags of its tags are in kfrags).
+CREATE TABLE IF NOT EXISTS emergency_policies (
+    patient TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    proxies TEXT NOT NULL,
+    created_block INTEGER NOT NULL
+);
 """
 #: What a new database file is created with: the tables and its layout version (a
 #: release-1 file has no version row).
-_CREATE = _SCHEMA + "INSERT INTO meta (key, value) VALUES ('schema', '3');"  # noqa: S608 - constant
+_CREATE = _SCHEMA + "INSERT INTO meta (key, value) VALUES ('schema', '4');"  # noqa: S608 - constant
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -121,10 +136,18 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
     if "meta" not in tables:
         return  # a new database
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    if row is not None and int(row[0]) == 2:
+    version = None if row is None else int(row[0])
+    if version == 2:
         # 2 -> 3: nonces spent before the upgrade keep no digest (a repeat of one of
         # them is refused as replayed, as before); the block table is new.
         db.execute("ALTER TABLE nonces ADD COLUMN digest BLOB")
+        version = 3
+    if version == 3:
+        # 3 -> 4: every journaled serve so far was a grant's; the opt-in table is new.
+        have = {r[1] for r in db.execute("PRAGMA table_info(journal)")}
+        for column in ("declaration_id INTEGER", "tag BLOB", "proxies TEXT"):
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE journal ADD COLUMN {column}")
         return
     if row is None or int(row[0]) != SCHEMA_VERSION:
         db.close()

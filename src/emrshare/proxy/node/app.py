@@ -1,4 +1,6 @@
-"""The proxy's HTTP API (FastAPI): ``POST /v1/reencrypt``, ``GET /v1/info``, ``GET /healthz``.
+"""The proxy's HTTP API (FastAPI): ``POST /v1/reencrypt``, ``POST /v1/emergency/reencrypt``
+(a declaring clinician's break-glass request, :mod:`emrshare.proxy.emergency`),
+``GET /v1/info``, ``GET /healthz``.
 
 The OpenAPI schema is served at ``/openapi.json``. A refusal is HTTP 403 with a
 machine-readable ``refused`` reason; a transient fault on the proxy's side (chain down,
@@ -26,7 +28,9 @@ from starlette.requests import ClientDisconnect
 
 from emrshare import __version__
 from emrshare.errors import WireFormatError
+from emrshare.proxy.emergency import EMERGENCY_PATH, SignedEmergencyRequest
 from emrshare.proxy.node.audit import AuditFlusher
+from emrshare.proxy.node.emergency import EmergencyService
 from emrshare.proxy.node.service import ProxyService, Served
 from emrshare.proxy.node.watcher import ChainWatcher
 from emrshare.proxy.request import Refusal, RefusalReason, SignedRequest, parse_json_body
@@ -293,6 +297,25 @@ def create_app(
     )
     async def reencrypt(request: Request) -> Any:
         """Re-encrypt a batch of capsules of one policy for its grantee."""
+        return await _respond(request, _answer)
+
+    @app.post(
+        EMERGENCY_PATH,
+        response_model=ServedBody,
+        responses={
+            400: {"model": RefusalBody},
+            403: {"model": RefusalBody},
+            413: {"model": RefusalBody},
+            415: {"model": RefusalBody},
+            503: {"model": RefusalBody},
+        },
+    )
+    async def emergency_reencrypt(request: Request) -> Any:
+        """Re-encrypt a batch of capsules of one opted-in category for the clinician who
+        declared an active emergency (body: ``SignedEmergencyRequest.to_json``)."""
+        return await _respond(request, _answer_emergency)
+
+    async def _respond(request: Request, answer: Any) -> Any:
         try:
             body = await request.body()
         except ClientDisconnect:  # the client left, or the body limit already answered 413
@@ -301,7 +324,7 @@ def create_app(
             return _refusal(
                 415, RefusalReason.BAD_REQUEST, "the request body must be application/json"
             )
-        result = await run_in_threadpool(_answer, body)
+        result = await run_in_threadpool(answer, body)
         if isinstance(result, Served):
             # Already plain JSON: skip FastAPI's re-encoding and response validation.
             return JSONResponse(result.to_json())
@@ -317,6 +340,15 @@ def create_app(
         except WireFormatError as exc:
             return Refusal(RefusalReason.BAD_REQUEST, str(exc))
         return service.handle(signed)
+
+    emergency = EmergencyService(service)
+
+    def _answer_emergency(body: bytes) -> Served | Refusal:
+        try:
+            signed = SignedEmergencyRequest.from_json(parse_json_body(body))
+        except WireFormatError as exc:
+            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
+        return emergency.handle(signed)
 
     return app
 

@@ -8,17 +8,24 @@ stored transaction is broadcast again: the same nonce and hash can be mined at m
 so each entry reaches the chain exactly once. A batch whose transaction failed on chain
 goes back to the journal and is logged again, and so does one the node rejects as never
 minable; batches are cut so each one's gas stays within half the block gas limit.
+
+An emergency serve (issue 15) is its own batch: one ``Emergency.logEmergencyAccess``
+transaction per served request. The contract logs only under a still-active declaration:
+a serve whose declaration ended (or expired, or was withdrawn) before its log was sent
+can no longer be logged on chain; it stays in the journal, marked, and is reported in the
+proxy's log (docs/threat-model.md says so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from emrshare.chain import AccessEntry
+from emrshare.chain import AccessEntry, EmergencyStatus, SignedTransaction
 from emrshare.errors import EmrShareError, TransactionFailed
 from emrshare.proxy.chainview import ProxyChain, audit_gas
 from emrshare.proxy.node.store import JournalEntry, PendingBatch, ProxyStore
@@ -178,8 +185,12 @@ class AuditFlusher:
         if not entries:
             return 0
         by_policy: dict[bytes, list[JournalEntry]] = {}
+        emergency: list[JournalEntry] = []
         for e in entries:
-            by_policy.setdefault(e.policy_id, []).append(e)
+            if e.declaration_id is not None:
+                emergency.append(e)
+            else:
+                by_policy.setdefault(e.policy_id, []).append(e)
         budget = self.chain.block_gas_limit() // 2
         pending = self.store.pending_batches()
         # The lowest nonces no pending batch holds: a dropped batch's nonce is reused, so
@@ -187,6 +198,9 @@ class AuditFlusher:
         taken = {b.sender_nonce for b in pending}
         free = _free_nonces(self.chain.account_nonce(), taken)
         sent = 0
+        parts: list[tuple[list[JournalEntry], Callable[[int], SignedTransaction]]] = [
+            ([e], functools.partial(self._sign_emergency, e)) for e in self._loggable(emergency)
+        ]
         for pid, group in by_policy.items():
             policy = self.store.policy(pid)
             if policy is None:  # cannot happen: the serve needed the policy
@@ -194,27 +208,59 @@ class AuditFlusher:
                 continue
             for part in split_by_gas(group, budget):
                 items = [_item(e) for e in part]
-                nonce = next(free)
-                signed = self.chain.sign_audit_batch(
-                    pid, policy.grantee, policy.proxies, items, nonce
+                sign: Callable[[int], SignedTransaction] = functools.partial(
+                    self.chain.sign_audit_batch, pid, policy.grantee, policy.proxies, items
                 )
-                # Stored before it is broadcast: a crash in between is finished by settle().
-                batch_id = self.store.add_batch(
-                    [e.id for e in part], signed.raw, signed.tx_hash, signed.nonce
-                )
-                try:
-                    self.chain.broadcast(signed.raw)
-                except TransactionFailed as exc:
-                    # Rejected on first sight: never in the pool, so never mined.
-                    log.warning("audit batch %d rejected (%s); re-queued", batch_id, exc)
-                    self._drop(batch_id)
-                    self.last_error = str(exc)
-                    free = _free_nonces(nonce, taken)  # the nonce is free again
-                    continue
-                self._broadcast_at[batch_id] = time.monotonic()
-                sent += len(part)
+                parts.append((part, sign))
+        for part, sign in parts:
+            nonce = next(free)
+            signed = sign(nonce)
+            # Stored before it is broadcast: a crash in between is finished by settle().
+            batch_id = self.store.add_batch(
+                [e.id for e in part], signed.raw, signed.tx_hash, signed.nonce
+            )
+            try:
+                self.chain.broadcast(signed.raw)
+            except TransactionFailed as exc:
+                # Rejected on first sight: never in the pool, so never mined.
+                log.warning("audit batch %d rejected (%s); re-queued", batch_id, exc)
+                self._drop(batch_id)
+                self.last_error = str(exc)
+                free = _free_nonces(nonce, taken)  # the nonce is free again
+                continue
+            self._broadcast_at[batch_id] = time.monotonic()
+            sent += len(part)
         self._last_flush = time.monotonic()
         return sent
+
+    def _sign_emergency(self, e: JournalEntry, nonce: int) -> SignedTransaction:
+        assert e.declaration_id is not None
+        return self.chain.sign_emergency_log(
+            e.declaration_id, e.proxies, e.tag, e.capsule_hashes, nonce
+        )
+
+    def _loggable(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
+        """The emergency serves whose declaration is still active (the others can no
+        longer be logged: marked in the journal and reported)."""
+        if not entries:
+            return []
+        block = self.chain.head()
+        out: list[JournalEntry] = []
+        for e in entries:
+            assert e.declaration_id is not None
+            status = self.chain.emergency_declaration(e.declaration_id, block).status
+            if status is EmergencyStatus.ACTIVE:
+                out.append(e)
+                continue
+            log.error(
+                "emergency serve %d under declaration %d cannot be logged on chain: the "
+                "declaration is %s; it stays in this proxy's journal",
+                e.id,
+                e.declaration_id,
+                status.name.lower(),
+            )
+            self.store.abandon([e.id])
+        return out
 
     def due(self) -> bool:
         """True when a flush should run now (K entries waiting, or T seconds passed)."""

@@ -28,6 +28,10 @@ class JournalEntry:
     deadline: int = 0
     signature: bytes = field(default=b"", repr=False)
     block_time: int = 0
+    #: An emergency serve's declaration, tag and opt-in proxies (None, b"", () for a grant's).
+    declaration_id: int | None = None
+    tag: bytes = b""
+    proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,11 @@ class Serve:
     block_time: int = 0
     #: The request's EIP-712 digest: a later request with this nonce must repeat it.
     digest: bytes = b""
+    #: An emergency serve (issue 15): logged by ``Emergency.logEmergencyAccess`` under this
+    #: declaration, tag and opt-in proxy list instead of by the audit log.
+    declaration_id: int | None = None
+    tag: bytes = b""
+    proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +103,8 @@ class AuditQueries:
             )
             tx.executemany(
                 "INSERT INTO journal (policy_id, requester, record_ids, block, capsule_hashes, "
-                "nonce, deadline, signature, block_time) VALUES (?,?,?,?,?,?,?,?,?)",
+                "nonce, deadline, signature, block_time, declaration_id, tag, proxies) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         s.policy_id,
@@ -106,6 +116,9 @@ class AuditQueries:
                         s.deadline,
                         s.signature,
                         s.block_time,
+                        s.declaration_id,
+                        s.tag or None,
+                        json.dumps(list(s.proxies)) if s.declaration_id is not None else None,
                     )
                     for s in serves
                 ],
@@ -115,7 +128,7 @@ class AuditQueries:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, policy_id, requester, record_ids, block, capsule_hashes, nonce, "
-                "deadline, signature, block_time FROM journal "
+                "deadline, signature, block_time, declaration_id, tag, proxies FROM journal "
                 "WHERE batch_id IS NULL ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -131,9 +144,22 @@ class AuditQueries:
                 r[7],
                 bytes(r[8]),
                 r[9],
+                None if r[10] is None else int(r[10]),
+                bytes(r[11] or b""),
+                tuple(json.loads(r[12])) if r[12] else (),
             )
             for r in rows
         ]
+
+    def abandon(self, entry_ids: Sequence[int]) -> None:
+        """Mark journal entries as never to be logged (batch 0): an emergency serve whose
+        declaration stopped being active before its log was sent (the contract logs only
+        under an active declaration). The rows stay, for the operator."""
+        with self.transaction() as tx:
+            tx.executemany(
+                "UPDATE journal SET batch_id = 0 WHERE id = ? AND batch_id IS NULL",
+                [(i,) for i in entry_ids],
+            )
 
     def unbatched_count(self) -> int:
         with self._lock:

@@ -18,9 +18,13 @@ from web3 import Web3
 
 from emrshare.chain import (
     AccessEntry,
+    Capability,
     ChainClient,
     Contracts,
     Deployment,
+    EmergencyPolicyCreated,
+    EmergencyPolicyWithdrawn,
+    EmergencyStatus,
     EntryAppended,
     GrantCreated,
     GrantRevokedEvent,
@@ -31,8 +35,14 @@ from emrshare.chain import (
 )
 from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
-from emrshare.proxy.chainview import IndexedCapsule, ProxyEvent, audit_gas
-from emrshare.types import PolicyId
+from emrshare.proxy.chainview import (
+    EmergencyView,
+    IndexedCapsule,
+    ProxyEvent,
+    audit_gas,
+    emergency_gas,
+)
+from emrshare.types import CategoryTag, PolicyId
 
 __all__ = ["NodeChain"]
 
@@ -40,7 +50,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: The chain events a proxy follows (EntryAppended becomes an IndexedCapsule).
-_FOLLOWED = (GrantCreated, GrantRevokedEvent, TagRevoked, EntryAppended)
+_FOLLOWED = (
+    GrantCreated,
+    GrantRevokedEvent,
+    TagRevoked,
+    EntryAppended,
+    EmergencyPolicyCreated,
+    EmergencyPolicyWithdrawn,
+)
 
 
 def _chain_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -119,7 +136,14 @@ class NodeChain:
                 indexed = IndexedCapsule.from_event(ev)
                 if indexed is not None:
                     out.append(indexed)
-            elif isinstance(ev, GrantCreated | GrantRevokedEvent | TagRevoked):
+            elif isinstance(
+                ev,
+                GrantCreated
+                | GrantRevokedEvent
+                | TagRevoked
+                | EmergencyPolicyCreated
+                | EmergencyPolicyWithdrawn,
+            ):
                 out.append(ev)
         return out
 
@@ -165,6 +189,49 @@ class NodeChain:
             items,
             nonce=nonce,
             gas=audit_gas(items),
+        )
+
+    @property
+    def emergency_contract(self) -> str:
+        return self.contracts.emergency.address
+
+    @_chain_errors
+    def emergency_declaration(self, declaration_id: int, block: int) -> EmergencyView:
+        em = self.contracts.emergency
+        status = em.status(declaration_id, block=block)
+        if status is EmergencyStatus.NONE:
+            return EmergencyView(status)
+        d = em.declaration(declaration_id, block=block)
+        return EmergencyView(status, d.patient, d.clinician, d.generation)
+
+    @_chain_errors
+    def emergency_capable(self, account: str, block: int) -> bool:
+        return self.contracts.registry.has_capability(account, Capability.EMERGENCY, block=block)
+
+    @_chain_errors
+    def emergency_opens_tag(self, patient: str, tag: bytes, block: int) -> bool:
+        return self.contracts.emergency.opens_tag(patient, CategoryTag(bytes(tag)), block=block)
+
+    @_chain_errors
+    def emergency_umbral_key(self, block: int) -> bytes:
+        return self.contracts.emergency.emergency_keys(block=block)[0]
+
+    @_chain_errors
+    def sign_emergency_log(
+        self,
+        declaration_id: int,
+        proxies: Sequence[str],
+        tag: bytes,
+        capsule_hashes: Sequence[bytes],
+        nonce: int,
+    ) -> SignedTransaction:
+        return self.contracts.emergency.sign_log_access(
+            declaration_id,
+            proxies,
+            CategoryTag(bytes(tag)),
+            capsule_hashes,
+            nonce=nonce,
+            gas=emergency_gas(len(proxies), len(capsule_hashes)),
         )
 
     @_chain_errors

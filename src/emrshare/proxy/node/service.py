@@ -17,7 +17,7 @@ from eth_account import Account
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import response
-from emrshare.proxy.chainview import GrantCreated, GrantStatus, ProxyChain
+from emrshare.proxy.chainview import GrantStatus, ProxyChain
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node._caches import ServiceCaches
 from emrshare.proxy.node.audit_journal import GroupCommit
@@ -27,9 +27,10 @@ from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequ
 __all__ = ["KfragOpener", "ProxyService", "Served"]
 
 #: Unseal and verify this proxy's kfrag of a grant:
-#: (sealed kfrag, grant event, patient verifying key, grantee receiving key) → StoredKfrag.
-#: Raises :class:`~emrshare.errors.CryptoError` or :class:`WireFormatError` when it fails.
-KfragOpener = Callable[[bytes, GrantCreated, bytes, bytes], StoredKfrag]
+#: (sealed kfrag, grant event or emergency scope, patient verifying key, grantee receiving
+#: key) → StoredKfrag. Raises :class:`~emrshare.errors.CryptoError` or
+#: :class:`WireFormatError` when it fails.
+KfragOpener = Callable[[bytes, _kfrags.KfragScope, bytes, bytes], StoredKfrag]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,28 @@ def _rotated(policy: PolicyRecord, block: int) -> str:
     )
 
 
+class NonceGate:
+    """One request per (signer, nonce) in flight: a repeat waits for the first."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._inflight: set[tuple[str, int]] = set()
+
+    def hold(self, key: tuple[str, int]) -> bool:
+        """Wait (up to 10 s) until no other request of ``key`` is in flight and hold it;
+        False if it stayed busy. :meth:`release` gives it back."""
+        with self._cv:
+            free = self._cv.wait_for(lambda: key not in self._inflight, 10.0)
+            if free:
+                self._inflight.add(key)
+        return free
+
+    def release(self, key: tuple[str, int]) -> None:
+        with self._cv:
+            self._inflight.discard(key)
+            self._cv.notify_all()
+
+
 class ProxyService:
     """Checks requests against the chain and the proxy's own indexes, then re-encrypts."""
 
@@ -86,8 +109,7 @@ class ProxyService:
         self._response_key = response_key
         self.caches = ServiceCaches(chain, store)
         self._lock = threading.Lock()
-        self._nonce_cv = threading.Condition(self._lock)
-        self._inflight: set[tuple[str, int]] = set()
+        self.nonces = NonceGate()
         self.journal = GroupCommit(store)
         self.served = 0
         #: Repeats of an identical request answered again without journaling.
@@ -102,7 +124,8 @@ class ProxyService:
         """Drop a cached kfrag (after a revocation)."""
         self.caches.forget(policy_id)
 
-    def _refuse(self, reason: RefusalReason, message: str, block: int | None = None) -> Refusal:
+    def refuse(self, reason: RefusalReason, message: str, block: int | None = None) -> Refusal:
+        """A refusal, counted in ``refused`` (GET /healthz)."""
         with self._lock:
             self.refused[reason.value] = self.refused.get(reason.value, 0) + 1
         return Refusal(reason, message, block)
@@ -132,55 +155,59 @@ class ProxyService:
             )
         else:
             digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
-        return replace(result, signature=response.sign_digest(digest, self._response_key))
+        return replace(result, signature=self.sign_answer(digest))
+
+    def sign_answer(self, digest: bytes) -> bytes:
+        """The proxy's signature of an answer's digest (:mod:`emrshare.proxy.response`)."""
+        return response.sign_digest(digest, self._response_key)
 
     def _decide(self, signed: SignedRequest) -> Served | Refusal:
         req = signed.request
         me = self.chain.proxy_address
         if not signed.capsules:
-            return self._refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
+            return self.refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
         if len(signed.capsules) > MAX_BATCH:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.BATCH_TOO_LARGE,
                 f"at most {MAX_BATCH} capsules per request; split the batch",
             )
         if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
             # Each repeat would cost the audit transaction gas for nothing.
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.BAD_REQUEST,
                 "the request names the same capsule hash more than once; send each once",
             )
         if signed.chain_id != self.chain.chain_id:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.WRONG_CHAIN,
                 f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
             )
         if signed.verifying_contract.lower() != self.chain.grants_contract.lower():
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.WRONG_CONTRACT,
                 f"this proxy follows the grants contract {self.chain.grants_contract}",
             )
         if req.proxy.lower() != me.lower():
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}, not {me}"
             )
         if len(signed.capsules) != len(req.capsule_hashes) or any(
             capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
         ):
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.CAPSULE_HASH_MISMATCH,
                 "the capsules sent do not match the signed capsule hashes",
             )
         try:
             signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
         except WireFormatError as exc:
-            return self._refuse(RefusalReason.BAD_SIGNATURE, str(exc))
+            return self.refuse(RefusalReason.BAD_SIGNATURE, str(exc))
         try:
             block, now = self.chain.latest()
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if req.deadline < now:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.DEADLINE_PASSED,
                 f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
                 block,
@@ -190,7 +217,7 @@ class ProxyService:
         if policy is None:
             return self._unknown_policy(pid, block)
         if signer.lower() != policy.grantee.lower():
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.NOT_GRANTEE,
                 f"the request was signed by {signer}, who is not the grantee of this policy",
                 block,
@@ -198,12 +225,8 @@ class ProxyService:
         # One request per (signer, nonce) is evaluated at a time: a repeat of a request
         # in flight waits for it, and then is a repeat of a served one.
         nonce_key = (signer.lower(), req.nonce)
-        with self._nonce_cv:
-            free = self._nonce_cv.wait_for(lambda: nonce_key not in self._inflight, 10.0)
-            if free:
-                self._inflight.add(nonce_key)
-        if not free:  # (refused outside the lock: _refuse takes it)
-            return self._refuse(
+        if not self.nonces.hold(nonce_key):  # (refused outside the lock: _refuse takes it)
+            return self.refuse(
                 RefusalReason.CHAIN_UNAVAILABLE,
                 "the same request is still being served; retry shortly",
                 block,
@@ -212,7 +235,7 @@ class ProxyService:
             digest = req.digest(signed.chain_id, signed.verifying_contract)
             used = self.store.nonce_digest(signer, req.nonce)
             if used is not None and used != digest:
-                return self._refuse(
+                return self.refuse(
                     RefusalReason.REPLAYED_NONCE,
                     "another request already used this nonce; sign a new request",
                     block,
@@ -222,9 +245,13 @@ class ProxyService:
             # audit trail records what was served, once per request.
             return self._serve(signed, signer, policy, block, now, digest, first=used is None)
         finally:
-            with self._nonce_cv:
-                self._inflight.discard(nonce_key)
-                self._nonce_cv.notify_all()
+            self.nonces.release(nonce_key)
+
+    def count_served(self, cfrags: int, *, repeat: bool) -> None:
+        with self._lock:
+            self.served += cfrags
+            if repeat:
+                self.repeats += 1
 
     def _serve(
         self,
@@ -243,23 +270,23 @@ class ProxyService:
         try:
             status = self.chain.policy_status(pid, block)
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if status in (GrantStatus.REVOKED, GrantStatus.TAG_REVOKED):
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.POLICY_REVOKED,
                 f"the policy is revoked at block {block}; ask the patient for a new grant",
                 block,
             )
         if status is GrantStatus.EXPIRED:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.POLICY_EXPIRED,
                 f"the policy expired (chain time {now}); ask the patient to renew it",
                 block,
             )
         if status is GrantStatus.NONE:
-            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+            return self.refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
         if me.lower() not in (p.lower() for p in policy.proxies):
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.NOT_A_PROXY_OF_POLICY,
                 f"{me} is not one of the proxies of this policy",
                 block,
@@ -267,9 +294,9 @@ class ProxyService:
         try:
             active = self.caches.active_proxy(block)
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not active:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.PROXY_SUSPENDED,
                 f"{me} is not an active Proxy member at block {block} "
                 "(suspended or removed by the consortium); ask another proxy of the policy",
@@ -278,9 +305,9 @@ class ProxyService:
         try:
             member = self.caches.active_member(policy.grantee, block)
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not member:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.GRANTEE_NOT_MEMBER,
                 f"the grantee {policy.grantee} is not an active consortium member at block "
                 f"{block} (removed or suspended); access ends with membership",
@@ -292,14 +319,14 @@ class ProxyService:
         for h in req.capsule_hashes:
             found = entries.get(h)
             if not found:
-                return self._refuse(
+                return self.refuse(
                     RefusalReason.CAPSULE_NOT_IN_INDEX,
                     f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
                     block,
                 )
             match = [e for e in found if (e.patient.lower(), e.tag) == scope]
             if not match:
-                return self._refuse(
+                return self.refuse(
                     RefusalReason.CAPSULE_WRONG_CATEGORY,
                     f"capsule 0x{h.hex()} belongs to another category or epoch than the policy",
                     block,
@@ -307,7 +334,7 @@ class ProxyService:
             record_ids.append(match[0].record_id)
         kfrag = self.caches.kfrag(policy)
         if kfrag is None:
-            return self._refuse(
+            return self.refuse(
                 RefusalReason.KFRAG_UNAVAILABLE,
                 "this proxy holds no valid key fragment for the policy",
                 block,
@@ -315,9 +342,9 @@ class ProxyService:
         try:
             rotated = self.caches.receiving_key(policy.grantee, block) != _receiving_key(kfrag)
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if rotated:
-            return self._refuse(RefusalReason.GRANTEE_KEYS_ROTATED, _rotated(policy, block), block)
+            return self.refuse(RefusalReason.GRANTEE_KEYS_ROTATED, _rotated(policy, block), block)
         # Every capsule is now known to be an indexed entry's (its bytes hash to an indexed
         # capsule hash), so it parses; most were parsed once already, by the watcher.
         try:
@@ -326,7 +353,7 @@ class ProxyService:
                 for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
             ]
         except WireFormatError as exc:
-            return self._refuse(RefusalReason.BAD_REQUEST, str(exc), block)
+            return self.refuse(RefusalReason.BAD_REQUEST, str(exc), block)
         cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
         # Journal (with the nonce and the request digest) before the response leaves: a
         # crash now cannot lose the audit record, and the nonce is spent only by a serve.
@@ -345,20 +372,17 @@ class ProxyService:
                     digest=digest,
                 )
             )
-        with self._lock:
-            self.served += len(cfrags)
-            if not first:
-                self.repeats += 1
+        self.count_served(len(cfrags), repeat=not first)
         return Served(cfrags, block, kfrag.binding.category_public_key_bytes)
 
     def _unknown_policy(self, pid: bytes, block: int) -> Refusal:
         try:
             status = self.chain.policy_status(pid, block)
         except EmrShareError as exc:
-            return self._refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+            return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if status is GrantStatus.NONE:
-            return self._refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
-        return self._refuse(
+            return self.refuse(RefusalReason.POLICY_UNKNOWN, "no such policy on chain", block)
+        return self.refuse(
             RefusalReason.KFRAG_UNAVAILABLE,
             "this proxy has not processed the grant yet (confirmation depth); retry shortly",
             block,

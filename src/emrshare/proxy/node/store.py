@@ -29,10 +29,12 @@ import nacl.utils
 from emrshare.errors import DecryptionError
 from emrshare.proxy.node._schema import BLOCK_WINDOW, SCHEMA_VERSION, open_database
 from emrshare.proxy.node.audit_store import AuditQueries, JournalEntry, PendingBatch, Serve
+from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyQueries
 
 __all__ = [
     "BLOCK_WINDOW",
     "SCHEMA_VERSION",
+    "EmergencyPolicyRecord",
     "EntryRecord",
     "JournalEntry",
     "PendingBatch",
@@ -94,7 +96,7 @@ class Rollback:
     unmined_batches: int
 
 
-class ProxyStore(AuditQueries):
+class ProxyStore(AuditQueries, EmergencyQueries):
     """The proxy's database. Thread-safe: one connection behind a lock.
 
     ``at_rest_secret`` is the proxy's own box secret key; the kfrag key is derived from it.
@@ -182,6 +184,7 @@ class ProxyStore(AuditQueries):
                 ).fetchall()
             ]
             tx.executemany("DELETE FROM kfrags WHERE policy_id = ?", [(p,) for p in dropped])
+            dropped += self.drop_emergency_after(tx, fork)
             tx.execute("DELETE FROM policies WHERE created_block > ?", (fork,))
             tx.execute("UPDATE policies SET revoked_block = NULL WHERE revoked_block > ?", (fork,))
             entries = tx.execute("DELETE FROM entries WHERE block > ?", (fork,)).rowcount

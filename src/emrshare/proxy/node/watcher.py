@@ -1,4 +1,5 @@
-"""The chain watcher: follows grants, revocations and index entries from a persisted cursor.
+"""The chain watcher: follows grants, revocations, emergency opt-ins and index entries from
+a persisted cursor.
 
 Each step reads the events of a block range that is ``confirmations`` blocks behind the
 head, opens this proxy's kfrags of new grants, and applies everything together with the
@@ -15,12 +16,19 @@ from collections.abc import Sequence
 
 from emrshare.errors import ChainError, ContractRevert, CryptoError, EmrShareError, WireFormatError
 from emrshare.proxy.chainview import (
+    EmergencyPolicyCreated,
+    EmergencyPolicyWithdrawn,
     GrantCreated,
     GrantRevokedEvent,
     IndexedCapsule,
     ProxyChain,
     ProxyEvent,
     TagRevoked,
+)
+from emrshare.proxy.node.emergency_store import (
+    EmergencyPolicyRecord,
+    EmergencyScope,
+    emergency_policy_id,
 )
 from emrshare.proxy.node.service import KfragOpener, ProxyService
 from emrshare.proxy.node.store import EntryRecord, PolicyRecord, ProxyStore, StoredKfrag
@@ -77,6 +85,7 @@ class ChainWatcher:
         if end_hash is None or self.chain.block_hash(end) != end_hash or not self._on_chain():
             return 0
         kfrags = self._open_kfrags(events)
+        emergency = self._open_emergency(events)
         revoked: list[bytes] = []
         with self.store.transaction() as tx:
             for ev in events:
@@ -102,6 +111,23 @@ class ChainWatcher:
                     revoked.append(ev.policy_id)
                 elif isinstance(ev, TagRevoked):
                     revoked += self.store.revoke_tag(tx, ev.patient, ev.tag, ev.block_number)
+                elif isinstance(ev, EmergencyPolicyCreated):
+                    revoked += self.store.drop_emergency_policy(tx, ev.patient, None)
+                    revoked += [emergency_policy_id(ev.patient, t) for t in ev.tags]
+                    record = EmergencyPolicyRecord(
+                        ev.patient,
+                        ev.generation,
+                        ev.threshold,
+                        tuple(bytes(t) for t in ev.tags),
+                        ev.proxies,
+                        ev.block_number,
+                    )
+                    self.store.put_emergency_policy(tx, record)
+                    opened = emergency.get((ev.patient.lower(), ev.generation), {})
+                    for tag, stored in opened.items():
+                        self.store.put_kfrag(tx, emergency_policy_id(ev.patient, tag), stored)
+                elif isinstance(ev, EmergencyPolicyWithdrawn):
+                    revoked += self.store.drop_emergency_policy(tx, ev.patient, ev.generation)
                 elif isinstance(ev, IndexedCapsule):
                     self.store.put_entry(
                         tx,
@@ -183,6 +209,43 @@ class ChainWatcher:
                 # and the operator sees it in the log. Any other chain error aborts the
                 # step, so the range is read again: a grant is never skipped by an outage.
                 log.warning("grant 0x%s: kfrag rejected: %s", ev.policy_id.hex()[:16], exc)
+        return out
+
+    def _open_emergency(
+        self, events: Sequence[ProxyEvent]
+    ) -> dict[tuple[str, int], dict[bytes, StoredKfrag]]:
+        """This proxy's verified kfrag of each tag of each opt-in in ``events``
+        (``sealed_kfrags[t * len(proxies) + p]``), towards the published emergency key."""
+        me = self.chain.proxy_address.lower()
+        out: dict[tuple[str, int], dict[bytes, StoredKfrag]] = {}
+        for ev in events:
+            if not isinstance(ev, EmergencyPolicyCreated):
+                continue
+            mine = [i for i, p in enumerate(ev.proxies) if p.lower() == me]
+            if not mine:
+                continue
+            opened = out.setdefault((ev.patient.lower(), ev.generation), {})
+            n = len(ev.proxies)
+            try:
+                verifying_pk = self.chain.patient_verifying_key(ev.patient, ev.block_number)
+                receiving_pk = self.chain.emergency_umbral_key(ev.block_number)
+            except ContractRevert as exc:
+                log.warning("emergency opt-in of %s: keys unavailable: %s", ev.patient, exc)
+                continue
+            for t, tag in enumerate(ev.tags):
+                index = t * n + mine[0]
+                if index >= len(ev.sealed_kfrags):
+                    continue
+                scope = EmergencyScope.of(ev.patient, bytes(tag), self.chain.emergency_contract)
+                try:
+                    opened[bytes(tag)] = self.open_kfrag(
+                        ev.sealed_kfrags[index], scope, verifying_pk, receiving_pk
+                    )
+                except (CryptoError, WireFormatError) as exc:
+                    # Not stored: this proxy refuses the tag (kfrag_unavailable).
+                    log.warning(
+                        "emergency opt-in of %s, tag %d: kfrag rejected: %s", ev.patient, t, exc
+                    )
         return out
 
     async def run(self, poll_interval: float, stop: asyncio.Event) -> None:

@@ -1,0 +1,262 @@
+"""The proxy's emergency (break-glass) serving, free of HTTP (issue 15).
+
+:meth:`EmergencyService.handle` checks a declaring clinician's signed request
+(:class:`~emrshare.proxy.emergency.SignedEmergencyRequest`) in a fixed order, every chain
+fact read at **one** block: the declaration is Active on that block's time (not past its
+time box, not ended, its opt-in not withdrawn or replaced), the signer is its clinician,
+who still holds the EMERGENCY capability, the tag is one the patient's current opt-in
+opens, and this proxy is one of the opt-in's proxies (and an active Proxy member). Then
+it re-encrypts with its kfrag of the tag and journals the serve with the grants' serves:
+the audit flusher logs it by ``Emergency.logEmergencyAccess``. Each refusal is a signed,
+machine-readable reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from emrshare.chain import EmergencyStatus
+from emrshare.errors import EmrShareError, WireFormatError
+from emrshare.proxy import response
+from emrshare.proxy.emergency import SignedEmergencyRequest
+from emrshare.proxy.node import _kfrags
+from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
+from emrshare.proxy.node.service import ProxyService, Served
+from emrshare.proxy.node.store import Serve
+from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, capsule_hash
+
+__all__ = ["EmergencyService"]
+
+_NOT_ACTIVE = {
+    EmergencyStatus.NONE: (
+        RefusalReason.DECLARATION_UNKNOWN,
+        "no emergency declaration {id} on chain; declare one first",
+    ),
+    EmergencyStatus.EXPIRED: (
+        RefusalReason.DECLARATION_EXPIRED,
+        "emergency declaration {id} passed its time box; declare again if still needed",
+    ),
+    EmergencyStatus.ENDED: (
+        RefusalReason.DECLARATION_ENDED,
+        "emergency declaration {id} was ended early (by the patient, a guardian or you)",
+    ),
+    EmergencyStatus.WITHDRAWN: (
+        RefusalReason.DECLARATION_WITHDRAWN,
+        "the patient withdrew (or replaced) the opt-in emergency declaration {id} opened",
+    ),
+}
+
+
+class EmergencyService:
+    """Emergency requests, served with the state of a :class:`ProxyService` (its chain,
+    store, caches, journal, nonce gate and counters)."""
+
+    def __init__(self, service: ProxyService) -> None:
+        self.service = service
+        self.chain = service.chain
+        self.store = service.store
+
+    def handle(self, signed: SignedEmergencyRequest) -> Served | Refusal:
+        """Evaluate one emergency request and sign the answer; never raises for a bad
+        request, only for internal faults."""
+        result = self._decide(signed)
+        req = signed.request
+        common = response.Bound(
+            self.chain.chain_id,
+            self.chain.grants_contract,
+            self.chain.proxy_address,
+            req.digest(signed.chain_id, signed.verifying_contract),
+        )
+        if isinstance(result, Served):
+            digest = response.served_digest(
+                common,
+                cfrag_hashes=[capsule_hash(c) for c in result.cfrags],
+                block=result.block,
+                delegating_pk=result.delegating_pk,
+            )
+        else:
+            digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
+        return replace(result, signature=self.service.sign_answer(digest))
+
+    def _check_request(self, signed: SignedEmergencyRequest) -> Refusal | None:
+        req, refuse = signed.request, self.service.refuse
+        if not signed.capsules:
+            return refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
+        if len(signed.capsules) > MAX_BATCH:
+            return refuse(RefusalReason.BATCH_TOO_LARGE, f"at most {MAX_BATCH} capsules")
+        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
+            return refuse(RefusalReason.BAD_REQUEST, "the request names a capsule twice")
+        if signed.chain_id != self.chain.chain_id:
+            return refuse(
+                RefusalReason.WRONG_CHAIN,
+                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
+            )
+        if signed.verifying_contract.lower() != self.chain.emergency_contract.lower():
+            return refuse(
+                RefusalReason.WRONG_CONTRACT,
+                f"this proxy follows the Emergency contract {self.chain.emergency_contract}",
+            )
+        if req.proxy.lower() != self.chain.proxy_address.lower():
+            return refuse(RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}")
+        if len(signed.capsules) != len(req.capsule_hashes) or any(
+            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
+        ):
+            return refuse(
+                RefusalReason.CAPSULE_HASH_MISMATCH,
+                "the capsules sent do not match the signed capsule hashes",
+            )
+        return None
+
+    def _decide(self, signed: SignedEmergencyRequest) -> Served | Refusal:
+        refuse = self.service.refuse
+        bad = self._check_request(signed)
+        if bad is not None:
+            return bad
+        req = signed.request
+        try:
+            signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
+        except WireFormatError as exc:
+            return refuse(RefusalReason.BAD_SIGNATURE, str(exc))
+        try:
+            block, now = self.chain.latest()
+            view = self.chain.emergency_declaration(req.declaration_id, block)
+        except EmrShareError as exc:
+            return refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if req.deadline < now:
+            return refuse(
+                RefusalReason.DEADLINE_PASSED,
+                f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
+                block,
+            )
+        if view.status is not EmergencyStatus.ACTIVE:
+            reason, text = _NOT_ACTIVE[view.status]
+            return refuse(reason, text.format(id=req.declaration_id), block)
+        if signer.lower() != view.clinician.lower():
+            return refuse(
+                RefusalReason.NOT_DECLARER,
+                f"the request was signed by {signer}, not by the clinician who declared "
+                f"emergency {req.declaration_id}",
+                block,
+            )
+        policy = self.store.emergency_policy(view.patient)
+        if policy is None or policy.generation != view.generation:
+            return refuse(
+                RefusalReason.KFRAG_UNAVAILABLE,
+                "this proxy has not processed the patient's opt-in yet; retry shortly",
+                block,
+            )
+        try:
+            capable = self.chain.emergency_capable(view.clinician, block)
+            opens = self.chain.emergency_opens_tag(view.patient, bytes(req.tag), block)
+            active = self.service.caches.active_proxy(block)
+        except EmrShareError as exc:
+            return refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        if not capable:
+            return refuse(
+                RefusalReason.CLINICIAN_NOT_CAPABLE,
+                f"{view.clinician} no longer holds the EMERGENCY capability (or is no longer "
+                "an active member); the consortium withdrew it",
+                block,
+            )
+        if not opens or bytes(req.tag) not in policy.tags:
+            return refuse(
+                RefusalReason.CATEGORY_NOT_OPTED_IN,
+                "the patient's opt-in does not open this category in an emergency",
+                block,
+            )
+        me = self.chain.proxy_address.lower()
+        if me not in (p.lower() for p in policy.proxies):
+            return refuse(
+                RefusalReason.NOT_A_PROXY_OF_POLICY,
+                f"{self.chain.proxy_address} is not one of the proxies of this opt-in",
+                block,
+            )
+        if not active:
+            return refuse(
+                RefusalReason.PROXY_SUSPENDED,
+                f"{self.chain.proxy_address} is not an active Proxy member at block {block}; "
+                "ask another proxy of the opt-in",
+                block,
+            )
+        nonce_key = (signer.lower(), req.nonce)
+        if not self.service.nonces.hold(nonce_key):
+            return refuse(RefusalReason.CHAIN_UNAVAILABLE, "the same request is in flight", block)
+        try:
+            return self._serve(signed, signer, view.patient, policy, block, now)
+        finally:
+            self.service.nonces.release(nonce_key)
+
+    def _serve(
+        self,
+        signed: SignedEmergencyRequest,
+        signer: str,
+        patient: str,
+        policy: EmergencyPolicyRecord,
+        block: int,
+        now: int,
+    ) -> Served | Refusal:
+        req, refuse = signed.request, self.service.refuse
+        digest = req.digest(signed.chain_id, signed.verifying_contract)
+        used = self.store.nonce_digest(signer, req.nonce)
+        if used is not None and used != digest:
+            return refuse(
+                RefusalReason.REPLAYED_NONCE,
+                "another request already used this nonce; sign a new request",
+                block,
+            )
+        entries = self.store.entries(req.capsule_hashes)
+        scope = (patient.lower(), bytes(req.tag))
+        record_ids: list[bytes] = []
+        for h in req.capsule_hashes:
+            found = entries.get(h)
+            if not found:
+                return refuse(
+                    RefusalReason.CAPSULE_NOT_IN_INDEX,
+                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
+                    block,
+                )
+            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
+            if not match:
+                return refuse(
+                    RefusalReason.CAPSULE_WRONG_CATEGORY,
+                    f"capsule 0x{h.hex()} belongs to another category than the request's",
+                    block,
+                )
+            record_ids.append(match[0].record_id)
+        emergency_scope = EmergencyScope.of(patient, bytes(req.tag), self.chain.emergency_contract)
+        kfrag = self.service.caches.kfrag(emergency_scope)
+        if kfrag is None:
+            return refuse(
+                RefusalReason.KFRAG_UNAVAILABLE,
+                "this proxy holds no valid key fragment for this category of the opt-in",
+                block,
+            )
+        caches = self.service.caches
+        try:
+            capsules = [
+                caches.capsule(h, c)
+                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
+            ]
+        except WireFormatError as exc:
+            return refuse(RefusalReason.BAD_REQUEST, str(exc), block)
+        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        if used is None:  # journaled (durably) before the answer leaves, once per request
+            self.service.journal.record(
+                Serve(
+                    emergency_scope.policy_id,
+                    signer,
+                    tuple(record_ids),
+                    block,
+                    req.nonce,
+                    req.deadline,
+                    capsule_hashes=tuple(req.capsule_hashes),
+                    signature=bytes(signed.signature),
+                    block_time=now,
+                    digest=digest,
+                    declaration_id=req.declaration_id,
+                    tag=bytes(req.tag),
+                    proxies=policy.proxies,
+                )
+            )
+        self.service.count_served(len(cfrags), repeat=used is not None)
+        return Served(cfrags, block, kfrag.binding.category_public_key_bytes)
