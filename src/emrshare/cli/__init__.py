@@ -31,6 +31,7 @@ from emrshare.cli.commands import (
     relay,
     requests,
     rotate,
+    rx,
 )
 
 app = typer.Typer(
@@ -121,6 +122,7 @@ app.add_typer(guardians.app, name="guardian")
 members.app.command("rotate-keys")(rotate.member_rotate_keys)
 app.add_typer(members.app, name="member")
 app.add_typer(emergency.app, name="emergency")
+app.add_typer(rx.app, name="rx")
 app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")
