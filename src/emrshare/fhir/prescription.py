@@ -39,6 +39,7 @@ SALT_SYSTEM = "urn:emrshare:rx-salt"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _ACCOUNT = re.compile(r"urn:ethereum:(0x[0-9a-fA-F]{40})")
 _MAX_TEXT = 1000
+_MAX_DOCUMENT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +137,22 @@ def read_prescription(data: bytes) -> PrescriptionDoc:
     record that is not a prescription is never taken for one."""
     import json
 
+    if len(data) > _MAX_DOCUMENT:
+        raise InvalidInput("the record is not a prescription (larger than any prescription)")
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidInput("the record is not a prescription (not JSON)") from exc
     if not isinstance(obj, dict) or obj.get("resourceType") != "MedicationRequest":
         raise InvalidInput("the record is not a prescription (not a MedicationRequest)")
     parse_model(obj, FhirVersion.R4)
+    if (obj.get("status"), obj.get("intent")) != ("active", "order"):
+        raise InvalidInput("the prescription is not an active order")
+    if len(obj.get("dosageInstruction") or []) != 1 or "medicationCodeableConcept" not in obj:
+        raise InvalidInput("a prescription names one medication and one dosage")
+    repeats = (obj.get("dispenseRequest") or {}).get("numberOfRepeatsAllowed", 0)
+    if type(repeats) is not int:
+        raise InvalidInput("the prescription's repeats are not a whole number")
     if canonical_json(obj) != data:
         raise InvalidInput("the prescription is not in canonical JSON; it was not issued here")
     salts = [

@@ -28,7 +28,7 @@ from emrshare.chain import (
     Role,
     prescription_commitment,
 )
-from emrshare.errors import ConfigurationError, InvalidInput, PrescriptionForged
+from emrshare.errors import ConfigurationError, EmrShareError, InvalidInput, PrescriptionForged
 from emrshare.fhir import FhirVersion
 from emrshare.fhir.prescription import PrescriptionDoc, medication_request, read_prescription
 from emrshare.network import Network
@@ -145,9 +145,10 @@ class MemberPrescriptions:
         note: str | None = None,
     ) -> IssuedPrescription:
         """Issue a prescription (a Provider the patient authorized to write
-        ``prescriptions``): the ``MedicationRequest`` record first, then its commitment on
-        chain, valid ``valid_for`` from chain time for ``fills`` fills. A crash between the
-        two leaves a record no pharmacy accepts (its commitment is unknown)."""
+        ``prescriptions``): the ``MedicationRequest`` record and its commitment on
+        chain, valid ``valid_for`` from chain time for ``fills`` fills. The commitment goes
+        first (a reader of the record cannot take its id); a crash between the two leaves
+        a commitment no record opens, which the prescriber may cancel."""
         if self.write is None:
             raise ConfigurationError("only a Provider issues prescriptions; open one")
         if not timedelta(0) < valid_for <= MAX_VALIDITY:
@@ -167,9 +168,10 @@ class MemberPrescriptions:
             note=note,
         )
         data = medication_request(doc)
-        rid = self.write(patient, CATEGORY, data, FhirVersion.R4.media_type)
         pid = prescription_commitment(doc.salt, data)
+        # The commitment first: a grantee who reads the record cannot issue its id first.
         self.signed.prescriptions.issue(pid, doc.valid_until, fills)
+        rid = self.write(patient, CATEGORY, data, FhirVersion.R4.media_type)
         return IssuedPrescription(pid, rid, patient, doc.valid_until, fills)
 
     def cancel(self, prescription_id: bytes) -> None:
@@ -212,7 +214,11 @@ class MemberPrescriptions:
                 f"{doc.prescriber} and the chain {on_chain.prescriber}; do not dispense it",
             )
         issued = rx.issued_event(pid)
-        issued_block = issued.block_number if issued is not None else block
+        if issued is None:
+            raise PrescriptionForged(
+                "unknown_commitment", f"{where}: the chain holds no issue event for it"
+            )
+        issued_block = issued.block_number
         if not self.network.contracts.registry.has_role(author, Role.PROVIDER, block=issued_block):
             raise PrescriptionForged(
                 "not_prescriber_at_issue",
@@ -254,8 +260,8 @@ class MemberPrescriptions:
         for info in self._records(checksum(patient), CATEGORY):
             try:
                 out.append(self.verify(patient, info.record_id))
-            except PrescriptionForged as exc:
-                log.warning("left out a prescription that failed its checks: %s", exc.reason)
+            except EmrShareError as exc:  # forged, unreadable: one record, not the listing
+                log.warning("left out a prescription record: %s", type(exc).__name__)
         return out
 
     # -- the regulator ------------------------------------------------------------------
