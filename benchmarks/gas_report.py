@@ -46,6 +46,7 @@ from emrshare.chain import (
     GrantCreated,
     GrantParams,
     ProposalCreated,
+    ReaderKey,
     Role,
     deploy_contracts,
     policy_id,
@@ -261,12 +262,15 @@ def main() -> int:
             answer.request_id, blob
         ).gas_used
 
-        rx = os.urandom(32)
+        rx, reader = os.urandom(32), ReaderKey(os.urandom(32))
         until = int(w3.eth.get_block("latest")["timestamp"]) + 30 * 86_400
-        figures["rx issue"] = hospital.prescriptions.issue(rx, until, 2).gas_used
-        figures["rx review"] = clinic.prescriptions.review(rx).gas_used
-        figures["rx dispense"] = pharmacy.prescriptions.dispense(rx).gas_used
-        figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx).gas_used
+        figures["rx issue"] = hospital.prescriptions.issue(rx, reader.address, until, 2).gas_used
+        figures["rx review"] = clinic.prescriptions.review(
+            rx, _read(reader, clinic, rx, "review")
+        ).gas_used
+        proof = _read(reader, pharmacy, rx, "dispense")
+        figures["rx dispense"] = pharmacy.prescriptions.dispense(rx, proof).gas_used
+        figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx, proof).gas_used
         figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
         # kfrags to the consortium emergency key, one make_grant and sealed map per category), a
@@ -403,8 +407,15 @@ def main() -> int:
 def _issued(c: Contracts, until: int) -> bytes:
     """A new prescription of ``c``'s account (a provider), valid until ``until``."""
     rx = os.urandom(32)
-    c.prescriptions.issue(rx, until, 1)
+    c.prescriptions.issue(rx, ReaderKey(os.urandom(32)).address, until, 1)
     return rx
+
+
+def _read(reader: ReaderKey, c: Contracts, rx: bytes, kind: str) -> bytes:
+    """The reader key's proof for ``c``'s account to review or dispense ``rx``."""
+    sign = reader.review_proof if kind == "review" else reader.dispense_proof
+    p = c.prescriptions
+    return sign(rx, p.client.address or "", p.client.chain_id, p.address)
 
 
 #: Issue 13's goal for the gas a relayed patient operation costs over its direct form.

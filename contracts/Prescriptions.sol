@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 
 /// @title Prescriptions
@@ -15,19 +17,33 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 /// drug, patient or dose is on chain, and the salt stops anyone confirming a guessed
 /// prescription by hashing candidates.
 ///
-/// Storage per prescription is one slot: (prescriber, issue time, validity end, fills
+/// Only a member who read the document may review or dispense it. The prescriber derives
+/// a one-off key pair from the salt (the reader key) and registers its address at issue;
+/// a review or a fill carries the reader key's EIP-712 signature over the prescription and
+/// the caller ({hashReview}, {hashDispense}). Ids seen in events are therefore useless to a
+/// pharmacy that never read the document, and a proof seen in the mempool is useless to any
+/// other caller. The reader key's address is random: it links nothing to the patient.
+///
+/// Storage per prescription is two slots: (prescriber, issue time, validity end, fills
 /// allowed, state), where `state` packs the fills used (low 6 bits), "reviewed" (bit 6) and
-/// "cancelled" (bit 7). Counts per prescriber and per pharmacy are read from the indexed
-/// events, so issuing and dispensing write nothing else.
+/// "cancelled" (bit 7); and the reader key's address. Counts per prescriber and per
+/// pharmacy are read from the indexed events, so issuing and dispensing write nothing else.
 ///
 /// Who held which role at issue time is the registry's state at the {PrescriptionIssued}
 /// block: `issue` checks it as it runs, and a pharmacy re-checks it with an `eth_call` of
 /// `hasRole` at that block.
-contract Prescriptions {
+contract Prescriptions is EIP712 {
     /// @notice Most fills one prescription may allow (the fills-used field has 6 bits).
     uint8 public constant MAX_FILLS = 63;
     /// @notice Longest validity from issue, in seconds (one year).
     uint40 public constant MAX_VALIDITY = 366 days;
+
+    /// @notice EIP-712 type of a reviewer's proof of having read the prescription.
+    bytes32 public constant REVIEW_TYPEHASH =
+        keccak256("Review(bytes32 prescriptionId,address reviewer)");
+    /// @notice EIP-712 type of a pharmacy's proof of having read the prescription.
+    bytes32 public constant DISPENSE_TYPEHASH =
+        keccak256("Dispense(bytes32 prescriptionId,address pharmacy)");
 
     uint8 private constant _USED_MASK = 0x3f;
     uint8 private constant _REVIEWED = 0x40;
@@ -50,6 +66,7 @@ contract Prescriptions {
         uint40 validUntil; // unix seconds, chain time; dispensing needs now < validUntil
         uint8 fills; // fills allowed
         uint8 state; // fills used (bits 0-5) | reviewed (bit 6) | cancelled (bit 7)
+        address reader; // the reader key's address (second slot)
     }
 
     /// @notice The same prescription, unpacked, as {prescriptionOf} answers.
@@ -62,6 +79,7 @@ contract Prescriptions {
         bool reviewed;
         bool cancelled;
         Status status;
+        address reader;
     }
 
     ConsortiumRegistry private immutable _registry;
@@ -94,6 +112,11 @@ contract Prescriptions {
     error Prescriptions_NotReviewed(bytes32 id);
     /// @notice The prescription was reviewed already.
     error Prescriptions_AlreadyReviewed(bytes32 id);
+    /// @notice The reader key's address is missing (zero).
+    error Prescriptions_NoReaderKey(bytes32 id);
+    /// @notice The proof is not the reader key's signature over (`id`, `caller`): the caller
+    /// did not read the prescription document, or the proof was made for another caller.
+    error Prescriptions_NotRead(bytes32 id, address caller);
 
     /// @notice Emitted when a prescriber issues a prescription.
     event PrescriptionIssued(
@@ -111,41 +134,49 @@ contract Prescriptions {
     /// @param registry_ The consortium registry: prescribers, reviewers and pharmacies are
     /// checked against it.
     /// @param reviewRequired_ Whether every prescription needs a review before dispensing.
-    constructor(ConsortiumRegistry registry_, bool reviewRequired_) {
+    constructor(ConsortiumRegistry registry_, bool reviewRequired_)
+        EIP712("emrshare-prescriptions", "1")
+    {
         _registry = registry_;
         _reviewRequired = reviewRequired_;
     }
 
     /// @notice Issues prescription `id` (its commitment) allowing `fills` fills until
-    /// `validUntil`.
+    /// `validUntil`; reviews and fills must carry a signature by `reader`, the address of
+    /// the reader key derived from the document's salt.
     /// Requirements: the caller holds the Provider role; `id` is unused and non-zero;
-    /// chain time < `validUntil` <= chain time + {MAX_VALIDITY}; 1 <= `fills` <= {MAX_FILLS}.
+    /// `reader` is non-zero; chain time < `validUntil` <= chain time + {MAX_VALIDITY};
+    /// 1 <= `fills` <= {MAX_FILLS}.
     /// Emits: {PrescriptionIssued}.
-    function issue(bytes32 id, uint40 validUntil, uint8 fills) external {
+    function issue(bytes32 id, address reader, uint40 validUntil, uint8 fills) external {
         if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Provider)) {
             revert Prescriptions_NotPrescriber(msg.sender);
         }
         if (id == bytes32(0)) revert Prescriptions_Unknown(id);
         if (_prescriptions[id].prescriber != address(0)) revert Prescriptions_Exists(id);
+        if (reader == address(0)) revert Prescriptions_NoReaderKey(id);
         if (validUntil <= block.timestamp || validUntil > block.timestamp + MAX_VALIDITY) {
             revert Prescriptions_InvalidValidity(validUntil, block.timestamp);
         }
         if (fills == 0 || fills > MAX_FILLS) revert Prescriptions_InvalidFills(fills);
-        _prescriptions[id] = Prescription(msg.sender, uint40(block.timestamp), validUntil, fills, 0);
+        _prescriptions[id] =
+            Prescription(msg.sender, uint40(block.timestamp), validUntil, fills, 0, reader);
         emit PrescriptionIssued(id, msg.sender, validUntil, fills);
     }
 
     /// @notice Records a review (approval) of prescription `id`.
     /// Requirements: the caller holds the Pharmacy or Provider role and is not the
     /// prescriber; the prescription is active (not cancelled, expired or fully dispensed)
-    /// and not reviewed yet.
+    /// and not reviewed yet; `proof` is the reader key's signature of {hashReview}(`id`,
+    /// caller).
     /// Emits: {PrescriptionReviewed}.
-    function review(bytes32 id) external {
+    function review(bytes32 id, bytes calldata proof) external {
         Prescription storage p = _live(id);
         bool mayReview = _registry.hasRole(msg.sender, ConsortiumRegistry.Role.Pharmacy)
             || _registry.hasRole(msg.sender, ConsortiumRegistry.Role.Provider);
         if (!mayReview || msg.sender == p.prescriber) revert Prescriptions_NotReviewer(msg.sender);
         if (p.state & _REVIEWED != 0) revert Prescriptions_AlreadyReviewed(id);
+        _checkRead(id, p.reader, hashReview(id, msg.sender), proof);
         p.state |= _REVIEWED;
         emit PrescriptionReviewed(id, msg.sender);
     }
@@ -153,15 +184,17 @@ contract Prescriptions {
     /// @notice Dispenses one fill of prescription `id`.
     /// Requirements: the caller holds the Pharmacy role; the prescription exists, is not
     /// cancelled, chain time < its validity end, a fill is left, and, where the consortium
-    /// requires it, it was reviewed.
+    /// requires it, it was reviewed; `proof` is the reader key's signature of
+    /// {hashDispense}(`id`, caller).
     /// Emits: {PrescriptionDispensed}.
-    function dispense(bytes32 id) external {
+    function dispense(bytes32 id, bytes calldata proof) external {
         if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Pharmacy)) {
             revert Prescriptions_NotPharmacy(msg.sender);
         }
         Prescription storage p = _live(id);
         uint8 state = p.state;
         if (_reviewRequired && state & _REVIEWED == 0) revert Prescriptions_NotReviewed(id);
+        _checkRead(id, p.reader, hashDispense(id, msg.sender), proof);
         uint8 fill = (state & _USED_MASK) + 1;
         p.state = state + 1;
         emit PrescriptionDispensed(id, msg.sender, p.prescriber, fill);
@@ -188,8 +221,19 @@ contract Prescriptions {
             p.state & _USED_MASK,
             p.state & _REVIEWED != 0,
             p.state & _CANCELLED != 0,
-            _status(p)
+            _status(p),
+            p.reader
         );
+    }
+
+    /// @notice EIP-712 digest the reader key signs for `reviewer` to review `id`.
+    function hashReview(bytes32 id, address reviewer) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REVIEW_TYPEHASH, id, reviewer)));
+    }
+
+    /// @notice EIP-712 digest the reader key signs for `pharmacy` to dispense `id`.
+    function hashDispense(bytes32 id, address pharmacy) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(DISPENSE_TYPEHASH, id, pharmacy)));
     }
 
     /// @notice The status of prescription `id` on chain time (`None` if unknown).
@@ -218,6 +262,16 @@ contract Prescriptions {
             revert Prescriptions_Expired(id, p.validUntil, block.timestamp);
         }
         if (p.state & _USED_MASK >= p.fills) revert Prescriptions_AlreadyDispensed(id, p.fills);
+    }
+
+    function _checkRead(bytes32 id, address reader, bytes32 digest, bytes calldata proof)
+        private
+        view
+    {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, proof);
+        if (err != ECDSA.RecoverError.NoError || signer != reader) {
+            revert Prescriptions_NotRead(id, msg.sender);
+        }
     }
 
     function _status(Prescription memory p) private view returns (Status) {

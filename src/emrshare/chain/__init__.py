@@ -95,6 +95,7 @@ from emrshare.chain.ids import (
     records_hash,
     verify_chain,
 )
+from emrshare.chain.prescription_proofs import ReaderKey
 from emrshare.chain.values import (
     AccessEntry,
     AccessRequest,
@@ -202,6 +203,7 @@ __all__ = [
     "ProposalExecuted",
     "ProxyReported",
     "Receipt",
+    "ReaderKey",
     "RecordIndex",
     "RequestStatus",
     "Role",

@@ -163,6 +163,12 @@ _HINTS: dict[str, str] = {
         "{caller} did not issue prescription {id}; only its prescriber cancels"
     ),
     "Prescriptions_AlreadyReviewed": "prescription {id} was reviewed already",
+    "Prescriptions_NotRead": (
+        "{caller} gave no proof of having read prescription {id} (the reader key's "
+        "signature for this caller); read the prescription record through the patient's "
+        "grant, then dispense or review it from that record"
+    ),
+    "Prescriptions_NoReaderKey": "prescription {id} needs a reader key address; issue it again",
     "Prescriptions_InvalidFills": "fills must be 1 to 63, not {fills}",
     "Prescriptions_InvalidValidity": (
         "validity end {validUntil} must be after chain time {chainTime} and within 366 days"

@@ -416,3 +416,4 @@ class Prescription:
     reviewed: bool
     cancelled: bool
     status: PrescriptionStatus
+    reader: str  # the reader key's address (reviews and fills carry its signature)

@@ -25,6 +25,7 @@ from emrshare.chain import (
     PrescriptionDispensed,
     PrescriptionIssued,
     PrescriptionStatus,
+    ReaderKey,
     Role,
     prescription_commitment,
 )
@@ -170,7 +171,7 @@ class MemberPrescriptions:
         data = medication_request(doc)
         pid = prescription_commitment(doc.salt, data)
         # The commitment first: a grantee who reads the record cannot issue its id first.
-        self.signed.prescriptions.issue(pid, doc.valid_until, fills)
+        self.signed.prescriptions.issue(pid, ReaderKey(doc.salt).address, doc.valid_until, fills)
         rid = self.write(patient, CATEGORY, data, FhirVersion.R4.media_type)
         return IssuedPrescription(pid, rid, patient, doc.valid_until, fills)
 
@@ -235,13 +236,23 @@ class MemberPrescriptions:
                 f"{where} allows {doc.fills} fill(s) until {doc.valid_until}, the chain "
                 f"{on_chain.fills} until {on_chain.valid_until}; do not dispense it",
             )
+        if checksum(on_chain.reader) != ReaderKey(doc.salt).address:
+            raise PrescriptionForged(
+                "terms_differ",
+                f"{where}: its salt does not give the reader key issued on chain; "
+                "do not dispense it",
+            )
         return VerifiedPrescription(pid, rid, patient, doc, on_chain, issued_block, block)
 
     def review(self, patient: str, record: RecordId | bytes | str) -> VerifiedPrescription:
         """Verify a prescription, then approve it on chain (a Pharmacy or Provider other
         than the prescriber, where the consortium requires reviews)."""
         checked = self.verify(patient, record)
-        self.signed.prescriptions.review(checked.prescription_id)
+        rx = self.signed.prescriptions
+        proof = ReaderKey(checked.document.salt).review_proof(
+            checked.prescription_id, self.address, rx.client.chain_id, rx.address
+        )
+        rx.review(checked.prescription_id, proof)
         return checked
 
     def dispense(self, patient: str, record: RecordId | bytes | str) -> int:
@@ -250,7 +261,11 @@ class MemberPrescriptions:
         (``Prescriptions_AlreadyDispensed``), after expiry or cancellation, or before a
         required review, as :class:`~emrshare.errors.PrescriptionRefused`."""
         checked = self.verify(patient, record)
-        r = self.signed.prescriptions.dispense(checked.prescription_id)
+        rx = self.signed.prescriptions
+        proof = ReaderKey(checked.document.salt).dispense_proof(
+            checked.prescription_id, self.address, rx.client.chain_id, rx.address
+        )
+        r = rx.dispense(checked.prescription_id, proof)
         return int(r.event(PrescriptionDispensed).fill)
 
     def readable(self, patient: str) -> list[VerifiedPrescription]:

@@ -43,6 +43,7 @@ class Prescriptions(Binding):
             reviewed=bool(p[5]),
             cancelled=bool(p[6]),
             status=PrescriptionStatus.from_code(int(p[7])),
+            reader=normalize_abi_value(p[8]),
         )
 
     def status(self, prescription_id: bytes, *, block: int | None = None) -> PrescriptionStatus:
@@ -53,23 +54,34 @@ class Prescriptions(Binding):
         """Whether the consortium requires a review before any dispensing."""
         return bool(self._call("reviewRequired")[0])
 
+    def hash_review(self, prescription_id: bytes, reviewer: str) -> bytes:
+        """The EIP-712 digest the reader key signs for ``reviewer`` (``hashReview``)."""
+        return bytes(self._call("hashReview", prescription_id, reviewer)[0])
+
+    def hash_dispense(self, prescription_id: bytes, pharmacy: str) -> bytes:
+        """The EIP-712 digest the reader key signs for ``pharmacy`` (``hashDispense``)."""
+        return bytes(self._call("hashDispense", prescription_id, pharmacy)[0])
+
     def issued_event(self, prescription_id: bytes) -> PrescriptionIssued | None:
         """The ``PrescriptionIssued`` event of ``prescription_id`` (its block is the issue
         block), or ``None``."""
         return next(self.events(PrescriptionIssued, prescription_id=prescription_id), None)
 
     # transactions
-    def issue(self, prescription_id: bytes, valid_until: int, fills: int) -> Receipt:
-        """Issue prescription ``prescription_id`` (the caller must hold the Provider role)."""
-        return self._send("issue", prescription_id, valid_until, fills)
+    def issue(self, prescription_id: bytes, reader: str, valid_until: int, fills: int) -> Receipt:
+        """Issue prescription ``prescription_id`` (the caller must hold the Provider role);
+        ``reader`` is the address of its :class:`~emrshare.chain.ReaderKey`."""
+        return self._send("issue", prescription_id, reader, valid_until, fills)
 
-    def review(self, prescription_id: bytes) -> Receipt:
-        """Approve prescription ``prescription_id`` (a pharmacy or provider, not its prescriber)."""
-        return self._send("review", prescription_id)
+    def review(self, prescription_id: bytes, proof: bytes) -> Receipt:
+        """Approve prescription ``prescription_id`` (a pharmacy or provider, not its
+        prescriber); ``proof`` is :meth:`ReaderKey.review_proof` for the caller."""
+        return self._send("review", prescription_id, proof)
 
-    def dispense(self, prescription_id: bytes, *, gas: int | None = None) -> Receipt:
-        """Dispense one fill (the caller must hold the Pharmacy role)."""
-        return self._send("dispense", prescription_id, gas=gas)
+    def dispense(self, prescription_id: bytes, proof: bytes, *, gas: int | None = None) -> Receipt:
+        """Dispense one fill (the caller must hold the Pharmacy role); ``proof`` is
+        :meth:`ReaderKey.dispense_proof` for the caller."""
+        return self._send("dispense", prescription_id, proof, gas=gas)
 
     def cancel(self, prescription_id: bytes) -> Receipt:
         """Cancel prescription ``prescription_id`` (its prescriber only)."""
