@@ -30,6 +30,13 @@ from emrshare.roles._emergency_read import (
 from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
+from emrshare.roles._prescriptions import (
+    DispensedFill,
+    IssuedPrescription,
+    MemberPrescriptions,
+    PrescriptionCounts,
+    VerifiedPrescription,
+)
 from emrshare.roles._restore import RestoreReport, restore_patient
 from emrshare.roles._sealing_pool import InProcessSealer, PoolSealer, Sealer
 from emrshare.roles.admin import ConsortiumAdmin
@@ -40,24 +47,28 @@ from emrshare.roles.provider import AsyncProvider, Provider
 from emrshare.roles.requester import AsyncRequester, Requester
 
 __all__ = [
-    "EMERGENCY_KEY_FILE",
     "AccessEvent",
     "AccessRequestInfo",
     "AccessRequestStatus",
     "AsyncProvider",
     "AsyncRequester",
     "ConsortiumAdmin",
+    "DispensedFill",
+    "EMERGENCY_KEY_FILE",
     "EmergencyRecord",
     "GrantInfo",
     "Guardian",
     "GuardianAction",
     "GuardianInfo",
     "InProcessSealer",
+    "IssuedPrescription",
+    "MemberPrescriptions",
     "Operation",
     "OperationResult",
     "Patient",
     "PatientFhir",
     "PoolSealer",
+    "PrescriptionCounts",
     "Profile",
     "Profiles",
     "Provider",
@@ -66,6 +77,7 @@ __all__ = [
     "Requester",
     "RestoreReport",
     "Sealer",
+    "VerifiedPrescription",
     "default_data_dir",
     "load_emergency_key",
     "restore_patient",

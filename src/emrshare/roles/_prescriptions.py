@@ -39,6 +39,7 @@ from emrshare.types import RecordId
 
 __all__ = [
     "CATEGORY",
+    "DispensedFill",
     "IssuedPrescription",
     "MemberPrescriptions",
     "PrescriptionCounts",
@@ -67,6 +68,16 @@ class IssuedPrescription:
     record_id: RecordId
     patient: str
     valid_until: int
+    fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class DispensedFill:
+    """One fill just dispensed: ``fill`` counts from 1 up to ``fills``."""
+
+    prescription_id: bytes
+    record_id: RecordId
+    fill: int
     fills: int
 
 
@@ -114,7 +125,7 @@ class MemberPrescriptions:
                                           dosage="1 capsule 3 times a day for 7 days")
         # the patient grants the pharmacy the "prescriptions" category …
         checked = pharmacy.prescriptions.verify(patient, rx.record_id)
-        fill = pharmacy.prescriptions.dispense(patient, rx.record_id)
+        fill = pharmacy.prescriptions.dispense(patient, rx.record_id).fill
     """
 
     def __init__(
@@ -255,9 +266,9 @@ class MemberPrescriptions:
         rx.review(checked.prescription_id, proof)
         return checked
 
-    def dispense(self, patient: str, record: RecordId | bytes | str) -> int:
+    def dispense(self, patient: str, record: RecordId | bytes | str) -> DispensedFill:
         """Verify a prescription, then dispense one fill on chain (a Pharmacy); returns
-        the fill's number (from 1). The chain refuses a fill beyond those allowed
+        the fill (its number counts from 1). The chain refuses a fill beyond those allowed
         (``Prescriptions_AlreadyDispensed``), after expiry or cancellation, or before a
         required review, as :class:`~emrshare.errors.PrescriptionRefused`."""
         checked = self.verify(patient, record)
@@ -266,7 +277,8 @@ class MemberPrescriptions:
             checked.prescription_id, self.address, rx.client.chain_id, rx.address
         )
         r = rx.dispense(checked.prescription_id, proof)
-        return int(r.event(PrescriptionDispensed).fill)
+        fill = int(r.event(PrescriptionDispensed).fill)
+        return DispensedFill(checked.prescription_id, checked.record_id, fill, checked.chain.fills)
 
     def readable(self, patient: str) -> list[VerifiedPrescription]:
         """The prescriptions of ``patient`` this member can read, each verified, in

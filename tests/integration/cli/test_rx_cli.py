@@ -51,7 +51,9 @@ def test_rx_issue_dispense_once_cancel_and_count(tmp_path: Path) -> None:
             "only pharmacies dispense",
         )
         fill = json.loads(_ok(_cli(data, *pharmacy, "dispense", "patient", rx["record"])).stdout)
-        assert fill["fill"] == 1
+        assert (fill["fill"], fill["fills"], fill["prescription"], fill["record"]) == (
+            1, 1, rx["prescription"], rx["record"]
+        )  # fmt: skip
         _refused(
             _cli(data, "--profile", "pharmacy", "rx", "dispense", "patient", rx["record"]),
             "Prescriptions_AlreadyDispensed",

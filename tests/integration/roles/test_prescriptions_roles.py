@@ -70,8 +70,11 @@ def test_issue_verify_dispense_the_allowed_fills_and_no_more(world: World) -> No
     assert checked.document.medication == "amoxicillin 500 mg capsule"
     assert checked.document.prescriber == world.doctor.address
     assert checked.status is PrescriptionStatus.ACTIVE and checked.fills_left == 2
-    assert world.pharmacy.prescriptions.dispense(world.patient.address, rx.record_id) == 1
-    assert world.pharmacy.prescriptions.dispense(world.patient.address, rx.record_id) == 2
+    first = world.pharmacy.prescriptions.dispense(world.patient.address, rx.record_id)
+    assert (first.prescription_id, first.record_id, first.fill, first.fills) == (
+        rx.prescription_id, rx.record_id, 1, 2
+    )  # fmt: skip
+    assert world.pharmacy.prescriptions.dispense(world.patient.address, rx.record_id).fill == 2
     with pytest.raises(PrescriptionRefused) as refused:
         world.pharmacy.prescriptions.dispense(world.patient.address, rx.record_id)
     assert refused.value.name == "Prescriptions_AlreadyDispensed"

@@ -129,11 +129,20 @@ def rx_dispense(
 ) -> None:
     """Verify, then dispense one fill on chain (a Pharmacy)."""
     st = state(ctx)
-    fill = st.provider().prescriptions.dispense(st.profiles.resolve(patient), record)
+    d = st.provider().prescriptions.dispense(st.profiles.resolve(patient), record)
     if want_json(ctx, json_out):
-        emit_json({"record": record, "fill": fill})
+        emit_json(
+            {
+                "prescription": "0x" + d.prescription_id.hex(),
+                "record": "0x" + bytes(d.record_id).hex(),
+                "fill": d.fill,
+                "fills": d.fills,
+            }
+        )
     else:
-        out.print(f"dispensed fill {fill} of prescription record {record}")
+        out.print(
+            f"dispensed fill {d.fill} of {d.fills} of prescription 0x{d.prescription_id.hex()}"
+        )
 
 
 @app.command("cancel")
