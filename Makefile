@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 NODE_TOOLS := tools/node_modules/.package-lock.json
-PYTEST_ARGS ?=
+# Every run lists its 40 slowest tests: CI must stay under 40 minutes (docs/development.md).
+PYTEST_ARGS ?= --durations=40
 
 .PHONY: setup demo demo-all test test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
 
