@@ -13,17 +13,14 @@ machine-readable reason.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
-from emrshare.proxy import response
 from emrshare.proxy.emergency import SignedEmergencyRequest
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
-from emrshare.proxy.node.service import ProxyService, Served
+from emrshare.proxy.node.service import ProxyService, Served, check_envelope, indexed_records
 from emrshare.proxy.node.store import Serve
-from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, capsule_hash
+from emrshare.proxy.request import Refusal, RefusalReason
 
 __all__ = ["EmergencyService"]
 
@@ -59,57 +56,11 @@ class EmergencyService:
     def handle(self, signed: SignedEmergencyRequest) -> Served | Refusal:
         """Evaluate one emergency request and sign the answer; never raises for a bad
         request, only for internal faults."""
-        result = self._decide(signed)
-        req = signed.request
-        common = response.Bound(
-            self.chain.chain_id,
-            self.chain.grants_contract,
-            self.chain.proxy_address,
-            req.digest(signed.chain_id, signed.verifying_contract),
-        )
-        if isinstance(result, Served):
-            digest = response.served_digest(
-                common,
-                cfrag_hashes=[capsule_hash(c) for c in result.cfrags],
-                block=result.block,
-                delegating_pk=result.delegating_pk,
-            )
-        else:
-            digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
-        return replace(result, signature=self.service.sign_answer(digest))
-
-    def _check_request(self, signed: SignedEmergencyRequest) -> Refusal | None:
-        req, refuse = signed.request, self.service.refuse
-        if not signed.capsules:
-            return refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
-        if len(signed.capsules) > MAX_BATCH:
-            return refuse(RefusalReason.BATCH_TOO_LARGE, f"at most {MAX_BATCH} capsules")
-        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
-            return refuse(RefusalReason.BAD_REQUEST, "the request names a capsule twice")
-        if signed.chain_id != self.chain.chain_id:
-            return refuse(
-                RefusalReason.WRONG_CHAIN,
-                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
-            )
-        if signed.verifying_contract.lower() != self.chain.emergency_contract.lower():
-            return refuse(
-                RefusalReason.WRONG_CONTRACT,
-                f"this proxy follows the Emergency contract {self.chain.emergency_contract}",
-            )
-        if req.proxy.lower() != self.chain.proxy_address.lower():
-            return refuse(RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}")
-        if len(signed.capsules) != len(req.capsule_hashes) or any(
-            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
-        ):
-            return refuse(
-                RefusalReason.CAPSULE_HASH_MISMATCH,
-                "the capsules sent do not match the signed capsule hashes",
-            )
-        return None
+        return self.service.sign(signed, self._decide(signed))
 
     def _decide(self, signed: SignedEmergencyRequest) -> Served | Refusal:
         refuse = self.service.refuse
-        bad = self._check_request(signed)
+        bad = check_envelope(self.service, signed, self.chain.emergency_contract, "Emergency")
         if bad is not None:
             return bad
         req = signed.request
@@ -204,25 +155,11 @@ class EmergencyService:
                 "another request already used this nonce; sign a new request",
                 block,
             )
-        entries = self.store.entries(req.capsule_hashes)
-        scope = (patient.lower(), bytes(req.tag))
-        record_ids: list[bytes] = []
-        for h in req.capsule_hashes:
-            found = entries.get(h)
-            if not found:
-                return refuse(
-                    RefusalReason.CAPSULE_NOT_IN_INDEX,
-                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
-                    block,
-                )
-            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
-            if not match:
-                return refuse(
-                    RefusalReason.CAPSULE_WRONG_CATEGORY,
-                    f"capsule 0x{h.hex()} belongs to another category than the request's",
-                    block,
-                )
-            record_ids.append(match[0].record_id)
+        record_ids = indexed_records(
+            self.service, req.capsule_hashes, patient, bytes(req.tag), block, "than the request's"
+        )
+        if isinstance(record_ids, Refusal):
+            return record_ids
         emergency_scope = EmergencyScope.of(patient, bytes(req.tag), self.chain.emergency_contract)
         kfrag = self.service.caches.kfrag(emergency_scope)
         if kfrag is None:
