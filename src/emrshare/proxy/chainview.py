@@ -97,13 +97,15 @@ ProxyEvent = (
 @dataclass(frozen=True, slots=True)
 class EmergencyView:
     """An emergency declaration as a proxy checks it, read at one block: its status on
-    that block's time, and (unless ``status`` is NONE) its patient, clinician and the
-    generation of the opt-in it opened."""
+    that block's time, and (unless ``status`` is NONE) its patient, clinician, the
+    generation of the opt-in it opened and the end of its time box (``ends_at``, unix
+    seconds)."""
 
     status: EmergencyStatus
     patient: str = ""
     clinician: str = ""
     generation: int = 0
+    ends_at: int = 0
 
 
 def emergency_gas(proxies: int, capsules: int) -> int:

@@ -202,7 +202,7 @@ class NodeChain:
         if status is EmergencyStatus.NONE:
             return EmergencyView(status)
         d = em.declaration(declaration_id, block=block)
-        return EmergencyView(status, d.patient, d.clinician, d.generation)
+        return EmergencyView(status, d.patient, d.clinician, d.generation, d.ends_at)
 
     @_chain_errors
     def emergency_capable(self, account: str, block: int) -> bool:

@@ -2,8 +2,9 @@
 
 :meth:`EmergencyService.handle` checks a declaring clinician's signed request
 (:class:`~emrshare.proxy.emergency.SignedEmergencyRequest`) in a fixed order, every chain
-fact read at **one** block: the declaration is Active on that block's time (not past its
-time box, not ended, its opt-in not withdrawn or replaced), the signer is its clinician,
+fact read at **one** block: the declaration is Active on that block's time (not ended,
+its opt-in not withdrawn or replaced, not past its time box, which is also judged on the
+proxy's own clock: :func:`declaration_refusal`), the signer is its clinician,
 who still holds the EMERGENCY capability, the tag is one the patient's current opt-in
 opens, and this proxy is one of the opt-in's proxies (and an active Proxy member). Then
 it re-encrypts with its kfrag of the tag and journals the serve with the grants' serves:
@@ -13,8 +14,12 @@ machine-readable reason.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
+from emrshare.proxy.chainview import EmergencyView
 from emrshare.proxy.emergency import SignedEmergencyRequest
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
@@ -22,7 +27,7 @@ from emrshare.proxy.node.service import ProxyService, Served, check_envelope, in
 from emrshare.proxy.node.store import Serve
 from emrshare.proxy.request import Refusal, RefusalReason
 
-__all__ = ["EmergencyService"]
+__all__ = ["EmergencyService", "declaration_refusal"]
 
 _NOT_ACTIVE = {
     EmergencyStatus.NONE: (
@@ -44,14 +49,39 @@ _NOT_ACTIVE = {
 }
 
 
+def declaration_refusal(
+    view: EmergencyView, declaration_id: int, chain_time: int, wall_time: float
+) -> tuple[RefusalReason, str] | None:
+    """Why declaration ``declaration_id`` (``view``, read at the latest block, whose time
+    is ``chain_time``) opens no emergency read now; None while it does.
+
+    The time box is judged conservatively: it has passed once the latest block's time
+    *or* this proxy's clock (``wall_time``, unix seconds) reached its end. The chain's
+    status is computed on block time only, so a chain head that stopped moving (no new
+    block) would otherwise stretch the declaration past its expiry.
+    """
+    if view.status is not EmergencyStatus.ACTIVE:
+        reason, text = _NOT_ACTIVE[view.status]
+        return reason, text.format(id=declaration_id)
+    if max(chain_time, wall_time) >= view.ends_at:
+        return RefusalReason.DECLARATION_EXPIRED, (
+            f"emergency declaration {declaration_id} passed its time box by this proxy's "
+            f"clock (the latest block's time, {chain_time}, lags behind); declare again if "
+            "still needed"
+        )
+    return None
+
+
 class EmergencyService:
     """Emergency requests, served with the state of a :class:`ProxyService` (its chain,
-    store, caches, journal, nonce gate and counters)."""
+    store, caches, journal, nonce gate and counters). ``clock`` is the proxy's wall clock
+    (unix seconds), which bounds a declaration's time box beside chain time."""
 
-    def __init__(self, service: ProxyService) -> None:
+    def __init__(self, service: ProxyService, *, clock: Callable[[], float] = time.time) -> None:
         self.service = service
         self.chain = service.chain
         self.store = service.store
+        self.clock = clock
 
     def handle(self, signed: SignedEmergencyRequest) -> Served | Refusal:
         """Evaluate one emergency request and sign the answer; never raises for a bad
@@ -79,9 +109,9 @@ class EmergencyService:
                 f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
                 block,
             )
-        if view.status is not EmergencyStatus.ACTIVE:
-            reason, text = _NOT_ACTIVE[view.status]
-            return refuse(reason, text.format(id=req.declaration_id), block)
+        not_active = declaration_refusal(view, req.declaration_id, now, self.clock())
+        if not_active is not None:
+            return refuse(*not_active, block)
         if signer.lower() != view.clinician.lower():
             return refuse(
                 RefusalReason.NOT_DECLARER,
