@@ -32,6 +32,7 @@ from emrshare.errors import EmrShareError
 __all__ = [
     "AccessEntry",
     "EmergencyPolicyCreated",
+    "EmergencyLog",
     "EmergencyPolicyWithdrawn",
     "EmergencyView",
     "GrantCreated",
@@ -96,19 +97,37 @@ ProxyEvent = (
 @dataclass(frozen=True, slots=True)
 class EmergencyView:
     """An emergency declaration as a proxy checks it, read at one block: its status on
-    that block's time, and (unless ``status`` is NONE) its patient, clinician and the
-    generation of the opt-in it opened."""
+    that block's time, and (unless ``status`` is NONE) its patient, clinician, the
+    generation of the opt-in it opened and the end of its time box (``ends_at``, unix
+    seconds)."""
 
     status: EmergencyStatus
     patient: str = ""
     clinician: str = ""
     generation: int = 0
+    ends_at: int = 0
 
 
 def emergency_gas(proxies: int, capsules: int) -> int:
     """The fixed gas of one ``Emergency.logEmergencyAccess`` transaction (as
     :func:`audit_gas`: signed before broadcast, never re-estimated)."""
     return 120_000 + 3_000 * proxies + 2_000 * capsules
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyLog:
+    """One emergency serve as ``Emergency.logEmergencyAccess`` logs it: the declaration,
+    the opt-in's proxies (in opt-in order), the tag and the capsule hashes served."""
+
+    declaration_id: int
+    proxies: tuple[str, ...]
+    tag: bytes
+    capsule_hashes: tuple[bytes, ...]
+
+    @property
+    def gas(self) -> int:
+        """The fixed gas its transaction is signed with (:func:`emergency_gas`)."""
+        return emergency_gas(len(self.proxies), len(self.capsule_hashes))
 
 
 def audit_gas(items: Sequence[AccessEntry]) -> int:
@@ -212,16 +231,9 @@ class ProxyChain(Protocol):
         """The consortium emergency Umbral key (33 bytes; empty while not published)."""
         ...
 
-    def sign_emergency_log(
-        self,
-        declaration_id: int,
-        proxies: Sequence[str],
-        tag: bytes,
-        capsule_hashes: Sequence[bytes],
-        nonce: int,
-    ) -> SignedTransaction:
+    def sign_emergency_log(self, log: EmergencyLog, nonce: int) -> SignedTransaction:
         """Sign (not send) ``Emergency.logEmergencyAccess`` of one emergency serve with
-        ``nonce`` and the fixed gas of :func:`emergency_gas`."""
+        ``nonce`` and the fixed gas of :func:`emergency_gas` (``log.gas``)."""
         ...
 
     def account_nonce(self) -> int:

@@ -13,33 +13,23 @@ as for grants (:mod:`emrshare.proxy.response`, bound to this request's digest).
 
 from __future__ import annotations
 
-import functools
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from eth_abi.abi import encode as abi_encode
-from eth_account import Account
-from eth_keys.main import KeyAPI
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from emrshare.errors import WireFormatError
-from emrshare.proxy.client import ProxyEndpoint, ThresholdClient, ThresholdPolicy
-from emrshare.proxy.request import (
-    MAX_CHAIN_ID,
-    MAX_DEADLINE,
-    MAX_NONCE,
-    _address,
+from emrshare.proxy._envelope import (
+    SignableRequest,
+    SignedEnvelope,
     _b32,
-    _decimal,
     _hex,
-    _hex_list,
     _int,
-    _kind,
-    _names,
+    common_fields,
+    common_from_wire,
 )
+from emrshare.proxy.client import ProxyEndpoint, ThresholdClient, ThresholdPolicy
 from emrshare.types import Address, CategoryTag
 
 __all__ = [
@@ -56,33 +46,14 @@ EMERGENCY_PATH = "/v1/emergency/reencrypt"
 #: Largest declaration id on the wire (the proxy's journal keeps it as a signed 64-bit).
 _MAX_DECLARATION = 2**63 - 1
 
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
 _REQUEST_TYPEHASH = keccak(
     b"EmergencyRequest(address proxy,uint256 declarationId,bytes32 tag,bytes32[] capsuleHashes,"
     b"uint256 nonce,uint256 deadline)"
 )
 
 
-@functools.lru_cache(maxsize=16)
-def _domain_separator(chain_id: int, verifying_contract: str) -> bytes:
-    return keccak(
-        abi_encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [
-                _DOMAIN_TYPEHASH,
-                keccak(EMERGENCY_DOMAIN_NAME.encode()),
-                keccak(b"1"),
-                chain_id,
-                to_checksum_address(verifying_contract),
-            ],
-        )
-    )
-
-
 @dataclass(frozen=True, slots=True)
-class EmergencyRequest:
+class EmergencyRequest(SignableRequest):
     """The fields a declaring clinician signs. ``deadline`` is chain time (unix seconds)."""
 
     proxy: Address
@@ -105,127 +76,44 @@ class EmergencyRequest:
     ) -> EmergencyRequest:
         """A request with a fresh random 256-bit nonce (unless ``nonce`` is given)."""
         return cls(
-            proxy=Address(to_checksum_address(proxy)),
             declaration_id=declaration_id,
             tag=CategoryTag(_b32(bytes(tag), "tag")),
-            capsule_hashes=tuple(_b32(bytes(h), "capsule hash") for h in capsule_hashes),
-            nonce=secrets.randbits(256) if nonce is None else nonce,
-            deadline=deadline,
+            **common_fields(proxy, capsule_hashes, deadline, nonce),
         )
 
-    def digest(self, chain_id: int, emergency_contract: str) -> bytes:
-        """``keccak256(0x1901 || domainSeparator || hashStruct)``, equal to the Emergency
-        contract's ``hashEmergencyRequest`` (checked by the tests)."""
-        struct = keccak(
-            abi_encode(
-                ["bytes32", "address", "uint256", "bytes32", "bytes32", "uint256", "uint256"],
-                [
-                    _REQUEST_TYPEHASH,
-                    self.proxy,
-                    self.declaration_id,
-                    bytes(self.tag),
-                    keccak(b"".join(self.capsule_hashes)),
-                    self.nonce,
-                    self.deadline,
-                ],
-            )
+    # The digest (:meth:`digest`) equals the Emergency contract's ``hashEmergencyRequest``.
+    DOMAIN_NAME: ClassVar[str] = EMERGENCY_DOMAIN_NAME
+    TYPEHASH: ClassVar[bytes] = _REQUEST_TYPEHASH
+    SCOPE_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "bytes32")
+    SCOPE_WIRE: ClassVar[frozenset[str]] = frozenset(("declaration_id", "tag"))
+
+    def _scope(self) -> tuple[Any, ...]:
+        return (self.declaration_id, bytes(self.tag))
+
+    def _scope_wire(self) -> dict[str, Any]:
+        return {"declaration_id": self.declaration_id, "tag": "0x" + bytes(self.tag).hex()}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> EmergencyRequest:
+        return cls(
+            declaration_id=_int(data["declaration_id"], "declaration_id", _MAX_DECLARATION),
+            tag=CategoryTag(_hex(data["tag"], "tag", 32)),
+            **common_from_wire(data),
         )
-        return keccak(b"\x19\x01" + _domain_separator(chain_id, emergency_contract) + struct)
-
-    def sign(self, private_key: bytes, chain_id: int, emergency_contract: str) -> bytes:
-        """Sign with the clinician's Ethereum key; the 65-byte (r, s, v) signature."""
-        digest = self.digest(chain_id, emergency_contract)
-        return bytes(Account.unsafe_sign_hash(digest, private_key).signature)
-
-    def recover(self, signature: bytes, chain_id: int, emergency_contract: str) -> Address:
-        """Who signed this request for that domain (:class:`WireFormatError` if the
-        signature is malformed)."""
-        if len(signature) != 65 or signature[64] not in (27, 28):
-            raise WireFormatError("the request signature is not a 65-byte (r, s, v) signature")
-        try:
-            sig = KeyAPI.Signature(signature[:64] + bytes([signature[64] - 27]))
-            digest = self.digest(chain_id, emergency_contract)
-            public = sig.recover_public_key_from_msg_hash(digest)
-        except Exception as exc:  # eth-keys raises several unrelated types
-            raise WireFormatError("the request signature is malformed") from exc
-        return Address(public.to_checksum_address())
-
-
-_FIELDS = frozenset(
-    (
-        "chain_id",
-        "verifying_contract",
-        "proxy",
-        "declaration_id",
-        "tag",
-        "capsule_hashes",
-        "nonce",
-        "deadline",
-        "signature",
-        "capsules",
-    )
-)
 
 
 @dataclass(frozen=True, slots=True)
-class SignedEmergencyRequest:
+class SignedEmergencyRequest(SignedEnvelope[EmergencyRequest]):
     """What travels to ``POST /v1/emergency/reencrypt`` (``verifying_contract``: the
     Emergency contract)."""
 
-    request: EmergencyRequest
-    chain_id: int
-    verifying_contract: Address
-    signature: bytes
-    capsules: tuple[bytes, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        r = self.request
-        return {
-            "chain_id": self.chain_id,
-            "verifying_contract": self.verifying_contract,
-            "proxy": r.proxy,
-            "declaration_id": r.declaration_id,
-            "tag": "0x" + bytes(r.tag).hex(),
-            "capsule_hashes": ["0x" + h.hex() for h in r.capsule_hashes],
-            "nonce": str(r.nonce),
-            "deadline": r.deadline,
-            "signature": "0x" + self.signature.hex(),
-            "capsules": ["0x" + c.hex() for c in self.capsules],
-        }
+    WHAT: ClassVar[str] = "emergency request"
 
     @classmethod
     def from_json(cls, data: Any) -> SignedEmergencyRequest:
         """Parse the wire form as strictly as :meth:`SignedRequest.from_json`
         (:class:`WireFormatError` on anything malformed)."""
-        if not isinstance(data, dict):
-            raise WireFormatError(
-                f"malformed emergency request: expected a JSON object, got {_kind(data)}"
-            )
-        missing = sorted(_FIELDS - data.keys())
-        unknown = sorted(str(k) for k in data.keys() - _FIELDS)
-        if missing or unknown:
-            raise WireFormatError(
-                "malformed emergency request: "
-                + "; ".join(
-                    ([f"missing {', '.join(missing)}"] if missing else [])
-                    + ([f"unknown field {_names(unknown)}"] if unknown else [])
-                )
-            )
-        req = EmergencyRequest(
-            proxy=_address(data["proxy"], "proxy"),
-            declaration_id=_int(data["declaration_id"], "declaration_id", _MAX_DECLARATION),
-            tag=CategoryTag(_hex(data["tag"], "tag", 32)),
-            capsule_hashes=tuple(_hex_list(data["capsule_hashes"], "capsule_hashes", 32)),
-            nonce=_decimal(data["nonce"], "nonce", MAX_NONCE),
-            deadline=_int(data["deadline"], "deadline", MAX_DEADLINE),
-        )
-        return cls(
-            request=req,
-            chain_id=_int(data["chain_id"], "chain_id", MAX_CHAIN_ID),
-            verifying_contract=_address(data["verifying_contract"], "verifying_contract"),
-            signature=_hex(data["signature"], "signature", 65),
-            capsules=tuple(_hex_list(data["capsules"], "capsules", None)),
-        )
+        return cls._parse(data, EmergencyRequest)
 
 
 class EmergencyClient(ThresholdClient):

@@ -16,6 +16,7 @@ from emrshare._addresses import address_bytes
 from emrshare.categories import normalize_category
 from emrshare.chain import (
     Contracts,
+    Emergency,
     EmergencyAccessLogged,
     EmergencyDeclared,
     EmergencyOptInParams,
@@ -78,6 +79,29 @@ class EmergencyNotice:
     review: EmergencyReview
     justification: str | None
     accesses: tuple[EmergencyAccess, ...] = ()
+
+
+def _notice(
+    em: Emergency,
+    ev: EmergencyDeclared,
+    justification: str | None,
+    accesses: tuple[EmergencyAccess, ...] = (),
+) -> EmergencyNotice:
+    """The notice of declaration ``ev``, its status and review read from chain now."""
+    return EmergencyNotice(
+        ev.declaration_id,
+        ev.patient,
+        ev.clinician,
+        None if int(ev.cosigner, 16) == 0 else ev.cosigner,
+        ev.reason_code,
+        bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
+        ev.block_number,
+        ev.ends_at,
+        em.status(ev.declaration_id),
+        em.declaration(ev.declaration_id).review,
+        justification,
+        accesses,
+    )
 
 
 def _accesses(
@@ -167,23 +191,7 @@ def notices(
             ).text
         except (CryptoError, WireFormatError):
             text = None
-        d = em.declaration(ev.declaration_id)
-        out.append(
-            EmergencyNotice(
-                ev.declaration_id,
-                ev.patient,
-                ev.clinician,
-                None if int(ev.cosigner, 16) == 0 else ev.cosigner,
-                ev.reason_code,
-                bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
-                ev.block_number,
-                ev.ends_at,
-                em.status(ev.declaration_id),
-                d.review,
-                text,
-                tuple(served.get(ev.declaration_id, ())),
-            )
-        )
+        out.append(_notice(em, ev, text, tuple(served.get(ev.declaration_id, ()))))
     return sorted(out, key=lambda n: -n.declaration_id)
 
 
@@ -338,23 +346,10 @@ class MemberEmergency:
         """This member's own declarations, newest first, with their status on chain time
         (the justification is sealed to the patient and the regulator only: ``None``)."""
         em = self.network.contracts.emergency
-        out = []
-        for ev in em.events(EmergencyDeclared, clinician=self.keys.address):
-            out.append(
-                EmergencyNotice(
-                    ev.declaration_id,
-                    ev.patient,
-                    ev.clinician,
-                    None if int(ev.cosigner, 16) == 0 else ev.cosigner,
-                    ev.reason_code,
-                    bytes(ev.purpose_of_use).rstrip(b"\0").decode(),
-                    ev.block_number,
-                    ev.ends_at,
-                    em.status(ev.declaration_id),
-                    em.declaration(ev.declaration_id).review,
-                    None,
-                )
-            )
+        out = [
+            _notice(em, ev, None)
+            for ev in em.events(EmergencyDeclared, clinician=self.keys.address)
+        ]
         return sorted(out, key=lambda n: -n.declaration_id)
 
     def declare(self, patient: str, reason_code: int, justification: str) -> int:

@@ -17,7 +17,13 @@ import pytest
 
 from emrshare import EmergencyRefused
 from emrshare.categories import normalize_category
-from emrshare.chain import Capability, EmergencyAccessLogged, EmergencyOptInParams, Role
+from emrshare.chain import (
+    Capability,
+    EmergencyAccessLogged,
+    EmergencyOptInParams,
+    EmergencyStatus,
+    Role,
+)
 from emrshare.crypto import MemberKeys, SealedEntry
 from emrshare.errors import AccessDenied, Unavailable
 from emrshare.proxy import PolicyKeys, ThresholdPolicy
@@ -266,3 +272,36 @@ def test_read_after_the_consortium_withdrew_the_capability_is_refused(world: Wor
         assert err.value.name == "clinician_not_capable"
     finally:
         t.admin.set_capabilities(t.hospital.address, Capability.EMERGENCY)
+
+
+def test_read_refused_when_wall_clock_passed_the_time_box_though_the_chain_head_lags(
+    world: World,
+) -> None:
+    # A chain head whose time lags the proxies' clocks (a stalled chain: no new block)
+    # must not stretch a declaration past its time box. Anvil's clock is set two time
+    # boxes behind the wall clock: a declaration made now is Active on chain time, and
+    # already past its time box by every proxy's clock.
+    t = world.trust
+    em = t.net.contracts.emergency
+    chain_before = t.net.chain_time()
+    t.node.rpc("anvil_setTime", [int(time.time()) - 2 * int(WINDOW.total_seconds())])
+    t.node.rpc("evm_mine")
+    try:
+        clinician = t.new_member("stale-head-clinician", Role.PROVIDER)
+        t.admin.set_capabilities(clinician.address, Capability.EMERGENCY)
+        clinician.emergency.key_file = world.key_file
+        patient = _opted_in_patient(world, "stale-head")
+        did = clinician.emergency.declare(patient.address, 1, WHY)
+        t.sync_proxies()
+        assert em.status(did) is EmergencyStatus.ACTIVE  # on the lagging chain time
+        assert em.declaration(did).ends_at < time.time()
+        with pytest.raises(EmergencyRefused) as err:
+            clinician.emergency.read(did, "allergies")
+        assert err.value.name == "declaration_expired"
+        reasons = _raw_refusals(world, clinician.keys.ethereum_key, did, patient, "allergies")
+        assert set(reasons.values()) == {"declaration_expired"}
+        assert not list(em.events(EmergencyAccessLogged, declaration_id=did))
+    finally:
+        # Back to where the chain's clock was (later tests' cool-downs count from there).
+        t.node.rpc("anvil_setTime", [chain_before + 1])
+        t.node.rpc("evm_mine")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from emrshare.chain import AccessEntry, EmergencyStatus, SignedTransaction
 from emrshare.errors import EmrShareError, TransactionFailed
-from emrshare.proxy.chainview import ProxyChain, audit_gas
+from emrshare.proxy.chainview import EmergencyLog, ProxyChain, audit_gas
 from emrshare.proxy.node.store import JournalEntry, PendingBatch, ProxyStore
 
 __all__ = ["AuditFlusher", "split_by_gas"]
@@ -235,9 +235,8 @@ class AuditFlusher:
 
     def _sign_emergency(self, e: JournalEntry, nonce: int) -> SignedTransaction:
         assert e.declaration_id is not None
-        return self.chain.sign_emergency_log(
-            e.declaration_id, e.proxies, e.tag, e.capsule_hashes, nonce
-        )
+        log = EmergencyLog(e.declaration_id, e.proxies, e.tag, e.capsule_hashes)
+        return self.chain.sign_emergency_log(log, nonce)
 
     def _loggable(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
         """The emergency serves whose declaration is still active (the others can no

@@ -36,11 +36,11 @@ from emrshare.chain import (
 from emrshare.chain import scrub_url_secrets as scrub
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.proxy.chainview import (
+    EmergencyLog,
     EmergencyView,
     IndexedCapsule,
     ProxyEvent,
     audit_gas,
-    emergency_gas,
 )
 from emrshare.types import CategoryTag, PolicyId
 
@@ -202,7 +202,7 @@ class NodeChain:
         if status is EmergencyStatus.NONE:
             return EmergencyView(status)
         d = em.declaration(declaration_id, block=block)
-        return EmergencyView(status, d.patient, d.clinician, d.generation)
+        return EmergencyView(status, d.patient, d.clinician, d.generation, d.ends_at)
 
     @_chain_errors
     def emergency_capable(self, account: str, block: int) -> bool:
@@ -217,21 +217,14 @@ class NodeChain:
         return self.contracts.emergency.emergency_keys(block=block)[0]
 
     @_chain_errors
-    def sign_emergency_log(
-        self,
-        declaration_id: int,
-        proxies: Sequence[str],
-        tag: bytes,
-        capsule_hashes: Sequence[bytes],
-        nonce: int,
-    ) -> SignedTransaction:
+    def sign_emergency_log(self, log: EmergencyLog, nonce: int) -> SignedTransaction:
         return self.contracts.emergency.sign_log_access(
-            declaration_id,
-            proxies,
-            CategoryTag(bytes(tag)),
-            capsule_hashes,
+            log.declaration_id,
+            log.proxies,
+            CategoryTag(bytes(log.tag)),
+            log.capsule_hashes,
             nonce=nonce,
-            gas=emergency_gas(len(proxies), len(capsule_hashes)),
+            gas=log.gas,
         )
 
     @_chain_errors

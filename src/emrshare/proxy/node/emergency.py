@@ -2,8 +2,9 @@
 
 :meth:`EmergencyService.handle` checks a declaring clinician's signed request
 (:class:`~emrshare.proxy.emergency.SignedEmergencyRequest`) in a fixed order, every chain
-fact read at **one** block: the declaration is Active on that block's time (not past its
-time box, not ended, its opt-in not withdrawn or replaced), the signer is its clinician,
+fact read at **one** block: the declaration is Active on that block's time (not ended,
+its opt-in not withdrawn or replaced, not past its time box, which is also judged on the
+proxy's own clock: :func:`declaration_refusal`), the signer is its clinician,
 who still holds the EMERGENCY capability, the tag is one the patient's current opt-in
 opens, and this proxy is one of the opt-in's proxies (and an active Proxy member). Then
 it re-encrypts with its kfrag of the tag and journals the serve with the grants' serves:
@@ -13,19 +14,20 @@ machine-readable reason.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from collections.abc import Callable
 
 from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
-from emrshare.proxy import response
+from emrshare.proxy.chainview import EmergencyView
 from emrshare.proxy.emergency import SignedEmergencyRequest
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
-from emrshare.proxy.node.service import ProxyService, Served
+from emrshare.proxy.node.service import ProxyService, Served, check_envelope, indexed_records
 from emrshare.proxy.node.store import Serve
-from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, capsule_hash
+from emrshare.proxy.request import Refusal, RefusalReason
 
-__all__ = ["EmergencyService"]
+__all__ = ["EmergencyService", "declaration_refusal"]
 
 _NOT_ACTIVE = {
     EmergencyStatus.NONE: (
@@ -47,69 +49,48 @@ _NOT_ACTIVE = {
 }
 
 
+def declaration_refusal(
+    view: EmergencyView, declaration_id: int, chain_time: int, wall_time: float
+) -> tuple[RefusalReason, str] | None:
+    """Why declaration ``declaration_id`` (``view``, read at the latest block, whose time
+    is ``chain_time``) opens no emergency read now; None while it does.
+
+    The time box is judged conservatively: it has passed once the latest block's time
+    *or* this proxy's clock (``wall_time``, unix seconds) reached its end. The chain's
+    status is computed on block time only, so a chain head that stopped moving (no new
+    block) would otherwise stretch the declaration past its expiry.
+    """
+    if view.status is not EmergencyStatus.ACTIVE:
+        reason, text = _NOT_ACTIVE[view.status]
+        return reason, text.format(id=declaration_id)
+    if max(chain_time, wall_time) >= view.ends_at:
+        return RefusalReason.DECLARATION_EXPIRED, (
+            f"emergency declaration {declaration_id} passed its time box by this proxy's "
+            f"clock (the latest block's time, {chain_time}, lags behind); declare again if "
+            "still needed"
+        )
+    return None
+
+
 class EmergencyService:
     """Emergency requests, served with the state of a :class:`ProxyService` (its chain,
-    store, caches, journal, nonce gate and counters)."""
+    store, caches, journal, nonce gate and counters). ``clock`` is the proxy's wall clock
+    (unix seconds), which bounds a declaration's time box beside chain time."""
 
-    def __init__(self, service: ProxyService) -> None:
+    def __init__(self, service: ProxyService, *, clock: Callable[[], float] = time.time) -> None:
         self.service = service
         self.chain = service.chain
         self.store = service.store
+        self.clock = clock
 
     def handle(self, signed: SignedEmergencyRequest) -> Served | Refusal:
         """Evaluate one emergency request and sign the answer; never raises for a bad
         request, only for internal faults."""
-        result = self._decide(signed)
-        req = signed.request
-        common = response.Bound(
-            self.chain.chain_id,
-            self.chain.grants_contract,
-            self.chain.proxy_address,
-            req.digest(signed.chain_id, signed.verifying_contract),
-        )
-        if isinstance(result, Served):
-            digest = response.served_digest(
-                common,
-                cfrag_hashes=[capsule_hash(c) for c in result.cfrags],
-                block=result.block,
-                delegating_pk=result.delegating_pk,
-            )
-        else:
-            digest = response.refused_digest(common, reason=result.reason.value, block=result.block)
-        return replace(result, signature=self.service.sign_answer(digest))
-
-    def _check_request(self, signed: SignedEmergencyRequest) -> Refusal | None:
-        req, refuse = signed.request, self.service.refuse
-        if not signed.capsules:
-            return refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
-        if len(signed.capsules) > MAX_BATCH:
-            return refuse(RefusalReason.BATCH_TOO_LARGE, f"at most {MAX_BATCH} capsules")
-        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
-            return refuse(RefusalReason.BAD_REQUEST, "the request names a capsule twice")
-        if signed.chain_id != self.chain.chain_id:
-            return refuse(
-                RefusalReason.WRONG_CHAIN,
-                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
-            )
-        if signed.verifying_contract.lower() != self.chain.emergency_contract.lower():
-            return refuse(
-                RefusalReason.WRONG_CONTRACT,
-                f"this proxy follows the Emergency contract {self.chain.emergency_contract}",
-            )
-        if req.proxy.lower() != self.chain.proxy_address.lower():
-            return refuse(RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}")
-        if len(signed.capsules) != len(req.capsule_hashes) or any(
-            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
-        ):
-            return refuse(
-                RefusalReason.CAPSULE_HASH_MISMATCH,
-                "the capsules sent do not match the signed capsule hashes",
-            )
-        return None
+        return self.service.sign(signed, self._decide(signed))
 
     def _decide(self, signed: SignedEmergencyRequest) -> Served | Refusal:
         refuse = self.service.refuse
-        bad = self._check_request(signed)
+        bad = check_envelope(self.service, signed, self.chain.emergency_contract, "Emergency")
         if bad is not None:
             return bad
         req = signed.request
@@ -128,9 +109,9 @@ class EmergencyService:
                 f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
                 block,
             )
-        if view.status is not EmergencyStatus.ACTIVE:
-            reason, text = _NOT_ACTIVE[view.status]
-            return refuse(reason, text.format(id=req.declaration_id), block)
+        not_active = declaration_refusal(view, req.declaration_id, now, self.clock())
+        if not_active is not None:
+            return refuse(*not_active, block)
         if signer.lower() != view.clinician.lower():
             return refuse(
                 RefusalReason.NOT_DECLARER,
@@ -204,25 +185,11 @@ class EmergencyService:
                 "another request already used this nonce; sign a new request",
                 block,
             )
-        entries = self.store.entries(req.capsule_hashes)
-        scope = (patient.lower(), bytes(req.tag))
-        record_ids: list[bytes] = []
-        for h in req.capsule_hashes:
-            found = entries.get(h)
-            if not found:
-                return refuse(
-                    RefusalReason.CAPSULE_NOT_IN_INDEX,
-                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
-                    block,
-                )
-            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
-            if not match:
-                return refuse(
-                    RefusalReason.CAPSULE_WRONG_CATEGORY,
-                    f"capsule 0x{h.hex()} belongs to another category than the request's",
-                    block,
-                )
-            record_ids.append(match[0].record_id)
+        record_ids = indexed_records(
+            self.service, req.capsule_hashes, patient, bytes(req.tag), block, "than the request's"
+        )
+        if isinstance(record_ids, Refusal):
+            return record_ids
         emergency_scope = EmergencyScope.of(patient, bytes(req.tag), self.chain.emergency_contract)
         kfrag = self.service.caches.kfrag(emergency_scope)
         if kfrag is None:

@@ -8,8 +8,9 @@ journals the serve for the audit log, and returns the cfrags with the block it e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import umbral_pre
 from eth_account import Account
@@ -17,6 +18,7 @@ from eth_account import Account
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import response
+from emrshare.proxy._envelope import SignedEnvelope
 from emrshare.proxy.chainview import GrantStatus, ProxyChain
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node._caches import ServiceCaches
@@ -24,7 +26,7 @@ from emrshare.proxy.node.audit_journal import GroupCommit
 from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
 
-__all__ = ["KfragOpener", "ProxyService", "Served"]
+__all__ = ["KfragOpener", "ProxyService", "Served", "check_envelope", "indexed_records"]
 
 #: Unseal and verify this proxy's kfrag of a grant:
 #: (sealed kfrag, grant event or emergency scope, patient verifying key, grantee receiving
@@ -136,7 +138,7 @@ class ProxyService:
         result = self._decide(signed)
         return self.sign(signed, result)
 
-    def sign(self, signed: SignedRequest, result: Served | Refusal) -> Served | Refusal:
+    def sign(self, signed: SignedEnvelope[Any], result: Served | Refusal) -> Served | Refusal:
         """``result`` with the proxy's signature, bound to ``signed``'s request digest."""
         req = signed.request
         request_digest = req.digest(signed.chain_id, signed.verifying_contract)
@@ -163,41 +165,9 @@ class ProxyService:
 
     def _decide(self, signed: SignedRequest) -> Served | Refusal:
         req = signed.request
-        me = self.chain.proxy_address
-        if not signed.capsules:
-            return self.refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
-        if len(signed.capsules) > MAX_BATCH:
-            return self.refuse(
-                RefusalReason.BATCH_TOO_LARGE,
-                f"at most {MAX_BATCH} capsules per request; split the batch",
-            )
-        if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
-            # Each repeat would cost the audit transaction gas for nothing.
-            return self.refuse(
-                RefusalReason.BAD_REQUEST,
-                "the request names the same capsule hash more than once; send each once",
-            )
-        if signed.chain_id != self.chain.chain_id:
-            return self.refuse(
-                RefusalReason.WRONG_CHAIN,
-                f"this proxy serves chain {self.chain.chain_id}, not {signed.chain_id}",
-            )
-        if signed.verifying_contract.lower() != self.chain.grants_contract.lower():
-            return self.refuse(
-                RefusalReason.WRONG_CONTRACT,
-                f"this proxy follows the grants contract {self.chain.grants_contract}",
-            )
-        if req.proxy.lower() != me.lower():
-            return self.refuse(
-                RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}, not {me}"
-            )
-        if len(signed.capsules) != len(req.capsule_hashes) or any(
-            capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
-        ):
-            return self.refuse(
-                RefusalReason.CAPSULE_HASH_MISMATCH,
-                "the capsules sent do not match the signed capsule hashes",
-            )
+        bad = check_envelope(self, signed, self.chain.grants_contract, "grants")
+        if bad is not None:
+            return bad
         try:
             signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
         except WireFormatError as exc:
@@ -313,25 +283,11 @@ class ProxyService:
                 f"{block} (removed or suspended); access ends with membership",
                 block,
             )
-        entries = self.store.entries(req.capsule_hashes)
-        scope = (policy.patient.lower(), policy.tag)
-        record_ids: list[bytes] = []
-        for h in req.capsule_hashes:
-            found = entries.get(h)
-            if not found:
-                return self.refuse(
-                    RefusalReason.CAPSULE_NOT_IN_INDEX,
-                    f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
-                    block,
-                )
-            match = [e for e in found if (e.patient.lower(), e.tag) == scope]
-            if not match:
-                return self.refuse(
-                    RefusalReason.CAPSULE_WRONG_CATEGORY,
-                    f"capsule 0x{h.hex()} belongs to another category or epoch than the policy",
-                    block,
-                )
-            record_ids.append(match[0].record_id)
+        record_ids = indexed_records(
+            self, req.capsule_hashes, policy.patient, policy.tag, block, "or epoch than the policy"
+        )
+        if isinstance(record_ids, Refusal):
+            return record_ids
         kfrag = self.caches.kfrag(policy)
         if kfrag is None:
             return self.refuse(
@@ -387,3 +343,82 @@ class ProxyService:
             "this proxy has not processed the grant yet (confirmation depth); retry shortly",
             block,
         )
+
+
+def check_envelope(
+    service: ProxyService, signed: SignedEnvelope[Any], contract: str, contract_name: str
+) -> Refusal | None:
+    """The checks of a request to ``service`` that need no chain read, in order: capsules
+    named, batch size, no repeated capsule, this chain, ``contract`` (the verifying
+    contract ``service`` follows for requests of this kind, called ``contract_name``), this
+    proxy, capsules matching the signed hashes. None if all pass; else the refusal."""
+    req = signed.request
+    me = service.chain.proxy_address
+    if not signed.capsules:
+        return service.refuse(RefusalReason.BAD_REQUEST, "the request names no capsules")
+    if len(signed.capsules) > MAX_BATCH:
+        return service.refuse(
+            RefusalReason.BATCH_TOO_LARGE,
+            f"at most {MAX_BATCH} capsules per request; split the batch",
+        )
+    if len(set(req.capsule_hashes)) != len(req.capsule_hashes):
+        # Each repeat would cost the audit transaction gas for nothing.
+        return service.refuse(
+            RefusalReason.BAD_REQUEST,
+            "the request names the same capsule hash more than once; send each once",
+        )
+    if signed.chain_id != service.chain.chain_id:
+        return service.refuse(
+            RefusalReason.WRONG_CHAIN,
+            f"this proxy serves chain {service.chain.chain_id}, not {signed.chain_id}",
+        )
+    if signed.verifying_contract.lower() != contract.lower():
+        return service.refuse(
+            RefusalReason.WRONG_CONTRACT,
+            f"this proxy follows the {contract_name} contract {contract}",
+        )
+    if req.proxy.lower() != me.lower():
+        return service.refuse(
+            RefusalReason.WRONG_PROXY, f"the request is addressed to {req.proxy}, not {me}"
+        )
+    if len(signed.capsules) != len(req.capsule_hashes) or any(
+        capsule_hash(c) != h for c, h in zip(signed.capsules, req.capsule_hashes, strict=False)
+    ):
+        return service.refuse(
+            RefusalReason.CAPSULE_HASH_MISMATCH,
+            "the capsules sent do not match the signed capsule hashes",
+        )
+    return None
+
+
+def indexed_records(
+    service: ProxyService,
+    capsule_hashes: Sequence[bytes],
+    patient: str,
+    tag: bytes,
+    block: int,
+    scope_name: str,
+) -> list[bytes] | Refusal:
+    """The record id of each capsule in ``service``'s index of ``patient``'s entries under
+    ``tag``, in order; or the refusal of the first capsule not indexed, or indexed under
+    another scope (``scope_name`` ends the message: "belongs to another category …")."""
+    entries = service.store.entries(capsule_hashes)
+    scope = (patient.lower(), tag)
+    record_ids: list[bytes] = []
+    for h in capsule_hashes:
+        found = entries.get(h)
+        if not found:
+            return service.refuse(
+                RefusalReason.CAPSULE_NOT_IN_INDEX,
+                f"capsule 0x{h.hex()} is not in this proxy's index of the patient's entries",
+                block,
+            )
+        match = [e for e in found if (e.patient.lower(), e.tag) == scope]
+        if not match:
+            return service.refuse(
+                RefusalReason.CAPSULE_WRONG_CATEGORY,
+                f"capsule 0x{h.hex()} belongs to another category {scope_name}",
+                block,
+            )
+        record_ids.append(match[0].record_id)
+    return record_ids
