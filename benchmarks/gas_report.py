@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 from eth_account import Account
 from web3 import Web3
@@ -207,6 +208,11 @@ def main() -> int:
         figures["first grant of a patient"] = first.gas_used
         g = patient.grants.grant(params(h_addr))
         figures["grant (3 proxies, M=2)"] = g.gas_used
+        # A grant scoped to records (one prescription; a claim's records): + one slot and
+        # the ids in the event.
+        for n in (1, 10):
+            scoped = replace(params(h_addr), records=sorted(os.urandom(32) for _ in range(n)))
+            figures[f"grant scoped to {n} record(s)"] = patient.grants.grant(scoped).gas_used
         policy = g.event(GrantCreated).policy_id
         figures["revoke"] = patient.grants.revoke(policy).gas_used
         figures["revoke all grants of a tag (revokeTag)"] = patient.grants.revoke_tag(tag).gas_used

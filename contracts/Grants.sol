@@ -31,6 +31,12 @@ import {PatientProfiles} from "./PatientProfiles.sol";
 /// The contract is also the EIP-712 verifying contract of proxy requests
 /// (domain name "emrshare-proxy", version "1"): see {hashProxyRequest}.
 ///
+/// A grant may be scoped to some records of its tag (`GrantParams.records`, strictly
+/// ascending ids; empty for the whole tag): {scopeOf} holds their hash and {GrantCreated}
+/// lists them, and proxies serve no capsule of a record outside them. The ids are in clear,
+/// as the grant's patient, grantee and tag are: a scoped grant says which records the
+/// grantee may read, not what they hold.
+///
 /// A patient acts directly or through the {PatientForwarder} (signed, relayed, no ETH);
 /// a guardian acts through it in the patient's name (grant, revoke, revokeTag, answer).
 contract Grants is EIP712, PatientContext {
@@ -40,6 +46,8 @@ contract Grants is EIP712, PatientContext {
     uint256 public constant MAX_SEALED_BYTES = 1024;
     /// @notice Largest sealed grantee map, in bytes.
     uint256 public constant MAX_GRANTEE_MAP_BYTES = 2048;
+    /// @notice Most records a scoped grant may name.
+    uint256 public constant MAX_SCOPE_RECORDS = 256;
 
     /// @notice EIP-712 type hash of a proxy request signed by a grantee.
     bytes32 public constant PROXY_REQUEST_TYPEHASH = keccak256(
@@ -72,6 +80,7 @@ contract Grants is EIP712, PatientContext {
         uint8 threshold;
         bytes[] sealedKfrags; // aligned with proxies
         bytes sealedGranteeMap;
+        bytes32[] records; // strictly ascending record ids the grant is scoped to; empty: the whole tag
     }
 
     struct Policy {
@@ -97,6 +106,7 @@ contract Grants is EIP712, PatientContext {
     mapping(address patient => mapping(bytes32 tag => mapping(uint16 generation => uint40 endedAt)))
         private _generationEnds;
     mapping(address patient => bytes32[]) private _patientPolicies;
+    mapping(bytes32 policyId => bytes32 recordsHash) private _scopes;
     mapping(uint256 requestId => AccessRequest) private _requests;
     uint256 private _requestCount;
 
@@ -125,6 +135,9 @@ contract Grants is EIP712, PatientContext {
     /// @notice A sealed blob is empty or too large. `index` is the kfrag's index, 0 for a
     /// sealed request or answer, and `type(uint256).max` for the sealed grantee map.
     error Grants_SealedTooLarge(uint256 index, uint256 length);
+    /// @notice A scope's record ids must be strictly ascending (sorted, no repeats) and
+    /// at most {MAX_SCOPE_RECORDS}; `index` is the first offending one.
+    error Grants_InvalidScope(uint256 index, uint256 count);
     /// @notice The caller has no patient profile (register one in PatientProfiles first).
     error Grants_NoProfile(address caller);
     /// @notice The account is not an active consortium member.
@@ -149,7 +162,8 @@ contract Grants is EIP712, PatientContext {
         uint8 threshold,
         address[] proxies,
         bytes[] sealedKfrags,
-        bytes sealedGranteeMap
+        bytes sealedGranteeMap,
+        bytes32[] records
     );
     /// @notice Emitted after a grant is revoked; honest proxies refuse from `revokedAt` on.
     event GrantRevoked(bytes32 indexed policyId, address indexed patient, uint40 revokedAt);
@@ -190,7 +204,8 @@ contract Grants is EIP712, PatientContext {
     /// active member; expiry is after chain time; 1 <= threshold <= proxies <= {MAX_PROXIES};
     /// proxies are distinct and non-zero and all hold the Proxy role, not suspended; one
     /// sealed kfrag per proxy, each 1..{MAX_SEALED_BYTES} bytes; the sealed grantee map is
-    /// 1..{MAX_GRANTEE_MAP_BYTES} bytes.
+    /// 1..{MAX_GRANTEE_MAP_BYTES} bytes; `p.records` is empty or strictly ascending, at most
+    /// {MAX_SCOPE_RECORDS}.
     /// Emits: {GrantCreated}.
     function grant(GrantParams calldata p) external returns (bytes32 policyId) {
         address patient = _actor();
@@ -212,6 +227,7 @@ contract Grants is EIP712, PatientContext {
         pol.createdAt = uint40(block.number);
         pol.binding = bindingFor(p.grantee, p.proxies);
         _patientPolicies[patient].push(policyId);
+        if (p.records.length != 0) _scopes[policyId] = _scopeHash(p.records);
         emit GrantCreated(
             policyId,
             patient,
@@ -222,7 +238,8 @@ contract Grants is EIP712, PatientContext {
             p.threshold,
             p.proxies,
             p.sealedKfrags,
-            p.sealedGranteeMap
+            p.sealedGranteeMap,
+            p.records
         );
     }
 
@@ -278,6 +295,12 @@ contract Grants is EIP712, PatientContext {
         Policy memory pol = _policies[policyId];
         if (pol.patient == address(0)) revert Grants_UnknownPolicy(policyId);
         return pol;
+    }
+
+    /// @notice The hash `keccak256(abi.encodePacked(records))` of the records a grant is
+    /// scoped to, or zero if it covers its whole tag (or does not exist).
+    function scopeOf(bytes32 policyId) external view returns (bytes32) {
+        return _scopes[policyId];
     }
 
     /// @notice The blocks and time during which a grant could be served, in one call.
@@ -458,6 +481,15 @@ contract Grants is EIP712, PatientContext {
         (bool ok, uint256 firstBad) =
             _registry.allHaveRole(p.proxies, ConsortiumRegistry.Role.Proxy);
         if (!ok) revert Grants_NotProxy(p.proxies[firstBad]);
+    }
+
+    function _scopeHash(bytes32[] calldata records) private pure returns (bytes32) {
+        uint256 n = records.length;
+        if (n > MAX_SCOPE_RECORDS) revert Grants_InvalidScope(MAX_SCOPE_RECORDS, n);
+        for (uint256 i = 1; i < n; ++i) {
+            if (records[i] <= records[i - 1]) revert Grants_InvalidScope(i, n);
+        }
+        return keccak256(abi.encodePacked(records));
     }
 
     function _checkSealed(uint256 index, uint256 length, uint256 max) private pure {

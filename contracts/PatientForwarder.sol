@@ -46,7 +46,7 @@ contract PatientForwarder is EIP712, Nonces {
 
     // What a guardian may do in the patient's name (function selectors of Grants, and Emergency.end).
     bytes4 private constant _GRANT = bytes4(
-        keccak256("grant((bytes32,address,bytes32,uint40,address[],uint8,bytes[],bytes))")
+        keccak256("grant((bytes32,address,bytes32,uint40,address[],uint8,bytes[],bytes,bytes32[]))")
     );
     bytes4 private constant _REVOKE = bytes4(keccak256("revoke(bytes32)"));
     bytes4 private constant _REVOKE_TAG = bytes4(keccak256("revokeTag(bytes32)"));

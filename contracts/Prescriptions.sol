@@ -12,8 +12,10 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 ///
 /// The prescription itself is a record (a FHIR MedicationRequest) in the patient's
 /// `prescriptions` category, read by the pharmacy through the patient's grant. Here sits only
-/// its commitment, the id: `keccak256(abi.encode(salt, docHash))`, where `docHash` is the
-/// SHA-256 of the record's bytes and `salt` 32 random bytes carried inside the record. No
+/// its commitment `keccak256(abi.encode(salt, docHash))`, where `docHash` is the SHA-256 of
+/// the record's bytes and `salt` 32 random bytes carried inside the record, bound to its
+/// prescriber: the id is `keccak256(abi.encode(prescriber, commitment))`, so another
+/// provider copying an `issue` from the mempool makes another id and cannot block it. No
 /// drug, patient or dose is on chain, and the salt stops anyone confirming a guessed
 /// prescription by hashing candidates.
 ///
@@ -31,7 +33,8 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 ///
 /// Who held which role at issue time is the registry's state at the {PrescriptionIssued}
 /// block: `issue` checks it as it runs, and a pharmacy re-checks it with an `eth_call` of
-/// `hasRole` at that block.
+/// `hasRole` at that block. `dispense` checks it again: a prescriber suspended or removed
+/// since leaves no fill behind it.
 contract Prescriptions is EIP712 {
     /// @notice Most fills one prescription may allow (the fills-used field has 6 bits).
     uint8 public constant MAX_FILLS = 63;
@@ -112,6 +115,9 @@ contract Prescriptions is EIP712 {
     error Prescriptions_NotReviewed(bytes32 id);
     /// @notice The prescription was reviewed already.
     error Prescriptions_AlreadyReviewed(bytes32 id);
+    /// @notice The prescriber is no longer an active Provider (suspended or removed by the
+    /// consortium): none of its prescriptions is dispensed.
+    error Prescriptions_PrescriberInactive(bytes32 id, address prescriber);
     /// @notice The reader key's address is missing (zero).
     error Prescriptions_NoReaderKey(bytes32 id);
     /// @notice The proof is not the reader key's signature over (`id`, `caller`): the caller
@@ -141,18 +147,21 @@ contract Prescriptions is EIP712 {
         _reviewRequired = reviewRequired_;
     }
 
-    /// @notice Issues prescription `id` (its commitment) allowing `fills` fills until
-    /// `validUntil`; reviews and fills must carry a signature by `reader`, the address of
-    /// the reader key derived from the document's salt.
-    /// Requirements: the caller holds the Provider role; `id` is unused and non-zero;
-    /// `reader` is non-zero; chain time < `validUntil` <= chain time + {MAX_VALIDITY};
+    /// @notice Issues the prescription of `commitment` allowing `fills` fills until
+    /// `validUntil`, as id {idOf}(caller, `commitment`); reviews and fills must carry a
+    /// signature by `reader`, the address of the reader key derived from the document's salt.
+    /// Requirements: the caller holds the Provider role; the id is unused; `reader` is
+    /// non-zero; chain time < `validUntil` <= chain time + {MAX_VALIDITY};
     /// 1 <= `fills` <= {MAX_FILLS}.
     /// Emits: {PrescriptionIssued}.
-    function issue(bytes32 id, address reader, uint40 validUntil, uint8 fills) external {
+    function issue(bytes32 commitment, address reader, uint40 validUntil, uint8 fills)
+        external
+        returns (bytes32 id)
+    {
         if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Provider)) {
             revert Prescriptions_NotPrescriber(msg.sender);
         }
-        if (id == bytes32(0)) revert Prescriptions_Unknown(id);
+        id = idOf(msg.sender, commitment);
         if (_prescriptions[id].prescriber != address(0)) revert Prescriptions_Exists(id);
         if (reader == address(0)) revert Prescriptions_NoReaderKey(id);
         if (validUntil <= block.timestamp || validUntil > block.timestamp + MAX_VALIDITY) {
@@ -184,8 +193,8 @@ contract Prescriptions is EIP712 {
     /// @notice Dispenses one fill of prescription `id`.
     /// Requirements: the caller holds the Pharmacy role; the prescription exists, is not
     /// cancelled, chain time < its validity end, a fill is left, and, where the consortium
-    /// requires it, it was reviewed; `proof` is the reader key's signature of
-    /// {hashDispense}(`id`, caller).
+    /// requires it, it was reviewed; its prescriber is still an active Provider; `proof` is
+    /// the reader key's signature of {hashDispense}(`id`, caller).
     /// Emits: {PrescriptionDispensed}.
     function dispense(bytes32 id, bytes calldata proof) external {
         if (!_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Pharmacy)) {
@@ -194,10 +203,15 @@ contract Prescriptions is EIP712 {
         Prescription storage p = _live(id);
         uint8 state = p.state;
         if (_reviewRequired && state & _REVIEWED == 0) revert Prescriptions_NotReviewed(id);
+        // A prescriber the consortium suspended or removed leaves no fill behind it.
+        address prescriber = p.prescriber;
+        if (!_registry.hasRole(prescriber, ConsortiumRegistry.Role.Provider)) {
+            revert Prescriptions_PrescriberInactive(id, prescriber);
+        }
         _checkRead(id, p.reader, hashDispense(id, msg.sender), proof);
         uint8 fill = (state & _USED_MASK) + 1;
         p.state = state + 1;
-        emit PrescriptionDispensed(id, msg.sender, p.prescriber, fill);
+        emit PrescriptionDispensed(id, msg.sender, prescriber, fill);
     }
 
     /// @notice Cancels prescription `id`; no fill can be dispensed after.
@@ -224,6 +238,11 @@ contract Prescriptions is EIP712 {
             _status(p),
             p.reader
         );
+    }
+
+    /// @notice The id of `prescriber`'s prescription of `commitment`.
+    function idOf(address prescriber, bytes32 commitment) public pure returns (bytes32) {
+        return keccak256(abi.encode(prescriber, commitment));
     }
 
     /// @notice EIP-712 digest the reader key signs for `reviewer` to review `id`.

@@ -146,7 +146,9 @@ class Consortium:
         proxies: list[MemberKeys],
         threshold: int,
         expiry: int,
+        records: Sequence[bytes] = (),
     ) -> Grant:
+        """A grant (scoped to ``records``, ascending, if any) sent by the patient."""
         nonce = secrets.token_bytes(32)
         policy_id = self.c["Grants"].functions.policyIdOf(patient.address, nonce).call()
         g = make_grant(
@@ -167,6 +169,7 @@ class Consortium:
             threshold,
             list(g.sealed_kfrags),
             g.sealed_grantee_map,
+            list(records),
         )
         self.send(patient.address, self.c["Grants"].functions.grant(params))
         return g

@@ -133,7 +133,7 @@ contract IndexHandler {
         bytes32 pid = grants.grant(
             Grants.GrantParams(
                 bytes32(++_nonce), address(grantee), tag, uint40(block.timestamp + 1 days),
-                proxies, 1, kfrags, hex"03"
+                proxies, 1, kfrags, hex"03", new bytes32[](0)
             )
         );
         if (byTag) grants.revokeTag(tag);

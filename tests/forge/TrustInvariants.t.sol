@@ -294,7 +294,9 @@ contract TrustHandler {
         for (uint256 i = 0; i < PROXIES; ++i) kfrags[i] = hex"03";
         bytes32 nonce = keccak256(abi.encode(_policies.length, p));
         Grants.GrantParams memory params =
-            Grants.GrantParams(nonce, grantee(), tag, expiry, proxies, 2, kfrags, hex"04");
+            Grants.GrantParams(
+                nonce, grantee(), tag, expiry, proxies, 2, kfrags, hex"04", new bytes32[](0)
+            );
         VM.prank(pa);
         try grants.grant(params) returns (bytes32 pid) {
             for (uint256 i = 0; i < PROXIES; ++i) {

@@ -88,11 +88,13 @@ from emrshare.chain.ids import (
     next_head,
     policy_id,
     prescription_commitment,
+    prescription_id,
     proxies_hash,
     purpose_code,
     record_id,
     record_ids,
     records_hash,
+    scope_hash,
     verify_chain,
 )
 from emrshare.chain.prescription_proofs import ReaderKey
@@ -219,11 +221,13 @@ __all__ = [
     "next_head",
     "policy_id",
     "prescription_commitment",
+    "prescription_id",
     "proxies_hash",
     "purpose_code",
     "record_id",
     "record_ids",
     "records_hash",
+    "scope_hash",
     "scrub_url_secrets",
     "verify_chain",
 ]

@@ -73,6 +73,10 @@ _HINTS: dict[str, str] = {
         "grant expiry {expiry} is not after chain time {chainTime}; choose a later expiry"
     ),
     "Grants_PolicyExists": "a grant with id {policyId} exists; use a fresh random nonce",
+    "Grants_InvalidScope": (
+        "a grant's records must be distinct, in ascending order and at most 256 "
+        "(record {index} of {count} is not); name fewer records"
+    ),
     "Grants_NotMember": "{account} is not a consortium member; ask the admins to admit it",
     "AuditLog_NotPolicyProxy": "{caller} is not a proxy of grant {policyId} and may not log",
     "AuditLog_NotProxy": (
@@ -169,6 +173,14 @@ _HINTS: dict[str, str] = {
         "grant, then dispense or review it from that record"
     ),
     "Prescriptions_NoReaderKey": "prescription {id} needs a reader key address; issue it again",
+    "Prescriptions_PrescriberInactive": (
+        "the prescriber {prescriber} of prescription {id} is no longer an active Provider "
+        "(suspended or removed by the consortium); do not dispense it: the patient needs a "
+        "new prescription"
+    ),
+    "Prescriptions_Exists": (
+        "you issued prescription {id} already (the same document and salt); issue a new one"
+    ),
     "Prescriptions_InvalidFills": "fills must be 1 to 63, not {fills}",
     "Prescriptions_InvalidValidity": (
         "validity end {validUntil} must be after chain time {chainTime} and within 366 days"

@@ -296,6 +296,7 @@ class GrantCreated(ChainEvent):
     proxies: tuple[str, ...]
     sealed_kfrags: tuple[bytes, ...]  # aligned with proxies
     sealed_grantee_map: bytes
+    records: tuple[bytes, ...]  # the scope, strictly ascending; empty: the whole tag
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,13 @@ __all__ = [
     "next_head",
     "policy_id",
     "prescription_commitment",
+    "prescription_id",
     "proxies_hash",
     "purpose_code",
     "record_id",
     "record_ids",
     "records_hash",
+    "scope_hash",
     "verify_chain",
 ]
 
@@ -51,11 +53,22 @@ def policy_id(patient: str, nonce: bytes) -> PolicyId:
 
 
 def prescription_commitment(salt: bytes, document: bytes) -> bytes:
-    """``keccak256(abi.encode(salt, sha256(document)))``: a prescription's id in the
-    ``Prescriptions`` contract (``salt`` 32 random bytes, inside the document)."""
+    """``keccak256(abi.encode(salt, sha256(document)))``: what a prescriber commits to in
+    the ``Prescriptions`` contract (``salt`` 32 random bytes, inside the document)."""
     if len(salt) != 32:
         raise ValueError("a prescription salt is 32 random bytes")
     return bytes(keccak(salt + hashlib.sha256(document).digest()))
+
+
+def prescription_id(prescriber: str, commitment: bytes) -> bytes:
+    """``Prescriptions.idOf``: ``keccak256(abi.encode(prescriber, commitment))``, the id of
+    ``prescriber``'s prescription (another provider issuing the same commitment makes
+    another id)."""
+    return bytes(
+        keccak(
+            abi_encode(["address", "bytes32"], [Web3.to_checksum_address(prescriber), commitment])
+        )
+    )
 
 
 def record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:
@@ -108,6 +121,12 @@ def records_hash(record_ids: Iterable[bytes]) -> bytes:
     in its audit trail, so the proxies and the patient must agree on it byte for byte.
     """
     return bytes(keccak(b"".join(bytes(r) for r in record_ids)))
+
+
+def scope_hash(record_ids: Iterable[bytes]) -> bytes:
+    """``Grants.scopeOf`` of a grant scoped to ``record_ids``: ``keccak256`` of the ids,
+    32 bytes each, concatenated in ascending order (the order the contract requires)."""
+    return records_hash(sorted(bytes(r) for r in record_ids))
 
 
 def next_head(head: bytes, rid: bytes, entry: bytes) -> bytes:

@@ -207,10 +207,16 @@ class GrantParams:
     threshold: int
     sealed_kfrags: Sequence[bytes]  # aligned with proxies
     sealed_grantee_map: bytes
+    #: The record ids the grant is scoped to, strictly ascending; empty: the whole tag.
+    records: Sequence[bytes] = ()
 
     def __post_init__(self) -> None:
         if len(self.nonce) != 32 or len(self.tag) != 32:
             raise ValueError("a grant's nonce and tag are 32 bytes each")
+        if any(len(r) != 32 for r in self.records):
+            raise ValueError("a grant's scope lists 32-byte record ids")
+        if any(bytes(a) >= bytes(b) for a, b in zip(self.records, self.records[1:], strict=False)):
+            raise ValueError("a grant's scope lists its record ids in strictly ascending order")
         if not 0 <= self.expiry < 2**40:
             raise ValueError(f"expiry {self.expiry} is not a unix time in seconds (uint40)")
         if not 0 <= self.threshold < 256:
@@ -227,6 +233,7 @@ class GrantParams:
             self.threshold,
             list(self.sealed_kfrags),
             self.sealed_grantee_map,
+            [bytes(r) for r in self.records],
         )
 
 

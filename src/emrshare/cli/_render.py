@@ -184,6 +184,7 @@ def _grant_json(g: GrantInfo) -> dict[str, Any]:
         "proxies": list(g.proxies),
         "status": label(g.status),
         "by": g.by,
+        "records": [hex_id(r) for r in g.records],
     }
 
 
@@ -199,7 +200,9 @@ GRANTS: View[GrantInfo] = View(
     lambda g: (
         short_id(g.policy_id),
         who(g.grantee),
-        g.category,
+        f"{g.category} ({len(g.records)} record{'s' * (len(g.records) != 1)})"
+        if g.records
+        else g.category,
         g.epoch,
         when(g.expiry),
         label(g.status),

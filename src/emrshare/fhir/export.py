@@ -101,6 +101,8 @@ class ConsentFacts:
     threshold: int | None = None
     proxies: tuple[str, ...] = ()
     by: str | None = None
+    #: The records a scoped grant names (``0x`` + 64 hex each); empty: the whole category.
+    records: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,8 @@ def consent(
     (:data:`CATEGORY_SYSTEM`) and the resource types it covers
     (:func:`category_resource_types`, system ``http://hl7.org/fhir/resource-types``).
     The proxies and threshold are extensions (``…/StructureDefinition/proxy``,
-    ``…/proxy-threshold``).
+    ``…/proxy-threshold``). A grant scoped to records lists them in ``provision.data``
+    (meaning ``instance``, each a logical reference ``urn:emrshare:record:0x…``).
 
     R4: ``scope`` patient-privacy, ``patient``, ``dateTime`` (the grant's block time),
     ``performer`` the patient (or the guardian that made it), ``policyRule`` OPTIN,
@@ -198,6 +201,10 @@ def consent(
         "action": [_ACCESS],
         "period": {"end": instant(facts.expiry)},
     }
+    if facts.records:
+        provision["data"] = [
+            {"meaning": "instance", "reference": record_reference(r)} for r in facts.records
+        ]
     if facts.purpose:
         provision["purpose"] = [purpose_coding(facts.purpose)]
     labels = security_labels(facts.category)

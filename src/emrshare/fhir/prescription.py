@@ -15,6 +15,7 @@ chain's copy. A pure module: no chain, no store.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,7 +96,8 @@ def medication_request(doc: PrescriptionDoc) -> bytes:
         medication["coding"] = [{"system": doc.code_system, "code": doc.code.strip()}]
     obj: dict[str, Any] = {
         "resourceType": "MedicationRequest",
-        "id": doc.salt.hex()[:32],
+        # Not the salt's digits: the salt keys the commitment and the reader key.
+        "id": hashlib.sha256(b"emrshare/rx-id" + doc.salt).hexdigest()[:32],
         "identifier": [{"system": SALT_SYSTEM, "value": "0x" + doc.salt.hex()}],
         "status": "active",
         "intent": "order",

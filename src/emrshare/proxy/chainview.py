@@ -174,6 +174,16 @@ class ProxyChain(Protocol):
         """The policy's state evaluated at ``block`` (never a cached answer)."""
         ...
 
+    def policy_scope(self, policy_id: bytes, block: int) -> bytes:
+        """``Grants.scopeOf`` at ``block``: the hash of the records the grant is scoped
+        to, or 32 zero bytes for a grant of its whole tag."""
+        ...
+
+    def granted_records(self, policy_id: bytes) -> Sequence[tuple[bytes, ...]]:
+        """The record lists of the ``GrantCreated`` events of ``policy_id`` (one, or more
+        across a reorg); the caller keeps the one that hashes to :meth:`policy_scope`."""
+        ...
+
     def patient_verifying_key(self, patient: str, block: int) -> bytes:
         """The patient's registered kfrag-verifying key (33 bytes)."""
         ...

@@ -112,6 +112,10 @@ class RefusalReason(StrEnum):
     #: The declaring clinician's member no longer holds the EMERGENCY capability.
     CLINICIAN_NOT_CAPABLE = "clinician_not_capable"
     CATEGORY_NOT_OPTED_IN = "category_not_opted_in"
+    #: The grant is scoped to some records, and a capsule asked for is another record's.
+    RECORD_NOT_IN_SCOPE = "record_not_in_scope"
+    #: The grant is scoped, and this proxy cannot read its record list yet: retry.
+    SCOPE_UNAVAILABLE = "scope_unavailable"
 
     @property
     def denies_access(self) -> bool:
@@ -130,6 +134,7 @@ class RefusalReason(StrEnum):
             RefusalReason.KFRAG_UNAVAILABLE,
             RefusalReason.INTERNAL_ERROR,
             RefusalReason.PROXY_SUSPENDED,
+            RefusalReason.SCOPE_UNAVAILABLE,
         )
 
 

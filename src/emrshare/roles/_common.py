@@ -101,6 +101,8 @@ class GrantInfo:
     status: GrantStatus
     block_number: int
     by: Address | None = None
+    #: The records the grant is scoped to (ascending); empty: the whole category.
+    records: tuple[RecordId, ...] = ()
 
     @property
     def active(self) -> bool:

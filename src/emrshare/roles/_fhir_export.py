@@ -70,6 +70,7 @@ def consent_facts(
         threshold=grant.threshold,
         proxies=tuple(grant.proxies),
         by=grant.by,
+        records=tuple(_hex(r) for r in grant.records),
     )
 
 

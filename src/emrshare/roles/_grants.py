@@ -8,15 +8,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emrshare.categories import normalize_category
-from emrshare.chain import GrantCreated, GrantStatus
+from emrshare.chain import EntryAppended, GrantCreated, GrantStatus
 from emrshare.crypto import PatientKeys, validate_category
 from emrshare.errors import InvalidInput, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, checksum
 from emrshare.roles._oplog import EpochState, OperationResult, Step
-from emrshare.roles._ops import expires_arg, grant_steps, member_keys, resolve_proxies
+from emrshare.roles._ops import (
+    MAX_SCOPE_RECORDS,
+    expires_arg,
+    grant_steps,
+    member_keys,
+    resolve_proxies,
+)
 from emrshare.roles._requests import pending_request
-from emrshare.types import Address, CategoryTag, PolicyId
+from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 __all__ = [
     "MIN_GRANT_SECONDS",
@@ -105,6 +111,7 @@ def grant_info(
         status=status,
         block_number=ev.block_number,
         by=by,
+        records=tuple(RecordId(bytes(r)) for r in ev.records),
     )
 
 
@@ -127,10 +134,18 @@ def grant_args(
     proxies: Sequence[str] | None,
     threshold: int | None,
     all_epochs: bool,
+    records: Sequence[bytes] = (),
 ) -> dict[str, Any]:
     """The arguments of :meth:`Patient.grant`, checked and as the operation log keeps them
-    (a duration stays a duration, so a retried call compares equal)."""
-    return {
+    (a duration stays a duration, so a retried call compares equal). ``records`` (32-byte
+    ids) scope the grant; they are kept sorted and distinct."""
+    scope = sorted({bytes(r) for r in records})
+    if len(scope) > MAX_SCOPE_RECORDS:
+        raise InvalidInput(
+            f"a grant names at most {MAX_SCOPE_RECORDS} records, not {len(scope)}; "
+            "grant the category, or make several grants"
+        )
+    args: dict[str, Any] = {
         "grantee": checksum(grantee),
         "category": validate_category(category),
         "expires": expires_arg(expires),
@@ -138,18 +153,57 @@ def grant_args(
         "threshold": threshold,
         "all_epochs": all_epochs,
     }
+    if scope:
+        args["records"] = [r.hex() for r in scope]
+    return args
+
+
+def _scope_by_epoch(
+    network: Network,
+    patient: str,
+    category: str,
+    records: Sequence[str],
+    tags: Mapping[bytes, tuple[str, int]],
+) -> dict[int, list[str]]:
+    """The scope's records grouped by the epoch of their tag (one grant per epoch), each
+    checked to be one of the patient's records of ``category``."""
+    wanted = {bytes.fromhex(r) for r in records}
+    end = network.chain.latest_block()
+    found: dict[bytes, bytes] = {}
+    for ev in network.contracts.index.events(EntryAppended, patient=patient, to_block=end):
+        if bytes(ev.record_id) in wanted:
+            found[bytes(ev.record_id)] = bytes(ev.tag)
+    by_epoch: dict[int, list[str]] = {}
+    for rid in sorted(wanted):
+        named = tags.get(found[rid]) if rid in found else None
+        if named is None or named[0] != category:
+            raise NotFound(
+                f"record 0x{rid.hex()} is not one of this patient's {category!r} records; "
+                "see Patient.records() for their ids"
+            )
+        by_epoch.setdefault(named[1], []).append(rid.hex())
+    return by_epoch
 
 
 def plan_grant(
-    network: Network, epochs: EpochState, args: Mapping[str, Any], expires: Expiry
+    network: Network,
+    epochs: EpochState,
+    args: Mapping[str, Any],
+    expires: Expiry,
+    patient: str = "",
+    tags: Mapping[bytes, tuple[str, int]] | None = None,
 ) -> list[Step]:
     """The steps of :meth:`Patient.grant` (``args`` from :func:`grant_args`): one grant
-    per epoch granted."""
+    per epoch granted; for a grant scoped to records, one per epoch holding them
+    (``patient`` and ``tags``, its nameable tags, find their epochs)."""
     grantee, category = str(args["grantee"]), str(args["category"])
     expiry = checked_expiry(network, expires)
     member_keys(network, grantee, "member")
     epoch = epochs.remember(category)
     chosen, m = resolve_proxies(network, args["proxies"], args["threshold"])
+    if args.get("records"):
+        scope = _scope_by_epoch(network, patient, category, args["records"], tags or {})
+        return grant_steps(grantee, category, sorted(scope), expiry, chosen, m, scope)
     granted = range(epoch + 1) if args["all_epochs"] else [epoch]
     return grant_steps(grantee, category, granted, expiry, chosen, m)
 

@@ -24,6 +24,7 @@ from emrshare.proxy.request import MAX_BATCH
 from emrshare.roles._common import checksum, run_blocking
 from emrshare.roles._reads import GrantedReader, Runner, check_entry, inline
 from emrshare.roles._reports import keep_evidence
+from emrshare.roles._scope import covers
 from emrshare.types import Address
 
 __all__ = ["open_granted", "open_granted_sync"]
@@ -40,20 +41,30 @@ def _batches(
     the entries it covers, cut to ``MAX_BATCH``; and one chain deadline for all."""
     chain = reader.patient_chain(patient)
     status = reader.network.contracts.grants.status
-    newest: dict[bytes, tuple[GrantCreated, GranteeMap]] = {}
     grants = reader.grant_events(patient)
     if category is not None:  # an alias ("lab") names its category, as in the listing
         category = normalize_category(category, known={gmap.category for _, gmap in grants})
-    for grant, gmap in grants:
-        if category is not None and gmap.category != category:
-            continue
-        if status(grant.policy_id) is GrantStatus.ACTIVE:
-            newest[bytes(grant.tag)] = (grant, gmap)
+    active = [
+        (grant, gmap)
+        for grant, gmap in grants
+        if (category is None or gmap.category == category)
+        and status(grant.policy_id) is GrantStatus.ACTIVE
+    ]
+    # Each entry is asked for under the newest active grant that names it: a tag's
+    # newest grant of the whole tag, else the newest scoped grant listing the record.
+    chosen: dict[bytes, tuple[GrantCreated, GranteeMap]] = {}
+    for ev in chain.values():
+        for grant, gmap in reversed(active):
+            if bytes(grant.tag) == bytes(ev.tag) and covers(grant, bytes(ev.record_id)):
+                chosen[bytes(ev.record_id)] = (grant, gmap)
+                break
+    by_grant: dict[bytes, tuple[GrantCreated, GranteeMap, list[EntryAppended]]] = {}
+    for ev in chain.values():
+        if bytes(ev.record_id) in chosen:
+            grant, gmap = chosen[bytes(ev.record_id)]
+            by_grant.setdefault(bytes(grant.policy_id), (grant, gmap, []))[2].append(ev)
     out: list[_Batch] = []
-    for tag, (grant, gmap) in newest.items():
-        events = [ev for ev in chain.values() if bytes(ev.tag) == tag]
-        if not events:
-            continue
+    for grant, gmap, events in by_grant.values():
         policy = reader.policy(grant, gmap)
         for i in range(0, len(events), MAX_BATCH):
             out.append((gmap, policy, events[i : i + MAX_BATCH]))

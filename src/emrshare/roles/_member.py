@@ -37,6 +37,7 @@ from emrshare.roles._listing import open_granted_sync
 from emrshare.roles._prescriptions import MemberPrescriptions
 from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
+from emrshare.roles._scope import names_entry
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 __all__ = ["MemberFacade"]
@@ -279,6 +280,7 @@ class MemberFacade:
                     proxies=tuple(checksum(p) for p in ev.proxies),
                     status=st,
                     block_number=ev.block_number,
+                    records=tuple(RecordId(bytes(r)) for r in ev.records),
                 )
             )
         return out
@@ -307,10 +309,9 @@ class MemberFacade:
     ) -> list[RecordInfo]:
         """:meth:`records`, with the opened entries ``details`` (by record id)."""
         patient = checksum(patient)
-        named = {
-            bytes(ev.tag): (gmap.category, gmap.epoch)
-            for ev, gmap in self._reads.grant_events(patient)
-        }
+        grants = self._reads.grant_events(patient)
+        named = {bytes(ev.tag): (gmap.category, gmap.epoch) for ev, gmap in grants}
+        shown = names_entry(ev for ev, _ in grants)
         if category is not None:
             name = normalize_category(category, known={c for c, _ in named.values()})
             named = {t: v for t, v in named.items() if v[0] == name}
@@ -318,7 +319,7 @@ class MemberFacade:
             return []
         out = []
         for ev in self._reads.patient_chain(patient).values():
-            if bytes(ev.tag) not in named:
+            if bytes(ev.tag) not in named or not shown(ev):
                 continue
             cat, epoch = named[bytes(ev.tag)]
             entry = details.get(bytes(ev.record_id))

@@ -108,6 +108,10 @@ def resolve_proxies(
     return [checksum(m.account) for m in members], default if threshold is None else threshold
 
 
+#: Most records one scoped grant names (``Grants.MAX_SCOPE_RECORDS``).
+MAX_SCOPE_RECORDS = 256
+
+
 def build_grant(
     network: Network,
     keys: GrantingKeys,
@@ -119,8 +123,10 @@ def build_grant(
     expiry: int,
     proxies: Sequence[str],
     threshold: int,
+    records: Sequence[str] = (),
 ) -> GrantParams:
-    """The parameters of one grant (fresh kfrags, sealed to each proxy) under ``nonce``."""
+    """The parameters of one grant (fresh kfrags, sealed to each proxy) under ``nonce``;
+    ``records`` (hex ids) scope it."""
     pub = member_keys(network, checksum(grantee), "member")
     grant = make_grant(
         keys,
@@ -140,6 +146,7 @@ def build_grant(
         threshold=threshold,
         sealed_kfrags=list(grant.sealed_kfrags),
         sealed_grantee_map=grant.sealed_grantee_map,
+        records=sorted(bytes.fromhex(r) for r in records),
     )
 
 
@@ -159,10 +166,12 @@ def grant_steps(
     expiry: int,
     proxies: Sequence[str],
     threshold: int,
+    records: Mapping[int, Sequence[str]] | None = None,
 ) -> list[Step]:
-    """One ``grant`` step per epoch."""
-    return [
-        {
+    """One ``grant`` step per epoch (scoped to ``records[epoch]``, hex ids, if given)."""
+    steps: list[Step] = []
+    for e in epochs:
+        step: Step = {
             "do": "grant",
             "grantee": checksum(grantee),
             "category": category,
@@ -171,8 +180,10 @@ def grant_steps(
             "proxies": list(proxies),
             "threshold": threshold,
         }
-        for e in epochs
-    ]
+        if records is not None:
+            step["records"] = list(records[e])
+        steps.append(step)
+    return steps
 
 
 def plan_revoke(
@@ -231,6 +242,7 @@ def plan_revoke(
         grantee = checksum(e.grantee)
         if (
             bytes(e.tag) == bytes(old_tag)
+            and not e.records  # a scoped grant covers its records, none of a new epoch
             and grantee != checksum(ev.grantee)
             and grants.status(e.policy_id) is GrantStatus.ACTIVE
             and (grantee not in remaining or e.expiry > remaining[grantee].expiry)
@@ -381,6 +393,7 @@ class Operations:
             expiry=int(s["expiry"]),
             proxies=s["proxies"],
             threshold=int(s["threshold"]),
+            records=s.get("records", ()),
         )
         try:
             self.signed.grants.grant(params)

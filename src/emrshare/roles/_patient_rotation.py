@@ -219,6 +219,10 @@ def _plan(patient: _PatientParts, rng: Rng | None) -> RotationPlan:
             continue
         if network.contracts.grants.status(ev.policy_id) is not GrantStatus.ACTIVE:
             continue
+        if ev.records:
+            # Its records keep the old tag's ids, which the new keys do not name: a grant
+            # scoped to records ends with the rotation (the patient grants them again).
+            continue
         c, e = named
         for epoch in (e, e + 1) if e == epochs.get(c) else (e,):
             k = (checksum(ev.grantee), c, epoch)

@@ -28,6 +28,7 @@ from emrshare.chain import (
     ReaderKey,
     Role,
     prescription_commitment,
+    prescription_id,
 )
 from emrshare.errors import ConfigurationError, EmrShareError, InvalidInput, PrescriptionForged
 from emrshare.fhir import FhirVersion
@@ -180,9 +181,13 @@ class MemberPrescriptions:
             note=note,
         )
         data = medication_request(doc)
-        pid = prescription_commitment(doc.salt, data)
-        # The commitment first: a grantee who reads the record cannot issue its id first.
-        self.signed.prescriptions.issue(pid, ReaderKey(doc.salt).address, doc.valid_until, fills)
+        commitment = prescription_commitment(doc.salt, data)
+        pid = prescription_id(self.address, commitment)
+        # The commitment first: a grantee who reads the record cannot issue it first (and
+        # the id names the prescriber: one who did would make another id).
+        self.signed.prescriptions.issue(
+            commitment, ReaderKey(doc.salt).address, doc.valid_until, fills
+        )
         rid = self.write(patient, CATEGORY, data, FhirVersion.R4.media_type)
         return IssuedPrescription(pid, rid, patient, doc.valid_until, fills)
 
@@ -208,7 +213,7 @@ class MemberPrescriptions:
             doc = read_prescription(data)
         except InvalidInput as exc:
             raise PrescriptionForged("not_a_prescription", f"{where}: {exc}") from exc
-        pid = prescription_commitment(doc.salt, data)
+        pid = prescription_id(doc.prescriber, prescription_commitment(doc.salt, data))
         rx = self.network.contracts.prescriptions
         block = self.network.chain.latest_block()
         on_chain = rx.prescription(pid, block=block)

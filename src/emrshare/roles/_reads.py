@@ -69,6 +69,7 @@ from emrshare.proxy import (
 )
 from emrshare.roles._common import checksum
 from emrshare.roles._reports import keep_evidence
+from emrshare.roles._scope import covers, names_entry
 from emrshare.storage import BlobStore
 from emrshare.types import Address, Cid, RecordId
 
@@ -360,10 +361,9 @@ class GrantedReader:
         """The index event of ``record``: a full id, or a unique prefix of 8 or more hex
         digits among the records of ``patient`` this member holds a grant for."""
 
-        def listed() -> list[bytes]:  # what this member can list: its grants' tags
-            granted = {bytes(g.tag) for g, _ in self.grant_events(patient)}
-            chain = self.patient_chain(patient)
-            return [rid for rid, ev in chain.items() if bytes(ev.tag) in granted]
+        def listed() -> list[bytes]:  # what this member can list: what its grants name
+            named = names_entry(g for g, _ in self.grant_events(patient))
+            return [rid for rid, ev in self.patient_chain(patient).items() if named(ev)]
 
         where = f"among the records {patient} granted to {self.address}"
         rid = resolve_id(record, listed, where=where)
@@ -392,11 +392,12 @@ class GrantedReader:
         """Resolve a read from the chain: the entry, the grant covering it, the proxies."""
         who = checksum(patient)
         ev = self.entry_event(who, record)
-        candidates = [(g, m) for g, m in self.grant_events(who) if bytes(g.tag) == bytes(ev.tag)]
+        grants, rid = self.grant_events(who), bytes(ev.record_id)
+        candidates = [(g, m) for g, m in grants if g.tag == ev.tag and covers(g, rid)]
         if not candidates:
             raise AccessDenied(
-                f"no grant covers record 0x{bytes(ev.record_id).hex()} (its category was "
-                f"never granted to {self.address}); request access from the patient",
+                f"no grant covers record 0x{bytes(ev.record_id).hex()} (neither it nor its "
+                f"category was granted to {self.address}); request access from the patient",
                 {"chain": "no_grant"},
             )
         status = self.network.contracts.grants.status

@@ -195,8 +195,9 @@ def plan_refresh(
         if registry.role_of(ev.grantee) is Role.NONE:
             continue  # it left the consortium: nothing to re-issue to
         category, epoch = named
+        scope = {epoch: [bytes(r).hex() for r in ev.records]} if ev.records else None
         steps += grant_steps(
-            ev.grantee, category, [epoch], ev.expiry, list(ev.proxies), ev.threshold
+            ev.grantee, category, [epoch], ev.expiry, list(ev.proxies), ev.threshold, scope
         )
         steps.append({"do": "revoke", "policy": bytes(ev.policy_id).hex()})
     index = network.contracts.index

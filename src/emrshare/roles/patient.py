@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -70,11 +70,9 @@ class Patient:
         patient.revoke(grant.policy_id)
 
     ``state_dir`` keeps the write journal, the category epochs and the log of interrupted
-    operations. The epochs are also published, sealed, to the chain's state log
-    (:attr:`state`): on an empty ``state_dir`` (a new machine) they are restored from it,
-    so the mnemonic alone brings everything back (see :func:`restore_patient`).
-    ``relay`` (a relay's URL, or a ``Submitter``) relays every write: no ETH needed.
-    """
+    operations; the epochs are also sealed to the chain's state log (:attr:`state`), so
+    the mnemonic alone restores a new machine (:func:`restore_patient`). ``relay`` (a
+    relay's URL, or a ``Submitter``) relays every write: no ETH needed."""
 
     def __init__(
         self,
@@ -179,22 +177,24 @@ class Patient:
         threshold: int | None = None,
         all_epochs: bool = True,
         new_category: bool = False,
+        records: Sequence[RecordId | bytes | str] = (),
         progress: Progress | None = None,
     ) -> GrantInfo:
-        """Grant ``grantee`` read access to ``category`` until ``expires``.
+        """Grant ``grantee`` read access to ``category`` until ``expires``; with ``records``
+        (at most 256 of that category), to those only: proxies serve no other record.
 
         ``category`` is normalized (a new name needs ``new_category``). ``expires``: a duration
         from now (chain time), a datetime or unix seconds, a minute or more after chain time.
-        Proxies default to every registered proxy, the threshold to the consortium's (one
-        below 1 or above the proxies is an :class:`InvalidInput`). With ``all_epochs``
-        (default) earlier epochs are granted too; the returned grant is the current epoch's.
-
-        The grants are one logged, resumable operation (``progress(done, total)`` after
-        each transaction); the same call after a crash finishes it instead of granting twice.
-        """
-        name = self._category(category, new_category)
-        args = grant_args(grantee, name, expires, proxies, threshold, all_epochs)
-        plan = functools.partial(plan_grant, self.network, self._state, args, expires)
+        Proxies default to every registered one, the threshold to the consortium's. With
+        ``all_epochs`` (default) earlier epochs are granted too; it returns the current
+        epoch's. One logged, resumable operation (``progress(done, total)`` after each
+        transaction): the same call after a crash finishes it, not granting twice."""
+        name, tags = self._category(category, new_category), self._tags()
+        scope = [bytes(self.record_id(r)) for r in records]
+        args = grant_args(grantee, name, expires, proxies, threshold, all_epochs, scope)
+        plan = functools.partial(
+            plan_grant, self.network, self._state, args, expires, self.address, tags
+        )
         result = self._ops.run("grant", args, plan, progress)
         return made_grant(self.network, result, self._tags())
 

@@ -18,6 +18,7 @@ from emrshare.chain import (
     TagRevoked,
     binding_for,
     policy_id,
+    scope_hash,
 )
 from emrshare.types import CategoryTag, PolicyId
 
@@ -67,6 +68,29 @@ def test_grant_creates_a_policy_and_event(net: Net) -> None:
     )
     found = list(g.events(GrantCreated, grantee=net.addr(HOSPITAL)))
     assert [e.policy_id for e in found] == [pid]
+
+
+def test_a_grant_scoped_to_records_lists_them_and_stores_their_hash(net: Net) -> None:
+    ids = sorted(os.urandom(32) for _ in range(3))
+    ev = net.as_(PATIENT).grants.grant(net.grant_params(records=ids)).event(GrantCreated)
+    g = net.as_(OUTSIDER).grants
+    assert ev.records == tuple(ids)
+    assert g.scope(ev.policy_id) == scope_hash(ids) == keccak(b"".join(ids))
+    whole = net.as_(PATIENT).grants.grant(net.grant_params()).event(GrantCreated)
+    assert whole.records == () and g.scope(whole.policy_id) == bytes(32)
+    assert g.scope(PolicyId(os.urandom(32))) == bytes(32)
+
+
+def test_attack_scope_out_of_order_repeated_or_too_long_refused(net: Net) -> None:
+    """GrantParams refuses such a scope before encoding; the contract refuses it too (the
+    proxies' membership check relies on one canonical hash per set of records)."""
+    g = net.as_(PATIENT).grants
+    a, b = sorted(os.urandom(32) for _ in range(2))
+    too_many = sorted(os.urandom(32) for _ in range(257))
+    for records, index in (([b, a], 1), ([a, a], 1), ([a, b, b], 2), (too_many, 256)):
+        raw = (*net.grant_params().as_abi()[:8], records)
+        reverts(lambda r=raw: g._send("grant", r), "Grants_InvalidScope", index=index,
+                count=len(records))  # fmt: skip
 
 
 def test_policy_id_cannot_be_reused_or_front_run(net: Net) -> None:

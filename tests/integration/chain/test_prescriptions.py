@@ -20,11 +20,12 @@ from emrshare.chain import (
     ReaderKey,
     Role,
     deploy_contracts,
+    prescription_id,
 )
 from emrshare.chain.bindings import Prescriptions
 from emrshare.errors import ContractRevert
 
-from .conftest import ADMINS, HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXY_A, Net, reverts
+from .conftest import ADMINS, HOSPITAL, INSURER, OUTSIDER, PATIENT, PROXY_A, PROXY_C, Net, reverts
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +51,13 @@ KEYS: dict[bytes, ReaderKey] = {}
 
 
 def _issue(net: Net, fills: int = 1, days: int = 30, c: Prescriptions | None = None) -> bytes:
-    pid, key = os.urandom(32), ReaderKey(os.urandom(32))
-    KEYS[pid] = key
+    """A new prescription (a made-up commitment) of ``c``'s caller; returns its id."""
+    commitment, key = os.urandom(32), ReaderKey(os.urandom(32))
     c = c or net.as_(HOSPITAL).prescriptions
-    c.issue(pid, key.address, net.chain_time() + days * DAY, fills)
+    r = c.issue(commitment, key.address, net.chain_time() + days * DAY, fills)
+    pid = bytes(r.event(PrescriptionIssued).prescription_id)
+    assert pid == prescription_id(c.client.address or "", commitment)
+    KEYS[pid] = key
     return pid
 
 
@@ -71,10 +75,11 @@ def _dispense(c: Prescriptions, pid: bytes) -> PrescriptionDispensed:
 
 
 def test_issue_dispense_once_then_refused(rx: Net) -> None:
-    pid, key = os.urandom(32), ReaderKey(os.urandom(32))
+    commitment, key = os.urandom(32), ReaderKey(os.urandom(32))
+    pid = prescription_id(rx.addr(HOSPITAL), commitment)
     KEYS[pid] = key
     until = rx.chain_time() + 30 * DAY
-    r = rx.as_(HOSPITAL).prescriptions.issue(pid, key.address, until, 1)
+    r = rx.as_(HOSPITAL).prescriptions.issue(commitment, key.address, until, 1)
     ev = r.event(PrescriptionIssued)
     assert (ev.prescription_id, ev.prescriber, ev.valid_until, ev.fills) == (
         pid, rx.addr(HOSPITAL), until, 1
@@ -144,8 +149,10 @@ def test_only_pharmacies_dispense_and_only_providers_issue(rx: Net) -> None:
     # A suspended or removed provider can no longer issue.
     rx.pass_proposal(Action.REMOVE, HOSPITAL)
     reverts(lambda: _issue(rx), "Prescriptions_NotPrescriber", caller=rx.addr(HOSPITAL))
-    # Its earlier prescription stays dispensable: the role counted at issue time.
-    _dispense(rx.as_(PHARMACY).prescriptions, pid)
+    # Nor is its earlier prescription dispensed: its authority ended with its role.
+    reverts(lambda: _dispense(rx.as_(PHARMACY).prescriptions, pid),
+            "Prescriptions_PrescriberInactive", id=pid, prescriber=rx.addr(HOSPITAL))  # fmt: skip
+    assert rx.as_(PHARMACY).prescriptions.prescription(pid).fills_used == 0
 
 
 def test_unknown_commitment_and_bad_parameters(rx: Net) -> None:
@@ -163,13 +170,28 @@ def test_unknown_commitment_and_bad_parameters(rx: Net) -> None:
     for fills in (0, 64):
         reverts(lambda f=fills: h.issue(os.urandom(32), reader, now + DAY, f),
                 "Prescriptions_InvalidFills", fills=fills)  # fmt: skip
-    pid = _issue(rx)
-    reverts(lambda: h.issue(pid, reader, now + DAY, 1), "Prescriptions_Exists", id=pid)
-    zero = b"\x00" * 32
-    reverts(lambda: h.issue(zero, reader, now + DAY, 1), "Prescriptions_Unknown", id=zero)
+    commitment = os.urandom(32)
+    h.issue(commitment, reader, now + DAY, 1)
+    reverts(lambda: h.issue(commitment, reader, now + DAY, 1), "Prescriptions_Exists",
+            id=prescription_id(rx.addr(HOSPITAL), commitment))  # fmt: skip
     fresh = os.urandom(32)
     reverts(lambda: h.issue(fresh, "0x" + "00" * 20, now + DAY, 1), "Prescriptions_NoReaderKey",
-            id=fresh)  # fmt: skip
+            id=prescription_id(rx.addr(HOSPITAL), fresh))  # fmt: skip
+
+
+def test_attack_another_provider_front_runs_an_issue(rx: Net) -> None:
+    """A provider copies an ``issue`` it saw in the mempool: it gets another id (its own),
+    and the prescriber's issue still goes through under the prescriber's id."""
+    rival = PROXY_C  # a second provider for this test (the fixture reverts it after)
+    rx.pass_proposal(Action.CHANGE_ROLE, rival, Role.PROVIDER)
+    commitment, key = os.urandom(32), ReaderKey(os.urandom(32))
+    until = rx.chain_time() + DAY
+    copied = rx.as_(rival).prescriptions.issue(commitment, key.address, until, 1)
+    theirs = bytes(copied.event(PrescriptionIssued).prescription_id)
+    mine = rx.as_(HOSPITAL).prescriptions.issue(commitment, key.address, until, 1)
+    ours = bytes(mine.event(PrescriptionIssued).prescription_id)
+    assert ours == prescription_id(rx.addr(HOSPITAL), commitment) != theirs
+    assert rx.as_(PHARMACY).prescriptions.prescription(ours).prescriber == rx.addr(HOSPITAL)
 
 
 def test_expiry_is_on_chain_time(rx: Net) -> None:
@@ -233,8 +255,8 @@ def test_review_where_the_consortium_requires_it(rx: Net, dev_keys: list[bytes])
 def test_no_drug_or_patient_on_chain(rx: Net) -> None:
     """The issue transaction carries the commitment, the reader key's (random) address, the
     validity and the fill count only: its calldata is the selector and four words."""
-    pid, key = os.urandom(32), ReaderKey(os.urandom(32))
-    r = rx.as_(HOSPITAL).prescriptions.issue(pid, key.address, rx.chain_time() + DAY, 1)
+    commitment, key = os.urandom(32), ReaderKey(os.urandom(32))
+    r = rx.as_(HOSPITAL).prescriptions.issue(commitment, key.address, rx.chain_time() + DAY, 1)
     tx = rx.w3.eth.get_transaction(r.tx_hash)
     assert len(bytes(tx["input"])) == 4 + 4 * 32
     assert rx.addr(PATIENT).lower()[2:] not in bytes(tx["input"]).hex()
@@ -242,10 +264,11 @@ def test_no_drug_or_patient_on_chain(rx: Net) -> None:
 
 def test_gas_budgets(rx: Net) -> None:
     """Issue <= 80,000 gas and dispense <= 50,000 (benchmarks/gas_report.py prints them)."""
-    pid, key = os.urandom(32), ReaderKey(os.urandom(32))
+    commitment, key = os.urandom(32), ReaderKey(os.urandom(32))
+    pid = prescription_id(rx.addr(HOSPITAL), commitment)
     KEYS[pid] = key
     h = rx.as_(HOSPITAL).prescriptions
-    issue = h.issue(pid, key.address, rx.chain_time() + DAY, 2).gas_used
+    issue = h.issue(commitment, key.address, rx.chain_time() + DAY, 2).gas_used
     c = rx.as_(PHARMACY).prescriptions
     dispense = c.dispense(pid, _proof(c, pid)).gas_used
     assert issue <= 80_000, issue

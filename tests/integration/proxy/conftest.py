@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,12 @@ class Net:
         )
 
     def grant(
-        self, *, category: str = CATEGORY, epoch: int = 0, expiry: int | None = None
+        self,
+        *,
+        category: str = CATEGORY,
+        epoch: int = 0,
+        expiry: int | None = None,
+        records: Sequence[bytes] = (),
     ) -> tuple[Grant, ThresholdPolicy]:
         from .support import threshold_policy
 
@@ -51,6 +56,7 @@ class Net:
             [p.keys for p in self.proxies],
             2,
             expiry or self.chain.chain_time() + FAR,
+            sorted(records),
         )
         self.sync()
         policy, _ = threshold_policy(g, self.grantee, self.patient, self.proxies)

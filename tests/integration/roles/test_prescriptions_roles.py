@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,13 @@ from emrshare import ConsortiumAdmin, Patient, Provider, Requester
 from emrshare.chain import PrescriptionStatus, Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
-from emrshare.errors import ConfigurationError, PrescriptionForged, PrescriptionRefused
+from emrshare.errors import (
+    AccessDenied,
+    ConfigurationError,
+    NotFound,
+    PrescriptionForged,
+    PrescriptionRefused,
+)
 from emrshare.fhir import FhirVersion
 from emrshare.fhir.prescription import read_prescription
 
@@ -146,3 +153,39 @@ def test_a_record_that_is_not_a_prescription_is_refused(world: World) -> None:
 def test_only_a_provider_issues(world: World) -> None:
     with pytest.raises(ConfigurationError):
         world.pharmacy.prescriptions.issue(world.patient.address, "x", dosage="y")
+
+
+def test_a_pharmacy_granted_one_prescription_reads_and_dispenses_only_that_one(
+    world: World, tmp_path: Path
+) -> None:
+    """The patient scopes a grant to one prescription record: the pharmacy lists, verifies
+    and dispenses it, and gets nothing of the patient's other prescriptions."""
+    mine = world.doctor.prescriptions.issue(
+        world.patient.address, "metformin 500 mg tablet", dosage="1 tablet twice a day"
+    )
+    other = world.doctor.prescriptions.issue(
+        world.patient.address, "sertraline 50 mg tablet", dosage="1 tablet a day"
+    )
+    admin = ConsortiumAdmin(world.net, world.net.admin_key)
+    key = world.net.dev_keys[4]
+    pharmacy = Requester(world.net, MemberKeys.generate(ethereum_key=key), state_dir=tmp_path)
+    try:
+        pharmacy.apply()
+        admin.admit(pharmacy.address, Role.PHARMACY)
+        g = world.patient.grant(
+            pharmacy.address, "prescriptions", expires=timedelta(days=1), records=[mine.record_id]
+        )
+        assert g.records == (mine.record_id,)
+        assert [r.record_id for r in pharmacy.records(world.patient.address)] == [mine.record_id]
+        assert pharmacy.prescriptions.dispense(world.patient.address, mine.record_id).fill == 1
+        with pytest.raises(AccessDenied):
+            pharmacy.prescriptions.verify(world.patient.address, other.record_id)
+        assert [v.record_id for v in pharmacy.prescriptions.readable(world.patient.address)] == [
+            mine.record_id
+        ]
+        with pytest.raises(NotFound, match="not one of this patient's 'lab-results' records"):
+            world.patient.grant(
+                pharmacy.address, "lab-results", expires=timedelta(days=1), records=[mine.record_id]
+            )
+    finally:
+        pharmacy.close()

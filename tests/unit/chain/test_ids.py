@@ -131,10 +131,29 @@ def test_grant_params_are_checked_before_encoding() -> None:
         "sealed_grantee_map": b"m",
     }
     assert GrantParams(**ok).as_abi()[3] == 2**40 - 1
-    assert len(GrantParams(**ok).as_abi()) == 8  # no epoch on chain
-    for bad in ({"expiry": 2**40}, {"nonce": b"short"}, {"threshold": 256}, {"expiry": -1}):
+    assert len(GrantParams(**ok).as_abi()) == 9  # no epoch on chain; the scope last
+    assert GrantParams(**ok).as_abi()[8] == []  # unscoped: the whole tag
+    scoped = [b"\x01" * 32, b"\x02" * 32]
+    assert GrantParams(**ok, records=scoped).as_abi()[8] == scoped
+    for bad in (
+        {"expiry": 2**40},
+        {"nonce": b"short"},
+        {"threshold": 256},
+        {"expiry": -1},
+        {"records": [b"\x01" * 31]},
+        {"records": scoped[::-1]},  # not ascending
+        {"records": [scoped[0], scoped[0]]},  # repeated
+    ):
         with pytest.raises(ValueError):
             GrantParams(**{**ok, **bad})  # type: ignore[arg-type]
+
+
+def test_scope_hash_is_the_records_hash_of_the_sorted_ids() -> None:
+    from emrshare.chain import records_hash, scope_hash
+
+    a, b = b"\x01" * 32, b"\x02" * 32
+    assert scope_hash([b, a]) == scope_hash([a, b]) == records_hash([a, b])
+    assert scope_hash([a]) != scope_hash([a, b])
 
 
 def test_records_hash_is_keccak_of_the_concatenated_ids_pinned() -> None:

@@ -389,3 +389,20 @@ def test_a_grant_expiring_after_year_9999_is_a_consent_ending_at_its_last_instan
     c = consent(grant(expiry=2**63 - 1), version)
     validate_json(c, version)
     assert "9999-12-31T23:59:59Z" in json.dumps(c)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.label)
+def test_a_grant_scoped_to_records_lists_them_as_provision_data(version: FhirVersion) -> None:
+    records = ("0x" + "ab" * 32, "0x" + "cd" * 32)
+    c = consent(grant(records=records), version)
+    p = c["provision"][0] if version is FhirVersion.R5 else c["provision"]
+    assert [d["meaning"] for d in p["data"]] == ["instance", "instance"]
+    assert [d["reference"]["identifier"]["value"] for d in p["data"]] == [
+        f"urn:emrshare:record:{r}" for r in records
+    ]
+    validate_json(c, version)  # fhir.resources accepts it
+    assert "data" not in (
+        consent(grant(), version)["provision"][0]
+        if version is FhirVersion.R5
+        else consent(grant(), version)["provision"]
+    )

@@ -99,3 +99,31 @@ def test_json_output_escapes_bidi_and_controls(monkeypatch: pytest.MonkeyPatch) 
     text = buf.getvalue()
     assert _unsafe(text) == [], repr(text)
     assert "\\u202e" in text
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_attack_terminal_escape_in_a_prescriptions_medication(
+    hostile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rogue prescriber writes escapes into the medication and dosage: the pharmacist's
+    ``rx show`` / ``rx list`` line prints none of them."""
+    import os
+
+    from emrshare.chain import Prescription, PrescriptionStatus
+    from emrshare.cli.commands import rx
+    from emrshare.fhir.prescription import PrescriptionDoc
+    from emrshare.roles import VerifiedPrescription
+    from emrshare.types import RecordId
+
+    who = "0x" + "11" * 20
+    doc = PrescriptionDoc(
+        patient=who, prescriber=who, medication=hostile, dosage=hostile, fills=1,
+        authored_on=1, valid_until=2, salt=os.urandom(32),
+    )  # fmt: skip
+    chain = Prescription(
+        os.urandom(32), who, 1, 2, 1, 0, False, False, PrescriptionStatus.ACTIVE, who
+    )
+    v = VerifiedPrescription(os.urandom(32), RecordId(os.urandom(32)), who, doc, chain, 1, 1)
+    buf = _capture(monkeypatch, "out")
+    _context.out.print(rx._line(v), markup=False)
+    assert _unsafe(buf.getvalue()) == []

@@ -56,6 +56,11 @@ class Grants(Binding):
             policy_id, normalize_abi_value(p[0]), p[1], p[2], p[3], p[4], p[5], bytes(p[6])
         )
 
+    def scope(self, policy_id: PolicyId, *, block: int | None = None) -> bytes:
+        """``keccak256`` of the records the grant is scoped to (:func:`~emrshare.chain.scope_hash`),
+        or 32 zero bytes if it covers its whole tag."""
+        return bytes(self._call("scopeOf", policy_id, block=block)[0])
+
     def active_window(self, policy_id: PolicyId, *, block: int | None = None) -> ActiveWindow:
         """When the grant could be served (``Grants_UnknownPolicy`` if there is none)."""
         patient, created, end, expiry, binding = self._call("activeWindow", policy_id, block=block)

@@ -68,10 +68,12 @@ class Prescriptions(Binding):
         return next(self.events(PrescriptionIssued, prescription_id=prescription_id), None)
 
     # transactions
-    def issue(self, prescription_id: bytes, reader: str, valid_until: int, fills: int) -> Receipt:
-        """Issue prescription ``prescription_id`` (the caller must hold the Provider role);
-        ``reader`` is the address of its :class:`~emrshare.chain.ReaderKey`."""
-        return self._send("issue", prescription_id, reader, valid_until, fills)
+    def issue(self, commitment: bytes, reader: str, valid_until: int, fills: int) -> Receipt:
+        """Issue the prescription of ``commitment`` (the caller must hold the Provider role);
+        its id is ``receipt.event(PrescriptionIssued).prescription_id``
+        (:func:`~emrshare.chain.prescription_id`); ``reader`` is the address of its
+        :class:`~emrshare.chain.ReaderKey`."""
+        return self._send("issue", commitment, reader, valid_until, fills)
 
     def review(self, prescription_id: bytes, proof: bytes) -> Receipt:
         """Approve prescription ``prescription_id`` (a pharmacy or provider, not its

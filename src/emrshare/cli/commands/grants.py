@@ -79,9 +79,18 @@ def grant_add(
     expires: ExpiresOpt = "30d",
     threshold: Annotated[int | None, typer.Option(min=1, help="M of the N proxies")] = None,
     new_category: NewCategoryOpt = False,
+    record: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--record",
+            metavar="RECORD",
+            help="grant only this record of the category (an id or a unique prefix); repeat",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Grant a member read access to one category until it expires."""
+    """Grant a member read access to one category (or some of its records) until it
+    expires."""
     from emrshare.cli._parse import option, parse_expires
 
     when = option(parse_expires, expires, "--expires")
@@ -92,12 +101,14 @@ def grant_add(
         expires=when,
         threshold=threshold,
         new_category=new_category,
+        records=record or (),
     )
     if want_json(ctx, json_out):
         emit_json(render.GRANTS.json(g))
     else:
+        what = f"{len(g.records)} {g.category} record(s)" if g.records else g.category
         out.print(
-            f"granted {g.category} to {g.grantee} until {render.when(g.expiry)}: "
+            f"granted {what} to {g.grantee} until {render.when(g.expiry)}: "
             f"policy {render.hex_id(g.policy_id)}"
         )
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, want_json
 
 if TYPE_CHECKING:
     from emrshare.roles._prescriptions import VerifiedPrescription
@@ -37,8 +37,10 @@ def _json(v: VerifiedPrescription) -> dict[str, Any]:
 
 
 def _line(v: VerifiedPrescription) -> str:
+    """One prescription for people: the document's strings are the prescriber's, so they
+    go through ``safe`` (no terminal escapes)."""
     d = v.document
-    return (
+    return safe(
         f"0x{bytes(v.record_id).hex()[:12]}  {d.medication} ({d.dosage}), "
         f"{v.chain.fills_used}/{d.fills} filled, until {render.when(d.valid_until)}, "
         f"by {d.prescriber}: {v.status.name.lower()}"

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import umbral_pre
 
+from emrshare.chain import scope_hash
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError
 from emrshare.proxy import _crypto
@@ -38,6 +39,7 @@ class ServiceCaches:
         self._active_at: tuple[int, bool] | None = None
         self._members_at: tuple[int, dict[str, bool]] = (-1, {})
         self._keys_at: tuple[int, dict[str, bytes]] = (-1, {})
+        self._scopes: OrderedDict[tuple[bytes, bytes], frozenset[bytes]] = OrderedDict()
 
     def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
         """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
@@ -56,6 +58,28 @@ class ServiceCaches:
         capsule = _crypto.parse_capsule(data)
         self.remember_capsule(capsule_hash, capsule)
         return capsule
+
+    def scope(self, policy_id: bytes, block: int) -> frozenset[bytes] | None:
+        """The records a grant is scoped to at ``block`` (None: its whole tag), read from
+        its ``GrantCreated`` event and kept only if they hash to ``Grants.scopeOf`` there
+        (:class:`LookupError` if no event does yet: the watcher's node lags)."""
+        wanted = self.chain.policy_scope(policy_id, block)
+        if wanted == bytes(32):
+            return None
+        key = (bytes(policy_id), wanted)
+        with self._lock:
+            cached = self._scopes.get(key)
+        if cached is not None:
+            return cached
+        for records in self.chain.granted_records(policy_id):
+            if scope_hash(records) == wanted:
+                found = frozenset(records)
+                with self._lock:
+                    self._scopes[key] = found
+                    while len(self._scopes) > 10_000:
+                        self._scopes.popitem(last=False)
+                return found
+        raise LookupError("no GrantCreated event lists the grant's scope yet")
 
     def forget(self, policy_id: bytes) -> None:
         """Drop a cached kfrag (after a revocation)."""

@@ -152,6 +152,16 @@ class NodeChain:
         return self.contracts.grants.status(PolicyId(bytes(policy_id)), block=block)
 
     @_chain_errors
+    def policy_scope(self, policy_id: bytes, block: int) -> bytes:
+        return self.contracts.grants.scope(PolicyId(bytes(policy_id)), block=block)
+
+    @_chain_errors
+    def granted_records(self, policy_id: bytes) -> list[tuple[bytes, ...]]:
+        grants = self.contracts.grants
+        found = grants.events(GrantCreated, policy_id=PolicyId(bytes(policy_id)))
+        return [tuple(bytes(r) for r in ev.records) for ev in found]
+
+    @_chain_errors
     def patient_verifying_key(self, patient: str, block: int) -> bytes:
         return self.contracts.profiles.profile(patient, block=block).verifying_key
 

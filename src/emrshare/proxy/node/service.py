@@ -288,6 +288,22 @@ class ProxyService:
         )
         if isinstance(record_ids, Refusal):
             return record_ids
+        try:
+            scope = self.caches.scope(pid, block)
+        except (EmrShareError, LookupError) as exc:
+            return self.refuse(
+                RefusalReason.SCOPE_UNAVAILABLE,
+                f"cannot read the records this grant is scoped to ({exc}); retry shortly",
+                block,
+            )
+        outside = [r for r in record_ids if scope is not None and bytes(r) not in scope]
+        if outside:
+            return self.refuse(
+                RefusalReason.RECORD_NOT_IN_SCOPE,
+                f"record 0x{bytes(outside[0]).hex()} is not one of the records this grant is "
+                "scoped to; ask the patient to grant it",
+                block,
+            )
         kfrag = self.caches.kfrag(policy)
         if kfrag is None:
             return self.refuse(
