@@ -83,6 +83,9 @@ class RefusalReason(StrEnum):
     CAPSULE_HASH_MISMATCH = "capsule_hash_mismatch"
     BAD_SIGNATURE = "bad_signature"
     DEADLINE_PASSED = "deadline_passed"
+    #: An emergency request's deadline lies further beyond chain time than proxies accept
+    #: (:data:`~emrshare.proxy.emergency.MAX_DEADLINE_AHEAD`).
+    DEADLINE_TOO_FAR = "deadline_too_far"
     POLICY_UNKNOWN = "policy_unknown"
     NOT_GRANTEE = "not_grantee"
     REPLAYED_NONCE = "replayed_nonce"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy.chainview import EmergencyView
-from emrshare.proxy.emergency import SignedEmergencyRequest
+from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, SignedEmergencyRequest
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
 from emrshare.proxy.node.service import ProxyService, Served, check_envelope, indexed_records
@@ -107,6 +107,14 @@ class EmergencyService:
             return refuse(
                 RefusalReason.DEADLINE_PASSED,
                 f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
+                block,
+            )
+        if req.deadline > now + MAX_DEADLINE_AHEAD:
+            return refuse(
+                RefusalReason.DEADLINE_TOO_FAR,
+                f"the request deadline {req.deadline} is more than {MAX_DEADLINE_AHEAD} s "
+                f"beyond chain time {now}; sign a request with a deadline at most "
+                f"{MAX_DEADLINE_AHEAD} s ahead",
                 block,
             )
         not_active = declaration_refusal(view, req.declaration_id, now, self.clock())
