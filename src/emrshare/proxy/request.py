@@ -96,6 +96,8 @@ class RefusalReason(StrEnum):
     CAPSULE_NOT_IN_INDEX = "capsule_not_in_index"
     CAPSULE_WRONG_CATEGORY = "capsule_wrong_category"
     CHAIN_UNAVAILABLE = "chain_unavailable"
+    #: The identical request (same signer and nonce) is still being served: retry shortly.
+    REQUEST_IN_FLIGHT = "request_in_flight"
     INTERNAL_ERROR = "internal_error"
     #: This proxy is suspended (or removed) by the consortium: ask the others.
     PROXY_SUSPENDED = "proxy_suspended"
@@ -130,6 +132,7 @@ class RefusalReason(StrEnum):
         return self not in (
             RefusalReason.CAPSULE_NOT_IN_INDEX,
             RefusalReason.CHAIN_UNAVAILABLE,
+            RefusalReason.REQUEST_IN_FLIGHT,
             RefusalReason.KFRAG_UNAVAILABLE,
             RefusalReason.INTERNAL_ERROR,
             RefusalReason.PROXY_SUSPENDED,

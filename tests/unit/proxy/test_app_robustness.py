@@ -102,3 +102,73 @@ async def test_attack_internal_error_gives_500(
         body["nonce"],
     ]
     assert not any(s in logged for s in secrets)
+
+
+async def test_a_repeat_of_a_request_still_being_served_is_429_request_in_flight(
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    # One request per (signer, nonce) is evaluated at a time; a repeat that waited in
+    # vain for the first is "not now" (its own reason, 429 with Retry-After), not a chain
+    # fault, and is served once the first has answered.
+    from emrshare.errors import Unavailable
+    from emrshare.proxy.client import (
+        PolicyKeys,
+        ProxyEndpoint,
+        ProxyFailure,
+        ThresholdPolicy,
+        _threshold_error,
+    )
+    from emrshare.proxy.node.service import NonceGate
+    from tests.unit.proxy.test_in_process import _settle
+
+    chain = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (sealed,) = chain.append(patient, "lab", 0)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    proxy = proxies[0]
+    cap = sealed.capsule_bytes
+    req = ReencryptRequest.new(
+        proxy.keys.address,
+        bytes(grant.binding.policy_id),
+        [capsule_hash(cap)],
+        chain.chain_time() + 300,
+    )
+    chain_id = chain.deployment.chain_id
+    body = SignedRequest(
+        req,
+        chain_id,
+        chain.grants_address,
+        req.sign(grantee.ethereum_key, chain_id, chain.grants_address),
+        (cap,),
+    ).to_json()
+    proxy.service.nonces = NonceGate(wait=0.2)
+    first = (grantee.address.lower(), req.nonce)  # the first try, still being served
+    assert proxy.service.nonces.hold(first)
+    transport = httpx.ASGITransport(app=proxy.app)
+    async with httpx.AsyncClient(transport=transport, base_url=proxy.url) as h:
+        try:
+            busy = await h.post("/v1/reencrypt", json=body)
+        finally:
+            proxy.service.nonces.release(first)
+        served = await h.post("/v1/reencrypt", json=body)
+    assert assert_refusal(busy, 429, signed=True)["refused"] == "request_in_flight"
+    assert busy.headers["retry-after"] == "1"
+    assert served.status_code == 200 and len(served.json()["cfrags"]) == 1
+    assert proxy.service.refused.get("request_in_flight") == 1
+    assert proxy.service.refused.get("chain_unavailable") is None
+    # The threshold client counts it as "not now": Unavailable (readers retry), not denied.
+    assert not RefusalReason.REQUEST_IN_FLIGHT.denies_access
+    policy = ThresholdPolicy(
+        b"\x01" * 32,
+        2,
+        tuple(ProxyEndpoint(f"0xP{i}", f"http://p{i}") for i in range(3)),
+        PolicyKeys(b"", b"", b""),
+    )
+    failures = [
+        ProxyFailure(f"0xP{i}", f"http://p{i}", "refused", "request_in_flight") for i in range(3)
+    ]
+    assert isinstance(_threshold_error(policy, 0, failures), Unavailable)

@@ -169,7 +169,11 @@ class EmergencyService:
             )
         nonce_key = (signer.lower(), req.nonce)
         if not self.service.nonces.hold(nonce_key):
-            return refuse(RefusalReason.CHAIN_UNAVAILABLE, "the same request is in flight", block)
+            return refuse(
+                RefusalReason.REQUEST_IN_FLIGHT,
+                "the same request is still being served; retry shortly",
+                block,
+            )
         try:
             return self._serve(signed, signer, view.patient, policy, block, now)
         finally:

@@ -69,17 +69,19 @@ def _rotated(policy: PolicyRecord, block: int) -> str:
 
 
 class NonceGate:
-    """One request per (signer, nonce) in flight: a repeat waits for the first."""
+    """One request per (signer, nonce) in flight: a repeat waits (up to ``wait`` seconds)
+    for the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float = 10.0) -> None:
         self._cv = threading.Condition()
         self._inflight: set[tuple[str, int]] = set()
+        self._wait = wait
 
     def hold(self, key: tuple[str, int]) -> bool:
-        """Wait (up to 10 s) until no other request of ``key`` is in flight and hold it;
-        False if it stayed busy. :meth:`release` gives it back."""
+        """Wait until no other request of ``key`` is in flight and hold it; False if it
+        stayed busy. :meth:`release` gives it back."""
         with self._cv:
-            free = self._cv.wait_for(lambda: key not in self._inflight, 10.0)
+            free = self._cv.wait_for(lambda: key not in self._inflight, self._wait)
             if free:
                 self._inflight.add(key)
         return free
@@ -197,7 +199,7 @@ class ProxyService:
         nonce_key = (signer.lower(), req.nonce)
         if not self.nonces.hold(nonce_key):  # (refused outside the lock: _refuse takes it)
             return self.refuse(
-                RefusalReason.CHAIN_UNAVAILABLE,
+                RefusalReason.REQUEST_IN_FLIGHT,
                 "the same request is still being served; retry shortly",
                 block,
             )
