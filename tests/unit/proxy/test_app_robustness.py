@@ -13,7 +13,11 @@ import pytest
 from emrshare.proxy.request import ReencryptRequest, RefusalReason, SignedRequest, capsule_hash
 from tests.unit.fuzz.bodies import FIELDS
 from tests.unit.fuzz.mutate import raw_json_variants
-from tests.unit.proxy.test_in_process import InProcessProxy, world  # noqa: F401 - fixture
+from tests.unit.proxy.test_in_process import (  # noqa: F401 - fixture
+    InProcessProxy,
+    granted_request,
+    world,
+)
 
 REASONS = {r.value for r in RefusalReason}
 
@@ -119,34 +123,14 @@ async def test_a_repeat_of_a_request_still_being_served_is_429_request_in_flight
         _threshold_error,
     )
     from emrshare.proxy.node.service import NonceGate
-    from tests.unit.proxy.test_in_process import _settle
 
-    chain = world["chain"]
-    patient, grantee = world["patient"], world["grantee"]
-    proxies: list[InProcessProxy] = world["proxies"]
-    (sealed,) = chain.append(patient, "lab", 0)
-    grant = chain.grant(
-        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
-    )
-    _settle(proxies)
-    proxy = proxies[0]
-    cap = sealed.capsule_bytes
-    req = ReencryptRequest.new(
-        proxy.keys.address,
-        bytes(grant.binding.policy_id),
-        [capsule_hash(cap)],
-        chain.chain_time() + 300,
-    )
-    chain_id = chain.deployment.chain_id
-    body = SignedRequest(
-        req,
-        chain_id,
-        chain.grants_address,
-        req.sign(grantee.ethereum_key, chain_id, chain.grants_address),
-        (cap,),
-    ).to_json()
+    proxy, signed = granted_request(world)
+    body = signed.to_json()
     proxy.service.nonces = NonceGate(wait=0.2)
-    first = (grantee.address.lower(), req.nonce)  # the first try, still being served
+    first = (
+        world["grantee"].address.lower(),
+        signed.request.nonce,
+    )  # the first try, still being served
     assert proxy.service.nonces.hold(first)
     transport = httpx.ASGITransport(app=proxy.app)
     async with httpx.AsyncClient(transport=transport, base_url=proxy.url) as h:

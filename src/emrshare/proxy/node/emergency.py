@@ -21,9 +21,14 @@ from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy.chainview import EmergencyView
 from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, SignedEmergencyRequest
-from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
-from emrshare.proxy.node.service import ProxyService, Served, check_envelope, indexed_records
+from emrshare.proxy.node.service import (
+    ProxyService,
+    Served,
+    check_envelope,
+    indexed_records,
+    reencrypt_capsules,
+)
 from emrshare.proxy.node.store import Serve
 from emrshare.proxy.request import Refusal, RefusalReason
 
@@ -210,15 +215,9 @@ class EmergencyService:
                 "this proxy holds no valid key fragment for this category of the opt-in",
                 block,
             )
-        caches = self.service.caches
-        try:
-            capsules = [
-                caches.capsule(h, c)
-                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
-            ]
-        except WireFormatError as exc:
-            return refuse(RefusalReason.BAD_REQUEST, str(exc), block)
-        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        cfrags = reencrypt_capsules(self.service, signed, kfrag, block)
+        if isinstance(cfrags, Refusal):
+            return cfrags
         if used is None:  # journaled (durably) before the answer leaves, once per request
             self.service.journal.record(
                 Serve(

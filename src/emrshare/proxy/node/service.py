@@ -26,7 +26,14 @@ from emrshare.proxy.node.audit_journal import GroupCommit
 from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
 
-__all__ = ["KfragOpener", "ProxyService", "Served", "check_envelope", "indexed_records"]
+__all__ = [
+    "KfragOpener",
+    "ProxyService",
+    "Served",
+    "check_envelope",
+    "indexed_records",
+    "reencrypt_capsules",
+]
 
 #: Unseal and verify this proxy's kfrag of a grant:
 #: (sealed kfrag, grant event or emergency scope, patient verifying key, grantee receiving
@@ -303,16 +310,9 @@ class ProxyService:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if rotated:
             return self.refuse(RefusalReason.GRANTEE_KEYS_ROTATED, _rotated(policy, block), block)
-        # Every capsule is now known to be an indexed entry's (its bytes hash to an indexed
-        # capsule hash), so it parses; most were parsed once already, by the watcher.
-        try:
-            capsules = [
-                self.caches.capsule(h, c)
-                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
-            ]
-        except WireFormatError as exc:
-            return self.refuse(RefusalReason.BAD_REQUEST, str(exc), block)
-        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        cfrags = reencrypt_capsules(self, signed, kfrag, block)
+        if isinstance(cfrags, Refusal):
+            return cfrags
         # Journal (with the nonce and the request digest) before the response leaves: a
         # crash now cannot lose the audit record, and the nonce is spent only by a serve.
         if first:
@@ -424,3 +424,21 @@ def indexed_records(
             )
         record_ids.append(match[0].record_id)
     return record_ids
+
+
+def reencrypt_capsules(
+    service: ProxyService, signed: SignedEnvelope[Any], kfrag: VerifiedProxyKeyFrag, block: int
+) -> tuple[bytes, ...] | Refusal:
+    """One cfrag per capsule of ``signed`` with ``kfrag``; a ``bad_request`` refusal if a
+    capsule does not parse. Every capsule is known by then to be an indexed entry's (its
+    bytes hash to an indexed capsule hash), so it parses; most were parsed once already,
+    by the watcher."""
+    req = signed.request
+    try:
+        capsules = [
+            service.caches.capsule(h, c)
+            for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
+        ]
+    except WireFormatError as exc:
+        return service.refuse(RefusalReason.BAD_REQUEST, str(exc), block)
+    return tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
