@@ -37,12 +37,17 @@ __all__ = [
     "EMERGENCY_PATH",
     "EmergencyClient",
     "EmergencyRequest",
+    "MAX_DEADLINE_AHEAD",
     "SignedEmergencyRequest",
 ]
 
 EMERGENCY_DOMAIN_NAME = "emrshare-emergency"
 #: The proxy route of emergency requests.
 EMERGENCY_PATH = "/v1/emergency/reencrypt"
+#: How far beyond chain time (seconds) an emergency request's deadline may lie: a proxy
+#: refuses a later one (``deadline_too_far``), so a signed break-glass request cannot be
+#: kept and replayed for long; clients sign deadlines within it.
+MAX_DEADLINE_AHEAD = 600
 #: Largest declaration id on the wire (the proxy's journal keeps it as a signed 64-bit).
 _MAX_DECLARATION = 2**63 - 1
 

@@ -83,6 +83,9 @@ class RefusalReason(StrEnum):
     CAPSULE_HASH_MISMATCH = "capsule_hash_mismatch"
     BAD_SIGNATURE = "bad_signature"
     DEADLINE_PASSED = "deadline_passed"
+    #: An emergency request's deadline lies further beyond chain time than proxies accept
+    #: (:data:`~emrshare.proxy.emergency.MAX_DEADLINE_AHEAD`).
+    DEADLINE_TOO_FAR = "deadline_too_far"
     POLICY_UNKNOWN = "policy_unknown"
     NOT_GRANTEE = "not_grantee"
     REPLAYED_NONCE = "replayed_nonce"
@@ -93,6 +96,8 @@ class RefusalReason(StrEnum):
     CAPSULE_NOT_IN_INDEX = "capsule_not_in_index"
     CAPSULE_WRONG_CATEGORY = "capsule_wrong_category"
     CHAIN_UNAVAILABLE = "chain_unavailable"
+    #: The identical request (same signer and nonce) is still being served: retry shortly.
+    REQUEST_IN_FLIGHT = "request_in_flight"
     INTERNAL_ERROR = "internal_error"
     #: This proxy is suspended (or removed) by the consortium: ask the others.
     PROXY_SUSPENDED = "proxy_suspended"
@@ -131,6 +136,7 @@ class RefusalReason(StrEnum):
         return self not in (
             RefusalReason.CAPSULE_NOT_IN_INDEX,
             RefusalReason.CHAIN_UNAVAILABLE,
+            RefusalReason.REQUEST_IN_FLIGHT,
             RefusalReason.KFRAG_UNAVAILABLE,
             RefusalReason.INTERNAL_ERROR,
             RefusalReason.PROXY_SUSPENDED,

@@ -34,7 +34,7 @@ from emrshare.errors import (
 )
 from emrshare.network import Network
 from emrshare.proxy import PolicyKeys, ProxyEndpoint, ThresholdPolicy
-from emrshare.proxy.emergency import EmergencyClient
+from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, EmergencyClient
 from emrshare.proxy.request import MAX_BATCH
 from emrshare.roles._common import checksum
 from emrshare.roles._reads import MembershipCache, check_entry, read_record, verified_entries
@@ -181,7 +181,8 @@ def emergency_read(
         tag=bytes(gmap.tag),
         transport=network.proxy_transport,
     )
-    deadline = network.chain_time() + 300
+    # Well within what proxies accept (MAX_DEADLINE_AHEAD), with room for retries.
+    deadline = network.chain_time() + MAX_DEADLINE_AHEAD // 2
     out: list[EmergencyRecord] = []
     for start in range(0, len(mine), _PER_REQUEST):
         batch = mine[start : start + _PER_REQUEST]

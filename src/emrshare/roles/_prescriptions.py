@@ -22,6 +22,7 @@ from datetime import timedelta
 from emrshare.chain import (
     Contracts,
     Prescription,
+    PrescriptionCancelled,
     PrescriptionDispensed,
     PrescriptionIssued,
     PrescriptionStatus,
@@ -300,16 +301,31 @@ class MemberPrescriptions:
 
     def counts(self) -> PrescriptionCounts:
         """Per prescriber and per pharmacy counts, from the chain's events and statuses
-        (commitments only: no drug, no patient)."""
+        (commitments only: no drug, no patient), all as of one block: the newest with
+        the network's confirmations.
+
+        The events alone settle the status of a prescription that was cancelled, used
+        all its fills or passed its validity by that block's time; only the live ones
+        (active, or waiting for a review) are asked of the contract, one read each."""
         rx = self.network.contracts.prescriptions
-        block = self.network.chain.latest_block()
+        block = self.network.chain.safe_block()
+        now = self.network.chain.block_time(block)
+        dispensed = list(rx.events(PrescriptionDispensed, to_block=block))
+        used = Counter(bytes(d.prescription_id) for d in dispensed)
+        cancelled = {
+            bytes(ev.prescription_id) for ev in rx.events(PrescriptionCancelled, to_block=block)
+        }
         counts = PrescriptionCounts()
-        for ev in rx.events(PrescriptionIssued):
+        for ev in rx.events(PrescriptionIssued, to_block=block):
+            pid = bytes(ev.prescription_id)
             c = counts.by_prescriber.setdefault(checksum(ev.prescriber), Counter())
             c["issued"] += 1
-            c[rx.status(ev.prescription_id, block=block).name.lower()] += 1
+            status = _settled_status(pid in cancelled, used[pid], ev.fills, ev.valid_until, now)
+            if status is None:
+                status = rx.status(pid, block=block)
+            c[status.name.lower()] += 1
         seen: dict[str, set[bytes]] = {}
-        for d in rx.events(PrescriptionDispensed):
+        for d in dispensed:
             pharmacy = checksum(d.pharmacy)
             c = counts.by_pharmacy.setdefault(pharmacy, Counter())
             c["fills"] += 1
@@ -317,3 +333,19 @@ class MemberPrescriptions:
             c["prescriptions"] = len(seen[pharmacy])
             counts.by_prescriber.setdefault(checksum(d.prescriber), Counter())["fills"] += 1
         return counts
+
+
+def _settled_status(
+    cancelled: bool, used: int, fills: int, valid_until: int, now: int
+) -> PrescriptionStatus | None:
+    """The status of an issued prescription that its events settle, checked in the order
+    of the contract's ``statusOf`` (cancelled, then every fill used, then past its
+    validity at ``now``, the block's time); None for a live one, whose status also
+    depends on the consortium's review rule: the contract says it."""
+    if cancelled:
+        return PrescriptionStatus.CANCELLED
+    if used >= fills:
+        return PrescriptionStatus.DISPENSED
+    if now >= valid_until:
+        return PrescriptionStatus.EXPIRED
+    return None

@@ -27,7 +27,7 @@ from emrshare.chain import (
 from emrshare.crypto import MemberKeys, SealedEntry
 from emrshare.errors import AccessDenied, Unavailable
 from emrshare.proxy import PolicyKeys, ThresholdPolicy
-from emrshare.proxy.emergency import EmergencyClient
+from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, EmergencyClient
 from emrshare.proxy.node.emergency_store import emergency_policy_id
 from emrshare.proxy.request import capsule_hash
 from emrshare.roles import Patient, save_emergency_key
@@ -93,10 +93,11 @@ def _declare(world: World, patient: Patient) -> int:
 
 
 def _raw_refusals(
-    world: World, key: bytes, did: int, patient: Patient, category: str
+    world: World, key: bytes, did: int, patient: Patient, category: str, ahead: int = 300
 ) -> dict[str, str]:
     """Ask every proxy directly (a clinician's client that skips the facade's own checks)
-    for ``category``'s capsules of ``patient`` under ``did``; the proxies' reasons."""
+    for ``category``'s capsules of ``patient`` under ``did``, with a deadline ``ahead``
+    seconds beyond chain time; the proxies' reasons."""
     t = world.trust
     tag = patient.keys.tag(normalize_category(category), 0)
     events = [ev for ev in t.net.contracts.index.entries(patient.address) if bytes(ev.tag) == tag]
@@ -113,7 +114,7 @@ def _raw_refusals(
         tag=tag,
     )
     with pytest.raises(AccessDenied) as err:
-        client.reencrypt_sync(policy, capsules, deadline=t.net.chain_time() + 300)
+        client.reencrypt_sync(policy, capsules, deadline=t.net.chain_time() + ahead)
     return err.value.reasons
 
 
@@ -177,6 +178,24 @@ def test_read_after_the_time_box_is_refused(world: World) -> None:
     with pytest.raises(EmergencyRefused) as err:
         world.trust.hospital.emergency.read(did, "allergies")
     assert err.value.name == "declaration_expired"
+
+
+def test_request_with_a_deadline_too_far_ahead_is_refused(world: World) -> None:
+    # A break-glass request signed to stay valid for an hour could be kept and replayed
+    # long after the clinician's need: the proxies accept deadlines at most
+    # MAX_DEADLINE_AHEAD beyond chain time; the facade signs within that window.
+    t = world.trust
+    patient = _opted_in_patient(world, "far-deadline")
+    did = _declare(world, patient)
+    reasons = _raw_refusals(
+        world, t.hospital.keys.ethereum_key, did, patient, "allergies", ahead=3600
+    )
+    assert set(reasons.values()) == {"deadline_too_far"}
+    assert len(reasons) >= 2  # enough to put M = 2 of 3 out of reach
+    assert not list(t.net.contracts.emergency.events(EmergencyAccessLogged, declaration_id=did))
+    records = t.hospital.emergency.read(did, "allergies")
+    assert len(records) == 2
+    assert MAX_DEADLINE_AHEAD == 600
 
 
 def test_read_of_a_category_outside_the_opt_in_is_refused(world: World) -> None:

@@ -13,7 +13,11 @@ import pytest
 from emrshare.proxy.request import ReencryptRequest, RefusalReason, SignedRequest, capsule_hash
 from tests.unit.fuzz.bodies import FIELDS
 from tests.unit.fuzz.mutate import raw_json_variants
-from tests.unit.proxy.test_in_process import InProcessProxy, world  # noqa: F401 - fixture
+from tests.unit.proxy.test_in_process import (  # noqa: F401 - fixture
+    InProcessProxy,
+    granted_request,
+    world,
+)
 
 REASONS = {r.value for r in RefusalReason}
 
@@ -102,3 +106,53 @@ async def test_attack_internal_error_gives_500(
         body["nonce"],
     ]
     assert not any(s in logged for s in secrets)
+
+
+async def test_a_repeat_of_a_request_still_being_served_is_429_request_in_flight(
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    # One request per (signer, nonce) is evaluated at a time; a repeat that waited in
+    # vain for the first is "not now" (its own reason, 429 with Retry-After), not a chain
+    # fault, and is served once the first has answered.
+    from emrshare.errors import Unavailable
+    from emrshare.proxy.client import (
+        PolicyKeys,
+        ProxyEndpoint,
+        ProxyFailure,
+        ThresholdPolicy,
+        _threshold_error,
+    )
+    from emrshare.proxy.node.service import NonceGate
+
+    proxy, signed = granted_request(world)
+    body = signed.to_json()
+    proxy.service.nonces = NonceGate(wait=0.2)
+    first = (
+        world["grantee"].address.lower(),
+        signed.request.nonce,
+    )  # the first try, still being served
+    assert proxy.service.nonces.hold(first)
+    transport = httpx.ASGITransport(app=proxy.app)
+    async with httpx.AsyncClient(transport=transport, base_url=proxy.url) as h:
+        try:
+            busy = await h.post("/v1/reencrypt", json=body)
+        finally:
+            proxy.service.nonces.release(first)
+        served = await h.post("/v1/reencrypt", json=body)
+    assert assert_refusal(busy, 429, signed=True)["refused"] == "request_in_flight"
+    assert busy.headers["retry-after"] == "1"
+    assert served.status_code == 200 and len(served.json()["cfrags"]) == 1
+    assert proxy.service.refused.get("request_in_flight") == 1
+    assert proxy.service.refused.get("chain_unavailable") is None
+    # The threshold client counts it as "not now": Unavailable (readers retry), not denied.
+    assert not RefusalReason.REQUEST_IN_FLIGHT.denies_access
+    policy = ThresholdPolicy(
+        b"\x01" * 32,
+        2,
+        tuple(ProxyEndpoint(f"0xP{i}", f"http://p{i}") for i in range(3)),
+        PolicyKeys(b"", b"", b""),
+    )
+    failures = [
+        ProxyFailure(f"0xP{i}", f"http://p{i}", "refused", "request_in_flight") for i in range(3)
+    ]
+    assert isinstance(_threshold_error(policy, 0, failures), Unavailable)

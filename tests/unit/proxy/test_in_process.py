@@ -22,6 +22,7 @@ from emrshare.proxy.node._kfrags import kfrag_opener
 from emrshare.proxy.node.app import MAX_BODY
 from emrshare.proxy.node.audit import AuditFlusher
 from emrshare.proxy.node.watcher import ChainWatcher
+from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
 from tests.proxy_support import (
     ROLE_PROVIDER,
     ROLE_PROXY,
@@ -85,6 +86,36 @@ def _settle(proxies: list[InProcessProxy]) -> None:
             pass
 
 
+def granted_request(world: dict[str, Any]) -> tuple[InProcessProxy, SignedRequest]:
+    """A grant of one "lab" record to the grantee, seen by every proxy, and the grantee's
+    signed request of its capsule to the first proxy."""
+    chain: Consortium = world["chain"]
+    patient, grantee = world["patient"], world["grantee"]
+    proxies: list[InProcessProxy] = world["proxies"]
+    (sealed,) = chain.append(patient, "lab", 0)
+    grant = chain.grant(
+        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
+    )
+    _settle(proxies)
+    proxy = proxies[0]
+    cap = sealed.capsule_bytes
+    req = ReencryptRequest.new(
+        proxy.keys.address,
+        bytes(grant.binding.policy_id),
+        [capsule_hash(cap)],
+        chain.chain_time() + 300,
+    )
+    chain_id = chain.deployment.chain_id
+    signed = SignedRequest(
+        request=req,
+        chain_id=chain_id,
+        verifying_contract=chain.grants_address,  # type: ignore[arg-type]
+        signature=req.sign(grantee.ethereum_key, chain_id, chain.grants_address),
+        capsules=(cap,),
+    )
+    return proxy, signed
+
+
 def _grantee_client(world: dict[str, Any]) -> ThresholdClient:
     """The grantee's threshold client, routed to the in-process proxies."""
     chain: Consortium = world["chain"]
@@ -145,7 +176,6 @@ def test_audit_batches_survive_crashes_exactly_once(world: dict[str, Any]) -> No
     finished by the next flusher, and the batch lands on chain exactly once."""
     from emrshare.chain import AccessEntry
     from emrshare.proxy.node.store import Serve
-    from emrshare.proxy.request import ReencryptRequest
 
     chain: Consortium = world["chain"]
     patient, grantee = world["patient"], world["grantee"]
@@ -358,32 +388,8 @@ def test_concurrent_repeats_of_one_request_are_served_and_journaled_once(
     import threading
 
     from emrshare.proxy.node.service import Served
-    from emrshare.proxy.request import ReencryptRequest, SignedRequest, capsule_hash
 
-    chain: Consortium = world["chain"]
-    patient, grantee = world["patient"], world["grantee"]
-    proxies: list[InProcessProxy] = world["proxies"]
-    (sealed,) = chain.append(patient, "lab", 0)
-    grant = chain.grant(
-        patient, "lab", 0, grantee, [p.keys for p in proxies], 2, chain.chain_time() + 3600
-    )
-    _settle(proxies)
-    proxy = proxies[0]
-    cap = sealed.capsule_bytes
-    req = ReencryptRequest.new(
-        proxy.keys.address,
-        bytes(grant.binding.policy_id),
-        [capsule_hash(cap)],
-        chain.chain_time() + 300,
-    )
-    chain_id = chain.deployment.chain_id
-    signed = SignedRequest(
-        request=req,
-        chain_id=chain_id,
-        verifying_contract=chain.grants_address,  # type: ignore[arg-type]
-        signature=req.sign(grantee.ethereum_key, chain_id, chain.grants_address),
-        capsules=(cap,),
-    )
+    proxy, signed = granted_request(world)
     results: list[object] = []
     threads = [
         threading.Thread(target=lambda: results.append(proxy.service.handle(signed)))

@@ -5,9 +5,10 @@
 The OpenAPI schema is served at ``/openapi.json``. A refusal is HTTP 403 with a
 machine-readable ``refused`` reason; a transient fault on the proxy's side (chain down,
 grant not processed yet, an internal error) is HTTP 503 with the same body shape, so
-clients can tell "no" from "not now". A malformed body is HTTP 400 (415 for another
-content type, 413 for an oversized one) with reason ``bad_request``: never a 500, and the
-keep-alive connection stays usable.
+clients can tell "no" from "not now"; a repeat of a request still being served (same
+signer and nonce) is HTTP 429 ``request_in_flight`` with ``Retry-After``, also "not now".
+A malformed body is HTTP 400 (415 for another content type, 413 for an oversized one) with
+reason ``bad_request``: never a 500, and the keep-alive connection stays usable.
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ def create_app(
             403: {"model": RefusalBody},
             413: {"model": RefusalBody},
             415: {"model": RefusalBody},
+            429: {"model": RefusalBody},
             503: {"model": RefusalBody},
         },
         openapi_extra={
@@ -307,6 +309,7 @@ def create_app(
             403: {"model": RefusalBody},
             413: {"model": RefusalBody},
             415: {"model": RefusalBody},
+            429: {"model": RefusalBody},
             503: {"model": RefusalBody},
         },
     )
@@ -331,6 +334,9 @@ def create_app(
         status = 403 if result.reason.denies_access else 503
         if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
             status = 400
+        if result.reason is RefusalReason.REQUEST_IN_FLIGHT:
+            # The identical request is being served: retry it once that one answered.
+            return JSONResponse(result.to_json(), status_code=429, headers={"Retry-After": "1"})
         return JSONResponse(result.to_json(), status_code=status)
 
     def _answer(body: bytes) -> Served | Refusal:

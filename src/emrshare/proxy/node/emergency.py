@@ -20,10 +20,15 @@ from collections.abc import Callable
 from emrshare.chain import EmergencyStatus
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy.chainview import EmergencyView
-from emrshare.proxy.emergency import SignedEmergencyRequest
-from emrshare.proxy.node import _kfrags
+from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, SignedEmergencyRequest
 from emrshare.proxy.node.emergency_store import EmergencyPolicyRecord, EmergencyScope
-from emrshare.proxy.node.service import ProxyService, Served, check_envelope, indexed_records
+from emrshare.proxy.node.service import (
+    ProxyService,
+    Served,
+    check_envelope,
+    indexed_records,
+    reencrypt_capsules,
+)
 from emrshare.proxy.node.store import Serve
 from emrshare.proxy.request import Refusal, RefusalReason
 
@@ -109,6 +114,14 @@ class EmergencyService:
                 f"the request deadline {req.deadline} passed (chain time {now}); sign a new one",
                 block,
             )
+        if req.deadline > now + MAX_DEADLINE_AHEAD:
+            return refuse(
+                RefusalReason.DEADLINE_TOO_FAR,
+                f"the request deadline {req.deadline} is more than {MAX_DEADLINE_AHEAD} s "
+                f"beyond chain time {now}; sign a request with a deadline at most "
+                f"{MAX_DEADLINE_AHEAD} s ahead",
+                block,
+            )
         not_active = declaration_refusal(view, req.declaration_id, now, self.clock())
         if not_active is not None:
             return refuse(*not_active, block)
@@ -161,7 +174,11 @@ class EmergencyService:
             )
         nonce_key = (signer.lower(), req.nonce)
         if not self.service.nonces.hold(nonce_key):
-            return refuse(RefusalReason.CHAIN_UNAVAILABLE, "the same request is in flight", block)
+            return refuse(
+                RefusalReason.REQUEST_IN_FLIGHT,
+                "the same request is still being served; retry shortly",
+                block,
+            )
         try:
             return self._serve(signed, signer, view.patient, policy, block, now)
         finally:
@@ -198,15 +215,9 @@ class EmergencyService:
                 "this proxy holds no valid key fragment for this category of the opt-in",
                 block,
             )
-        caches = self.service.caches
-        try:
-            capsules = [
-                caches.capsule(h, c)
-                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
-            ]
-        except WireFormatError as exc:
-            return refuse(RefusalReason.BAD_REQUEST, str(exc), block)
-        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        cfrags = reencrypt_capsules(self.service, signed, kfrag, block)
+        if isinstance(cfrags, Refusal):
+            return cfrags
         if used is None:  # journaled (durably) before the answer leaves, once per request
             self.service.journal.record(
                 Serve(

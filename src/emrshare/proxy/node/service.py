@@ -26,7 +26,14 @@ from emrshare.proxy.node.audit_journal import GroupCommit
 from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
 
-__all__ = ["KfragOpener", "ProxyService", "Served", "check_envelope", "indexed_records"]
+__all__ = [
+    "KfragOpener",
+    "ProxyService",
+    "Served",
+    "check_envelope",
+    "indexed_records",
+    "reencrypt_capsules",
+]
 
 #: Unseal and verify this proxy's kfrag of a grant:
 #: (sealed kfrag, grant event or emergency scope, patient verifying key, grantee receiving
@@ -69,17 +76,19 @@ def _rotated(policy: PolicyRecord, block: int) -> str:
 
 
 class NonceGate:
-    """One request per (signer, nonce) in flight: a repeat waits for the first."""
+    """One request per (signer, nonce) in flight: a repeat waits (up to ``wait`` seconds)
+    for the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float = 10.0) -> None:
         self._cv = threading.Condition()
         self._inflight: set[tuple[str, int]] = set()
+        self._wait = wait
 
     def hold(self, key: tuple[str, int]) -> bool:
-        """Wait (up to 10 s) until no other request of ``key`` is in flight and hold it;
-        False if it stayed busy. :meth:`release` gives it back."""
+        """Wait until no other request of ``key`` is in flight and hold it; False if it
+        stayed busy. :meth:`release` gives it back."""
         with self._cv:
-            free = self._cv.wait_for(lambda: key not in self._inflight, 10.0)
+            free = self._cv.wait_for(lambda: key not in self._inflight, self._wait)
             if free:
                 self._inflight.add(key)
         return free
@@ -197,7 +206,7 @@ class ProxyService:
         nonce_key = (signer.lower(), req.nonce)
         if not self.nonces.hold(nonce_key):  # (refused outside the lock: _refuse takes it)
             return self.refuse(
-                RefusalReason.CHAIN_UNAVAILABLE,
+                RefusalReason.REQUEST_IN_FLIGHT,
                 "the same request is still being served; retry shortly",
                 block,
             )
@@ -317,16 +326,9 @@ class ProxyService:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if rotated:
             return self.refuse(RefusalReason.GRANTEE_KEYS_ROTATED, _rotated(policy, block), block)
-        # Every capsule is now known to be an indexed entry's (its bytes hash to an indexed
-        # capsule hash), so it parses; most were parsed once already, by the watcher.
-        try:
-            capsules = [
-                self.caches.capsule(h, c)
-                for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
-            ]
-        except WireFormatError as exc:
-            return self.refuse(RefusalReason.BAD_REQUEST, str(exc), block)
-        cfrags = tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
+        cfrags = reencrypt_capsules(self, signed, kfrag, block)
+        if isinstance(cfrags, Refusal):
+            return cfrags
         # Journal (with the nonce and the request digest) before the response leaves: a
         # crash now cannot lose the audit record, and the nonce is spent only by a serve.
         if first:
@@ -438,3 +440,21 @@ def indexed_records(
             )
         record_ids.append(match[0].record_id)
     return record_ids
+
+
+def reencrypt_capsules(
+    service: ProxyService, signed: SignedEnvelope[Any], kfrag: VerifiedProxyKeyFrag, block: int
+) -> tuple[bytes, ...] | Refusal:
+    """One cfrag per capsule of ``signed`` with ``kfrag``; a ``bad_request`` refusal if a
+    capsule does not parse. Every capsule is known by then to be an indexed entry's (its
+    bytes hash to an indexed capsule hash), so it parses; most were parsed once already,
+    by the watcher."""
+    req = signed.request
+    try:
+        capsules = [
+            service.caches.capsule(h, c)
+            for h, c in zip(req.capsule_hashes, signed.capsules, strict=True)
+        ]
+    except WireFormatError as exc:
+        return service.refuse(RefusalReason.BAD_REQUEST, str(exc), block)
+    return tuple(_kfrags.reencrypt(c, kfrag) for c in capsules)
