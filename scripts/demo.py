@@ -6,8 +6,16 @@ alice, is created holding no ETH: each of her operations is signed by her and th
 devnet's relay pays its gas. Hospital A writes a lab result and an imaging report for
 her; hospital B requests lab access; alice approves it for 30 days; B reads the lab
 result (bytes equal to the original) but is refused the imaging report; alice revokes;
-B is refused; the audit trail shows B's reads; alice still holds 0 ETH; the devnet goes
-down.
+B is refused; the audit trail shows B's reads.
+
+Then an emergency: alice opts in (allergies and medications, 24 h); the consortium admits
+a regulator; alice arrives unconscious and a hospital A clinician declares an emergency
+and reads her allergy record through the proxies; the regulator opens the justification
+and marks the declaration reviewed; alice's notifications show who, why, what was read
+and the review. And a prescription: hospital A issues one (one fill); alice grants her
+prescriptions to the devnet's pharmacy; the pharmacy dispenses it; a second dispense is
+refused by the chain; the regulator's counts show 1 issued, 1 fill. alice still holds
+0 ETH; the devnet goes down.
 
     python scripts/demo.py [--node anvil|ganache] [--data-dir DIR] [--keep]
 
@@ -60,8 +68,15 @@ class Demo:
         print(f"\n{BOLD}[{self.step_no}] {text}{RESET}{at}", flush=True)
 
     def run(
-        self, *args: str, profile: str | None = None, expect_ok: bool = True, quiet: bool = False
+        self,
+        *args: str,
+        profile: str | None = None,
+        expect_ok: bool = True,
+        quiet: bool = False,
+        says: str = "",
     ) -> str:
+        """Run one `emrshare` command. With ``expect_ok=False`` it must be refused, in one
+        line of stderr that contains ``says``."""
         cmd = [sys.executable, "-m", "emrshare.cli"]
         if profile:
             cmd += ["--profile", profile]
@@ -78,6 +93,11 @@ class Demo:
         if not expect_ok and proc.returncode == 0:
             raise DemoFailed(f"`emrshare {' '.join(args)}` succeeded but should be refused")
         if not expect_ok:
+            error = proc.stderr.strip()
+            if len(error.splitlines()) != 1 or says not in error:
+                raise DemoFailed(
+                    f"`emrshare {' '.join(args)}` was not refused in one line {says!r}"
+                )
             print(f"{GREEN}  refused, as expected{RESET}")
         return proc.stdout
 
@@ -101,6 +121,12 @@ class Demo:
         )
         print(f"created patient profile {name} → {profile.address}")
         return str(profile.address)
+
+    def address(self, name: str) -> str:
+        """A profile's address, read from its file in the data dir."""
+        from emrshare.roles.profiles import Profiles
+
+        return str(Profiles(self.data_dir).get(name).address)
 
     def balance(self, address: str) -> int:
         """The address's balance in wei, asked of the devnet's chain node."""
@@ -237,7 +263,7 @@ def scenario(d: Demo, files: Path) -> None:
     )
 
     d.step("alice's audit trail shows hospital B's read")
-    b_address = d.json("whoami", profile="hospital-b")["address"]
+    b_address = d.address("hospital-b")
     trail: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # proxies log their served batches every second
@@ -250,6 +276,9 @@ def scenario(d: Demo, files: Path) -> None:
         any(e["requester"] == b_address and e["records"] == [lab_id] for e in trail),
         "hospital B's read of the lab result is on chain",
     )
+
+    emergency_scene(d, files)
+    prescription_scene(d, files)
 
     d.step("alice paid no gas: every one of her operations went through the relay")
     d.expect(d.balance(alice) == 0, "alice still holds 0 ETH")
@@ -296,6 +325,107 @@ def fhir_scene(d: Demo, files: Path) -> None:
         e["resource"]["code"]["coding"][0]["code"] for e in json.loads(got.read_text())["entry"]
     }
     d.expect(codes == {"718-7", "2345-7", "2160-0"}, "three lab Observations, not the HIV one")
+
+
+def emergency_scene(d: Demo, files: Path) -> None:
+    """alice opts in to emergency access; unconscious in the emergency room, she cannot
+    grant: hospital A declares an emergency and reads her allergies through the proxies;
+    the regulator reviews the declaration; alice sees all of it in her notifications."""
+    allergy = files / "allergies.txt"
+    allergy.write_text("penicillin: anaphylaxis (2019)\nlatex: contact dermatitis\n")
+    why = "unconscious after a road accident, no relative reachable; need allergies before surgery"
+    hospital_a = d.address("hospital-a")
+
+    d.step("Hospital A records alice's allergies; alice opts in to emergency access")
+    d.run("writer", "add", "hospital-a", "--category", "allergies", profile=PATIENT)
+    added = d.json("record", "add", str(allergy), "--patient", PATIENT, "--category",
+                   "allergies", "--media-type", "text/plain", profile="hospital-a")  # fmt: skip
+    allergy_id = added["record_id"]
+    opted = d.json("emergency", "opt-in", "--categories", "allergies,medications", "--window",
+                   "24h", profile=PATIENT)  # fmt: skip
+    d.expect(
+        opted["categories"] == ["allergies", "medications"] and opted["window_s"] == 86400,
+        "allergies and medications (not mental-health) may open for 24 h per declaration",
+    )
+
+    d.step("The consortium admits a regulator, who reviews every emergency declaration")
+    d.run("member", "add", "regulator", "--role", "regulator", profile="admin")
+
+    d.step("alice arrives unconscious: a hospital A clinician declares an emergency")
+    did = d.json("emergency", "declare", "--patient", PATIENT, "--why", why,
+                 profile="hospital-a")["declaration"]  # fmt: skip
+
+    d.step("The clinician reads alice's allergies through 2-of-3 proxies (each serve logged)")
+    out = files / "emergency"
+    (rec,) = d.json("emergency", "read", str(did), "allergies", "--out", str(out),
+                    profile="hospital-a")  # fmt: skip
+    d.expect(
+        rec["record"] == allergy_id and Path(rec["path"]).read_bytes() == allergy.read_bytes(),
+        "the allergy record, bytes equal to what hospital A wrote",
+    )
+
+    d.step("The regulator reviews the declaration and its justification, and marks it")
+    shown = " ".join(d.run("emergency", "review", profile="regulator").split())
+    d.expect(
+        f"EMERGENCY #{did} " in shown and why in shown, "the regulator opened the justification too"
+    )
+    d.run("emergency", "review", str(did), "--mark", "reviewed", profile="regulator")
+
+    d.step("alice, awake, sees the emergency in her notifications: who, why, what, the review")
+    notices: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the proxies log their serves on chain each second
+        notices = d.json("notifications", profile=PATIENT)
+        if any(n["declaration"] == did and n["accesses"] for n in notices):
+            break
+        time.sleep(1)
+    (notice,) = [n for n in notices if n["declaration"] == did]
+    d.expect(
+        notice["clinician"] == hospital_a and notice["justification"] == why,
+        "declared by hospital A, its justification opened for alice",
+    )
+    d.expect(notice["review"] == "reviewed", "the regulator's verdict is on chain: reviewed")
+    d.expect(
+        {(a["category"], a["records"]) for a in notice["accesses"]} == {("allergies", 1)},
+        "the serve is on chain: 1 allergies record, nothing else",
+    )
+
+
+def prescription_scene(d: Demo, files: Path) -> None:
+    """Hospital A prescribes; alice lets the devnet's pharmacy read that one prescription;
+    the pharmacy verifies and dispenses; a second dispense is refused by the chain."""
+    d.step("alice authorizes hospital A to write prescriptions")
+    d.run("writer", "add", "hospital-a", "--category", "prescriptions", profile=PATIENT)
+
+    d.step("Hospital A issues a prescription: a signed FHIR MedicationRequest, committed on chain")
+    rx = d.json("rx", "issue", PATIENT, "amoxicillin 500 mg capsule", "--dosage",
+                "1 capsule 3 times a day for 7 days", profile="hospital-a")  # fmt: skip
+    d.expect(rx["fills"] == 1, "one fill allowed")
+
+    d.step("alice grants the pharmacy that one prescription, not her prescriptions category")
+    g = d.json("grant", "add", "--to", "pharmacy", "--category", "prescriptions",
+               "--record", rx["record"], "--expires", "7d", profile=PATIENT)  # fmt: skip
+    d.expect(g["records"] == [rx["record"]], "the grant names that record only")
+
+    d.step("The pharmacy verifies it and dispenses; a second dispense is refused")
+    fill = d.json("rx", "dispense", PATIENT, rx["record"], profile="pharmacy")
+    d.expect(fill["fill"] == 1, "fill 1 of 1 dispensed")
+    d.run("rx", "dispense", PATIENT, rx["record"], profile="pharmacy", expect_ok=False,
+          says="Prescriptions_AlreadyDispensed")  # fmt: skip
+
+    d.step("The regulator counts prescriptions per prescriber and pharmacy, from the chain")
+    counts = d.json("rx", "counts", profile="regulator")
+    by_doctor = {a.lower(): c for a, c in counts["prescribers"].items()}
+    by_pharmacy = {a.lower(): c for a, c in counts["pharmacies"].items()}
+    doctor = by_doctor.get(d.address("hospital-a").lower(), {})
+    d.expect(
+        doctor.get("issued") == 1 and doctor.get("dispensed") == 1,
+        "hospital A: 1 issued, 1 dispensed",
+    )
+    d.expect(
+        by_pharmacy.get(d.address("pharmacy").lower()) == {"fills": 1, "prescriptions": 1},
+        "the pharmacy: 1 fill of 1 prescription",
+    )
 
 
 def main() -> int:

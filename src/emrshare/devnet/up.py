@@ -67,6 +67,7 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
     "hospital-b": ("member", "provider", 5),
     "insurer": ("member", "insurer", 6),
     "patient": ("patient", None, 7),
+    "pharmacy": ("member", "pharmacy", 9),
 }
 _PROXY_KEYS = (1, 2, 3)
 _EMERGENCY_MEMBERS = ("hospital-a",)  # given CAP_EMERGENCY and the emergency key file

@@ -40,9 +40,18 @@ def test_make_demo_scenario(tmp_path: Path, node: str) -> None:
     for line in (
         "the bytes equal the original lab result",
         "hospital B's read of the lab result is on chain",
+        # The emergency scene: the break-glass read, its serve on chain, the review.
+        "the allergy record, bytes equal to what hospital A wrote",
+        "the serve is on chain: 1 allergies record, nothing else",
+        "the regulator opened the justification too",
+        # The prescription scene: one fill, then the chain's refusal, then the counts.
+        "fill 1 of 1 dispensed",
+        "error: Prescriptions_AlreadyDispensed",
+        "the pharmacy: 1 fill of 1 prescription",
+        "alice still holds 0 ETH",
     ):
         assert line in result.stdout
-    assert result.stdout.count("refused, as expected") == 2
+    assert result.stdout.count("refused, as expected") == 3
     # The devnet went down: no process of it is left.
     pids = (
         json.loads((data_dir / "devnet" / "pids.json").read_text())
@@ -108,6 +117,11 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         assert {"pharmacy", "provider", "insurer", "proxy"} <= {m["role"] for m in members}
         who = json.loads(_cli(data_dir, "--json", "--profile", "pharmacy-x", "whoami").stdout)
         assert who["kind"] == "member"
+        # The devnet has a pharmacy of its own: pharmacy-x is a second one.
+        roles = {m["address"]: m["role"] for m in members}
+        assert roles[who["address"]] == "pharmacy"
+        pharmacy = json.loads(_cli(data_dir, "--json", "--profile", "pharmacy", "whoami").stdout)
+        assert pharmacy["address"] != who["address"] and roles[pharmacy["address"]] == "pharmacy"
         recovered = _cli(data_dir, "--profile", "hospital-a", "recover")
         assert recovered.returncode == 0 and "finished 0" in recovered.stdout
         recovered = _cli(data_dir, "--json", "--profile", "patient", "recover")
