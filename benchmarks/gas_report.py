@@ -307,7 +307,13 @@ def main() -> int:
         did = decl.event(EmergencyDeclared).declaration_id
         figures["emergency serve log"] = (
             c.with_client(proxies[0])
-            .emergency.log_access(did, plist, emergency_tags[0], [os.urandom(32)])
+            .emergency.log_access(
+                did,
+                plist,
+                emergency_tags[0],
+                [os.urandom(32)],
+                served_at=hospital.emergency.declaration(did).declared_at,
+            )
             .gas_used
         )
 

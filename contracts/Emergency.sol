@@ -156,6 +156,14 @@ contract Emergency is EIP712, PatientContext {
     error Emergency_InvalidReview(uint8 review);
     /// @notice Nothing to log: 1..64 capsule hashes per serve.
     error Emergency_InvalidCapsules(uint256 count);
+    /// @notice A serve log is dated (`servedAt`, the chain time the proxy judged the
+    /// declaration at) outside the declaration's active span `[from, until)` (the time box,
+    /// cut at the early end).
+    error Emergency_ServedOutsideDeclaration(
+        uint256 declarationId, uint40 servedAt, uint40 from, uint40 until
+    );
+    /// @notice A serve log is dated after the chain time of the block that logs it.
+    error Emergency_ServedInFuture(uint256 declarationId, uint40 servedAt, uint256 chainTime);
 
     /// @notice Emitted after the deployer publishes the consortium emergency keys.
     event EmergencyKeysSet(bytes umbralKey, bytes32 boxKey);
@@ -361,20 +369,37 @@ contract Emergency is EIP712, PatientContext {
     }
 
     /// @notice Logs one emergency re-encryption a proxy served (its capsule hashes) under
-    /// an active declaration. `proxies` is the opt-in's proxy list, in opt-in order.
-    /// Requirements: the declaration is active; `proxies` binds to the opt-in and names the
-    /// caller, an active Proxy member; the tag is one the opt-in opens; 1..64 capsules.
+    /// a declaration that was active at `servedAt`, the chain time of the block the proxy
+    /// judged the declaration at. `proxies` is the opt-in's proxy list, in opt-in order.
+    /// A serve stays loggable after the declaration ended or expired, so a clinician who
+    /// ends its own declaration right after reading cannot keep the serve off chain.
+    /// Requirements: the declaration exists and its opt-in is still standing (not withdrawn
+    /// or replaced); `declaredAt <= servedAt < endsAt`, and `servedAt <= endedAt` when it
+    /// was ended (a block judged before the end may share the end's second); `servedAt` is
+    /// not after this block's time; `proxies` binds to the opt-in and names the caller, an
+    /// active Proxy member; the tag is one the opt-in opens; 1..64 capsules.
     /// Emits: {EmergencyAccessLogged}.
     function logEmergencyAccess(
         uint256 declarationId,
         address[] calldata proxies,
         bytes32 tag,
-        bytes32[] calldata capsuleHashes
+        bytes32[] calldata capsuleHashes,
+        uint40 servedAt
     ) external {
         Declaration storage d = _declaration(declarationId);
-        Status s = statusOf(declarationId);
-        if (s != Status.Active) revert Emergency_NotActive(declarationId, s);
         address patient = d.patient;
+        Policy storage pol = _policies[patient];
+        if (pol.generation != d.generation || pol.withdrawnAt != 0) {
+            revert Emergency_NotActive(declarationId, Status.Withdrawn);
+        }
+        uint40 until = d.endsAt;
+        if (d.endedAt != 0) until = d.endedAt + 1; // end() needs Active: endedAt < endsAt
+        if (servedAt < d.declaredAt || servedAt >= until) {
+            revert Emergency_ServedOutsideDeclaration(declarationId, servedAt, d.declaredAt, until);
+        }
+        if (servedAt > block.timestamp) {
+            revert Emergency_ServedInFuture(declarationId, servedAt, block.timestamp);
+        }
         if (
             bindingFor(proxies) != _policies[patient].binding || !_named(proxies, msg.sender)
                 || !_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Proxy)

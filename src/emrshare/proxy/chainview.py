@@ -218,10 +218,11 @@ class ProxyChain(Protocol):
         proxies: Sequence[str],
         tag: bytes,
         capsule_hashes: Sequence[bytes],
+        served_at: int,
         nonce: int,
     ) -> SignedTransaction:
-        """Sign (not send) ``Emergency.logEmergencyAccess`` of one emergency serve with
-        ``nonce`` and the fixed gas of :func:`emergency_gas`."""
+        """Sign (not send) ``Emergency.logEmergencyAccess`` of one emergency serve judged
+        at chain time ``served_at``, with ``nonce`` and the fixed gas of :func:`emergency_gas`."""
         ...
 
     def account_nonce(self) -> int:

@@ -15,6 +15,7 @@ from emrshare.chain import (
     CapabilitiesChanged,
     Capability,
     Contracts,
+    EmergencyAccessLogged,
     EmergencyDeclared,
     EmergencyOptInParams,
     EmergencyPolicyCreated,
@@ -71,6 +72,11 @@ def em(net: Net) -> Net:
 def declare(net: Net, who: int = CLINICIAN, patient: int = PATIENT, **kw: Any) -> int:
     r = net.as_(who).emergency.declare(net.addr(patient), 1, os.urandom(120), os.urandom(120), **kw)
     return r.event(EmergencyDeclared).declaration_id
+
+
+def served(net: Net) -> int:
+    """The chain time a proxy judged a declaration at: the latest block's."""
+    return net.chain_time()
 
 
 def opted_in(net: Net) -> Net:
@@ -345,29 +351,102 @@ def test_bad_cosignature_reverts(em: Net, case: str) -> None:
 
 def test_policy_proxy_logs_a_serve_of_an_opted_in_category(em: Net) -> None:
     did = declare(opted_in(em))
-    r = em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [os.urandom(32)])
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=served(em)
+    )
     assert r.events[0].proxy == em.addr(PROXIES[0])  # type: ignore[attr-defined]
 
 
-def test_serve_log_after_the_time_box_reverts(em: Net) -> None:
+def test_serve_log_dated_after_the_time_box_reverts(em: Net) -> None:
     did = declare(opted_in(em))
-    em.advance_time(WINDOW)
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(WINDOW + 5)
     err = reverts(
         lambda: em.as_(PROXIES[0]).emergency.log_access(
-            did, em.proxies, ALLERGIES, [os.urandom(32)]
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.ends_at
         ),
-        "Emergency_NotActive",
+        "Emergency_ServedOutsideDeclaration",
         declarationId=did,
-        status=3,
+        servedAt=d.ends_at,
+        **{"from": d.declared_at},
+        until=d.ends_at,
     )
     assert isinstance(err, EmergencyRefused)
+
+
+def test_serve_judged_inside_the_time_box_is_logged_after_it(em: Net) -> None:
+    did = declare(opted_in(em))
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(WINDOW + 5)
+    assert em.as_(0).emergency.status(did) is EmergencyStatus.EXPIRED
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.ends_at - 1
+    )
+    assert r.event(EmergencyAccessLogged).declaration_id == did
+
+
+def test_serve_log_dated_before_the_declaration_reverts(em: Net) -> None:
+    did = declare(opted_in(em))
+    d = em.as_(0).emergency.declaration(did)
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.declared_at - 1
+        ),
+        "Emergency_ServedOutsideDeclaration",
+        declarationId=did,
+        servedAt=d.declared_at - 1,
+        **{"from": d.declared_at},
+        until=d.ends_at,
+    )
+
+
+def test_serve_log_dated_in_the_future_reverts(em: Net) -> None:
+    did = declare(opted_in(em))
+    later = em.chain_time() + 600
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=later
+        ),
+        "Emergency_ServedInFuture",
+        declarationId=did,
+        servedAt=later,
+        chainTime=lambda t: later - 600 <= t < later,
+    )
+
+
+def test_serve_before_the_clinician_ended_its_declaration_is_still_logged(em: Net) -> None:
+    # The attack: read, then end() at once, before the proxies' logs are mined.
+    did = declare(opted_in(em))
+    judged = served(em)
+    em.as_(CLINICIAN).emergency.end(did)
+    ended = em.as_(0).emergency.declaration(did).ended_at
+    assert em.as_(0).emergency.status(did) is EmergencyStatus.ENDED
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=judged
+    )
+    assert r.event(EmergencyAccessLogged).declaration_id == did
+    # A block judged before the end may share its second; after it, nothing is loggable.
+    em.as_(PROXIES[1]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=ended
+    )
+    em.advance_time(5)
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=ended + 1
+        ),
+        "Emergency_ServedOutsideDeclaration",
+        declarationId=did,
+        servedAt=ended + 1,
+        **{"from": lambda t: t <= judged},
+        until=ended + 1,
+    )
 
 
 def test_serve_log_of_a_category_outside_the_opt_in_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     err = reverts(
         lambda: em.as_(PROXIES[0]).emergency.log_access(
-            did, em.proxies, PSYCHIATRY, [os.urandom(32)]
+            did, em.proxies, PSYCHIATRY, [os.urandom(32)], served_at=served(em)
         ),
         "Emergency_CategoryNotOptedIn",
         declarationId=did,
@@ -379,7 +458,9 @@ def test_serve_log_of_a_category_outside_the_opt_in_reverts(em: Net) -> None:
 def test_serve_log_by_a_non_policy_proxy_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     reverts(
-        lambda: em.as_(HOSPITAL).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
+        lambda: em.as_(HOSPITAL).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
         "Emergency_NotPolicyProxy",
         declarationId=did,
         caller=em.addr(HOSPITAL),
@@ -389,7 +470,9 @@ def test_serve_log_by_a_non_policy_proxy_reverts(em: Net) -> None:
 def test_serve_log_without_capsules_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     reverts(
-        lambda: em.as_(PROXIES[1]).emergency.log_access(did, em.proxies, ALLERGIES, []),
+        lambda: em.as_(PROXIES[1]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [], served_at=served(em)
+        ),
         "Emergency_InvalidCapsules",
         count=0,
     )
@@ -399,7 +482,9 @@ def test_serve_log_after_the_patient_withdrew_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     em.as_(PATIENT).emergency.withdraw()
     reverts(
-        lambda: em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
         "Emergency_NotActive",
         declarationId=did,
         status=4,
@@ -413,11 +498,17 @@ def test_patient_ends_a_declaration_early(em: Net) -> None:
     did = declare(opted_in(em))
     em.as_(PATIENT).emergency.end(did)
     assert em.as_(0).emergency.status(did) is EmergencyStatus.ENDED
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(2)
     reverts(
-        lambda: em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
-        "Emergency_NotActive",
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
+        "Emergency_ServedOutsideDeclaration",
         declarationId=did,
-        status=2,
+        servedAt=lambda t: t > d.ended_at,
+        **{"from": d.declared_at},
+        until=d.ended_at + 1,
     )
     reverts(
         lambda: em.as_(PATIENT).emergency.end(did),

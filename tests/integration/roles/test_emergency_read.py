@@ -164,6 +164,36 @@ def test_clinician_reads_opted_in_allergies_through_m_proxies_and_each_serve_is_
     assert mine.status.name == "ACTIVE" and mine.patient == patient.address
 
 
+def test_clinician_who_ends_its_declaration_right_after_reading_is_still_logged(
+    world: World,
+) -> None:
+    # The attack: read, then end the declaration at once, before the proxies flush their
+    # logs. Each serve is logged all the same, dated at the block the proxy judged it at,
+    # and the patient sees it.
+    t = world.trust
+    patient = _opted_in_patient(world, "ends-at-once")
+    did = _declare(world, patient)
+    records = t.hospital.emergency.read(did, "allergies")
+    t.hospital.emergency.signed.emergency.end(did)
+    assert len(records) == 2
+    assert t.net.contracts.emergency.status(did).name == "ENDED"
+    for p in t.proxies:
+        p.wait_audit_drained()
+    logs = _logged(world, did, 2)
+    assert len(logs) >= 2 and len({lg.proxy for lg in logs}) == len(logs)
+    for p in t.proxies:
+        journaled = p.query(f"SELECT count(*) FROM journal WHERE declaration_id = {did}")[0][0]
+        abandoned = p.query(
+            f"SELECT count(*) FROM journal WHERE declaration_id = {did} AND batch_id = 0"
+        )[0][0]
+        assert abandoned == 0
+        assert journaled == sum(lg.proxy == p.keys.address for lg in logs)
+    (n,) = [n for n in patient.emergency.notifications() if n.declaration_id == did]
+    assert n.status.name == "ENDED"
+    assert {a.proxy for a in n.accesses} == {lg.proxy for lg in logs}
+    assert {(a.records, a.category) for a in n.accesses} == {(2, "allergies")}
+
+
 def test_read_after_the_time_box_is_refused(world: World) -> None:
     patient = _opted_in_patient(world, "late")
     did = _declare(world, patient)

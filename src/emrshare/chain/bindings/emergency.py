@@ -174,10 +174,19 @@ class Emergency(Binding):
         proxies: Sequence[str],
         tag: CategoryTag,
         capsule_hashes: Sequence[bytes],
+        *,
+        served_at: int,
     ) -> Receipt:
-        """Log one emergency serve (a proxy of the opt-in; ``proxies`` in opt-in order)."""
+        """Log one emergency serve (a proxy of the opt-in; ``proxies`` in opt-in order)
+        judged at chain time ``served_at`` (the time of the block the proxy read the
+        declaration at): loggable after the declaration ended, never dated outside it."""
         return self._send(
-            "logEmergencyAccess", declaration_id, list(proxies), tag, list(capsule_hashes)
+            "logEmergencyAccess",
+            declaration_id,
+            list(proxies),
+            tag,
+            list(capsule_hashes),
+            served_at,
         )
 
     def sign_log_access(
@@ -187,6 +196,7 @@ class Emergency(Binding):
         tag: CategoryTag,
         capsule_hashes: Sequence[bytes],
         *,
+        served_at: int,
         nonce: int,
         gas: int,
     ) -> SignedTransaction:
@@ -194,7 +204,7 @@ class Emergency(Binding):
         audit flusher stores it before it broadcasts it (as ``AuditLog.sign_log_accesses``)."""
         data = self._encode(
             "logEmergencyAccess",
-            (declaration_id, list(proxies), bytes(tag), list(capsule_hashes)),
+            (declaration_id, list(proxies), bytes(tag), list(capsule_hashes), served_at),
         )
         return self.client.sign(self.address, data, gas=gas, nonce=nonce)
 

@@ -223,6 +223,7 @@ class NodeChain:
         proxies: Sequence[str],
         tag: bytes,
         capsule_hashes: Sequence[bytes],
+        served_at: int,
         nonce: int,
     ) -> SignedTransaction:
         return self.contracts.emergency.sign_log_access(
@@ -230,6 +231,7 @@ class NodeChain:
             proxies,
             CategoryTag(bytes(tag)),
             capsule_hashes,
+            served_at=served_at,
             nonce=nonce,
             gas=emergency_gas(len(proxies), len(capsule_hashes)),
         )
