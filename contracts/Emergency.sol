@@ -28,8 +28,9 @@ import {PatientProfiles} from "./PatientProfiles.sol";
 contract Emergency is EIP712, PatientContext {
     /// @notice Most proxies one opt-in may name.
     uint256 public constant MAX_PROXIES = 32;
-    /// @notice Most categories one opt-in may open.
-    uint256 public constant MAX_TAGS = 16;
+    /// @notice Most tags one opt-in may open: each category is opted in with the tag of
+    /// every epoch it has had (and the next), so a few categories take several tags.
+    uint256 public constant MAX_TAGS = 64;
     /// @notice Largest sealed kfrag, sealed map and sealed justification, in bytes.
     uint256 public constant MAX_SEALED_BYTES = 2048;
     /// @notice Longest emergency window a patient may choose, in seconds (7 days).
@@ -269,6 +270,11 @@ contract Emergency is EIP712, PatientContext {
         pol.threshold = p.threshold;
         pol.binding = bindingFor(p.proxies);
         for (uint256 t = 0; t < p.tags.length; ++t) {
+            // Distinctness checked here, in one pass: a tag seen earlier in this loop
+            // already holds the new generation.
+            if (_tagGeneration[patient][p.tags[t]] == generation) {
+                revert Emergency_InvalidTags(p.tags.length);
+            }
             _tagGeneration[patient][p.tags[t]] = generation;
         }
         emit EmergencyPolicyCreated(
@@ -536,9 +542,6 @@ contract Emergency is EIP712, PatientContext {
         if (nt == 0 || nt > MAX_TAGS) revert Emergency_InvalidTags(nt);
         for (uint256 i = 0; i < nt; ++i) {
             if (p.tags[i] == bytes32(0)) revert Emergency_InvalidTags(nt);
-            for (uint256 j = 0; j < i; ++j) {
-                if (p.tags[j] == p.tags[i]) revert Emergency_InvalidTags(nt);
-            }
         }
         uint256 n = p.proxies.length;
         if (n > MAX_PROXIES || p.threshold == 0 || p.threshold > n) {

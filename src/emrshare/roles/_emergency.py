@@ -30,7 +30,12 @@ from emrshare.crypto.grants import make_grant
 from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
-from emrshare.roles._emergency_read import EmergencyRecord, emergency_read, load_emergency_key
+from emrshare.roles._emergency_read import (
+    EmergencyRead,
+    EmergencyRecord,
+    emergency_read,
+    load_emergency_key,
+)
 from emrshare.roles._ops import member_public_keys
 from emrshare.roles._reads import MembershipCache
 from emrshare.types import CategoryTag, PolicyId
@@ -38,6 +43,7 @@ from emrshare.types import CategoryTag, PolicyId
 __all__ = [
     "EmergencyAccess",
     "EmergencyNotice",
+    "EmergencyRead",
     "EmergencyRecord",
     "MemberEmergency",
     "PatientEmergency",
@@ -78,6 +84,20 @@ class EmergencyNotice:
     review: EmergencyReview
     justification: str | None
     accesses: tuple[EmergencyAccess, ...] = ()
+
+
+def opt_in_epochs(categories: Sequence[str], epochs: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The (category, epoch) pairs an opt-in of ``categories`` opens: every epoch each
+    category has had and the next one, so one later move to a new epoch (a revocation)
+    stays covered and a reader can tell when the patient went past it."""
+    out: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for name in categories:
+        category = normalize_category(name, known=epochs)
+        if category not in seen:
+            seen.add(category)
+            out += [(category, e) for e in range(epochs.get(category, 0) + 2)]
+    return out
 
 
 def _accesses(
@@ -217,10 +237,16 @@ class PatientEmergency:
         threshold: int | None = None,
     ) -> int:
         """Opt in to emergency access of ``categories`` for ``window`` per declaration:
-        kfrags of each category's current epoch go, sealed, to every active
-        proxy (M = ``threshold``, default a majority), towards the consortium emergency key
-        published in the Emergency contract. Replaces an earlier opt-in; returns its
-        generation. :class:`ConfigurationError` if the keys are not published yet."""
+        kfrags of **every epoch** of each category (records written before a revocation
+        moved it on stay readable in an emergency) and of the next epoch go, sealed, to
+        every active proxy (M = ``threshold``, default a majority), towards the consortium
+        emergency key published in the Emergency contract. Replaces an earlier opt-in;
+        returns its generation. :class:`ConfigurationError` if the keys are not published
+        yet.
+
+        **Warning:** a category moved on two epochs or more after the opt-in has records
+        the opt-in does not cover: opt in again after revoking grants (an emergency read
+        flags it, :attr:`EmergencyRead.may_be_incomplete`)."""
         em = self.network.contracts.emergency
         umbral, box = em.emergency_keys()
         if not umbral:
@@ -234,9 +260,7 @@ class PatientEmergency:
         kfrags: list[bytes] = []
         maps: list[bytes] = []
         epochs = self._epochs()
-        for name in categories:
-            category = normalize_category(name, known=epochs)
-            epoch = epochs.get(category, 0)
+        for category, epoch in opt_in_epochs(categories, epochs):
             tag = self.keys.tag(category, epoch)
             made = make_grant(
                 self.keys,
@@ -260,7 +284,8 @@ class PatientEmergency:
         member: the hospital), when, until when, why (the justification, opened), status
         and review, and each serve the proxies logged under it (``accesses``: which
         proxy, when, how many records of which category)."""
-        tags = {bytes(self.keys.tag(c, e)): c for c, e in self._epochs().items()}
+        epochs = self._epochs()
+        tags = {bytes(self.keys.tag(c, e)): c for c, e in opt_in_epochs(list(epochs), epochs)}
         return notices(
             self.network,
             self.keys.box_private_key,
@@ -309,8 +334,11 @@ class MemberEmergency:
         self._members = members or MembershipCache(network.contracts.registry)
         self._emergency_keys: MemberKeys | None = None
 
-    def read(self, declaration_id: int, category: str) -> list[EmergencyRecord]:
-        """Every record of ``category`` of the declaration's patient, while the
+    def read(self, declaration_id: int, category: str) -> EmergencyRead:
+        """Every record of ``category`` (of every epoch the opt-in covers; a sequence of
+        :class:`EmergencyRecord`, flagged ``may_be_incomplete`` with a ``warning`` when
+        the patient may have moved the category past the opt-in) of the declaration's
+        patient, while the
         declaration this member declared is active: capsule fragments from M of the
         opt-in's proxies (each request signed by this member, each serve logged on chain
         by the proxies), verified and decrypted with the consortium emergency key.

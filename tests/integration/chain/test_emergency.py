@@ -44,6 +44,10 @@ def _keys() -> tuple[bytes, bytes]:
     return os.urandom(33), os.urandom(32)
 
 
+def _many_tags(n: int) -> list[CategoryTag]:
+    return [CategoryTag(i.to_bytes(32, "big")) for i in range(1, n + 1)]
+
+
 def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
     tags = over.pop("tags", [ALLERGIES, MEDICATIONS])
     fields: dict[str, Any] = {
@@ -160,6 +164,13 @@ def test_opt_in_by_someone_else_for_the_patient_reverts(em: Net) -> None:
         ({"window": 8 * 86400}, "Emergency_InvalidWindow", {"window": 8 * 86400}),
         ({"tags": []}, "Emergency_InvalidTags", {"count": 0}),
         ({"tags": [ALLERGIES, ALLERGIES]}, "Emergency_InvalidTags", {"count": 2}),
+        (
+            {"tags": [ALLERGIES, MEDICATIONS, PSYCHIATRY, MEDICATIONS]},
+            "Emergency_InvalidTags",
+            {"count": 4},
+        ),
+        ({"tags": [CategoryTag(bytes(32))]}, "Emergency_InvalidTags", {"count": 1}),
+        ({"tags": _many_tags(65)}, "Emergency_InvalidTags", {"count": 65}),
         ({"threshold": 0}, "Emergency_InvalidThreshold", {"threshold": 0, "proxyCount": 3}),
         (
             {"sealed_kfrags": [b"k"] * 3},
@@ -182,6 +193,14 @@ def test_bad_opt_in_reverts(
     em: Net, over: dict[str, Any], error: str, args: dict[str, Any]
 ) -> None:
     reverts(lambda: em.as_(PATIENT).emergency.opt_in(opt_in_params(em, **over)), error, **args)
+
+
+def test_opt_in_of_every_epoch_of_several_categories_fits_max_tags(em: Net) -> None:
+    # 64 tags: e.g. eight categories with eight epochs each.
+    assert em.as_(0).emergency.max_tags() == 64
+    r = em.as_(PATIENT).emergency.opt_in(opt_in_params(em, tags=_many_tags(64)))
+    assert len(r.event(EmergencyPolicyCreated).tags) == 64
+    assert em.as_(0).emergency.opens_tag(em.addr(PATIENT), _many_tags(64)[-1])
 
 
 def test_opt_in_naming_a_non_proxy_reverts(em: Net) -> None:

@@ -93,6 +93,18 @@ class Emergency(Binding):
         """Whether the patient's standing opt-in opens ``tag``."""
         return bool(self._call("opensTag", patient, tag, block=block)[0])
 
+    def max_tags(self) -> int:
+        """Most tags (category epochs) one opt-in may open."""
+        return int(self._call("MAX_TAGS")[0])
+
+    def max_proxies(self) -> int:
+        """Most proxies one opt-in may name."""
+        return int(self._call("MAX_PROXIES")[0])
+
+    def max_window(self) -> int:
+        """Longest emergency window, in seconds."""
+        return int(self._call("MAX_WINDOW")[0])
+
     def cooldown(self, *, block: int | None = None) -> int:
         """Seconds a clinician waits between two declarations."""
         return int(self._call("cooldown", block=block)[0])

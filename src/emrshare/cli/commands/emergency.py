@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, err, out, state, want_json
 
 if TYPE_CHECKING:
     from emrshare.roles._emergency import EmergencyNotice
@@ -149,6 +149,8 @@ def emergency_read(
     from emrshare._files import private_dir, write_atomically
 
     records = _clinician(ctx).emergency.read(declaration, category)
+    if records.warning is not None:  # on stderr, so --json output stays a list
+        err.print(f"[yellow]warning:[/] {records.warning}", highlight=False)
     paths: dict[str, str] = {}
     if out_dir is not None:
         private_dir(out_dir)
