@@ -133,6 +133,9 @@ contract Emergency is EIP712, PatientContext {
     error Emergency_NotOptedIn(address patient);
     /// @notice The caller is not an active member with the EMERGENCY capability.
     error Emergency_NotCapable(address account);
+    /// @notice The caller holds the EMERGENCY capability but is not an active Provider (a
+    /// proxy operator, an insurer or the regulator must not declare and serve itself).
+    error Emergency_NotProvider(address account);
     /// @notice The clinician declared within the cool-down; try again at `availableAt`.
     error Emergency_CoolDown(address clinician, uint256 availableAt);
     /// @notice The contract requires a co-signature by another EMERGENCY member.
@@ -305,7 +308,7 @@ contract Emergency is EIP712, PatientContext {
     /// @notice Declares an emergency for `patient`: for the patient's window from now, the
     /// opt-in's proxies serve the caller. `sealedForPatient` and `sealedForRegulator` are
     /// the free-text justification sealed to the patient's and the regulator's box keys.
-    /// Requirements: the caller is an active member with CAP_EMERGENCY; the patient has a
+    /// Requirements: the caller is an active Provider with CAP_EMERGENCY; the patient has a
     /// standing opt-in; the caller did not declare within the cool-down; when
     /// {cosignRequired}, `cosigner` is another active EMERGENCY member whose EIP-712
     /// signature ({hashCosign}) is `cosignature`, before `cosignDeadline` (a co-signature
@@ -323,6 +326,9 @@ contract Emergency is EIP712, PatientContext {
         address clinician = msg.sender;
         if (!_registry.hasCapability(clinician, _registry.CAP_EMERGENCY())) {
             revert Emergency_NotCapable(clinician);
+        }
+        if (!_registry.hasRole(clinician, ConsortiumRegistry.Role.Provider)) {
+            revert Emergency_NotProvider(clinician);
         }
         Policy storage pol = _policies[patient];
         if (pol.generation == 0 || pol.withdrawnAt != 0) revert Emergency_NotOptedIn(patient);

@@ -386,11 +386,12 @@ class MemberEmergency:
         return sorted(out, key=lambda n: -n.declaration_id)
 
     def declare(self, patient: str, reason_code: int, justification: str) -> int:
-        """Declare an emergency for ``patient`` (this member needs the EMERGENCY
-        capability; the patient must have opted in); the free-text ``justification`` is
-        sealed to the patient and to the regulator. Returns the declaration id; raises
-        :class:`EmergencyRefused` (``Emergency_NotCapable``, ``Emergency_NotOptedIn``,
-        ``Emergency_CoolDown``, …) saying what to do."""
+        """Declare an emergency for ``patient`` (this member must be an active Provider
+        holding the EMERGENCY capability; the patient must have opted in); the free-text
+        ``justification`` is sealed to the patient and to the regulator. Returns the
+        declaration id; raises :class:`EmergencyRefused` (``Emergency_NotCapable``,
+        ``Emergency_NotProvider``, ``Emergency_NotOptedIn``, ``Emergency_CoolDown``, …)
+        saying what to do."""
         return declare(
             self.network, self.signed, self.keys.address, patient, reason_code, justification
         )

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 ALLERGIES, MEDICATIONS, PSYCHIATRY = (CategoryTag(bytes([i]) * 32) for i in (0xA1, 0xA2, 0xA3))
 WINDOW = 24 * 3600
 COOLDOWN = 3600  # the deployment default
-CLINICIAN, SECOND = HOSPITAL, INSURER  # two members the consortium gives EMERGENCY
+CLINICIAN, SECOND = HOSPITAL, INSURER  # two Providers the consortium gives EMERGENCY
 
 
 def _keys() -> tuple[bytes, bytes]:
@@ -64,8 +64,10 @@ def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
 
 @pytest.fixture
 def em(net: Net) -> Net:
-    """Keys published, EMERGENCY for CLINICIAN and SECOND, OUTSIDER admitted as Regulator."""
+    """Keys published, EMERGENCY for CLINICIAN and SECOND (made a Provider), OUTSIDER
+    admitted as Regulator."""
     net.as_(ADMINS[0]).emergency.set_emergency_keys(*_keys())
+    net.pass_proposal(Action.CHANGE_ROLE, SECOND, Role.PROVIDER)
     for who in (CLINICIAN, SECOND):
         net.pass_proposal(Action.SET_CAPABILITIES, who, threshold=int(Capability.EMERGENCY))
     net.as_(OUTSIDER).registry.apply(os.urandom(33), os.urandom(32))
@@ -221,6 +223,21 @@ def test_declaration_by_a_non_emergency_member_reverts(em: Net) -> None:
         lambda: declare(em, who=ADMINS[2]), "Emergency_NotCapable", account=em.addr(ADMINS[2])
     )
     assert isinstance(err, EmergencyRefused) and "ask the consortium admins" in str(err)
+
+
+@pytest.mark.parametrize("who", ["proxy", "insurer"])
+def test_declaration_by_a_capable_member_who_is_not_a_provider_reverts(em: Net, who: str) -> None:
+    # A proxy operator holding the capability must not declare and then serve itself.
+    opted_in(em)
+    account = PROXIES[0] if who == "proxy" else SECOND
+    if who == "insurer":
+        em.pass_proposal(Action.CHANGE_ROLE, SECOND, Role.INSURER)
+    em.pass_proposal(Action.SET_CAPABILITIES, account, threshold=int(Capability.EMERGENCY))
+    assert em.as_(0).registry.has_capability(em.addr(account), Capability.EMERGENCY)
+    err = reverts(
+        lambda: declare(em, who=account), "Emergency_NotProvider", account=em.addr(account)
+    )
+    assert isinstance(err, EmergencyRefused)
 
 
 def test_declaration_by_a_member_whose_capability_was_withdrawn_reverts(em: Net) -> None:
