@@ -27,7 +27,7 @@ from emrshare.chain import (
 from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys
 from emrshare.crypto.emergency import Justification, open_justification, seal_justification
 from emrshare.crypto.grants import make_grant
-from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
+from emrshare.errors import ConfigurationError, CryptoError, InvalidInput, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
 from emrshare.roles._emergency_read import (
@@ -46,7 +46,9 @@ __all__ = [
     "EmergencyRead",
     "EmergencyRecord",
     "MemberEmergency",
+    "OptInLimits",
     "PatientEmergency",
+    "check_opt_in",
     "declare",
     "notices",
 ]
@@ -98,6 +100,58 @@ def opt_in_epochs(categories: Sequence[str], epochs: Mapping[str, int]) -> list[
             seen.add(category)
             out += [(category, e) for e in range(epochs.get(category, 0) + 2)]
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class OptInLimits:
+    """The Emergency contract's bounds on one opt-in (``MAX_TAGS``, ``MAX_PROXIES``,
+    ``MAX_WINDOW``)."""
+
+    max_tags: int = 64
+    max_proxies: int = 32
+    max_window: int = 7 * 24 * 3600
+
+
+def check_opt_in(
+    pairs: Sequence[tuple[str, int]],
+    window: timedelta,
+    proxies: int,
+    threshold: int,
+    limits: OptInLimits,
+) -> int:
+    """Check an opt-in against the contract's bounds before any kfrag is made; returns
+    the window in seconds. :class:`InvalidInput` saying what to do otherwise."""
+    seconds = window.total_seconds()
+    if seconds != int(seconds) or not 1 <= seconds <= limits.max_window:
+        raise InvalidInput(
+            f"an emergency window of {window} is out of range; choose whole seconds from "
+            f"1 s to {timedelta(seconds=limits.max_window)} (for example 24 hours)"
+        )
+    if not pairs:
+        raise InvalidInput("name at least one category to open in an emergency")
+    if len(pairs) > limits.max_tags:
+        names = sorted({c for c, _ in pairs})
+        raise InvalidInput(
+            f"{len(names)} categories and their epochs take {len(pairs)} tags, more than "
+            f"the {limits.max_tags} one opt-in holds (each category takes one tag per epoch "
+            "it has had, and one more); opt in to fewer categories"
+        )
+    if proxies == 0:
+        raise InvalidInput(
+            "the consortium has no active proxy to hold the emergency kfrags; ask the "
+            "admins to admit one"
+        )
+    if proxies > limits.max_proxies:
+        raise InvalidInput(
+            f"{proxies} active proxies, more than the {limits.max_proxies} one opt-in may "
+            "name; ask the admins (this needs a choice of proxies)"
+        )
+    if not 1 <= threshold <= proxies:
+        raise InvalidInput(
+            f"threshold {threshold} is out of range for {proxies} proxies; choose 1 to "
+            f"{proxies} (default: a majority, {proxies // 2 + 1})"
+        )
+    return int(seconds)
 
 
 def _accesses(
@@ -242,7 +296,9 @@ class PatientEmergency:
         every active proxy (M = ``threshold``, default a majority), towards the consortium
         emergency key published in the Emergency contract. Replaces an earlier opt-in;
         returns its generation. :class:`ConfigurationError` if the keys are not published
-        yet.
+        yet; :class:`InvalidInput` (before anything is sent) for a window outside 1 s ..
+        7 days, more category epochs than one opt-in holds, or a threshold outside 1 ..
+        the active proxies.
 
         **Warning:** a category moved on two epochs or more after the opt-in has records
         the opt-in does not cover: opt in again after revoking grants (an emergency read
@@ -255,12 +311,14 @@ class PatientEmergency:
             )
         grantee = MemberPublicKeys(checksum(em.address), umbral, box)
         proxies = self.network.proxies()
-        m = threshold or len(proxies) // 2 + 1
+        m = len(proxies) // 2 + 1 if threshold is None else threshold
+        pairs = opt_in_epochs(categories, self._epochs())
+        limits = OptInLimits(em.max_tags(), em.max_proxies(), em.max_window())
+        seconds = check_opt_in(pairs, window, len(proxies), m, limits)
         tags: list[CategoryTag] = []
         kfrags: list[bytes] = []
         maps: list[bytes] = []
-        epochs = self._epochs()
-        for category, epoch in opt_in_epochs(categories, epochs):
+        for category, epoch in pairs:
             tag = self.keys.tag(category, epoch)
             made = make_grant(
                 self.keys,
@@ -274,9 +332,7 @@ class PatientEmergency:
             tags.append(tag)
             kfrags += made.sealed_kfrags
             maps.append(made.sealed_grantee_map)
-        params = EmergencyOptInParams(
-            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, maps
-        )
+        params = EmergencyOptInParams(tags, seconds, [p.account for p in proxies], m, kfrags, maps)
         return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
 
     def notifications(self) -> list[EmergencyNotice]:
