@@ -279,7 +279,8 @@ def main() -> int:
         figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx, proof).gas_used
         figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
-        # kfrags to the consortium emergency key, one make_grant and sealed map per category), a
+        # kfrags to the consortium emergency key, one make_grant and sealed map per category
+        # epoch: a new patient's epoch 0 and the next, as Patient.emergency.opt_in does), a
         # declaration with sealed justifications, and one proxy's log of a serve.
         emergency_keys = MemberKeys.generate()
         c.emergency.set_emergency_keys(
@@ -291,19 +292,21 @@ def main() -> int:
         kfrags: list[bytes] = []
         maps: list[bytes] = []
         emergency_tags = []
-        for category in ("allergies", "medications", "conditions"):
+        for category, epoch in [
+            (c, e) for c in ("allergies", "medications", "conditions") for e in (0, 1)
+        ]:
             made = make_grant(
                 patient_keys,
                 category=category,
-                epoch=0,
-                policy_id=PolicyId(hashlib.sha256(category.encode()).digest()),
+                epoch=epoch,
+                policy_id=PolicyId(hashlib.sha256(f"{category}/{epoch}".encode()).digest()),
                 grantee=emergency_keys.public_keys(),
                 proxies=[pm.public_keys() for pm in proxy_members],
                 threshold=2,
             )
             kfrags += made.sealed_kfrags
             maps.append(made.sealed_grantee_map)
-            emergency_tags.append(patient_keys.tag(category, 0))
+            emergency_tags.append(patient_keys.tag(category, epoch))
         opt = EmergencyOptInParams(emergency_tags, 86400, plist, 2, kfrags, maps)
         figures["emergency opt-in"] = patient.emergency.opt_in(opt).gas_used
         why = b"unconscious on arrival, allergy check before anaesthesia"
@@ -313,7 +316,13 @@ def main() -> int:
         did = decl.event(EmergencyDeclared).declaration_id
         figures["emergency serve log"] = (
             c.with_client(proxies[0])
-            .emergency.log_access(did, plist, emergency_tags[0], [os.urandom(32)])
+            .emergency.log_access(
+                did,
+                plist,
+                emergency_tags[0],
+                [os.urandom(32)],
+                served_at=hospital.emergency.declaration(did).declared_at,
+            )
             .gas_used
         )
 

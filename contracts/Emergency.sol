@@ -28,8 +28,9 @@ import {PatientProfiles} from "./PatientProfiles.sol";
 contract Emergency is EIP712, PatientContext {
     /// @notice Most proxies one opt-in may name.
     uint256 public constant MAX_PROXIES = 32;
-    /// @notice Most categories one opt-in may open.
-    uint256 public constant MAX_TAGS = 16;
+    /// @notice Most tags one opt-in may open: each category is opted in with the tag of
+    /// every epoch it has had (and the next), so a few categories take several tags.
+    uint256 public constant MAX_TAGS = 64;
     /// @notice Largest sealed kfrag, sealed map and sealed justification, in bytes.
     uint256 public constant MAX_SEALED_BYTES = 2048;
     /// @notice Longest emergency window a patient may choose, in seconds (7 days).
@@ -132,6 +133,9 @@ contract Emergency is EIP712, PatientContext {
     error Emergency_NotOptedIn(address patient);
     /// @notice The caller is not an active member with the EMERGENCY capability.
     error Emergency_NotCapable(address account);
+    /// @notice The caller holds the EMERGENCY capability but is not an active Provider (a
+    /// proxy operator, an insurer or the regulator must not declare and serve itself).
+    error Emergency_NotProvider(address account);
     /// @notice The clinician declared within the cool-down; try again at `availableAt`.
     error Emergency_CoolDown(address clinician, uint256 availableAt);
     /// @notice The contract requires a co-signature by another EMERGENCY member.
@@ -156,6 +160,14 @@ contract Emergency is EIP712, PatientContext {
     error Emergency_InvalidReview(uint8 review);
     /// @notice Nothing to log: 1..64 capsule hashes per serve.
     error Emergency_InvalidCapsules(uint256 count);
+    /// @notice A serve log is dated (`servedAt`, the chain time the proxy judged the
+    /// declaration at) outside the declaration's active span `[from, until)` (the time box,
+    /// cut at the early end).
+    error Emergency_ServedOutsideDeclaration(
+        uint256 declarationId, uint40 servedAt, uint40 from, uint40 until
+    );
+    /// @notice A serve log is dated after the chain time of the block that logs it.
+    error Emergency_ServedInFuture(uint256 declarationId, uint40 servedAt, uint256 chainTime);
 
     /// @notice Emitted after the deployer publishes the consortium emergency keys.
     event EmergencyKeysSet(bytes umbralKey, bytes32 boxKey);
@@ -261,6 +273,11 @@ contract Emergency is EIP712, PatientContext {
         pol.threshold = p.threshold;
         pol.binding = bindingFor(p.proxies);
         for (uint256 t = 0; t < p.tags.length; ++t) {
+            // Distinctness checked here, in one pass: a tag seen earlier in this loop
+            // already holds the new generation.
+            if (_tagGeneration[patient][p.tags[t]] == generation) {
+                revert Emergency_InvalidTags(p.tags.length);
+            }
             _tagGeneration[patient][p.tags[t]] = generation;
         }
         emit EmergencyPolicyCreated(
@@ -291,7 +308,7 @@ contract Emergency is EIP712, PatientContext {
     /// @notice Declares an emergency for `patient`: for the patient's window from now, the
     /// opt-in's proxies serve the caller. `sealedForPatient` and `sealedForRegulator` are
     /// the free-text justification sealed to the patient's and the regulator's box keys.
-    /// Requirements: the caller is an active member with CAP_EMERGENCY; the patient has a
+    /// Requirements: the caller is an active Provider with CAP_EMERGENCY; the patient has a
     /// standing opt-in; the caller did not declare within the cool-down; when
     /// {cosignRequired}, `cosigner` is another active EMERGENCY member whose EIP-712
     /// signature ({hashCosign}) is `cosignature`, before `cosignDeadline` (a co-signature
@@ -309,6 +326,9 @@ contract Emergency is EIP712, PatientContext {
         address clinician = msg.sender;
         if (!_registry.hasCapability(clinician, _registry.CAP_EMERGENCY())) {
             revert Emergency_NotCapable(clinician);
+        }
+        if (!_registry.hasRole(clinician, ConsortiumRegistry.Role.Provider)) {
+            revert Emergency_NotProvider(clinician);
         }
         Policy storage pol = _policies[patient];
         if (pol.generation == 0 || pol.withdrawnAt != 0) revert Emergency_NotOptedIn(patient);
@@ -361,20 +381,37 @@ contract Emergency is EIP712, PatientContext {
     }
 
     /// @notice Logs one emergency re-encryption a proxy served (its capsule hashes) under
-    /// an active declaration. `proxies` is the opt-in's proxy list, in opt-in order.
-    /// Requirements: the declaration is active; `proxies` binds to the opt-in and names the
-    /// caller, an active Proxy member; the tag is one the opt-in opens; 1..64 capsules.
+    /// a declaration that was active at `servedAt`, the chain time of the block the proxy
+    /// judged the declaration at. `proxies` is the opt-in's proxy list, in opt-in order.
+    /// A serve stays loggable after the declaration ended or expired, so a clinician who
+    /// ends its own declaration right after reading cannot keep the serve off chain.
+    /// Requirements: the declaration exists and its opt-in is still standing (not withdrawn
+    /// or replaced); `declaredAt <= servedAt < endsAt`, and `servedAt <= endedAt` when it
+    /// was ended (a block judged before the end may share the end's second); `servedAt` is
+    /// not after this block's time; `proxies` binds to the opt-in and names the caller, an
+    /// active Proxy member; the tag is one the opt-in opens; 1..64 capsules.
     /// Emits: {EmergencyAccessLogged}.
     function logEmergencyAccess(
         uint256 declarationId,
         address[] calldata proxies,
         bytes32 tag,
-        bytes32[] calldata capsuleHashes
+        bytes32[] calldata capsuleHashes,
+        uint40 servedAt
     ) external {
         Declaration storage d = _declaration(declarationId);
-        Status s = statusOf(declarationId);
-        if (s != Status.Active) revert Emergency_NotActive(declarationId, s);
         address patient = d.patient;
+        Policy storage pol = _policies[patient];
+        if (pol.generation != d.generation || pol.withdrawnAt != 0) {
+            revert Emergency_NotActive(declarationId, Status.Withdrawn);
+        }
+        uint40 until = d.endsAt;
+        if (d.endedAt != 0) until = d.endedAt + 1; // end() needs Active: endedAt < endsAt
+        if (servedAt < d.declaredAt || servedAt >= until) {
+            revert Emergency_ServedOutsideDeclaration(declarationId, servedAt, d.declaredAt, until);
+        }
+        if (servedAt > block.timestamp) {
+            revert Emergency_ServedInFuture(declarationId, servedAt, block.timestamp);
+        }
         if (
             bindingFor(proxies) != _policies[patient].binding || !_named(proxies, msg.sender)
                 || !_registry.hasRole(msg.sender, ConsortiumRegistry.Role.Proxy)
@@ -511,9 +548,6 @@ contract Emergency is EIP712, PatientContext {
         if (nt == 0 || nt > MAX_TAGS) revert Emergency_InvalidTags(nt);
         for (uint256 i = 0; i < nt; ++i) {
             if (p.tags[i] == bytes32(0)) revert Emergency_InvalidTags(nt);
-            for (uint256 j = 0; j < i; ++j) {
-                if (p.tags[j] == p.tags[i]) revert Emergency_InvalidTags(nt);
-            }
         }
         uint256 n = p.proxies.length;
         if (n > MAX_PROXIES || p.threshold == 0 || p.threshold > n) {

@@ -139,6 +139,81 @@ _HINTS: dict[str, str] = {
         "this consortium requires a second EMERGENCY clinician's co-signature on every "
         "declaration; have one sign it and declare again"
     ),
+    "Emergency_NotProvider": (
+        "{account} holds the EMERGENCY capability but is not an active Provider; only a "
+        "care provider's clinician declares emergencies (a proxy, insurer or regulator "
+        "cannot); ask the admins to withdraw the capability or declare from a Provider"
+    ),
+    "Emergency_KeysAlreadySet": (
+        "the consortium emergency keys are set once and already are; deploy a new "
+        "Emergency contract to rotate them (every patient then opts in again)"
+    ),
+    "Emergency_InvalidKeys": (
+        "only the deployer ({caller} is not it, or the keys were malformed) publishes "
+        "the emergency keys: a 33-byte Umbral key and a non-zero 32-byte box key"
+    ),
+    "Emergency_KeysNotSet": (
+        "the consortium has not published its emergency keys yet, so nobody can opt in; "
+        "ask the consortium admins to publish them"
+    ),
+    "Emergency_NoProfile": (
+        "{caller} has no patient profile; register the patient in PatientProfiles first, "
+        "then opt in"
+    ),
+    "Emergency_InvalidWindow": (
+        "an emergency window of {window} s is out of range; choose 1 s .. 7 days (for example 24 h)"
+    ),
+    "Emergency_InvalidTags": (
+        "the opt-in names {count} tag(s): it needs 1 .. MAX_TAGS (64) distinct non-zero "
+        "tags (one per category epoch); opt in to fewer categories"
+    ),
+    "Emergency_InvalidThreshold": (
+        "threshold {threshold} of {proxyCount} proxies is invalid: it needs "
+        "1 <= threshold <= proxies <= 32; pick a threshold within the proxies named"
+    ),
+    "Emergency_InvalidProxy": (
+        "{proxy} is zero, named twice, or not an active consortium proxy; choose the "
+        "proxies from the registry's active ones"
+    ),
+    "Emergency_KfragCountMismatch": (
+        "{kfragCount} sealed kfrags for {expected} (tag, proxy) pairs; build the opt-in "
+        "with one sealed kfrag per tag and proxy"
+    ),
+    "Emergency_MapCountMismatch": (
+        "{mapCount} sealed grantee maps for {expected} tags; build the opt-in with one "
+        "sealed map per tag"
+    ),
+    "Emergency_SealedTooLarge": (
+        "sealed item {index} is {length} bytes: it must be non-empty and within 2048 "
+        "bytes; shorten the justification or check the opt-in's sealed blobs"
+    ),
+    "Emergency_UnknownDeclaration": (
+        "there is no emergency declaration {declarationId}; check the id (a clinician's "
+        "own declarations are listed by its declarations())"
+    ),
+    "Emergency_NotAllowedToEnd": (
+        "{caller} may not end declaration {declarationId}: only its patient (or a "
+        "guardian, through the forwarder) or the clinician who declared it may"
+    ),
+    "Emergency_NotPolicyProxy": (
+        "{caller} is not an active proxy of the opt-in declaration {declarationId} "
+        "opened (or the proxy list is not the opt-in's, in its order); only its proxies log"
+    ),
+    "Emergency_InvalidReview": (
+        "verdict {review} is not a review; mark a declaration Reviewed (1) or Disputed (2)"
+    ),
+    "Emergency_InvalidCapsules": (
+        "a serve log names {count} capsule hashes; log 1 .. 64 per serve (split larger serves)"
+    ),
+    "Emergency_ServedOutsideDeclaration": (
+        "a serve dated {servedAt} is outside declaration {declarationId}'s active span "
+        "[{from}, {until}); date a log with the chain time of the block the serve was "
+        "judged at, which must be while the declaration was active"
+    ),
+    "Emergency_ServedInFuture": (
+        "a serve log of declaration {declarationId} is dated {servedAt}, after the chain "
+        "time {chainTime}; date it with the time of the block the serve was judged at"
+    ),
     "Prescriptions_AlreadyDispensed": (
         "prescription {id} was dispensed all {fills} fill(s) it allows; "
         "the patient needs a new prescription"

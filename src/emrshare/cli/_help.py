@@ -93,6 +93,7 @@ EXAMPLES: dict[str, str] = {
     "guardian act requests": "--profile mum guardian act requests --for patient --pending",
     "guardian act approve": "--profile mum guardian act approve --for patient 3 --expires 7d",
     "guardian act deny": "--profile mum guardian act deny --for patient 3",
+    "guardian act end-emergency": "--profile mum guardian act end-emergency --for patient 1",
     "member add": "--profile admin member add clinic-b --role provider",
     "member list": "member list --json",
     "member rotate-keys": "--profile hospital member rotate-keys",

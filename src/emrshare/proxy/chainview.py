@@ -117,12 +117,14 @@ def emergency_gas(proxies: int, capsules: int) -> int:
 @dataclass(frozen=True, slots=True)
 class EmergencyLog:
     """One emergency serve as ``Emergency.logEmergencyAccess`` logs it: the declaration,
-    the opt-in's proxies (in opt-in order), the tag and the capsule hashes served."""
+    the opt-in's proxies (in opt-in order), the tag, the capsule hashes served and the
+    chain time of the block the proxy judged the serve at (``served_at``)."""
 
     declaration_id: int
     proxies: tuple[str, ...]
     tag: bytes
     capsule_hashes: tuple[bytes, ...]
+    served_at: int
 
     @property
     def gas(self) -> int:

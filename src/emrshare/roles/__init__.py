@@ -23,6 +23,7 @@ from emrshare.roles._common import (
 )
 from emrshare.roles._emergency_read import (
     EMERGENCY_KEY_FILE,
+    EmergencyRead,
     EmergencyRecord,
     load_emergency_key,
     save_emergency_key,
@@ -55,6 +56,7 @@ __all__ = [
     "ConsortiumAdmin",
     "DispensedFill",
     "EMERGENCY_KEY_FILE",
+    "EmergencyRead",
     "EmergencyRecord",
     "GrantInfo",
     "Guardian",

@@ -28,10 +28,15 @@ from emrshare.chain import (
 from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys
 from emrshare.crypto.emergency import Justification, open_justification, seal_justification
 from emrshare.crypto.grants import make_grant
-from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
+from emrshare.errors import ConfigurationError, CryptoError, InvalidInput, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
-from emrshare.roles._emergency_read import EmergencyRecord, emergency_read, load_emergency_key
+from emrshare.roles._emergency_read import (
+    EmergencyRead,
+    EmergencyRecord,
+    emergency_read,
+    load_emergency_key,
+)
 from emrshare.roles._ops import member_public_keys
 from emrshare.roles._reads import MembershipCache
 from emrshare.types import CategoryTag, PolicyId
@@ -39,9 +44,12 @@ from emrshare.types import CategoryTag, PolicyId
 __all__ = [
     "EmergencyAccess",
     "EmergencyNotice",
+    "EmergencyRead",
     "EmergencyRecord",
     "MemberEmergency",
+    "OptInLimits",
     "PatientEmergency",
+    "check_opt_in",
     "declare",
     "notices",
 ]
@@ -102,6 +110,72 @@ def _notice(
         justification,
         accesses,
     )
+
+
+def opt_in_epochs(categories: Sequence[str], epochs: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The (category, epoch) pairs an opt-in of ``categories`` opens: every epoch each
+    category has had and the next one, so one later move to a new epoch (a revocation)
+    stays covered and a reader can tell when the patient went past it."""
+    out: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for name in categories:
+        category = normalize_category(name, known=epochs)
+        if category not in seen:
+            seen.add(category)
+            out += [(category, e) for e in range(epochs.get(category, 0) + 2)]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OptInLimits:
+    """The Emergency contract's bounds on one opt-in (``MAX_TAGS``, ``MAX_PROXIES``,
+    ``MAX_WINDOW``)."""
+
+    max_tags: int = 64
+    max_proxies: int = 32
+    max_window: int = 7 * 24 * 3600
+
+
+def check_opt_in(
+    pairs: Sequence[tuple[str, int]],
+    window: timedelta,
+    proxies: int,
+    threshold: int,
+    limits: OptInLimits,
+) -> int:
+    """Check an opt-in against the contract's bounds before any kfrag is made; returns
+    the window in seconds. :class:`InvalidInput` saying what to do otherwise."""
+    seconds = window.total_seconds()
+    if seconds != int(seconds) or not 1 <= seconds <= limits.max_window:
+        raise InvalidInput(
+            f"an emergency window of {window} is out of range; choose whole seconds from "
+            f"1 s to {timedelta(seconds=limits.max_window)} (for example 24 hours)"
+        )
+    if not pairs:
+        raise InvalidInput("name at least one category to open in an emergency")
+    if len(pairs) > limits.max_tags:
+        names = sorted({c for c, _ in pairs})
+        raise InvalidInput(
+            f"{len(names)} categories and their epochs take {len(pairs)} tags, more than "
+            f"the {limits.max_tags} one opt-in holds (each category takes one tag per epoch "
+            "it has had, and one more); opt in to fewer categories"
+        )
+    if proxies == 0:
+        raise InvalidInput(
+            "the consortium has no active proxy to hold the emergency kfrags; ask the "
+            "admins to admit one"
+        )
+    if proxies > limits.max_proxies:
+        raise InvalidInput(
+            f"{proxies} active proxies, more than the {limits.max_proxies} one opt-in may "
+            "name; ask the admins (this needs a choice of proxies)"
+        )
+    if not 1 <= threshold <= proxies:
+        raise InvalidInput(
+            f"threshold {threshold} is out of range for {proxies} proxies; choose 1 to "
+            f"{proxies} (default: a majority, {proxies // 2 + 1})"
+        )
+    return int(seconds)
 
 
 def _accesses(
@@ -225,10 +299,18 @@ class PatientEmergency:
         threshold: int | None = None,
     ) -> int:
         """Opt in to emergency access of ``categories`` for ``window`` per declaration:
-        kfrags of each category's current epoch go, sealed, to every active
-        proxy (M = ``threshold``, default a majority), towards the consortium emergency key
-        published in the Emergency contract. Replaces an earlier opt-in; returns its
-        generation. :class:`ConfigurationError` if the keys are not published yet."""
+        kfrags of **every epoch** of each category (records written before a revocation
+        moved it on stay readable in an emergency) and of the next epoch go, sealed, to
+        every active proxy (M = ``threshold``, default a majority), towards the consortium
+        emergency key published in the Emergency contract. Replaces an earlier opt-in;
+        returns its generation. :class:`ConfigurationError` if the keys are not published
+        yet; :class:`InvalidInput` (before anything is sent) for a window outside 1 s ..
+        7 days, more category epochs than one opt-in holds, or a threshold outside 1 ..
+        the active proxies.
+
+        **Warning:** a category moved on two epochs or more after the opt-in has records
+        the opt-in does not cover: opt in again after revoking grants (an emergency read
+        flags it, :attr:`EmergencyRead.may_be_incomplete`)."""
         em = self.network.contracts.emergency
         umbral, box = em.emergency_keys()
         if not umbral:
@@ -237,14 +319,14 @@ class PatientEmergency:
             )
         grantee = MemberPublicKeys(checksum(em.address), umbral, box)
         proxies = self.network.proxies()
-        m = threshold or len(proxies) // 2 + 1
+        m = len(proxies) // 2 + 1 if threshold is None else threshold
+        pairs = opt_in_epochs(categories, self._epochs())
+        limits = OptInLimits(em.max_tags(), em.max_proxies(), em.max_window())
+        seconds = check_opt_in(pairs, window, len(proxies), m, limits)
         tags: list[CategoryTag] = []
         kfrags: list[bytes] = []
         maps: list[bytes] = []
-        epochs = self._epochs()
-        for name in categories:
-            category = normalize_category(name, known=epochs)
-            epoch = epochs.get(category, 0)
+        for category, epoch in pairs:
             tag = self.keys.tag(category, epoch)
             made = make_grant(
                 self.keys,
@@ -258,9 +340,7 @@ class PatientEmergency:
             tags.append(tag)
             kfrags += made.sealed_kfrags
             maps.append(made.sealed_grantee_map)
-        params = EmergencyOptInParams(
-            tags, int(window.total_seconds()), [p.account for p in proxies], m, kfrags, maps
-        )
+        params = EmergencyOptInParams(tags, seconds, [p.account for p in proxies], m, kfrags, maps)
         return int(self.signed.emergency.opt_in(params).event(EmergencyPolicyCreated).generation)
 
     def notifications(self) -> list[EmergencyNotice]:
@@ -268,7 +348,8 @@ class PatientEmergency:
         member: the hospital), when, until when, why (the justification, opened), status
         and review, and each serve the proxies logged under it (``accesses``: which
         proxy, when, how many records of which category)."""
-        tags = {bytes(self.keys.tag(c, e)): c for c, e in self._epochs().items()}
+        epochs = self._epochs()
+        tags = {bytes(self.keys.tag(c, e)): c for c, e in opt_in_epochs(list(epochs), epochs)}
         return notices(
             self.network,
             self.keys.box_private_key,
@@ -317,8 +398,11 @@ class MemberEmergency:
         self._members = members or MembershipCache(network.contracts.registry)
         self._emergency_keys: MemberKeys | None = None
 
-    def read(self, declaration_id: int, category: str) -> list[EmergencyRecord]:
-        """Every record of ``category`` of the declaration's patient, while the
+    def read(self, declaration_id: int, category: str) -> EmergencyRead:
+        """Every record of ``category`` (of every epoch the opt-in covers; a sequence of
+        :class:`EmergencyRecord`, flagged ``may_be_incomplete`` with a ``warning`` when
+        the patient may have moved the category past the opt-in) of the declaration's
+        patient, while the
         declaration this member declared is active: capsule fragments from M of the
         opt-in's proxies (each request signed by this member, each serve logged on chain
         by the proxies), verified and decrypted with the consortium emergency key.
@@ -353,11 +437,12 @@ class MemberEmergency:
         return sorted(out, key=lambda n: -n.declaration_id)
 
     def declare(self, patient: str, reason_code: int, justification: str) -> int:
-        """Declare an emergency for ``patient`` (this member needs the EMERGENCY
-        capability; the patient must have opted in); the free-text ``justification`` is
-        sealed to the patient and to the regulator. Returns the declaration id; raises
-        :class:`EmergencyRefused` (``Emergency_NotCapable``, ``Emergency_NotOptedIn``,
-        ``Emergency_CoolDown``, …) saying what to do."""
+        """Declare an emergency for ``patient`` (this member must be an active Provider
+        holding the EMERGENCY capability; the patient must have opted in); the free-text
+        ``justification`` is sealed to the patient and to the regulator. Returns the
+        declaration id; raises :class:`EmergencyRefused` (``Emergency_NotCapable``,
+        ``Emergency_NotProvider``, ``Emergency_NotOptedIn``, ``Emergency_CoolDown``, …)
+        saying what to do."""
         return declare(
             self.network, self.signed, self.keys.address, patient, reason_code, justification
         )

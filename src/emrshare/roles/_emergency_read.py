@@ -13,16 +13,19 @@ reason (``declaration_expired``, ``not_declarer``, …).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import umbral_pre
 
 from emrshare._files import damaged, private_dir, read_json_object, write_atomically
 from emrshare.categories import normalize_category
-from emrshare.chain import EmergencyPolicyCreated, Role
+from emrshare.chain import EmergencyPolicyCreated, EntryAppended, Role
 from emrshare.crypto import GranteeMap, MemberKeys, SealedEntry, open_grantee_map
 from emrshare.crypto.grants import open_entry_as_grantee
 from emrshare.errors import (
@@ -41,6 +44,7 @@ from emrshare.roles._reads import MembershipCache, check_entry, read_record, ver
 
 __all__ = [
     "EMERGENCY_KEY_FILE",
+    "EmergencyRead",
     "EmergencyRecord",
     "emergency_read",
     "load_emergency_key",
@@ -51,6 +55,7 @@ __all__ = [
 #: hospital's emergency service hands it one (the devnet does so for EMERGENCY members).
 EMERGENCY_KEY_FILE = "emergency-key.json"
 _KEY_FORMAT = "emrshare-emergency-key"
+log = logging.getLogger("emrshare.emergency")
 #: The contract logs at most 64 capsule hashes per serve: one request per 64 records.
 _PER_REQUEST = min(64, MAX_BATCH)
 
@@ -107,20 +112,63 @@ def _refused(exc: AccessDenied, declaration_id: int) -> EmergencyRefused:
     )
 
 
-def _opt_in_map(
+@dataclass(frozen=True, slots=True)
+class EmergencyRead(Sequence[EmergencyRecord]):
+    """What an emergency read of one category returned: its records (iterate, index or
+    ``len`` it as a sequence of :class:`EmergencyRecord`), the epochs of the category the
+    patient's opt-in covers (``epochs``), and whether records may be missing.
+
+    ``may_be_incomplete`` is True when records exist under the **last** epoch the opt-in
+    covers: the patient may since have moved the category to a later epoch (a revocation),
+    whose records the opt-in does not cover; ``warning`` then says so, and what to do."""
+
+    records: tuple[EmergencyRecord, ...]
+    category: str
+    epochs: tuple[int, ...]
+    may_be_incomplete: bool = False
+
+    @property
+    def warning(self) -> str | None:
+        """Why records may be missing, or None."""
+        if not self.may_be_incomplete:
+            return None
+        last = max(self.epochs)
+        return (
+            f"the patient's opt-in covers {self.category} up to epoch {last} and records of "
+            f"epoch {last} exist: records after epoch {last} (if the patient moved on) are "
+            "not covered; ask the patient (or a guardian) to opt in again"
+        )
+
+    @overload
+    def __getitem__(self, i: int) -> EmergencyRecord: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[EmergencyRecord]: ...
+    def __getitem__(self, i: int | slice) -> EmergencyRecord | Sequence[EmergencyRecord]:
+        return self.records[i]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _opt_in_maps(
     network: Network, keys: MemberKeys, patient: str, generation: int, category: str
-) -> tuple[GranteeMap, EmergencyPolicyCreated]:
+) -> tuple[list[GranteeMap], EmergencyPolicyCreated]:
+    """Every opened map of ``category`` in the opt-in (one per epoch), by epoch."""
     em = network.contracts.emergency
     profile = network.contracts.profiles.profile(patient)
     vk = umbral_pre.PublicKey.from_compressed_bytes(bytes(profile.verifying_key))
     for ev in em.events(EmergencyPolicyCreated, patient=patient, generation=generation):
+        tags = {bytes(t) for t in ev.tags}
+        found: dict[int, GranteeMap] = {}
         for sealed in ev.sealed_maps:
             try:
                 gmap = open_grantee_map(bytes(sealed), keys, patient_verifying_key=vk)
             except EmrShareError:
                 continue  # not sealed to this emergency key, or not the patient's
-            if gmap.category == category and bytes(gmap.tag) in {bytes(t) for t in ev.tags}:
-                return gmap, ev
+            if gmap.category == category and bytes(gmap.tag) in tags:
+                found.setdefault(gmap.epoch, gmap)
+        if found:
+            return [found[e] for e in sorted(found)], ev
     raise EmergencyRefused(
         "category_not_opted_in",
         {"category": category},
@@ -137,9 +185,11 @@ def emergency_read(
     category: str,
     *,
     retry_for: float = 10.0,
-) -> list[EmergencyRecord]:
-    """Every record of ``category`` of the declaration's patient, read with M-of-N
-    proxies' fragments under declaration ``declaration_id`` (see the module docstring)."""
+) -> EmergencyRead:
+    """Every record of ``category`` of the declaration's patient, of every epoch the
+    opt-in covers, read with M-of-N proxies' fragments under declaration
+    ``declaration_id`` (see the module docstring); flagged (and logged) when records may
+    be missing (:attr:`EmergencyRead.may_be_incomplete`)."""
     em = network.contracts.emergency
     umbral, _ = em.emergency_keys()
     if emergency_keys.receiving_public_key.to_compressed_bytes() != umbral:
@@ -150,67 +200,97 @@ def emergency_read(
     d = em.declaration(declaration_id)  # Emergency_UnknownDeclaration if there is none
     patient = checksum(d.patient)
     category = normalize_category(category)
-    gmap, opt_in = _opt_in_map(network, emergency_keys, patient, d.generation, category)
+    gmaps, opt_in = _opt_in_maps(network, emergency_keys, patient, d.generation, category)
     block = network.chain.safe_block()
     events, _ = verified_entries(network.contracts.index, patient, block)
-    mine = [ev for ev in events if bytes(ev.tag) == bytes(gmap.tag)]
-    if not mine:
-        return []
     registry = network.contracts.registry
-    endpoints = [
+    endpoints = tuple(
         ProxyEndpoint(p, registry.member(p).endpoint)
         for p in opt_in.proxies
         if registry.has_role(p, Role.PROXY)
-    ]
-    policy = ThresholdPolicy(
-        bytes(gmap.policy_id),
-        gmap.threshold,
-        tuple(endpoints),
-        PolicyKeys(
-            gmap.patient_verifying_key_bytes,
-            gmap.category_public_key_bytes,
-            emergency_keys.receiving_public_key.to_compressed_bytes(),
-        ),
     )
-    client = EmergencyClient(
-        clinician_key,
-        chain_id=network.deployment.chain_id,
-        grants_contract=network.deployment.address_of("Grants"),
-        emergency_contract=em.address,
-        declaration_id=declaration_id,
-        tag=bytes(gmap.tag),
-        transport=network.proxy_transport,
+    reader = _TagReader(
+        network, clinician_key, emergency_keys, members, declaration_id, patient, endpoints
     )
-    # Well within what proxies accept (MAX_DEADLINE_AHEAD), with room for retries.
-    deadline = network.chain_time() + MAX_DEADLINE_AHEAD // 2
     out: list[EmergencyRecord] = []
-    for start in range(0, len(mine), _PER_REQUEST):
-        batch = mine[start : start + _PER_REQUEST]
-        sealed = [SealedEntry.from_bytes(bytes(ev.entry)) for ev in batch]
-        until = time.monotonic() + retry_for
-        while True:
-            try:
-                result = client.reencrypt_sync(
-                    policy, [s.capsule for s in sealed], deadline=deadline
+    for gmap in gmaps:
+        mine = [ev for ev in events if bytes(ev.tag) == bytes(gmap.tag)]
+        if mine:
+            out += reader.read(gmap, mine, retry_for)
+    # Records under the last epoch covered: the patient may have moved past it since.
+    last = bytes(gmaps[-1].tag)
+    incomplete = any(bytes(ev.tag) == last for ev in events)
+    result = EmergencyRead(tuple(out), category, tuple(g.epoch for g in gmaps), incomplete)
+    if result.warning is not None:
+        log.warning("emergency declaration %d: %s", declaration_id, result.warning)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _TagReader:
+    """Reads the entries of one tag of the opt-in through its proxies."""
+
+    network: Network
+    clinician_key: bytes = field(repr=False)
+    emergency_keys: MemberKeys = field(repr=False)
+    members: MembershipCache
+    declaration_id: int
+    patient: str
+    endpoints: tuple[ProxyEndpoint, ...]
+
+    def read(
+        self, gmap: GranteeMap, mine: Sequence[EntryAppended], retry_for: float
+    ) -> list[EmergencyRecord]:
+        network, keys = self.network, self.emergency_keys
+        policy = ThresholdPolicy(
+            bytes(gmap.policy_id),
+            gmap.threshold,
+            self.endpoints,
+            PolicyKeys(
+                gmap.patient_verifying_key_bytes,
+                gmap.category_public_key_bytes,
+                keys.receiving_public_key.to_compressed_bytes(),
+            ),
+        )
+        client = EmergencyClient(
+            self.clinician_key,
+            chain_id=network.deployment.chain_id,
+            grants_contract=network.deployment.address_of("Grants"),
+            emergency_contract=network.contracts.emergency.address,
+            declaration_id=self.declaration_id,
+            tag=bytes(gmap.tag),
+            transport=network.proxy_transport,
+        )
+        # Well within what proxies accept (MAX_DEADLINE_AHEAD), with room for retries.
+        deadline = network.chain_time() + MAX_DEADLINE_AHEAD // 2
+        out: list[EmergencyRecord] = []
+        for start in range(0, len(mine), _PER_REQUEST):
+            batch = mine[start : start + _PER_REQUEST]
+            sealed = [SealedEntry.from_bytes(bytes(ev.entry)) for ev in batch]
+            until = time.monotonic() + retry_for
+            while True:
+                try:
+                    result = client.reencrypt_sync(
+                        policy, [s.capsule for s in sealed], deadline=deadline
+                    )
+                    break
+                except AccessDenied as exc:
+                    raise _refused(exc, self.declaration_id) from exc
+                except Unavailable:  # a proxy has not indexed the newest entries yet
+                    if time.monotonic() >= until:
+                        raise
+                    time.sleep(0.2)
+            for i, (ev, s) in enumerate(zip(batch, sealed, strict=True)):
+                entry = open_entry_as_grantee(s, keys, gmap, result.cfrags[i])
+                entry = check_entry(entry, ev, self.patient, gmap.epoch, self.members)
+                out.append(
+                    EmergencyRecord(
+                        "0x" + bytes(entry.record_id).hex(),
+                        entry.category,
+                        entry.media_type,
+                        checksum(entry.author),
+                        entry.created_at,
+                        read_record(network.store, entry),
+                    )
                 )
-                break
-            except AccessDenied as exc:
-                raise _refused(exc, declaration_id) from exc
-            except Unavailable:  # a proxy has not indexed the newest entries yet
-                if time.monotonic() >= until:
-                    raise
-                time.sleep(0.2)
-        for i, (ev, s) in enumerate(zip(batch, sealed, strict=True)):
-            entry = open_entry_as_grantee(s, emergency_keys, gmap, result.cfrags[i])
-            entry = check_entry(entry, ev, patient, gmap.epoch, members)
-            out.append(
-                EmergencyRecord(
-                    "0x" + bytes(entry.record_id).hex(),
-                    entry.category,
-                    entry.media_type,
-                    checksum(entry.author),
-                    entry.created_at,
-                    read_record(network.store, entry),
-                )
-            )
-    return out
+        return out

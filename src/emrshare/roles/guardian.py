@@ -311,6 +311,11 @@ class Guardian:
         keys = self.bundle()
         self.act(lambda c: deny_request(self.network, keys, c, request_id))
 
+    def end_emergency(self, declaration_id: int) -> None:
+        """End an active emergency declaration early, in the patient's name (as
+        ``Patient.emergency.end``; ``Emergency_NotActive`` if it is not active)."""
+        self.act(lambda c: c.emergency.end(declaration_id))
+
 
 def _granting(params: GrantParams) -> Callable[[Contracts], Receipt]:
     return lambda c: c.grants.grant(params)

@@ -15,6 +15,7 @@ from emrshare.chain import (
     CapabilitiesChanged,
     Capability,
     Contracts,
+    EmergencyAccessLogged,
     EmergencyDeclared,
     EmergencyOptInParams,
     EmergencyPolicyCreated,
@@ -36,11 +37,15 @@ pytestmark = pytest.mark.integration
 ALLERGIES, MEDICATIONS, PSYCHIATRY = (CategoryTag(bytes([i]) * 32) for i in (0xA1, 0xA2, 0xA3))
 WINDOW = 24 * 3600
 COOLDOWN = 3600  # the deployment default
-CLINICIAN, SECOND = HOSPITAL, INSURER  # two members the consortium gives EMERGENCY
+CLINICIAN, SECOND = HOSPITAL, INSURER  # two Providers the consortium gives EMERGENCY
 
 
 def _keys() -> tuple[bytes, bytes]:
     return os.urandom(33), os.urandom(32)
+
+
+def _many_tags(n: int) -> list[CategoryTag]:
+    return [CategoryTag(i.to_bytes(32, "big")) for i in range(1, n + 1)]
 
 
 def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
@@ -59,8 +64,10 @@ def opt_in_params(net: Net, **over: Any) -> EmergencyOptInParams:
 
 @pytest.fixture
 def em(net: Net) -> Net:
-    """Keys published, EMERGENCY for CLINICIAN and SECOND, OUTSIDER admitted as Regulator."""
+    """Keys published, EMERGENCY for CLINICIAN and SECOND (made a Provider), OUTSIDER
+    admitted as Regulator."""
     net.as_(ADMINS[0]).emergency.set_emergency_keys(*_keys())
+    net.pass_proposal(Action.CHANGE_ROLE, SECOND, Role.PROVIDER)
     for who in (CLINICIAN, SECOND):
         net.pass_proposal(Action.SET_CAPABILITIES, who, threshold=int(Capability.EMERGENCY))
     net.as_(OUTSIDER).registry.apply(os.urandom(33), os.urandom(32))
@@ -71,6 +78,11 @@ def em(net: Net) -> Net:
 def declare(net: Net, who: int = CLINICIAN, patient: int = PATIENT, **kw: Any) -> int:
     r = net.as_(who).emergency.declare(net.addr(patient), 1, os.urandom(120), os.urandom(120), **kw)
     return r.event(EmergencyDeclared).declaration_id
+
+
+def served(net: Net) -> int:
+    """The chain time a proxy judged a declaration at: the latest block's."""
+    return net.chain_time()
 
 
 def opted_in(net: Net) -> Net:
@@ -154,6 +166,13 @@ def test_opt_in_by_someone_else_for_the_patient_reverts(em: Net) -> None:
         ({"window": 8 * 86400}, "Emergency_InvalidWindow", {"window": 8 * 86400}),
         ({"tags": []}, "Emergency_InvalidTags", {"count": 0}),
         ({"tags": [ALLERGIES, ALLERGIES]}, "Emergency_InvalidTags", {"count": 2}),
+        (
+            {"tags": [ALLERGIES, MEDICATIONS, PSYCHIATRY, MEDICATIONS]},
+            "Emergency_InvalidTags",
+            {"count": 4},
+        ),
+        ({"tags": [CategoryTag(bytes(32))]}, "Emergency_InvalidTags", {"count": 1}),
+        ({"tags": _many_tags(65)}, "Emergency_InvalidTags", {"count": 65}),
         ({"threshold": 0}, "Emergency_InvalidThreshold", {"threshold": 0, "proxyCount": 3}),
         (
             {"sealed_kfrags": [b"k"] * 3},
@@ -178,6 +197,14 @@ def test_bad_opt_in_reverts(
     reverts(lambda: em.as_(PATIENT).emergency.opt_in(opt_in_params(em, **over)), error, **args)
 
 
+def test_opt_in_of_every_epoch_of_several_categories_fits_max_tags(em: Net) -> None:
+    # 64 tags: e.g. eight categories with eight epochs each.
+    assert em.as_(0).emergency.max_tags() == 64
+    r = em.as_(PATIENT).emergency.opt_in(opt_in_params(em, tags=_many_tags(64)))
+    assert len(r.event(EmergencyPolicyCreated).tags) == 64
+    assert em.as_(0).emergency.opens_tag(em.addr(PATIENT), _many_tags(64)[-1])
+
+
 def test_opt_in_naming_a_non_proxy_reverts(em: Net) -> None:
     bad = [em.addr(HOSPITAL), *em.proxies[1:]]
     reverts(
@@ -196,6 +223,21 @@ def test_declaration_by_a_non_emergency_member_reverts(em: Net) -> None:
         lambda: declare(em, who=ADMINS[2]), "Emergency_NotCapable", account=em.addr(ADMINS[2])
     )
     assert isinstance(err, EmergencyRefused) and "ask the consortium admins" in str(err)
+
+
+@pytest.mark.parametrize("who", ["proxy", "insurer"])
+def test_declaration_by_a_capable_member_who_is_not_a_provider_reverts(em: Net, who: str) -> None:
+    # A proxy operator holding the capability must not declare and then serve itself.
+    opted_in(em)
+    account = PROXIES[0] if who == "proxy" else SECOND
+    if who == "insurer":
+        em.pass_proposal(Action.CHANGE_ROLE, SECOND, Role.INSURER)
+    em.pass_proposal(Action.SET_CAPABILITIES, account, threshold=int(Capability.EMERGENCY))
+    assert em.as_(0).registry.has_capability(em.addr(account), Capability.EMERGENCY)
+    err = reverts(
+        lambda: declare(em, who=account), "Emergency_NotProvider", account=em.addr(account)
+    )
+    assert isinstance(err, EmergencyRefused)
 
 
 def test_declaration_by_a_member_whose_capability_was_withdrawn_reverts(em: Net) -> None:
@@ -345,29 +387,102 @@ def test_bad_cosignature_reverts(em: Net, case: str) -> None:
 
 def test_policy_proxy_logs_a_serve_of_an_opted_in_category(em: Net) -> None:
     did = declare(opted_in(em))
-    r = em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [os.urandom(32)])
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=served(em)
+    )
     assert r.events[0].proxy == em.addr(PROXIES[0])  # type: ignore[attr-defined]
 
 
-def test_serve_log_after_the_time_box_reverts(em: Net) -> None:
+def test_serve_log_dated_after_the_time_box_reverts(em: Net) -> None:
     did = declare(opted_in(em))
-    em.advance_time(WINDOW)
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(WINDOW + 5)
     err = reverts(
         lambda: em.as_(PROXIES[0]).emergency.log_access(
-            did, em.proxies, ALLERGIES, [os.urandom(32)]
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.ends_at
         ),
-        "Emergency_NotActive",
+        "Emergency_ServedOutsideDeclaration",
         declarationId=did,
-        status=3,
+        servedAt=d.ends_at,
+        **{"from": d.declared_at},
+        until=d.ends_at,
     )
     assert isinstance(err, EmergencyRefused)
+
+
+def test_serve_judged_inside_the_time_box_is_logged_after_it(em: Net) -> None:
+    did = declare(opted_in(em))
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(WINDOW + 5)
+    assert em.as_(0).emergency.status(did) is EmergencyStatus.EXPIRED
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.ends_at - 1
+    )
+    assert r.event(EmergencyAccessLogged).declaration_id == did
+
+
+def test_serve_log_dated_before_the_declaration_reverts(em: Net) -> None:
+    did = declare(opted_in(em))
+    d = em.as_(0).emergency.declaration(did)
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=d.declared_at - 1
+        ),
+        "Emergency_ServedOutsideDeclaration",
+        declarationId=did,
+        servedAt=d.declared_at - 1,
+        **{"from": d.declared_at},
+        until=d.ends_at,
+    )
+
+
+def test_serve_log_dated_in_the_future_reverts(em: Net) -> None:
+    did = declare(opted_in(em))
+    later = em.chain_time() + 600
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=later
+        ),
+        "Emergency_ServedInFuture",
+        declarationId=did,
+        servedAt=later,
+        chainTime=lambda t: later - 600 <= t < later,
+    )
+
+
+def test_serve_before_the_clinician_ended_its_declaration_is_still_logged(em: Net) -> None:
+    # The attack: read, then end() at once, before the proxies' logs are mined.
+    did = declare(opted_in(em))
+    judged = served(em)
+    em.as_(CLINICIAN).emergency.end(did)
+    ended = em.as_(0).emergency.declaration(did).ended_at
+    assert em.as_(0).emergency.status(did) is EmergencyStatus.ENDED
+    r = em.as_(PROXIES[0]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=judged
+    )
+    assert r.event(EmergencyAccessLogged).declaration_id == did
+    # A block judged before the end may share its second; after it, nothing is loggable.
+    em.as_(PROXIES[1]).emergency.log_access(
+        did, em.proxies, ALLERGIES, [os.urandom(32)], served_at=ended
+    )
+    em.advance_time(5)
+    reverts(
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=ended + 1
+        ),
+        "Emergency_ServedOutsideDeclaration",
+        declarationId=did,
+        servedAt=ended + 1,
+        **{"from": lambda t: t <= judged},
+        until=ended + 1,
+    )
 
 
 def test_serve_log_of_a_category_outside_the_opt_in_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     err = reverts(
         lambda: em.as_(PROXIES[0]).emergency.log_access(
-            did, em.proxies, PSYCHIATRY, [os.urandom(32)]
+            did, em.proxies, PSYCHIATRY, [os.urandom(32)], served_at=served(em)
         ),
         "Emergency_CategoryNotOptedIn",
         declarationId=did,
@@ -379,7 +494,9 @@ def test_serve_log_of_a_category_outside_the_opt_in_reverts(em: Net) -> None:
 def test_serve_log_by_a_non_policy_proxy_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     reverts(
-        lambda: em.as_(HOSPITAL).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
+        lambda: em.as_(HOSPITAL).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
         "Emergency_NotPolicyProxy",
         declarationId=did,
         caller=em.addr(HOSPITAL),
@@ -389,7 +506,9 @@ def test_serve_log_by_a_non_policy_proxy_reverts(em: Net) -> None:
 def test_serve_log_without_capsules_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     reverts(
-        lambda: em.as_(PROXIES[1]).emergency.log_access(did, em.proxies, ALLERGIES, []),
+        lambda: em.as_(PROXIES[1]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [], served_at=served(em)
+        ),
         "Emergency_InvalidCapsules",
         count=0,
     )
@@ -399,7 +518,9 @@ def test_serve_log_after_the_patient_withdrew_reverts(em: Net) -> None:
     did = declare(opted_in(em))
     em.as_(PATIENT).emergency.withdraw()
     reverts(
-        lambda: em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
         "Emergency_NotActive",
         declarationId=did,
         status=4,
@@ -413,11 +534,17 @@ def test_patient_ends_a_declaration_early(em: Net) -> None:
     did = declare(opted_in(em))
     em.as_(PATIENT).emergency.end(did)
     assert em.as_(0).emergency.status(did) is EmergencyStatus.ENDED
+    d = em.as_(0).emergency.declaration(did)
+    em.advance_time(2)
     reverts(
-        lambda: em.as_(PROXIES[0]).emergency.log_access(did, em.proxies, ALLERGIES, [b"\1" * 32]),
-        "Emergency_NotActive",
+        lambda: em.as_(PROXIES[0]).emergency.log_access(
+            did, em.proxies, ALLERGIES, [b"\1" * 32], served_at=served(em)
+        ),
+        "Emergency_ServedOutsideDeclaration",
         declarationId=did,
-        status=2,
+        servedAt=lambda t: t > d.ended_at,
+        **{"from": d.declared_at},
+        until=d.ended_at + 1,
     )
     reverts(
         lambda: em.as_(PATIENT).emergency.end(did),

@@ -104,6 +104,11 @@ def _emergency_read_through_the_devnet(data: Path) -> None:
             break
         time.sleep(0.5)
     assert [(a["records"], a["category"]) for a in n["accesses"]] == [(1, "allergies")]
+    # The audit trail shows the declaration first, then the reads.
+    trail = _cli(data, "--profile", "patient", "audit")
+    assert trail.returncode == 0, trail.stdout + trail.stderr
+    assert trail.stdout.lstrip().startswith(f"EMERGENCY #{did} "), trail.stdout[:300]
+    assert "read by" in trail.stdout
     # After the patient withdraws, the proxy refuses the declaration, in one line.
     ok = _cli(data, "--profile", "patient", "emergency", "withdraw")
     assert ok.returncode == 0, ok.stdout + ok.stderr

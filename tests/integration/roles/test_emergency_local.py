@@ -13,6 +13,7 @@ from emrshare import ConsortiumAdmin, Patient, Provider, Requester
 from emrshare.chain import Capability, EmergencyAccessLogged, Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
+from emrshare.errors import InvalidInput
 from emrshare.roles import save_emergency_key
 
 pytestmark = pytest.mark.integration
@@ -47,6 +48,12 @@ def test_emergency_read_on_the_local_network(tmp_path: Path) -> None:
         )
         patient.authorize_writer(clinic.address, "allergies")
         clinic.add_record(patient.address, "allergies", b"iodine", media_type="text/plain")
+        # The facade checks the contract's bounds before it makes a kfrag or sends.
+        with pytest.raises(InvalidInput, match="7 days"):
+            patient.emergency.opt_in(["allergies"], timedelta(days=8))
+        with pytest.raises(InvalidInput, match="choose 1 to 2"):
+            patient.emergency.opt_in(["allergies"], timedelta(hours=1), threshold=3)
+        assert net.contracts.emergency.policy(patient.address).generation == 0
         patient.emergency.opt_in(["allergies"], timedelta(hours=1))
         did = clinic.emergency.declare(patient.address, 1, "unconscious")
         (rec,) = clinic.emergency.read(did, "allergies")

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from emrshare.chain import (
 )
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
+from emrshare.roles import Guardian
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +101,31 @@ def test_review_by_a_non_regulator_is_refused(world: World) -> None:
     with pytest.raises(EmergencyRefused, match="only the regulator") as info:
         world.clinic.emergency.mark(1, EmergencyReview.REVIEWED)
     assert info.value.name == "Emergency_NotRegulator"
+
+
+def test_a_guardian_ends_a_declaration_in_the_patients_name(world: World, tmp_path: Path) -> None:
+    admin = ConsortiumAdmin(world.net, world.net.admin_key)
+    keys = world.net.dev_keys
+    other = Requester(
+        world.net, MemberKeys.generate(ethereum_key=keys[3]), state_dir=tmp_path / "c"
+    )
+    parent = Patient(
+        world.net, PatientKeys(os.urandom(32), ethereum_key=keys[4]), state_dir=tmp_path / "p"
+    )
+    try:
+        other.apply()
+        admin.admit(other.address, Role.PROVIDER)  # another clinician: no cool-down
+        admin.set_capabilities(other.address, Capability.EMERGENCY)
+        parent.register()
+        world.patient.guardians.add(parent.address, until=timedelta(days=30))
+        guardian = Guardian(world.net, parent.keys, world.patient.address, state_dir=tmp_path / "g")
+        did = other.emergency.declare(world.patient.address, 1, WHY)
+        guardian.end_emergency(did)
+        (n,) = [n for n in world.patient.emergency.notifications() if n.declaration_id == did]
+        assert n.status is EmergencyStatus.ENDED
+        with pytest.raises(EmergencyRefused) as again:
+            guardian.end_emergency(did)
+        assert again.value.name == "Emergency_NotActive"
+    finally:
+        other.close()
+        parent.close()

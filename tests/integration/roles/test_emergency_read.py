@@ -171,6 +171,88 @@ def test_clinician_reads_opted_in_allergies_through_m_proxies_and_each_serve_is_
     assert mine.status.name == "ACTIVE" and mine.patient == patient.address
 
 
+def test_clinician_who_ends_its_declaration_right_after_reading_is_still_logged(
+    world: World,
+) -> None:
+    # The attack: read, then end the declaration at once, before the proxies flush their
+    # logs. Each serve is logged all the same, dated at the block the proxy judged it at,
+    # and the patient sees it.
+    t = world.trust
+    patient = _opted_in_patient(world, "ends-at-once")
+    did = _declare(world, patient)
+    records = t.hospital.emergency.read(did, "allergies")
+    t.hospital.emergency.signed.emergency.end(did)
+    assert len(records) == 2
+    assert t.net.contracts.emergency.status(did).name == "ENDED"
+    for p in t.proxies:
+        p.wait_audit_drained()
+    logs = _logged(world, did, 2)
+    assert len(logs) >= 2 and len({lg.proxy for lg in logs}) == len(logs)
+    for p in t.proxies:
+        journaled = p.query(f"SELECT count(*) FROM journal WHERE declaration_id = {did}")[0][0]
+        abandoned = p.query(
+            f"SELECT count(*) FROM journal WHERE declaration_id = {did} AND batch_id = 0"
+        )[0][0]
+        assert abandoned == 0
+        assert journaled == sum(lg.proxy == p.keys.address for lg in logs)
+    (n,) = [n for n in patient.emergency.notifications() if n.declaration_id == did]
+    assert n.status.name == "ENDED"
+    assert {a.proxy for a in n.accesses} == {lg.proxy for lg in logs}
+    assert {(a.records, a.category) for a in n.accesses} == {(2, "allergies")}
+
+
+def _move_to_a_new_epoch(world: World, patient: Patient, category: str) -> None:
+    """Move ``category`` on to its next epoch the way a patient does: revoke a grant
+    (``new_epoch`` is the default), here a throwaway one to the insurer."""
+    t = world.trust
+    before = patient.epoch(category)
+    patient.revoke(patient.grant(t.insurer.address, category, expires=timedelta(days=1)).policy_id)
+    assert patient.epoch(category) == before + 1
+
+
+def test_opt_in_after_an_epoch_move_still_opens_the_records_written_before_it(
+    world: World,
+) -> None:
+    # The patient-safety gap: an opt-in of the current epoch only hid every allergy
+    # written before the patient's last revocation, silently.
+    t = world.trust
+    patient = t.new_patient("moved-before-opt-in")
+    patient.authorize_writer(t.hospital.address, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"A: penicillin", media_type="text/plain")
+    _move_to_a_new_epoch(world, patient, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"B: latex", media_type="text/plain")
+    patient.emergency.opt_in(["allergies"], WINDOW)
+    did = _declare(world, patient)
+    records = t.hospital.emergency.read(did, "allergies")
+    assert sorted(r.content for r in records) == [b"A: penicillin", b"B: latex"]
+    assert records.epochs == (0, 1, 2) and not records.may_be_incomplete
+    assert records.warning is None
+
+
+def test_read_flags_records_the_opt_in_may_not_cover_after_later_epoch_moves(
+    world: World,
+) -> None:
+    t = world.trust
+    patient = t.new_patient("moved-after-opt-in")
+    patient.authorize_writer(t.hospital.address, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"A: penicillin", media_type="text/plain")
+    patient.emergency.opt_in(["allergies"], WINDOW)  # epochs 0 and the next, 1
+    _move_to_a_new_epoch(world, patient, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"B: latex", media_type="text/plain")
+    did = _declare(world, patient)
+    records = t.hospital.emergency.read(did, "allergies")
+    # One move after the opt-in is covered; records of its last epoch raise the flag.
+    assert sorted(r.content for r in records) == [b"A: penicillin", b"B: latex"]
+    assert records.epochs == (0, 1) and records.may_be_incomplete
+    _move_to_a_new_epoch(world, patient, "allergies")
+    t.hospital.add_record(patient.address, "allergies", b"C: iodine", media_type="text/plain")
+    records = t.hospital.emergency.read(did, "allergies")
+    assert sorted(r.content for r in records) == [b"A: penicillin", b"B: latex"]
+    assert records.may_be_incomplete
+    assert records.warning is not None and "up to epoch 1" in records.warning
+    assert "opt in again" in records.warning
+
+
 def test_read_after_the_time_box_is_refused(world: World) -> None:
     patient = _opted_in_patient(world, "late")
     did = _declare(world, patient)

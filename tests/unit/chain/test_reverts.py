@@ -129,3 +129,20 @@ def test_every_custom_error_has_an_integration_test() -> None:
         if e["type"] == "error" and e["name"].startswith(prefixes) and f'"{e["name"]}"' not in text
     )
     assert missing == [], f"custom errors no integration test asserts: {missing}"
+
+
+def test_every_emergency_error_says_what_to_do() -> None:
+    from emrshare.chain._revert import _HINTS
+
+    errors = [
+        e
+        for e in load_artifact("Emergency").abi
+        if e["type"] == "error" and str(e["name"]).startswith("Emergency_")
+    ]
+    names = {e["name"] for e in errors}
+    assert len(names) >= 25
+    assert sorted(n for n in names if n not in _HINTS) == []
+    for e in errors:
+        # Each hint renders with the error's own arguments (no stray placeholder).
+        values = {str(i["name"]): 0 for i in e["inputs"]}
+        assert _HINTS[e["name"]].format(**values)

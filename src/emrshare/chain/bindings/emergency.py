@@ -93,6 +93,18 @@ class Emergency(Binding):
         """Whether the patient's standing opt-in opens ``tag``."""
         return bool(self._call("opensTag", patient, tag, block=block)[0])
 
+    def max_tags(self) -> int:
+        """Most tags (category epochs) one opt-in may open."""
+        return int(self._call("MAX_TAGS")[0])
+
+    def max_proxies(self) -> int:
+        """Most proxies one opt-in may name."""
+        return int(self._call("MAX_PROXIES")[0])
+
+    def max_window(self) -> int:
+        """Longest emergency window, in seconds."""
+        return int(self._call("MAX_WINDOW")[0])
+
     def cooldown(self, *, block: int | None = None) -> int:
         """Seconds a clinician waits between two declarations."""
         return int(self._call("cooldown", block=block)[0])
@@ -174,10 +186,19 @@ class Emergency(Binding):
         proxies: Sequence[str],
         tag: CategoryTag,
         capsule_hashes: Sequence[bytes],
+        *,
+        served_at: int,
     ) -> Receipt:
-        """Log one emergency serve (a proxy of the opt-in; ``proxies`` in opt-in order)."""
+        """Log one emergency serve (a proxy of the opt-in; ``proxies`` in opt-in order)
+        judged at chain time ``served_at`` (the time of the block the proxy read the
+        declaration at): loggable after the declaration ended, never dated outside it."""
         return self._send(
-            "logEmergencyAccess", declaration_id, list(proxies), tag, list(capsule_hashes)
+            "logEmergencyAccess",
+            declaration_id,
+            list(proxies),
+            tag,
+            list(capsule_hashes),
+            served_at,
         )
 
     def sign_log_access(
@@ -187,6 +208,7 @@ class Emergency(Binding):
         tag: CategoryTag,
         capsule_hashes: Sequence[bytes],
         *,
+        served_at: int,
         nonce: int,
         gas: int,
     ) -> SignedTransaction:
@@ -194,7 +216,7 @@ class Emergency(Binding):
         audit flusher stores it before it broadcasts it (as ``AuditLog.sign_log_accesses``)."""
         data = self._encode(
             "logEmergencyAccess",
-            (declaration_id, list(proxies), bytes(tag), list(capsule_hashes)),
+            (declaration_id, list(proxies), bytes(tag), list(capsule_hashes), served_at),
         )
         return self.client.sign(self.address, data, gas=gas, nonce=nonce)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli import _render as render
-from emrshare.cli._context import JsonOpt, emit_json, out, state, want_json
+from emrshare.cli._context import JsonOpt, emit_json, err, out, safe, state, want_json
 
 if TYPE_CHECKING:
     from emrshare.roles._emergency import EmergencyNotice
@@ -45,9 +45,12 @@ def _json(n: EmergencyNotice) -> dict[str, Any]:
     }
 
 
-def _show(
+def show_notices(
     notices: list[EmergencyNotice], as_json: bool, *, patient: bool, own: bool = False
 ) -> None:
+    """Emergency declarations, in red, each with the serves logged under it (``notifications``,
+    ``audit``, ``emergency list|review``); the justification is the clinician's text, so it
+    is printed through ``safe``."""
     if as_json:
         emit_json([_json(n) for n in notices])
         return
@@ -63,8 +66,8 @@ def _show(
         out.print(
             f"EMERGENCY #{n.declaration_id} by {who} (hospital member {n.clinician}), "
             f"block {n.block_number}, until {render.when(n.ends_at)}, "
-            f"{n.purpose_of_use}, {n.status.name.lower()}, review {n.review.name.lower()}: "
-            f"{why}",
+            f"{safe(n.purpose_of_use)}, {n.status.name.lower()}, review "
+            f"{n.review.name.lower()}: {safe(why)}",
             style="bold red",
             markup=False,
         )
@@ -149,6 +152,8 @@ def emergency_read(
     from emrshare._files import private_dir, write_atomically
 
     records = _clinician(ctx).emergency.read(declaration, category)
+    if records.warning is not None:  # on stderr, so --json output stays a list
+        err.print(f"[yellow]warning:[/] {records.warning}", highlight=False)
     paths: dict[str, str] = {}
     if out_dir is not None:
         private_dir(out_dir)
@@ -175,13 +180,15 @@ def emergency_read(
     if not records:
         out.print(f"no {category} records")
     for r in records:
+        # The record's text and media type are its author's: no terminal escapes (each
+        # line sanitized, the lines kept).
         shown = paths.get(r.record_id) or (
-            r.content.decode(errors="replace")
+            "\n".join(safe(line) for line in r.content.decode(errors="replace").splitlines())
             if r.media_type.startswith("text/")
             else f"{len(r.content)} bytes"
         )
         out.print(
-            f"{render.hex_id(bytes.fromhex(r.record_id[2:]))} {r.media_type} "
+            f"{render.hex_id(bytes.fromhex(r.record_id[2:]))} {safe(r.media_type)} "
             f"by {render.who(r.author)}, {render.when(r.created_at)}: {shown}",
             markup=False,
         )
@@ -191,7 +198,7 @@ def emergency_read(
 def emergency_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Your own emergency declarations, with their status (a clinician)."""
     notices = state(ctx).provider().emergency.declarations()
-    _show(notices, want_json(ctx, json_out), patient=False, own=True)
+    show_notices(notices, want_json(ctx, json_out), patient=False, own=True)
 
 
 @app.command("end")
@@ -243,9 +250,11 @@ def emergency_review(
         else:
             out.print(f"emergency #{declaration} marked {mark.lower()}")
         return
-    _show(member.emergency.review(), want_json(ctx, json_out), patient=False)
+    show_notices(member.emergency.review(), want_json(ctx, json_out), patient=False)
 
 
 def notifications(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """What happened to this patient that needs attention: emergency declarations first."""
-    _show(state(ctx).patient().emergency.notifications(), want_json(ctx, json_out), patient=True)
+    show_notices(
+        state(ctx).patient().emergency.notifications(), want_json(ctx, json_out), patient=True
+    )

@@ -211,3 +211,19 @@ def act_deny(
         emit_json({"request_id": request_id, "decision": "denied"})
     else:
         out.print(f"denied #{request_id}")
+
+
+@act_app.command("end-emergency")
+def act_end_emergency(
+    ctx: typer.Context,
+    for_: ForOpt,
+    declaration: Annotated[int, typer.Argument(metavar="DECLARATION", help="the declaration id")],
+    relay: RelayOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """End an emergency declaration early in the patient's name."""
+    _guardian(state(ctx), for_, relay).end_emergency(declaration)
+    if want_json(ctx, json_out):
+        emit_json({"declaration": declaration, "ended": True})
+    else:
+        out.print(f"ended emergency #{declaration}")

@@ -331,9 +331,12 @@ def audit(
 ) -> None:
     """The patient's access trail: who read which records, when (from the chain).
 
-    One row per served read, with the proxies that logged it; ``--by-proxy`` shows each
-    proxy's log entry. Refused reads are not logged anywhere a patient can read.
-    ``--fhir``: a FHIR Bundle of AuditEvent, one per served read (docs/fhir.md).
+    Emergency declarations come first, in red, with their logged serves (as
+    ``notifications`` shows them); then one row per served read, with the proxies that
+    logged it; ``--by-proxy`` shows each proxy's log entry. Refused reads are not logged
+    anywhere a patient can read. ``--fhir``: a FHIR Bundle of AuditEvent, one per served
+    read (docs/fhir.md); ``--json``: the reads (``notifications --json`` has the
+    declarations).
     """
     if fhir:
         version = fhir_version(fhir_version_name)
@@ -343,6 +346,12 @@ def audit(
     if anomalies or out_file is not None:
         raise typer.BadParameter("--anomalies and --out go with --fhir")
     patient = state(ctx).patient()
+    if not want_json(ctx, json_out):
+        from emrshare.cli.commands.emergency import show_notices
+
+        declared = patient.emergency.notifications()
+        if declared:  # someone opened records without a grant: before everything else
+            show_notices(declared, False, patient=True)
     if by_proxy:
         render.ACCESSES.show(patient.audit_by_proxy(), want_json(ctx, json_out))
     else:

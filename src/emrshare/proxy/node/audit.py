@@ -10,10 +10,13 @@ goes back to the journal and is logged again, and so does one the node rejects a
 minable; batches are cut so each one's gas stays within half the block gas limit.
 
 An emergency serve (issue 15) is its own batch: one ``Emergency.logEmergencyAccess``
-transaction per served request. The contract logs only under a still-active declaration:
-a serve whose declaration ended (or expired, or was withdrawn) before its log was sent
-can no longer be logged on chain; it stays in the journal, marked, and is reported in the
-proxy's log (docs/threat-model.md says so).
+transaction per served request, sent at the next tick (not after ``interval``), dated with
+the chain time of the block the serve was judged at. The contract accepts a log dated
+inside the declaration's active span even after the declaration ended or expired, so the
+declaring clinician cannot keep a serve off chain by ending its declaration at once. Only
+a serve whose patient withdrew or replaced the opt-in before its log was sent can no
+longer be logged; it stays in the journal, marked, and is reported in the proxy's log
+(docs/threat-model.md says so).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from emrshare.proxy.node.store import JournalEntry, PendingBatch, ProxyStore
 __all__ = ["AuditFlusher", "split_by_gas"]
 
 log = logging.getLogger("emrshare.proxy.audit")
+
+#: Declarations under which a serve judged while they were active can still be logged.
+_LOGGABLE = (EmergencyStatus.ACTIVE, EmergencyStatus.ENDED, EmergencyStatus.EXPIRED)
 
 #: What a node says of a transaction that no block can ever hold.
 _NEVER_MINABLE = ("intrinsic gas too high", "exceeds block gas limit", "gas limit reached")
@@ -235,22 +241,29 @@ class AuditFlusher:
 
     def _sign_emergency(self, e: JournalEntry, nonce: int) -> SignedTransaction:
         assert e.declaration_id is not None
-        log = EmergencyLog(e.declaration_id, e.proxies, e.tag, e.capsule_hashes)
+        log = EmergencyLog(e.declaration_id, e.proxies, e.tag, e.capsule_hashes, e.block_time)
         return self.chain.sign_emergency_log(log, nonce)
 
     def _loggable(self, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
-        """The emergency serves whose declaration is still active (the others can no
-        longer be logged: marked in the journal and reported)."""
+        """The emergency serves the contract can still log: their declaration exists and
+        its opt-in stands (ended or expired since is fine, the log is dated at the serve).
+        The others are marked in the journal and reported."""
         if not entries:
             return []
         block = self.chain.head()
         out: list[JournalEntry] = []
         for e in entries:
             assert e.declaration_id is not None
-            status = self.chain.emergency_declaration(e.declaration_id, block).status
-            if status is EmergencyStatus.ACTIVE:
+            view = self.chain.emergency_declaration(e.declaration_id, block)
+            status = view.status
+            # An ended declaration reads Ended even once its opt-in is withdrawn or
+            # replaced (which the contract refuses to log under): ask the followed opt-in.
+            policy = self.store.emergency_policy(view.patient) if view.patient else None
+            if status in _LOGGABLE and policy is not None and policy.generation == view.generation:
                 out.append(e)
                 continue
+            if status is EmergencyStatus.ENDED:
+                status = EmergencyStatus.WITHDRAWN
             log.error(
                 "emergency serve %d under declaration %d cannot be logged on chain: the "
                 "declaration is %s; it stays in this proxy's journal",
@@ -262,9 +275,10 @@ class AuditFlusher:
         return out
 
     def due(self) -> bool:
-        """True when a flush should run now (K entries waiting, or T seconds passed)."""
+        """True when a flush should run now (K entries waiting, an emergency serve
+        waiting, or T seconds passed)."""
         count = self.store.unbatched_count()
-        if count >= self.max_entries:
+        if count >= self.max_entries or (count and self.store.unbatched_emergency()):
             return True
         return count > 0 and time.monotonic() - self._last_flush >= self.interval
 

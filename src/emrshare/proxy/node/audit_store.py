@@ -151,10 +151,19 @@ class AuditQueries:
             for r in rows
         ]
 
+    def unbatched_emergency(self) -> bool:
+        """Whether an emergency serve waits to be logged (the flusher sends those at once)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM journal WHERE batch_id IS NULL AND declaration_id IS NOT NULL "
+                "LIMIT 1"
+            )
+            return row.fetchone() is not None
+
     def abandon(self, entry_ids: Sequence[int]) -> None:
         """Mark journal entries as never to be logged (batch 0): an emergency serve whose
-        declaration stopped being active before its log was sent (the contract logs only
-        under an active declaration). The rows stay, for the operator."""
+        patient withdrew or replaced the opt-in before its log was sent (the contract logs
+        only under the opt-in the declaration opened). The rows stay, for the operator."""
         with self.transaction() as tx:
             tx.executemany(
                 "UPDATE journal SET batch_id = 0 WHERE id = ? AND batch_id IS NULL",

@@ -233,6 +233,7 @@ class NodeChain:
             log.proxies,
             CategoryTag(bytes(log.tag)),
             log.capsule_hashes,
+            served_at=log.served_at,
             nonce=nonce,
             gas=log.gas,
         )
