@@ -19,7 +19,9 @@ from emrshare.chain import (
     Role,
 )
 from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.crypto.emergency import Cosignature
 from emrshare.devnet import LocalNetwork
+from emrshare.errors import InvalidInput
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +101,31 @@ def test_review_by_a_non_regulator_is_refused(world: World) -> None:
     with pytest.raises(EmergencyRefused, match="only the regulator") as info:
         world.clinic.emergency.mark(1, EmergencyReview.REVIEWED)
     assert info.value.name == "Emergency_NotRegulator"
+
+
+def test_cosigned_declaration_names_its_cosigner(
+    world: World,
+) -> None:
+    # A second EMERGENCY Provider co-signs; the declarer passes it; the patient sees who
+    # co-signed (the contract's single-use rule is tested on both nodes in
+    # tests/integration/chain/test_emergency.py).
+    net, tmp = world.net, world.clinic.state_dir.parent
+    second = Requester(net, MemberKeys.generate(ethereum_key=net.dev_keys[3]), state_dir=tmp / "s")
+    admin = ConsortiumAdmin(net, net.admin_key)
+    try:
+        second.apply()
+        admin.admit(second.address, Role.PROVIDER)
+        admin.set_capabilities(second.address, Capability.EMERGENCY)
+        patient = world.patient.address
+        with pytest.raises(InvalidInput, match="at most 0:15:00"):
+            world.clinic.emergency.cosign(second.address, patient, 2, valid_for=timedelta(hours=1))
+        c = world.clinic.emergency.cosign(second.address, patient, 2)
+        assert Cosignature.from_hex(c.hex()) == c
+        assert c.cosigner == world.clinic.address and c.clinician == second.address
+        with pytest.raises(InvalidInput, match="not this declaration"):
+            second.emergency.declare(patient, 3, WHY, cosignature=c)  # another reason code
+        did = second.emergency.declare(patient, 2, WHY, cosignature=c)
+        (n,) = [n for n in world.patient.emergency.notifications() if n.declaration_id == did]
+        assert n.cosigner == world.clinic.address and n.clinician == second.address
+    finally:
+        second.close()
