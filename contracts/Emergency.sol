@@ -35,6 +35,8 @@ contract Emergency is EIP712, PatientContext {
     uint256 public constant MAX_SEALED_BYTES = 2048;
     /// @notice Longest emergency window a patient may choose, in seconds (7 days).
     uint32 public constant MAX_WINDOW = 7 days;
+    /// @notice Latest deadline a co-signature may carry, in seconds after chain time.
+    uint256 public constant MAX_COSIGN_TTL = 15 minutes;
     /// @notice HL7 PurposeOfUse of every declaration: emergency treatment.
     bytes32 public constant PURPOSE_OF_USE = "ETREAT";
 
@@ -106,6 +108,7 @@ contract Emergency is EIP712, PatientContext {
     mapping(address clinician => uint40 declaredAt) private _lastDeclared;
     mapping(uint256 declarationId => Declaration) private _declarations;
     uint256 private _declarationCount;
+    mapping(bytes32 cosignDigest => bool used) private _cosignUsed;
 
     /// @notice The emergency keys are set once and were already set.
     error Emergency_KeysAlreadySet();
@@ -141,8 +144,13 @@ contract Emergency is EIP712, PatientContext {
     /// @notice The contract requires a co-signature by another EMERGENCY member.
     error Emergency_CosignRequired(address clinician);
     /// @notice The co-signature is not `cosigner`'s signature of this declaration, is past
-    /// its deadline, or `cosigner` is the clinician or lacks the capability.
+    /// its deadline, or `cosigner` is the clinician, lacks the capability or is not an
+    /// active Provider.
     error Emergency_BadCosignature(address cosigner);
+    /// @notice A co-signature's deadline is more than {MAX_COSIGN_TTL} after chain time.
+    error Emergency_CosignDeadlineTooFar(uint256 deadline, uint256 latest);
+    /// @notice The co-signature already backed a declaration: each is single-use.
+    error Emergency_CosignatureUsed(address cosigner);
     /// @notice No declaration with that id.
     error Emergency_UnknownDeclaration(uint256 declarationId);
     /// @notice The declaration is not active (see {Status}).
@@ -310,9 +318,11 @@ contract Emergency is EIP712, PatientContext {
     /// the free-text justification sealed to the patient's and the regulator's box keys.
     /// Requirements: the caller is an active Provider with CAP_EMERGENCY; the patient has a
     /// standing opt-in; the caller did not declare within the cool-down; when
-    /// {cosignRequired}, `cosigner` is another active EMERGENCY member whose EIP-712
-    /// signature ({hashCosign}) is `cosignature`, before `cosignDeadline` (a co-signature
-    /// given is checked the same way when not required); sealed blobs 1..{MAX_SEALED_BYTES}.
+    /// {cosignRequired}, `cosigner` is another active Provider with CAP_EMERGENCY whose
+    /// EIP-712 signature ({hashCosign}) is `cosignature`, before `cosignDeadline`, which is
+    /// at most {MAX_COSIGN_TTL} after chain time, and which backed no declaration before (a
+    /// co-signature given is checked the same way when not required); sealed blobs
+    /// 1..{MAX_SEALED_BYTES}.
     /// Emits: {EmergencyDeclared}.
     function declare(
         address patient,
@@ -582,16 +592,22 @@ contract Emergency is EIP712, PatientContext {
         address cosigner,
         uint256 deadline,
         bytes calldata signature
-    ) private view {
+    ) private {
         if (
             cosigner == clinician || block.timestamp > deadline
                 || !_registry.hasCapability(cosigner, _registry.CAP_EMERGENCY())
+                || !_registry.hasRole(cosigner, ConsortiumRegistry.Role.Provider)
         ) revert Emergency_BadCosignature(cosigner);
-        (address signer, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(hashCosign(clinician, patient, reasonCode, deadline), signature);
+        if (deadline > block.timestamp + MAX_COSIGN_TTL) {
+            revert Emergency_CosignDeadlineTooFar(deadline, block.timestamp + MAX_COSIGN_TTL);
+        }
+        bytes32 digest = hashCosign(clinician, patient, reasonCode, deadline);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         if (err != ECDSA.RecoverError.NoError || signer != cosigner) {
             revert Emergency_BadCosignature(cosigner);
         }
+        if (_cosignUsed[digest]) revert Emergency_CosignatureUsed(cosigner);
+        _cosignUsed[digest] = true;
     }
 
     function _named(address[] calldata proxies, address who) private pure returns (bool) {

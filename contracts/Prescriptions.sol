@@ -19,7 +19,8 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 /// drug, patient or dose is on chain, and the salt stops anyone confirming a guessed
 /// prescription by hashing candidates.
 ///
-/// Only a member who read the document may review or dispense it. The prescriber derives
+/// Only a member who read the document (or got a proof from one who did) may review or
+/// dispense it: the reader key is a bearer credential of the document's readers. The prescriber derives
 /// a one-off key pair from the salt (the reader key) and registers its address at issue;
 /// a review or a fill carries the reader key's EIP-712 signature over the prescription and
 /// the caller ({hashReview}, {hashDispense}). Ids seen in events are therefore useless to a

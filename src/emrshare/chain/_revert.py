@@ -132,8 +132,8 @@ _HINTS: dict[str, str] = {
     ),
     "Emergency_BadCosignature": (
         "the co-signature of {cosigner} does not verify (wrong signer, past its deadline, "
-        "the declarer itself or no EMERGENCY capability); ask another EMERGENCY clinician "
-        "to sign this declaration"
+        "the declarer itself, not an active Provider or no EMERGENCY capability); ask "
+        "another EMERGENCY clinician to co-sign this declaration"
     ),
     "Emergency_CosignRequired": (
         "this consortium requires a second EMERGENCY clinician's co-signature on every "
@@ -213,6 +213,14 @@ _HINTS: dict[str, str] = {
     "Emergency_ServedInFuture": (
         "a serve log of declaration {declarationId} is dated {servedAt}, after the chain "
         "time {chainTime}; date it with the time of the block the serve was judged at"
+    ),
+    "Emergency_CosignDeadlineTooFar": (
+        "the co-signature's deadline {deadline} is later than {latest} (15 minutes after "
+        "chain time); ask the co-signing clinician for a fresh, short-lived co-signature"
+    ),
+    "Emergency_CosignatureUsed": (
+        "{cosigner}'s co-signature already backed a declaration and is single-use; ask "
+        "the co-signing clinician to co-sign this declaration anew"
     ),
     "Prescriptions_AlreadyDispensed": (
         "prescription {id} was dispensed all {fills} fill(s) it allows; "

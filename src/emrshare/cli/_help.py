@@ -106,7 +106,11 @@ EXAMPLES: dict[str, str] = {
     "emergency opt-in": "--profile patient emergency opt-in "
     "--categories allergies,medications,conditions --window 24h",
     "emergency declare": "--profile hospital emergency declare --patient patient "
-    "--why 'unconscious, allergy check' --reason-code 1",
+    "--why 'unconscious, allergy check' --reason-code 1 "
+    "--cosigner 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --cosignature 0x454d4353...",
+    "emergency cosign": "--profile hospital-b emergency cosign "
+    "--clinician 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --patient patient "
+    "--reason-code 1 --valid-for 10m",
     "emergency read": "--profile hospital-a emergency read 3 allergies --out records",
     "emergency list": "--profile hospital-a emergency list --json",
     "emergency end": "--profile patient emergency end 3",

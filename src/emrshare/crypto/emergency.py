@@ -30,17 +30,20 @@ from emrshare.crypto._wire import (
     unpad,
 )
 from emrshare.crypto.sealing import open_sealed, seal
-from emrshare.errors import InvalidText, VerificationError
+from emrshare.errors import InvalidText, VerificationError, WireFormatError
 
 __all__ = [
+    "COSIGNATURE_BRAND",
     "JUSTIFICATION_BRAND",
     "MAX_JUSTIFICATION_BYTES",
     "SEALED_JUSTIFICATION_BRAND",
+    "Cosignature",
     "Justification",
     "open_justification",
     "seal_justification",
 ]
 
+COSIGNATURE_BRAND = b"EMCS"
 JUSTIFICATION_BRAND = b"EMJU"
 SEALED_JUSTIFICATION_BRAND = b"EMSJ"
 #: Longest justification text, in UTF-8 bytes.
@@ -127,3 +130,63 @@ def open_justification(
             "reason differ); do not trust it"
         )
     return j
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    """A second clinician's EIP-712 co-signature of one emergency declaration
+    (``Emergency.hashCosign``): ``cosigner`` backs ``clinician`` declaring for ``patient``
+    with ``reason_code``, until ``deadline`` (chain time, at most 15 minutes ahead), once.
+    Unverified: the contract checks it when the declaration is sent.
+
+    Encoding: header ``EMCS`` 1.0, CBOR ``[cosigner, clinician, patient, reason_code,
+    deadline, signature]`` (addresses as 20 bytes). ``hex()`` / :meth:`from_hex` for
+    passing it between clinicians as text."""
+
+    cosigner: str
+    clinician: str
+    patient: str
+    reason_code: int
+    deadline: int
+    signature: bytes
+
+    def __bytes__(self) -> bytes:
+        return header(COSIGNATURE_BRAND, 1) + cbor_encode(
+            [
+                address_bytes(self.cosigner),
+                address_bytes(self.clinician),
+                address_bytes(self.patient),
+                self.reason_code,
+                self.deadline,
+                self.signature,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Cosignature:
+        """Decode (:class:`WireFormatError` if malformed; nothing is verified)."""
+        _, body = split_header(data, COSIGNATURE_BRAND, 1, "emergency co-signature")
+        items = cbor_decode_list(body, "emergency co-signature", 6)
+        addrs = [expect_bytes(items[i], f"co-signature field {i}", 20) for i in range(3)]
+        reason = expect_int(items[3], "co-signature reason code", 0, 255)
+        deadline = expect_int(items[4], "co-signature deadline")
+        signature = expect_bytes(items[5], "co-signature signature", 65)
+        cosigner, clinician, patient = (checksum("0x" + a.hex()) for a in addrs)
+        return cls(cosigner, clinician, patient, reason, deadline, signature)
+
+    def hex(self) -> str:
+        """The encoding as ``0x``-prefixed hex."""
+        return "0x" + bytes(self).hex()
+
+    @classmethod
+    def from_hex(cls, text: str) -> Cosignature:
+        """Decode :meth:`hex` output (:class:`WireFormatError` if it is not)."""
+        t = text.strip().removeprefix("0x")
+        try:
+            raw = bytes.fromhex(t)
+        except ValueError as exc:
+            raise WireFormatError(
+                "the co-signature is not hex; paste the whole text the co-signing "
+                "clinician was given"
+            ) from exc
+        return cls.from_bytes(raw)

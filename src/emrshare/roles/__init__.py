@@ -13,6 +13,7 @@
 - :func:`restore_patient` — a patient on a new machine, from its 24 words or SLIP-39 shares.
 """
 
+from emrshare.crypto.emergency import Cosignature
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
@@ -54,6 +55,7 @@ __all__ = [
     "AsyncProvider",
     "AsyncRequester",
     "ConsortiumAdmin",
+    "Cosignature",
     "DispensedFill",
     "EMERGENCY_KEY_FILE",
     "EmergencyRead",

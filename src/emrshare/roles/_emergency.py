@@ -13,7 +13,6 @@ from eth_utils.crypto import keccak
 from nacl.public import PrivateKey, PublicKey
 
 from emrshare._addresses import address_bytes
-from emrshare.categories import normalize_category
 from emrshare.chain import (
     Contracts,
     Emergency,
@@ -26,11 +25,18 @@ from emrshare.chain import (
     Role,
 )
 from emrshare.crypto import MemberKeys, MemberPublicKeys, PatientKeys
-from emrshare.crypto.emergency import Justification, open_justification, seal_justification
+from emrshare.crypto.emergency import (
+    Cosignature,
+    Justification,
+    open_justification,
+    seal_justification,
+)
 from emrshare.crypto.grants import make_grant
-from emrshare.errors import ConfigurationError, CryptoError, InvalidInput, WireFormatError
+from emrshare.errors import ConfigurationError, CryptoError, WireFormatError
 from emrshare.network import Network
 from emrshare.roles._common import checksum
+from emrshare.roles._emergency_cosign import check_cosignature, cosign
+from emrshare.roles._emergency_optin import OptInLimits, check_opt_in, opt_in_epochs
 from emrshare.roles._emergency_read import (
     EmergencyRead,
     EmergencyRecord,
@@ -47,9 +53,7 @@ __all__ = [
     "EmergencyRead",
     "EmergencyRecord",
     "MemberEmergency",
-    "OptInLimits",
     "PatientEmergency",
-    "check_opt_in",
     "declare",
     "notices",
 ]
@@ -112,72 +116,6 @@ def _notice(
     )
 
 
-def opt_in_epochs(categories: Sequence[str], epochs: Mapping[str, int]) -> list[tuple[str, int]]:
-    """The (category, epoch) pairs an opt-in of ``categories`` opens: every epoch each
-    category has had and the next one, so one later move to a new epoch (a revocation)
-    stays covered and a reader can tell when the patient went past it."""
-    out: list[tuple[str, int]] = []
-    seen: set[str] = set()
-    for name in categories:
-        category = normalize_category(name, known=epochs)
-        if category not in seen:
-            seen.add(category)
-            out += [(category, e) for e in range(epochs.get(category, 0) + 2)]
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class OptInLimits:
-    """The Emergency contract's bounds on one opt-in (``MAX_TAGS``, ``MAX_PROXIES``,
-    ``MAX_WINDOW``)."""
-
-    max_tags: int = 64
-    max_proxies: int = 32
-    max_window: int = 7 * 24 * 3600
-
-
-def check_opt_in(
-    pairs: Sequence[tuple[str, int]],
-    window: timedelta,
-    proxies: int,
-    threshold: int,
-    limits: OptInLimits,
-) -> int:
-    """Check an opt-in against the contract's bounds before any kfrag is made; returns
-    the window in seconds. :class:`InvalidInput` saying what to do otherwise."""
-    seconds = window.total_seconds()
-    if seconds != int(seconds) or not 1 <= seconds <= limits.max_window:
-        raise InvalidInput(
-            f"an emergency window of {window} is out of range; choose whole seconds from "
-            f"1 s to {timedelta(seconds=limits.max_window)} (for example 24 hours)"
-        )
-    if not pairs:
-        raise InvalidInput("name at least one category to open in an emergency")
-    if len(pairs) > limits.max_tags:
-        names = sorted({c for c, _ in pairs})
-        raise InvalidInput(
-            f"{len(names)} categories and their epochs take {len(pairs)} tags, more than "
-            f"the {limits.max_tags} one opt-in holds (each category takes one tag per epoch "
-            "it has had, and one more); opt in to fewer categories"
-        )
-    if proxies == 0:
-        raise InvalidInput(
-            "the consortium has no active proxy to hold the emergency kfrags; ask the "
-            "admins to admit one"
-        )
-    if proxies > limits.max_proxies:
-        raise InvalidInput(
-            f"{proxies} active proxies, more than the {limits.max_proxies} one opt-in may "
-            "name; ask the admins (this needs a choice of proxies)"
-        )
-    if not 1 <= threshold <= proxies:
-        raise InvalidInput(
-            f"threshold {threshold} is out of range for {proxies} proxies; choose 1 to "
-            f"{proxies} (default: a majority, {proxies // 2 + 1})"
-        )
-    return int(seconds)
-
-
 def _accesses(
     network: Network, patient: str | None, categories: Mapping[bytes, str]
 ) -> dict[int, list[EmergencyAccess]]:
@@ -222,15 +160,30 @@ def declare(
     patient: str,
     reason_code: int,
     justification: str,
+    cosignature: Cosignature | None = None,
 ) -> int:
-    """Declare an emergency for ``patient`` as ``clinician``; returns the declaration id."""
+    """Declare an emergency for ``patient`` as ``clinician`` (with a second clinician's
+    ``cosignature`` if given); returns the declaration id."""
     patient = checksum(patient)
+    if cosignature is not None:
+        check_cosignature(cosignature, clinician, patient, reason_code, network.chain_time())
     box = PublicKey(bytes(network.contracts.profiles.profile(patient).box_key))
     j = Justification(patient, checksum(clinician), reason_code, justification)
     for_patient, for_regulator = seal_justification(
         j, patient_box_key=box, regulator_box_key=_regulator_box_key(network)
     )
-    r = signed.emergency.declare(patient, reason_code, for_patient, for_regulator)
+    if cosignature is None:
+        r = signed.emergency.declare(patient, reason_code, for_patient, for_regulator)
+    else:
+        r = signed.emergency.declare(
+            patient,
+            reason_code,
+            for_patient,
+            for_regulator,
+            cosigner=cosignature.cosigner,
+            cosign_deadline=cosignature.deadline,
+            cosignature=cosignature.signature,
+        )
     return int(r.event(EmergencyDeclared).declaration_id)
 
 
@@ -436,15 +389,51 @@ class MemberEmergency:
         ]
         return sorted(out, key=lambda n: -n.declaration_id)
 
-    def declare(self, patient: str, reason_code: int, justification: str) -> int:
+    def cosign(
+        self,
+        clinician: str,
+        patient: str,
+        reason_code: int,
+        *,
+        valid_for: timedelta = timedelta(minutes=10),
+    ) -> Cosignature:
+        """Co-sign ``clinician``'s emergency declaration for ``patient`` (this member: a
+        second Provider with the EMERGENCY capability). The result (``.hex()`` to pass it
+        on as text) backs one declaration with that ``reason_code``, within ``valid_for``
+        of chain time (at most 15 minutes)."""
+        return cosign(
+            self.network,
+            self.keys.ethereum_key,
+            self.keys.address,
+            clinician,
+            patient,
+            reason_code,
+            valid_for,
+        )
+
+    def declare(
+        self,
+        patient: str,
+        reason_code: int,
+        justification: str,
+        *,
+        cosignature: Cosignature | None = None,
+    ) -> int:
         """Declare an emergency for ``patient`` (this member must be an active Provider
         holding the EMERGENCY capability; the patient must have opted in); the free-text
         ``justification`` is sealed to the patient and to the regulator. Returns the
         declaration id; raises :class:`EmergencyRefused` (``Emergency_NotCapable``,
         ``Emergency_NotProvider``, ``Emergency_NotOptedIn``, ``Emergency_CoolDown``, …)
-        saying what to do."""
+        saying what to do. ``cosignature``: a second clinician's :meth:`cosign` of this
+        declaration (required where the consortium requires co-signatures)."""
         return declare(
-            self.network, self.signed, self.keys.address, patient, reason_code, justification
+            self.network,
+            self.signed,
+            self.keys.address,
+            patient,
+            reason_code,
+            justification,
+            cosignature,
         )
 
     def review(self) -> list[EmergencyNotice]:

@@ -134,12 +134,18 @@ def grant_args(
     proxies: Sequence[str] | None,
     threshold: int | None,
     all_epochs: bool,
-    records: Sequence[bytes] = (),
+    records: Sequence[bytes] | None = None,
 ) -> dict[str, Any]:
     """The arguments of :meth:`Patient.grant`, checked and as the operation log keeps them
     (a duration stays a duration, so a retried call compares equal). ``records`` (32-byte
     ids) scope the grant; they are kept sorted and distinct."""
-    scope = sorted({bytes(r) for r in records})
+    if records is not None and not records:
+        # Empty means "no record", never "the whole category": say so rather than widen.
+        raise InvalidInput(
+            "records=[] names no record; pass the records to grant, or leave records out "
+            "to grant the whole category"
+        )
+    scope = sorted({bytes(r) for r in records or ()})
     if len(scope) > MAX_SCOPE_RECORDS:
         raise InvalidInput(
             f"a grant names at most {MAX_SCOPE_RECORDS} records, not {len(scope)}; "

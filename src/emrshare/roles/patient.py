@@ -177,7 +177,7 @@ class Patient:
         threshold: int | None = None,
         all_epochs: bool = True,
         new_category: bool = False,
-        records: Sequence[RecordId | bytes | str] = (),
+        records: Sequence[RecordId | bytes | str] | None = None,
         progress: Progress | None = None,
     ) -> GrantInfo:
         """Grant ``grantee`` read access to ``category`` until ``expires``; with ``records``
@@ -190,7 +190,7 @@ class Patient:
         epoch's. One logged, resumable operation (``progress(done, total)`` after each
         transaction): the same call after a crash finishes it, not granting twice."""
         name, tags = self._category(category, new_category), self._tags()
-        scope = [bytes(self.record_id(r)) for r in records]
+        scope = None if records is None else [bytes(self.record_id(r)) for r in records]
         args = grant_args(grantee, name, expires, proxies, threshold, all_epochs, scope)
         plan = functools.partial(
             plan_grant, self.network, self._state, args, expires, self.address, tags

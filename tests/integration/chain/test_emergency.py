@@ -311,7 +311,7 @@ def test_declaration_with_an_empty_sealed_justification_reverts(em: Net) -> None
 # ------------------------------------------------------------------ co-signature
 
 
-def _cosigned(net: Net) -> Contracts:
+def _cosigned(net: Net, cooldown: int = COOLDOWN) -> Contracts:
     """A second Emergency contract with ``cosignRequired``, keys set, the patient opted in."""
     dep = deploy_contracts(
         net.w3,
@@ -319,6 +319,7 @@ def _cosigned(net: Net) -> Contracts:
         names=["Emergency"],
         existing=dict(net.deployment.addresses),
         emergency_cosign_required=True,
+        emergency_cooldown=cooldown,
     )
     addresses = {**net.deployment.addresses, **dep.addresses}
     from dataclasses import replace
@@ -358,6 +359,51 @@ def test_cosigned_declaration_by_another_emergency_member_passes(em: Net) -> Non
         cosignature=sig,
     )
     assert r.event(EmergencyDeclared).cosigner == em.addr(SECOND)
+
+
+def _declare_cosigned(net: Net, c: Contracts, deadline: int, sig: bytes) -> Any:
+    return c.emergency.declare(
+        net.addr(PATIENT),
+        1,
+        b"p",
+        b"r",
+        cosigner=net.addr(SECOND),
+        cosign_deadline=deadline,
+        cosignature=sig,
+    )
+
+
+def test_cosignature_with_a_far_deadline_reverts(em: Net) -> None:
+    # An unbounded deadline made a co-signature a standing permission.
+    c = _cosigned(em)
+    deadline = em.chain_time() + 16 * 60
+    sig = _cosign(em, c, SECOND, deadline)
+    reverts(
+        lambda: _declare_cosigned(em, c, deadline, sig),
+        "Emergency_CosignDeadlineTooFar",
+        deadline=deadline,
+        latest=lambda t: deadline - 60 <= t < deadline,
+    )
+    assert c.emergency.declaration_count() == 0
+
+
+def test_cosignature_replayed_for_a_second_declaration_reverts(em: Net) -> None:
+    # Reused within its deadline, one co-signature backed several declarations (with a
+    # cool-down shorter than the deadline, or none).
+    c = _cosigned(em, cooldown=0)
+    deadline = em.chain_time() + 600
+    sig = _cosign(em, c, SECOND, deadline)
+    _declare_cosigned(em, c, deadline, sig)
+    reverts(
+        lambda: _declare_cosigned(em, c, deadline, sig),
+        "Emergency_CosignatureUsed",
+        cosigner=em.addr(SECOND),
+    )
+    assert c.emergency.declaration_count() == 1
+    # A fresh co-signature (another deadline) backs the next declaration.
+    sig2 = _cosign(em, c, SECOND, deadline + 1)
+    _declare_cosigned(em, c, deadline + 1, sig2)
+    assert c.emergency.declaration_count() == 2
 
 
 @pytest.mark.parametrize("case", ["forged", "self", "not_capable", "late"])

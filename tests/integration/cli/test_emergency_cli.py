@@ -109,6 +109,22 @@ def _emergency_read_through_the_devnet(data: Path) -> None:
     assert trail.returncode == 0, trail.stdout + trail.stderr
     assert trail.stdout.lstrip().startswith(f"EMERGENCY #{did} "), trail.stdout[:300]
     assert "read by" in trail.stdout
+    # hospital-a co-signs hospital-b's declaration; hospital-b passes the co-signature.
+    cosign = ("--profile", "hospital-a", "emergency", "cosign", "--clinician", "hospital-b")
+    made = _cli(data, "--json", *cosign, "--patient", "patient", "--valid-for", "5m")
+    assert made.returncode == 0, made.stdout + made.stderr
+    hex_ = json.loads(made.stdout)["cosignature"]
+    _refused(_cli(data, *cosign, "--patient", "patient", "--valid-for", "1h"), "at most")
+    declare_b = ("--profile", "hospital-b", "emergency", "declare", "--patient", "patient")
+    wrong = ("--cosigner", "hospital-b", "--cosignature", hex_)
+    _refused(_cli(data, *declare_b, "--why", "second", *wrong), "check --cosigner")
+    right = ("--cosigner", "hospital-a", "--cosignature", hex_)
+    got = _cli(data, "--json", *declare_b, "--why", "second opinion", *right)
+    assert got.returncode == 0, got.stdout + got.stderr
+    did_b = json.loads(got.stdout)["declaration"]
+    notes = json.loads(_cli(data, "--json", "--profile", "patient", "notifications").stdout)
+    (nb,) = [n for n in notes if n["declaration"] == did_b]
+    assert nb["cosigner"] == json.loads(made.stdout)["cosigner"]
     # After the patient withdraws, the proxy refuses the declaration, in one line.
     ok = _cli(data, "--profile", "patient", "emergency", "withdraw")
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -20,7 +20,9 @@ from emrshare.chain import (
     Role,
 )
 from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.crypto.emergency import Cosignature
 from emrshare.devnet import LocalNetwork
+from emrshare.errors import InvalidInput
 from emrshare.roles import Guardian
 
 pytestmark = pytest.mark.integration
@@ -107,16 +109,17 @@ def test_a_guardian_ends_a_declaration_in_the_patients_name(world: World, tmp_pa
     admin = ConsortiumAdmin(world.net, world.net.admin_key)
     keys = world.net.dev_keys
     other = Requester(
-        world.net, MemberKeys.generate(ethereum_key=keys[3]), state_dir=tmp_path / "c"
+        world.net, MemberKeys.generate(ethereum_key=keys[5]), state_dir=tmp_path / "c"
     )
     parent = Patient(
-        world.net, PatientKeys(os.urandom(32), ethereum_key=keys[4]), state_dir=tmp_path / "p"
+        world.net, PatientKeys(os.urandom(32), ethereum_key=keys[6]), state_dir=tmp_path / "p"
     )
     try:
         other.apply()
         admin.admit(other.address, Role.PROVIDER)  # another clinician: no cool-down
         admin.set_capabilities(other.address, Capability.EMERGENCY)
         parent.register()
+        world.patient.authorize_writer(other.address, "allergies")  # a category to hand over
         world.patient.guardians.add(parent.address, until=timedelta(days=30))
         guardian = Guardian(world.net, parent.keys, world.patient.address, state_dir=tmp_path / "g")
         did = other.emergency.declare(world.patient.address, 1, WHY)
@@ -129,3 +132,31 @@ def test_a_guardian_ends_a_declaration_in_the_patients_name(world: World, tmp_pa
     finally:
         other.close()
         parent.close()
+
+
+def test_cosigned_declaration_names_its_cosigner(
+    world: World,
+) -> None:
+    # A second EMERGENCY Provider co-signs; the declarer passes it; the patient sees who
+    # co-signed (the contract's single-use rule is tested on both nodes in
+    # tests/integration/chain/test_emergency.py).
+    net, tmp = world.net, world.clinic.state_dir.parent
+    second = Requester(net, MemberKeys.generate(ethereum_key=net.dev_keys[3]), state_dir=tmp / "s")
+    admin = ConsortiumAdmin(net, net.admin_key)
+    try:
+        second.apply()
+        admin.admit(second.address, Role.PROVIDER)
+        admin.set_capabilities(second.address, Capability.EMERGENCY)
+        patient = world.patient.address
+        with pytest.raises(InvalidInput, match="at most 0:15:00"):
+            world.clinic.emergency.cosign(second.address, patient, 2, valid_for=timedelta(hours=1))
+        c = world.clinic.emergency.cosign(second.address, patient, 2)
+        assert Cosignature.from_hex(c.hex()) == c
+        assert c.cosigner == world.clinic.address and c.clinician == second.address
+        with pytest.raises(InvalidInput, match="not this declaration"):
+            second.emergency.declare(patient, 3, WHY, cosignature=c)  # another reason code
+        did = second.emergency.declare(patient, 2, WHY, cosignature=c)
+        (n,) = [n for n in world.patient.emergency.notifications() if n.declaration_id == did]
+        assert n.cosigner == world.clinic.address and n.clinician == second.address
+    finally:
+        second.close()

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from emrshare.errors import InvalidInput
-from emrshare.roles._emergency import OptInLimits, check_opt_in, opt_in_epochs
+from emrshare.roles._emergency_optin import OptInLimits, check_opt_in, opt_in_epochs
 
 LIMITS = OptInLimits()
 DAY = timedelta(days=1)

@@ -112,15 +112,68 @@ def emergency_declare(
         str, typer.Option(metavar="TEXT", help="justification, sealed to patient and regulator")
     ],
     reason_code: Annotated[int, typer.Option(metavar="N", help="reason code 0..255")] = 1,
+    cosigner: Annotated[
+        str | None,
+        typer.Option(metavar="ADDR", help="the co-signing clinician (with --cosignature)"),
+    ] = None,
+    cosignature: Annotated[
+        str | None,
+        typer.Option(metavar="HEX", help="its co-signature, from `emergency cosign`"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Declare an emergency for a patient (a member with the EMERGENCY capability)."""
+    """Declare an emergency for a patient (a Provider with the EMERGENCY capability)."""
+    from emrshare.errors import InvalidInput
+    from emrshare.roles import Cosignature
+
     st = state(ctx)
-    did = st.provider().emergency.declare(st.profiles.resolve(patient), reason_code, why)
+    cosig = None
+    if (cosigner is None) != (cosignature is None):
+        raise InvalidInput("pass --cosigner and --cosignature together (or neither)")
+    if cosignature is not None and cosigner is not None:
+        cosig = Cosignature.from_hex(cosignature)
+        if cosig.cosigner.lower() != st.profiles.resolve(cosigner).lower():
+            raise InvalidInput(
+                f"the co-signature was made by {cosig.cosigner}, not by {cosigner}; "
+                "check --cosigner"
+            )
+    did = st.provider().emergency.declare(
+        st.profiles.resolve(patient), reason_code, why, cosignature=cosig
+    )
     if want_json(ctx, json_out):
         emit_json({"declaration": did})
     else:
         out.print(f"emergency #{did} declared; the patient and the regulator are notified")
+
+
+@app.command("cosign")
+def emergency_cosign(
+    ctx: typer.Context,
+    clinician: Annotated[str, typer.Option(metavar="ADDR", help="the declaring clinician")],
+    patient: Annotated[str, typer.Option(help="patient address or profile name")],
+    reason_code: Annotated[int, typer.Option(metavar="N", help="reason code 0..255")] = 1,
+    valid_for: Annotated[
+        str, typer.Option(metavar="DURATION", help="how long it is valid, at most 15m")
+    ] = "10m",
+    json_out: JsonOpt = False,
+) -> None:
+    """Co-sign another clinician's emergency declaration (a second EMERGENCY Provider)."""
+    from emrshare.cli._parse import option, parse_duration
+
+    st = state(ctx)
+    span = option(parse_duration, valid_for, "--valid-for")
+    c = st.provider().emergency.cosign(
+        st.profiles.resolve(clinician), st.profiles.resolve(patient), reason_code, valid_for=span
+    )
+    if want_json(ctx, json_out):
+        emit_json({"cosigner": c.cosigner, "deadline": c.deadline, "cosignature": c.hex()})
+    else:
+        out.print(
+            f"co-signature by {c.cosigner}, valid until {render.when(c.deadline)}, once; "
+            f"give it to {c.clinician}:",
+            markup=False,
+        )
+        out.print(c.hex(), markup=False)
 
 
 def _clinician(ctx: typer.Context) -> Any:

@@ -101,7 +101,7 @@ def grant_add(
         expires=when,
         threshold=threshold,
         new_category=new_category,
-        records=record or (),
+        records=record or None,
     )
     if want_json(ctx, json_out):
         emit_json(render.GRANTS.json(g))
