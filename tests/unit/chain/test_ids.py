@@ -182,3 +182,15 @@ def test_records_hash_has_one_definition() -> None:
     for module in (node_chain, patient):
         assert getattr(module, "records_hash", ids.records_hash) is ids.records_hash
     assert chain.records_hash is ids.records_hash
+
+
+def test_an_empty_scope_is_refused_not_read_as_the_whole_category() -> None:
+    from emrshare.errors import InvalidInput
+    from emrshare.roles._grants import grant_args
+
+    whole = grant_args(WRITER, "lab-results", 3600, None, None, True)
+    assert "records" not in whole  # no records named: the whole category
+    with pytest.raises(InvalidInput, match="names no record"):
+        grant_args(WRITER, "lab-results", 3600, None, None, True, [])
+    one = grant_args(WRITER, "lab-results", 3600, None, None, True, [b"\x02" * 32, b"\x01" * 32])
+    assert one["records"] == ["01" * 32, "02" * 32]  # sorted, as the contract requires
