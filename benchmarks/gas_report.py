@@ -46,6 +46,7 @@ from emrshare.chain import (
     EmergencyOptInParams,
     GrantCreated,
     GrantParams,
+    PrescriptionIssued,
     ProposalCreated,
     ReaderKey,
     Role,
@@ -268,9 +269,11 @@ def main() -> int:
             answer.request_id, blob
         ).gas_used
 
-        rx, reader = os.urandom(32), ReaderKey(os.urandom(32))
+        commitment, reader = os.urandom(32), ReaderKey(os.urandom(32))
         until = int(w3.eth.get_block("latest")["timestamp"]) + 30 * 86_400
-        figures["rx issue"] = hospital.prescriptions.issue(rx, reader.address, until, 2).gas_used
+        issued = hospital.prescriptions.issue(commitment, reader.address, until, 2)
+        figures["rx issue"] = issued.gas_used
+        rx = bytes(issued.event(PrescriptionIssued).prescription_id)
         figures["rx review"] = clinic.prescriptions.review(
             rx, _read(reader, clinic, rx, "review")
         ).gas_used
@@ -421,9 +424,8 @@ def main() -> int:
 
 def _issued(c: Contracts, until: int) -> bytes:
     """A new prescription of ``c``'s account (a provider), valid until ``until``."""
-    rx = os.urandom(32)
-    c.prescriptions.issue(rx, ReaderKey(os.urandom(32)).address, until, 1)
-    return rx
+    r = c.prescriptions.issue(os.urandom(32), ReaderKey(os.urandom(32)).address, until, 1)
+    return bytes(r.event(PrescriptionIssued).prescription_id)
 
 
 def _read(reader: ReaderKey, c: Contracts, rx: bytes, kind: str) -> bytes:

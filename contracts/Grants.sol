@@ -32,8 +32,8 @@ import {PatientProfiles} from "./PatientProfiles.sol";
 /// (domain name "emrshare-proxy", version "1"): see {hashProxyRequest}.
 ///
 /// A grant may be scoped to some records of its tag (`GrantParams.records`, strictly
-/// ascending ids; empty for the whole tag): {scopeOf} holds their hash and {GrantCreated}
-/// lists them, and proxies serve no capsule of a record outside them. The ids are in clear,
+/// ascending ids; empty for the whole tag): {scopeOf} holds their hash and {GrantScoped},
+/// emitted beside {GrantCreated}, lists them, and proxies serve no capsule of a record outside them. The ids are in clear,
 /// as the grant's patient, grantee and tag are: a scoped grant says which records the
 /// grantee may read, not what they hold.
 ///
@@ -162,8 +162,11 @@ contract Grants is EIP712, PatientContext {
         uint8 threshold,
         address[] proxies,
         bytes[] sealedKfrags,
-        bytes sealedGranteeMap,
-        bytes32[] records
+        bytes sealedGranteeMap
+    );
+    /// @notice Emitted with {GrantCreated} for a grant scoped to records: the records.
+    event GrantScoped(
+        bytes32 indexed policyId, address indexed patient, address indexed grantee, bytes32[] records
     );
     /// @notice Emitted after a grant is revoked; honest proxies refuse from `revokedAt` on.
     event GrantRevoked(bytes32 indexed policyId, address indexed patient, uint40 revokedAt);
@@ -227,7 +230,6 @@ contract Grants is EIP712, PatientContext {
         pol.createdAt = uint40(block.number);
         pol.binding = bindingFor(p.grantee, p.proxies);
         _patientPolicies[patient].push(policyId);
-        if (p.records.length != 0) _scopes[policyId] = _scopeHash(p.records);
         emit GrantCreated(
             policyId,
             patient,
@@ -238,9 +240,12 @@ contract Grants is EIP712, PatientContext {
             p.threshold,
             p.proxies,
             p.sealedKfrags,
-            p.sealedGranteeMap,
-            p.records
+            p.sealedGranteeMap
         );
+        if (p.records.length != 0) {
+            _scopes[policyId] = _scopeHash(p.records);
+            emit GrantScoped(policyId, patient, p.grantee, p.records);
+        }
     }
 
     /// @notice Revokes one of the caller's grants, recording the block.

@@ -25,6 +25,7 @@ __all__ = [
     "EndpointChanged",
     "EntryAppended",
     "GrantCreated",
+    "GrantScoped",
     "GrantRevokedEvent",
     "GuardianSet",
     "GuardianWithdrawn",
@@ -296,7 +297,19 @@ class GrantCreated(ChainEvent):
     proxies: tuple[str, ...]
     sealed_kfrags: tuple[bytes, ...]  # aligned with proxies
     sealed_grantee_map: bytes
-    records: tuple[bytes, ...]  # the scope, strictly ascending; empty: the whole tag
+    #: The scope, strictly ascending; empty: the whole tag. Not in the log itself: the
+    #: Grants binding's ``events`` fills it from the grant's :class:`GrantScoped`.
+    records: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GrantScoped(ChainEvent):
+    """Emitted beside ``GrantCreated`` (same transaction) for a grant scoped to records."""
+
+    policy_id: PolicyId
+    patient: str
+    grantee: str
+    records: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from emrshare.chain import (
     ActiveWindow,
     GrantCreated,
     GrantRevokedEvent,
+    GrantScoped,
     GrantStatus,
     TagRevoked,
     binding_for,
@@ -72,11 +73,20 @@ def test_grant_creates_a_policy_and_event(net: Net) -> None:
 
 def test_a_grant_scoped_to_records_lists_them_and_stores_their_hash(net: Net) -> None:
     ids = sorted(os.urandom(32) for _ in range(3))
-    ev = net.as_(PATIENT).grants.grant(net.grant_params(records=ids)).event(GrantCreated)
+    r = net.as_(PATIENT).grants.grant(net.grant_params(records=ids))
+    ev, scoped = r.event(GrantCreated), r.event(GrantScoped)
     g = net.as_(OUTSIDER).grants
-    assert ev.records == tuple(ids)
+    assert (scoped.policy_id, scoped.patient, scoped.grantee) == (
+        ev.policy_id, ev.patient, ev.grantee
+    )  # fmt: skip
+    assert scoped.records == tuple(ids)
     assert g.scope(ev.policy_id) == scope_hash(ids) == keccak(b"".join(ids))
-    whole = net.as_(PATIENT).grants.grant(net.grant_params()).event(GrantCreated)
+    # The binding's listing joins them: the GrantCreated carries its records.
+    (listed,) = g.events(GrantCreated, policy_id=ev.policy_id, to_block=r.block_number)
+    assert listed.records == tuple(ids)
+    whole_r = net.as_(PATIENT).grants.grant(net.grant_params())
+    whole = whole_r.event(GrantCreated)
+    assert not any(isinstance(e, GrantScoped) for e in whole_r.events)
     assert whole.records == () and g.scope(whole.policy_id) == bytes(32)
     assert g.scope(PolicyId(os.urandom(32))) == bytes(32)
 

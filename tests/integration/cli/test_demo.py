@@ -16,7 +16,12 @@ from tests.cli_support import run_cli as _cli
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("node", ["anvil", "ganache"])
+#: The demo and the restart test on ganache take minutes each and repeat what the anvil
+#: runs show; the chain layer runs on both nodes anyway. ``make test-all`` runs them.
+NODES = ["anvil", pytest.param("ganache", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("node", NODES)
 def test_make_demo_scenario(tmp_path: Path, node: str) -> None:
     data_dir = tmp_path / "data"
     result = subprocess.run(
@@ -180,7 +185,7 @@ def test_devnet_restart_keeps_state_and_errors_are_one_line(tmp_path: Path) -> N
         _cli(data_dir, "devnet", "down")
 
 
-@pytest.mark.parametrize("node", ["anvil", "ganache"])
+@pytest.mark.parametrize("node", NODES)
 def test_devnet_restart_serves_records_written_before_it(tmp_path: Path, node: str) -> None:
     """`devnet up --node N` is labelled N everywhere and keeps its chain across `down` /
     `up`; a plain `up` resumes N (never the other node on its state); and a grantee reads,

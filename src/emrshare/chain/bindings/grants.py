@@ -3,7 +3,9 @@ requests."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 from emrshare.chain._revert import normalize_abi_value
 from emrshare.chain.bindings._base import Binding
@@ -11,8 +13,10 @@ from emrshare.chain.client import Receipt
 from emrshare.chain.events import (
     AccessRequestAnswered,
     AccessRequested,
+    ChainEvent,
     GrantCreated,
     GrantRevokedEvent,
+    GrantScoped,
     TagRevoked,
 )
 from emrshare.chain.values import (
@@ -27,6 +31,8 @@ from emrshare.types import CategoryTag, PolicyId
 
 __all__ = ["Grants"]
 
+E = TypeVar("E", bound=ChainEvent)
+
 
 class Grants(Binding):
     """Grants, revocation, tag-wide revocation and sealed access requests."""
@@ -34,11 +40,44 @@ class Grants(Binding):
     NAME = "Grants"
     EVENTS = (
         GrantCreated,
+        GrantScoped,
         GrantRevokedEvent,
         TagRevoked,
         AccessRequested,
         AccessRequestAnswered,
     )
+
+    def events(
+        self,
+        cls: type[E],
+        *,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        page_size: int = 2_000,
+        **filters: Any,
+    ) -> Iterator[E]:
+        """As :meth:`Binding.events`; a ``GrantCreated`` of a grant scoped to records
+        carries them (``records``), from the ``GrantScoped`` of the same transaction."""
+        end = self.client.safe_block() if to_block is None else to_block
+        found = super().events(
+            cls, from_block=from_block, to_block=end, page_size=page_size, **filters
+        )
+        if cls is not GrantCreated:
+            yield from found
+            return
+        created = list(found)
+        if not created:
+            return
+        scopes = {
+            (bytes(s.policy_id), bytes(s.tx_hash)): tuple(bytes(r) for r in s.records)
+            for s in super().events(
+                GrantScoped, from_block=from_block, to_block=end, page_size=page_size, **filters
+            )
+        }
+        for ev in created:
+            grant = cast(GrantCreated, ev)
+            records = scopes.get((bytes(grant.policy_id), bytes(grant.tx_hash)))
+            yield cast(E, dataclasses.replace(grant, records=records)) if records else ev
 
     # reads (each at ``block``, default latest)
     def is_active(self, policy_id: PolicyId, *, block: int | None = None) -> bool:
