@@ -182,8 +182,9 @@ class ProxyChain(Protocol):
         ...
 
     def granted_records(self, policy_id: bytes) -> Sequence[tuple[bytes, ...]]:
-        """The record lists of the ``GrantCreated`` events of ``policy_id`` (one, or more
-        across a reorg); the caller keeps the one that hashes to :meth:`policy_scope`."""
+        """The record lists of the grant events of ``policy_id`` (its ``GrantScoped``,
+        joined to ``GrantCreated`` by the binding; more than one across a reorg); the
+        caller keeps the one that hashes to :meth:`policy_scope`."""
         ...
 
     def patient_verifying_key(self, patient: str, block: int) -> bytes:

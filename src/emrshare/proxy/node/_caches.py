@@ -61,7 +61,7 @@ class ServiceCaches:
 
     def scope(self, policy_id: bytes, block: int) -> frozenset[bytes] | None:
         """The records a grant is scoped to at ``block`` (None: its whole tag), read from
-        its ``GrantCreated`` event and kept only if they hash to ``Grants.scopeOf`` there
+        its ``GrantScoped`` event and kept only if they hash to ``Grants.scopeOf`` there
         (:class:`LookupError` if no event does yet: the watcher's node lags)."""
         wanted = self.chain.policy_scope(policy_id, block)
         if wanted == bytes(32):
