@@ -10,11 +10,14 @@ Modules: ``_resource`` (:class:`FhirVersion`, :class:`FhirResource`), ``_parse``
 (:func:`read_resources`, :func:`parse_model`), :mod:`~emrshare.fhir.mapping`
 (:class:`CategoryMapping`), :mod:`~emrshare.fhir.importer` (:func:`plan_import`,
 :func:`import_fhir`; attachments in ``_attachments``), :mod:`~emrshare.fhir.export`
-(:func:`consent`, :func:`audit_event`, :func:`provenance`, :func:`bundle` from plain facts).
+(:func:`consent`, :func:`audit_event`, :func:`provenance`, :func:`bundle` from plain facts),
+:mod:`~emrshare.fhir.deid` (:class:`Deidentifier`, :data:`DEID_PROFILES`: HIPAA Safe Harbor
+de-identification for research; its rules as data in ``_deid_rules``).
 """
 
 from emrshare.fhir._parse import OnInvalid, ParseResult, parse_model, read_resources, validate_json
 from emrshare.fhir._resource import FHIR_JSON, FhirResource, FhirVersion, canonical_json
+from emrshare.fhir.deid import DEID_PROFILES, Deidentifier, DeidProfile, profile_id
 from emrshare.fhir.export import (
     CATEGORY_SYSTEM,
     AuditFacts,
@@ -42,10 +45,13 @@ from emrshare.fhir.mapping import CategoryMapping, MappingRule, Placement
 
 __all__ = [
     "CATEGORY_SYSTEM",
+    "DEID_PROFILES",
     "FHIR_JSON",
     "AuditFacts",
     "CategoryMapping",
     "ConsentFacts",
+    "DeidProfile",
+    "Deidentifier",
     "FhirResource",
     "FhirVersion",
     "ImportPlan",
@@ -67,6 +73,7 @@ __all__ = [
     "import_fhir",
     "parse_model",
     "plan_import",
+    "profile_id",
     "provenance",
     "read_resources",
     "record_reference",
