@@ -26,7 +26,8 @@ contract ConsortiumRegistry {
         Regulator,
         Insurer,
         Pharmacy,
-        Admin
+        Admin,
+        Researcher
     }
 
     /// @notice What a proposal does when executed.

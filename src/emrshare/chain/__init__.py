@@ -26,6 +26,7 @@ from emrshare.chain.bindings import (
     PatientProfiles,
     Prescriptions,
     RecordIndex,
+    Studies,
 )
 from emrshare.chain.client import (
     ChainClient,
@@ -96,9 +97,22 @@ from emrshare.chain.ids import (
     record_ids,
     records_hash,
     scope_hash,
+    study_id,
     verify_chain,
 )
 from emrshare.chain.prescription_proofs import ReaderKey
+from emrshare.chain.study_proofs import ParticipantKey
+from emrshare.chain.study_values import (
+    DatasetReleased,
+    ParticipantState,
+    PointsAwarded,
+    Study,
+    StudyClosed,
+    StudyJoined,
+    StudyLeft,
+    StudyPublished,
+    StudyStatus,
+)
 from emrshare.chain.values import (
     AccessEntry,
     AccessRequest,
@@ -187,6 +201,17 @@ __all__ = [
     "PrescriptionReviewed",
     "PrescriptionStatus",
     "Prescriptions",
+    "DatasetReleased",
+    "ParticipantKey",
+    "ParticipantState",
+    "PointsAwarded",
+    "Study",
+    "StudyClosed",
+    "StudyJoined",
+    "StudyLeft",
+    "StudyPublished",
+    "StudyStatus",
+    "Studies",
     "IndexHead",
     "KeysRotated",
     "Member",
@@ -230,6 +255,7 @@ __all__ = [
     "record_ids",
     "records_hash",
     "scope_hash",
+    "study_id",
     "scrub_url_secrets",
     "verify_chain",
 ]

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.errors import ContractRevert, EmergencyRefused, PrescriptionRefused
+from emrshare.errors import ContractRevert, EmergencyRefused, PrescriptionRefused, StudyRefused
 
 __all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
 
@@ -268,6 +268,37 @@ _HINTS: dict[str, str] = {
     "Prescriptions_InvalidValidity": (
         "validity end {validUntil} must be after chain time {chainTime} and within 366 days"
     ),
+    "Studies_NotResearcher": (
+        "{caller} is not an active Researcher member; only researchers publish studies"
+    ),
+    "Studies_InvalidService": (
+        "{service} is not an active Provider or Proxy member; name a consortium member's "
+        "de-identification service"
+    ),
+    "Studies_Exists": (
+        "you published study {id} already (the same protocol commitment); publish another"
+    ),
+    "Studies_InvalidEnd": (
+        "the study's end {endsAt} must be after chain time {chainTime} and within five years"
+    ),
+    "Studies_InvalidNeedCount": "a study names 1 to 32 categories or types, not {count}",
+    "Studies_InvalidNeed": "need number {index} is empty or longer than 64 bytes",
+    "Studies_Unknown": "no study {id} was published on chain; check the study id",
+    "Studies_Closed": "study {id} was closed by its researcher; it takes no joins or releases",
+    "Studies_Ended": "study {id} ended at {endsAt} (chain time {chainTime})",
+    "Studies_AlreadyJoined": "participant {participant} is in study {id} already",
+    "Studies_NotJoined": "participant {participant} is not in study {id} (never joined, or left)",
+    "Studies_BadProof": (
+        "the proof is not participant {participant}'s signature over its next nonce for "
+        "study {id}; sign a fresh proof with the patient's participant key"
+    ),
+    "Studies_NotService": (
+        "{caller} is not study {id}'s de-identification service; only it releases datasets"
+    ),
+    "Studies_NotOwner": "{caller} did not publish study {id}; only its researcher closes it",
+    "Studies_InvalidRelease": (
+        "a release of study {id} needs a CID of 1 to 128 bytes and credits at most 512 participants"
+    ),
     "Registry_NotEnoughApprovals": (
         "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"
     ),
@@ -281,6 +312,7 @@ _HINTS: dict[str, str] = {
 _KINDS: dict[str, type[ContractRevert]] = {
     "Emergency": EmergencyRefused,
     "Prescriptions": PrescriptionRefused,
+    "Studies": StudyRefused,
 }
 
 

@@ -43,6 +43,7 @@ DEPLOY_ORDER = (
     "AuditLog",
     "Prescriptions",
     "Emergency",
+    "Studies",
 )
 
 #: Default cool-down between two emergency declarations by one clinician, in seconds.
@@ -219,6 +220,8 @@ def _constructor_args(
         return [need("Grants"), need("ConsortiumRegistry")]
     if name == "Prescriptions":
         return [need("ConsortiumRegistry"), rx_review_required]
+    if name == "Studies":
+        return [need("ConsortiumRegistry")]
     if name == "Emergency":
         return [
             need("ConsortiumRegistry"),

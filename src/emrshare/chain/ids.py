@@ -60,6 +60,12 @@ def prescription_commitment(salt: bytes, document: bytes) -> bytes:
     return bytes(keccak(salt + hashlib.sha256(document).digest()))
 
 
+def study_id(researcher: str, protocol: bytes) -> bytes:
+    """``Studies.idOf``: ``keccak256(abi.encode(researcher, protocol))``, the id of
+    ``researcher``'s study of the protocol commitment ``protocol``."""
+    return prescription_id(researcher, protocol)
+
+
 def prescription_id(prescriber: str, commitment: bytes) -> bytes:
     """``Prescriptions.idOf``: ``keccak256(abi.encode(prescriber, commitment))``, the id of
     ``prescriber``'s prescription (another provider issuing the same commitment makes

@@ -51,6 +51,7 @@ class Role(IntEnum):
     INSURER = 4
     PHARMACY = 5
     ADMIN = 6
+    RESEARCHER = 7
 
 
 class Action(IntEnum):

@@ -23,6 +23,7 @@ from emrshare.chain.bindings.index import RecordIndex
 from emrshare.chain.bindings.prescriptions import Prescriptions
 from emrshare.chain.bindings.profiles import PatientProfiles
 from emrshare.chain.bindings.registry import ConsortiumRegistry
+from emrshare.chain.bindings.studies import Studies
 from emrshare.chain.client import ChainClient
 from emrshare.chain.deploy import Deployment
 from emrshare.chain.events import ChainEvent
@@ -36,6 +37,7 @@ __all__ = [
     "PatientForwarder",
     "PatientProfiles",
     "Prescriptions",
+    "Studies",
     "RecordIndex",
 ]
 
@@ -52,6 +54,7 @@ class Contracts:
     forwarder: PatientForwarder
     prescriptions: Prescriptions
     emergency: Emergency
+    studies: Studies
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -74,6 +77,7 @@ class Contracts:
                 client, deployment.address_of("Prescriptions"), start_block=s
             ),
             emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
+            studies=Studies(client, deployment.address_of("Studies"), start_block=s),
         )
 
     @property
@@ -104,6 +108,7 @@ class Contracts:
             self.forwarder,
             self.prescriptions,
             self.emergency,
+            self.studies,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -118,4 +123,5 @@ class Contracts:
             forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
             prescriptions=Prescriptions(client, self.prescriptions.address, start_block=s),
             emergency=Emergency(client, self.emergency.address, start_block=s),
+            studies=Studies(client, self.studies.address, start_block=s),
         )
