@@ -329,7 +329,7 @@ class Deidentifier:
         # {"resourceType": "Patient", "id": "<32 hex>", "birthDate": "1970", "meta": …}
     """
 
-    __slots__ = ("_cache", "_mac", "_nodes", "_shifts", "_tag", "profile", "today")
+    __slots__ = ("_cache", "_days", "_mac", "_nodes", "_shifts", "_tag", "profile", "today")
 
     def __init__(self, profile: DeidProfile, key: bytes, *, today: date | None = None) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
@@ -347,6 +347,7 @@ class Deidentifier:
         self._tag = {"system": DEID_TAG_SYSTEM, "code": profile.name}
         self._cache: dict[tuple[str, str], str] = {}
         self._shifts: dict[str, int] = {}
+        self._days: dict[tuple[str, int], str] = {}
 
     def __repr__(self) -> str:
         return f"Deidentifier(profile={self.profile.name!r})"
@@ -391,7 +392,13 @@ class Deidentifier:
             if len(value) == 7:
                 moved = date(int(value[:4]), int(value[5:7]), 15) + delta
                 return f"{moved.year:04d}-{moved.month:02d}"
-            return (date.fromisoformat(value[:10]) + delta).isoformat() + value[10:]
+            day = self._days.get((value[:10], days))
+            if day is None:  # a patient's resources share few days: shift each once
+                if len(self._days) > 200_000:
+                    self._days.clear()
+                day = (date.fromisoformat(value[:10]) + delta).isoformat()
+                self._days[value[:10], days] = day
+            return day + value[10:]
         except ValueError:
             return None
 
