@@ -235,6 +235,27 @@ def _address(value: Any, _: Any, ctx: _Ctx) -> Any:
     return out or None
 
 
+_QUANTITY_KEYS = ("value", "comparator", "unit", "system", "code")
+#: UCUM units of time and the days in one: a Quantity of 90 years or more is an age, which
+#: Safe Harbor wants in one category (a duration that long is one too).
+_TIME_UNITS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0}
+
+
+def _quantity(value: Any, _: Any, ctx: _Ctx) -> Any:
+    if isinstance(value, list):
+        return _each(value, lambda v: _quantity(v, None, ctx))
+    if not isinstance(value, dict):
+        return None
+    out = {k: value[k] for k in _QUANTITY_KEYS if isinstance(value.get(k), _PRIMITIVE)}
+    days = _TIME_UNITS.get(str(out.get("code", out.get("unit", ""))))
+    number = out.get("value")
+    if days is not None and isinstance(number, int | float) and number * days >= 90 * 365.25:
+        out |= {"value": 90, "comparator": ">=", "unit": "a", "code": "a"}
+        if "system" in out:
+            out["system"] = "http://unitsofmeasure.org"
+    return out or None
+
+
 def _uid(value: Any, _: Any, ctx: _Ctx) -> str | None:
     if not isinstance(value, str):
         return None
@@ -288,6 +309,7 @@ def _identifier_pseudonym(value: Any, _: Any, ctx: _Ctx) -> Any:
 _LEAVES: dict[str, Handler] = {
     "keep": _keep, "id": _id, "reference": _reference, "date": _date, "instant": _instant,
     "birth_date": _birth_date, "concept": _concept, "address": _address, "uid": _uid,
+    "quantity": _quantity,
     "meta": _meta, "contained": _contained, "resource": _entry_resource,
     "full_url": _full_url, "identifier_pseudonym": _identifier_pseudonym,
 }  # fmt: skip

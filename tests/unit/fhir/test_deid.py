@@ -204,6 +204,24 @@ def test_a_patient_aged_90_or_more_loses_the_birth_date_and_is_marked_90_plus() 
     assert "birthDate" not in year.deidentify({"resourceType": "Patient", "birthDate": "1936"})
 
 
+def test_an_age_of_90_years_or_more_in_a_quantity_becomes_90_or_more() -> None:
+    ucum = "http://unitsofmeasure.org"
+    deid = Deidentifier(YEAR, KEY)
+
+    def age(value: float, code: str) -> Any:
+        obs = {"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]},
+               "valueQuantity": {"value": value, "unit": code, "system": ucum,
+                                 "code": code}}  # fmt: skip
+        return deid.deidentify(obs)["valueQuantity"]
+
+    over = {"value": 90, "comparator": ">=", "unit": "a", "system": ucum, "code": "a"}
+    assert age(94, "a") == over
+    assert age(1100, "mo") == over
+    assert age(89, "a") == {"value": 89, "unit": "a", "system": ucum, "code": "a"}
+    assert age(88.5, "kg")["value"] == 88.5 and age(120, "mg")["value"] == 120
+
+
 def test_zip_codes_keep_three_digits_and_restricted_zip3s_become_000() -> None:
     patient = Deidentifier(YEAR, KEY).deidentify(planted_resources()[0])
     assert patient["address"] == [
@@ -398,6 +416,7 @@ def test_profiles_are_named_and_identified_by_sha256() -> None:
         assert profile_id(name) == hashlib.sha256(name.encode()).digest() == profile.id
         assert len(profile.id) == 32
     assert YEAR.dates == "year" and SHIFTED.dates == "shift"
+    assert len({YEAR, SHIFTED, DEID_PROFILES["hipaa-safe-harbor/1"]}) == 2  # hashable
 
 
 def test_a_profile_with_an_unknown_action_is_refused() -> None:
