@@ -467,7 +467,9 @@ class Deidentifier:
         try:
             out = _object1(obj, node, ctx) or {}
         except _Refused as exc:
-            raise InvalidInput(f"{rtype}/{obj.get('id', '?')} refused: {exc}") from None
+            rid = obj.get("id")  # named by its pseudonym: messages get logged, ids are PHI
+            shown = self.pseudonym(rtype, rid) if isinstance(rid, str) else "(no id)"
+            raise InvalidInput(f"{rtype}/{shown} refused: {exc}") from None
         if ctx.extensions:
             out["extension"] = ctx.extensions
         return out

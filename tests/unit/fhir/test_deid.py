@@ -315,8 +315,12 @@ def test_a_modifier_extension_is_refused() -> None:
     negated = [{"url": "https://x.example/negated", "valueBoolean": True}]
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
            "modifierExtension": negated}  # fmt: skip
-    with pytest.raises(InvalidInput, match="modifierExtension"):
-        Deidentifier(YEAR, KEY).deidentify(obs)
+    deid = Deidentifier(YEAR, KEY)
+    with pytest.raises(InvalidInput, match="modifierExtension") as refused:
+        deid.deidentify(obs | {"id": "MRN-77341"})
+    # the message names the resource by its pseudonym: an id is PHI, messages get logged
+    assert "MRN-77341" not in str(refused.value)
+    assert deid.pseudonym("Observation", "MRN-77341") in str(refused.value)
 
 
 def test_contained_resources_are_deidentified_with_their_local_references() -> None:
