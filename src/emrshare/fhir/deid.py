@@ -31,12 +31,12 @@ from emrshare.fhir._deid_profile import (
     DEID_PROFILES,
     DEID_TAG_SYSTEM,
     PSEUDONYM_SYSTEM,
-    RESTRICTED_ZIP3,
     SHIFT_DAYS,
     DeidProfile,
     profile_id,
 )
 from emrshare.fhir._deid_rules import ACTIONS
+from emrshare.fhir._deid_values import PRIMITIVE, address, each, keep, quantity
 
 __all__ = ["DEID_PROFILES", "DeidProfile", "Deidentifier", "profile_id"]
 
@@ -68,19 +68,10 @@ class _Ctx:
 
 Handler = Callable[[Any, Any, _Ctx], Any]
 Node = dict[str, tuple[Handler, Any]]
-_PRIMITIVE = (str, int, float, bool)
 _REF = re.compile(
     r"(?:^|/)([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
-_ZIP = re.compile(r"\s*(\d{3})\d{2}(?:-?\d{4})?\s*")
 _CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
-
-
-def _each(value: Any, one: Callable[[Any], Any]) -> Any:
-    if isinstance(value, list):
-        out = [r for r in map(one, value) if r is not None]
-        return out or None
-    return one(value)
 
 
 def _object(value: Any, node: Node, ctx: _Ctx) -> Any:
@@ -108,14 +99,6 @@ def _object1(obj: Any, node: Node, ctx: _Ctx) -> dict[str, Any] | None:
     return out or None
 
 
-def _keep(value: Any, _: Any, ctx: _Ctx) -> Any:
-    if isinstance(value, _PRIMITIVE):
-        return value
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, _PRIMITIVE)] or None
-    return None
-
-
 def _id(value: Any, _: Any, ctx: _Ctx) -> str | None:
     if not isinstance(value, str):
         return None
@@ -136,7 +119,7 @@ def _ref_string(ref: str, ctx: _Ctx) -> str | None:
 
 def _reference(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, list):
-        return _each(value, lambda v: _reference(v, None, ctx))
+        return each(value, lambda v: _reference(v, None, ctx))
     if isinstance(value, str):
         return _ref_string(value, ctx)
     if not isinstance(value, dict):
@@ -164,13 +147,13 @@ def _concept(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, str):
         return value  # a code
     if isinstance(value, list):
-        return _each(value, lambda v: _concept(v, None, ctx))
+        return each(value, lambda v: _concept(v, None, ctx))
     if not isinstance(value, dict):
         return None
     out: dict[str, Any] = {}
     for key, item in value.items():
         if key in _CODING_KEYS:
-            if isinstance(item, _PRIMITIVE):
+            if isinstance(item, PRIMITIVE):
                 out[key] = item
         elif key == "coding" or key == "concept":
             kept = _concept(item, None, ctx)
@@ -185,7 +168,7 @@ def _concept(value: Any, _: Any, ctx: _Ctx) -> Any:
 
 def _date(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, list):
-        return _each(value, lambda v: _date(v, None, ctx))
+        return each(value, lambda v: _date(v, None, ctx))
     if not isinstance(value, str) or len(value) < 4 or not value[:4].isdigit():
         return None
     if ctx.shift is None:
@@ -212,48 +195,6 @@ def _birth_date(value: Any, _: Any, ctx: _Ctx) -> Any:
         ctx.extensions.append({"url": AGE_90_EXTENSION, "valueBoolean": True})
         return None
     return _date(value, None, ctx)
-
-
-def _zip3(value: Any) -> str | None:
-    found = _ZIP.fullmatch(value) if isinstance(value, str) else None
-    if found is None:
-        return None  # not a US ZIP: a postal code of unknown population is dropped
-    return "000" if found[1] in RESTRICTED_ZIP3 else found[1]
-
-
-def _address(value: Any, _: Any, ctx: _Ctx) -> Any:
-    if isinstance(value, list):
-        return _each(value, lambda v: _address(v, None, ctx))
-    if not isinstance(value, dict):
-        return None
-    out = {k: value[k] for k in ("use", "type", "state") if isinstance(value.get(k), str)}
-    zip3 = _zip3(value.get("postalCode"))
-    if zip3 is not None:
-        out["postalCode"] = zip3
-    if isinstance(value.get("country"), str):
-        out["country"] = value["country"]
-    return out or None
-
-
-_QUANTITY_KEYS = ("value", "comparator", "unit", "system", "code")
-#: UCUM units of time and the days in one: a Quantity of 90 years or more is an age, which
-#: Safe Harbor wants in one category (a duration that long is one too).
-_TIME_UNITS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0}
-
-
-def _quantity(value: Any, _: Any, ctx: _Ctx) -> Any:
-    if isinstance(value, list):
-        return _each(value, lambda v: _quantity(v, None, ctx))
-    if not isinstance(value, dict):
-        return None
-    out = {k: value[k] for k in _QUANTITY_KEYS if isinstance(value.get(k), _PRIMITIVE)}
-    days = _TIME_UNITS.get(str(out.get("code", out.get("unit", ""))))
-    number = out.get("value")
-    if days is not None and isinstance(number, int | float) and number * days >= 90 * 365.25:
-        out |= {"value": 90, "comparator": ">=", "unit": "a", "code": "a"}
-        if "system" in out:
-            out["system"] = "http://unitsofmeasure.org"
-    return out or None
 
 
 def _uid(value: Any, _: Any, ctx: _Ctx) -> str | None:
@@ -303,13 +244,13 @@ def _identifier_pseudonym(value: Any, _: Any, ctx: _Ctx) -> Any:
         seen = f"{ident.get('system', '')}|{ident['value']}"
         return {"system": PSEUDONYM_SYSTEM, "value": ctx.engine.pseudonym("Identifier", seen)}
 
-    return _each(value, one)
+    return each(value, one)
 
 
 _LEAVES: dict[str, Handler] = {
-    "keep": _keep, "id": _id, "reference": _reference, "date": _date, "instant": _instant,
-    "birth_date": _birth_date, "concept": _concept, "address": _address, "uid": _uid,
-    "quantity": _quantity,
+    "keep": keep, "id": _id, "reference": _reference, "date": _date, "instant": _instant,
+    "birth_date": _birth_date, "concept": _concept, "address": address, "uid": _uid,
+    "quantity": quantity,
     "meta": _meta, "contained": _contained, "resource": _entry_resource,
     "full_url": _full_url, "identifier_pseudonym": _identifier_pseudonym,
 }  # fmt: skip
