@@ -13,7 +13,7 @@ and a ``manifest.json`` listing them. ``--large-attachment 64`` also writes
 
 The same arguments give byte-identical files. Nothing here is real: names and addresses
 come from Faker, numbers from a seeded :class:`random.Random`, phone numbers are 555-01xx,
-there are no SSNs, and every resource carries the ``meta.tag``
+emails are at example.com, there are no SSNs, and every resource carries the ``meta.tag``
 ``https://emrshare.example/synthetic|synthetic``.
 
 Benchmarks and tests load this file by path and call :func:`write_population` or
@@ -204,7 +204,7 @@ class _Patient:
     A plain class, not a dataclass: loaded by path without a ``sys.modules`` entry, this
     module cannot define dataclasses (they look their module up there)."""
 
-    __slots__ = ("pid", "rng", "sensitive", "updated", "version")
+    __slots__ = ("name", "pid", "rng", "sensitive", "updated", "version")
 
     def __init__(
         self, pid: str, version: str, rng: random.Random, updated: str, sensitive: int
@@ -214,6 +214,7 @@ class _Patient:
         self.rng = rng
         self.updated = updated
         self.sensitive = sensitive
+        self.name = ""  # "Given Family", set by _patient: notes name their patient
 
     @property
     def r5(self) -> bool:
@@ -293,10 +294,12 @@ def _check_version(version: str) -> None:
 
 def patient_resources(index: int, *, seed: int, version: str, observations: int) -> list[Json]:
     """Patient number ``index`` (1, 2, …; id ``p0001``) of the population ``seed``: its
-    Patient, Encounters, ``observations`` laboratory Observations (the last one an HIV
+    Patient (with an email, a next-of-kin contact, and over 89 for every tenth patient),
+    Encounters, ``observations`` laboratory Observations (the last one an HIV
     viral load labelled ``HIV``), vital signs, DiagnosticReports, an ImagingStudy and its
-    image (Media in R4/R4B, DocumentReference in R5), a clinical note, MedicationRequests,
-    Conditions (one DS4P-labelled), and a Consent. The same arguments give the same list."""
+    image (Media in R4/R4B, DocumentReference in R5), a clinical note naming the patient,
+    MedicationRequests, Conditions (one DS4P-labelled, the first with a note naming the
+    patient), and a Consent. The same arguments give the same list."""
     _check_version(version)
     if index < 1:
         raise ValueError("patients are numbered from 1")
@@ -331,7 +334,13 @@ def _patient(p: _Patient, index: int, seed: int, org: Json, practitioner: Json) 
     gender = p.rng.choice(("female", "male"))
     given = fake.first_name_female() if gender == "female" else fake.first_name_male()
     born = NOW.date() - timedelta(days=p.rng.randrange(18 * 365, 90 * 365))
-    return {
+    # What a de-identifier must remove beyond the basics, drawn from their own generator so
+    # that every other value of the patient stays as it was: an email, a relative to
+    # contact, and (one patient in ten) an age over 89.
+    extra = random.Random(f"emrshare-synth:{seed}:{index}:extra")
+    if index % 10 == 0:
+        born = NOW.date() - timedelta(days=extra.randrange(90 * 365 + 30, 99 * 365))
+    patient: Json = {
         "resourceType": "Patient",
         "id": p.pid,
         "meta": p.meta(),
@@ -365,6 +374,21 @@ def _patient(p: _Patient, index: int, seed: int, org: Json, practitioner: Json) 
         "generalPractitioner": [practitioner],
         "managingOrganization": org,
     }
+    family = patient["name"][0]["family"]
+    p.name = f"{given} {family}"
+    email = f"{given}.{family}.{index}@example.com".lower().replace(" ", "")
+    patient["telecom"].append({"system": "email", "value": email, "use": "home"})
+    relative = {"family": fake.last_name(), "given": [fake.first_name()]}
+    patient["contact"] = [
+        {
+            "relationship": [
+                _concept("http://terminology.hl7.org/CodeSystem/v2-0131", "N", "Next-of-Kin")
+            ],
+            "name": relative,
+            "telecom": [{"system": "phone", "value": f"+1-555-555-01{extra.randrange(100):02d}"}],
+        }
+    ]
+    return patient
 
 
 class _Visit(NamedTuple):
@@ -649,7 +673,7 @@ def _note(p: _Patient, visit: _Visit, practitioner: Json) -> Json:
     """A progress note of the first visit, as a text/plain DocumentReference."""
     rng = p.rng
     text = (
-        f"Progress note (synthetic), {visit.start.date().isoformat()}.\n"
+        f"Progress note (synthetic) for {p.name}, {visit.start.date().isoformat()}.\n"
         f"Blood pressure {rng.randint(105, 145)}/{rng.randint(65, 92)} mmHg, heart rate "
         f"{rng.randint(58, 96)}/min.\nPatient reports feeling "
         f"{rng.choice(('well', 'tired', 'better than last visit', 'much the same'))}.\n"
@@ -717,6 +741,8 @@ def _conditions(p: _Patient, visits: Sequence[_Visit]) -> list[Json]:
                 "recordedDate": _instant(visit.start),
             }
         )  # fmt: skip
+        if i == 0:  # free text naming the patient, as clinicians write it
+            out[-1]["note"] = [{"text": f"History given by {p.name} at the visit."}]
     return out
 
 

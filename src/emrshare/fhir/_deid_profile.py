@@ -41,15 +41,20 @@ def profile_id(name: str) -> bytes:
 class DeidProfile:
     """A de-identification profile: a versioned name, how dates are treated (``"year"``:
     reduced to the year, instants dropped; ``"shift"``: moved by a per-patient offset) and
-    the rules table (resource type → element path → action; see docs/research.md)."""
+    the rules table (resource type → element path → action; see docs/research.md).
+
+    The versioned name stands for the rules: profiles compare and hash by name, dates, kept
+    tags and description, not by their tables (a changed table is a new name, ``…/2``)."""
 
     name: str
     dates: Literal["year", "shift"]
-    rules: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: RESOURCES, repr=False)
-    datatypes: Mapping[str, Mapping[str, str]] = field(
-        default_factory=lambda: DATATYPES, repr=False
+    rules: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: RESOURCES, repr=False, compare=False
     )
-    common: Mapping[str, str] = field(default_factory=lambda: COMMON, repr=False)
+    datatypes: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: DATATYPES, repr=False, compare=False
+    )
+    common: Mapping[str, str] = field(default_factory=lambda: COMMON, repr=False, compare=False)
     #: ``meta.tag`` systems kept (every other tag is dropped).
     kept_tag_systems: frozenset[str] = frozenset({SYNTHETIC_SYSTEM})
     description: str = ""

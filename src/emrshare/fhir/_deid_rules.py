@@ -29,6 +29,7 @@ ACTIONS: Mapping[str, str] = MappingProxyType({
     "concept": "Coding, CodeableConcept, a code: system, version, code, display kept; no text",
     "address": "state, country kept; ZIP → 3 digits (`000` where restricted); line, city dropped",
     "uid": "a DICOM UID replaced by a `2.25.<n>` pseudonym",
+    "quantity": "value, comparator, unit, system, code kept; 90 years or more → `>= 90 a`",
     "meta": "only security labels and the synthetic tag kept, a de-identification tag added",
     "contained": "each contained resource de-identified by its own type's rules",
     "resource": "a Bundle entry's resource de-identified by its own type's rules",
@@ -38,8 +39,6 @@ ACTIONS: Mapping[str, str] = MappingProxyType({
 
 #: Data types: a few elements each, by the same actions.
 DATATYPES: Mapping[str, Rules] = MappingProxyType({
-    "quantity": {"value": "keep", "comparator": "keep", "unit": "keep", "system": "keep",
-                 "code": "keep"},
     "range": {"low": "quantity", "high": "quantity"},
     "ratio": {"numerator": "quantity", "denominator": "quantity"},
     "period": {"start": "date", "end": "date"},

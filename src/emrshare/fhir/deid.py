@@ -31,12 +31,12 @@ from emrshare.fhir._deid_profile import (
     DEID_PROFILES,
     DEID_TAG_SYSTEM,
     PSEUDONYM_SYSTEM,
-    RESTRICTED_ZIP3,
     SHIFT_DAYS,
     DeidProfile,
     profile_id,
 )
 from emrshare.fhir._deid_rules import ACTIONS
+from emrshare.fhir._deid_values import PRIMITIVE, address, each, keep, quantity
 
 __all__ = ["DEID_PROFILES", "DeidProfile", "Deidentifier", "profile_id"]
 
@@ -68,19 +68,10 @@ class _Ctx:
 
 Handler = Callable[[Any, Any, _Ctx], Any]
 Node = dict[str, tuple[Handler, Any]]
-_PRIMITIVE = (str, int, float, bool)
 _REF = re.compile(
     r"(?:^|/)([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
-_ZIP = re.compile(r"\s*(\d{3})\d{2}(?:-?\d{4})?\s*")
 _CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
-
-
-def _each(value: Any, one: Callable[[Any], Any]) -> Any:
-    if isinstance(value, list):
-        out = [r for r in map(one, value) if r is not None]
-        return out or None
-    return one(value)
 
 
 def _object(value: Any, node: Node, ctx: _Ctx) -> Any:
@@ -108,14 +99,6 @@ def _object1(obj: Any, node: Node, ctx: _Ctx) -> dict[str, Any] | None:
     return out or None
 
 
-def _keep(value: Any, _: Any, ctx: _Ctx) -> Any:
-    if isinstance(value, _PRIMITIVE):
-        return value
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, _PRIMITIVE)] or None
-    return None
-
-
 def _id(value: Any, _: Any, ctx: _Ctx) -> str | None:
     if not isinstance(value, str):
         return None
@@ -136,7 +119,7 @@ def _ref_string(ref: str, ctx: _Ctx) -> str | None:
 
 def _reference(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, list):
-        return _each(value, lambda v: _reference(v, None, ctx))
+        return each(value, lambda v: _reference(v, None, ctx))
     if isinstance(value, str):
         return _ref_string(value, ctx)
     if not isinstance(value, dict):
@@ -164,13 +147,13 @@ def _concept(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, str):
         return value  # a code
     if isinstance(value, list):
-        return _each(value, lambda v: _concept(v, None, ctx))
+        return each(value, lambda v: _concept(v, None, ctx))
     if not isinstance(value, dict):
         return None
     out: dict[str, Any] = {}
     for key, item in value.items():
         if key in _CODING_KEYS:
-            if isinstance(item, _PRIMITIVE):
+            if isinstance(item, PRIMITIVE):
                 out[key] = item
         elif key == "coding" or key == "concept":
             kept = _concept(item, None, ctx)
@@ -185,7 +168,7 @@ def _concept(value: Any, _: Any, ctx: _Ctx) -> Any:
 
 def _date(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, list):
-        return _each(value, lambda v: _date(v, None, ctx))
+        return each(value, lambda v: _date(v, None, ctx))
     if not isinstance(value, str) or len(value) < 4 or not value[:4].isdigit():
         return None
     if ctx.shift is None:
@@ -212,27 +195,6 @@ def _birth_date(value: Any, _: Any, ctx: _Ctx) -> Any:
         ctx.extensions.append({"url": AGE_90_EXTENSION, "valueBoolean": True})
         return None
     return _date(value, None, ctx)
-
-
-def _zip3(value: Any) -> str | None:
-    found = _ZIP.fullmatch(value) if isinstance(value, str) else None
-    if found is None:
-        return None  # not a US ZIP: a postal code of unknown population is dropped
-    return "000" if found[1] in RESTRICTED_ZIP3 else found[1]
-
-
-def _address(value: Any, _: Any, ctx: _Ctx) -> Any:
-    if isinstance(value, list):
-        return _each(value, lambda v: _address(v, None, ctx))
-    if not isinstance(value, dict):
-        return None
-    out = {k: value[k] for k in ("use", "type", "state") if isinstance(value.get(k), str)}
-    zip3 = _zip3(value.get("postalCode"))
-    if zip3 is not None:
-        out["postalCode"] = zip3
-    if isinstance(value.get("country"), str):
-        out["country"] = value["country"]
-    return out or None
 
 
 def _uid(value: Any, _: Any, ctx: _Ctx) -> str | None:
@@ -282,12 +244,13 @@ def _identifier_pseudonym(value: Any, _: Any, ctx: _Ctx) -> Any:
         seen = f"{ident.get('system', '')}|{ident['value']}"
         return {"system": PSEUDONYM_SYSTEM, "value": ctx.engine.pseudonym("Identifier", seen)}
 
-    return _each(value, one)
+    return each(value, one)
 
 
 _LEAVES: dict[str, Handler] = {
-    "keep": _keep, "id": _id, "reference": _reference, "date": _date, "instant": _instant,
-    "birth_date": _birth_date, "concept": _concept, "address": _address, "uid": _uid,
+    "keep": keep, "id": _id, "reference": _reference, "date": _date, "instant": _instant,
+    "birth_date": _birth_date, "concept": _concept, "address": address, "uid": _uid,
+    "quantity": quantity,
     "meta": _meta, "contained": _contained, "resource": _entry_resource,
     "full_url": _full_url, "identifier_pseudonym": _identifier_pseudonym,
 }  # fmt: skip
@@ -329,7 +292,7 @@ class Deidentifier:
         # {"resourceType": "Patient", "id": "<32 hex>", "birthDate": "1970", "meta": …}
     """
 
-    __slots__ = ("_cache", "_mac", "_nodes", "_shifts", "_tag", "profile", "today")
+    __slots__ = ("_cache", "_days", "_mac", "_nodes", "_shifts", "_tag", "profile", "today")
 
     def __init__(self, profile: DeidProfile, key: bytes, *, today: date | None = None) -> None:
         if not isinstance(key, bytes) or len(key) != 32:
@@ -347,6 +310,7 @@ class Deidentifier:
         self._tag = {"system": DEID_TAG_SYSTEM, "code": profile.name}
         self._cache: dict[tuple[str, str], str] = {}
         self._shifts: dict[str, int] = {}
+        self._days: dict[tuple[str, int], str] = {}
 
     def __repr__(self) -> str:
         return f"Deidentifier(profile={self.profile.name!r})"
@@ -391,7 +355,13 @@ class Deidentifier:
             if len(value) == 7:
                 moved = date(int(value[:4]), int(value[5:7]), 15) + delta
                 return f"{moved.year:04d}-{moved.month:02d}"
-            return (date.fromisoformat(value[:10]) + delta).isoformat() + value[10:]
+            day = self._days.get((value[:10], days))
+            if day is None:  # a patient's resources share few days: shift each once
+                if len(self._days) > 200_000:
+                    self._days.clear()
+                day = (date.fromisoformat(value[:10]) + delta).isoformat()
+                self._days[value[:10], days] = day
+            return day + value[10:]
         except ValueError:
             return None
 
@@ -438,7 +408,9 @@ class Deidentifier:
         try:
             out = _object1(obj, node, ctx) or {}
         except _Refused as exc:
-            raise InvalidInput(f"{rtype}/{obj.get('id', '?')} refused: {exc}") from None
+            rid = obj.get("id")  # named by its pseudonym: messages get logged, ids are PHI
+            shown = self.pseudonym(rtype, rid) if isinstance(rid, str) else "(no id)"
+            raise InvalidInput(f"{rtype}/{shown} refused: {exc}") from None
         if ctx.extensions:
             out["extension"] = ctx.extensions
         return out

