@@ -12,6 +12,7 @@ Layers, bottom up (docs/architecture.md)::
     service  proxy · journal · relay        (they may use core, not each other)
     network  network                        (how to reach a chain, a store and the proxies)
     roles    roles                          (the facades an integrator imports)
+    apps     research                       (services built on the facades)
     devnet   devnet                         (local development networks)
     cli      cli                            (the example command line)
 
@@ -47,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("service", ["proxy", "journal", "relay"]),
     ("network", ["network"]),
     ("roles", ["roles"]),
+    ("apps", ["research"]),
     ("devnet", ["devnet"]),
     ("cli", ["cli"]),
 ]

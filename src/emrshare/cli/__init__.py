@@ -32,6 +32,7 @@ from emrshare.cli.commands import (
     requests,
     rotate,
     rx,
+    study,
 )
 
 app = typer.Typer(
@@ -123,6 +124,8 @@ members.app.command("rotate-keys")(rotate.member_rotate_keys)
 app.add_typer(members.app, name="member")
 app.add_typer(emergency.app, name="emergency")
 app.add_typer(rx.app, name="rx")
+app.add_typer(study.app, name="study")
+app.add_typer(study.research_app, name="research")
 app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")

@@ -6,10 +6,9 @@ distinct label, so keys for different purposes never coincide:
 
 * per-(category, epoch) Umbral delegating keys (``SecretKeyFactory.make_key``),
 * one Umbral signing key for kfrags and policy bindings (never a delegating key),
-* an X25519 box key, a category-tag blinding key, the Ethereum account key.
-
-A member (hospital, proxy, insurer, …) holds an Umbral receiving key, an X25519 box key and
-an Ethereum key, derived the same way from a 32-byte seed.
+* an X25519 box key, a category-tag blinding key, the Ethereum account key, and one
+  participant key per research study. A member (hospital, proxy, insurer, …) holds an
+  Umbral receiving key, an X25519 box key and an Ethereum key, derived from a 32-byte seed.
 """
 
 from __future__ import annotations
@@ -373,6 +372,10 @@ class PatientKeys:
         """**Secret:** the 32-byte key that seals this patient's on-chain state log
         (categories and epochs; ``PatientProfiles.logState``)."""
         return self._state
+
+    def study_participant_secret(self, study_id: bytes) -> bytes:
+        """**Secret:** this patient's secp256k1 participant key of study ``study_id``."""
+        return _derive_eth_key(self._master, b"patient/study-participant/" + bytes(study_id))
 
     # signing, box, ethereum
 

@@ -76,7 +76,7 @@ def _binary(kind: NodeKind) -> str:
 def dev_secrets() -> tuple[str, ...]:
     """What a development node's output must never leave in a file: the mnemonic and the
     private keys of its accounts (hex)."""
-    return (DEV_MNEMONIC, *("0x" + k.hex() for k in dev_private_keys(10)))
+    return (DEV_MNEMONIC, *("0x" + k.hex() for k in dev_private_keys(12)))
 
 
 @dataclass
@@ -110,7 +110,7 @@ class DevNode:
                 "--mnemonic",
                 DEV_MNEMONIC,
                 "--accounts",
-                "10",
+                "12",
                 "--balance",
                 "10000",
                 "--hardfork",
@@ -134,7 +134,7 @@ class DevNode:
             "--wallet.mnemonic",
             DEV_MNEMONIC,
             "--wallet.totalAccounts",
-            "10",
+            "12",
             "--wallet.defaultBalance",
             "10000",
             "--logging.quiet",

@@ -5,7 +5,8 @@ ganache; a restart keeps the node the state was made with), deploys the contract
 a restart reloads them from the state), starts the proxy processes (3, threshold 2 by
 default) and a relay that pays patients' gas (development account 8), sets up an
 embedded store (or, with ``store="ipfs"``, starts an offline js-ipfs
-daemon whose RPC API becomes the network's BlobStore), admits demo members and writes profiles plus
+daemon whose RPC API becomes the network's BlobStore), admits demo members, starts the
+``deid`` member's research de-identification service and writes profiles plus
 ``network.json`` into the data directory. ``down`` stops every process recorded in
 ``devnet/pids.json``; ``status`` reports. Used by ``emrshare devnet`` and ``make demo``.
 
@@ -36,6 +37,7 @@ from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
 from emrshare.devnet._emergency import setup_emergency
 from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
+from emrshare.devnet._research import deid_answers, start_deid_service, wait_deid
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
 from emrshare.devnet.relayd import RelayDaemon, relay_answers
@@ -68,6 +70,7 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
     "insurer": ("member", "insurer", 6),
     "patient": ("patient", None, 7),
     "pharmacy": ("member", "pharmacy", 9),
+    "researcher": ("member", "researcher", 10),
 }
 _PROXY_KEYS = (1, 2, 3)
 _EMERGENCY_MEMBERS = ("hospital-a",)  # given CAP_EMERGENCY and the emergency key file
@@ -179,7 +182,7 @@ def devnet_up(
     log = _never_raising(log)
     try:
         chain = _start_chain(dev, kind, ports.chain, pids, log)
-        keys = dev_private_keys(10)
+        keys = dev_private_keys(12)
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url, request_kwargs={"timeout": 30}))
         deployment = _deployment(w3, dev / "deployment.json", keys[0], log)
         store_config = StoreConfig(kind="local", path=str(dev / "store"))
@@ -213,7 +216,11 @@ def devnet_up(
         relay.wait_ready(60)
         log(f"{'relay':<11} {relay.url} (pays patients' gas; pid {relay.pid})")
         _demo_profiles(net, admin, profiles, keys, password, log)
+        deid = start_deid_service(net, admin, profiles, keys, data_dir, dev, password, log)
+        pids["deid"] = {"pid": deid[0], "url": deid[1]}
+        _write_pids(dev, pids)
         setup_emergency(net, admin, keys[0], profiles, _EMERGENCY_MEMBERS, dev, log)
+        wait_deid(deid[1], dev / "deid.log")
         net.close()
     except BaseException:
         devnet_down(data_dir)
@@ -483,6 +490,8 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
             healthy = daemon_answers(url)
         elif alive and name == "relay":
             healthy = relay_answers(url)
+        elif alive and name == "deid":
+            healthy = deid_answers(url)
         elif alive:
             healthy = _http_ok(url + "/healthz")
         procs.append(ProcessStatus(name, pid, alive, healthy, url))

@@ -38,6 +38,7 @@ from emrshare.roles._prescriptions import MemberPrescriptions
 from emrshare.roles._reads import GrantedReader, MembershipCache
 from emrshare.roles._reports import read_evidence
 from emrshare.roles._scope import names_entry
+from emrshare.roles._study_researcher import ResearcherStudies
 from emrshare.types import Address, CategoryTag, PolicyId, RecordId
 
 __all__ = ["MemberFacade"]
@@ -76,6 +77,7 @@ class MemberFacade:
         self.prescriptions = MemberPrescriptions(
             network, self._contracts, self._reads, self.records
         )
+        self.research = ResearcherStudies(network, keys, self._contracts.studies)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"

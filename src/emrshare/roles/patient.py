@@ -52,6 +52,7 @@ from emrshare.roles._requests import (
 )
 from emrshare.roles._rotation import patient_refresh_rotated
 from emrshare.roles._statelog import StateLog
+from emrshare.roles._study_patient import PatientStudies
 from emrshare.roles._writer import AddOptions, RecordSource
 from emrshare.types import Address, PolicyId, RecordId
 
@@ -96,6 +97,7 @@ class Patient:
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
         self.emergency = PatientEmergency(network, keys, signed, lambda: self._state.epochs)
         self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
+        self.studies = PatientStudies(network, keys, self, self.state_dir)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"

@@ -134,7 +134,7 @@ def test_shell_completion_completes_commands_options_and_profiles(tmp_path: Path
 
 
 #: Commands whose output is not a result: the proxy and relay servers log as they serve.
-NO_JSON = {"proxy serve", "relay serve"}
+NO_JSON = {"proxy serve", "relay serve", "research serve"}
 
 
 def test_every_command_takes_json() -> None:
