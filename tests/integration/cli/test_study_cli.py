@@ -103,7 +103,8 @@ def test_study_join_release_points_attacks_and_leave(tmp_path: Path) -> None:
         assert js("patient", "study", "points", sid)["points"] == 10
 
         # Attacks on the service: raw HTTP, refused with a reason each.
-        url = f"http://127.0.0.1:{json.loads((data / 'devnet' / 'research.json').read_text())['port']}"
+        port = json.loads((data / "devnet" / "research.json").read_text())["port"]
+        url = f"http://127.0.0.1:{port}"
         net = json.loads((data / "network.json").read_text())
         chain_id = int(net["deployment"]["chain_id"])
         studies = net["deployment"]["addresses"]["Studies"]
