@@ -46,10 +46,12 @@ from emrshare.chain import (
     EmergencyOptInParams,
     GrantCreated,
     GrantParams,
+    ParticipantKey,
     PrescriptionIssued,
     ProposalCreated,
     ReaderKey,
     Role,
+    StudyPublished,
     deploy_contracts,
     policy_id,
 )
@@ -75,6 +77,7 @@ BUDGETS = {
     "audit log of one served access": 40_000,
     "rx issue": 80_000,  # issue 15
     "rx dispense": 50_000,
+    "study join": 80_000,  # issue 16
 }
 
 # Two public EHR-sharing designs, as quoted in the issue (anvil 1.7.1, solc 0.8.30).
@@ -281,6 +284,22 @@ def main() -> int:
         figures["rx dispense"] = pharmacy.prescriptions.dispense(rx, proof).gas_used
         figures["rx dispense (last fill)"] = pharmacy.prescriptions.dispense(rx, proof).gas_used
         figures["rx cancel"] = hospital.prescriptions.cancel(_issued(hospital, until)).gas_used
+        # Research studies (issue 16): publish, a join by a participant key's proof (sent by
+        # the study's service, here the hospital), a release crediting that participant.
+        researcher_client = ChainClient(w3, dev_private_keys(12)[10])
+        admit(researcher_client, MemberKeys.generate(), Role.RESEARCHER)
+        researcher = c.with_client(researcher_client)
+        published = researcher.studies.publish(
+            os.urandom(32), os.urandom(32), os.urandom(32), until, h_addr, ["lab-results"]
+        )
+        figures["study publish"] = published.gas_used
+        sid = bytes(published.event(StudyPublished).study_id)
+        participant = ParticipantKey(os.urandom(32))
+        join_proof = participant.join_proof(sid, 0, w3.eth.chain_id, c.studies.address)
+        figures["study join"] = hospital.studies.join(sid, participant.address, join_proof).gas_used
+        figures["study release (1 participant)"] = hospital.studies.release(
+            sid, str(CID), os.urandom(32), 120, [participant.address], 10
+        ).gas_used
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
         # kfrags to the consortium emergency key, one make_grant and sealed map per category
         # epoch: a new patient's epoch 0 and the next, as Patient.emergency.opt_in does), a

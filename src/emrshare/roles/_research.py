@@ -23,6 +23,7 @@ from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from emrshare.categories import normalize_category
 from emrshare.chain import Study, StudyPublished, StudyStatus
 from emrshare.chain.bindings import Studies
 from emrshare.errors import InvalidInput, StudyServiceError
@@ -39,6 +40,7 @@ __all__ = [
     "leave_body",
     "needs_categories",
     "needs_types",
+    "normalized_needs",
     "parse_dataset",
     "parse_study_id",
     "post_to_service",
@@ -140,15 +142,25 @@ def _is_type(need: str) -> bool:
     return need[:1].isupper()
 
 
+def normalized_needs(needs: Sequence[str]) -> list[str]:
+    """``needs`` as a study publishes them: category names normalized (an unknown custom
+    name must be a slug), FHIR resource types as given; :class:`InvalidInput` if empty."""
+    names = [str(n).strip() for n in needs]
+    if not names or any(not n for n in names):
+        raise InvalidInput("name at least one category or FHIR resource type the study reads")
+    return [n if _is_type(n) else normalize_category(n, new_category=True) for n in names]
+
+
 def needs_types(needs: Sequence[str]) -> frozenset[str]:
     """The FHIR resource types a study's needs name (empty: every type of its categories)."""
     return frozenset(n for n in needs if _is_type(n))
 
 
 def needs_categories(needs: Sequence[str], mapping: CategoryMapping | None = None) -> list[str]:
-    """The categories a study's needs name, sorted: category names as they are, FHIR
-    resource types placed by ``mapping`` (default: the default mapping)."""
-    names = {n for n in needs if not _is_type(n)}
+    """The categories a study's needs name, sorted: category names as they go on the
+    wire (``lab`` is ``lab-results``), FHIR resource types placed by ``mapping`` (default:
+    the default mapping)."""
+    names = {normalize_category(n, new_category=True) for n in needs if not _is_type(n)}
     types = needs_types(needs)
     if types:
         names.update((mapping or CategoryMapping.default()).categories_for(sorted(types)))

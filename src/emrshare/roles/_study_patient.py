@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from emrshare._files import private_dir, read_json_object, write_atomically
-from emrshare.chain import ParticipantKey, StudyPublished
+from emrshare.chain import GrantStatus, ParticipantKey, StudyPublished
 from emrshare.crypto import PatientKeys
 from emrshare.errors import InvalidInput, NotFound, StudyServiceError
 from emrshare.network import Network
@@ -180,12 +180,19 @@ class PatientStudies:
         """Leave ``study``: revoke the grants made for it (``new_epoch``: the categories
         move to a new epoch, as :meth:`Patient.revoke` does) and have the service put the
         leave on chain. Later releases leave this patient out; earlier ones cannot be
-        taken back."""
+        taken back.
+
+        **Warning:** as every revocation does, it revokes all of the service's grants of
+        those categories, also those made for another study of the same service: join
+        that study again to stay in it."""
         sid = parse_study_id(study)
         info = self.show(sid)
-        revoked = []
+        revoked: builtins.list[PolicyId] = []
         for g in self._study_grants(info):
-            self._patient.revoke(g.policy_id, new_epoch=new_epoch)
+            # Revoking one grant revokes the grantee's other active grants of that category
+            # too (Patient.revoke): only those still active are revoked here.
+            if self._net.contracts.grants.status(g.policy_id) is GrantStatus.ACTIVE:
+                self._patient.revoke(g.policy_id, new_epoch=new_epoch)
             revoked.append(g.policy_id)
         self._forget(sid)
         on_chain = not self.show(sid).joined

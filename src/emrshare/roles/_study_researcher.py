@@ -23,6 +23,7 @@ from emrshare.roles._research import (
     DatasetInfo,
     StudyDataset,
     StudyInfo,
+    normalized_needs,
     parse_dataset,
     parse_study_id,
     post_to_service,
@@ -83,9 +84,7 @@ class ResearcherStudies:
             )
         if not ethics.strip():
             raise InvalidInput("name the ethics approval (e.g. the IRB protocol number)")
-        names = [str(n).strip() for n in needs]
-        if not names or any(not n for n in names):
-            raise InvalidInput("name at least one category or FHIR resource type the study reads")
+        names = normalized_needs(needs)
         r = self._studies.publish(
             hashlib.sha256(protocol).digest(),
             profile_id(profile),
