@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 NODE_TOOLS := tools/node_modules/.package-lock.json
-# Every run lists its 40 slowest tests: CI must stay under 40 minutes (docs/development.md).
-PYTEST_ARGS ?= --durations=40
+# Every run lists its 40 slowest tests and runs in two workers (pytest-xdist, one test file
+# per worker at a time): CI must stay under 40 minutes (docs/development.md).
+PYTEST_ARGS ?= --durations=40 -n 2 --dist loadfile
 
 .PHONY: setup demo demo-all test test-all test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
 
@@ -89,7 +90,7 @@ WEB3_8_TESTS := tests/unit/chain tests/unit/test_local_evm.py tests/unit/proxy/t
 
 test-web3-8: $(STAMPS)/apt $(STAMPS)/venv-web3-8 $(NODE_TOOLS)
 	$(VENV8)/bin/python -c 'import web3; assert web3.__version__.startswith("8."), web3.__version__'
-	$(VENV8)/bin/pytest -p no:cacheprovider $(WEB3_8_TESTS)
+	$(VENV8)/bin/pytest -p no:cacheprovider -n 2 --dist loadfile $(WEB3_8_TESTS)
 
 demo: setup
 	$(BIN)/python scripts/demo.py
