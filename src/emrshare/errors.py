@@ -37,6 +37,7 @@ and what to do next; they never contain secret material.
     │   └── ReplicationError        fewer replicas than required stored or pinned a blob
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
+    │   │   ├── ClaimRefused        the Claims contract refused (not the insurer, twice…)
     │   │   ├── EmergencyRefused    the Emergency contract refused a break-glass step
     │   │   └── PrescriptionRefused the Prescriptions contract refused (fills used, expired…)
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
@@ -66,7 +67,8 @@ from emrshare.types import FhirProblem
 
 # fmt: off
 __all__ = [
-    "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ConfigurationError",
+    "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ClaimRefused",
+    "ConfigurationError",
     "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError", "EmergencyRefused",
     "EmrShareError", "GrantExpired", "GrantRevoked", "GuardianshipEnded", "IndexIntegrityError",
     "IntegrityError", "InvalidBackup", "InvalidCategory", "InvalidEvidence", "InvalidFhir",
@@ -209,11 +211,9 @@ class MixedFhirVersions(InvalidFhir):
 
 class LocalStateError(ConfigurationError):
     """A local file or database (profile, patient state, journal, proxy database, devnet
-    state) is damaged, of the wrong shape, unreadable, or not a plain file we own.
-
-    ``path`` is the file. Nothing was written to it: restore it from a backup or move it
-    aside (emrshare then starts afresh or re-derives what it can from the chain).
-    """
+    state) is damaged, of the wrong shape, unreadable, or not a plain file we own. ``path``
+    is the file. Nothing was written to it: restore it from a backup or move it aside
+    (emrshare then starts afresh or re-derives what it can from the chain)."""
 
     def __init__(self, path: object, message: str) -> None:
         self.path = str(path)
@@ -345,13 +345,10 @@ class ChainError(EmrShareError):
 
 
 class ContractRevert(ChainError):
-    """A contract call reverted.
-
-    ``name`` is the decoded custom error (``"RecordIndex_NotAuthorized"``), ``args`` its
-    decoded arguments by name; ``name`` is ``"Error"`` for a ``require`` string and
-    ``"Panic"`` for an assertion/overflow, and ``"unknown"`` when the revert data could
-    not be decoded.
-    """
+    """A contract call reverted. ``name`` is the decoded custom error
+    (``"RecordIndex_NotAuthorized"``), ``args`` its decoded arguments by name; ``name`` is
+    ``"Error"`` for a ``require`` string and ``"Panic"`` for an assertion/overflow, and
+    ``"unknown"`` when the revert data could not be decoded."""
 
     def __init__(
         self,
@@ -376,6 +373,10 @@ def _short(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+class ClaimRefused(ContractRevert):
+    """The Claims contract refused (``name``: ``Claims_NotInsurer`` …; ``args_by_name``)."""
+
+
 class EmergencyRefused(ContractRevert):
     """The Emergency contract refused a break-glass step (``name``: which custom error)."""
 
@@ -390,10 +391,8 @@ class TransactionFailed(ChainError):
 
 class TransactionMinedFailed(TransactionFailed):
     """A transaction was mined with status 0 and its revert could not be decoded.
-
     Typically it ran out of gas: nothing it would have written was written, and its nonce
-    is spent. ``tx_hash``, ``block_number`` and ``gas_used`` say which and where.
-    """
+    is spent. ``tx_hash``, ``block_number`` and ``gas_used`` say which and where."""
 
     def __init__(self, message: str, *, tx_hash: bytes, block_number: int, gas_used: int) -> None:
         self.tx_hash = tx_hash

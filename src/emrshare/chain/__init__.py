@@ -18,6 +18,7 @@ from emrshare.chain._logs import EventCursor
 from emrshare.chain._rpc import scrub_url_secrets
 from emrshare.chain.bindings import (
     AuditLog,
+    Claims,
     ConsortiumRegistry,
     Contracts,
     Emergency,
@@ -26,6 +27,12 @@ from emrshare.chain.bindings import (
     PatientProfiles,
     Prescriptions,
     RecordIndex,
+)
+from emrshare.chain.claim_events import (
+    ClaimAdjudicated,
+    ClaimConsented,
+    ClaimFiled,
+    ClaimSettled,
 )
 from emrshare.chain.client import (
     ChainClient,
@@ -86,6 +93,7 @@ from emrshare.chain.ids import (
     FHIR_PURPOSES,
     ZERO_HEAD,
     binding_for,
+    claim_id,
     next_head,
     policy_id,
     prescription_commitment,
@@ -107,6 +115,8 @@ from emrshare.chain.values import (
     AdminConfig,
     Appended,
     Capability,
+    ClaimOnChain,
+    ClaimStatus,
     Declaration,
     EmergencyOptInParams,
     EmergencyPolicy,
@@ -155,6 +165,13 @@ __all__ = [
     "EmergencyPolicyWithdrawn",
     "EmergencyReviewed",
     "Capability",
+    "ClaimAdjudicated",
+    "ClaimConsented",
+    "ClaimFiled",
+    "ClaimOnChain",
+    "ClaimSettled",
+    "ClaimStatus",
+    "Claims",
     "Declaration",
     "EmergencyOptInParams",
     "EmergencyPolicy",
@@ -218,6 +235,7 @@ __all__ = [
     "WriterAuthorized",
     "WriterRevoked",
     "binding_for",
+    "claim_id",
     "decode_revert",
     "deploy_contracts",
     "next_head",

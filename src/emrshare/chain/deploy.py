@@ -43,6 +43,7 @@ DEPLOY_ORDER = (
     "AuditLog",
     "Prescriptions",
     "Emergency",
+    "Claims",
 )
 
 #: Default cool-down between two emergency declarations by one clinician, in seconds.
@@ -219,6 +220,13 @@ def _constructor_args(
         return [need("Grants"), need("ConsortiumRegistry")]
     if name == "Prescriptions":
         return [need("ConsortiumRegistry"), rx_review_required]
+    if name == "Claims":
+        return [
+            need("ConsortiumRegistry"),
+            need("RecordIndex"),
+            need("Grants"),
+            need("PatientForwarder"),
+        ]
     if name == "Emergency":
         return [
             need("ConsortiumRegistry"),

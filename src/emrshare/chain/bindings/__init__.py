@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.claims import Claims
 from emrshare.chain.bindings.emergency import Emergency
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
@@ -29,6 +30,7 @@ from emrshare.chain.events import ChainEvent
 
 __all__ = [
     "AuditLog",
+    "Claims",
     "ConsortiumRegistry",
     "Contracts",
     "Emergency",
@@ -52,6 +54,7 @@ class Contracts:
     forwarder: PatientForwarder
     prescriptions: Prescriptions
     emergency: Emergency
+    claims: Claims
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -74,6 +77,7 @@ class Contracts:
                 client, deployment.address_of("Prescriptions"), start_block=s
             ),
             emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
+            claims=Claims(client, deployment.address_of("Claims"), start_block=s),
         )
 
     @property
@@ -104,6 +108,7 @@ class Contracts:
             self.forwarder,
             self.prescriptions,
             self.emergency,
+            self.claims,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -118,4 +123,5 @@ class Contracts:
             forwarder=PatientForwarder(client, self.forwarder.address, start_block=s),
             prescriptions=Prescriptions(client, self.prescriptions.address, start_block=s),
             emergency=Emergency(client, self.emergency.address, start_block=s),
+            claims=Claims(client, self.claims.address, start_block=s),
         )
