@@ -25,6 +25,7 @@ from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_reques
 from emrshare.errors import ContractRevert, EmrShareError, NotFound
 from emrshare.fhir import CategoryMapping
 from emrshare.network import Network
+from emrshare.roles._claims import MemberClaims
 from emrshare.roles._common import (
     AccessRequestInfo,
     AccessRequestStatus,
@@ -76,6 +77,7 @@ class MemberFacade:
         self.prescriptions = MemberPrescriptions(
             network, self._contracts, self._reads, self.records
         )
+        self.claims = MemberClaims(network, self._contracts, self._reads)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"

@@ -41,6 +41,7 @@ from emrshare.roles._guardians import PatientGuardians, grant_infos
 from emrshare.roles._oplog import Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
+from emrshare.roles._patient_claims import PatientClaims
 from emrshare.roles._patient_rotation import patient_rotate
 from emrshare.roles._reads import MembershipCache
 from emrshare.roles._relayed import Relay, patient_contracts
@@ -96,6 +97,7 @@ class Patient:
         self._writes = OwnWrites(network, keys, self._contracts, self._state, self.state_dir)
         self.emergency = PatientEmergency(network, keys, signed, lambda: self._state.epochs)
         self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
+        self.claims = PatientClaims(network, self.address, signed, self)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
