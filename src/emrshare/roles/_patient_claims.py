@@ -42,6 +42,8 @@ class _Owner(Protocol):
 
     def records(self, category: str | None = None) -> builtins.list[RecordInfo]: ...
 
+    def grants(self, *, active_only: bool = False) -> builtins.list[GrantInfo]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimStep:
@@ -96,7 +98,8 @@ class PatientClaims:
     def consent(self, claim: bytes | str, *, expires: Expiry) -> GrantInfo:
         """Consent to one claim: grant its insurer the claim's records only (the claim
         document's among them) until ``expires``, then link the grant to the claim on
-        chain. Returns the grant. The records must all be of one category."""
+        chain. Returns the grant. The records must all be of one category. Two
+        transactions: if the link fails, the same call again reuses the grant it made."""
         info = self.get(claim)
         if info.status is not ClaimStatus.FILED:
             raise ConfigurationError(
@@ -117,8 +120,20 @@ class PatientClaims:
                 "a claim's consent covers records of one category: ask the hospital to split it"
             )
         (category,) = categories
-        grant = self._owner.grant(
-            info.insurer, category, expires=expires, records=sorted(info.records), all_epochs=False
+        # Resumable: a grant made by an earlier call that stopped before the link is used
+        # again (an active grant to the insurer scoped to exactly these records).
+        scope = sorted(wanted)
+        earlier = [
+            g
+            for g in self._owner.grants(active_only=True)
+            if g.grantee == info.insurer and sorted(bytes(r) for r in g.records) == scope
+        ]
+        grant = (
+            earlier[-1]
+            if earlier
+            else self._owner.grant(
+                info.insurer, category, expires=expires, records=scope, all_epochs=False
+            )
         )
         self._signed.claims.consent(info.claim_id, PolicyId(grant.policy_id), grant.proxies)
         return grant
