@@ -57,7 +57,7 @@ def test_claims_file_consent_read_adjudicate_report(tmp_path: Path) -> None:
                     "--item",
                     "x-ray:5000",
                 )
-            ).stdout  # fmt: skip
+            ).stdout
         )
         assert filed["amount"] == 25_000 and len(filed["records"]) == 3
         cid = filed["claim"]
