@@ -89,5 +89,8 @@ def test_claims_file_consent_read_adjudicate_report(tmp_path: Path) -> None:
         assert (h["filed"], h["billed"], h["paid"], h["partially_approved"]) == (
             1, 25_000, 20_000, 1
         )  # fmt: skip
+        trail = _ok(_cli(data, "--profile", "patient", "audit")).stdout
+        kinds = [ln.split()[4] for ln in trail.splitlines() if f"claim {cid[:14]}" in ln]
+        assert kinds == ["filed", "consented", "adjudicated", "settled"], trail
     finally:
         _cli(data, "devnet", "down")
