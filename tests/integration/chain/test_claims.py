@@ -9,16 +9,20 @@ import os
 import pytest
 
 from emrshare.chain import (
+    Action,
     ClaimAdjudicated,
     ClaimConsented,
     ClaimFiled,
     ClaimSettled,
     ClaimStatus,
+    Contracts,
     GrantCreated,
     GrantStatus,
+    Role,
     claim_id,
     scope_hash,
 )
+from emrshare.chain.relayed import DirectSubmitter, ForwardingClient
 from emrshare.errors import ClaimRefused
 from emrshare.types import CategoryTag, PolicyId
 
@@ -264,3 +268,31 @@ def test_gas_of_file_consent_adjudicate(cl: Net) -> None:
     assert r.gas_used < 150_000
     assert c.gas_used < 70_000
     assert a.gas_used < 55_000
+
+
+def test_an_insurer_that_lost_its_role_cannot_adjudicate(cl: Net) -> None:
+    cid, records = _file(cl)
+    _consent(cl, cid, records)
+    cl.pass_proposal(Action.CHANGE_ROLE, INSURER, Role.PHARMACY)
+    reverts(lambda: cl.as_(INSURER).claims.adjudicate(cid, AMOUNT, 0),
+            "Claims_InsurerInactive", insurer=cl.addr(INSURER))  # fmt: skip
+    # Nor can a hospital the consortium removed file, even with its authorization.
+    cl.pass_proposal(Action.REMOVE, HOSPITAL)
+    reverts(lambda: _file(cl), "Claims_NotProvider", caller=cl.addr(HOSPITAL))
+
+
+def test_a_patient_consents_through_the_forwarder(cl: Net) -> None:
+    """A patient that holds no ETH consents through the PatientForwarder, as Grants."""
+    cid, records = _file(cl)
+    pol = _grant(cl, records)
+    payer = cl.as_(OUTSIDER).client
+    fwd = ForwardingClient(
+        payer,
+        cl.keys[PATIENT],
+        cl.addr(PATIENT),
+        cl.deployment.address_of("PatientForwarder"),
+        DirectSubmitter(payer, cl.deployment.address_of("PatientForwarder")),
+    )
+    relayed = Contracts.from_deployment(fwd, cl.deployment)
+    ev = relayed.claims.consent(cid, pol, cl.proxies).event(ClaimConsented)
+    assert (ev.claim_id, ev.patient, ev.policy_id) == (cid, cl.addr(PATIENT), pol)
