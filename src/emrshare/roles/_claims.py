@@ -26,6 +26,7 @@ from emrshare.chain import (
     ClaimStatus,
     Contracts,
     PrescriptionDispensed,
+    Role,
     claim_id,
     prescription_commitment,
 )
@@ -225,7 +226,9 @@ class MemberClaims:
         ``category``, which this Provider is authorized to write): the ``Claim`` document
         is written as a record of ``category`` and its commitment filed on chain with the
         records (the document's among them, so one scoped grant covers it all). The
-        amount is the items' sum; the billed prescription ids are the items'."""
+        amount is the items' sum; the billed prescription ids are the items'. The record
+        goes first (its id is among the claim's); a filing the chain refuses after it leaves
+        a claim document no claim names, which a reader of the category sees as such."""
         if self.write is None or self.tag_of is None:
             raise ConfigurationError("only a Provider files claims; open one")
         patient, insurer = checksum(patient), checksum(insurer)
@@ -233,6 +236,12 @@ class MemberClaims:
         if not 1 <= len(encounter) <= 255:
             raise InvalidInput("a claim names 1 to 255 records of the encounter")
         tag = self.tag_of(patient, category)  # AccessDenied unless authorized
+        # Checked before the document is written: a refused filing leaves no record behind.
+        if not self.network.contracts.registry.has_role(insurer, Role.INSURER):
+            raise InvalidInput(
+                f"{insurer} is not an active Insurer member; file the claim with an insurer "
+                "of the consortium"
+            )
         doc = ClaimDoc(
             patient=patient,
             hospital=self.address,

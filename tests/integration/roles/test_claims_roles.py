@@ -193,6 +193,12 @@ def test_refusals_through_the_facades(world: World) -> None:
         )
     with pytest.raises(InvalidInput):
         h.claims.file(p.address, ins.address, CATEGORY, records=records, items=[])
+    before = len(p.records(CATEGORY))
+    with pytest.raises(InvalidInput, match="not an active Insurer"):
+        h.claims.file(
+            p.address, world.pharmacy.address, CATEGORY, records=records, items=[ClaimItem("x", 1)]
+        )
+    assert len(p.records(CATEGORY)) == before  # refused before the document was written
     filed = h.claims.file(
         p.address, ins.address, CATEGORY, records=records, items=[ClaimItem("visit", 9_000)]
     )
