@@ -19,7 +19,7 @@ from emrshare.chain import (
 )
 from emrshare.errors import ConfigurationError, InvalidInput
 from emrshare.network import Network
-from emrshare.roles._claims import ClaimInfo, claim_info, parse_claim_id
+from emrshare.roles._claims import ClaimInfo, ClaimReason, claim_info, parse_claim_id
 from emrshare.roles._common import GrantInfo, RecordInfo
 from emrshare.roles._grants import Expiry
 from emrshare.types import Address, PolicyId, RecordId
@@ -56,6 +56,13 @@ class ClaimStep:
     kind: str
     who: str
     detail: str
+
+
+def _reason(code: int) -> str:
+    try:
+        return ClaimReason(code).name.lower().replace("_", "-")
+    except ValueError:
+        return str(code)
 
 
 class PatientClaims:
@@ -166,7 +173,7 @@ class PatientClaims:
                 "adjudicated",
                 e.insurer,
                 f"{ClaimStatus.from_code(int(e.status)).value}, {e.approved_amount} "
-                f"approved, reason {e.reason}",
+                f"approved, reason {_reason(e.reason)}",
             )
             for e in c.events(ClaimAdjudicated, patient=self.address)
         ]
