@@ -40,6 +40,7 @@ from emrshare.chain import (
     Action,
     Capability,
     ChainClient,
+    ClaimFiled,
     Contracts,
     Deployment,
     EmergencyDeclared,
@@ -299,6 +300,24 @@ def main() -> int:
         figures["study join"] = hospital.studies.join(sid, participant.address, join_proof).gas_used
         figures["study release (1 participant)"] = hospital.studies.release(
             sid, str(CID), os.urandom(32), 120, [participant.address], 10
+        ).gas_used
+        # Insurance claims (issue 16): file 3 records and 2 billed prescriptions, the
+        # patient's consent (a grant scoped to exactly those records, then the link) and
+        # a partial approval with its settlement event.
+        claim_records = sorted(os.urandom(32) for _ in range(3))
+        filed = hospital.claims.file(
+            p_addr, i_addr, new_tag, os.urandom(32), 125_000, claim_records, [rx, os.urandom(32)]
+        )
+        figures["claim file (3 records, 2 items)"] = filed.gas_used
+        claim = bytes(filed.event(ClaimFiled).claim_id)
+        scoped_grant = patient.grants.grant(replace(params(i_addr, new_tag), records=claim_records))
+        link = patient.claims.consent(claim, scoped_grant.event(GrantCreated).policy_id, plist)
+        figures["claim consent: scoped grant + link (total)"] = (
+            scoped_grant.gas_used + link.gas_used
+        )
+        figures["claim consent: link alone"] = link.gas_used
+        figures["claim adjudicate (partial, with settlement)"] = insurer.claims.adjudicate(
+            claim, 100_000, 5
         ).gas_used
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
         # kfrags to the consortium emergency key, one make_grant and sealed map per category

@@ -283,7 +283,8 @@ def scenario(d: Demo, files: Path) -> None:
 
     if d.all_scenes:
         emergency_scene(d, files)
-        prescription_scene(d, files)
+        rx = prescription_scene(d, files)
+        claim_scene(d, files, rx)
         study_scene(d, files)
 
     d.step("alice paid no gas: every one of her operations went through the relay")
@@ -397,7 +398,7 @@ def emergency_scene(d: Demo, files: Path) -> None:
     )
 
 
-def prescription_scene(d: Demo, files: Path) -> None:
+def prescription_scene(d: Demo, files: Path) -> dict[str, Any]:
     """Hospital A prescribes; alice lets the devnet's pharmacy read that one prescription;
     the pharmacy verifies and dispenses; a second dispense is refused by the chain."""
     d.step("alice authorizes hospital A to write prescriptions")
@@ -432,6 +433,48 @@ def prescription_scene(d: Demo, files: Path) -> None:
         by_pharmacy.get(d.address("pharmacy").lower()) == {"fills": 1, "prescriptions": 1},
         "the pharmacy: 1 fill of 1 prescription",
     )
+    return rx  # type: ignore[no-any-return]
+
+
+def claim_scene(d: Demo, files: Path, rx: dict[str, Any]) -> None:
+    """Hospital A bills alice's visit and the dispensed prescription to the insurer;
+    alice consents to that claim only; the insurer reads and partially approves once;
+    the insurance bureau's figures and billed-vs-dispensed check come from the chain."""
+    d.step("The consortium admits the insurer; alice lets hospital A write encounters")
+    d.run("member", "add", "insurer", "--role", "insurer", profile="admin")
+    d.run("writer", "add", "hospital-a", "--category", "encounters", profile=PATIENT)
+    visit = files / "visit-note.txt"
+    visit.write_text("Outpatient visit: sore throat, examined, amoxicillin prescribed.\n")
+    rec = d.json("record", "add", str(visit), "--patient", PATIENT, "--category", "encounters",
+                 profile="hospital-a")  # fmt: skip
+
+    d.step("Hospital A files a claim: a FHIR Claim record, its commitment and amount on chain")
+    filed = d.json("claims", "file", PATIENT, "insurer", "encounters", "--record",
+                   rec["record_id"], "--item", "consultation:20000", "--item",
+                   f"amoxicillin:1500:{rx['prescription']}", profile="hospital-a")  # fmt: skip
+    d.expect(filed["amount"] == 21_500, "21,500 billed (minor units)")
+    claims = d.json("claims", "list", profile=PATIENT)
+    d.expect([c["status"] for c in claims] == ["filed"], "alice sees the claim, filed")
+
+    d.step("alice consents to that claim only: a grant of its 2 records, linked on chain")
+    d.run("claims", "consent", filed["claim"], "--expires", "14d", profile=PATIENT)
+
+    d.step("The insurer reads the claim and the visit note, then approves 20,000 of 21,500")
+    read = d.json("claims", "read", filed["claim"], profile="insurer")
+    d.expect(read["status"] == "consented", "the document matches its commitment")
+    done = d.json("claims", "adjudicate", filed["claim"], "20000", "--reason",
+                  "exceeds-limit", profile="insurer")  # fmt: skip
+    d.expect(done["status"] == "partially_approved", "partially approved, settled")
+    d.run("claims", "adjudicate", filed["claim"], "20000", "--reason", "exceeds-limit",
+          profile="insurer", expect_ok=False, says="Claims_AlreadyAdjudicated")  # fmt: skip
+
+    d.step("The insurance bureau's figures and billed-vs-dispensed check, from the chain")
+    report = d.json("claims", "report", profile="regulator")
+    by_hospital = {a.lower(): c for a, c in report["hospitals"].items()}
+    row = by_hospital.get(d.address("hospital-a").lower(), {})
+    d.expect(row.get("billed") == 21_500 and row.get("paid") == 20_000, "billed and paid")
+    d.expect(not report["mismatches"], "the billed prescription was dispensed")
+    d.run("audit", profile=PATIENT)
 
 
 def study_scene(d: Demo, files: Path) -> None:

@@ -18,6 +18,7 @@ from emrshare.chain._logs import EventCursor
 from emrshare.chain._rpc import scrub_url_secrets
 from emrshare.chain.bindings import (
     AuditLog,
+    Claims,
     ConsortiumRegistry,
     Contracts,
     Emergency,
@@ -27,6 +28,12 @@ from emrshare.chain.bindings import (
     Prescriptions,
     RecordIndex,
     Studies,
+)
+from emrshare.chain.claim_events import (
+    ClaimAdjudicated,
+    ClaimConsented,
+    ClaimFiled,
+    ClaimSettled,
 )
 from emrshare.chain.client import (
     ChainClient,
@@ -87,6 +94,7 @@ from emrshare.chain.ids import (
     FHIR_PURPOSES,
     ZERO_HEAD,
     binding_for,
+    claim_id,
     next_head,
     policy_id,
     prescription_commitment,
@@ -121,6 +129,8 @@ from emrshare.chain.values import (
     AdminConfig,
     Appended,
     Capability,
+    ClaimOnChain,
+    ClaimStatus,
     Declaration,
     EmergencyOptInParams,
     EmergencyPolicy,
@@ -169,6 +179,13 @@ __all__ = [
     "EmergencyPolicyWithdrawn",
     "EmergencyReviewed",
     "Capability",
+    "ClaimAdjudicated",
+    "ClaimConsented",
+    "ClaimFiled",
+    "ClaimOnChain",
+    "ClaimSettled",
+    "ClaimStatus",
+    "Claims",
     "Declaration",
     "EmergencyOptInParams",
     "EmergencyPolicy",
@@ -243,6 +260,7 @@ __all__ = [
     "WriterAuthorized",
     "WriterRevoked",
     "binding_for",
+    "claim_id",
     "decode_revert",
     "deploy_contracts",
     "next_head",

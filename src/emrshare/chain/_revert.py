@@ -18,7 +18,13 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from emrshare.chain.artifacts import artifact_names, load_artifact
-from emrshare.errors import ContractRevert, EmergencyRefused, PrescriptionRefused, StudyRefused
+from emrshare.errors import (
+    ClaimRefused,
+    ContractRevert,
+    EmergencyRefused,
+    PrescriptionRefused,
+    StudyRefused,
+)
 
 __all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
 
@@ -222,6 +228,60 @@ _HINTS: dict[str, str] = {
         "{cosigner}'s co-signature already backed a declaration and is single-use; ask "
         "the co-signing clinician to co-sign this declaration anew"
     ),
+    "Claims_NotProvider": ("{caller} is not an active Provider member; only hospitals file claims"),
+    "Claims_InsurerInactive": (
+        "{insurer} is not an active Insurer member (suspended, removed or another role); "
+        "file the claim with an insurer of the consortium"
+    ),
+    "Claims_NotWriter": (
+        "hospital {hospital} holds no writer authorization for patient {patient} (in the "
+        "claims category); ask the patient to authorize it as a writer first"
+    ),
+    "Claims_InvalidRecords": (
+        "a claim names 1 to 256 record ids in strictly ascending order; record {index} of "
+        "{count} is out of order, repeated, or the count is out of range"
+    ),
+    "Claims_TooManyItems": "a claim bills at most {max} items, not {count}; split the claim",
+    "Claims_InvalidAmount": "a claim's amount must be more than 0 minor units, not {amount}",
+    "Claims_Exists": (
+        "you filed claim {id} already (the same document and salt); file a new document"
+    ),
+    "Claims_Unknown": "no claim {id} was filed on chain; check the id",
+    "Claims_NotPatient": "{caller} is not the patient of claim {id}; only its patient consents",
+    "Claims_GrantNotPatients": (
+        "grant {policyId} is not patient {patient}'s; consent with a grant of your own"
+    ),
+    "Claims_WrongGrantee": (
+        "grant {policyId} is not to the claim's insurer {insurer} (or the proxies given are "
+        "not the grant's); grant the claim's insurer"
+    ),
+    "Claims_WrongScope": (
+        "grant {policyId} is scoped to records hashing to {scope}, not to exactly the "
+        "claim's records ({recordsHash}); grant exactly the claim's records"
+    ),
+    "Claims_GrantInactive": (
+        "grant {policyId} is not active (status {status}: unknown, revoked, expired or its "
+        "tag revoked); make a new grant for the claim"
+    ),
+    "Claims_NotOpen": ("claim {id} is no longer open to consent (status {status}); nothing to do"),
+    "Claims_NotInsurer": (
+        "{caller} is not the insurer of claim {id}; only its insurer adjudicates"
+    ),
+    "Claims_AlreadyAdjudicated": (
+        "claim {id} was adjudicated already (status {status}); a claim is decided once"
+    ),
+    "Claims_NotConsented": (
+        "the patient has not consented to claim {id}; read its records after the consent, "
+        "or deny it with a reason"
+    ),
+    "Claims_OverApproved": (
+        "approved {approved} is more than claim {id}'s amount {amount}; approve at most the "
+        "amount billed"
+    ),
+    "Claims_ReasonRequired": (
+        "a partial approval or a denial of claim {id} needs a non-zero reason code "
+        "(emrshare.roles.ClaimReason)"
+    ),
     "Prescriptions_AlreadyDispensed": (
         "prescription {id} was dispensed all {fills} fill(s) it allows; "
         "the patient needs a new prescription"
@@ -310,6 +370,7 @@ _HINTS: dict[str, str] = {
 
 # The contracts whose refusals have an exception class of their own.
 _KINDS: dict[str, type[ContractRevert]] = {
+    "Claims": ClaimRefused,
     "Emergency": EmergencyRefused,
     "Prescriptions": PrescriptionRefused,
     "Studies": StudyRefused,

@@ -44,6 +44,7 @@ DEPLOY_ORDER = (
     "Prescriptions",
     "Emergency",
     "Studies",
+    "Claims",
 )
 
 #: Default cool-down between two emergency declarations by one clinician, in seconds.
@@ -222,6 +223,13 @@ def _constructor_args(
         return [need("ConsortiumRegistry"), rx_review_required]
     if name == "Studies":
         return [need("ConsortiumRegistry")]
+    if name == "Claims":
+        return [
+            need("ConsortiumRegistry"),
+            need("RecordIndex"),
+            need("Grants"),
+            need("PatientForwarder"),
+        ]
     if name == "Emergency":
         return [
             need("ConsortiumRegistry"),

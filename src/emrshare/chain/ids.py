@@ -19,6 +19,7 @@ __all__ = [
     "BINDING_BYTES",
     "ZERO_HEAD",
     "binding_for",
+    "claim_id",
     "next_head",
     "policy_id",
     "prescription_commitment",
@@ -75,6 +76,13 @@ def prescription_id(prescriber: str, commitment: bytes) -> bytes:
             abi_encode(["address", "bytes32"], [Web3.to_checksum_address(prescriber), commitment])
         )
     )
+
+
+def claim_id(hospital: str, commitment: bytes) -> bytes:
+    """``Claims.idOf``: ``keccak256(abi.encode(hospital, commitment))``, the id of
+    ``hospital``'s claim; ``commitment`` is :func:`prescription_commitment` of the claim
+    document and its salt (the same recipe)."""
+    return prescription_id(hospital, commitment)
 
 
 def record_ids(patient: str, tag: CategoryTag, writer: str) -> Callable[[int], RecordId]:

@@ -22,6 +22,8 @@ __all__ = [
     "AdminConfig",
     "Appended",
     "Capability",
+    "ClaimOnChain",
+    "ClaimStatus",
     "Declaration",
     "EmergencyOptInParams",
     "EmergencyPolicy",
@@ -425,3 +427,47 @@ class Prescription:
     cancelled: bool
     status: PrescriptionStatus
     reader: str  # the reader key's address (reviews and fills carry its signature)
+
+
+class ClaimStatus(StrEnum):
+    """An insurance claim's state (``Claims.claimOf``); ``NONE``: no claim has that id."""
+
+    NONE = "none"
+    FILED = "filed"
+    CONSENTED = "consented"
+    APPROVED = "approved"
+    PARTIALLY_APPROVED = "partially_approved"
+    DENIED = "denied"
+
+    @classmethod
+    def from_code(cls, code: int) -> ClaimStatus:
+        """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
+        members = list(cls)
+        if not isinstance(code, int) or not 0 <= code < len(members):
+            raise ChainError(
+                f"Claims answered status {code!r}, which no known status encodes; "
+                "check that the deployment matches this release"
+            )
+        return members[code]
+
+    @property
+    def adjudicated(self) -> bool:
+        """Whether the insurer has decided the claim."""
+        return self in (ClaimStatus.APPROVED, ClaimStatus.PARTIALLY_APPROVED, ClaimStatus.DENIED)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOnChain:
+    """An insurance claim's on-chain part (``Claims.claimOf``): who filed it with whom for
+    which patient, the amounts in minor units, the reason code and the records' hash."""
+
+    claim_id: bytes
+    hospital: str
+    insurer: str
+    patient: str
+    amount: int  # minor units
+    approved: int  # minor units; 0 until adjudicated (and for a denial)
+    reason: int  # administrative reason code (emrshare.roles.ClaimReason); 0 for approval
+    filed_at: int  # unix seconds, chain time
+    status: ClaimStatus
+    records_hash: bytes  # keccak256 of the ascending record ids (Grants.scopeOf of consent)

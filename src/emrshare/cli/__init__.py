@@ -19,6 +19,7 @@ from emrshare.cli._context import JsonOpt, State, emit_json, want_json
 from emrshare.cli._errors import ErrorHandlingGroup
 from emrshare.cli.commands import (
     backup,
+    claims,
     devnet,
     emergency,
     fhir,
@@ -126,6 +127,7 @@ app.add_typer(emergency.app, name="emergency")
 app.add_typer(rx.app, name="rx")
 app.add_typer(study.app, name="study")
 app.add_typer(study.research_app, name="research")
+app.add_typer(claims.app, name="claims")
 app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")

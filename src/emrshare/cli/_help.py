@@ -137,6 +137,16 @@ EXAMPLES: dict[str, str] = {
     "study open": "--profile researcher study open 0x" + "5e" * 32 + " --out release.ndjson",
     "study close": "--profile researcher study close 0x" + "5e" * 32,
     "research serve": "--profile deid research serve --port 7801",
+    "claims file": "--profile hospital-a claims file patient insurer encounters "
+    "--record 0x3f2a9c1e5b7d40a1c2e4f6a8b0d2e4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c6d8 "
+    "--item consultation:20000",
+    "claims list": "--profile patient claims list --json",
+    "claims show": "--profile insurer claims show 0xcd34ef56",
+    "claims consent": "--profile patient claims consent 0xcd34ef56 --expires 14d",
+    "claims read": "--profile insurer claims read 0xcd34ef56",
+    "claims adjudicate": "--profile insurer claims adjudicate 0xcd34ef56 18000 "
+    "--reason exceeds-limit",
+    "claims report": "--profile regulator claims report --json",
     "devnet up": "devnet up --proxies 3 --threshold 2",
     "devnet down": "devnet down --wipe",
     "devnet status": "devnet status --json",

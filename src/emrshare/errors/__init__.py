@@ -37,6 +37,7 @@ and what to do next; they never contain secret material.
     │   └── ReplicationError        fewer replicas than required stored or pinned a blob
     ├── ChainError
     │   ├── ContractRevert          a call reverted; carries the decoded custom error
+    │   │   ├── ClaimRefused        the Claims contract refused (not the insurer, twice…)
     │   │   ├── EmergencyRefused    the Emergency contract refused a break-glass step
     │   │   ├── PrescriptionRefused the Prescriptions contract refused (fills used, expired…)
     │   │   └── StudyRefused        the Studies contract refused (ended, not joined…)
@@ -93,6 +94,7 @@ from emrshare.errors._remote import (
     AccessDenied,
     BlobNotFound,
     ChainError,
+    ClaimRefused,
     ContractRevert,
     DeploymentError,
     EmergencyRefused,
@@ -121,16 +123,17 @@ from emrshare.errors._remote import (
 
 # fmt: off
 __all__ = [
-    "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ConfigurationError",
-    "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError", "EmergencyRefused",
-    "EmrShareError", "GrantExpired", "GrantRevoked", "GuardianshipEnded", "IndexIntegrityError",
-    "IntegrityError", "InvalidBackup", "InvalidCategory", "InvalidEvidence", "InvalidFhir",
-    "InvalidInput", "InvalidMediaType", "InvalidText", "JournalError", "KeystoreError",
-    "LocalStateError", "MixedFhirVersions", "NonceTooLow", "NotAdmin", "NotDelegated", "NotFound",
-    "NotGrantee", "PatientNotFound", "PrescriptionForged", "PrescriptionRefused", "ProfileExists",
-    "ProfileNotFound", "RecordNotFound", "RelayError", "ReplicationError", "RotationInterrupted",
-    "StorageError", "StoreUnavailable", "StudyRefused", "StudyServiceError", "TransactionFailed",
-    "TransactionMinedFailed", "Unavailable", "UnknownCategory", "UnknownPurpose",
-    "UnsupportedVersion", "VerificationError", "WireFormatError",
+    "AccessDenied", "AmbiguousId", "BlobNotFound", "ChainError", "ClaimRefused",
+    "ConfigurationError", "ContractRevert", "CryptoError", "DecryptionError", "DeploymentError",
+    "EmergencyRefused", "EmrShareError", "GrantExpired", "GrantRevoked", "GuardianshipEnded",
+    "IndexIntegrityError", "IntegrityError", "InvalidBackup", "InvalidCategory", "InvalidEvidence",
+    "InvalidFhir", "InvalidInput", "InvalidMediaType", "InvalidText", "JournalError",
+    "KeystoreError", "LocalStateError", "MixedFhirVersions", "NonceTooLow", "NotAdmin",
+    "NotDelegated", "NotFound", "NotGrantee", "PatientNotFound", "PrescriptionForged",
+    "PrescriptionRefused", "ProfileExists", "ProfileNotFound", "RecordNotFound", "RelayError",
+    "ReplicationError", "RotationInterrupted", "StorageError", "StoreUnavailable", "StudyRefused",
+    "StudyServiceError", "TransactionFailed", "TransactionMinedFailed", "Unavailable",
+    "UnknownCategory", "UnknownPurpose", "UnsupportedVersion", "VerificationError",
+    "WireFormatError",
 ]
 # fmt: on

@@ -12,6 +12,7 @@ __all__ = [
     "AccessDenied",
     "BlobNotFound",
     "ChainError",
+    "ClaimRefused",
     "ContractRevert",
     "DeploymentError",
     "EmergencyRefused",
@@ -121,6 +122,10 @@ def _short(value: Any) -> str:
         h = bytes(value).hex()
         return "0x" + (h if len(h) <= 16 else h[:16] + "…")
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class ClaimRefused(ContractRevert):
+    """The Claims contract refused (``name``: ``Claims_NotInsurer`` …; ``args_by_name``)."""
 
 
 class EmergencyRefused(ContractRevert):

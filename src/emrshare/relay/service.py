@@ -31,8 +31,16 @@ __all__ = ["RELAYED_CONTRACTS", "Answer", "RelayService", "parse_body"]
 log = logging.getLogger("emrshare.relay")
 
 #: The deployment's contracts a relay sends patient operations to (Emergency: a patient's
-#: opt-in, withdrawal and early end of a declaration, issue 15).
-RELAYED_CONTRACTS = ("PatientProfiles", "RecordIndex", "Grants", "PatientForwarder", "Emergency")
+#: opt-in, withdrawal and early end of a declaration, issue 15; Claims: a patient's consent
+#: to a claim, issue 16: filing and adjudicating check the direct sender, never relayed).
+RELAYED_CONTRACTS = (
+    "PatientProfiles",
+    "RecordIndex",
+    "Grants",
+    "PatientForwarder",
+    "Emergency",
+    "Claims",
+)
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _UINT = re.compile(r"[0-9]{1,78}")

@@ -14,6 +14,16 @@
 """
 
 from emrshare.crypto.emergency import Cosignature
+from emrshare.fhir.claim import ClaimItem
+from emrshare.roles._claims import (
+    ClaimInfo,
+    ClaimRead,
+    ClaimReason,
+    ClaimsReport,
+    FiledClaim,
+    MemberClaims,
+    UnbilledItem,
+)
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
@@ -32,6 +42,7 @@ from emrshare.roles._emergency_read import (
 from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
+from emrshare.roles._patient_claims import ClaimStep, PatientClaims
 from emrshare.roles._prescriptions import (
     DispensedFill,
     IssuedPrescription,
@@ -54,22 +65,31 @@ __all__ = [
     "AccessRequestStatus",
     "AsyncProvider",
     "AsyncRequester",
+    "ClaimInfo",
+    "ClaimItem",
+    "ClaimRead",
+    "ClaimReason",
+    "ClaimStep",
+    "ClaimsReport",
     "ConsortiumAdmin",
     "Cosignature",
     "DispensedFill",
     "EMERGENCY_KEY_FILE",
     "EmergencyRead",
     "EmergencyRecord",
+    "FiledClaim",
     "GrantInfo",
     "Guardian",
     "GuardianAction",
     "GuardianInfo",
     "InProcessSealer",
     "IssuedPrescription",
+    "MemberClaims",
     "MemberPrescriptions",
     "Operation",
     "OperationResult",
     "Patient",
+    "PatientClaims",
     "PatientFhir",
     "PoolSealer",
     "PrescriptionCounts",
@@ -81,6 +101,7 @@ __all__ = [
     "Requester",
     "RestoreReport",
     "Sealer",
+    "UnbilledItem",
     "VerifiedPrescription",
     "default_data_dir",
     "load_emergency_key",

@@ -25,6 +25,7 @@ from emrshare.crypto.requests import AccessRequestBody, open_answer, seal_reques
 from emrshare.errors import ContractRevert, EmrShareError, NotFound
 from emrshare.fhir import CategoryMapping
 from emrshare.network import Network
+from emrshare.roles._claims import MemberClaims
 from emrshare.roles._common import (
     AccessRequestInfo,
     AccessRequestStatus,
@@ -78,6 +79,7 @@ class MemberFacade:
             network, self._contracts, self._reads, self.records
         )
         self.research = ResearcherStudies(network, keys, self._contracts.studies)
+        self.claims = MemberClaims(network, self._contracts, self._reads)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
@@ -99,8 +101,7 @@ class MemberFacade:
     # -- membership ---------------------------------------------------------------------
 
     def apply(self, endpoint: str = "") -> bool:
-        """Publish this member's keys to the registry (before admission); False if this
-        account is a member already."""
+        """Publish this member's keys (and ``endpoint``); False if it is a member already."""
         if self.network.contracts.registry.role_of(self.address) is not Role.NONE:
             return False
         pub = self.keys.public_keys()

@@ -41,6 +41,7 @@ from emrshare.roles._guardians import PatientGuardians, grant_infos
 from emrshare.roles._oplog import Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
+from emrshare.roles._patient_claims import PatientClaims
 from emrshare.roles._patient_rotation import patient_rotate
 from emrshare.roles._reads import MembershipCache
 from emrshare.roles._relayed import Relay, patient_contracts
@@ -60,9 +61,7 @@ __all__ = ["Patient"]
 
 
 class Patient:
-    """A patient's view of the network.
-
-    Example::
+    """A patient's view of the network. Example::
 
         patient = Patient(net, PatientKeys.generate(), state_dir=Path("alice"))
         patient.register()
@@ -98,13 +97,14 @@ class Patient:
         self.emergency = PatientEmergency(network, keys, signed, lambda: self._state.epochs)
         self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
         self.studies = PatientStudies(network, keys, self, self.state_dir)
+        self.claims = PatientClaims(network, self.address, signed, self)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"
 
     @classmethod
     def create(
-        cls, network: Network, keystore: Path, password: str, **kwargs: Any
+        cls, network: Network, keystore: Path, password: str, **kw: Any
     ) -> tuple[Patient, str]:
         """A new patient identity: fresh keys saved to ``keystore`` (0600, argon2id).
 
@@ -112,7 +112,7 @@ class Patient:
         """
         keys = PatientKeys.generate()
         save_keystore(keystore, keys, password)
-        return cls(network, keys, **kwargs), keys.to_mnemonic()
+        return cls(network, keys, **kw), keys.to_mnemonic()
 
     @classmethod
     def restore(cls, network: Network, mnemonic: str, **kwargs: Any) -> Patient:

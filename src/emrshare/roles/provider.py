@@ -68,6 +68,10 @@ class Provider(Requester):
         self.prescriptions.write = lambda patient, category, data, media_type: self.add_record(
             patient, category, data, media_type=media_type
         )
+        self.claims.write = self.prescriptions.write
+        self.claims.tag_of = lambda patient, category: (
+            self._current_targets(patient, [category])[0].tag
+        )
 
     @property
     def writer(self) -> RecordWriter:

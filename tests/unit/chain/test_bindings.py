@@ -13,6 +13,7 @@ from web3 import Web3
 from emrshare.chain import (
     AuditLog,
     ChainClient,
+    Claims,
     ConsortiumRegistry,
     EntryAppended,
     EventCursor,
@@ -27,7 +28,7 @@ from emrshare.chain import (
 from emrshare.chain._logs import event_topic, topic_for
 from emrshare.errors import ConfigurationError
 
-BINDINGS = (ConsortiumRegistry, PatientProfiles, RecordIndex, Grants, AuditLog)
+BINDINGS = (ConsortiumRegistry, PatientProfiles, RecordIndex, Grants, AuditLog, Claims)
 ADDR = "0x" + "12" * 20
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
+from emrshare.chain.bindings.claims import Claims
 from emrshare.chain.bindings.emergency import Emergency
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
@@ -30,6 +31,7 @@ from emrshare.chain.events import ChainEvent
 
 __all__ = [
     "AuditLog",
+    "Claims",
     "ConsortiumRegistry",
     "Contracts",
     "Emergency",
@@ -55,6 +57,7 @@ class Contracts:
     prescriptions: Prescriptions
     emergency: Emergency
     studies: Studies
+    claims: Claims
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -78,6 +81,7 @@ class Contracts:
             ),
             emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
             studies=Studies(client, deployment.address_of("Studies"), start_block=s),
+            claims=Claims(client, deployment.address_of("Claims"), start_block=s),
         )
 
     @property
@@ -109,6 +113,7 @@ class Contracts:
             self.prescriptions,
             self.emergency,
             self.studies,
+            self.claims,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -124,4 +129,5 @@ class Contracts:
             prescriptions=Prescriptions(client, self.prescriptions.address, start_block=s),
             emergency=Emergency(client, self.emergency.address, start_block=s),
             studies=Studies(client, self.studies.address, start_block=s),
+            claims=Claims(client, self.claims.address, start_block=s),
         )

@@ -329,7 +329,8 @@ def audit(
     out_file: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The patient's access trail: who read which records, when (from the chain).
+    """The patient's access trail: who read which records, when (from the chain), and
+    the steps of the patient's insurance claims.
 
     Emergency declarations come first, in red, with their logged serves (as
     ``notifications`` shows them); then one row per served read, with the proxies that
@@ -356,3 +357,21 @@ def audit(
         render.ACCESSES.show(patient.audit_by_proxy(), want_json(ctx, json_out))
     else:
         render.READS.show(patient.audit(), want_json(ctx, json_out))
+    if not want_json(ctx, json_out):
+        _show_claim_steps(patient)
+
+
+def _show_claim_steps(patient: Patient) -> None:
+    """The patient's insurance claim steps (filed, consented, adjudicated, settled) after
+    the reads: the insurer's reads of a claim's records are among the reads above."""
+    steps = patient.claims.history()
+    if steps:
+        out.print("insurance claims:")
+    for s in steps:
+        out.print(
+            safe(
+                f"  block {s.block_number}  claim 0x{s.claim_id.hex()[:12]}  {s.kind} by "
+                f"{s.who}: {s.detail}"
+            ),
+            markup=False,
+        )
