@@ -216,7 +216,10 @@ def test_devnet_restart_serves_records_written_before_it(tmp_path: Path, node: s
         assert f"devnet up: {node} chain {chain_id}" in up.stdout
         status = json.loads(_cli(data_dir, "--json", "devnet", "status").stdout)
         assert status["node"] == node and status["chain_id"] == chain_id
-        assert [p["name"] for p in status["processes"]] == sorted([node, "proxy-1", "relay"])
+        assert [p["name"] for p in status["processes"]] == sorted(
+            [node, "proxy-1", "relay", "deid"]
+        )
+        deid_url = {p["name"]: p for p in status["processes"]}["deid"]["url"]
         assert (dev / ("anvil-state.json" if node == "anvil" else "ganache-db")).exists()
         deployment = json.loads((dev / "deployment.json").read_text())
         assert deployment["version"] == 2 and deployment["chain_id"] == chain_id
@@ -257,6 +260,10 @@ def test_devnet_restart_serves_records_written_before_it(tmp_path: Path, node: s
         again = _cli(data_dir, "devnet", "up", "--proxies", "1", "--threshold", "1")
         assert again.returncode == 0, again.stdout + again.stderr
         assert "contracts   reloaded from state" in again.stdout
+        # The research service is back on the port its registry endpoint names.
+        after = json.loads(_cli(data_dir, "--json", "devnet", "status").stdout)
+        deid = {p["name"]: p for p in after["processes"]}["deid"]
+        assert deid["url"] == deid_url and deid["healthy"], deid
         got = tmp_path / "got.txt"
         read = _cli(
             data_dir,
