@@ -78,7 +78,7 @@ BUDGETS = {
     "audit log of one served access": 40_000,
     "rx issue": 80_000,  # issue 15
     "rx dispense": 50_000,
-    "study join": 80_000,  # issue 16
+    "study join": 65_000,  # issue 16
 }
 
 # Two public EHR-sharing designs, as quoted in the issue (anvil 1.7.1, solc 0.8.30).

@@ -3,7 +3,6 @@ pragma solidity 0.8.30;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 
 /// @title Studies
@@ -18,13 +17,14 @@ import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 /// A participant is not the patient's account: it is a key the patient derives for this
 /// study alone (`participant`), so joining, leaving and the points link nothing on chain to
 /// the patient's address or to another study. A join or a leave carries the participant
-/// key's EIP-712 signature ({hashJoin}, {hashLeave}) over its next nonce, so anybody (in
-/// practice the service) may submit it, and a leave cannot be undone by replaying the join.
+/// key's EIP-712 signature ({hashJoin}, {hashLeave}) over its next nonce in that study
+/// (kept in the participant's own slot), so anybody (in practice the service) may submit
+/// it, and a leave cannot be undone by replaying the join.
 ///
 /// The grants themselves are ordinary grants of the Grants contract to the service: they
 /// show the patient's address and the service, not the study. What a patient gives a study
 /// cannot be taken back once released (docs/research.md).
-contract Studies is EIP712, Nonces {
+contract Studies is EIP712 {
     /// @notice Most categories or FHIR types one study may name.
     uint256 public constant MAX_NEEDS = 32;
     /// @notice Longest name of one need, in bytes.
@@ -81,6 +81,7 @@ contract Studies is EIP712, Nonces {
         bool joined; // joined and not left
         uint40 joinedAt; // unix seconds of the last join
         uint32 points; // incentive points credited, kept after leaving
+        uint32 nonce; // the next proof nonce (each join and leave uses one)
     }
 
     ConsortiumRegistry private immutable _registry;
@@ -201,7 +202,7 @@ contract Studies is EIP712, Nonces {
         Study storage s = _open(id);
         Participant storage p = _participants[id][participant];
         if (p.joined) revert Studies_AlreadyJoined(id, participant);
-        _checkProof(id, participant, JOIN_TYPEHASH, proof);
+        _checkProof(id, p, participant, JOIN_TYPEHASH, proof);
         p.joined = true;
         p.joinedAt = uint40(block.timestamp);
         s.participants += 1;
@@ -217,7 +218,7 @@ contract Studies is EIP712, Nonces {
         Study storage s = _known(id);
         Participant storage p = _participants[id][participant];
         if (!p.joined) revert Studies_NotJoined(id, participant);
-        _checkProof(id, participant, LEAVE_TYPEHASH, proof);
+        _checkProof(id, p, participant, LEAVE_TYPEHASH, proof);
         p.joined = false;
         s.participants -= 1;
         emit StudyLeft(id, participant);
@@ -280,7 +281,8 @@ contract Studies is EIP712, Nonces {
         );
     }
 
-    /// @notice Whether `participant` is in study `id`, since when, and its points.
+    /// @notice Whether `participant` is in study `id`, since when, its points and its next
+    /// proof nonce.
     function participantOf(bytes32 id, address participant)
         external
         view
@@ -328,10 +330,15 @@ contract Studies is EIP712, Nonces {
         if (block.timestamp >= s.endsAt) revert Studies_Ended(id, s.endsAt, block.timestamp);
     }
 
-    function _checkProof(bytes32 id, address participant, bytes32 typehash, bytes calldata proof)
-        private
-    {
-        uint256 nonce = _useNonce(participant);
+    function _checkProof(
+        bytes32 id,
+        Participant storage p,
+        address participant,
+        bytes32 typehash,
+        bytes calldata proof
+    ) private {
+        uint256 nonce = p.nonce;
+        p.nonce = uint32(nonce + 1);
         bytes32 digest =
             _hashTypedDataV4(keccak256(abi.encode(typehash, id, participant, nonce)));
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, proof);

@@ -66,6 +66,7 @@ class ParticipantState:
     joined: bool  # joined and not left
     joined_at: int  # unix seconds of the last join (0: never)
     points: int  # incentive points credited, kept after leaving
+    nonce: int = 0  # the next proof nonce (each join and leave uses one)
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,7 @@ class PatientStudies:
             )
         policies = self._grants_for(info, sorted(wanted), say)
         key = self._key(info.study_id)
-        nonce = self._studies.nonce(key.address)
+        nonce = self._studies.nonce(info.study_id, key.address)
         chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
         proof = key.join_proof(info.study_id, nonce, chain_id, contract)
         digest = join_digest(chain_id, contract, info.study_id, key.address, policies)
@@ -199,7 +199,7 @@ class PatientStudies:
         if not on_chain:
             key = self._key(sid)
             chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
-            proof = key.leave_proof(sid, self._studies.nonce(key.address), chain_id, contract)
+            proof = key.leave_proof(sid, self._studies.nonce(sid, key.address), chain_id, contract)
             try:
                 post_to_service(
                     self._endpoint(info.service),

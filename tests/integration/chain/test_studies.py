@@ -49,12 +49,12 @@ def _publish(net: Net, days: int = 90, service: int = HOSPITAL) -> bytes:
 
 
 def _join(c: Studies, sid: bytes, key: ParticipantKey) -> None:
-    proof = key.join_proof(sid, c.nonce(key.address), c.client.chain_id, c.address)
+    proof = key.join_proof(sid, c.nonce(sid, key.address), c.client.chain_id, c.address)
     c.join(sid, key.address, proof)
 
 
 def _leave_proof(c: Studies, sid: bytes, key: ParticipantKey) -> bytes:
-    return key.leave_proof(sid, c.nonce(key.address), c.client.chain_id, c.address)
+    return key.leave_proof(sid, c.nonce(sid, key.address), c.client.chain_id, c.address)
 
 
 def test_publish_join_release_points_leave(st: Net) -> None:
@@ -93,7 +93,7 @@ def test_publish_join_release_points_leave(st: Net) -> None:
 def test_attack_a_replayed_join_proof_cannot_undo_a_leave(st: Net) -> None:
     sid, c = _publish(st), st.as_(HOSPITAL).studies
     key = ParticipantKey(os.urandom(32))
-    old = key.join_proof(sid, c.nonce(key.address), c.client.chain_id, c.address)
+    old = key.join_proof(sid, c.nonce(sid, key.address), c.client.chain_id, c.address)
     c.join(sid, key.address, old)
     c.leave(sid, key.address, _leave_proof(c, sid, key))
     reverts(lambda: c.join(sid, key.address, old), "Studies_BadProof", id=sid,
@@ -105,10 +105,10 @@ def test_attack_a_proof_by_another_key_or_for_another_study(st: Net) -> None:
     sid, other = _publish(st), _publish(st)
     c = st.as_(HOSPITAL).studies
     key, thief = ParticipantKey(os.urandom(32)), ParticipantKey(os.urandom(32))
-    forged = thief.join_proof(sid, c.nonce(key.address), c.client.chain_id, c.address)
+    forged = thief.join_proof(sid, c.nonce(sid, key.address), c.client.chain_id, c.address)
     reverts(lambda: c.join(sid, key.address, forged), "Studies_BadProof", id=sid,
             participant=key.address)  # fmt: skip
-    elsewhere = key.join_proof(other, c.nonce(key.address), c.client.chain_id, c.address)
+    elsewhere = key.join_proof(other, c.nonce(sid, key.address), c.client.chain_id, c.address)
     reverts(lambda: c.join(sid, key.address, elsewhere), "Studies_BadProof", id=sid,
             participant=key.address)  # fmt: skip
     _join(c, sid, key)
@@ -204,7 +204,7 @@ def test_no_patient_account_on_chain(st: Net) -> None:
     """A join names the participant key only: the patient's address is in no log."""
     sid, c = _publish(st), st.as_(HOSPITAL).studies
     key = ParticipantKey(os.urandom(32))
-    proof = key.join_proof(sid, c.nonce(key.address), c.client.chain_id, c.address)
+    proof = key.join_proof(sid, c.nonce(sid, key.address), c.client.chain_id, c.address)
     r = c.join(sid, key.address, proof)
     assert r.event(StudyJoined).participant == key.address
     patient = st.addr(3).lower().removeprefix("0x")

@@ -118,7 +118,7 @@ def _forged_join(
 ) -> dict:
     key = signer.studies._key(sid)  # the participant key: a test may derive it
     studies = w.net.contracts.studies
-    nonce = studies.nonce(key.address)
+    nonce = studies.nonce(sid, key.address)
     chain_id = w.net.w3.eth.chain_id
     proof = key.join_proof(sid, nonce, chain_id, studies.address)
     digest = join_digest(chain_id, studies.address, sid, key.address, policies)

@@ -59,11 +59,13 @@ class Studies(Binding):
     ) -> ParticipantState:
         """Whether ``participant`` is in the study, since when, and its points."""
         (p,) = self._call("participantOf", study_id, participant, block=block)
-        return ParticipantState(joined=bool(p[0]), joined_at=int(p[1]), points=int(p[2]))
+        return ParticipantState(
+            joined=bool(p[0]), joined_at=int(p[1]), points=int(p[2]), nonce=int(p[3])
+        )
 
-    def nonce(self, participant: str, *, block: int | None = None) -> int:
-        """The participant key's next proof nonce."""
-        return int(self._call("nonces", participant, block=block)[0])
+    def nonce(self, study_id: bytes, participant: str, *, block: int | None = None) -> int:
+        """The participant key's next proof nonce in the study."""
+        return self.participant(study_id, participant, block=block).nonce
 
     def hash_join(self, study_id: bytes, participant: str, nonce: int) -> bytes:
         """The EIP-712 digest a join proof signs (``hashJoin``)."""
