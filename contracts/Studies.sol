@@ -117,7 +117,7 @@ contract Studies is EIP712 {
     /// @notice Only the study's researcher may close it.
     error Studies_NotOwner(bytes32 id, address caller);
     /// @notice A release needs a CID of 1..{MAX_CID_BYTES} bytes and at most
-    /// {MAX_CREDITED} credited participants.
+    /// {MAX_CREDITED} credited participants, strictly ascending.
     error Studies_InvalidRelease(bytes32 id);
 
     /// @notice Emitted when a researcher publishes a study; `needs` lists the categories
@@ -225,10 +225,12 @@ contract Studies is EIP712 {
     }
 
     /// @notice Records a de-identified dataset of study `id` at `cid` (SHA-256 `digest`, of
-    /// `resources` resources) and credits each of `credited` with `points`.
+    /// `resources` resources) and credits each of `credited` still in the study with
+    /// `points` (one who left is skipped).
     /// Requirements: the caller is the study's service; the study is open; the CID has
-    /// 1..{MAX_CID_BYTES} bytes; at most {MAX_CREDITED} credited, each in the study.
-    /// Emits: {DatasetReleased}, and {PointsAwarded} per credited participant.
+    /// 1..{MAX_CID_BYTES} bytes; at most {MAX_CREDITED} credited, strictly ascending.
+    /// Emits: {DatasetReleased} (with the number credited), and {PointsAwarded} per
+    /// credited participant.
     function release(
         bytes32 id,
         string calldata cid,
@@ -243,16 +245,24 @@ contract Studies is EIP712 {
         if (n == 0 || n > MAX_CID_BYTES || credited.length > MAX_CREDITED) {
             revert Studies_InvalidRelease(id);
         }
+        uint32 creditedCount;
+        address previous;
         for (uint256 i = 0; i < credited.length; ++i) {
-            Participant storage p = _participants[id][credited[i]];
-            if (!p.joined) revert Studies_NotJoined(id, credited[i]);
+            address who = credited[i];
+            if (who <= previous) revert Studies_InvalidRelease(id); // strictly ascending
+            previous = who;
+            Participant storage p = _participants[id][who];
+            // One who left since the service read the chain is skipped, not a revert: a
+            // participant leaving at the right moment must not block everyone's release.
+            if (!p.joined) continue;
             uint32 total = p.points + points;
             p.points = total;
-            emit PointsAwarded(id, credited[i], points, total);
+            creditedCount += 1;
+            emit PointsAwarded(id, who, points, total);
         }
         number = s.releases + 1;
         s.releases = number;
-        emit DatasetReleased(id, number, cid, digest, uint32(credited.length), resources);
+        emit DatasetReleased(id, number, cid, digest, creditedCount, resources);
     }
 
     /// @notice Closes study `id` early: no join or release after.
@@ -338,7 +348,7 @@ contract Studies is EIP712 {
         bytes calldata proof
     ) private {
         uint256 nonce = p.nonce;
-        p.nonce = uint32(nonce + 1);
+        p.nonce += 1; // checked: reverts rather than wrap back to a used nonce
         bytes32 digest =
             _hashTypedDataV4(keccak256(abi.encode(typehash, id, participant, nonce)));
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, proof);

@@ -357,7 +357,8 @@ _HINTS: dict[str, str] = {
     ),
     "Studies_NotOwner": "{caller} did not publish study {id}; only its researcher closes it",
     "Studies_InvalidRelease": (
-        "a release of study {id} needs a CID of 1 to 128 bytes and credits at most 512 participants"
+        "a release of study {id} needs a CID of 1 to 128 bytes and credits at most 512 "
+        "participants, in ascending order of address"
     ),
     "Registry_NotEnoughApprovals": (
         "proposal {proposalId} has {approvals} approval(s); it needs {threshold}"

@@ -17,6 +17,7 @@ from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_utils.address import to_checksum_address
 
+from emrshare.chain._eip712 import DOMAIN_TYPE
 from emrshare.types import Address
 
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "ForwardRequest", "accept_identity"]
@@ -25,12 +26,6 @@ __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "ForwardRequest", "accept_identity"]
 DOMAIN_NAME = "emrshare-forwarder"
 DOMAIN_VERSION = "1"
 
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 _TYPES = {
     "ForwardRequest": [
@@ -61,7 +56,7 @@ def accept_identity(new_key: bytes, patient: str, chain_id: int, forwarder: str)
     message = {
         "domain": _domain(chain_id, forwarder),
         "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
+            "EIP712Domain": DOMAIN_TYPE,
             "AcceptIdentity": [
                 {"name": "patient", "type": "address"},
                 {"name": "signer", "type": "address"},
@@ -97,7 +92,7 @@ class ForwardRequest:
         """The full EIP-712 message for the forwarder at ``forwarder``."""
         return {
             "domain": _domain(self.chain_id, forwarder),
-            "types": {"EIP712Domain": _DOMAIN_TYPE, **_TYPES},
+            "types": {"EIP712Domain": DOMAIN_TYPE, **_TYPES},
             "primaryType": "ForwardRequest",
             "message": {
                 "patient": to_checksum_address(self.patient),

@@ -19,6 +19,8 @@ from eth_keys.constants import SECPK1_N
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from emrshare.chain._eip712 import typed_data
+
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "ReaderKey"]
 
 #: The Prescriptions contract's EIP-712 domain (``EIP712("emrshare-prescriptions", "1")``).
@@ -26,12 +28,6 @@ DOMAIN_NAME = "emrshare-prescriptions"
 DOMAIN_VERSION = "1"
 
 _CONTEXT = b"emrshare/prescription-reader-key/v1"
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 class ReaderKey:
@@ -72,20 +68,8 @@ def _typed(
 ) -> dict[str, Any]:
     if len(prescription_id) != 32:
         raise ValueError("a prescription id is 32 bytes")
-    return {
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": to_checksum_address(contract),
-        },
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            kind: [
-                {"name": "prescriptionId", "type": "bytes32"},
-                {"name": role, "type": "address"},
-            ],
-        },
-        "primaryType": kind,
-        "message": {"prescriptionId": bytes(prescription_id), role: to_checksum_address(member)},
-    }
+    return typed_data(
+        DOMAIN_NAME, chain_id, contract, kind, [("prescriptionId", "bytes32"), (role, "address")],
+        {"prescriptionId": bytes(prescription_id), role: to_checksum_address(member)},
+        version=DOMAIN_VERSION,
+    )  # fmt: skip

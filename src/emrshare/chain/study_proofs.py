@@ -12,22 +12,16 @@ contract's ``hashJoin`` and ``hashLeave``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
+
+from emrshare.chain._eip712 import typed_data
 
 __all__ = ["STUDIES_DOMAIN", "ParticipantKey"]
 
 #: The Studies contract's EIP-712 domain name (``EIP712("emrshare-studies", "1")``).
 STUDIES_DOMAIN = "emrshare-studies"
-
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 class ParticipantKey:
@@ -50,6 +44,13 @@ class ParticipantKey:
         """The signature letting anybody add this participant to ``study_id`` at ``nonce``."""
         return self._sign("Join", study_id, nonce, chain_id, contract)
 
+    def sign(self, digest: bytes) -> bytes:
+        """An EIP-191 signature of the 32-byte ``digest`` (a join request to the study's
+        service names this participant and the patient; the key signs that pairing)."""
+        if len(digest) != 32:
+            raise ValueError("a digest is 32 bytes")
+        return bytes(Account.sign_message(encode_defunct(primitive=digest), self._secret).signature)
+
     def leave_proof(self, study_id: bytes, nonce: int, chain_id: int, contract: str) -> bytes:
         """The signature letting anybody remove this participant from ``study_id``."""
         return self._sign("Leave", study_id, nonce, chain_id, contract)
@@ -57,22 +58,9 @@ class ParticipantKey:
     def _sign(self, kind: str, study_id: bytes, nonce: int, chain_id: int, contract: str) -> bytes:
         if len(study_id) != 32:
             raise ValueError("a study id is 32 bytes")
-        message: dict[str, Any] = {
-            "domain": {
-                "name": STUDIES_DOMAIN,
-                "version": "1",
-                "chainId": chain_id,
-                "verifyingContract": to_checksum_address(contract),
-            },
-            "types": {
-                "EIP712Domain": _DOMAIN_TYPE,
-                kind: [
-                    {"name": "studyId", "type": "bytes32"},
-                    {"name": "participant", "type": "address"},
-                    {"name": "nonce", "type": "uint256"},
-                ],
-            },
-            "primaryType": kind,
-            "message": {"studyId": bytes(study_id), "participant": self.address, "nonce": nonce},
-        }
+        fields = [("studyId", "bytes32"), ("participant", "address"), ("nonce", "uint256")]
+        message = typed_data(
+            STUDIES_DOMAIN, chain_id, contract, kind, fields,
+            {"studyId": bytes(study_id), "participant": self.address, "nonce": nonce},
+        )  # fmt: skip
         return bytes(Account.sign_typed_data(self._secret, full_message=message).signature)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from emrshare.chain.events import ChainEvent
-from emrshare.errors import ChainError
+from emrshare.chain.values import status_from_code
 
 __all__ = [
     "DatasetReleased",
@@ -34,13 +34,7 @@ class StudyStatus(StrEnum):
     @classmethod
     def from_code(cls, code: int) -> StudyStatus:
         """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
-        members = list(cls)
-        if not isinstance(code, int) or not 0 <= code < len(members):
-            raise ChainError(
-                f"Studies.studyOf answered {code!r}, which no known status encodes; "
-                "check that the deployment matches this release"
-            )
-        return members[code]
+        return status_from_code(cls, code, "Studies.studyOf")
 
 
 @dataclass(frozen=True, slots=True)

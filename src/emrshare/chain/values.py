@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from web3 import Web3
 
@@ -389,6 +389,21 @@ class Appended:
     already: bool
 
 
+S = TypeVar("S", bound=StrEnum)
+
+
+def status_from_code(cls: type[S], code: int, source: str) -> S:
+    """Member ``code`` of ``cls`` (the contract's ``uint8``, in declaration order), or
+    :class:`ChainError` if ``source`` (``"Studies.studyOf"``) answered an unknown one."""
+    members: list[S] = list(cls)
+    if not isinstance(code, int) or not 0 <= code < len(members):
+        raise ChainError(
+            f"{source} answered {code!r}, which no known status encodes; "
+            "check that the deployment matches this release"
+        )
+    return members[code]
+
+
 class PrescriptionStatus(StrEnum):
     """A prescription's state on chain time (``Prescriptions.statusOf``); ``NONE``: no
     prescription has that id."""
@@ -403,13 +418,7 @@ class PrescriptionStatus(StrEnum):
     @classmethod
     def from_code(cls, code: int) -> PrescriptionStatus:
         """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
-        members = list(cls)
-        if not isinstance(code, int) or not 0 <= code < len(members):
-            raise ChainError(
-                f"Prescriptions.statusOf answered {code!r}, which no known status encodes; "
-                "check that the deployment matches this release"
-            )
-        return members[code]
+        return status_from_code(cls, code, "Prescriptions.statusOf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,13 +451,7 @@ class ClaimStatus(StrEnum):
     @classmethod
     def from_code(cls, code: int) -> ClaimStatus:
         """The status the contract encodes as ``code`` (``ChainError`` for an unknown one)."""
-        members = list(cls)
-        if not isinstance(code, int) or not 0 <= code < len(members):
-            raise ChainError(
-                f"Claims answered status {code!r}, which no known status encodes; "
-                "check that the deployment matches this release"
-            )
-        return members[code]
+        return status_from_code(cls, code, "Claims.claimOf")
 
     @property
     def adjudicated(self) -> bool:

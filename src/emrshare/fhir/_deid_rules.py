@@ -26,10 +26,12 @@ ACTIONS: Mapping[str, str] = MappingProxyType({
     "date": "date or dateTime: reduced to the year, or shifted by the patient's offset",
     "instant": "instant: shifted by the patient's offset; dropped in the year-only profile",
     "birth_date": "as `date`; at age 90 or more dropped, and the Patient gets the 90+ extension",
-    "concept": "Coding, CodeableConcept, a code: system, version, code, display kept; no text",
+    "concept": "Coding, CodeableConcept, a code: system and code of a standard terminology "
+    "kept; display, version, text and local systems' codes dropped",
     "address": "state, country kept; ZIP → 3 digits (`000` where restricted); line, city dropped",
     "uid": "a DICOM UID replaced by a `2.25.<n>` pseudonym",
-    "quantity": "value, comparator, unit, system, code kept; 90 years or more → `>= 90 a`",
+    "quantity": "value, comparator, unit, system, code kept; 90 years or more (UCUM or "
+    "words) → `>= 90 a`",
     "meta": "only security labels and the synthetic tag kept, a de-identification tag added",
     "contained": "each contained resource de-identified by its own type's rules",
     "resource": "a Bundle entry's resource de-identified by its own type's rules",

@@ -59,6 +59,11 @@ _QUANTITY_KEYS = ("value", "comparator", "unit", "system", "code")
 #: UCUM units of time and the days in one: a Quantity of 90 years or more is an age, which
 #: Safe Harbor wants in one category (a duration that long is one too).
 _TIME_UNITS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0}
+#: The same units as people write them in ``unit`` (not UCUM codes).
+_TIME_WORDS = {
+    "yr": 365.25, "y": 365.25, "year": 365.25, "years": 365.25, "yrs": 365.25,
+    "month": 30.4375, "months": 30.4375, "week": 7.0, "weeks": 7.0, "day": 1.0, "days": 1.0,
+}  # fmt: skip
 
 
 def quantity(value: Any, _: Any, ctx: object) -> Any:
@@ -68,7 +73,16 @@ def quantity(value: Any, _: Any, ctx: object) -> Any:
     if not isinstance(value, dict):
         return None
     out = {k: value[k] for k in _QUANTITY_KEYS if isinstance(value.get(k), PRIMITIVE)}
-    days = _TIME_UNITS.get(str(out.get("code", out.get("unit", ""))))
+    days = _TIME_UNITS.get(str(out.get("code", ""))) or next(
+        (
+            d
+            for u in (out.get("code"), out.get("unit"))
+            if isinstance(u, str)
+            for d in (_TIME_UNITS.get(u), _TIME_WORDS.get(u.strip().lower()))
+            if d is not None
+        ),
+        None,
+    )
     number = out.get("value")
     if days is not None and isinstance(number, int | float) and number * days >= 90 * 365.25:
         out |= {"value": 90, "comparator": ">=", "unit": "a", "code": "a"}

@@ -29,7 +29,15 @@ from emrshare.fhir._export_common import account_reference, record_reference
 from emrshare.fhir._parse import parse_model
 from emrshare.fhir._resource import FhirVersion, canonical_json
 
-__all__ = ["RX_SYSTEM", "SALT_SYSTEM", "ClaimDoc", "ClaimItem", "claim_resource", "read_claim"]
+__all__ = [
+    "MAX_MINOR",
+    "RX_SYSTEM",
+    "SALT_SYSTEM",
+    "ClaimDoc",
+    "ClaimItem",
+    "claim_resource",
+    "read_claim",
+]
 
 #: The identifier system of a claim's salt (its value: ``0x`` + 64 hex digits).
 SALT_SYSTEM = "urn:emrshare:claim-salt"
@@ -101,6 +109,11 @@ def _money(minor: int, currency: str) -> dict[str, Any]:
     return {"value": float(Decimal(minor) / 100), "currency": currency}
 
 
+#: Largest total a claim may bill, exclusive (minor units): amounts travel as FHIR
+#: decimals, exact in a float below 2**53.
+MAX_MINOR = 2**53
+
+
 def claim_resource(doc: ClaimDoc) -> bytes:
     """``doc`` as a validated FHIR R4 ``Claim`` in canonical JSON: the bytes of the record,
     whose SHA-256 the commitment takes. :class:`InvalidInput` for a claim the chain would
@@ -109,6 +122,11 @@ def claim_resource(doc: ClaimDoc) -> bytes:
         raise InvalidInput("a claim's salt is 32 random bytes")
     if not doc.items or any(i.amount <= 0 for i in doc.items):
         raise InvalidInput("a claim bills 1 or more items, each of more than 0 minor units")
+    if doc.total >= MAX_MINOR:
+        # A FHIR decimal read back as a float is exact below 2**53; the chain takes a uint64.
+        raise InvalidInput(
+            f"a claim's total must be under {MAX_MINOR:,} minor units; split the claim"
+        )
     if not 1 <= len(doc.records) <= 256:
         raise InvalidInput("a claim names 1 to 256 records of the encounter")
     if not re.fullmatch(r"[A-Z]{3}", doc.currency):

@@ -71,7 +71,29 @@ Node = dict[str, tuple[Handler, Any]]
 _REF = re.compile(
     r"(?:^|/)([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
-_CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
+#: What a Coding keeps: its system and code, of a standard terminology only. A display, a
+#: version or a local system's code can carry anything an EHR typed (a name, an MRN, a
+#: date), so they go.
+_CODING_KEYS = frozenset({"system", "code"})
+#: Terminologies whose codes name concepts, not people (prefixes of ``Coding.system``).
+STANDARD_SYSTEMS = (
+    "http://loinc.org",
+    "http://snomed.info/sct",
+    "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "http://hl7.org/fhir/sid/",  # ICD-9/10(-CM), NDC, CVX, …
+    "http://terminology.hl7.org/",
+    "http://hl7.org/fhir/",
+    "http://unitsofmeasure.org",
+    "http://www.whocc.no/atc",
+    "http://dicom.nema.org/resources/ontology/DCM",
+    "http://www.ama-assn.org/go/cpt",
+    "urn:ietf:bcp:47",
+    "urn:iso:std:iso:3166",
+)
+#: DICOM's own UIDs (SOP classes, transfer syntaxes: kinds of object, not instances).
+_DICOM_CLASSES = "urn:oid:1.2.840.10008."
+#: A ``code`` value as FHIR terminologies spell one (no free text).
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_:/]{0,63}")
 
 
 def _object(value: Any, node: Node, ctx: _Ctx) -> Any:
@@ -145,11 +167,20 @@ def _reference(value: Any, _: Any, ctx: _Ctx) -> Any:
 
 def _concept(value: Any, _: Any, ctx: _Ctx) -> Any:
     if isinstance(value, str):
-        return value  # a code
+        return value if _CODE.fullmatch(value) else None  # a code, not free text
     if isinstance(value, list):
         return each(value, lambda v: _concept(v, None, ctx))
     if not isinstance(value, dict):
         return None
+    if "code" in value or "system" in value:  # a Coding: of a standard terminology only
+        system, code = value.get("system"), value.get("code")
+        if not isinstance(code, str) or not _CODE.fullmatch(code):
+            return None
+        if not isinstance(system, str) or not (
+            system.startswith(STANDARD_SYSTEMS)
+            or (system == "urn:ietf:rfc:3986" and code.startswith(_DICOM_CLASSES))
+        ):
+            return None
     out: dict[str, Any] = {}
     for key, item in value.items():
         if key in _CODING_KEYS:
@@ -217,7 +248,8 @@ def _meta(value: Any, _: Any, ctx: _Ctx) -> Any:
         for t in (tags if isinstance(tags, list) else ())
         if isinstance(t, dict) and t.get("system") in engine.profile.kept_tag_systems
     ]
-    out["tag"] = [*(_concept(t, None, ctx) for t in kept), dict(engine._tag)]
+    tagged = ({k: t[k] for k in ("system", "code") if isinstance(t.get(k), str)} for t in kept)
+    out["tag"] = [*(t for t in tagged if _CODE.fullmatch(t.get("code", ""))), dict(engine._tag)]
     return out
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from emrshare import __version__
@@ -70,6 +71,13 @@ def create_app(service: DeidService) -> FastAPI:
         version=__version__,
         description="Adds study participants, de-identifies their records, releases datasets.",
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """An unknown path or method, in the service's own answer shape."""
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        return JSONResponse({"error": reason, "detail": str(exc.detail)}, status_code=status)
 
     @app.get("/v1/health")
     async def health() -> JSONResponse:

@@ -30,7 +30,7 @@ from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import DatasetReleased, StudyStatus
 from emrshare.crypto import MemberKeys
 from emrshare.crypto.sealing import seal
-from emrshare.errors import ContractRevert, EmrShareError
+from emrshare.errors import ContractRevert, EmrShareError, InvalidInput
 from emrshare.fhir.deid import DEID_PROFILES, Deidentifier, profile_id
 from emrshare.network import Network
 from emrshare.roles import Requester
@@ -51,6 +51,8 @@ log = logging.getLogger("emrshare.research")
 
 #: Most grants one join may name.
 MAX_POLICIES = 64
+#: Most participants one release credits (``Studies.MAX_CREDITED``).
+MAX_CREDITED = 512
 _STATE = "participants.json"
 
 
@@ -121,7 +123,7 @@ class DeidService:
         self._reader = Requester(network, keys, state_dir=self.state_dir / "reader")
         self._studies = network.contracts_for(keys.ethereum_key).studies
         self._lock = threading.Lock()  # the participants file
-        self._releasing = threading.Lock()  # one release at a time
+        self._releasing: dict[bytes, threading.Lock] = {}  # one release per study at a time
 
     def __repr__(self) -> str:
         return f"DeidService({self.address})"
@@ -140,10 +142,12 @@ class DeidService:
         )
 
     def join(self, raw: bytes) -> Answer:
-        """Add a participant: check the patient's signature and grants, submit the
-        participant's proof, remember which grants serve it."""
+        """Add a participant: check that the patient's account and the participant key
+        both signed the pairing, the patient's grants, one participant per patient; submit
+        the participant's proof (unless the chain has it already); remember which grants
+        serve it. Joining again (a lost answer, renewed grants) replaces the grants."""
         keys = {"study", "participant", "proof", "patient", "policies", "signature"}
-        body = parse_body(raw, keys)
+        body = parse_body(raw, keys | {"participant_signature"})
         sid, proof = _hex(body, "study", 32), _hex(body, "proof", 65)
         participant, patient = _address(body, "participant"), _address(body, "patient")
         listed = body["policies"]
@@ -152,16 +156,24 @@ class DeidService:
         policies = [_hex({"p": p}, "p", 32) for p in listed]
         study = self._open_study(sid)
         digest = join_digest(
-            self.network.w3.eth.chain_id, self._studies.address, sid, participant, policies
-        )
+            self.network.w3.eth.chain_id, self._studies.address, sid, participant, patient,
+            policies,
+        )  # fmt: skip
         if signer_of(digest, _hex(body, "signature", 65)) != patient:
             raise Refused(403, "bad_signature", "the join is not signed by the patient's account")
+        if signer_of(digest, _hex(body, "participant_signature", 65)) != participant:
+            raise Refused(403, "bad_signature", "the join is not signed by the participant's key")
+        entries = self._state().get(sid.hex(), {})
+        if any(e["patient"] == patient for p, e in entries.items() if p != participant):
+            raise Refused(409, "already_participating", "this patient is in the study already")
         self._check_grants(patient, policies, needs_categories(study["needs"]))
         if not self._studies.participant(sid, participant).joined:
             try:
                 self._studies.join(sid, participant, proof)
             except ContractRevert as exc:
-                raise Refused(409, exc.name, str(exc)) from None
+                # Another sender may have put this very proof on chain first: that is a join.
+                if not self._studies.participant(sid, participant).joined:
+                    raise Refused(409, exc.name, str(exc)) from None
         with self._lock:
             state = self._state()
             state.setdefault(sid.hex(), {})[participant] = {
@@ -200,15 +212,25 @@ class DeidService:
                 400, "bad_deadline", f"the deadline must be within {RELEASE_TTL} s from now"
             )
         study = self._open_study(sid)
-        digest = release_digest(self.network.w3.eth.chain_id, self._studies.address, sid, deadline)
+        number = study["releases"] + 1
+        digest = release_digest(
+            self.network.w3.eth.chain_id, self._studies.address, sid, number, deadline
+        )
         if signer_of(digest, _hex(body, "signature", 65)) != study["researcher"]:
-            raise Refused(403, "not_researcher", "only the study's researcher asks for releases")
-        if not self._releasing.acquire(blocking=False):
-            raise Refused(429, "busy", "a release of this service is under way; ask again soon")
+            raise Refused(
+                403,
+                "not_researcher",
+                f"not the study's researcher's request for release {number} (its next): only "
+                "the researcher asks, once per release",
+            )
+        with self._lock:
+            lock = self._releasing.setdefault(sid, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise Refused(429, "busy", "a release of this study is under way; ask again soon")
         try:
             return Answer(200, self.release(sid))
         finally:
-            self._releasing.release()
+            lock.release()
 
     # -- the release -------------------------------------------------------------------------
 
@@ -224,15 +246,27 @@ class DeidService:
         types = sorted(needs_types(study["needs"])) or None
         deid = Deidentifier(profile, self._study_key(sid))
         rows: list[dict[str, Any]] = []
-        credited = []
+        credited, skipped = [], 0
         for participant, entry in sorted(self._state().get(sid.hex(), {}).items()):
             if not self._studies.participant(sid, participant).joined:
                 continue
             found = self._read(entry["patient"], entry["policies"], types)
             if found is None:
                 continue  # every grant revoked or expired: the patient left in effect
-            rows.extend(deid.deidentify_many(found))
+            for resource in found:
+                try:
+                    rows.append(deid.deidentify(as_participant(resource, participant)))
+                except InvalidInput:
+                    skipped += 1  # a type or element the profile has no rule for: left out
             credited.append(participant)
+        if len(credited) > MAX_CREDITED:
+            raise Refused(
+                409,
+                "too_many_participants",
+                f"{len(credited)} participants are more than one release credits "
+                f"({MAX_CREDITED}); this service does not split releases yet",
+            )
+        credited.sort(key=lambda a: int(a, 16))  # the contract takes them ascending
         researcher = self.network.contracts.registry.member(study["researcher"])
         sealed = seal(PublicKey(researcher.box_key), DATASET_BRAND, dataset_bytes(
             profile.name, sid, rows
@@ -242,12 +276,16 @@ class DeidService:
             sid, str(cid), hashlib.sha256(sealed).digest(), len(rows), credited, self.points
         )
         number = r.event(DatasetReleased).release
-        log.info("study %s: release %d, %d resources", sid.hex()[:12], number, len(rows))
+        log.info(
+            "study %s: release %d, %d resources, %d left out by the profile",
+            sid.hex()[:12], number, len(rows), skipped,
+        )  # fmt: skip
         return {
             "release": number,
             "cid": str(cid),
             "resources": len(rows),
-            "participants": len(credited),
+            "participants": r.event(DatasetReleased).participants,
+            "left_out": skipped,
         }
 
     def _read(
@@ -278,7 +316,12 @@ class DeidService:
         ev = self._studies.published_event(sid)
         if ev is None:
             raise Refused(503, "not_indexed", "the study's publication is not readable yet")
-        return {"needs": ev.needs, "researcher": s.researcher, "profile": bytes(s.profile)}
+        return {
+            "needs": ev.needs,
+            "researcher": s.researcher,
+            "profile": bytes(s.profile),
+            "releases": s.releases,
+        }
 
     def _check_grants(self, patient: str, policies: list[bytes], needed: list[str]) -> None:
         mine = {bytes(g.policy_id): g for g in self._reader.grants(patient, active_only=True)}
@@ -312,7 +355,33 @@ class DeidService:
         write_atomically(self.state_dir / _STATE, json.dumps(state, indent=1, sort_keys=True))
 
 
+def as_participant(resource: dict[str, Any], participant: str) -> dict[str, Any]:
+    """``resource`` with the patient named by ``participant`` (a ``Patient``'s id and every
+    ``Patient/…`` reference): the pseudonym and the date shift then follow the
+    participant, not a hospital's local patient id (two hospitals' ``Patient/1`` are two
+    people; one patient's records from two hospitals are one)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: walk(v) for k, v in value.items()}
+            ref = out.get("reference")
+            if isinstance(ref, str) and ref.startswith("Patient/"):
+                out["reference"] = f"Patient/{participant}"
+            if out.get("resourceType") == "Patient" and "id" in out:
+                out["id"] = participant
+            return out
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    walked: dict[str, Any] = walk(resource)
+    return walked
+
+
 def refusal_of(exc: EmrShareError) -> Answer:
-    """A library error met while serving, as a 503 ``unavailable`` (chain, store or
-    proxies down): never a 500, never the error's internals."""
+    """A library error met while serving: a caller's or a study's bad data is 422
+    ``invalid_data``; anything else (chain, store or proxies down) 503 ``unavailable``.
+    Never a 500, never the error's internals."""
+    if isinstance(exc, InvalidInput):
+        return Answer(422, {"error": "invalid_data", "detail": type(exc).__name__})
     return Answer(503, {"error": "unavailable", "detail": type(exc).__name__})

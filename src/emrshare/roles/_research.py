@@ -36,6 +36,8 @@ __all__ = [
     "StudyDataset",
     "StudyInfo",
     "dataset_bytes",
+    "grant_expiry",
+    "join_body",
     "join_digest",
     "leave_body",
     "needs_categories",
@@ -168,10 +170,17 @@ def needs_categories(needs: Sequence[str], mapping: CategoryMapping | None = Non
 
 
 def join_digest(
-    chain_id: int, contract: str, study_id: bytes, participant: str, policies: Sequence[bytes]
+    chain_id: int,
+    contract: str,
+    study_id: bytes,
+    participant: str,
+    patient: str,
+    policies: Sequence[bytes],
 ) -> bytes:
-    """What a patient's account signs (EIP-191) to tell the service that ``participant``
-    of ``study_id`` is this patient and ``policies`` are its grants for the study."""
+    """What a join request binds: ``participant`` of ``study_id`` is ``patient`` and
+    ``policies`` are its grants for the study. Both the patient's account and the
+    participant key sign it (EIP-191), so nobody pairs another's participant with their
+    own account, or their account with another's participant."""
     listed = keccak(b"".join(bytes(p) for p in policies))
     return keccak(
         _JOIN
@@ -179,17 +188,22 @@ def join_digest(
         + bytes.fromhex(to_checksum_address(contract)[2:])
         + bytes(study_id)
         + bytes.fromhex(to_checksum_address(participant)[2:])
+        + bytes.fromhex(to_checksum_address(patient)[2:])
         + listed
     )
 
 
-def release_digest(chain_id: int, contract: str, study_id: bytes, deadline: int) -> bytes:
-    """What a study's researcher signs (EIP-191) to ask its service for a release now."""
+def release_digest(
+    chain_id: int, contract: str, study_id: bytes, release: int, deadline: int
+) -> bytes:
+    """What a study's researcher signs (EIP-191) to ask its service for release number
+    ``release`` (the study's next) now: a replay asks for a release that exists already."""
     return keccak(
         _RELEASE
         + chain_id.to_bytes(32, "big")
         + bytes.fromhex(to_checksum_address(contract)[2:])
         + bytes(study_id)
+        + release.to_bytes(32, "big")
         + deadline.to_bytes(32, "big")
     )
 
@@ -225,14 +239,28 @@ def join_body(
     patient: str,
     policies: Sequence[PolicyId | bytes],
     signature: bytes,
+    participant_signature: bytes,
 ) -> dict[str, Any]:
-    """The JSON body of a join request."""
+    """The JSON body of a join request (``signature``: the patient account's of
+    :func:`join_digest`; ``participant_signature``: the participant key's)."""
     return {
         **leave_body(study_id, participant, proof),
         "patient": patient,
         "policies": ["0x" + bytes(p).hex() for p in policies],
         "signature": "0x" + signature.hex(),
+        "participant_signature": "0x" + participant_signature.hex(),
     }
+
+
+#: Grants of a study expire at the study's end rounded up to this many seconds since the
+#: epoch (30 days): the studies of one service ending in the same window share one expiry,
+#: so a grant's expiry does not name the study it serves.
+GRANT_BUCKET = 30 * 86_400
+
+
+def grant_expiry(ends_at: int) -> int:
+    """The expiry of a patient's grants for a study ending at ``ends_at``."""
+    return -(-ends_at // GRANT_BUCKET) * GRANT_BUCKET
 
 
 def post_to_service(url: str, path: str, body: dict[str, Any], *, timeout: float) -> dict[str, Any]:

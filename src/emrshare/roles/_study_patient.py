@@ -20,6 +20,7 @@ from emrshare.roles._common import GrantInfo, readable_repr
 from emrshare.roles._grants import Expiry
 from emrshare.roles._research import (
     StudyInfo,
+    grant_expiry,
     join_body,
     join_digest,
     leave_body,
@@ -132,9 +133,11 @@ class PatientStudies:
         self, study: bytes | str, *, progress: Callable[[str], None] | None = None
     ) -> StudyInfo:
         """Join ``study``: grant its de-identification service each category it needs that
-        this patient has, until the study ends (already-made grants are reused: the same
+        this patient has, until the study ends (rounded up to :data:`GRANT_BUCKET`, so the
+        expiry does not name the study; grants this call made before are reused: the same
         call after an interruption resumes), then hand the service the participant key's
-        proof, which it puts on chain. Checked on chain before it returns.
+        proof, which it puts on chain. Checked on chain before it returns. Joining again
+        while in the study re-sends the grants (after a lost answer, or to renew them).
 
         :class:`InvalidInput` if the study is not open or this patient has none of its
         categories; :class:`StudyServiceError` if the service refuses or is down."""
@@ -144,8 +147,6 @@ class PatientStudies:
             raise InvalidInput(
                 f"study 0x{info.study_id.hex()} is {info.status.value}; it takes no joins"
             )
-        if info.joined:
-            return info
         wanted = set(needs_categories(info.needs)) & set(self._patient.categories())
         if not wanted:
             raise InvalidInput(
@@ -157,7 +158,9 @@ class PatientStudies:
         nonce = self._studies.nonce(info.study_id, key.address)
         chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
         proof = key.join_proof(info.study_id, nonce, chain_id, contract)
-        digest = join_digest(chain_id, contract, info.study_id, key.address, policies)
+        digest = join_digest(
+            chain_id, contract, info.study_id, key.address, self._keys.address, policies
+        )
         body = join_body(
             info.study_id,
             key.address,
@@ -165,6 +168,7 @@ class PatientStudies:
             self._keys.address,
             policies,
             sign_digest(self._keys.ethereum_key, digest),
+            key.sign(digest),
         )
         say(f"asking the study's service to add participant {key.address}")
         post_to_service(self._endpoint(info.service), "/v1/join", body, timeout=self._timeout)
@@ -182,9 +186,13 @@ class PatientStudies:
         leave on chain. Later releases leave this patient out; earlier ones cannot be
         taken back.
 
+        Only the grants this device recorded for the study are revoked (joined from
+        another device: revoke them there, or with ``Patient.revoke``).
+
         **Warning:** as every revocation does, it revokes all of the service's grants of
-        those categories, also those made for another study of the same service: join
-        that study again to stay in it."""
+        those categories: those made for another study of the same service (join it
+        again) and, if the service is a hospital that also treats you, its care grants of
+        those categories (grant them again)."""
         sid = parse_study_id(study)
         info = self.show(sid)
         revoked: builtins.list[PolicyId] = []
@@ -223,47 +231,44 @@ class PatientStudies:
     def _grants_for(
         self, info: StudyInfo, categories: builtins.list[str], say: Callable[[str], None]
     ) -> builtins.list[PolicyId]:
-        """The active grants to the study's service of ``categories`` made for this
-        study (granting what is missing), every epoch's."""
-        mine = {bytes(p) for p in self._recorded(info.study_id)}
-        others = self._recorded_elsewhere(info.study_id)
-        have = [
-            g
+        """The active grants this flow made for the study (recorded on this device),
+        granting what is missing; never a grant made for something else (a care grant to
+        the same member, another study)."""
+        recorded = {bytes(p) for p in self._recorded(info.study_id)}
+        active = {
+            bytes(g.policy_id): g
             for g in self._patient.grants(active_only=True)
-            if g.grantee == info.service and not g.records and bytes(g.policy_id) not in others
-        ]
+            if g.grantee == info.service and not g.records
+        }
+        mine = [active[p] for p in recorded if p in active]
         for category in categories:
-            if any(g.category == category and bytes(g.policy_id) in mine for g in have):
+            if any(g.category == category for g in mine):
                 continue
             say(f"granting {category} to the study's service until the study ends")
-            self._patient.grant(info.service, category, expires=info.ends_at, all_epochs=True)
-        policies = [
-            g.policy_id
-            for g in self._patient.grants(active_only=True)
-            if g.grantee == info.service
-            and g.category in categories
-            and not g.records
-            and bytes(g.policy_id) not in others
-        ]
-        self._record(info.study_id, policies)
-        return policies
+            before = {bytes(g.policy_id) for g in self._patient.grants()}
+            self._patient.grant(
+                info.service, category, expires=grant_expiry(info.ends_at), all_epochs=True
+            )
+            made = [
+                g
+                for g in self._patient.grants(active_only=True)
+                if g.grantee == info.service
+                and g.category == category
+                and not g.records
+                and bytes(g.policy_id) not in before
+            ]
+            mine += made
+            self._record(info.study_id, [g.policy_id for g in mine])
+        return [g.policy_id for g in mine]
 
     def _study_grants(self, info: StudyInfo) -> builtins.list[GrantInfo]:
-        """The active grants made for the study: those this device recorded or, with
-        none recorded (another device joined), every active whole-category grant to the
-        service of a category the study needs that no other study recorded."""
+        """The active grants this device recorded for the study (none: another device
+        joined; revoke those with ``Patient.revoke``)."""
         recorded = {bytes(p) for p in self._recorded(info.study_id)}
-        others = self._recorded_elsewhere(info.study_id)
-        needed = set(needs_categories(info.needs))
         return [
             g
             for g in self._patient.grants(active_only=True)
-            if g.grantee == info.service
-            and (
-                bytes(g.policy_id) in recorded
-                if recorded
-                else g.category in needed and not g.records and bytes(g.policy_id) not in others
-            )
+            if g.grantee == info.service and bytes(g.policy_id) in recorded
         ]
 
     def _state(self) -> dict[str, Any]:
@@ -274,15 +279,6 @@ class PatientStudies:
     def _recorded(self, study_id: bytes) -> builtins.list[bytes]:
         entry = self._state().get(study_id.hex(), {})
         return [bytes.fromhex(p) for p in entry.get("policies", []) if isinstance(p, str)]
-
-    def _recorded_elsewhere(self, study_id: bytes) -> set[bytes]:
-        return {
-            bytes.fromhex(p)
-            for sid, entry in self._state().items()
-            if sid != study_id.hex() and isinstance(entry, dict)
-            for p in entry.get("policies", [])
-            if isinstance(p, str)
-        }
 
     def _record(self, study_id: bytes, policies: builtins.list[PolicyId]) -> None:
         state = self._state()

@@ -139,7 +139,8 @@ class ResearcherStudies:
         deadline = int(time.time()) + RELEASE_TTL
         chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
         signature = sign_digest(
-            self._keys.ethereum_key, release_digest(chain_id, contract, info.study_id, deadline)
+            self._keys.ethereum_key,
+            release_digest(chain_id, contract, info.study_id, info.releases + 1, deadline),
         )
         body: dict[str, Any] = {
             "study": "0x" + info.study_id.hex(),

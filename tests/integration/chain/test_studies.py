@@ -69,7 +69,7 @@ def test_publish_join_release_points_leave(st: Net) -> None:
     )  # fmt: skip
     assert ev.needs == NEEDS
     service = st.as_(HOSPITAL).studies
-    a, b = ParticipantKey(os.urandom(32)), ParticipantKey(os.urandom(32))
+    a, b = sorted((ParticipantKey(os.urandom(32)) for _ in range(2)), key=_order)
     _join(service, sid, a)
     _join(st.as_(INSURER).studies, sid, b)  # anybody may submit a participant's proof
     assert service.study(sid).participants == 2
@@ -84,10 +84,26 @@ def test_publish_join_release_points_leave(st: Net) -> None:
     assert (state.joined, state.points) == (False, 5)  # points stay after leaving
     s = service.study(sid)
     assert (s.participants, s.releases, s.status) == (1, 1, StudyStatus.OPEN)
-    reverts(
-        lambda: service.release(sid, "bafy2", os.urandom(32), 1, [a.address], 1),
-        "Studies_NotJoined", id=sid, participant=a.address,
-    )  # fmt: skip
+    # One who left since the service read the chain is skipped, not a revert.
+    again = service.release(sid, "bafy2", os.urandom(32), 1, [a.address, b.address], 1)
+    assert again.event(DatasetReleased).participants == 1
+    assert [e.participant for e in again.events_of(PointsAwarded)] == [b.address]
+    assert service.participant(sid, a.address).points == 5
+
+
+def test_attack_a_release_crediting_one_participant_twice_is_refused(st: Net) -> None:
+    sid, service = _publish(st), st.as_(HOSPITAL).studies
+    a, b = sorted((ParticipantKey(os.urandom(32)) for _ in range(2)), key=_order)
+    _join(service, sid, a)
+    _join(service, sid, b)
+    for credited in ([a.address, a.address], [b.address, a.address]):
+        reverts(lambda c=credited: service.release(sid, "cid", os.urandom(32), 1, c, 9),
+                "Studies_InvalidRelease", id=sid)  # fmt: skip
+    assert service.participant(sid, a.address).points == 0
+
+
+def _order(key: ParticipantKey) -> int:
+    return int(key.address, 16)
 
 
 def test_attack_a_replayed_join_proof_cannot_undo_a_leave(st: Net) -> None:

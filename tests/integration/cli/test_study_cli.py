@@ -111,16 +111,19 @@ def test_study_join_release_points_attacks_and_leave(tmp_path: Path) -> None:
         sid_b = bytes.fromhex(sid[2:])
         hospital_key = dev_private_keys(12)[4]
         deadline = int(time.time()) + 60
-        forged = sign_digest(hospital_key, release_digest(chain_id, studies, sid_b, deadline))
+        forged = sign_digest(hospital_key, release_digest(chain_id, studies, sid_b, 2, deadline))
         r = httpx.post(url + "/v1/release", json={
             "study": sid, "deadline": deadline, "signature": "0x" + forged.hex()})  # fmt: skip
         assert (r.status_code, r.json()["error"]) == (403, "not_researcher")
         patient = js("patient", "whoami")["address"]
         policy = next(g["policy_id"] for g in grants if g["grantee"] == deid)
-        digest = join_digest(chain_id, studies, sid_b, patient, [bytes.fromhex(policy[2:])])
+        digest = join_digest(
+            chain_id, studies, sid_b, patient, patient, [bytes.fromhex(policy[2:])]
+        )
+        forged_join = "0x" + sign_digest(hospital_key, digest).hex()
         r = httpx.post(url + "/v1/join", json={
             "study": sid, "participant": patient, "proof": "0x" + "00" * 65, "patient": patient,
-            "policies": [policy], "signature": "0x" + sign_digest(hospital_key, digest).hex(),
+            "policies": [policy], "signature": forged_join, "participant_signature": forged_join,
         })  # fmt: skip
         assert (r.status_code, r.json()["error"]) == (403, "bad_signature")
         r = httpx.post(url + "/v1/join", content=b"{not json")

@@ -20,12 +20,12 @@ import uvicorn
 
 from emrshare import ConsortiumAdmin, Patient, Provider, Requester
 from emrshare._process import free_port
-from emrshare.chain import Role
+from emrshare.chain import ParticipantKey, Role
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
 from emrshare.errors import DecryptionError, InvalidInput, StudyServiceError
 from emrshare.research import DeidService, create_app
-from emrshare.roles._research import join_body, join_digest, sign_digest
+from emrshare.roles._research import join_body, join_digest, release_digest, sign_digest
 
 pytestmark = pytest.mark.integration
 
@@ -114,16 +114,23 @@ def _post(w: World, path: str, body: dict[str, object]) -> tuple[int, str]:
 
 
 def _forged_join(
-    w: World, sid: bytes, signer: Patient, patient: str, policies: list[bytes]
+    w: World,
+    sid: bytes,
+    signer: Patient,
+    patient: str,
+    policies: list[bytes],
+    participant: ParticipantKey | None = None,
 ) -> dict:
-    key = signer.studies._key(sid)  # the participant key: a test may derive it
+    """A join body signed by ``signer``'s account and by ``participant`` (default:
+    ``signer``'s own participant key; a test may derive it), naming ``patient``."""
+    key = participant or signer.studies._key(sid)
     studies = w.net.contracts.studies
     nonce = studies.nonce(sid, key.address)
     chain_id = w.net.w3.eth.chain_id
     proof = key.join_proof(sid, nonce, chain_id, studies.address)
-    digest = join_digest(chain_id, studies.address, sid, key.address, policies)
+    digest = join_digest(chain_id, studies.address, sid, key.address, patient, policies)
     return join_body(sid, key.address, proof, patient, policies,
-                     sign_digest(signer.keys.ethereum_key, digest))  # fmt: skip
+                     sign_digest(signer.keys.ethereum_key, digest), key.sign(digest))  # fmt: skip
 
 
 def test_join_release_open_and_points(world: World) -> None:
@@ -207,3 +214,48 @@ def test_a_bad_body_is_a_400_and_an_unknown_study_a_404(world: World) -> None:
     body = {"study": "0x" + "00" * 32, "deadline": int(time.time()) + 60,
             "signature": "0x" + "00" * 65}  # fmt: skip
     assert _post(world, "/v1/release", body) == (404, "unknown_study")
+
+
+def test_attack_taking_over_another_patients_participant_is_refused(world: World) -> None:
+    """The review's case: Mallory names alice's participant (public in StudyJoined) with
+    her own grant and signature; without alice's participant key she cannot pair them."""
+    sid = _publish(world)
+    world.alice.studies.join(sid)
+    victim = world.alice.studies.participant(sid)
+    g = world.bob.grant(world.service.address, "lab", expires=timedelta(days=2))
+    body = _forged_join(world, sid, world.bob, world.bob.address, [bytes(g.policy_id)])
+    body["participant"] = victim  # alice's participant, bob's signatures
+    assert _post(world, "/v1/join", body) == (403, "bad_signature")
+    released = world.researcher.research.request_release(sid)
+    assert released.participants == 1 and released.resources == 2  # alice's two, not bob's
+
+
+def test_attack_one_patient_as_many_participants_is_refused(world: World) -> None:
+    sid = _publish(world)
+    world.bob.studies.join(sid)
+    g = [g for g in world.bob.grants(active_only=True) if g.grantee == world.service.address]
+    extra = ParticipantKey(os.urandom(32))
+    body = _forged_join(world, sid, world.bob, world.bob.address, [bytes(g[0].policy_id)], extra)
+    assert _post(world, "/v1/join", body) == (409, "already_participating")
+    assert world.net.contracts.studies.study(sid).participants == 1
+
+
+def test_attack_a_replayed_release_request_asks_for_a_release_that_exists(world: World) -> None:
+    sid = _publish(world)
+    studies = world.net.contracts.studies
+    deadline = int(time.time()) + 300
+    digest = release_digest(world.net.w3.eth.chain_id, studies.address, sid, 1, deadline)
+    signature = sign_digest(world.researcher.keys.ethereum_key, digest)
+    body = {"study": "0x" + sid.hex(), "deadline": deadline, "signature": "0x" + signature.hex()}
+    assert _post(world, "/v1/release", body) == (200, "ok")
+    assert _post(world, "/v1/release", body) == (403, "not_researcher")  # release 1 exists
+    assert studies.study(sid).releases == 1
+
+
+def test_joining_again_renews_and_does_not_duplicate(world: World) -> None:
+    sid = _publish(world)
+    first = world.alice.studies.join(sid)
+    again = world.alice.studies.join(sid)
+    assert first.participants == again.participants == 1
+    r = httpx.get(world.url + "/v1/nothing", timeout=10)
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")

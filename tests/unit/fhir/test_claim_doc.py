@@ -10,7 +10,7 @@ import pytest
 
 from emrshare.errors import InvalidInput
 from emrshare.fhir._resource import canonical_json
-from emrshare.fhir.claim import ClaimDoc, ClaimItem, claim_resource, read_claim
+from emrshare.fhir.claim import MAX_MINOR, ClaimDoc, ClaimItem, claim_resource, read_claim
 
 PATIENT, HOSPITAL, INSURER = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
 
@@ -73,3 +73,9 @@ def test_what_is_not_a_claim_document_is_refused() -> None:
     ):
         with pytest.raises(InvalidInput):
             read_claim(bad)
+
+
+def test_attack_a_total_a_float_cannot_hold_is_refused_before_anything_is_written() -> None:
+    doc = _doc(items=(ClaimItem("x", MAX_MINOR - 1), ClaimItem("y", 2)))
+    with pytest.raises(InvalidInput, match="under"):
+        claim_resource(doc)

@@ -476,3 +476,40 @@ def test_deidentified_r4_resources_match_the_official_r4_json_schema() -> None:
             if rtype not in validators:
                 validators[rtype] = Draft6Validator({**schema, "$ref": f"#/definitions/{rtype}"})
             assert [e.message for e in validators[rtype].iter_errors(res)] == [], rtype
+
+
+def test_attack_identifiers_in_a_coding_display_version_or_local_code_are_dropped() -> None:
+    """An EHR's local text in a Coding (the review's case): a display with a name and an
+    SSN, a version with a full date, a code of a local system naming the MRN."""
+    obs = {
+        "resourceType": "Observation", "id": "o1", "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [
+            {"system": "urn:oid:1.2.3.4.MRN-4455", "code": "MRN-4455", "display": "x"},
+            {"system": "http://loinc.org", "code": "2160-0", "version": "Mass General 2024-03-07",
+             "display": "John Smith, SSN 123-45-6789, 555-1234"},
+        ]},
+        "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                             "code": "John Smith 1932"}]},
+    }  # fmt: skip
+    out = Deidentifier(SHIFTED, KEY, today=TODAY).deidentify(obs)
+    text = json.dumps(out)
+    for planted in ("MRN-4455", "John", "Smith", "123-45-6789", "555-1234", "2024-03-07", "1932"):
+        assert planted not in text, planted
+    assert out["code"]["coding"] == [{"system": "http://loinc.org", "code": "2160-0"}]
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [{"value": 93, "unit": "years"}, {"value": 93, "unit": "a", "code": "yr"},
+     {"value": 1200, "unit": "months"}],
+)  # fmt: skip
+def test_attack_an_age_over_89_in_words_is_collapsed(quantity: dict[str, Any]) -> None:
+    obs = {
+        "resourceType": "Observation", "id": "o2", "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]},
+        "valueQuantity": quantity,
+    }  # fmt: skip
+    got = Deidentifier(SHIFTED, KEY, today=TODAY).deidentify(obs)["valueQuantity"]
+    assert (got["value"], got["comparator"]) == (90, ">=")

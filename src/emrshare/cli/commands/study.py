@@ -242,8 +242,12 @@ def study_close(ctx: typer.Context, study: StudyArg, json_out: JsonOpt = False) 
 @research_app.command("serve")
 def research_serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(metavar="PORT", help="listen on 127.0.0.1:PORT")] = 7801,
-    points: Annotated[int, typer.Option(metavar="N", help="points per release")] = 10,
+    port: Annotated[
+        int, typer.Option(metavar="PORT", min=1024, max=65535, help="listen on 127.0.0.1:PORT")
+    ] = 7801,
+    points: Annotated[
+        int, typer.Option(metavar="N", min=0, max=2**32 - 1, help="points per release")
+    ] = 10,
 ) -> None:
     """Run this member's de-identification service for the studies naming it."""
     from emrshare.research import DeidService, serve
