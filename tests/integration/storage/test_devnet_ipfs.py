@@ -25,7 +25,7 @@ def test_devnet_up_store_ipfs_puts_records_in_jsipfs_and_down_stops_it(tmp_path:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "js-ipfs, offline" in up.stdout
         pids = json.loads((data_dir / "devnet" / "pids.json").read_text())
-        assert set(pids) == {"anvil", "proxy-1", "ipfs", "relay"}
+        assert set(pids) == {"anvil", "proxy-1", "ipfs", "relay", "deid"}
         url = str(pids["ipfs"]["url"])
         network = json.loads((data_dir / "network.json").read_text())
         assert network["store"] == {"kind": "kubo", "path": None, "url": url}
