@@ -61,6 +61,8 @@ __all__ = [
     "IndexEntry",
     "SealedEntry",
     "author_digest",
+    "recover_eip191",
+    "sign_eip191",
     "open_entry",
     "open_entry_reencrypted",
     "seal_entry",
@@ -187,7 +189,7 @@ class IndexEntry:
             cid=cid,
             plaintext_sha256=plaintext_sha256,
         )
-        signature, author = _sign_eip191(digest, author_key)
+        signature, author = sign_eip191(digest, author_key)
         return cls(
             record_id,
             cid,
@@ -215,7 +217,7 @@ class IndexEntry:
 
     def verify_author(self, patient: Address) -> None:
         """Check the author signature for ``patient``; raise :class:`VerificationError`."""
-        signer = _recover_signer(self.author_digest(patient), self.author_signature)
+        signer = recover_eip191(self.author_digest(patient), self.author_signature)
         if signer is None:
             raise VerificationError(
                 "the index entry's author signature is malformed; do not trust this record"
@@ -276,7 +278,7 @@ class IndexEntry:
         )
 
 
-def _recover_signer(digest: bytes, signature: bytes) -> Address | None:
+def recover_eip191(digest: bytes, signature: bytes) -> Address | None:
     """The address that EIP-191-signed ``digest``, or None for a malformed signature."""
     # Fast path: secp256k1 recovery in umbral-pre's Rust code (eth-account's pure-Python
     # recovery costs ~7 ms, this ~0.8 ms). Both do standard ECDSA public-key recovery;
@@ -288,7 +290,7 @@ def _recover_signer(digest: bytes, signature: bytes) -> Address | None:
     ):
         # eth-account also reads v as 0/1 or EIP-155 (>= 35), and (r, n - s) with the
         # other v is the same signature: one signature would have many encodings.
-        # Authors always write low s and v = 27/28 (see _sign_eip191, EIP-2).
+        # Authors always write low s and v = 27/28 (see sign_eip191, EIP-2).
         return None
     prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
     try:
@@ -312,7 +314,7 @@ def _keccak(data: bytes) -> bytes:
     return bytes(keccak(data))
 
 
-def _sign_eip191(digest: bytes, key: bytes) -> tuple[bytes, Address]:
+def sign_eip191(digest: bytes, key: bytes) -> tuple[bytes, Address]:
     """EIP-191 ``personal_sign`` of a 32-byte digest: 65 bytes (r, s, v = 27/28), and
     the signer's address.
 

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -47,7 +45,6 @@ __all__ = [
     "parse_study_id",
     "post_to_service",
     "release_digest",
-    "signer_of",
     "study_info",
 ]
 
@@ -206,21 +203,6 @@ def release_digest(
         + release.to_bytes(32, "big")
         + deadline.to_bytes(32, "big")
     )
-
-
-def sign_digest(key: bytes, digest: bytes) -> bytes:
-    """An EIP-191 signature of ``digest`` by the Ethereum key ``key``."""
-    return bytes(Account.sign_message(encode_defunct(primitive=digest), key).signature)
-
-
-def signer_of(digest: bytes, signature: bytes) -> str | None:
-    """The address that signed ``digest`` (EIP-191), or ``None`` for a malformed signature."""
-    try:
-        return to_checksum_address(
-            Account.recover_message(encode_defunct(primitive=digest), signature=signature)
-        )
-    except Exception:  # eth-account raises several types for a malformed signature
-        return None
 
 
 def leave_body(study_id: bytes, participant: str, proof: bytes) -> dict[str, str]:

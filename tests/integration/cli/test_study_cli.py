@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
+from emrshare.crypto.entry import sign_eip191
 from emrshare.devnet import dev_private_keys
-from emrshare.roles._research import join_digest, release_digest, sign_digest
+from emrshare.roles._research import join_digest, release_digest
 from tests.cli_support import run_cli as _cli
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -111,7 +112,7 @@ def test_study_join_release_points_attacks_and_leave(tmp_path: Path) -> None:
         sid_b = bytes.fromhex(sid[2:])
         hospital_key = dev_private_keys(12)[4]
         deadline = int(time.time()) + 60
-        forged = sign_digest(hospital_key, release_digest(chain_id, studies, sid_b, 2, deadline))
+        forged, _ = sign_eip191(release_digest(chain_id, studies, sid_b, 2, deadline), hospital_key)
         r = httpx.post(url + "/v1/release", json={
             "study": sid, "deadline": deadline, "signature": "0x" + forged.hex()})  # fmt: skip
         assert (r.status_code, r.json()["error"]) == (403, "not_researcher")
@@ -120,7 +121,7 @@ def test_study_join_release_points_attacks_and_leave(tmp_path: Path) -> None:
         digest = join_digest(
             chain_id, studies, sid_b, patient, patient, [bytes.fromhex(policy[2:])]
         )
-        forged_join = "0x" + sign_digest(hospital_key, digest).hex()
+        forged_join = "0x" + sign_eip191(digest, hospital_key)[0].hex()
         r = httpx.post(url + "/v1/join", json={
             "study": sid, "participant": patient, "proof": "0x" + "00" * 65, "patient": patient,
             "policies": [policy], "signature": forged_join, "participant_signature": forged_join,

@@ -22,10 +22,11 @@ from emrshare import ConsortiumAdmin, Patient, Provider, Requester
 from emrshare._process import free_port
 from emrshare.chain import ParticipantKey, Role
 from emrshare.crypto import MemberKeys, PatientKeys
+from emrshare.crypto.entry import sign_eip191
 from emrshare.devnet import LocalNetwork
 from emrshare.errors import DecryptionError, InvalidInput, StudyServiceError
 from emrshare.research import DeidService, create_app
-from emrshare.roles._research import join_body, join_digest, release_digest, sign_digest
+from emrshare.roles._research import join_body, join_digest, release_digest
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +130,9 @@ def _forged_join(
     chain_id = w.net.w3.eth.chain_id
     proof = key.join_proof(sid, nonce, chain_id, studies.address)
     digest = join_digest(chain_id, studies.address, sid, key.address, patient, policies)
-    return join_body(sid, key.address, proof, patient, policies,
-                     sign_digest(signer.keys.ethereum_key, digest), key.sign(digest))  # fmt: skip
+    account_signature, _ = sign_eip191(digest, signer.keys.ethereum_key)
+    return join_body(sid, key.address, proof, patient, policies, account_signature,
+                     key.sign(digest))  # fmt: skip
 
 
 def test_join_release_open_and_points(world: World) -> None:
@@ -245,7 +247,7 @@ def test_attack_a_replayed_release_request_asks_for_a_release_that_exists(world:
     studies = world.net.contracts.studies
     deadline = int(time.time()) + 300
     digest = release_digest(world.net.w3.eth.chain_id, studies.address, sid, 1, deadline)
-    signature = sign_digest(world.researcher.keys.ethereum_key, digest)
+    signature, _ = sign_eip191(digest, world.researcher.keys.ethereum_key)
     body = {"study": "0x" + sid.hex(), "deadline": deadline, "signature": "0x" + signature.hex()}
     assert _post(world, "/v1/release", body) == (200, "ok")
     assert _post(world, "/v1/release", body) == (403, "not_researcher")  # release 1 exists

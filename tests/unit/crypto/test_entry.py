@@ -133,7 +133,7 @@ def test_fast_signer_recovery_agrees_with_eth_account(world: World) -> None:
     from eth_account import Account
     from eth_account.messages import encode_defunct
 
-    from emrshare.crypto.entry import _recover_signer
+    from emrshare.crypto.entry import recover_eip191
 
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     for i in range(8):
@@ -143,20 +143,20 @@ def test_fast_signer_recovery_agrees_with_eth_account(world: World) -> None:
                 encode_defunct(primitive=digest), world.writer.ethereum_key
             ).signature
         )
-        assert _recover_signer(digest, sig) == world.writer.address
+        assert recover_eip191(digest, sig) == world.writer.address
         # The malleable twin (s -> n - s, v flipped) and v in {0, 1} recover the same
         # key in eth-account, so they are other encodings of one signature: refused.
         s_ = int.from_bytes(sig[32:64], "big")
         twin = sig[:32] + (n - s_).to_bytes(32, "big") + bytes([55 - sig[64]])
         slow = Account.recover_message(encode_defunct(primitive=digest), signature=twin)
         assert slow == world.writer.address
-        assert _recover_signer(digest, twin) is None
+        assert recover_eip191(digest, twin) is None
         low_v = sig[:64] + bytes([sig[64] - 27])
         assert Account.recover_message(encode_defunct(primitive=digest), signature=low_v) == (
             world.writer.address
         )
-        assert _recover_signer(digest, low_v) is None
-    assert _recover_signer(keccak(b"x"), b"\x00" * 65) is None
+        assert recover_eip191(digest, low_v) is None
+    assert recover_eip191(keccak(b"x"), b"\x00" * 65) is None
 
 
 def test_fast_author_signature_is_eth_accounts() -> None:
@@ -167,14 +167,14 @@ def test_fast_author_signature_is_eth_accounts() -> None:
     from eth_account import Account as _Account
     from eth_account.messages import encode_defunct as _encode_defunct
 
-    from emrshare.crypto.entry import _sign_eip191
+    from emrshare.crypto.entry import sign_eip191
 
     for _ in range(200):
         key, digest = _os.urandom(32), _os.urandom(32)
         expected = _Account.sign_message(_encode_defunct(primitive=digest), key)
-        signature, author = _sign_eip191(digest, key)
+        signature, author = sign_eip191(digest, key)
         assert signature == bytes(expected.signature)
         assert author == _Account.from_key(key).address
     for bad in (b"\x00" * 32, b"\xff" * 32, b"abc"):
         with pytest.raises(ValueError):
-            _sign_eip191(_os.urandom(32), bad)
+            sign_eip191(_os.urandom(32), bad)
