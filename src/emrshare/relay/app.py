@@ -9,7 +9,6 @@ never a 500, never a request's signature or data in the log.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from web3 import Web3
 
 from emrshare import __version__
+from emrshare._http import fault_place, read_limited
 from emrshare.chain import ChainClient
 from emrshare.relay.config import RelayConfig
 from emrshare.relay.service import Answer, RelayService
@@ -35,29 +35,12 @@ def _json(answer: Answer) -> JSONResponse:
 
 
 def _internal(exc: BaseException, what: str) -> JSONResponse:
-    where = traceback.extract_tb(exc.__traceback__)[-1:]
-    place = f"{where[0].filename}:{where[0].lineno}" if where else "?"
-    log.error("internal error answering %s: %s at %s", what, type(exc).__name__, place)
+    log.error("internal error answering %s: %s at %s", what, type(exc).__name__, fault_place(exc))
     return _json(
         Answer.refusal(
             503, "internal_error", "the relay failed internally; retry, or ask its operator"
         )
     )
-
-
-async def _read(request: Request, limit: int) -> bytes | None:
-    """The body, or ``None`` if it is over ``limit`` bytes (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(service: RelayService) -> FastAPI:
@@ -82,7 +65,7 @@ def create_app(service: RelayService) -> FastAPI:
     async def relay(request: Request) -> JSONResponse:
         """Relay one signed patient operation; answers once it is mined."""
         try:
-            body = await _read(request, max_body)
+            body = await read_limited(request, max_body)
         except ClientDisconnect:
             return _json(Answer.refusal(400, "bad_request", "the client left mid-body"))
         if body is None:

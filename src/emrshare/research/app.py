@@ -11,7 +11,6 @@ signatures or a patient's data in the log.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -21,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from emrshare import __version__
+from emrshare._http import fault_place, read_limited
 from emrshare.errors import EmrShareError
 from emrshare.research.service import Answer, DeidService, Refused, refusal_of
 
@@ -45,23 +45,10 @@ def _call(handler: Callable[[bytes], Answer], body: bytes, what: str) -> Answer:
         log.warning("%s: %s", what, type(exc).__name__)
         return refusal_of(exc)
     except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1:]
-        place = f"{where[0].filename}:{where[0].lineno}" if where else "?"
-        log.error("internal error answering %s: %s at %s", what, type(exc).__name__, place)
+        log.error(
+            "internal error answering %s: %s at %s", what, type(exc).__name__, fault_place(exc)
+        )
         return Answer(503, {"error": "internal_error", "detail": "retry, or ask the operator"})
-
-
-async def _read(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(service: DeidService) -> FastAPI:
@@ -87,7 +74,7 @@ def create_app(service: DeidService) -> FastAPI:
     def route(path: str, handler: Callable[[bytes], Answer]) -> None:
         async def endpoint(request: Request) -> JSONResponse:
             try:
-                body = await _read(request)
+                body = await read_limited(request, MAX_BODY)
             except ClientDisconnect:
                 return _json(Refused(400, "bad_request", "the client left mid-body").answer())
             if body is None:
