@@ -11,19 +11,40 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from emrshare._files import open_private_append
 
-__all__ = ["free_port", "log_tail", "pid_alive", "set_parent_death_signal", "spawn", "stop_group"]
+__all__ = [
+    "free_port",
+    "health_answers",
+    "log_tail",
+    "pid_alive",
+    "set_parent_death_signal",
+    "spawn",
+    "stop_group",
+]
+
+
+def health_answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether a service (a relay, a de-identification service) answers ``GET
+    /v1/health`` at ``url`` with its chain id."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/v1/health", timeout=timeout) as resp:  # noqa: S310 - loopback
+            return resp.status == 200 and "chain_id" in json.loads(resp.read())
+    except (OSError, ValueError):
+        return False
+
 
 #: prctl option: the signal a process gets when its parent dies (Linux).
 PR_SET_PDEATHSIG = 1

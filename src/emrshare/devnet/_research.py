@@ -10,33 +10,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from emrshare._files import write_atomically
-from emrshare._process import free_port, log_tail, spawn
+from emrshare._process import free_port, spawn
 from emrshare.chain import Role
 from emrshare.crypto import MemberKeys
-from emrshare.errors import ChainError
 from emrshare.network import Network
 from emrshare.roles import ConsortiumAdmin, Profiles, Requester
 
-__all__ = ["DEID_PROFILE", "deid_answers", "start_deid_service", "wait_deid"]
+__all__ = ["DEID_PROFILE", "start_deid_service"]
 
 #: The profile whose member runs the devnet's de-identification service.
 DEID_PROFILE = "deid"
 _DEID_KEY = 11  # the development account the service's member uses
-
-
-def deid_answers(url: str, timeout: float = 1.0) -> bool:
-    """Whether a de-identification service answers ``GET /v1/health`` at ``url``."""
-    try:
-        with urllib.request.urlopen(url + "/v1/health", timeout=timeout) as r:  # noqa: S310
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def _port(dev: Path) -> int:
@@ -62,7 +50,7 @@ def start_deid_service(
     log: Callable[[str], None],
 ) -> tuple[int, str]:
     """Create and admit the ``deid`` member (once) with its endpoint, start its service
-    detached; ``(pid, url)``. :func:`wait_deid` waits for it to answer."""
+    detached; ``(pid, url)``: it answers ``/v1/health`` once it serves."""
     url = f"http://127.0.0.1:{_port(dev)}"
     if not profiles.exists(DEID_PROFILE):
         profiles.create(
@@ -80,16 +68,3 @@ def start_deid_service(
     proc = spawn(cmd, dev / "deid.log", detach=True, env=env)
     log(f"{'deid':<11} {url} (de-identification service of {opened.address}; pid {proc.pid})")
     return proc.pid, url
-
-
-def wait_deid(url: str, log_path: Path, timeout: float = 60.0) -> None:
-    """Wait until the service at ``url`` answers; :class:`ChainError` with its log tail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if deid_answers(url):
-            return
-        time.sleep(0.2)
-    raise ChainError(
-        f"the de-identification service did not answer on {url} within {timeout:.0f}s; "
-        f"see {log_path}:\n{log_tail(log_path)}"
-    )

@@ -10,31 +10,20 @@ the process gets a development account index (``--dev-account``) or a key file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emrshare._process import free_port, log_tail, pid_alive, spawn, stop_group
+from emrshare._process import free_port, health_answers, log_tail, pid_alive, spawn, stop_group
 from emrshare.errors import ChainError
 from emrshare.relay.config import FAULT_ENV
 
-__all__ = ["InProcessRelay", "RelayDaemon", "relay_answers"]
-
-
-def relay_answers(url: str, timeout: float = 1.0) -> bool:
-    """Whether a relay answers ``GET /v1/health`` at ``url`` with its chain id."""
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/v1/health", timeout=timeout) as resp:  # noqa: S310 - loopback
-            return resp.status == 200 and "chain_id" in json.loads(resp.read())
-    except (OSError, ValueError):
-        return False
+__all__ = ["InProcessRelay", "RelayDaemon"]
 
 
 @dataclass
@@ -132,7 +121,7 @@ class RelayDaemon:
                     f"the relay exited with code {self._proc.returncode} during start-up; "
                     f"see {self.log_path}:\n{log_tail(self.log_path)}"
                 )
-            if relay_answers(self.url):
+            if health_answers(self.url):
                 return
             time.sleep(0.1)
         raise ChainError(

@@ -31,16 +31,16 @@ from pathlib import Path
 from web3 import Web3
 
 from emrshare._files import private_dir, write_atomically
-from emrshare._process import free_port, pid_alive, spawn, stop_group
+from emrshare._process import free_port, health_answers, pid_alive, spawn, stop_group
 from emrshare.chain import Deployment, Role, deploy_contracts
 from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
 from emrshare.devnet._emergency import setup_emergency
 from emrshare.devnet._files import NODES, node_to_start, read_pids, read_settings, recorded_node
-from emrshare.devnet._research import deid_answers, start_deid_service, wait_deid
+from emrshare.devnet._research import start_deid_service
 from emrshare.devnet.devnode import DevNode, NodeKind, dev_private_keys, dev_secrets
 from emrshare.devnet.ipfsd import IpfsDaemon, daemon_answers
-from emrshare.devnet.relayd import RelayDaemon, relay_answers
+from emrshare.devnet.relayd import RelayDaemon
 from emrshare.errors import ChainError, ConfigurationError, EmrShareError
 from emrshare.network import Network, NetworkConfig, StoreConfig
 from emrshare.proxy.node import ProxyConfig
@@ -220,7 +220,7 @@ def devnet_up(
         pids["deid"] = {"pid": deid[0], "url": deid[1]}
         _write_pids(dev, pids)
         setup_emergency(net, admin, keys[0], profiles, _EMERGENCY_MEMBERS, dev, log)
-        wait_deid(deid[1], dev / "deid.log")
+        _wait(lambda: health_answers(deid[1]), "the research service", 60, dev / "deid.log")
         net.close()
     except BaseException:
         devnet_down(data_dir)
@@ -488,10 +488,8 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
                 healthy = False
         elif alive and name == "ipfs":
             healthy = daemon_answers(url)
-        elif alive and name == "relay":
-            healthy = relay_answers(url)
-        elif alive and name == "deid":
-            healthy = deid_answers(url)
+        elif alive and name in ("relay", "deid"):
+            healthy = health_answers(url)
         elif alive:
             healthy = _http_ok(url + "/healthz")
         procs.append(ProcessStatus(name, pid, alive, healthy, url))
