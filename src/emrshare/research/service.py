@@ -29,6 +29,7 @@ from nacl.public import PublicKey
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import DatasetReleased, StudyStatus
 from emrshare.crypto import MemberKeys
+from emrshare.crypto.entry import recover_eip191
 from emrshare.crypto.sealing import seal
 from emrshare.errors import ContractRevert, EmrShareError, InvalidInput
 from emrshare.fhir.deid import DEID_PROFILES, Deidentifier, profile_id
@@ -42,7 +43,6 @@ from emrshare.roles._research import (
     needs_categories,
     needs_types,
     release_digest,
-    signer_of,
 )
 
 __all__ = ["Answer", "DeidService", "Refused"]
@@ -122,8 +122,9 @@ class DeidService:
         self.points = points_per_release
         self._reader = Requester(network, keys, state_dir=self.state_dir / "reader")
         self._studies = network.contracts_for(keys.ethereum_key).studies
-        self._lock = threading.Lock()  # the participants file
-        self._releasing: dict[bytes, threading.Lock] = {}  # one release per study at a time
+        self._lock = threading.Lock()  # the participants file and the lock table
+        self._locks: dict[tuple[str, bytes], threading.Lock] = {}
+        self._needs: dict[bytes, tuple[str, ...]] = {}  # a study's needs (its event's)
 
     def __repr__(self) -> str:
         return f"DeidService({self.address})"
@@ -159,14 +160,20 @@ class DeidService:
             self.network.w3.eth.chain_id, self._studies.address, sid, participant, patient,
             policies,
         )  # fmt: skip
-        if signer_of(digest, _hex(body, "signature", 65)) != patient:
+        if recover_eip191(digest, _hex(body, "signature", 65)) != patient:
             raise Refused(403, "bad_signature", "the join is not signed by the patient's account")
-        if signer_of(digest, _hex(body, "participant_signature", 65)) != participant:
+        if recover_eip191(digest, _hex(body, "participant_signature", 65)) != participant:
             raise Refused(403, "bad_signature", "the join is not signed by the participant's key")
+        self._check_grants(patient, policies, needs_categories(study["needs"]))
+        with self._lock_of("join", sid):  # one patient, one participant: no two at once
+            return self._joined(sid, participant, patient, policies, proof)
+
+    def _joined(
+        self, sid: bytes, participant: str, patient: str, policies: list[bytes], proof: bytes
+    ) -> Answer:
         entries = self._state().get(sid.hex(), {})
         if any(e["patient"] == patient for p, e in entries.items() if p != participant):
             raise Refused(409, "already_participating", "this patient is in the study already")
-        self._check_grants(patient, policies, needs_categories(study["needs"]))
         if not self._studies.participant(sid, participant).joined:
             try:
                 self._studies.join(sid, participant, proof)
@@ -216,15 +223,14 @@ class DeidService:
         digest = release_digest(
             self.network.w3.eth.chain_id, self._studies.address, sid, number, deadline
         )
-        if signer_of(digest, _hex(body, "signature", 65)) != study["researcher"]:
+        if recover_eip191(digest, _hex(body, "signature", 65)) != study["researcher"]:
             raise Refused(
                 403,
                 "not_researcher",
                 f"not the study's researcher's request for release {number} (its next): only "
                 "the researcher asks, once per release",
             )
-        with self._lock:
-            lock = self._releasing.setdefault(sid, threading.Lock())
+        lock = self._lock_of("release", sid)
         if not lock.acquire(blocking=False):
             raise Refused(429, "busy", "a release of this study is under way; ask again soon")
         try:
@@ -305,6 +311,11 @@ class DeidService:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _lock_of(self, kind: str, sid: bytes) -> threading.Lock:
+        """The lock of ``kind`` (``join``, ``release``) of study ``sid``."""
+        with self._lock:
+            return self._locks.setdefault((kind, sid), threading.Lock())
+
     def _open_study(self, sid: bytes) -> dict[str, Any]:
         s = self._studies.study(sid)
         if s.status is StudyStatus.NONE:
@@ -313,11 +324,14 @@ class DeidService:
             raise Refused(404, "not_this_service", "this service does not serve that study")
         if s.status is not StudyStatus.OPEN:
             raise Refused(409, "study_not_open", f"the study is {s.status.value}")
-        ev = self._studies.published_event(sid)
-        if ev is None:
-            raise Refused(503, "not_indexed", "the study's publication is not readable yet")
+        needs = self._needs.get(sid)
+        if needs is None:  # the publication never changes: one log query per study
+            ev = self._studies.published_event(sid)
+            if ev is None:
+                raise Refused(503, "not_indexed", "the study's publication is not readable yet")
+            needs = self._needs[sid] = tuple(ev.needs)
         return {
-            "needs": ev.needs,
+            "needs": needs,
             "researcher": s.researcher,
             "profile": bytes(s.profile),
             "releases": s.releases,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from emrshare._files import private_dir, read_json_object, write_atomically
 from emrshare.chain import GrantStatus, ParticipantKey, StudyPublished
 from emrshare.crypto import PatientKeys
+from emrshare.crypto.entry import sign_eip191
 from emrshare.errors import InvalidInput, NotFound, StudyServiceError
 from emrshare.network import Network
 from emrshare.roles._common import GrantInfo, readable_repr
@@ -27,7 +28,6 @@ from emrshare.roles._research import (
     needs_categories,
     parse_study_id,
     post_to_service,
-    sign_digest,
     study_info,
 )
 from emrshare.types import PolicyId
@@ -167,7 +167,7 @@ class PatientStudies:
             proof,
             self._keys.address,
             policies,
-            sign_digest(self._keys.ethereum_key, digest),
+            sign_eip191(digest, self._keys.ethereum_key)[0],
             key.sign(digest),
         )
         say(f"asking the study's service to add participant {key.address}")
@@ -203,9 +203,9 @@ class PatientStudies:
                 self._patient.revoke(g.policy_id, new_epoch=new_epoch)
             revoked.append(g.policy_id)
         self._forget(sid)
-        on_chain = not self.show(sid).joined
+        key = self._key(sid)
+        on_chain = not self._studies.participant(sid, key.address).joined
         if not on_chain:
-            key = self._key(sid)
             chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
             proof = key.leave_proof(sid, self._studies.nonce(sid, key.address), chain_id, contract)
             try:
@@ -215,7 +215,7 @@ class PatientStudies:
                     leave_body(sid, key.address, proof),
                     timeout=self._timeout,
                 )
-                on_chain = not self.show(sid).joined
+                on_chain = not self._studies.participant(sid, key.address).joined
             except StudyServiceError:
                 on_chain = False
         return LeftStudy(study_id=sid, revoked=tuple(revoked), left_on_chain=on_chain)
@@ -235,29 +235,31 @@ class PatientStudies:
         granting what is missing; never a grant made for something else (a care grant to
         the same member, another study)."""
         recorded = {bytes(p) for p in self._recorded(info.study_id)}
-        active = {
-            bytes(g.policy_id): g
-            for g in self._patient.grants(active_only=True)
-            if g.grantee == info.service and not g.records
-        }
-        mine = [active[p] for p in recorded if p in active]
+        every = self._patient.grants()
+        seen = {bytes(g.policy_id) for g in every}
+        mine = [
+            g
+            for g in every
+            if g.active and g.grantee == info.service and bytes(g.policy_id) in recorded
+        ]
         for category in categories:
             if any(g.category == category for g in mine):
                 continue
             say(f"granting {category} to the study's service until the study ends")
-            before = {bytes(g.policy_id) for g in self._patient.grants()}
             self._patient.grant(
                 info.service, category, expires=grant_expiry(info.ends_at), all_epochs=True
             )
-            made = [
+            every = self._patient.grants()
+            mine += [
                 g
-                for g in self._patient.grants(active_only=True)
-                if g.grantee == info.service
+                for g in every
+                if g.active
+                and g.grantee == info.service
                 and g.category == category
                 and not g.records
-                and bytes(g.policy_id) not in before
+                and bytes(g.policy_id) not in seen
             ]
-            mine += made
+            seen |= {bytes(g.policy_id) for g in every}
             self._record(info.study_id, [g.policy_id for g in mine])
         return [g.policy_id for g in mine]
 
