@@ -12,6 +12,7 @@ from typing import Any
 from emrshare.chain import DatasetReleased, StudyPublished
 from emrshare.chain.bindings import Studies
 from emrshare.crypto import MemberKeys
+from emrshare.crypto.entry import sign_eip191
 from emrshare.crypto.sealing import open_sealed
 from emrshare.errors import IntegrityError, InvalidInput, NotFound, StudyServiceError
 from emrshare.fhir.deid import DEID_PROFILES, profile_id
@@ -28,7 +29,6 @@ from emrshare.roles._research import (
     parse_study_id,
     post_to_service,
     release_digest,
-    sign_digest,
     study_info,
 )
 from emrshare.types import Cid
@@ -138,10 +138,8 @@ class ResearcherStudies:
             raise InvalidInput(f"study 0x{info.study_id.hex()} is not yours; its researcher asks")
         deadline = int(time.time()) + RELEASE_TTL
         chain_id, contract = self._net.w3.eth.chain_id, self._studies.address
-        signature = sign_digest(
-            self._keys.ethereum_key,
-            release_digest(chain_id, contract, info.study_id, info.releases + 1, deadline),
-        )
+        digest = release_digest(chain_id, contract, info.study_id, info.releases + 1, deadline)
+        signature, _ = sign_eip191(digest, self._keys.ethereum_key)
         body: dict[str, Any] = {
             "study": "0x" + info.study_id.hex(),
             "deadline": deadline,
