@@ -27,7 +27,9 @@ contract ConsortiumRegistry {
         Insurer,
         Pharmacy,
         Admin,
-        Researcher
+        Researcher,
+        Manufacturer,
+        Distributor
     }
 
     /// @notice What a proposal does when executed.
@@ -112,8 +114,10 @@ contract ConsortiumRegistry {
 
     /// @notice Capability: may declare a break-glass emergency for a patient (Emergency).
     uint8 public constant CAP_EMERGENCY = 1;
+    /// @notice Capability: a Provider's own pharmacy may receive and dispense drugs (DrugTrace).
+    uint8 public constant CAP_PHARMACY = 2;
     /// @notice Every capability defined so far.
-    uint8 public constant CAP_ALL = CAP_EMERGENCY;
+    uint8 public constant CAP_ALL = CAP_EMERGENCY | CAP_PHARMACY;
 
     /// @notice Largest evidence accepted by {reportProxy}, in bytes.
     uint256 public constant MAX_EVIDENCE_BYTES = 16384;
@@ -367,6 +371,14 @@ contract ConsortiumRegistry {
         Member storage m = _members[account];
         return capability != 0 && m.role != Role.None && m.suspendedAt == 0
             && (m.capabilities & capability) == capability;
+    }
+
+    /// @notice The role and capability bits of `account` in one call; (`None`, 0) for a
+    /// non-member or a suspended member.
+    function standing(address account) external view returns (Role role, uint8 capabilities) {
+        Member storage m = _members[account];
+        if (m.suspendedAt != 0) return (Role.None, 0);
+        return (m.role, m.capabilities);
     }
 
     /// @notice Whether `account` is a member (any role) and not suspended.

@@ -8,7 +8,7 @@ or a module or class over its size limit.
 Layers, bottom up (docs/architecture.md)::
 
     base     errors, types, categories and the private helpers (_files, _text, …)
-    core     crypto · storage · chain · fhir (siblings: none imports another)
+    core     crypto · storage · chain · fhir · trace (siblings: none imports another)
     service  proxy · journal · relay        (they may use core, not each other)
     network  network                        (how to reach a chain, a store and the proxies)
     roles    roles                          (the facades an integrator imports)
@@ -44,7 +44,7 @@ CLASS_LINES = 300
 #: Layers, bottom up; each holds one or more units (a unit is a subpackage or module).
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["emrshare", "errors", "types", "categories", "contracts", "_*"]),
-    ("core", ["crypto", "storage", "chain", "fhir"]),
+    ("core", ["crypto", "storage", "chain", "fhir", "trace"]),
     ("service", ["proxy", "journal", "relay"]),
     ("network", ["network"]),
     ("roles", ["roles"]),

@@ -17,6 +17,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from emrshare.chain._trace_hints import TRACE_HINTS
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.errors import (
     ClaimRefused,
@@ -24,6 +25,7 @@ from emrshare.errors import (
     EmergencyRefused,
     PrescriptionRefused,
     StudyRefused,
+    SupplyRefused,
 )
 
 __all__ = ["abi_type", "decode_revert", "normalize_abi_value", "revert_data_from_error"]
@@ -366,6 +368,7 @@ _HINTS: dict[str, str] = {
     "Registry_ProposalStale": (
         "the admin set changed since proposal {proposalId} was made; propose it again"
     ),
+    **TRACE_HINTS,
 }
 
 
@@ -375,6 +378,7 @@ _KINDS: dict[str, type[ContractRevert]] = {
     "Emergency": EmergencyRefused,
     "Prescriptions": PrescriptionRefused,
     "Studies": StudyRefused,
+    "Trace": SupplyRefused,
 }
 
 

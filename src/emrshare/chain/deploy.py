@@ -45,6 +45,7 @@ DEPLOY_ORDER = (
     "Emergency",
     "Studies",
     "Claims",
+    "DrugTrace",
 )
 
 #: Default cool-down between two emergency declarations by one clinician, in seconds.
@@ -221,7 +222,7 @@ def _constructor_args(
         return [need("Grants"), need("ConsortiumRegistry")]
     if name == "Prescriptions":
         return [need("ConsortiumRegistry"), rx_review_required]
-    if name == "Studies":
+    if name in ("Studies", "DrugTrace"):
         return [need("ConsortiumRegistry")]
     if name == "Claims":
         return [

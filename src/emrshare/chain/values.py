@@ -54,6 +54,8 @@ class Role(IntEnum):
     PHARMACY = 5
     ADMIN = 6
     RESEARCHER = 7
+    MANUFACTURER = 8  # registers drug batches (DrugTrace)
+    DISTRIBUTOR = 9  # receives and ships drug batches (DrugTrace)
 
 
 class Action(IntEnum):
@@ -74,6 +76,7 @@ class Capability(IntFlag):
 
     NONE = 0
     EMERGENCY = 1  # declare a break-glass emergency for a patient
+    PHARMACY = 2  # a Provider's own pharmacy: receive and dispense drugs (DrugTrace)
 
 
 class EmergencyStatus(IntEnum):

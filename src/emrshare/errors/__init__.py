@@ -40,7 +40,8 @@ and what to do next; they never contain secret material.
     │   │   ├── ClaimRefused        the Claims contract refused (not the insurer, twice…)
     │   │   ├── EmergencyRefused    the Emergency contract refused a break-glass step
     │   │   ├── PrescriptionRefused the Prescriptions contract refused (fills used, expired…)
-    │   │   └── StudyRefused        the Studies contract refused (ended, not joined…)
+    │   │   ├── StudyRefused        the Studies contract refused (ended, not joined…)
+    │   │   └── SupplyRefused       the DrugTrace contract refused (stock, recalled…)
     │   ├── TransactionFailed       a transaction was dropped, timed out or ran out of gas
     │   │   ├── TransactionMinedFailed  mined with status 0 and no decodable revert
     │   │   └── NonceTooLow         the node refused the nonce: another sender used the key
@@ -116,6 +117,7 @@ from emrshare.errors._remote import (
     StoreUnavailable,
     StudyRefused,
     StudyServiceError,
+    SupplyRefused,
     TransactionFailed,
     TransactionMinedFailed,
     Unavailable,
@@ -132,8 +134,8 @@ __all__ = [
     "NotDelegated", "NotFound", "NotGrantee", "PatientNotFound", "PrescriptionForged",
     "PrescriptionRefused", "ProfileExists", "ProfileNotFound", "RecordNotFound", "RelayError",
     "ReplicationError", "RotationInterrupted", "StorageError", "StoreUnavailable", "StudyRefused",
-    "StudyServiceError", "TransactionFailed", "TransactionMinedFailed", "Unavailable",
-    "UnknownCategory", "UnknownPurpose", "UnsupportedVersion", "VerificationError",
+    "StudyServiceError", "SupplyRefused", "TransactionFailed", "TransactionMinedFailed",
+    "Unavailable", "UnknownCategory", "UnknownPurpose", "UnsupportedVersion", "VerificationError",
     "WireFormatError",
 ]
 # fmt: on

@@ -34,6 +34,7 @@ __all__ = [
     "StoreUnavailable",
     "StudyRefused",
     "StudyServiceError",
+    "SupplyRefused",
     "TransactionFailed",
     "TransactionMinedFailed",
     "Unavailable",
@@ -138,6 +139,11 @@ class PrescriptionRefused(ContractRevert):
 
 class StudyRefused(ContractRevert):
     """The Studies contract refused (``name``: ``Studies_Ended``, ``Studies_NotJoined`` …)."""
+
+
+class SupplyRefused(ContractRevert):
+    """The DrugTrace contract refused (``name``: ``Trace_InsufficientStock``,
+    ``Trace_Recalled`` …; ``args_by_name``)."""
 
 
 class TransactionFailed(ChainError):

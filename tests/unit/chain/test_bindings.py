@@ -15,6 +15,7 @@ from emrshare.chain import (
     ChainClient,
     Claims,
     ConsortiumRegistry,
+    DrugTrace,
     EntryAppended,
     EventCursor,
     GrantCreated,
@@ -28,7 +29,7 @@ from emrshare.chain import (
 from emrshare.chain._logs import event_topic, topic_for
 from emrshare.errors import ConfigurationError
 
-BINDINGS = (ConsortiumRegistry, PatientProfiles, RecordIndex, Grants, AuditLog, Claims)
+BINDINGS = (ConsortiumRegistry, PatientProfiles, RecordIndex, Grants, AuditLog, Claims, DrugTrace)
 ADDR = "0x" + "12" * 20
 
 

@@ -121,6 +121,7 @@ def test_every_custom_error_has_an_integration_test() -> None:
         "AuditLog_",
         "PatientForwarder_",
         "Emergency_",
+        "Trace_",
     )
     missing = sorted(
         e["name"]
@@ -131,16 +132,22 @@ def test_every_custom_error_has_an_integration_test() -> None:
     assert missing == [], f"custom errors no integration test asserts: {missing}"
 
 
-def test_every_emergency_error_says_what_to_do() -> None:
+@pytest.mark.parametrize(
+    ("contract", "prefix", "at_least"),
+    [("Emergency", "Emergency_", 25), ("DrugTrace", "Trace_", 30)],
+)
+def test_every_error_of_a_role_contract_says_what_to_do(
+    contract: str, prefix: str, at_least: int
+) -> None:
     from emrshare.chain._revert import _HINTS
 
     errors = [
         e
-        for e in load_artifact("Emergency").abi
-        if e["type"] == "error" and str(e["name"]).startswith("Emergency_")
+        for e in load_artifact(contract).abi
+        if e["type"] == "error" and str(e["name"]).startswith(prefix)
     ]
     names = {e["name"] for e in errors}
-    assert len(names) >= 25
+    assert len(names) >= at_least
     assert sorted(n for n in names if n not in _HINTS) == []
     for e in errors:
         # Each hint renders with the error's own arguments (no stray placeholder).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from emrshare.chain.bindings._base import Binding, query_events
 from emrshare.chain.bindings.audit import AuditLog
 from emrshare.chain.bindings.claims import Claims
+from emrshare.chain.bindings.drug_trace import DrugTrace
 from emrshare.chain.bindings.emergency import Emergency
 from emrshare.chain.bindings.forwarder import PatientForwarder
 from emrshare.chain.bindings.grants import Grants
@@ -34,6 +35,7 @@ __all__ = [
     "Claims",
     "ConsortiumRegistry",
     "Contracts",
+    "DrugTrace",
     "Emergency",
     "Grants",
     "PatientForwarder",
@@ -58,6 +60,7 @@ class Contracts:
     emergency: Emergency
     studies: Studies
     claims: Claims
+    drug_trace: DrugTrace
 
     @classmethod
     def from_deployment(cls, client: ChainClient, deployment: Deployment) -> Contracts:
@@ -82,6 +85,7 @@ class Contracts:
             emergency=Emergency(client, deployment.address_of("Emergency"), start_block=s),
             studies=Studies(client, deployment.address_of("Studies"), start_block=s),
             claims=Claims(client, deployment.address_of("Claims"), start_block=s),
+            drug_trace=DrugTrace(client, deployment.address_of("DrugTrace"), start_block=s),
         )
 
     @property
@@ -114,6 +118,7 @@ class Contracts:
             self.emergency,
             self.studies,
             self.claims,
+            self.drug_trace,
         )
 
     def with_client(self, client: ChainClient) -> Contracts:
@@ -130,4 +135,5 @@ class Contracts:
             emergency=Emergency(client, self.emergency.address, start_block=s),
             studies=Studies(client, self.studies.address, start_block=s),
             claims=Claims(client, self.claims.address, start_block=s),
+            drug_trace=DrugTrace(client, self.drug_trace.address, start_block=s),
         )

@@ -1,0 +1,247 @@
+"""Salted invoices and waybills: what a shipment commits to on chain, and what its two
+parties keep (and may show the regulator).
+
+An invoice's number, amount and tax id stay off chain. The chain holds only
+:meth:`Invoice.digest`::
+
+    keccak256(abi.encode(bytes32 salt, string number, uint256 amountMinor,
+                         string taxId, bytes32 batchId, uint256 quantity))
+
+The 32-byte random salt stops anyone who guesses an invoice number or an amount from
+confirming it against the digest. Handed the plaintext, the regulator recomputes the
+digest (:meth:`Invoice.matches`) and so checks that the paper invoice is the one
+committed to when the goods left, for the batch and quantity shipped.
+
+A waybill is committed the same way, as ``sha256`` of its canonical JSON
+(:meth:`Waybill.digest`). The shipment id is derived from it, so every waybill carries
+its own salt and two shipments never share an id.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
+
+from emrshare.errors import InvalidInput
+
+__all__ = ["INVOICE_FORMAT", "WAYBILL_FORMAT", "Invoice", "Waybill"]
+
+#: ``format`` of an invoice's JSON form.
+INVOICE_FORMAT = "emrshare-invoice/1"
+#: ``format`` of a waybill's JSON form.
+WAYBILL_FORMAT = "emrshare-waybill/1"
+_TEXT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,64}")
+_MAX_UINT = 2**256 - 1
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str) or not _TEXT.fullmatch(value) or value != value.strip():
+        raise InvalidInput(
+            f"an invoice's {what} is 1 to 64 printable characters with no outer spaces"
+        )
+    return value
+
+
+def _count(what: str, value: object, *, positive: bool = True) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > _MAX_UINT:
+        raise InvalidInput(f"{what} is a whole number, not {value!r}")
+    if positive and value == 0:
+        raise InvalidInput(f"{what} must be more than zero")
+    return value
+
+
+def _bytes32(what: str, value: object) -> bytes:
+    if isinstance(value, str):
+        text = value.removeprefix("0x")
+        try:
+            value = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidInput(f"{what} is 32 bytes in hex") from None
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise InvalidInput(f"{what} is 32 bytes in hex")
+    return value
+
+
+def _load(text: str | bytes, fmt: str, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(f"this {what} file is not JSON: export it again") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise InvalidInput(f"this file is not an emrshare {what} (format {fmt!r} expected)")
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    """One invoice of a shipment, in plaintext, with the salt of its on-chain digest.
+
+    Its repr shows only the digest: the number, amount and tax id are commercial secrets
+    of the two parties.
+    """
+
+    number: str
+    amount_minor: int  # in the currency's smallest unit (fen, cents)
+    tax_id: str  # the seller's
+    batch_id: bytes
+    quantity: int
+    salt: bytes = field(default_factory=lambda: os.urandom(32))
+
+    def __post_init__(self) -> None:
+        _text("number", self.number)
+        _text("tax id", self.tax_id)
+        _count("an invoice's amount", self.amount_minor, positive=False)
+        _count("an invoice's quantity", self.quantity)
+        _bytes32("an invoice's batch id", self.batch_id)
+        _bytes32("an invoice's salt", self.salt)
+
+    @classmethod
+    def new(
+        cls, number: str, amount_minor: int, tax_id: str, batch_id: bytes, quantity: int
+    ) -> Invoice:
+        """An invoice with a fresh random salt."""
+        return cls(number, amount_minor, tax_id, batch_id, quantity)
+
+    def digest(self) -> bytes:
+        """The 32-byte digest the shipment puts on chain."""
+        return keccak(
+            encode(
+                ["bytes32", "string", "uint256", "string", "bytes32", "uint256"],
+                [
+                    self.salt,
+                    self.number,
+                    self.amount_minor,
+                    self.tax_id,
+                    self.batch_id,
+                    self.quantity,
+                ],
+            )
+        )
+
+    def matches(self, digest: bytes) -> bool:
+        """Whether this plaintext is the invoice committed to as ``digest``."""
+        return hmac.compare_digest(self.digest(), bytes(digest))
+
+    def to_json(self) -> str:
+        """The invoice as JSON, for the two parties' files and the regulator."""
+        return json.dumps(
+            {
+                "format": INVOICE_FORMAT,
+                "number": self.number,
+                "amountMinor": self.amount_minor,
+                "taxId": self.tax_id,
+                "batchId": "0x" + self.batch_id.hex(),
+                "quantity": self.quantity,
+                "salt": "0x" + self.salt.hex(),
+                "digest": "0x" + self.digest().hex(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Invoice:
+        """An invoice read back (``InvalidInput`` if malformed or its digest is not its
+        own)."""
+        obj = _load(text, INVOICE_FORMAT, "invoice")
+        try:
+            inv = cls(
+                number=obj["number"],
+                amount_minor=obj["amountMinor"],
+                tax_id=obj["taxId"],
+                batch_id=_bytes32("an invoice's batch id", obj["batchId"]),
+                quantity=obj["quantity"],
+                salt=_bytes32("an invoice's salt", obj["salt"]),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"this invoice has no {exc.args[0]!r}: export it again") from None
+        stated = obj.get("digest")
+        if stated is not None and not inv.matches(_bytes32("an invoice's digest", stated)):
+            raise InvalidInput(
+                f"invoice {inv.number}: its stated digest is not the digest of its fields "
+                "(the file was edited); ask its issuer for the original"
+            )
+        return inv
+
+    def __repr__(self) -> str:
+        return f"Invoice(digest=0x{self.digest().hex()[:16]}…)"
+
+
+@dataclass(frozen=True, slots=True)
+class Waybill:
+    """A consignment note: who sends what to whom. Its digest is on chain and names the
+    shipment; the document itself stays with the parties and the carrier."""
+
+    number: str
+    carrier: str
+    sender: str  # address
+    recipient: str  # address
+    batch_id: bytes
+    quantity: int
+    salt: bytes = field(default_factory=lambda: os.urandom(32))
+
+    def __post_init__(self) -> None:
+        _text("waybill number", self.number)
+        _text("carrier", self.carrier)
+        _count("a waybill's quantity", self.quantity)
+        _bytes32("a waybill's batch id", self.batch_id)
+        _bytes32("a waybill's salt", self.salt)
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "format": WAYBILL_FORMAT,
+            "number": self.number,
+            "carrier": self.carrier,
+            "from": self.sender.lower(),
+            "to": self.recipient.lower(),
+            "batchId": "0x" + self.batch_id.hex(),
+            "quantity": self.quantity,
+            "salt": "0x" + self.salt.hex(),
+        }
+
+    def digest(self) -> bytes:
+        """``sha256`` of the canonical JSON (sorted keys, no spaces, addresses lower-case)."""
+        canon = json.dumps(self._fields(), sort_keys=True, separators=(",", ":"))
+        return sha256(canon.encode()).digest()
+
+    def matches(self, digest: bytes) -> bool:
+        """Whether this waybill is the one committed to as ``digest``."""
+        return hmac.compare_digest(self.digest(), bytes(digest))
+
+    def to_json(self) -> str:
+        """The waybill as JSON, with its digest."""
+        return json.dumps({**self._fields(), "digest": "0x" + self.digest().hex()}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Waybill:
+        """A waybill read back (``InvalidInput`` if malformed or edited)."""
+        obj = _load(text, WAYBILL_FORMAT, "waybill")
+        try:
+            wb = cls(
+                number=obj["number"],
+                carrier=obj["carrier"],
+                sender=obj["from"],
+                recipient=obj["to"],
+                batch_id=_bytes32("a waybill's batch id", obj["batchId"]),
+                quantity=obj["quantity"],
+                salt=_bytes32("a waybill's salt", obj["salt"]),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"this waybill has no {exc.args[0]!r}: export it again") from None
+        stated = obj.get("digest")
+        if stated is not None and not wb.matches(_bytes32("a waybill's digest", stated)):
+            raise InvalidInput(
+                f"waybill {wb.number}: its stated digest is not the digest of its fields "
+                "(the file was edited); ask its sender for the original"
+            )
+        return wb
+
+    def __repr__(self) -> str:
+        return f"Waybill(digest=0x{self.digest().hex()[:16]}…)"
