@@ -3,6 +3,17 @@ roots, salted invoices, the regulator's two-invoice check and the EPCIS export. 
 or network here: the roles read the events (:mod:`emrshare.chain.trace_values`) into the
 rows these modules take."""
 
+from emrshare.trace.audit import (
+    REASONS,
+    Chain,
+    DispenseTrace,
+    Finding,
+    Ledger,
+    Leg,
+    TwoInvoiceReport,
+    trace_dispenses,
+    two_invoice_check,
+)
 from emrshare.trace.gs1 import (
     PackCode,
     check_digit,
@@ -14,11 +25,21 @@ from emrshare.trace.gs1 import (
     validate_lot,
     validate_serial,
 )
+from emrshare.trace.invoices import Invoice, Waybill
 from emrshare.trace.merkle import SerialList, serial_leaf, serial_proof_root, verify_serial
 
 __all__ = [
+    "Chain",
+    "DispenseTrace",
+    "Finding",
+    "Invoice",
+    "Ledger",
+    "Leg",
     "PackCode",
+    "REASONS",
     "SerialList",
+    "TwoInvoiceReport",
+    "Waybill",
     "check_digit",
     "class_uri",
     "gtin14",
@@ -26,6 +47,8 @@ __all__ = [
     "parse_pack_code",
     "serial_leaf",
     "serial_proof_root",
+    "trace_dispenses",
+    "two_invoice_check",
     "unit_uri",
     "validate_lot",
     "validate_serial",

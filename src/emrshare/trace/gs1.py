@@ -136,7 +136,7 @@ def parse_pack_code(text: str) -> PackCode:
         found = re.findall(r"\((\d{2})\)([^(]*)", t)
         return _from_fields(dict(found), text)
     fields: dict[str, str] = {}
-    rest = t.lstrip(_GS).removeprefix("]d2")
+    rest = t.removeprefix("]d2").removeprefix("]Q3").lstrip(_GS)  # symbology id, then FNC1
     while rest:
         ai, rest = rest[:2], rest[2:]
         if ai in ("01",):

@@ -23,11 +23,12 @@ import hmac
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Any
 
 from eth_abi.abi import encode
+from eth_utils.address import is_address
 from eth_utils.crypto import keccak
 
 from emrshare.errors import InvalidInput
@@ -94,6 +95,9 @@ class Invoice:
     batch_id: bytes
     quantity: int
     salt: bytes = field(default_factory=lambda: os.urandom(32))
+    #: The shipment the invoice is for, where its holder knows it (not in the digest: the
+    #: shipment id is derived from the waybill).
+    shipment_id: bytes | None = None
 
     def __post_init__(self) -> None:
         _text("number", self.number)
@@ -102,6 +106,8 @@ class Invoice:
         _count("an invoice's quantity", self.quantity)
         _bytes32("an invoice's batch id", self.batch_id)
         _bytes32("an invoice's salt", self.salt)
+        if self.shipment_id is not None:
+            _bytes32("an invoice's shipment id", self.shipment_id)
 
     @classmethod
     def new(
@@ -109,6 +115,10 @@ class Invoice:
     ) -> Invoice:
         """An invoice with a fresh random salt."""
         return cls(number, amount_minor, tax_id, batch_id, quantity)
+
+    def for_shipment(self, shipment_id: bytes) -> Invoice:
+        """The same invoice, noting the shipment it is for."""
+        return replace(self, shipment_id=shipment_id)
 
     def digest(self) -> bytes:
         """The 32-byte digest the shipment puts on chain."""
@@ -142,6 +152,7 @@ class Invoice:
                 "quantity": self.quantity,
                 "salt": "0x" + self.salt.hex(),
                 "digest": "0x" + self.digest().hex(),
+                "shipmentId": None if self.shipment_id is None else "0x" + self.shipment_id.hex(),
             },
             indent=2,
         )
@@ -159,6 +170,9 @@ class Invoice:
                 batch_id=_bytes32("an invoice's batch id", obj["batchId"]),
                 quantity=obj["quantity"],
                 salt=_bytes32("an invoice's salt", obj["salt"]),
+                shipment_id=None
+                if obj.get("shipmentId") is None
+                else _bytes32("an invoice's shipment id", obj["shipmentId"]),
             )
         except KeyError as exc:
             raise InvalidInput(f"this invoice has no {exc.args[0]!r}: export it again") from None
@@ -190,6 +204,9 @@ class Waybill:
     def __post_init__(self) -> None:
         _text("waybill number", self.number)
         _text("carrier", self.carrier)
+        for what, addr in (("sender", self.sender), ("recipient", self.recipient)):
+            if not isinstance(addr, str) or not is_address(addr):
+                raise InvalidInput(f"a waybill's {what} is an account address (0x and 40 hex)")
         _count("a waybill's quantity", self.quantity)
         _bytes32("a waybill's batch id", self.batch_id)
         _bytes32("a waybill's salt", self.salt)

@@ -1,0 +1,580 @@
+"""The regulator's two-invoice check (两票制), and the trace of a dispense back to its
+factory.
+
+Both replay the ``DrugTrace`` events of a :class:`Ledger` once, in chain order, keeping a
+first-in-first-out queue of lots per holder and batch. Each lot remembers the shipments
+that brought it there, so every unit a hospital receives (or a pharmacy dispenses) is
+traced to the chain of invoices back to the manufacturer. The replay is one linear pass:
+a lot is split at most once per shipment that takes part of it.
+
+A hospital receipt passes the check when each of its units came through exactly two
+invoices (manufacturer to distributor, distributor to hospital) and, where the regulator
+holds the invoice plaintexts, each plaintext matches its on-chain digest, the batch and
+the quantity shipped. Otherwise the finding carries one or more reasons:
+
+``too_few_invoices``
+    a unit came straight from the manufacturer (one invoice);
+``extra_intermediary``
+    a unit passed through more than one distributor (three invoices or more);
+``no_factory_shipment``
+    units whose route does not start at the batch's manufacturer (the ledger misses the
+    registration or a shipment: a window too short, or events from elsewhere);
+``quantity_mismatch``
+    the hospital confirmed less than was shipped, or an invoice's quantity is not the
+    shipment's;
+``batch_mismatch``
+    an invoice names another batch than its shipment;
+``invoice_mismatch``
+    the plaintext handed in for a shipment is not the invoice committed to on chain;
+``invoice_missing``
+    plaintexts were handed in, but none for one of the shipments on the route.
+
+The inputs are any objects with the fields of :mod:`emrshare.chain`'s DrugTrace events
+(structural protocols below), so the roles pass the decoded events as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict, deque
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from emrshare.trace.invoices import Invoice
+
+__all__ = [
+    "REASONS",
+    "Chain",
+    "DispenseTrace",
+    "Finding",
+    "Leg",
+    "Ledger",
+    "TwoInvoiceReport",
+    "trace_dispenses",
+    "two_invoice_check",
+]
+
+#: Every reason a finding may carry, in the order reports list them.
+REASONS = (
+    "too_few_invoices",
+    "extra_intermediary",
+    "no_factory_shipment",
+    "quantity_mismatch",
+    "batch_mismatch",
+    "invoice_mismatch",
+    "invoice_missing",
+)
+
+
+class _Event(Protocol):
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def log_index(self) -> int: ...
+
+
+class BatchLike(_Event, Protocol):
+    @property
+    def batch_id(self) -> bytes: ...
+    @property
+    def manufacturer(self) -> str: ...
+    @property
+    def gtin(self) -> int: ...
+    @property
+    def lot(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+class ShippedLike(_Event, Protocol):
+    @property
+    def shipment_id(self) -> bytes: ...
+    @property
+    def batch_id(self) -> bytes: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def invoice_digest(self) -> bytes: ...
+
+
+class ReceivedLike(_Event, Protocol):
+    @property
+    def shipment_id(self) -> bytes: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def discrepancy(self) -> int: ...
+
+
+class CancelledLike(_Event, Protocol):
+    @property
+    def shipment_id(self) -> bytes: ...
+
+
+class DispensedLike(_Event, Protocol):
+    @property
+    def batch_id(self) -> bytes: ...
+    @property
+    def pharmacy(self) -> str: ...
+    @property
+    def link(self) -> bytes: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """The DrugTrace events of one window of the chain, by kind."""
+
+    batches: Sequence[BatchLike] = ()
+    shipped: Sequence[ShippedLike] = ()
+    received: Sequence[ReceivedLike] = ()
+    cancelled: Sequence[CancelledLike] = ()
+    dispensed: Sequence[DispensedLike] = ()
+
+    def __len__(self) -> int:
+        return sum(
+            len(x)
+            for x in (self.batches, self.shipped, self.received, self.cancelled, self.dispensed)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One shipment on a route, that is one invoice."""
+
+    shipment_id: bytes
+    sender: str
+    recipient: str
+    quantity: int  # shipped
+    invoice_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """``quantity`` units that came the same way: ``legs`` from the factory on, or
+    ``None`` where the ledger does not say where they came from."""
+
+    quantity: int
+    legs: tuple[Leg, ...] | None
+
+    @property
+    def invoices(self) -> int | None:
+        return None if self.legs is None else len(self.legs)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The check of one hospital receipt."""
+
+    shipment_id: bytes
+    batch_id: bytes
+    gtin: int | None  # None: the batch's registration is outside the ledger
+    lot: str | None
+    supplier: str
+    hospital: str
+    shipped: int
+    received: int
+    block_number: int
+    chains: tuple[Chain, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    @property
+    def invoice_counts(self) -> tuple[int, ...]:
+        """The distinct numbers of invoices behind the receipt's units (known routes)."""
+        return tuple(sorted({c.invoices for c in self.chains if c.invoices is not None}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shipmentId": "0x" + self.shipment_id.hex(),
+            "batchId": "0x" + self.batch_id.hex(),
+            "gtin": None if self.gtin is None else f"{self.gtin:014d}",
+            "lot": self.lot,
+            "supplier": self.supplier,
+            "hospital": self.hospital,
+            "shipped": self.shipped,
+            "received": self.received,
+            "block": self.block_number,
+            "invoices": list(self.invoice_counts),
+            "ok": self.ok,
+            "reasons": list(self.reasons),
+            "routes": [
+                {
+                    "quantity": c.quantity,
+                    "shipments": None
+                    if c.legs is None
+                    else ["0x" + leg.shipment_id.hex() for leg in c.legs],
+                }
+                for c in self.chains
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TwoInvoiceReport:
+    """The regulator's report: one finding per hospital receipt in the ledger."""
+
+    findings: tuple[Finding, ...]
+    events: int
+    invoices_checked: bool
+    #: Invoice plaintexts handed in that match no shipment of the ledger.
+    unmatched_invoices: tuple[Invoice, ...] = field(default=())
+
+    @property
+    def flagged(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if not f.ok)
+
+    @property
+    def ok(self) -> bool:
+        return not self.flagged and not self.unmatched_invoices
+
+    def counts(self) -> dict[str, int]:
+        """How many findings carry each reason (every reason listed, zero or not)."""
+        out = dict.fromkeys(REASONS, 0)
+        for f in self.findings:
+            for r in f.reasons:
+                out[r] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipts": len(self.findings),
+            "flagged": len(self.flagged),
+            "events": self.events,
+            "invoicesChecked": self.invoices_checked,
+            "reasons": self.counts(),
+            "unmatchedInvoices": ["0x" + i.digest().hex() for i in self.unmatched_invoices],
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+    def to_csv(self) -> str:
+        """One row per hospital receipt, for the commission's spreadsheet."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(
+            [
+                "shipment_id",
+                "batch_id",
+                "gtin",
+                "lot",
+                "supplier",
+                "hospital",
+                "shipped",
+                "received",
+                "block",
+                "invoices",
+                "result",
+                "reasons",
+            ]
+        )
+        for f in self.findings:
+            d = f.as_dict()
+            w.writerow(
+                [
+                    d["shipmentId"],
+                    d["batchId"],
+                    d["gtin"] or "",
+                    d["lot"] or "",
+                    f.supplier,
+                    f.hospital,
+                    f.shipped,
+                    f.received,
+                    f.block_number,
+                    ";".join(map(str, f.invoice_counts)),
+                    "ok" if f.ok else "flagged",
+                    ";".join(f.reasons),
+                ]
+            )
+        return buf.getvalue()
+
+    def table(self) -> list[tuple[str, ...]]:
+        """Rows for a terminal table (the header first); ids shortened."""
+        rows: list[tuple[str, ...]] = [
+            ("RECEIPT", "BATCH", "SUPPLIER", "HOSPITAL", "QTY", "INVOICES", "RESULT")
+        ]
+        for f in self.findings:
+            batch = f"{f.gtin:014d}/{f.lot}" if f.gtin is not None else _short(f.batch_id)
+            qty = str(f.received) if f.received == f.shipped else f"{f.received}/{f.shipped}"
+            rows.append(
+                (
+                    _short(f.shipment_id),
+                    batch,
+                    _short_addr(f.supplier),
+                    _short_addr(f.hospital),
+                    qty,
+                    ",".join(map(str, f.invoice_counts)) or "?",
+                    "ok" if f.ok else ", ".join(f.reasons),
+                )
+            )
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DispenseTrace:
+    """One dispense and the routes of its units from the factory."""
+
+    dispense: DispensedLike
+    manufacturer: str | None
+    gtin: int | None
+    lot: str | None
+    chains: tuple[Chain, ...]
+
+
+def _short(b: bytes) -> str:
+    return "0x" + b.hex()[:10]
+
+
+def _short_addr(a: str) -> str:
+    return a[:8] + "…" + a[-4:]
+
+
+_Lot = list[Any]  # [quantity, path: tuple[bytes, ...] | None]
+
+
+class _Replay:
+    """The FIFO replay of a ledger (one pass, in chain order)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.batches: dict[bytes, BatchLike] = {}
+        self.shipments: dict[bytes, ShippedLike] = {}
+        self._stock: dict[tuple[str, bytes], deque[_Lot]] = defaultdict(deque)
+        self._transit: dict[bytes, list[_Lot]] = {}
+        self._ledger = ledger
+
+    def _take(self, holder: str, batch: bytes, quantity: int) -> list[_Lot]:
+        q = self._stock[(holder, batch)]
+        out: list[_Lot] = []
+        need = quantity
+        while need and q:
+            lot = q[0]
+            if lot[0] <= need:
+                q.popleft()
+                out.append(lot)
+                need -= lot[0]
+            else:
+                lot[0] -= need
+                out.append([need, lot[1]])
+                need = 0
+        if need:
+            out.append([need, None])  # the ledger does not say where these came from
+        return out
+
+    def run(self) -> Iterator[tuple[str, Any, list[_Lot]]]:
+        """Yield ``("received", event, lots)`` and ``("dispensed", event, lots)``."""
+        tagged: list[tuple[int, int, int, Any]] = []
+        for kind, events in enumerate(
+            (
+                self._ledger.batches,
+                self._ledger.shipped,
+                self._ledger.received,
+                self._ledger.cancelled,
+                self._ledger.dispensed,
+            )
+        ):
+            tagged.extend((e.block_number, e.log_index, kind, e) for e in events)
+        tagged.sort(key=lambda t: (t[0], t[1], t[2]))
+        for _, _, kind, e in tagged:
+            if kind == 0:
+                self.batches[bytes(e.batch_id)] = e
+                key = (e.manufacturer.lower(), bytes(e.batch_id))
+                self._stock[key].append([e.quantity, ()])
+            elif kind == 1:
+                sid = bytes(e.shipment_id)
+                self.shipments[sid] = e
+                lots = self._take(e.sender.lower(), bytes(e.batch_id), e.quantity)
+                self._transit[sid] = [
+                    [n, None if path is None else (*path, sid)] for n, path in lots
+                ]
+            elif kind == 2:
+                sid = bytes(e.shipment_id)
+                moving = self._transit.pop(sid, None)
+                ship = self.shipments.get(sid)
+                if moving is None or ship is None:
+                    continue  # its shipment is outside the ledger
+                kept = _first(moving, e.quantity)  # the shortfall was lost on the way
+                self._stock[(ship.recipient.lower(), bytes(ship.batch_id))].extend(kept)
+                yield "received", e, [list(x) for x in kept]
+            elif kind == 3:
+                sid = bytes(e.shipment_id)
+                moving = self._transit.pop(sid, None)
+                ship = self.shipments.get(sid)
+                if moving is None or ship is None:
+                    continue
+                back = self._stock[(ship.sender.lower(), bytes(ship.batch_id))]
+                for n, path in reversed(moving):
+                    back.appendleft([n, None if path is None else path[:-1]])
+            else:
+                lots = self._take(e.pharmacy.lower(), bytes(e.batch_id), e.quantity)
+                yield "dispensed", e, lots
+
+    def chains(self, lots: Iterable[_Lot]) -> tuple[Chain, ...]:
+        merged: dict[tuple[bytes, ...] | None, int] = {}
+        for n, path in lots:
+            merged[path] = merged.get(path, 0) + n
+        out = []
+        for path, n in merged.items():
+            legs = None if path is None else tuple(self._leg(sid) for sid in path)
+            out.append(Chain(n, legs))
+        return tuple(out)
+
+    def _leg(self, sid: bytes) -> Leg:
+        s = self.shipments[sid]
+        return Leg(sid, s.sender, s.recipient, s.quantity, bytes(s.invoice_digest))
+
+
+def _first(lots: list[_Lot], quantity: int) -> list[_Lot]:
+    out: list[_Lot] = []
+    need = quantity
+    for n, path in lots:
+        if not need:
+            break
+        take = min(n, need)
+        out.append([take, path])
+        need -= take
+    return out
+
+
+def _reasons(
+    finding_chains: tuple[Chain, ...],
+    ship: ShippedLike,
+    received: int,
+    manufacturer: str | None,
+    invoices: _Invoices | None,
+) -> tuple[str, ...]:
+    found: set[str] = set()
+    if received != ship.quantity:
+        found.add("quantity_mismatch")
+    for c in finding_chains:
+        if c.legs is None or not c.legs:
+            found.add("no_factory_shipment")
+            continue
+        if manufacturer is None or c.legs[0].sender.lower() != manufacturer.lower():
+            found.add("no_factory_shipment")
+        if len(c.legs) < 2:
+            found.add("too_few_invoices")
+        elif len(c.legs) > 2:
+            found.add("extra_intermediary")
+        if invoices is not None:
+            for leg in c.legs:
+                found.update(invoices.check(leg, bytes(ship.batch_id)))
+    return tuple(r for r in REASONS if r in found)
+
+
+class _Invoices:
+    """The plaintexts handed to the regulator, matched to shipments: by the shipment id an
+    invoice names, else by its digest."""
+
+    def __init__(self, invoices: Iterable[Invoice], shipments: dict[bytes, ShippedLike]) -> None:
+        self.named: dict[bytes, Invoice] = {}
+        self.by_digest: dict[bytes, Invoice] = {}
+        digests = {bytes(s.invoice_digest) for s in shipments.values()}
+        unmatched: list[Invoice] = []
+        for inv in invoices:
+            if inv.shipment_id is not None:
+                if inv.shipment_id in shipments:
+                    self.named[inv.shipment_id] = inv
+                else:
+                    unmatched.append(inv)
+            elif inv.digest() in digests:
+                self.by_digest[inv.digest()] = inv
+            else:
+                unmatched.append(inv)
+        self.unmatched = tuple(unmatched)
+
+    def check(self, leg: Leg, batch_id: bytes) -> set[str]:
+        inv = self.named.get(leg.shipment_id)
+        if inv is not None:
+            if not inv.matches(leg.invoice_digest):
+                return {"invoice_mismatch"}
+        else:
+            inv = self.by_digest.get(leg.invoice_digest)
+            if inv is None:
+                return {"invoice_missing"}
+        out = set()
+        if inv.quantity != leg.quantity:
+            out.add("quantity_mismatch")
+        if inv.batch_id != batch_id:
+            out.add("batch_mismatch")
+        return out
+
+
+def two_invoice_check(
+    ledger: Ledger, hospitals: Collection[str], invoices: Iterable[Invoice] | None = None
+) -> TwoInvoiceReport:
+    """Check every receipt by one of ``hospitals`` (addresses of pharmacies and of
+    providers with the pharmacy capability) in ``ledger``; with ``invoices``, check the
+    plaintexts too (see the module's reasons)."""
+    wanted = {h.lower() for h in hospitals}
+    replay = _Replay(ledger)
+    pending: list[tuple[ReceivedLike, tuple[Chain, ...]]] = []
+    for kind, e, lots in replay.run():
+        if kind != "received":
+            continue
+        ship = replay.shipments[bytes(e.shipment_id)]
+        if ship.recipient.lower() in wanted:
+            pending.append((e, replay.chains(lots)))
+    checked = None if invoices is None else _Invoices(invoices, replay.shipments)
+    findings = []
+    for e, chains in pending:
+        ship = replay.shipments[bytes(e.shipment_id)]
+        batch = replay.batches.get(bytes(ship.batch_id))
+        manufacturer = None if batch is None else batch.manufacturer
+        findings.append(
+            Finding(
+                shipment_id=bytes(ship.shipment_id),
+                batch_id=bytes(ship.batch_id),
+                gtin=None if batch is None else batch.gtin,
+                lot=None if batch is None else batch.lot,
+                supplier=ship.sender,
+                hospital=ship.recipient,
+                shipped=ship.quantity,
+                received=e.quantity,
+                block_number=e.block_number,
+                chains=chains,
+                reasons=_reasons(chains, ship, e.quantity, manufacturer, checked),
+            )
+        )
+    return TwoInvoiceReport(
+        findings=tuple(findings),
+        events=len(ledger),
+        invoices_checked=checked is not None,
+        unmatched_invoices=() if checked is None else checked.unmatched,
+    )
+
+
+def trace_dispenses(
+    ledger: Ledger, *, links: Collection[bytes] | None = None, batch_id: bytes | None = None
+) -> list[DispenseTrace]:
+    """The dispenses in ``ledger`` (only those to ``links``, or of ``batch_id``, if given),
+    each with the routes its units took from the factory."""
+    want_links = None if links is None else {bytes(x) for x in links}
+    replay = _Replay(ledger)
+    out = []
+    for kind, e, lots in replay.run():
+        if kind != "dispensed":
+            continue
+        if want_links is not None and bytes(e.link) not in want_links:
+            continue
+        if batch_id is not None and bytes(e.batch_id) != batch_id:
+            continue
+        batch = replay.batches.get(bytes(e.batch_id))
+        out.append(
+            DispenseTrace(
+                dispense=e,
+                manufacturer=None if batch is None else batch.manufacturer,
+                gtin=None if batch is None else batch.gtin,
+                lot=None if batch is None else batch.lot,
+                chains=replay.chains(lots),
+            )
+        )
+    return out
