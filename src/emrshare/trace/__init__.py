@@ -1,15 +1,12 @@
 """Drug supply traceability, the pure part: GS1 identifiers, serial lists as Merkle
-roots, salted invoices, the regulator's two-invoice check and the EPCIS export. No chain
-or network here: the roles read the events (:mod:`emrshare.chain.trace_values`) into the
-rows these modules take."""
+roots, salted invoices and waybills, the ledger replay, the regulator's two-invoice
+check and the EPCIS export. No chain or network here: the roles hand the decoded events
+(:mod:`emrshare.chain.trace_values`) to these modules as a :class:`Ledger`."""
 
 from emrshare.trace.audit import (
     REASONS,
-    Chain,
     DispenseTrace,
     Finding,
-    Ledger,
-    Leg,
     TwoInvoiceReport,
     trace_dispenses,
     two_invoice_check,
@@ -26,6 +23,7 @@ from emrshare.trace.gs1 import (
     validate_serial,
 )
 from emrshare.trace.invoices import Invoice, Waybill
+from emrshare.trace.ledger import Chain, Ledger, Leg
 from emrshare.trace.merkle import SerialList, serial_leaf, serial_proof_root, verify_serial
 
 __all__ = [
