@@ -76,6 +76,7 @@ _LAZY = {
     "Guardian": "emrshare.roles",
     "Patient": "emrshare.roles",
     "Provider": "emrshare.roles",
+    "Regulator": "emrshare.roles",
     "Requester": "emrshare.roles",
     # what they are built from
     "LocalNetwork": "emrshare.devnet",
@@ -169,6 +170,7 @@ __all__ = [
     "ReadEvent",
     "RecordInfo",
     "RecordNotFound",
+    "Regulator",
     "RelayError",
     "ReplicationError",
     "Requester",

@@ -355,13 +355,9 @@ class PatientKeys:
         )
 
     def operation_nonce(self, operation_id: bytes, step: int) -> bytes:
-        """The 32-byte grant nonce of step ``step`` of a logged operation:
-        HMAC-SHA256(operation key, "grant-nonce" || operation id || step as 4 bytes).
-
-        A resumed operation derives the same nonce, hence the same policy id, and sees on
-        chain that its grant exists instead of granting twice. Without the master secret the
-        nonce looks random, so it links nothing on chain.
-        """
+        """The grant nonce of step ``step`` of a logged operation (HMAC-SHA256 of the operation
+        key over "grant-nonce" || id || step): a resumed operation derives the same nonce, hence
+        the same policy id; without the master secret it looks random and links nothing."""
         if not 1 <= len(operation_id) <= 64 or not 0 <= step < 2**32:
             raise ValueError("an operation id is 1..64 bytes and a step a uint32")
         msg = b"grant-nonce" + bytes([len(operation_id)]) + operation_id + step.to_bytes(4, "big")
@@ -372,6 +368,10 @@ class PatientKeys:
         """**Secret:** the 32-byte key that seals this patient's on-chain state log
         (categories and epochs; ``PatientProfiles.logState``)."""
         return self._state
+
+    def drug_link_secret(self, index: int) -> bytes:
+        """**Secret:** this patient's ``index``-th (uint32) dispense link secret (DrugTrace)."""
+        return _derive(self._master, b"patient/drug-link/" + index.to_bytes(4, "big"))
 
     def study_participant_secret(self, study_id: bytes) -> bytes:
         """**Secret:** this patient's secp256k1 participant key of study ``study_id``."""

@@ -8,6 +8,10 @@
 - :class:`AsyncProvider`, :class:`AsyncRequester` — the same, for code running an event
   loop (FastAPI, Jupyter).
 - :class:`ConsortiumAdmin` — admits members.
+- :class:`Regulator` — the health commission: the two-invoice check, dispense traces,
+  recalls, prescription and claims reports. Every member has ``member.drugs``
+  (:class:`MemberDrugs`: batches, shipments, receipts, dispenses) and a patient
+  ``patient.drugs`` (:class:`PatientDrugs`: dispense links, recall notices, pack checks).
 - :class:`Guardian` — a parent or legal representative acting for a patient
   (``Patient.guardians`` names one).
 - :func:`restore_patient` — a patient on a new machine, from its 24 words or SLIP-39 shares.
@@ -32,6 +36,14 @@ from emrshare.roles._common import (
     ReadEvent,
     RecordInfo,
 )
+from emrshare.roles._drugs import (
+    MemberDrugs,
+    PackCheck,
+    PackStatus,
+    RegisteredBatch,
+    SentShipment,
+    check_pack,
+)
 from emrshare.roles._emergency_read import (
     EMERGENCY_KEY_FILE,
     EmergencyRead,
@@ -43,6 +55,7 @@ from emrshare.roles._fhir_export import PatientFhir
 from emrshare.roles._guardians import GuardianAction, GuardianInfo
 from emrshare.roles._oplog import Operation, OperationResult
 from emrshare.roles._patient_claims import ClaimStep, PatientClaims
+from emrshare.roles._patient_drugs import DispenseLink, PatientDispense, PatientDrugs
 from emrshare.roles._prescriptions import (
     DispensedFill,
     IssuedPrescription,
@@ -57,6 +70,7 @@ from emrshare.roles.guardian import Guardian
 from emrshare.roles.patient import Patient
 from emrshare.roles.profiles import Profile, Profiles, default_data_dir
 from emrshare.roles.provider import AsyncProvider, Provider
+from emrshare.roles.regulator import Regulator
 from emrshare.roles.requester import AsyncRequester, Requester
 
 __all__ = [
@@ -73,6 +87,7 @@ __all__ = [
     "ClaimsReport",
     "ConsortiumAdmin",
     "Cosignature",
+    "DispenseLink",
     "DispensedFill",
     "EMERGENCY_KEY_FILE",
     "EmergencyRead",
@@ -85,11 +100,16 @@ __all__ = [
     "InProcessSealer",
     "IssuedPrescription",
     "MemberClaims",
+    "MemberDrugs",
     "MemberPrescriptions",
     "Operation",
     "OperationResult",
+    "PackCheck",
+    "PackStatus",
     "Patient",
     "PatientClaims",
+    "PatientDispense",
+    "PatientDrugs",
     "PatientFhir",
     "PoolSealer",
     "PrescriptionCounts",
@@ -98,11 +118,15 @@ __all__ = [
     "Provider",
     "ReadEvent",
     "RecordInfo",
+    "RegisteredBatch",
+    "Regulator",
     "Requester",
     "RestoreReport",
     "Sealer",
+    "SentShipment",
     "UnbilledItem",
     "VerifiedPrescription",
+    "check_pack",
     "default_data_dir",
     "load_emergency_key",
     "restore_patient",

@@ -33,6 +33,7 @@ from emrshare.roles._common import (
     RecordInfo,
     checksum,
 )
+from emrshare.roles._drugs import MemberDrugs
 from emrshare.roles._emergency import MemberEmergency
 from emrshare.roles._listing import open_granted_sync
 from emrshare.roles._prescriptions import MemberPrescriptions
@@ -64,9 +65,9 @@ class MemberFacade:
         self.keys = keys
         self.address: Address = keys.address
         self.state_dir = Path(state_dir)
-        self._contracts = network.contracts_for(keys.ethereum_key)
+        self._contracts = signed = network.contracts_for(keys.ethereum_key)
         self._members = MembershipCache(network.contracts.registry)
-        self.emergency = MemberEmergency(network, keys, self._contracts, emergency_key_file)
+        self.emergency = MemberEmergency(network, keys, signed, emergency_key_file)
         self._reads = GrantedReader(
             network,
             keys,
@@ -75,11 +76,10 @@ class MemberFacade:
             proxy_timeout=proxy_timeout,
             retry_for=retry_for,
         )
-        self.prescriptions = MemberPrescriptions(
-            network, self._contracts, self._reads, self.records
-        )
-        self.research = ResearcherStudies(network, keys, self._contracts.studies)
-        self.claims = MemberClaims(network, self._contracts, self._reads)
+        self.prescriptions = MemberPrescriptions(network, signed, self._reads, self.records)
+        self.research = ResearcherStudies(network, keys, signed.studies)
+        self.claims = MemberClaims(network, signed, self._reads)
+        self.drugs = MemberDrugs(network, signed, self.state_dir)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"

@@ -42,6 +42,7 @@ from emrshare.roles._oplog import Operation, OperationResult, Step
 from emrshare.roles._ops import Operations, plan_revoke
 from emrshare.roles._own import OwnIndex, OwnWrites
 from emrshare.roles._patient_claims import PatientClaims
+from emrshare.roles._patient_drugs import PatientDrugs
 from emrshare.roles._patient_rotation import patient_rotate
 from emrshare.roles._reads import MembershipCache
 from emrshare.roles._relayed import Relay, patient_contracts
@@ -98,6 +99,7 @@ class Patient:
         self.guardians = PatientGuardians(network, keys, signed, lambda: self._state.epochs)
         self.studies = PatientStudies(network, keys, self, self.state_dir)
         self.claims = PatientClaims(network, self.address, signed, self)
+        self.drugs = PatientDrugs(network, keys, self.state_dir)
 
     def __repr__(self) -> str:
         return f"Patient({self.address})"

@@ -1,0 +1,467 @@
+"""Drug supply traceability for the member facades (issue 17): a manufacturer registers a
+batch, each party ships with a waybill and a salted invoice and its recipient confirms,
+a pharmacy dispenses to a patient's blinded link, the manufacturer or a regulator recalls
+and notifies, a clinician reports an adverse event, and the regulator runs the
+two-invoice check and traces a dispense back to the factory.
+
+``member.drugs`` is a :class:`MemberDrugs`. The shipper keeps each shipment's invoice and
+waybill in plaintext under ``state_dir/drugs/shipments/`` (0600): that is what it hands
+the regulator (:meth:`MemberDrugs.invoices`). The chain holds only their digests.
+:func:`check_pack` (a pack's 2D code against the chain) needs no key at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from enum import Enum
+from hashlib import sha256
+from pathlib import Path
+from typing import TypeVar
+
+from emrshare._files import damaged, private_dir, read_json_object, write_atomically
+from emrshare.chain import (
+    AdverseEventReported,
+    BatchRegistered,
+    BatchState,
+    Capability,
+    Contracts,
+    Dispensed,
+    DrugTrace,
+    Recalled,
+    RecallNotice,
+    Received,
+    Role,
+    ShipmentCancelled,
+    ShipmentState,
+    Shipped,
+    batch_id_of,
+    link_of,
+    shipment_id_of,
+)
+from emrshare.chain.events import ChainEvent
+from emrshare.errors import InvalidInput, LocalStateError, NotFound
+from emrshare.network import Network
+from emrshare.roles._common import id32
+from emrshare.trace import (
+    DispenseTrace,
+    Invoice,
+    Ledger,
+    PackCode,
+    SerialList,
+    TwoInvoiceReport,
+    Waybill,
+    gtin14,
+    parse_pack_code,
+    trace_dispenses,
+    two_invoice_check,
+    validate_lot,
+)
+from emrshare.types import Address
+
+__all__ = [
+    "MAX_LINKS",
+    "MemberDrugs",
+    "PackCheck",
+    "PackStatus",
+    "RegisteredBatch",
+    "SentShipment",
+    "check_pack",
+    "read_ledger",
+]
+
+E = TypeVar("E", bound=ChainEvent)
+
+#: Most links one recall notice transaction names (``DrugTrace.MAX_LINKS``).
+MAX_LINKS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredBatch:
+    """A batch just registered (``serials``: its serial list, to hand to pharmacies)."""
+
+    batch_id: bytes
+    gtin: str
+    lot: str
+    expiry: int
+    quantity: int
+    serials: SerialList | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentShipment:
+    """A shipment just sent, with the plaintexts its sender keeps (``path``)."""
+
+    shipment_id: bytes
+    batch_id: bytes
+    recipient: Address
+    quantity: int
+    invoice: Invoice
+    waybill: Waybill
+    path: Path
+
+
+class PackStatus(Enum):
+    """What the chain says of a pack (:func:`check_pack`)."""
+
+    GENUINE = "genuine"
+    UNKNOWN_BATCH = "unknown_batch"  # no manufacturer registered it: counterfeit
+    UNKNOWN_SERIAL = "unknown_serial"  # not one of the batch's serials: counterfeit
+    RECALLED = "recalled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class PackCheck:
+    """A pack's check: ``status``, the code read, the batch (``None`` if unknown) and, for
+    a serialized pack, whether that unit was dispensed already (a copied code)."""
+
+    status: PackStatus
+    code: PackCode
+    batch: BatchState | None
+    unit_dispensed: bool | None = None
+
+    @property
+    def genuine(self) -> bool:
+        """Registered (and, if serialized, one of its units); recalled or expired too."""
+        return self.status not in (PackStatus.UNKNOWN_BATCH, PackStatus.UNKNOWN_SERIAL)
+
+    @property
+    def message(self) -> str:
+        return {
+            PackStatus.GENUINE: "registered by its manufacturer; not recalled, not expired",
+            PackStatus.UNKNOWN_BATCH: "no manufacturer registered this batch: do not use it, "
+            "report it to the pharmacy and the regulator",
+            PackStatus.UNKNOWN_SERIAL: "this serial is not one of the batch's: do not use it, "
+            "report it to the pharmacy and the regulator",
+            PackStatus.RECALLED: "the batch is recalled: do not use it; ask your pharmacy",
+            PackStatus.EXPIRED: "the batch is past its expiry: do not use it",
+        }[self.status]
+
+
+def _expiry_seconds(expiry: date | int) -> int:
+    if isinstance(expiry, int):
+        return expiry
+    # A pack is usable through its expiry day (GS1 AI 17), to the end of it in UTC.
+    return int(datetime.combine(expiry, time.max, UTC).timestamp())
+
+
+def check_pack(
+    trace: DrugTrace, code: str | PackCode, *, serials: SerialList | None = None
+) -> PackCheck:
+    """Check a pack against the chain: its code (Digital Link, GS1 element string or the
+    scanner's raw form) names a registered batch and, for a serialized batch, a serial of
+    the manufacturer's list (``serials``, checked against the registered root)."""
+    pack = parse_pack_code(code) if isinstance(code, str) else code
+    batch = trace.batch(_batch_id(pack.gtin, pack.lot))
+    if batch is None:
+        return PackCheck(PackStatus.UNKNOWN_BATCH, pack, None)
+    dispensed = None
+    if batch.serial_count:
+        if pack.serial is None:
+            raise InvalidInput("this batch is serialized: scan the pack's code with its serial")
+        if serials is None or serials.root != batch.serial_root:
+            raise InvalidInput(
+                "checking a serial needs the batch's serial list from its manufacturer "
+                "(the one whose root is on chain)"
+            )
+        index = serials.index_of(pack.serial)
+        if index is None or not trace.verify_unit(
+            batch.batch_id, index, pack.serial, serials.proof(index)
+        ):
+            return PackCheck(PackStatus.UNKNOWN_SERIAL, pack, batch)
+        dispensed = trace.unit_dispensed(batch.batch_id, index)
+    if batch.recalled:
+        return PackCheck(PackStatus.RECALLED, pack, batch, dispensed)
+    if batch.expiry <= trace.client.chain_time():
+        return PackCheck(PackStatus.EXPIRED, pack, batch, dispensed)
+    return PackCheck(PackStatus.GENUINE, pack, batch, dispensed)
+
+
+def _batch_id(gtin: str | int, lot: str) -> bytes:
+    return batch_id_of(gtin14(gtin), validate_lot(lot))
+
+
+def read_ledger(
+    trace: DrugTrace, *, from_block: int | None = None, to_block: int | None = None
+) -> Ledger:
+    """The DrugTrace events from ``from_block`` to ``to_block`` (default: the newest
+    block with the client's confirmations, the same one for every kind)."""
+    end = trace.client.safe_block() if to_block is None else to_block
+
+    def ev(cls: type[E]) -> list[E]:
+        return list(trace.events(cls, from_block=from_block, to_block=end))
+
+    return Ledger(
+        batches=ev(BatchRegistered),
+        shipped=ev(Shipped),
+        received=ev(Received),
+        cancelled=ev(ShipmentCancelled),
+        dispensed=ev(Dispensed),
+    )
+
+
+class MemberDrugs:
+    """A member's side of drug traceability (``member.drugs``).
+
+    Example::
+
+        b = maker.drugs.register_batch("09506000134352", "L24A", expiry=date(2028, 6, 30),
+                                       quantity=1000, certificate=release_pdf)
+        s = maker.drugs.ship(distributor, b.batch_id, 600, invoice_number="INV-1",
+                             amount_minor=1_200_000, tax_id="91310000MA1K")
+        distributor_member.drugs.receive(s.shipment_id)
+        report = regulator.drugs.two_invoice_report()
+    """
+
+    def __init__(self, network: Network, signed: Contracts, state_dir: Path) -> None:
+        self.network = network
+        self._signed = signed.drug_trace
+        self._read = network.contracts.drug_trace
+        self.address = Address(signed.drug_trace.client.address or "")
+        self._dir = Path(state_dir) / "drugs" / "shipments"
+
+    # -- the manufacturer ---------------------------------------------------------------
+
+    def register_batch(
+        self,
+        gtin: str,
+        lot: str,
+        *,
+        expiry: date | int,
+        quantity: int,
+        certificate: bytes,
+        unit: str = "pack",
+        serials: Iterable[str] | None = None,
+    ) -> RegisteredBatch:
+        """Register a production batch (a Manufacturer): ``certificate`` is the batch
+        release certificate (its sha256 goes on chain); ``serials``, one per unit, makes
+        the batch serialized (their Merkle root goes on chain)."""
+        g = gtin14(gtin)
+        validate_lot(lot)
+        if not certificate:
+            raise InvalidInput("give the batch release certificate (its digest goes on chain)")
+        listed = None if serials is None else SerialList.of(serials)
+        if listed is not None and len(listed) != quantity:
+            raise InvalidInput(
+                f"a serialized batch lists one serial per unit: {len(listed)} serials "
+                f"for {quantity} units"
+            )
+        seconds = _expiry_seconds(expiry)
+        r = self._signed.register_batch(
+            g,
+            lot,
+            seconds,
+            quantity,
+            unit,
+            sha256(certificate).digest(),
+            listed.root if listed is not None else bytes(32),
+            len(listed) if listed is not None else 0,
+        )
+        ev = r.event(BatchRegistered)
+        return RegisteredBatch(bytes(ev.batch_id), f"{g:014d}", lot, seconds, quantity, listed)
+
+    def recall(self, batch: bytes | str, reason: str) -> bytes:
+        """Recall a batch (its manufacturer or a regulator); the reason stays off chain,
+        its sha256 goes on. Returns the reason digest."""
+        if not reason.strip():
+            raise InvalidInput("give the recall's reason (its digest goes on chain)")
+        digest = sha256(reason.encode()).digest()
+        self._signed.recall(id32(batch), digest)
+        return digest
+
+    def notify_recall(self, batch: bytes | str) -> int:
+        """Send a recall notice to every patient link a recalled batch was dispensed to
+        (its manufacturer or a regulator), at most :data:`MAX_LINKS` per transaction, and
+        only to links not notified yet. Returns how many notices were sent."""
+        bid = id32(batch)
+        end = self._read.client.safe_block()
+        links = dict.fromkeys(
+            bytes(e.link) for e in self._read.events(Dispensed, batch_id=bid, to_block=end)
+        )
+        for e in self._read.events(RecallNotice, batch_id=bid, to_block=end):
+            links.pop(bytes(e.link), None)
+        todo = list(links)
+        for i in range(0, len(todo), MAX_LINKS):
+            self._signed.notify_recall(bid, todo[i : i + MAX_LINKS])
+        return len(todo)
+
+    # -- every holder -------------------------------------------------------------------
+
+    def ship(
+        self,
+        to: str,
+        batch: bytes | str,
+        quantity: int,
+        *,
+        invoice_number: str,
+        amount_minor: int,
+        tax_id: str,
+        waybill_number: str | None = None,
+        carrier: str = "own transport",
+    ) -> SentShipment:
+        """Ship units this member holds to ``to``, with the invoice's digest and the
+        waybill's on chain; both plaintexts are kept (0600) for the regulator."""
+        bid = id32(batch)
+        invoice = Invoice.new(invoice_number, amount_minor, tax_id, bid, quantity)
+        waybill = Waybill(
+            waybill_number or f"WB-{invoice_number}", carrier, self.address, to, bid, quantity
+        )
+        sid = shipment_id_of(self.address, waybill.digest())
+        invoice = invoice.for_shipment(sid)
+        path = self._save(sid, invoice, waybill)  # first: a crash leaves a file, not a loss
+        self._signed.ship(to, bid, quantity, waybill.digest(), invoice.digest())
+        return SentShipment(sid, bid, Address(to), quantity, invoice, waybill, path)
+
+    def receive(self, shipment: bytes | str, quantity: int | None = None) -> int:
+        """Confirm a shipment to this member: ``quantity`` arrived (default: all that was
+        shipped). Returns the discrepancy (units short)."""
+        sid = id32(shipment)
+        shipped = self._read.shipment(sid)
+        got = shipped.quantity if quantity is None else quantity
+        r = self._signed.confirm_receipt(sid, got)
+        return int(r.event(Received).discrepancy)
+
+    def cancel(self, shipment: bytes | str) -> None:
+        """Take back a shipment of this member's that was never confirmed."""
+        _, waybill = self._load(id32(shipment))
+        self._signed.cancel_shipment(waybill.digest())
+
+    def invoices(self, shipments: Sequence[bytes] | None = None) -> list[Invoice]:
+        """The invoice plaintexts this member keeps (all, or those of ``shipments``), to
+        hand to the regulator."""
+        if shipments is None:
+            if not self._dir.is_dir():
+                return []
+            shipments = [bytes.fromhex(p.stem) for p in sorted(self._dir.glob("*.json"))]
+        return [self._load(bytes(s))[0] for s in shipments]
+
+    # -- the pharmacy -------------------------------------------------------------------
+
+    def dispense(
+        self,
+        batch: bytes | str,
+        quantity: int,
+        link: bytes,
+        *,
+        prescription_id: bytes | None = None,
+    ) -> None:
+        """Dispense units of an unserialized batch to a patient's link (the patient shows
+        it: ``patient.drugs.new_link()``), naming the prescription fill if any."""
+        self._signed.dispense(id32(batch), quantity, _link(link), prescription_id or bytes(32))
+
+    def dispense_unit(
+        self,
+        batch: bytes | str,
+        serials: SerialList,
+        serial: str,
+        link: bytes,
+        *,
+        prescription_id: bytes | None = None,
+    ) -> int:
+        """Dispense one serialized pack to a patient's link; returns its unit index."""
+        index = serials.index_of(serial)
+        if index is None:
+            raise InvalidInput(f"serial {serial!r} is not in this batch's list: do not dispense")
+        self._signed.dispense_unit(
+            id32(batch),
+            index,
+            serial,
+            serials.proof(index),
+            _link(link),
+            prescription_id or bytes(32),
+        )
+        return index
+
+    def check(self, code: str, *, serials: SerialList | None = None) -> PackCheck:
+        """A pack's check against the chain (:func:`check_pack`)."""
+        return check_pack(self._read, code, serials=serials)
+
+    # -- clinicians ---------------------------------------------------------------------
+
+    def report_adverse_event(self, batch: bytes | str, report: bytes, seriousness: int) -> bytes:
+        """A clinician's notice of an adverse event suspected of a batch (a Provider):
+        ``report`` (the FHIR AdverseEvent the clinician keeps in the patient's record)
+        stays off chain, its sha256 goes on. Returns the digest."""
+        digest = sha256(report).digest()
+        self._signed.report_adverse_event(id32(batch), digest, seriousness)
+        return digest
+
+    # -- the regulator ------------------------------------------------------------------
+
+    def ledger(self, *, from_block: int | None = None, to_block: int | None = None) -> Ledger:
+        """The DrugTrace events, all read up to one block (:func:`read_ledger`)."""
+        return read_ledger(self._read, from_block=from_block, to_block=to_block)
+
+    def hospitals(self) -> list[Address]:
+        """Who a hospital receipt is by: pharmacies, and providers with the pharmacy
+        capability."""
+        return [
+            Address(m.account)
+            for m in self.network.contracts.registry.all_members()
+            if m.role is Role.PHARMACY
+            or (m.role is Role.PROVIDER and Capability.PHARMACY in m.capabilities)
+        ]
+
+    def two_invoice_report(
+        self, invoices: Iterable[Invoice] | None = None, *, from_block: int | None = None
+    ) -> TwoInvoiceReport:
+        """The two-invoice check of every hospital receipt on chain (from ``from_block``):
+        see :func:`~emrshare.trace.two_invoice_check`; with ``invoices`` (plaintexts the
+        parties handed in) checked against their digests too."""
+        return two_invoice_check(self.ledger(from_block=from_block), self.hospitals(), invoices)
+
+    def trace_dispense(self, secrets: Iterable[bytes]) -> list[DispenseTrace]:
+        """The dispenses to the links of these secrets (a patient reveals them:
+        ``patient.drugs.reveal(...)``), each traced back to the factory."""
+        links = [link_of(bytes(s)) for s in secrets]
+        return trace_dispenses(self.ledger(), links=links)
+
+    def adverse_events(self, batch: bytes | str | None = None) -> list[AdverseEventReported]:
+        """Adverse-event notices (of one batch, or all)."""
+        if batch is None:
+            return list(self._read.events(AdverseEventReported))
+        return list(self._read.events(AdverseEventReported, batch_id=id32(batch)))
+
+    def recalls(self) -> list[Recalled]:
+        """Every recall, oldest first."""
+        return list(self._read.events(Recalled))
+
+    def shipment_state(self, shipment: bytes | str) -> ShipmentState:
+        return self._read.shipment(id32(shipment)).state
+
+    # -- files --------------------------------------------------------------------------
+
+    def _save(self, sid: bytes, invoice: Invoice, waybill: Waybill) -> Path:
+        path = private_dir(self._dir) / f"{sid.hex()}.json"
+        doc = {"invoice": json.loads(invoice.to_json()), "waybill": json.loads(waybill.to_json())}
+        try:
+            write_atomically(path, json.dumps(doc, indent=2))
+        except OSError as exc:
+            raise LocalStateError(
+                path, f"cannot keep the shipment's invoice in {path}: {exc.strerror}"
+            ) from exc
+        return path
+
+    def _load(self, sid: bytes) -> tuple[Invoice, Waybill]:
+        path = self._dir / f"{sid.hex()}.json"
+        try:
+            doc = read_json_object(path, "shipment file")
+        except FileNotFoundError:
+            raise NotFound(
+                f"this member sent no shipment 0x{sid.hex()[:12]}… from this data dir"
+            ) from None
+        if not isinstance(doc.get("invoice"), dict) or not isinstance(doc.get("waybill"), dict):
+            raise damaged(path, "shipment file", "no invoice or no waybill")
+        return (
+            Invoice.from_json(json.dumps(doc["invoice"])),
+            Waybill.from_json(json.dumps(doc["waybill"])),
+        )
+
+
+def _link(link: bytes) -> bytes:
+    if not isinstance(link, bytes) or len(link) != 32 or link == bytes(32):
+        raise InvalidInput("a patient link is the 32 bytes the patient shows (drugs link)")
+    return link
