@@ -21,6 +21,7 @@ from emrshare.cli.commands import (
     backup,
     claims,
     devnet,
+    drugs,
     emergency,
     fhir,
     grants,
@@ -128,6 +129,7 @@ app.add_typer(rx.app, name="rx")
 app.add_typer(study.app, name="study")
 app.add_typer(study.research_app, name="research")
 app.add_typer(claims.app, name="claims")
+app.add_typer(drugs.app, name="drugs")
 app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")

@@ -48,6 +48,9 @@ METAVARS: dict[str, str] = {
 }
 
 #: Command path → an example (the words after ``emrshare``).
+# Ids of the drug examples (any 32 bytes in hex).
+_BATCH, _SHIPMENT = "0x" + "b7" * 32, "0x" + "5a" * 32
+
 EXAMPLES: dict[str, str] = {
     "version": "version",
     "init": "--profile alice init --kind patient",
@@ -147,6 +150,23 @@ EXAMPLES: dict[str, str] = {
     "claims adjudicate": "--profile insurer claims adjudicate 0xcd34ef56 18000 "
     "--reason exceeds-limit",
     "claims report": "--profile regulator claims report --json",
+    "drugs register": "--profile maker drugs register 09506000134352 L24A --expiry 2028-06-30 "
+    "--quantity 1000 --certificate release.pdf",
+    "drugs ship": f"--profile maker drugs ship distributor {_BATCH} 600 "
+    "--invoice-number INV-1 --amount 1200000 --tax-id 91310000MA1K",
+    "drugs receive": f"--profile distributor drugs receive {_SHIPMENT} --quantity 598",
+    "drugs cancel": f"--profile maker drugs cancel {_SHIPMENT}",
+    "drugs invoices": "--profile distributor drugs invoices --out handed-in/",
+    "drugs dispense": f"--profile pharmacy drugs dispense {_BATCH} 2 --link 0x{'3c' * 32}",
+    "drugs recall": f"--profile regulator drugs recall {_BATCH} --reason 'stability failure'",
+    "drugs adverse": f"--profile hospital-a drugs adverse {_BATCH} --report ae.json "
+    "--seriousness 3",
+    "drugs audit": "--profile regulator drugs audit --invoices handed-in/ --csv audit.csv",
+    "drugs trace": f"--profile regulator drugs trace --secret 0x{'9d' * 32}",
+    "drugs check": "drugs check '(01)09506000134352(17)280630(10)L24A'",
+    "drugs link": "--profile patient drugs link",
+    "drugs mine": "--profile patient drugs mine --json",
+    "drugs reveal": "--profile patient drugs reveal 0",
     "devnet up": "devnet up --proxies 3 --threshold 2",
     "devnet down": "devnet down --wipe",
     "devnet status": "devnet status --json",

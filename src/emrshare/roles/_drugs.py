@@ -42,7 +42,7 @@ from emrshare.chain import (
     shipment_id_of,
 )
 from emrshare.chain.events import ChainEvent
-from emrshare.errors import InvalidInput, LocalStateError, NotFound
+from emrshare.errors import ContractRevert, InvalidInput, LocalStateError, NotFound
 from emrshare.network import Network
 from emrshare.roles._common import id32
 from emrshare.trace import (
@@ -312,7 +312,11 @@ class MemberDrugs:
         sid = shipment_id_of(self.address, waybill.digest())
         invoice = invoice.for_shipment(sid)
         path = self._save(sid, invoice, waybill)  # first: a crash leaves a file, not a loss
-        self._signed.ship(to, bid, quantity, waybill.digest(), invoice.digest())
+        try:
+            self._signed.ship(to, bid, quantity, waybill.digest(), invoice.digest())
+        except ContractRevert:
+            path.unlink(missing_ok=True)  # refused, so never on chain: nothing to keep
+            raise
         return SentShipment(sid, bid, Address(to), quantity, invoice, waybill, path)
 
     def receive(self, shipment: bytes | str, quantity: int | None = None) -> int:

@@ -26,9 +26,12 @@ def _admin(st: State) -> ConsortiumAdmin:
 def member_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="profile to create (or reuse) for the member")],
-    role: Annotated[str, typer.Option(help="provider, insurer, pharmacy, regulator, proxy")] = (
-        "provider"
-    ),
+    role: Annotated[
+        str,
+        typer.Option(
+            help="provider, insurer, pharmacy, regulator, proxy, manufacturer, distributor"
+        ),
+    ] = "provider",
     endpoint: Annotated[str, typer.Option(help="base URL (proxies only)")] = "",
     json_out: JsonOpt = False,
 ) -> None:
@@ -127,11 +130,13 @@ def member_verify_report(
 @app.command("capabilities")
 def member_capabilities(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="the member's address")],
+    address: Annotated[str, typer.Argument(help="the member's address or profile name")],
     set_: Annotated[
         str,
         typer.Option(
-            "--set", metavar="CAPS", help="comma-separated: emergency, or none to withdraw all"
+            "--set",
+            metavar="CAPS",
+            help="comma-separated: emergency, pharmacy, or none to withdraw all",
         ),
     ],
     json_out: JsonOpt = False,
@@ -141,6 +146,7 @@ def member_capabilities(
 
     st = state(ctx)
     caps = parse_capabilities(set_)
+    address = st.profiles.resolve(address)
     pid = _admin(st).set_capabilities(address, caps)
     now = st.network().contracts.registry.member(address).capabilities
     names = [c.name.lower() for c in type(caps) if c.name and c & now]
