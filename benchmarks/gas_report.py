@@ -9,6 +9,10 @@ id; writer authorizations carry a real sealed payload; access requests and answe
 really sealed (``seal_request``, ``seal_answer``); audit entries carry the grantee's real
 EIP-712 signature of the ProxyRequest the proxy served.
 
+The drug rows (issue 17) register a batch (and a serialized one of 1,024 units: its
+Merkle root), ship with waybill and invoice digests, confirm, dispense by quantity and one
+serialized unit with its 10-hash proof, recall, and send 256 recall notices.
+
 The emergency rows (issue 15) opt in 3 categories to the 3 proxies with real kfrags to
 the consortium emergency key, declare with a justification really sealed to the patient, and
 log one proxy serve.
@@ -38,6 +42,7 @@ from emrshare.chain import (
     AccessEntry,
     AccessRequested,
     Action,
+    BatchRegistered,
     Capability,
     ChainClient,
     ClaimFiled,
@@ -52,8 +57,11 @@ from emrshare.chain import (
     ProposalCreated,
     ReaderKey,
     Role,
+    Shipped,
     StudyPublished,
+    batch_id_of,
     deploy_contracts,
+    link_of,
     policy_id,
 )
 from emrshare.chain.relayed import DirectSubmitter, ForwardingClient
@@ -65,6 +73,7 @@ from emrshare.crypto.requests import AccessAnswer, AccessRequestBody, seal_answe
 from emrshare.crypto.sealing import seal
 from emrshare.crypto.writers import seal_writer_authorization
 from emrshare.devnet import dev_private_keys, running_node
+from emrshare.trace import SerialList, gtin14
 from emrshare.types import Cid, PolicyId, RecordId
 
 BATCH = 50
@@ -79,6 +88,8 @@ BUDGETS = {
     "rx issue": 80_000,  # issue 15
     "rx dispense": 50_000,
     "study join": 65_000,  # issue 16
+    "drug ship": 60_000,  # issue 17
+    "drug dispense": 50_000,
 }
 
 # Two public EHR-sharing designs, as quoted in the issue (anvil 1.7.1, solc 0.8.30).
@@ -99,7 +110,7 @@ def main() -> int:
         help="random entries of this size instead of real sealed ones (the issue fixed 350)",
     )
     entry_bytes = parser.parse_args().entry_bytes
-    keys = dev_private_keys(10)
+    keys = dev_private_keys(12)
     deployer, patient_key, hospital_key, clinic_key = keys[0], keys[1], keys[2], keys[3]
     proxy_keys = keys[4:7]
     insurer_key = keys[7]
@@ -319,6 +330,7 @@ def main() -> int:
         figures["claim adjudicate (partial, with settlement)"] = insurer.claims.adjudicate(
             claim, 100_000, 5
         ).gas_used
+        figures.update(_drug_rows(c, w3, keys[11], pharmacy))
         # Emergency access (issue 15): an opt-in of 3 categories through the 3 proxies (real
         # kfrags to the consortium emergency key, one make_grant and sealed map per category
         # epoch: a new patient's epoch 0 and the next, as Patient.emergency.opt_in does), a
@@ -458,6 +470,56 @@ def main() -> int:
     }
     print(json.dumps(result, sort_keys=True))
     return 1 if over else 0
+
+
+def _drug_rows(c: Contracts, w3: Web3, maker_key: bytes, pharmacy: Contracts) -> dict[str, int]:
+    """Issue 17's DrugTrace operations, by a manufacturer, a distributor (a fresh account
+    the node's first account funds) and a pharmacy."""
+    dist_key = os.urandom(32)
+    w3.eth.send_transaction(
+        {
+            "from": w3.eth.accounts[0],
+            "to": Account.from_key(dist_key).address,
+            "value": Web3.to_wei(10, "ether"),
+        }
+    )
+    maker = c.with_client(ChainClient(w3, maker_key))
+    dist = c.with_client(ChainClient(w3, dist_key))
+    for who, role in ((maker, Role.MANUFACTURER), (dist, Role.DISTRIBUTOR)):
+        who.registry.apply(os.urandom(33), os.urandom(32), "")
+        r = c.registry.propose(Action.ADMIT, str(who.registry.client.address), role)
+        c.registry.execute(r.event(ProposalCreated).proposal_id)
+    out: dict[str, int] = {}
+    gtin, until = gtin14("09506000134352"), int(time.time()) + 365 * 86_400
+    r = maker.drug_trace.register_batch(gtin, "L1", until, 10_000, "pack", os.urandom(32))
+    out["drug register batch"] = r.gas_used
+    batch = bytes(r.event(BatchRegistered).batch_id)
+    serials = SerialList.of(f"SN{i:06d}" for i in range(1024))
+    out["drug register serialized (1,024 units)"] = maker.drug_trace.register_batch(
+        gtin, "L2", until, 1024, "pack", os.urandom(32), serials.root, 1024
+    ).gas_used
+    serialized = batch_id_of(gtin, "L2")
+
+    def move(src: Contracts, dst: Contracts, bid: bytes, qty: int, name: str) -> None:
+        r = src.drug_trace.ship(
+            str(dst.drug_trace.client.address), bid, qty, os.urandom(32), os.urandom(32)
+        )
+        out.setdefault(name, r.gas_used)
+        got = dst.drug_trace.confirm_receipt(bytes(r.event(Shipped).shipment_id), qty)
+        out.setdefault(name.replace("ship", "receive"), got.gas_used)
+
+    move(maker, dist, batch, 5_000, "drug ship")
+    move(dist, pharmacy, batch, 1_000, "drug ship (distributor to pharmacy)")
+    move(maker, pharmacy, serialized, 1024, "drug ship (serialized)")
+    out["drug dispense"] = pharmacy.drug_trace.dispense(batch, 2, link_of(os.urandom(32))).gas_used
+    proof = serials.proof(700)
+    out[f"drug dispense one unit ({len(proof)}-hash proof)"] = pharmacy.drug_trace.dispense_unit(
+        serialized, 700, "SN000700", proof, link_of(os.urandom(32))
+    ).gas_used
+    out["drug recall"] = maker.drug_trace.recall(batch, os.urandom(32)).gas_used
+    links = [link_of(os.urandom(32)) for _ in range(256)]
+    out["drug recall notices (256 links)"] = maker.drug_trace.notify_recall(batch, links).gas_used
+    return out
 
 
 def _issued(c: Contracts, until: int) -> bytes:

@@ -22,6 +22,7 @@ from emrshare.cli.commands import (
     claims,
     devnet,
     drugs,
+    drugs_patient,
     emergency,
     fhir,
     grants,
@@ -129,6 +130,8 @@ app.add_typer(rx.app, name="rx")
 app.add_typer(study.app, name="study")
 app.add_typer(study.research_app, name="research")
 app.add_typer(claims.app, name="claims")
+for _name in ("check", "link", "mine", "reveal"):
+    drugs.app.command(_name)(getattr(drugs_patient, f"drugs_{_name}"))
 app.add_typer(drugs.app, name="drugs")
 app.command()(emergency.notifications)
 app.add_typer(backup.app, name="backup")

@@ -159,11 +159,11 @@ EXAMPLES: dict[str, str] = {
     "drugs invoices": "--profile distributor drugs invoices --out handed-in/",
     "drugs dispense": f"--profile pharmacy drugs dispense {_BATCH} 2 --link 0x{'3c' * 32}",
     "drugs recall": f"--profile regulator drugs recall {_BATCH} --reason 'stability failure'",
-    "drugs adverse": f"--profile hospital-a drugs adverse {_BATCH} --report ae.json "
-    "--seriousness 3",
+    "drugs adverse": f"--profile hospital-a drugs adverse patient {_BATCH} "
+    "--description 'urticaria after the second dose' --seriousness 2",
     "drugs audit": "--profile regulator drugs audit --invoices handed-in/ --csv audit.csv",
-    "drugs trace": f"--profile regulator drugs trace --secret 0x{'9d' * 32}",
-    "drugs check": "drugs check '(01)09506000134352(17)280630(10)L24A'",
+    "drugs trace": f"--profile regulator drugs trace {_BATCH}",
+    "drugs check": "drugs check 09506000134352 L24A",
     "drugs link": "--profile patient drugs link",
     "drugs mine": "--profile patient drugs mine --json",
     "drugs reveal": "--profile patient drugs reveal 0",

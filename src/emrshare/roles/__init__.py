@@ -36,14 +36,16 @@ from emrshare.roles._common import (
     ReadEvent,
     RecordInfo,
 )
-from emrshare.roles._drugs import (
-    MemberDrugs,
+from emrshare.roles._drug_checks import (
+    BatchTrace,
+    Holder,
+    Hop,
     PackCheck,
     PackStatus,
-    RegisteredBatch,
-    SentShipment,
+    batch_trace,
     check_pack,
 )
+from emrshare.roles._drugs import AdverseReport, MemberDrugs, RegisteredBatch, SentShipment
 from emrshare.roles._emergency_read import (
     EMERGENCY_KEY_FILE,
     EmergencyRead,
@@ -77,8 +79,10 @@ __all__ = [
     "AccessEvent",
     "AccessRequestInfo",
     "AccessRequestStatus",
+    "AdverseReport",
     "AsyncProvider",
     "AsyncRequester",
+    "BatchTrace",
     "ClaimInfo",
     "ClaimItem",
     "ClaimRead",
@@ -97,6 +101,8 @@ __all__ = [
     "Guardian",
     "GuardianAction",
     "GuardianInfo",
+    "Holder",
+    "Hop",
     "InProcessSealer",
     "IssuedPrescription",
     "MemberClaims",
@@ -126,6 +132,7 @@ __all__ = [
     "SentShipment",
     "UnbilledItem",
     "VerifiedPrescription",
+    "batch_trace",
     "check_pack",
     "default_data_dir",
     "load_emergency_key",

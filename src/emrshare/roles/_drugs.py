@@ -16,63 +16,63 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from enum import Enum
 from hashlib import sha256
 from pathlib import Path
-from typing import TypeVar
 
+from emrshare._addresses import checksum
 from emrshare._files import damaged, private_dir, read_json_object, write_atomically
 from emrshare.chain import (
     AdverseEventReported,
     BatchRegistered,
-    BatchState,
     Capability,
     Contracts,
     Dispensed,
-    DrugTrace,
     Recalled,
     RecallNotice,
     Received,
     Role,
-    ShipmentCancelled,
     ShipmentState,
-    Shipped,
-    batch_id_of,
     link_of,
     shipment_id_of,
 )
-from emrshare.chain.events import ChainEvent
-from emrshare.errors import ContractRevert, InvalidInput, LocalStateError, NotFound
+from emrshare.errors import (
+    ConfigurationError,
+    ContractRevert,
+    InvalidInput,
+    LocalStateError,
+    NotFound,
+)
+from emrshare.fhir import FhirVersion
+from emrshare.fhir.adverse_event import AdverseEventDoc, adverse_event_resource
 from emrshare.network import Network
 from emrshare.roles._common import id32
+from emrshare.roles._drug_checks import BatchTrace, PackCheck, batch_trace, check_pack, read_ledger
+from emrshare.roles._prescriptions import WriteRecord
 from emrshare.trace import (
     DispenseTrace,
     Invoice,
     Ledger,
-    PackCode,
     SerialList,
     TwoInvoiceReport,
     Waybill,
     gtin14,
-    parse_pack_code,
     trace_dispenses,
     two_invoice_check,
     validate_lot,
 )
-from emrshare.types import Address
+from emrshare.types import Address, RecordId
 
 __all__ = [
+    "ADVERSE_CATEGORY",
     "MAX_LINKS",
+    "AdverseReport",
     "MemberDrugs",
-    "PackCheck",
-    "PackStatus",
     "RegisteredBatch",
     "SentShipment",
-    "check_pack",
-    "read_ledger",
 ]
 
-E = TypeVar("E", bound=ChainEvent)
+#: The category adverse-event reports are written in (where FHIR files AdverseEvent).
+ADVERSE_CATEGORY = "allergies"
 
 #: Most links one recall notice transaction names (``DrugTrace.MAX_LINKS``).
 MAX_LINKS = 256
@@ -91,6 +91,16 @@ class RegisteredBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class AdverseReport:
+    """An adverse-event report just filed: the patient's record and the on-chain notice."""
+
+    record_id: RecordId
+    batch_id: bytes
+    digest: bytes
+    seriousness: int
+
+
+@dataclass(frozen=True, slots=True)
 class SentShipment:
     """A shipment just sent, with the plaintexts its sender keeps (``path``)."""
 
@@ -103,104 +113,11 @@ class SentShipment:
     path: Path
 
 
-class PackStatus(Enum):
-    """What the chain says of a pack (:func:`check_pack`)."""
-
-    GENUINE = "genuine"
-    UNKNOWN_BATCH = "unknown_batch"  # no manufacturer registered it: counterfeit
-    UNKNOWN_SERIAL = "unknown_serial"  # not one of the batch's serials: counterfeit
-    RECALLED = "recalled"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class PackCheck:
-    """A pack's check: ``status``, the code read, the batch (``None`` if unknown) and, for
-    a serialized pack, whether that unit was dispensed already (a copied code)."""
-
-    status: PackStatus
-    code: PackCode
-    batch: BatchState | None
-    unit_dispensed: bool | None = None
-
-    @property
-    def genuine(self) -> bool:
-        """Registered (and, if serialized, one of its units); recalled or expired too."""
-        return self.status not in (PackStatus.UNKNOWN_BATCH, PackStatus.UNKNOWN_SERIAL)
-
-    @property
-    def message(self) -> str:
-        return {
-            PackStatus.GENUINE: "registered by its manufacturer; not recalled, not expired",
-            PackStatus.UNKNOWN_BATCH: "no manufacturer registered this batch: do not use it, "
-            "report it to the pharmacy and the regulator",
-            PackStatus.UNKNOWN_SERIAL: "this serial is not one of the batch's: do not use it, "
-            "report it to the pharmacy and the regulator",
-            PackStatus.RECALLED: "the batch is recalled: do not use it; ask your pharmacy",
-            PackStatus.EXPIRED: "the batch is past its expiry: do not use it",
-        }[self.status]
-
-
 def _expiry_seconds(expiry: date | int) -> int:
     if isinstance(expiry, int):
         return expiry
     # A pack is usable through its expiry day (GS1 AI 17), to the end of it in UTC.
     return int(datetime.combine(expiry, time.max, UTC).timestamp())
-
-
-def check_pack(
-    trace: DrugTrace, code: str | PackCode, *, serials: SerialList | None = None
-) -> PackCheck:
-    """Check a pack against the chain: its code (Digital Link, GS1 element string or the
-    scanner's raw form) names a registered batch and, for a serialized batch, a serial of
-    the manufacturer's list (``serials``, checked against the registered root)."""
-    pack = parse_pack_code(code) if isinstance(code, str) else code
-    batch = trace.batch(_batch_id(pack.gtin, pack.lot))
-    if batch is None:
-        return PackCheck(PackStatus.UNKNOWN_BATCH, pack, None)
-    dispensed = None
-    if batch.serial_count:
-        if pack.serial is None:
-            raise InvalidInput("this batch is serialized: scan the pack's code with its serial")
-        if serials is None or serials.root != batch.serial_root:
-            raise InvalidInput(
-                "checking a serial needs the batch's serial list from its manufacturer "
-                "(the one whose root is on chain)"
-            )
-        index = serials.index_of(pack.serial)
-        if index is None or not trace.verify_unit(
-            batch.batch_id, index, pack.serial, serials.proof(index)
-        ):
-            return PackCheck(PackStatus.UNKNOWN_SERIAL, pack, batch)
-        dispensed = trace.unit_dispensed(batch.batch_id, index)
-    if batch.recalled:
-        return PackCheck(PackStatus.RECALLED, pack, batch, dispensed)
-    if batch.expiry <= trace.client.chain_time():
-        return PackCheck(PackStatus.EXPIRED, pack, batch, dispensed)
-    return PackCheck(PackStatus.GENUINE, pack, batch, dispensed)
-
-
-def _batch_id(gtin: str | int, lot: str) -> bytes:
-    return batch_id_of(gtin14(gtin), validate_lot(lot))
-
-
-def read_ledger(
-    trace: DrugTrace, *, from_block: int | None = None, to_block: int | None = None
-) -> Ledger:
-    """The DrugTrace events from ``from_block`` to ``to_block`` (default: the newest
-    block with the client's confirmations, the same one for every kind)."""
-    end = trace.client.safe_block() if to_block is None else to_block
-
-    def ev(cls: type[E]) -> list[E]:
-        return list(trace.events(cls, from_block=from_block, to_block=end))
-
-    return Ledger(
-        batches=ev(BatchRegistered),
-        shipped=ev(Shipped),
-        received=ev(Received),
-        cancelled=ev(ShipmentCancelled),
-        dispensed=ev(Dispensed),
-    )
 
 
 class MemberDrugs:
@@ -222,6 +139,8 @@ class MemberDrugs:
         self._read = network.contracts.drug_trace
         self.address = Address(signed.drug_trace.client.address or "")
         self._dir = Path(state_dir) / "drugs" / "shipments"
+        #: How this member writes a record; set by a :class:`~emrshare.roles.Provider`.
+        self.write: WriteRecord | None = None
 
     # -- the manufacturer ---------------------------------------------------------------
 
@@ -385,19 +304,46 @@ class MemberDrugs:
 
     # -- clinicians ---------------------------------------------------------------------
 
-    def report_adverse_event(self, batch: bytes | str, report: bytes, seriousness: int) -> bytes:
-        """A clinician's notice of an adverse event suspected of a batch (a Provider):
-        ``report`` (the FHIR AdverseEvent the clinician keeps in the patient's record)
-        stays off chain, its sha256 goes on. Returns the digest."""
-        digest = sha256(report).digest()
-        self._signed.report_adverse_event(id32(batch), digest, seriousness)
-        return digest
+    def report_adverse_event(
+        self, patient: str, batch: bytes | str, *, description: str, seriousness: int
+    ) -> AdverseReport:
+        """A clinician's report of a reaction suspected of a batch (a Provider the patient
+        authorized for :data:`ADVERSE_CATEGORY`): a FHIR ``AdverseEvent`` record in the
+        patient's index, then a notice on chain naming the batch and the record's SHA-256,
+        never the patient."""
+        if self.write is None:
+            raise ConfigurationError("only a Provider reports adverse events; open one")
+        bid = id32(batch)
+        state = self._read.batch(bid)
+        if state is None:
+            raise InvalidInput(f"no batch 0x{bid.hex()[:12]}… is registered: check the pack")
+        event = self._read.events(BatchRegistered, batch_id=bid)
+        registered = next(event, None)
+        doc = AdverseEventDoc(
+            patient=checksum(patient),
+            recorder=self.address,
+            batch_id=bid,
+            gtin="?" if registered is None else f"{registered.gtin:014d}",
+            lot="?" if registered is None else registered.lot,
+            description=description,
+            seriousness=seriousness,
+            recorded=self.network.chain_time(),
+        )
+        data = adverse_event_resource(doc)
+        record = self.write(doc.patient, ADVERSE_CATEGORY, data, FhirVersion.R4.media_type)
+        digest = sha256(data).digest()
+        self._signed.report_adverse_event(bid, digest, seriousness)
+        return AdverseReport(record, bid, digest, seriousness)
 
     # -- the regulator ------------------------------------------------------------------
 
     def ledger(self, *, from_block: int | None = None, to_block: int | None = None) -> Ledger:
         """The DrugTrace events, all read up to one block (:func:`read_ledger`)."""
         return read_ledger(self._read, from_block=from_block, to_block=to_block)
+
+    def trace_batch(self, batch: bytes | str) -> BatchTrace:
+        """Where every unit of a batch went (:func:`~emrshare.roles._drug_checks.batch_trace`)."""
+        return batch_trace(self._read, id32(batch))
 
     def hospitals(self) -> list[Address]:
         """Who a hospital receipt is by: pharmacies, and providers with the pharmacy

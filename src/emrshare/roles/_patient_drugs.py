@@ -18,7 +18,7 @@ from emrshare.chain import BatchState, Dispensed, RecallNotice, link_of
 from emrshare.crypto import PatientKeys
 from emrshare.errors import InvalidInput
 from emrshare.network import Network
-from emrshare.roles._drugs import PackCheck, check_pack
+from emrshare.roles._drug_checks import PackCheck, check_pack
 from emrshare.trace import SerialList
 
 __all__ = ["GAP", "DispenseLink", "PatientDispense", "PatientDrugs"]

@@ -68,7 +68,7 @@ class Provider(Requester):
         self.prescriptions.write = lambda patient, category, data, media_type: self.add_record(
             patient, category, data, media_type=media_type
         )
-        self.claims.write = self.prescriptions.write
+        self.claims.write = self.drugs.write = self.prescriptions.write
         self.claims.tag_of = lambda patient, category: (
             self._current_targets(patient, [category])[0].tag
         )

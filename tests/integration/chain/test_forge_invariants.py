@@ -1,6 +1,8 @@
 """Forge invariant tests (tests/forge): exactly-once appends, hash chain, revocation, and the
 trust rules of issue #10 (grants change only by their patient, revocation is final, admin
-count, suspension, expelled writers, audit entries only inside a signed active window)."""
+count, suspension, expelled writers, audit entries only inside a signed active window), and
+DrugTrace's stock (issue 17: units conserved, stock as modelled, no overdraw, nothing moves
+that may not)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ INVARIANTS = {
     "invariant_indexMatchesModel",
     "invariant_expelledWriterCannotAppend",
     "invariant_noAccessLoggedWithoutWindowAndSignature",
+    "invariant_unitsAreConserved",  # DrugTrace (issue 17)
+    "invariant_stockMatchesModel",
+    "invariant_noOverdraw",
+    "invariant_onlyAllowedMovesLand",
 }
 MIN_RUNS = 256
 
@@ -49,5 +55,6 @@ def test_forge_invariants_hold(record_property: Callable[[str, object], None]) -
         record_property(name, f"runs={runs} calls={calls}")
         print(f"{name}: {runs} runs, {calls} calls")
     assert "0 failed" in out and "test_handlerLandsValidActionsOnly" in out, out[-4000:]
+    assert "[PASS] test_drugHandlerLandsValidActionsOnly" in out, out[-4000:]
     total = sum(r for r, _ in ran.values())
     print(f"forge: {len(ran)} invariants, {total} runs in all (>= {MIN_RUNS} each)")

@@ -107,10 +107,23 @@ def test_drugs_from_factory_to_patient_audit_trace_recall(tmp_path: Path) -> Non
         [route] = traced[0]["routes"]
         assert [leg["shipment"] for leg in route["shipments"]] == [s1, s2]
 
+        # A reaction reported by the hospital: a record for the patient, a notice on chain.
+        _ok(_cli(data, "--profile", "patient", "writer", "add", "hospital-a",
+                 "--category", "allergies"))  # fmt: skip
+        ae = _js(as_("hospital-a", "adverse", "patient", batch, "--description",
+                     "urticaria after the second dose", "--seriousness", "2"))  # fmt: skip
+        assert isinstance(ae, dict) and len(ae["digest"]) == 66
+        bt = _js(as_("regulator", "trace", batch))
+        assert isinstance(bt, dict) and (bt["dispensed"], bt["patients"]) == (2, 1)
+        assert {h["account"]: h["stock"] for h in bt["holders"]}[bt["manufacturer"]] == 35
+
         # The counterfeit check needs no profile; a recall reaches the patient.
         code = f"(01){GTIN}(17)310630(10)L24A"
-        check = _js(_cli(data, "--json", "drugs", "check", code))
+        check = _js(_cli(data, "--json", "drugs", "check", GTIN, "L24A"))
         assert isinstance(check, dict) and check["status"] == "genuine"
+        assert len(check["path"]["shipments"]) == 4
+        by_code = _js(_cli(data, "--json", "drugs", "check", code))
+        assert isinstance(by_code, dict) and by_code["status"] == "genuine"
         fake = _cli(data, "--json", "drugs", "check", f"(01){GTIN}(10)FAKE")
         assert fake.returncode == 1 and json.loads(fake.stdout)["status"] == "unknown_batch"
         _refused(_cli(data, "drugs", "check", f"(01){GTIN[:-1]}3(10)L24A"), "check digit")

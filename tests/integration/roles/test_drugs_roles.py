@@ -13,6 +13,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from hashlib import sha256
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from emrshare.chain import Capability, Role, ShipmentState, link_of
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
 from emrshare.errors import InvalidInput, NotFound, SupplyRefused
+from emrshare.fhir.adverse_event import read_adverse_event
 from emrshare.roles import PackStatus, SentShipment
-from emrshare.roles._drugs import read_ledger
+from emrshare.roles._drug_checks import read_ledger
+from emrshare.roles._drugs import ADVERSE_CATEGORY
 from emrshare.trace import Invoice, unit_uri
 
 pytestmark = pytest.mark.integration
@@ -78,6 +81,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             admin.admit(m.address, role)
         admin.set_capabilities(w.hospital.address, Capability.PHARMACY)
         w.patient.register()
+        w.patient.authorize_writer(w.hospital.address, ADVERSE_CATEGORY)
         yield w
     finally:
         for m, _ in roles:
@@ -151,9 +155,32 @@ def test_supply_chain_audit_trace_recall(world: World) -> None:
     [route] = t.chains
     assert [leg.shipment_id for leg in route.legs or ()] == [s1.shipment_id, s2.shipment_id]
 
-    w.hospital.drugs.report_adverse_event(bid, b'{"resourceType":"AdverseEvent"}', 3)
+    # The clinician's report: a FHIR AdverseEvent record for the patient, a notice on chain
+    # naming the batch and the record's digest, never the patient.
+    rep = w.hospital.drugs.report_adverse_event(
+        w.patient.address, bid, description="urticaria after the second dose", seriousness=3
+    )
     [ae] = w.regulator.drugs.adverse_events(bid)
-    assert (ae.reporter, ae.seriousness) == (w.hospital.address, 3)
+    assert (ae.reporter, ae.seriousness, bytes(ae.report_digest)) == (
+        w.hospital.address,
+        3,
+        rep.digest,
+    )
+    record = w.patient.read(rep.record_id)
+    assert sha256(record).digest() == rep.digest
+    assert read_adverse_event(record) == (bid, 3)
+    assert w.patient.address.lower()[2:] not in repr(ae).lower()
+
+    # Where every unit went: the holders, down to the pharmacies and their patients.
+    bt = w.regulator.drugs.trace_batch(bid)
+    held = {
+        h.account: (h.received, h.shipped, h.dispensed, h.patients, h.stock) for h in bt.holders
+    }
+    assert held[w.maker.address] == (0, 70, 0, 0, 30)
+    assert held[w.dist.address] == (70, 70, 0, 0, 0)
+    assert held[w.pharmacy.address] == (39, 0, 2, 1, 37)
+    assert held[w.hospital.address] == (20, 0, 1, 1, 19)
+    assert (bt.dispensed, bt.patients, len(bt.hops)) == (3, 2, 5)
 
     # Recall with notices: each dispensed link once; the patient sees them.
     code = f"(01){GTIN}(10){lot}"

@@ -16,7 +16,7 @@ import typer
 from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, table, want_json
 
 if TYPE_CHECKING:
-    from emrshare.roles import PackCheck
+    from emrshare.roles import BatchTrace
     from emrshare.trace import DispenseTrace, SerialList
 
 app = typer.Typer(no_args_is_help=True, help="Drug traceability: batches, shipments, audits.")
@@ -49,7 +49,7 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigurationError(f"cannot read the {what} {path}: {exc.strerror}") from None
 
 
-def _serials(path: Path | None) -> SerialList | None:
+def read_serial_list(path: Path | None) -> SerialList | None:
     from emrshare.trace import SerialList
 
     return None if path is None else SerialList.from_bytes(_read(path, "serial list"))
@@ -236,7 +236,7 @@ def drugs_dispense(
     if serial is None:
         drugs.dispense(bid, quantity, who, prescription_id=rx)
     else:
-        listed = _serials(serial_list)
+        listed = read_serial_list(serial_list)
         if listed is None or quantity != 1:
             raise InvalidInput("a serialized pack is dispensed one at a time, with --serial-list")
         index = drugs.dispense_unit(bid, listed, serial, who, prescription_id=rx)
@@ -270,21 +270,25 @@ def drugs_recall(
 @app.command("adverse")
 def drugs_adverse(
     ctx: typer.Context,
+    patient: Annotated[str, typer.Argument(help="patient address or profile name")],
     batch: BatchArg,
-    report: Annotated[Path, typer.Option(metavar="FILE", help="the AdverseEvent report")],
+    description: Annotated[str, typer.Option(metavar="TEXT", help="what happened")],
     seriousness: Annotated[int, typer.Option(metavar="1-4", help="1 mild … 4 fatal")],
     json_out: JsonOpt = False,
 ) -> None:
-    """As a clinician (a Provider): notify an adverse event suspected of a batch."""
-    digest = (
-        state(ctx)
-        .provider()
-        .drugs.report_adverse_event(_hex32(batch, "batch id"), _read(report, "report"), seriousness)
+    """As a clinician (a Provider the patient authorized for allergies): file a FHIR
+    AdverseEvent record and a notice on chain naming the batch, never the patient."""
+    st = state(ctx)
+    r = st.provider().drugs.report_adverse_event(
+        st.profiles.resolve(patient),
+        _hex32(batch, "batch id"),
+        description=description,
+        seriousness=seriousness,
     )
     if want_json(ctx, json_out):
-        emit_json({"batch": batch, "report_digest": digest})
+        emit_json({"record": bytes(r.record_id), "batch": r.batch_id, "digest": r.digest})
     else:
-        out.print(f"adverse event notified (report digest 0x{digest.hex()})")
+        out.print(f"adverse event in record 0x{bytes(r.record_id).hex()}, notice on chain")
 
 
 @app.command("audit")
@@ -353,120 +357,84 @@ def _trace_json(t: DispenseTrace) -> dict[str, Any]:
     }
 
 
+def _show_batch(t: BatchTrace) -> None:
+    batch = "?" if t.gtin is None else f"{t.gtin:014d} lot {t.lot}"
+    state = "RECALLED" if t.batch.recalled else "not recalled"
+    out.print(safe(f"batch {batch}: {t.batch.quantity} registered, {state}"))
+    rows = [(h.account, h.received, h.shipped, h.dispensed, h.patients, h.stock) for h in t.holders]
+    table("holders", ("HOLDER", "RECEIVED", "SHIPPED", "DISPENSED", "PATIENTS", "STOCK"), rows)
+    out.print(f"{t.dispensed} unit(s) dispensed to {t.patients} patient link(s)")
+
+
+def batch_json(t: BatchTrace) -> dict[str, Any]:
+    return {
+        "batch": t.batch.batch_id,
+        "gtin": None if t.gtin is None else f"{t.gtin:014d}",
+        "lot": t.lot,
+        "manufacturer": t.batch.manufacturer,
+        "quantity": t.batch.quantity,
+        "recalled": t.batch.recalled,
+        "dispensed": t.dispensed,
+        "patients": t.patients,
+        "holders": [
+            {
+                "account": h.account,
+                "received": h.received,
+                "shipped": h.shipped,
+                "dispensed": h.dispensed,
+                "patients": h.patients,
+                "stock": h.stock,
+            }
+            for h in t.holders
+        ],
+        "shipments": [
+            {
+                "shipment": x.shipment_id,
+                "from": x.sender,
+                "to": x.recipient,
+                "shipped": x.shipped,
+                "received": x.received,
+                "state": x.state.name.lower(),
+            }
+            for x in t.hops
+        ],
+    }
+
+
 @app.command("trace")
 def drugs_trace(
     ctx: typer.Context,
+    batch: Annotated[str | None, typer.Argument(help="a batch id: where every unit went")] = None,
     secret: Annotated[
-        list[str], typer.Option(metavar="SECRET", help="a dispense secret a patient revealed")
-    ],
+        list[str] | None,
+        typer.Option(metavar="SECRET", help="a dispense secret a patient revealed (repeat)"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """As a regulator: trace dispenses a patient revealed back to the factory."""
-    traces = (
-        state(ctx).provider().drugs.trace_dispense([_hex32(s, "dispense secret") for s in secret])
-    )
+    """A batch: every shipment and holder down to each pharmacy and its patients. With
+    --secret (a regulator): the dispenses a patient revealed, back to the factory."""
+    from emrshare.errors import InvalidInput
+
+    if (batch is None) == (not secret):
+        raise InvalidInput("give a batch id, or --secret with a patient's dispense secret")
+    drugs = state(ctx).provider().drugs
+    if batch is not None:
+        t = drugs.trace_batch(_hex32(batch, "batch id"))
+        if want_json(ctx, json_out):
+            emit_json(batch_json(t))
+        else:
+            _show_batch(t)
+        return
+    traces = drugs.trace_dispense([_hex32(s, "dispense secret") for s in secret or ()])
     if want_json(ctx, json_out):
         emit_json([_trace_json(t) for t in traces])
         return
     if not traces:
         out.print("no dispense to these links")
-    for t in traces:
-        gtin = "?" if t.gtin is None else f"{t.gtin:014d}"
-        out.print(safe(f"{t.dispense.quantity} of {gtin} lot {t.lot} at {t.dispense.pharmacy}"))
-        for c in t.chains:
+    for d in traces:
+        gtin = "?" if d.gtin is None else f"{d.gtin:014d}"
+        out.print(safe(f"{d.dispense.quantity} of {gtin} lot {d.lot} at {d.dispense.pharmacy}"))
+        for c in d.chains:
             legs = c.legs or ()
             path = " → ".join([legs[0].sender, *(x.recipient for x in legs)]) if legs else "?"
             out.print(safe(f"  {c.quantity}: {path}"))
-
-
-def _check_json(c: PackCheck) -> dict[str, Any]:
-    return {
-        "status": c.status.value,
-        "genuine": c.genuine,
-        "gtin": c.code.gtin,
-        "lot": c.code.lot,
-        "serial": c.code.serial,
-        "batch": None if c.batch is None else c.batch.batch_id,
-        "manufacturer": None if c.batch is None else c.batch.manufacturer,
-        "unit_dispensed": c.unit_dispensed,
-        "message": c.message,
-    }
-
-
-@app.command("check")
-def drugs_check(
-    ctx: typer.Context,
-    code: Annotated[str, typer.Argument(help="the pack's code: Digital Link or (01)…(10)…")],
-    serial_list: SerialListOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Anyone: is this pack genuine, recalled or expired (exit 1 unless genuine and
-    usable)? No key needed."""
-    from emrshare.roles import PackStatus, check_pack
-
-    c = check_pack(state(ctx).network().contracts.drug_trace, code, serials=_serials(serial_list))
-    if want_json(ctx, json_out):
-        emit_json(_check_json(c))
-    else:
-        copied = " (this unit was dispensed already: a copied code?)" if c.unit_dispensed else ""
-        out.print(safe(f"{c.status.value}: {c.message}{copied}"))
-    if c.status is not PackStatus.GENUINE or c.unit_dispensed:
-        raise typer.Exit(1)
-
-
-@app.command("link")
-def drugs_link(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """As a patient: a fresh link to show the pharmacy for one dispense."""
-    link = state(ctx).patient().drugs.new_link()
-    if want_json(ctx, json_out):
-        emit_json({"index": link.index, "link": link.link})
-    else:
-        out.print(f"link {link.index}: {link}")
-
-
-@app.command("mine")
-def drugs_mine(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """As a patient: what was dispensed to your links, and any recall."""
-    found = state(ctx).patient().drugs.dispenses()
-    if want_json(ctx, json_out):
-        emit_json(
-            [
-                {
-                    "index": d.index,
-                    "batch": bytes(d.event.batch_id),
-                    "pharmacy": d.event.pharmacy,
-                    "quantity": d.event.quantity,
-                    "block": d.event.block_number,
-                    "recalled": d.recalled,
-                    "notified": d.notified,
-                }
-                for d in found
-            ]
-        )
-        return
-    rows = [
-        (
-            d.index,
-            bytes(d.event.batch_id)[:8],
-            d.event.pharmacy,
-            d.event.quantity,
-            "RECALLED" if d.recalled else "",
-        )
-        for d in found
-    ]
-    table("your dispenses", ("LINK", "BATCH", "PHARMACY", "QTY", "RECALL"), rows)
-
-
-@app.command("reveal")
-def drugs_reveal(
-    ctx: typer.Context,
-    index: Annotated[int, typer.Argument(help="the link's index")],
-    json_out: JsonOpt = False,
-) -> None:
-    """As a patient: print one link's secret, for the regulator after a reaction (it
-    shows that dispense, and no other, was yours)."""
-    secret = state(ctx).patient().drugs.reveal(index)
-    if want_json(ctx, json_out):
-        emit_json({"index": index, "secret": secret})
-    else:
-        out.print(f"secret of link {index} (give it to the regulator only): 0x{secret.hex()}")
