@@ -47,6 +47,7 @@ from emrshare.trace.ledger import (
     Leg,
     ReceivedLike,
     ShippedLike,
+    gc_paused,
 )
 
 __all__ = [
@@ -312,12 +313,11 @@ def two_invoice_check(
     wanted = {h.lower() for h in hospitals}
     replay = LedgerReplay(ledger)
     pending: list[tuple[ReceivedLike, tuple[Chain, ...]]] = []
-    for kind, e, lots in replay.run():
-        if kind != "received":
-            continue
-        ship = replay.shipments[bytes(e.shipment_id)]
-        if ship.recipient.lower() in wanted:
-            pending.append((e, replay.chains(lots)))
+    with gc_paused():
+        for _, e, lots in replay.run(dispensed=False):
+            ship = replay.shipments[bytes(e.shipment_id)]
+            if ship.recipient.lower() in wanted:
+                pending.append((e, replay.chains(lots)))
     checked = None if invoices is None else _Invoices(invoices, replay.shipments)
     findings = []
     for e, chains in pending:
@@ -353,23 +353,28 @@ def trace_dispenses(
     """The dispenses in ``ledger`` (only those to ``links``, or of ``batch_id``, if given),
     each with the routes its units took from the factory."""
     want_links = None if links is None else {bytes(x) for x in links}
+    batches = None if batch_id is None else {batch_id}
+    if want_links is not None:
+        named = {bytes(d.batch_id) for d in ledger.dispensed if bytes(d.link) in want_links}
+        batches = named if batches is None else batches & named
+    if batches is not None:
+        ledger = ledger.of_batches(batches)  # a batch's units never mix with another's
     replay = LedgerReplay(ledger)
     out = []
-    for kind, e, lots in replay.run():
-        if kind != "dispensed":
-            continue
-        if want_links is not None and bytes(e.link) not in want_links:
-            continue
-        if batch_id is not None and bytes(e.batch_id) != batch_id:
-            continue
-        batch = replay.batches.get(bytes(e.batch_id))
-        out.append(
-            DispenseTrace(
-                dispense=e,
-                manufacturer=None if batch is None else batch.manufacturer,
-                gtin=None if batch is None else batch.gtin,
-                lot=None if batch is None else batch.lot,
-                chains=replay.chains(lots),
+    with gc_paused():
+        for _, e, lots in replay.run(received=False):
+            if want_links is not None and bytes(e.link) not in want_links:
+                continue
+            if batch_id is not None and bytes(e.batch_id) != batch_id:
+                continue
+            batch = replay.batches.get(bytes(e.batch_id))
+            out.append(
+                DispenseTrace(
+                    dispense=e,
+                    manufacturer=None if batch is None else batch.manufacturer,
+                    gtin=None if batch is None else batch.gtin,
+                    lot=None if batch is None else batch.lot,
+                    chains=replay.chains(lots),
+                )
             )
-        )
     return out
