@@ -130,7 +130,7 @@ app.add_typer(rx.app, name="rx")
 app.add_typer(study.app, name="study")
 app.add_typer(study.research_app, name="research")
 app.add_typer(claims.app, name="claims")
-for _name in ("check", "link", "mine", "reveal"):
+for _name in ("check", "export", "link", "mine", "reveal"):
     drugs.app.command(_name)(getattr(drugs_patient, f"drugs_{_name}"))
 app.add_typer(drugs.app, name="drugs")
 app.command()(emergency.notifications)

@@ -164,6 +164,7 @@ EXAMPLES: dict[str, str] = {
     "drugs audit": "--profile regulator drugs audit --invoices handed-in/ --csv audit.csv",
     "drugs trace": f"--profile regulator drugs trace {_BATCH}",
     "drugs check": "drugs check 09506000134352 L24A",
+    "drugs export": "drugs export --out supply.jsonld",
     "drugs link": "--profile patient drugs link",
     "drugs mine": "--profile patient drugs mine --json",
     "drugs reveal": "--profile patient drugs reveal 0",

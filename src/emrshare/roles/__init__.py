@@ -44,6 +44,7 @@ from emrshare.roles._drug_checks import (
     PackStatus,
     batch_trace,
     check_pack,
+    epcis_export,
 )
 from emrshare.roles._drugs import AdverseReport, MemberDrugs, RegisteredBatch, SentShipment
 from emrshare.roles._emergency_read import (
@@ -135,6 +136,7 @@ __all__ = [
     "batch_trace",
     "check_pack",
     "default_data_dir",
+    "epcis_export",
     "load_emergency_key",
     "restore_patient",
     "save_emergency_key",

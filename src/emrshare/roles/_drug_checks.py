@@ -5,6 +5,7 @@ went (:func:`batch_trace`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from emrshare.chain import (
     BatchState,
     Dispensed,
     DrugTrace,
+    Recalled,
     Received,
     ShipmentCancelled,
     ShipmentState,
@@ -26,6 +28,7 @@ from emrshare.trace import (
     Ledger,
     PackCode,
     SerialList,
+    epcis_document,
     gtin14,
     parse_pack_code,
     validate_lot,
@@ -39,6 +42,7 @@ __all__ = [
     "PackStatus",
     "batch_trace",
     "check_pack",
+    "epcis_export",
     "read_ledger",
 ]
 
@@ -188,6 +192,28 @@ class BatchTrace:
     @property
     def patients(self) -> int:
         return sum(h.patients for h in self.holders)
+
+
+def epcis_export(
+    trace: DrugTrace,
+    *,
+    batch_id: bytes | None = None,
+    serials: Mapping[bytes, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The DrugTrace events (of one batch, or all) as an EPCIS 2.0 document
+    (:func:`~emrshare.trace.epcis_document`), read at one block, with block times."""
+    end = trace.client.safe_block()
+    ledger = read_ledger(trace, to_block=end, batch_id=batch_id)
+    only: dict[str, Any] = {} if batch_id is None else {"batch_id": batch_id}
+    recalls = list(trace.events(Recalled, to_block=end, **only))
+    times: dict[int, int] = {}
+
+    def block_time(n: int) -> int:
+        if n not in times:
+            times[n] = trace.client.block_time(n)
+        return times[n]
+
+    return epcis_document(ledger, block_time, recalls=recalls, serials=serials)
 
 
 def batch_trace(trace: DrugTrace, batch_id: bytes) -> BatchTrace:

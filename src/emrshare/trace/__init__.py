@@ -11,6 +11,8 @@ from emrshare.trace.audit import (
     trace_dispenses,
     two_invoice_check,
 )
+from emrshare.trace.epcis import CONTEXT as EPCIS_CONTEXT
+from emrshare.trace.epcis import epcis_document, epcis_json
 from emrshare.trace.gs1 import (
     PackCode,
     check_digit,
@@ -29,6 +31,7 @@ from emrshare.trace.merkle import SerialList, serial_leaf, serial_proof_root, ve
 __all__ = [
     "Chain",
     "DispenseTrace",
+    "EPCIS_CONTEXT",
     "Finding",
     "Invoice",
     "Ledger",
@@ -40,6 +43,8 @@ __all__ = [
     "Waybill",
     "check_digit",
     "class_uri",
+    "epcis_document",
+    "epcis_json",
     "gtin14",
     "normalize_gtin",
     "parse_pack_code",

@@ -134,5 +134,13 @@ def test_drugs_from_factory_to_patient_audit_trace_recall(tmp_path: Path) -> Non
         assert _cli(data, "drugs", "check", code).returncode == 1
         _refused(_cli(data, "--profile", "pharmacy", "drugs", "dispense", batch, "1",
                       "--link", "0x" + "11" * 32), "recalled")  # fmt: skip
+
+        # The batch's story for a supply-chain system, as EPCIS 2.0 JSON-LD (no key).
+        epcis = tmp_path / "supply.jsonld"
+        _ok(_cli(data, "drugs", "export", "--out", str(epcis), "--batch", batch))
+        steps = [e["bizStep"] for e in json.loads(epcis.read_text())["epcisBody"]["eventList"]]
+        assert steps.count("shipping") == 4 and steps.count("receiving") == 4
+        assert steps[0] == "commissioning" and steps[-1] == "holding"
+        assert link["link"][2:] not in epcis.read_text()
     finally:
         _cli(data, "devnet", "down")

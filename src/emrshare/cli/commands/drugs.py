@@ -31,7 +31,7 @@ SerialListOpt = Annotated[
 ]
 
 
-def _hex32(text: str, what: str) -> bytes:
+def hex32(text: str, what: str) -> bytes:
     from emrshare.errors import InvalidInput
 
     digits = text.removeprefix("0x")
@@ -140,7 +140,7 @@ def drugs_ship(
     st = state(ctx)
     s = st.provider().drugs.ship(
         st.profiles.resolve(to),
-        _hex32(batch, "batch id"),
+        hex32(batch, "batch id"),
         quantity,
         invoice_number=invoice_number,
         amount_minor=amount,
@@ -173,7 +173,7 @@ def drugs_receive(
     json_out: JsonOpt = False,
 ) -> None:
     """Confirm a shipment to you: the units that arrived (the shortfall is recorded)."""
-    short = state(ctx).provider().drugs.receive(_hex32(shipment, "shipment id"), quantity)
+    short = state(ctx).provider().drugs.receive(hex32(shipment, "shipment id"), quantity)
     if want_json(ctx, json_out):
         emit_json({"shipment": shipment, "discrepancy": short})
     else:
@@ -183,7 +183,7 @@ def drugs_receive(
 @app.command("cancel")
 def drugs_cancel(ctx: typer.Context, shipment: ShipmentArg, json_out: JsonOpt = False) -> None:
     """Take back a shipment of yours that was never confirmed."""
-    state(ctx).provider().drugs.cancel(_hex32(shipment, "shipment id"))
+    state(ctx).provider().drugs.cancel(hex32(shipment, "shipment id"))
     if want_json(ctx, json_out):
         emit_json({"shipment": shipment, "cancelled": True})
     else:
@@ -230,8 +230,8 @@ def drugs_dispense(
     from emrshare.errors import InvalidInput
 
     drugs = state(ctx).provider().drugs
-    bid, who = _hex32(batch, "batch id"), _hex32(link, "patient link")
-    rx = None if prescription is None else _hex32(prescription, "prescription id")
+    bid, who = hex32(batch, "batch id"), hex32(link, "patient link")
+    rx = None if prescription is None else hex32(prescription, "prescription id")
     index = None
     if serial is None:
         drugs.dispense(bid, quantity, who, prescription_id=rx)
@@ -258,7 +258,7 @@ def drugs_recall(
 ) -> None:
     """As its manufacturer or a regulator: recall a batch and notify the patients."""
     drugs = state(ctx).provider().drugs
-    bid = _hex32(batch, "batch id")
+    bid = hex32(batch, "batch id")
     drugs.recall(bid, reason)
     sent = 0 if no_notify else drugs.notify_recall(bid)
     if want_json(ctx, json_out):
@@ -281,7 +281,7 @@ def drugs_adverse(
     st = state(ctx)
     r = st.provider().drugs.report_adverse_event(
         st.profiles.resolve(patient),
-        _hex32(batch, "batch id"),
+        hex32(batch, "batch id"),
         description=description,
         seriousness=seriousness,
     )
@@ -419,13 +419,13 @@ def drugs_trace(
         raise InvalidInput("give a batch id, or --secret with a patient's dispense secret")
     drugs = state(ctx).provider().drugs
     if batch is not None:
-        t = drugs.trace_batch(_hex32(batch, "batch id"))
+        t = drugs.trace_batch(hex32(batch, "batch id"))
         if want_json(ctx, json_out):
             emit_json(batch_json(t))
         else:
             _show_batch(t)
         return
-    traces = drugs.trace_dispense([_hex32(s, "dispense secret") for s in secret or ()])
+    traces = drugs.trace_dispense([hex32(s, "dispense secret") for s in secret or ()])
     if want_json(ctx, json_out):
         emit_json([_trace_json(t) for t in traces])
         return

@@ -1,8 +1,10 @@
-"""``drugs check|link|mine|reveal``: what a patient (or anyone, for ``check``) runs of
-drug traceability (issue 17); the supply chain's own commands are in :mod:`.drugs`."""
+"""``drugs check|export|link|mine|reveal``: what a patient (or anyone, for ``check`` and
+``export``) runs of drug traceability (issue 17); the supply chain's own commands are in
+:mod:`.drugs`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -117,3 +119,35 @@ def drugs_reveal(
         emit_json({"index": index, "secret": secret})
     else:
         out.print(f"secret of link {index} (give it to the regulator only): 0x{secret.hex()}")
+
+
+def drugs_export(
+    ctx: typer.Context,
+    out_path: Annotated[Path, typer.Option("--out", metavar="FILE", help="the JSON-LD file")],
+    batch: Annotated[str | None, typer.Option(metavar="BATCH", help="one batch only")] = None,
+    serial_list: SerialListOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Anyone, no key: the supply events as a GS1 EPCIS 2.0 JSON-LD document (with
+    --serial-list, a serialized batch's units by SGTIN)."""
+    from emrshare._files import write_atomically
+    from emrshare.cli.commands.drugs import hex32
+    from emrshare.roles import epcis_export
+    from emrshare.trace import epcis_json
+
+    bid = None if batch is None else hex32(batch, "batch id")
+    listed = read_serial_list(serial_list)
+    serials = None
+    if listed is not None:
+        if bid is None:
+            from emrshare.errors import InvalidInput
+
+            raise InvalidInput("--serial-list is one batch's: give --batch too")
+        serials = {bid: listed.serials}
+    doc = epcis_export(state(ctx).network().contracts.drug_trace, batch_id=bid, serials=serials)
+    write_atomically(out_path, epcis_json(doc))
+    n = len(doc["epcisBody"]["eventList"])
+    if want_json(ctx, json_out):
+        emit_json({"out": out_path, "events": n})
+    else:
+        out.print(f"{n} EPCIS event(s) written to {out_path}")
