@@ -13,6 +13,7 @@ the regulator (:meth:`MemberDrugs.invoices`). The chain holds only their digests
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -258,7 +259,8 @@ class MemberDrugs:
         if shipments is None:
             if not self._dir.is_dir():
                 return []
-            shipments = [bytes.fromhex(p.stem) for p in sorted(self._dir.glob("*.json"))]
+            names = (p.stem for p in sorted(self._dir.glob("*.json")))
+            shipments = [bytes.fromhex(n) for n in names if re.fullmatch(r"[0-9a-f]{64}", n)]
         return [self._load(bytes(s))[0] for s in shipments]
 
     # -- the pharmacy -------------------------------------------------------------------

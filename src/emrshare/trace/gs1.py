@@ -33,6 +33,7 @@ DIGITAL_LINK = "https://id.gs1.org"
 # GS1 AI encodable character set 82, the characters lots and serials may use.
 _SET_82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
 _GS = "\x1d"
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit also takes "²" and "٣"
 
 
 def check_digit(digits: str) -> int:
@@ -47,7 +48,7 @@ def normalize_gtin(text: str) -> str:
     """The 14-digit form of a GTIN-8, -12, -13 or -14 (``InvalidInput`` if it is not one
     or its check digit is wrong)."""
     g = text.strip()
-    if not g.isdigit() or len(g) not in (8, 12, 13, 14):
+    if not _DIGITS.fullmatch(g) or len(g) not in (8, 12, 13, 14):
         raise InvalidInput(f"{text!r} is not a GTIN: give its 8, 12, 13 or 14 digits")
     g = g.zfill(14)
     if check_digit(g[:-1]) != int(g[-1]):
@@ -100,7 +101,11 @@ class PackCode:
 
 
 def _expiry(yymmdd: str) -> date:
+    if not re.fullmatch(r"[0-9]{6}", yymmdd):
+        raise ValueError("not six digits")
     y, m, d = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6])
+    if not 1 <= m <= 12:
+        raise ValueError("no such month")
     # GS1: day 00 means the last day of the month; years 00-49 are 20xx.
     year = 2000 + y if y < 50 else 1900 + y
     if d == 0:
@@ -130,7 +135,11 @@ def parse_pack_code(text: str) -> PackCode:
     ``(01)…(17)…(10)…(21)…``, or the scanner's raw form (FNC1 as the GS character)."""
     t = text.strip()
     if t.startswith(("http://", "https://")):
-        parts = [unquote(p) for p in urlparse(t).path.split("/") if p]
+        try:
+            path = urlparse(t).path
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a GS1 Digital Link URI") from None
+        parts = [unquote(p) for p in path.split("/") if p]
         return _from_fields(dict(zip(parts[::2], parts[1::2], strict=False)), text)
     if t.startswith("("):
         found = re.findall(r"\((\d{2})\)([^(]*)", t)

@@ -31,6 +31,7 @@ from eth_abi.abi import encode
 from eth_utils.address import is_address
 from eth_utils.crypto import keccak
 
+from emrshare._files import loads_json
 from emrshare.errors import InvalidInput
 
 __all__ = ["INVOICE_FORMAT", "WAYBILL_FORMAT", "Invoice", "Waybill"]
@@ -39,21 +40,20 @@ __all__ = ["INVOICE_FORMAT", "WAYBILL_FORMAT", "Invoice", "Waybill"]
 INVOICE_FORMAT = "emrshare-invoice/1"
 #: ``format`` of a waybill's JSON form.
 WAYBILL_FORMAT = "emrshare-waybill/1"
-_TEXT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,64}")
+# Printable text, no lone surrogates (they do not encode as UTF-8) and no controls.
+_TEXT = re.compile(r"[\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]{1,64}")
 _MAX_UINT = 2**256 - 1
 
 
 def _text(what: str, value: object) -> str:
     if not isinstance(value, str) or not _TEXT.fullmatch(value) or value != value.strip():
-        raise InvalidInput(
-            f"an invoice's {what} is 1 to 64 printable characters with no outer spaces"
-        )
+        raise InvalidInput(f"{what} is 1 to 64 printable characters with no outer spaces")
     return value
 
 
 def _count(what: str, value: object, *, positive: bool = True) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > _MAX_UINT:
-        raise InvalidInput(f"{what} is a whole number, not {value!r}")
+        raise InvalidInput(f"{what} is a whole number from 0 to 2**256-1")
     if positive and value == 0:
         raise InvalidInput(f"{what} must be more than zero")
     return value
@@ -73,8 +73,8 @@ def _bytes32(what: str, value: object) -> bytes:
 
 def _load(text: str | bytes, fmt: str, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        obj = loads_json(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput(f"this {what} file is not JSON: export it again") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise InvalidInput(f"this file is not an emrshare {what} (format {fmt!r} expected)")
@@ -100,8 +100,8 @@ class Invoice:
     shipment_id: bytes | None = None
 
     def __post_init__(self) -> None:
-        _text("number", self.number)
-        _text("tax id", self.tax_id)
+        _text("an invoice's number", self.number)
+        _text("an invoice's tax id", self.tax_id)
         _count("an invoice's amount", self.amount_minor, positive=False)
         _count("an invoice's quantity", self.quantity)
         _bytes32("an invoice's batch id", self.batch_id)
@@ -179,8 +179,8 @@ class Invoice:
         stated = obj.get("digest")
         if stated is not None and not inv.matches(_bytes32("an invoice's digest", stated)):
             raise InvalidInput(
-                f"invoice {inv.number}: its stated digest is not the digest of its fields "
-                "(the file was edited); ask its issuer for the original"
+                "an invoice's stated digest is not the digest of its fields (the file was "
+                "edited); ask its issuer for the original"
             )
         return inv
 
@@ -202,8 +202,8 @@ class Waybill:
     salt: bytes = field(default_factory=lambda: os.urandom(32))
 
     def __post_init__(self) -> None:
-        _text("waybill number", self.number)
-        _text("carrier", self.carrier)
+        _text("a waybill's number", self.number)
+        _text("a waybill's carrier", self.carrier)
         for what, addr in (("sender", self.sender), ("recipient", self.recipient)):
             if not isinstance(addr, str) or not is_address(addr):
                 raise InvalidInput(f"a waybill's {what} is an account address (0x and 40 hex)")
@@ -255,8 +255,8 @@ class Waybill:
         stated = obj.get("digest")
         if stated is not None and not wb.matches(_bytes32("a waybill's digest", stated)):
             raise InvalidInput(
-                f"waybill {wb.number}: its stated digest is not the digest of its fields "
-                "(the file was edited); ask its sender for the original"
+                "a waybill's stated digest is not the digest of its fields (the file was "
+                "edited); ask its sender for the original"
             )
         return wb
 

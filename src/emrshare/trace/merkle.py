@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from emrshare._files import loads_json
 from emrshare.errors import InvalidInput, WireFormatError
 from emrshare.trace.gs1 import validate_serial
 
@@ -116,12 +117,16 @@ class SerialList:
     def from_bytes(cls, data: bytes, *, root: bytes | None = None) -> SerialList:
         """A list read back; with ``root``, verified against the registered root."""
         try:
-            doc = json.loads(data)
-            if doc.get("format") != _FORMAT or not isinstance(doc.get("serials"), list):
+            doc = loads_json(bytes(data).decode())
+            if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
                 raise ValueError("not an emrshare serial list")
-            out = cls.of(str(s) for s in doc["serials"])
-        except (ValueError, AttributeError, InvalidInput) as exc:
-            raise WireFormatError(f"not a valid serial list: {exc}") from exc
+            listed = doc.get("serials")
+            if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
+                raise ValueError("its serials are not a list of strings")
+            out = cls.of(listed)
+        except (ValueError, TypeError, RecursionError, InvalidInput) as exc:
+            reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            raise WireFormatError(f"not a valid serial list: {reason}") from None
         if root is not None and out.root != root:
             raise WireFormatError(
                 "the serial list does not match the batch's registered root; get the "

@@ -82,6 +82,14 @@ def test_pack_code_forms() -> None:
         ("(01)09506000134352(17)261340(10)A", "not a date"),
         ("0109506000134352990", "application identifier 99"),
         ("https://id.gs1.org/01/09506000134352", "names no GTIN"),
+        ("(01)0950600013435\u00b2(10)L1", "not a GTIN"),  # "²" passes str.isdigit
+        (
+            "(01)\u0660\u0669\u0665\u0660\u0666\u0660\u0660\u0660\u0661\u0663\u0664\u0663\u0665\u0662(10)L",
+            "not a GTIN",
+        ),
+        ("(01)09506000134352(17)290000(10)A", "not a date"),  # month 00
+        ("(01)09506000134352(17)\u0662\u0669\u0660\u0661\u0660\u0661(10)A", "not a date"),
+        ("https://[::1/01/09506000134352/10/L1", "not a GS1 Digital Link"),
     ],
 )
 def test_bad_pack_codes_say_what_is_wrong(text: str, match: str) -> None:

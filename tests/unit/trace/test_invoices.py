@@ -87,6 +87,8 @@ def test_json_round_trip_and_edits_are_caught() -> None:
         ({"batchId": "0x12"}, "32 bytes"),
         ({"salt": "zz" * 32}, "32 bytes"),
         ({"shipmentId": "0x"}, "32 bytes"),
+        ({"number": "\ud800"}, "printable"),  # a lone surrogate does not encode
+        ({"amountMinor": float("nan")}, "whole number"),
     ],
 )
 def test_malformed_invoice_files(change: dict[str, object], match: str) -> None:
@@ -104,6 +106,11 @@ def test_missing_field_and_not_json() -> None:
         Invoice.from_json(json.dumps(doc))
     with pytest.raises(InvalidInput, match="not JSON"):
         Invoice.from_json(b"\xff\xfe")
+    for deep in ("[" * 100_000, b'{"a":' * 100_000):
+        with pytest.raises(InvalidInput, match="not JSON"):
+            Invoice.from_json(deep)
+        with pytest.raises(InvalidInput, match="not JSON"):
+            Waybill.from_json(deep)
 
 
 def test_waybill_digest_round_trip_and_checks() -> None:

@@ -60,6 +60,14 @@ def test_file_round_trip_checks_the_registered_root() -> None:
     swapped["serials"] = ["A", "C", "B"]
     with pytest.raises(WireFormatError, match="registered root"):
         SerialList.from_bytes(json.dumps(swapped).encode(), root=lst.root)
-    for junk in (b"", b"[]", b'{"format":"x"}', b'"text"', b"\xff"):
+    for junk in (
+        b"",
+        b"[]",
+        b'{"format":"x"}',
+        b'"text"',
+        b"\xff",
+        b"[" * 100_000,
+        b'{"format":"emrshare-serials/1","serials":[1,2]}',
+    ):
         with pytest.raises(WireFormatError, match="not a valid serial list"):
             SerialList.from_bytes(junk)

@@ -84,10 +84,15 @@ def drugs_register(
     """As a Manufacturer: register a production batch (GS1 check digit verified; with
     --serials, their Merkle root; the list is written beside FILE as FILE.list.json)."""
     from emrshare._files import write_atomically
+    from emrshare.errors import InvalidInput
 
     listed = None
     if serials is not None:
-        listed = [s.strip() for s in _read(serials, "serials").decode().splitlines() if s.strip()]
+        try:
+            text = _read(serials, "serials").decode()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{serials} is not UTF-8 text: one serial per line") from None
+        listed = [s.strip() for s in text.splitlines() if s.strip()]
     b = (
         state(ctx)
         .provider()
