@@ -52,7 +52,7 @@ contract DrugTrace {
     uint8 private constant _RECALLED = 1;
     uint8 private constant _SERIALIZED = 2;
     uint64 private constant _GTIN_LIMIT = 1e14;
-    uint8 private constant _CAP_PHARMACY = 2; // ConsortiumRegistry.CAP_PHARMACY, checked at deploy
+    uint8 private constant _CAP_PHARMACY = 2; // ConsortiumRegistry.CAP_PHARMACY (a test compares)
 
     /// @notice A shipment's state.
     enum ShipmentState {
@@ -108,6 +108,14 @@ contract DrugTrace {
     mapping(bytes32 batchId => mapping(address holder => uint256)) private _stock;
     mapping(bytes32 shipmentId => Shipment) private _shipments;
     mapping(bytes32 batchId => mapping(uint256 word => uint256)) private _dispensedUnits;
+    mapping(uint64 gtin => address manufacturer) private _gtinOwners;
+
+    /// @notice Which digest {Trace_MissingDigest} names.
+    uint8 public constant DIGEST_CERTIFICATE = 1;
+    uint8 public constant DIGEST_WAYBILL = 2;
+    uint8 public constant DIGEST_INVOICE = 3;
+    uint8 public constant DIGEST_REASON = 4;
+    uint8 public constant DIGEST_REPORT = 5;
 
     /// @notice The caller is not an active Manufacturer.
     error Trace_NotManufacturer(address caller);
@@ -133,8 +141,11 @@ contract DrugTrace {
     /// @notice A serialized batch has one serial per unit and a non-zero root; an
     /// unserialized one has neither.
     error Trace_InvalidSerials(uint32 serialCount, uint48 quantity);
-    /// @notice A digest (certificate, waybill, invoice, reason, report) must not be zero.
-    error Trace_MissingDigest();
+    /// @notice A digest must not be zero: `which` is one of the DIGEST_* constants.
+    error Trace_MissingDigest(uint8 which);
+    /// @notice Another manufacturer registered this GTIN first: a GTIN is one company's.
+    error Trace_GtinOwned(uint64 gtin, address owner);
+
     /// @notice A batch with that GTIN and lot is registered already.
     error Trace_BatchExists(bytes32 batchId);
     /// @notice No batch has that id: unknown GTIN and lot (a counterfeit, or a typo).
@@ -231,9 +242,7 @@ contract DrugTrace {
     );
 
     /// @notice Creates the contract on the consortium's registry.
-    /// Requirements: the registry's CAP_PHARMACY is the bit this contract tests.
     constructor(ConsortiumRegistry consortium) {
-        if (consortium.CAP_PHARMACY() != _CAP_PHARMACY) revert Trace_NotPharmacy(address(consortium));
         _registry = consortium;
     }
 
@@ -243,8 +252,9 @@ contract DrugTrace {
     /// Requirements: caller is an active Manufacturer; a valid GTIN-14; a lot of
     /// 1..{MAX_LOT_BYTES} bytes; expiry after chain time; quantity > 0; a unit of
     /// 1..{MAX_UNIT_BYTES} bytes; a certificate digest; for a serialized batch
-    /// `serialCount == quantity` and a non-zero root; the batch is new.
-    /// Emits: {BatchRegistered}.
+    /// `serialCount == quantity` and a non-zero root; the batch is new; no other
+    /// manufacturer registered the GTIN before (the first registration binds a GTIN to
+    /// its manufacturer, {gtinOwner}). Emits: {BatchRegistered}.
     function registerBatch(
         uint64 gtin,
         string calldata lot,
@@ -264,10 +274,16 @@ contract DrugTrace {
         if (unitLength == 0 || unitLength > MAX_UNIT_BYTES) revert Trace_InvalidUnit(unitLength);
         if (expiry <= block.timestamp) revert Trace_InvalidExpiry(expiry, block.timestamp);
         if (quantity == 0) revert Trace_InvalidQuantity();
-        if (certificateDigest == bytes32(0)) revert Trace_MissingDigest();
+        if (certificateDigest == bytes32(0)) revert Trace_MissingDigest(DIGEST_CERTIFICATE);
         bool serialized = serialRoot != bytes32(0);
         if (serialized ? serialCount != quantity : serialCount != 0) {
             revert Trace_InvalidSerials(serialCount, quantity);
+        }
+        address owner = _gtinOwners[gtin];
+        if (owner == address(0)) {
+            _gtinOwners[gtin] = msg.sender;
+        } else if (owner != msg.sender) {
+            revert Trace_GtinOwned(gtin, owner);
         }
         batchId = batchIdOf(gtin, lot);
         if (_batches[batchId].manufacturer != address(0)) revert Trace_BatchExists(batchId);
@@ -287,7 +303,7 @@ contract DrugTrace {
     function recall(bytes32 batchId, bytes32 reasonDigest) external {
         Batch storage b = _known(batchId);
         _checkRecaller(batchId, b);
-        if (reasonDigest == bytes32(0)) revert Trace_MissingDigest();
+        if (reasonDigest == bytes32(0)) revert Trace_MissingDigest(DIGEST_REASON);
         if (b.flags & _RECALLED != 0) revert Trace_AlreadyRecalled(batchId);
         b.flags |= _RECALLED;
         emit Recalled(batchId, msg.sender, reasonDigest);
@@ -316,7 +332,7 @@ contract DrugTrace {
         (ConsortiumRegistry.Role role,) = _registry.standing(msg.sender);
         if (role != ConsortiumRegistry.Role.Provider) revert Trace_NotClinician(msg.sender);
         _known(batchId);
-        if (reportDigest == bytes32(0)) revert Trace_MissingDigest();
+        if (reportDigest == bytes32(0)) revert Trace_MissingDigest(DIGEST_REPORT);
         if (seriousness == 0 || seriousness > MAX_SERIOUSNESS) revert Trace_InvalidSeriousness(seriousness);
         emit AdverseEventReported(batchId, msg.sender, reportDigest, seriousness);
     }
@@ -334,7 +350,8 @@ contract DrugTrace {
         Batch storage b = _usable(batchId);
         if (quantity == 0) revert Trace_InvalidQuantity();
         if (to == address(0) || to == msg.sender) revert Trace_InvalidRecipient(to);
-        if (waybillDigest == bytes32(0) || invoiceDigest == bytes32(0)) revert Trace_MissingDigest();
+        if (waybillDigest == bytes32(0)) revert Trace_MissingDigest(DIGEST_WAYBILL);
+        if (invoiceDigest == bytes32(0)) revert Trace_MissingDigest(DIGEST_INVOICE);
         shipmentId = shipmentIdOf(msg.sender, waybillDigest);
         Shipment storage s = _shipments[shipmentId];
         if (s.state != ShipmentState.None) revert Trace_ShipmentExists(shipmentId);
@@ -385,7 +402,10 @@ contract DrugTrace {
     // ---------------------------------------------------------------- dispenses
 
     /// @notice Dispenses `quantity` units of an unserialized batch to a patient link;
-    /// `prescriptionId` is the e-prescription filled (zero for none).
+    /// `prescriptionId` ties the dispense to the e-prescription filled (zero for none):
+    /// emrshare writes `keccak256(abi.encode("emrshare-drug-rx/1", link, rxId))`, so two
+    /// fills of one prescription are not linked on chain; whoever knows the link and the
+    /// prescription id (the patient, the pharmacy, the regulator shown them) checks it.
     /// Requirements: caller is an active Pharmacy or Provider with CAP_PHARMACY; the batch
     /// exists, is not serialized, neither recalled nor expired; quantity > 0; a link; the
     /// caller holds `quantity` units. Emits: {Dispensed}.
@@ -467,6 +487,12 @@ contract DrugTrace {
     }
 
     /// @notice Number of batches ever registered (indexes are 0 .. count-1).
+    /// @notice The manufacturer that first registered `gtin` (zero if none): only it may
+    /// register further batches of that GTIN.
+    function gtinOwner(uint64 gtin) external view returns (address) {
+        return _gtinOwners[gtin];
+    }
+
     function batchCount() external view returns (uint256) {
         return _batchIds.length;
     }

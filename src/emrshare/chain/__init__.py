@@ -125,6 +125,7 @@ from emrshare.chain.study_values import (
 from emrshare.chain.trace_values import (
     LINK_DOMAIN,
     NO_UNIT,
+    RX_DOMAIN,
     AdverseEventReported,
     BatchRegistered,
     BatchState,
@@ -138,6 +139,7 @@ from emrshare.chain.trace_values import (
     Shipped,
     batch_id_of,
     link_of,
+    prescription_link_of,
     shipment_id_of,
 )
 from emrshare.chain.values import (
@@ -264,7 +266,9 @@ __all__ = [
     "Shipped",
     "batch_id_of",
     "link_of",
+    "prescription_link_of",
     "shipment_id_of",
+    "RX_DOMAIN",
     "IndexHead",
     "KeysRotated",
     "Member",

@@ -35,7 +35,12 @@ TRACE_HINTS: dict[str, str] = {
         "units) and a non-zero root; an unserialized one has neither"
     ),
     "Trace_MissingDigest": (
-        "a certificate, waybill, invoice, reason or report digest must not be zero"
+        "digest {which} (1 certificate, 2 waybill, 3 invoice, 4 reason, 5 report) must not "
+        "be zero: give the document it stands for"
+    ),
+    "Trace_GtinOwned": (
+        "GTIN {gtin} belongs to manufacturer {owner}, which registered it first; register "
+        "only your own GS1 company's GTINs (ask the regulator if yours was taken)"
     ),
     "Trace_BatchExists": (
         "batch {batchId} (that GTIN and lot) is registered already; use a new lot number"

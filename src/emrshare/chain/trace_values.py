@@ -5,7 +5,9 @@ Ids (the contract's own formulas, so a party computes them off chain):
 
 * batch: ``keccak256(abi.encode(uint64 gtin, string lot))``, the GTIN as its 14-digit number;
 * shipment: ``keccak256(abi.encode(address from, bytes32 waybillDigest))``;
-* patient link: ``keccak256(abi.encode("emrshare-drug-link/1", bytes32 secret))``.
+* patient link: ``keccak256(abi.encode("emrshare-drug-link/1", bytes32 secret))``;
+* a dispense's prescription: ``keccak256(abi.encode("emrshare-drug-rx/1", link, rxId))``,
+  so that two fills of one prescription (to two links) are not tied together on chain.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from emrshare.chain.events import ChainEvent
 __all__ = [
     "LINK_DOMAIN",
     "NO_UNIT",
+    "RX_DOMAIN",
     "AdverseEventReported",
     "BatchRegistered",
     "BatchState",
@@ -35,6 +38,7 @@ __all__ = [
     "Shipped",
     "batch_id_of",
     "link_of",
+    "prescription_link_of",
     "shipment_id_of",
 ]
 
@@ -54,6 +58,15 @@ def shipment_id_of(sender: str, waybill_digest: bytes) -> bytes:
     return keccak(
         encode(["address", "bytes32"], [Web3.to_checksum_address(sender), waybill_digest])
     )
+
+
+#: Domain of a dispense's blinded prescription id.
+RX_DOMAIN = "emrshare-drug-rx/1"
+
+
+def prescription_link_of(link: bytes, prescription_id: bytes) -> bytes:
+    """What a dispense to ``link`` records of the prescription it fills."""
+    return keccak(encode(["string", "bytes32", "bytes32"], [RX_DOMAIN, link, prescription_id]))
 
 
 def link_of(secret: bytes) -> bytes:

@@ -13,6 +13,7 @@ the regulator (:meth:`MemberDrugs.invoices`). The chain holds only their digests
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from emrshare._files import damaged, private_dir, read_json_object, write_atomic
 from emrshare.chain import (
     AdverseEventReported,
     BatchRegistered,
-    Capability,
     Contracts,
     Dispensed,
     Recalled,
@@ -34,6 +34,7 @@ from emrshare.chain import (
     Role,
     ShipmentState,
     link_of,
+    prescription_link_of,
     shipment_id_of,
 )
 from emrshare.errors import (
@@ -184,12 +185,20 @@ class MemberDrugs:
         return RegisteredBatch(bytes(ev.batch_id), f"{g:014d}", lot, seconds, quantity, listed)
 
     def recall(self, batch: bytes | str, reason: str) -> bytes:
-        """Recall a batch (its manufacturer or a regulator); the reason stays off chain,
-        its sha256 goes on. Returns the reason digest."""
+        """Recall a batch (its manufacturer or a regulator). The reason stays off chain:
+        the chain gets ``sha256(salt || reason)`` with a random salt, so a guessed reason
+        cannot be confirmed; reason and salt are kept (0600) under
+        ``state_dir/drugs/recalls/`` to show whoever should see them. Returns the digest."""
         if not reason.strip():
             raise InvalidInput("give the recall's reason (its digest goes on chain)")
-        digest = sha256(reason.encode()).digest()
-        self._signed.recall(id32(batch), digest)
+        _utf8(reason, "the recall's reason")
+        bid = id32(batch)
+        salt = os.urandom(32)
+        digest = sha256(salt + reason.encode()).digest()
+        path = private_dir(self._dir.parent / "recalls") / f"{bid.hex()}.json"
+        doc = {"batch": "0x" + bid.hex(), "reason": reason, "salt": "0x" + salt.hex()}
+        write_atomically(path, json.dumps(doc, ensure_ascii=False))
+        self._signed.recall(bid, digest)
         return digest
 
     def notify_recall(self, batch: bytes | str) -> int:
@@ -274,8 +283,10 @@ class MemberDrugs:
         prescription_id: bytes | None = None,
     ) -> None:
         """Dispense units of an unserialized batch to a patient's link (the patient shows
-        it: ``patient.drugs.new_link()``), naming the prescription fill if any."""
-        self._signed.dispense(id32(batch), quantity, _link(link), prescription_id or bytes(32))
+        it: ``patient.drugs.new_link()``), naming the prescription filled if any (blinded
+        by the link on chain: :func:`~emrshare.chain.prescription_link_of`)."""
+        who = _link(link)
+        self._signed.dispense(id32(batch), quantity, who, _rx(who, prescription_id))
 
     def dispense_unit(
         self,
@@ -290,13 +301,9 @@ class MemberDrugs:
         index = serials.index_of(serial)
         if index is None:
             raise InvalidInput(f"serial {serial!r} is not in this batch's list: do not dispense")
+        who = _link(link)
         self._signed.dispense_unit(
-            id32(batch),
-            index,
-            serial,
-            serials.proof(index),
-            _link(link),
-            prescription_id or bytes(32),
+            id32(batch), index, serial, serials.proof(index), who, _rx(who, prescription_id)
         )
         return index
 
@@ -315,6 +322,7 @@ class MemberDrugs:
         never the patient."""
         if self.write is None:
             raise ConfigurationError("only a Provider reports adverse events; open one")
+        _utf8(description, "the description")
         bid = id32(batch)
         state = self._read.batch(bid)
         if state is None:
@@ -347,23 +355,31 @@ class MemberDrugs:
         """Where every unit of a batch went (:func:`~emrshare.roles._drug_checks.batch_trace`)."""
         return batch_trace(self._read, id32(batch))
 
-    def hospitals(self) -> list[Address]:
-        """Who a hospital receipt is by: pharmacies, and providers with the pharmacy
-        capability."""
+    def distributors(self) -> list[Address]:
+        """The consortium's distributors now (the one intermediary a route may have)."""
         return [
             Address(m.account)
             for m in self.network.contracts.registry.all_members()
-            if m.role is Role.PHARMACY
-            or (m.role is Role.PROVIDER and Capability.PHARMACY in m.capabilities)
+            if m.role is Role.DISTRIBUTOR
         ]
 
     def two_invoice_report(
-        self, invoices: Iterable[Invoice] | None = None, *, from_block: int | None = None
+        self, invoices: Iterable[Invoice] | None = None, *, from_block: int = 0
     ) -> TwoInvoiceReport:
-        """The two-invoice check of every hospital receipt on chain (from ``from_block``):
-        see :func:`~emrshare.trace.two_invoice_check`; with ``invoices`` (plaintexts the
-        parties handed in) checked against their digests too."""
-        return two_invoice_check(self.ledger(from_block=from_block), self.hospitals(), invoices)
+        """The two-invoice check (:func:`~emrshare.trace.two_invoice_check`) of every
+        hospital receipt from ``from_block`` on, each route replayed from the deployment;
+        with ``invoices`` (plaintexts the parties handed in) checked against their digests.
+
+        A hospital receipt is one by any account that is not a distributor now: only
+        pharmacies (and providers with the pharmacy capability) can confirm a receipt
+        besides distributors, so a pharmacy removed since is still audited."""
+        ledger = self.ledger()
+        distributors = self.distributors()
+        known = {d.lower() for d in distributors}
+        hospitals = {r.recipient for r in ledger.received if r.recipient.lower() not in known}
+        return two_invoice_check(
+            ledger, hospitals, invoices, distributors=distributors, from_block=from_block
+        )
 
     def trace_dispense(self, secrets: Iterable[bytes]) -> list[DispenseTrace]:
         """The dispenses to the links of these secrets (a patient reveals them:
@@ -411,6 +427,20 @@ class MemberDrugs:
             Invoice.from_json(json.dumps(doc["invoice"])),
             Waybill.from_json(json.dumps(doc["waybill"])),
         )
+
+
+def _utf8(text: str, what: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid text (a lone surrogate); type it again") from None
+
+
+def _rx(link: bytes, prescription_id: bytes | None) -> bytes:
+    """The dispense's prescription field: blinded by the link (zero for none)."""
+    if prescription_id is None:
+        return bytes(32)
+    return prescription_link_of(link, id32(prescription_id))
 
 
 def _link(link: bytes) -> bytes:

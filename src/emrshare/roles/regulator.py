@@ -29,7 +29,7 @@ class Regulator(MemberFacade):
     """
 
     def two_invoice_report(
-        self, invoices: Iterable[Invoice] | None = None, *, from_block: int | None = None
+        self, invoices: Iterable[Invoice] | None = None, *, from_block: int = 0
     ) -> TwoInvoiceReport:
         """The two-invoice check (:meth:`~emrshare.roles._drugs.MemberDrugs.two_invoice_report`)."""
         return self.drugs.two_invoice_report(invoices, from_block=from_block)

@@ -14,9 +14,11 @@ the quantity shipped. Otherwise the finding carries one or more reasons:
     a unit came straight from the manufacturer (one invoice);
 ``extra_intermediary``
     a unit passed through more than one distributor (three invoices or more);
+``not_via_distributor``
+    two invoices, but the one in between is not a distributor (a pharmacy reselling);
 ``no_factory_shipment``
     units whose route does not start at the batch's manufacturer (the ledger misses the
-    registration or a shipment: a window too short, or events from elsewhere);
+    registration or the shipment: a ledger that does not start at the deployment);
 ``quantity_mismatch``
     the hospital confirmed less than was shipped, or an invoice's quantity is not the
     shipment's;
@@ -25,7 +27,12 @@ the quantity shipped. Otherwise the finding carries one or more reasons:
 ``invoice_mismatch``
     the plaintext handed in for a shipment is not the invoice committed to on chain;
 ``invoice_missing``
-    plaintexts were handed in, but none for one of the shipments on the route.
+    plaintexts were handed in, but none for one of the shipments on the route;
+``invoice_reused``
+    one invoice digest stands for more than one shipment (one paper invoice, two loads).
+
+Units of one batch are fungible: which of a holder's lots a shipment takes is the
+ledger's convention (first in, first out), not a fact the chain records.
 
 Both take a :class:`~emrshare.trace.ledger.Ledger` of the decoded events as they are.
 """
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,11 +71,13 @@ __all__ = [
 REASONS = (
     "too_few_invoices",
     "extra_intermediary",
+    "not_via_distributor",
     "no_factory_shipment",
     "quantity_mismatch",
     "batch_mismatch",
     "invoice_mismatch",
     "invoice_missing",
+    "invoice_reused",
 )
 
 
@@ -240,15 +250,26 @@ def _short_addr(a: str) -> str:
     return a[:8] + "…" + a[-4:]
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every receipt's check consults: the plaintexts, the digests on more than one
+    shipment, and the accounts that may be the one intermediary (``None``: any)."""
+
+    invoices: _Invoices | None
+    reused: frozenset[bytes]
+    distributors: frozenset[str] | None
+
+
 def _reasons(
     finding_chains: tuple[Chain, ...],
-    ship: ShippedLike,
+    shipped: int,
     received: int,
+    batch_id: bytes,
     manufacturer: str | None,
-    invoices: _Invoices | None,
+    ctx: _Context,
 ) -> tuple[str, ...]:
     found: set[str] = set()
-    if received != ship.quantity:
+    if received != shipped:
         found.add("quantity_mismatch")
     for c in finding_chains:
         if c.legs is None or not c.legs:
@@ -260,25 +281,32 @@ def _reasons(
             found.add("too_few_invoices")
         elif len(c.legs) > 2:
             found.add("extra_intermediary")
-        if invoices is not None:
-            for leg in c.legs:
-                found.update(invoices.check(leg, bytes(ship.batch_id)))
+        elif ctx.distributors is not None and c.legs[0].recipient.lower() not in ctx.distributors:
+            found.add("not_via_distributor")
+        for leg in c.legs:
+            if leg.invoice_digest in ctx.reused:
+                found.add("invoice_reused")
+            if ctx.invoices is not None:
+                found.update(ctx.invoices.check(leg, batch_id))
     return tuple(r for r in REASONS if r in found)
 
 
 class _Invoices:
     """The plaintexts handed to the regulator, matched to shipments: by the shipment id an
-    invoice names, else by its digest."""
+    invoice names, else by its digest. Two different plaintexts named for one shipment
+    are both kept: that shipment's check fails, whichever came first."""
 
     def __init__(self, invoices: Iterable[Invoice], shipments: dict[bytes, ShippedLike]) -> None:
-        self.named: dict[bytes, Invoice] = {}
+        self.named: dict[bytes, list[Invoice]] = {}
         self.by_digest: dict[bytes, Invoice] = {}
         digests = {bytes(s.invoice_digest) for s in shipments.values()}
         unmatched: list[Invoice] = []
         for inv in invoices:
             if inv.shipment_id is not None:
                 if inv.shipment_id in shipments:
-                    self.named[inv.shipment_id] = inv
+                    kept = self.named.setdefault(inv.shipment_id, [])
+                    if all(k.digest() != inv.digest() for k in kept):
+                        kept.append(inv)
                 else:
                     unmatched.append(inv)
             elif inv.digest() in digests:
@@ -288,14 +316,16 @@ class _Invoices:
         self.unmatched = tuple(unmatched)
 
     def check(self, leg: Leg, batch_id: bytes) -> set[str]:
-        inv = self.named.get(leg.shipment_id)
-        if inv is not None:
-            if not inv.matches(leg.invoice_digest):
+        named = self.named.get(leg.shipment_id)
+        if named:
+            if len(named) > 1 or not named[0].matches(leg.invoice_digest):
                 return {"invoice_mismatch"}
+            inv = named[0]
         else:
-            inv = self.by_digest.get(leg.invoice_digest)
-            if inv is None:
+            found = self.by_digest.get(leg.invoice_digest)
+            if found is None:
                 return {"invoice_missing"}
+            inv = found
         out = set()
         if inv.quantity != leg.quantity:
             out.add("quantity_mismatch")
@@ -305,45 +335,60 @@ class _Invoices:
 
 
 def two_invoice_check(
-    ledger: Ledger, hospitals: Collection[str], invoices: Iterable[Invoice] | None = None
+    ledger: Ledger,
+    hospitals: Collection[str],
+    invoices: Iterable[Invoice] | None = None,
+    *,
+    distributors: Collection[str] | None = None,
+    from_block: int = 0,
 ) -> TwoInvoiceReport:
     """Check every receipt by one of ``hospitals`` (addresses of pharmacies and of
     providers with the pharmacy capability) in ``ledger``; with ``invoices``, check the
-    plaintexts too (see the module's reasons)."""
+    plaintexts too; with ``distributors``, the one intermediary must be one of them (see
+    the module's reasons).
+
+    ``ledger`` should start at the deployment: a receipt's route may begin long before
+    it. ``from_block`` limits the report, never the replay, to the receipts from that
+    block on (a month's audit)."""
     wanted = {h.lower() for h in hospitals}
     replay = LedgerReplay(ledger)
     pending: list[tuple[ReceivedLike, tuple[Chain, ...]]] = []
     with gc_paused():
         for _, e, lots in replay.run(dispensed=False):
-            ship = replay.shipments[bytes(e.shipment_id)]
-            if ship.recipient.lower() in wanted:
+            if e.block_number >= from_block and e.recipient.lower() in wanted:
                 pending.append((e, replay.chains(lots)))
-    checked = None if invoices is None else _Invoices(invoices, replay.shipments)
+    counts = Counter(bytes(s.invoice_digest) for s in ledger.shipped)
+    ctx = _Context(
+        invoices=None if invoices is None else _Invoices(invoices, replay.shipments),
+        reused=frozenset(d for d, n in counts.items() if n > 1),
+        distributors=None if distributors is None else frozenset(d.lower() for d in distributors),
+    )
     findings = []
     for e, chains in pending:
-        ship = replay.shipments[bytes(e.shipment_id)]
-        batch = replay.batches.get(bytes(ship.batch_id))
+        ship = replay.shipments.get(bytes(e.shipment_id))
+        batch = replay.batches.get(bytes(e.batch_id))
         manufacturer = None if batch is None else batch.manufacturer
+        shipped = e.quantity + e.discrepancy if ship is None else ship.quantity
         findings.append(
             Finding(
-                shipment_id=bytes(ship.shipment_id),
-                batch_id=bytes(ship.batch_id),
+                shipment_id=bytes(e.shipment_id),
+                batch_id=bytes(e.batch_id),
                 gtin=None if batch is None else batch.gtin,
                 lot=None if batch is None else batch.lot,
-                supplier=ship.sender,
-                hospital=ship.recipient,
-                shipped=ship.quantity,
+                supplier="" if ship is None else ship.sender,
+                hospital=e.recipient,
+                shipped=shipped,
                 received=e.quantity,
                 block_number=e.block_number,
                 chains=chains,
-                reasons=_reasons(chains, ship, e.quantity, manufacturer, checked),
+                reasons=_reasons(chains, shipped, e.quantity, bytes(e.batch_id), manufacturer, ctx),
             )
         )
     return TwoInvoiceReport(
         findings=tuple(findings),
         events=len(ledger),
-        invoices_checked=checked is not None,
-        unmatched_invoices=() if checked is None else checked.unmatched,
+        invoices_checked=ctx.invoices is not None,
+        unmatched_invoices=() if ctx.invoices is None else ctx.invoices.unmatched,
     )
 
 

@@ -76,6 +76,8 @@ class ReceivedLike(_Event, Protocol):
     @property
     def batch_id(self) -> bytes: ...
     @property
+    def recipient(self) -> str: ...
+    @property
     def quantity(self) -> int: ...
     @property
     def discrepancy(self) -> int: ...
@@ -222,7 +224,12 @@ class LedgerReplay:
                 moving = transit.pop(sid, None)
                 ship = shipments.get(sid)
                 if moving is None or ship is None:
-                    continue  # its shipment is outside the ledger
+                    # Its shipment is outside the ledger: units from nowhere it knows.
+                    kept = [[e.quantity, None]] if e.quantity else []
+                    stock[(e.recipient.lower(), bytes(e.batch_id))].extend(kept)
+                    if received:
+                        yield "received", e, [list(x) for x in kept]
+                    continue
                 kept = _first(moving, e.quantity)  # the shortfall was lost on the way
                 stock[(ship.recipient.lower(), bytes(ship.batch_id))].extend(kept)
                 if received:

@@ -161,7 +161,7 @@ def test_registration_rules(sc: Net) -> None:
         chainTime=lambda t: t >= now,
     )
     reverts(lambda: reg(quantity=0), "Trace_InvalidQuantity")
-    reverts(lambda: reg(certificate_digest=Z), "Trace_MissingDigest")
+    reverts(lambda: reg(certificate_digest=Z), "Trace_MissingDigest", which=1)
     reverts(
         lambda: reg(serial_root=b"\x02" * 32, serial_count=9),
         "Trace_InvalidSerials",
@@ -171,6 +171,18 @@ def test_registration_rules(sc: Net) -> None:
     reverts(lambda: reg(serial_count=10), "Trace_InvalidSerials", serialCount=10, quantity=10)
     batch = bytes(m.register_batch(**good).event(BatchRegistered).batch_id)  # type: ignore[arg-type]
     reverts(lambda: reg(), "Trace_BatchExists", batchId=batch)
+    # The first registration binds the GTIN: another manufacturer cannot squat it.
+    assert m.gtin_owner(GTIN) == sc.addr(MANUFACTURER) and m.gtin_owner(GTIN + 10) is None
+    sc.pass_proposal(Action.CHANGE_ROLE, DISTRIBUTOR_2, Role.MANUFACTURER)
+    rogue = _dt(sc, DISTRIBUTOR_2)
+    reverts(
+        lambda: rogue.register_batch(**{**good, "lot": "FAKE"}),  # type: ignore[arg-type]
+        "Trace_GtinOwned",
+        gtin=GTIN,
+        owner=sc.addr(MANUFACTURER),
+    )
+    # The registry's pharmacy bit is the one DrugTrace tests.
+    assert sc.as_(0).registry._call("CAP_PHARMACY")[0] == Capability.PHARMACY == 2
     # a suspended or removed manufacturer registers nothing more
     sc.pass_proposal(Action.REMOVE, MANUFACTURER)
     reverts(lambda: reg(lot="L3"), "Trace_NotManufacturer", caller=sc.addr(MANUFACTURER))
@@ -188,8 +200,8 @@ def test_shipping_rules(sc: Net) -> None:
     reverts(lambda: m.ship(zero, batch, 1, w, inv), "Trace_InvalidRecipient", to=zero)
     me = sc.addr(MANUFACTURER)
     reverts(lambda: m.ship(me, batch, 1, w, inv), "Trace_InvalidRecipient", to=me)
-    reverts(lambda: m.ship(to, batch, 1, Z, inv), "Trace_MissingDigest")
-    reverts(lambda: m.ship(to, batch, 1, w, Z), "Trace_MissingDigest")
+    reverts(lambda: m.ship(to, batch, 1, Z, inv), "Trace_MissingDigest", which=2)
+    reverts(lambda: m.ship(to, batch, 1, w, Z), "Trace_MissingDigest", which=3)
     reverts(
         lambda: m.ship(to, batch, 11, w, inv),
         "Trace_InsufficientStock",
@@ -393,7 +405,7 @@ def test_recall_notices_and_adverse_events(sc: Net) -> None:
         "Trace_NotRecalled",
         batchId=batch,
     )
-    reverts(lambda: _dt(sc, REGULATOR).recall(batch, Z), "Trace_MissingDigest")
+    reverts(lambda: _dt(sc, REGULATOR).recall(batch, Z), "Trace_MissingDigest", which=4)
     # another manufacturer may not recall this one's batch
     sc.as_(PATIENT).registry.apply(os.urandom(33), os.urandom(32), "")
     sc.pass_proposal(Action.ADMIT, PATIENT, Role.MANUFACTURER)
@@ -436,7 +448,7 @@ def test_recall_notices_and_adverse_events(sc: Net) -> None:
     reverts(
         lambda: h.report_adverse_event(unknown, digest, 2), "Trace_UnknownBatch", batchId=unknown
     )
-    reverts(lambda: h.report_adverse_event(batch, Z, 2), "Trace_MissingDigest")
+    reverts(lambda: h.report_adverse_event(batch, Z, 2), "Trace_MissingDigest", which=5)
     reverts(
         lambda: h.report_adverse_event(batch, digest, 0), "Trace_InvalidSeriousness", seriousness=0
     )

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from emrshare import ConsortiumAdmin, Patient, Provider, Regulator, Requester
-from emrshare.chain import Capability, Role, ShipmentState, link_of
+from emrshare.chain import Capability, Role, ShipmentState, link_of, prescription_link_of
 from emrshare.crypto import MemberKeys, PatientKeys
 from emrshare.devnet import LocalNetwork
 from emrshare.errors import InvalidInput, NotFound, SupplyRefused
@@ -124,9 +124,13 @@ def test_supply_chain_audit_trace_recall(world: World) -> None:
     # The patient's links: a fresh one per dispense, unlinkable without its keys.
     l1, l2 = w.patient.drugs.new_link(), w.patient.drugs.new_link()
     assert l1.index + 1 == l2.index and l1.link != l2.link
-    w.pharmacy.drugs.dispense(bid, 2, l1.link)
-    w.hospital.drugs.dispense(bid, 1, l2.link)
+    rx = os.urandom(32)  # one prescription, two fills: not tied together on chain
+    w.pharmacy.drugs.dispense(bid, 2, l1.link, prescription_id=rx)
+    w.hospital.drugs.dispense(bid, 1, l2.link, prescription_id=rx)
     mine = w.patient.drugs.dispenses()
+    recorded = [bytes(d.event.prescription_id) for d in mine]
+    assert recorded == [prescription_link_of(l1.link, rx), prescription_link_of(l2.link, rx)]
+    assert rx not in recorded and recorded[0] != recorded[1]
     assert [(d.index, d.event.quantity) for d in mine] == [(l1.index, 2), (l2.index, 1)]
     assert not any(d.recalled or d.notified for d in mine)
 

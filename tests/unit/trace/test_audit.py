@@ -7,7 +7,7 @@ import csv
 import io
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -297,3 +297,67 @@ def test_hospital_addresses_match_in_any_case(hospital_case: str) -> None:
     b.move(FACTORY, D1, batch, 5)
     b.move(D1, HOSP, batch, 5)
     assert len(two_invoice_check(b.ledger(), [hospital_case]).findings) == 1
+
+
+def test_a_window_reports_its_receipts_with_routes_from_before_it() -> None:
+    b = Book()
+    batch = b.batch()
+    early = b.ship(FACTORY, HOSP, batch, 10)  # last month: one invoice, not yet received
+    b.block = 100
+    b.receive(early)  # this month
+    [f] = two_invoice_check(b.ledger(), [HOSP], from_block=50).findings
+    assert f.reasons == ("too_few_invoices",)
+    assert two_invoice_check(b.ledger(), [HOSP], from_block=200).findings == ()
+    # A ledger cut at the window still reports the receipt, as coming from nowhere known.
+    cut = Ledger(b.batches, [], b.received, [], [])
+    [g] = two_invoice_check(cut, [HOSP]).findings
+    assert g.reasons == ("no_factory_shipment",) and g.supplier == ""
+
+
+def test_one_invoice_for_two_loads_is_flagged() -> None:
+    b = Book()
+    batch = b.batch()
+    s1 = b.move(FACTORY, D1, batch, 10)
+    s2 = b.ship(FACTORY, D1, batch, 10)
+    b.shipped[-1] = replace(b.shipped[-1], invoice_digest=b.shipped[-2].invoice_digest)
+    b.receive(s2)
+    b.move(D1, HOSP, batch, 20)
+    [f] = check(b).findings
+    assert f.reasons == ("invoice_reused",)
+    assert {leg.shipment_id for c in f.chains for leg in c.legs or ()} >= {s1, s2}
+
+
+@pytest.mark.parametrize("forged_first", [True, False])
+def test_two_plaintexts_for_one_shipment_fail_in_either_order(forged_first: bool) -> None:
+    b = Book()
+    batch = b.batch()
+    s1 = b.move(FACTORY, D1, batch, 10)
+    s2 = b.move(D1, HOSP, batch, 10)
+    real = b.invoices[s1].for_shipment(s1)
+    forged = Invoice.new("FORGED", 1, "TAX", batch, 10).for_shipment(s1)
+    handed = [forged, real] if forged_first else [real, forged]
+    [f] = check(b, [*handed, b.invoices[s2]]).findings
+    assert f.reasons == ("invoice_mismatch",)
+
+
+def test_the_one_intermediary_must_be_a_distributor() -> None:
+    b = Book()
+    batch = b.batch()
+    b.move(FACTORY, PHARM, batch, 10)
+    b.move(PHARM, HOSP, batch, 10)  # a pharmacy reselling to a hospital
+    b.move(FACTORY, D1, batch, 10)
+    b.move(D1, HOSP, batch, 10)
+    report = two_invoice_check(b.ledger(), [HOSP, PHARM], distributors=[D1, D2])
+    reasons = [f.reasons for f in report.findings]
+    assert reasons == [("too_few_invoices",), ("not_via_distributor",), ()]
+
+
+def test_a_round_trip_between_distributors_is_four_invoices() -> None:
+    b = Book()
+    batch = b.batch()
+    b.move(FACTORY, D1, batch, 10)
+    b.move(D1, D2, batch, 10)
+    b.move(D2, D1, batch, 10)
+    b.move(D1, HOSP, batch, 10)
+    [f] = check(b).findings
+    assert f.reasons == ("extra_intermediary",) and f.invoice_counts == (4,)

@@ -90,6 +90,11 @@ class DrugTrace(Binding):
         """Whether ``(index, serial)`` is a unit the manufacturer committed for the batch."""
         return bool(self._call("verifyUnit", batch_id, index, serial, list(proof), block=block)[0])
 
+    def gtin_owner(self, gtin: int, *, block: int | None = None) -> str | None:
+        """The manufacturer that first registered ``gtin`` (``None`` if none did)."""
+        owner = normalize_abi_value(self._call("gtinOwner", gtin, block=block)[0])
+        return None if int(owner, 16) == 0 else owner
+
     def batch_count(self, *, block: int | None = None) -> int:
         """Number of batches ever registered."""
         return int(self._call("batchCount", block=block)[0])

@@ -306,7 +306,9 @@ def drugs_audit(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", metavar="FILE", help="also write the CSV")
     ] = None,
-    from_block: Annotated[int | None, typer.Option(metavar="N", help="first block")] = None,
+    from_block: Annotated[
+        int, typer.Option(metavar="N", help="report receipts from this block on")
+    ] = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """As a regulator: the two-invoice check of every hospital receipt (exit 1 if any is

@@ -58,6 +58,8 @@ def drugs_check(
     else:
         copied = " (this unit was dispensed already: a copied code?)" if c.unit_dispensed else ""
         out.print(safe(f"{c.status.value}: {c.message}{copied}"))
+        if c.batch is not None:
+            out.print(safe(f"  registered by {c.batch.manufacturer}"))
         if path is not None:
             for x in path.hops:
                 if x.received is not None:
