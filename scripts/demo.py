@@ -18,7 +18,11 @@ prescriptions to the devnet's pharmacy; the pharmacy dispenses it; a second disp
 refused by the chain; the regulator's counts show 1 issued, 1 fill. And a study: a
 researcher publishes one of lab results; alice joins (her grant goes to the devnet's
 de-identification service); a release reaches the researcher without her name, ids or
-exact dates; alice earns points and leaves. alice still holds 0 ETH; the devnet goes down.
+exact dates; alice earns points and leaves. And a drug batch: a manufacturer, two
+distributors and the pharmacy move it (one hidden extra intermediary planted on the way
+to hospital A), the pharmacy dispenses to alice's blinded link, the regulator's
+two-invoice audit flags the planted receipt, and alice's reported reaction is traced to
+the factory. alice still holds 0 ETH; the devnet goes down.
 
     python scripts/demo.py [--all] [--node anvil|ganache] [--data-dir DIR] [--keep]
 
@@ -78,6 +82,7 @@ class Demo:
         expect_ok: bool = True,
         quiet: bool = False,
         says: str = "",
+        exit_codes: tuple[int, ...] = (0,),
     ) -> str:
         """Run one `emrshare` command. With ``expect_ok=False`` it must be refused, in one
         line of stderr that contains ``says``."""
@@ -92,7 +97,7 @@ class Demo:
             print(output)
         if proc.stderr.strip():
             print(proc.stderr.rstrip())
-        if expect_ok and proc.returncode != 0:
+        if expect_ok and proc.returncode not in exit_codes:
             raise DemoFailed(f"`emrshare {' '.join(args)}` failed (exit {proc.returncode})")
         if not expect_ok and proc.returncode == 0:
             raise DemoFailed(f"`emrshare {' '.join(args)}` succeeded but should be refused")
@@ -105,8 +110,16 @@ class Demo:
             print(f"{GREEN}  refused, as expected{RESET}")
         return proc.stdout
 
-    def json(self, *args: str, profile: str | None = None, quiet_keys: tuple[str, ...] = ()) -> Any:
-        value = json.loads(self.run("--json", *args, profile=profile, quiet=True))
+    def json(
+        self,
+        *args: str,
+        profile: str | None = None,
+        quiet_keys: tuple[str, ...] = (),
+        exit_codes: tuple[int, ...] = (0,),
+    ) -> Any:
+        value = json.loads(
+            self.run("--json", *args, profile=profile, quiet=True, exit_codes=exit_codes)
+        )
         shown = {k: v for k, v in value.items() if k not in quiet_keys} if quiet_keys else value
         summary = json.dumps(shown)
         print(f"{DIM}  → {summary if len(summary) < 160 else summary[:157] + '…'}{RESET}")
@@ -286,6 +299,7 @@ def scenario(d: Demo, files: Path) -> None:
         rx = prescription_scene(d, files)
         claim_scene(d, files, rx)
         study_scene(d, files)
+        drug_scene(d, files)
 
     d.step("alice paid no gas: every one of her operations went through the relay")
     d.expect(d.balance(alice) == 0, "alice still holds 0 ETH")
@@ -510,6 +524,69 @@ def study_scene(d: Demo, files: Path) -> None:
     d.step("alice leaves: her grant is revoked; what was released stays released")
     left = d.json("study", "leave", sid, profile=PATIENT)
     d.expect(left["left_on_chain"] is True, "the leave is on chain")
+
+
+def drug_scene(d: Demo, files: Path) -> None:
+    """A batch from the factory to alice: a manufacturer registers it, a distributor
+    passes it on to the pharmacy, and a second distributor slips in on the way to
+    hospital A (a hidden third invoice); the pharmacy dispenses to alice's blinded link;
+    the regulator's two-invoice audit finds the planted violation; hospital A reports
+    alice's reaction and the regulator traces her dispense back to the factory."""
+    d.step("The consortium admits a manufacturer and two distributors; hospital A's pharmacy")
+    for name, role in (
+        ("maker", "manufacturer"),
+        ("dist", "distributor"),
+        ("dist2", "distributor"),
+    ):
+        d.run("member", "add", name, "--role", role, profile="admin")
+    d.run("member", "capabilities", "hospital-a", "--set", "emergency,pharmacy", profile="admin")
+
+    d.step("The manufacturer registers a batch (GS1 check digit verified on chain)")
+    cert = files / "release.pdf"
+    cert.write_bytes(b"%PDF-1.7 batch release certificate (synthetic)")
+    registered = d.json("drugs", "register", "09506000134352", "L24A", "--expiry",
+                        "2031-06-30", "--quantity", "100", "--certificate", str(cert),
+                        profile="maker")  # fmt: skip
+    batch = registered["batch"]
+
+    def ship(src: str, dst: str, qty: int, n: int) -> str:
+        s = d.json("drugs", "ship", dst, batch, str(qty), "--invoice-number", f"INV-{n}",
+                   "--amount", str(qty * 1200), "--tax-id", f"TAX-{src}", profile=src)  # fmt: skip
+        d.run("drugs", "receive", s["shipment"], profile=dst)
+        return str(s["shipment"])
+
+    d.step("Factory → distributor → pharmacy: one invoice each, each receipt confirmed")
+    ship("maker", "dist", 80, 1)
+    clean = ship("dist", "pharmacy", 40, 2)
+    d.step("Planted: the distributor sells through a second one to hospital A (3 invoices)")
+    ship("dist", "dist2", 20, 3)
+    planted = ship("dist2", "hospital-a", 10, 4)
+
+    d.step("alice shows the pharmacy a fresh link; the pharmacy dispenses 2 packs to it")
+    link = d.json("drugs", "link", profile=PATIENT)
+    d.run("drugs", "dispense", batch, "2", "--link", link["link"], profile="pharmacy")
+
+    d.step("The regulator's two-invoice audit: the hidden intermediary is flagged")
+    audit = d.json("drugs", "audit", profile="regulator", exit_codes=(1,))
+    flagged = {f["shipmentId"]: f["reasons"] for f in audit["findings"] if not f["ok"]}
+    d.expect(flagged == {planted: ["extra_intermediary"]}, "hospital A's receipt: 3 invoices")
+    d.expect(
+        any(f["shipmentId"] == clean and f["ok"] for f in audit["findings"]),
+        "the pharmacy's receipt passes: two invoices",
+    )
+
+    d.step("alice reacts; hospital A files a FHIR AdverseEvent; the chain names the batch only")
+    d.json("drugs", "adverse", PATIENT, batch, "--description", "urticaria after the second "
+           "dose", "--seriousness", "2", profile="hospital-a")  # fmt: skip
+    secret = d.json("drugs", "reveal", str(link["index"]), profile=PATIENT, quiet_keys=("secret",))
+    (traced,) = d.json("drugs", "trace", "--secret", secret["secret"], profile="regulator")
+    (route,) = traced["routes"]
+    d.expect(
+        [leg["from"] for leg in route["shipments"]] == [d.address("maker"), d.address("dist")],
+        "her packs came factory → distributor → pharmacy",
+    )
+    check = d.json("drugs", "check", "09506000134352", "L24A", quiet_keys=("path",))
+    d.expect(check["status"] == "genuine", "the pack checks genuine, by anyone, with no key")
 
 
 def main() -> int:

@@ -240,7 +240,7 @@ class MemberDrugs:
         )
         sid = shipment_id_of(self.address, waybill.digest())
         invoice = invoice.for_shipment(sid)
-        path = self._save(sid, invoice, waybill)  # first: a crash leaves a file, not a loss
+        path = _save(self._dir, sid, invoice, waybill)  # first: a crash leaves a file, not a loss
         try:
             self._signed.ship(to, bid, quantity, waybill.digest(), invoice.digest())
         except ContractRevert:
@@ -259,7 +259,7 @@ class MemberDrugs:
 
     def cancel(self, shipment: bytes | str) -> None:
         """Take back a shipment of this member's that was never confirmed."""
-        _, waybill = self._load(id32(shipment))
+        _, waybill = _load(self._dir, id32(shipment))
         self._signed.cancel_shipment(waybill.digest())
 
     def invoices(self, shipments: Sequence[bytes] | None = None) -> list[Invoice]:
@@ -270,7 +270,7 @@ class MemberDrugs:
                 return []
             names = (p.stem for p in sorted(self._dir.glob("*.json")))
             shipments = [bytes.fromhex(n) for n in names if re.fullmatch(r"[0-9a-f]{64}", n)]
-        return [self._load(bytes(s))[0] for s in shipments]
+        return [_load(self._dir, bytes(s))[0] for s in shipments]
 
     # -- the pharmacy -------------------------------------------------------------------
 
@@ -400,33 +400,35 @@ class MemberDrugs:
     def shipment_state(self, shipment: bytes | str) -> ShipmentState:
         return self._read.shipment(id32(shipment)).state
 
-    # -- files --------------------------------------------------------------------------
 
-    def _save(self, sid: bytes, invoice: Invoice, waybill: Waybill) -> Path:
-        path = private_dir(self._dir) / f"{sid.hex()}.json"
-        doc = {"invoice": json.loads(invoice.to_json()), "waybill": json.loads(waybill.to_json())}
-        try:
-            write_atomically(path, json.dumps(doc, indent=2))
-        except OSError as exc:
-            raise LocalStateError(
-                path, f"cannot keep the shipment's invoice in {path}: {exc.strerror}"
-            ) from exc
-        return path
+def _save(folder: Path, sid: bytes, invoice: Invoice, waybill: Waybill) -> Path:
+    """Keep a shipment's invoice and waybill (0600) in ``folder``."""
+    path = private_dir(folder) / f"{sid.hex()}.json"
+    doc = {"invoice": json.loads(invoice.to_json()), "waybill": json.loads(waybill.to_json())}
+    try:
+        write_atomically(path, json.dumps(doc, indent=2))
+    except OSError as exc:
+        raise LocalStateError(
+            path, f"cannot keep the shipment's invoice in {path}: {exc.strerror}"
+        ) from exc
+    return path
 
-    def _load(self, sid: bytes) -> tuple[Invoice, Waybill]:
-        path = self._dir / f"{sid.hex()}.json"
-        try:
-            doc = read_json_object(path, "shipment file")
-        except FileNotFoundError:
-            raise NotFound(
-                f"this member sent no shipment 0x{sid.hex()[:12]}… from this data dir"
-            ) from None
-        if not isinstance(doc.get("invoice"), dict) or not isinstance(doc.get("waybill"), dict):
-            raise damaged(path, "shipment file", "no invoice or no waybill")
-        return (
-            Invoice.from_json(json.dumps(doc["invoice"])),
-            Waybill.from_json(json.dumps(doc["waybill"])),
-        )
+
+def _load(folder: Path, sid: bytes) -> tuple[Invoice, Waybill]:
+    """A kept shipment's invoice and waybill (``NotFound`` if none)."""
+    path = folder / f"{sid.hex()}.json"
+    try:
+        doc = read_json_object(path, "shipment file")
+    except FileNotFoundError:
+        raise NotFound(
+            f"this member sent no shipment 0x{sid.hex()[:12]}… from this data dir"
+        ) from None
+    if not isinstance(doc.get("invoice"), dict) or not isinstance(doc.get("waybill"), dict):
+        raise damaged(path, "shipment file", "no invoice or no waybill")
+    return (
+        Invoice.from_json(json.dumps(doc["invoice"])),
+        Waybill.from_json(json.dumps(doc["waybill"])),
+    )
 
 
 def _utf8(text: str, what: str) -> None:
