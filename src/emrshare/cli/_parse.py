@@ -44,6 +44,14 @@ _KINDS: dict[str, Kind] = {"patient": "patient", "member": "member"}
 T = TypeVar("T")
 
 
+def parse_hex32(text: str, what: str) -> bytes:
+    """A 32-byte id given as ``0x`` and 64 hex digits (``what`` names it in the error)."""
+    digits = text.removeprefix("0x")
+    if len(digits) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in digits):
+        raise InvalidInput(f"{text!r} is not a {what}: give 0x and 64 hex digits")
+    return bytes.fromhex(digits)
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse a positive duration: ``"30d"``, ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"``,
     ``"18mo"``, ``"1y"`` (365 days; a month is 30), words (``"30 days"``, ``"30days"``,

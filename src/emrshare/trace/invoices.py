@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_abi.abi import encode
 from eth_utils.address import is_address
@@ -79,6 +79,20 @@ def _load(text: str | bytes, fmt: str, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise InvalidInput(f"this file is not an emrshare {what} (format {fmt!r} expected)")
     return obj
+
+
+_D = TypeVar("_D", "Invoice", "Waybill")
+
+
+def _as_stated(doc: _D, obj: dict[str, Any], what: str, who: str) -> _D:
+    """``doc`` read from ``obj``, if the digest ``obj`` states (if any) is its own."""
+    stated = obj.get("digest")
+    if stated is not None and not doc.matches(_bytes32(f"{what}'s digest", stated)):
+        raise InvalidInput(
+            f"{what}'s stated digest is not the digest of its fields (the file was edited); "
+            f"ask its {who} for the original"
+        )
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +190,7 @@ class Invoice:
             )
         except KeyError as exc:
             raise InvalidInput(f"this invoice has no {exc.args[0]!r}: export it again") from None
-        stated = obj.get("digest")
-        if stated is not None and not inv.matches(_bytes32("an invoice's digest", stated)):
-            raise InvalidInput(
-                "an invoice's stated digest is not the digest of its fields (the file was "
-                "edited); ask its issuer for the original"
-            )
-        return inv
+        return _as_stated(inv, obj, "an invoice", "issuer")
 
     def __repr__(self) -> str:
         return f"Invoice(digest=0x{self.digest().hex()[:16]}…)"
@@ -252,13 +260,7 @@ class Waybill:
             )
         except KeyError as exc:
             raise InvalidInput(f"this waybill has no {exc.args[0]!r}: export it again") from None
-        stated = obj.get("digest")
-        if stated is not None and not wb.matches(_bytes32("a waybill's digest", stated)):
-            raise InvalidInput(
-                "a waybill's stated digest is not the digest of its fields (the file was "
-                "edited); ask its sender for the original"
-            )
-        return wb
+        return _as_stated(wb, obj, "a waybill", "sender")
 
     def __repr__(self) -> str:
         return f"Waybill(digest=0x{self.digest().hex()[:16]}…)"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, want_json
+from emrshare.cli._parse import parse_hex32
 
 if TYPE_CHECKING:
     from emrshare.fhir.claim import ClaimItem
@@ -17,22 +18,13 @@ app = typer.Typer(no_args_is_help=True, help="Insurance claims: file, consent, a
 ClaimArg = Annotated[str, typer.Argument(help="the claim id (or a prefix of 8+ hex digits)")]
 
 
-def _hex32(text: str, what: str) -> bytes:
-    from emrshare.errors import InvalidInput
-
-    digits = text.removeprefix("0x")
-    if len(digits) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in digits):
-        raise InvalidInput(f"{text!r} is not a {what}: give 0x and 64 hex digits")
-    return bytes.fromhex(digits)
-
-
 def _claim(st: Any, text: str) -> bytes:
     """A claim id, or a unique prefix (8+ hex digits) of one of the claims you list."""
     from emrshare.errors import AmbiguousId, InvalidInput
 
     digits = text.removeprefix("0x").lower()
     if len(digits) == 64:
-        return _hex32(text, "claim id")
+        return parse_hex32(text, "claim id")
     if len(digits) < 8 or any(ch not in "0123456789abcdef" for ch in digits):
         raise InvalidInput(f"{text!r} is not a claim id: give 0x and 64 (or 8+) hex digits")
     listed = st.by_kind(lambda p: p.claims.list(), lambda m: m.claims.incoming())
@@ -51,7 +43,7 @@ def _item(text: str) -> ClaimItem:
     from emrshare.fhir.claim import ClaimItem
 
     parts = text.split(":")
-    rx = _hex32(parts.pop(), "prescription id") if parts[-1].startswith("0x") else None
+    rx = parse_hex32(parts.pop(), "prescription id") if parts[-1].startswith("0x") else None
     if len(parts) < 2 or not parts[-1].isdigit():
         raise InvalidInput(
             f"--item {text!r}: give DESCRIPTION:AMOUNT (minor units), optionally "
@@ -108,7 +100,7 @@ def claims_file(
         st.profiles.resolve(patient),
         st.profiles.resolve(insurer),
         category,
-        records=[_hex32(r, "record id") for r in record],
+        records=[parse_hex32(r, "record id") for r in record],
         items=[_item(i) for i in item],
         currency=currency,
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, table, want_json
+from emrshare.cli._parse import parse_hex32
 
 if TYPE_CHECKING:
     from emrshare.roles import BatchTrace
@@ -29,15 +30,6 @@ SerialListOpt = Annotated[
         "--serial-list", metavar="FILE", help="the batch's serial list from its manufacturer"
     ),
 ]
-
-
-def hex32(text: str, what: str) -> bytes:
-    from emrshare.errors import InvalidInput
-
-    digits = text.removeprefix("0x")
-    if len(digits) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in digits):
-        raise InvalidInput(f"{text!r} is not a {what}: give 0x and 64 hex digits")
-    return bytes.fromhex(digits)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -145,7 +137,7 @@ def drugs_ship(
     st = state(ctx)
     s = st.provider().drugs.ship(
         st.profiles.resolve(to),
-        hex32(batch, "batch id"),
+        parse_hex32(batch, "batch id"),
         quantity,
         invoice_number=invoice_number,
         amount_minor=amount,
@@ -178,7 +170,7 @@ def drugs_receive(
     json_out: JsonOpt = False,
 ) -> None:
     """Confirm a shipment to you: the units that arrived (the shortfall is recorded)."""
-    short = state(ctx).provider().drugs.receive(hex32(shipment, "shipment id"), quantity)
+    short = state(ctx).provider().drugs.receive(parse_hex32(shipment, "shipment id"), quantity)
     if want_json(ctx, json_out):
         emit_json({"shipment": shipment, "discrepancy": short})
     else:
@@ -188,7 +180,7 @@ def drugs_receive(
 @app.command("cancel")
 def drugs_cancel(ctx: typer.Context, shipment: ShipmentArg, json_out: JsonOpt = False) -> None:
     """Take back a shipment of yours that was never confirmed."""
-    state(ctx).provider().drugs.cancel(hex32(shipment, "shipment id"))
+    state(ctx).provider().drugs.cancel(parse_hex32(shipment, "shipment id"))
     if want_json(ctx, json_out):
         emit_json({"shipment": shipment, "cancelled": True})
     else:
@@ -235,8 +227,8 @@ def drugs_dispense(
     from emrshare.errors import InvalidInput
 
     drugs = state(ctx).provider().drugs
-    bid, who = hex32(batch, "batch id"), hex32(link, "patient link")
-    rx = None if prescription is None else hex32(prescription, "prescription id")
+    bid, who = parse_hex32(batch, "batch id"), parse_hex32(link, "patient link")
+    rx = None if prescription is None else parse_hex32(prescription, "prescription id")
     index = None
     if serial is None:
         drugs.dispense(bid, quantity, who, prescription_id=rx)
@@ -263,7 +255,7 @@ def drugs_recall(
 ) -> None:
     """As its manufacturer or a regulator: recall a batch and notify the patients."""
     drugs = state(ctx).provider().drugs
-    bid = hex32(batch, "batch id")
+    bid = parse_hex32(batch, "batch id")
     drugs.recall(bid, reason)
     sent = 0 if no_notify else drugs.notify_recall(bid)
     if want_json(ctx, json_out):
@@ -286,7 +278,7 @@ def drugs_adverse(
     st = state(ctx)
     r = st.provider().drugs.report_adverse_event(
         st.profiles.resolve(patient),
-        hex32(batch, "batch id"),
+        parse_hex32(batch, "batch id"),
         description=description,
         seriousness=seriousness,
     )
@@ -426,13 +418,13 @@ def drugs_trace(
         raise InvalidInput("give a batch id, or --secret with a patient's dispense secret")
     drugs = state(ctx).provider().drugs
     if batch is not None:
-        t = drugs.trace_batch(hex32(batch, "batch id"))
+        t = drugs.trace_batch(parse_hex32(batch, "batch id"))
         if want_json(ctx, json_out):
             emit_json(batch_json(t))
         else:
             _show_batch(t)
         return
-    traces = drugs.trace_dispense([hex32(s, "dispense secret") for s in secret or ()])
+    traces = drugs.trace_dispense([parse_hex32(s, "dispense secret") for s in secret or ()])
     if want_json(ctx, json_out):
         emit_json([_trace_json(t) for t in traces])
         return

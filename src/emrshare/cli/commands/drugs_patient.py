@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, table, want_json
+from emrshare.cli._parse import parse_hex32
 from emrshare.cli.commands.drugs import SerialListOpt, batch_json, read_serial_list
 
 if TYPE_CHECKING:
@@ -133,11 +134,10 @@ def drugs_export(
     """Anyone, no key: the supply events as a GS1 EPCIS 2.0 JSON-LD document (with
     --serial-list, a serialized batch's units by SGTIN)."""
     from emrshare._files import write_atomically
-    from emrshare.cli.commands.drugs import hex32
     from emrshare.roles import epcis_export
     from emrshare.trace import epcis_json
 
-    bid = None if batch is None else hex32(batch, "batch id")
+    bid = None if batch is None else parse_hex32(batch, "batch id")
     listed = read_serial_list(serial_list)
     serials = None
     if listed is not None:
