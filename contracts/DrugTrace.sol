@@ -486,12 +486,13 @@ contract DrugTrace {
         return _batches[batchId].manufacturer != address(0) && _inRoot(batchId, index, serial, proof);
     }
 
-    /// @notice Number of batches ever registered (indexes are 0 .. count-1).
     /// @notice The manufacturer that first registered `gtin` (zero if none): only it may
     /// register further batches of that GTIN.
     function gtinOwner(uint64 gtin) external view returns (address) {
         return _gtinOwners[gtin];
     }
+
+    /// @notice Number of batches ever registered (indexes are 0 .. count-1).
 
     function batchCount() external view returns (uint256) {
         return _batchIds.length;

@@ -39,8 +39,9 @@ TRACE_HINTS: dict[str, str] = {
         "be zero: give the document it stands for"
     ),
     "Trace_GtinOwned": (
-        "GTIN {gtin} belongs to manufacturer {owner}, which registered it first; register "
-        "only your own GS1 company's GTINs (ask the regulator if yours was taken)"
+        "GTIN {gtin} belongs to manufacturer {owner}, which registered it first, for good; "
+        "register only your own GS1 company's GTINs (a squatted GTIN is a matter for the "
+        "consortium's admins and the regulator: DrugTrace cannot reassign it)"
     ),
     "Trace_BatchExists": (
         "batch {batchId} (that GTIN and lot) is registered already; use a new lot number"

@@ -28,6 +28,8 @@ from emrshare.chain import (
     BatchRegistered,
     Contracts,
     Dispensed,
+    MemberAdmitted,
+    MemberRoleChanged,
     Recalled,
     RecallNotice,
     Received,
@@ -193,9 +195,14 @@ class MemberDrugs:
             raise InvalidInput("give the recall's reason (its digest goes on chain)")
         _utf8(reason, "the recall's reason")
         bid = id32(batch)
+        state = self._read.batch(bid)
+        if state is not None and state.recalled:
+            raise InvalidInput(f"batch 0x{bid.hex()[:12]}… is recalled already")
         salt = os.urandom(32)
         digest = sha256(salt + reason.encode()).digest()
-        path = private_dir(self._dir.parent / "recalls") / f"{bid.hex()}.json"
+        # One file per attempt, never overwritten: a retried recall whose first transaction
+        # landed after all still finds the reason and salt its on-chain digest opens.
+        path = private_dir(self._dir.parent / "recalls") / f"{bid.hex()}-{digest.hex()[:16]}.json"
         doc = {"batch": "0x" + bid.hex(), "reason": reason, "salt": "0x" + salt.hex()}
         write_atomically(path, json.dumps(doc, ensure_ascii=False))
         self._signed.recall(bid, digest)
@@ -356,12 +363,14 @@ class MemberDrugs:
         return batch_trace(self._read, id32(batch))
 
     def distributors(self) -> list[Address]:
-        """The consortium's distributors now (the one intermediary a route may have)."""
-        return [
-            Address(m.account)
-            for m in self.network.contracts.registry.all_members()
-            if m.role is Role.DISTRIBUTOR
-        ]
+        """Every account that was ever admitted as, or changed into, a distributor (the one
+        intermediary a route may have): one removed since still counts for its history."""
+        registry = self.network.contracts.registry
+        admitted = registry.events(MemberAdmitted)
+        changed = registry.events(MemberRoleChanged)
+        found = {a.account for a in admitted if a.role is Role.DISTRIBUTOR}
+        found |= {c.account for c in changed if Role.DISTRIBUTOR in (c.old_role, c.new_role)}
+        return sorted(Address(a) for a in found)
 
     def two_invoice_report(
         self, invoices: Iterable[Invoice] | None = None, *, from_block: int = 0

@@ -299,6 +299,7 @@ class _Invoices:
     def __init__(self, invoices: Iterable[Invoice], shipments: dict[bytes, ShippedLike]) -> None:
         self.named: dict[bytes, list[Invoice]] = {}
         self.by_digest: dict[bytes, Invoice] = {}
+        papers: dict[tuple[str, str], set[bytes]] = {}
         digests = {bytes(s.invoice_digest) for s in shipments.values()}
         unmatched: list[Invoice] = []
         for inv in invoices:
@@ -314,6 +315,18 @@ class _Invoices:
             else:
                 unmatched.append(inv)
         self.unmatched = tuple(unmatched)
+        # One paper invoice (seller's tax id and number) behind two shipments, however salted.
+        for sid, s in shipments.items():
+            for inv in self._for(sid, bytes(s.invoice_digest)):
+                papers.setdefault((inv.tax_id, inv.number), set()).add(sid)
+        self.reused = frozenset(sid for sids in papers.values() if len(sids) > 1 for sid in sids)
+
+    def _for(self, sid: bytes, digest: bytes) -> list[Invoice]:
+        named = self.named.get(sid)
+        if named:
+            return named
+        found = self.by_digest.get(digest)
+        return [] if found is None else [found]
 
     def check(self, leg: Leg, batch_id: bytes) -> set[str]:
         named = self.named.get(leg.shipment_id)
@@ -326,7 +339,7 @@ class _Invoices:
             if found is None:
                 return {"invoice_missing"}
             inv = found
-        out = set()
+        out = {"invoice_reused"} if leg.shipment_id in self.reused else set()
         if inv.quantity != leg.quantity:
             out.add("quantity_mismatch")
         if inv.batch_id != batch_id:
@@ -350,7 +363,7 @@ def two_invoice_check(
     ``ledger`` should start at the deployment: a receipt's route may begin long before
     it. ``from_block`` limits the report, never the replay, to the receipts from that
     block on (a month's audit)."""
-    wanted = {h.lower() for h in hospitals}
+    wanted = {h.lower() for h in hospitals} - {d.lower() for d in distributors or ()}
     replay = LedgerReplay(ledger)
     pending: list[tuple[ReceivedLike, tuple[Chain, ...]]] = []
     with gc_paused():

@@ -192,8 +192,9 @@ class LedgerReplay:
         self, *, received: bool = True, dispensed: bool = True
     ) -> Iterator[tuple[str, Any, list[_Lot]]]:
         """Replay the ledger; yield ``("received", event, lots)`` for each receipt (if
-        ``received``) and ``("dispensed", event, lots)`` for each dispense (if
-        ``dispensed``): the lots say where the units came from."""
+        ``received``: the lots of the whole shipment, received or not) and
+        ``("dispensed", event, lots)`` for each dispense (if ``dispensed``): the lots say
+        where the units came from."""
         kinds = (
             self._ledger.batches,
             self._ledger.shipped,
@@ -223,17 +224,19 @@ class LedgerReplay:
                 sid = bytes(e.shipment_id)
                 moving = transit.pop(sid, None)
                 ship = shipments.get(sid)
-                if moving is None or ship is None:
+                if ship is None:
                     # Its shipment is outside the ledger: units from nowhere it knows.
-                    kept = [[e.quantity, None]] if e.quantity else []
-                    stock[(e.recipient.lower(), bytes(e.batch_id))].extend(kept)
+                    kept = [[e.quantity + e.discrepancy, None]]
+                    stock[(e.recipient.lower(), bytes(e.batch_id))].append([e.quantity, None])
                     if received:
-                        yield "received", e, [list(x) for x in kept]
+                        yield "received", e, kept
                     continue
+                if moving is None:
+                    continue  # received or cancelled already: a duplicated event
                 kept = _first(moving, e.quantity)  # the shortfall was lost on the way
                 stock[(ship.recipient.lower(), bytes(ship.batch_id))].extend(kept)
-                if received:
-                    yield "received", e, [list(x) for x in kept]
+                if received:  # the whole shipment's routes: a short receipt is checked too
+                    yield "received", e, [list(x) for x in moving]
             elif kind == 3:
                 sid = bytes(e.shipment_id)
                 moving = transit.pop(sid, None)

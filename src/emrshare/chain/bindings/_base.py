@@ -106,6 +106,11 @@ class Binding:
         fixed = [_checksummed(t, a) for t, a in zip(types, args, strict=True)]
         try:
             return selector + abi_encode(types, fixed)
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"a text argument of {self.NAME}.{fn} is not valid text (a lone surrogate, "
+                "from bytes that are not UTF-8); type it again"
+            ) from None
         except EncodingError as exc:
             bad = next(
                 ((t, a) for t, a in zip(types, fixed, strict=True) if not _encodes(t, a)),

@@ -41,6 +41,19 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigurationError(f"cannot read the {what} {path}: {exc.strerror}") from None
 
 
+def write_file(path: Path, data: str | bytes, what: str) -> None:
+    """Write an output file the user named (0600); a failure is one line, not a traceback."""
+    from emrshare._files import write_atomically
+    from emrshare.errors import LocalStateError
+
+    try:
+        write_atomically(Path(path), data)
+    except OSError as exc:
+        raise LocalStateError(
+            path, f"cannot write the {what} to {path}: {exc.strerror}; pick another path"
+        ) from None
+
+
 def read_serial_list(path: Path | None) -> SerialList | None:
     from emrshare.trace import SerialList
 
@@ -75,16 +88,19 @@ def drugs_register(
 ) -> None:
     """As a Manufacturer: register a production batch (GS1 check digit verified; with
     --serials, their Merkle root; the list is written beside FILE as FILE.list.json)."""
-    from emrshare._files import write_atomically
     from emrshare.errors import InvalidInput
+    from emrshare.trace import SerialList
 
-    listed = None
+    listed, list_path = None, None
     if serials is not None:
         try:
             text = _read(serials, "serials").decode()
         except UnicodeDecodeError:
             raise InvalidInput(f"{serials} is not UTF-8 text: one serial per line") from None
-        listed = [s.strip() for s in text.splitlines() if s.strip()]
+        listed = SerialList.of(s.strip() for s in text.splitlines() if s.strip())
+        # Written first: the list is what pharmacies need, and the chain only has its root.
+        list_path = serials.with_name(serials.name + ".list.json")
+        write_file(list_path, listed.to_bytes(), "serial list")
     b = (
         state(ctx)
         .provider()
@@ -95,13 +111,9 @@ def drugs_register(
             quantity=quantity,
             certificate=_read(certificate, "certificate"),
             unit=unit,
-            serials=listed,
+            serials=None if listed is None else listed.serials,
         )
     )
-    list_path = None
-    if b.serials is not None and serials is not None:
-        list_path = serials.with_name(serials.name + ".list.json")
-        write_atomically(list_path, b.serials.to_bytes())
     if want_json(ctx, json_out):
         emit_json(
             {
@@ -194,14 +206,14 @@ def drugs_invoices(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the invoice plaintexts you keep, one JSON file each, to hand the regulator."""
-    from emrshare._files import private_dir, write_atomically
+    from emrshare._files import private_dir
 
     found = state(ctx).provider().drugs.invoices()
     private_dir(out_dir)
     written = []
     for inv in found:
         path = out_dir / f"{(inv.shipment_id or inv.digest()).hex()}.json"
-        write_atomically(path, inv.to_json())
+        write_file(path, inv.to_json(), "invoice")
         written.append(path)
     if want_json(ctx, json_out):
         emit_json({"written": written})
@@ -305,7 +317,6 @@ def drugs_audit(
 ) -> None:
     """As a regulator: the two-invoice check of every hospital receipt (exit 1 if any is
     flagged)."""
-    from emrshare._files import write_atomically
     from emrshare.trace import Invoice
 
     handed = None
@@ -317,7 +328,7 @@ def drugs_audit(
         ]
     report = state(ctx).provider().drugs.two_invoice_report(handed, from_block=from_block)
     if csv_out is not None:
-        write_atomically(csv_out, report.to_csv())
+        write_file(csv_out, report.to_csv(), "CSV")
     if want_json(ctx, json_out):
         emit_json(report.to_json())
     else:

@@ -11,7 +11,7 @@ import typer
 
 from emrshare.cli._context import JsonOpt, emit_json, out, safe, state, table, want_json
 from emrshare.cli._parse import parse_hex32
-from emrshare.cli.commands.drugs import SerialListOpt, batch_json, read_serial_list
+from emrshare.cli.commands.drugs import SerialListOpt, batch_json, read_serial_list, write_file
 
 if TYPE_CHECKING:
     from emrshare.roles import PackCheck
@@ -133,7 +133,6 @@ def drugs_export(
 ) -> None:
     """Anyone, no key: the supply events as a GS1 EPCIS 2.0 JSON-LD document (with
     --serial-list, a serialized batch's units by SGTIN)."""
-    from emrshare._files import write_atomically
     from emrshare.roles import epcis_export
     from emrshare.trace import epcis_json
 
@@ -147,7 +146,7 @@ def drugs_export(
             raise InvalidInput("--serial-list is one batch's: give --batch too")
         serials = {bid: listed.serials}
     doc = epcis_export(state(ctx).network().contracts.drug_trace, batch_id=bid, serials=serials)
-    write_atomically(out_path, epcis_json(doc))
+    write_file(out_path, epcis_json(doc), "EPCIS document")
     n = len(doc["epcisBody"]["eventList"])
     if want_json(ctx, json_out):
         emit_json({"out": out_path, "events": n})
