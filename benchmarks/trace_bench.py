@@ -89,7 +89,16 @@ class Sim:
     def ship(self, src: str, dst: str, batch: bytes, qty: int, short: int = 0) -> bytes:
         sid = self.rng.randbytes(32)
         self.shipped.append(
-            Shipped(*self._at(), sid, batch, src, dst, qty, self.rng.randbytes(32), b"i" * 32)
+            Shipped(
+                *self._at(),
+                sid,
+                batch,
+                src,
+                dst,
+                qty,
+                self.rng.randbytes(32),
+                self.rng.randbytes(32),
+            )
         )
         self.received.append(Received(*self._at(), sid, batch, dst, qty - short, short))
         return sid
