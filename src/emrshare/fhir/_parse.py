@@ -134,6 +134,24 @@ def parse_model(
     return model
 
 
+def read_own_record(
+    data: bytes, resource_type: str, *, kind: str, max_bytes: int
+) -> dict[str, Any]:
+    """The R4 resource of type ``resource_type`` in a record's bytes, validated: the first
+    check of every reader of a document emrshare writes (a claim, a prescription, an
+    adverse-event report). ``kind`` names it in the :class:`InvalidInput` ("a claim")."""
+    if len(data) > max_bytes:
+        raise InvalidInput(f"the record is not {kind} (larger than any)")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidInput(f"the record is not {kind} (not JSON)") from exc
+    if not isinstance(obj, dict) or obj.get("resourceType") != resource_type:
+        raise InvalidInput(f"the record is not {kind} (not a FHIR {resource_type})")
+    parse_model(obj, FhirVersion.R4)
+    return obj
+
+
 # -- reading sources ----------------------------------------------------------------------
 
 

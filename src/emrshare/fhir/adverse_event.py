@@ -16,7 +16,6 @@ non-serious, moderate; 3 serious, severe; 4 serious, severe, outcome fatal. A pu
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from typing import Any
 
 from emrshare.errors import InvalidInput
 from emrshare.fhir._export_common import account_reference
-from emrshare.fhir._parse import parse_model
+from emrshare.fhir._parse import parse_model, read_own_record
 from emrshare.fhir._resource import FhirVersion, canonical_json
 
 __all__ = [
@@ -117,15 +116,9 @@ def adverse_event_resource(doc: AdverseEventDoc) -> bytes:
 def read_adverse_event(data: bytes) -> tuple[bytes, int]:
     """The suspected batch id and the seriousness (1..4) of an ``AdverseEvent`` record
     :func:`adverse_event_resource` wrote (``InvalidInput`` for anything else)."""
-    if len(data) > _MAX_DOCUMENT:
-        raise InvalidInput("the record is not an adverse-event report (too large)")
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput("the record is not an adverse-event report (not JSON)") from exc
-    if not isinstance(obj, dict) or obj.get("resourceType") != "AdverseEvent":
-        raise InvalidInput("the record is not an AdverseEvent")
-    parse_model(obj, FhirVersion.R4)
+    obj = read_own_record(
+        data, "AdverseEvent", kind="an adverse-event report", max_bytes=_MAX_DOCUMENT
+    )
     try:
         ident = obj["suspectEntity"][0]["instance"]["identifier"]
         if ident["system"] != BATCH_SYSTEM:

@@ -17,7 +17,6 @@ pure module: no chain, no store.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from typing import Any
 
 from emrshare.errors import InvalidInput
 from emrshare.fhir._export_common import account_reference, record_reference
-from emrshare.fhir._parse import parse_model
+from emrshare.fhir._parse import parse_model, read_own_record
 from emrshare.fhir._resource import FhirVersion, canonical_json
 
 __all__ = [
@@ -191,15 +190,7 @@ def _minor(money: Any) -> int:
 def read_claim(data: bytes) -> ClaimDoc:
     """The claim of a record's bytes: a valid R4 ``Claim`` in the canonical JSON
     :func:`claim_resource` writes, with a salt. :class:`InvalidInput` for anything else."""
-    if len(data) > _MAX_DOCUMENT:
-        raise InvalidInput("the record is not a claim (larger than any claim)")
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput("the record is not a claim (not JSON)") from exc
-    if not isinstance(obj, dict) or obj.get("resourceType") != "Claim":
-        raise InvalidInput("the record is not a claim (not a FHIR Claim)")
-    parse_model(obj, FhirVersion.R4)
+    obj = read_own_record(data, "Claim", kind="a claim", max_bytes=_MAX_DOCUMENT)
     if canonical_json(obj) != data:
         raise InvalidInput("the claim is not in canonical JSON; it was not filed here")
     salts = [

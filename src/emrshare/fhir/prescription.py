@@ -23,7 +23,7 @@ from typing import Any
 
 from emrshare.errors import InvalidInput
 from emrshare.fhir._export_common import account_reference
-from emrshare.fhir._parse import parse_model
+from emrshare.fhir._parse import parse_model, read_own_record
 from emrshare.fhir._resource import FhirVersion, canonical_json
 
 __all__ = [
@@ -137,17 +137,7 @@ def read_prescription(data: bytes) -> PrescriptionDoc:
     canonical JSON :func:`medication_request` writes, with a salt. :class:`InvalidInput`
     (:class:`~emrshare.errors.InvalidFhir` for an invalid resource) for anything else: a
     record that is not a prescription is never taken for one."""
-    import json
-
-    if len(data) > _MAX_DOCUMENT:
-        raise InvalidInput("the record is not a prescription (larger than any prescription)")
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidInput("the record is not a prescription (not JSON)") from exc
-    if not isinstance(obj, dict) or obj.get("resourceType") != "MedicationRequest":
-        raise InvalidInput("the record is not a prescription (not a MedicationRequest)")
-    parse_model(obj, FhirVersion.R4)
+    obj = read_own_record(data, "MedicationRequest", kind="a prescription", max_bytes=_MAX_DOCUMENT)
     if (obj.get("status"), obj.get("intent")) != ("active", "order"):
         raise InvalidInput("the prescription is not an active order")
     if len(obj.get("dosageInstruction") or []) != 1 or "medicationCodeableConcept" not in obj:

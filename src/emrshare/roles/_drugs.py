@@ -157,16 +157,17 @@ class MemberDrugs:
         quantity: int,
         certificate: bytes,
         unit: str = "pack",
-        serials: Iterable[str] | None = None,
+        serials: SerialList | Iterable[str] | None = None,
     ) -> RegisteredBatch:
         """Register a production batch (a Manufacturer): ``certificate`` is the batch
-        release certificate (its sha256 goes on chain); ``serials``, one per unit, makes
-        the batch serialized (their Merkle root goes on chain)."""
+        release certificate (its sha256 goes on chain); ``serials``, one per unit (or a
+        :class:`~emrshare.trace.SerialList` already made of them), makes the batch
+        serialized (their Merkle root goes on chain)."""
         g = gtin14(gtin)
         validate_lot(lot)
         if not certificate:
             raise InvalidInput("give the batch release certificate (its digest goes on chain)")
-        listed = None if serials is None else SerialList.of(serials)
+        listed = serials if isinstance(serials, SerialList | None) else SerialList.of(serials)
         if listed is not None and len(listed) != quantity:
             raise InvalidInput(
                 f"a serialized batch lists one serial per unit: {len(listed)} serials "

@@ -71,15 +71,20 @@ class PatientDrugs:
     def _link(self, index: int) -> bytes:
         return link_of(self._keys.drug_link_secret(index))
 
-    def _next(self) -> int:
+    def _stored(self) -> int | None:
+        """The next index the counter file holds (``None`` before the first link here)."""
         try:
             doc = read_json_object(self._path, "dispense link counter")
         except FileNotFoundError:
-            return self._scan()
+            return None
         n = doc.get("next")
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
             raise damaged(self._path, "dispense link counter", "'next' is not an index")
         return n
+
+    def _next(self) -> int:
+        stored = self._stored()
+        return self._scan() if stored is None else stored
 
     def _scan(self) -> int:
         """The index after the last link the chain shows a dispense to (batches of
@@ -104,7 +109,7 @@ class PatientDrugs:
         return DispenseLink(index, self._link(index))
 
     def _mine(self) -> dict[bytes, int]:
-        last = max(self._next(), self._scan())
+        last = max(self._stored() or 0, self._scan())  # the chain once, not twice
         return {self._link(i): i for i in range(last + GAP)}
 
     def dispenses(self) -> list[PatientDispense]:

@@ -155,7 +155,7 @@ def epcis_document(
             "disposition": "dispensed",
             "sourceList": [{"type": "owning_party", "source": _party(d.pharmacy)}],
         }
-        unit = getattr(d, "unit_index", _NO_UNIT)
+        unit = d.unit_index
         units = serials.get(bid)
         if unit != _NO_UNIT and units is not None and unit < len(units) and bid in classes:
             gtin, lot, _ = classes[bid]

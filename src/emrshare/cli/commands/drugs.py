@@ -111,7 +111,7 @@ def drugs_register(
             quantity=quantity,
             certificate=_read(certificate, "certificate"),
             unit=unit,
-            serials=None if listed is None else listed.serials,
+            serials=listed,
         )
     )
     if want_json(ctx, json_out):
