@@ -84,6 +84,10 @@ def test_campaign_concurrent_readers_never_get_a_wrong_plaintext(w: World, tmp_p
     assert counters["concurrent_crashed_readers"] == 0, rows
 
 
+# Slow (~2 min, `make test-all`): the default run holds the same forge invariants at
+# >= 256 runs each in tests/integration/chain/test_forge_invariants.py; this checks the
+# campaign's forge family (its counters and notes) around them.
+@pytest.mark.slow
 def test_campaign_forge_invariants_run() -> None:
     if not invariants.FORGE.exists():
         pytest.skip("forge is not installed: run `make setup`")
