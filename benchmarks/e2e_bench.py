@@ -46,6 +46,7 @@ from emrshare.crypto.envelope import DataKey, decrypt_bytes, encrypt_bytes
 from emrshare.devnet import DEVNET_PASSWORD, dev_private_keys, devnet_down, devnet_up
 from emrshare.network import Network
 from emrshare.roles import Patient, Profiles, Provider
+from emrshare.types import Cid
 
 
 def pct(values: list[float], q: float) -> float:
@@ -91,8 +92,9 @@ class Floors:
         mined(self.w3, raw)
         return (time.perf_counter() - t0) * 1000
 
-    def add_crypto_ms(self, content: bytes, keys: PatientKeys) -> tuple[float, bytes]:
-        """Envelope, entry (signed) and seal of one record, with no chain or store."""
+    def add_crypto_ms(self, content: bytes, keys: PatientKeys) -> tuple[float, bytes, int]:
+        """Envelope, entry (signed) and seal of one record, with no chain or store: the
+        time, the ciphertext and the sealed entry's size (the entry size on chain)."""
         t0 = time.perf_counter()
         key = DataKey.generate()
         rid = os.urandom(32)
@@ -110,17 +112,17 @@ class Floors:
             created_at=int(time.time()),
             author_key=self.account.key,
         )
-        seal_entry(entry, keys.category_public_key("lab-results", 0))
-        return (time.perf_counter() - t0) * 1000, ct
+        sealed = seal_entry(entry, keys.category_public_key("lab-results", 0))
+        return (time.perf_counter() - t0) * 1000, ct, len(bytes(sealed))
 
     def put_ms(self, data: bytes) -> float:
         t0 = time.perf_counter()
         self.net.store.put(data)
         return (time.perf_counter() - t0) * 1000
 
-    def read_ms(self, urls: list[str], http: httpx.Client, umbral: Umbral) -> float:
-        """Two trivial proxy round trips, one eth_call, a store get and the read's crypto."""
-        cid = self.net.store.put(umbral.envelope)
+    def read_ms(self, urls: list[str], http: httpx.Client, umbral: Umbral, cid: Cid) -> float:
+        """Two trivial proxy round trips, one eth_call, a store get (of ``umbral.envelope``,
+        stored as ``cid``) and the read's crypto."""
         t0 = time.perf_counter()
         for url in urls[:2]:
             http.get(url.rstrip("/") + "/healthz").raise_for_status()
@@ -148,25 +150,6 @@ class Floors:
         for h in hashes:
             self.w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.002)
         return n_batches * batch / (time.perf_counter() - t0)
-
-
-def sealed_entry_bytes(keys: PatientKeys) -> bytes:
-    """A real sealed entry, as the library writes it (its size is the entry size on chain)."""
-    key = DataKey.generate()
-    entry = IndexEntry.create(
-        patient=keys.address,
-        record_id=os.urandom(32),
-        cid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-        data_key=key,
-        plaintext_sha256=os.urandom(32),
-        size=2048,
-        media_type="application/octet-stream",
-        category="lab-results",
-        epoch=0,
-        created_at=int(time.time()),
-        author_key=os.urandom(32),
-    )
-    return bytes(seal_entry(entry, keys.category_public_key("lab-results", 0)))
 
 
 class Umbral:
@@ -232,17 +215,18 @@ def main() -> int:
         n_floor = max(args.adds, 20)
         tx_ms = [floors.minimal_tx_ms() for _ in range(n_floor)]
         sealed = [floors.add_crypto_ms(os.urandom(10_240), p_keys) for _ in range(n_floor)]
-        crypto_ms = [ms for ms, _ in sealed]
-        put_ms = [floors.put_ms(ct) for _, ct in sealed]
+        crypto_ms = [ms for ms, _, _ in sealed]
+        put_ms = [floors.put_ms(ct) for _, ct, _ in sealed]
+        entry_size = sealed[0][2]
         add_floor = statistics.median(tx_ms) + statistics.median(crypto_ms)
         add_floor += statistics.median(put_ms)
         urls = [m.endpoint for m in net.proxies()]
         umbral = Umbral(os.urandom(10_240))
+        cid = net.store.put(umbral.envelope)
         with httpx.Client() as http:
             read_floor = statistics.median(
-                [floors.read_ms(urls, http, umbral) for _ in range(max(args.reads, 20))]
+                [floors.read_ms(urls, http, umbral, cid) for _ in range(max(args.reads, 20))]
             )
-        entry_size = len(sealed_entry_bytes(p_keys))
         n_batches = max(1, min(args.bulk // args.batch, 40))
         bulk_floor = floors.batch_rate(n_batches, args.batch, entry_size)
 
