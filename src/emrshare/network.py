@@ -19,7 +19,7 @@ import httpx
 from web3 import Web3
 
 from emrshare._files import private_dir, read_json_object, write_atomically
-from emrshare.chain import ChainClient, Contracts, Deployment, Member, Role
+from emrshare.chain import ChainClient, Contracts, Deployment, Member, Role, http_web3
 from emrshare.errors import ConfigurationError, LocalStateError
 from emrshare.storage import BlobStore, KuboStore, LocalStore
 
@@ -157,7 +157,7 @@ class Network:
         """Connect to the network a :class:`NetworkConfig` (or its JSON file) describes."""
         if not isinstance(config, NetworkConfig):
             config = NetworkConfig.read(Path(config))
-        w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 30}))
+        w3 = http_web3(config.rpc_url, timeout=30)
         store: BlobStore
         if config.store.kind == "local":
             if not config.store.path:

@@ -7,7 +7,7 @@ the contracts' identifiers off chain.
 
 Typical use::
 
-    client = ChainClient(Web3(Web3.HTTPProvider(url)), private_key)
+    client = ChainClient(http_web3(url, timeout=30), private_key)
     contracts = Contracts.from_deployment(client, Deployment.read(path))
     receipt = contracts.grants.grant(params)
     pid = receipt.event(GrantCreated).policy_id
@@ -15,7 +15,7 @@ Typical use::
 
 from emrshare._recursion import cap_recursion_limit
 from emrshare.chain._logs import EventCursor
-from emrshare.chain._rpc import scrub_url_secrets
+from emrshare.chain._rpc import http_web3, scrub_url_secrets
 from emrshare.chain.bindings import (
     AuditLog,
     Claims,
@@ -303,6 +303,7 @@ __all__ = [
     "claim_id",
     "decode_revert",
     "deploy_contracts",
+    "http_web3",
     "next_head",
     "policy_id",
     "prescription_commitment",

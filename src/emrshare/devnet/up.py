@@ -32,7 +32,7 @@ from web3 import Web3
 
 from emrshare._files import private_dir, write_atomically
 from emrshare._process import free_port, health_answers, pid_alive, spawn, stop_group
-from emrshare.chain import Deployment, Role, deploy_contracts
+from emrshare.chain import Deployment, Role, deploy_contracts, http_web3
 from emrshare.chain.deploy import write_broadcast
 from emrshare.crypto import MemberKeys, PatientKeys, load_member_keystore, save_keystore
 from emrshare.devnet._emergency import setup_emergency
@@ -183,7 +183,7 @@ def devnet_up(
     try:
         chain = _start_chain(dev, kind, ports.chain, pids, log)
         keys = dev_private_keys(12)
-        w3 = Web3(Web3.HTTPProvider(chain.rpc_url, request_kwargs={"timeout": 30}))
+        w3 = http_web3(chain.rpc_url, timeout=30)
         deployment = _deployment(w3, dev / "deployment.json", keys[0], log)
         store_config = StoreConfig(kind="local", path=str(dev / "store"))
         if store == "ipfs":
@@ -481,7 +481,7 @@ def devnet_status(data_dir: Path) -> DevnetStatus:
         if alive and name in NODES:
             rpc_url = url
             try:
-                w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
+                w3 = http_web3(url, timeout=2)
                 chain_id, block = int(w3.eth.chain_id), int(w3.eth.block_number)
                 healthy = True
             except Exception:

@@ -14,11 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
-from web3 import Web3
 
 from emrshare import __version__
 from emrshare._http import fault_place, read_limited
-from emrshare.chain import ChainClient
+from emrshare.chain import ChainClient, http_web3
 from emrshare.relay.config import RelayConfig
 from emrshare.relay.service import Answer, RelayService
 
@@ -80,7 +79,7 @@ def create_app(service: RelayService) -> FastAPI:
 
 def service_from_config(config: RelayConfig) -> RelayService:
     """Connect to the chain (checking the deployment is there) and build the service."""
-    w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.rpc_timeout}))
+    w3 = http_web3(config.rpc_url, timeout=config.rpc_timeout)
     # Right chain id and contracts; an unreachable node is a ChainError (scrubbed) there.
     config.deployment.check(w3)
     client = ChainClient(w3, config.relayer_key, receipt_timeout=config.receipt_timeout)

@@ -34,8 +34,9 @@ from emrshare.errors import ConfigurationError, InvalidInput, VerificationError
 from emrshare.fhir import FhirVersion
 from emrshare.fhir.claim import ClaimDoc, ClaimItem, claim_resource, read_claim
 from emrshare.network import Network
+from emrshare.roles._blob_io import read_record
 from emrshare.roles._common import checksum, run_blocking
-from emrshare.roles._reads import GrantedReader, inline, read_record
+from emrshare.roles._reads import GrantedReader, inline
 from emrshare.types import CategoryTag, RecordId
 
 __all__ = [

@@ -39,8 +39,9 @@ from emrshare.network import Network
 from emrshare.proxy import PolicyKeys, ProxyEndpoint, ThresholdPolicy
 from emrshare.proxy.emergency import MAX_DEADLINE_AHEAD, EmergencyClient
 from emrshare.proxy.request import MAX_BATCH
+from emrshare.roles._blob_io import read_record
 from emrshare.roles._common import checksum
-from emrshare.roles._reads import MembershipCache, check_entry, read_record, verified_entries
+from emrshare.roles._reads import MembershipCache, check_entry, verified_entries
 
 __all__ = [
     "EMERGENCY_KEY_FILE",

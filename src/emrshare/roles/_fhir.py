@@ -12,8 +12,9 @@ from emrshare.crypto import IndexEntry
 from emrshare.errors import InvalidFhir, InvalidInput
 from emrshare.fhir import FhirResource, FhirVersion, parse_model
 from emrshare.fhir.importer import record_resources, restore_attachments
+from emrshare.roles._blob_io import read_record
 from emrshare.roles._listing import open_granted_sync
-from emrshare.roles._reads import GrantedReader, read_record
+from emrshare.roles._reads import GrantedReader
 from emrshare.types import FhirProblem
 
 __all__ = ["Attachments", "Versions", "read_fhir"]

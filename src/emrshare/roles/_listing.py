@@ -39,16 +39,16 @@ def _batches(
 ) -> tuple[list[_Batch], int]:
     """Per active grant (the newest of each tag, of ``category`` if given), its policy and
     the entries it covers, cut to ``MAX_BATCH``; and one chain deadline for all."""
-    chain = reader.patient_chain(patient)
-    status = reader.network.contracts.grants.status
-    grants = reader.grant_events(patient)
+    block, now = reader.at()
+    chain = reader.patient_chain(patient, block)
+    grants = reader.grant_events(patient, block)
     if category is not None:  # an alias ("lab") names its category, as in the listing
         category = normalize_category(category, known={gmap.category for _, gmap in grants})
     active = [
         (grant, gmap)
         for grant, gmap in grants
         if (category is None or gmap.category == category)
-        and status(grant.policy_id) is GrantStatus.ACTIVE
+        and reader.status(grant, block) is GrantStatus.ACTIVE
     ]
     # Each entry is asked for under the newest active grant that names it: a tag's
     # newest grant of the whole tag, else the newest scoped grant listing the record.
@@ -65,10 +65,10 @@ def _batches(
             by_grant.setdefault(bytes(grant.policy_id), (grant, gmap, []))[2].append(ev)
     out: list[_Batch] = []
     for grant, gmap, events in by_grant.values():
-        policy = reader.policy(grant, gmap)
+        policy = reader.policy(grant, gmap, block)
         for i in range(0, len(events), MAX_BATCH):
             out.append((gmap, policy, events[i : i + MAX_BATCH]))
-    return out, reader.network.chain_time() + 300
+    return out, now + 300
 
 
 def _open(

@@ -17,17 +17,11 @@ from emrshare.crypto import (
 )
 from emrshare.errors import InvalidInput, RecordNotFound
 from emrshare.network import Network
+from emrshare.roles._blob_io import check_output_path, read_record, read_record_to
 from emrshare.roles._common import RecordInfo, checksum
 from emrshare.roles._oplog import EpochState
 from emrshare.roles._ops import authorized_writers, member_keys
-from emrshare.roles._reads import (
-    MembershipCache,
-    check_entry,
-    check_output_path,
-    read_record,
-    read_record_to,
-    verified_entries,
-)
+from emrshare.roles._reads import MembershipCache, check_entry, verified_entries
 from emrshare.roles._sealing_pool import PoolSealer
 from emrshare.roles._writer import RecordWriter, WriteTarget
 from emrshare.types import Address, CategoryTag, RecordId

@@ -35,8 +35,9 @@ from emrshare.errors import ConfigurationError, EmrShareError, InvalidInput, Pre
 from emrshare.fhir import FhirVersion
 from emrshare.fhir.prescription import PrescriptionDoc, medication_request, read_prescription
 from emrshare.network import Network
+from emrshare.roles._blob_io import read_record
 from emrshare.roles._common import RecordInfo, checksum, run_blocking
-from emrshare.roles._reads import GrantedReader, inline, read_record
+from emrshare.roles._reads import GrantedReader, inline
 from emrshare.types import RecordId
 
 __all__ = [

@@ -3,7 +3,7 @@
 Every read checks the whole chain of trust: the patient's index events form the hash
 chain the contract commits to (:func:`verified_entries`), the opened entry is the one its
 event names and its author was an active Provider then (:func:`check_entry`), and the
-blob matches its CID, its AEAD and the entry's plaintext hash (:func:`stream_record`).
+blob matches its CID, its AEAD and the entry's plaintext hash (``_blob_io``).
 :class:`GrantedReader` adds the grantee's side: grants followed from the chain and
 capsule fragments from M-of-N proxies, awaited on the async threshold client.
 """
@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import io
 import logging
-import os
 import ssl
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import umbral_pre
@@ -43,18 +39,15 @@ from emrshare.crypto import (
     IndexEntry,
     MemberKeys,
     SealedEntry,
-    decrypt_stream,
     open_entry_as_grantee,
     open_grantee_map,
 )
 from emrshare.errors import (
     AccessDenied,
-    DecryptionError,
     EmrShareError,
     GrantExpired,
     GrantRevoked,
     IndexIntegrityError,
-    InvalidInput,
     RecordNotFound,
     Unavailable,
     VerificationError,
@@ -70,18 +63,13 @@ from emrshare.proxy import (
 from emrshare.roles._common import checksum
 from emrshare.roles._reports import keep_evidence
 from emrshare.roles._scope import covers, names_entry
-from emrshare.storage import BlobStore
-from emrshare.types import Address, Cid, RecordId
+from emrshare.types import Address, RecordId
 
 __all__ = [
     "GrantedReader",
     "MembershipCache",
     "Runner",
     "check_entry",
-    "check_output_path",
-    "read_record",
-    "read_record_to",
-    "stream_record",
     "verified_entries",
     "inline",
 ]
@@ -170,77 +158,6 @@ def verified_entries(
     return new, (head, count, block)
 
 
-def stream_record(store: BlobStore, entry: IndexEntry, sink: IO[bytes] | Any) -> int:
-    """Fetch, verify and decrypt one record into ``sink``; return the plaintext size.
-
-    The store verifies every block against the CID, the envelope authenticates every
-    chunk (bound to the record id), and the plaintext SHA-256 and size must match the
-    entry. **Warning:** on failure ``sink`` holds unauthenticated partial data; callers
-    write to a temporary place and discard it (as :func:`read_record` does).
-    """
-    hasher = hashlib.sha256()
-    size = 0
-    for piece in decrypt_stream(store.get(Cid(entry.cid)), entry.data_key, entry.record_id):
-        hasher.update(piece)
-        size += len(piece)
-        sink.write(piece)
-    if hasher.digest() != entry.plaintext_sha256 or size != entry.size:
-        raise DecryptionError()
-    return size
-
-
-def read_record(store: BlobStore, entry: IndexEntry) -> bytes:
-    buf = io.BytesIO()
-    stream_record(store, entry, buf)
-    return buf.getvalue()
-
-
-def check_output_path(path: Path) -> Path:
-    """``path`` as a file a record can be written to, or a :class:`InvalidInput`.
-
-    Checked before any work is done, so a bad path does not cost a proxy round trip.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidInput(
-            f"{path} is a directory; give a file path to write the record to, "
-            f"e.g. {path / 'record.bin'}"
-        )
-    if not path.parent.is_dir():
-        raise InvalidInput(
-            f"cannot write {path}: the directory {path.parent} does not exist; create it first"
-        )
-    return path
-
-
-def read_record_to(store: BlobStore, entry: IndexEntry, path: Path) -> int:
-    """Decrypt into a temporary file next to ``path`` and rename it only when verified.
-
-    A path that cannot be written (a directory, a missing or unwritable directory) is a
-    :class:`InvalidInput`; no partial file is left behind on any failure.
-    """
-    path = check_output_path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot write into {path.parent} ({exc.strerror}); choose a writable directory"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            size = stream_record(store, entry, fh)
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise InvalidInput(
-                f"cannot write {path} ({exc.strerror}); choose another file path"
-            ) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return size
-
-
 T = TypeVar("T")
 
 
@@ -301,8 +218,42 @@ class GrantedReader:
         self._verified: dict[str, tuple[bytes, int, int]] = {}
         self._endpoints: dict[str, str] = {}
         self._tls: ssl.SSLContext | None = None
+        # Chain state read at one block (grant status, proxies' roles) is asked once per
+        # block: reads between two blocks cost one header read, not one call per check.
+        self._memo_block = -1
+        self._memo: dict[tuple[str, bytes | str], Any] = {}
         #: Evidence files written by the last read (a proxy signed a bad cfrag).
         self.last_evidence: list[Path] = []
+
+    # -- the chain at one block -----------------------------------------------------------
+
+    def at(self) -> tuple[int, int]:
+        """The block a read is planned at (the newest confirmed one) and the chain time
+        (the latest block's timestamp, which proxies judge deadlines by), from one read."""
+        chain = self.network.chain
+        latest, now = chain.latest_header()
+        return latest - (chain.confirmations - 1), now
+
+    def _once_per_block(self, block: int, key: tuple[str, bytes | str], read: Callable[[], T]) -> T:
+        if block != self._memo_block:
+            self._memo_block, self._memo = block, {}
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def status(self, grant: GrantCreated, block: int) -> GrantStatus:
+        """The grant's status at ``block`` (asked once per block)."""
+        pid = grant.policy_id
+        grants = self.network.contracts.grants
+        return self._once_per_block(
+            block, ("status", bytes(pid)), lambda: grants.status(pid, block=block)
+        )
+
+    def _is_proxy(self, account: str, block: int) -> bool:
+        registry = self.network.contracts.registry
+        return self._once_per_block(
+            block, ("proxy", account), lambda: registry.has_role(account, Role.PROXY, block=block)
+        )
 
     # -- grants and entries --------------------------------------------------------------
 
@@ -319,11 +270,14 @@ class GrantedReader:
             )
         return self._maps[key]
 
-    def grant_events(self, patient: str | None) -> list[tuple[GrantCreated, GranteeMap]]:
-        """Grants to this member (by ``patient``) that it can open, oldest first."""
+    def grant_events(
+        self, patient: str | None, block: int | None = None
+    ) -> list[tuple[GrantCreated, GranteeMap]]:
+        """Grants to this member (by ``patient``) that it can open, oldest first, up to
+        ``block`` (default: the newest confirmed)."""
         # Followed incrementally: a read costs no full event scan.
         grants = self.network.contracts.grants
-        end = self.network.chain.safe_block()
+        end = self.network.chain.safe_block() if block is None else block
         if end >= self._grants_scanned:
             for ev in grants.events(
                 GrantCreated, from_block=self._grants_scanned, to_block=end, grantee=self.address
@@ -338,8 +292,9 @@ class GrantedReader:
         patient = checksum(patient)
         return [(ev, m) for ev, m in self._grants_seen if checksum(ev.patient) == patient]
 
-    def patient_chain(self, patient: str) -> dict[bytes, EntryAppended]:
-        """The patient's whole index up to the newest confirmed block, verified.
+    def patient_chain(self, patient: str, block: int | None = None) -> dict[bytes, EntryAppended]:
+        """The patient's whole index up to ``block`` (default: the newest confirmed one),
+        verified.
 
         A grantee reads one category, but it verifies the patient's whole hash chain (a
         node cannot withhold entries, also not the newest): the events read since the last
@@ -350,24 +305,27 @@ class GrantedReader:
         new, self._verified[patient] = verified_entries(
             self.network.contracts.index,
             patient,
-            self.network.chain.safe_block(),
+            self.network.chain.safe_block() if block is None else block,
             after=self._verified.get(patient),
         )
         for ev in new:
             seen[bytes(ev.record_id)] = ev
         return seen
 
-    def entry_event(self, patient: Address, record: RecordId | bytes | str) -> EntryAppended:
+    def entry_event(
+        self, patient: Address, record: RecordId | bytes | str, block: int | None = None
+    ) -> EntryAppended:
         """The index event of ``record``: a full id, or a unique prefix of 8 or more hex
         digits among the records of ``patient`` this member holds a grant for."""
+        block = self.network.chain.safe_block() if block is None else block
 
         def listed() -> list[bytes]:  # what this member can list: what its grants name
-            named = names_entry(g for g, _ in self.grant_events(patient))
-            return [rid for rid, ev in self.patient_chain(patient).items() if named(ev)]
+            named = names_entry(g for g, _ in self.grant_events(patient, block))
+            return [rid for rid, ev in self.patient_chain(patient, block).items() if named(ev)]
 
         where = f"among the records {patient} granted to {self.address}"
         rid = resolve_id(record, listed, where=where)
-        seen = self.patient_chain(patient)
+        seen = self.patient_chain(patient, block)
         if rid not in seen:
             raise RecordNotFound(
                 "0x" + rid.hex(), f"no record 0x{rid.hex()} in the index of patient {patient}"
@@ -391,8 +349,9 @@ class GrantedReader:
     def plan(self, patient: str, record: RecordId | bytes | str) -> _Plan:
         """Resolve a read from the chain: the entry, the grant covering it, the proxies."""
         who = checksum(patient)
-        ev = self.entry_event(who, record)
-        grants, rid = self.grant_events(who), bytes(ev.record_id)
+        block, now = self.at()
+        ev = self.entry_event(who, record, block)
+        grants, rid = self.grant_events(who, block), bytes(ev.record_id)
         candidates = [(g, m) for g, m in grants if g.tag == ev.tag and covers(g, rid)]
         if not candidates:
             raise AccessDenied(
@@ -400,25 +359,22 @@ class GrantedReader:
                 f"category was granted to {self.address}); request access from the patient",
                 {"chain": "no_grant"},
             )
-        status = self.network.contracts.grants.status
-        active = [(g, m) for g, m in candidates if status(g.policy_id) is GrantStatus.ACTIVE]
+        active = [(g, m) for g, m in candidates if self.status(g, block) is GrantStatus.ACTIVE]
         # With no active grant we still ask the proxies with the newest one: they are the
         # authority, and their refusal carries the reason (revoked, expired).
         grant, gmap = (active or candidates)[-1]
         # One chain deadline for the whole read: every retry sends each proxy the same
         # signed request (same nonce), which it answers again without logging twice.
-        deadline = self.network.chain_time() + 300
+        deadline = now + 300
         sealed = SealedEntry.from_bytes(bytes(ev.entry))
-        return _Plan(who, ev, grant, gmap, self.policy(grant, gmap), sealed, deadline)
+        return _Plan(who, ev, grant, gmap, self.policy(grant, gmap, block), sealed, deadline)
 
-    def policy(self, grant: GrantCreated, gmap: GranteeMap) -> ThresholdPolicy:
-        """The proxies to ask for ``grant``: only active Proxy members count (a suspended
-        or removed proxy is not asked, so its cfrags cannot make up the threshold)."""
-        registry = self.network.contracts.registry
+    def policy(self, grant: GrantCreated, gmap: GranteeMap, block: int) -> ThresholdPolicy:
+        """The proxies to ask for ``grant``: only active Proxy members at ``block`` count
+        (a suspended or removed proxy is not asked, so its cfrags cannot make up the
+        threshold)."""
         endpoints = [
-            ProxyEndpoint(p, self._endpoint(p))
-            for p in grant.proxies
-            if registry.has_role(p, Role.PROXY)
+            ProxyEndpoint(p, self._endpoint(p)) for p in grant.proxies if self._is_proxy(p, block)
         ]
         return ThresholdPolicy.from_grantee_map(
             gmap, endpoints, self.keys.receiving_public_key.to_compressed_bytes()

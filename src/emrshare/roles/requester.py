@@ -13,11 +13,12 @@ from typing import Any, ClassVar, Self, TypeVar
 from emrshare.crypto import MemberKeys
 from emrshare.errors import ConfigurationError
 from emrshare.network import Network
+from emrshare.roles._blob_io import check_output_path, read_record, read_record_to
 from emrshare.roles._common import AccessRequestInfo, GrantInfo, RecordInfo, run_blocking
 from emrshare.roles._fhir import Attachments, Versions, read_fhir
 from emrshare.roles._listing import open_granted
 from emrshare.roles._member import MemberFacade
-from emrshare.roles._reads import check_output_path, inline, read_record, read_record_to
+from emrshare.roles._reads import inline
 from emrshare.types import RecordId
 
 __all__ = ["AsyncRequester", "Requester"]

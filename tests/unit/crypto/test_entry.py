@@ -178,3 +178,22 @@ def test_fast_author_signature_is_eth_accounts() -> None:
     for bad in (b"\x00" * 32, b"\xff" * 32, b"abc"):
         with pytest.raises(ValueError):
             sign_eip191(_os.urandom(32), bad)
+
+
+def test_well_formed_checks_the_layout_only_of_own_sealed_entries(sealed_bytes: bytes) -> None:
+    # What a forked sealing worker answered: the layout is checked (brand, version,
+    # capsule length, a ciphertext), the capsule's points are not parsed again.
+    assert SealedEntry.well_formed(sealed_bytes)
+    assert SealedEntry.from_bytes(sealed_bytes)  # and it is a real sealed entry
+    n = int.from_bytes(sealed_bytes[6:8], "big")
+    bad_length = sealed_bytes[:6] + (n - 1).to_bytes(2, "big") + sealed_bytes[8:]
+    for junk in (
+        b"",
+        b"EMSE\x01\x00",
+        sealed_bytes[: 8 + n],  # no ciphertext
+        b"EMSD" + sealed_bytes[4:],  # another brand
+        sealed_bytes[:4] + b"\x02\x00" + sealed_bytes[6:],  # another version
+        bad_length,
+        b"nope" * 200,
+    ):
+        assert not SealedEntry.well_formed(junk)
