@@ -9,7 +9,7 @@ NODE_TOOLS := tools/node_modules/.package-lock.json
 # per worker at a time): CI must stay under 40 minutes (docs/development.md).
 PYTEST_ARGS ?= --durations=40 -n 2 --dist loadfile
 
-.PHONY: setup demo demo-all test test-all test-web3-8 lint format typecheck contracts check-artifacts unit integration bench clean
+.PHONY: setup demo demo-all test test-all test-web3-8 lint format typecheck contracts check-artifacts unit integration bench flame clean
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(NODE_TOOLS)
 
@@ -106,3 +106,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(VENV8) $(STAMPS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# docs/performance.md's flame graphs (py-spy, sampling this process and its sealing
+# workers during each phase only) into benchmarks/results/.
+flame: setup
+	$(BIN)/python benchmarks/flame.py

@@ -175,8 +175,9 @@ class ThresholdClient:
         # read sends the same request, which a proxy answers again without logging twice.
         # One nonce per read for all its proxies: the patient's audit groups a read by it.
         # Both bounded (oldest out): a long-lived client reads on.
-        self._signed: OrderedDict[tuple[str, bytes, tuple[bytes, ...], int], SignedRequest]
-        self._signed = OrderedDict()
+        self._signed: OrderedDict[
+            tuple[str, bytes, tuple[bytes, ...], int], tuple[SignedRequest, dict[str, Any], bytes]
+        ] = OrderedDict()
         self._nonces: OrderedDict[tuple[bytes, tuple[bytes, ...], int], int] = OrderedDict()
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
@@ -388,22 +389,24 @@ class ThresholdClient:
         """The signed request for ``proxy``: (the request, or None for a kind that has no
         evidence format; its JSON body; its digest the answer is bound to; the route)."""
         key = (proxy.address.lower(), bytes(policy.policy_id), tuple(hashes), deadline)
-        signed = self._signed.get(key)
-        if signed is None:
+        kept = self._signed.get(key)
+        if kept is None:
             nonce = self._nonce(key[1:])
             req = ReencryptRequest.new(proxy.address, key[1], hashes, deadline, nonce=nonce)
+            # The digest once: signed here, and the proxy's answer is bound to it.
+            digest = req.digest(self.chain_id, self.grants_contract)
             signed = SignedRequest(
                 request=req,
                 chain_id=self.chain_id,
                 verifying_contract=self.grants_contract,  # type: ignore[arg-type]
-                signature=req.sign(self._key, self.chain_id, self.grants_contract),
+                signature=bytes(Account.unsafe_sign_hash(digest, self._key).signature),
                 capsules=tuple(capsule_bytes),
             )
-            self._signed[key] = signed
+            kept = self._signed[key] = (signed, signed.to_json(), digest)
             while len(self._signed) > _SIGNED_KEPT:
                 self._signed.popitem(last=False)
-        digest = signed.request.digest(self.chain_id, self.grants_contract)
-        return signed, signed.to_json(), digest, "/v1/reencrypt"
+        signed, body, digest = kept
+        return signed, body, digest, "/v1/reencrypt"
 
     def _nonce(self, key: tuple[bytes, tuple[bytes, ...], int]) -> int:
         """One nonce per read (policy, capsules, deadline) for all its proxies."""
