@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 import umbral_pre
@@ -56,6 +56,15 @@ __all__ = [
 FailureKind = Literal["down", "timeout", "refused", "bad_fragment", "bad_response"]
 #: Signed requests a client keeps for retries (each well under 1 KiB with its capsules).
 _SIGNED_KEPT = 4096
+
+
+class _Prepared(NamedTuple):
+    """A signed request kept for retries, with its JSON body and the digest its answer
+    is bound to."""
+
+    signed: SignedRequest
+    body: dict[str, Any]
+    digest: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +184,8 @@ class ThresholdClient:
         # read sends the same request, which a proxy answers again without logging twice.
         # One nonce per read for all its proxies: the patient's audit groups a read by it.
         # Both bounded (oldest out): a long-lived client reads on.
-        self._signed: OrderedDict[
-            tuple[str, bytes, tuple[bytes, ...], int], tuple[SignedRequest, dict[str, Any], bytes]
-        ] = OrderedDict()
+        self._signed: OrderedDict[tuple[str, bytes, tuple[bytes, ...], int], _Prepared]
+        self._signed = OrderedDict()
         self._nonces: OrderedDict[tuple[bytes, tuple[bytes, ...], int], int] = OrderedDict()
         #: Evidence gathered by every call so far (also on calls that raised).
         self.evidence: list[Evidence] = []
@@ -402,7 +410,7 @@ class ThresholdClient:
                 signature=bytes(Account.unsafe_sign_hash(digest, self._key).signature),
                 capsules=tuple(capsule_bytes),
             )
-            kept = self._signed[key] = (signed, signed.to_json(), digest)
+            kept = self._signed[key] = _Prepared(signed, signed.to_json(), digest)
             while len(self._signed) > _SIGNED_KEPT:
                 self._signed.popitem(last=False)
         signed, body, digest = kept

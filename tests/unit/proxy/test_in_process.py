@@ -430,8 +430,8 @@ async def test_a_long_lived_client_keeps_a_bounded_number_of_signed_requests(
         assert len(client._signed) == 4
         kept = dict(client._signed)
         await client.reencrypt(policy, [entry.capsule], deadline=base + 4)  # a retry
-        assert {k: v.request.nonce for k, v in client._signed.items()} == {
-            k: v.request.nonce for k, v in kept.items()
+        assert {k: v.signed.request.nonce for k, v in client._signed.items()} == {
+            k: v.signed.request.nonce for k, v in kept.items()
         }
 
 
