@@ -30,22 +30,20 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import umbral_pre
+from _actors import devnet_actors
 from eth_account import Account
 from web3 import Web3
 
 from emrshare.chain.artifacts import load_artifact
-from emrshare.crypto import IndexEntry, MemberKeys, PatientKeys, seal_entry
+from emrshare.crypto import IndexEntry, PatientKeys, seal_entry
 from emrshare.crypto.envelope import DataKey, decrypt_bytes, encrypt_bytes
-from emrshare.devnet import DEVNET_PASSWORD, dev_private_keys, devnet_down, devnet_up
+from emrshare.devnet import dev_private_keys
 from emrshare.network import Network
-from emrshare.roles import Patient, Profiles, Provider
 from emrshare.types import Cid
 
 
@@ -189,24 +187,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=50)
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="emrshare-e2e-"))
-    data = tmp / "data"
-    print("starting devnet (anvil, 3 proxies at 2-of-3, LocalStore)…", flush=True)
-    devnet_up(data, password=DEVNET_PASSWORD)
-    try:
-        profiles = Profiles(data)
-        net = Network.from_config(profiles.network_path)
-        a_keys = profiles.unlock("hospital-a", DEVNET_PASSWORD)
-        b_keys = profiles.unlock("hospital-b", DEVNET_PASSWORD)
-        p_keys = profiles.unlock("patient", DEVNET_PASSWORD)
-        assert isinstance(a_keys, MemberKeys) and isinstance(b_keys, MemberKeys)
-        assert isinstance(p_keys, PatientKeys)
-        a = Provider(net, a_keys, state_dir=tmp / "a")
-        b = Provider(net, b_keys, state_dir=tmp / "b")
-        patient = Patient(net, p_keys, state_dir=tmp / "p")
-        patient.authorize_writer(a.address, "lab")
-        patient.authorize_writer(a.address, "bulk", new_category=True)
-
+    with devnet_actors("emrshare-e2e-") as world:
+        net, a, b, patient, p_keys = world.net, world.a, world.b, world.patient, world.patient_keys
         floors = Floors(net, dev_private_keys(12)[11])
         known = {a.address, b.address, patient.address} | {m.account for m in net.proxies()}
         assert floors.account.address not in known, "the floor account is in use"
@@ -305,11 +287,6 @@ def main() -> int:
             "entry_bytes": entry_size,
             "load_average": os.getloadavg()[0],
         }
-        for actor in (a, b, patient):
-            actor.close()
-        net.close()
-    finally:
-        devnet_down(data)
     print(json.dumps(result, sort_keys=True))
     return 0
 

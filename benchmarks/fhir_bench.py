@@ -33,15 +33,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _actors import devnet_actors
 from fhir.resources import get_fhir_model_class as r5_model
 from fhir.resources.R4B import get_fhir_model_class as r4b_model
 
 from emrshare.chain.relayed import DirectSubmitter
-from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.devnet import DEVNET_PASSWORD, devnet_down, devnet_up
+from emrshare.crypto import PatientKeys
 from emrshare.fhir import CategoryMapping, read_resources
-from emrshare.network import Network
-from emrshare.roles import Patient, Profiles, Provider
+from emrshare.roles import Patient
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,17 +112,9 @@ def main() -> int:
     parse_rate = parsed / parse_s
     print(f"{parsed} resources; raw fhir.resources parse: {parse_rate:,.0f}/s", flush=True)
 
-    data = tmp / "data"
-    print("starting devnet (anvil, 3 proxies at 2-of-3, LocalStore)…", flush=True)
-    devnet_up(data, password=DEVNET_PASSWORD)
-    try:
-        profiles = Profiles(data)
-        net = Network.from_config(profiles.network_path)
-        a_keys = profiles.unlock("hospital-a", DEVNET_PASSWORD)
-        b_keys = profiles.unlock("hospital-b", DEVNET_PASSWORD)
-        assert isinstance(a_keys, MemberKeys) and isinstance(b_keys, MemberKeys)
-        hospital = Provider(net, a_keys, state_dir=tmp / "a")
-        reader = Provider(net, b_keys, state_dir=tmp / "b")
+    with devnet_actors(tmp, authorize=False) as world:
+        net, hospital, reader = world.net, world.a, world.b
+        a_keys = hospital.keys
         # The patients hold no ETH: the hospital's funded key carries their signed
         # operations through the forwarder (what a hospital does for its own patients).
         pays = DirectSubmitter(net.contracts_for(a_keys.ethereum_key).client,
@@ -191,11 +182,8 @@ def main() -> int:
             "read_200_observations_p50_ms": round(statistics.median(read_ms), 1),
             "peak_rss_mib": round(peak_rss_mib(), 1),
         }
-        for actor in (hospital, reader, *patients):
+        for actor in patients:
             actor.close()
-        net.close()
-    finally:
-        devnet_down(data)
     print(json.dumps(result, sort_keys=True))
     return 0
 

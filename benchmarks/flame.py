@@ -22,16 +22,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from emrshare.crypto import MemberKeys, PatientKeys
-from emrshare.devnet import DEVNET_PASSWORD, devnet_down, devnet_up
-from emrshare.network import Network
-from emrshare.roles import Patient, Profiles, Provider
+from _actors import devnet_actors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,24 +69,9 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix="emrshare-flame-"))
-    data = tmp / "data"
-    print("starting devnet (anvil, 3 proxies at 2-of-3, LocalStore)…", flush=True)
-    devnet_up(data, password=DEVNET_PASSWORD)
     result: dict[str, object] = {"benchmark": "flame"}
-    try:
-        profiles = Profiles(data)
-        net = Network.from_config(profiles.network_path)
-        a_keys = profiles.unlock("hospital-a", DEVNET_PASSWORD)
-        b_keys = profiles.unlock("hospital-b", DEVNET_PASSWORD)
-        p_keys = profiles.unlock("patient", DEVNET_PASSWORD)
-        assert isinstance(a_keys, MemberKeys) and isinstance(b_keys, MemberKeys)
-        assert isinstance(p_keys, PatientKeys)
-        a = Provider(net, a_keys, state_dir=tmp / "a")
-        b = Provider(net, b_keys, state_dir=tmp / "b")
-        patient = Patient(net, p_keys, state_dir=tmp / "p")
-        patient.authorize_writer(a.address, "lab")
-        patient.authorize_writer(a.address, "bulk", new_category=True)
+    with devnet_actors("emrshare-flame-") as world:
+        a, b, patient = world.a, world.b, world.patient
         a.add_records(patient.address, "bulk", [os.urandom(2048) for _ in range(50)])  # warm
         a.add_record(patient.address, "lab", os.urandom(10_240))
 
@@ -114,12 +95,6 @@ def main() -> int:
             for i in range(args.reads):
                 b.read(patient.address, ids[i % len(ids)])
             result["read_ms"] = round((time.perf_counter() - t0) / args.reads * 1000, 2)
-        for actor in (a, b, patient):
-            actor.close()
-        net.close()
-    finally:
-        devnet_down(data)
-        shutil.rmtree(tmp, ignore_errors=True)
     result["svgs"] = [f"flame-{k}.svg" for k in ("bulk", "add", "read")]
     result["load_average"] = round(os.getloadavg()[0], 2)
     print(f"flame graphs in {args.out}: {', '.join(result['svgs'])}")  # type: ignore[arg-type]
