@@ -223,7 +223,7 @@ def test_attack_epoch_not_on_chain(net: Net) -> None:
     r = net.as_(PATIENT).index.append(p, TAG, 0, b"sealed")
     (log,) = r.logs
     data = bytes(log["data"])
-    assert decode(["uint64", "bytes32", "bytes"], data) == (
+    assert decode(["uint64", "bytes28", "bytes"], data) == (
         0,
         r.event(EntryAppended).head,
         b"sealed",
