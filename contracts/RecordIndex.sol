@@ -83,10 +83,12 @@ contract RecordIndex is PatientContext {
     /// @notice Emitted after an entry is appended. Its record id is
     /// `keccak256(abi.encode(patient, tag, author, sequence))` ({recordIdOf}); it is not
     /// repeated in the event because every byte of event data costs gas on every record.
+    /// Readers find entries by patient and tag; the author is data, not a topic (a topic
+    /// costs 375 gas, a data word 256), and stays as visible as before.
     event EntryAppended(
         address indexed patient,
         bytes32 indexed tag,
-        address indexed author,
+        address author,
         uint64 sequence,
         bytes28 head,
         bytes entry
