@@ -26,6 +26,7 @@ from emrshare.crypto import (
     DEFAULT_CHUNK_SIZE,
     SUITE_AES256GCM,
     DataKey,
+    EntryContext,
     IndexEntry,
     MemberKeys,
     PatientKeys,
@@ -230,6 +231,7 @@ def umbral_section() -> list[tuple[str, float]]:
     )
     cpk = patient.category_public_key("labs", 0)
     sealed = seal_entry(entry, cpk)
+    origin = EntryContext(entry.record_id, entry.author, "labs", 0)
     sealed_bytes = bytes(sealed)
     policy = PolicyId(os.urandom(32))
 
@@ -300,9 +302,16 @@ def umbral_section() -> list[tuple[str, float]]:
         ),
         (
             "requester: open entry from 2 verified cfrags",
-            per_op(lambda: open_entry_as_grantee(sealed, grantee, gmap, check.verified.values())),
+            per_op(
+                lambda: open_entry_as_grantee(
+                    sealed, grantee, gmap, check.verified.values(), origin=origin
+                )
+            ),
         ),
-        ("patient: open entry", per_op(lambda: open_entry(sealed, patient, "labs", 0))),
+        (
+            "patient: open entry",
+            per_op(lambda: open_entry(sealed, patient, "labs", 0, origin=origin)),
+        ),
         ("author: verify signature", per_op(lambda: entry.verify_author(patient.address))),
     ]
 

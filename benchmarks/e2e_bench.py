@@ -41,6 +41,7 @@ from web3 import Web3
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.crypto import IndexEntry, PatientKeys, seal_entry
+from emrshare.crypto.entry import COMPACT_ENTRY_SIZE
 from emrshare.crypto.envelope import DataKey, decrypt_bytes, encrypt_bytes
 from emrshare.devnet import dev_private_keys
 from emrshare.network import Network
@@ -165,7 +166,7 @@ class Umbral:
         self.record_id = os.urandom(32)
         self.envelope = encrypt_bytes(content, self.data_key, self.record_id)
         self.capsule, self.ciphertext = umbral_pre.encrypt(
-            self.delegating.public_key(), os.urandom(704)
+            self.delegating.public_key(), os.urandom(COMPACT_ENTRY_SIZE)
         )
 
     def open(self) -> None:

@@ -9,7 +9,7 @@ import {PatientForwarder} from "./PatientForwarder.sol";
 /// @notice Each patient's append-only index of sealed entries (opaque bytes: header, Umbral
 /// capsule, ciphertext), grouped by blinded category tag. Entries live in event data only;
 /// storage keeps what the rules need: writer authorizations with a per-(patient, tag, writer)
-/// next sequence number, and a per-patient hash-chain head and count.
+/// next sequence number, and a per-patient hash-chain head and count in one slot.
 ///
 /// Exactly-once: an append names the sequence number of its first entry, which must equal
 /// the stored next sequence of (patient, tag, sender). Record ids are derived from
@@ -24,10 +24,13 @@ import {PatientForwarder} from "./PatientForwarder.sol";
 /// let observers link a category's tags across epochs. {rekeyWriters} moves a tag's writers
 /// to the new tag in the same transaction that revokes them on the old one.
 ///
-/// Hash chain: `head' = keccak256(abi.encode(head, recordId, keccak256(entry)))`,
+/// Hash chain: `head' = bytes28(keccak256(abi.encode(head, recordId, keccak256(entry))))`,
 /// starting from zero; every {EntryAppended} carries the new head, so a reader that
 /// recomputes the chain detects dropped, reordered or forged events, and compares the final
-/// head and count with {chainOf} to detect events dropped at the end.
+/// head and count with {chainOf} to detect events dropped at the end. The head is 224 bits
+/// so that head and count (uint32) share one storage slot: one SSTORE per append instead of
+/// two. Forging a chain that ends at the same head is a collision search on a 224-bit hash
+/// (about 2**112 work), the same margin as the 224-bit grant bindings.
 ///
 /// A patient acts directly or through the {PatientForwarder} (signed, relayed, no ETH);
 /// writers (hospitals) call directly.
@@ -44,15 +47,15 @@ contract RecordIndex is PatientContext {
     }
 
     struct Chain {
-        bytes32 head;
-        uint64 count;
+        bytes28 head;
+        uint32 count;
     }
 
     ConsortiumRegistry private immutable _registry;
     mapping(address patient => mapping(bytes32 tag => mapping(address writer => Writer)))
         private _writers;
-    mapping(address patient => bytes32) private _heads;
-    mapping(address patient => uint256) private _counts;
+    /// `bytes28 head | uint32 count`: the head in the high 224 bits, the count in the low 32.
+    mapping(address patient => uint256) private _chains;
 
     /// @notice The sender may not append to that patient's tag.
     error RecordIndex_NotAuthorized(address patient, bytes32 tag, address writer);
@@ -80,12 +83,14 @@ contract RecordIndex is PatientContext {
     /// @notice Emitted after an entry is appended. Its record id is
     /// `keccak256(abi.encode(patient, tag, author, sequence))` ({recordIdOf}); it is not
     /// repeated in the event because every byte of event data costs gas on every record.
+    /// Readers find entries by patient and tag; the author is data, not a topic (a topic
+    /// costs 375 gas, a data word 256), and stays as visible as before.
     event EntryAppended(
         address indexed patient,
         bytes32 indexed tag,
-        address indexed author,
+        address author,
         uint64 sequence,
-        bytes32 head,
+        bytes28 head,
         bytes entry
     );
     /// @notice Emitted after a patient authorizes a writer for a tag. `sealedPayload` is
@@ -158,10 +163,10 @@ contract RecordIndex is PatientContext {
     {
         (Writer storage w, address author) = _checkedWriter(patient, tag, sequence);
         w.nextSequence = sequence + 1;
-        bytes32 head;
-        (recordId, head) = _link(_heads[patient], patient, tag, author, sequence, entry, 0);
-        _heads[patient] = head;
-        ++_counts[patient];
+        uint256 chain = _chains[patient];
+        bytes28 head;
+        (recordId, head) = _link(bytes28(bytes32(chain)), patient, tag, author, sequence, entry, 0);
+        _chains[patient] = _packChain(head, uint32(chain) + 1);
         emit EntryAppended(patient, tag, author, sequence, head, entry);
     }
 
@@ -179,7 +184,8 @@ contract RecordIndex is PatientContext {
         if (n == 0) revert RecordIndex_EmptyBatch();
         (Writer storage w, address author) = _checkedWriter(patient, tag, firstSequence);
         w.nextSequence = firstSequence + uint64(n);
-        bytes32 head = _heads[patient];
+        uint256 chain = _chains[patient];
+        bytes28 head = bytes28(bytes32(chain));
         for (uint256 i = 0; i < n; ++i) {
             // Nothing allocated in one iteration is used by the next: rewinding the free
             // memory pointer keeps memory (and its quadratic cost) from growing with n.
@@ -194,8 +200,9 @@ contract RecordIndex is PatientContext {
                 mstore(0x40, freeMemory)
             }
         }
-        _heads[patient] = head;
-        _counts[patient] += n;
+        // Checked addition: a count past 2**32 - 1 reverts rather than wrapping (n itself,
+        // bounded by calldata, is far below 2**32).
+        _chains[patient] = _packChain(head, uint32(chain) + uint32(n));
     }
 
     // ----------------------------------------------------------------- reads
@@ -234,7 +241,8 @@ contract RecordIndex is PatientContext {
 
     /// @notice The patient's hash-chain head and number of entries.
     function chainOf(address patient) external view returns (Chain memory) {
-        return Chain(_heads[patient], uint64(_counts[patient]));
+        uint256 chain = _chains[patient];
+        return Chain(bytes28(bytes32(chain)), uint32(chain));
     }
 
     /// @notice The record id of the entry `writer` appends under (`patient`, `tag`) with `sequence`.
@@ -273,20 +281,24 @@ contract RecordIndex is PatientContext {
         }
     }
 
+    function _packChain(bytes28 head, uint32 count) private pure returns (uint256) {
+        return uint256(bytes32(head)) | count;
+    }
+
     function _link(
-        bytes32 head,
+        bytes28 head,
         address patient,
         bytes32 tag,
         address author,
         uint64 sequence,
         bytes calldata entry,
         uint256 index
-    ) private pure returns (bytes32 recordId, bytes32 newHead) {
+    ) private pure returns (bytes32 recordId, bytes28 newHead) {
         if (entry.length == 0 || entry.length > MAX_ENTRY_BYTES) {
             revert RecordIndex_InvalidEntry(index, entry.length);
         }
         recordId = keccak256(abi.encode(patient, tag, author, sequence));
-        newHead = keccak256(abi.encode(head, recordId, keccak256(entry)));
+        newHead = bytes28(keccak256(abi.encode(head, recordId, keccak256(entry))));
     }
 
     function _authorize(address patient, bytes32 tag, address writer, bytes calldata sealedPayload)

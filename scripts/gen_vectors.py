@@ -25,6 +25,7 @@ from emrshare.crypto import (
     IndexEntry,
     MemberKeys,
     PatientKeys,
+    SealedEntry,
     encrypt_bytes,
     make_grant,
     open_sealed_kfrag,
@@ -129,7 +130,26 @@ def main() -> None:
     }
 
     entry = entry_for(patient, writer, "labs", 0)
-    sealed = seal_entry(entry, patient.category_public_key("labs", 0))
+    # index_entry: the padded 1.1 form (still written for entries 1.2 cannot hold);
+    # index_entry_compact: the 1.2 form every entry with a common media type now takes.
+    capsule, ciphertext = umbral_pre.encrypt(
+        patient.category_public_key("labs", 0), entry.encode(minor=1)
+    )
+    sealed = SealedEntry(capsule, bytes(ciphertext))
+    compact = seal_entry(entry, patient.category_public_key("labs", 0))
+    index_entry_compact = {
+        "description": "a compact (1.2) index entry: the record id and author come from its "
+        "chain event, category and epoch from the key; its author digest and a sealed copy",
+        "patient_seed": seed("patient").hex(),
+        "author_seed": seed("writer").hex(),
+        "record_id": bytes(entry.record_id).hex(),
+        "author": entry.author,
+        "category": "labs",
+        "epoch": 0,
+        "author_digest": entry.author_digest(patient.address).hex(),
+        "encoding": bytes(entry).hex(),
+        "sealed": bytes(compact).hex(),
+    }
     index_entry = {
         "description": "an index entry, its author digest/signature and a sealed copy",
         "patient_seed": seed("patient").hex(),
@@ -138,7 +158,7 @@ def main() -> None:
         "epoch": 0,
         "author_digest": entry.author_digest(patient.address).hex(),
         "author_signature": entry.author_signature.hex(),
-        "encoding": bytes(entry).hex(),
+        "encoding": entry.encode(minor=1).hex(),
         "sealed": bytes(sealed).hex(),
         "capsule_hash": sealed.capsule_hash.hex(),
     }
@@ -179,6 +199,7 @@ def main() -> None:
         ("keys", keys),
         ("envelope", envelope),
         ("index_entry", index_entry),
+        ("index_entry_compact", index_entry_compact),
         ("grant", grants),
     ):
         if only and name not in only:

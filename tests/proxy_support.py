@@ -18,7 +18,7 @@ from web3.types import Wei
 
 from emrshare.chain.artifacts import load_artifact
 from emrshare.chain.deploy import deploy_contracts
-from emrshare.crypto.entry import IndexEntry, SealedEntry, seal_entry
+from emrshare.crypto.entry import EntryContext, IndexEntry, SealedEntry, seal_entry
 from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import Grant, GranteeMap, make_grant, open_grantee_map
 from emrshare.crypto.keys import MemberKeys, PatientKeys
@@ -56,6 +56,7 @@ class Consortium:
         self.w3 = w3
         self.admin = self.w3.eth.account.from_key(admin_key).address
         self.deployment = deploy_contracts(self.w3, admin_key, admins=[self.admin])
+        self._origins: dict[bytes, EntryContext] = {}
         self.c = {
             name: self.w3.eth.contract(
                 address=Web3.to_checksum_address(self.deployment.address_of(name)),
@@ -135,7 +136,14 @@ class Consortium:
                 index.functions.append(patient.address, tag, seq, bytes(sealed)),
             )
             out.append(sealed)
+            self._origins[bytes(sealed)] = EntryContext(
+                entry.record_id, entry.author, category, epoch
+            )
         return out
+
+    def origin_of(self, sealed: SealedEntry) -> EntryContext:
+        """Where :meth:`append` put ``sealed`` (what opening a 1.2 entry needs)."""
+        return self._origins[bytes(sealed)]
 
     def grant(
         self,

@@ -146,7 +146,11 @@ def _scenario(w: World, patients: int) -> tuple[list[Any], dict[str, bytes], lis
             for r in p.records():
                 if r.record_id == ev.record_id and r.category is not None:
                     entry = open_entry(
-                        SealedEntry.from_bytes(bytes(ev.entry)), p.keys, r.category, r.epoch
+                        SealedEntry.from_bytes(bytes(ev.entry)),
+                        p.keys,
+                        r.category,
+                        r.epoch,
+                        origin=ev,
                     )
                     cids.append(str(entry.cid))
         out.append(p)

@@ -41,7 +41,7 @@ contract IndexHandler {
     Writer public immutable grantee;
     bytes32[2] public tags = [bytes32(uint256(1)), bytes32(uint256(2))];
 
-    bytes32 public ghostHead;
+    bytes28 public ghostHead;
     uint256 public ghostCount;
     mapping(address => mapping(bytes32 => uint64)) public ghostSeq;
     bool public duplicateLanded;
@@ -79,7 +79,7 @@ contract IndexHandler {
 
     function _model(address writer, bytes32 tag, uint64 seq, bytes memory e) private {
         bytes32 rid = keccak256(abi.encode(address(this), tag, writer, seq));
-        ghostHead = keccak256(abi.encode(ghostHead, rid, keccak256(e)));
+        ghostHead = bytes28(keccak256(abi.encode(ghostHead, rid, keccak256(e))));
         ++ghostCount;
         ghostSeq[writer][tag] = seq + 1;
     }

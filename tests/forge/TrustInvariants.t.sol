@@ -58,7 +58,7 @@ contract TrustHandler {
     mapping(address => mapping(bytes32 => uint16)) public ghostGeneration;
     mapping(address => mapping(bytes32 => mapping(uint16 => uint40))) public ghostEndedAt;
 
-    mapping(address => bytes32) public ghostHead;
+    mapping(address => bytes28) public ghostHead;
     mapping(address => uint256) public ghostCount;
     mapping(address => mapping(bytes32 => mapping(address => uint64))) public ghostSeq;
     mapping(address => mapping(bytes32 => mapping(address => bool))) public ghostAuthorized;
@@ -395,7 +395,7 @@ contract TrustHandler {
 
     function _model(address pa, bytes32 tag, address author, uint64 seq, bytes memory e) private {
         bytes32 rid = keccak256(abi.encode(pa, tag, author, seq));
-        ghostHead[pa] = keccak256(abi.encode(ghostHead[pa], rid, keccak256(e)));
+        ghostHead[pa] = bytes28(keccak256(abi.encode(ghostHead[pa], rid, keccak256(e))));
         ++ghostCount[pa];
         ghostSeq[pa][tag][author] = seq + 1;
         ++appends;

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: The head of an empty index hash chain.
-ZERO_HEAD = bytes(32)
+ZERO_HEAD = bytes(28)
 
 #: Length of a grant's binding to its grantee and proxies (``bytes27`` on chain).
 BINDING_BYTES = 27
@@ -144,9 +144,15 @@ def scope_hash(record_ids: Iterable[bytes]) -> bytes:
 
 
 def next_head(head: bytes, rid: bytes, entry: bytes) -> bytes:
-    """One step of a patient's index hash chain:
-    ``keccak256(abi.encode(head, recordId, keccak256(entry)))``."""
-    return keccak(abi_encode(["bytes32", "bytes32", "bytes32"], [head, rid, keccak(entry)]))
+    """One step of a patient's index hash chain (28 bytes):
+    ``bytes28(keccak256(abi.encode(bytes28 head, recordId, keccak256(entry))))``.
+
+    224 bits so that the contract keeps head and count in one storage slot; a second chain
+    ending at the same head is a 224-bit collision search (about 2**112 work).
+    """
+    return bytes(keccak(abi_encode(["bytes28", "bytes32", "bytes32"], [head, rid, keccak(entry)])))[
+        :28
+    ]
 
 
 def purpose_code(code: str) -> bytes:

@@ -52,6 +52,7 @@ Writers (:mod:`.writers`) and sealing (:mod:`.sealing`)
 """
 
 from emrshare.crypto.entry import (
+    EntryContext,
     IndexEntry,
     SealedEntry,
     author_digest,
@@ -117,6 +118,7 @@ __all__ = [
     "EnvelopeInfo",
     "Grant",
     "GranteeMap",
+    "EntryContext",
     "IndexEntry",
     "MemberKeys",
     "MemberPublicKeys",

@@ -1,9 +1,14 @@
 """Index entries: the encrypted pointer + data key a patient's on-chain index holds.
 
-An :class:`IndexEntry` is encoded canonically (header ``EMIE`` 1.1, u16be length, canonical
-CBOR array, zero padding to :data:`ENTRY_SIZE` bytes, so the sealed entry's length says
-nothing about the category name, media type or CID; 1.0, unpadded, is still read),
-then sealed with Umbral to the patient's (category, epoch) public key. The result, a
+An :class:`IndexEntry` is encoded canonically: ``EMIE`` 1.2, a fixed
+:data:`COMPACT_ENTRY_SIZE`-byte layout without the fields the chain event and the opening
+key already give (record id, author, category, epoch; see
+:mod:`emrshare.crypto._compact_entry`), whenever its CID and media type fit; else 1.1
+(u16be length, canonical CBOR array, zero padding to :data:`ENTRY_SIZE` bytes). Either way
+the sealed entry's length says nothing about the category name or CID; it tells only
+whether the media type is one of :data:`emrshare._media.MEDIA_TYPE_CODES`. 1.0 (release 1,
+unpadded) is still read. The entry is then sealed with Umbral to the patient's (category,
+epoch) public key. The result, a
 :class:`SealedEntry` (header ``EMSE`` 1.0 + capsule + ciphertext), is what goes on chain.
 Anyone can parse a ``SealedEntry`` and hash its capsule; only the patient, or a grantee
 holding M verified capsule fragments, can open it.
@@ -18,17 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import coincurve
 import umbral_pre
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_keys.datatypes import PublicKey as EthPublicKey
 from eth_utils.crypto import keccak
 
 from emrshare._addresses import address_bytes as _address_bytes
 from emrshare._addresses import checksum as _checksum
 from emrshare._media import MAX_MEDIA_TYPE_BYTES, validate_media_type
+from emrshare.crypto._compact_entry import COMPACT_BODY_SIZE, CompactBody, EntryContext, EntryOrigin
+from emrshare.crypto._eip191 import recover_eip191, sign_eip191
 from emrshare.crypto._wire import (
     HEADER_SIZE,
     cbor_decode_list,
@@ -49,6 +52,7 @@ from emrshare.crypto.keys import (
 )
 from emrshare.errors import (
     DecryptionError,
+    InvalidInput,
     Unavailable,
     VerificationError,
     WireFormatError,
@@ -56,7 +60,10 @@ from emrshare.errors import (
 from emrshare.types import Address, Cid, RecordId
 
 __all__ = [
+    "COMPACT_ENTRY_SIZE",
     "ENTRY_SIZE",
+    "EntryContext",
+    "EntryOrigin",
     "MAX_MEDIA_TYPE_BYTES",
     "IndexEntry",
     "SealedEntry",
@@ -70,8 +77,11 @@ __all__ = [
 ]
 
 ENTRY_BRAND = b"EMIE"
-#: Index entries are written as version 1.1 (padded); 1.0 (release 1, unpadded) is read.
-ENTRY_MINOR = 1
+#: Index entries are written as version 1.2 (compact) when they fit, else 1.1 (padded);
+#: 1.0 (release 1, unpadded) is still read.
+ENTRY_MINOR = 2
+#: Every 1.2 entry encoding (header included) is this many bytes (333 sealed).
+COMPACT_ENTRY_SIZE = HEADER_SIZE + COMPACT_BODY_SIZE
 #: The longest CID an entry carries, in bytes (a CIDv1 sha2-256 in base32 takes 59).
 MAX_CID_BYTES = 256
 #: Every entry encoding (header included) is padded to this many bytes: the longest valid
@@ -84,8 +94,6 @@ _CAPSULE_SIZE = 105
 #: The shortest well-formed sealed entry: header, capsule length, capsule, one byte.
 _SEALED_MIN = 6 + 2 + _CAPSULE_SIZE + 1
 _AUTHOR_DOMAIN = keccak(b"emrshare.IndexEntry.author.v1")
-#: Half the secp256k1 group order: the largest ``s`` of a canonical (low-s) signature.
-_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 
 def author_digest(
@@ -233,13 +241,36 @@ class IndexEntry:
             )
 
     def __bytes__(self) -> bytes:
-        """The padded encoding (version 1.1, always :data:`ENTRY_SIZE` bytes).
+        """The encoding: 1.2 (:data:`COMPACT_ENTRY_SIZE` bytes) if the entry fits it, else
+        1.1 (:data:`ENTRY_SIZE` bytes). See :meth:`encode`."""
+        return self.encode()
 
-        Raises :class:`InvalidMediaType` if the media type is longer than
-        :data:`MAX_MEDIA_TYPE_BYTES` (an entry read from a release-1 encoding may be).
+    def encode(self, minor: int | None = None) -> bytes:
+        """The encoding of version 1.``minor`` (1 or 2); None: 1.2 if the CID and media
+        type fit it, else 1.1. Raises :class:`WireFormatError` if the entry does not fit
+        1.2 and 1.2 was asked for, :class:`InvalidMediaType` if the media type is longer
+        than :data:`MAX_MEDIA_TYPE_BYTES` (an entry read from a release-1 encoding may be).
         """
         validate_media_type(self.media_type)
-        return header(ENTRY_BRAND, 1, ENTRY_MINOR) + pad(
+        if minor in (None, 2):
+            body = CompactBody(
+                self.cid,
+                self.data_key.key,
+                self.plaintext_sha256,
+                self.size,
+                self.created_at,
+                self.media_type,
+                self.author_signature,
+            ).encode()
+            if body is not None:
+                return header(ENTRY_BRAND, 1, 2) + body
+            if minor == 2:
+                raise WireFormatError(
+                    "index entry: its CID, media type, size or time does not fit version 1.2"
+                )
+        elif minor != 1:
+            raise WireFormatError(f"index entry: cannot write version 1.{minor}")
+        return header(ENTRY_BRAND, 1, 1) + pad(
             self._body(), ENTRY_SIZE - HEADER_SIZE, "index entry"
         )
 
@@ -261,10 +292,35 @@ class IndexEntry:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> IndexEntry:
-        """Parse the canonical encoding (does not check the author signature)."""
+    def from_bytes(cls, data: bytes, *, context: EntryContext | None = None) -> IndexEntry:
+        """Parse the canonical encoding (does not check the author signature).
+
+        A 1.2 encoding needs ``context`` (its record id, author, category and epoch);
+        without it, :class:`InvalidInput`. Older encodings carry those fields themselves
+        and ignore ``context`` (the opening functions compare them with it).
+        """
         minor, body = split_header(data, ENTRY_BRAND, 1, "index entry", max_minor=ENTRY_MINOR)
-        if minor >= 1:
+        if minor == 2:
+            if context is None:
+                raise InvalidInput(
+                    "a version 1.2 index entry leaves out its record id, author, category and "
+                    "epoch: pass context=EntryContext(...) from its chain event and key"
+                )
+            c = CompactBody.decode(body)
+            return cls(
+                context.record_id,
+                Cid(c.cid),
+                DataKey(c.data_key),
+                c.plaintext_sha256,
+                c.size,
+                c.media_type,
+                context.category,
+                context.epoch,
+                c.created_at,
+                context.author,
+                c.author_signature,
+            )
+        if minor == 1:
             body = unpad(body, ENTRY_SIZE - HEADER_SIZE, "index entry")
         f = cbor_decode_list(body, "index entry", 11)
         return cls(
@@ -280,64 +336,6 @@ class IndexEntry:
             _checksum(expect_bytes(f[9], "author", 20)),
             f[10],
         )
-
-
-def recover_eip191(digest: bytes, signature: bytes) -> Address | None:
-    """The address that EIP-191-signed ``digest``, or None for a malformed signature."""
-    # Fast path: secp256k1 recovery in umbral-pre's Rust code (eth-account's pure-Python
-    # recovery costs ~7 ms, this ~0.8 ms). Both do standard ECDSA public-key recovery;
-    # whatever the fast path cannot parse is left to eth-account to decide.
-    if (
-        len(signature) != 65
-        or signature[64] not in (27, 28)
-        or int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N
-    ):
-        # eth-account also reads v as 0/1 or EIP-155 (>= 35), and (r, n - s) with the
-        # other v is the same signature: one signature would have many encodings.
-        # Authors always write low s and v = 27/28 (see sign_eip191, EIP-2).
-        return None
-    prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
-    try:
-        rec = umbral_pre.RecoverableSignature.from_be_bytes(
-            signature[:64] + bytes([signature[64] - 27])
-        )
-        point = umbral_pre.PublicKey.recover_from_prehash(prehash, rec)
-        full = EthPublicKey.from_compressed_bytes(point.to_compressed_bytes())
-        return Address(full.to_checksum_address())
-    except Exception:  # noqa: S110 - fall through to the authoritative slow path
-        pass
-    try:
-        return Address(
-            Account.recover_message(encode_defunct(primitive=digest), signature=signature)
-        )
-    except Exception:  # eth-account raises several types for malformed signatures
-        return None
-
-
-def _keccak(data: bytes) -> bytes:
-    return bytes(keccak(data))
-
-
-def sign_eip191(digest: bytes, key: bytes) -> tuple[bytes, Address]:
-    """EIP-191 ``personal_sign`` of a 32-byte digest: 65 bytes (r, s, v = 27/28), and
-    the signer's address.
-
-    The same signature eth-account's ``sign_message`` makes (its coincurve backend signs
-    with libsecp256k1's deterministic RFC 6979 nonces and low s), without its per-call
-    key parsing and object layers, which dominated bulk writes.
-    """
-    prehash = _keccak(b"\x19Ethereum Signed Message:\n32" + digest)
-    try:
-        if not isinstance(key, bytes) or len(key) != 32:
-            raise ValueError("not a 32-byte key")
-        private = coincurve.PrivateKey(key)
-    except Exception:
-        # Not a valid key: let eth-account raise its usual error.
-        signed = Account.sign_message(encode_defunct(primitive=digest), key)
-        return bytes(signed.signature), Address(Account.from_key(key).address)
-    raw = private.sign_recoverable(prehash, hasher=None)
-    address = _checksum(_keccak(private.public_key.format(compressed=False)[1:])[-20:])
-    return raw[:64] + bytes([raw[64] + 27]), address
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +357,7 @@ class SealedEntry:
     @property
     def capsule_hash(self) -> bytes:
         """keccak256 of the capsule bytes: what proxy requests sign and proxies check."""
-        return _keccak(bytes(self.capsule))
+        return bytes(keccak(bytes(self.capsule)))
 
     def __bytes__(self) -> bytes:
         cap = bytes(self.capsule)
@@ -404,7 +402,18 @@ def seal_entry(entry: IndexEntry, category_public_key: umbral_pre.PublicKey) -> 
     return SealedEntry(capsule, bytes(ciphertext))
 
 
-def _check_scope(entry: IndexEntry, category: str, epoch: int) -> IndexEntry:
+def _opened(plain: bytes, category: str, epoch: int, origin: EntryOrigin | None) -> IndexEntry:
+    plain = bytes(plain)
+    if origin is None and plain[:6] == header(ENTRY_BRAND, 1, 2):
+        raise InvalidInput(
+            "a version 1.2 index entry takes its record id and author from its chain event: "
+            "pass origin= (the EntryAppended event) to open it"
+        )
+    context = None if origin is None else EntryContext.of(origin, category, epoch)
+    try:
+        entry = IndexEntry.from_bytes(plain, context=context)
+    except WireFormatError as exc:
+        raise DecryptionError() from exc
     if entry.category != category or entry.epoch != epoch:
         # The entry decrypted under this key but names another category/epoch: someone
         # sealed a mislabelled entry. Treat it as a forgery.
@@ -412,15 +421,34 @@ def _check_scope(entry: IndexEntry, category: str, epoch: int) -> IndexEntry:
             "the index entry names a different category or epoch than the key that "
             "opened it; do not trust this record"
         )
+    if context is not None and (
+        bytes(entry.record_id) != bytes(context.record_id) or entry.author != context.author
+    ):
+        # A 1.0/1.1 entry names its record id and author: they must be the event's.
+        raise VerificationError(
+            "the index entry names a different record id or author than its chain event; "
+            "do not trust this record"
+        )
     return entry
 
 
-def open_entry(sealed: SealedEntry, patient: PatientKeys, category: str, epoch: int) -> IndexEntry:
+def open_entry(
+    sealed: SealedEntry,
+    patient: PatientKeys,
+    category: str,
+    epoch: int,
+    *,
+    origin: EntryOrigin | None = None,
+) -> IndexEntry:
     """Open an entry as the patient, with the (category, epoch) key the tag names.
 
+    ``origin`` is the chain event that carried it (its record id and author): a 1.2 entry
+    does not repeat them, so it cannot be opened without (:class:`InvalidInput`); an older
+    entry's own must equal it.
+
     Raises :class:`DecryptionError` if the entry was not sealed to that key or was tampered
-    with, :class:`VerificationError` if it names another category or epoch. The author
-    signature is not checked here: call :meth:`IndexEntry.verify_author`.
+    with, :class:`VerificationError` if it names another category, epoch, record id or
+    author. The author signature is not checked here: call :meth:`IndexEntry.verify_author`.
     """
     try:
         plain = umbral_pre.decrypt_original(
@@ -428,14 +456,7 @@ def open_entry(sealed: SealedEntry, patient: PatientKeys, category: str, epoch: 
         )
     except Exception as exc:
         raise DecryptionError() from exc
-    return _check_scope(_parse_opened(plain), category, epoch)
-
-
-def _parse_opened(plain: bytes) -> IndexEntry:
-    try:
-        return IndexEntry.from_bytes(bytes(plain))
-    except WireFormatError as exc:
-        raise DecryptionError() from exc
+    return _opened(plain, category, epoch, origin)
 
 
 def open_entry_reencrypted(
@@ -447,8 +468,10 @@ def open_entry_reencrypted(
     threshold: int,
     category: str,
     epoch: int,
+    origin: EntryOrigin | None = None,
 ) -> IndexEntry:
-    """Open an entry from at least ``threshold`` distinct verified capsule fragments.
+    """Open an entry from at least ``threshold`` distinct verified capsule fragments
+    (``origin``: as :func:`open_entry`).
 
     Duplicates count once; fewer than ``threshold`` distinct fragments raise
     :class:`Unavailable`; a failed decryption raises :class:`DecryptionError`.
@@ -477,4 +500,4 @@ def open_entry_reencrypted(
         raise DecryptionError() from exc
     if plain is None:
         raise DecryptionError()
-    return _check_scope(_parse_opened(plain), category, epoch)
+    return _opened(plain, category, epoch, origin)

@@ -36,7 +36,7 @@ from emrshare.crypto._wire import (
     header,
     split_header,
 )
-from emrshare.crypto.entry import IndexEntry, SealedEntry, open_entry_reencrypted
+from emrshare.crypto.entry import EntryOrigin, IndexEntry, SealedEntry, open_entry_reencrypted
 from emrshare.crypto.guardian import GrantingKeys
 from emrshare.crypto.keys import (
     MAX_EPOCH,
@@ -481,12 +481,12 @@ def open_entry_as_grantee(
     grantee: MemberKeys,
     grantee_map: GranteeMap,
     verified_cfrags: Iterable[umbral_pre.VerifiedCapsuleFrag],
+    *,
+    origin: EntryOrigin | None = None,
 ) -> IndexEntry:
-    """Open a sealed entry from M distinct verified cfrags (requester side).
-
-    Raises :class:`Unavailable` (too few distinct fragments), :class:`DecryptionError`
-    or :class:`VerificationError` (entry names another category/epoch).
-    """
+    """Open a sealed entry from M distinct verified cfrags (requester side); ``origin``:
+    as :func:`~emrshare.crypto.entry.open_entry`. Raises :class:`Unavailable` (too few
+    distinct fragments), :class:`DecryptionError` or :class:`VerificationError`."""
     return open_entry_reencrypted(
         sealed,
         grantee.receiving_secret_key,
@@ -495,4 +495,5 @@ def open_entry_as_grantee(
         threshold=grantee_map.threshold,
         category=grantee_map.category,
         epoch=grantee_map.epoch,
+        origin=origin,
     )

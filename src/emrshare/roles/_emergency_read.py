@@ -282,7 +282,7 @@ class _TagReader:
                         raise
                     time.sleep(0.2)
             for i, (ev, s) in enumerate(zip(batch, sealed, strict=True)):
-                entry = open_entry_as_grantee(s, keys, gmap, result.cfrags[i])
+                entry = open_entry_as_grantee(s, keys, gmap, result.cfrags[i], origin=ev)
                 entry = check_entry(entry, ev, self.patient, gmap.epoch, self.members)
                 out.append(
                     EmergencyRecord(

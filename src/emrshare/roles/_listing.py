@@ -81,7 +81,7 @@ def _open(
 ) -> dict[bytes, IndexEntry]:
     out = {}
     for ev, entry, cfrags in zip(events, sealed, result.cfrags, strict=True):
-        opened = open_entry_as_grantee(entry, reader.keys, gmap, cfrags)
+        opened = open_entry_as_grantee(entry, reader.keys, gmap, cfrags, origin=ev)
         out[bytes(ev.record_id)] = check_entry(opened, ev, patient, gmap.epoch, reader.members)
     return out
 

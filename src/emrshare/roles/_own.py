@@ -82,7 +82,7 @@ class OwnIndex:
         return out
 
     def open(self, ev: EntryAppended, named: tuple[str, int]) -> IndexEntry:
-        entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), self.keys, *named)
+        entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), self.keys, *named, origin=ev)
         return check_entry(entry, ev, self.address, named[1], self._members)
 
     def find(

@@ -100,18 +100,14 @@ def check_entry(
     members: MembershipCache,
 ) -> IndexEntry:
     """An opened entry must be the one the chain event says it is (record id, author, the
-    epoch its tag stands for), signed by its author, and the author must be the patient
-    or an active Provider member at the block the entry was appended in.
-
-    A member suspended or removed later keeps its earlier records valid; a record
-    appended while it was not an active Provider is refused (the contract refuses such
-    appends too; a reader does not rely on that).
+    epoch its tag stands for; a 1.2 entry takes them from the event, and its signature
+    covers them), signed by its author, and the author must be the patient or an active
+    Provider member at the block the entry was appended in. A member suspended or removed
+    later keeps its earlier records valid; a record appended while it was not an active
+    Provider is refused (the contract refuses such appends too; a reader does not rely on it).
     """
-    if (
-        bytes(entry.record_id) != bytes(event.record_id)
-        or entry.epoch != epoch
-        or checksum(entry.author) != checksum(event.author)
-    ):
+    same_author = checksum(entry.author) == checksum(event.author)
+    if bytes(entry.record_id) != bytes(event.record_id) or entry.epoch != epoch or not same_author:
         raise VerificationError(
             f"index entry 0x{bytes(event.record_id).hex()} does not match its chain event "
             "(record id, epoch or author differ); do not trust this record"
@@ -452,5 +448,7 @@ class GrantedReader:
         self.last_evidence = keep_evidence(self.state_dir, evidence)
         for path in self.last_evidence:
             log.warning("a proxy signed a bad capsule fragment; evidence written to %s", path)
-        entry = open_entry_as_grantee(plan.sealed, self.keys, plan.grantee_map, result.cfrags[0])
+        entry = open_entry_as_grantee(
+            plan.sealed, self.keys, plan.grantee_map, result.cfrags[0], origin=plan.event
+        )
         return check_entry(entry, plan.event, plan.patient, plan.grantee_map.epoch, self.members)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 
 from emrshare.chain import GrantCreated
+from emrshare.crypto.entry import IndexEntry, seal_entry
+from emrshare.crypto.envelope import DataKey
 from emrshare.crypto.grants import make_grant
 from emrshare.crypto.keys import MemberKeys, PatientKeys
 from emrshare.crypto.writers import seal_writer_authorization
-from emrshare.types import CategoryTag, PolicyId
+from emrshare.types import CategoryTag, Cid, PolicyId, RecordId
 
 from .conftest import HOSPITAL, PATIENT, PROXY_A, Net
 
@@ -66,3 +68,40 @@ def test_budgets(net: Net) -> None:
     # 65 bytes of calldata) and the log reads the grant's window and the proxy's role.
     assert audit <= 60_000, audit
     assert audit10 / 10 <= 20_000, audit10 / 10
+
+
+def _real_entry_size() -> int:
+    """The sealed size of an entry as emrshare.crypto writes it (EMIE 1.2)."""
+    patient, writer = PatientKeys.generate(), MemberKeys.generate()
+    entry = IndexEntry.create(
+        patient=patient.address,
+        record_id=RecordId(os.urandom(32)),
+        cid=Cid("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"),
+        data_key=DataKey.generate(),
+        plaintext_sha256=os.urandom(32),
+        size=48_213,
+        media_type="application/fhir+json",
+        category="lab-results",
+        epoch=0,
+        created_at=1_700_000_000,
+        author_key=writer.ethereum_key,
+    )
+    return len(bytes(seal_entry(entry, patient.category_public_key("lab-results", 0))))
+
+
+def test_issue19_append_budgets_at_the_real_entry_size(net: Net) -> None:
+    """Issue 19's goals at the real sealed size: ≤ 350 bytes, single append ≤ 55,000,
+    ≤ 14,000 per record in a batch of 50. (A fresh patient's first append, 69,441 on anvil
+    and over the issue's 65,000, is measured by benchmarks/gas_report.py: this session's
+    patient already has a chain slot. See docs/contracts.md.)"""
+    size = _real_entry_size()
+    assert size <= 350, size
+    p, h = net.addr(PATIENT), net.addr(HOSPITAL)
+    tag = CategoryTag(b"\x78" * 32)
+    net.as_(PATIENT).index.authorize_writer(tag, h, os.urandom(200))
+    hosp = net.as_(HOSPITAL).index
+    hosp.append(p, tag, 0, os.urandom(size))  # this writer's first append under the tag
+    single = hosp.append(p, tag, 1, os.urandom(size)).gas_used
+    batch = hosp.append_batch(p, tag, 2, [os.urandom(size) for _ in range(50)]).gas_used
+    assert single <= 55_000, single
+    assert batch / 50 <= 14_000, batch / 50

@@ -218,17 +218,19 @@ def test_attack_epoch_not_on_chain(net: Net) -> None:
     for name in ("RecordIndex", "Grants", "AuditLog"):
         text = str(load_artifact(name).abi).lower()
         assert "epoch" not in text, name
-    # An appended entry's event data is exactly (sequence, head, entry): nothing else.
+    # An appended entry's event data is exactly (author, sequence, head, entry): nothing else.
     p = net.addr(PATIENT)
     r = net.as_(PATIENT).index.append(p, TAG, 0, b"sealed")
     (log,) = r.logs
     data = bytes(log["data"])
-    assert decode(["uint64", "bytes32", "bytes"], data) == (
+    assert len(log["topics"]) == 3  # the event, patient, tag
+    assert decode(["address", "uint64", "bytes28", "bytes"], data) == (
+        p.lower(),
         0,
         r.event(EntryAppended).head,
         b"sealed",
     )
-    assert len(data) == 5 * 32  # three head words, the entry's length and one padded word
+    assert len(data) == 6 * 32  # four head words, the entry's length and one padded word
 
 
 def test_exactly_once_by_sequence(net: Net) -> None:

@@ -23,7 +23,9 @@ async def test_happy_path_opens_entries(net_up: Net) -> None:
         )
     assert len(result.served_by) == 2
     for sealed, cfrags in zip(entries, result.cfrags, strict=True):
-        entry = open_entry_as_grantee(sealed, net.grantee, gmap, cfrags)
+        entry = open_entry_as_grantee(
+            sealed, net.grantee, gmap, cfrags, origin=net.chain.origin_of(sealed)
+        )
         assert entry.category == CATEGORY
         entry.verify_author(net.patient.address)
 
@@ -39,7 +41,9 @@ async def test_one_down_still_reads_two_down_names_them(net_up: Net) -> None:
             policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
         )
         assert set(result.served_by) == {net.proxies[1].keys.address, net.proxies[2].keys.address}
-        open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+        open_entry_as_grantee(
+            sealed, net.grantee, gmap, result.cfrags[0], origin=net.chain.origin_of(sealed)
+        )
         net.proxies[1].kill()
         with pytest.raises(Unavailable) as info:
             await client.reencrypt(policy, [sealed.capsule], deadline=net.chain.chain_time() + 300)
@@ -68,7 +72,9 @@ async def test_malicious_proxy_is_detected(net_up: Net, mode: str) -> None:
             )
             assert evil.keys.address not in result.served_by
             assert all(f.kind == "bad_fragment" for f in result.failures)
-            open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+            open_entry_as_grantee(
+                sealed, net.grantee, gmap, result.cfrags[0], origin=net.chain.origin_of(sealed)
+            )
             # With one honest proxy down the evil answer is needed: it must be named.
             net.proxies[0].kill()
             with pytest.raises(Unavailable) as info:
@@ -95,7 +101,9 @@ async def test_hung_proxies_time_out_and_are_named(net_up: Net) -> None:
                 policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
             )
             assert slow.keys.address not in result.served_by
-            open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+            open_entry_as_grantee(
+                sealed, net.grantee, gmap, result.cfrags[0], origin=net.chain.origin_of(sealed)
+            )
             net.proxies[1].pause()
             try:
                 with pytest.raises(Unavailable) as info:
@@ -125,4 +133,6 @@ def test_sync_reads_reuse_a_passed_transport(net_up: Net) -> None:
         result = client.reencrypt_sync(
             policy, [sealed.capsule], deadline=net.chain.chain_time() + 300
         )
-        open_entry_as_grantee(sealed, net.grantee, gmap, result.cfrags[0])
+        open_entry_as_grantee(
+            sealed, net.grantee, gmap, result.cfrags[0], origin=net.chain.origin_of(sealed)
+        )

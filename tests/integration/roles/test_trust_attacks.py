@@ -240,7 +240,9 @@ def test_attack_expelled_writer_record_rejected_by_reader(world: TrustWorld) -> 
         for e in world.net.contracts.index.entries(patient.address)
         if bytes(e.record_id) == bytes(record)
     ]
-    entry = open_entry(SealedEntry.from_bytes(bytes(ev.entry)), patient.keys, "clinical-notes", 0)
+    entry = open_entry(
+        SealedEntry.from_bytes(bytes(ev.entry)), patient.keys, "clinical-notes", 0, origin=ev
+    )
     members = MembershipCache(world.net.contracts.registry)
     check_entry(entry, ev, patient.address, 0, members)
     earlier = dataclasses.replace(ev, block_number=admitted - 1)

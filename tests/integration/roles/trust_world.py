@@ -24,7 +24,7 @@ from tests.integration.proxy.support import ProxyProcess, make_proxy
 #: the test double must not compute anything with the code under test.
 ENTRY_APPENDED_TOPIC = (
     "0x"
-    + bytes(Web3.keccak(text="EntryAppended(address,bytes32,address,uint64,bytes32,bytes)")).hex()
+    + bytes(Web3.keccak(text="EntryAppended(address,bytes32,address,uint64,bytes28,bytes)")).hex()
 )
 
 

@@ -65,15 +65,10 @@ def test_decode_entry_appended_log() -> None:
     idx = RecordIndex(_client(), ADDR)
     abi = next(e for e in idx._abi if e.get("name") == "EntryAppended")
     patient, author, tag = "0x" + "aa" * 20, "0x" + "bb" * 20, b"\x07" * 32
-    data = encode(["uint64", "bytes32", "bytes"], [3, b"\x09" * 32, b"sealed"])
+    data = encode(["address", "uint64", "bytes28", "bytes"], [author, 3, b"\x09" * 28, b"sealed"])
     log = {
         "address": ADDR,
-        "topics": [
-            event_topic(abi),
-            topic_for("address", patient),
-            tag,
-            topic_for("address", author),
-        ],
+        "topics": [event_topic(abi), topic_for("address", patient), tag],
         "data": data,
         "blockNumber": 5,
         "transactionHash": b"\x01" * 32,
@@ -82,7 +77,8 @@ def test_decode_entry_appended_log() -> None:
     ev = idx.decode_log(log)
     assert isinstance(ev, EntryAppended)
     assert ev.patient == Web3.to_checksum_address(patient) and ev.tag == tag
-    assert (ev.sequence, ev.head, ev.entry) == (3, b"\x09" * 32, b"sealed")
+    assert (ev.sequence, ev.head, ev.entry) == (3, b"\x09" * 28, b"sealed")
+    assert ev.author == Web3.to_checksum_address(author)
     assert not hasattr(ev, "epoch")
     assert ev.record_id == record_id(patient, tag, author, 3)
     assert (ev.block_number, ev.log_index) == (5, 2)

@@ -9,6 +9,7 @@ import pytest
 
 from emrshare.crypto import (
     DataKey,
+    EntryContext,
     Grant,
     GranteeMap,
     IndexEntry,
@@ -63,6 +64,17 @@ def make_entry(world: World, category: str = "labs", epoch: int = 0, n: int = 0)
         created_at=1_700_000_000 + n,
         author_key=world.writer.ethereum_key,
     )
+
+
+def origin_of(entry: IndexEntry) -> EntryContext:
+    """Where the chain put ``entry`` (its record id and author), as an ``EntryAppended``
+    event would say: what opening a 1.2 entry needs."""
+    return EntryContext(entry.record_id, entry.author, entry.category, entry.epoch)
+
+
+def origin_for(world: World, n: int = 0) -> EntryContext:
+    """The origin of ``make_entry(world, …, n=n)`` (category and epoch are the key's)."""
+    return EntryContext(RecordId(seed(f"record{n}")), world.writer.address, "labs", 0)
 
 
 def sealed_for(world: World, category: str = "labs", epoch: int = 0, n: int = 0) -> SealedEntry:

@@ -8,9 +8,10 @@ import unicodedata
 
 import pytest
 
+from emrshare._media import MEDIA_TYPE_CODES
 from emrshare.crypto import MemberKeys, PatientKeys, make_grant, seal_writer_authorization
 from emrshare.crypto._wire import cbor_encode, header, pad
-from emrshare.crypto.entry import ENTRY_SIZE, MAX_MEDIA_TYPE_BYTES, seal_entry
+from emrshare.crypto.entry import COMPACT_ENTRY_SIZE, ENTRY_SIZE, MAX_MEDIA_TYPE_BYTES, seal_entry
 from emrshare.crypto.keys import _address_bytes, validate_category
 from emrshare.crypto.requests import (
     PADDED_SIZE,
@@ -90,6 +91,34 @@ def test_attack_category_length_visible_on_chain(world: World) -> None:
     assert len(maps) == 1 and len(writers) == 1 and len(entries) == 1, (maps, writers, entries)
     # ... and within the chain's limits (contracts/*.sol).
     assert maps.pop() <= 2048 and writers.pop() <= 1024 and entries.pop() <= 4096
+
+
+def test_attack_compact_entry_length_tells_nothing_but_a_common_media_type(world: World) -> None:
+    """Every entry whose media type is in the table (any category, epoch, CID form, size,
+    time) seals to one length, 333 bytes; every other entry to one other, 857. The length
+    tells an observer one bit: whether the media type is uncommon (docs/formats.md)."""
+    cids = (
+        "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+        "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+    )
+    common, uncommon = set(), set()
+    for c in CATEGORIES:
+        for epoch in (0, 2**32 - 1):
+            base = make_entry(world, c, epoch)
+            key = world.patient.category_public_key(c, epoch)
+            for m in MEDIA_TYPE_CODES:
+                for cid in cids:
+                    for size, t in ((0, 0), (2**48 - 1, 2**40 - 1)):
+                        e = dataclasses.replace(
+                            base, media_type=m, cid=Cid(cid), size=size, created_at=t
+                        )
+                        assert len(bytes(e)) == COMPACT_ENTRY_SIZE
+                        common.add(len(bytes(seal_entry(e, key))))
+            for m in [*MEDIA_TYPES[2:], "application/x-rare"]:
+                e = dataclasses.replace(base, media_type=m)
+                uncommon.add(len(bytes(seal_entry(e, key))))
+    assert common == {333} and uncommon == {857}, (common, uncommon)
 
 
 def test_media_type_longer_than_the_bucket_is_a_typed_error(world: World) -> None:

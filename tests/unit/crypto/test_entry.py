@@ -6,30 +6,116 @@ import dataclasses
 
 import cbor2
 import pytest
+import umbral_pre
 from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emrshare.crypto import IndexEntry, SealedEntry, open_entry, seal_entry
-from emrshare.crypto.entry import ENTRY_SIZE
+from emrshare.crypto.entry import COMPACT_ENTRY_SIZE, ENTRY_SIZE, EntryContext
 from emrshare.errors import (
     DecryptionError,
     EmrShareError,
+    InvalidInput,
     UnsupportedVersion,
     VerificationError,
     WireFormatError,
 )
 
-from .conftest import World, make_entry, sealed_for
+from .conftest import World, make_entry, origin_of, sealed_for
 
 
-def test_encoding_round_trip_and_is_canonical(world: World) -> None:
+def test_compact_encoding_round_trips_with_its_context(world: World) -> None:
     entry = make_entry(world)
     raw = bytes(entry)
-    assert raw[:6] == b"EMIE\x01\x01"  # 1.1: padded
+    assert raw[:6] == b"EMIE\x01\x02"  # 1.2: compact, written whenever it fits
+    assert len(raw) == COMPACT_ENTRY_SIZE == 180
+    assert raw == entry.encode(minor=2) == bytes(make_entry(world))  # deterministic
+    # No record id, author or category in the plaintext: they come from the event and key.
+    for left_out in (bytes(entry.record_id), bytes.fromhex(entry.author[2:]), b"labs"):
+        assert left_out not in raw
+    assert IndexEntry.from_bytes(raw, context=origin_of(entry)) == entry
+    with pytest.raises(InvalidInput, match="context"):
+        IndexEntry.from_bytes(raw)
+    sealed = seal_entry(entry, world.patient.category_public_key("labs", 0))
+    assert len(bytes(sealed)) == 333
+    with pytest.raises(InvalidInput, match="origin"):
+        open_entry(sealed, world.patient, "labs", 0)
+
+
+def test_attack_compact_entry_truncated_or_extended(world: World) -> None:
+    entry = make_entry(world)
+    raw, ctx = bytes(entry), origin_of(entry)
+    for bad in (raw[:-1], raw + b"\x00", raw[:6], raw[:40]):
+        with pytest.raises(WireFormatError, match="expected 174 bytes"):
+            IndexEntry.from_bytes(bad, context=ctx)
+        # Sealed and opened, the same bytes are one DecryptionError.
+        capsule, ct = umbral_pre.encrypt(world.patient.category_public_key("labs", 0), bad)
+        with pytest.raises(DecryptionError):
+            open_entry(SealedEntry(capsule, bytes(ct)), world.patient, "labs", 0, origin=ctx)
+    for offset, value in ((6, 0x12), (6 + 108, 0), (6 + 108, 255)):  # CID form, media code
+        forged = bytearray(raw)
+        forged[offset] = value
+        with pytest.raises(WireFormatError, match="unknown"):
+            IndexEntry.from_bytes(bytes(forged), context=ctx)
+
+
+def test_attack_compact_entry_moved_to_another_event(world: World) -> None:
+    """A 1.2 entry does not name its record id or author, so a copy appended elsewhere
+    (another patient, tag, sequence or author) opens; its author signature, which covers
+    them, is what refuses it."""
+    entry = make_entry(world)
+    sealed = seal_entry(entry, world.patient.category_public_key("labs", 0))
+    right = origin_of(entry)
+    opened = open_entry(sealed, world.patient, "labs", 0, origin=right)
+    opened.verify_author(world.patient.address)
+    moved = (
+        dataclasses.replace(right, record_id=b"\x05" * 32),  # another tag or sequence
+        dataclasses.replace(right, author=world.grantee.address),  # appended by another
+    )
+    for origin in moved:
+        forged = open_entry(sealed, world.patient, "labs", 0, origin=origin)
+        with pytest.raises(VerificationError):
+            forged.verify_author(world.patient.address)
+    with pytest.raises(VerificationError):  # another patient's index
+        opened.verify_author(world.grantee.address)
+
+
+def test_attack_compact_entry_under_another_category_or_epoch(world: World) -> None:
+    """Re-sealed (by anyone: category public keys are public) to another category's or
+    epoch's key, a 1.2 entry opens as that category, but the author signed the one it was
+    written for."""
+    entry = make_entry(world)
+    for category, epoch in (("imaging", 0), ("labs", 1)):
+        resealed = seal_entry(entry, world.patient.category_public_key(category, epoch))
+        origin = EntryContext(entry.record_id, entry.author, category, epoch)
+        forged = open_entry(resealed, world.patient, category, epoch, origin=origin)
+        assert (forged.category, forged.epoch) == (category, epoch)
+        with pytest.raises(VerificationError):
+            forged.verify_author(world.patient.address)
+
+
+def test_uncommon_media_type_or_cid_falls_back_to_padded(world: World) -> None:
+    entry = make_entry(world)
+    for change in (
+        {"media_type": "application/x-uncommon"},
+        {"cid": "bafkreiother"},
+        {"cid": "BAFKREIGH2AKISCAILDCQABSYG3DFR6CHU3FGPREGIYMSCK7E7AQA4S52ZY"},
+        {"size": 2**48},
+    ):
+        other = dataclasses.replace(entry, **change)
+        assert bytes(other)[:6] == b"EMIE\x01\x01" and len(bytes(other)) == ENTRY_SIZE
+        with pytest.raises(WireFormatError, match=r"1\.2"):
+            other.encode(minor=2)
+
+
+def test_padded_encoding_round_trip_and_is_canonical(world: World) -> None:
+    entry = make_entry(world)
+    raw = entry.encode(minor=1)
+    assert raw[:6] == b"EMIE\x01\x01"  # 1.1: padded, still written for what 1.2 cannot hold
     assert len(raw) == ENTRY_SIZE
     assert IndexEntry.from_bytes(raw) == entry
-    assert bytes(make_entry(world)) == raw  # deterministic
+    assert make_entry(world).encode(minor=1) == raw  # deterministic
     n = int.from_bytes(raw[6:8], "big")
     body = raw[8 : 8 + n]
     assert raw[8 + n :] == bytes(ENTRY_SIZE - 8 - n)
@@ -53,7 +139,7 @@ def test_encoding_round_trip_and_is_canonical(world: World) -> None:
         IndexEntry.from_bytes(b"EMIE\x02\x00" + raw[6:])
     # A newer minor version is refused too, so no header bit is malleable.
     with pytest.raises(UnsupportedVersion):
-        IndexEntry.from_bytes(b"EMIE\x01\x02" + raw[6:])
+        IndexEntry.from_bytes(b"EMIE\x01\x03" + raw[6:])
 
 
 def test_repr_hides_the_data_key(world: World) -> None:
@@ -91,19 +177,33 @@ def test_seal_and_open_as_patient(world: World) -> None:
     parsed = SealedEntry.from_bytes(raw)
     assert bytes(parsed) == raw
     assert parsed.capsule_hash == keccak(bytes(parsed.capsule))
-    assert open_entry(parsed, world.patient, "labs", 0) == entry
+    origin = origin_of(entry)
+    assert open_entry(parsed, world.patient, "labs", 0, origin=origin) == entry
     with pytest.raises(DecryptionError):
-        open_entry(parsed, world.patient, "labs", 1)
+        open_entry(parsed, world.patient, "labs", 1, origin=origin)
     with pytest.raises(DecryptionError):
-        open_entry(parsed, world.patient, "imaging", 0)
+        open_entry(parsed, world.patient, "imaging", 0, origin=origin)
+    # A padded (1.1) entry still opens, with or without its origin, and must match it.
+    capsule, ct = umbral_pre.encrypt(
+        world.patient.category_public_key("labs", 0), entry.encode(minor=1)
+    )
+    old = SealedEntry(capsule, bytes(ct))
+    assert open_entry(old, world.patient, "labs", 0) == entry
+    assert open_entry(old, world.patient, "labs", 0, origin=origin) == entry
+    with pytest.raises(VerificationError):
+        open_entry(
+            old, world.patient, "labs", 0, origin=dataclasses.replace(origin, record_id=b"\1" * 32)
+        )
 
 
 def test_mislabelled_entry_is_a_forgery(world: World) -> None:
-    # Sealed to the labs key but claiming to be imaging: refused.
+    # A padded entry sealed to the labs key but claiming to be imaging: refused.
     entry = make_entry(world, category="imaging")
-    sealed = seal_entry(entry, world.patient.category_public_key("labs", 0))
+    capsule, ct = umbral_pre.encrypt(
+        world.patient.category_public_key("labs", 0), entry.encode(minor=1)
+    )
     with pytest.raises(VerificationError):
-        open_entry(sealed, world.patient, "labs", 0)
+        open_entry(SealedEntry(capsule, bytes(ct)), world.patient, "labs", 0)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +220,13 @@ def test_any_bit_flip_in_a_sealed_entry_is_rejected(
     bad = bytearray(sealed_bytes)
     bad[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(EmrShareError):
-        open_entry(SealedEntry.from_bytes(bytes(bad)), world.patient, "labs", 0)
+        open_entry(
+            SealedEntry.from_bytes(bytes(bad)),
+            world.patient,
+            "labs",
+            0,
+            origin=origin_of(make_entry(world)),
+        )
 
 
 def test_garbage_is_a_wire_format_error() -> None:

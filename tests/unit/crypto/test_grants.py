@@ -26,7 +26,7 @@ from emrshare.errors import (
 )
 from emrshare.types import PolicyId
 
-from .conftest import GrantSetup, World, grant_for, make_entry, sealed_for, seed
+from .conftest import GrantSetup, World, grant_for, make_entry, origin_for, sealed_for, seed
 
 
 def _verify_kwargs(world: World, g: GrantSetup) -> dict[str, object]:
@@ -57,13 +57,20 @@ def test_grantee_opens_with_m_verified_cfrags(world: World, labs_grant: GrantSet
         world.grantee.receiving_public_key,
     )
     assert not check.failed and len(check.verified) == 3
-    entry = open_entry_as_grantee(sealed, world.grantee, labs_grant.gmap, check.verified.values())
+    entry = open_entry_as_grantee(
+        sealed, world.grantee, labs_grant.gmap, check.verified.values(), origin=origin_for(world)
+    )
     assert entry == make_entry(world)
     assert labs_grant.gmap.category == "labs" and labs_grant.gmap.threshold == 2
     # Any two of the three suffice.
     values = list(check.verified.values())
     for pair in ([values[0], values[2]], [values[1], values[2]]):
-        assert open_entry_as_grantee(sealed, world.grantee, labs_grant.gmap, pair) == entry
+        assert (
+            open_entry_as_grantee(
+                sealed, world.grantee, labs_grant.gmap, pair, origin=origin_for(world)
+            )
+            == entry
+        )
 
 
 def test_3_of_5(world: World) -> None:
@@ -76,9 +83,13 @@ def test_3_of_5(world: World) -> None:
         world.grantee.receiving_public_key,
     )
     chosen = [check.verified[world.proxies[i].address] for i in (4, 1, 3)]
-    assert open_entry_as_grantee(sealed, world.grantee, g.gmap, chosen) == make_entry(world, n=7)
+    assert open_entry_as_grantee(
+        sealed, world.grantee, g.gmap, chosen, origin=origin_for(world, n=7)
+    ) == make_entry(world, n=7)
     with pytest.raises(Unavailable) as info:
-        open_entry_as_grantee(sealed, world.grantee, g.gmap, chosen[:2])
+        open_entry_as_grantee(
+            sealed, world.grantee, g.gmap, chosen[:2], origin=origin_for(world, n=7)
+        )
     assert (info.value.needed, info.value.got) == (3, 2)
 
 
@@ -92,11 +103,17 @@ def test_too_few_or_duplicated_cfrags_fail(world: World, labs_grant: GrantSetup)
     )
     one = next(iter(check.verified.values()))
     with pytest.raises(Unavailable):
-        open_entry_as_grantee(sealed, world.grantee, labs_grant.gmap, [one])
+        open_entry_as_grantee(
+            sealed, world.grantee, labs_grant.gmap, [one], origin=origin_for(world)
+        )
     with pytest.raises(Unavailable):
-        open_entry_as_grantee(sealed, world.grantee, labs_grant.gmap, [one, one, one])
+        open_entry_as_grantee(
+            sealed, world.grantee, labs_grant.gmap, [one, one, one], origin=origin_for(world)
+        )
     with pytest.raises(TypeError):
-        open_entry_as_grantee(sealed, world.grantee, labs_grant.gmap, [one.unverify()])  # type: ignore[list-item]
+        open_entry_as_grantee(
+            sealed, world.grantee, labs_grant.gmap, [one.unverify()], origin=origin_for(world)
+        )  # type: ignore[list-item]
 
 
 def test_bad_cfrags_are_reported_by_proxy(world: World, labs_grant: GrantSetup) -> None:
@@ -135,7 +152,13 @@ def test_wrong_grantee_cannot_use_cfrags(world: World, labs_grant: GrantSetup) -
         sealed.capsule, answers, labs_grant.gmap, world.grantee.receiving_public_key
     )
     with pytest.raises(DecryptionError):
-        open_entry_as_grantee(sealed, world.stranger, labs_grant.gmap, good.verified.values())
+        open_entry_as_grantee(
+            sealed,
+            world.stranger,
+            labs_grant.gmap,
+            good.verified.values(),
+            origin=origin_for(world),
+        )
 
 
 def test_kfrag_for_category_a_cannot_open_category_b(world: World, labs_grant: GrantSetup) -> None:
@@ -149,7 +172,13 @@ def test_kfrag_for_category_a_cannot_open_category_b(world: World, labs_grant: G
     # matters is that they cannot decrypt an entry sealed to another category's key.
     assert len(check.verified) == 3
     with pytest.raises(DecryptionError):
-        open_entry_as_grantee(imaging, world.grantee, labs_grant.gmap, check.verified.values())
+        open_entry_as_grantee(
+            imaging,
+            world.grantee,
+            labs_grant.gmap,
+            check.verified.values(),
+            origin=origin_for(world),
+        )
 
 
 def test_old_epoch_kfrags_cannot_open_new_epoch_entries(
@@ -161,7 +190,13 @@ def test_old_epoch_kfrags_cannot_open_new_epoch_entries(
         new_entry.capsule, answers, labs_grant.gmap, world.grantee.receiving_public_key
     )
     with pytest.raises(DecryptionError):
-        open_entry_as_grantee(new_entry, world.grantee, labs_grant.gmap, check.verified.values())
+        open_entry_as_grantee(
+            new_entry,
+            world.grantee,
+            labs_grant.gmap,
+            check.verified.values(),
+            origin=origin_for(world),
+        )
     # A fresh grant for epoch 1 works.
     g1 = grant_for(world, epoch=1)
     ok = verify_cfrags(
@@ -170,9 +205,9 @@ def test_old_epoch_kfrags_cannot_open_new_epoch_entries(
         g1.gmap,
         world.grantee.receiving_public_key,
     )
-    assert open_entry_as_grantee(new_entry, world.grantee, g1.gmap, ok.verified.values()) == (
-        make_entry(world, epoch=1)
-    )
+    assert open_entry_as_grantee(
+        new_entry, world.grantee, g1.gmap, ok.verified.values(), origin=origin_for(world)
+    ) == (make_entry(world, epoch=1))
 
 
 def test_verified_kfrag_reloads_from_bytes(world: World, labs_grant: GrantSetup) -> None:
@@ -293,7 +328,7 @@ def test_any_bit_flip_in_a_capsule_is_rejected(
     except WireFormatError:
         return  # rejected at parse time
     with pytest.raises(EmrShareError):
-        open_entry(parsed, world.patient, "labs", 0)
+        open_entry(parsed, world.patient, "labs", 0, origin=origin_for(world))
     answers = _cfrags(labs_grant, sealed_for(world).capsule, world)
     check = verify_cfrags(
         parsed.capsule, answers, labs_grant.gmap, world.grantee.receiving_public_key
@@ -335,9 +370,11 @@ def test_opening_needs_exactly_m_distinct_fragments(world: World, data: st.DataO
     distinct = len(set(chosen))
     picked = [frags[i] for i in chosen]
     if distinct >= m:
-        assert open_entry_as_grantee(sealed, world.grantee, g.gmap, picked) == make_entry(
-            world, n=3
-        )
+        assert open_entry_as_grantee(
+            sealed, world.grantee, g.gmap, picked, origin=origin_for(world, n=3)
+        ) == make_entry(world, n=3)
     else:
         with pytest.raises(Unavailable):
-            open_entry_as_grantee(sealed, world.grantee, g.gmap, picked)
+            open_entry_as_grantee(
+                sealed, world.grantee, g.gmap, picked, origin=origin_for(world, n=3)
+            )

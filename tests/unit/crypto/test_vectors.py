@@ -17,6 +17,7 @@ import umbral_pre
 
 from emrshare.crypto import (
     DataKey,
+    EntryContext,
     IndexEntry,
     MemberKeys,
     MemberPublicKeys,
@@ -32,7 +33,7 @@ from emrshare.crypto import (
     open_writer_authorization,
     verify_cfrags,
 )
-from emrshare.types import PolicyId
+from emrshare.types import PolicyId, RecordId
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 
@@ -96,7 +97,7 @@ def test_index_entry() -> None:
     patient = PatientKeys(bytes.fromhex(v["patient_seed"]))
     author = MemberKeys(bytes.fromhex(v["author_seed"]))
     entry = IndexEntry.from_bytes(bytes.fromhex(v["encoding"]))
-    assert bytes(entry).hex() == v["encoding"]
+    assert entry.encode(minor=1).hex() == v["encoding"]
     assert entry.author == author.address
     assert entry.author_digest(patient.address).hex() == v["author_digest"]
     assert entry.author_signature.hex() == v["author_signature"]
@@ -115,11 +116,31 @@ def test_index_entry() -> None:
         created_at=entry.created_at,
         author_key=author.ethereum_key,
     )
-    assert bytes(again).hex() == v["encoding"]
+    assert again.encode(minor=1).hex() == v["encoding"]
     sealed = SealedEntry.from_bytes(bytes.fromhex(v["sealed"]))
     assert bytes(sealed).hex() == v["sealed"]
     assert sealed.capsule_hash.hex() == v["capsule_hash"]
     assert open_entry(sealed, patient, v["category"], v["epoch"]) == entry
+
+
+def test_compact_index_entry() -> None:
+    """The 1.2 vector: the same entry as index_entry.json, without the record id, author,
+    category and epoch, which its chain event and key supply."""
+    v, old = load("index_entry_compact"), load("index_entry")
+    patient = PatientKeys(bytes.fromhex(v["patient_seed"]))
+    context = EntryContext(
+        RecordId(bytes.fromhex(v["record_id"])), v["author"], v["category"], v["epoch"]
+    )
+    raw = bytes.fromhex(v["encoding"])
+    assert raw[:6] == b"EMIE\x01\x02" and len(raw) == 180
+    entry = IndexEntry.from_bytes(raw, context=context)
+    assert entry == IndexEntry.from_bytes(bytes.fromhex(old["encoding"]))
+    assert bytes(entry).hex() == v["encoding"]
+    assert entry.author_digest(patient.address).hex() == v["author_digest"] == old["author_digest"]
+    entry.verify_author(patient.address)
+    sealed = SealedEntry.from_bytes(bytes.fromhex(v["sealed"]))
+    assert len(bytes(sealed)) == 333 and bytes(sealed).hex() == v["sealed"]
+    assert open_entry(sealed, patient, v["category"], v["epoch"], origin=context) == entry
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +183,7 @@ def test_grant_kfrags_and_cfrags(grant_v: Any) -> None:
     for c in v["cfrags"]:
         assert bytes(umbral_pre.CapsuleFrag.from_bytes(bytes.fromhex(c))).hex() == c
     entry = open_entry_as_grantee(sealed_entry, grantee, gmap, check.verified.values())
-    assert bytes(entry).hex() == e["encoding"]
+    assert entry.encode(minor=1).hex() == e["encoding"]
 
 
 def test_writer_authorization(grant_v: Any) -> None:
@@ -192,9 +213,12 @@ def test_release1_vectors_still_read() -> None:
     entry.verify_author(patient.address)
     sealed = SealedEntry.from_bytes(bytes.fromhex(e["sealed"]))
     assert open_entry(sealed, patient, e["category"], e["epoch"]) == entry
-    # Re-encoding writes the padded 1.1 form of the same entry.
-    assert bytes(entry)[:6] == b"EMIE\x01\x01"
-    assert IndexEntry.from_bytes(bytes(entry)) == entry
+    # Re-encoding writes the compact 1.2 form (text/plain has a code), or 1.1 on request.
+    assert entry.encode(minor=1)[:6] == b"EMIE\x01\x01"
+    assert IndexEntry.from_bytes(entry.encode(minor=1)) == entry
+    context = EntryContext(entry.record_id, entry.author, entry.category, entry.epoch)
+    assert bytes(entry)[:6] == b"EMIE\x01\x02"
+    assert IndexEntry.from_bytes(bytes(entry), context=context) == entry
     grantee = MemberKeys(bytes.fromhex(g["grantee_seed"]))
     assert bytes.fromhex(g["sealed_grantee_map"])[:6] == b"EMGM\x01\x00"
     gmap = open_grantee_map(

@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emrshare.crypto.entry import ENTRY_SIZE, IndexEntry, SealedEntry, open_entry, seal_entry
+from emrshare.crypto.entry import (
+    COMPACT_ENTRY_SIZE,
+    ENTRY_SIZE,
+    EntryContext,
+    IndexEntry,
+    SealedEntry,
+    open_entry,
+    seal_entry,
+)
 from emrshare.crypto.envelope import SUITE_AES256GCM, DataKey, decrypt_bytes, encrypt_bytes
 from emrshare.crypto.grants import (
     ProxyKeyFrag,
@@ -146,6 +154,8 @@ class World:
             author_key=self.patient.ethereum_key,
         )
         self.sealed = seal_entry(self.entry, self.patient.category_public_key(CATEGORY, 0))
+        #: What the chain event and the key give a 1.2 entry.
+        self.context = EntryContext(self.record_id, self.entry.author, CATEGORY, 0)
 
     def verify_kfrag(self, kfrag: ProxyKeyFrag) -> Any:
         b = self.grant.binding
@@ -171,20 +181,21 @@ def _families(world: World, rng: random.Random) -> list[Family]:
     out.append(Family("envelope-aes", aes, lambda d: decrypt_bytes(d, w.data_key, w.record_id)))
 
     def open_sealed_entry(d: bytes) -> bytes:
-        entry = open_entry(SealedEntry.from_bytes(d), w.patient, CATEGORY, 0)
+        entry = open_entry(SealedEntry.from_bytes(d), w.patient, CATEGORY, 0, origin=w.context)
         entry.verify_author(w.patient.address)
         return bytes(entry)
 
     out.append(Family("index-entry", bytes(w.sealed), open_sealed_entry))
 
     def plain_entry(d: bytes) -> bytes:
-        entry = IndexEntry.from_bytes(d)
+        entry = IndexEntry.from_bytes(d, context=w.context)
         entry.verify_author(w.patient.address)
         return bytes(entry)
 
     def plain_same(d: bytes) -> str | None:
         try:
-            a, b = IndexEntry.from_bytes(bytes(w.entry)), IndexEntry.from_bytes(d)
+            a = IndexEntry.from_bytes(bytes(w.entry), context=w.context)
+            b = IndexEntry.from_bytes(d, context=w.context)
         except EmrShareError:
             return None
         if a.author_digest(w.patient.address) == b.author_digest(w.patient.address) and (
@@ -198,7 +209,7 @@ def _families(world: World, rng: random.Random) -> list[Family]:
             )
         return None
 
-    original = bytes(w.entry)
+    original = w.entry.encode(minor=1)  # the padded 1.1 form, still read and written
     out.append(
         Family(
             "index-entry-plain",
@@ -206,8 +217,19 @@ def _families(world: World, rng: random.Random) -> list[Family]:
             plain_entry,
             plain_same,
             lambda: itertools.chain(
-                _signature_twins(w), cbor_mutations(original, padded_size=ENTRY_SIZE - 6)
+                _signature_twins(w, 1), cbor_mutations(original, padded_size=ENTRY_SIZE - 6)
             ),
+        )
+    )
+    compact = bytes(w.entry)
+    assert len(compact) == COMPACT_ENTRY_SIZE
+    out.append(
+        Family(
+            "index-entry-compact",
+            compact,
+            plain_entry,
+            plain_same,
+            lambda: itertools.chain(_signature_twins(w, 2), _compact_mutations(compact)),
         )
     )
 
@@ -273,7 +295,32 @@ def _families(world: World, rng: random.Random) -> list[Family]:
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
-def _signature_twins(w: World) -> Iterator[tuple[str, bytes]]:
+#: (name, start, end) of each field of a 1.2 entry, header included.
+_COMPACT_FIELDS = (
+    ("header", 0, 6),
+    ("cid-form", 6, 7),
+    ("cid-digest", 7, 39),
+    ("data-key", 39, 71),
+    ("sha256", 71, 103),
+    ("size", 103, 109),
+    ("created-at", 109, 114),
+    ("media-code", 114, 115),
+    ("signature", 115, 180),
+)
+
+
+def _compact_mutations(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """A 1.2 entry cut or extended at every field boundary, and each field all zeros or
+    all ones."""
+    for name, start, end in _COMPACT_FIELDS:
+        yield f"cut-before:{name}", data[:start]
+        yield f"extend-after:{name}", data[:end] + b"\x00" + data[end:]
+        for fill in (0x00, 0xFF):
+            yield f"{name}:{fill:02x}", data[:start] + bytes([fill]) * (end - start) + data[end:]
+    yield "extended", data + b"\x00"
+
+
+def _signature_twins(w: World, minor: int) -> Iterator[tuple[str, bytes]]:
     """Other encodings of the author's signature that generic ECDSA recovery accepts."""
     sig = w.entry.author_signature
     s = int.from_bytes(sig[32:64], "big")
@@ -283,7 +330,8 @@ def _signature_twins(w: World) -> Iterator[tuple[str, bytes]]:
         "v-eip155": sig[:64] + bytes([sig[64] - 27 + 37]),
     }
     for name, twin in twins.items():
-        yield f"signature:{name}", bytes(dataclasses.replace(w.entry, author_signature=twin))
+        twin_entry = dataclasses.replace(w.entry, author_signature=twin)
+        yield f"signature:{name}", twin_entry.encode(minor=minor)
 
 
 def _keystore_family(w: World) -> Family:
@@ -415,6 +463,7 @@ FAMILIES = (
     "envelope-aes",
     "index-entry",
     "index-entry-plain",
+    "index-entry-compact",
     "capsule",
     "kfrag",
     "sealed-kfrag",

@@ -144,7 +144,7 @@ async def test_read_revoke_and_audit_in_process(world: dict[str, Any]) -> None:
             policy, [e.capsule for e in entries], deadline=chain.chain_time() + 60
         )
         for sealed, cfrags in zip(entries, result.cfrags, strict=True):
-            open_entry_as_grantee(sealed, grantee, gmap, cfrags)
+            open_entry_as_grantee(sealed, grantee, gmap, cfrags, origin=chain.origin_of(sealed))
         # Two proxies down: named, typed.
         down = [p.endpoint_host for p in proxies[:2]]
         saved = {h: world["routes"].unroute(h) for h in down}
@@ -348,7 +348,12 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
     async with _grantee_client(world) as client:
         policy, gmap = threshold_policy(imaging, grantee, patient, proxies)
         result = await client.reencrypt(policy, [sealed.capsule], deadline=chain.chain_time() + 60)
-        assert open_entry_as_grantee(sealed, grantee, gmap, result.cfrags[0]).category == "imaging"
+        assert (
+            open_entry_as_grantee(
+                sealed, grantee, gmap, result.cfrags[0], origin=chain.origin_of(sealed)
+            ).category
+            == "imaging"
+        )
         # Under the lab grant the proxies do serve (the capsule is indexed under lab too),
         # but with the lab key's fragments, which cannot open an imaging entry.
         lab_policy, lab_map = threshold_policy(lab, grantee, patient, proxies)
@@ -356,7 +361,9 @@ async def test_capsule_copied_under_another_tag_does_not_hijack_it(
             lab_policy, [sealed.capsule], deadline=chain.chain_time() + 60
         )
         with pytest.raises(CryptoError):
-            open_entry_as_grantee(sealed, grantee, lab_map, result.cfrags[0])
+            open_entry_as_grantee(
+                sealed, grantee, lab_map, result.cfrags[0], origin=chain.origin_of(sealed)
+            )
 
 
 def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) -> None:
@@ -376,7 +383,9 @@ def test_sync_read_can_be_retried_with_the_same_client(world: dict[str, Any]) ->
         client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
     _settle(proxies)
     result = client.reencrypt_sync(policy, [entries[0].capsule], deadline=deadline)
-    open_entry_as_grantee(entries[0], grantee, gmap, result.cfrags[0])
+    open_entry_as_grantee(
+        entries[0], grantee, gmap, result.cfrags[0], origin=chain.origin_of(entries[0])
+    )
     assert len(result.served_by) == 2
 
 
@@ -455,4 +464,4 @@ async def test_a_record_appended_a_moment_ago_is_not_now_not_no(world: dict[str,
         assert set(info.value.failures.values()) == {"capsule_not_in_index"}
         _settle(proxies)
         result = await client.reencrypt(policy, [entry.capsule], deadline=deadline)
-    open_entry_as_grantee(entry, grantee, gmap, result.cfrags[0])
+    open_entry_as_grantee(entry, grantee, gmap, result.cfrags[0], origin=chain.origin_of(entry))
