@@ -135,6 +135,45 @@ class _Tally:
         return lambda done, _: progress(base + done, total)
 
 
+def _same_many(
+    writer: RecordWriter,
+    target: WriteTarget,
+    sources: Sequence[RecordSource],
+    contents: Sequence[str | None],
+    out: list[RecordId | None],
+    on_stage: OnStage | None,
+) -> list[WriteJob]:
+    """:meth:`RecordWriter._same` for a bulk write, filling ``out``: the confirmed writes
+    are checked against the index with one query per stream, not one per record.
+    Returns the interrupted writes found (``resumed``; their sources registered) for
+    the caller to finish in one run."""
+    named = [c for c in contents if c is not None]
+    known = writer.journal.same_contents(target.patient, target.category, named)
+    found = {
+        i: known[content]
+        for i, content in enumerate(contents)
+        if content is not None and content in known
+    }
+    confirmed = writer.appended([j for j in found.values() if j.state.finished])
+    for job in found.values():
+        if not job.state.finished and not writer.journal.claimable(job.record_id):
+            raise JournalError(
+                f"record 0x{job.record_id.hex()} of the same content is being written by "
+                "another process; wait for it to finish"
+            )
+    resumed: list[WriteJob] = []
+    for i, job in found.items():
+        if not job.state.finished:
+            tell(on_stage, "resumed", job.record_id)
+            writer._sources[bytes(job.record_id)] = (sources[i], None, None)
+            resumed.append(job)
+            out[i] = job.record_id
+        elif job.record_id in confirmed:
+            tell(on_stage, "existing", job.record_id)
+            out[i] = job.record_id
+    return resumed
+
+
 class RecordWriter(WriterSteps):
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
@@ -429,41 +468,3 @@ class RecordWriter(WriterSteps):
         return meta
 
     # -- WriteSteps ---------------------------------------------------------------------------
-
-
-def _same_many(
-    writer: RecordWriter,
-    target: WriteTarget,
-    sources: Sequence[RecordSource],
-    contents: Sequence[str | None],
-    out: list[RecordId | None],
-    on_stage: OnStage | None,
-) -> list[WriteJob]:
-    """:meth:`RecordWriter._same` for a bulk write, filling ``out``: the confirmed writes
-    are checked against the index with one query per stream, not one per record.
-    Returns the interrupted writes found (``resumed``; their sources registered) for
-    the caller to finish in one run."""
-    named = [c for c in contents if c is not None]
-    known = writer.journal.same_contents(target.patient, target.category, named)
-    found = {
-        i: known[content]
-        for i, content in enumerate(contents)
-        if content is not None and content in known
-    }
-    confirmed = writer.appended([j for j in found.values() if j.state.finished])
-    resumed: list[WriteJob] = []
-    for i, job in found.items():
-        if not job.state.finished:
-            if not writer.journal.claimable(job.record_id):
-                raise JournalError(
-                    f"record 0x{job.record_id.hex()} of the same content is being "
-                    "written by another process; wait for it to finish"
-                )
-            tell(on_stage, "resumed", job.record_id)
-            writer._sources[bytes(job.record_id)] = (sources[i], None, None)
-            resumed.append(job)
-            out[i] = job.record_id
-        elif job.record_id in confirmed:
-            tell(on_stage, "existing", job.record_id)
-            out[i] = job.record_id
-    return resumed
