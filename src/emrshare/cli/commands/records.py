@@ -165,7 +165,6 @@ def record_import(
         typer.Argument(
             exists=True,
             readable=True,
-            metavar="FILE_OR_DIR...",
             help="files, or directories whose regular files are imported (sorted by name)",
         ),
     ],
@@ -229,7 +228,7 @@ def _expand(paths: list[Path]) -> list[Path]:
         inside = sorted(p for p in path.iterdir() if p.is_file())
         if not inside:
             raise typer.BadParameter(
-                f"the directory {path} holds no regular file to import", param_hint="FILE_OR_DIR"
+                f"the directory {path} holds no regular file to import", param_hint="PATHS"
             )
         files.extend(inside)
     return files
