@@ -9,7 +9,7 @@ NODE_TOOLS := tools/node_modules/.package-lock.json
 # per worker at a time): CI must stay under 40 minutes (docs/development.md).
 PYTEST_ARGS ?= --durations=40 -n 2 --dist loadfile
 
-.PHONY: setup demo demo-all test test-all test-web3-8 lint format typecheck contracts check-artifacts unit integration bench flame clean
+.PHONY: setup demo demo-all test test-all test-web3-8 lint format typecheck contracts check-artifacts unit integration bench bench-all flame clean
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(NODE_TOOLS)
 
@@ -101,8 +101,14 @@ demo-all: setup
 	$(BIN)/python scripts/demo.py --all --node anvil
 	$(BIN)/python scripts/demo.py --all --node ganache
 
+# Issue #19's goals in one table, every benchmark with small parameters (under 10 minutes;
+# benchmarks/README.md). `make bench-all` runs each benchmark with its own defaults.
 bench: setup
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/summary.py
+
+bench-all: setup
+	@for b in benchmarks/*.py; do [ "$$b" = benchmarks/summary.py ] && continue; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(VENV8) $(STAMPS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -336,3 +346,56 @@ def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[_Bar]
     ) as bar:
         task = bar.add_task(label, total=total)
         yield _Bar(label, lambda **kw: bar.update(task, **kw))
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second, as the bar measured them (``-`` until it can tell)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self._unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "-" if speed is None else f"{speed:,.0f}" if speed >= 10 else f"{speed:.1f}"
+        return Text(f"{shown} {self._unit}/s", style="progress.data.speed")
+
+
+@contextmanager
+def count_bar(
+    label: str, unit: str, enabled: bool, console: Console | None = None
+) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar that counts items (records), with their rate, time elapsed and
+    time left, on a terminal's stderr; yields ``update(done, total)``. Disabled, or not on
+    a terminal (a script reading stderr), the update does nothing."""
+    console = console if console is not None else err
+    label = escape(safe(label))
+    if not enabled or not console.is_terminal:
+
+        def nothing(done: int, total: int) -> None:
+            return None
+
+        yield nothing
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(unit),
+        TimeElapsedColumn(),
+        "eta",
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        started: list[bool] = []
+
+        def update(done: int, total: int) -> None:
+            if not started:  # what was done before (a resumed import) is no rate sample
+                started.append(True)
+                bar.reset(task, completed=done, total=total)
+            else:
+                bar.update(task, completed=done, total=total)
+
+        yield update

@@ -65,7 +65,7 @@ EXAMPLES: dict[str, str] = {
     "relay serve": "relay serve --key-file relayer.key --port 8650",
     "proxy report": "proxy report evidence.emev",
     "record add": "--profile hospital record add cbc.pdf --patient patient --category lab-results",
-    "record import": "--profile hospital record import a.json b.json --patient patient "
+    "record import": "--profile hospital record import exports/2024-06/ --patient patient "
     "--category lab-results",
     "record list": "--profile patient record list --category imaging",
     "record get": "--profile patient record get 0x1f2e3d4c -o scan.pdf",

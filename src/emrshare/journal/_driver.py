@@ -74,6 +74,9 @@ _STORE_GROUP = 256
 
 _OPEN = (JobState.PENDING, JobState.ENCRYPTED, JobState.STORED, JobState.APPEND_SENT)
 
+#: ``progress(done, total)``: of the ``total`` jobs of a run, ``done`` are confirmed.
+OnProgress = Callable[[int, int], None]
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
@@ -86,6 +89,25 @@ class RecoveryReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+class _Report:
+    """Calls ``progress(done, total)`` for a run, ``done`` counted from the committed rows
+    of the jobs it is shown, each job once: it never goes back."""
+
+    def __init__(
+        self, writes: Writes, jobs: Sequence[WriteJob], progress: OnProgress | None
+    ) -> None:
+        self._writes, self._total, self._progress = writes, len(jobs), progress
+        self._confirmed: set[bytes] = set()
+        self(jobs)
+
+    def __call__(self, group: Sequence[WriteJob]) -> None:
+        if self._progress is None:
+            return
+        states = self._writes.states([j.record_id for j in group]) if group else []
+        self._confirmed.update(bytes(i) for i, s in states if s == JobState.CONFIRMED.value)
+        self._progress(len(self._confirmed), self._total)
 
 
 class Driver:
@@ -103,10 +125,17 @@ class Driver:
         """Note writes this process just began (they cannot have been sent yet)."""
         self._unsent.update(bytes(i) for i in record_ids)
 
-    def drive(self, jobs: Sequence[WriteJob], steps: WriteSteps, batch_size: int) -> None:
+    def drive(
+        self,
+        jobs: Sequence[WriteJob],
+        steps: WriteSteps,
+        batch_size: int,
+        progress: OnProgress | None = None,
+    ) -> None:
         """Drive ``jobs`` to ``confirmed`` (see :meth:`Journal.run`)."""
         can = Capabilities.of(steps)
         ids = [j.record_id for j in jobs]
+        report = _Report(self._writes, jobs, progress)  # tells what is confirmed already
 
         def current(*states: JobState) -> list[WriteJob]:
             # Always act on the committed rows, never on the caller's stale copies.
@@ -129,7 +158,8 @@ class Driver:
         for _ in range(self._retries + 1):
             if not current(JobState.STORED, JobState.APPEND_SENT):
                 break
-            self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
+            self._guarded(sent := current(JobState.APPEND_SENT), steps, self._confirm)
+            report(sent)
             batches = append_batches(
                 current(JobState.STORED), current(JobState.PENDING, JobState.ENCRYPTED), batch_size
             )
@@ -137,7 +167,9 @@ class Driver:
             with contextlib.closing(Presealed(can.seal_many, ahead)) as presealed:
                 for group in batches:
                     self._guarded(group, steps, functools.partial(append, presealed=presealed))
-            self._guarded(current(JobState.APPEND_SENT), steps, self._confirm)
+                    report(group)
+            self._guarded(sent := current(JobState.APPEND_SENT), steps, self._confirm)
+            report(sent)
         left = current(*_OPEN)
         if left:
             raise JournalError(

@@ -13,7 +13,7 @@ from typing import Any
 from emrshare._files import private_dir
 from emrshare.journal._claims import Claims
 from emrshare.journal._db import Writes, connect
-from emrshare.journal._driver import Driver, RecoveryReport
+from emrshare.journal._driver import Driver, OnProgress, RecoveryReport
 from emrshare.journal._spool import INLINE_MAX, Spools
 from emrshare.journal.steps import WriteJob, WriteSteps
 from emrshare.types import RecordId
@@ -162,8 +162,17 @@ class Journal:
 
     # -- driving ----------------------------------------------------------------------
 
-    def run(self, jobs: Sequence[WriteJob], steps: WriteSteps, *, batch_size: int = 50) -> None:
-        """Drive ``jobs`` to ``confirmed``.
+    def run(
+        self,
+        jobs: Sequence[WriteJob],
+        steps: WriteSteps,
+        *,
+        batch_size: int = 50,
+        progress: OnProgress | None = None,
+    ) -> None:
+        """Drive ``jobs`` to ``confirmed``; ``progress(done, total)``, if given, is called
+        as the run starts and after each append batch: ``done`` of the ``total`` jobs are
+        confirmed (it never decreases).
 
         Transient failures (storage or chain down, a crash) leave every job at its last
         committed state and raise :class:`JournalError`; run again or call
@@ -175,7 +184,7 @@ class Journal:
         """
         claimed = self._claims.claim([self.get(j.record_id) for j in jobs])
         try:
-            self._driver.drive(claimed, steps, batch_size)
+            self._driver.drive(claimed, steps, batch_size, progress)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._claims.release(claimed)

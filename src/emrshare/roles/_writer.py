@@ -114,6 +114,66 @@ def _plaintext_sha256(source: object) -> bytes | None:
     return digest.digest()
 
 
+class _Tally:
+    """A bulk write's ``progress(done, total)`` over its runs: records found on chain,
+    then each run's confirmed records on top of those before it."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self._progress = progress
+        self._total = total
+        self._done = 0
+
+    def add(self, n: int) -> None:
+        self._done += n
+        if self._progress is not None:
+            self._progress(self._done, self._total)
+
+    def run(self) -> Callable[[int, int], None] | None:
+        if self._progress is None:
+            return None
+        progress, base, total = self._progress, self._done, self._total
+        return lambda done, _: progress(base + done, total)
+
+
+def _same_many(
+    writer: RecordWriter,
+    target: WriteTarget,
+    sources: Sequence[RecordSource],
+    contents: Sequence[str | None],
+    out: list[RecordId | None],
+    on_stage: OnStage | None,
+) -> list[WriteJob]:
+    """:meth:`RecordWriter._same` for a bulk write, filling ``out``: the confirmed writes
+    are checked against the index with one query per stream, not one per record.
+    Returns the interrupted writes found (``resumed``; their sources registered) for
+    the caller to finish in one run."""
+    named = [c for c in contents if c is not None]
+    known = writer.journal.same_contents(target.patient, target.category, named)
+    found = {
+        i: known[content]
+        for i, content in enumerate(contents)
+        if content is not None and content in known
+    }
+    confirmed = writer.appended([j for j in found.values() if j.state.finished])
+    for job in found.values():
+        if not job.state.finished and not writer.journal.claimable(job.record_id):
+            raise JournalError(
+                f"record 0x{job.record_id.hex()} of the same content is being written by "
+                "another process; wait for it to finish"
+            )
+    resumed: list[WriteJob] = []
+    for i, job in found.items():
+        if not job.state.finished:
+            tell(on_stage, "resumed", job.record_id)
+            writer._sources[bytes(job.record_id)] = (sources[i], None, None)
+            resumed.append(job)
+            out[i] = job.record_id
+        elif job.record_id in confirmed:
+            tell(on_stage, "existing", job.record_id)
+            out[i] = job.record_id
+    return resumed
+
+
 class RecordWriter(WriterSteps):
     """Journaled, exactly-once writes of one writer identity (Ethereum key + box key)."""
 
@@ -291,6 +351,7 @@ class RecordWriter(WriterSteps):
         batch_size: int = 50,
         again: bool = False,
         on_stage: OnStage | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[list[RecordId]]:
         """Write many records, in groups (category, media type, sources, identities), in one
         journaled run: the records of every category are encrypted, stored and sealed
@@ -303,6 +364,8 @@ class RecordWriter(WriterSteps):
         the group's identities (one per source) name them: a source whose identity this
         writer wrote or began before is then finished or reported instead. ``on_stage``
         is told ``existing``, ``resumed`` or ``journaled`` for each record.
+        ``progress(done, total)`` counts the records of all groups on chain: first the
+        ones already there, then as each append batch is confirmed (never decreasing).
         """
         for _, _, sources, identities in groups:
             if identities is not None and len(identities) != len(sources):
@@ -322,9 +385,18 @@ class RecordWriter(WriterSteps):
             ]
             out: list[RecordId | None] = [None] * len(sources)
             prepared.append((target, contents, out))
+        total = sum(len(g[2]) for g in groups)
+        tally = _Tally(progress, total)
         if not again:
+            resumed: list[WriteJob] = []
             for (target, contents, out), (_, _, sources, _) in zip(prepared, groups, strict=True):
-                self._same_many(target, sources, contents, out, on_stage)
+                resumed.extend(_same_many(self, target, sources, contents, out, on_stage))
+            tally.add(sum(r is not None for _, _, out in prepared for r in out) - len(resumed))
+            # Interrupted writes of this call's contents are finished together, in
+            # batches (not one transaction each), before any new one is begun.
+            self._run(resumed, batch_size, tally)
+        else:
+            tally.add(0)
         self._resume()
         jobs: list[WriteJob] = []
         for (target, contents, out), (_, media_type, sources, _) in zip(
@@ -351,38 +423,18 @@ class RecordWriter(WriterSteps):
                 out[i] = job.record_id
                 tell(on_stage, "journaled", job.record_id)
             jobs.extend(begun)
+        self._run(jobs, batch_size, tally)
+        return [[r for r in out if r is not None] for _, _, out in prepared]
+
+    def _run(self, jobs: Sequence[WriteJob], batch_size: int, tally: _Tally) -> None:
+        """Drive the jobs of a bulk write (their sources are in ``_sources``)."""
         try:
             if jobs:
-                self.journal.run(jobs, self, batch_size=batch_size)
+                self.journal.run(jobs, self, batch_size=batch_size, progress=tally.run())
+                tally.add(len(jobs))
         finally:
             for job in jobs:
                 self._sources.pop(bytes(job.record_id), None)
-        return [[r for r in out if r is not None] for _, _, out in prepared]
-
-    def _same_many(
-        self,
-        target: WriteTarget,
-        sources: Sequence[RecordSource],
-        contents: Sequence[str | None],
-        out: list[RecordId | None],
-        on_stage: OnStage | None,
-    ) -> None:
-        """:meth:`_same` for a bulk write, filling ``out``: the confirmed writes are checked
-        against the index with one query per stream, not one per record."""
-        named = [c for c in contents if c is not None]
-        known = self.journal.same_contents(target.patient, target.category, named)
-        found = {
-            i: known[content]
-            for i, content in enumerate(contents)
-            if content is not None and content in known
-        }
-        confirmed = self.appended([j for j in found.values() if j.state.finished])
-        for i, job in found.items():
-            if not job.state.finished:
-                out[i] = self._same(target, str(contents[i]), sources[i], None, None, on_stage)
-            elif job.record_id in confirmed:
-                tell(on_stage, "existing", job.record_id)
-                out[i] = job.record_id
 
     @_one_at_a_time
     def recover(self, *, rollback: bool = False) -> RecoveryReport:

@@ -223,13 +223,18 @@ class Provider(Requester):
         in-memory contents are written every time unless ``identities`` (one per content,
         e.g. a FHIR ``Type/id/_history/version``) names them: an identity written before is
         reported, not written again. ``on_stage(stage, id)`` says which (``existing``,
-        ``resumed``, ``journaled``) for each."""
+        ``resumed``, ``journaled``) for each. ``progress(done, total)`` counts records on
+        chain: the ones already there first, then after each confirmed append batch
+        (``done`` never decreases; the last call is ``(total, total)``)."""
         group: RecordGroup = (category, media_type, contents, identities)
         (ids,) = self.writer.add_groups(
-            patient, [group], batch_size=batch_size, again=again, on_stage=on_stage
+            patient,
+            [group],
+            batch_size=batch_size,
+            again=again,
+            on_stage=on_stage,
+            progress=progress,
         )
-        if progress is not None:
-            progress(len(contents), len(contents))
         return ids
 
     def add_record_groups(

@@ -51,7 +51,9 @@ def test_each_example_parses(path: str, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     words = shlex.split(EXAMPLES[path])
     for w in words:  # files an example names must exist for `exists=True` arguments
-        if "." in w and not w.startswith(("-", "0x")):
+        if w.endswith("/") and not w.startswith("-"):  # a directory
+            Path(w).mkdir(parents=True)
+        elif "." in w and not w.startswith(("-", "0x")):
             Path(w).write_bytes(b"{}")
     root = typer.main.get_command(app)
     ctx = root.make_context("emrshare", list(words))

@@ -16,6 +16,7 @@ from emrshare.cli import _render as render
 from emrshare.cli._context import (
     JsonOpt,
     _fail,
+    count_bar,
     emit_json,
     err,
     out,
@@ -159,7 +160,14 @@ def _stop(message: str, hint: str, as_json: bool, record_id: str | None = None) 
 @app.command("import")
 def record_import(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="files, or directories whose regular files are imported (sorted by name)",
+        ),
+    ],
     category: CategoryOpt,
     patient: Annotated[str, typer.Option(help="patient address or profile name")],
     media_type: MediaTypeOpt = None,
@@ -169,29 +177,36 @@ def record_import(
 ) -> None:
     """Bulk import: many files of one category, appended in batches (journaled).
 
+    A directory stands for its regular files (not its subdirectories), sorted by name.
     Files already imported (or interrupted) for this patient and category are reported
-    (or finished), not written again, unless --again.
+    (or finished), not written again, unless --again: after Ctrl-C, re-run the same
+    command. On a terminal a progress bar counts the records on chain, with their rate
+    and the time left.
     """
     st = state(ctx)
+    files = _expand(paths)
     # One media type per import: --media-type, else the first file's.
     kind = _media_type(files[0], media_type)
+    as_json = want_json(ctx, json_out)
     try:
-        ids = st.provider().add_records(
-            st.profiles.resolve(patient),
-            category,
-            files,
-            media_type=kind,
-            batch_size=batch_size,
-            again=again,
-        )
+        with count_bar(f"importing {category}", "rec", not as_json) as progress:
+            ids = st.provider().add_records(
+                st.profiles.resolve(patient),
+                category,
+                files,
+                media_type=kind,
+                batch_size=batch_size,
+                again=again,
+                progress=progress,
+            )
     except KeyboardInterrupt:
         _stop(
             "interrupted: the files begun are journaled",
             "run 'emrshare recover' to finish them, or re-run the same command (files "
             "already in are not written again)",
-            want_json(ctx, json_out),
+            as_json,
         )
-    if want_json(ctx, json_out):
+    if as_json:
         emit_json(
             [
                 {"file": str(f), "record_id": render.hex_id(r)}
@@ -200,6 +215,23 @@ def record_import(
         )
     else:
         out.print(f"imported {len(ids)} {category} records")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """The files to import: each file given, and each directory's regular files (its
+    direct entries, sorted by name); a directory with none is refused."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if p.is_file())
+        if not inside:
+            raise typer.BadParameter(
+                f"the directory {path} holds no regular file to import", param_hint="PATHS"
+            )
+        files.extend(inside)
+    return files
 
 
 @app.command("list")
