@@ -1,5 +1,6 @@
-"""Proxy benchmark: cfrags/s of one proxy process under 50 concurrent clients, latency
-percentiles and errors, and the latency of one 2-of-3 read on loopback.
+"""Proxy benchmark: cfrags/s of one proxy process under 50 concurrent clients at batch 1
+(one record per read, the common case) and batch 32, latency percentiles and errors, and
+the latency of one 2-of-3 read on loopback.
 
     .venv/bin/python benchmarks/proxy_bench.py               # ~1 minute
     .venv/bin/python benchmarks/proxy_bench.py --seconds 5   # quicker
@@ -7,18 +8,27 @@ percentiles and errors, and the latency of one 2-of-3 read on loopback.
 Starts its own anvil and three real ``emrshare proxy serve`` processes (the integration
 test harness in tests/integration/proxy/support.py), so every request pays the real
 checks: signature recovery, chain reads at the latest block, the SQLite journal (fsync)
-and re-encryption. Requests are signed before the timed run so the clients' signing does
-not compete with the proxy for the CPU.
+and re-encryption. Requests are signed and encoded before the timed run so the clients' signing
+does not compete with the proxy for the CPU.
 
-Goals (printed, never asserted): batched cfrags/s >= 60 % of the raw umbral-pre
-``reencrypt`` rate on one core, measured in the same run; error count 0; 2-of-3 read
-p50 <= 30 ms.
+The ratio (issue #19): cfrags per CPU-second of the proxy process (user + system time of
+all its threads) against raw umbral-pre ``reencrypt`` per CPU-second on one core, measured
+in the same run. CPU time, not wall time: the clients, anvil, the two other proxies and
+whatever else runs on the machine share its cores, so wall-clock cfrags/s says as much
+about them as about the proxy (it is printed too). The proxy may use every core it is
+allowed (printed); a proxy that used two cores at once is charged both. anvil's CPU for
+the proxy's chain reads is not the proxy's, so it is printed next to it, with the ratio
+charged for both ("with anvil"). See benchmarks/README.md.
+
+Goals (printed, never asserted): batch 32 >= 75 % of raw, batch 1 >= 25 % of raw; error
+count 0; 2-of-3 read p50 <= 30 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import statistics
@@ -28,7 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import umbral_pre
 
@@ -105,40 +114,70 @@ def signed_bodies(
     return out
 
 
+def http_request(url: str, body: dict[str, Any]) -> bytes:
+    """One ``POST /v1/reencrypt`` as raw HTTP/1.1 bytes (keep-alive), encoded ahead."""
+    host = url.removeprefix("http://")
+    data = json.dumps(body).encode()
+    head = (
+        f"POST /v1/reencrypt HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
 async def load(url: str, bodies: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    """CLIENTS concurrent clients post pre-signed requests until time or bodies run out."""
+    """CLIENTS concurrent clients post pre-signed requests until time or bodies run out.
+
+    Each client is one keep-alive HTTP/1.1 connection written with pre-encoded bytes:
+    50 clients in one Python process through httpx cost more CPU than the proxy, on the
+    same cores, and then the proxy never sees 50 requests at once (50 real clients are 50
+    machines). The answers are parsed (status, JSON body) as a client would.
+    """
     latencies: list[float] = []
     errors: dict[str, int] = {}
     cfrags = 0
-    queue = list(reversed(bodies))
-    stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+    queue = [http_request(url, b) for b in reversed(bodies)]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
 
-        async def client() -> None:
-            nonlocal cfrags
+    async def client() -> None:
+        nonlocal cfrags
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while queue and time.perf_counter() < stop_at:
-                body = queue.pop()
+                raw = queue.pop()
                 t0 = time.perf_counter()
                 try:
-                    resp = await http.post(url + "/v1/reencrypt", json=body)
-                    if resp.status_code == 200:
-                        cfrags += len(resp.json()["cfrags"])
-                        latencies.append(time.perf_counter() - t0)
-                    else:
-                        key = str(resp.json().get("refused", resp.status_code))
-                        errors[key] = errors.get(key, 0) + 1
-                except httpx.HTTPError as exc:
+                    writer.write(raw)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    status = int(head.split(b" ", 2)[1])
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    answer = json.loads(await reader.readexactly(length))
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    return
+                if status == 200:
+                    cfrags += len(answer["cfrags"])
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    key = str(answer.get("refused", status))
+                    errors[key] = errors.get(key, 0) + 1
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(CLIENTS)))
-        elapsed = time.perf_counter() - start
+    stop_at = time.perf_counter() + seconds
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    elapsed = time.perf_counter() - start
     return {
         "cfrags_per_s": cfrags / elapsed,
         "elapsed": elapsed,
         "requests": len(latencies),
         "p50_ms": 1000 * pct(latencies, 0.50),
+        "p90_ms": 1000 * pct(latencies, 0.90),
         "p99_ms": 1000 * pct(latencies, 0.99),
         "errors": sum(errors.values()),
         "error_kinds": errors,
@@ -213,34 +252,83 @@ def main() -> None:
         pid = bytes(grant.binding.policy_id)
         capsules = [e.capsule_bytes for e in entries]
 
-        raw = raw_reencrypt_rate(min(args.seconds, 5.0))
-        print(f"cores: {os.cpu_count()}  clients: {CLIENTS}  phase: {args.seconds:.0f}s")
-        print(f"raw umbral-pre reencrypt: {raw:10.0f} cfrags per CPU-second")
+        raw_seconds = min(args.seconds, 5.0) / 2
         target = proxies[0]
+        assert target.proc is not None
+        proc = psutil.Process(target.proc.pid)
+        cores = len(os.sched_getaffinity(target.proc.pid))
+        print(
+            f"cores: {os.cpu_count()} (the proxy may use {cores}; clients, anvil and the "
+            f"other proxies share them)  clients: {CLIENTS}  phase: {args.seconds:.0f}s"
+        )
+        anvil = psutil.Process(node._proc.pid) if node._proc is not None else None
         rows = []
         for batch in (1, 32):
-            # Enough pre-signed requests for the phase (estimated from the raw rate).
-            count = max(200, int(raw * args.seconds / batch))
+            # Enough pre-signed requests for the phase (a proxy at 3,000 cfrags/s; if
+            # they run out the phase ends early, and its rate is over its own length).
+            count = max(200, int(3000 * args.seconds / batch))
             bodies = signed_bodies(chain, grantee, target, pid, capsules[:batch], count)
-            assert target.proc is not None
-            proc = psutil.Process(target.proc.pid)
+            # The raw rate right before and right after the phase, averaged: on a shared
+            # VM a CPU-second buys more or less work from minute to minute (the other
+            # vCPU's load), so the floor is measured under the phase's conditions.
+            raw_before = raw_reencrypt_rate(raw_seconds)
+            h0 = target.health()
             cpu0 = sum(proc.cpu_times()[:2])
+            anvil0 = sum(anvil.cpu_times()[:2]) if anvil is not None else 0.0
             result = asyncio.run(load(target.url, bodies, args.seconds))
             cpu = sum(proc.cpu_times()[:2]) - cpu0
+            anvil_cpu = (sum(anvil.cpu_times()[:2]) - anvil0) if anvil is not None else 0.0
+            h1 = target.health()
+            raw_after = raw_reencrypt_rate(raw_seconds)
+            raw = result["raw"] = (raw_before + raw_after) / 2
+            result["raw_spread"] = abs(raw_before - raw_after) / raw
+            cfrags = result["cfrags_per_s"] * result["elapsed"]
             # cfrags per CPU-second of the proxy process: "per core", whatever else
             # (clients, anvil, other jobs) shares the machine.
-            result["per_cpu_s"] = result["cfrags_per_s"] * result["elapsed"] / cpu
+            result["per_cpu_s"] = cfrags / cpu
+            result["ratio"] = result["per_cpu_s"] / raw
+            result["with_anvil_ratio"] = cfrags / (cpu + anvil_cpu) / raw
+            result["cpu_ms_per_request"] = 1000 * cpu / max(1, result["requests"])
+            result["anvil_ms_per_request"] = 1000 * anvil_cpu / max(1, result["requests"])
+            if "head_reads" in h1:  # (a proxy before issue #19's shared reads has none)
+                served = max(1, h1["head_answered"] - h0["head_answered"])
+                reads = max(1, h1["head_reads"] - h0["head_reads"])
+                result["requests_per_head_read"] = served / reads
+                result["serves_per_fsync"] = (h1["journal_serves"] - h0["journal_serves"]) / max(
+                    1, h1["journal_commits"] - h0["journal_commits"]
+                )
             rows.append((batch, result))
         print()
-        print("batch  cfrags/s  per proxy CPU-s  % of raw  requests  p50 ms  p99 ms  errors")
+        goals = {1: 0.25, 32: 0.75}
+        print(
+            "batch  cfrags/s  per proxy CPU-s  raw/CPU-s  % of raw (goal)  with anvil"
+            "  requests  p50 ms  p90 ms  p99 ms  errors"
+        )
         for batch, r in rows:
             print(
-                f"{batch:5d}  {r['cfrags_per_s']:8.0f}  {r['per_cpu_s']:15.0f}"
-                f"  {100 * r['per_cpu_s'] / raw:7.1f}%"
-                f"  {r['requests']:8d}  {r['p50_ms']:6.1f}  {r['p99_ms']:6.1f}  {r['errors']:6d}"
-                + (f"  {r['error_kinds']}" if r["errors"] else "")
+                f"{batch:5d}  {r['cfrags_per_s']:8.0f}  {r['per_cpu_s']:15.0f}  {r['raw']:9.0f}"
+                f"  {100 * r['ratio']:6.1f}% ({100 * goals[batch]:.0f}%)"
+                f"  {100 * r['with_anvil_ratio']:9.1f}%"
+                f"  {r['requests']:8d}  {r['p50_ms']:6.1f}  {r['p90_ms']:6.1f}  {r['p99_ms']:6.1f}"
+                f"  {r['errors']:6d}" + (f"  {r['error_kinds']}" if r["errors"] else "")
             )
-        print("(% of raw compares cfrags per CPU-second of the proxy process with raw reencrypt)")
+        print(
+            "(% of raw: cfrags per CPU-second of the proxy process / raw umbral-pre reencrypt "
+            "per CPU-second on one core, measured before and after the phase; with anvil: "
+            "anvil's CPU in the phase charged too)"
+        )
+        for batch, r in rows:
+            shared = (
+                f"; {r['requests_per_head_read']:.1f} requests per latest-block read, "
+                f"{r['serves_per_fsync']:.1f} serves per journal fsync"
+                if "requests_per_head_read" in r
+                else ""
+            )
+            print(
+                f"batch {batch}: proxy CPU {r['cpu_ms_per_request']:.2f} ms/request, anvil "
+                f"{r['anvil_ms_per_request']:.2f} ms/request; raw before/after differ by "
+                f"{100 * r['raw_spread']:.0f} %" + shared
+            )
         # Let the audit flusher catch up so the read phase measures reads, not the backlog.
         t0 = time.perf_counter()
         target.wait_audit_drained(timeout=600)
@@ -258,7 +346,26 @@ def main() -> None:
             f"2-of-3 read of one record on loopback ({args.reads} reads): "
             f"p50 {read['p50_ms']:.1f} ms  p99 {read['p99_ms']:.1f} ms  (goal p50 <= 30 ms)"
         )
-        print("goals: batched >= 60 % of raw per core; errors 0")
+        print("goals: batch 32 >= 75 % and batch 1 >= 25 % of raw per CPU-second; errors 0")
+        by = dict(rows)
+        raw_all = statistics.mean(r["raw"] for r in by.values())
+        summary: dict[str, Any] = {"raw_per_cpu_s": round(raw_all, 1), "proxy_cores": cores}
+        for batch, r in by.items():
+            summary |= {
+                f"batch{batch}_cfrags_per_s": round(r["cfrags_per_s"], 1),
+                f"batch{batch}_per_cpu_s": round(r["per_cpu_s"], 1),
+                f"batch{batch}_raw_per_cpu_s": round(r["raw"], 1),
+                f"batch{batch}_ratio": round(r["ratio"], 4),
+                f"batch{batch}_with_anvil_ratio": round(r["with_anvil_ratio"], 4),
+                f"batch{batch}_p50_ms": round(r["p50_ms"], 1),
+                f"batch{batch}_p99_ms": round(r["p99_ms"], 1),
+                f"batch{batch}_errors": r["errors"],
+            }
+        summary |= {
+            "read_2of3_p50_ms": round(read["p50_ms"], 1),
+            "read_2of3_p99_ms": round(read["p99_ms"], 1),
+        }
+        print(json.dumps(summary))
     finally:
         for p in proxies:
             p.stop()

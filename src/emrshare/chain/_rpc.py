@@ -273,6 +273,11 @@ class NodeConnection:
         block = self._block("latest")
         return int(block["number"]), int(block["timestamp"])
 
+    def latest_head(self) -> tuple[int, int, bytes]:
+        """The latest block's number, timestamp and hash, from one read."""
+        block = self._block("latest")
+        return int(block["number"]), int(block["timestamp"]), bytes(block["hash"])
+
     def safe_block(self) -> int:
         """The newest block with the configured number of confirmations."""
         return self.latest_block() - (self.confirmations - 1)

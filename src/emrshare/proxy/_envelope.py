@@ -39,6 +39,7 @@ __all__ = [
     "common_fields",
     "common_from_wire",
     "domain_separator",
+    "recover_signer",
 ]
 
 DOMAIN_VERSION = "1"
@@ -57,8 +58,10 @@ _DOMAIN_TYPEHASH = keccak(
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def domain_separator(name: str, chain_id: int, verifying_contract: str) -> bytes:
-    """The EIP-712 domain separator of ``name``, version ``1``, on that chain and contract."""
+    """The EIP-712 domain separator of ``name``, version ``1``, on that chain and contract
+    (a pure function of them: kept, a proxy sees the same few domains all the time)."""
     return keccak(
         abi_encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -159,14 +162,23 @@ class SignableRequest(ABC):
 
         Raises :class:`WireFormatError` when the signature is malformed.
         """
-        if len(signature) != 65 or signature[64] not in (27, 28):
-            raise WireFormatError("the request signature is not a 65-byte (r, s, v) signature")
-        try:
-            sig = KeyAPI.Signature(signature[:64] + bytes([signature[64] - 27]))
-            public = sig.recover_public_key_from_msg_hash(self.digest(chain_id, verifying_contract))
-        except Exception as exc:  # eth-keys raises several unrelated types
-            raise WireFormatError("the request signature is malformed") from exc
-        return Address(public.to_checksum_address())
+        return recover_signer(self.digest(chain_id, verifying_contract), signature)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> Address:
+    """The address whose 65-byte (r, s, v) ``signature`` signed ``digest`` (a request's
+    :meth:`SignableRequest.digest`, computed once by a caller that needs it again).
+
+    Raises :class:`WireFormatError` when the signature is malformed.
+    """
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        raise WireFormatError("the request signature is not a 65-byte (r, s, v) signature")
+    try:
+        sig = KeyAPI.Signature(signature[:64] + bytes([signature[64] - 27]))
+        public = sig.recover_public_key_from_msg_hash(digest)
+    except Exception as exc:  # eth-keys raises several unrelated types
+        raise WireFormatError("the request signature is malformed") from exc
+    return Address(public.to_checksum_address())
 
 
 _COMMON_WIRE = frozenset(("proxy", "capsule_hashes", "nonce", "deadline"))
@@ -349,4 +361,10 @@ def _address(value: Any, what: str) -> Address:
         raise WireFormatError(
             f"malformed re-encryption request: {what} must be a 0x-prefixed 20-byte address"
         )
+    return _checksummed(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checksummed(value: str) -> Address:
+    # A keccak per address per request otherwise; requests name the same few addresses.
     return Address(to_checksum_address(value))

@@ -1,7 +1,9 @@
 """What the proxy needs from the chain, as one small protocol, and the events it follows.
 
-The proxy never trusts a cached answer for a policy decision: :meth:`ProxyChain.policy_status`
-reads the grants contract at the block the request is evaluated at. Events feed only the
+The proxy never trusts an answer from another block for a policy decision:
+:meth:`ProxyChain.policy_status` reads the grants contract at the block the request is
+evaluated at (the latest, read after the request arrived), and the service shares that
+answer only among requests judged at that same block (number and hash). Events feed only the
 proxy's own indexes (which capsule belongs to which patient and tag; which kfrag
 belongs to which policy).
 """
@@ -168,12 +170,16 @@ class ProxyChain(Protocol):
         """The latest block's number and chain time (unix seconds), read together."""
         ...
 
+    def latest_head(self) -> tuple[int, int, bytes]:
+        """The latest block's number, chain time and hash, read together."""
+        ...
+
     def events(self, from_block: int, to_block: int) -> Sequence[ProxyEvent]:
         """The events the proxy follows in [from_block, to_block], in chain order."""
         ...
 
     def policy_status(self, policy_id: bytes, block: int) -> GrantStatus:
-        """The policy's state evaluated at ``block`` (never a cached answer)."""
+        """The policy's state evaluated at ``block``."""
         ...
 
     def policy_scope(self, policy_id: bytes, block: int) -> bytes:

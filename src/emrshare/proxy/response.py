@@ -38,6 +38,7 @@ from emrshare.errors import VerificationError
 
 __all__ = [
     "Bound",
+    "DigestSigner",
     "KIND_REFUSED",
     "KIND_SERVED",
     "RESPONSE_TYPEHASH",
@@ -139,6 +140,24 @@ def refused_digest(
 def sign_digest(digest: bytes, private_key: bytes) -> bytes:
     """A 65-byte (r, s, v) signature of ``digest`` with the proxy's Ethereum key."""
     return bytes(Account.unsafe_sign_hash(digest, private_key).signature)
+
+
+class DigestSigner:
+    """:func:`sign_digest` with the key parsed once (a proxy signs every answer with the
+    same key; parsing it and deriving its account per answer cost more than signing).
+    Same signatures: RFC 6979 deterministic ECDSA, low s, ``v`` 27 or 28."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = KeyAPI.PrivateKey(private_key)
+
+    def __repr__(self) -> str:
+        return "DigestSigner(<key hidden>)"
+
+    def sign(self, digest: bytes) -> bytes:
+        sig = self._key.sign_msg_hash(digest)
+        return sig.to_bytes()[:64] + bytes([sig.v + 27])
 
 
 def recover_response(digest: bytes, signature: bytes) -> str:

@@ -192,6 +192,42 @@ def test_revocation_holds_from_its_block_on(net_up: Net, order: str) -> None:
     assert revoke_first == (order == "revoke-then-serve")
 
 
+def test_revocation_holds_from_its_block_on_with_a_warm_cache(net_up: Net) -> None:
+    """The proxy shares the policy's status among requests judged at one block; a request
+    judged at the revoke's block is refused even when requests at the block before it were
+    served from that shared answer a moment ago."""
+    net = net_up
+    (sealed,) = net.chain.append(net.patient, CATEGORY, 0)
+    grant, _ = net.grant()
+    pid = bytes(grant.binding.policy_id)
+    cap = sealed.capsule_bytes
+    p = net.proxies[0]
+    node = net.node
+    node.rpc("evm_setAutomine", [False])
+    try:
+        before = net.chain.w3.eth.block_number
+        # Requests at one block: the first reads Grants.status, the others reuse its
+        # answer (no block is mined meanwhile: the audit transactions wait in the pool).
+        bodies = [body(net, p, pid, [cap]) for _ in range(6)]
+        with httpx.Client(timeout=30.0) as http:
+            warm = [http.post(p.url + "/v1/reencrypt", json=b) for b in bodies]
+        assert [r.status_code for r in warm] == [200] * 6, [r.text for r in warm]
+        assert {r.json()["block"] for r in warm} == {before}
+        revoke_tx = net.chain.revoke(net.patient, pid, wait=False, max_fee=100 * 10**9)
+        node.rpc("evm_mine")
+    finally:
+        node.rpc("evm_setAutomine", [True])
+    revoke_block = net.chain.w3.eth.get_transaction_receipt(revoke_tx)["blockNumber"]
+    assert revoke_block == before + 1
+    # At once, before the watcher processed the revocation event: the status is the
+    # chain's at the new block, not the warm answer of the block before.
+    resp = p.post(body(net, p, pid, [cap]))
+    assert refusal(resp) == "policy_revoked"
+    assert int(resp.json()["block"]) >= revoke_block
+    health = p.health()
+    assert health["head_answered"] >= 7 and health["head_reads"] >= 1
+
+
 def _wait_audit_in_pool(net: Net, p: ProxyProcess) -> None:
     eth = net.chain.w3.eth
     deadline = time.monotonic() + 30

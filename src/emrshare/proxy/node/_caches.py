@@ -1,8 +1,13 @@
 """What the service keeps between requests: parsed capsules, verified kfrags, and the
-membership answers of the block it last evaluated at.
+chain's answers at the newest few blocks.
 
-Nothing here changes a decision: a kfrag is cached only after it verified, a revocation
-drops it (:meth:`ServiceCaches.forget`), and membership is re-read at every new block.
+Nothing here changes a decision. A kfrag is cached only after it verified, and a
+revocation or a reorg drops it (:meth:`ServiceCaches.forget`). A chain answer (policy
+status, scope, membership, receiving key) is an ``eth_call`` at one block, so it is the
+answer for every request judged at that block, and only for those: answers are keyed by
+the block's number *and* hash, and a request judged at block N+1 (or at a block N of
+another fork) reads again. A revocation mined in block N+1 is therefore enforced for every
+request judged at N+1 or later, however warm the cache.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import umbral_pre
 
@@ -17,13 +24,19 @@ from emrshare.chain import scope_hash
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError
 from emrshare.proxy import _crypto
-from emrshare.proxy.chainview import ProxyChain
+from emrshare.proxy.chainview import GrantStatus, ProxyChain
 from emrshare.proxy.node import _kfrags
+from emrshare.proxy.node._head import Head
 from emrshare.proxy.node.store import ProxyStore
 
 __all__ = ["ServiceCaches"]
 
 log = logging.getLogger("emrshare.proxy")
+
+T = TypeVar("T")
+
+#: Blocks whose answers are kept: requests in flight straddle a new block or two.
+_BLOCKS_KEPT = 4
 
 
 class ServiceCaches:
@@ -36,9 +49,10 @@ class ServiceCaches:
         self._kfrags: dict[bytes, VerifiedProxyKeyFrag] = {}
         self._capsules: OrderedDict[bytes, umbral_pre.Capsule] = OrderedDict()
         self.capsule_cache_size = 100_000
-        self._active_at: tuple[int, bool] | None = None
-        self._members_at: tuple[int, dict[str, bool]] = (-1, {})
-        self._keys_at: tuple[int, dict[str, bytes]] = (-1, {})
+        #: Chain answers per block (number, hash), the newest few blocks.
+        self._blocks: OrderedDict[tuple[int, bytes], dict[tuple[str, str | bytes], object]] = (
+            OrderedDict()
+        )
         self._scopes: OrderedDict[tuple[bytes, bytes], frozenset[bytes]] = OrderedDict()
 
     def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
@@ -59,11 +73,12 @@ class ServiceCaches:
         self.remember_capsule(capsule_hash, capsule)
         return capsule
 
-    def scope(self, policy_id: bytes, block: int) -> frozenset[bytes] | None:
-        """The records a grant is scoped to at ``block`` (None: its whole tag), read from
-        its ``GrantScoped`` event and kept only if they hash to ``Grants.scopeOf`` there
-        (:class:`LookupError` if no event does yet: the watcher's node lags)."""
-        wanted = self.chain.policy_scope(policy_id, block)
+    def scope(self, policy_id: bytes, at: Head) -> frozenset[bytes] | None:
+        """The records a grant is scoped to at block ``at`` (None: its whole tag), read
+        from its ``GrantScoped`` event and kept only if they hash to ``Grants.scopeOf``
+        there (:class:`LookupError` if no event does yet: the watcher's node lags)."""
+        pid = bytes(policy_id)
+        wanted = self._at(at, ("scope", pid), lambda: self.chain.policy_scope(pid, at.number))
         if wanted == bytes(32):
             return None
         key = (bytes(policy_id), wanted)
@@ -108,45 +123,48 @@ class ServiceCaches:
             self._kfrags[policy_id] = kfrag
         return kfrag
 
-    def active_proxy(self, block: int) -> bool:
-        """Whether this proxy is an active Proxy member at ``block`` (one read per block)."""
+    def _at(self, at: Head, key: tuple[str, str | bytes], read: Callable[[], T]) -> T:
+        """``read()``'s answer at block ``at``, read once per block and key: every
+        request judged at the same block (same number *and* hash) shares it."""
         with self._lock:
-            cached = self._active_at
-        if cached is not None and cached[0] == block:
-            return cached[1]
-        active = self.chain.is_active_proxy(self.chain.proxy_address, block)
+            answers = self._blocks.get(at.key)
+            if answers is not None and key in answers:
+                return cast(T, answers[key])
+        value = read()
         with self._lock:
-            self._active_at = (block, active)
-        return active
-
-    def active_member(self, account: str, block: int) -> bool:
-        """Whether ``account`` is an active consortium member at ``block`` (one read per
-        account and block)."""
-        key = account.lower()
-        with self._lock:
-            if self._members_at[0] != block:
-                self._members_at = (block, {})
-            cached = self._members_at[1].get(key)
-        if cached is not None:
-            return cached
-        active = self.chain.is_active_member(account, block)
-        with self._lock:
-            if self._members_at[0] == block:
-                self._members_at[1][key] = active
-        return active
-
-    def receiving_key(self, account: str, block: int) -> bytes:
-        """``account``'s registered Umbral receiving key at ``block`` (one read per account
-        and block: a rotation counts from its block on)."""
-        key = account.lower()
-        with self._lock:
-            if self._keys_at[0] != block:
-                self._keys_at = (block, {})
-            cached = self._keys_at[1].get(key)
-        if cached is not None:
-            return cached
-        value = bytes(self.chain.receiving_key(account, block))
-        with self._lock:
-            if self._keys_at[0] == block:
-                self._keys_at[1][key] = value
+            answers = self._blocks.get(at.key)
+            if answers is None:
+                answers = self._blocks[at.key] = {}
+                while len(self._blocks) > _BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            answers[key] = value
         return value
+
+    def policy_status(self, policy_id: bytes, at: Head) -> GrantStatus:
+        """The policy's status at block ``at`` (one ``Grants.status`` read per policy and
+        block: a revocation mined in a later block is a later block's answer)."""
+        pid = bytes(policy_id)
+        return self._at(at, ("status", pid), lambda: self.chain.policy_status(pid, at.number))
+
+    def active_proxy(self, at: Head) -> bool:
+        """Whether this proxy is an active Proxy member at ``at`` (one read per block)."""
+        me = self.chain.proxy_address
+        return self._at(at, ("proxy", ""), lambda: self.chain.is_active_proxy(me, at.number))
+
+    def active_member(self, account: str, at: Head) -> bool:
+        """Whether ``account`` is an active consortium member at ``at`` (one read per
+        account and block)."""
+        return self._at(
+            at,
+            ("member", account.lower()),
+            lambda: self.chain.is_active_member(account, at.number),
+        )
+
+    def receiving_key(self, account: str, at: Head) -> bytes:
+        """``account``'s registered Umbral receiving key at ``at`` (one read per account
+        and block: a rotation counts from its block on)."""
+        return self._at(
+            at,
+            ("key", account.lower()),
+            lambda: bytes(self.chain.receiving_key(account, at.number)),
+        )

@@ -14,6 +14,7 @@ reason ``bad_request``: never a 500, and the keep-alive connection stays usable.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -190,6 +191,101 @@ class _InternalErrors:
             await send({"type": "http.response.body", "body": body})
 
 
+class _ProxyApp(FastAPI):
+    """The FastAPI app, with ``POST`` to the re-encryption paths answered without it.
+
+    FastAPI's middleware, routing, dependency solving and exception layers cost more CPU
+    than the checks of a one-record request. These two endpoints take a raw body and
+    answer plain JSON, so :attr:`fast` answers them (:class:`_FastPost`, inside the same
+    internal-error and body-limit middleware: the same limits, the same answers). The
+    FastAPI routes stay for the OpenAPI schema and every other method on these paths.
+    """
+
+    fast: Any = None
+    fast_paths: frozenset[str] = frozenset()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.fast is not None
+            and scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path") in self.fast_paths
+        ):
+            await self.fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class _FastPost:
+    """Pure ASGI app: a JSON body → ``answers[path](body)`` in a worker thread → JSON."""
+
+    def __init__(self, answers: dict[str, Any], workers: int = 40) -> None:
+        self.answers = answers
+        # A plain executor: anyio's thread hand-off (capacity limiter, cancel scopes)
+        # costs the event loop more than the hand-off itself. As many threads as
+        # Starlette's default pool.
+        self.pool = concurrent.futures.ThreadPoolExecutor(workers, "proxy-request")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        answer = self.answers[scope["path"]]
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # The client left, or the body limit already answered 413.
+                await _send_json(send, 400, None)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+        if not _is_json(content_type):
+            refusal = Refusal(
+                RefusalReason.BAD_REQUEST, "the request body must be application/json"
+            )
+            await _send_json(send, 415, refusal.to_json())
+            return
+        # In the thread pool: parsing a large body must not stall the event loop, and
+        # the checks block on the chain and the journal's fsync.
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self.pool, answer, b"".join(chunks))
+        status, headers = _status(result)
+        await _send_json(send, status, result.to_json(), headers)
+
+
+async def _send_json(
+    send: Any, status: int, body: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """One JSON answer (as Starlette's ``JSONResponse`` renders it); no body if None."""
+    data = b"" if body is None else _render(body)
+    head = [(b"content-length", str(len(data)).encode())]
+    if body is not None:
+        head.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": [*head, *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _render(body: Any) -> bytes:
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def _status(result: Served | Refusal) -> tuple[int, tuple[tuple[bytes, bytes], ...]]:
+    """The HTTP status of an answer, and its extra headers."""
+    if isinstance(result, Served):
+        return 200, ()
+    if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
+        return 400, ()
+    if result.reason is RefusalReason.REQUEST_IN_FLIGHT:
+        # The identical request is being served: retry it once that one answered.
+        return 429, ((b"retry-after", b"1"),)
+    return (403 if result.reason.denies_access else 503), ()
+
+
 def _is_json(content_type: str | None) -> bool:
     """``application/json``, with at most a UTF-8 charset parameter."""
     if content_type is None:
@@ -240,12 +336,31 @@ def create_app(
             if on_shutdown is not None:
                 on_shutdown()
 
-    app = FastAPI(
+    app = _ProxyApp(
         title="emrshare re-encryption proxy",
         version=__version__,
         lifespan=lifespan,
         description="Serves Umbral capsule fragments for active on-chain grants.",
     )
+    emergency = EmergencyService(service)
+
+    def _answer(body: bytes) -> Served | Refusal:
+        try:
+            signed = SignedRequest.from_json(parse_json_body(body))
+        except WireFormatError as exc:
+            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
+        return service.handle(signed)
+
+    def _answer_emergency(body: bytes) -> Served | Refusal:
+        try:
+            signed = SignedEmergencyRequest.from_json(parse_json_body(body))
+        except WireFormatError as exc:
+            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
+        return emergency.handle(signed)
+
+    fast = _FastPost({"/v1/reencrypt": _answer, EMERGENCY_PATH: _answer_emergency})
+    app.fast = _InternalErrors(_BodyLimit(fast, limit=MAX_BODY))
+    app.fast_paths = frozenset(fast.answers)
     app.add_middleware(_BodyLimit, limit=MAX_BODY)
     # Added last, so it is the outermost of ours: it also catches the body limit's faults.
     app.add_middleware(_InternalErrors)
@@ -266,6 +381,12 @@ def create_app(
             "audit_pending_batches": len(service.store.pending_batches()),
             "served_cfrags": service.served,
             "refused": dict(service.refused),
+            # Shared work (docs/proxy-operations.md, "Throughput"): latest-block reads
+            # and the requests they answered; journal commits (fsyncs) and serves.
+            "head_reads": service.head.reads,
+            "head_answered": service.head.answered,
+            "journal_commits": service.journal.commits,
+            "journal_serves": service.journal.recorded,
             "errors": errors,
         }
 
@@ -327,34 +448,14 @@ def create_app(
             return _refusal(
                 415, RefusalReason.BAD_REQUEST, "the request body must be application/json"
             )
+        # (Reached only if _FastPost is bypassed; the same answer.)
         result = await run_in_threadpool(answer, body)
-        if isinstance(result, Served):
-            # Already plain JSON: skip FastAPI's re-encoding and response validation.
-            return JSONResponse(result.to_json())
-        status = 403 if result.reason.denies_access else 503
-        if result.reason in (RefusalReason.BAD_REQUEST, RefusalReason.BATCH_TOO_LARGE):
-            status = 400
-        if result.reason is RefusalReason.REQUEST_IN_FLIGHT:
-            # The identical request is being served: retry it once that one answered.
-            return JSONResponse(result.to_json(), status_code=429, headers={"Retry-After": "1"})
-        return JSONResponse(result.to_json(), status_code=status)
-
-    def _answer(body: bytes) -> Served | Refusal:
-        # In the thread pool: parsing a large body must not stall the event loop.
-        try:
-            signed = SignedRequest.from_json(parse_json_body(body))
-        except WireFormatError as exc:
-            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
-        return service.handle(signed)
-
-    emergency = EmergencyService(service)
-
-    def _answer_emergency(body: bytes) -> Served | Refusal:
-        try:
-            signed = SignedEmergencyRequest.from_json(parse_json_body(body))
-        except WireFormatError as exc:
-            return Refusal(RefusalReason.BAD_REQUEST, str(exc))
-        return emergency.handle(signed)
+        status, headers = _status(result)
+        return JSONResponse(
+            result.to_json(),
+            status_code=status,
+            headers={k.decode(): v.decode() for k, v in headers},
+        )
 
     return app
 

@@ -31,7 +31,9 @@ class GroupCommit:
         self._durable = 0
         self._committing = False
         self._failed: dict[int, BaseException] = {}
+        #: Commits made (one fsync each), and serves recorded by them.
         self.commits = 0
+        self.recorded = 0
 
     def record(self, serve: Serve) -> None:
         """Return once ``serve`` is durably journaled; re-raise the commit's error if not."""
@@ -68,6 +70,7 @@ class GroupCommit:
         try:
             self._store.journal_many([s for _, s in batch])
             self.commits += 1
+            self.recorded += len(batch)
             return {}
         except Exception as exc:
             if len(batch) == 1:
@@ -77,6 +80,7 @@ class GroupCommit:
             try:
                 self._store.journal_many([serve])
                 self.commits += 1
+                self.recorded += 1
             except Exception as exc:
                 failed[ticket] = exc
         return failed

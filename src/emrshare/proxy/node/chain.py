@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 
 from emrshare.chain import (
     AccessEntry,
@@ -42,6 +42,7 @@ from emrshare.proxy.chainview import (
     ProxyEvent,
     audit_gas,
 )
+from emrshare.proxy.node._head_rpc import light_head_reader
 from emrshare.types import CategoryTag, PolicyId
 
 __all__ = ["NodeChain"]
@@ -95,6 +96,13 @@ class NodeChain:
         self.deployment = deployment
         self.contracts = Contracts.from_deployment(client, deployment)
         self._address = client.address
+        provider = client.w3.provider
+        url, timeout = None, 10.0
+        if isinstance(provider, HTTPProvider):
+            url = str(provider.endpoint_uri)
+            timeout = float(provider.get_request_kwargs().get("timeout") or timeout)
+        # The read on every request's path, over a bare connection (_head_rpc).
+        self._latest_head = light_head_reader(url, timeout, client.latest_head)
 
     @classmethod
     def connect(cls, w3: Web3, deployment: Deployment, account_key: bytes) -> NodeChain:
@@ -127,6 +135,10 @@ class NodeChain:
     @_chain_errors
     def latest(self) -> tuple[int, int]:
         return self.client.latest_header()
+
+    @_chain_errors
+    def latest_head(self) -> tuple[int, int, bytes]:
+        return self._latest_head()
 
     @_chain_errors
     def events(self, from_block: int, to_block: int) -> list[ProxyEvent]:

@@ -104,7 +104,8 @@ class EmergencyService:
         except WireFormatError as exc:
             return refuse(RefusalReason.BAD_SIGNATURE, str(exc))
         try:
-            block, now = self.chain.latest()
+            head = self.service.head.latest()
+            block, now = head.number, head.time
             view = self.chain.emergency_declaration(req.declaration_id, block)
         except EmrShareError as exc:
             return refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
@@ -142,7 +143,7 @@ class EmergencyService:
         try:
             capable = self.chain.emergency_capable(view.clinician, block)
             opens = self.chain.emergency_opens_tag(view.patient, bytes(req.tag), block)
-            active = self.service.caches.active_proxy(block)
+            active = self.service.caches.active_proxy(head)
         except EmrShareError as exc:
             return refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not capable:

@@ -18,10 +18,11 @@ from eth_account import Account
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
 from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import response
-from emrshare.proxy._envelope import SignedEnvelope
+from emrshare.proxy._envelope import SignedEnvelope, recover_signer
 from emrshare.proxy.chainview import GrantStatus, ProxyChain
 from emrshare.proxy.node import _kfrags
 from emrshare.proxy.node._caches import ServiceCaches
+from emrshare.proxy.node._head import Head, HeadReader
 from emrshare.proxy.node.audit_journal import GroupCommit
 from emrshare.proxy.node.store import PolicyRecord, ProxyStore, Serve, StoredKfrag
 from emrshare.proxy.request import MAX_BATCH, Refusal, RefusalReason, SignedRequest, capsule_hash
@@ -117,8 +118,10 @@ class ProxyService:
         self.chain = chain
         self.store = store
         self.open_kfrag = open_kfrag
-        self._response_key = response_key
+        self._signer = response.DigestSigner(response_key)
         self.caches = ServiceCaches(chain, store)
+        #: The latest block, one shared read per round of waiting requests (_head).
+        self.head = HeadReader(chain.latest_head)
         self._lock = threading.Lock()
         self.nonces = NonceGate()
         self.journal = GroupCommit(store)
@@ -144,13 +147,21 @@ class ProxyService:
     def handle(self, signed: SignedRequest) -> Served | Refusal:
         """Evaluate one request and sign the answer; never raises for a bad request, only
         for internal faults."""
-        result = self._decide(signed)
-        return self.sign(signed, result)
+        # The request's EIP-712 digest, once: recovery, the nonce record and the answer's
+        # signature all bind to it.
+        digest = signed.request.digest(signed.chain_id, signed.verifying_contract)
+        return self.sign(signed, self._decide(signed, digest), digest)
 
-    def sign(self, signed: SignedEnvelope[Any], result: Served | Refusal) -> Served | Refusal:
-        """``result`` with the proxy's signature, bound to ``signed``'s request digest."""
-        req = signed.request
-        request_digest = req.digest(signed.chain_id, signed.verifying_contract)
+    def sign(
+        self,
+        signed: SignedEnvelope[Any],
+        result: Served | Refusal,
+        request_digest: bytes | None = None,
+    ) -> Served | Refusal:
+        """``result`` with the proxy's signature, bound to ``signed``'s request digest
+        (``request_digest``, when the caller computed it already)."""
+        if request_digest is None:
+            request_digest = signed.request.digest(signed.chain_id, signed.verifying_contract)
         common = response.Bound(
             self.chain.chain_id,
             self.chain.grants_contract,
@@ -170,21 +181,22 @@ class ProxyService:
 
     def sign_answer(self, digest: bytes) -> bytes:
         """The proxy's signature of an answer's digest (:mod:`emrshare.proxy.response`)."""
-        return response.sign_digest(digest, self._response_key)
+        return self._signer.sign(digest)
 
-    def _decide(self, signed: SignedRequest) -> Served | Refusal:
+    def _decide(self, signed: SignedRequest, digest: bytes) -> Served | Refusal:
         req = signed.request
         bad = check_envelope(self, signed, self.chain.grants_contract, "grants")
         if bad is not None:
             return bad
         try:
-            signer = req.recover(signed.signature, signed.chain_id, signed.verifying_contract)
+            signer = recover_signer(digest, signed.signature)
         except WireFormatError as exc:
             return self.refuse(RefusalReason.BAD_SIGNATURE, str(exc))
         try:
-            block, now = self.chain.latest()
+            head = self.head.latest()
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
+        block, now = head.number, head.time
         if req.deadline < now:
             return self.refuse(
                 RefusalReason.DEADLINE_PASSED,
@@ -194,7 +206,7 @@ class ProxyService:
         pid = bytes(req.policy_id)
         policy = self.store.policy(pid)
         if policy is None:
-            return self._unknown_policy(pid, block)
+            return self._unknown_policy(pid, head)
         if signer.lower() != policy.grantee.lower():
             return self.refuse(
                 RefusalReason.NOT_GRANTEE,
@@ -211,7 +223,6 @@ class ProxyService:
                 block,
             )
         try:
-            digest = req.digest(signed.chain_id, signed.verifying_contract)
             used = self.store.nonce_digest(signer, req.nonce)
             if used is not None and used != digest:
                 return self.refuse(
@@ -222,7 +233,7 @@ class ProxyService:
             # A repeat of the identical request (same signer, nonce and digest, deadline
             # not passed) is evaluated again and answered again, but journaled once: the
             # audit trail records what was served, once per request.
-            return self._serve(signed, signer, policy, block, now, digest, first=used is None)
+            return self._serve(signed, signer, policy, head, digest, first=used is None)
         finally:
             self.nonces.release(nonce_key)
 
@@ -237,8 +248,7 @@ class ProxyService:
         signed: SignedRequest,
         signer: str,
         policy: PolicyRecord,
-        block: int,
-        now: int,
+        head: Head,
         digest: bytes,
         *,
         first: bool,
@@ -246,8 +256,9 @@ class ProxyService:
         req = signed.request
         pid = policy.policy_id
         me = self.chain.proxy_address
+        block, now = head.number, head.time
         try:
-            status = self.chain.policy_status(pid, block)
+            status = self.caches.policy_status(pid, head)
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if status in (GrantStatus.REVOKED, GrantStatus.TAG_REVOKED):
@@ -271,7 +282,7 @@ class ProxyService:
                 block,
             )
         try:
-            active = self.caches.active_proxy(block)
+            active = self.caches.active_proxy(head)
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not active:
@@ -282,7 +293,7 @@ class ProxyService:
                 block,
             )
         try:
-            member = self.caches.active_member(policy.grantee, block)
+            member = self.caches.active_member(policy.grantee, head)
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if not member:
@@ -298,7 +309,7 @@ class ProxyService:
         if isinstance(record_ids, Refusal):
             return record_ids
         try:
-            scope = self.caches.scope(pid, block)
+            scope = self.caches.scope(pid, head)
         except (EmrShareError, LookupError) as exc:
             return self.refuse(
                 RefusalReason.SCOPE_UNAVAILABLE,
@@ -321,7 +332,7 @@ class ProxyService:
                 block,
             )
         try:
-            rotated = self.caches.receiving_key(policy.grantee, block) != _receiving_key(kfrag)
+            rotated = self.caches.receiving_key(policy.grantee, head) != _receiving_key(kfrag)
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if rotated:
@@ -349,9 +360,10 @@ class ProxyService:
         self.count_served(len(cfrags), repeat=not first)
         return Served(cfrags, block, kfrag.binding.category_public_key_bytes)
 
-    def _unknown_policy(self, pid: bytes, block: int) -> Refusal:
+    def _unknown_policy(self, pid: bytes, head: Head) -> Refusal:
+        block = head.number
         try:
-            status = self.chain.policy_status(pid, block)
+            status = self.caches.policy_status(pid, head)
         except EmrShareError as exc:
             return self.refuse(RefusalReason.CHAIN_UNAVAILABLE, f"chain read failed: {exc}")
         if status is GrantStatus.NONE:
