@@ -157,17 +157,26 @@ class Sender:
         return body["result"]
 
     def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
+        """One JSON-RPC batch per 200 calls or ~1 MB of request (anvil caps a body)."""
         out: list[Any] = []
-        for i in range(0, len(params), 200):
+        start = 0
+        while start < len(params):
+            end, size = start, 0
+            while end < len(params) and end - start < 200 and size < 1_000_000:
+                size += sum(len(str(x)) for x in params[end])
+                end += 1
             req = [
                 {"jsonrpc": "2.0", "id": j, "method": method, "params": p}
-                for j, p in enumerate(params[i : i + 200])
+                for j, p in enumerate(params[start:end])
             ]
-            body = sorted(self.http.post(self.rpc_url, json=req).json(), key=lambda x: x["id"])
-            for item in body:
+            body = self.http.post(self.rpc_url, json=req).json()
+            if not isinstance(body, list):
+                raise RuntimeError(f"{method} batch of {end - start} refused: {body}")
+            for item in sorted(body, key=lambda x: x["id"]):
                 if "error" in item:
                     raise RuntimeError(f"{method}: {item['error']}")
                 out.append(item["result"])
+            start = end
         return out
 
     def why(self, tx_hash: str) -> str:

@@ -26,11 +26,15 @@ Measured at each size:
 - peak RSS of the proxy processes (``VmHWM``) and of each client process (``ru_maxrss``).
 
 The comparison is each measure at the largest size against the same measure at the
-smallest (growth; goal ≤ 1.5 for latencies, 1.0 for bytes per record). The chain of each
-stage is kept (``devnet down`` persists anvil's state, ``--state``) under
-``benchmarks/results/cache/``; ``--reuse`` starts from the largest cached stage.
+smallest (growth; goal ≤ 1.5 for latencies, 1.0 for bytes per record). anvil runs with no
+block time and writes its state only at ``devnet down`` (not every 2 s: the state file
+holds every block's state, 400 MB at 10,000 records). With ``--cache [DIR]`` each stage's
+devnet is stopped, its directory (anvil's dumped ``--state``, the proxies' databases, the
+profiles) copied to ``DIR`` (default ``benchmarks/results/cache/``, git-ignored) and
+started again from it; ``--reuse`` then starts a later run from the largest cached stage.
+Practical up to about 10,000 records (the dump grows with every block's state).
 
-    python benchmarks/scale_bench.py [--quick] [--time-bound 1500] [--reuse]
+    python benchmarks/scale_bench.py [--quick] [--time-bound 1500] [--cache [DIR] [--reuse]]
 
 Writes benchmarks/results/scale.json and scale.png; the last line is one JSON object
 ``{"max_latency_growth", "bytes_per_record_growth", …}``.
@@ -258,6 +262,7 @@ class Consortium:
         for i in range(self.state["registered"], granting):
             keys = fill.patient_keys(self.seed, i)
             Patient(self.net, keys, state_dir=self.data / "filler" / str(i)).register()
+            self.sender.nonces.pop(keys.address, None)  # it may have sent the registration
         self.state["registered"] = max(self.state["registered"], granting)
         times["fund_register_s"] = time.perf_counter() - t0
         # 2. the records: sealed in the pool, appendBatch of 50, sent in groups
@@ -268,20 +273,15 @@ class Consortium:
             for start, count in fill.chunks(target - done, fill.BATCH):
                 jobs.append((i, done + start, count))
         futures = [self.pool.submit(fill.seal_chunk, self.seed, i, f, c, now) for i, f, c in jobs]
-        gas = None
         raws, blocks = [], []
         for (i, first, _), fut in zip(jobs, futures, strict=True):
             keys = fill.patient_keys(self.seed, i)
             tag = bytes(keys.tag("lab", 0))
-            data = fill.encode(
-                "RecordIndex", "appendBatch", [keys.address, tag, first, fut.result()]
-            )
-            if gas is None:
-                est = self.sender.rpc(
-                    "eth_estimateGas",
-                    [{"from": keys.address, "to": self.index, "data": "0x" + data.hex()}],
-                )
-                gas = int(int(est, 16) * 1.3)
+            entries = fut.result()
+            data = fill.encode("RecordIndex", "appendBatch", [keys.address, tag, first, entries])
+            # Generous and per batch (a patient's first append also creates its head, count
+            # and sequence slots): calldata, log data and hashing of every entry.
+            gas = 200_000 + len(entries) * (40 * max(len(e) for e in entries) + 20_000)
             raws.append(self.sender.sign(keys.ethereum_key, self.index, data, gas))
             if len(raws) >= 200:
                 blocks += [int(r["blockNumber"], 16) for r in self.sender.send(raws)]
@@ -421,8 +421,17 @@ def proxy_measures(con: Consortium, tmp: Path, records: int) -> dict[str, float]
         n = dropped.dropped_entries if kind == "entries" else len(dropped.dropped_policies)
         parts.watcher.max_range = end - fork
         t0 = time.perf_counter()
+        prof = None
+        if os.environ.get("SCALE_PROFILE"):
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         while (parts.store.cursor() or 0) < end:
             parts.watcher.step()
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{os.environ['SCALE_PROFILE']}-{kind}-{records}.prof")
         out[f"watcher_ms_per_1k_{kind}"] = (time.perf_counter() - t0) * 1000 / (n / 1000)
         if kind == "entries":
             with parts.store.transaction() as tx:
@@ -486,12 +495,37 @@ LATENCIES = (
 )
 SIZES_PER_RECORD = ("proxy_db_bytes_per_record",)
 MEMORY = ("proxy_rss_mib", "patient_client_rss_mib", "grantee_client_rss_mib")
+FLOORS = ("floor_eth_call_ms", "floor_cpu_ms", "load_average")
+
+
+def floors(con: Consortium) -> dict[str, float]:
+    """The same run's floors at this size: one ``eth_call`` (``chainOf``) at the newest
+    confirmed block, as every verified read makes, and a fixed piece of CPU work (an Umbral
+    encrypt + decrypt of 1 KB): what the node and the machine cost right now."""
+    import umbral_pre
+
+    patient = con.profiles.get("patient").address
+    data = fill.encode("RecordIndex", "chainOf", [patient])
+    call = {"to": con.index, "data": "0x" + data.hex()}
+    rpc, cpu = [], []
+    sk = umbral_pre.SecretKey.random()
+    for _ in range(30):
+        block = hex(con.w3.eth.block_number - 1)
+        t0 = time.perf_counter()
+        con.sender.rpc("eth_call", [call, block])
+        rpc.append(ms(t0))
+        t0 = time.perf_counter()
+        capsule, ct = umbral_pre.encrypt(sk.public_key(), b"x" * 1024)
+        umbral_pre.decrypt_original(sk, capsule, ct)
+        cpu.append(ms(t0))
+    return {"floor_eth_call_ms": statistics.median(rpc), "floor_cpu_ms": statistics.median(cpu)}
 
 
 def measure(con: Consortium, tmp: Path, repeat: int) -> dict[str, float]:
+    t0 = time.perf_counter()
     wait_proxies_synced(con)
     records = con.totals()["records"]
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"proxy_sync_wait_s": time.perf_counter() - t0, **floors(con)}
     rid = con.state["measured_record"]
     out.update(run_client("patient", con.data, rid, repeat))
     out.update(run_client("grantee", con.data, rid, repeat))
@@ -514,7 +548,7 @@ def save_stage(con: Consortium, root: Path, quick: bool, n: int, log: Any) -> Co
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(data, dest / "data", symlinks=True)
     (dest / "state.json").write_text(json.dumps(state))
-    devnet_up(data, password=DEVNET_PASSWORD)
+    devnet_up(data, password=DEVNET_PASSWORD, state_interval=None)
     log(f"stage {n} cached in {dest} ({time.perf_counter() - t0:.1f} s, devnet restarted)")
     return Consortium(data, workers, state)
 
@@ -531,7 +565,7 @@ def table(rows: list[dict[str, Any]]) -> None:
     head = f"{'measure':<32}" + "".join(f"{n:>11,}" for n in sizes) + f"{'growth':>9}"
     print(head)
     print("-" * len(head))
-    for key in (*LATENCIES, *SIZES_PER_RECORD, *MEMORY):
+    for key in (*LATENCIES, *SIZES_PER_RECORD, *MEMORY, *FLOORS):
         vals = "".join(f"{r.get(key, float('nan')):>11.2f}" for r in rows)
         g = growth(rows, key)
         print(f"{key:<32}{vals}{(f'{g:.2f}' if g else '-'):>9}")
@@ -571,9 +605,14 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="warm repetitions per client op")
     parser.add_argument("--workers", type=int, default=2, help="sealing processes")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        nargs="?",
+        const=RESULTS / "cache",
+        help="keep each stage's devnet (anvil state dumped at down) in this directory",
+    )
     parser.add_argument("--reuse", action="store_true", help="start from the largest cached stage")
-    parser.add_argument("--no-cache", action="store_true", help="do not keep each stage's chain")
-    parser.add_argument("--cache", type=Path, default=RESULTS / "cache")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -602,7 +641,7 @@ def main() -> int:
     data = tmp / "data"
     state = None
     todo = list(sizes)
-    if args.reuse:
+    if args.reuse and args.cache is not None:
         cached = [
             n for n in sizes if (cache_dir(args.cache, args.quick, n) / "state.json").exists()
         ]
@@ -613,7 +652,7 @@ def main() -> int:
             todo = [n for n in sizes if n >= max(cached)]
             log(f"reusing the cached chain of {max(cached)} records ({src})")
     log("starting devnet (anvil, 3 proxies at 2-of-3, LocalStore)")
-    devnet_up(data, password=DEVNET_PASSWORD)
+    devnet_up(data, password=DEVNET_PASSWORD, state_interval=None)
     rows: list[dict[str, Any]] = []
     stopped = ""
     try:
@@ -625,7 +664,7 @@ def main() -> int:
                 log(stopped)
                 break
             built = con.grow(n, log) if con.totals()["records"] < n else {}
-            if built and not args.no_cache:
+            if built and args.cache is not None:
                 con = save_stage(con, args.cache, args.quick, n, log)
             t0 = time.perf_counter()
             row: dict[str, Any] = {**con.totals(), **built}
@@ -642,7 +681,11 @@ def main() -> int:
     print()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min): {load}; cores: {os.cpu_count()}")
-    print("each measure next to its value at the smallest size (the floor of this curve)")
+    print(
+        "each measure at every size and its growth (largest / smallest size); the floors "
+        "(one eth_call at the confirmed block, a fixed Umbral round trip, the load) show "
+        "what the node and the machine cost at each size"
+    )
     table(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     lat = {k: growth(rows, k) for k in LATENCIES}
@@ -667,6 +710,7 @@ def main() -> int:
         "worst_latency": max(lat, key=lambda k: lat[k] or 0),
         "bytes_per_record_growth": round(worst_per, 3) if worst_per else None,
         "rss_growth": {k: round(v, 3) for k, v in mem.items() if v},
+        "floor_growth": {k: round(v, 3) for k in FLOORS if (v := growth(rows, k))},
         "latency_growth": {k: round(v, 3) for k, v in lat.items() if v},
         "stopped": stopped,
         "load_average": os.getloadavg()[0],
