@@ -633,10 +633,10 @@ def main() -> int:
 
     # A hard stop: the run ends by itself (the devnet is stopped in ``finally``).
     def _timeout(*_: Any) -> None:
-        raise TimeoutError(f"scale_bench passed its hard bound of {args.time_bound + 600:.0f} s")
+        raise TimeoutError(f"stopped at the hard bound of {args.time_bound + 300:.0f} s")
 
     signal.signal(signal.SIGALRM, _timeout)
-    signal.alarm(int(args.time_bound + 600))
+    signal.alarm(int(args.time_bound + 300))
     tmp = Path(tempfile.mkdtemp(prefix="emrshare-scale-"))
     data = tmp / "data"
     state = None
@@ -658,6 +658,29 @@ def main() -> int:
     try:
         con = Consortium(data, args.workers, state)
         con.setup()
+        stopped, con = run_stages(con, todo, rows, args, tmp, started, log)
+        con.close()
+    finally:
+        devnet_down(data)
+        signal.alarm(0)
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(rows, args, stopped)
+    return 0
+
+
+def run_stages(
+    con: Consortium,
+    todo: list[int],
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    tmp: Path,
+    started: float,
+    log: Any,
+) -> tuple[str, Consortium]:
+    """Build and measure each size in turn; a stage the time bound (or the hard alarm)
+    cuts short is reported, and the sizes measured so far are kept."""
+    stopped = ""
+    try:
         for n in todo:
             if rows and time.monotonic() - started > args.time_bound:
                 stopped = f"time bound {args.time_bound:.0f} s reached before the {n:,} stage"
@@ -673,11 +696,16 @@ def main() -> int:
             row["load_average"] = os.getloadavg()[0]
             rows.append(row)
             log(f"measured {n:,} records in {row['measure_s']:.1f} s")
-        con.close()
-    finally:
-        devnet_down(data)
-        signal.alarm(0)
-        shutil.rmtree(tmp, ignore_errors=True)
+    except TimeoutError as exc:
+        stopped = str(exc)
+        log(stopped)
+    return stopped, con
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace, stopped: str) -> None:
+    if not rows:
+        print(json.dumps({"benchmark": "scale_bench", "sizes": [], "stopped": stopped}))
+        return
     print()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min): {load}; cores: {os.cpu_count()}")
@@ -716,7 +744,6 @@ def main() -> int:
         "load_average": os.getloadavg()[0],
     }
     print(json.dumps(result, sort_keys=True))
-    return 0
 
 
 if __name__ == "__main__":
