@@ -209,19 +209,8 @@ class Sender:
         return bytes(acct.sign_transaction(tx).raw_transaction)
 
     def send(self, raws: Sequence[bytes]) -> list[dict[str, Any]]:
-        """Send ``raws`` (in order) with anvil's automine off, mine them into as few blocks
-        as their gas allows (``evm_mine`` until none is pending, as a chain with many
-        transactions per block would), then fetch and check every receipt."""
-        self.rpc("evm_setAutomine", [False])
-        try:
-            hashes = self.batch("eth_sendRawTransaction", [["0x" + r.hex()] for r in raws])
-            for _ in range(len(raws) + 1):
-                self.rpc("evm_mine", [])
-                pending = self.rpc("eth_getBlockByNumber", ["pending", False])
-                if not pending or not pending["transactions"]:
-                    break
-        finally:
-            self.rpc("evm_setAutomine", [True])
+        """Send ``raws`` (in order), then fetch and check every receipt."""
+        hashes = self.batch("eth_sendRawTransaction", [["0x" + r.hex()] for r in raws])
         self.sent += len(raws)
         found: dict[str, dict[str, Any]] = {}
         pending = list(hashes)

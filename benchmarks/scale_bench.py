@@ -583,7 +583,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ys = [r.get(key) for r in rows]
         if all(y for y in ys):
             unit = "µs" if key.endswith("_us") else "ms"
-            ax.plot(sizes, ys, marker="o", label=f"{key.rsplit('_', 1)[0]} ({unit})")
+            name = key.replace("_ms", "").replace("_us", "")
+            ax.plot(sizes, ys, marker="o", label=f"{name} ({unit})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("records on chain")
