@@ -77,6 +77,7 @@ _EMERGENCY_MEMBERS = ("hospital-a",)  # given CAP_EMERGENCY and the emergency ke
 _RELAYER_KEY = 8  # the development account the devnet's relay pays patients' gas from
 
 Log = Callable[[str], None]
+_Pids = dict[str, dict[str, object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +155,15 @@ def devnet_up(
     store: str = "local",
     node: NodeKind | None = None,
     log: Log = lambda _: None,
+    state_interval: float | None = 2.0,
 ) -> DevnetStatus:
     """Start (or restart from persisted state) the devnet in ``data_dir``.
 
-    ``node`` is the chain: ``"anvil"`` or ``"ganache"``; ``None`` means the one the
-    devnet's state was made with (anvil for a new devnet). ``store`` is ``"local"`` (an
-    embedded store in the devnet dir) or ``"ipfs"`` (a js-ipfs daemon, repo
-    ``devnet/ipfs``, stopped by :func:`devnet_down`)."""
+    ``node`` is the chain: ``"anvil"`` or ``"ganache"``; ``None`` means the one the devnet's
+    state was made with (anvil for a new devnet). ``store`` is ``"local"`` (an embedded store
+    in the devnet dir) or ``"ipfs"`` (a js-ipfs daemon, repo ``devnet/ipfs``, stopped by
+    :func:`devnet_down`). anvil writes its state every ``state_interval`` seconds and at
+    ``down`` (``None``: only at ``down``, for large benchmark chains)."""
     if node is not None and node not in NODES:
         raise ConfigurationError(f"unknown devnet node {node!r}; use 'anvil' or 'ganache'")
     if store not in ("local", "ipfs"):
@@ -181,7 +184,7 @@ def devnet_up(
     pids: dict[str, dict[str, object]] = {}
     log = _never_raising(log)
     try:
-        chain = _start_chain(dev, kind, ports.chain, pids, log)
+        chain = _start_chain(dev, kind, ports.chain, pids, log, state_interval)
         keys = dev_private_keys(12)
         w3 = http_web3(chain.rpc_url, timeout=30)
         deployment = _deployment(w3, dev / "deployment.json", keys[0], log)
@@ -280,7 +283,7 @@ class _Ports:
 
 
 def _start_chain(
-    dev: Path, kind: NodeKind, port: int, pids: dict[str, dict[str, object]], log: Log
+    dev: Path, kind: NodeKind, port: int, pids: _Pids, log: Log, every: float | None = 2.0
 ) -> DevNode:
     """anvil or ganache, its state persisted across ``down`` / ``up``."""
     chain_id, state = NODES[kind]
@@ -294,7 +297,8 @@ def _start_chain(
     # anvil's state file holds only the head state unless told to keep history, and
     # readers call at old blocks (an entry's author role, a grant's keys): without it,
     # every read of a record written before a restart failed (BlockOutOfRangeError).
-    extra = ["--state-interval", "2", "--preserve-historical-states"] if kind == "anvil" else []
+    interval = [] if every is None else ["--state-interval", f"{every:g}"]
+    extra = ["--preserve-historical-states", *interval] if kind == "anvil" else []
     pid = _spawn([*node.command(), *extra], node.log_path, redact=dev_secrets())
     pids[kind] = {"pid": pid, "url": node.rpc_url}
     _write_pids(dev, pids)
@@ -321,9 +325,7 @@ def _deployment(w3: Web3, path: Path, deployer: bytes, log: Log) -> Deployment:
     return deployment
 
 
-def _start_ipfs(
-    dev: Path, ports: list[int], pids: dict[str, dict[str, object]], log: Log
-) -> StoreConfig:
+def _start_ipfs(dev: Path, ports: list[int], pids: _Pids, log: Log) -> StoreConfig:
     """An offline js-ipfs daemon (repo ``devnet/ipfs``) as the network's blob store."""
     ipfs = IpfsDaemon.start(
         dev / "ipfs",
