@@ -13,15 +13,17 @@ PYTEST_ARGS ?= --durations=40 -n 2 --dist loadfile
 
 setup: $(STAMPS)/apt $(STAMPS)/venv $(NODE_TOOLS)
 
-# Debian packages the tests use as oracles (ipfs_cid computes Kubo's CIDs independently).
+# Debian packages the tests use: ipfs_cid computes Kubo's CIDs independently (an oracle);
+# chromium and its chromedriver run the portal's browser tests (tests/integration/portal).
+APT_PACKAGES := ipfs-cid chromium chromium-driver
 $(STAMPS)/apt:
 	@mkdir -p $(STAMPS)
-	@if ! command -v ipfs_cid >/dev/null; then \
+	@if ! command -v ipfs_cid >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package ipfs-cid"; \
-	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipfs-cid >/dev/null 2>&1 || \
-	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ipfs-cid >/dev/null)); \
-	  else echo "warning: ipfs-cid is not installed and we are not root; CID oracle tests will fail"; fi; \
+	    echo "installing Debian packages $(APT_PACKAGES)"; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null 2>&1 || \
+	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null)); \
+	  else echo "warning: $(APT_PACKAGES) are not all installed and we are not root; CID oracle and browser tests will fail"; fi; \
 	fi
 	@touch $@
 

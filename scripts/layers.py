@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("service", ["proxy", "journal", "relay"]),
     ("network", ["network"]),
     ("roles", ["roles"]),
-    ("apps", ["research"]),
+    ("apps", ["research", "portal"]),
     ("devnet", ["devnet"]),
     ("cli", ["cli"]),
 ]
