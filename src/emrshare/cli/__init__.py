@@ -29,6 +29,7 @@ from emrshare.cli.commands import (
     guardians,
     identity,
     members,
+    portal,
     proxy,
     records,
     relay,
@@ -134,6 +135,7 @@ for _name in ("check", "export", "link", "mine", "reveal"):
     drugs.app.command(_name)(getattr(drugs_patient, f"drugs_{_name}"))
 app.add_typer(drugs.app, name="drugs")
 app.command()(emergency.notifications)
+app.command()(portal.portal)
 app.add_typer(backup.app, name="backup")
 app.add_typer(devnet.app, name="devnet")
 

@@ -165,6 +165,15 @@ class State:
         return self._network
 
     def patient(self) -> Patient:
+        from emrshare.roles import Patient
+
+        if not isinstance(self._facade, Patient):
+            self._facade = self.new_patient()
+        return self._facade
+
+    def new_patient(self) -> Patient:
+        """A new :class:`Patient` of this profile (the caller closes it; the portal's is
+        built on, and only used from, its own thread)."""
         from emrshare.crypto import PatientKeys
         from emrshare.roles import Patient
 
@@ -174,16 +183,14 @@ class State:
                 f"profile {self.profile_name!r} is a member, not a patient; "
                 "use --profile with a patient profile"
             )
-        if not isinstance(self._facade, Patient):
-            net = self.network()
-            relay = self.relay or net.relay_url
-            self._facade = Patient(
-                net,
-                keys,
-                state_dir=self.profile().state_dir,
-                relay=None if relay in (None, "off") else relay,
-            )
-        return self._facade
+        net = self.network()
+        relay = self.relay or net.relay_url
+        return Patient(
+            net,
+            keys,
+            state_dir=self.profile().state_dir,
+            relay=None if relay in (None, "off") else relay,
+        )
 
     def provider(self) -> Provider:
         from emrshare.crypto import MemberKeys

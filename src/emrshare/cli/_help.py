@@ -77,6 +77,7 @@ EXAMPLES: dict[str, str] = {
     "grant add": "--profile patient grant add --to hospital --category lab-results --expires 30d",
     "grant list": "--profile patient grant list --active",
     "grant revoke": "--profile patient grant revoke 0x9a8b7c6d",
+    "portal": "--profile patient portal --port 8700",
     "request add": "--profile insurer request add --patient patient --category lab-results "
     "--purpose HPAYMT --reason 'claim 1234'",
     "request list": "--profile patient request list --pending",

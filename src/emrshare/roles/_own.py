@@ -54,6 +54,13 @@ class OwnIndex:
         self._chain.extend(new)
         return list(self._chain)
 
+    def verify(self) -> int:
+        """Verify the index up to the newest confirmed block (only the blocks not yet
+        checked); returns that block's number."""
+        self.entries()
+        assert self._verified is not None
+        return self._verified[2]
+
     def records(
         self, tags: Mapping[bytes, tuple[str, int]], category: str | None = None
     ) -> list[RecordInfo]:

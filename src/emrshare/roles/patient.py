@@ -109,9 +109,7 @@ class Patient:
         cls, network: Network, keystore: Path, password: str, **kw: Any
     ) -> tuple[Patient, str]:
         """A new patient identity: fresh keys saved to ``keystore`` (0600, argon2id).
-
-        Returns the patient and the 24-word mnemonic that restores it; show it once.
-        """
+        Returns the patient and the 24-word mnemonic that restores it; show it once."""
         keys = PatientKeys.generate()
         save_keystore(keystore, keys, password)
         return cls(network, keys, **kw), keys.to_mnemonic()
@@ -126,9 +124,8 @@ class Patient:
         cls, network: Network, keystore: Path, password: str, *, state_dir: Path, **options: Any
     ) -> Patient:
         """Open a patient keystore (``KeystoreError`` on a wrong password)."""
-        return cls(
-            network, load_patient_keystore(keystore, password), state_dir=state_dir, **options
-        )
+        keys = load_patient_keystore(keystore, password)
+        return cls(network, keys, state_dir=state_dir, **options)
 
     def epoch(self, category: str) -> int:
         """The current epoch of ``category`` (new records and grants use it)."""
@@ -294,8 +291,7 @@ class Patient:
         return made_grant(self.network, result, self._tags())
 
     def deny(self, request_id: int) -> None:
-        """Deny an access request (one already approved or denied is a
-        :class:`ConfigurationError` saying how it was answered)."""
+        """Deny an access request (one already answered: a :class:`ConfigurationError`)."""
         with self._ops.exclusive():
             deny_request(self.network, self.keys, self._contracts, request_id)
 
@@ -304,6 +300,10 @@ class Patient:
     def records(self, category: str | None = None) -> list[RecordInfo]:
         """This patient's records (optionally of one category), opened and verified."""
         return self._own.records(self._tags(), category and self._category(category))
+
+    def verify(self) -> int:
+        """Check the index is the whole hash chain at the newest confirmed block: its number."""
+        return self._own.verify()
 
     def read(self, record: RecordId | bytes | str) -> bytes:
         """One own record's plaintext, fully verified (``record``: its id or a prefix)."""

@@ -1,0 +1,175 @@
+"""Issue 18's security list, each shown against the real portal process over loopback
+HTTP: a wrong ``Host`` (DNS rebinding) is refused, a login link works once, a session
+cookie is HttpOnly/SameSite=Strict/expiring, every answer carries the strict CSP, a POST
+without the session's CSRF token or from another origin is refused, and no page holds a
+script, an inline style or a secret."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.portal.conftest import PortalSite, as_json
+
+pytestmark = pytest.mark.integration
+
+
+def _client(site: PortalSite) -> httpx.Client:
+    return httpx.Client(base_url=site.base, follow_redirects=False, timeout=30)
+
+
+@contextlib.contextmanager
+def _logged_in(site: PortalSite) -> Iterator[httpx.Client]:
+    with _client(site) as c:
+        r = c.get(site.fresh_login().removeprefix(site.base))
+        assert r.status_code == 303, r.text
+        yield c
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _reason(r: httpx.Response) -> str:
+    return r.headers.get("x-emrshare-reason", "")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.test:{port}", "127.0.0.1", "127.0.0.1:1", "[::1]:{port}", "", "localhost.:{port}"],
+)
+def test_a_wrong_host_is_refused(site: PortalSite, host: str) -> None:
+    with _client(site) as c:
+        r = c.get("/login", params={"token": "x"}, headers={"Host": host.format(port=site.port)})
+    assert r.status_code == 421 and _reason(r) == "bad_host"
+    assert "Content-Security-Policy" in r.headers  # refusals carry the headers too
+
+
+def test_a_login_link_works_once(site: PortalSite) -> None:
+    link = site.fresh_login().removeprefix(site.base)
+    with _client(site) as c:
+        first = c.get(link)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie
+        assert c.get("/").status_code == 200  # the session works
+    with _client(site) as other:
+        again = other.get(link)
+        assert again.status_code == 403 and _reason(again) == "login_token_used"
+        assert "set-cookie" not in again.headers
+        assert other.get("/").status_code == 401
+    with _client(site) as guess:
+        bad = guess.get("/login", params={"token": link.split("=")[-1][:-1] + "A"})
+        assert bad.status_code == 403 and _reason(bad) in ("bad_login_token", "login_token_used")
+        assert _reason(guess.get("/login")) == "bad_login_token"
+
+
+def test_no_page_without_a_session(site: PortalSite) -> None:
+    with _client(site) as c:
+        for path in ("/", "/timeline", "/access", "/records", "/requests", "/grants"):
+            r = c.get(path)
+            assert r.status_code == 401 and _reason(r) == "not_logged_in", path
+        c.cookies.set("emrshare_portal", "forged-session-id")
+        assert c.get("/").status_code == 401
+        dl = c.get(f"/records/{site.record_id}/download")
+        assert dl.status_code == 401 and b"Synthetic" not in dl.content
+
+
+def test_every_page_has_the_csp_and_no_script_or_inline_style(site: PortalSite) -> None:
+    with _logged_in(site) as c:
+        for path in ("/", "/timeline", "/access", "/records", "/requests", "/grants", "/nope"):
+            r = c.get(path)
+            assert r.status_code == (404 if path == "/nope" else 200), (path, r.text[:300])
+            csp = r.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "script-src" not in csp  # none at all
+            assert "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+            assert r.headers["x-frame-options"] == "DENY"
+            assert r.headers["cache-control"] == "no-store"
+            body = r.text.lower()
+            assert "<script" not in body and " style=" not in body and "<style" not in body
+            assert not re.search(r"<[^>]+\son[a-z]+\s*=", body)  # no event handler attribute
+            if path != "/nope":
+                assert re.search(r"verified against block \d+", r.text), path
+
+
+def test_the_requester_text_is_escaped(site: PortalSite) -> None:
+    with _logged_in(site) as c:
+        page = c.get("/requests").text
+    assert "claim &lt;b&gt;77&lt;/b&gt;" in page and "<b>77</b>" not in page
+
+
+def test_a_post_without_the_csrf_token_is_refused(site: PortalSite) -> None:
+    grant = _active_grant(site)
+    origin = {"Origin": site.base}
+    with _logged_in(site) as c:
+        real = _csrf(c.get("/grants").text)
+        url = f"/grants/{grant}/revoke"
+        for form in ({"other": "1"}, {"csrf": "x" * len(real)}, {"csrf": [real, real]}):
+            r = c.post(url, data=form, headers=origin)
+            assert r.status_code == 403 and _reason(r) == "bad_csrf_token", form
+        # The right token from another origin (another port of 127.0.0.1 is the same site:
+        # the cookie is sent) or a cross-site fetch is refused as well.
+        for headers in (
+            {"Origin": "http://127.0.0.1:9"},
+            {"Origin": "null"},
+            {"Origin": site.base, "Sec-Fetch-Site": "same-site"},
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            r = c.post(url, data={"csrf": real}, headers=headers)
+            assert r.status_code == 403 and _reason(r) == "cross_site", headers
+        r = c.post(url, content=b'{"csrf": "%s"}' % real.encode(), headers=origin)
+        assert r.status_code == 415 and _reason(r) == "bad_form"
+        r = c.post(url, data={"csrf": real, "pad": "x" * 9000}, headers=origin)
+        assert r.status_code == 413
+    assert _active_grant(site) == grant  # nothing was revoked
+
+
+def test_malformed_ids_are_4xx(site: PortalSite) -> None:
+    with _logged_in(site) as c:
+        real = _csrf(c.get("/grants").text)
+        for path in ("/records/zz/download", "/grants/0x12/revoke", "/records/%00/download"):
+            r = c.get(path)
+            assert 400 <= r.status_code < 500 and _reason(r), path
+        r = c.post("/requests/notanumber/deny", data={"csrf": real}, headers={"Origin": site.base})
+        assert r.status_code == 400 and _reason(r) == "bad_request"
+        r = c.get(f"/grants/{'ab' * 32}/revoke")
+        assert r.status_code == 404 and _reason(r) == "not_found"
+
+
+def test_no_secret_in_any_page(site: PortalSite) -> None:
+    from emrshare.roles.profiles import Profiles
+
+    keys = Profiles(site.data).unlock("patient", "devnet")
+    secrets = [
+        keys.master_secret.hex(),
+        keys.to_mnemonic(),
+        " ".join(keys.to_mnemonic().split()[:4]),
+    ]
+    with _logged_in(site) as c:
+        pages = [c.get(p).text for p in ("/", "/timeline", "/access", "/records", "/grants")]
+        cookie = c.cookies.get("emrshare_portal")
+    assert cookie and len(cookie) >= 40
+    for text in pages:
+        assert not any(s in text for s in secrets)
+        assert cookie not in text  # the session id is never on a page (HttpOnly)
+
+
+def _active_grant(site: PortalSite) -> str:
+    grants = as_json(site.data, "--profile", "patient", "grant", "list", "--active")
+    mine = [g for g in grants if g["category"] == "lab-results" and g["status"] == "active"]
+    assert mine, grants
+    return str(mine[0]["policy_id"]).removeprefix("0x")
+
+
+def test_the_portal_listens_on_loopback_only(site: PortalSite) -> None:
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    port_hex = f"{site.port:04X}"
+    ours = [line.split() for line in listening if line.split()[1].endswith(":" + port_hex)]
+    assert ours and all(f[1] == "0100007F:" + port_hex for f in ours)  # 127.0.0.1 only
