@@ -25,6 +25,7 @@ from emrshare.cli._context import (
     state,
     want_json,
 )
+from emrshare.cli._parse import output_file
 from emrshare.cli.commands.grants import (
     CategoryOpt,
     FhirOpt,
@@ -286,10 +287,8 @@ def record_get(
     standard error)."""
     st = state(ctx)
     to_stdout = str(output) == "-"
-    if not to_stdout and not output.parent.is_dir():
-        raise typer.BadParameter(
-            f"the directory {output.parent} does not exist; create it first", param_hint="-o"
-        )
+    if not to_stdout:
+        output_file(output, "-o")
 
     def own(p: Patient) -> tuple[RecordId, int]:
         rid = p.record_id(record_id)
