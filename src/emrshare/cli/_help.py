@@ -58,7 +58,7 @@ EXAMPLES: dict[str, str] = {
     "whoami": "--profile alice whoami --json",
     "restore": "--profile alice restore --shares shares.txt",
     "backup shamir": "--profile alice backup shamir --shares 5 --threshold 3",
-    "audit": "--profile patient audit",
+    "audit": "--profile patient audit --html audit.html --png audit.png",
     "recover": "--profile hospital recover",
     "rotate": "--profile patient rotate",
     "proxy serve": "proxy serve --config proxy.toml",

@@ -24,7 +24,15 @@ if TYPE_CHECKING:  # imported when used: `emrshare --help` need not load web3
     from emrshare.fhir import CategoryMapping
     from emrshare.roles.profiles import Kind
 
-__all__ = ["option", "parse_duration", "parse_expires", "parse_kind", "parse_purpose", "parse_role"]
+__all__ = [
+    "option",
+    "output_file",
+    "parse_duration",
+    "parse_expires",
+    "parse_kind",
+    "parse_purpose",
+    "parse_role",
+]
 
 _DAY = 86400
 #: Unit words and their seconds. A month is 30 days and a year 365 (calendar months and
@@ -121,6 +129,16 @@ def option(parse: Callable[[str], T], value: str, name: str) -> T:
         return parse(value)
     except InvalidInput as exc:
         raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+def output_file(path: Path, name: str) -> Path:
+    """``path``, the file an option ``name`` writes, if its directory exists; else a usage
+    error (exit 2) before the command does anything."""
+    if not path.parent.is_dir():
+        raise typer.BadParameter(
+            f"the directory {path.parent} does not exist; create it first", param_hint=name
+        )
+    return path
 
 
 def parse_role(text: str) -> Role:

@@ -1,13 +1,16 @@
 """Issue 12, items 2, 7 and 9 through the CLI on a real devnet (anvil, two proxy
 processes at threshold 2, an embedded store), every step a separate `emrshare` process:
 short ids and profile names in tables, id prefixes back in, a grantee's listing with
-type and size, `record get -o -`, and the audit trail one row per read."""
+type and size, `record get -o -`, and the audit trail one row per read; issue 18: the
+trail drawn as a timeline (`audit --html/--png`)."""
 
 from __future__ import annotations
 
 import json
 import re
+import stat
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +181,32 @@ def test_audit_is_one_row_per_read(devnet: Devnet) -> None:
     assert len(firsts) == len(trail) and all("hospital-b" in line for line in firsts)
     per_proxy = _ok(devnet.data, "--profile", "patient", "audit", "--by-proxy")
     assert len([line for line in per_proxy.splitlines() if _DATE_CELL.match(line)]) == len(by_proxy)
+    _check_timeline_files(devnet, trail, b)
+
+
+def _check_timeline_files(devnet: Devnet, trail: list[dict[str, Any]], b: str) -> None:
+    """``audit --html --png``: both files, 0600, one mark per read of the trail, the
+    reader's profile name; a missing directory is a one-line usage error."""
+    html, png = devnet.files / "audit.html", devnet.files / "audit.png"
+    done = _cli(
+        devnet.data, "--profile", "patient", "audit", "--html", str(html), "--png", str(png)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"wrote the timeline of {len(trail)} reads to {html}",
+        f"wrote the timeline of {len(trail)} reads to {png}",
+    ]
+    doc = html.read_text()
+    assert "hospital-b" in doc and re.search(r"verified against block \d+", doc)
+    assert doc.count('<tr class="read">') == len(trail)
+    svg = ET.fromstring(doc[doc.index("<svg") : doc.index("</svg>") + len("</svg>")])
+    marks = [e for e in svg.iter("{http://www.w3.org/2000/svg}circle") if e.get("class") == "read"]
+    assert len(marks) == len(trail)
+    assert sum(m.get("data-grantee") == b for m in marks) == sum(e["requester"] == b for e in trail)
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (html, png)} == {0o600}
+    nowhere = devnet.files / "no-such-dir" / "audit.html"
+    bad = _cli(devnet.data, "--profile", "patient", "audit", "--html", str(nowhere))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "does not exist" in bad.stderr
+    assert not nowhere.parent.exists()

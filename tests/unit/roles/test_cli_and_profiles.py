@@ -164,6 +164,10 @@ def _one_line(code: int, out: str, err: str, expected_code: int, needle: str) ->
         (["grant", "add", "--category", "lab"], "Missing option '--to'"),
         (["record", "get", "0x00", "-o", "/no/such/dir/out.bin"], "does not exist"),
         (["grant", "add", "--to", "x", "--category", "lab", "--threshold", "0"], "threshold"),
+        (["audit", "--html", "/no/such/dir/audit.html"], "/no/such/dir does not exist"),
+        (["audit", "--png", "/no/such/dir/audit.png", "--html", "a.html"], "--png"),
+        (["audit", "--html", "a.html", "--fhir"], "not with --fhir or --by-proxy"),
+        (["audit", "--png", "a.png", "--by-proxy"], "not with --fhir or --by-proxy"),
     ],
 )
 def test_cli_usage_mistakes_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

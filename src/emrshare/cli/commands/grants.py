@@ -64,10 +64,9 @@ def emit_fhir(doc: dict[str, Any], to: Path | None) -> None:
     import json
 
     from emrshare._files import write_atomically
+    from emrshare.cli._parse import output_file
 
-    if not to.parent.is_dir():
-        raise typer.BadParameter(f"the directory {to.parent} does not exist", param_hint="--out")
-    write_atomically(to, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_atomically(output_file(to, "--out"), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     err.print(f"wrote {len(doc.get('entry', []))} resources to {to}", markup=False)
 
 

@@ -19,12 +19,14 @@ from emrshare.cli._context import (
     count_bar,
     emit_json,
     err,
+    known_names,
     out,
     progress_bar,
     safe,
     state,
     want_json,
 )
+from emrshare.cli._parse import output_file
 from emrshare.cli.commands.grants import (
     CategoryOpt,
     FhirOpt,
@@ -286,10 +288,8 @@ def record_get(
     standard error)."""
     st = state(ctx)
     to_stdout = str(output) == "-"
-    if not to_stdout and not output.parent.is_dir():
-        raise typer.BadParameter(
-            f"the directory {output.parent} does not exist; create it first", param_hint="-o"
-        )
+    if not to_stdout:
+        output_file(output, "-o")
 
     def own(p: Patient) -> tuple[RecordId, int]:
         rid = p.record_id(record_id)
@@ -348,6 +348,24 @@ def _to_stdout(data: bytes) -> int:
     return len(data)
 
 
+#: ``audit --html FILE`` and ``--png FILE``: the reads drawn as a timeline.
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        dir_okay=False,
+        help="write the reads as a timeline and a table to FILE (a standalone HTML page)",
+    ),
+]
+PngOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--png", metavar="FILE", dir_okay=False, help="write the reads as a timeline to FILE (PNG)"
+    ),
+]
+
+
 def audit(
     ctx: typer.Context,
     by_proxy: Annotated[
@@ -359,6 +377,8 @@ def audit(
         bool, typer.Option("--anomalies", help="with --fhir: add the entries that fail a check")
     ] = False,
     out_file: OutOpt = None,
+    html: HtmlOpt = None,
+    png: PngOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The patient's access trail: who read which records, when (from the chain), and
@@ -369,8 +389,16 @@ def audit(
     logged it; ``--by-proxy`` shows each proxy's log entry. Refused reads are not logged
     anywhere a patient can read. ``--fhir``: a FHIR Bundle of AuditEvent, one per served
     read (docs/fhir.md); ``--json``: the reads (``notifications --json`` has the
-    declarations).
+    declarations). ``--html FILE`` and ``--png FILE`` (either or both) write the reads
+    as a timeline instead, one lane per reader and one mark per read, coloured by
+    category; the HTML page adds a table of the reads and the block they were checked at.
     """
+    pictures = {"--html": html, "--png": png}
+    if any(pictures.values()) and (fhir or by_proxy):
+        raise typer.BadParameter("--html and --png draw the reads: not with --fhir or --by-proxy")
+    for name, path in pictures.items():
+        if path is not None:
+            output_file(path, name)
     if fhir:
         version = fhir_version(fhir_version_name)
         events = state(ctx).patient().fhir.audit_events(version, anomalies=anomalies)
@@ -379,6 +407,9 @@ def audit(
     if anomalies or out_file is not None:
         raise typer.BadParameter("--anomalies and --out go with --fhir")
     patient = state(ctx).patient()
+    if html is not None or png is not None:
+        _draw_reads(patient, html, png)
+        return
     if not want_json(ctx, json_out):
         from emrshare.cli.commands.emergency import show_notices
 
@@ -391,6 +422,28 @@ def audit(
         render.READS.show(patient.audit(), want_json(ctx, json_out))
     if not want_json(ctx, json_out):
         _show_claim_steps(patient)
+
+
+def _draw_reads(patient: Patient, html: Path | None, png: Path | None) -> None:
+    """``audit --html/--png``: the timeline of the reads, each file written whole then
+    renamed, 0600; one line on stderr for each."""
+    from emrshare._files import write_atomically
+    from emrshare.portal.charts import timeline_html, timeline_png
+
+    # Read first: the audit reads the chain up to this block or a later one.
+    block = patient.network.chain.safe_block()
+    reads = patient.audit()
+    names = known_names()
+    if html is not None:
+        try:
+            write_atomically(html, timeline_html(reads, names=names, block=block))
+        except OSError as exc:
+            _fail(f"cannot write {html} ({exc.strerror or exc}); check its permissions")
+    if png is not None:
+        timeline_png(reads, png, names=names)
+    what = f"{len(reads)} read{'s' if len(reads) != 1 else ''}"
+    for path in (p for p in (html, png) if p is not None):
+        err.print(safe(f"wrote the timeline of {what} to {path}"), markup=False)
 
 
 def _show_claim_steps(patient: Patient) -> None:
