@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 
 from emrshare import __version__
 from emrshare._http import fault_place, read_limited
-from emrshare.errors import EmrShareError, NotFound
+from emrshare.errors import EmrShareError, InvalidInput, NotFound
 from emrshare.portal import charts
 from emrshare.portal._security import (
     COOKIE,
@@ -172,7 +172,8 @@ def create_app(portal: Portal) -> FastAPI:
 
     @app.exception_handler(EmrShareError)
     async def user_error(request: Request, exc: EmrShareError) -> Response:
-        return refusal(404 if isinstance(exc, NotFound) else 409, _reason_of(exc), str(exc))
+        status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, InvalidInput) else 409
+        return refusal(status, _reason_of(exc), str(exc))
 
     def session_of(request: Request) -> Session:
         s = portal.sessions.get(request.cookies.get(COOKIE))

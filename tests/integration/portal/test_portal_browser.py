@@ -26,7 +26,16 @@ def _by(css: str) -> tuple[str, str]:
 
 
 def _text(browser: Any, css: str) -> str:
-    return str(browser.find_element(*_by(css)).text)
+    found = browser.find_elements(*_by(css))
+    assert found, f"no {css} on {browser.current_url}: {browser.find_element(*_by('main')).text}"
+    return str(found[0].text)
+
+
+def _reason(browser: Any) -> str:
+    """The refusal page's machine-readable reason."""
+    found = browser.find_elements(*_by("#error"))
+    assert found, f"no refusal on {browser.current_url}: {browser.page_source[:500]}"
+    return str(found[0].get_attribute("data-reason"))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,11 @@ def test_a_record_downloads_decrypted(site: PortalSite, logged_in: Any) -> None:
     deadline = time.monotonic() + 30
     got: list[Any] = []
     while time.monotonic() < deadline and not got:
-        got = [p for p in b.downloads.iterdir() if not p.name.endswith(".crdownload")]
+        got = [
+            p
+            for p in b.downloads.iterdir()
+            if not p.name.startswith(".") and not p.name.endswith(".crdownload")
+        ]
         time.sleep(0.2)
     assert len(got) == 1 and got[0].read_bytes() == LAB
     leftovers = list((site.data / "profiles" / "patient").rglob("portal-*"))
@@ -160,7 +173,7 @@ def test_a_cross_site_form_is_refused(
     b = logged_in
     b.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
     b.find_element(*_by("#go")).click()
-    assert b.find_element(*_by("#error")).get_attribute("data-reason") == "cross_site"
+    assert _reason(b) == "cross_site"
     still = as_json(site.data, "--profile", "patient", "grant", "list", "--active")
     assert pid in {str(g["policy_id"]).removeprefix("0x") for g in still}
 
@@ -168,7 +181,7 @@ def test_a_cross_site_form_is_refused(
 def test_a_rebound_name_is_refused(site: PortalSite, logged_in: Any) -> None:
     b = logged_in
     b.get(f"http://evil.test:{site.port}/")  # resolves to 127.0.0.1 (the browser's rule)
-    assert b.find_element(*_by("#error")).get_attribute("data-reason") == "bad_host"
+    assert _reason(b) == "bad_host"
     assert "hospital-b" not in b.page_source
 
 
