@@ -12,7 +12,7 @@ Layers, bottom up (docs/architecture.md)::
     service  proxy · journal · relay        (they may use core, not each other)
     network  network                        (how to reach a chain, a store and the proxies)
     roles    roles                          (the facades an integrator imports)
-    apps     research                       (services built on the facades)
+    apps     research · portal              (services and apps built on the facades)
     devnet   devnet                         (local development networks)
     cli      cli                            (the example command line)
 

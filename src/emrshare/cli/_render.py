@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from emrshare._addresses import checksum
 from emrshare._ids import short_forms, short_hex
+from emrshare._time import utc_text
 from emrshare.cli._context import emit_json, known_names, table
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def when(ts: int | None) -> str:
     """A chain timestamp as UTC ``YYYY-MM-DD HH:MM:SSZ`` (``-`` for none)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return utc_text(ts)
 
 
 def hex_id(b: bytes | None) -> str:

@@ -69,10 +69,11 @@ def same_origin(origin: str | None, fetch_site: str | None, port: int) -> bool:
     return origin in {f"http://{h}" for h in allowed_hosts(port)}
 
 
-def cookie_header(session_id: str, max_age: int) -> str:
+def cookie_header(session_id: str, max_age: int, path: str) -> str:
     """The ``Set-Cookie`` value of a session: not readable by script, never sent by a
-    request another site starts, gone after ``max_age`` seconds."""
-    return f"{COOKIE}={session_id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict"
+    request another site starts, gone after ``max_age`` seconds, and sent only under the
+    portal's random ``path`` (a 127.0.0.1 cookie goes to every port of 127.0.0.1)."""
+    return f"{COOKIE}={session_id}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict"
 
 
 def _eq(a: str, b: str) -> bool:
@@ -95,7 +96,10 @@ class LoginTokens:
     def issue(self) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._live[token] = self._clock() + self._ttl
+            now = self._clock()
+            for old in [t for t, expiry in self._live.items() if expiry <= now]:
+                del self._live[old]  # refused as unknown from now on: as good as expired
+            self._live[token] = now + self._ttl
         return token
 
     def redeem(self, token: str) -> str:

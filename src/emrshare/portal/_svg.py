@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from emrshare._addresses import checksum
 from emrshare._text import sanitize
+from emrshare._time import utc_text
 from emrshare.categories import CATEGORIES
 from emrshare.errors import InvalidInput
 
@@ -117,7 +118,7 @@ def category_colours(categories: Iterable[str | None]) -> dict[str | None, str]:
 
 def iso(ts: int) -> str:
     """A unix time as ISO 8601 UTC: ``2025-03-01T14:05:09Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(ts, "%Y-%m-%dT%H:%M:%SZ")
 
 
 _DAY = 86400

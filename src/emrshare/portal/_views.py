@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from emrshare._time import utc_text
 from emrshare.errors import EmrShareError
 from emrshare.roles import GrantInfo, Patient
 
@@ -29,7 +30,7 @@ def when(seconds: int | None) -> str:
     """Unix seconds as ``2026-12-07 14:05 UTC`` (``—`` for none)."""
     if not seconds:
         return "—"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_text(seconds, "%Y-%m-%d %H:%M UTC")
 
 
 class Names:

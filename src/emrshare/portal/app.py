@@ -14,8 +14,12 @@ and caches are not shared between threads, and one patient does one thing at a t
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Mapping
@@ -24,19 +28,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
 
 from emrshare import __version__
 from emrshare._http import fault_place, read_limited
-from emrshare.errors import EmrShareError, InvalidInput, NotFound
+from emrshare.errors import ChainError, ConfigurationError, EmrShareError, InvalidInput, NotFound
 from emrshare.portal import charts
 from emrshare.portal._security import (
     COOKIE,
@@ -69,16 +73,27 @@ class Refused(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+#: The prefix of the folders a download is decrypted into (in the profile's state dir).
+_SPOOL = "portal-"
+
+
 class PatientWorker:
-    """Runs every call on the patient's facade on one thread, which also builds it."""
+    """Runs every call on the patient's facade on one thread, which also builds it.
+
+    Downloads are decrypted into ``spool`` (a folder of the profile's state dir, 0700),
+    and a file there is unlinked as soon as it is opened to be served; what a killed
+    portal left there is removed when the next one starts."""
 
     def __init__(self, build: Callable[[], Patient]) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-patient")
         self.patient: Patient = self._pool.submit(build).result()
+        self.spool: Path = self.patient.state_dir
+        for left in self.spool.glob(_SPOOL + "*"):
+            shutil.rmtree(left, ignore_errors=True)
 
     async def run(self, fn: Callable[[Patient], T]) -> T:
-        future = self._pool.submit(fn, self.patient)
-        return await anyio.to_thread.run_sync(future.result)
+        """``fn(patient)`` on the patient's thread (no event-loop thread waits for it)."""
+        return await asyncio.wrap_future(self._pool.submit(fn, self.patient))
 
     def close(self) -> None:
         self._pool.submit(self.patient.close).result()
@@ -105,10 +120,13 @@ class Portal:
         self.tokens = tokens or LoginTokens()
         self.patient_name = patient_name
         self.hosts = allowed_hosts(port)
+        #: Every page is under this random path, and so is the session cookie: a browser
+        #: sends a 127.0.0.1 cookie to every port of 127.0.0.1, but only for its path.
+        self.prefix = "/p/" + secrets.token_urlsafe(16)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://127.0.0.1:{self.port}{self.prefix}/"
 
     def login_url(self) -> str:
         """A fresh one-time login link."""
@@ -126,25 +144,44 @@ def create_app(portal: Portal) -> FastAPI:
         loader=FileSystemLoader(_HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    env.globals.update(when=when, name=portal.names, version=__version__)
+    base = portal.prefix
+    env.globals.update(when=when, name=portal.names, version=__version__, base=base)
     app = FastAPI(title="emrshare portal", version=__version__, docs_url=None, redoc_url=None)
     app.openapi_url = None
+    site = APIRouter(prefix=base)
 
-    def page(template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        html = env.get_template(template).render(patient_name=portal.patient_name, **ctx)
+    def page(template: str, status: int = 200, inside: bool = True, **ctx: Any) -> HTMLResponse:
+        """A page; ``inside``: asked for under the random path, so it may name that path
+        (else it is a bare page: a DNS-rebinding page can read what it is sent)."""
+        html = env.get_template(template).render(
+            patient_name=portal.patient_name if inside else "", inside=inside, **ctx
+        )
         return HTMLResponse(html, status_code=status)
 
-    def refusal(status: int, reason: str, message: str) -> HTMLResponse:
-        answer = page("error.html", status, reason=reason, message=message, session=None)
+    def refusal(status: int, reason: str, message: str, inside: bool = True) -> HTMLResponse:
+        answer = page("error.html", status, inside, reason=reason, message=message, session=None)
         answer.headers["X-Emrshare-Reason"] = reason
         return answer
 
+    def is_inside(request: Request) -> bool:
+        return request.url.path.startswith(base + "/")
+
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        host = request.headers.get("host", "")
-        if host not in portal.hosts:
+        hosts = request.headers.getlist("host")
+        fetch_site = request.headers.get("sec-fetch-site")
+        if len(hosts) != 1 or hosts[0] not in portal.hosts:
             answer: Response = refusal(
-                421, "bad_host", "this portal answers only at 127.0.0.1 or localhost on its port"
+                421,
+                "bad_host",
+                "this portal answers only at 127.0.0.1 or localhost on its port",
+                inside=False,
+            )
+        elif fetch_site not in (None, "same-origin", "none"):
+            # Another page (another port of 127.0.0.1 too) may not even make the portal
+            # read: no download, no page, no work queued on the patient's thread.
+            answer = refusal(
+                403, "cross_site", "a page of another site may not use the portal", inside=False
             )
         else:
             try:
@@ -160,7 +197,7 @@ def create_app(portal: Portal) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return refusal(exc.status_code, reason, str(exc.detail))
+        return refusal(exc.status_code, reason, str(exc.detail), is_inside(request))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
@@ -172,6 +209,8 @@ def create_app(portal: Portal) -> FastAPI:
 
     @app.exception_handler(EmrShareError)
     async def user_error(request: Request, exc: EmrShareError) -> Response:
+        if isinstance(exc, ChainError):
+            return refusal(503, "chain_unavailable", f"{exc}; reload the page when it is back")
         status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, InvalidInput) else 409
         return refusal(status, _reason_of(exc), str(exc))
 
@@ -204,16 +243,20 @@ def create_app(portal: Portal) -> FastAPI:
         if body is None:
             raise Refused(413, "bad_form", f"a form is at most {_MAX_FORM} bytes")
         try:
-            fields = parse_qs(body.decode("utf-8"), max_num_fields=20, errors="strict")
-        except (UnicodeDecodeError, ValueError):
-            raise Refused(400, "bad_form", "the form is not valid UTF-8 form data") from None
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(400, "bad_form", "the form is not valid UTF-8") from None
+        try:
+            fields = parse_qs(text, max_num_fields=20)
+        except ValueError:
+            raise Refused(400, "bad_form", "the form has more fields than the portal's") from None
         if not s.csrf_ok(fields.get("csrf", [])):
             raise Refused(403, "bad_csrf_token", "the form's token is stale; reload the page")
         return s, fields
 
     def done(s: Session, where: str, message: str) -> RedirectResponse:
         s.flash = message
-        return RedirectResponse(where, status_code=303)
+        return RedirectResponse(base + where, status_code=303)
 
     async def checked(fn: Callable[[Patient], T]) -> tuple[int, T]:
         """``fn(patient)`` after the index was verified whole at the newest confirmed block
@@ -229,11 +272,11 @@ def create_app(portal: Portal) -> FastAPI:
             raise Refused(400, "bad_request", f"{what} is 32 bytes of hex")
         return value.removeprefix("0x").lower()
 
-    @app.get("/static/portal.css")
+    @site.get("/static/portal.css")
     async def css() -> Response:
         return FileResponse(_HERE / "static" / "portal.css", media_type="text/css")
 
-    @app.get("/login")
+    @site.get("/login")
     async def login(token: str = "") -> Response:
         state = portal.tokens.redeem(token)
         if state != "ok":
@@ -245,25 +288,25 @@ def create_app(portal: Portal) -> FastAPI:
                 403, reason, f"{message}; press Enter where `emrshare portal` runs for a new one"
             )
         s = portal.sessions.start()
-        answer = RedirectResponse("/", status_code=303)
-        answer.headers["Set-Cookie"] = cookie_header(s.session_id, int(portal.sessions.limit))
+        answer = RedirectResponse(base + "/", status_code=303)
+        answer.headers["Set-Cookie"] = cookie_header(s.session_id, int(portal.sessions.limit), base)
         return answer
 
-    @app.post("/logout")
+    @site.post("/logout")
     async def logout(request: Request) -> Response:
         s, _ = await form_of(request)
         portal.sessions.end(s)
         answer = page("error.html", 200, reason="logged_out", message="logged out", session=None)
-        answer.headers["Set-Cookie"] = cookie_header("", 0)
+        answer.headers["Set-Cookie"] = cookie_header("", 0, base)
         return answer
 
-    @app.get("/")
+    @site.get("/")
     async def home(request: Request) -> Response:
         s = session_of(request)
         block, view = await checked(lambda p: overview(p, portal.names))
         return page("overview.html", view=view, **shown(s, block))
 
-    @app.get("/timeline")
+    @site.get("/timeline")
     async def timeline(request: Request, grantee: str = "", category: str = "") -> Response:
         s = session_of(request)
 
@@ -273,7 +316,7 @@ def create_app(portal: Portal) -> FastAPI:
         block, (reads, grants) = await checked(read)
         picked = charts.filter_reads(reads, grantee=grantee or None, category=category or None)
         svg = charts.timeline_svg(picked, names=portal.names.by_checksum)
-        cats = sorted({r.category or "unknown category" for r in reads})
+        cats = sorted({r.category for r in reads if r.category})
         return page(
             "timeline.html",
             svg=Markup(svg),  # noqa: S704 - drawn by charts, which escapes every text
@@ -285,7 +328,7 @@ def create_app(portal: Portal) -> FastAPI:
             **shown(s, block),
         )
 
-    @app.get("/access")
+    @site.get("/access")
     async def access(request: Request) -> Response:
         s = session_of(request)
         block, grants = await checked(lambda p: p.grants())
@@ -298,45 +341,49 @@ def create_app(portal: Portal) -> FastAPI:
             **shown(s, block),
         )
 
-    @app.get("/records")
+    @site.get("/records")
     async def records(request: Request, category: str = "") -> Response:
         s = session_of(request)
         block, rows = await checked(lambda p: p.records(category or None))
         return page("records.html", records=rows, category=category, **shown(s, block))
 
-    @app.get("/records/{record}/download")
+    @site.get("/records/{record}/download")
     async def download(request: Request, record: str) -> Response:
         session_of(request)
         rid = hex32(record, "a record id")
-        where = Path(tempfile.mkdtemp(prefix="portal-", dir=portal.worker.patient.state_dir))
+        where = Path(tempfile.mkdtemp(prefix=_SPOOL, dir=portal.worker.spool))
         out = where / "record"
 
         def fetch(p: Patient) -> int:
             return p.read_to(rid, out)  # written once verified (CID, AEAD, digest, size)
 
-        def cleanup() -> None:
-            out.unlink(missing_ok=True)
-            where.rmdir()
-
         try:
             await portal.worker.run(fetch)
-        except BaseException:
-            cleanup()
-            raise
-        return FileResponse(
-            out,
+            opened = out.open("rb")
+        finally:  # the plaintext lives on only as the open file, gone when it is closed
+            shutil.rmtree(where, ignore_errors=True)
+
+        def chunks() -> Any:
+            with opened:
+                while piece := opened.read(1 << 20):
+                    yield piece
+
+        return StreamingResponse(
+            chunks(),
             media_type="application/octet-stream",  # never rendered by the browser
-            filename=f"record-{rid[:12]}.bin",
-            background=BackgroundTask(cleanup),
+            headers={
+                "Content-Disposition": f'attachment; filename="record-{rid[:12]}.bin"',
+                "Content-Length": str(os.fstat(opened.fileno()).st_size),
+            },
         )
 
-    @app.get("/requests")
+    @site.get("/requests")
     async def requests(request: Request) -> Response:
         s = session_of(request)
         block, rows = await checked(lambda p: p.requests())
         return page("requests.html", requests=rows, expiries=EXPIRY_CHOICES, **shown(s, block))
 
-    @app.post("/requests/{request_id}/approve")
+    @site.post("/requests/{request_id}/approve")
     async def approve(request: Request, request_id: int) -> Response:
         s, fields = await form_of(request)
         choice = (fields.get("expires") or [""])[0]
@@ -351,19 +398,19 @@ def create_app(portal: Portal) -> FastAPI:
             f"{grant.category} until {when(grant.expiry)}",
         )
 
-    @app.post("/requests/{request_id}/deny")
+    @site.post("/requests/{request_id}/deny")
     async def deny(request: Request, request_id: int) -> Response:
         s, _ = await form_of(request)
         await portal.worker.run(lambda p: p.deny(request_id))
         return done(s, "/requests", f"denied request {request_id}")
 
-    @app.get("/grants")
+    @site.get("/grants")
     async def grants(request: Request) -> Response:
         s = session_of(request)
         block, rows = await checked(lambda p: p.grants())
         return page("grants.html", grants=rows, **shown(s, block))
 
-    @app.get("/grants/{policy}/revoke")
+    @site.get("/grants/{policy}/revoke")
     async def confirm_revoke(request: Request, policy: str) -> Response:
         s = session_of(request)
         pid = hex32(policy, "a grant id")
@@ -373,13 +420,14 @@ def create_app(portal: Portal) -> FastAPI:
             raise Refused(404, "not_found", "no grant of yours has that id")
         return page("revoke.html", grant=grant, **shown(s, block))
 
-    @app.post("/grants/{policy}/revoke")
+    @site.post("/grants/{policy}/revoke")
     async def revoke(request: Request, policy: str) -> Response:
         s, _ = await form_of(request)
         pid = hex32(policy, "a grant id")
         await portal.worker.run(lambda p: p.revoke(pid))
         return done(s, "/grants", f"revoked grant 0x{pid[:12]}…; the category moved to a new key")
 
+    app.include_router(site)
     return app
 
 
@@ -391,8 +439,6 @@ def listen(port: int) -> socket.socket:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
-        from emrshare.errors import ConfigurationError
-
         raise ConfigurationError(
             f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port"
         ) from None
@@ -408,6 +454,8 @@ def serve(portal: Portal, sock: socket.socket, *, log_level: str = "warning") ->
         create_app(portal),
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # every client is 127.0.0.1: no X-Forwarded-* is believed
+        server_header=False,
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run(sockets=[sock])

@@ -4,9 +4,10 @@ operations (split from the patient facade; the steps run in :mod:`emrshare.roles
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from emrshare._time import utc_text
 from emrshare.categories import normalize_category
 from emrshare.chain import EntryAppended, GrantCreated, GrantStatus
 from emrshare.crypto import PatientKeys, validate_category
@@ -69,20 +70,13 @@ def checked_expiry(network: Network, expires: Expiry) -> int:
     at = now + int(expires.total_seconds()) if isinstance(expires, timedelta) else None
     at = expiry_of(network, expires) if at is None else at
     if at < now + MIN_GRANT_SECONDS:
-        when, chain = _utc(at), _utc(now)
+        when, chain = utc_text(at), utc_text(now)
         past = "is in the past" if at <= now else "is less than a minute away"
         raise InvalidInput(
             f"the expiry {when} {past} (chain time {chain}); give a later date or a "
             "duration such as 30 days"
         )
     return at
-
-
-def _utc(seconds: int) -> str:
-    try:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(seconds)
 
 
 def grant_info(

@@ -47,19 +47,21 @@ class OwnIndex:
         """Every entry of this patient's index up to the newest confirmed block, verified
         to be the whole hash chain there (count and head equal the contract's at that
         block, so a withheld tail is an :class:`IndexIntegrityError`)."""
-        block = self.network.chain.safe_block()
-        new, self._verified = verified_entries(
-            self.network.contracts.index, self.address, block, after=self._verified
-        )
-        self._chain.extend(new)
+        self._refresh(self.network.chain.safe_block())
         return list(self._chain)
 
     def verify(self) -> int:
         """Verify the index up to the newest confirmed block (only the blocks not yet
         checked); returns that block's number."""
-        self.entries()
-        assert self._verified is not None
-        return self._verified[2]
+        block = self.network.chain.safe_block()
+        self._refresh(block)
+        return block
+
+    def _refresh(self, block: int) -> None:
+        new, self._verified = verified_entries(
+            self.network.contracts.index, self.address, block, after=self._verified
+        )
+        self._chain.extend(new)
 
     def records(
         self, tags: Mapping[bytes, tuple[str, int]], category: str | None = None

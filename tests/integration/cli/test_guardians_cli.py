@@ -5,25 +5,15 @@ says "by guardian", and after a withdrawal the guardian's next action is one err
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from emrshare.crypto import PatientKeys
 from emrshare.devnet import dev_private_keys
 from emrshare.network import Network
 from emrshare.roles import Patient, Profiles
+from tests.cli_support import cli_json as _json
+from tests.cli_support import cli_ok as _ok
 from tests.cli_support import run_cli as _cli
-
-
-def _ok(data_dir: Path, *args: str) -> str:
-    done = _cli(data_dir, *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return str(done.stdout)
-
-
-def _json(data_dir: Path, *args: str) -> Any:
-    return json.loads(_ok(data_dir, "--json", *args))
 
 
 def _register_guardian(data: Path) -> str:

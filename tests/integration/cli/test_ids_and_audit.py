@@ -6,7 +6,6 @@ trail drawn as a timeline (`audit --html/--png`)."""
 
 from __future__ import annotations
 
-import json
 import re
 import stat
 import time
@@ -18,19 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.cli_support import cli_json as _json
+from tests.cli_support import cli_ok as _ok
 from tests.cli_support import run_cli as _cli
 
 LAB = b"Complete blood count\nHb 14.1 g/dL\n\x00\xff binary-safe \r\n"
-
-
-def _ok(data_dir: Path, *args: str) -> str:
-    done = _cli(data_dir, *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return str(done.stdout)
-
-
-def _json(data_dir: Path, *args: str) -> Any:
-    return json.loads(_ok(data_dir, "--json", *args))
 
 
 @dataclass

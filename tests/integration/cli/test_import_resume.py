@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli_support import run_cli_on_terminal
 from tests.integration.cli.test_interrupt import _cli, _env, _journal, _ok, _records
 
 N = 120
@@ -153,45 +152,9 @@ def test_attack_ctrl_c_mid_import_then_rerun_duplicates_records(
 
 def test_the_import_bar_counts_records_on_a_terminal(devnet: Path, tmp_path: Path) -> None:
     folder = _folder(tmp_path, "imaging")
-    main, term = pty.openpty()
-    drawn: list[bytes] = []
-
-    def drain() -> None:  # read as it is drawn: a full terminal buffer would block the CLI
-        while True:
-            try:
-                piece = os.read(main, 65536)
-            except OSError:  # EIO: the other end is closed and everything was read
-                return
-            if not piece:
-                return
-            drawn.append(piece)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "emrshare.cli",
-                *IMPORT,
-                "--category",
-                "imaging",
-                "--batch-size",
-                "10",
-                str(folder),
-            ],
-            env=dict(_env(devnet), COLUMNS="120"),
-            stdout=subprocess.PIPE,
-            stderr=term,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        os.close(term)
-        reader.join(timeout=60)
-        os.close(main)
-    screen = b"".join(drawn).decode(errors="replace")
+    proc, screen = run_cli_on_terminal(
+        devnet, *IMPORT, "--category", "imaging", "--batch-size", "10", str(folder), columns=120
+    )
     assert proc.returncode == 0, proc.stdout + screen
     assert proc.stdout.strip() == f"imported {N} imaging records"
     assert "importing imaging" in screen and f"/{N}" in screen, screen[-2000:]

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.cli_support import run_cli_on_terminal
 
 OPEN = ("pending", "encrypted", "stored", "append_sent")
 
@@ -248,35 +248,7 @@ def test_media_type_comes_from_the_file_name(devnet: Path, tmp_path: Path) -> No
 def test_the_progress_bar_shows_each_stage(devnet: Path, tmp_path: Path) -> None:
     file = tmp_path / "echo.bin"
     file.write_bytes(os.urandom(3 << 20))  # a bar is drawn from 1 MiB on, on a terminal
-    main, term = pty.openpty()
-    drawn: list[bytes] = []
-
-    def drain() -> None:  # read as it is drawn: a full terminal buffer would block the CLI
-        while True:
-            try:
-                piece = os.read(main, 65536)
-            except OSError:  # EIO: the other end is closed and everything was read
-                return
-            if not piece:
-                return
-            drawn.append(piece)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "emrshare.cli", *ADD, str(file)],
-            env=dict(_env(devnet), COLUMNS="100"),
-            stdout=subprocess.PIPE,
-            stderr=term,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        os.close(term)
-        reader.join(timeout=60)
-        os.close(main)
-    screen = b"".join(drawn).decode(errors="replace")
+    proc, screen = run_cli_on_terminal(devnet, *ADD, str(file))
     assert proc.returncode == 0, proc.stdout + screen
     for stage in ("encrypt", "store", "append", "confirm"):
         assert f"adding echo.bin: {stage}" in screen, (stage, screen[-2000:])

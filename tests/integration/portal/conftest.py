@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli_support import cli_json as as_json
+from tests.cli_support import cli_ok as ok
 from tests.cli_support import run_cli
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -23,19 +24,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 LAB = b"Synthetic lab result\nHb 13.9 g/dL\n"
 
 
-def ok(data: Path, *args: str) -> str:
-    done = run_cli(data, *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return str(done.stdout)
-
-
-def as_json(data: Path, *args: str) -> Any:
-    return json.loads(ok(data, "--json", *args))
-
-
 @dataclass
 class PortalSite:
     data: Path
+    url: str  # the portal's own address: http://127.0.0.1:PORT/p/RANDOM/
     port: int
     login_url: str
     process: subprocess.Popen[str]
@@ -45,6 +37,11 @@ class PortalSite:
 
     @property
     def base(self) -> str:
+        """Where the pages are (no trailing slash)."""
+        return self.url.rstrip("/")
+
+    @property
+    def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def fresh_login(self) -> str:
@@ -89,7 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
         assert first, proc.stderr.read() if proc.stderr else "no output"
         started = json.loads(first)
         yield PortalSite(
-            data, started["port"], started["login_url"], proc, added["record_id"],
+            data, started["url"], started["port"], started["login_url"], proc, added["record_id"],
             int(asked["request_id"]), tmp,
         )  # fmt: skip
     finally:
@@ -112,7 +109,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}",
+        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
         # evil.test resolves to the portal's address: a DNS-rebinding page's view of it.
         "--host-resolver-rules=MAP evil.test 127.0.0.1",
     ):  # fmt: skip

@@ -10,7 +10,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -136,8 +136,10 @@ class _Attacker(http.server.BaseHTTPRequestHandler):
     hostile site, serving fixed HTML only."""
 
     target = ""
+    cookies: ClassVar[list[str]] = []  # the Cookie headers the browser sent this server
 
     def do_GET(self) -> None:
+        self.cookies.append(self.headers.get("Cookie", ""))
         body = (
             f'<form id="f" method="post" action="{self.target}">'
             '<input name="csrf" value="guessed"><button id="go">win a prize</button></form>'
@@ -172,6 +174,9 @@ def test_a_cross_site_form_is_refused(
     _Attacker.target = f"{site.base}/grants/{pid}/revoke"
     b = logged_in
     b.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
+    # A browser sends 127.0.0.1's cookies to every port of it: not the portal's, which is
+    # only for the portal's random path.
+    assert _Attacker.cookies and not any("emrshare_portal" in c for c in _Attacker.cookies)
     b.find_element(*_by("#go")).click()
     assert _reason(b) == "cross_site"
     still = as_json(site.data, "--profile", "patient", "grant", "list", "--active")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cli_support import cli_ok
 from tests.integration.portal.conftest import PortalSite, as_json
 
 pytestmark = pytest.mark.integration
@@ -56,9 +58,14 @@ def test_a_login_link_works_once(site: PortalSite) -> None:
     link = site.fresh_login().removeprefix(site.base)
     with _client(site) as c:
         first = c.get(link)
-        assert first.status_code == 303 and first.headers["location"] == "/"
+        assert first.status_code == 303 and first.headers["location"] == site.url.removeprefix(
+            site.origin
+        )
         cookie = first.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie
+        # Only under the portal's random path: other servers of 127.0.0.1 never get it.
+        path = site.url.removeprefix(site.origin).rstrip("/")
+        assert f"Path={path};" in cookie and len(path) > 20
         assert c.get("/").status_code == 200  # the session works
     with _client(site) as other:
         again = other.get(link)
@@ -107,7 +114,7 @@ def test_the_requester_text_is_escaped(site: PortalSite) -> None:
 
 def test_a_post_without_the_csrf_token_is_refused(site: PortalSite) -> None:
     grant = _active_grant(site)
-    origin = {"Origin": site.base}
+    origin = {"Origin": site.origin}
     with _logged_in(site) as c:
         real = _csrf(c.get("/grants").text)
         url = f"/grants/{grant}/revoke"
@@ -119,7 +126,7 @@ def test_a_post_without_the_csrf_token_is_refused(site: PortalSite) -> None:
         for headers in (
             {"Origin": "http://127.0.0.1:9"},
             {"Origin": "null"},
-            {"Origin": site.base, "Sec-Fetch-Site": "same-site"},
+            {"Origin": site.origin, "Sec-Fetch-Site": "same-site"},
             {"Sec-Fetch-Site": "cross-site"},
         ):
             r = c.post(url, data={"csrf": real}, headers=headers)
@@ -173,3 +180,52 @@ def test_the_portal_listens_on_loopback_only(site: PortalSite) -> None:
     port_hex = f"{site.port:04X}"
     ours = [line.split() for line in listening if line.split()[1].endswith(":" + port_hex)]
     assert ours and all(f[1] == "0100007F:" + port_hex for f in ours)  # 127.0.0.1 only
+
+
+def test_nothing_answers_outside_the_random_path(site: PortalSite) -> None:
+    with httpx.Client(base_url=site.origin, timeout=30) as c:
+        for path in ("/", "/login", "/static/portal.css", "/p/", "/timeline"):
+            r = c.get(path)
+            assert r.status_code == 404 and _reason(r) == "not_found", path
+            assert site.url.removeprefix(site.origin) not in r.text  # the path is not told
+
+
+def test_two_host_headers_are_refused(site: PortalSite) -> None:
+    good = f"127.0.0.1:{site.port}"
+    for hosts in ([good, "evil.test"], ["evil.test", good], [good, good]):
+        raw = f"GET {site.url.removeprefix(site.origin)}login?token=x HTTP/1.1\r\n"
+        raw += "".join(f"Host: {h}\r\n" for h in hosts) + "Connection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", site.port), timeout=30) as s:
+            s.sendall(raw.encode())
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        head = answer.split(b"\r\n\r\n")[0].decode().lower()
+        assert head.startswith("http/1.1 421") and "x-emrshare-reason: bad_host" in head, hosts
+
+
+def test_another_site_may_not_even_read(site: PortalSite) -> None:
+    with _logged_in(site) as c:
+        for fetch_site in ("cross-site", "same-site"):
+            headers = {"Sec-Fetch-Site": fetch_site}
+            dl = c.get(f"/records/{site.record_id}/download", headers=headers)
+            assert dl.status_code == 403 and _reason(dl) == "cross_site"
+            assert b"Synthetic" not in dl.content
+            page = c.get("/", headers=headers)
+            assert page.status_code == 403 and _reason(page) == "cross_site"
+        dl = c.get(f"/records/{site.record_id}/download", headers={"Sec-Fetch-Site": "none"})
+        assert dl.status_code == 200 and dl.content.startswith(b"Synthetic")
+        assert dl.headers["content-type"] == "application/octet-stream"
+        assert dl.headers["content-disposition"].startswith("attachment;")
+    assert list((site.data / "profiles" / "patient").rglob("portal-*")) == []
+
+
+def test_an_expiry_past_the_year_9999_shows(site: PortalSite) -> None:
+    cli_ok(site.data, "--profile", "patient", "grant", "add", "--to", "pharmacy",
+       "--category", "lab", "--expires", "9000y")  # fmt: skip
+    listed = as_json(site.data, "--profile", "patient", "grant", "list")
+    assert "after 9999-12-31" in {g["expires"] for g in listed}  # the CLI shows it too
+    with _logged_in(site) as c:
+        for path in ("/", "/access", "/grants"):
+            r = c.get(path)
+            assert r.status_code == 200 and "after 9999-12-31" in r.text, (path, r.text[:300])
