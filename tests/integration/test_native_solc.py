@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "tests" / "doubles" / "solc"
 SCRIPT = ROOT / "scripts" / "build_contracts.py"
 
-pytestmark = pytest.mark.integration
+# ~100 s (a full via-IR build through the double): left to `make test-all`; the default
+# run checks the committed artifacts against solc-js (`make check-artifacts`).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _build(*args: str, solc: str) -> subprocess.CompletedProcess[str]:
