@@ -58,12 +58,13 @@ def test_sync_reads_from_several_threads(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert errors == []
-        # Each read logged once by each of the M proxies that served it, and shown as
-        # one read listing those proxies.
-        assert len(patient.audit_by_proxy()) == len(readers) * reads * 2
+        # Each read logged once by each proxy that served it (M = 2, or all 3 when a slow
+        # proxy's answer arrived after the client had asked the third), and shown as one
+        # read listing those proxies, none twice.
         trail = patient.audit()
         assert len(trail) == len(readers) * reads
-        assert all(len(set(r.proxies)) == 2 and r.complete for r in trail)
+        assert all(len(set(r.proxies)) == len(r.proxies) >= 2 and r.complete for r in trail)
+        assert len(patient.audit_by_proxy()) == sum(len(r.proxies) for r in trail)
         for m in (hospital, patient, *readers):
             m.close()
 
