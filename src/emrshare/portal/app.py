@@ -386,10 +386,10 @@ def create_app(portal: Portal) -> FastAPI:
     @site.post("/requests/{request_id}/approve")
     async def approve(request: Request, request_id: int) -> Response:
         s, fields = await form_of(request)
-        choice = (fields.get("expires") or [""])[0]
-        if choice not in EXPIRY_CHOICES:
+        choice = fields.get("expires", [])
+        if len(choice) != 1 or choice[0] not in EXPIRY_CHOICES:
             raise Refused(400, "bad_form", "pick one of the offered expiries")
-        expires = EXPIRY_CHOICES[choice][1]
+        expires = EXPIRY_CHOICES[choice[0]][1]
         grant = await portal.worker.run(lambda p: p.approve(request_id, expires=expires))
         return done(
             s,

@@ -17,7 +17,8 @@ not part of the trail (see docs/threat-model.md, "The audit trail").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from emrshare.chain import AccessLogged, EntryAppended, GrantCreated
 from emrshare.crypto import SealedEntry
@@ -26,18 +27,67 @@ from emrshare.network import Network
 from emrshare.roles._common import AccessEvent, ReadEvent, checksum
 from emrshare.types import Address, PolicyId, RecordId
 
-__all__ = ["audit_trail", "group_reads"]
+__all__ = ["AuditTrail", "audit_trail", "group_reads"]
+
+
+class AuditTrail:
+    """The accesses logged for one patient, followed: the confirmed ``AccessLogged``
+    events and the block times they name are read once and kept, so each audit reads only
+    the blocks confirmed since the last one (its cost follows the new entries, not the
+    chain's history). Confirmed blocks are final here as for the index (a reorg deeper
+    than the confirmations is not followed)."""
+
+    def __init__(self, patient: _HasNetwork) -> None:
+        self.network = patient.network
+        self.address = patient.address
+        self._logs: list[AccessLogged] = []
+        self._through: int | None = None  # the last block whose logs are in _logs
+        self._times: dict[int, int] = {}
+
+    def logs(self) -> list[AccessLogged]:
+        """Every access logged for the patient up to the newest confirmed block."""
+        audit = self.network.contracts.audit
+        end = self.network.chain.safe_block()
+        start = audit.start_block if self._through is None else self._through + 1
+        if end >= start:
+            new = audit.events(AccessLogged, patient=self.address, from_block=start, to_block=end)
+            self._logs.extend(new)
+            self._through = end
+        return self._logs
+
+    def time_of(self, block: int) -> int | None:
+        """Block ``block``'s timestamp (``None``: the node has no such block)."""
+        if block not in self._times:
+            try:
+                self._times[block] = self.network.chain.block_time(block)
+            except ChainError:
+                return None  # a block the node does not have: the check fails
+        return self._times[block]
+
+    def accesses(
+        self,
+        grants: Mapping[bytes, GrantCreated],
+        tags: Mapping[bytes, tuple[str, int]],
+        entries: Sequence[EntryAppended],
+    ) -> list[AccessEvent]:
+        """Every logged access, each with ``anomaly`` set when a check fails."""
+        return audit_trail(self.logs(), self.time_of, grants, tags, entries)
+
+
+class _HasNetwork(Protocol):
+    network: Network
+    address: Address
 
 
 def audit_trail(
-    network: Network,
-    address: Address,
+    logs: Iterable[AccessLogged],
+    time_of: Callable[[int], int | None],
     grants: Mapping[bytes, GrantCreated],
     tags: Mapping[bytes, tuple[str, int]],
     entries: Sequence[EntryAppended],
 ) -> list[AccessEvent]:
-    """Every access logged for ``address``'s grants, each with ``anomaly`` set when a check
-    fails (see :meth:`Patient.audit`)."""
+    """Every access of ``logs`` (a patient's), each with ``anomaly`` set when a check
+    fails (see :meth:`Patient.audit`); ``time_of`` gives a block's timestamp."""
     # capsule hash -> (tag, record id) of this patient's own, verified entries.
     capsules: dict[bytes, list[tuple[bytes, RecordId]]] = {}
     for ev in entries:
@@ -46,19 +96,9 @@ def audit_trail(
         except EmrShareError:
             continue  # an entry that does not parse names no capsule
         capsules.setdefault(bytes(h), []).append((bytes(ev.tag), RecordId(bytes(ev.record_id))))
-    times: dict[int, int] = {}
-
-    def time_of(block: int) -> int | None:
-        if block not in times:
-            try:
-                times[block] = network.chain.block_time(block)
-            except ChainError:
-                return None  # a block the node does not have: the check fails
-        return times[block]
-
     out: list[AccessEvent] = []
     seen: set[tuple[str, str, int]] = set()
-    for log in network.contracts.audit.events(AccessLogged, patient=address):
+    for log in logs:
         g = grants.get(bytes(log.policy_id))
         hashes = tuple(bytes(h) for h in log.capsule_hashes)
         rids: list[RecordId] = []

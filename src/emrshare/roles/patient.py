@@ -16,7 +16,7 @@ from emrshare.crypto import (
 )
 from emrshare.journal import RecoveryReport
 from emrshare.network import Network
-from emrshare.roles._audit import audit_trail, group_reads
+from emrshare.roles._audit import AuditTrail, group_reads
 from emrshare.roles._common import (
     AccessEvent,
     AccessRequestInfo,
@@ -255,6 +255,7 @@ class Patient:
 
     refresh_rotated, rotate = patient_refresh_rotated, patient_rotate  # roles/_*rotation.py
     fhir = functools.cached_property(PatientFhir)  # grants, audit, authorship as FHIR
+    _trail = functools.cached_property(AuditTrail)
 
     # -- access requests -----------------------------------------------------------------
 
@@ -336,8 +337,7 @@ class Patient:
         """Finish or roll back interrupted writes of this patient."""
         return self._writes.writer.recover(rollback=rollback)
 
-    # -- audit -----------------------------------------------------------------------------
-
+    # -- audit (the logged accesses followed by self._trail, an AuditTrail) ------------------
     def audit(self) -> list[ReadEvent]:
         """Who read which records, when: one :class:`ReadEvent` per served read, oldest
         first (the entries of :meth:`audit_by_proxy`, grouped)."""
@@ -356,7 +356,7 @@ class Patient:
 
     def _audit(self, grants: dict[bytes, GrantCreated] | None = None) -> list[AccessEvent]:
         grants = grants or {bytes(g.policy_id): g for g in self._grant_events()}
-        return audit_trail(self.network, self.address, grants, self._tags(), self._own.entries())
+        return self._trail.accesses(grants, self._tags(), self._own.entries())
 
     def close(self) -> None:
         """Close the write journal."""

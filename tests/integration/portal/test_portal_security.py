@@ -229,3 +229,16 @@ def test_an_expiry_past_the_year_9999_shows(site: PortalSite) -> None:
         for path in ("/", "/access", "/grants"):
             r = c.get(path)
             assert r.status_code == 200 and "after 9999-12-31" in r.text, (path, r.text[:300])
+
+
+def test_an_approval_takes_one_offered_expiry_only(site: PortalSite) -> None:
+    with _logged_in(site) as c:
+        real = _csrf(c.get("/requests").text)
+        url = f"/requests/{site.request_id}/approve"
+        for expires in ([], ["5y"], ["7d", "1y"], ["30d\x00"]):
+            r = c.post(
+                url, data={"csrf": real, "expires": expires}, headers={"Origin": site.origin}
+            )
+            assert r.status_code == 400 and _reason(r) == "bad_form", expires
+    listed = as_json(site.data, "--profile", "patient", "request", "list")
+    assert [q["status"] for q in listed if q["request_id"] == site.request_id] == ["pending"]

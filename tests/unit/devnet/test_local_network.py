@@ -57,6 +57,15 @@ def test_read_and_audit_without_the_settle_hook(
     assert all(e.record_ids == (lab_id,) for e in reads)
     (read,) = [r for r in patient.audit() if r.requester == b.address]
     assert set(read.proxies) == {e.proxy for e in reads} and read.record_ids == (lab_id,)
+    # The trail is followed (only the blocks confirmed since are read): a second read
+    # shows up once, the first is not shown twice, and a new facade sees the same trail.
+    assert b.read(patient.address, lab_id) == b"Hb 14.1 g/dL"
+    trail = [r for r in patient.audit() if r.requester == b.address]
+    assert len(trail) == 2 and trail[0].nonce == read.nonce != trail[1].nonce
+    assert patient.audit_anomalies() == []  # no log entry read twice
+    fresh = Patient(net, patient.keys, state_dir=tmp_path / "p2")
+    assert [r.nonce for r in fresh.audit()] == [r.nonce for r in patient.audit()]
+    fresh.close()
     for m in (a, b, patient):
         m.close()
 
