@@ -25,15 +25,31 @@ def _by(css: str) -> tuple[str, str]:
     return (By.CSS_SELECTOR, css)
 
 
+def _found(browser: Any, css: str) -> list[Any]:
+    """The elements ``css`` selects once the page shows one (a navigation can still be
+    replacing the last page when ``get`` or ``click`` returns), or none after 20 s."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        found: list[Any] = WebDriverWait(browser, 20).until(
+            expected_conditions.presence_of_all_elements_located(_by(css))
+        )
+    except TimeoutException:
+        return []
+    return found
+
+
 def _text(browser: Any, css: str) -> str:
-    found = browser.find_elements(*_by(css))
+    found = _found(browser, css)
     assert found, f"no {css} on {browser.current_url}: {browser.find_element(*_by('main')).text}"
     return str(found[0].text)
 
 
 def _reason(browser: Any) -> str:
     """The refusal page's machine-readable reason."""
-    found = browser.find_elements(*_by("#error"))
+    found = _found(browser, "#error")
     assert found, f"no refusal on {browser.current_url}: {browser.page_source[:500]}"
     return str(found[0].get_attribute("data-reason"))
 
@@ -52,8 +68,8 @@ def test_overview_shows_counts_grants_requests_and_the_block(
     b.get(site.base + "/")
     assert _text(b, '#categories tr[data-category="lab-results"] .count') == "1"
     assert "hospital-b" in _text(b, "#active-grants")
-    assert b.find_element(*_by("#pending")).get_attribute("data-count") == "1"
-    block = int(b.find_element(*_by("#verified")).get_attribute("data-block"))
+    assert _found(b, "#pending")[0].get_attribute("data-count") == "1"
+    block = int(_found(b, "#verified")[0].get_attribute("data-block"))
     head = as_json(site.data, "devnet", "status")
     assert 0 < block <= int(head["block"])
     # The session cookie is not readable by a page (HttpOnly): the browser says so.
@@ -64,12 +80,13 @@ def test_overview_shows_counts_grants_requests_and_the_block(
 def test_timeline_draws_each_read_and_filters(site: PortalSite, logged_in: Any) -> None:
     b = logged_in
     b.get(site.base + "/timeline")
-    marks = b.find_elements(*_by("#timeline svg .read"))
+    marks = _found(b, "#timeline svg .read")
     trail = as_json(site.data, "--profile", "patient", "audit")
     assert len(marks) == len(trail) >= 1
     assert {m.get_attribute("data-category") for m in marks} == {"lab-results"}
     assert "hospital-b" in _text(b, "#reads")
     b.get(site.base + "/timeline?category=imaging")
+    assert _found(b, '#timeline[data-category="imaging"]')  # the filtered page is shown
     assert b.find_elements(*_by("#timeline svg .read")) == []
     assert "no reads logged" in _text(b, "#reads")
 
@@ -77,7 +94,7 @@ def test_timeline_draws_each_read_and_filters(site: PortalSite, logged_in: Any) 
 def test_access_map_shows_who_can_read_now(site: PortalSite, logged_in: Any) -> None:
     b = logged_in
     b.get(site.base + "/access")
-    now = b.find_elements(*_by("#access-map svg .edge.now"))
+    now = _found(b, "#access-map svg .edge.now")
     assert [e.get_attribute("data-category") for e in now] == ["lab-results"]
     assert "hospital-b" in _text(b, "#now")
 
@@ -85,7 +102,7 @@ def test_access_map_shows_who_can_read_now(site: PortalSite, logged_in: Any) -> 
 def test_a_record_downloads_decrypted(site: PortalSite, logged_in: Any) -> None:
     b = logged_in
     b.get(site.base + "/records")
-    rows = b.find_elements(*_by("#records tr.record"))
+    rows = _found(b, "#records tr.record")
     assert [r.get_attribute("data-record") for r in rows] == [site.record_id.removeprefix("0x")]
     rows[0].find_element(*_by("a.download")).click()
     deadline = time.monotonic() + 30
@@ -107,7 +124,7 @@ def test_approve_a_request_with_an_expiry(site: PortalSite, logged_in: Any) -> N
 
     b = logged_in
     b.get(site.base + "/requests")
-    row = b.find_element(*_by(f'tr.request[data-request="{site.request_id}"]'))
+    row = _found(b, f'tr.request[data-request="{site.request_id}"]')[0]
     Select(row.find_element(*_by("select[name=expires]"))).select_by_value("7d")
     row.find_element(*_by("button.approve")).click()
     assert "approved request" in _text(b, "#flash") and "insurer" in _text(b, "#flash")
@@ -195,7 +212,7 @@ def test_revoke_says_what_it_cannot_take_back(site: PortalSite, logged_in: Any) 
     b.get(site.base + "/grants")
     row = next(
         r
-        for r in b.find_elements(*_by("#grants tr.grant"))
+        for r in _found(b, "#grants tr.grant")
         if "hospital-b" in r.text and r.get_attribute("data-status") == "active"
     )
     pid = row.get_attribute("data-policy")
@@ -207,5 +224,5 @@ def test_revoke_says_what_it_cannot_take_back(site: PortalSite, logged_in: Any) 
     active = as_json(site.data, "--profile", "patient", "grant", "list", "--active")
     assert pid not in {str(g["policy_id"]).removeprefix("0x") for g in active}
     b.get(site.base + "/access")
-    past = b.find_elements(*_by("#access-map svg .edge.past"))
+    past = _found(b, "#access-map svg .edge.past")
     assert any(e.get_attribute("data-grantee") for e in past)
