@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -133,13 +134,21 @@ def test_audit_is_one_row_per_read_and_by_proxy_keeps_every_entry(world: World) 
     before, before_by_proxy = len(p.audit()), len(p.audit_by_proxy())
     for _ in range(3):
         assert b.read(p.address, world.lab[0]) == b"Hb 14.1 g/dL"
-    reads = p.audit()[before:]
+    for _ in range(20):  # one snapshot: no proxy's late log entry lands between the two
+        by_proxy = p.audit_by_proxy()[before_by_proxy:]
+        reads = p.audit()[before:]
+        if len(p.audit_by_proxy()) - before_by_proxy == len(by_proxy):
+            break
+        time.sleep(0.5)
     assert len(reads) == 3  # three reads, not 3 × 2 rows
     assert len({r.nonce for r in reads}) == 3
-    assert all(r.record_ids == (world.lab[0],) and len(r.proxies) == 2 for r in reads)
-    by_proxy = p.audit_by_proxy()[before_by_proxy:]
-    assert len(by_proxy) == 6
-    assert sorted(e.nonce for e in by_proxy) == sorted(r.nonce for r in reads for _ in (0, 1))
+    # Each read lists every proxy that served it once: the two asked first, or also the
+    # third when a slow answer made the client ask it too (on a loaded machine).
+    assert all(
+        r.record_ids == (world.lab[0],) and len(set(r.proxies)) == len(r.proxies) >= 2
+        for r in reads
+    )
+    assert sorted(e.nonce for e in by_proxy) == sorted(r.nonce for r in reads for _ in r.proxies)
     assert not re.search(r"\bb['\"]|\\x", repr(reads)), repr(reads)
 
 
