@@ -4,17 +4,30 @@ signatures, grant and request state) and shaped for the templates."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from emrshare._files import read_private, write_atomically
 from emrshare._time import utc_text
 from emrshare.errors import EmrShareError
 from emrshare.roles import GrantInfo, Patient
 
-__all__ = ["EXPIRY_CHOICES", "Names", "Notice", "Overview", "overview", "when"]
+__all__ = [
+    "EXPIRY_CHOICES",
+    "Names",
+    "Notice",
+    "Overview",
+    "mark_seen",
+    "overview",
+    "seen_block",
+    "when",
+]
 
 #: The expiries the portal offers when a request is approved (label, duration).
 EXPIRY_CHOICES: dict[str, tuple[str, timedelta]] = {
@@ -49,11 +62,30 @@ class Names:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One line of the overview's notifications."""
+    """One line of the overview's notifications (``new``: after the last "mark as read")."""
 
     kind: str  # emergency, recall, guardian
     text: str
     block: int
+    new: bool = True
+
+
+#: The block up to which the patient marked the notifications read (in the state dir).
+SEEN_FILE = "portal_seen.json"
+
+
+def seen_block(state_dir: Path) -> int:
+    """The block the notifications were last marked read up to (0: never)."""
+    try:
+        value = json.loads(read_private(state_dir / SEEN_FILE, "the portal's read marker"))
+    except (FileNotFoundError, ValueError):
+        return 0
+    return value.get("block", 0) if isinstance(value, dict) else 0
+
+
+def mark_seen(state_dir: Path, block: int) -> None:
+    """Mark every notification up to ``block`` read."""
+    write_atomically(state_dir / SEEN_FILE, json.dumps({"block": int(block)}))
 
 
 @dataclass(slots=True)
@@ -103,6 +135,8 @@ def overview(patient: Patient, names: Names) -> Overview:
         notices.append(
             Notice("guardian", f"guardian {names(a.guardian)} ran “{a.action}”", a.block_number)
         )
+    seen = seen_block(patient.state_dir)
+    notices = [dataclasses.replace(n, new=n.block > seen) for n in notices]
     notices.sort(key=lambda n: n.block, reverse=True)
     active = [g for g in patient.grants() if g.active]
     pending = len(patient.requests(pending_only=True))

@@ -52,7 +52,14 @@ from emrshare.portal._security import (
     cookie_header,
     same_origin,
 )
-from emrshare.portal._views import EXPIRY_CHOICES, Names, grantees, overview, when
+from emrshare.portal._views import (
+    EXPIRY_CHOICES,
+    Names,
+    grantees,
+    mark_seen,
+    overview,
+    when,
+)
 from emrshare.roles import Patient
 
 __all__ = ["Portal", "PatientWorker", "create_app", "serve"]
@@ -305,6 +312,16 @@ def create_app(portal: Portal) -> FastAPI:
         s = session_of(request)
         block, view = await checked(lambda p: overview(p, portal.names))
         return page("overview.html", view=view, **shown(s, block))
+
+    @site.post("/notifications/read")
+    async def notifications_read(request: Request) -> Response:
+        s, fields = await form_of(request)
+        upto = fields.get("upto", [])
+        if len(upto) != 1 or not upto[0].isdigit() or len(upto[0]) > 20:
+            raise Refused(400, "bad_form", "the form names no block")
+        block = int(upto[0])
+        await portal.worker.run(lambda p: mark_seen(p.state_dir, block))
+        return done(s, "/", "notifications marked as read")
 
     @site.get("/timeline")
     async def timeline(request: Request, grantee: str = "", category: str = "") -> Response:

@@ -242,3 +242,44 @@ def test_an_approval_takes_one_offered_expiry_only(site: PortalSite) -> None:
             assert r.status_code == 400 and _reason(r) == "bad_form", expires
     listed = as_json(site.data, "--profile", "patient", "request", "list")
     assert [q["status"] for q in listed if q["request_id"] == site.request_id] == ["pending"]
+
+
+def test_a_guardian_action_is_a_new_notification_until_marked_read(site: PortalSite) -> None:
+    from emrshare.crypto import PatientKeys
+    from emrshare.devnet.devnode import dev_private_keys
+    from emrshare.network import Network
+    from emrshare.roles import Patient, Profiles
+
+    profiles = Profiles(site.data)
+    profile, _ = profiles.create(
+        "mum", "patient", "devnet", ethereum_key=dev_private_keys(10)[8], fast_kdf=True
+    )
+    keys = profiles.unlock("mum", "devnet")
+    assert isinstance(keys, PatientKeys)
+    with Network.from_config(profiles.network_path) as net:
+        mum = Patient(net, keys, state_dir=profile.state_dir)
+        assert mum.register()
+        mum.close()
+    cli_ok(site.data, "--profile", "patient", "guardian", "add", "mum", "--until", "1y",
+           "--category", "lab")  # fmt: skip
+    cli_ok(site.data, "--profile", "mum", "guardian", "act", "grant", "--for", "patient",
+           "--to", "researcher", "--category", "lab", "--expires", "30d")  # fmt: skip
+    with _logged_in(site) as c:
+        page = c.get("/").text
+        assert 'id="unread" data-count="1"' in page and "guardian mum ran" in page
+        assert 'class="notice guardian new"' in page
+        upto = re.search(r'name="upto" value="(\d+)"', page)
+        assert upto, page
+        form = {"csrf": _csrf(page), "upto": upto.group(1)}
+        r = c.post("/notifications/read", data=form, headers={"Origin": site.origin})
+        assert r.status_code == 303
+        again = c.get("/").text
+        assert 'id="unread" data-count="0"' in again and "guardian mum ran" in again
+        assert "notice guardian new" not in again
+        bad = c.post("/notifications/read", data={"csrf": form["csrf"], "upto": "x"},
+                     headers={"Origin": site.origin})  # fmt: skip
+        assert bad.status_code == 400 and _reason(bad) == "bad_form"
+    marker = site.data / "profiles" / "patient"
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in marker.rglob("portal_seen.json")), (
+        "the read marker is the patient's alone"
+    )
