@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,57 @@ def run_cli_on_terminal(
         reader.join(timeout=60)
         os.close(main)
     return proc, b"".join(drawn).decode(errors="replace")
+
+
+def interrupted_cli(
+    data_dir: Path, args: Sequence[str], ready: Callable[[], bool], what: str
+) -> subprocess.CompletedProcess[str]:
+    """``emrshare ARGS`` in its own process group, sent SIGINT (like Ctrl-C) as soon as
+    ``ready()`` holds; ``what`` names the wait in the failure. Bounded: 120 s of watching."""
+    import signal
+    import time
+
+    env = dict(os.environ, EMRSHARE_DATA_DIR=str(data_dir), EMRSHARE_PASSWORD="devnet")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emrshare.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and not ready():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.002)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def register_personal_profile(data_dir: Path, name: str, dev_key: int) -> str:
+    """A personal (patient) profile ``name`` with development key ``dev_key`` (funded),
+    registered on chain (a guardian, say); returns its address."""
+    from emrshare.crypto import PatientKeys
+    from emrshare.devnet import dev_private_keys
+    from emrshare.network import Network
+    from emrshare.roles import Patient, Profiles
+
+    profiles = Profiles(data_dir)
+    profile, _ = profiles.create(
+        name, "patient", "devnet", ethereum_key=dev_private_keys(dev_key + 2)[dev_key],
+        fast_kdf=True,
+    )  # fmt: skip
+    keys = profiles.unlock(name, "devnet")
+    assert isinstance(keys, PatientKeys)
+    with Network.from_config(profiles.network_path) as net:
+        patient = Patient(net, keys, state_dir=profile.state_dir)
+        assert patient.register()
+        patient.close()
+    return str(profile.address)

@@ -7,28 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emrshare.crypto import PatientKeys
-from emrshare.devnet import dev_private_keys
-from emrshare.network import Network
-from emrshare.roles import Patient, Profiles
 from tests.cli_support import cli_json as _json
 from tests.cli_support import cli_ok as _ok
+from tests.cli_support import register_personal_profile
 from tests.cli_support import run_cli as _cli
 
 
 def _register_guardian(data: Path) -> str:
     """A personal (patient) profile ``mum`` with a funded development key, registered."""
-    profiles = Profiles(data)
-    profile, _ = profiles.create(
-        "mum", "patient", "devnet", ethereum_key=dev_private_keys(10)[8], fast_kdf=True
-    )
-    keys = profiles.unlock("mum", "devnet")
-    assert isinstance(keys, PatientKeys)
-    with Network.from_config(profiles.network_path) as net:
-        mum = Patient(net, keys, state_dir=profile.state_dir)
-        assert mum.register()
-        mum.close()
-    return profile.address
+    return register_personal_profile(data, "mum", 8)
 
 
 def test_guardian_add_act_list_withdraw(tmp_path: Path) -> None:

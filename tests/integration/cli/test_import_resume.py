@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli_support import run_cli_on_terminal
-from tests.integration.cli.test_interrupt import _cli, _env, _journal, _ok, _records
+from tests.cli_support import interrupted_cli, run_cli_on_terminal
+from tests.integration.cli.test_interrupt import _cli, _journal, _ok, _records
 
 N = 120
 IMPORT = ("--profile", "hospital-a", "record", "import", "--patient", "patient")
@@ -84,27 +81,9 @@ def _interrupted_import(
     first confirmed batch. Bounded: 120 s of watching."""
     before = _confirmed(data_dir)
     args = [*IMPORT, "--category", category, "--batch-size", str(batch), str(folder)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emrshare.cli", *args],
-        env=_env(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    return interrupted_cli(
+        data_dir, args, lambda: _confirmed(data_dir) >= before + batch, "no batch was confirmed"
     )
-    deadline = time.monotonic() + 120
-    try:
-        while proc.poll() is None and _confirmed(data_dir) < before + batch:
-            assert time.monotonic() < deadline, "no batch was confirmed"
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _ids(data_dir: Path, category: str) -> list[str]:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli_support import run_cli_on_terminal
+from tests.cli_support import interrupted_cli, run_cli_on_terminal
 
 OPEN = ("pending", "encrypted", "stored", "append_sent")
 
@@ -109,27 +107,12 @@ def _state_of(data_dir: Path, record_id: bytes) -> str:
 def _interrupted_add(data_dir: Path, file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`record add FILE`, sent SIGINT (to its process group, like Ctrl-C) as soon as the
     journal holds its open write and encryption began. Bounded: 120 s of watching."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emrshare.cli", *ADD, str(file), *extra],
-        env=_env(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    return interrupted_cli(
+        data_dir,
+        [*ADD, str(file), *extra],
+        lambda: _encrypting(data_dir),
+        "the write never showed up in the journal",
     )
-    deadline = time.monotonic() + 120
-    try:
-        while proc.poll() is None and not _encrypting(data_dir):
-            assert time.monotonic() < deadline, "the write never showed up in the journal"
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _interrupt(

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli_support import cli_ok
+from tests.cli_support import cli_ok, register_personal_profile
 from tests.integration.portal.conftest import PortalSite, as_json
 
 pytestmark = pytest.mark.integration
@@ -245,21 +245,7 @@ def test_an_approval_takes_one_offered_expiry_only(site: PortalSite) -> None:
 
 
 def test_a_guardian_action_is_a_new_notification_until_marked_read(site: PortalSite) -> None:
-    from emrshare.crypto import PatientKeys
-    from emrshare.devnet.devnode import dev_private_keys
-    from emrshare.network import Network
-    from emrshare.roles import Patient, Profiles
-
-    profiles = Profiles(site.data)
-    profile, _ = profiles.create(
-        "mum", "patient", "devnet", ethereum_key=dev_private_keys(10)[8], fast_kdf=True
-    )
-    keys = profiles.unlock("mum", "devnet")
-    assert isinstance(keys, PatientKeys)
-    with Network.from_config(profiles.network_path) as net:
-        mum = Patient(net, keys, state_dir=profile.state_dir)
-        assert mum.register()
-        mum.close()
+    register_personal_profile(site.data, "mum", 8)
     cli_ok(site.data, "--profile", "patient", "guardian", "add", "mum", "--until", "1y",
            "--category", "lab")  # fmt: skip
     cli_ok(site.data, "--profile", "mum", "guardian", "act", "grant", "--for", "patient",
