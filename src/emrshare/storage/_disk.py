@@ -1,5 +1,5 @@
-"""Disk primitives of :class:`~emrshare.storage.local.LocalStore`: flushing (``fsync``,
-Linux ``syncfs``) and the store's temp files.
+"""Disk primitives of :class:`~emrshare.storage.local.LocalStore`: flushing, small
+atomic files, the format marker and the store's temp files.
 
 Temp files. Every block and pin is written to ``tmp/`` first and renamed into place once
 durable, so a writer that is killed (or interrupted: Ctrl-C) mid-put leaves temp files
@@ -11,20 +11,26 @@ no longer alive, and leaves a live writer's alone, whichever process it is.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import itertools
+import json
 import os
 import socket
-import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
+from emrshare._files import loads_json
 from emrshare._process import pid_alive
+from emrshare.errors import UnsupportedVersion, WireFormatError
 
-__all__ = ["SYNCFS", "RECLAIM_LIMIT", "fsync_path", "reclaim_stale", "syncfs_at", "tmp_name"]
+__all__ = [
+    "RECLAIM_LIMIT",
+    "atomic_write",
+    "check_marker",
+    "fsync_path",
+    "reclaim_stale",
+    "tmp_name",
+]
 
 #: Temp-file names one :func:`reclaim_stale` call looks at (bounded work at store open).
 RECLAIM_LIMIT = 10_000
@@ -41,32 +47,46 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    """Linux ``syncfs(2)``: flush one file system in a single call (None elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return None
+def atomic_write(tmp_dir: Path, target: Path, data: bytes) -> None:
+    """Small metadata files (pins, marker): temp + fsync + rename + fsync of the dir."""
+    tmp = tmp_name(tmp_dir, target.name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return cast("Callable[[int], int]", fn)
-
-
-SYNCFS = _load_syncfs()
-
-
-def syncfs_at(path: Path) -> None:
-    """Flush the file system holding ``path`` (Linux only; callers check ``SYNCFS``)."""
-    assert SYNCFS is not None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if SYNCFS(fd) != 0:
-            raise OSError(ctypes.get_errno(), "syncfs failed")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
+    os.replace(tmp, target)
+    fsync_path(target.parent)
+
+
+def check_marker(path: Path, tmp_dir: Path, fmt: str, version: tuple[int, int]) -> None:
+    """Create the store marker, or check that ``path`` holds a store of format ``fmt``
+    this release reads: major ``version[0]``, or 1 (its loose blocks and pins are read
+    as they are; the marker then says ``version``)."""
+    marker = path / "emrshare-store.json"
+    current = json.dumps({"format": fmt, "version": list(version)}).encode()
+    if not marker.exists():
+        atomic_write(tmp_dir, marker, current)
+        return
+    try:
+        meta = loads_json(marker.read_text())
+        found, (major, _minor) = meta["format"], meta["version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WireFormatError(
+            f"{marker} is not an emrshare store marker; is this the right directory?"
+        ) from exc
+    if found != fmt:
+        raise WireFormatError(f"{path} holds a {found!r}, not an emrshare block store")
+    if major == 1 and version[0] > 1:
+        atomic_write(tmp_dir, marker, current)
+    elif major != version[0]:
+        raise UnsupportedVersion(
+            f"store {path} has format version {major}; "
+            f"this release reads {version[0]}: upgrade emrshare"
+        )
 
 
 def _pid_space() -> str:

@@ -5,31 +5,33 @@ On-disk layout under the data directory::
     emrshare-store.json          format brand and version
     store.lock                   flock: writers share it, gc takes it exclusively
     blocks/<xy>/<key>.data       one file per block, key = base32 multihash, xy = key[-3:-1]
+    packs/<name>.pack, .idx      many blocks in one file, and where each is (big writes)
     pins/<key>                   one file per pinned root, holding the CID string
+    pinsets/<name>.set           many pinned roots in one file (big writes)
     tmp/                         files being written; renamed into place when complete
                                  (named after their writer's pid: a dead writer's are
                                  reclaimed at open, see ``storage._disk``)
 
-Why this shape: one file per block makes every write atomic (temp + fsync + rename) and
-lets several processes share a store without a database; the flock keeps gc from
-deleting blocks another process has written but not pinned yet.
+Why this shape: a small write (a record, up to :data:`_SMALL_BATCH` blocks) is a file per
+block and per pin, each atomic (temp + fsync + rename), and several processes share a
+store without a database; the flock keeps gc from deleting blocks another process has
+written but not pinned yet. A big write (a bulk import, a large blob, a CAR) puts the
+rest of its blocks in one pack and its pins in one pin set (``storage._packs``): creating
+a file per block cost more than writing the bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from emrshare._files import loads_json
-from emrshare.errors import BlobNotFound, StorageError, UnsupportedVersion, WireFormatError
-from emrshare.storage._disk import SYNCFS as _SYNCFS
+from emrshare.errors import BlobNotFound, StorageError
+from emrshare.storage._disk import atomic_write, check_marker, reclaim_stale, tmp_name
 from emrshare.storage._disk import fsync_path as _fsync_path
-from emrshare.storage._disk import reclaim_stale, tmp_name
-from emrshare.storage._disk import syncfs_at as _syncfs_at
+from emrshare.storage._packs import PackFile, PackIndex, PinSets, collect_packs
 from emrshare.storage.base import BlobSource, BlobStat, GcResult, unpin_orphans
 from emrshare.storage.cid import DAG_PB, CidInfo
 from emrshare.storage.unixfs import (
@@ -46,7 +48,9 @@ from emrshare.types import Cid
 __all__ = ["LocalStore"]
 
 _FORMAT = "emrshare-blockstore"
-_MAJOR, _MINOR = 1, 0
+#: Version 2 added packs and pin sets (a version-1 reader would miss their blocks); a
+#: version-1 store is read as it is and marked version 2 when opened (``_disk``).
+_MAJOR, _MINOR = 2, 0
 
 
 @contextlib.contextmanager
@@ -61,32 +65,48 @@ def _disk_errors(path: Path, what: str) -> Iterator[None]:
         ) from exc
 
 
-#: Bytes written to temp files before they are flushed and renamed into place.
+#: Bytes written before they are flushed and made visible (a pack is at most this big).
 _BATCH_BYTES = 64 * 1024 * 1024
-#: Batches of at most this many blocks are flushed file by file instead of with syncfs.
+#: A write's first blocks (and a bulk write's pins), up to this many, are a file each;
+#: the rest go into a pack (pin set).
 _SMALL_BATCH = 16
 
 
 class _BlockWriter:
-    """Crash-safe batched block writes: temp files → one flush → rename → one flush.
+    """Crash-safe batched block writes: temp files → flush → rename → flush.
 
-    A block becomes visible under its name only after its bytes are durable, so a crash
-    leaves whole blocks or nothing. Flushing per batch (``syncfs``, or one ``fsync`` per
-    file where that is unavailable) instead of per block is what keeps puts fast: a
-    per-block fsync costs a journal commit each.
+    A block becomes visible (renamed into place, or its pack's index is) only after its
+    bytes are durable, so a crash leaves whole blocks or nothing. The first
+    :data:`_SMALL_BATCH` blocks are loose files; after them the writer streams blocks into
+    a pack, one file and one flush for up to :data:`_BATCH_BYTES`.
     """
 
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self._pending: dict[str, tuple[Path, Path]] = {}
+        self._pack: PackFile | None = None
+        self._big = False  # this write outgrew loose files: the rest go into packs
         self._bytes = 0
 
     def add(self, cid: CidInfo, parts: Sequence[bytes]) -> None:
         key = cid.key
-        final = self._store._blocks / key[-3:-1] / f"{key}.data"
-        if key in self._pending or final.exists():
+        store = self._store
+        if key in self._pending or (self._pack is not None and key in self._pack):
             return
-        tmp = self._store._tmp_name(final.name)
+        if key in store._packs:
+            return
+        final = store._blocks / key[-3:-1] / f"{key}.data"
+        if final.exists():
+            return
+        if self._big or len(self._pending) >= _SMALL_BATCH:
+            self._big = True
+            if self._pack is None:
+                self._pack = PackFile(store._packs.dir, store._tmp)
+            self._bytes += self._pack.add(key, parts)
+            if self._bytes >= _BATCH_BYTES:
+                self.flush()
+            return
+        tmp = store._tmp_name(final.name)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             total = sum(len(p) for p in parts)
@@ -95,8 +115,7 @@ class _BlockWriter:
                 view = memoryview(b"".join(parts))
                 while view:
                     view = view[os.write(fd, view) :]
-            if _SYNCFS is None:
-                os.fsync(fd)
+            os.fsync(fd)
         finally:
             os.close(fd)
         self._pending[key] = (tmp, final)
@@ -104,38 +123,31 @@ class _BlockWriter:
         if self._bytes >= _BATCH_BYTES:
             self.flush()
 
-    def _syncfs(self) -> None:
-        _syncfs_at(self._store._tmp)
-
     def discard(self) -> None:
-        """Delete the temp files not renamed into place yet (a failed or interrupted put)."""
+        """Delete the temp files not made visible yet (a failed or interrupted put)."""
         for tmp, _ in self._pending.values():
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        if self._pack is not None:
+            self._pack.discard()
+            self._pack = None
         self._pending.clear()
         self._bytes = 0
 
     def flush(self) -> None:
-        if not self._pending:
-            return
-        # syncfs flushes the whole file system, other processes' dirty pages too: worth it
-        # for a big batch, while a small record is cheaper with an fsync per file.
-        whole_fs = _SYNCFS is not None and len(self._pending) > _SMALL_BATCH
-        if whole_fs:
-            self._syncfs()  # the temp files' bytes are durable
-        elif _SYNCFS is not None:
-            for tmp, _ in self._pending.values():
-                _fsync_path(tmp)
+        """Make everything added so far durable and visible (each loose file was flushed
+        when written; a pack is flushed, then published by renaming its index)."""
+        if self._pack is not None:
+            self._pack.seal()
+            self._pack = None
+            self._store._packs.refresh()
         dirs: set[Path] = set()
         for tmp, final in self._pending.values():
             self._store._ensure_dir(final.parent)
             os.replace(tmp, final)
             dirs.add(final.parent)
-        if whole_fs:
-            self._syncfs()  # and so are their names
-        else:
-            for d in dirs:
-                _fsync_path(d)
+        for d in dirs:
+            _fsync_path(d)
         self._pending.clear()
         self._bytes = 0
 
@@ -162,10 +174,13 @@ class LocalStore:
         self._tmp = self.path / "tmp"
         self._dirs: set[Path] = set()
         self._lock_path = self.path / "store.lock"
+        self._packs = PackIndex(self.path / "packs")
+        self._pinsets = PinSets(self.path / "pinsets", self._tmp, self.path / "pinsets.lock")
         with _disk_errors(self.path, "open or create the directories"):
-            for d in (self.path, self._blocks, self._pins, self._tmp):
+            dirs = (self.path, self._blocks, self._pins, self._tmp)
+            for d in (*dirs, self._packs.dir, self._pinsets.dir):
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _check_marker(self)
+            check_marker(self.path, self._tmp, _FORMAT, (_MAJOR, _MINOR))
             self._lock_path.touch(mode=0o600, exist_ok=True)
             reclaim_stale(self._tmp)  # a killed or interrupted writer's (see _disk)
 
@@ -205,22 +220,40 @@ class LocalStore:
 
     def has_block(self, cid: CidInfo) -> bool:
         """Whether the block is on disk (not verified)."""
-        return self._block_path(cid).exists()
+        key = cid.key
+        if key in self._packs or self._block_path(cid).exists():
+            return True
+        self._packs.refresh()  # another process may have packed it since
+        return key in self._packs
+
+    def _raw_block(self, cid: CidInfo) -> bytes | None:
+        """A block's bytes as stored (not verified), or ``None`` if it is not here."""
+        if cid.key not in self._packs:
+            with contextlib.suppress(FileNotFoundError):
+                return self._block_path(cid).read_bytes()
+        return self._packs.read(cid.key)  # refreshes on a miss
+
+    def block_keys(self) -> list[str]:
+        """Every stored block's key (base32 multihash, :attr:`CidInfo.key`), sorted."""
+        with _disk_errors(self.path, "list the blocks"):
+            loose = {p.name.removesuffix(".data") for p in self._blocks.glob("*/*.data")}
+            return sorted(loose.union(self._packs.keys()))
 
     def _read_block(self, cid: CidInfo) -> bytes:
         try:
-            return self._block_path(cid).read_bytes()
-        except FileNotFoundError:
-            raise BlobNotFound(
-                str(cid),
-                f"block {cid} is not in the store at {self.path}; "
-                "fetch it from a replica or import a CAR that holds it",
-            ) from None
+            block = self._raw_block(cid)
         except OSError as exc:
             raise StorageError(
                 f"could not read block {cid} in the store at {self.path} "
                 f"({exc.strerror or exc}); check the file's permissions"
             ) from exc
+        if block is None:
+            raise BlobNotFound(
+                str(cid),
+                f"block {cid} is not in the store at {self.path}; "
+                "fetch it from a replica or import a CAR that holds it",
+            )
+        return block
 
     def get_block(self, cid: CidInfo) -> bytes:
         """A block's bytes, verified against its CID."""
@@ -261,6 +294,10 @@ class LocalStore:
         writing the blocks and pinning the root.
         """
         with self._locked(exclusive=False):
+            # What a gc in another process removed before we got the lock is gone from
+            # the index now, and no gc runs until we let go: a block the index names is
+            # there, so skipping its write is safe.
+            self._packs.refresh()
             writer = _BlockWriter(self)
             try:
                 yield writer
@@ -273,21 +310,8 @@ class LocalStore:
 
     def put(self, data: BlobSource, *, pin: bool = True) -> Cid:
         """Chunk, hash and store ``data`` (streamed, bounded memory); return the root CID."""
-        try:
-            with self.writing() as writer:
-                builder = DagBuilder(self.profile, writer.add)
-                for chunk in iter_chunks(data, self.profile.chunk_size):
-                    builder.add_chunk(chunk)
-                root = builder.finish()
-                writer.flush()
-                if pin:
-                    self._write_pin(root)
-        except OSError as exc:
-            raise StorageError(
-                f"could not write to the store at {self.path} ({exc.strerror or exc}); "
-                "check free space and permissions"
-            ) from exc
-        return root.cid
+        (cid,) = self.put_many([data], pin=pin)
+        return cid
 
     def put_many(self, items: Iterable[BlobSource], *, pin: bool = True) -> list[Cid]:
         """:meth:`put` for many blobs with one durability round for all of them.
@@ -318,28 +342,13 @@ class LocalStore:
         return [r.cid for r in roots]
 
     def _write_pins(self, roots: Sequence[CidInfo]) -> None:
-        """Pin many roots: temp files → one flush → renames → one flush of the names."""
+        """Pin many roots: a file each for a few, one pin set (one file) for many."""
         unique = list({r.key: r for r in roots}.values())
-        if _SYNCFS is None or len(unique) <= _SMALL_BATCH:
+        if len(unique) <= _SMALL_BATCH:
             for root in unique:
                 self._write_pin(root)
             return
-        staged: list[tuple[Path, Path]] = []
-        for root in unique:
-            target = self._pin_path(root)
-            tmp = self._tmp_name(target.name)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(str(root).encode())
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            staged.append((tmp, target))
-        _syncfs_at(self._tmp)  # the pin files' bytes are durable
-        for tmp, target in staged:
-            os.replace(tmp, target)
-        _syncfs_at(self._pins)  # and so are their names
+        self._pinsets.write((r.key, str(r)) for r in unique)
 
     def get(self, cid: Cid) -> Iterator[bytes]:
         """Stream the blob; every block is verified before its bytes are yielded."""
@@ -354,7 +363,7 @@ class LocalStore:
 
     def _write_pin(self, cid: CidInfo) -> None:
         path = self._pin_path(cid)
-        _atomic_write(self, path, str(cid).encode())
+        atomic_write(self._tmp, path, str(cid).encode())
 
     def pin(self, cid: Cid) -> None:
         """Pin after checking the whole DAG is present and intact."""
@@ -370,21 +379,26 @@ class LocalStore:
     def unpin(self, cid: Cid) -> None:
         """Remove the pin (no error if it was not pinned)."""
         info = CidInfo.parse(cid)
-        with _disk_errors(self.path, f"unpin {cid}"), contextlib.suppress(FileNotFoundError):
-            self._pin_path(info).unlink()
+        with _disk_errors(self.path, f"unpin {cid}"):
+            with contextlib.suppress(FileNotFoundError):
+                self._pin_path(info).unlink()
+            self._pinsets.remove(info.key)
 
     def pins(self) -> list[Cid]:
-        """The pinned roots, as they were pinned."""
-        out: list[Cid] = []
+        """The pinned roots, as they were pinned (each once)."""
+        out: dict[str, Cid] = {}
         with _disk_errors(self.path, "list the pins"):
             for p in sorted(self._pins.iterdir()):
                 with contextlib.suppress(FileNotFoundError):
-                    out.append(Cid(p.read_text().strip()))
-        return out
+                    out.setdefault(p.name, Cid(p.read_text().strip()))
+            for text in self._pinsets.roots():
+                out.setdefault(CidInfo.parse(text).key, Cid(text))
+        return list(out.values())
 
     def is_pinned(self, cid: Cid) -> bool:
         """Whether ``cid`` (v0 or v1 form) is a pinned root."""
-        return self._pin_path(CidInfo.parse(cid)).exists()
+        info = CidInfo.parse(cid)
+        return self._pin_path(info).exists() or self._pinsets.contains(info.key)
 
     def stat(self, cid: Cid) -> BlobStat:
         """File size (from the verified root block) and pin state."""
@@ -400,6 +414,7 @@ class LocalStore:
         deleted: restore the block (from a replica or a CAR) and run gc again.
         """
         with _disk_errors(self.path, "collect garbage"), self._locked(exclusive=True):
+            self._packs.check_whole()
             live: set[str] = set()
             for cid in self.pins():
                 stack = [CidInfo.parse(cid)]
@@ -409,17 +424,11 @@ class LocalStore:
                         continue
                     live.add(node.key)
                     stack.extend(self._links_only(node))
-            removed = freed = 0
-            for shard in self._blocks.iterdir():
-                for path in shard.iterdir():
-                    if path.name.removesuffix(".data") in live:
-                        continue
-                    freed += path.stat().st_size
-                    path.unlink()
-                    removed += 1
+            removed, freed = _sweep_files(self._blocks, live)
+            packed = collect_packs(self._packs, self._tmp, live)
             for stale in self._tmp.iterdir():  # nobody writes while we hold the lock
                 stale.unlink()
-        return GcResult(removed, freed)
+        return GcResult(removed + packed[0], freed + packed[1])
 
     def _links_only(self, cid: CidInfo) -> list[CidInfo]:
         # Raw leaves have no links and are never read. dag-pb blocks are read and
@@ -427,9 +436,8 @@ class LocalStore:
         # it, so a corrupt pinned DAG stops gc with IntegrityError instead.
         if cid.codec != DAG_PB:
             return []
-        try:
-            block = self._block_path(cid).read_bytes()
-        except FileNotFoundError:
+        block = self._raw_block(cid)
+        if block is None:
             return []  # a pinned DAG missing a block: gc keeps what exists
         cid.verify(block)
         return child_links(cid, block)
@@ -441,40 +449,13 @@ class LocalStore:
         return unpin_orphans(self, referenced, candidates)
 
 
-def _check_marker(store: LocalStore) -> None:
-    """Create the store marker, or check that the directory holds a store we can read."""
-    marker = store.path / "emrshare-store.json"
-    if not marker.exists():
-        _atomic_write(
-            store, marker, json.dumps({"format": _FORMAT, "version": [_MAJOR, _MINOR]}).encode()
-        )
-        return
-    try:
-        meta = loads_json(marker.read_text())
-        fmt, (major, _minor) = meta["format"], meta["version"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise WireFormatError(
-            f"{marker} is not an emrshare store marker; is this the right directory?"
-        ) from exc
-    if fmt != _FORMAT:
-        raise WireFormatError(f"{store.path} holds a {fmt!r}, not an emrshare block store")
-    if major != _MAJOR:
-        raise UnsupportedVersion(
-            f"store {store.path} has format version {major}; "
-            f"this release reads {_MAJOR}: upgrade emrshare"
-        )
-
-
-def _atomic_write(store: LocalStore, target: Path, data: bytes) -> None:
-    """Small metadata files (pins, marker): temp + fsync + rename + fsync of the dir."""
-    tmp = store._tmp_name(target.name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    _fsync_path(target.parent)
+def _sweep_files(blocks: Path, live: set[str]) -> tuple[int, int]:
+    """gc of the block files: delete those no pin reaches; how many, and their bytes."""
+    removed = freed = 0
+    for shard in blocks.iterdir():
+        for path in shard.iterdir():
+            if path.name.removesuffix(".data") not in live:
+                freed += path.stat().st_size
+                path.unlink()
+                removed += 1
+    return removed, freed

@@ -93,10 +93,20 @@ def test_put_block_checks_the_cid(tmp_path: Path) -> None:
     assert store.get_block(info) == b"abc"
 
 
+def test_a_version_1_store_is_read_and_marked_version_2(tmp_path: Path) -> None:
+    # Version 1 had loose blocks and pins only; version 2 reads them as they are.
+    cid = LocalStore(tmp_path / "v1").put(b"written by version 1")
+    marker = tmp_path / "v1" / "emrshare-store.json"
+    marker.write_text(json.dumps({"format": "emrshare-blockstore", "version": [1, 0]}))
+    store = LocalStore(tmp_path / "v1")
+    assert read_all(store, cid) == b"written by version 1" and store.is_pinned(cid)
+    assert json.loads(marker.read_text())["version"] == [2, 0]
+
+
 def test_unknown_store_version_and_foreign_dir(tmp_path: Path) -> None:
     LocalStore(tmp_path / "a")
     (tmp_path / "a" / "emrshare-store.json").write_text(
-        json.dumps({"format": "emrshare-blockstore", "version": [2, 0]})
+        json.dumps({"format": "emrshare-blockstore", "version": [3, 0]})
     )
     with pytest.raises(UnsupportedVersion):
         LocalStore(tmp_path / "a")
@@ -121,6 +131,7 @@ _CRASHER = textwrap.dedent(
     from emrshare.storage import LocalStore
 
     local._BATCH_BYTES = 1_000_000  # flush often, so the crash lands between batches
+    local._SMALL_BATCH = int(sys.argv[2])  # blocks written as files before packs start
 
     def chunks():
         rng = random.Random(9)
@@ -134,8 +145,9 @@ _CRASHER = textwrap.dedent(
 )
 
 
-def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", _CRASHER, str(tmp_path)], cwd=ROOT)
+@pytest.mark.parametrize("loose", [16, 2], ids=["loose-files", "packs"])
+def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path, loose: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", _CRASHER, str(tmp_path), str(loose)], cwd=ROOT)
     assert proc.returncode == 3
     assert list((tmp_path / "tmp").iterdir())  # the interrupted batch stayed in tmp/
     store = LocalStore(tmp_path)
@@ -143,13 +155,22 @@ def test_crash_mid_put_leaves_only_whole_blocks(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp").iterdir()) == []
     assert store.pins() == []
     files = list((tmp_path / "blocks").rglob("*.data"))
-    assert files  # whole batches reached their names before the crash
+    keys = store.block_keys()
+    assert keys  # whole batches reached their names before the crash
+    assert len(keys) > len(files) if loose == 2 else len(keys) == len(files)
     for f in files:
         # Every file on disk is a complete block whose name is the hash of its bytes.
         mh = b"\x12\x20" + hashlib.sha256(f.read_bytes()).digest()
         assert base64.b32encode(mh).decode().rstrip("=").lower() == f.name.removesuffix(".data")
-    assert store.gc().removed_blocks == len(files)
+    for key in keys:  # and so is every packed block
+        mh = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
+        loose_file = tmp_path / "blocks" / key[-3:-1] / f"{key}.data"
+        block = store._packs.read(key) if key in store._packs else loose_file.read_bytes()
+        assert block is not None and hashlib.sha256(block).digest() == mh[2:]
+    assert store.gc().removed_blocks == len(keys)
+    assert store.block_keys() == []
     assert list((tmp_path / "tmp").iterdir()) == []
+    assert list((tmp_path / "packs").iterdir()) == []
 
 
 def _stream(total: int) -> Iterator[bytes]:

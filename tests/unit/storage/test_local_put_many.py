@@ -35,14 +35,24 @@ def test_put_many_without_pin_and_large_blobs(tmp_path: Path) -> None:
     assert store.gc().removed_blocks > 0  # unpinned: collectable
 
 
-def test_put_many_without_syncfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Platforms without syncfs flush file by file; the result is the same.
-    monkeypatch.setattr(local_mod, "_SYNCFS", None)
+def test_a_big_put_many_is_packed_and_reads_back(tmp_path: Path) -> None:
+    # Past the first few, a bulk write's blocks go into one pack and its pins into one
+    # pin set instead of a file each; reads, pins and the CIDs are the same.
     store = LocalStore(tmp_path / "s")
-    blobs = [os.urandom(50) for _ in range(30)]
+    blobs = [os.urandom(50 + i) for i in range(300)]
     cids = store.put_many(blobs)
+    assert cids == [LocalStore(tmp_path / f"one{i % 3}").put(b) for i, b in enumerate(blobs)]
     assert [read_all(store, c) for c in cids] == blobs
     assert all(store.is_pinned(c) for c in cids)
+    assert len(list((tmp_path / "s" / "blocks").glob("*/*.data"))) <= local_mod._SMALL_BATCH
+    assert len(list((tmp_path / "s" / "packs").glob("*.pack"))) == 1
+    assert len(list((tmp_path / "s" / "pins").iterdir())) == 0
+    assert len(list((tmp_path / "s" / "pinsets").glob("*.set"))) == 1
+    assert len(store.block_keys()) == 300
+    assert not list((tmp_path / "s" / "tmp").iterdir())
+    # Another process's view (a fresh object) sees the same.
+    other = LocalStore(tmp_path / "s")
+    assert read_all(other, cids[-1]) == blobs[-1] and other.is_pinned(cids[-1])
 
 
 def test_only_the_embedded_store_is_a_bulk_store(tmp_path: Path) -> None:
