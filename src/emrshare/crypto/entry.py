@@ -364,16 +364,16 @@ class SealedEntry:
         return header(SEALED_BRAND, 1) + len(cap).to_bytes(2, "big") + cap + self.ciphertext
 
     @staticmethod
-    def well_formed(data: bytes) -> bool:
-        """Whether ``data`` has a sealed entry's layout, without :meth:`from_bytes`' parse
-        of the capsule (0.5 ms): only for entries this process sealed (forked workers)."""
+    def raw_capsule(data: bytes) -> bytes | None:
+        """A sealed entry's capsule bytes, unparsed (parsing costs ~0.2 ms); else None."""
         if len(data) < _SEALED_MIN or data[:4] != SEALED_BRAND:
-            return False
+            return None
         try:
             _, body = split_header(data, SEALED_BRAND, 1, "sealed index entry")
         except WireFormatError:
-            return False
-        return int.from_bytes(body[:2], "big") == _CAPSULE_SIZE and len(body) > 2 + _CAPSULE_SIZE
+            return None
+        ok = int.from_bytes(body[:2], "big") == _CAPSULE_SIZE and len(body) > 2 + _CAPSULE_SIZE
+        return bytes(body[2 : 2 + _CAPSULE_SIZE]) if ok else None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SealedEntry:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import umbral_pre
+from eth_utils.crypto import keccak
 
 from emrshare.chain import (
     AccessEntry,
@@ -29,7 +30,6 @@ from emrshare.chain import (
     TagRevoked,
 )
 from emrshare.crypto.entry import SealedEntry
-from emrshare.errors import EmrShareError
 
 __all__ = [
     "AccessEntry",
@@ -67,11 +67,13 @@ class IndexedCapsule:
 
     @classmethod
     def from_event(cls, ev: EntryAppended) -> IndexedCapsule | None:
-        """The capsule of ``ev``'s sealed entry; None if the entry is not a sealed entry
-        (nothing a proxy could ever serve)."""
-        try:
-            sealed = SealedEntry.from_bytes(ev.entry)
-        except EmrShareError:
+        """The capsule hash of ``ev``'s sealed entry; None if the entry does not have a
+        sealed entry's layout (nothing a proxy could ever serve). The capsule is not
+        parsed here (a proxy follows every entry on chain and most are never read): a
+        request for it parses it, and a capsule that does not parse, or whose bytes are
+        not what the client hashed, is refused then."""
+        raw = SealedEntry.raw_capsule(ev.entry)
+        if raw is None:
             return None
         return cls(
             block_number=ev.block_number,
@@ -79,8 +81,7 @@ class IndexedCapsule:
             patient=ev.patient,
             tag=bytes(ev.tag),
             record_id=bytes(ev.record_id),
-            capsule_hash=sealed.capsule_hash,
-            capsule=sealed.capsule,
+            capsule_hash=bytes(keccak(raw)),
         )
 
 

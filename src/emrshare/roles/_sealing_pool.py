@@ -146,7 +146,7 @@ def _checked(item: SealInput | None, got: object) -> bytes | None:
     rid, sealed = got
     if rid != bytes(item.record_id) or not isinstance(sealed, bytes):
         return None
-    return sealed if SealedEntry.well_formed(sealed) else None
+    return sealed if SealedEntry.raw_capsule(sealed) is not None else None
 
 
 class PoolSealer(InProcessSealer):

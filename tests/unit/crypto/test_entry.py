@@ -286,11 +286,13 @@ def test_fast_author_signature_is_eth_accounts() -> None:
             sign_eip191(_os.urandom(32), bad)
 
 
-def test_well_formed_checks_the_layout_only_of_own_sealed_entries(sealed_bytes: bytes) -> None:
-    # What a forked sealing worker answered: the layout is checked (brand, version,
-    # capsule length, a ciphertext), the capsule's points are not parsed again.
-    assert SealedEntry.well_formed(sealed_bytes)
-    assert SealedEntry.from_bytes(sealed_bytes)  # and it is a real sealed entry
+def test_raw_capsule_checks_the_layout_only(sealed_bytes: bytes) -> None:
+    # What a forked sealing worker answered, or what a proxy indexes: the layout is
+    # checked (brand, version, capsule length, a ciphertext), the capsule's points are
+    # not parsed; the bytes are the capsule's own.
+    raw = SealedEntry.raw_capsule(sealed_bytes)
+    assert raw is not None and raw == bytes(SealedEntry.from_bytes(sealed_bytes).capsule)
+    assert SealedEntry.from_bytes(sealed_bytes).capsule_hash == keccak(raw)
     n = int.from_bytes(sealed_bytes[6:8], "big")
     bad_length = sealed_bytes[:6] + (n - 1).to_bytes(2, "big") + sealed_bytes[8:]
     for junk in (
@@ -302,4 +304,4 @@ def test_well_formed_checks_the_layout_only_of_own_sealed_entries(sealed_bytes: 
         bad_length,
         b"nope" * 200,
     ):
-        assert not SealedEntry.well_formed(junk)
+        assert SealedEntry.raw_capsule(junk) is None
