@@ -15,8 +15,8 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
-from web3 import Web3
 
+from emrshare._addresses import checksum
 from emrshare.chain._trace_hints import TRACE_HINTS
 from emrshare.chain.artifacts import artifact_names, load_artifact
 from emrshare.errors import (
@@ -422,7 +422,7 @@ def decode_revert(data: bytes) -> ContractRevert:
 def normalize_abi_value(value: Any) -> Any:
     """A decoded ABI value with checksummed addresses and tuples for arrays."""
     if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return Web3.to_checksum_address(value)
+        return checksum(value)  # cached: logs name the same few addresses over and over
     if isinstance(value, list | tuple):
         return tuple(normalize_abi_value(v) for v in value)
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
@@ -45,6 +46,59 @@ _RENAMED = {"ref": "reference"}
 def _snake(name: str) -> str:
     """The Python field name of an ABI parameter."""
     return _RENAMED.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A log field as bytes: raw JSON-RPC logs carry 0x-hex, web3's carry bytes."""
+    return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+
+
+def _as_int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _topic_value(type_: str, topic: bytes) -> Any:
+    """An indexed value from its 32-byte topic (the common static types by hand, checked
+    as eth-abi would; the rest through eth-abi)."""
+    if len(topic) != 32:
+        raise ValueError("a topic is not 32 bytes")
+    if type_ == "address":
+        if any(topic[:12]):
+            raise ValueError("an address topic with nonzero padding")
+        return checksum(topic[12:])
+    if type_ == "bytes32":
+        return topic
+    if type_.startswith("uint") and type_[4:].isdigit():
+        value = int.from_bytes(topic, "big")
+        if value >> int(type_[4:]):
+            raise ValueError(f"a {type_} topic out of range")
+        return value
+    return abi_decode([type_], topic)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _DecodePlan:
+    """How one event's logs decode, worked out once per event (not per log): each field's
+    Python name, ABI type and conversion."""
+
+    cls: type[ChainEvent]
+    indexed: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+    plain: tuple[tuple[str, Callable[[Any], Any]], ...]
+    plain_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, event: type[ChainEvent], abi: Mapping[str, Any]) -> _DecodePlan:
+        def conv(name: str) -> Callable[[Any], Any]:
+            return _ENUM_FIELDS.get(_snake(name)) or normalize_abi_value
+
+        indexed = [p for p in abi["inputs"] if p["indexed"]]
+        plain = [p for p in abi["inputs"] if not p["indexed"]]
+        return cls(
+            event,
+            tuple((_snake(p["name"]), abi_type(p), conv(p["name"])) for p in indexed),
+            tuple((_snake(p["name"]), conv(p["name"])) for p in plain),
+            tuple(abi_type(p) for p in plain),
+        )
 
 
 def _checksummed(type_: str, value: Any) -> Any:
@@ -93,6 +147,7 @@ class Binding:
             cls: by_name[cls.ABI_NAME] for cls in self.EVENTS
         }
         self._by_topic = {event_topic(a): (cls, a) for cls, a in self._event_abi.items()}
+        self._plans: dict[bytes, _DecodePlan] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address})"
@@ -167,7 +222,7 @@ class Binding:
 
         A log with a known topic that does not decode raises :class:`ChainError`.
         """
-        topics = [bytes(t) for t in log["topics"]]
+        topics = [_as_bytes(t) for t in log["topics"]]
         if not topics or topics[0] not in self._by_topic:
             return None
         try:
@@ -180,31 +235,28 @@ class Binding:
             ) from exc
 
     def _decode_known(self, log: Mapping[str, Any], topics: list[bytes]) -> ChainEvent:
-        cls, abi = self._by_topic[topics[0]]
-        indexed = [p for p in abi["inputs"] if p["indexed"]]
-        plain = [p for p in abi["inputs"] if not p["indexed"]]
-        values: dict[str, Any] = {}
-        for p, t in zip(indexed, topics[1:], strict=True):
-            values[p["name"]] = abi_decode([abi_type(p)], t)[0]
-        data = log["data"]
-        raw = bytes(data) if not isinstance(data, str) else bytes.fromhex(data[2:])
-        for p, v in zip(plain, abi_decode([abi_type(p) for p in plain], raw), strict=True):
-            values[p["name"]] = v
+        plan = self._plans.get(topics[0])
+        if plan is None:
+            plan = self._plans[topics[0]] = _DecodePlan.of(*self._by_topic[topics[0]])
+        if len(topics) != len(plan.indexed) + 1:
+            raise ValueError("wrong topic count")
         kwargs: dict[str, Any] = {
-            "block_number": int(log["blockNumber"]),
-            "tx_hash": bytes(log["transactionHash"]),
-            "log_index": int(log["logIndex"]),
+            "block_number": _as_int(log["blockNumber"]),
+            "tx_hash": _as_bytes(log["transactionHash"]),
+            "log_index": _as_int(log["logIndex"]),
         }
-        for name, v in values.items():
-            key = _snake(name)
-            conv = _ENUM_FIELDS.get(key)
-            kwargs[key] = conv(v) if conv else normalize_abi_value(v)
-        if cls is EntryAppended:
+        for (key, type_, conv), t in zip(plan.indexed, topics[1:], strict=True):
+            kwargs[key] = conv(_topic_value(type_, t))
+        if plan.plain:
+            values = abi_decode(plan.plain_types, _as_bytes(log["data"]))
+            for (key, conv), v in zip(plan.plain, values, strict=True):
+                kwargs[key] = conv(v)
+        if plan.cls is EntryAppended:
             # Derived, not emitted: see RecordIndex.recordIdOf.
             kwargs["record_id"] = record_id(
                 kwargs["patient"], kwargs["tag"], kwargs["author"], kwargs["sequence"]
             )
-        return cls(**kwargs)
+        return plan.cls(**kwargs)
 
     def _topics(self, cls: type[ChainEvent], filters: Mapping[str, Any]) -> list[Any]:
         abi = self._event_abi[cls]
@@ -303,11 +355,11 @@ def query_events(
 ) -> list[ChainEvent]:
     """One paged ``eth_getLogs`` over the contracts of ``bindings``, each log decoded by
     its contract's binding; events of ``kinds`` only, in chain order (block, log index)."""
-    by_address = {b.address: b for b in bindings}
+    by_address: dict[str, Binding] = {b.address: b for b in bindings}
     where: str | list[str] = bindings[0].address if len(by_address) == 1 else list(by_address)
     found: list[ChainEvent] = []
     for log in get_logs_paged(bindings[0].client.w3, where, topics, from_block, to_block):
-        binding = by_address.get(Web3.to_checksum_address(log["address"]))
+        binding = by_address.get(checksum(log["address"]))
         ev = binding.decode_log(log) if binding is not None else None
         if ev is not None and type(ev) in kinds:
             found.append(ev)
