@@ -47,7 +47,7 @@ BENCHES = (
     Bench("storage_bench", ("--size", "1G", "--repeat", "1"), 210),
     Bench("proxy_bench", ("--seconds", "3", "--reads", "50"), 100),
     Bench("e2e_bench", ("--adds", "20", "--reads", "20", "--bulk", "2000"), 150),
-    Bench("scale_bench", ("--quick", "--no-cache", "--time-bound", "60"), 240),
+    Bench("scale_bench", ("--quick", "--time-bound", "60"), 240),
 )
 
 
