@@ -45,6 +45,9 @@ __all__ = ["Location", "PackFile", "PackIndex", "PinSets", "collect_packs", "pac
 _IDX_MAGIC = b"emrshare-pack-index-1\n"
 _IDX_ENTRY = struct.Struct(">QI")  # offset, length; each after a u8 key length and the key
 _SET_MAGIC = "emrshare-pin-set-1"
+#: Entries past these are not ours (a block is at most a few MiB): the index is damaged.
+_MAX_OFFSET = 2**62
+_MAX_BLOCK = 16 * 1024 * 1024
 
 
 def pack_name() -> str:
@@ -85,6 +88,8 @@ def _parse_index(raw: bytes) -> list[tuple[str, int, int]] | None:
         pos += n
         offset, length = _IDX_ENTRY.unpack_from(raw, pos)
         pos += _IDX_ENTRY.size
+        if offset >= _MAX_OFFSET or length > _MAX_BLOCK:
+            return None
         out.append((key, offset, length))
     return out
 
@@ -105,8 +110,9 @@ class PackIndex:
     def __contains__(self, key: str) -> bool:
         return key in self._where
 
-    def refresh(self) -> None:
+    def refresh(self, _again: bool = True) -> None:
         """Load the index files written since the last call and forget removed ones."""
+        vanished = False
         try:
             names = {n[:-4] for n in os.listdir(self.dir) if n.endswith(".idx")}
         except FileNotFoundError:
@@ -120,7 +126,8 @@ class PackIndex:
             try:
                 entries = _parse_index((self.dir / f"{name}.idx").read_bytes())
             except FileNotFoundError:
-                continue  # removed by gc since the listing
+                vanished = True  # gc rewrote it since the listing: list again
+                continue
             if entries is None:
                 self.damaged.add(name)
                 continue
@@ -128,6 +135,8 @@ class PackIndex:
             self._loaded[name] = blocks
             for key, loc in blocks:
                 self._where.setdefault(key, loc)
+        if vanished and _again:
+            self.refresh(_again=False)
 
     def check_whole(self) -> None:
         """Refresh, and raise :class:`StorageError` if an index is damaged (gc could not
@@ -145,10 +154,10 @@ class PackIndex:
 
     def read(self, key: str) -> bytes | None:
         """A packed block's bytes (not verified), or ``None`` if no known pack has it."""
-        for attempt in range(2):
+        for attempt in range(3):
             loc = self._where.get(key)
             if loc is None:
-                if attempt:
+                if attempt == 2:
                     return None
                 self.refresh()
                 continue
@@ -242,6 +251,8 @@ class PinSets:
         self.dir, self._tmp, self._lock = directory, tmp, lock
         self._where: dict[str, str] = {}  # root key → set name
         self._loaded: dict[str, dict[str, str]] = {}  # set name → key → CID string
+        #: Sets that could not be read whole (damaged): gc refuses to run over them.
+        self.damaged: set[str] = set()
 
     def refresh(self) -> None:
         try:
@@ -252,27 +263,45 @@ class PinSets:
             for key in self._loaded.pop(gone):
                 if self._where.get(key) == gone:
                     del self._where[key]
-        for name in sorted(names - self._loaded.keys()):
-            roots = self._read(name)
+        self.damaged &= names
+        for name in sorted(names - self._loaded.keys() - self.damaged):
+            try:
+                roots = self._read(name)
+            except FileNotFoundError:
+                continue  # unpinned from since the listing (unpin and gc exclude each other)
             if roots is None:
+                self.damaged.add(name)
                 continue
             self._loaded[name] = roots
             for key in roots:
                 self._where.setdefault(key, name)
 
     def _read(self, name: str) -> dict[str, str] | None:
+        """A set's roots, or ``None`` if it is not a whole, well-formed set (damaged)."""
         try:
             lines = (self.dir / f"{name}.set").read_text(encoding="ascii").split("\n")
-        except (FileNotFoundError, UnicodeDecodeError):
+        except UnicodeDecodeError:
             return None
-        if not lines or lines[0] != _SET_MAGIC:
+        if len(lines) < 2 or lines[0] != _SET_MAGIC or lines[-1] != "":
             return None
         out: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                with contextlib.suppress(Exception):
-                    out[CidInfo.parse(line).key] = line
+        for line in lines[1:-1]:
+            try:
+                out[CidInfo.parse(line).key] = line
+            except Exception:  # one root that does not parse: the set is damaged
+                return None
         return out
+
+    def check_whole(self) -> None:
+        """Refresh, and raise :class:`StorageError` if a pin set is damaged (gc would
+        delete what its roots reach)."""
+        self.refresh()
+        if self.damaged:
+            raise StorageError(
+                f"pin set {sorted(self.damaged)[0]}.set in {self.dir} is damaged, so gc "
+                "cannot tell which blobs are pinned; restore it from a backup (or move it "
+                "aside and pin its blobs again) and run gc again"
+            )
 
     def contains(self, key: str) -> bool:
         self.refresh()  # another process may have pinned or unpinned it since
@@ -308,7 +337,10 @@ class PinSets:
             try:
                 self.refresh()
                 for name in [n for n, roots in self._loaded.items() if key in roots]:
-                    roots = self._read(name)  # the file's own state, under the lock
+                    try:
+                        roots = self._read(name)  # the file's own state, under the lock
+                    except FileNotFoundError:
+                        continue
                     if roots is None or key not in roots:
                         continue
                     del roots[key]

@@ -228,10 +228,12 @@ class LocalStore:
 
     def _raw_block(self, cid: CidInfo) -> bytes | None:
         """A block's bytes as stored (not verified), or ``None`` if it is not here."""
-        if cid.key not in self._packs:
-            with contextlib.suppress(FileNotFoundError):
-                return self._block_path(cid).read_bytes()
-        return self._packs.read(cid.key)  # refreshes on a miss
+        packed = self._packs.read(cid.key) if cid.key in self._packs else None
+        if packed is not None:
+            return packed
+        with contextlib.suppress(FileNotFoundError):  # (or the index was stale: gc ran)
+            return self._block_path(cid).read_bytes()
+        return self._packs.read(cid.key)  # packed by another process since: refreshes
 
     def block_keys(self) -> list[str]:
         """Every stored block's key (base32 multihash, :attr:`CidInfo.key`), sorted."""
@@ -382,7 +384,8 @@ class LocalStore:
         with _disk_errors(self.path, f"unpin {cid}"):
             with contextlib.suppress(FileNotFoundError):
                 self._pin_path(info).unlink()
-            self._pinsets.remove(info.key)
+            with self._locked(exclusive=False):  # no gc while a pin set is rewritten
+                self._pinsets.remove(info.key)
 
     def pins(self) -> list[Cid]:
         """The pinned roots, as they were pinned (each once)."""
@@ -398,7 +401,8 @@ class LocalStore:
     def is_pinned(self, cid: Cid) -> bool:
         """Whether ``cid`` (v0 or v1 form) is a pinned root."""
         info = CidInfo.parse(cid)
-        return self._pin_path(info).exists() or self._pinsets.contains(info.key)
+        with _disk_errors(self.path, "read the pins"):
+            return self._pin_path(info).exists() or self._pinsets.contains(info.key)
 
     def stat(self, cid: Cid) -> BlobStat:
         """File size (from the verified root block) and pin state."""
@@ -415,6 +419,7 @@ class LocalStore:
         """
         with _disk_errors(self.path, "collect garbage"), self._locked(exclusive=True):
             self._packs.check_whole()
+            self._pinsets.check_whole()
             live: set[str] = set()
             for cid in self.pins():
                 stack = [CidInfo.parse(cid)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emrshare.errors import IntegrityError, StorageError
+from emrshare.errors import BlobNotFound, IntegrityError, StorageError
 from emrshare.storage import LocalStore, read_all
 from emrshare.storage.cid import CidInfo
 from emrshare.types import Cid
@@ -138,3 +138,75 @@ def test_pack_files_are_private(tmp_path: Path) -> None:
     for path in (tmp_path / "s").rglob("*"):
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: b"X" + raw[1:],  # the magic line
+        lambda raw: raw[:-2] + b"\xff\n",  # a byte that is not ascii
+        lambda raw: raw + b"not-a-cid\n",  # a root that does not parse
+        lambda raw: raw[:-1],  # torn: no final newline
+    ],
+    ids=["magic", "non-ascii", "bad-root", "torn"],
+)
+def test_gc_refuses_a_damaged_pin_set_and_deletes_nothing(tmp_path: Path, damage: object) -> None:
+    store = LocalStore(tmp_path / "s")
+    cids, blobs = _bulk(store)
+    path = next((tmp_path / "s" / "pinsets").glob("*.set"))
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    fresh = LocalStore(tmp_path / "s")
+    with pytest.raises(StorageError, match=r"pin set .* is damaged"):
+        fresh.gc()
+    assert [read_all(fresh, c) for c in cids] == blobs
+
+
+@pytest.mark.parametrize(("offset", "length"), [(2**64 - 1, 10), (0, 2**32 - 1)])
+def test_a_hostile_index_entry_is_damage_not_a_crash(
+    tmp_path: Path, offset: int, length: int
+) -> None:
+    import struct
+
+    store = LocalStore(tmp_path / "s")
+    cids, _ = _bulk(store)
+    idx = next(store._packs.dir.glob("*.idx"))
+    raw = idx.read_bytes()
+    key = CidInfo.parse(cids[-1]).key.encode()
+    at = raw.index(key) + len(key)
+    idx.write_bytes(raw[:at] + struct.pack(">QI", offset, length) + raw[at + 12 :])
+    fresh = LocalStore(tmp_path / "s")
+    with pytest.raises(BlobNotFound):
+        read_all(fresh, cids[-1])
+    with pytest.raises(StorageError, match="damaged"):
+        fresh.gc()
+
+
+def test_a_stale_pack_index_still_finds_a_block_written_again_as_a_file(tmp_path: Path) -> None:
+    a = LocalStore(tmp_path / "s")
+    cids, blobs = _bulk(a)
+    assert read_all(a, cids[-1]) == blobs[-1]  # a knows the block from the pack
+    b = LocalStore(tmp_path / "s")
+    for cid in cids:
+        b.unpin(cid)
+    b.gc()
+    assert b.put(blobs[-1]) == cids[-1]  # a small put: a file now
+    assert read_all(a, cids[-1]) == blobs[-1]
+
+
+def test_unpin_from_a_pin_set_waits_for_gc(tmp_path: Path) -> None:
+    # gc holds the store's exclusive lock; an unpin rewriting a pin set must not run
+    # beside it (gc would miss the rewritten set and delete what it pins).
+    import threading
+
+    store = LocalStore(tmp_path / "s")
+    cids, blobs = _bulk(store)
+    done = threading.Event()
+    with store._locked(exclusive=True):  # stands in for a gc in progress
+        t = threading.Thread(target=lambda: (LocalStore(tmp_path / "s").unpin(cids[0]), done.set()))
+        t.start()
+        assert not done.wait(0.5)
+        assert store.is_pinned(cids[0])
+    t.join(10)
+    assert done.is_set() and not store.is_pinned(cids[0])
+    assert store.gc().removed_blocks == 1
+    assert [read_all(store, c) for c in cids[1:]] == blobs[1:]

@@ -50,7 +50,13 @@ def _snake(name: str) -> str:
 
 def _as_bytes(value: Any) -> bytes:
     """A log field as bytes: raw JSON-RPC logs carry 0x-hex, web3's carry bytes."""
-    return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        if not value.startswith("0x") or not value[2:].isalnum():
+            raise ValueError("a log field is not 0x-hex")
+        return bytes.fromhex(value[2:])
+    if not isinstance(value, bytes | bytearray):
+        raise TypeError("a log field is neither 0x-hex nor bytes")
+    return bytes(value)
 
 
 def _as_int(value: Any) -> int:
@@ -222,7 +228,12 @@ class Binding:
 
         A log with a known topic that does not decode raises :class:`ChainError`.
         """
-        topics = [_as_bytes(t) for t in log["topics"]]
+        try:
+            topics = [_as_bytes(t) for t in log["topics"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainError(
+                f"a log of {self.address} has malformed topics; the node returned a malformed log"
+            ) from exc
         if not topics or topics[0] not in self._by_topic:
             return None
         try:
@@ -359,7 +370,13 @@ def query_events(
     where: str | list[str] = bindings[0].address if len(by_address) == 1 else list(by_address)
     found: list[ChainEvent] = []
     for log in get_logs_paged(bindings[0].client.w3, where, topics, from_block, to_block):
-        binding = by_address.get(checksum(log["address"]))
+        try:
+            binding = by_address.get(checksum(log["address"]))
+        except (KeyError, TypeError, ValueError) as exc:  # InvalidInput is a ValueError
+            raise ChainError(
+                f"eth_getLogs for blocks {from_block}..{to_block} returned a log without a "
+                "valid contract address; the node is faulty"
+            ) from exc
         ev = binding.decode_log(log) if binding is not None else None
         if ev is not None and type(ev) in kinds:
             found.append(ev)

@@ -22,7 +22,7 @@ import umbral_pre
 
 from emrshare.chain import scope_hash
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
-from emrshare.errors import EmrShareError
+from emrshare.errors import EmrShareError, WireFormatError
 from emrshare.proxy import _crypto
 from emrshare.proxy.chainview import GrantStatus, ProxyChain
 from emrshare.proxy.node import _kfrags
@@ -70,6 +70,8 @@ class ServiceCaches:
         if cached is not None:
             return cached
         capsule = _crypto.parse_capsule(data)
+        if bytes(capsule) != data:  # another encoding of some capsule: not what was sealed
+            raise WireFormatError("capsule is not in its canonical encoding")
         self.remember_capsule(capsule_hash, capsule)
         return capsule
 

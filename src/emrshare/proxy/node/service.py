@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import umbral_pre
 from eth_account import Account
 
 from emrshare.crypto.grants import VerifiedProxyKeyFrag
@@ -129,10 +128,6 @@ class ProxyService:
         #: Repeats of an identical request answered again without journaling.
         self.repeats = 0
         self.refused: dict[str, int] = {}
-
-    def remember_capsule(self, capsule_hash: bytes, capsule: umbral_pre.Capsule) -> None:
-        """Keep a parsed index capsule (parsing costs ~0.2 ms; requests reuse it)."""
-        self.caches.remember_capsule(capsule_hash, capsule)
 
     def forget(self, policy_id: bytes) -> None:
         """Drop a cached kfrag (after a revocation)."""
@@ -458,9 +453,9 @@ def reencrypt_capsules(
     service: ProxyService, signed: SignedEnvelope[Any], kfrag: VerifiedProxyKeyFrag, block: int
 ) -> tuple[bytes, ...] | Refusal:
     """One cfrag per capsule of ``signed`` with ``kfrag``; a ``bad_request`` refusal if a
-    capsule does not parse. Every capsule is known by then to be an indexed entry's (its
-    bytes hash to an indexed capsule hash), so it parses; most were parsed once already,
-    by the watcher."""
+    capsule does not parse or is not in its canonical encoding. Every capsule is known by
+    then to be an indexed entry's (its bytes hash to an indexed capsule hash); each is
+    parsed at its first request and kept."""
     req = signed.request
     try:
         capsules = [

@@ -139,9 +139,6 @@ class ChainWatcher:
             self.store.record_block(tx, end, end_hash)
         for pid in revoked:
             self.service.forget(pid)
-        for ev in events:
-            if isinstance(ev, IndexedCapsule) and ev.capsule is not None:
-                self.service.remember_capsule(ev.capsule_hash, ev.capsule)
         # Nonces whose deadline passed are refused by the deadline check anyway.
         self.store.prune_nonces(self.chain.latest()[1])
         if events:
