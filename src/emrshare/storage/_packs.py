@@ -148,6 +148,12 @@ class PackIndex:
                 "cannot tell which blocks are live; move the pack and its index aside "
                 "(restore them from a backup) and run gc again"
             )
+        lost = sorted(n for n in self._loaded if not (self.dir / f"{n}.pack").exists())
+        if lost:
+            raise StorageError(
+                f"pack {lost[0]}.pack in {self.dir} is missing but its index is there; "
+                "restore the pack from a backup, or move the index aside, and run gc again"
+            )
 
     def locate(self, key: str) -> Location | None:
         return self._where.get(key)

@@ -210,3 +210,25 @@ def test_unpin_from_a_pin_set_waits_for_gc(tmp_path: Path) -> None:
     assert done.is_set() and not store.is_pinned(cids[0])
     assert store.gc().removed_blocks == 1
     assert [read_all(store, c) for c in cids[1:]] == blobs[1:]
+
+
+def test_gc_names_a_pack_missing_beside_its_index(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    cids, _ = _bulk(store)
+    store.unpin(cids[-1])
+    _packs(store)[0].unlink()
+    with pytest.raises(StorageError, match="is missing but its index is there"):
+        LocalStore(tmp_path / "s").gc()
+
+
+def test_unreadable_pack_and_pin_set_entries_are_storage_errors(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s")
+    cids, _ = _bulk(store)
+    absent = LocalStore(tmp_path / "other").put(b"never stored in s")
+    (store._packs.dir / "x.idx").mkdir()  # in the way: not a file
+    (tmp_path / "s" / "pinsets" / "y.set").mkdir()
+    fresh = LocalStore(tmp_path / "s")
+    with pytest.raises(StorageError, match="look for a block"):
+        fresh.has(absent)
+    with pytest.raises(StorageError, match="read the pins"):
+        fresh.is_pinned(cids[0])
