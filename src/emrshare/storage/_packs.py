@@ -29,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
 import secrets
 import struct
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -188,6 +190,58 @@ class PackIndex:
         return iter(list(self._where))
 
 
+#: Blocks at least this big are written by the pack's writer thread (hashing the next
+#: chunk overlaps with writing this one: ``hashlib`` and ``os.pwritev`` release the GIL).
+_THREADED_BLOCK = 64 * 1024
+#: Blocks queued for the writer thread at most (bounded memory: 8 × 256 KiB).
+_QUEUE_BLOCKS = 8
+
+
+def _pwrite_all(fd: int, parts: Sequence[bytes], offset: int) -> None:
+    total = sum(len(p) for p in parts)
+    written = os.pwritev(fd, parts, offset)
+    if written != total:  # short write: the rest the simple way
+        view = memoryview(b"".join(parts))[written:]
+        offset += written
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
+
+
+class _Writer:
+    """A thread that writes big blocks at their offsets while the caller hashes the next.
+    An error is kept and raised to the caller at its next :meth:`put` or :meth:`join`."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: queue.Queue[tuple[Sequence[bytes], int] | None] = queue.Queue(_QUEUE_BLOCKS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="emrshare-pack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    _pwrite_all(self._fd, *item)
+                except BaseException as exc:  # raised in the caller's thread
+                    self._error = exc
+
+    def put(self, parts: Sequence[bytes], offset: int) -> None:
+        self._raise()
+        self._queue.put((parts, offset))
+
+    def join(self) -> None:
+        """Wait for every queued block to be written; raise what a write raised."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 class PackFile:
     """One pack being written: blocks appended to a temp file, then :meth:`seal`."""
 
@@ -199,6 +253,7 @@ class PackFile:
         self._fd: int | None = os.open(self.tmp_pack, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._index = bytearray(_IDX_MAGIC)
         self._keys: set[str] = set()
+        self._writer: _Writer | None = None
         self.size = 0
 
     def __contains__(self, key: str) -> bool:
@@ -211,9 +266,12 @@ class PackFile:
         """Append one block; its length."""
         assert self._fd is not None
         total = sum(len(p) for p in parts)
-        if os.writev(self._fd, parts) != total:  # short write: the rest the simple way
-            os.lseek(self._fd, self.size, os.SEEK_SET)
-            _write_all(self._fd, b"".join(parts))
+        if total >= _THREADED_BLOCK:
+            if self._writer is None:
+                self._writer = _Writer(self._fd)
+            self._writer.put(parts, self.size)
+        else:
+            _pwrite_all(self._fd, parts, self.size)
         raw = key.encode("ascii")
         self._index += bytes((len(raw),)) + raw + _IDX_ENTRY.pack(self.size, total)
         self._keys.add(key)
@@ -226,6 +284,7 @@ class PackFile:
         assert self._fd is not None
         fd, self._fd = self._fd, None
         try:
+            self._stop_writer()
             os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -239,9 +298,16 @@ class PackFile:
         os.replace(self.tmp_idx, self._packs / f"{self.name}.idx")
         fsync_path(self._packs)
 
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.join()
+
     def discard(self) -> None:
         """Drop an unfinished pack's temp files."""
         if self._fd is not None:
+            with contextlib.suppress(BaseException):
+                self._stop_writer()
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
