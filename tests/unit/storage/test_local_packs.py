@@ -232,3 +232,33 @@ def test_unreadable_pack_and_pin_set_entries_are_storage_errors(tmp_path: Path) 
         fresh.has(absent)
     with pytest.raises(StorageError, match="read the pins"):
         fresh.is_pinned(cids[0])
+
+
+def test_a_failed_write_in_the_pack_writer_thread_fails_the_put_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fills up while the writer thread writes a big block: the put raises the
+    # store's typed error, nothing of it is visible, and its temp files are gone.
+    import errno
+
+    from emrshare.storage import _packs as packs_mod
+
+    calls = {"n": 0}
+    real = os.pwritev
+
+    def full(fd: int, parts: list[bytes], offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, parts, offset)
+
+    monkeypatch.setattr(packs_mod.os, "pwritev", full)
+    store = LocalStore(tmp_path / "s")
+    data = random.Random(3).randbytes(60 * 262_144)
+    with pytest.raises(StorageError, match="No space left"):
+        store.put(data)
+    assert store.pins() == [] and not _packs(store)
+    assert not list((tmp_path / "s" / "tmp").iterdir())
+    monkeypatch.setattr(packs_mod.os, "pwritev", real)
+    cid = store.put(data)  # and the store is fine afterwards
+    assert read_all(store, cid, max_size=len(data)) == data
