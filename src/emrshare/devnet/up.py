@@ -75,6 +75,8 @@ DEMO_PROFILES: dict[str, tuple[Kind, str | None, int]] = {
 _PROXY_KEYS = (1, 2, 3)
 _EMERGENCY_MEMBERS = ("hospital-a",)  # given CAP_EMERGENCY and the emergency key file
 _RELAYER_KEY = 8  # the development account the devnet's relay pays patients' gas from
+ANVIL_STATES = 10_000_000  # historical states anvil keeps on disk (see _start_chain)
+Redact = tuple[str, ...] | None
 
 Log = Callable[[str], None]
 _Pids = dict[str, dict[str, object]]
@@ -118,13 +120,9 @@ def _write_pids(dev: Path, pids: dict[str, dict[str, object]]) -> None:
 
 
 def _spawn(
-    cmd: list[str],
-    log_path: Path,
-    env: dict[str, str] | None = None,
-    redact: tuple[str, ...] | None = None,
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, redact: Redact = None
 ) -> int:
-    # Detached: the process outlives this command and is stopped by `down` through its
-    # process group.
+    # Detached: the process outlives this command; `down` stops it by its process group.
     return spawn(cmd, log_path, detach=True, env=env, redact=redact).pid
 
 
@@ -296,9 +294,11 @@ def _start_chain(
     )
     # anvil's state file holds only the head state unless told to keep history, and
     # readers call at old blocks (an entry's author role, a grant's keys): without it,
-    # every read of a record written before a restart failed (BlockOutOfRangeError).
+    # every read of a record written before a restart failed (BlockOutOfRangeError); and
+    # running, it keeps only ~4,100 states by default (500 in memory, 3,600 on disk).
     interval = [] if every is None else ["--state-interval", f"{every:g}"]
-    extra = ["--preserve-historical-states", *interval] if kind == "anvil" else []
+    history = ["--preserve-historical-states", "--max-persisted-states", str(ANVIL_STATES)]
+    extra = [*history, *interval] if kind == "anvil" else []
     pid = _spawn([*node.command(), *extra], node.log_path, redact=dev_secrets())
     pids[kind] = {"pid": pid, "url": node.rpc_url}
     _write_pids(dev, pids)

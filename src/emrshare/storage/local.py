@@ -220,12 +220,11 @@ class LocalStore:
 
     def has_block(self, cid: CidInfo) -> bool:
         """Whether the block is on disk (not verified)."""
-        key = cid.key
         with _disk_errors(self.path, "look for a block"):
-            if key in self._packs or self._block_path(cid).exists():
+            if cid.key in self._packs or self._block_path(cid).exists():
                 return True
             self._packs.refresh()  # another process may have packed it since
-            return key in self._packs
+            return cid.key in self._packs
 
     def _raw_block(self, cid: CidInfo) -> bytes | None:
         """A block's bytes as stored (not verified), or ``None`` if it is not here."""
