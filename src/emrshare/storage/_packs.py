@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emrshare.errors import StorageError
-from emrshare.storage._disk import fsync_path, tmp_name
+from emrshare.storage._disk import atomic_write, fsync_path, tmp_name
 from emrshare.storage.cid import CidInfo
 
 __all__ = ["Location", "PackFile", "PackIndex", "PinSets", "collect_packs", "pack_name"]
@@ -170,14 +170,9 @@ class PackIndex:
                 self.refresh()
                 continue
             try:
-                fd = os.open(self.dir / f"{loc.pack}.pack", os.O_RDONLY)
+                return _pread(self.dir / f"{loc.pack}.pack", loc)
             except FileNotFoundError:
                 self.refresh()  # gc rewrote the pack: the block may be in another
-                continue
-            try:
-                return os.pread(fd, loc.length, loc.offset)
-            finally:
-                os.close(fd)
         return None
 
     def packs(self) -> dict[str, list[tuple[str, Location]]]:
@@ -386,17 +381,8 @@ class PinSets:
 
     def write(self, roots: Iterable[tuple[str, str]]) -> None:
         """Pin ``(key, CID string)`` pairs in one new set: temp, flush, rename, flush dir."""
-        name = pack_name()
         body = "\n".join([_SET_MAGIC, *(cid for _, cid in roots)]) + "\n"
-        tmp = tmp_name(self._tmp, f"{name}.set")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, body.encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.dir / f"{name}.set")
-        fsync_path(self.dir)
+        atomic_write(self._tmp, self.dir / f"{pack_name()}.set", body.encode("ascii"))
 
     def remove(self, key: str) -> None:
         """Unpin ``key`` from every set holding it (a set is rewritten without it, under a
